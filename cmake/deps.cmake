@@ -1,0 +1,18 @@
+# Dependencies, all Debian packages (scripts/setup installs them), found with pkg-config
+# imported targets. libspatialindex ships no .pc file, so it is found by hand.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+pkg_check_modules(PQ REQUIRED IMPORTED_TARGET libpq)
+pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
+pkg_check_modules(LWS REQUIRED IMPORTED_TARGET libwebsockets)
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+pkg_check_modules(JWT REQUIRED IMPORTED_TARGET libjwt)
+pkg_check_modules(PROTOBUFC REQUIRED IMPORTED_TARGET libprotobuf-c)
+pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
+if(MERIDIAN_TESTS)
+  pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+endif()
+find_program(PROTOC_C protoc-c)
+find_library(SPATIALINDEX_C_LIB spatialindex_c)
+find_path(SPATIALINDEX_INCLUDE spatialindex/capi/sidx_api.h)
