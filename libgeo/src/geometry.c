@@ -1,0 +1,116 @@
+/* geometry.c: haversine, bearings, destination points, bounding boxes of circles. */
+#include "geo/geometry.h"
+
+#include <math.h>
+
+#define DEG2RAD (M_PI / 180.0)
+#define RAD2DEG (180.0 / M_PI)
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+double geo_normalize_lng(double lng) {
+  if (lng >= -180.0 && lng < 180.0) return lng;
+  double r = fmod(lng + 180.0, 360.0);
+  if (r < 0) r += 360.0;
+  return r - 180.0;
+}
+
+double geo_haversine_m(geo_latlng a, geo_latlng b) {
+  double p1 = a.lat * DEG2RAD, p2 = b.lat * DEG2RAD;
+  double dp = p2 - p1, dl = (b.lng - a.lng) * DEG2RAD;
+  double s1 = sin(dp * 0.5), s2 = sin(dl * 0.5);
+  double h = s1 * s1 + cos(p1) * cos(p2) * s2 * s2;
+  if (h > 1.0) h = 1.0;
+  return 2.0 * GEO_EARTH_RADIUS_M * asin(sqrt(h));
+}
+
+double geo_bearing_deg(geo_latlng a, geo_latlng b) {
+  double p1 = a.lat * DEG2RAD, p2 = b.lat * DEG2RAD, dl = (b.lng - a.lng) * DEG2RAD;
+  double y = sin(dl) * cos(p2);
+  double x = cos(p1) * sin(p2) - sin(p1) * cos(p2) * cos(dl);
+  if (x == 0.0 && y == 0.0) return 0.0;
+  double deg = atan2(y, x) * RAD2DEG;
+  deg = fmod(deg + 360.0, 360.0);
+  return deg >= 360.0 ? 0.0 : deg;
+}
+
+geo_latlng geo_destination(geo_latlng from, double bearing_deg, double dist_m) {
+  double d = dist_m / GEO_EARTH_RADIUS_M, th = bearing_deg * DEG2RAD;
+  double p1 = from.lat * DEG2RAD, l1 = from.lng * DEG2RAD;
+  double sp2 = sin(p1) * cos(d) + cos(p1) * sin(d) * cos(th);
+  if (sp2 > 1.0) sp2 = 1.0;
+  if (sp2 < -1.0) sp2 = -1.0;
+  double p2 = asin(sp2);
+  double l2 = l1 + atan2(sin(th) * sin(d) * cos(p1), cos(d) - sin(p1) * sp2);
+  double lng = geo_normalize_lng(l2 * RAD2DEG);
+  return (geo_latlng){p2 * RAD2DEG, lng == -180.0 && l2 > 0 ? 180.0 : lng};
+}
+
+double geo_equirect_m(geo_latlng a, geo_latlng b) {
+  double dl = b.lng - a.lng;
+  if (dl > 180.0) dl -= 360.0;
+  if (dl < -180.0) dl += 360.0;
+  double x = dl * DEG2RAD * cos((a.lat + b.lat) * 0.5 * DEG2RAD);
+  double y = (b.lat - a.lat) * DEG2RAD;
+  return GEO_EARTH_RADIUS_M * sqrt(x * x + y * y);
+}
+
+geo_err geo_bbox_of_circle(geo_latlng c, double radius_m, geo_bbox *out) {
+  if (!geo_latlng_is_valid(c) || !isfinite(radius_m) || radius_m < 0 || out == NULL)
+    return GEO_EINVAL;
+  double dlat = radius_m / GEO_EARTH_RADIUS_M * RAD2DEG;
+  geo_bbox b;
+  b.min_lat = c.lat - dlat;
+  b.max_lat = c.lat + dlat;
+  if (b.max_lat >= 90.0 || b.min_lat <= -90.0) {
+    /* The circle reaches a pole: every longitude is within it. */
+    b.min_lat = b.min_lat < -90.0 ? -90.0 : b.min_lat;
+    b.max_lat = b.max_lat > 90.0 ? 90.0 : b.max_lat;
+    b.min_lng = -180.0;
+    b.max_lng = 180.0;
+    *out = b;
+    return GEO_OK;
+  }
+  /* Largest longitude offset of the circle (tangent meridians), exact on the sphere. */
+  double s = sin(radius_m / GEO_EARTH_RADIUS_M) / cos(c.lat * DEG2RAD);
+  if (s >= 1.0) {
+    b.min_lng = -180.0;
+    b.max_lng = 180.0;
+    *out = b;
+    return GEO_OK;
+  }
+  double dlng = asin(s) * RAD2DEG;
+  if (dlng >= 180.0) {
+    b.min_lng = -180.0;
+    b.max_lng = 180.0;
+  } else {
+    b.min_lng = c.lng - dlng;
+    b.max_lng = c.lng + dlng;
+    if (b.min_lng < -180.0) b.min_lng += 360.0; /* crosses the antimeridian */
+    if (b.max_lng > 180.0) b.max_lng -= 360.0;
+  }
+  *out = b;
+  return GEO_OK;
+}
+
+bool geo_bbox_contains(geo_bbox box, geo_latlng p) {
+  if (p.lat < box.min_lat || p.lat > box.max_lat) return false;
+  if (box.min_lng <= box.max_lng) return p.lng >= box.min_lng && p.lng <= box.max_lng;
+  return p.lng >= box.min_lng || p.lng <= box.max_lng;
+}
+
+double geo_project_on_segment(geo_latlng p, geo_latlng a, geo_latlng b, geo_latlng *proj,
+                              double *frac) {
+  double k = cos(p.lat * DEG2RAD);
+  double ax = a.lng * k, ay = a.lat, bx = b.lng * k, by = b.lat, px = p.lng * k, py = p.lat;
+  double dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy;
+  double t = len2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0.0;
+  if (t < 0) t = 0;
+  if (t > 1) t = 1;
+  geo_latlng q = {a.lat + t * (b.lat - a.lat), a.lng + t * (b.lng - a.lng)};
+  if (proj) *proj = q;
+  if (frac) *frac = t;
+  return geo_haversine_m(p, q);
+}
