@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 /* The value of a variable scripts/stack exports; fails the test when it is missing. */
-static const char *itest_env(const char *name) {
+static inline const char *itest_env(const char *name) {
   const char *v = getenv(name);
   if (v == NULL || *v == '\0') {
     fail_msg("%s is not set: integration tests need the stack (scripts/test, or "
@@ -30,20 +30,20 @@ static const char *itest_env(const char *name) {
   return v;
 }
 
-static int64_t itest_now_ms(void) {
+static inline int64_t itest_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void itest_sleep_ms(int ms) {
+static inline void itest_sleep_ms(int ms) {
   struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
   }
 }
 
 /* A loopback TCP port that was free a moment ago (bind to port 0, read it, close). */
-static int itest_free_port(void) {
+static inline int itest_free_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   assert_true(fd >= 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -55,7 +55,7 @@ static int itest_free_port(void) {
 }
 
 /* True when something accepts TCP connections on 127.0.0.1:port. */
-static int itest_port_open(int port) {
+static inline int itest_port_open(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -66,7 +66,7 @@ static int itest_port_open(int port) {
 }
 
 /* Starts argv as a child with stdout/stderr to /dev/null; returns its PID. */
-static pid_t itest_spawn(char *const argv[]) {
+static inline pid_t itest_spawn(char *const argv[]) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
@@ -81,7 +81,7 @@ static pid_t itest_spawn(char *const argv[]) {
 }
 
 /* Sends sig to pid and reaps it. */
-static void itest_kill(pid_t pid, int sig) {
+static inline void itest_kill(pid_t pid, int sig) {
   if (pid <= 0) return;
   kill(pid, sig);
   int status;
