@@ -307,6 +307,36 @@ static void test_config_load_or_exit_help_exits_0(void **state) {
   assert_non_null(strstr(out, "usage: meridian-test"));
 }
 
+static void test_config_shared_rows_parse_with_their_defaults(void **state) {
+  (void)state;
+  char *level = NULL, *brokers = NULL, *secret = NULL;
+  int linger = -1, fetch_wait = -1, admin_port = -1;
+  mrd_config_opt shared[] = {
+      MRD_OPT_LOG_LEVEL(&level),         MRD_OPT_KAFKA_BROKERS(&brokers),
+      MRD_OPT_KAFKA_LINGER_MS(&linger),  MRD_OPT_KAFKA_FETCH_WAIT_MS(&fetch_wait),
+      MRD_OPT_JWT_SECRET(&secret),       MRD_OPT_ADMIN_PORT("9102", &admin_port),
+  };
+  mrd_config_spec s = {"svc", NULL, shared, sizeof shared / sizeof shared[0]};
+  setenv("MERIDIAN_KAFKA_BROKERS", "127.0.0.1:1", 1);
+  setenv("MERIDIAN_JWT_SECRET", "k", 1);
+  unsetenv("MERIDIAN_KAFKA_LINGER_MS");
+  unsetenv("MERIDIAN_KAFKA_FETCH_WAIT_MS");
+  char *argv[] = {"prog", "--kafka-fetch-wait-ms=20"};
+  bool help = false;
+  assert_int_equal(mrd_config_parse(&s, 2, argv, &help, err, sizeof err), 0);
+  assert_string_equal(level, "info");
+  assert_int_equal(linger, 1);
+  assert_int_equal(fetch_wait, 20);
+  assert_int_equal(admin_port, 9102);
+  assert_string_equal(secret, "k");
+  unsetenv("MERIDIAN_JWT_SECRET");
+  assert_int_equal(mrd_config_parse(&s, 1, argv, &help, err, sizeof err), MRD_EINVAL);
+  assert_string_equal(err, "MERIDIAN_JWT_SECRET: required but not set (nor MERIDIAN_JWT_SECRET_FILE)");
+  unsetenv("MERIDIAN_KAFKA_BROKERS");
+  mrd_config_release(&s);
+  assert_null(level);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -329,6 +359,7 @@ int main(void) {
       T(test_config_log_masks_secrets),
       T(test_config_load_or_exit_exits_2_with_one_line),
       T(test_config_load_or_exit_help_exits_0),
+      T(test_config_shared_rows_parse_with_their_defaults),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "itest.h"
+#include "mrd/log.h"
 #include "mrd/pg.h"
 
 static mrd_pg *connect_stack(void) {
@@ -159,6 +160,24 @@ static void test_pg_unreachable_server_is_an_error(void **state) {
   assert_int_equal(mrd_pg_new("", NULL, &pg), MRD_EINVAL);
 }
 
+static char notice_line[1024];
+static void capture(const char *line, size_t len, void *ud) {
+  (void)ud;
+  if (strstr(line, "msg=libpq")) snprintf(notice_line, sizeof notice_line, "%.*s", (int)len, line);
+}
+
+static void test_pg_server_notices_logged_as_logfmt(void **state) {
+  (void)state;
+  mrd_pg *pg = connect_stack();
+  mrd_log_set_writer(capture, NULL);
+  int rc = mrd_pg_exec(pg, NULL, "DO $$ BEGIN RAISE NOTICE 'meridian says %', 42; END $$", 0, NULL);
+  mrd_log_set_writer(NULL, NULL);
+  assert_int_equal(rc, 0);
+  assert_non_null(strstr(notice_line, "level=info"));
+  assert_non_null(strstr(notice_line, "text=\"NOTICE:  meridian says 42\"\n"));
+  mrd_pg_free(pg);
+}
+
 /* xorshift64*: small, seedable, the same everywhere */
 static uint64_t rng_state;
 static double rnd(void) {
@@ -243,6 +262,7 @@ int main(void) {
       cmocka_unit_test(test_pg_connection_lost_in_transaction_refuses_rest),
       cmocka_unit_test(test_pg_unreachable_server_is_an_error),
       cmocka_unit_test(test_pg_postgis_knn_returns_nearest_rows),
+      cmocka_unit_test(test_pg_server_notices_logged_as_logfmt),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

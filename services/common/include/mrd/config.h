@@ -80,6 +80,39 @@ MRD_EXPORT void mrd_config_load_or_exit(const mrd_config_spec *spec, int argc, c
  * option named by its variable; secrets show as `***` (or `unset`). */
 MRD_EXPORT void mrd_config_log(const mrd_config_spec *spec);
 
+/* Table rows for the settings every service shares, so their names, defaults, ranges and
+ * help are written once. Each takes the destination (and the admin port its default):
+ *   mrd_config_opt opts[] = { MRD_OPT_LOG_LEVEL(&cfg.log_level), MRD_OPT_PG_DSN(&cfg.pg), ... };
+ * The Kafka latency defaults are small because devkafka (the mock cluster) holds every
+ * fetch for fetch.wait.max.ms; on a real broker larger values cost nothing. */
+#define MRD_OPT_LOG_LEVEL(dst)                                                              \
+  {"MERIDIAN_LOG_LEVEL", "log-level", "info", "debug | info | warn | error",                \
+   MRD_CONFIG_STRING, 0, 0, false, (dst)}
+#define MRD_OPT_PG_DSN(dst)                                                                 \
+  {"MERIDIAN_PG_DSN", "pg-dsn", NULL, "PostgreSQL connection URI (postgresql://...)",       \
+   MRD_CONFIG_STRING, 0, 0, false, (dst)}
+#define MRD_OPT_REDIS_URL(dst)                                                              \
+  {"MERIDIAN_REDIS_URL", "redis-url", NULL, "Redis URL (redis://host:port[/db])",           \
+   MRD_CONFIG_STRING, 0, 0, false, (dst)}
+#define MRD_OPT_KAFKA_BROKERS(dst)                                                          \
+  {"MERIDIAN_KAFKA_BROKERS", "kafka-brokers", NULL, "Kafka bootstrap servers (host:port,...)", \
+   MRD_CONFIG_STRING, 0, 0, false, (dst)}
+#define MRD_OPT_KAFKA_LINGER_MS(dst)                                                        \
+  {"MERIDIAN_KAFKA_LINGER_MS", "kafka-linger-ms", "1", "producer linger.ms",                \
+   MRD_CONFIG_INT, 0, 10000, false, (dst)}
+#define MRD_OPT_KAFKA_FETCH_WAIT_MS(dst)                                                    \
+  {"MERIDIAN_KAFKA_FETCH_WAIT_MS", "kafka-fetch-wait-ms", "5", "consumer fetch.wait.max.ms", \
+   MRD_CONFIG_INT, 1, 10000, false, (dst)}
+#define MRD_OPT_JWT_SECRET(dst)                                                             \
+  {"MERIDIAN_JWT_SECRET", NULL, NULL, "HS256 key for client tokens (or a file in _FILE)",   \
+   MRD_CONFIG_STRING, 0, 0, true, (dst)}
+#define MRD_OPT_ADMIN_PORT(def, dst)                                                        \
+  {"MERIDIAN_ADMIN_PORT", "admin-port", (def), "port of /healthz /readyz /metrics",         \
+   MRD_CONFIG_INT, 1, 65535, false, (dst)}
+#define MRD_OPT_ADMIN_ADDR(dst)                                                             \
+  {"MERIDIAN_ADMIN_ADDR", "admin-addr", "127.0.0.1", "address /healthz etc. bind to",       \
+   MRD_CONFIG_STRING, 0, 0, false, (dst)}
+
 #ifdef __cplusplus
 }
 #endif
