@@ -360,6 +360,8 @@ static void test_event_requires_fields_by_type(void **state) {
   EXPECT(MRD_PROTO_EINVAL, strcpy(e.error_code, "internal")); /* only on COMMAND_REJECTED */
   EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_MATCHED, e.status = MRD_TRIP_MATCHED));
   EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_MATCHED, e.rider_id[0] = '\0'));
+  EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_MATCHED, e.has_driver_pos = false));
+  EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_ARRIVED, e.has_driver_pos = false, e.has_pickup_eta = false));
   EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_CANCELLED, e.driver_id[0] = '\0'));
   EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_NO_DRIVER, e.request_id[0] = '\0'));
   EXPECT(MRD_PROTO_EINVAL, e.type = (mrd_event_type)12);

@@ -474,6 +474,8 @@ static int event_check(const mrd_dispatch_event *m) {
   case MRD_EV_OFFER_DECLINED:
   case MRD_EV_OFFER_EXPIRED: return driver && offer ? MRD_PROTO_OK : MRD_PROTO_EINVAL;
   case MRD_EV_MATCHED:
+    return rider && driver && m->has_driver_pos && m->has_pickup_eta ? MRD_PROTO_OK
+                                                                     : MRD_PROTO_EINVAL;
   case MRD_EV_ARRIVED:
   case MRD_EV_STARTED:
   case MRD_EV_COMPLETED: return rider && driver ? MRD_PROTO_OK : MRD_PROTO_EINVAL;

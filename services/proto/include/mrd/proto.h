@@ -178,7 +178,8 @@ typedef enum mrd_trip_status {
  *     `shard`, seq >= 1
  *   REQUESTED: rider_id, request_id          OFFERED: driver_id, offer_id, pickup, dropoff,
  *   OFFER_DECLINED, OFFER_EXPIRED: driver_id, offer_id      pickup_eta_s, expires_at_ms
- *   MATCHED, ARRIVED, STARTED, COMPLETED: rider_id, driver_id
+ *   MATCHED: rider_id, driver_id, driver_pos, pickup_eta_s
+ *   ARRIVED, STARTED, COMPLETED: rider_id, driver_id
  *   CANCELLED: rider_id                      NO_DRIVER: rider_id, request_id
  *   COMMAND_REJECTED: error_code (a protocol code) and exactly one of rider_id / driver_id
  * Optional fields are empty strings, has_* false, or 0 when absent. */
