@@ -144,8 +144,11 @@ static int get_integer(json_t *obj, const char *key, long long lo, long long hi,
     gw_error_set(err, GW_BAD_REQUEST, key, "%s: required", key);
     return -1;
   }
-  json_int_t x = json_integer_value(v);
-  if (!json_is_integer(v) || x < lo || x > hi) {
+  /* JSON Schema counts 5.0 as an integer; so do we, when it is exactly one in range */
+  double d = json_is_real(v) ? json_real_value(v) : 0;
+  bool whole_real = json_is_real(v) && d == floor(d) && d >= (double)lo && d <= (double)hi;
+  json_int_t x = whole_real ? (json_int_t)d : json_integer_value(v);
+  if ((!json_is_integer(v) && !whole_real) || x < lo || x > hi) {
     gw_error_set(err, GW_BAD_REQUEST, key, "%s: must be an integer in [%lld, %lld]", key, lo, hi);
     return -1;
   }

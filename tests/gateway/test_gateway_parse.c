@@ -74,6 +74,9 @@ static void test_location_parses_every_field(void **state) {
   parse_ok(D, "{\"seq\":9007199254740991,\"ts\":9007199254740991,\"lon\":0,\"lat\":0,"
               "\"type\":\"location\",\"heading\":0,\"speed_mps\":100}", &m);
   assert_true(m.seq == 9007199254740991ULL);
+  /* 7.0 is an integer for JSON Schema, and for the gateway */
+  parse_ok(D, "{\"type\":\"location\",\"lat\":0,\"lon\":0,\"ts\":1e3,\"seq\":7.0}", &m);
+  assert_true(m.seq == 7 && m.ts_ms == 1000);
 }
 
 static void test_location_bad_cases_name_the_field(void **state) {
@@ -89,6 +92,8 @@ static void test_location_bad_cases_name_the_field(void **state) {
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":[1],\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lon"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"seq\":0}", GW_BAD_REQUEST, "ts"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1.5,\"seq\":0}", GW_BAD_REQUEST, "ts"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":9007199254740992.0}", GW_BAD_REQUEST, "seq"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":-1.0}", GW_BAD_REQUEST, "seq"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":0,\"seq\":0}", GW_BAD_REQUEST, "ts"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":9007199254740992,\"seq\":0}", GW_BAD_REQUEST, "ts"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1}", GW_BAD_REQUEST, "seq"},
