@@ -1,0 +1,100 @@
+/*
+ * main.c: meridian-gateway: config -> log -> load the service area and the shard map ->
+ * connect Redis and Kafka -> serve -> on SIGTERM stop taking work, flush Kafka, exit 0.
+ * Bad configuration exits 2 with one line; a dependency missing at start exits 1.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mrd/log.h"
+#include "mrd/signals.h"
+#include "server.h"
+
+static struct lws_context *g_ctx;
+
+static void wake(void *ud) {
+  (void)ud;
+  if (g_ctx) lws_cancel_service(g_ctx);
+}
+
+static int metrics_init(gw_server *s) {
+  gw_metrics *m = &s->m;
+  if (mrd_metrics_new(&m->reg)) return -1;
+  static const char *const roles[2] = {"driver", "rider"};
+  static const char *const outs[8] = {"ack", "error", "offer", "matched", "no_driver", "trip", "nearby", "other"};
+  static const double lat[] = {MRD_BUCKETS_LATENCY_S};
+  int rc = 0;
+  for (int r = 0; r < 2; r++) {
+    rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_connections", "open WebSocket connections",
+                            (const char *[]){"role", roles[r], NULL}, &m->conns[r]);
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_rate_limited_total", "messages over a rate limit",
+                              (const char *[]){"role", roles[r], NULL}, &m->rate_limited[r]);
+  }
+  for (int t = 0; t < GW_MSG_TYPE_COUNT; t++)
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_messages_in_total", "client messages by type (none = refused before its type was known)",
+                              (const char *[]){"type", gw_msg_type_name((gw_msg_type)t), NULL}, &m->in[t]);
+  for (int t = 0; t < 8; t++)
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_messages_out_total", "server messages by type",
+                              (const char *[]){"type", outs[t], NULL}, &m->out_by_type[t]);
+  for (int c = GW_BAD_REQUEST; c < GW_CODE_COUNT; c++)
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_errors_total", "error replies by code",
+                              (const char *[]){"code", gw_code_name((gw_code)c), NULL}, &m->errors[c]);
+  m->errors[GW_OK] = m->errors[GW_INTERNAL];
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_flood_total", "connections closed 1008 for flooding", NULL, &m->closed_flood);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_slow_total", "connections closed for a full send queue", NULL, &m->closed_slow);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_dropped_nearby_total", "nearby answers dropped from full send queues", NULL, &m->dropped_nearby);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_kafka_failed_total", "Kafka messages that failed delivery", NULL, &m->kafka_failed);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_total", "dispatch-events consumed", NULL, &m->events_in);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_bad_total", "dispatch-events that failed to decode", NULL, &m->events_bad);
+  rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_kafka_produce_seconds", "Kafka produce latency, enqueue to delivery report",
+                              NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
+  return rc ? -1 : 0;
+}
+
+int main(int argc, char **argv) {
+  mrd_log_init("gateway");
+  gw_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  gw_config_load(&cfg, argc, argv);
+  mrd_log_hook_lws();
+
+  gw_server s;
+  memset(&s, 0, sizeof s);
+  s.cfg = &cfg;
+  int rc = 1;
+  char err[256];
+  if (metrics_init(&s)) goto out;
+  s.area = gw_area_load(cfg.service_area, err, sizeof err);
+  if (!s.area) {
+    mrd_log_error("service_area", "path=%s err=%s", cfg.service_area, err);
+    goto out;
+  }
+  mrd_log_info("service_area", "path=%s polygons=%zu vertices=%zu", cfg.service_area,
+               gw_area_polygon_count(s.area), gw_area_vertex_count(s.area));
+  if (mrd_pg_new(cfg.pg_dsn, NULL, &s.pg) || gw_shardmap_load(&s)) goto out;
+  mrd_redis_opts ro = {.command_timeout_ms = cfg.redis_timeout_ms, .connect_timeout_ms = cfg.redis_timeout_ms};
+  if (mrd_redis_new(cfg.redis_url, &ro, &s.redis)) {
+    mrd_log_error("redis", "url=%s err=%s", cfg.redis_url, "bad URL");
+    goto out;
+  }
+  if (gw_kafka_start(&s) || gw_ws_start(&s)) goto out;
+  g_ctx = s.ctx;
+  if (mrd_signals_install(wake, NULL)) goto out;
+  while (!mrd_should_stop()) {
+    if (lws_service(s.ctx, 0) < 0) break;
+  }
+  mrd_log_info("stopping", "signal=%d", mrd_stop_signal());
+  s.stopping = true;
+  rc = 0;
+out:
+  if (s.ctx) lws_context_destroy(s.ctx); /* closes connections: no more work taken */
+  gw_kafka_stop(&s, 5000);
+  gw_shardmap_free(s.map);
+  gw_area_free(s.area);
+  mrd_redis_free(s.redis);
+  mrd_pg_free(s.pg);
+  mrd_metrics_free(s.m.reg);
+  gw_config_release();
+  mrd_log_info("exit", "code=%d", rc);
+  return rc;
+}

@@ -1,0 +1,184 @@
+/*
+ * server.h: the running gateway: its configuration, the shared state of the event loop
+ * (libwebsockets context, Kafka producer and consumer, Redis, PostgreSQL, shard map,
+ * metrics) and one connection's state. Shared by main.c and the *_io.c adapters only; the
+ * domain logic (gateway.h, ratelimit.h, shardmap.h, area.h) never sees it.
+ *
+ * Everything runs on one thread, the lws event loop: callbacks, Kafka polling (delivery
+ * reports and dispatch-events) and timers. Nothing here is thread-safe, by design.
+ */
+#ifndef MRD_GATEWAY_SERVER_H
+#define MRD_GATEWAY_SERVER_H
+
+#include <libwebsockets.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "area.h"
+#include "gateway.h"
+#include "mrd/metrics.h"
+#include "mrd/pg.h"
+#include "mrd/redis.h"
+#include "ratelimit.h"
+#include "shardmap.h"
+
+/* The effective configuration (config.c: one table, env MERIDIAN_*, flags override). */
+typedef struct gw_config {
+  char *host;           /* listen address, 127.0.0.1 */
+  int port;             /* 8080 */
+  char *brokers;        /* Kafka bootstrap servers (required) */
+  char *redis_url;      /* redis://... (required) */
+  char *pg_dsn;         /* postgresql://... (required) */
+  char *jwt_secret;     /* HS256 secret (required, secret) */
+  char *service_area;   /* GeoJSON path */
+  double halo_m;        /* 1000 */
+  double driver_rate, driver_burst;   /* locations per connection: 5/s, 10 */
+  double control_rate, control_burst; /* other driver messages: 2/s, 5 */
+  double rider_rate, rider_burst;     /* rider messages: 2/s, 5 */
+  int requests_per_min;               /* per rider across gateways: 10 */
+  int flood_warnings;                 /* 10 */
+  int64_t flood_window_ms;            /* 10 s */
+  int sendq;                          /* 256 messages per connection */
+  int64_t blocked_ms;                 /* 10 s: a client whose queue stays full is closed */
+  int nearby_max;                     /* 20 */
+  char *nearby_key;                   /* Redis GEO set of available drivers */
+  char *epoch_key;                    /* Redis key holding the shard-map epoch */
+  int64_t epoch_check_ms;             /* 1 s */
+  int linger_ms;                      /* Kafka producer linger: 1 ms */
+  int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 10 ms */
+  int queue_max;                      /* producer local queue, messages: 100000 */
+  int64_t poll_us;                    /* Kafka poll period on the loop: 1000 us */
+  int redis_timeout_ms;               /* 200 */
+} gw_config;
+
+/* Parse argv and the environment into cfg; on error prints one line and exits 2. */
+void gw_config_load(gw_config *cfg, int argc, char **argv);
+/* Free the strings of cfg. */
+void gw_config_release(void);
+
+/* A handle on a connection that outlives it: Kafka delivery reports hold one, and find
+ * conn == NULL once the connection is gone. */
+typedef struct gw_conn_ref {
+  struct gw_conn *conn;
+  int refs;
+} gw_conn_ref;
+
+/* One queued outgoing message: LWS_PRE bytes of headroom, then len bytes of JSON. */
+typedef struct gw_out {
+  unsigned char *buf;
+  size_t len;
+  bool droppable; /* a nearby answer: may be dropped when the queue is full */
+} gw_out;
+
+/* Per-connection state (lws per-session data of the one protocol: HTTP and WebSocket). */
+typedef struct gw_conn {
+  struct lws *wsi;
+  bool ws;                      /* an authenticated WebSocket (else plain HTTP) */
+  gw_role role;
+  char user[MRD_ID_MAX + 1];    /* the token's sub */
+  gw_conn_ref *ref;
+  struct gw_conn *next_in_bucket; /* registry chain by (role, user) */
+  /* receive */
+  char rx[GW_MAX_MESSAGE_BYTES];
+  size_t rx_len;
+  bool rx_too_large, rx_binary;
+  /* rate limits */
+  gw_bucket bucket;   /* locations (driver) or everything (rider) */
+  gw_bucket control;  /* driver messages other than location */
+  gw_flood flood;
+  bool closing;       /* close with 1008 at the next writeable (slow consumer) */
+  bool drain_then_close; /* flooding: send what is queued, then close with 1008 */
+  const char *close_why;
+  /* send queue: a ring */
+  gw_out *q;
+  int q_head, q_len;
+  int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
+  /* HTTP answer */
+  char *http_body;
+  size_t http_len;
+} gw_conn;
+
+#define GW_REGISTRY_BUCKETS 4096
+
+/* Metrics series, got once at start. */
+typedef struct gw_metrics {
+  mrd_metrics *reg;
+  mrd_gauge *conns[2];                 /* by role */
+  mrd_counter *in[GW_MSG_TYPE_COUNT];  /* by type; [GW_MSG_NONE] = unparsable */
+  mrd_counter *out_by_type[8];         /* ack error offer matched no_driver trip nearby other */
+  mrd_counter *errors[GW_CODE_COUNT];  /* by code */
+  mrd_counter *rate_limited[2];        /* by role */
+  mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
+  mrd_counter *kafka_failed, *events_in, *events_bad;
+  mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
+} gw_metrics;
+
+/* The gateway. */
+typedef struct gw_server {
+  gw_config *cfg;
+  struct lws_context *ctx;
+  struct lws_vhost *vhost;
+  gw_area *area;
+  gw_shardmap *map;
+  rd_kafka_t *producer;
+  rd_kafka_t *consumer;
+  mrd_redis *redis;
+  mrd_pg *pg;
+  gw_metrics m;
+  gw_conn *registry[GW_REGISTRY_BUCKETS];
+  lws_sorted_usec_list_t sul_poll, sul_housekeeping;
+  bool kafka_ready, stopping;
+  uint64_t counter; /* for unique ids (rate-limit window members) */
+} gw_server;
+
+/* Kafka (kafka_io.c) ---------------------------------------------------------------- */
+
+/* Create the producer and the consumer of every partition of dispatch-events from the
+ * end. Returns 0, or -1 with a log line. */
+int gw_kafka_start(gw_server *s);
+/* Poll delivery reports and dispatch-events without blocking (called from a timer). */
+void gw_kafka_poll(gw_server *s);
+/* Flush the producer for at most timeout_ms, then destroy both handles. */
+void gw_kafka_stop(gw_server *s, int timeout_ms);
+/* Produce payload to topic/partition with key. When ack_ref is non-NULL the client gets
+ * ack {ref} on delivery (or error unavailable on failure). Returns 0, or GW_UNAVAILABLE
+ * when the local queue is full, GW_INTERNAL on other errors. */
+int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
+                     const char *key, const void *payload, size_t len, const char *ack_ref);
+
+/* Stores (store_io.c): Redis and PostgreSQL ------------------------------------------ */
+
+/* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0 or -1. */
+int gw_shardmap_load(gw_server *s);
+/* Compare the epoch in Redis with the cached map's; reload on change. */
+void gw_epoch_check(gw_server *s);
+/* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
+ * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */
+int gw_request_window(gw_server *s, const char *rider, int64_t now_ms);
+/* Remember / check the owner and shard of a request (for cancel). record: 0, GW_FORBIDDEN
+ * (another rider's id), GW_UNAVAILABLE. lookup: 0 with *shard, GW_FORBIDDEN (not his or
+ * unknown), GW_UNAVAILABLE. */
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard);
+int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard);
+/* Nearby drivers from the Redis GEO set: 0 with up to cap points in out and their number in
+ * *n, or GW_UNAVAILABLE. */
+int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
+              size_t *n);
+/* The latest event of the user's active trip, if any: 1 with *ev, 0 none, -1 error. */
+int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev);
+
+/* WebSocket side (ws_server.c) ---------------------------------------------------------- */
+
+/* Create the lws context and listen. Returns 0 or -1. */
+int gw_ws_start(gw_server *s);
+/* Queue a JSON text for a connection (copied). droppable: see gw_out. */
+void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable);
+/* Send an error reply. */
+void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err);
+/* Deliver one dispatch event to every connection it concerns. */
+void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev);
+/* Milliseconds of wall-clock time (Unix epoch). */
+int64_t gw_now_ms(void);
+
+#endif /* MRD_GATEWAY_SERVER_H */

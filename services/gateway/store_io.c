@@ -1,0 +1,185 @@
+/*
+ * store_io.c: the gateway's Redis and PostgreSQL adapters: the shard map from PostgreSQL
+ * and its epoch in Redis, the per-rider sliding window of ride requests (a Lua script, so
+ * every replica counts in the same window atomically), request ownership for cancels,
+ * nearby drivers (GEOSEARCH on the hot-cell GEO set) and trip snapshots.
+ *
+ * Redis calls are synchronous with a short time limit (MERIDIAN_GW_REDIS_TIMEOUT_MS); while
+ * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
+ * `unavailable` for what needs Redis, everything else keeps working.
+ * Key layout (to be merged into schemas/redis.md):
+ *   <epoch-key>                    string: the current shard-map epoch (written by meridianctl)
+ *   gw:rl:req:{rider}              zset: request times in the last minute (sliding window)
+ *   gw:req:{request_id}            string "<rider>|<shard>", 1 day: who made it, where it went
+ *   <nearby-key>                   GEO set of available drivers (hot cells, written by dispatch)
+ *   trip:active:{role}:{user}      string: the user's active trip id (written by dispatch)
+ *   trip:snap:{trip_id}            bytes: the trip's latest DispatchEvent (written by dispatch)
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mrd/log.h"
+#include "server.h"
+
+int gw_shardmap_load(gw_server *s) {
+  PGresult *res = NULL;
+  int rc = mrd_pg_exec(s->pg, &res,
+                       "SELECT epoch, range_start, range_end, shard FROM shard_map "
+                       "WHERE epoch = (SELECT max(epoch) FROM shard_map) ORDER BY range_start",
+                       0, NULL);
+  if (rc) {
+    mrd_log_error("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
+    return -1;
+  }
+  int n = PQntuples(res);
+  if (n < 1) {
+    PQclear(res);
+    mrd_log_error("shardmap_load", "err=%s", "shard_map is empty");
+    return -1;
+  }
+  gw_shard_range *r = calloc((size_t)n, sizeof *r);
+  if (!r) {
+    PQclear(res);
+    return -1;
+  }
+  uint64_t epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  for (int i = 0; i < n; i++) {
+    snprintf(r[i].start, sizeof r[i].start, "%s", PQgetvalue(res, i, 1));
+    snprintf(r[i].end, sizeof r[i].end, "%s", PQgetvalue(res, i, 2));
+    r[i].shard = (uint32_t)atoi(PQgetvalue(res, i, 3));
+  }
+  PQclear(res);
+  char err[200];
+  gw_shardmap *m = gw_shardmap_new(epoch, r, (size_t)n, err, sizeof err);
+  free(r);
+  if (!m) {
+    mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)epoch, err);
+    return -1;
+  }
+  gw_shardmap_free(s->map);
+  s->map = m;
+  mrd_log_info("shardmap_loaded", "epoch=%llu ranges=%d", (unsigned long long)epoch, n);
+  return 0;
+}
+
+void gw_epoch_check(gw_server *s) {
+  redisReply *rep = NULL;
+  if (mrd_redis_cmdf(s->redis, &rep, "GET %s", s->cfg->epoch_key) != 0) return;
+  if (rep->type == REDIS_REPLY_STRING) {
+    uint64_t e = strtoull(rep->str, NULL, 10);
+    if (e && (!s->map || e != gw_shardmap_epoch(s->map))) {
+      mrd_log_info("epoch_changed", "redis=%llu cached=%llu", (unsigned long long)e,
+                   (unsigned long long)(s->map ? gw_shardmap_epoch(s->map) : 0));
+      gw_shardmap_load(s);
+    }
+  }
+  freeReplyObject(rep);
+}
+
+static const char WINDOW_LUA[] =
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))\n"
+    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end\n"
+    "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "return 1\n";
+
+int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
+  char key[MRD_ID_MAX + 16], now[32], member[64], limit[16];
+  snprintf(key, sizeof key, "gw:rl:req:%s", rider);
+  snprintf(now, sizeof now, "%lld", (long long)now_ms);
+  snprintf(member, sizeof member, "%lld-%d-%llu", (long long)now_ms, (int)getpid(),
+           (unsigned long long)++s->counter);
+  snprintf(limit, sizeof limit, "%d", s->cfg->requests_per_min);
+  const char *argv[] = {"EVAL", WINDOW_LUA, "1", key, now, "60000", limit, member};
+  redisReply *rep = NULL;
+  if (mrd_redis_cmd(s->redis, &rep, 8, argv, NULL) != 0) return GW_UNAVAILABLE;
+  int rc = (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) ? 0 : GW_RATE_LIMITED;
+  freeReplyObject(rep);
+  return rc;
+}
+
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard) {
+  char key[MRD_ID_MAX + 16], val[MRD_ID_MAX + 16];
+  snprintf(key, sizeof key, "gw:req:%s", request_id);
+  snprintf(val, sizeof val, "%s|%u", rider, shard);
+  redisReply *rep = NULL;
+  if (mrd_redis_cmdf(s->redis, &rep, "SET %s %s NX EX 86400 GET", key, val) != 0) {
+    /* Redis 7 supports NX with GET; older servers answer an error */
+    return GW_UNAVAILABLE;
+  }
+  int rc = 0;
+  if (rep->type == REDIS_REPLY_STRING) { /* it existed: same rider retries are fine */
+    const char *bar = strchr(rep->str, '|');
+    size_t n = bar ? (size_t)(bar - rep->str) : 0;
+    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) rc = GW_FORBIDDEN;
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard) {
+  redisReply *rep = NULL;
+  if (mrd_redis_cmdf(s->redis, &rep, "GET gw:req:%s", request_id) != 0) return GW_UNAVAILABLE;
+  int rc = GW_FORBIDDEN;
+  if (rep->type == REDIS_REPLY_STRING) {
+    const char *bar = strchr(rep->str, '|');
+    size_t n = bar ? (size_t)(bar - rep->str) : 0;
+    if (bar && n == strlen(rider) && strncmp(rep->str, rider, n) == 0) {
+      unsigned long v = strtoul(bar + 1, NULL, 10);
+      if (v < MRD_SHARD_COUNT) {
+        *shard = (uint32_t)v;
+        rc = 0;
+      }
+    }
+  }
+  freeReplyObject(rep);
+  return rc;
+}
+
+int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
+              size_t *n) {
+  redisReply *rep = NULL;
+  char lon[32], lat[32], rad[32], count[16];
+  snprintf(lon, sizeof lon, "%.7f", at.lon);
+  snprintf(lat, sizeof lat, "%.7f", at.lat);
+  snprintf(rad, sizeof rad, "%.1f", radius_m);
+  snprintf(count, sizeof count, "%zu", cap);
+  const char *argv[] = {"GEOSEARCH", s->cfg->nearby_key, "FROMLONLAT", lon, lat, "BYRADIUS", rad,
+                        "m", "ASC", "COUNT", count, "WITHCOORD"};
+  if (mrd_redis_cmd(s->redis, &rep, 12, argv, NULL) != 0) return GW_UNAVAILABLE;
+  *n = 0;
+  if (rep->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < rep->elements && *n < cap; i++) {
+      redisReply *e = rep->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements < 2) continue;
+      redisReply *xy = e->element[1];
+      if (xy->type != REDIS_REPLY_ARRAY || xy->elements != 2) continue;
+      mrd_latlon p = {strtod(xy->element[1]->str, NULL), strtod(xy->element[0]->str, NULL)};
+      if (mrd_latlon_valid(p)) out[(*n)++] = p;
+    }
+  }
+  freeReplyObject(rep);
+  return 0;
+}
+
+int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev) {
+  redisReply *rep = NULL;
+  if (mrd_redis_cmdf(s->redis, &rep, "GET trip:active:%s:%s",
+                     role == GW_ROLE_DRIVER ? "driver" : "rider", user) != 0)
+    return -1;
+  char trip[MRD_ID_MAX + 1] = "";
+  if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
+    snprintf(trip, sizeof trip, "%s", rep->str);
+  freeReplyObject(rep);
+  if (!trip[0]) return 0;
+  if (mrd_redis_cmdf(s->redis, &rep, "GET trip:snap:%s", trip) != 0) return -1;
+  int rc = 0;
+  if (rep->type == REDIS_REPLY_STRING &&
+      mrd_dispatch_event_decode((const uint8_t *)rep->str, rep->len, ev) == 0)
+    rc = 1;
+  freeReplyObject(rep);
+  return rc;
+}

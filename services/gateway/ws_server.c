@@ -1,0 +1,625 @@
+/*
+ * ws_server.c: the libwebsockets side of the gateway: one protocol callback that serves
+ * HTTP (/healthz, /readyz, /metrics) and the WebSocket endpoints /v1/driver and /v1/rider.
+ *
+ * Authentication happens before the upgrade (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION):
+ * 401 for a missing or bad token, 403 for the wrong role. Messages are accumulated over
+ * fragments (4 KiB at most), rate-limited, parsed by gateway.c and routed to Kafka; each
+ * connection has a bounded send queue where nearby answers are dropped first and trip
+ * events never; a client whose queue stays full is closed. Connections are found by
+ * (role, user) in a hash table for event delivery. Not thread-safe: the lws loop only.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mrd/jwt.h"
+#include "mrd/log.h"
+#include "server.h"
+
+int64_t gw_now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- registry of connections by (role, user) ---------------------------------------- */
+
+static size_t bucket_of(gw_role role, const char *user) {
+  uint64_t h = 1469598103934665603ULL ^ (uint64_t)role; /* FNV-1a */
+  for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (size_t)(h % GW_REGISTRY_BUCKETS);
+}
+
+static void registry_add(gw_server *s, gw_conn *c) {
+  size_t b = bucket_of(c->role, c->user);
+  c->next_in_bucket = s->registry[b];
+  s->registry[b] = c;
+}
+
+static void registry_remove(gw_server *s, gw_conn *c) {
+  gw_conn **pp = &s->registry[bucket_of(c->role, c->user)];
+  while (*pp && *pp != c) pp = &(*pp)->next_in_bucket;
+  if (*pp) *pp = c->next_in_bucket;
+}
+
+/* ---- sending ------------------------------------------------------------------------- */
+
+static int out_kind(const char *json) {
+  static const char *const kinds[] = {"ack", "error", "offer", "matched", "no_driver", "trip", "nearby"};
+  const char *t = strstr(json, "\"type\":\"");
+  if (t) {
+    t += 8;
+    for (int i = 0; i < 7; i++) {
+      size_t n = strlen(kinds[i]);
+      if (strncmp(t, kinds[i], n) == 0 && t[n] == '"') return i;
+    }
+  }
+  return 7;
+}
+
+void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable) {
+  if (!c->ws || c->closing) return;
+  int cap = s->cfg->sendq;
+  if (c->q_len == cap) {
+    /* full: drop the oldest droppable message, or this one if it is droppable */
+    int victim = -1;
+    for (int i = 0; i < c->q_len; i++) {
+      if (c->q[(c->q_head + i) % cap].droppable) {
+        victim = i;
+        break;
+      }
+    }
+    if (victim < 0 && droppable) {
+      mrd_counter_inc(s->m.dropped_nearby);
+      return;
+    }
+    if (victim < 0) { /* only events queued: this client cannot keep up */
+      c->closing = true;
+      c->close_why = "send queue full";
+      mrd_counter_inc(s->m.closed_slow);
+      lws_callback_on_writable(c->wsi);
+      return;
+    }
+    mrd_counter_inc(s->m.dropped_nearby);
+    free(c->q[(c->q_head + victim) % cap].buf);
+    for (int i = victim; i + 1 < c->q_len; i++)
+      c->q[(c->q_head + i) % cap] = c->q[(c->q_head + i + 1) % cap];
+    c->q_len--;
+  }
+  unsigned char *buf = malloc(LWS_PRE + len);
+  if (!buf) return;
+  memcpy(buf + LWS_PRE, json, len);
+  c->q[(c->q_head + c->q_len) % cap] = (gw_out){buf, len, droppable};
+  c->q_len++;
+  if (c->q_len == cap && !c->blocked_since_ms) c->blocked_since_ms = gw_now_ms();
+  mrd_counter_inc(s->m.out_by_type[out_kind(json)]);
+  lws_callback_on_writable(c->wsi);
+}
+
+void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
+  char buf[1024];
+  int n = gw_format_error(err, buf, sizeof buf);
+  mrd_counter_inc(s->m.errors[err->code < GW_CODE_COUNT ? err->code : GW_INTERNAL]);
+  if (n > 0) gw_send(s, c, buf, (size_t)n, false);
+}
+
+static void send_code(gw_server *s, gw_conn *c, const gw_msg *m, gw_code code, const char *field,
+                      const char *msg) {
+  gw_error e;
+  memset(&e, 0, sizeof e);
+  gw_error_set(&e, code, field, "%s", msg);
+  if (m && m->has_ref) {
+    e.has_ref = true;
+    memcpy(e.ref, m->ref, sizeof e.ref);
+  }
+  gw_send_error(s, c, &e);
+}
+
+void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
+  const char *ids[2];
+  gw_event_targets(ev, &ids[GW_ROLE_RIDER], &ids[GW_ROLE_DRIVER]);
+  for (int role = 0; role < 2; role++) {
+    if (!ids[role]) continue;
+    char buf[2048];
+    int n = gw_format_event(ev, (gw_role)role, buf, sizeof buf);
+    if (n <= 0) continue;
+    for (gw_conn *c = s->registry[bucket_of((gw_role)role, ids[role])]; c; c = c->next_in_bucket) {
+      if (c->role == (gw_role)role && strcmp(c->user, ids[role]) == 0)
+        gw_send(s, c, buf, (size_t)n, false);
+    }
+  }
+}
+
+/* ---- auth ---------------------------------------------------------------------------- */
+
+/* 0 and the claims, or the HTTP status to answer (401, 403, 404). */
+static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user) {
+  char uri[128];
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) return 404;
+  mrd_role want;
+  if (strcmp(uri, "/v1/driver") == 0) {
+    want = MRD_ROLE_DRIVER;
+    *role = GW_ROLE_DRIVER;
+  } else if (strcmp(uri, "/v1/rider") == 0) {
+    want = MRD_ROLE_RIDER;
+    *role = GW_ROLE_RIDER;
+  } else {
+    return 404;
+  }
+  static char tok[MRD_JWT_MAX_TOKEN + 16];
+  const char *token = NULL;
+  int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
+  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) {
+    token = tok + 7;
+  } else {
+    token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
+  }
+  if (!token || !*token) return 401;
+  mrd_jwt_claims cl;
+  int rc = mrd_jwt_verify(s->cfg->jwt_secret, strlen(s->cfg->jwt_secret), token, MRD_ROLE_ANY,
+                          gw_now_ms() / 1000, &cl);
+  if (rc || !mrd_id_valid(cl.sub)) return 401;
+  if (cl.role != want) return 403;
+  memcpy(user, cl.sub, strlen(cl.sub) + 1); /* mrd_id_valid: at most 64 bytes */
+  return 0;
+}
+
+/* ---- messages ------------------------------------------------------------------------ */
+
+static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
+                            const char *key, bool ack) {
+  uint8_t buf[MRD_PROTO_MAX_SIZE];
+  size_t len;
+  cmd->epoch = gw_shardmap_epoch(s->map);
+  cmd->ts_ms = gw_now_ms();
+  if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
+  if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
+    send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
+    return;
+  }
+  int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
+                            ack && m->has_ref ? m->ref : NULL);
+  if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
+  else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
+}
+
+static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
+  gw_route r;
+  if (gw_shardmap_route(s->map, m->pos, s->cfg->halo_m, &r) != 0) {
+    send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
+    return;
+  }
+  mrd_driver_location loc;
+  memset(&loc, 0, sizeof loc);
+  memcpy(loc.driver_id, c->user, sizeof loc.driver_id);
+  loc.pos = m->pos;
+  loc.has_heading = m->has_heading;
+  loc.heading_deg = m->heading_deg;
+  loc.has_speed = m->has_speed;
+  loc.speed_mps = m->speed_mps;
+  loc.ts_ms = m->ts_ms;
+  loc.seq = m->seq;
+  loc.owner_shard = r.owner;
+  loc.epoch = gw_shardmap_epoch(s->map);
+  memcpy(loc.geohash, r.geohash, sizeof loc.geohash);
+  loc.received_ms = gw_now_ms();
+  uint8_t buf[MRD_PROTO_MAX_SIZE];
+  size_t len;
+  for (int shard = -1; shard < MRD_SHARD_COUNT; shard++) {
+    bool owner = shard < 0;
+    if (!owner && !(r.halo_mask & (UINT64_C(1) << shard))) continue;
+    loc.halo = !owner;
+    int32_t part = owner ? (int32_t)r.owner : shard;
+    if (mrd_driver_location_encode(&loc, buf, sizeof buf, &len) != 0) {
+      send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the location");
+      return;
+    }
+    int rc = gw_kafka_produce(s, c, "driver-locations", part, c->user, buf, len,
+                              owner && m->has_ref ? m->ref : NULL);
+    if (rc) {
+      if (owner) {
+        send_code(s, c, m, rc == GW_UNAVAILABLE ? GW_UNAVAILABLE : GW_INTERNAL, NULL,
+                  rc == GW_UNAVAILABLE ? "the gateway is overloaded; try again" : "could not queue the location");
+        return;
+      }
+      mrd_counter_inc(s->m.kafka_failed); /* a lost halo copy: the next ping brings another */
+    }
+  }
+}
+
+static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
+  mrd_command cmd;
+  memset(&cmd, 0, sizeof cmd);
+  switch (m->type) {
+  case GW_MSG_LOCATION: handle_location(s, c, m); return;
+  case GW_MSG_STATUS: {
+    /* every shard of the map: whichever holds the driver (owner or halo) learns it */
+    uint64_t all = gw_shardmap_prefix_shards(s->map, "");
+    cmd.kind = MRD_CMD_STATUS;
+    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
+    cmd.status = m->status;
+    bool first = true;
+    for (uint32_t k = 0; k < MRD_SHARD_COUNT; k++) {
+      if (!(all & (UINT64_C(1) << k))) continue;
+      cmd.shard = k;
+      produce_command(s, c, m, &cmd, c->user, first); /* one ack, for the first shard */
+      first = false;
+    }
+    return;
+  }
+  case GW_MSG_ACCEPT:
+  case GW_MSG_DECLINE:
+    cmd.kind = m->type == GW_MSG_ACCEPT ? MRD_CMD_ACCEPT : MRD_CMD_DECLINE;
+    cmd.shard = m->shard;
+    memcpy(cmd.offer_id, m->id, sizeof cmd.offer_id);
+    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
+    produce_command(s, c, m, &cmd, m->id, true);
+    return;
+  case GW_MSG_ARRIVED:
+  case GW_MSG_START:
+  case GW_MSG_COMPLETE:
+    cmd.kind = m->type == GW_MSG_ARRIVED ? MRD_CMD_ARRIVED
+               : m->type == GW_MSG_START ? MRD_CMD_START
+                                         : MRD_CMD_COMPLETE;
+    cmd.shard = m->shard;
+    memcpy(cmd.trip_id, m->id, sizeof cmd.trip_id);
+    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
+    produce_command(s, c, m, &cmd, m->id, true);
+    return;
+  case GW_MSG_REQUEST: {
+    int rc = gw_request_window(s, c->user, gw_now_ms());
+    if (rc == GW_RATE_LIMITED) {
+      mrd_counter_inc(s->m.rate_limited[c->role]);
+      send_code(s, c, m, GW_RATE_LIMITED, NULL, "too many ride requests; wait a minute");
+      return;
+    }
+    if (rc) {
+      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
+      return;
+    }
+    gw_route r;
+    if (gw_shardmap_route(s->map, m->pickup, 0, &r) != 0) {
+      send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
+      return;
+    }
+    rc = gw_request_record(s, m->id, c->user, r.owner);
+    if (rc == GW_FORBIDDEN) {
+      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: used by another rider");
+      return;
+    }
+    if (rc) {
+      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
+      return;
+    }
+    cmd.kind = MRD_CMD_REQUEST;
+    cmd.shard = r.owner;
+    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
+    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
+    cmd.pickup = m->pickup;
+    cmd.dropoff = m->dropoff;
+    produce_command(s, c, m, &cmd, m->id, true);
+    return;
+  }
+  case GW_MSG_CANCEL: {
+    uint32_t shard = 0;
+    int rc = gw_request_lookup(s, m->id, c->user, &shard);
+    if (rc == GW_FORBIDDEN) {
+      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: not a request of yours");
+      return;
+    }
+    if (rc) {
+      send_code(s, c, m, GW_UNAVAILABLE, NULL, "cancel is unavailable; try again");
+      return;
+    }
+    cmd.kind = MRD_CMD_CANCEL;
+    cmd.shard = shard;
+    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
+    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
+    produce_command(s, c, m, &cmd, m->id, true);
+    return;
+  }
+  case GW_MSG_NEARBY: {
+    mrd_latlon pts[100];
+    size_t n = 0;
+    size_t cap = (size_t)s->cfg->nearby_max;
+    if (gw_nearby(s, m->pos, m->radius_m, pts, cap < 100 ? cap : 100, &n) != 0) {
+      send_code(s, c, m, GW_UNAVAILABLE, NULL, "nearby is unavailable; try again");
+      return;
+    }
+    char buf[4096];
+    int len = gw_format_nearby(pts, n, m->has_ref ? m->ref : NULL, buf, sizeof buf);
+    if (len > 0) gw_send(s, c, buf, (size_t)len, true);
+    return;
+  }
+  default: send_code(s, c, m, GW_INTERNAL, NULL, "unhandled message"); return;
+  }
+}
+
+/* A complete message arrived: rate limit, parse, act. Returns -1 to close the connection. */
+static int on_message(gw_server *s, gw_conn *c) {
+  if (c->drain_then_close || c->closing) return 0; /* being closed: take no more work */
+  int64_t now = gw_now_ms();
+  gw_msg m;
+  gw_error e;
+  int ok = -1;
+  if (c->rx_too_large) {
+    memset(&e, 0, sizeof e);
+    gw_error_set(&e, GW_TOO_LARGE, NULL, "messages are limited to %d bytes", GW_MAX_MESSAGE_BYTES);
+    memset(&m, 0, sizeof m);
+  } else if (c->rx_binary) {
+    memset(&e, 0, sizeof e);
+    gw_error_set(&e, GW_BAD_REQUEST, NULL, "binary messages are not accepted; send JSON text");
+    memset(&m, 0, sizeof m);
+  } else {
+    ok = gw_parse(c->rx, c->rx_len, c->role, s->area, &m, &e);
+  }
+  mrd_counter_inc(s->m.in[ok == 0 ? m.type : GW_MSG_NONE]);
+  /* every message costs a token, valid or not */
+  gw_bucket *b = (c->role == GW_ROLE_DRIVER && !(ok == 0 && m.type == GW_MSG_LOCATION))
+                     ? &c->control
+                     : &c->bucket;
+  if (!gw_bucket_take(b, now)) {
+    mrd_counter_inc(s->m.rate_limited[c->role]);
+    if (gw_flood_hit(&c->flood, now) == GW_FLOOD_CLOSE) {
+      mrd_counter_inc(s->m.closed_flood);
+      mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+      /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
+      c->drain_then_close = true;
+      lws_callback_on_writable(c->wsi);
+      return 0;
+    }
+    gw_error r;
+    memset(&r, 0, sizeof r);
+    gw_error_set(&r, GW_RATE_LIMITED, NULL, "over the rate limit; slow down");
+    r.has_ref = (ok == 0) ? m.has_ref : e.has_ref;
+    memcpy(r.ref, ok == 0 ? m.ref : e.ref, sizeof r.ref);
+    gw_send_error(s, c, &r);
+    return 0;
+  }
+  if (ok != 0) {
+    gw_send_error(s, c, &e);
+    return 0;
+  }
+  if (!s->map) {
+    send_code(s, c, &m, GW_UNAVAILABLE, NULL, "no shard map yet; try again");
+    return 0;
+  }
+  handle_message(s, c, &m);
+  return 0;
+}
+
+/* ---- HTTP ---------------------------------------------------------------------------- */
+
+static int http_reply(struct lws *wsi, gw_conn *c, unsigned status, const char *type,
+                      char *body /* heap, taken */, size_t len) {
+  unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
+  c->http_body = body;
+  c->http_len = len;
+  if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
+      lws_finalize_write_http_header(wsi, start, &p, end))
+    return 1;
+  lws_callback_on_writable(wsi);
+  return 0;
+}
+
+static char *strdup_or_null(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
+  if (strcmp(path, "/healthz") == 0)
+    return http_reply(wsi, c, 200, "text/plain", strdup_or_null("ok\n"), 3);
+  if (strcmp(path, "/readyz") == 0) {
+    bool redis = mrd_redis_ping(s->redis) == 0;
+    bool ready = s->kafka_ready && s->map && redis && !s->stopping;
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "%s kafka=%s redis=%s shardmap_epoch=%llu\n",
+                     ready ? "ready" : "not ready", s->kafka_ready ? "ok" : "down",
+                     redis ? "ok" : "down",
+                     (unsigned long long)(s->map ? gw_shardmap_epoch(s->map) : 0));
+    return http_reply(wsi, c, ready ? 200 : 503, "text/plain", strdup_or_null(buf), (size_t)n);
+  }
+  if (strcmp(path, "/metrics") == 0) {
+    char *text = NULL;
+    size_t len = 0;
+    if (mrd_metrics_render(s->m.reg, &text, &len) != 0) return 1;
+    return http_reply(wsi, c, 200, MRD_METRICS_CONTENT_TYPE, text, len);
+  }
+  return http_reply(wsi, c, 404, "text/plain", strdup_or_null("not found\n"), 10);
+}
+
+/* ---- the protocol callback ------------------------------------------------------------ */
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len) {
+  gw_server *s = lws_context_user(lws_get_context(wsi));
+  gw_conn *c = user;
+  switch (reason) {
+  case LWS_CALLBACK_HTTP:
+    return on_http(s, wsi, c, (const char *)in);
+  case LWS_CALLBACK_HTTP_WRITEABLE: {
+    if (!c || !c->http_body) break;
+    unsigned char *buf = malloc(LWS_PRE + c->http_len + 1);
+    if (!buf) return -1;
+    memcpy(buf + LWS_PRE, c->http_body, c->http_len);
+    int n = lws_write(wsi, buf + LWS_PRE, c->http_len, LWS_WRITE_HTTP_FINAL);
+    free(buf);
+    free(c->http_body);
+    c->http_body = NULL;
+    if (n < 0) return -1;
+    if (lws_http_transaction_completed(wsi)) return -1;
+    return 0;
+  }
+  case LWS_CALLBACK_CLOSED_HTTP:
+    if (c) {
+      free(c->http_body);
+      c->http_body = NULL;
+    }
+    break;
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+    gw_role role;
+    char sub[MRD_ID_MAX + 1];
+    int status = authenticate(s, wsi, &role, sub);
+    if (status) {
+      /* written raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict
+       * clients (Python websockets) refuse */
+      const char *why = status == 401   ? "Unauthorized\r\nwww-authenticate: Bearer"
+                        : status == 403 ? "Forbidden"
+                                        : "Not Found";
+      const char *body = status == 401   ? "invalid or missing token\n"
+                         : status == 403 ? "the token's role does not match the endpoint\n"
+                                         : "not found\n";
+      unsigned char buf[LWS_PRE + 512];
+      int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                       "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                       "connection: close\r\n\r\n%s",
+                       status, why, strlen(body), body);
+      if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
+        lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+      return -1;
+    }
+    return 0;
+  }
+  case LWS_CALLBACK_ESTABLISHED: {
+    memset(c, 0, sizeof *c);
+    c->wsi = wsi;
+    if (authenticate(s, wsi, &c->role, c->user) != 0) return -1;
+    c->ref = calloc(1, sizeof *c->ref);
+    c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
+    if (!c->ref || !c->q) return -1;
+    c->ref->conn = c;
+    c->ref->refs = 1;
+    c->ws = true;
+    int64_t now = gw_now_ms();
+    if (c->role == GW_ROLE_DRIVER) {
+      gw_bucket_init(&c->bucket, s->cfg->driver_rate, s->cfg->driver_burst, now);
+      gw_bucket_init(&c->control, s->cfg->control_rate, s->cfg->control_burst, now);
+    } else {
+      gw_bucket_init(&c->bucket, s->cfg->rider_rate, s->cfg->rider_burst, now);
+    }
+    gw_flood_init(&c->flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
+    registry_add(s, c);
+    mrd_gauge_add(s->m.conns[c->role], 1);
+    /* a client that comes back during a trip learns its state at once */
+    mrd_dispatch_event ev;
+    if (gw_trip_snapshot(s, c->role, c->user, &ev) == 1) {
+      char buf[2048];
+      int n = gw_format_event(&ev, c->role, buf, sizeof buf);
+      const char *rid, *did;
+      gw_event_targets(&ev, &rid, &did);
+      const char *mine = c->role == GW_ROLE_DRIVER ? did : rid;
+      if (n > 0 && mine && strcmp(mine, c->user) == 0) gw_send(s, c, buf, (size_t)n, false);
+    }
+    break;
+  }
+  case LWS_CALLBACK_RECEIVE: {
+    if (!c->ws) return -1;
+    if (lws_is_first_fragment(wsi)) {
+      c->rx_len = 0;
+      c->rx_too_large = false;
+      c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
+    else if (!c->rx_too_large) {
+      memcpy(c->rx + c->rx_len, in, len);
+      c->rx_len += len;
+    }
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) return on_message(s, c);
+    break;
+  }
+  case LWS_CALLBACK_SERVER_WRITEABLE: {
+    if (c->closing) {
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow consumer", 13);
+      return -1;
+    }
+    if (c->q_len == 0) {
+      if (c->drain_then_close) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"flood", 5);
+        return -1;
+      }
+      break;
+    }
+    gw_out *o = &c->q[c->q_head];
+    int n = lws_write(wsi, o->buf + LWS_PRE, o->len, LWS_WRITE_TEXT);
+    free(o->buf);
+    c->q_head = (c->q_head + 1) % s->cfg->sendq;
+    c->q_len--;
+    c->blocked_since_ms = 0;
+    if (n < (int)o->len) return -1;
+    if (c->q_len || c->drain_then_close) lws_callback_on_writable(wsi);
+    break;
+  }
+  case LWS_CALLBACK_CLOSED: {
+    if (!c || !c->ws) break;
+    registry_remove(s, c);
+    mrd_gauge_add(s->m.conns[c->role], -1);
+    for (int i = 0; i < c->q_len; i++) free(c->q[(c->q_head + i) % s->cfg->sendq].buf);
+    free(c->q);
+    c->q = NULL;
+    c->ref->conn = NULL;
+    if (--c->ref->refs == 0) free(c->ref);
+    c->ref = NULL;
+    c->ws = false;
+    break;
+  }
+  default: break;
+  }
+  return 0;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static void on_poll(lws_sorted_usec_list_t *sul) {
+  gw_server *s = lws_container_of(sul, gw_server, sul_poll);
+  gw_kafka_poll(s);
+  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
+}
+
+static void on_housekeeping(lws_sorted_usec_list_t *sul) {
+  gw_server *s = lws_container_of(sul, gw_server, sul_housekeeping);
+  gw_epoch_check(s);
+  int64_t now = gw_now_ms();
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->blocked_since_ms && now - c->blocked_since_ms > s->cfg->blocked_ms && !c->closing) {
+        c->closing = true;
+        mrd_counter_inc(s->m.closed_slow);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1); /* cannot even write a close */
+      }
+    }
+  }
+  lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
+                   s->cfg->epoch_check_ms * LWS_US_PER_MS);
+}
+
+static const struct lws_protocols protocols[] = {
+    {"meridian", callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+int gw_ws_start(gw_server *s) {
+  struct lws_context_creation_info info;
+  memset(&info, 0, sizeof info);
+  info.port = s->cfg->port;
+  info.iface = s->cfg->host;
+  info.protocols = protocols;
+  info.user = s;
+  info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
+  info.pt_serv_buf_size = 32 * 1024;
+  info.fd_limit_per_thread = 0;
+  s->ctx = lws_create_context(&info);
+  if (!s->ctx) {
+    mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
+    return -1;
+  }
+  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
+  lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
+                   s->cfg->epoch_check_ms * LWS_US_PER_MS);
+  mrd_log_info("listening", "host=%s port=%d", s->cfg->host, s->cfg->port);
+  return 0;
+}
