@@ -164,7 +164,8 @@ geo_err geo_snapshot_write(const geo_graph *g, const char *path) {
   h.n = n, h.m = m;
   h.flags = flags;
   h.source_tag = g->source_tag;
-  h.crc = geo_crc32(0, buf + HEADER_SIZE, total - HEADER_SIZE);
+  memcpy(buf, &h, sizeof h); /* with crc 0: the checksum covers the header too */
+  h.crc = geo_crc32(0, buf, total);
   memcpy(buf, &h, sizeof h);
 
   size_t plen = strlen(path);
@@ -311,7 +312,10 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
   if (h.version != GEO_SNAPSHOT_VERSION) return GEO_EFORMAT;
   if (h.file_size != len || h.n_sections == 0 || h.n_sections > S_COUNT) return GEO_EFORMAT;
   if (HEADER_SIZE + (size_t)h.n_sections * sizeof(section) > len) return GEO_EFORMAT;
-  if (geo_crc32(0, buf + HEADER_SIZE, len - HEADER_SIZE) != h.crc) return GEO_EFORMAT;
+  header h0 = h;
+  h0.crc = 0;
+  uint32_t crc = geo_crc32(geo_crc32(0, &h0, sizeof h0), buf + HEADER_SIZE, len - HEADER_SIZE);
+  if (crc != h.crc) return GEO_EFORMAT;
   if (h.n == 0 || h.n >= 0x7fffffffu || h.m >= 0x7fffffffu) return GEO_EFORMAT;
   const void *sec[S_COUNT] = {0};
   uint64_t ssize[S_COUNT] = {0};

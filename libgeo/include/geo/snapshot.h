@@ -3,7 +3,7 @@
  * map into memory. One file holds a geo_graph: nodes, forward and reverse CSR, arc times,
  * lengths, classes, twins and shapes, the calibration, and when present its contraction
  * hierarchy and the R-tree of its segments. The format (docs/routing.md) is little-endian,
- * versioned (GEO_SNAPSHOT_VERSION) and checksummed (CRC-32 of everything after the header);
+ * versioned (GEO_SNAPSHOT_VERSION) and checksummed (CRC-32 of the whole file, its checksum field read as 0);
  * opening checks the checksum and then every offset, index and count, so a truncated,
  * corrupt or foreign file is refused with GEO_EFORMAT, never a crash.
  *
