@@ -35,6 +35,8 @@ void geo_graph_calibration_identity(geo_graph_calibration *cal) {
   for (int i = 0; i < GEO_ROAD_CLASS_COUNT; i++) cal->class_factor[i] = 1.0;
   for (int w = 0; w < 2; w++)
     for (int h = 0; h < 24; h++) cal->hour_factor[w][h] = 1.0;
+  cal->arc_penalty_ms = 0;
+  cal->trip_base_ms = 0;
 }
 
 /* ---- builder ---------------------------------------------------------------------- */
@@ -511,6 +513,9 @@ geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *ca
   for (int w = 0; w < 2; w++)
     for (int h = 0; h < 24; h++)
       if (!isfinite(cal->hour_factor[w][h]) || cal->hour_factor[w][h] <= 0) return GEO_EINVAL;
+  if (!isfinite(cal->arc_penalty_ms) || cal->arc_penalty_ms < 0 || cal->arc_penalty_ms > 1e6 ||
+      !isfinite(cal->trip_base_ms) || cal->trip_base_ms < 0 || cal->trip_base_ms > 1e8)
+    return GEO_EINVAL;
   geo_graph *c = geo__calloc(1, sizeof *c);
   if (c == NULL) return GEO_ENOMEM;
   uint32_t n = g->n, m = g->m, ns = g->shape_off[g->m];
@@ -541,7 +546,7 @@ geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *ca
   uint32_t *time = geo__graph_alloc(c, m, sizeof *time);
   if (time == NULL) goto fail;
   for (uint32_t a = 0; a < m; a++) {
-    double t = g->time_ms[a] * cal->class_factor[g->cls[a]];
+    double t = g->time_ms[a] * cal->class_factor[g->cls[a]] + cal->arc_penalty_ms;
     time[a] = t >= MAX_ARC_TIME_MS ? MAX_ARC_TIME_MS : (uint32_t)llround(t);
   }
   c->time_ms = time;
@@ -620,9 +625,9 @@ uint64_t geo_graph_source_tag(const geo_graph *g) { return g->source_tag; }
 void geo_graph_set_source_tag(geo_graph *g, uint64_t tag) { g->source_tag = tag; }
 
 double geo_graph_eta_ms(const geo_graph *g, uint32_t t, int hour, int weekday) {
-  if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return t;
+  if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return t + g->cal.trip_base_ms;
   int we = weekday == 0 || weekday == 6;
-  return t * g->cal.hour_factor[we][hour];
+  return t * g->cal.hour_factor[we][hour] + g->cal.trip_base_ms;
 }
 
 /* Until snap.c lands with the R-tree, a graph never has one. */

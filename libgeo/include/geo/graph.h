@@ -55,15 +55,19 @@ GEO_EXPORT const char *geo_road_class_name(geo_road_class c);
 GEO_EXPORT geo_road_class geo_road_class_from_name(const char *highway);
 
 /* ETA calibration stored with the graph. Arc times in the graph already include
- * class_factor (the routing cost is the calibrated time); hour_factor[weekend][hour]
+ * class_factor and arc_penalty_ms (the routing cost is the calibrated time: raw time x
+ * class factor + a fixed cost per arc, which stands for the intersection, with its lights,
+ * that ends almost every arc of a city graph); hour_factor[weekend][hour]
  * scales a whole route's time for the hour of departure (geo_graph_eta_ms). A graph that
  * was never calibrated has every factor 1.0. */
 typedef struct geo_graph_calibration {
   double class_factor[GEO_ROAD_CLASS_COUNT]; /* time multiplier per road class */
   double hour_factor[2][24];                 /* [0 weekday | 1 weekend][hour 0..23] */
+  double arc_penalty_ms;                     /* added to every arc, >= 0 */
+  double trip_base_ms;                       /* added once to every ETA (pick-up, parking) */
 } geo_graph_calibration;
 
-/* Sets every factor of *cal to 1.0 (no calibration). */
+/* Sets every factor of *cal to 1.0 and the penalty to 0 (no calibration). */
 GEO_EXPORT void geo_graph_calibration_identity(geo_graph_calibration *cal);
 
 /* One road between two nodes, as given to the builder. */
@@ -121,7 +125,7 @@ GEO_EXPORT void geo_graph_builder_free(geo_graph_builder *b);
 GEO_EXPORT void geo_graph_free(geo_graph *g);
 
 /* A copy of g whose arc times are each arc's time scaled by cal->class_factor of its class
- * (rounded to the ms), with cal stored as its calibration. The copy has no contraction
+ * plus cal->arc_penalty_ms (rounded to the ms), with cal stored as its calibration. The copy has no contraction
  * hierarchy or R-tree yet. Errors: GEO_EINVAL, GEO_ENOMEM. */
 GEO_EXPORT geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *cal,
                                         geo_graph **out);
@@ -165,8 +169,9 @@ GEO_EXPORT double geo_graph_top_speed_m_per_ms(const geo_graph *g);
 /* The graph's calibration (identity unless calibrated). */
 GEO_EXPORT const geo_graph_calibration *geo_graph_get_calibration(const geo_graph *g);
 
-/* A route time scaled for departure at hour (0..23) on weekday (0 = Sunday .. 6 =
- * Saturday) by the calibration's hour factor, in ms. Out-of-range hour/weekday: unscaled. */
+/* The ETA of a route of route_time_ms departing at hour (0..23) on weekday (0 = Sunday ..
+ * 6 = Saturday): route time x the calibration's hour factor + its trip base, in ms. An
+ * out-of-range hour or weekday gives the route time + trip base. */
 GEO_EXPORT double geo_graph_eta_ms(const geo_graph *g, uint32_t route_time_ms, int hour,
                                    int weekday);
 
