@@ -25,8 +25,8 @@ typedef struct fake_index {
 dsp_index fake_index_iface(fake_index *ix);
 
 /* ---- graph router */
-#define FAKE_MAX_NODES 256
-#define FAKE_MAX_EDGES 1024
+#define FAKE_MAX_NODES 1024
+#define FAKE_MAX_EDGES 4096
 typedef struct fake_router {
   geo_latlng node[FAKE_MAX_NODES];
   size_t n_nodes;
