@@ -1,5 +1,6 @@
 /* geometry.c: haversine, bearings, destination points, bounding boxes of circles. */
 #include "geo/geometry.h"
+#include "geo_internal.h"
 
 #include <math.h>
 
@@ -113,4 +114,34 @@ double geo_project_on_segment(geo_latlng p, geo_latlng a, geo_latlng b, geo_latl
   if (proj) *proj = q;
   if (frac) *frac = t;
   return geo_haversine_m(p, q);
+}
+
+/* Exact minimum great-circle distance from q to the box [min_lat, max_lat] x [min_lng,
+ * max_lng] (a box that does not cross the antimeridian). When q's longitude is outside the
+ * box, every point of the box is farther than its image on the box's side meridian nearest
+ * to q in longitude (moving along a parallel towards q shortens the distance), so the answer
+ * is the distance to that meridian segment: the foot of the perpendicular if it falls inside
+ * the segment, otherwise the nearer end. */
+double geo__box_min_dist_m(geo_latlng q, double min_lat, double min_lng, double max_lat,
+                           double max_lng) {
+  if (q.lng >= min_lng && q.lng <= max_lng) {
+    if (q.lat > max_lat) return (q.lat - max_lat) * DEG2RAD * GEO_EARTH_RADIUS_M;
+    if (q.lat < min_lat) return (min_lat - q.lat) * DEG2RAD * GEO_EARTH_RADIUS_M;
+    return 0.0;
+  }
+  double dw = fabs(geo_normalize_lng(q.lng - min_lng));
+  double de = fabs(geo_normalize_lng(q.lng - max_lng));
+  double m = dw <= de ? min_lng : max_lng;
+  double dl = (dw <= de ? dw : de) * DEG2RAD;
+  double pq = q.lat * DEG2RAD;
+  /* cos(d) along the meridian = sin(pq) sin(p) + cos(pq) cos(dl) cos(p): largest at p*. */
+  double pstar = atan2(sin(pq), cos(pq) * cos(dl)) * RAD2DEG;
+  double best = geo_haversine_m(q, (geo_latlng){min_lat, m});
+  double d2 = geo_haversine_m(q, (geo_latlng){max_lat, m});
+  if (d2 < best) best = d2;
+  if (pstar > min_lat && pstar < max_lat) {
+    double d3 = geo_haversine_m(q, (geo_latlng){pstar, m});
+    if (d3 < best) best = d3;
+  }
+  return best;
 }

@@ -26,10 +26,13 @@ GEO_EXPORT double geo_bearing_deg(geo_latlng a, geo_latlng b);
  * The result's longitude is normalised to [-180, 180]. */
 GEO_EXPORT geo_latlng geo_destination(geo_latlng from, double bearing_deg, double dist_m);
 
-/* Fast equirectangular distance in metres, for pruning. The longitude difference is taken
- * the short way round the antimeridian. Error bound: for points at most 10 km apart and
- * away from the poles (|lat| <= 80) it is within 0.1% of haversine; it always stays within
- * a factor of (1 +/- 0.25) up to 1000 km. Use geo_haversine_m where exactness matters. */
+/* Fast equirectangular distance in metres, for pruning (the mean-latitude plane
+ * approximation; the longitude difference is taken the short way round the antimeridian).
+ * Error bound against geo_haversine_m, checked by tests/libgeo/test_geometry.c:
+ *  - points at most 10 km apart, both with |lat| <= 80: within 0.001% (relative 1e-5);
+ *  - points at most 1000 km apart, both with |lat| <= 70: within 1% (relative 1e-2);
+ *  - no bound near the poles (it overestimates across a pole). Use geo_haversine_m where
+ *    exactness matters; it is never used by libgeo's own exact searches. */
 GEO_EXPORT double geo_equirect_m(geo_latlng a, geo_latlng b);
 
 /* The smallest lat/lng box that contains every point within radius_m of centre.
