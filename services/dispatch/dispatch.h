@@ -114,13 +114,17 @@ bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
 
 /* ---------------------------------------------------------------- interfaces */
 
-/* The spatial index of drivers (production: the libgeo QuadTree). Ids are the core's
- * driver handles. Every function pointer is required. */
+/* The spatial index of drivers (production: the libgeo QuadTree, index_quadtree.h). Ids
+ * are the core's driver handles. Every function pointer but set_state is required. */
 typedef struct dsp_index {
   void *ud; /* passed to every call */
-  /* Insert id at pos, or move it there. Returns 0, or a negative value on failure
-   * (out of memory), leaving the index as it was. */
-  int (*upsert)(void *ud, uint64_t id, geo_latlng pos);
+  /* Insert id at pos with his state (a dsp_driver_state) and the ping's server time, or
+   * move him there. Returns 0, or a negative value on failure (out of memory), leaving
+   * the index as it was. */
+  int (*upsert)(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms);
+  /* Record a new state of id, keeping his position. May be NULL (then the index knows
+   * positions only; the core keeps states itself either way). */
+  void (*set_state)(void *ud, uint64_t id, uint8_t state);
   /* Remove id; removing an absent id is a no-op. */
   void (*remove)(void *ud, uint64_t id);
   /* Up to k ids within radius_m (great-circle metres) of center for which accept(actx,

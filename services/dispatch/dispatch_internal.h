@@ -125,6 +125,8 @@ void dsp__list_remove(dsp_trip_list *l, dsp_trip *t);
 void dsp__list_append(dsp_trip_list *l, dsp_trip *t);
 
 /* drivers.c */
+/* d->state = st, mirrored into the index (payload) while he is in it. */
+void dsp__driver_set_state(dsp_shard *s, dsp_driver *d, dsp_driver_state st);
 void dsp__drivers_sweep(dsp_shard *s, int64_t now_ms);
 void dsp__driver_free(dsp_shard *s, dsp_driver *d);
 

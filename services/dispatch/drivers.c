@@ -48,6 +48,11 @@ static dsp_driver *driver_new(dsp_shard *s, const char *id, dsp_driver_state sta
   return d;
 }
 
+void dsp__driver_set_state(dsp_shard *s, dsp_driver *d, dsp_driver_state st) {
+  d->state = st;
+  if (d->in_index && s->index.set_state) s->index.set_state(s->index.ud, d->handle, (uint8_t)st);
+}
+
 void dsp__driver_free(dsp_shard *s, dsp_driver *d) {
   uint32_t slot = (uint32_t)(d->handle & 0xffffffffu);
   if (d->in_index) s->index.remove(s->index.ud, d->handle);
@@ -78,7 +83,7 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms) {
     s->st.pings_stale++;
     return DSP_ESTALE;
   }
-  if (s->index.upsert(s->index.ud, d->handle, loc->pos) != 0) {
+  if (s->index.upsert(s->index.ud, d->handle, loc->pos, (uint8_t)d->state, now_ms) != 0) {
     if (fresh) dsp__driver_free(s, d);
     return DSP_ENOMEM;
   }
@@ -108,19 +113,19 @@ int dsp_on_status(dsp_shard *s, const char *driver_id, bool available, const cha
   }
   d->last_seen_ms = now_ms;
   if (available) {
-    if (d->state == DSP_DRIVER_OFFLINE) d->state = DSP_DRIVER_AVAILABLE;
+    if (d->state == DSP_DRIVER_OFFLINE) dsp__driver_set_state(s, d, DSP_DRIVER_AVAILABLE);
     return DSP_OK; /* already available, or busy: nothing to change */
   }
   switch (d->state) {
   case DSP_DRIVER_OFFLINE:
     return DSP_OK;
   case DSP_DRIVER_AVAILABLE:
-    d->state = DSP_DRIVER_OFFLINE;
+    dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
     return DSP_OK;
   case DSP_DRIVER_OFFERED: { /* going offline declines the offer */
     dsp_trip *t = d->trip;
     dsp__offer_end(s, t, DSP_EV_OFFER_DECLINED, now_ms, "driver_offline");
-    d->state = DSP_DRIVER_OFFLINE;
+    dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
     dsp__offer_next(s, t, now_ms);
     return DSP_OK;
   }

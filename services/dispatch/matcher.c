@@ -112,7 +112,7 @@ static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s,
   t->eta_s = eta_s;
   t->offers_made++;
   t->tried[t->n_tried++] = d->handle;
-  d->state = DSP_DRIVER_OFFERED;
+  dsp__driver_set_state(s, d, DSP_DRIVER_OFFERED);
   d->trip = t;
   s->st.offers++;
   dsp__emit(s, t, DSP_EV_OFFERED, DSP_TRIP_OFFERED, now_ms, NULL);

@@ -57,7 +57,7 @@ void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t
     t->claimed = false;
   }
   if (d) {
-    d->state = to;
+    dsp__driver_set_state(s, d, to);
     d->trip = NULL;
   }
   t->driver = NULL;
@@ -256,7 +256,7 @@ int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id,
   }
   if (cr == DSP_CLAIM_ERROR) s->st.claim_errors++; /* the store is down: carry on */
   drop_live_offer(s, t);
-  t->driver->state = DSP_DRIVER_EN_ROUTE;
+  dsp__driver_set_state(s, t->driver, DSP_DRIVER_EN_ROUTE);
   t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;
   s->st.matched++;
   dsp__emit(s, t, DSP_EV_MATCHED, DSP_TRIP_MATCHED, now_ms, NULL);
@@ -334,7 +334,7 @@ int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const
   int rc = DSP_OK;
   dsp_trip *t = own_trip(s, trip_id, driver_id, from, 1, DSP_TRIP_STARTED, ref, &rc);
   if (!t) return rc;
-  t->driver->state = DSP_DRIVER_ON_TRIP;
+  dsp__driver_set_state(s, t->driver, DSP_DRIVER_ON_TRIP);
   dsp__emit(s, t, DSP_EV_STARTED, DSP_TRIP_STARTED, now_ms, NULL);
   return DSP_OK;
 }

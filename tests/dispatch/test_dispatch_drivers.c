@@ -11,21 +11,7 @@
 
 #include <cmocka.h>
 
-#include "dsp_fakes.h"
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  fixture_init(f);
-  fixture_start(f);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_close(*state);
-  free(*state);
-  return 0;
-}
+#include "dsp_fixture.h"
 
 static void test_drivers_first_ping_indexes_an_available_driver(void **state) {
   fixture *f = *state;
@@ -36,13 +22,13 @@ static void test_drivers_first_ping_indexes_an_available_driver(void **state) {
   assert_true(v.in_index);
   assert_false(v.halo);
   assert_int_equal(v.owner_shard, 3);
-  assert_int_equal(f->ix.n, 1);
+  assert_int_equal(geo_quadtree_count(dsp_qt_index_tree(f->qi)), 1);
   assert_int_equal(dsp_driver_get(f->s, "nobody", &v), DSP_ENOTFOUND);
   /* A later ping moves him. */
   assert_int_equal(ping(f, "d1", 40.751, -73.99, 2, 2000), DSP_OK);
   assert_int_equal(dsp_driver_get(f->s, "d1", &v), DSP_OK);
   assert_true(v.pos.lat == 40.751);
-  assert_true(f->ix.pos[0].lat == 40.751);
+  assert_int_equal(geo_quadtree_count(dsp_qt_index_tree(f->qi)), 1);
   assert_int_equal(n_events(f->s, 0), 0); /* pings make no events */
 }
 
@@ -56,7 +42,7 @@ static void test_drivers_older_seq_is_ignored_and_counted(void **state) {
   dsp_driver_get(f->s, "d1", &v);
   assert_true(v.pos.lat == 40.75);
   assert_int_equal(v.last_seq, 10);
-  assert_true(f->ix.pos[0].lat == 40.75);
+
   dsp_stats st;
   dsp_stats_get(f->s, &st);
   assert_int_equal(st.pings_stale, 1);
@@ -97,7 +83,7 @@ static void test_drivers_silent_for_30s_leave_the_index(void **state) {
   assert_int_equal(dsp_driver_get(f->s, "d1", &v), DSP_ENOTFOUND);
   assert_int_equal(dsp_driver_get(f->s, "d2", &v), DSP_OK);
   assert_true(v.in_index);
-  assert_int_equal(f->ix.n, 1);
+  assert_int_equal(geo_quadtree_count(dsp_qt_index_tree(f->qi)), 1);
   dsp_stats st;
   dsp_stats_get(f->s, &st);
   assert_int_equal(st.drivers_dropped_ttl, 1);
@@ -124,9 +110,8 @@ static void test_drivers_back_after_a_drop_start_a_new_sequence(void **state) {
 
 static void test_drivers_ttl_sweep_runs_at_its_interval(void **state) {
   fixture *f = *state;
-  dsp_shard_free(f->s);
   f->cfg.ttl_sweep_ms = 1000;
-  fixture_start(f);
+  fixture_restart(f);
   ping(f, "d1", 40.75, -73.99, 1, 0);
   dsp_tick(f->s, 29500); /* sweep at 29.5 s: too early */
   dsp_driver_view v;
@@ -162,6 +147,44 @@ static void test_drivers_on_a_trip_keep_their_record_when_silent(void **state) {
   assert_int_equal(dsp_driver_get(f->s, "d1", &v), DSP_ENOTFOUND);
 }
 
+static bool collect_state(const geo_qt_hit *h, void *ud) {
+  *(int *)ud = h->point.payload.state;
+  return true;
+}
+
+/* The state of the only driver in the QuadTree (its payload). */
+static int tree_state(fixture *f) {
+  int st = -1;
+  size_t n = 0;
+  geo_bbox world = {-90, -180, 90, 180};
+  assert_int_equal(geo_quadtree_within_box(dsp_qt_index_tree(f->qi), world, NULL, NULL,
+                                           collect_state, &st, &n),
+                   GEO_OK);
+  assert_int_equal(n, 1);
+  return st;
+}
+
+static void test_drivers_state_is_kept_in_the_quadtree_payload(void **state) {
+  fixture *f = *state;
+  ping(f, "d1", 40.75, -73.99, 1, 0);
+  assert_int_equal(tree_state(f), DSP_DRIVER_AVAILABLE);
+  request(f, "r1", "q1", 40.75, -73.99, 1);
+  assert_int_equal(tree_state(f), DSP_DRIVER_OFFERED);
+  const dsp_event *e = event_at(f->s, DSP_EV_OFFERED, 0);
+  char offer[DSP_ID_MAX + 1], trip[DSP_ID_MAX + 1];
+  strcpy(offer, e->offer_id);
+  strcpy(trip, e->trip_id);
+  dsp_on_accept(f->s, offer, "d1", NULL, 2);
+  assert_int_equal(tree_state(f), DSP_DRIVER_EN_ROUTE);
+  dsp_on_arrived(f->s, trip, "d1", NULL, 3);
+  dsp_on_start(f->s, trip, "d1", NULL, 4);
+  assert_int_equal(tree_state(f), DSP_DRIVER_ON_TRIP);
+  dsp_on_complete(f->s, trip, "d1", NULL, 5);
+  assert_int_equal(tree_state(f), DSP_DRIVER_AVAILABLE);
+  dsp_on_status(f->s, "d1", false, NULL, 6);
+  assert_int_equal(tree_state(f), DSP_DRIVER_OFFLINE);
+}
+
 static void test_drivers_bad_pings_are_refused_and_counted(void **state) {
   fixture *f = *state;
   assert_int_equal(ping(f, "", 40.75, -73.99, 1, 0), DSP_EINVAL);
@@ -177,7 +200,7 @@ static void test_drivers_bad_pings_are_refused_and_counted(void **state) {
   dsp_stats_get(f->s, &st);
   assert_int_equal(st.pings_invalid, 6);
   assert_int_equal(st.drivers, 0);
-  assert_int_equal(f->ix.n, 0);
+  assert_int_equal(geo_quadtree_count(dsp_qt_index_tree(f->qi)), 0);
 }
 
 static void test_drivers_status_offline_takes_him_out_of_matching(void **state) {
@@ -220,9 +243,8 @@ static void test_drivers_status_before_first_ping_is_remembered(void **state) {
 
 static void test_drivers_first_ping_offline_when_configured(void **state) {
   fixture *f = *state;
-  dsp_shard_free(f->s);
   f->cfg.first_ping_available = false;
-  fixture_start(f);
+  fixture_restart(f);
   ping(f, "d1", 40.75, -73.99, 1, 0);
   dsp_driver_view v;
   dsp_driver_get(f->s, "d1", &v);
@@ -252,7 +274,7 @@ static void test_drivers_halo_copies_are_kept_and_matched(void **state) {
 }
 
 int main(void) {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup_city, fixture_teardown)
   const struct CMUnitTest tests[] = {
       T(test_drivers_first_ping_indexes_an_available_driver),
       T(test_drivers_older_seq_is_ignored_and_counted),
@@ -261,6 +283,7 @@ int main(void) {
       T(test_drivers_back_after_a_drop_start_a_new_sequence),
       T(test_drivers_ttl_sweep_runs_at_its_interval),
       T(test_drivers_on_a_trip_keep_their_record_when_silent),
+      T(test_drivers_state_is_kept_in_the_quadtree_payload),
       T(test_drivers_bad_pings_are_refused_and_counted),
       T(test_drivers_status_offline_takes_him_out_of_matching),
       T(test_drivers_status_before_first_ping_is_remembered),

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "dsp_fakes.h"
+#include "dsp_fixture.h"
 #include "hungarian.h"
 
 /* Greedy (cheapest cell first, or rows in arrival order) takes the 1 and is left with
