@@ -162,6 +162,7 @@ int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router 
   dsp_strmap_init(&s->trips);
   dsp_strmap_init(&s->offers);
   dsp_strmap_init(&s->requests);
+  dsp_strmap_init(&s->request_ids);
   dsp_strmap_init(&s->riders);
   size_t k = c->k_candidates;
   s->scr_ids = malloc(k * sizeof *s->scr_ids);
@@ -196,6 +197,7 @@ void dsp_shard_free(dsp_shard *s) {
   dsp_strmap_close(&s->trips);
   dsp_strmap_close(&s->offers);
   dsp_strmap_close(&s->requests);
+  dsp_strmap_close(&s->request_ids);
   dsp_strmap_close(&s->riders);
   free(s->batch);
   free(s->out);

@@ -345,7 +345,7 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
 
 /* The rider cancels his request: allowed while requested, offered, matched or arrived
  * (the driver is released); refused once started or ended (DSP_ESTATE), for an unknown
- * request (DSP_ESTATE). */
+ * request (DSP_ESTATE), for another rider's request (DSP_EFORBIDDEN). */
 int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
                   const char *ref, int64_t now_ms);
 

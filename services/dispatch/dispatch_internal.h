@@ -89,6 +89,8 @@ struct dsp_shard {
   dsp_strmap trips;         /* trip id -> dsp_trip (live and retained) */
   dsp_strmap offers;        /* live offer id -> dsp_trip */
   dsp_strmap requests;      /* req_key -> dsp_trip */
+  dsp_strmap request_ids;   /* request_id alone -> the latest dsp_trip with it (to tell
+                               "not your request" from "no such request") */
   dsp_strmap riders;        /* rider id -> his live dsp_trip */
   dsp_trip_list live, ended;
 

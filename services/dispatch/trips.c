@@ -138,7 +138,8 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
 
   t = trip_new(s, req, now_ms);
   if (!t || dsp_strmap_reserve(&s->trips, 1) || dsp_strmap_reserve(&s->requests, 1) ||
-      dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1)) {
+      dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1) ||
+      dsp_strmap_reserve(&s->request_ids, 1)) {
     dsp__trip_free(t);
     return DSP_ENOMEM;
   }
@@ -146,6 +147,7 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   s->st.requests++;
   dsp_strmap_put(&s->trips, t->id, t);
   dsp_strmap_put(&s->requests, t->req_key, t);
+  dsp_strmap_put(&s->request_ids, t->request_id, t);
   dsp_strmap_put(&s->riders, t->rider_id, t);
   dsp__list_append(&s->live, t);
 
@@ -184,9 +186,13 @@ int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
   char key[2 * DSP_ID_MAX + 2];
   snprintf(key, sizeof key, "%s\x1f%s", rider_id, request_id);
   dsp_trip *t = dsp_strmap_get(&s->requests, key);
-  if (!t)
+  if (!t) {
+    if (dsp_strmap_get(&s->request_ids, request_id))
+      return dsp__reply(s, DSP_EFORBIDDEN, DSP_ERR_FORBIDDEN, ref, rider_id, NULL, NULL,
+                        request_id, NULL, "not your request");
     return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, NULL,
-                      request_id, NULL, "no such request for this rider");
+                      request_id, NULL, "no such request");
+  }
   switch (t->state) {
   case DSP_TRIP_REQUESTED:
   case DSP_TRIP_OFFERED:
@@ -391,6 +397,8 @@ void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
     dsp__list_remove(&s->ended, t);
     dsp_strmap_del(&s->trips, t->id);
     dsp_strmap_del(&s->requests, t->req_key);
+    if (dsp_strmap_get(&s->request_ids, t->request_id) == t)
+      dsp_strmap_del(&s->request_ids, t->request_id);
     dsp__trip_free(t);
   }
 }

@@ -189,7 +189,9 @@ static void test_trips_others_cannot_act_on_a_trip(void **state) {
       dsp_trip_view before, after;
       dsp_trip_get(f.s, ids.trip, &before);
       int rc = run(&f, (enum cmd)c, &ids, "d2", "r2");
-      int want = (c == ACCEPT || c == DECLINE) ? DSP_EUNKNOWN_OFFER : DSP_ESTATE;
+      int want = (c == ACCEPT || c == DECLINE) ? DSP_EUNKNOWN_OFFER
+                 : c == RIDER_CANCEL             ? DSP_EFORBIDDEN
+                                                 : DSP_ESTATE;
       if (rc != want)
         fail_msg("%s by a stranger in %s: rc %d, want %d", cmd_name[c],
                  dsp_trip_state_name((dsp_trip_state)st), rc, want);
@@ -199,8 +201,12 @@ static void test_trips_others_cannot_act_on_a_trip(void **state) {
       assert_int_equal(n_events(f.s, 0), 0);
       const dsp_reply *r = last_reply(f.s);
       assert_non_null(r);
-      if (c == RIDER_CANCEL) assert_string_equal(r->rider_id, "r2");
-      else assert_string_equal(r->driver_id, "d2");
+      if (c == RIDER_CANCEL) {
+        assert_string_equal(r->rider_id, "r2");
+        assert_int_equal(r->code, DSP_ERR_FORBIDDEN);
+      } else {
+        assert_string_equal(r->driver_id, "d2");
+      }
       fixture_close(&f);
     }
   }
@@ -328,8 +334,9 @@ static void test_trips_bad_commands_get_bad_request(void **state) {
   assert_int_equal(dsp_on_accept(f->s, NULL, "d1", NULL, 0), DSP_EINVAL);
   assert_int_equal(dsp_on_arrived(f->s, "t3-1", "", NULL, 0), DSP_EINVAL);
   assert_int_equal(dsp_on_cancel(f->s, "q1", NULL, NULL, 0), DSP_EINVAL);
+  assert_int_equal(dsp_on_cancel(f->s, "never", "r1", NULL, 0), DSP_ESTATE);
   assert_int_equal(n_events(f->s, 0), 0);
-  assert_int_equal(n_replies(f->s), 6);
+  assert_int_equal(n_replies(f->s), 7);
 }
 
 static void test_trips_status_offline_while_offered_declines(void **state) {
