@@ -289,6 +289,7 @@ void dsp__snapshot(dsp_shard *s, const dsp_trip *t, int64_t now_ms) {
   bool ended = t->state == DSP_TRIP_COMPLETED || t->state == DSP_TRIP_CANCELLED ||
                t->state == DSP_TRIP_NO_DRIVER;
   p->keep_ms = ended ? (s->cfg.trip_retention_ms > 0 ? s->cfg.trip_retention_ms : 1) : 0;
+  dsp__copy_id(p->released_driver_id, t->releasing);
 }
 
 /* Move trip t to state `to` with one event of `type`, then queue its snapshot. The

@@ -272,6 +272,8 @@ typedef struct dsp_snapshot {
   int64_t expires_at_ms;           /* the live offer's expiry, 0 when none */
   int64_t updated_ms;
   int64_t keep_ms;                 /* 0 while the trip is live */
+  char released_driver_id[DSP_ID_MAX + 1]; /* the driver this event took off the trip
+                                    (declined, expired, ended): his pointer to it goes */
 } dsp_snapshot;
 
 typedef struct dsp_output {

@@ -51,6 +51,7 @@ struct dsp_trip {
   dsp_driver *driver;               /* offered or matched driver */
   char driver_id[DSP_ID_MAX + 1];
   char offer_id[DSP_ID_MAX + 1];    /* the latest offer */
+  char releasing[DSP_ID_MAX + 1];   /* set around the event that takes the driver off */
   bool offer_live;                  /* offer_id is in the offers map */
   int64_t offer_expires_ms;
   double eta_s;                     /* of the offered / matched driver; NAN if none */

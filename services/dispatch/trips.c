@@ -75,7 +75,9 @@ void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_stat
   drop_live_offer(s, t);
   if (t->in_batch) dsp__batch_remove(s, t);
   t->ended_ms = now_ms;
+  dsp__copy_id(t->releasing, t->driver ? t->driver_id : "");
   dsp__emit(s, t, type, to, now_ms, reason); /* still names the driver, who is told */
+  t->releasing[0] = '\0';
   dsp__release_driver(s, t, driver_to, now_ms);
   dsp_strmap_del(&s->riders, t->rider_id);
   dsp__list_remove(&s->live, t);
@@ -92,7 +94,9 @@ void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_
   drop_live_offer(s, t);
   if (type == DSP_EV_OFFER_EXPIRED) s->st.offers_expired++;
   else s->st.offers_declined++;
+  dsp__copy_id(t->releasing, t->driver_id);
   dsp__emit(s, t, type, DSP_TRIP_REQUESTED, now_ms, reason);
+  t->releasing[0] = '\0';
   dsp__release_driver(s, t, DSP_DRIVER_AVAILABLE, now_ms);
   t->driver_id[0] = '\0';
   t->eta_s = NAN;

@@ -208,6 +208,12 @@ void check_and_clear(fixture *f) {
     assert_string_equal(o[i + 1].u.snapshot.trip_id, e->trip_id);
     assert_int_equal(o[i + 1].u.snapshot.seq, e->seq);
     assert_int_equal(o[i + 1].u.snapshot.status, e->status);
+    /* The driver leaves the trip with the events that end his part in it. */
+    bool leaves = e->type == DSP_EV_OFFER_DECLINED || e->type == DSP_EV_OFFER_EXPIRED ||
+                  ((e->type == DSP_EV_CANCELLED || e->type == DSP_EV_COMPLETED) &&
+                   e->driver_id[0]);
+    if (leaves) assert_string_equal(o[i + 1].u.snapshot.released_driver_id, e->driver_id);
+    else assert_string_equal(o[i + 1].u.snapshot.released_driver_id, "");
   }
   dsp_outputs_clear(f->s);
 }
