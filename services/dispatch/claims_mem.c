@@ -51,8 +51,8 @@ static claim *live(dsp_claims_mem *m, const char *driver_id, int64_t now_ms) {
   return c;
 }
 
-dsp_claim_result dsp_claims_mem_try(dsp_claims_mem *m, const char *driver_id,
-                                    const char *owner, int64_t ttl_ms, int64_t now_ms) {
+dsp_claim_result dsp_claims_mem_try(dsp_claims_mem *m, const char *driver_id, const char *owner,
+                                    int64_t ttl_ms, int64_t now_ms) {
   if (!m || !args_ok(driver_id, owner) || ttl_ms <= 0) return DSP_CLAIM_ERROR;
   claim *c = live(m, driver_id, now_ms);
   if (c) {
@@ -72,8 +72,8 @@ dsp_claim_result dsp_claims_mem_try(dsp_claims_mem *m, const char *driver_id,
   return DSP_CLAIM_WON;
 }
 
-dsp_claim_result dsp_claims_mem_refresh(dsp_claims_mem *m, const char *driver_id,
-                                        const char *owner, int64_t ttl_ms, int64_t now_ms) {
+dsp_claim_result dsp_claims_mem_refresh(dsp_claims_mem *m, const char *driver_id, const char *owner,
+                                        int64_t ttl_ms, int64_t now_ms) {
   if (!m || !args_ok(driver_id, owner) || ttl_ms <= 0) return DSP_CLAIM_ERROR;
   claim *c = live(m, driver_id, now_ms);
   if (!c || strcmp(c->owner, owner) != 0) return DSP_CLAIM_LOST;
@@ -117,8 +117,7 @@ size_t dsp_claims_mem_sweep(dsp_claims_mem *m, int64_t now_ms) {
   return dropped;
 }
 
-static dsp_claim_result if_try(void *ud, const char *d, const char *o, int64_t ttl,
-                               int64_t now) {
+static dsp_claim_result if_try(void *ud, const char *d, const char *o, int64_t ttl, int64_t now) {
   return dsp_claims_mem_try(ud, d, o, ttl, now);
 }
 static dsp_claim_result if_refresh(void *ud, const char *d, const char *o, int64_t ttl,
@@ -130,6 +129,5 @@ static void if_release(void *ud, const char *d, const char *o, int64_t now) {
 }
 
 dsp_claims dsp_claims_mem_iface(dsp_claims_mem *m) {
-  return (dsp_claims){.ud = m, .try_claim = if_try, .refresh = if_refresh,
-                      .release = if_release};
+  return (dsp_claims){.ud = m, .try_claim = if_try, .refresh = if_refresh, .release = if_release};
 }

@@ -27,10 +27,10 @@ dsp_claims dsp_claims_mem_iface(dsp_claims_mem *m);
 
 /* Direct calls (what the interface does). try_claim returns DSP_CLAIM_ERROR when memory
  * runs out or an argument is NULL / longer than DSP_ID_MAX (owner: 2 * DSP_ID_MAX + 32). */
-dsp_claim_result dsp_claims_mem_try(dsp_claims_mem *m, const char *driver_id,
-                                    const char *owner, int64_t ttl_ms, int64_t now_ms);
-dsp_claim_result dsp_claims_mem_refresh(dsp_claims_mem *m, const char *driver_id,
-                                        const char *owner, int64_t ttl_ms, int64_t now_ms);
+dsp_claim_result dsp_claims_mem_try(dsp_claims_mem *m, const char *driver_id, const char *owner,
+                                    int64_t ttl_ms, int64_t now_ms);
+dsp_claim_result dsp_claims_mem_refresh(dsp_claims_mem *m, const char *driver_id, const char *owner,
+                                        int64_t ttl_ms, int64_t now_ms);
 void dsp_claims_mem_release(dsp_claims_mem *m, const char *driver_id, const char *owner,
                             int64_t now_ms);
 /* The owner holding driver_id at now_ms (borrowed, valid until the next call on m), or

@@ -19,12 +19,10 @@
 #define PREFIX_MAX 64
 
 /* Compare the owner, then act: atomic in Redis (a script runs alone). */
-static const char RENEW_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-static const char RELEASE_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
-    "return redis.call('DEL', KEYS[1]) else return 0 end";
+static const char RENEW_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+static const char RELEASE_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                  "return redis.call('DEL', KEYS[1]) else return 0 end";
 
 struct dsp_claims_redis {
   mrd_redis *r;
@@ -79,8 +77,8 @@ static int eval(dsp_claims_redis *c, const char *script, const char *key, const 
   return v == 1 ? 1 : v == 0 ? 0 : MRD_EREPLY;
 }
 
-static dsp_claim_result rd_try(void *ud, const char *driver_id, const char *owner,
-                               int64_t ttl_ms, int64_t now_ms) {
+static dsp_claim_result rd_try(void *ud, const char *driver_id, const char *owner, int64_t ttl_ms,
+                               int64_t now_ms) {
   dsp_claims_redis *c = ud;
   char key[PREFIX_MAX + DSP_ID_MAX + 1], ttl[24];
   if (!owner || ttl_ms <= 0 || !key_of(c, driver_id, key, sizeof key)) return DSP_CLAIM_ERROR;
@@ -131,11 +129,12 @@ static void rd_release(void *ud, const char *driver_id, const char *owner, int64
   char key[PREFIX_MAX + DSP_ID_MAX + 1];
   if (!owner || !key_of(c, driver_id, key, sizeof key)) return;
   dsp_claims_mem_release(c->mem, driver_id, owner, now_ms);
-  if (eval(c, RELEASE_LUA, key, owner, 1) >= 0) c->st.redis_ops++;
-  else c->st.redis_failures++; /* the claim's TTL frees the driver */
+  if (eval(c, RELEASE_LUA, key, owner, 1) >= 0)
+    c->st.redis_ops++;
+  else
+    c->st.redis_failures++; /* the claim's TTL frees the driver */
 }
 
 dsp_claims dsp_claims_redis_iface(dsp_claims_redis *c) {
-  return (dsp_claims){.ud = c, .try_claim = rd_try, .refresh = rd_refresh,
-                      .release = rd_release};
+  return (dsp_claims){.ud = c, .try_claim = rd_try, .refresh = rd_refresh, .release = rd_release};
 }

@@ -14,67 +14,105 @@
 
 const char *dsp_strerror(int rc) {
   switch (rc) {
-  case DSP_OK: return "ok";
-  case DSP_EINVAL: return "invalid argument";
-  case DSP_ENOMEM: return "out of memory";
-  case DSP_ESTATE: return "not allowed in the current state";
-  case DSP_EUNKNOWN_OFFER: return "unknown or expired offer";
-  case DSP_EFORBIDDEN: return "forbidden";
-  case DSP_ESTALE: return "stale ping ignored";
-  case DSP_ENOTFOUND: return "not found";
-  default: return "unknown error";
+  case DSP_OK:
+    return "ok";
+  case DSP_EINVAL:
+    return "invalid argument";
+  case DSP_ENOMEM:
+    return "out of memory";
+  case DSP_ESTATE:
+    return "not allowed in the current state";
+  case DSP_EUNKNOWN_OFFER:
+    return "unknown or expired offer";
+  case DSP_EFORBIDDEN:
+    return "forbidden";
+  case DSP_ESTALE:
+    return "stale ping ignored";
+  case DSP_ENOTFOUND:
+    return "not found";
+  default:
+    return "unknown error";
   }
 }
 
 const char *dsp_driver_state_name(dsp_driver_state st) {
   switch (st) {
-  case DSP_DRIVER_OFFLINE: return "offline";
-  case DSP_DRIVER_AVAILABLE: return "available";
-  case DSP_DRIVER_OFFERED: return "offered";
-  case DSP_DRIVER_EN_ROUTE: return "en_route";
-  case DSP_DRIVER_ON_TRIP: return "on_trip";
+  case DSP_DRIVER_OFFLINE:
+    return "offline";
+  case DSP_DRIVER_AVAILABLE:
+    return "available";
+  case DSP_DRIVER_OFFERED:
+    return "offered";
+  case DSP_DRIVER_EN_ROUTE:
+    return "en_route";
+  case DSP_DRIVER_ON_TRIP:
+    return "on_trip";
   }
   return "?";
 }
 
 const char *dsp_trip_state_name(dsp_trip_state st) {
   switch (st) {
-  case DSP_TRIP_REQUESTED: return "requested";
-  case DSP_TRIP_OFFERED: return "offered";
-  case DSP_TRIP_MATCHED: return "matched";
-  case DSP_TRIP_ARRIVED: return "arrived";
-  case DSP_TRIP_STARTED: return "started";
-  case DSP_TRIP_COMPLETED: return "completed";
-  case DSP_TRIP_CANCELLED: return "cancelled";
-  case DSP_TRIP_NO_DRIVER: return "no_driver";
+  case DSP_TRIP_REQUESTED:
+    return "requested";
+  case DSP_TRIP_OFFERED:
+    return "offered";
+  case DSP_TRIP_MATCHED:
+    return "matched";
+  case DSP_TRIP_ARRIVED:
+    return "arrived";
+  case DSP_TRIP_STARTED:
+    return "started";
+  case DSP_TRIP_COMPLETED:
+    return "completed";
+  case DSP_TRIP_CANCELLED:
+    return "cancelled";
+  case DSP_TRIP_NO_DRIVER:
+    return "no_driver";
   }
   return "?";
 }
 
 const char *dsp_event_type_name(dsp_event_type t) {
   switch (t) {
-  case DSP_EV_REQUESTED: return "requested";
-  case DSP_EV_OFFERED: return "offered";
-  case DSP_EV_OFFER_DECLINED: return "offer_declined";
-  case DSP_EV_OFFER_EXPIRED: return "offer_expired";
-  case DSP_EV_MATCHED: return "matched";
-  case DSP_EV_ARRIVED: return "arrived";
-  case DSP_EV_STARTED: return "started";
-  case DSP_EV_COMPLETED: return "completed";
-  case DSP_EV_CANCELLED: return "cancelled";
-  case DSP_EV_NO_DRIVER: return "no_driver";
+  case DSP_EV_REQUESTED:
+    return "requested";
+  case DSP_EV_OFFERED:
+    return "offered";
+  case DSP_EV_OFFER_DECLINED:
+    return "offer_declined";
+  case DSP_EV_OFFER_EXPIRED:
+    return "offer_expired";
+  case DSP_EV_MATCHED:
+    return "matched";
+  case DSP_EV_ARRIVED:
+    return "arrived";
+  case DSP_EV_STARTED:
+    return "started";
+  case DSP_EV_COMPLETED:
+    return "completed";
+  case DSP_EV_CANCELLED:
+    return "cancelled";
+  case DSP_EV_NO_DRIVER:
+    return "no_driver";
   }
   return "?";
 }
 
 const char *dsp_error_code_name(dsp_error_code c) {
   switch (c) {
-  case DSP_ERR_BAD_REQUEST: return "bad_request";
-  case DSP_ERR_OUT_OF_AREA: return "out_of_area";
-  case DSP_ERR_UNKNOWN_OFFER: return "unknown_offer";
-  case DSP_ERR_INVALID_STATE: return "invalid_state";
-  case DSP_ERR_FORBIDDEN: return "forbidden";
-  case DSP_ERR_INTERNAL: return "internal";
+  case DSP_ERR_BAD_REQUEST:
+    return "bad_request";
+  case DSP_ERR_OUT_OF_AREA:
+    return "out_of_area";
+  case DSP_ERR_UNKNOWN_OFFER:
+    return "unknown_offer";
+  case DSP_ERR_INVALID_STATE:
+    return "invalid_state";
+  case DSP_ERR_FORBIDDEN:
+    return "forbidden";
+  case DSP_ERR_INTERNAL:
+    return "internal";
   }
   return "?";
 }
@@ -130,8 +168,7 @@ static bool config_ok(const dsp_config *c) {
       c->claim_margin_ms < 0 || c->trip_claim_ttl_ms < 3 || c->lost_backoff_ms < 0 ||
       c->trip_retention_ms < 0)
     return false;
-  if (c->k_candidates == 0 || c->k_candidates > 1024 || c->max_offers == 0 ||
-      c->max_offers > 1024)
+  if (c->k_candidates == 0 || c->k_candidates > 1024 || c->max_offers == 0 || c->max_offers > 1024)
     return false;
   if (c->n_radii == 0 || c->n_radii > DSP_MAX_RADII) return false;
   for (uint32_t i = 0; i < c->n_radii; i++) {
@@ -139,9 +176,8 @@ static bool config_ok(const dsp_config *c) {
     if (i > 0 && c->radius_m[i] <= c->radius_m[i - 1]) return false; /* widening only */
   }
   if (!(c->max_eta_s > 0)) return false; /* also rejects NaN */
-  if (c->batch.enabled &&
-      (c->batch.window_ms < 1 || c->batch.window_ms > 60000 || c->batch.max_batch == 0 ||
-       c->batch.max_batch > 4096))
+  if (c->batch.enabled && (c->batch.window_ms < 1 || c->batch.window_ms > 60000 ||
+                           c->batch.max_batch == 0 || c->batch.max_batch > 4096))
     return false;
   return true;
 }
@@ -149,8 +185,8 @@ static bool config_ok(const dsp_config *c) {
 int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router *router,
                   const dsp_claims *claims, dsp_shard **out) {
   if (!c || !index || !router || !claims || !out || !config_ok(c)) return DSP_EINVAL;
-  if (!index->upsert || !index->remove || !index->knn || !router->snap ||
-      !router->etas_to || !claims->try_claim || !claims->refresh || !claims->release)
+  if (!index->upsert || !index->remove || !index->knn || !router->snap || !router->etas_to ||
+      !claims->try_claim || !claims->refresh || !claims->release)
     return DSP_EINVAL;
   dsp_shard *s = calloc(1, sizeof *s);
   if (!s) return DSP_ENOMEM;
@@ -181,7 +217,8 @@ int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router 
 
 void dsp_shard_free(dsp_shard *s) {
   if (!s) return;
-  for (size_t i = 0; i < s->n_slots; i++) free(s->slots[i]);
+  for (size_t i = 0; i < s->n_slots; i++)
+    free(s->slots[i]);
   for (dsp_trip *t = s->live.head, *n; t; t = n) {
     n = t->next;
     dsp__trip_free(t);
@@ -208,14 +245,18 @@ void dsp_shard_free(dsp_shard *s) {
   free(s);
 }
 
-void dsp_shard_set_epoch(dsp_shard *s, uint64_t epoch) { s->cfg.epoch = epoch; }
+void dsp_shard_set_epoch(dsp_shard *s, uint64_t epoch) {
+  s->cfg.epoch = epoch;
+}
 
 size_t dsp_outputs(const dsp_shard *s, const dsp_output **out) {
   *out = s->out;
   return s->n_out;
 }
 
-void dsp_outputs_clear(dsp_shard *s) { s->n_out = 0; }
+void dsp_outputs_clear(dsp_shard *s) {
+  s->n_out = 0;
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -243,14 +284,16 @@ void dsp__base36(uint64_t v, char *buf) {
     tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
     v /= 36;
   } while (v);
-  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  for (size_t i = 0; i < n; i++)
+    buf[i] = tmp[n - 1 - i];
   buf[n] = '\0';
 }
 
 int dsp__reserve_outputs(dsp_shard *s, size_t n) {
   if (s->n_out + n <= s->cap_out) return 0;
   size_t cap = s->cap_out ? s->cap_out : 32;
-  while (cap < s->n_out + n) cap *= 2;
+  while (cap < s->n_out + n)
+    cap *= 2;
   dsp_output *o = realloc(s->out, cap * sizeof *o);
   if (!o) return DSP_ENOMEM;
   s->out = o;
@@ -295,8 +338,8 @@ void dsp__snapshot(dsp_shard *s, const dsp_trip *t, int64_t now_ms) {
 /* Move trip t to state `to` with one event of `type`, then queue its snapshot. The
  * event carries the trip's driver as it is at that moment (callers clear the driver
  * after emitting when the event is about him leaving). */
-void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
-               int64_t now_ms, const char *reason) {
+void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to, int64_t now_ms,
+               const char *reason) {
   t->state = to;
   t->seq++;
   dsp_output *o = push_output(s);
@@ -313,8 +356,8 @@ void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to
     dsp__copy_id(e->rider_id, t->rider_id);
     dsp__copy_id(e->driver_id, t->driver_id);
     dsp__copy_id(e->request_id, t->request_id);
-    if (type == DSP_EV_OFFERED || type == DSP_EV_OFFER_DECLINED ||
-        type == DSP_EV_OFFER_EXPIRED || type == DSP_EV_MATCHED)
+    if (type == DSP_EV_OFFERED || type == DSP_EV_OFFER_DECLINED || type == DSP_EV_OFFER_EXPIRED ||
+        type == DSP_EV_MATCHED)
       dsp__copy_id(e->offer_id, t->offer_id);
     e->pickup = t->pickup;
     e->dropoff = t->dropoff;
@@ -334,9 +377,9 @@ void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to
   dsp__snapshot(s, t, now_ms);
 }
 
-int dsp__reply(dsp_shard *s, int rc, dsp_error_code code, const char *ref,
-               const char *rider_id, const char *driver_id, const char *trip_id,
-               const char *request_id, const char *offer_id, const char *message) {
+int dsp__reply(dsp_shard *s, int rc, dsp_error_code code, const char *ref, const char *rider_id,
+               const char *driver_id, const char *trip_id, const char *request_id,
+               const char *offer_id, const char *message) {
   s->st.rejected++;
   dsp_output *o = push_output(s);
   if (!o) return rc;
@@ -361,18 +404,24 @@ dsp_driver *dsp__driver_by_handle(const dsp_shard *s, uint64_t handle) {
 }
 
 void dsp__list_remove(dsp_trip_list *l, dsp_trip *t) {
-  if (t->prev) t->prev->next = t->next;
-  else l->head = t->next;
-  if (t->next) t->next->prev = t->prev;
-  else l->tail = t->prev;
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    l->head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    l->tail = t->prev;
   t->prev = t->next = NULL;
 }
 
 void dsp__list_append(dsp_trip_list *l, dsp_trip *t) {
   t->next = NULL;
   t->prev = l->tail;
-  if (l->tail) l->tail->next = t;
-  else l->head = t;
+  if (l->tail)
+    l->tail->next = t;
+  else
+    l->head = t;
   l->tail = t;
 }
 
@@ -421,8 +470,7 @@ int dsp_trip_get(const dsp_shard *s, const char *trip_id, dsp_trip_view *out) {
   return DSP_OK;
 }
 
-int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id,
-                  char *trip_id) {
+int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id, char *trip_id) {
   if (!dsp__id_ok(rider_id) || !dsp__id_ok(request_id)) return DSP_ENOTFOUND;
   char key[2 * DSP_ID_MAX + 2];
   snprintf(key, sizeof key, "%s\x1f%s", rider_id, request_id);
@@ -439,5 +487,6 @@ void dsp_stats_get(const dsp_shard *s, dsp_stats *out) {
   for (size_t i = 0; i < s->n_slots; i++)
     if (s->slots[i] && s->slots[i]->in_index) out->drivers_indexed++;
   out->trips_live = 0;
-  for (const dsp_trip *t = s->live.head; t; t = t->next) out->trips_live++;
+  for (const dsp_trip *t = s->live.head; t; t = t->next)
+    out->trips_live++;
 }

@@ -40,13 +40,13 @@ extern "C" {
  * queued a reply to its sender, and changed nothing else. */
 enum {
   DSP_OK = 0,
-  DSP_EINVAL = -1,        /* malformed input (bad id, position, config) */
-  DSP_ENOMEM = -2,        /* out of memory; the shard is unchanged */
-  DSP_ESTATE = -3,        /* the step is not allowed in the current state: invalid_state */
+  DSP_EINVAL = -1,         /* malformed input (bad id, position, config) */
+  DSP_ENOMEM = -2,         /* out of memory; the shard is unchanged */
+  DSP_ESTATE = -3,         /* the step is not allowed in the current state: invalid_state */
   DSP_EUNKNOWN_OFFER = -4, /* no such live offer for this driver: unknown_offer */
-  DSP_EFORBIDDEN = -5,    /* the sender may not do this (another rider's request) */
-  DSP_ESTALE = -6,        /* a ping older than (or the same as) the last one seen: ignored */
-  DSP_ENOTFOUND = -7,     /* a query found nothing */
+  DSP_EFORBIDDEN = -5,     /* the sender may not do this (another rider's request) */
+  DSP_ESTALE = -6,         /* a ping older than (or the same as) the last one seen: ignored */
+  DSP_ENOTFOUND = -7,      /* a query found nothing */
 };
 
 /* A human-readable name of a DSP_E* code; never NULL. */
@@ -138,9 +138,9 @@ typedef struct dsp_index {
 /* A point snapped onto the road graph. `data` is the router's own (edge, offset...), kept
  * by the core and handed back to etas_to, so a pickup is snapped once. */
 typedef struct dsp_snap {
-  geo_latlng pos;      /* the point on the road */
-  double off_road_m;   /* distance from the asked point to pos */
-  uint64_t data[4];    /* router-private */
+  geo_latlng pos;    /* the point on the road */
+  double off_road_m; /* distance from the asked point to pos */
+  uint64_t data[4];  /* router-private */
 } dsp_snap;
 
 /* Routing (production: libgeo's graph, R-tree snapping and one-to-many search). */
@@ -171,11 +171,11 @@ typedef struct dsp_claims {
   void *ud;
   /* Take driver_id for owner for ttl_ms, unless another owner holds it. Claiming a
    * driver one already owns renews it (WON). */
-  dsp_claim_result (*try_claim)(void *ud, const char *driver_id, const char *owner,
-                                int64_t ttl_ms, int64_t now_ms);
+  dsp_claim_result (*try_claim)(void *ud, const char *driver_id, const char *owner, int64_t ttl_ms,
+                                int64_t now_ms);
   /* Extend owner's claim to now + ttl_ms; LOST when owner does not hold it (any more). */
-  dsp_claim_result (*refresh)(void *ud, const char *driver_id, const char *owner,
-                              int64_t ttl_ms, int64_t now_ms);
+  dsp_claim_result (*refresh)(void *ud, const char *driver_id, const char *owner, int64_t ttl_ms,
+                              int64_t now_ms);
   /* Drop owner's claim; a no-op when owner does not hold it. */
   void (*release)(void *ud, const char *driver_id, const char *owner, int64_t now_ms);
 } dsp_claims;
@@ -186,30 +186,30 @@ typedef struct dsp_claims {
  * minimise the total pickup ETA (Hungarian); above hungarian_max requests (load) the
  * batch is assigned greedily (cheapest pair first). */
 typedef struct dsp_batch_config {
-  bool enabled;             /* false: each request is matched at once */
-  int64_t window_ms;        /* latency cap: the longest a request waits, 1..60000 */
-  uint32_t max_batch;       /* a batch this large is assigned at once, >= 1 */
-  uint32_t hungarian_max;   /* more requests than this: greedy fallback */
+  bool enabled;           /* false: each request is matched at once */
+  int64_t window_ms;      /* latency cap: the longest a request waits, 1..60000 */
+  uint32_t max_batch;     /* a batch this large is assigned at once, >= 1 */
+  uint32_t hungarian_max; /* more requests than this: greedy fallback */
 } dsp_batch_config;
 
 typedef struct dsp_config {
-  uint32_t shard;              /* this shard's number */
-  uint64_t epoch;              /* the shard-map epoch (dsp_shard_set_epoch changes it) */
-  uint64_t incarnation;        /* makes ids unique across restarts: e.g. the start time */
-  int64_t driver_ttl_ms;       /* a driver with no ping this long leaves the index: 30000 */
-  int64_t ttl_sweep_ms;        /* how often dsp_tick looks for silent drivers: 1000 */
-  int64_t offer_timeout_ms;    /* an offer expires after this: 10000 */
-  int64_t claim_margin_ms;     /* an offer's claim lives offer_timeout + this: 2000 */
-  int64_t trip_claim_ttl_ms;   /* a matched driver's claim TTL, renewed at 1/3: 60000 */
-  int64_t lost_backoff_ms;     /* a driver whose claim we lost is skipped this long: 10000 */
-  int64_t trip_retention_ms;   /* ended trips stay to answer late commands: 600000 */
-  uint32_t k_candidates;       /* k nearest available drivers ranked per search: 8 */
+  uint32_t shard;                 /* this shard's number */
+  uint64_t epoch;                 /* the shard-map epoch (dsp_shard_set_epoch changes it) */
+  uint64_t incarnation;           /* makes ids unique across restarts: e.g. the start time */
+  int64_t driver_ttl_ms;          /* a driver with no ping this long leaves the index: 30000 */
+  int64_t ttl_sweep_ms;           /* how often dsp_tick looks for silent drivers: 1000 */
+  int64_t offer_timeout_ms;       /* an offer expires after this: 10000 */
+  int64_t claim_margin_ms;        /* an offer's claim lives offer_timeout + this: 2000 */
+  int64_t trip_claim_ttl_ms;      /* a matched driver's claim TTL, renewed at 1/3: 60000 */
+  int64_t lost_backoff_ms;        /* a driver whose claim we lost is skipped this long: 10000 */
+  int64_t trip_retention_ms;      /* ended trips stay to answer late commands: 600000 */
+  uint32_t k_candidates;          /* k nearest available drivers ranked per search: 8 */
   double radius_m[DSP_MAX_RADII]; /* search radius, widened step by step: 1500 3000 6000 */
-  uint32_t n_radii;            /* steps used in radius_m, 1..DSP_MAX_RADII */
-  double max_eta_s;            /* candidates slower than this are dropped: 1200 */
-  uint32_t max_offers;         /* offers per trip before no_driver: 5 */
-  bool first_ping_available;   /* a driver first seen by a ping is available: true */
-  dsp_batch_config batch;      /* off; window 1000 ms, max_batch 64, hungarian_max 64 */
+  uint32_t n_radii;               /* steps used in radius_m, 1..DSP_MAX_RADII */
+  double max_eta_s;               /* candidates slower than this are dropped: 1200 */
+  uint32_t max_offers;            /* offers per trip before no_driver: 5 */
+  bool first_ping_available;      /* a driver first seen by a ping is available: true */
+  dsp_batch_config batch;         /* off; window 1000 ms, max_batch 64, hungarian_max 64 */
 } dsp_config;
 
 /* Fill *c with the defaults above (shard 0, epoch 1, incarnation 0). */
@@ -218,27 +218,27 @@ void dsp_config_default(dsp_config *c);
 /* ---------------------------------------------------------------- outputs */
 
 typedef enum dsp_output_kind {
-  DSP_OUT_EVENT = 1,    /* publish on dispatch-events (key: trip_id) */
-  DSP_OUT_REPLY,        /* a refusal for the sender: COMMAND_REJECTED */
-  DSP_OUT_SNAPSHOT,     /* write the trip's snapshot for client resync */
+  DSP_OUT_EVENT = 1, /* publish on dispatch-events (key: trip_id) */
+  DSP_OUT_REPLY,     /* a refusal for the sender: COMMAND_REJECTED */
+  DSP_OUT_SNAPSHOT,  /* write the trip's snapshot for client resync */
 } dsp_output_kind;
 
 /* One trip or offer transition. Empty strings and NAN / 0 mark absent fields. */
 typedef struct dsp_event {
   dsp_event_type type;
-  dsp_trip_state status;           /* the trip's state after this event */
+  dsp_trip_state status; /* the trip's state after this event */
   char trip_id[DSP_ID_MAX + 1];
-  uint64_t seq;                    /* 1, 2, ... per trip */
+  uint64_t seq; /* 1, 2, ... per trip */
   uint32_t shard;
   uint64_t epoch;
-  int64_t ts_ms;                   /* when the transition happened */
+  int64_t ts_ms; /* when the transition happened */
   char rider_id[DSP_ID_MAX + 1];
-  char driver_id[DSP_ID_MAX + 1];  /* the driver concerned, "" when none */
+  char driver_id[DSP_ID_MAX + 1]; /* the driver concerned, "" when none */
   char request_id[DSP_ID_MAX + 1];
-  char offer_id[DSP_ID_MAX + 1];   /* offer events, and the offer accepted on MATCHED */
-  geo_latlng pickup, dropoff;      /* as snapped to the road graph */
-  double pickup_eta_s;             /* offer / match: road ETA to the pickup; NAN if none */
-  int64_t expires_at_ms;           /* OFFERED: when it expires; 0 otherwise */
+  char offer_id[DSP_ID_MAX + 1]; /* offer events, and the offer accepted on MATCHED */
+  geo_latlng pickup, dropoff;    /* as snapped to the road graph */
+  double pickup_eta_s;           /* offer / match: road ETA to the pickup; NAN if none */
+  int64_t expires_at_ms;         /* OFFERED: when it expires; 0 otherwise */
   bool has_driver_pos;
   geo_latlng driver_pos;           /* the driver's last known position */
   char reason[DSP_REASON_MAX + 1]; /* CANCELLED / NO_DRIVER: why ("rider", ...) */
@@ -248,10 +248,10 @@ typedef struct dsp_event {
 typedef struct dsp_reply {
   dsp_error_code code;
   char message[128];
-  char ref[DSP_ID_MAX + 1];        /* the command's ref, "" when it had none */
+  char ref[DSP_ID_MAX + 1]; /* the command's ref, "" when it had none */
   char rider_id[DSP_ID_MAX + 1];
   char driver_id[DSP_ID_MAX + 1];
-  char trip_id[DSP_ID_MAX + 1];    /* what the command named, when it named one */
+  char trip_id[DSP_ID_MAX + 1]; /* what the command named, when it named one */
   char request_id[DSP_ID_MAX + 1];
   char offer_id[DSP_ID_MAX + 1];
 } dsp_reply;
@@ -261,17 +261,17 @@ typedef struct dsp_reply {
  * says how long the snapshot stays useful. */
 typedef struct dsp_snapshot {
   char trip_id[DSP_ID_MAX + 1];
-  uint64_t seq;                    /* the event it reflects */
+  uint64_t seq; /* the event it reflects */
   dsp_trip_state status;
   char rider_id[DSP_ID_MAX + 1];
   char request_id[DSP_ID_MAX + 1];
-  char driver_id[DSP_ID_MAX + 1];  /* offered or matched driver, "" when none */
-  char offer_id[DSP_ID_MAX + 1];   /* the live offer, "" when none */
+  char driver_id[DSP_ID_MAX + 1]; /* offered or matched driver, "" when none */
+  char offer_id[DSP_ID_MAX + 1];  /* the live offer, "" when none */
   geo_latlng pickup, dropoff;
-  double pickup_eta_s;             /* NAN when no driver */
-  int64_t expires_at_ms;           /* the live offer's expiry, 0 when none */
+  double pickup_eta_s;   /* NAN when no driver */
+  int64_t expires_at_ms; /* the live offer's expiry, 0 when none */
   int64_t updated_ms;
-  int64_t keep_ms;                 /* 0 while the trip is live */
+  int64_t keep_ms;                         /* 0 while the trip is live */
   char released_driver_id[DSP_ID_MAX + 1]; /* the driver this event took off the trip
                                     (declined, expired, ended): his pointer to it goes */
 } dsp_snapshot;
@@ -310,11 +310,11 @@ void dsp_outputs_clear(dsp_shard *s);
 
 /* A driver position ping (a copy from driver-locations). */
 typedef struct dsp_location {
-  const char *driver_id;  /* 1..DSP_ID_MAX bytes */
+  const char *driver_id; /* 1..DSP_ID_MAX bytes */
   geo_latlng pos;
-  int64_t ts_ms;          /* the client's time */
-  uint64_t seq;           /* the client's sequence number */
-  bool halo;              /* a halo copy: the driver is owned by owner_shard */
+  int64_t ts_ms; /* the client's time */
+  uint64_t seq;  /* the client's sequence number */
+  bool halo;     /* a halo copy: the driver is owned by owner_shard */
   uint32_t owner_shard;
 } dsp_location;
 
@@ -348,26 +348,26 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
 /* The rider cancels his request: allowed while requested, offered, matched or arrived
  * (the driver is released); refused once started or ended (DSP_ESTATE), for an unknown
  * request (DSP_ESTATE), for another rider's request (DSP_EFORBIDDEN). */
-int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
-                  const char *ref, int64_t now_ms);
+int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id, const char *ref,
+                  int64_t now_ms);
 
 /* The driver answers an offer. Only the offered driver, only the live offer, only before
  * it expires: otherwise DSP_EUNKNOWN_OFFER. Accept: MATCHED, the driver goes en route.
  * Decline: the claim is released and the next candidate is offered. */
-int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id,
-                  const char *ref, int64_t now_ms);
-int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id,
-                   const char *ref, int64_t now_ms);
+int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                  int64_t now_ms);
+int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                   int64_t now_ms);
 
 /* Trip steps by the trip's driver: arrived (matched -> arrived), start (arrived ->
  * started), complete (started -> completed, the driver is available again). Anything
  * else (wrong state, unknown trip, another driver's trip): DSP_ESTATE. */
-int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id,
-                   const char *ref, int64_t now_ms);
-int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id,
-                 const char *ref, int64_t now_ms);
-int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id,
-                    const char *ref, int64_t now_ms);
+int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                   int64_t now_ms);
+int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                 int64_t now_ms);
+int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                    int64_t now_ms);
 
 /* The trip's driver cancels while matched or arrived: CANCELLED (reason "driver" unless
  * given), the driver is available again. Otherwise DSP_ESTATE. reason may be NULL. */
@@ -383,7 +383,7 @@ void dsp_tick(dsp_shard *s, int64_t now_ms);
 
 typedef struct dsp_driver_view {
   dsp_driver_state state;
-  bool in_index;     /* has a position younger than driver_ttl_ms */
+  bool in_index; /* has a position younger than driver_ttl_ms */
   bool halo;
   uint32_t owner_shard;
   geo_latlng pos;
@@ -397,37 +397,36 @@ int dsp_driver_get(const dsp_shard *s, const char *driver_id, dsp_driver_view *o
 
 typedef struct dsp_trip_view {
   dsp_trip_state state;
-  uint64_t seq;                    /* of its latest event */
+  uint64_t seq; /* of its latest event */
   char rider_id[DSP_ID_MAX + 1];
   char request_id[DSP_ID_MAX + 1];
-  char driver_id[DSP_ID_MAX + 1];  /* offered or matched driver */
-  char offer_id[DSP_ID_MAX + 1];   /* the live offer */
+  char driver_id[DSP_ID_MAX + 1]; /* offered or matched driver */
+  char offer_id[DSP_ID_MAX + 1];  /* the live offer */
   int64_t expires_at_ms;
   double pickup_eta_s;
   uint32_t offers_made;
-  uint32_t radius_step;            /* index into radius_m of the latest search */
+  uint32_t radius_step; /* index into radius_m of the latest search */
 } dsp_trip_view;
 
 /* The trip's view, or DSP_ENOTFOUND. */
 int dsp_trip_get(const dsp_shard *s, const char *trip_id, dsp_trip_view *out);
 /* The trip made for (rider_id, request_id) into trip_id (DSP_ID_MAX + 1 bytes), or
  * DSP_ENOTFOUND. */
-int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id,
-                  char *trip_id);
+int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id, char *trip_id);
 
 /* Counters since the shard was made (for /metrics). */
 typedef struct dsp_stats {
   uint64_t pings, pings_stale, pings_invalid;
-  uint64_t drivers_dropped_ttl;    /* left the index after driver_ttl_ms of silence */
+  uint64_t drivers_dropped_ttl;      /* left the index after driver_ttl_ms of silence */
   uint64_t drivers, drivers_indexed; /* current gauges */
   uint64_t requests, requests_duplicate;
   uint64_t offers, offers_declined, offers_expired;
   uint64_t claims_lost, claim_errors, claim_refresh_lost;
   uint64_t matched, no_driver, cancelled, completed;
-  uint64_t rejected;               /* replies sent */
+  uint64_t rejected; /* replies sent */
   uint64_t searches, widenings;
   uint64_t batches_hungarian, batches_greedy;
-  uint64_t trips_live;             /* gauge */
+  uint64_t trips_live; /* gauge */
 } dsp_stats;
 
 void dsp_stats_get(const dsp_shard *s, dsp_stats *out);

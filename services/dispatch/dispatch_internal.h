@@ -17,19 +17,19 @@ typedef struct dsp_trip dsp_trip;
 
 typedef struct dsp_driver {
   char id[DSP_ID_MAX + 1];
-  uint64_t handle;         /* (generation << 32) | slot: the id in the spatial index */
+  uint64_t handle; /* (generation << 32) | slot: the id in the spatial index */
   dsp_driver_state state;
-  bool in_index;           /* has a position younger than driver_ttl_ms */
-  bool has_ping;           /* last_seq / last_ts_ms are meaningful */
+  bool in_index; /* has a position younger than driver_ttl_ms */
+  bool has_ping; /* last_seq / last_ts_ms are meaningful */
   bool halo;
   uint32_t owner_shard;
   geo_latlng pos;
   bool has_pos;
   uint64_t last_seq;
   int64_t last_ts_ms;
-  int64_t last_seen_ms;    /* server time of the latest ping or status */
-  int64_t skip_until_ms;   /* we lost his claim to someone else: skip him until then */
-  dsp_trip *trip;          /* the trip he is offered or serving */
+  int64_t last_seen_ms;  /* server time of the latest ping or status */
+  int64_t skip_until_ms; /* we lost his claim to someone else: skip him until then */
+  dsp_trip *trip;        /* the trip he is offered or serving */
 } dsp_driver;
 
 /* One ranked candidate of a trip. */
@@ -45,29 +45,29 @@ struct dsp_trip {
   char request_id[DSP_ID_MAX + 1];
   char req_key[2 * DSP_ID_MAX + 2]; /* rider_id \x1f request_id */
   dsp_trip_state state;
-  uint64_t seq;                     /* of the latest event */
-  geo_latlng pickup, dropoff;       /* snapped (raw when out of area) */
+  uint64_t seq;               /* of the latest event */
+  geo_latlng pickup, dropoff; /* snapped (raw when out of area) */
   dsp_snap pickup_snap;
-  dsp_driver *driver;               /* offered or matched driver */
+  dsp_driver *driver; /* offered or matched driver */
   char driver_id[DSP_ID_MAX + 1];
-  char offer_id[DSP_ID_MAX + 1];    /* the latest offer */
-  char releasing[DSP_ID_MAX + 1];   /* set around the event that takes the driver off */
-  bool offer_live;                  /* offer_id is in the offers map */
+  char offer_id[DSP_ID_MAX + 1];  /* the latest offer */
+  char releasing[DSP_ID_MAX + 1]; /* set around the event that takes the driver off */
+  bool offer_live;                /* offer_id is in the offers map */
   int64_t offer_expires_ms;
-  double eta_s;                     /* of the offered / matched driver; NAN if none */
-  char owner[DSP_OWNER_MAX + 1];    /* claim owner string while claimed */
+  double eta_s;                  /* of the offered / matched driver; NAN if none */
+  char owner[DSP_OWNER_MAX + 1]; /* claim owner string while claimed */
   bool claimed;
   int64_t claim_renew_ms;
   uint32_t offers_made;
   uint32_t radius_step;
-  bool searched;                    /* cands holds a search at radius_step */
-  dsp_cand *cands;                  /* k_candidates slots */
+  bool searched;   /* cands holds a search at radius_step */
+  dsp_cand *cands; /* k_candidates slots */
   size_t n_cands, cand_next;
-  uint64_t *tried;                  /* max_offers slots: drivers offered this trip */
+  uint64_t *tried; /* max_offers slots: drivers offered this trip */
   size_t n_tried;
   int64_t created_ms, ended_ms;
   bool in_batch;
-  dsp_trip *prev, *next;            /* the live list, or the ended list */
+  dsp_trip *prev, *next; /* the live list, or the ended list */
 };
 
 typedef struct dsp_trip_list {
@@ -80,22 +80,22 @@ struct dsp_shard {
   dsp_router router;
   dsp_claims claims;
 
-  dsp_driver **slots;       /* by slot; NULL = free */
-  uint32_t *slot_gen;       /* generation of each slot */
+  dsp_driver **slots; /* by slot; NULL = free */
+  uint32_t *slot_gen; /* generation of each slot */
   size_t n_slots, cap_slots;
   uint32_t *free_slots;
   size_t n_free;
 
-  dsp_strmap drivers;       /* driver id -> dsp_driver */
-  dsp_strmap trips;         /* trip id -> dsp_trip (live and retained) */
-  dsp_strmap offers;        /* live offer id -> dsp_trip */
-  dsp_strmap requests;      /* req_key -> dsp_trip */
-  dsp_strmap request_ids;   /* request_id alone -> the latest dsp_trip with it (to tell
-                               "not your request" from "no such request") */
-  dsp_strmap riders;        /* rider id -> his live dsp_trip */
+  dsp_strmap drivers;     /* driver id -> dsp_driver */
+  dsp_strmap trips;       /* trip id -> dsp_trip (live and retained) */
+  dsp_strmap offers;      /* live offer id -> dsp_trip */
+  dsp_strmap requests;    /* req_key -> dsp_trip */
+  dsp_strmap request_ids; /* request_id alone -> the latest dsp_trip with it (to tell
+                             "not your request" from "no such request") */
+  dsp_strmap riders;      /* rider id -> his live dsp_trip */
   dsp_trip_list live, ended;
 
-  dsp_trip **batch;         /* requests waiting for the batch window, oldest first */
+  dsp_trip **batch; /* requests waiting for the batch window, oldest first */
   size_t n_batch, cap_batch;
 
   dsp_output *out;
@@ -117,11 +117,11 @@ void dsp__copy_id(char *dst, const char *src);
 /* Base-36 digits of v into buf (at least 14 bytes), for ids. */
 void dsp__base36(uint64_t v, char *buf);
 int dsp__reserve_outputs(dsp_shard *s, size_t n);
-void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
-               int64_t now_ms, const char *reason);
-int dsp__reply(dsp_shard *s, int rc, dsp_error_code code, const char *ref,
-               const char *rider_id, const char *driver_id, const char *trip_id,
-               const char *request_id, const char *offer_id, const char *message);
+void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to, int64_t now_ms,
+               const char *reason);
+int dsp__reply(dsp_shard *s, int rc, dsp_error_code code, const char *ref, const char *rider_id,
+               const char *driver_id, const char *trip_id, const char *request_id,
+               const char *offer_id, const char *message);
 void dsp__snapshot(dsp_shard *s, const dsp_trip *t, int64_t now_ms);
 dsp_driver *dsp__driver_by_handle(const dsp_shard *s, uint64_t handle);
 void dsp__list_remove(dsp_trip_list *l, dsp_trip *t);
@@ -139,8 +139,8 @@ void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_stat
 void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t now_ms);
 void dsp__trips_tick(dsp_shard *s, int64_t now_ms);
 void dsp__trip_free(dsp_trip *t);
-int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to,
-                          const char *reason, int64_t now_ms);
+int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
+                          int64_t now_ms);
 void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
                     const char *reason);
 

@@ -74,12 +74,11 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms) {
   bool fresh = false;
   if (!d) {
     d = driver_new(s, loc->driver_id,
-                   s->cfg.first_ping_available ? DSP_DRIVER_AVAILABLE : DSP_DRIVER_OFFLINE,
-                   now_ms);
+                   s->cfg.first_ping_available ? DSP_DRIVER_AVAILABLE : DSP_DRIVER_OFFLINE, now_ms);
     if (!d) return DSP_ENOMEM;
     fresh = true;
-  } else if (d->has_ping && (loc->seq < d->last_seq ||
-                             (loc->seq == d->last_seq && loc->ts_ms <= d->last_ts_ms))) {
+  } else if (d->has_ping &&
+             (loc->seq < d->last_seq || (loc->seq == d->last_seq && loc->ts_ms <= d->last_ts_ms))) {
     s->st.pings_stale++;
     return DSP_ESTALE;
   }

@@ -15,8 +15,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col,
-                  double *total) {
+int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col, double *total) {
   if (!cost || !row_to_col || rows == 0 || cols == 0 || rows > DSP_HUNGARIAN_MAX ||
       cols > DSP_HUNGARIAN_MAX)
     return -1;
@@ -87,7 +86,8 @@ int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col,
     } while (j0 != 0);
   }
 
-  for (size_t r = 0; r < rows; r++) row_to_col[r] = -1;
+  for (size_t r = 0; r < rows; r++)
+    row_to_col[r] = -1;
   double sum = 0;
   for (size_t j = 1; j <= m; j++) {
     if (p[j] == 0) continue;

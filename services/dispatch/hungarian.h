@@ -28,8 +28,7 @@ extern "C" {
  * *total (may be NULL) receives that sum.
  * Returns 0; -1 with nothing written when an argument is invalid (NULL, a size of 0 or
  * above DSP_HUNGARIAN_MAX, a negative or NaN cost) or memory runs out. */
-int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col,
-                  double *total);
+int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col, double *total);
 
 #ifdef __cplusplus
 }

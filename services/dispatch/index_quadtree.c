@@ -32,7 +32,9 @@ void dsp_qt_index_free(dsp_qt_index *ix) {
   free(ix);
 }
 
-const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix) { return ix->qt; }
+const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix) {
+  return ix->qt;
+}
 
 static int qi_upsert(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms) {
   dsp_qt_index *ix = ud;
@@ -76,8 +78,8 @@ static int qi_knn(void *ud, geo_latlng center, double radius_m, size_t k,
   }
   filter_ctx fc = {accept, actx};
   size_t n = 0;
-  if (geo_quadtree_knn(ix->qt, center, k, radius_m, accept ? qi_filter : NULL, &fc, ix->hits,
-                       &n) != GEO_OK)
+  if (geo_quadtree_knn(ix->qt, center, k, radius_m, accept ? qi_filter : NULL, &fc, ix->hits, &n) !=
+      GEO_OK)
     return -1;
   for (size_t i = 0; i < n; i++) {
     out_ids[i] = ix->hits[i].point.id;
@@ -87,6 +89,6 @@ static int qi_knn(void *ud, geo_latlng center, double radius_m, size_t k,
 }
 
 dsp_index dsp_qt_index_iface(dsp_qt_index *ix) {
-  return (dsp_index){.ud = ix, .upsert = qi_upsert, .set_state = qi_set_state,
-                     .remove = qi_remove, .knn = qi_knn};
+  return (dsp_index){
+      .ud = ix, .upsert = qi_upsert, .set_state = qi_set_state, .remove = qi_remove, .knn = qi_knn};
 }

@@ -30,10 +30,9 @@ static bool tried_before(const dsp_trip *t, uint64_t handle) {
 }
 
 /* A driver the trip may be offered to now. */
-static bool offerable(const dsp_shard *s, const dsp_trip *t, const dsp_driver *d,
-                      int64_t now_ms) {
-  return d && d->state == DSP_DRIVER_AVAILABLE && d->in_index &&
-         d->skip_until_ms <= now_ms && !tried_before(t, d->handle);
+static bool offerable(const dsp_shard *s, const dsp_trip *t, const dsp_driver *d, int64_t now_ms) {
+  return d && d->state == DSP_DRIVER_AVAILABLE && d->in_index && d->skip_until_ms <= now_ms &&
+         !tried_before(t, d->handle);
 }
 
 static bool accept_cb(void *actx, uint64_t id) {
@@ -54,8 +53,8 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   t->cand_next = 0;
   t->searched = true;
   accept_ctx ctx = {s, t, now_ms};
-  int n = s->index.knn(s->index.ud, t->pickup, radius_m, s->cfg.k_candidates, accept_cb,
-                       &ctx, s->scr_ids, s->scr_dist);
+  int n = s->index.knn(s->index.ud, t->pickup, radius_m, s->cfg.k_candidates, accept_cb, &ctx,
+                       s->scr_ids, s->scr_dist);
   if (n < 0) return DSP_ENOMEM;
   if (n == 0) return DSP_OK;
   if ((size_t)n > s->cfg.k_candidates) n = (int)s->cfg.k_candidates;
@@ -63,10 +62,11 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
     const dsp_driver *d = dsp__driver_by_handle(s, s->scr_ids[i]);
     s->scr_pos[i] = d ? d->pos : t->pickup;
   }
-  for (int i = 0; i < n; i++) s->scr_eta[i] = INFINITY;
+  for (int i = 0; i < n; i++)
+    s->scr_eta[i] = INFINITY;
   /* One search from the pickup ranks every candidate at once. */
-  if (s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n,
-                        s->cfg.max_eta_s, s->scr_eta) != 0)
+  if (s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n, s->cfg.max_eta_s,
+                        s->scr_eta) != 0)
     return DSP_EINVAL;
   for (int i = 0; i < n; i++) {
     double eta = s->scr_eta[i];
@@ -80,15 +80,13 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
 }
 
 /* Claim d for t and offer him the ride; false when the claim is not won. */
-static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s,
-                      int64_t now_ms) {
+static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, int64_t now_ms) {
   char owner[DSP_OWNER_MAX + 1];
   snprintf(owner, sizeof owner, "%u:%s:%llu", s->cfg.shard, t->id,
            (unsigned long long)s->cfg.epoch);
   if (dsp_strmap_reserve(&s->offers, 1) != 0) return false;
-  dsp_claim_result cr =
-      s->claims.try_claim(s->claims.ud, d->id, owner,
-                          s->cfg.offer_timeout_ms + s->cfg.claim_margin_ms, now_ms);
+  dsp_claim_result cr = s->claims.try_claim(
+      s->claims.ud, d->id, owner, s->cfg.offer_timeout_ms + s->cfg.claim_margin_ms, now_ms);
   if (cr == DSP_CLAIM_LOST) { /* another shard (halo) or trip holds him */
     s->st.claims_lost++;
     d->skip_until_ms = now_ms + s->cfg.lost_backoff_ms;
@@ -217,7 +215,8 @@ static int greedy(const double *cost, size_t rows, size_t cols, int *row_to_col)
       if (isfinite(cost[r * cols + c]))
         p[np++] = (pair){cost[r * cols + c], (uint32_t)r, (uint32_t)c};
   qsort(p, np, sizeof *p, pair_cmp);
-  for (size_t r = 0; r < rows; r++) row_to_col[r] = -1;
+  for (size_t r = 0; r < rows; r++)
+    row_to_col[r] = -1;
   for (size_t i = 0; i < np; i++) {
     if (row_to_col[p[i].row] >= 0 || col_used[p[i].col]) continue;
     row_to_col[p[i].row] = (int)p[i].col;
@@ -246,7 +245,8 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
   }
   /* Columns: every candidate driver of any request, once. */
   size_t m = 0;
-  for (size_t i = 0; i < n; i++) m += trips[i]->n_cands;
+  for (size_t i = 0; i < n; i++)
+    m += trips[i]->n_cands;
   uint64_t *cols = malloc((m ? m : 1) * sizeof *cols);
   int *assign = malloc(n * sizeof *assign);
   double *cost = NULL;
@@ -254,7 +254,8 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
   if (cols && assign) {
     m = 0;
     for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < trips[i]->n_cands; j++) cols[m++] = trips[i]->cands[j].handle;
+      for (size_t j = 0; j < trips[i]->n_cands; j++)
+        cols[m++] = trips[i]->cands[j].handle;
     qsort(cols, m, sizeof *cols, u64_cmp);
     size_t u = 0;
     for (size_t j = 0; j < m; j++)
@@ -263,11 +264,11 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
     cost = m ? malloc(n * m * sizeof *cost) : NULL;
   }
   if (cost) {
-    for (size_t i = 0; i < n * m; i++) cost[i] = INFINITY;
+    for (size_t i = 0; i < n * m; i++)
+      cost[i] = INFINITY;
     for (size_t i = 0; i < n; i++)
       for (size_t j = 0; j < trips[i]->n_cands; j++) {
-        const uint64_t *c = bsearch(&trips[i]->cands[j].handle, cols, m, sizeof *cols,
-                                    u64_cmp);
+        const uint64_t *c = bsearch(&trips[i]->cands[j].handle, cols, m, sizeof *cols, u64_cmp);
         cost[i * m + (size_t)(c - cols)] = trips[i]->cands[j].eta_s;
       }
     if (n <= s->cfg.batch.hungarian_max && m <= DSP_HUNGARIAN_MAX &&
@@ -280,7 +281,8 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
     }
   }
   if (!assigned) { /* nothing to assign, or no memory: arrival order, best first */
-    for (size_t i = 0; i < n; i++) dsp__offer_next(s, trips[i], now_ms);
+    for (size_t i = 0; i < n; i++)
+      dsp__offer_next(s, trips[i], now_ms);
   } else {
     /* The assigned driver goes first in each list (the rest are the fallbacks). */
     for (size_t i = 0; i < n; i++) {

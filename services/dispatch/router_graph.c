@@ -57,15 +57,16 @@ void dsp_graph_router_free(dsp_graph_router *r) {
   free(r);
 }
 
-uint64_t dsp_graph_router_searches(const dsp_graph_router *r) { return r->searches; }
+uint64_t dsp_graph_router_searches(const dsp_graph_router *r) {
+  return r->searches;
+}
 
 /* The nearest node within snap_max_m of p: 0 and *node, 1 when none. */
 static int nearest(const dsp_graph_router *r, geo_latlng p, uint32_t *node, double *dist) {
   geo_qt_hit hit;
   size_t n = 0;
   if (!geo_latlng_is_valid(p) ||
-      geo_quadtree_knn(r->nodes, p, 1, r->snap_max_m, NULL, NULL, &hit, &n) != GEO_OK ||
-      n == 0)
+      geo_quadtree_knn(r->nodes, p, 1, r->snap_max_m, NULL, NULL, &hit, &n) != GEO_OK || n == 0)
     return 1;
   *node = (uint32_t)hit.point.id;
   *dist = hit.dist_m;
@@ -115,8 +116,7 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
                                     r->targets, n, bound_ms, r->times_ms, NULL);
   if (e != GEO_OK) return -1;
   for (size_t i = 0; i < n; i++)
-    out_eta_s[i] = off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY
-                                                             : r->times_ms[i] / 1000.0;
+    out_eta_s[i] = off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
   return 0;
 }
 

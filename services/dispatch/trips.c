@@ -92,8 +92,10 @@ void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_stat
 void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
                     const char *reason) {
   drop_live_offer(s, t);
-  if (type == DSP_EV_OFFER_EXPIRED) s->st.offers_expired++;
-  else s->st.offers_declined++;
+  if (type == DSP_EV_OFFER_EXPIRED)
+    s->st.offers_expired++;
+  else
+    s->st.offers_declined++;
   dsp__copy_id(t->releasing, t->driver_id);
   dsp__emit(s, t, type, DSP_TRIP_REQUESTED, now_ms, reason);
   t->releasing[0] = '\0';
@@ -102,8 +104,8 @@ void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_
   t->eta_s = NAN;
 }
 
-int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to,
-                          const char *reason, int64_t now_ms) {
+int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
+                          int64_t now_ms) {
   dsp__trip_end(s, t, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, now_ms, reason, driver_to);
   return DSP_OK;
 }
@@ -136,8 +138,8 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   if (cur) {
     char msg[128];
     snprintf(msg, sizeof msg, "rider already has a live trip %s", cur->id);
-    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, req->rider_id, NULL,
-                      cur->id, req->request_id, NULL, msg);
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, req->rider_id, NULL, cur->id,
+                      req->request_id, NULL, msg);
   }
 
   t = trip_new(s, req, now_ms);
@@ -164,24 +166,25 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   dsp__emit(s, t, DSP_EV_REQUESTED, DSP_TRIP_REQUESTED, now_ms, NULL);
   if (rp != 0 || rd != 0) {
     bool failed = rp < 0 || rd < 0;
-    const char *reason = failed ? "routing_error"
-                         : rp != 0 ? "pickup_out_of_area" : "dropoff_out_of_area";
-    dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, reason,
-                  DSP_DRIVER_AVAILABLE);
+    const char *reason = failed    ? "routing_error"
+                         : rp != 0 ? "pickup_out_of_area"
+                                   : "dropoff_out_of_area";
+    dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, reason, DSP_DRIVER_AVAILABLE);
     if (!failed)
-      dsp__reply(s, DSP_OK, DSP_ERR_OUT_OF_AREA, ref, req->rider_id, NULL, t->id,
-                 req->request_id, NULL,
-                 rp != 0 ? "pickup is outside the service area"
-                         : "dropoff is outside the service area");
+      dsp__reply(
+          s, DSP_OK, DSP_ERR_OUT_OF_AREA, ref, req->rider_id, NULL, t->id, req->request_id, NULL,
+          rp != 0 ? "pickup is outside the service area" : "dropoff is outside the service area");
     return DSP_OK;
   }
-  if (s->cfg.batch.enabled) dsp__batch_add(s, t, now_ms);
-  else dsp__offer_next(s, t, now_ms);
+  if (s->cfg.batch.enabled)
+    dsp__batch_add(s, t, now_ms);
+  else
+    dsp__offer_next(s, t, now_ms);
   return DSP_OK;
 }
 
-int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
-                  const char *ref, int64_t now_ms) {
+int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id, const char *ref,
+                  int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
   if (!dsp__id_ok(rider_id) || !dsp__id_ok(request_id))
     return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref,
@@ -192,10 +195,10 @@ int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
   dsp_trip *t = dsp_strmap_get(&s->requests, key);
   if (!t) {
     if (dsp_strmap_get(&s->request_ids, request_id))
-      return dsp__reply(s, DSP_EFORBIDDEN, DSP_ERR_FORBIDDEN, ref, rider_id, NULL, NULL,
-                        request_id, NULL, "not your request");
-    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, NULL,
-                      request_id, NULL, "no such request");
+      return dsp__reply(s, DSP_EFORBIDDEN, DSP_ERR_FORBIDDEN, ref, rider_id, NULL, NULL, request_id,
+                        NULL, "not your request");
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, NULL, request_id,
+                      NULL, "no such request");
   }
   switch (t->state) {
   case DSP_TRIP_REQUESTED:
@@ -207,10 +210,9 @@ int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id,
     return DSP_OK;
   default: {
     char msg[128];
-    snprintf(msg, sizeof msg, "cannot cancel a trip that is %s",
-             dsp_trip_state_name(t->state));
-    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, t->id,
-                      request_id, NULL, msg);
+    snprintf(msg, sizeof msg, "cannot cancel a trip that is %s", dsp_trip_state_name(t->state));
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, t->id, request_id,
+                      NULL, msg);
   }
   }
 }
@@ -229,40 +231,40 @@ static dsp_trip *live_offer(dsp_shard *s, const char *offer_id, const char *driv
   }
   dsp_trip *t = dsp_strmap_get(&s->offers, offer_id);
   if (!t || strcmp(t->driver_id, driver_id) != 0) {
-    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id,
-                     NULL, NULL, offer_id, "no such offer for this driver");
+    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL, NULL,
+                     offer_id, "no such offer for this driver");
     return NULL;
   }
   if (now_ms >= t->offer_expires_ms) { /* the tick has not seen it yet: expire it now */
     dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, NULL);
     dsp__offer_next(s, t, now_ms);
-    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id,
-                     NULL, NULL, offer_id, "the offer has expired");
+    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL, NULL,
+                     offer_id, "the offer has expired");
     return NULL;
   }
   return t;
 }
 
-int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id,
-                  const char *ref, int64_t now_ms) {
+int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                  int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
   int rc = DSP_OK;
   dsp_trip *t = live_offer(s, offer_id, driver_id, ref, now_ms, &rc);
   if (!t) return rc;
   /* Turn the offer's short claim into the trip's: renew it, or take it again if it ran
    * out. Lost means another shard holds the driver now: the offer cannot stand. */
-  dsp_claim_result cr = s->claims.refresh(s->claims.ud, t->driver_id, t->owner,
-                                          s->cfg.trip_claim_ttl_ms, now_ms);
+  dsp_claim_result cr =
+      s->claims.refresh(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
   if (cr == DSP_CLAIM_LOST)
-    cr = s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms,
-                             now_ms);
+    cr =
+        s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
   if (cr == DSP_CLAIM_LOST) {
     s->st.claims_lost++;
     t->claimed = false; /* not ours: do not release another owner's claim */
     dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, "claim_lost");
     dsp__offer_next(s, t, now_ms);
-    return dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id,
-                      NULL, NULL, offer_id, "the offer was withdrawn");
+    return dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL,
+                      NULL, offer_id, "the offer was withdrawn");
   }
   if (cr == DSP_CLAIM_ERROR) s->st.claim_errors++; /* the store is down: carry on */
   drop_live_offer(s, t);
@@ -273,8 +275,8 @@ int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id,
   return DSP_OK;
 }
 
-int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id,
-                   const char *ref, int64_t now_ms) {
+int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                   int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
   int rc = DSP_OK;
   dsp_trip *t = live_offer(s, offer_id, driver_id, ref, now_ms, &rc);
@@ -288,11 +290,16 @@ int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id,
 
 static const char *step_name(dsp_trip_state to) {
   switch (to) {
-  case DSP_TRIP_ARRIVED: return "arrived";
-  case DSP_TRIP_STARTED: return "start";
-  case DSP_TRIP_COMPLETED: return "complete";
-  case DSP_TRIP_CANCELLED: return "cancel";
-  default: return "step";
+  case DSP_TRIP_ARRIVED:
+    return "arrived";
+  case DSP_TRIP_STARTED:
+    return "start";
+  case DSP_TRIP_COMPLETED:
+    return "complete";
+  case DSP_TRIP_CANCELLED:
+    return "cancel";
+  default:
+    return "step";
   }
 }
 
@@ -300,8 +307,8 @@ static const char *step_name(dsp_trip_state to) {
  * otherwise NULL after queueing the invalid_state reply. Another driver's trip and an
  * unknown trip get the same answer, so trip ids cannot be probed. */
 static dsp_trip *own_trip(dsp_shard *s, const char *trip_id, const char *driver_id,
-                          const dsp_trip_state *from, size_t n, dsp_trip_state to,
-                          const char *ref, int *rc) {
+                          const dsp_trip_state *from, size_t n, dsp_trip_state to, const char *ref,
+                          int *rc) {
   if (!dsp__id_ok(trip_id) || !dsp__id_ok(driver_id)) {
     *rc = dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, NULL,
                      dsp__id_ok(driver_id) ? driver_id : "?", NULL, NULL, NULL,
@@ -310,24 +317,23 @@ static dsp_trip *own_trip(dsp_shard *s, const char *trip_id, const char *driver_
   }
   dsp_trip *t = dsp_strmap_get(&s->trips, trip_id);
   char msg[128];
-  if (!t || !t->driver || strcmp(t->driver_id, driver_id) != 0 ||
-      t->state == DSP_TRIP_OFFERED) {
+  if (!t || !t->driver || strcmp(t->driver_id, driver_id) != 0 || t->state == DSP_TRIP_OFFERED) {
     snprintf(msg, sizeof msg, "%s: no such trip for this driver", step_name(to));
-    *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id,
-                     NULL, NULL, msg);
+    *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id, NULL,
+                     NULL, msg);
     return NULL;
   }
   for (size_t i = 0; i < n; i++)
     if (t->state == from[i]) return t;
   snprintf(msg, sizeof msg, "%s is not allowed when the trip is %s", step_name(to),
            dsp_trip_state_name(t->state));
-  *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id,
-                   NULL, NULL, msg);
+  *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id, NULL, NULL,
+                   msg);
   return NULL;
 }
 
-int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id,
-                   const char *ref, int64_t now_ms) {
+int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                   int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
   static const dsp_trip_state from[] = {DSP_TRIP_MATCHED};
   int rc = DSP_OK;
@@ -349,15 +355,14 @@ int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const
   return DSP_OK;
 }
 
-int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id,
-                    const char *ref, int64_t now_ms) {
+int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                    int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
   static const dsp_trip_state from[] = {DSP_TRIP_STARTED};
   int rc = DSP_OK;
   dsp_trip *t = own_trip(s, trip_id, driver_id, from, 1, DSP_TRIP_COMPLETED, ref, &rc);
   if (!t) return rc;
-  dsp__trip_end(s, t, DSP_EV_COMPLETED, DSP_TRIP_COMPLETED, now_ms, NULL,
-                DSP_DRIVER_AVAILABLE);
+  dsp__trip_end(s, t, DSP_EV_COMPLETED, DSP_TRIP_COMPLETED, now_ms, NULL, DSP_DRIVER_AVAILABLE);
   return DSP_OK;
 }
 
@@ -368,8 +373,8 @@ int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_i
   int rc = DSP_OK;
   dsp_trip *t = own_trip(s, trip_id, driver_id, from, 2, DSP_TRIP_CANCELLED, ref, &rc);
   if (!t) return rc;
-  return dsp__cancel_by_driver(s, t, DSP_DRIVER_AVAILABLE,
-                               reason && reason[0] ? reason : "driver", now_ms);
+  return dsp__cancel_by_driver(s, t, DSP_DRIVER_AVAILABLE, reason && reason[0] ? reason : "driver",
+                               now_ms);
 }
 
 /* ---------------------------------------------------------------- timers */
@@ -384,12 +389,12 @@ void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
     } else if ((t->state == DSP_TRIP_MATCHED || t->state == DSP_TRIP_ARRIVED ||
                 t->state == DSP_TRIP_STARTED) &&
                t->claimed && now_ms >= t->claim_renew_ms) {
-      dsp_claim_result cr = s->claims.refresh(s->claims.ud, t->driver_id, t->owner,
-                                              s->cfg.trip_claim_ttl_ms, now_ms);
+      dsp_claim_result cr =
+          s->claims.refresh(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
       if (cr == DSP_CLAIM_LOST) { /* expired (store restarted?): take it again */
         s->st.claim_refresh_lost++;
-        cr = s->claims.try_claim(s->claims.ud, t->driver_id, t->owner,
-                                 s->cfg.trip_claim_ttl_ms, now_ms);
+        cr = s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms,
+                                 now_ms);
       }
       if (cr == DSP_CLAIM_ERROR) s->st.claim_errors++;
       t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;

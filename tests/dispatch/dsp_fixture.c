@@ -27,18 +27,21 @@ void fixture_init(fixture *f) {
 
 uint32_t fixture_node(fixture *f, double lat, double lng) {
   uint32_t idx;
-  assert_int_equal(geo_graph_builder_add_node(f->gb, (int64_t)f->n_nodes, (geo_latlng){lat, lng},
-                                              &idx),
-                   GEO_OK);
+  assert_int_equal(
+      geo_graph_builder_add_node(f->gb, (int64_t)f->n_nodes, (geo_latlng){lat, lng}, &idx), GEO_OK);
   f->n_nodes++;
   return idx;
 }
 
 void fixture_road(fixture *f, uint32_t a, uint32_t b, double time_s, bool two_way) {
   uint32_t ms = (uint32_t)llround(time_s * 1000);
-  geo_graph_road r = {.from = a, .to = b, .fwd_time_ms = ms,
-                      .bwd_time_ms = two_way ? ms : GEO_TIME_NONE, .length_m = time_s * 10,
-                      .road_class = GEO_ROAD_RESIDENTIAL, .ext_id = 0};
+  geo_graph_road r = {.from = a,
+                      .to = b,
+                      .fwd_time_ms = ms,
+                      .bwd_time_ms = two_way ? ms : GEO_TIME_NONE,
+                      .length_m = time_s * 10,
+                      .road_class = GEO_ROAD_RESIDENTIAL,
+                      .ext_id = 0};
   assert_int_equal(geo_graph_builder_add_road(f->gb, &r), GEO_OK);
 }
 
@@ -58,7 +61,9 @@ void fixture_grid(fixture *f, double lat0, double lng0, uint32_t rows, uint32_t 
     }
 }
 
-void fixture_city(fixture *f) { fixture_grid(f, 40.74, -74.0, 21, 21, 0.001, 10); }
+void fixture_city(fixture *f) {
+  fixture_grid(f, 40.74, -74.0, 21, 21, 0.001, 10);
+}
 
 /* The router, with a switch to make etas_to fail and a call counter. */
 static int fx_snap(void *ud, geo_latlng p, dsp_snap *out) {
@@ -130,7 +135,9 @@ int ping(fixture *f, const char *id, double lat, double lng, uint64_t seq, int64
 
 int request(fixture *f, const char *rider, const char *req, double lat, double lng,
             int64_t now_ms) {
-  dsp_request r = {.request_id = req, .rider_id = rider, .pickup = {lat, lng},
+  dsp_request r = {.request_id = req,
+                   .rider_id = rider,
+                   .pickup = {lat, lng},
                    .dropoff = {lat + 0.003, lng + 0.003}};
   return dsp_on_request(f->s, &r, "ref-1", now_ms);
 }
@@ -146,7 +153,8 @@ size_t n_events(const dsp_shard *s, int type) {
 size_t n_replies(const dsp_shard *s) {
   const dsp_output *o;
   size_t n = dsp_outputs(s, &o), c = 0;
-  for (size_t i = 0; i < n; i++) c += o[i].kind == DSP_OUT_REPLY;
+  for (size_t i = 0; i < n; i++)
+    c += o[i].kind == DSP_OUT_REPLY;
   return c;
 }
 
@@ -154,8 +162,7 @@ const dsp_event *event_at(const dsp_shard *s, int type, size_t idx) {
   const dsp_output *o;
   size_t n = dsp_outputs(s, &o);
   for (size_t i = 0; i < n; i++)
-    if (o[i].kind == DSP_OUT_EVENT && (type == 0 || (int)o[i].u.event.type == type) &&
-        idx-- == 0)
+    if (o[i].kind == DSP_OUT_EVENT && (type == 0 || (int)o[i].u.event.type == type) && idx-- == 0)
       return &o[i].u.event;
   return NULL;
 }
@@ -210,10 +217,11 @@ void check_and_clear(fixture *f) {
     assert_int_equal(o[i + 1].u.snapshot.status, e->status);
     /* The driver leaves the trip with the events that end his part in it. */
     bool leaves = e->type == DSP_EV_OFFER_DECLINED || e->type == DSP_EV_OFFER_EXPIRED ||
-                  ((e->type == DSP_EV_CANCELLED || e->type == DSP_EV_COMPLETED) &&
-                   e->driver_id[0]);
-    if (leaves) assert_string_equal(o[i + 1].u.snapshot.released_driver_id, e->driver_id);
-    else assert_string_equal(o[i + 1].u.snapshot.released_driver_id, "");
+                  ((e->type == DSP_EV_CANCELLED || e->type == DSP_EV_COMPLETED) && e->driver_id[0]);
+    if (leaves)
+      assert_string_equal(o[i + 1].u.snapshot.released_driver_id, e->driver_id);
+    else
+      assert_string_equal(o[i + 1].u.snapshot.released_driver_id, "");
   }
   dsp_outputs_clear(f->s);
 }

@@ -34,8 +34,8 @@ typedef struct fixture {
   dsp_qt_index *qi;
   dsp_claims_mem *cm;
   dsp_shard *s;
-  bool fail_etas;     /* make the router's etas_to fail */
-  size_t etas_calls;  /* calls of etas_to */
+  bool fail_etas;    /* make the router's etas_to fail */
+  size_t etas_calls; /* calls of etas_to */
 } fixture;
 
 /* Defaults (shard 3, epoch 7, a TTL sweep on every tick) and an empty road table. */
@@ -64,8 +64,7 @@ int fixture_teardown(void **state);
 int ping(fixture *f, const char *id, double lat, double lng, uint64_t seq, int64_t now_ms);
 /* A request from rider with request id req, pickup (lat, lng), drop-off 500 m away.
  * Returns the core's rc. */
-int request(fixture *f, const char *rider, const char *req, double lat, double lng,
-            int64_t now_ms);
+int request(fixture *f, const char *rider, const char *req, double lat, double lng, int64_t now_ms);
 
 /* Outputs queued now: events (of type, or all when type == 0), replies. */
 size_t n_events(const dsp_shard *s, int type);

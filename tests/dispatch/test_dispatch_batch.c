@@ -166,7 +166,8 @@ static double run_random(unsigned seed, uint32_t hungarian_max, int *served) {
     char rider[32];
     snprintf(rider, sizeof rider, "r%d", i);
     snprintf(id, sizeof id, "q%d", i);
-    dsp_request r = {.request_id = id, .rider_id = rider,
+    dsp_request r = {.request_id = id,
+                     .rider_id = rider,
                      .pickup = {40.74 + 0.001 * (rand() % 18), -74.0 + 0.001 * (rand() % 18)}};
     r.dropoff = (geo_latlng){r.pickup.lat + 0.002, r.pickup.lng + 0.002};
     assert_int_equal(dsp_on_request(f.s, &r, NULL, i), DSP_OK);
@@ -191,8 +192,8 @@ static void test_batch_hungarian_never_worse_than_greedy_on_random_cities(void *
     double th = run_random(seed + i, 64, &sh);
     double tg = run_random(seed + i, 0, &sg);
     if (sh < sg || (sh == sg && th > tg + 1e-6))
-      fail_msg("SEED=%u case %u: hungarian %d served / %.1f s, greedy %d / %.1f s", seed, i,
-               sh, th, sg, tg);
+      fail_msg("SEED=%u case %u: hungarian %d served / %.1f s, greedy %d / %.1f s", seed, i, sh, th,
+               sg, tg);
     better += sh == sg && th < tg - 1e-6;
   }
   fprintf(stderr, "hungarian strictly better in %d of 40 cases\n", better);

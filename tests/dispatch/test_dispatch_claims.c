@@ -89,8 +89,10 @@ static void test_claims_sweep_drops_only_expired(void **state) {
   assert_int_equal(dsp_claims_mem_sweep(m, 100), 100);
   for (int i = 0; i < 200; i++) {
     snprintf(id, sizeof id, "d%d", i);
-    if (i % 2) assert_null(dsp_claims_mem_owner(m, id, 100));
-    else assert_non_null(dsp_claims_mem_owner(m, id, 100));
+    if (i % 2)
+      assert_null(dsp_claims_mem_owner(m, id, 100));
+    else
+      assert_non_null(dsp_claims_mem_owner(m, id, 100));
   }
   assert_int_equal(dsp_claims_mem_sweep(m, 100), 0);
   dsp_claims_mem_free(m);

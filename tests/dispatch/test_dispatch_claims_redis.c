@@ -97,8 +97,8 @@ static void test_claims_redis_two_shards_never_offer_one_driver_twice(void **sta
   l.halo = true;
   l.owner_shard = 1;
   dsp_on_location(b, &l, 0);
-  dsp_request q = {.request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99},
-                   .dropoff = {40.752, -73.99}};
+  dsp_request q = {
+      .request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99}, .dropoff = {40.752, -73.99}};
   assert_int_equal(dsp_on_request(a, &q, NULL, 10), DSP_OK);
   q.rider_id = "r2";
   assert_int_equal(dsp_on_request(b, &q, NULL, 11), DSP_OK);
@@ -133,8 +133,8 @@ static void test_claims_redis_two_shards_never_offer_one_driver_twice(void **sta
 static pid_t start_private_redis(int port) {
   char p[16];
   snprintf(p, sizeof p, "%d", port);
-  char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", NULL};
+  char *argv[] = {"redis-server", "--port", p,   "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no",     NULL};
   pid_t pid = itest_spawn(argv);
   int64_t deadline = itest_now_ms() + 5000;
   while (!itest_port_open(port)) {
@@ -161,8 +161,10 @@ static void test_claims_redis_falls_back_to_memory_and_back(void **state) {
   pid_t pid = start_private_redis(port);
   char url[64];
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-  mrd_redis_opts o = {.connect_timeout_ms = 200, .command_timeout_ms = 200,
-                      .backoff_min_ms = 10, .backoff_max_ms = 50};
+  mrd_redis_opts o = {.connect_timeout_ms = 200,
+                      .command_timeout_ms = 200,
+                      .backoff_min_ms = 10,
+                      .backoff_max_ms = 50};
   mrd_redis *r = NULL;
   assert_int_equal(mrd_redis_new(url, &o, &r), 0);
   dsp_claims_redis *c;

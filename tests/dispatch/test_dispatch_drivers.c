@@ -157,9 +157,9 @@ static int tree_state(fixture *f) {
   int st = -1;
   size_t n = 0;
   geo_bbox world = {-90, -180, 90, 180};
-  assert_int_equal(geo_quadtree_within_box(dsp_qt_index_tree(f->qi), world, NULL, NULL,
-                                           collect_state, &st, &n),
-                   GEO_OK);
+  assert_int_equal(
+      geo_quadtree_within_box(dsp_qt_index_tree(f->qi), world, NULL, NULL, collect_state, &st, &n),
+      GEO_OK);
   assert_int_equal(n, 1);
   return st;
 }
@@ -253,8 +253,12 @@ static void test_drivers_first_ping_offline_when_configured(void **state) {
 
 static void test_drivers_halo_copies_are_kept_and_matched(void **state) {
   fixture *f = *state;
-  dsp_location l = {.driver_id = "h1", .pos = {40.75, -73.99}, .ts_ms = 1, .seq = 1,
-                    .halo = true, .owner_shard = 4};
+  dsp_location l = {.driver_id = "h1",
+                    .pos = {40.75, -73.99},
+                    .ts_ms = 1,
+                    .seq = 1,
+                    .halo = true,
+                    .owner_shard = 4};
   assert_int_equal(dsp_on_location(f->s, &l, 0), DSP_OK);
   dsp_driver_view v;
   dsp_driver_get(f->s, "h1", &v);

@@ -19,8 +19,10 @@
  * the 100: 101. The optimum crosses over: 2 + 2 = 4. */
 static void test_hungarian_beats_greedy_when_greedy_is_trapped(void **state) {
   (void)state;
+  /* clang-format off */
   const double c[4] = {1, 2,
                        2, 100};
+  /* clang-format on */
   int a[2];
   double total = -1;
   assert_int_equal(dsp_hungarian(c, 2, 2, a, &total), 0);
@@ -33,9 +35,11 @@ static void test_hungarian_beats_greedy_when_greedy_is_trapped(void **state) {
  * 120: 2+7+9=18  201: 9+3+4=16  210: 9+8+9=26: the optimum is 0->0, 1->2, 2->1. */
 static void test_hungarian_picks_the_least_total_of_all_permutations(void **state) {
   (void)state;
+  /* clang-format off */
   const double c[9] = {1, 2, 9,
                        3, 8, 7,
                        9, 4, 9};
+  /* clang-format on */
   int a[3];
   double total = -1;
   assert_int_equal(dsp_hungarian(c, 3, 3, a, &total), 0);
@@ -48,8 +52,10 @@ static void test_hungarian_picks_the_least_total_of_all_permutations(void **stat
 static void test_hungarian_wide_matrix_leaves_columns_unused(void **state) {
   (void)state;
   /* 2 requests, 4 drivers. */
+  /* clang-format off */
   const double c[8] = {5, 1, 3, 9,
                        6, 2, 8, 4};
+  /* clang-format on */
   int a[2];
   double total;
   assert_int_equal(dsp_hungarian(c, 2, 4, a, &total), 0);
@@ -76,8 +82,10 @@ static void test_hungarian_never_uses_a_forbidden_pair_and_assigns_most_rows(voi
   (void)state;
   /* Row 0 can only use col 0. Cheapest-total without the count rule would give col 0 to
    * row 1 (cost 1) and leave row 0 out; the contract assigns both. */
+  /* clang-format off */
   const double c[4] = {100, INFINITY,
                        1, 50};
+  /* clang-format on */
   int a[2];
   double total;
   assert_int_equal(dsp_hungarian(c, 2, 2, a, &total), 0);
@@ -85,8 +93,10 @@ static void test_hungarian_never_uses_a_forbidden_pair_and_assigns_most_rows(voi
   assert_int_equal(a[1], 1);
   assert_true(fabs(total - 150) < 1e-9);
   /* A row with no allowed column stays unassigned. */
+  /* clang-format off */
   const double d[4] = {INFINITY, INFINITY,
                        3, 4};
+  /* clang-format on */
   assert_int_equal(dsp_hungarian(d, 2, 2, a, &total), 0);
   assert_int_equal(a[0], -1);
   assert_int_equal(a[1], 0);
@@ -147,8 +157,10 @@ static void test_hungarian_matches_brute_force_on_random_matrices(void **state) 
     int inf_pct = rand() % 60;
     bool integer = rand() % 2; /* integers make ties, which stress the tie handling */
     for (size_t i = 0; i < rows * cols; i++) {
-      if (rand() % 100 < inf_pct) c[i] = INFINITY;
-      else c[i] = integer ? (double)(rand() % 10) : (double)rand() / RAND_MAX * 1000.0;
+      if (rand() % 100 < inf_pct)
+        c[i] = INFINITY;
+      else
+        c[i] = integer ? (double)(rand() % 10) : (double)rand() / RAND_MAX * 1000.0;
     }
     brute b = {.c = c, .rows = rows, .cols = cols, .best_count = -1};
     brute_rec(&b, 0, 0, 0);
@@ -167,10 +179,9 @@ static void test_hungarian_matches_brute_force_on_random_matrices(void **state) 
       count++;
       sum += c[r * cols + (size_t)a[r]];
     }
-    if (count != b.best_count || fabs(sum - b.best_total) > 1e-6 ||
-        fabs(total - sum) > 1e-6)
-      fail_msg("SEED=%u iter %d (%zux%zu): got %d rows / %.6f, brute force %d / %.6f",
-               seed, iter, rows, cols, count, sum, b.best_count, b.best_total);
+    if (count != b.best_count || fabs(sum - b.best_total) > 1e-6 || fabs(total - sum) > 1e-6)
+      fail_msg("SEED=%u iter %d (%zux%zu): got %d rows / %.6f, brute force %d / %.6f", seed, iter,
+               rows, cols, count, sum, b.best_count, b.best_total);
   }
 }
 

@@ -21,7 +21,8 @@ static char g_offer[DSP_ID_MAX + 1], g_trip[DSP_ID_MAX + 1];
 /* Remember the latest OFFERED event's ids; assert it offers driver. */
 static const dsp_event *expect_offer(fixture *f, const char *driver) {
   const dsp_event *e = NULL;
-  for (size_t i = 0; event_at(f->s, DSP_EV_OFFERED, i); i++) e = event_at(f->s, DSP_EV_OFFERED, i);
+  for (size_t i = 0; event_at(f->s, DSP_EV_OFFERED, i); i++)
+    e = event_at(f->s, DSP_EV_OFFERED, i);
   if (!e) fail_msg("no offer queued, expected one to %s", driver);
   assert_string_equal(e->driver_id, driver);
   strcpy(g_offer, e->offer_id);
@@ -52,15 +53,19 @@ static void build_river_town(fixture *f) {
   uint32_t W = fixture_node(f, 40.750, -73.9925);
   uint32_t SX = fixture_node(f, 40.748, -73.9925);
   uint32_t SY = fixture_node(f, 40.748, -73.983);
-  static const struct { int a, b; double s; bool two_way; } roads[] = {
-      {0, 1, 60, true},  /* P - S1 */
-      {1, 2, 120, true}, /* S1 - SB */
-      {2, 4, 20, true},  /* SB - NB: the bridge */
-      {4, 3, 150, true}, /* NB - N0 */
-      {0, 5, 15, false}, /* P -> W, one-way */
+  static const struct {
+    int a, b;
+    double s;
+    bool two_way;
+  } roads[] = {
+      {0, 1, 60, true},   /* P - S1 */
+      {1, 2, 120, true},  /* S1 - SB */
+      {2, 4, 20, true},   /* SB - NB: the bridge */
+      {4, 3, 150, true},  /* NB - N0 */
+      {0, 5, 15, false},  /* P -> W, one-way */
       {5, 6, 100, false}, /* W -> SX, one-way */
-      {6, 7, 100, true}, /* SX - SY */
-      {7, 1, 20, true},  /* SY - S1 */
+      {6, 7, 100, true},  /* SX - SY */
+      {7, 1, 20, true},   /* SY - S1 */
   };
   uint32_t id[8] = {P, S1, SB, N0, NB, W, SX, SY};
   for (size_t i = 0; i < sizeof roads / sizeof roads[0]; i++)
@@ -76,7 +81,9 @@ static void test_matcher_picks_lowest_road_eta_not_nearest_straight_line(void **
   ping(&f, "D1", 40.752, -73.990, 1, 0);  /* across the river */
   ping(&f, "D2", 40.750, -73.983, 1, 0);  /* same bank, farther */
   ping(&f, "D3", 40.750, -73.9925, 1, 0); /* behind the one-way street */
-  dsp_request r = {.request_id = "q1", .rider_id = "r1", .pickup = {40.7501, -73.9901},
+  dsp_request r = {.request_id = "q1",
+                   .rider_id = "r1",
+                   .pickup = {40.7501, -73.9901},
                    .dropoff = {40.750, -73.983}};
   assert_int_equal(dsp_on_request(f.s, &r, NULL, 100), DSP_OK);
   const dsp_event *e = expect_offer(&f, "D2");
@@ -317,14 +324,18 @@ static void test_matcher_two_shards_contend_for_one_halo_driver(void **state) {
   dsp_shard *b;
   assert_int_equal(dsp_shard_new(&cb, &ixb, &rb, &cl, &b), DSP_OK);
   ping(f, "h1", 40.751, -73.99, 1, 0);
-  dsp_location l = {.driver_id = "h1", .pos = {40.751, -73.99}, .ts_ms = 0, .seq = 1,
-                    .halo = true, .owner_shard = 3};
+  dsp_location l = {.driver_id = "h1",
+                    .pos = {40.751, -73.99},
+                    .ts_ms = 0,
+                    .seq = 1,
+                    .halo = true,
+                    .owner_shard = 3};
   assert_int_equal(dsp_on_location(b, &l, 0), DSP_OK);
 
   request(f, "r1", "q1", 40.75, -73.99, 10);
   expect_offer(f, "h1");
-  dsp_request rq = {.request_id = "q2", .rider_id = "r2", .pickup = {40.75, -73.99},
-                    .dropoff = {40.752, -73.99}};
+  dsp_request rq = {
+      .request_id = "q2", .rider_id = "r2", .pickup = {40.75, -73.99}, .dropoff = {40.752, -73.99}};
   assert_int_equal(dsp_on_request(b, &rq, NULL, 20), DSP_OK);
   const dsp_output *o;
   size_t n = dsp_outputs(b, &o);
@@ -358,8 +369,7 @@ static void test_matcher_two_shards_contend_for_one_halo_driver(void **state) {
 }
 
 /* A claim store that fails (Redis down and no fallback). */
-static dsp_claim_result failing_try(void *ud, const char *d, const char *o, int64_t t,
-                                    int64_t n) {
+static dsp_claim_result failing_try(void *ud, const char *d, const char *o, int64_t t, int64_t n) {
   (void)ud, (void)d, (void)o, (void)t, (void)n;
   return DSP_CLAIM_ERROR;
 }
@@ -381,8 +391,8 @@ static void test_matcher_claim_store_errors_skip_the_candidate(void **state) {
   assert_int_equal(dsp_shard_new(&f->cfg, &ix, &rt, &bad, &s), DSP_OK);
   dsp_location l = {.driver_id = "d1", .pos = {40.751, -73.99}, .ts_ms = 0, .seq = 1};
   dsp_on_location(s, &l, 0);
-  dsp_request rq = {.request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99},
-                    .dropoff = {40.752, -73.99}};
+  dsp_request rq = {
+      .request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99}, .dropoff = {40.752, -73.99}};
   assert_int_equal(dsp_on_request(s, &rq, NULL, 1), DSP_OK);
   dsp_stats st;
   dsp_stats_get(s, &st);
@@ -406,8 +416,8 @@ static void test_matcher_busy_driver_is_not_offered_twice(void **state) {
 static void test_matcher_pickup_out_of_area_is_no_driver_with_reason(void **state) {
   fixture *f = *state;
   ping(f, "d1", 40.751, -73.99, 1, 0);
-  dsp_request r = {.request_id = "q1", .rider_id = "r1", .pickup = {40.5, -74.3},
-                   .dropoff = {40.75, -73.99}};
+  dsp_request r = {
+      .request_id = "q1", .rider_id = "r1", .pickup = {40.5, -74.3}, .dropoff = {40.75, -73.99}};
   assert_int_equal(dsp_on_request(f->s, &r, "x1", 1), DSP_OK);
   const dsp_event *e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);

@@ -33,8 +33,12 @@ typedef struct world {
   int n_req;
 } world;
 
-static void drv(int i, char *out) { snprintf(out, 16, "d%d", i); }
-static void rdr(int i, char *out) { snprintf(out, 16, "r%d", i); }
+static void drv(int i, char *out) {
+  snprintf(out, 16, "d%d", i);
+}
+static void rdr(int i, char *out) {
+  snprintf(out, 16, "r%d", i);
+}
 
 /* Learn the trips from the queued events, then validate and clear them. */
 static void absorb(world *w) {
@@ -67,17 +71,16 @@ static void check_invariants(world *w) {
     if (dsp_trip_get(w->f.s, v.trip_id, &t) != DSP_OK)
       fail_msg("%s is %s on a missing trip %s", id, dsp_driver_state_name(v.state), v.trip_id);
     assert_string_equal(t.driver_id, id);
-    dsp_trip_state want_trip = v.state == DSP_DRIVER_OFFERED ? DSP_TRIP_OFFERED
+    dsp_trip_state want_trip = v.state == DSP_DRIVER_OFFERED   ? DSP_TRIP_OFFERED
                                : v.state == DSP_DRIVER_ON_TRIP ? DSP_TRIP_STARTED
                                                                : DSP_TRIP_MATCHED;
-    if (!(t.state == want_trip ||
-          (want_trip == DSP_TRIP_MATCHED && t.state == DSP_TRIP_ARRIVED)))
+    if (!(t.state == want_trip || (want_trip == DSP_TRIP_MATCHED && t.state == DSP_TRIP_ARRIVED)))
       fail_msg("%s is %s but trip %s is %s", id, dsp_driver_state_name(v.state), v.trip_id,
                dsp_trip_state_name(t.state));
     const char *owner = dsp_claims_mem_owner(w->f.cm, id, w->now);
     if (!owner || !strstr(owner, v.trip_id))
-      fail_msg("%s (%s, trip %s) claim owner is %s", id, dsp_driver_state_name(v.state),
-               v.trip_id, owner ? owner : "nobody");
+      fail_msg("%s (%s, trip %s) claim owner is %s", id, dsp_driver_state_name(v.state), v.trip_id,
+               owner ? owner : "nobody");
   }
   /* Every trip that names a driver in an active state is that driver's trip. */
   for (size_t i = 0; i < w->n_trips; i++) {
@@ -107,7 +110,8 @@ static void step(world *w) {
     int r = rand() % N_RIDERS;
     rdr(r, rid);
     snprintf(req, sizeof req, "q%d", w->n_req++);
-    dsp_request rq = {.request_id = req, .rider_id = rid,
+    dsp_request rq = {.request_id = req,
+                      .rider_id = rid,
                       .pickup = {40.74 + 0.001 * (rand() % 21), -74.0 + 0.001 * (rand() % 21)}};
     rq.dropoff = (geo_latlng){40.745, -73.995};
     if (rand() % 20 == 0) rq.pickup.lat = 41.5; /* out of area */
@@ -119,25 +123,46 @@ static void step(world *w) {
     const char *who = t.driver_id[0] && rand() % 8 ? t.driver_id : "d0";
     if (rand() % 2) { /* the step the trip expects next, so trips do run to the end */
       switch (t.state) {
-      case DSP_TRIP_OFFERED: dsp_on_accept(s, t.offer_id, who, NULL, w->now); return;
-      case DSP_TRIP_MATCHED: dsp_on_arrived(s, w->trips[k], who, NULL, w->now); return;
-      case DSP_TRIP_ARRIVED: dsp_on_start(s, w->trips[k], who, NULL, w->now); return;
-      case DSP_TRIP_STARTED: dsp_on_complete(s, w->trips[k], who, NULL, w->now); return;
-      default: break;
+      case DSP_TRIP_OFFERED:
+        dsp_on_accept(s, t.offer_id, who, NULL, w->now);
+        return;
+      case DSP_TRIP_MATCHED:
+        dsp_on_arrived(s, w->trips[k], who, NULL, w->now);
+        return;
+      case DSP_TRIP_ARRIVED:
+        dsp_on_start(s, w->trips[k], who, NULL, w->now);
+        return;
+      case DSP_TRIP_STARTED:
+        dsp_on_complete(s, w->trips[k], who, NULL, w->now);
+        return;
+      default:
+        break;
       }
     }
     switch (rand() % 8) {
     case 0:
-    case 1: dsp_on_accept(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now); break;
-    case 2: dsp_on_decline(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now); break;
-    case 3: dsp_on_arrived(s, w->trips[k], who, NULL, w->now); break;
-    case 4: dsp_on_start(s, w->trips[k], who, NULL, w->now); break;
-    case 5: dsp_on_complete(s, w->trips[k], who, NULL, w->now); break;
+    case 1:
+      dsp_on_accept(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now);
+      break;
+    case 2:
+      dsp_on_decline(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now);
+      break;
+    case 3:
+      dsp_on_arrived(s, w->trips[k], who, NULL, w->now);
+      break;
+    case 4:
+      dsp_on_start(s, w->trips[k], who, NULL, w->now);
+      break;
+    case 5:
+      dsp_on_complete(s, w->trips[k], who, NULL, w->now);
+      break;
     case 6:
       rdr(rand() % 6 ? w->rider_of[k] : rand() % N_RIDERS, rid);
       dsp_on_cancel(s, w->reqs[k], rid, NULL, w->now);
       break;
-    default: dsp_on_driver_cancel(s, w->trips[k], who, NULL, NULL, w->now); break;
+    default:
+      dsp_on_driver_cancel(s, w->trips[k], who, NULL, NULL, w->now);
+      break;
     }
   } else {
     w->now += rand() % 1500;
@@ -161,8 +186,9 @@ static void run(unsigned seed, bool batch) {
   }
   dsp_stats st;
   dsp_stats_get(w->f.s, &st);
-  fprintf(stderr, "%s: %llu requests, %llu offers, %llu matched, %llu completed, %llu no_driver, "
-                  "%llu rejected, %llu stale pings, %llu hungarian / %llu greedy batches\n",
+  fprintf(stderr,
+          "%s: %llu requests, %llu offers, %llu matched, %llu completed, %llu no_driver, "
+          "%llu rejected, %llu stale pings, %llu hungarian / %llu greedy batches\n",
           batch ? "batched" : "immediate", (unsigned long long)st.requests,
           (unsigned long long)st.offers, (unsigned long long)st.matched,
           (unsigned long long)st.completed, (unsigned long long)st.no_driver,

@@ -18,7 +18,7 @@
 #include "dsp_fixture.h"
 
 enum cmd { ACCEPT, DECLINE, ARRIVED, START, COMPLETE, RIDER_CANCEL, DRIVER_CANCEL, N_CMDS };
-static const char *cmd_name[N_CMDS] = {"accept", "decline", "arrived", "start",
+static const char *cmd_name[N_CMDS] = {"accept",   "decline",      "arrived",      "start",
                                        "complete", "rider_cancel", "driver_cancel"};
 
 typedef struct trip_ids {
@@ -64,18 +64,25 @@ static void bring_to(fixture *f, dsp_trip_state to, trip_ids *ids) {
   check_and_clear(f);
 }
 
-static int run(fixture *f, enum cmd c, const trip_ids *ids, const char *driver,
-               const char *rider) {
+static int run(fixture *f, enum cmd c, const trip_ids *ids, const char *driver, const char *rider) {
   const int64_t now = 100;
   switch (c) {
-  case ACCEPT: return dsp_on_accept(f->s, ids->offer, driver, "ref", now);
-  case DECLINE: return dsp_on_decline(f->s, ids->offer, driver, "ref", now);
-  case ARRIVED: return dsp_on_arrived(f->s, ids->trip, driver, "ref", now);
-  case START: return dsp_on_start(f->s, ids->trip, driver, "ref", now);
-  case COMPLETE: return dsp_on_complete(f->s, ids->trip, driver, "ref", now);
-  case RIDER_CANCEL: return dsp_on_cancel(f->s, "q1", rider, "ref", now);
-  case DRIVER_CANCEL: return dsp_on_driver_cancel(f->s, ids->trip, driver, NULL, "ref", now);
-  default: return -100;
+  case ACCEPT:
+    return dsp_on_accept(f->s, ids->offer, driver, "ref", now);
+  case DECLINE:
+    return dsp_on_decline(f->s, ids->offer, driver, "ref", now);
+  case ARRIVED:
+    return dsp_on_arrived(f->s, ids->trip, driver, "ref", now);
+  case START:
+    return dsp_on_start(f->s, ids->trip, driver, "ref", now);
+  case COMPLETE:
+    return dsp_on_complete(f->s, ids->trip, driver, "ref", now);
+  case RIDER_CANCEL:
+    return dsp_on_cancel(f->s, "q1", rider, "ref", now);
+  case DRIVER_CANCEL:
+    return dsp_on_driver_cancel(f->s, ids->trip, driver, NULL, "ref", now);
+  default:
+    return -100;
   }
 }
 
@@ -88,11 +95,14 @@ typedef struct outcome {
   dsp_driver_state driver; /* d1 afterwards when allowed */
 } outcome;
 
-#define NO_OFFER {DSP_EUNKNOWN_OFFER, 0, 0, 0}
-#define BAD {DSP_ESTATE, 0, 0, 0}
+#define NO_OFFER                                                                                   \
+  { DSP_EUNKNOWN_OFFER, 0, 0, 0 }
+#define BAD                                                                                        \
+  { DSP_ESTATE, 0, 0, 0 }
 
 /* The table of docs/dispatch.md, command by command. Declining the only near driver's
  * offer goes on to the next candidate (d2, farther): the trip is offered again. */
+/* clang-format off */
 static const outcome table[9][N_CMDS] = {
     [DSP_TRIP_REQUESTED] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD,
                             {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE},
@@ -119,6 +129,7 @@ static const outcome table[9][N_CMDS] = {
     [DSP_TRIP_CANCELLED] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD, BAD, BAD},
     [DSP_TRIP_NO_DRIVER] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD, BAD, BAD},
 };
+/* clang-format on */
 
 static void test_trips_every_command_in_every_state(void **state) {
   (void)state;
@@ -158,11 +169,13 @@ static void test_trips_every_command_in_every_state(void **state) {
         assert_int_equal(n_events(f.s, 0), 0);
         assert_int_equal(n_replies(f.s), 1);
         const dsp_reply *r = last_reply(f.s);
-        assert_int_equal(r->code, want->rc == DSP_ESTATE ? DSP_ERR_INVALID_STATE
-                                                         : DSP_ERR_UNKNOWN_OFFER);
+        assert_int_equal(r->code,
+                         want->rc == DSP_ESTATE ? DSP_ERR_INVALID_STATE : DSP_ERR_UNKNOWN_OFFER);
         assert_string_equal(r->ref, "ref");
-        if (c == RIDER_CANCEL) assert_string_equal(r->rider_id, "r1");
-        else assert_string_equal(r->driver_id, "d1");
+        if (c == RIDER_CANCEL)
+          assert_string_equal(r->rider_id, "r1");
+        else
+          assert_string_equal(r->driver_id, "d1");
         assert_int_equal(after.state, before.state);
         assert_int_equal(after.seq, before.seq);
         assert_int_equal(d_after.state, d_before.state);
@@ -190,8 +203,8 @@ static void test_trips_others_cannot_act_on_a_trip(void **state) {
       dsp_trip_get(f.s, ids.trip, &before);
       int rc = run(&f, (enum cmd)c, &ids, "d2", "r2");
       int want = (c == ACCEPT || c == DECLINE) ? DSP_EUNKNOWN_OFFER
-                 : c == RIDER_CANCEL             ? DSP_EFORBIDDEN
-                                                 : DSP_ESTATE;
+                 : c == RIDER_CANCEL           ? DSP_EFORBIDDEN
+                                               : DSP_ESTATE;
       if (rc != want)
         fail_msg("%s by a stranger in %s: rc %d, want %d", cmd_name[c],
                  dsp_trip_state_name((dsp_trip_state)st), rc, want);
@@ -216,11 +229,11 @@ static void test_trips_transition_table_is_exactly_the_documented_one(void **sta
   (void)state;
   /* from -> to, as docs/dispatch.md lists them */
   static const int allowed[][2] = {
-      {DSP_TRIP_REQUESTED, DSP_TRIP_OFFERED},  {DSP_TRIP_REQUESTED, DSP_TRIP_NO_DRIVER},
+      {DSP_TRIP_REQUESTED, DSP_TRIP_OFFERED},   {DSP_TRIP_REQUESTED, DSP_TRIP_NO_DRIVER},
       {DSP_TRIP_REQUESTED, DSP_TRIP_CANCELLED}, {DSP_TRIP_OFFERED, DSP_TRIP_REQUESTED},
-      {DSP_TRIP_OFFERED, DSP_TRIP_MATCHED},    {DSP_TRIP_OFFERED, DSP_TRIP_CANCELLED},
-      {DSP_TRIP_MATCHED, DSP_TRIP_ARRIVED},    {DSP_TRIP_MATCHED, DSP_TRIP_CANCELLED},
-      {DSP_TRIP_ARRIVED, DSP_TRIP_STARTED},    {DSP_TRIP_ARRIVED, DSP_TRIP_CANCELLED},
+      {DSP_TRIP_OFFERED, DSP_TRIP_MATCHED},     {DSP_TRIP_OFFERED, DSP_TRIP_CANCELLED},
+      {DSP_TRIP_MATCHED, DSP_TRIP_ARRIVED},     {DSP_TRIP_MATCHED, DSP_TRIP_CANCELLED},
+      {DSP_TRIP_ARRIVED, DSP_TRIP_STARTED},     {DSP_TRIP_ARRIVED, DSP_TRIP_CANCELLED},
       {DSP_TRIP_STARTED, DSP_TRIP_COMPLETED},
   };
   int n_allowed = 0;
@@ -229,8 +242,7 @@ static void test_trips_transition_table_is_exactly_the_documented_one(void **sta
       bool want = false;
       for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         want |= allowed[i][0] == a && allowed[i][1] == b;
-      assert_int_equal(dsp_trip_transition_allowed((dsp_trip_state)a, (dsp_trip_state)b),
-                       want);
+      assert_int_equal(dsp_trip_transition_allowed((dsp_trip_state)a, (dsp_trip_state)b), want);
       n_allowed += want;
     }
   assert_int_equal(n_allowed, 11);
@@ -323,8 +335,8 @@ static void test_trips_a_rider_has_one_live_trip(void **state) {
 
 static void test_trips_bad_commands_get_bad_request(void **state) {
   fixture *f = *state;
-  dsp_request r = {.request_id = "", .rider_id = "r1", .pickup = {40.75, -73.99},
-                   .dropoff = {40.75, -73.99}};
+  dsp_request r = {
+      .request_id = "", .rider_id = "r1", .pickup = {40.75, -73.99}, .dropoff = {40.75, -73.99}};
   assert_int_equal(dsp_on_request(f->s, &r, "k", 0), DSP_EINVAL);
   assert_int_equal(last_reply(f->s)->code, DSP_ERR_BAD_REQUEST);
   r.request_id = "q1";
@@ -385,14 +397,16 @@ static void test_trips_matched_driver_claim_is_renewed_by_tick(void **state) {
   fixture *f = *state;
   trip_ids ids;
   bring_to(f, DSP_TRIP_MATCHED, &ids); /* accepted at t = 2: claim until 60002 */
-  for (int64_t t = 1000; t <= 100000; t += 1000) dsp_tick(f->s, t);
+  for (int64_t t = 1000; t <= 100000; t += 1000)
+    dsp_tick(f->s, t);
   assert_non_null(dsp_claims_mem_owner(f->cm, "d1", 100000));
   /* The store lost it (Redis restarted): the next renewal takes it again. */
   const char *owner = dsp_claims_mem_owner(f->cm, "d1", 100000);
   char saved[128];
   strcpy(saved, owner);
   dsp_claims_mem_release(f->cm, "d1", saved, 100000);
-  for (int64_t t = 101000; t <= 130000; t += 1000) dsp_tick(f->s, t);
+  for (int64_t t = 101000; t <= 130000; t += 1000)
+    dsp_tick(f->s, t);
   assert_non_null(dsp_claims_mem_owner(f->cm, "d1", 130000));
   dsp_stats st;
   dsp_stats_get(f->s, &st);
