@@ -74,7 +74,8 @@ typedef struct qt_box {
 static const qt_box ROOT_BOX = {-900000000, 900000000, -1800000000, 1800000000};
 
 struct geo_quadtree {
-  qt_node *nodes;
+  qt_node *nodes;     /* 64-byte aligned inside nodes_raw: a block of 4 is one cache line */
+  void *nodes_raw;
   qt_meta *meta;
   uint32_t n_nodes, cap_nodes;
   uint32_t free4; /* free list of blocks of 4 nodes */
@@ -244,6 +245,14 @@ static inline qt_box child_box(const qt_box *b, unsigned q) {
   return c;
 }
 
+/* An array of cap hot nodes aligned to 64 bytes (the raw block to free goes to *raw). */
+static qt_node *nodes_alloc(uint32_t cap, void **raw) {
+  unsigned char *r = geo__malloc((size_t)cap * sizeof(qt_node) + 64);
+  if (r == NULL) return NULL;
+  *raw = r;
+  return (qt_node *)(void *)(r + ((64 - ((uintptr_t)r & 63u)) & 63u));
+}
+
 /* A block of 4 free nodes, from the free list or by growing the arrays (GEO_ENOMEM). */
 static geo_err block_alloc(geo_quadtree *qt, uint32_t *out) {
   if (qt->free4 != NONE) {
@@ -254,12 +263,16 @@ static geo_err block_alloc(geo_quadtree *qt, uint32_t *out) {
   if (qt->n_nodes + 4 > qt->cap_nodes) {
     if (qt->cap_nodes > (NONE - 8) / 2) return GEO_ENOMEM;
     uint32_t ncap = qt->cap_nodes * 2;
-    qt_node *p = geo__realloc(qt->nodes, (size_t)qt->cap_nodes * sizeof *p, (size_t)ncap * sizeof *p);
-    if (p == NULL) return GEO_ENOMEM;
-    qt->nodes = p; /* larger than cap_nodes says until meta grows too: harmless */
     qt_meta *m = geo__realloc(qt->meta, (size_t)qt->cap_nodes * sizeof *m, (size_t)ncap * sizeof *m);
     if (m == NULL) return GEO_ENOMEM;
-    qt->meta = m;
+    qt->meta = m; /* larger than cap_nodes says until nodes grow too: harmless */
+    void *raw;
+    qt_node *p = nodes_alloc(ncap, &raw);
+    if (p == NULL) return GEO_ENOMEM;
+    memcpy(p, qt->nodes, (size_t)qt->n_nodes * sizeof *p);
+    geo__free(qt->nodes_raw);
+    qt->nodes = p;
+    qt->nodes_raw = raw;
     qt->cap_nodes = ncap;
   }
   *out = qt->n_nodes;
@@ -440,12 +453,12 @@ geo_err geo_quadtree_new(geo_quadtree **out) {
   geo_quadtree *qt = geo__calloc(1, sizeof *qt);
   if (qt == NULL) return GEO_ENOMEM;
   qt->cap_nodes = 64;
-  qt->nodes = geo__malloc((size_t)qt->cap_nodes * sizeof *qt->nodes);
+  qt->nodes = nodes_alloc(qt->cap_nodes, &qt->nodes_raw);
   qt->meta = geo__malloc((size_t)qt->cap_nodes * sizeof *qt->meta);
   qt->tab_cap = 64;
   qt->tab = geo__malloc(qt->tab_cap * sizeof *qt->tab);
   if (qt->nodes == NULL || qt->meta == NULL || qt->tab == NULL) {
-    geo__free(qt->nodes);
+    geo__free(qt->nodes_raw);
     geo__free(qt->meta);
     geo__free(qt->tab);
     geo__free(qt);
@@ -453,9 +466,14 @@ geo_err geo_quadtree_new(geo_quadtree **out) {
   }
   memset(qt->tab, 0xFF, qt->tab_cap * sizeof *qt->tab);
   qt->tab_shift = 64 - log2_size(qt->tab_cap);
-  qt->n_nodes = 1;
+  /* The root is node 0 and 1..3 stay unused, so every block of 4 children starts at a
+   * multiple of 4: one aligned cache line. */
+  qt->n_nodes = 4;
   qt->free4 = NONE;
-  qt->nodes[0] = (qt_node){NONE, 0, NULL};
+  for (uint32_t i = 0; i < 4; i++) {
+    qt->nodes[i] = (qt_node){NONE, 0, NULL};
+    qt->meta[i] = (qt_meta){0, 0, 0, 0, NONE, 0, 0, 0};
+  }
   qt->meta[0] = (qt_meta){ROOT_BOX.min_lat, ROOT_BOX.max_lat, ROOT_BOX.min_lng, ROOT_BOX.max_lng,
                           NONE, 0, 0, 0};
   *out = qt;
@@ -465,7 +483,7 @@ geo_err geo_quadtree_new(geo_quadtree **out) {
 void geo_quadtree_free(geo_quadtree *qt) {
   if (qt == NULL) return;
   for (uint32_t i = 0; i < qt->n_nodes; i++) geo__free(qt->nodes[i].mem);
-  geo__free(qt->nodes);
+  geo__free(qt->nodes_raw);
   geo__free(qt->meta);
   geo__free(qt->tab);
   geo__free(qt);
@@ -557,7 +575,7 @@ size_t geo_quadtree_count(const geo_quadtree *qt) { return qt ? qt->n : 0; }
 
 size_t geo_quadtree_memory_bytes(const geo_quadtree *qt) {
   if (qt == NULL) return 0;
-  return sizeof *qt + (size_t)qt->cap_nodes * (sizeof(qt_node) + sizeof(qt_meta)) +
+  return sizeof *qt + 64 + (size_t)qt->cap_nodes * (sizeof(qt_node) + sizeof(qt_meta)) +
          qt->tab_cap * sizeof(uint64_t) + qt->leaf_bytes;
 }
 
@@ -663,7 +681,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     *n_out = 0;
     return GEO_OK;
   }
-  search sq = {q, cos(q.lat * DEG2RAD), thresh_for(max_dist_m)};
+  search sq = {q, geo__cos_lat(q), thresh_for(max_dist_m)};
   stack_item st[STACK_MAX];
   int sp = 0;
   st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
@@ -681,7 +699,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
         geo_qt_hit hit;
         hit.point = point_at(mem, cap, i);
         if (filter && !filter(&hit.point, filter_ud)) continue;
-        hit.dist_m = geo_haversine_m(q, hit.point.pos);
+        hit.dist_m = geo__haversine_cos_m(q, sq.cos_q, hit.point.pos);
         if (hit.dist_m > max_dist_m) continue;
         if (n < k) {
           out[n] = hit;
@@ -731,7 +749,7 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
   if (qt == NULL || visit == NULL || !geo_latlng_is_valid(centre) || isnan(radius_m) ||
       radius_m < 0)
     return GEO_EINVAL;
-  search sq = {centre, cos(centre.lat * DEG2RAD), thresh_for(radius_m)};
+  search sq = {centre, geo__cos_lat(centre), thresh_for(radius_m)};
   size_t n = 0;
   stack_item st[STACK_MAX];
   int sp = 0;
@@ -748,7 +766,7 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
         if (point_lb_h(&sq, cc, co[2 * i], co[2 * i + 1]) > sq.thresh_h) continue;
         geo_qt_hit hit;
         hit.point = point_at(mem, cap, i);
-        hit.dist_m = geo_haversine_m(centre, hit.point.pos);
+        hit.dist_m = geo__haversine_cos_m(centre, sq.cos_q, hit.point.pos);
         if (hit.dist_m > radius_m) continue;
         if (filter && !filter(&hit.point, filter_ud)) continue;
         n++;
