@@ -3,6 +3,7 @@
  * Any bytes must give GEO_OK or GEO_EFORMAT, never a crash, leak or UB; a graph that opens
  * must answer queries of every algorithm without fault. Not a unit test: scripts/fuzz runs
  * it (a seed is any file written by `meridianctl graph export`). */
+/* fuzz-options: -max_len=8192 */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
