@@ -878,6 +878,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
       if (glat > ks.sq.tlat || glng > ks.sq.tlng) continue;
       double gy = (double)glat, gx = (double)glng * ks.sq.cos_q, kk = gy * gy + gx * gx;
       if (cn[c].mem) PREFETCH(cn[c].mem);
+      else if (cn[c].child != NONE) PREFETCH(&qt->nodes[cn[c].child]);
       int j = nc++;
       while (j > 0 && key[j - 1] < kk) { /* descending, so the nearest is pushed last */
         ch[j] = ch[j - 1];
