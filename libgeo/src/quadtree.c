@@ -7,12 +7,21 @@
  * consecutive (south-west, south-east, north-west, north-east), so they fill one cache line,
  * and a search computes their boxes while descending. What only updates need (box, parent,
  * capacity, depth) is in a parallel cold array. Freed blocks of four go on a free list. A
- * leaf keeps its points in one allocation: coordinate pairs {lat, lng} as int32 fixed-point
- * 1e-7 degree for all slots, then {id, ts_ms << 8 | state} pairs: 24 bytes a slot, cap a
- * multiple of 8. A search scans coordinates contiguously; a move writes one line of each.
- * An open-addressing table (linear probing, 8-byte entries: node 32 bits | slot 24 bits |
- * 8-bit fingerprint of the id's hash) maps id to its slot; the id itself is read from the
- * leaf, which a move touches anyway.
+ * leaf keeps its points in one allocation: a header with its box and capacity, then slots
+ * {lat, lng as int32 fixed-point 1e-7 degree, id} of 16 bytes, then the packed payloads
+ * (ts_ms << 8 | state): 24 bytes a slot, cap a multiple of 8. A search scans the slots
+ * contiguously and reads a candidate's id from the line it scanned; a move touches one slot
+ * line and one payload word. An open-addressing table (linear probing, 8-byte entries: node
+ * 32 bits | slot 24 bits | 8-bit fingerprint of the id's hash) maps id to its slot; the id
+ * itself is read from the leaf, which a move touches anyway. Leaves hold up to 128 points:
+ * large enough that most 50 m moves of a driver stay in their leaf at 1M drivers in a city,
+ * small enough that a kNN scans only two or three of them.
+ *
+ * Searches first apply an integer rectangle prefilter (latitude and longitude gaps in fixed
+ * point, derived from the current threshold, see set_thresh) to boxes and points, then the
+ * lower bound of h below, then the exact distance. kNN evaluates the candidates of a leaf in
+ * order of their lower bound while its heap is not full, so that few exact distances are
+ * computed, and reads payloads only for the k points it returns.
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
