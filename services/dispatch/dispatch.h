@@ -392,6 +392,8 @@ typedef struct dsp_trip_restore {
   const char *offer_id;       /* offered: the live offer */
   int64_t expires_at_ms;      /* offered: when it expires (may be past: the tick expires it) */
   double pickup_eta_s;        /* NAN when unknown */
+  bool has_driver_pos;        /* the driver's last known position, until his next ping */
+  geo_latlng driver_pos;
 } dsp_trip_restore;
 
 /* Put a live trip back into the shard, with its driver (created without a position when

@@ -472,6 +472,10 @@ int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms) {
     if (!d) return DSP_ENOMEM;
     if (d->trip) return DSP_ESTATE;
     dsp__driver_set_state(s, d, ds);
+    if (!d->has_pos && r->has_driver_pos && geo_latlng_is_valid(r->driver_pos)) {
+      d->pos = r->driver_pos; /* not in the index: only his next ping puts him there */
+      d->has_pos = true;
+    }
   }
   dsp_request req = {.request_id = r->request_id, .rider_id = r->rider_id,
                      .pickup = r->pickup, .dropoff = r->dropoff};
