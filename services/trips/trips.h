@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "geo/graph.h"
+#include "geo/route.h"
+#include "mrd/pg.h"
 #include "mrd/proto.h"
 
 #ifdef __cplusplus
@@ -55,6 +58,20 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *out);
 /* A fare estimate in cents for a trip of length_m metres and time_s seconds: base 300 +
  * 120 per km + 40 per minute (a documented placeholder tariff, not a pricing engine). */
 int trp_fare_cents(double length_m, double time_s);
+
+/* Outcomes of trp_record_event. */
+enum {
+  TRP_RECORDED = 0,    /* a new event: appended, and the trip row upserted */
+  TRP_DUPLICATE = 1,   /* (trip_id, seq) was recorded already: nothing changed */
+  TRP_SKIPPED = 2,     /* not part of a trip's record (COMMAND_REJECTED) */
+  TRP_INCOMPLETE = 3,  /* lacks what the record needs: nothing written */
+  TRP_DB_ERROR = -1    /* a statement failed: the caller rolls the transaction back */
+};
+
+/* Record ev with pg, inside the caller's transaction (trips_db.c). g and st (may be NULL)
+ * give a new trip its route line, trip ETA and fare estimate. Returns a TRP_* outcome. */
+int trp_record_event(mrd_pg *pg, const mrd_dispatch_event *ev, const geo_graph *g,
+                     geo_route_state *st);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "geo/ch.h"
-#include "geo/snap.h"
 #include "geo/snapshot.h"
 #include "mrd/log.h"
 #include "service.h"
@@ -112,36 +111,6 @@ int tsvc_poll(tsvc *s, int wait_ms) {
   return got;
 }
 
-/* The route of a new trip: its line (WKT), time and length; false when there is none. */
-static bool route_of(tsvc *s, const mrd_dispatch_event *ev, char **wkt, double *time_s, double *len_m) {
-  geo_snap a, b;
-  if (geo_graph_snap(s->graph, (geo_latlng){ev->pickup.lat, ev->pickup.lon}, 500, &a) != GEO_OK ||
-      geo_graph_snap(s->graph, (geo_latlng){ev->dropoff.lat, ev->dropoff.lon}, 500, &b) != GEO_OK)
-    return false;
-  geo_route_result r;
-  geo_route_algo algo = geo_ch_present(s->graph) ? GEO_ROUTE_CH : GEO_ROUTE_DIJKSTRA;
-  if (geo_route(s->route, s->graph, algo, &a.place, &b.place, &r) != GEO_OK) return false;
-  size_t n = 0;
-  geo_route_polyline(s->route, s->graph, NULL, 0, &n);
-  if (n < 2) return false;
-  geo_latlng *pts = malloc(n * sizeof *pts);
-  char *out = malloc(64 + n * 32);
-  if (!pts || !out || geo_route_polyline(s->route, s->graph, pts, n, &n) != GEO_OK) {
-    free(pts);
-    free(out);
-    return false;
-  }
-  size_t w = (size_t)sprintf(out, "SRID=4326;LINESTRING(");
-  for (size_t i = 0; i < n; i++)
-    w += (size_t)sprintf(out + w, "%s%.7f %.7f", i ? "," : "", pts[i].lng, pts[i].lat);
-  sprintf(out + w, ")");
-  free(pts);
-  *wkt = out;
-  *time_s = r.time_ms / 1000.0;
-  *len_m = r.length_m;
-  return true;
-}
-
 int tsvc_apply(tsvc *s) {
   double t0 = mono_s();
   if (mrd_pg_begin(s->pg) != 0) goto fail;
@@ -149,38 +118,15 @@ int tsvc_apply(tsvc *s) {
   for (int i = 0; i < s->n_batch; i++) {
     tsvc_msg *m = &s->batch[i];
     if (!m->ok) continue;
-    trp_row row;
-    int mr = trp_map_event(&m->ev, &row);
-    if (mr == 1) {
-      skipped++;
-      continue;
-    }
-    if (mr != 0) {
+    int rc = trp_record_event(s->pg, &m->ev, s->graph, s->route);
+    if (rc == TRP_RECORDED) added++;
+    else if (rc == TRP_DUPLICATE) dup++;
+    else if (rc == TRP_SKIPPED) skipped++;
+    else if (rc == TRP_INCOMPLETE) {
       mrd_counter_inc(s->bad);
       mrd_log_warn("event_incomplete", "trip=%s seq=%llu", m->ev.trip_id, (unsigned long long)m->ev.seq);
-      continue;
-    }
-    PGresult *res = NULL;
-    if (mrd_pg_exec(s->pg, &res, TRP_SQL_EVENT, TRP_EVENT_PARAMS, row.ev) != 0) goto fail;
-    bool is_new = strcmp(PQcmdTuples(res), "1") == 0;
-    PQclear(res);
-    if (!is_new) { /* a replay: recorded already, changes nothing */
-      dup++;
-      continue;
-    }
-    added++;
-    if (mrd_pg_exec(s->pg, NULL, TRP_SQL_TRIP, TRP_TRIP_PARAMS, row.trip) != 0) goto fail;
-    char *wkt = NULL;
-    double ts = 0, lm = 0;
-    if (m->ev.type == MRD_EV_REQUESTED && s->graph && route_of(s, &m->ev, &wkt, &ts, &lm)) {
-      char eta[32], fare[32];
-      snprintf(eta, sizeof eta, "%.3f", ts);
-      snprintf(fare, sizeof fare, "%d", trp_fare_cents(lm, ts));
-      const char *p[] = {m->ev.trip_id, wkt, eta, fare};
-      int rc = mrd_pg_exec(s->pg, NULL, TRP_SQL_ROUTE, 4, p);
-      free(wkt);
-      if (rc != 0) goto fail;
-    }
+    } else
+      goto fail;
   }
   if (mrd_pg_commit(s->pg) != 0) goto fail;
   mrd_counter_add(s->events, added);
