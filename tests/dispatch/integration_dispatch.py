@@ -23,6 +23,7 @@ import hmac
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -339,6 +340,54 @@ async def halo():
     await r.close()
 
 
+async def pg_down():
+    """PostgreSQL stops while a ride happens: trips stops committing, retries, and records
+    the whole ride once the database is back; dispatch matches on regardless."""
+    run_dir = os.environ.get("MERIDIAN_RUN_DIR") or os.path.join(os.path.abspath(ROOT), ".run")
+    pg_data = f"/var/tmp/meridian-pg-{hashlib.md5(run_dir.encode()).hexdigest()[:12]}/data"
+    pg_ctl = "/usr/lib/postgresql/15/bin/pg_ctl"
+    opts = subprocess.run(["sh", "-c", f"cat {pg_data}/postmaster.opts"], capture_output=True, text=True).stdout
+    if not opts:
+        check(False, f"pg_down: cannot find the stack's PostgreSQL in {pg_data}")
+        return
+    d = await Driver(f"it-d6-{RUN}", 40.7450, -73.9880).online()
+    r = await Client(f"it-r6-{RUN}", "rider").connect()
+    try:
+        check(await visible(r, d.lat, d.lon), "pg_down: driver visible")
+        stop = subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", pg_data, "-m", "fast", "-w", "stop"],
+                              capture_output=True, text=True)
+        check(stop.returncode == 0, "pg_down: PostgreSQL stopped")
+        req = f"pgd-{RUN}"
+        await r.send(type="request", request_id=req, pickup={"lat": 40.7445, "lon": -73.9885},
+                     dropoff={"lat": 40.7500, "lon": -73.9850})
+        off = await d.wait(typ("offer"))
+        check(off is not None, "pg_down: matching goes on without the database")
+        if off:
+            await d.send(type="accept", offer_id=off["offer_id"])
+            for step in ("arrived", "start", "complete"):
+                await asyncio.sleep(0.5)
+                await d.send(type=step, trip_id=off["trip_id"])
+            check(await r.wait(typ("trip", status="completed")) is not None, "pg_down: ride completed")
+        await asyncio.sleep(2.0)  # trips retries meanwhile
+        # restart with the options the stack used (port, socket dir, fsync)
+        toks = shlex.split(opts.strip())[1:]
+        keep = [t for i, t in enumerate(toks) if t != "-D" and (i == 0 or toks[i - 1] != "-D")]
+        args = " ".join(keep)
+        start = subprocess.run(["runuser", "-u", "postgres", "--", pg_ctl, "-D", pg_data, "-w", "-t", "60",
+                                "-l", os.path.join(os.path.dirname(pg_data), "postgres.log"),
+                                "-o", args, "start"], capture_output=True, text=True)
+        check(start.returncode == 0, f"pg_down: PostgreSQL started again {start.stderr.strip()}")
+        if off:
+            rows = await wait_sql(f"SELECT status FROM trips WHERE trip_id = '{off['trip_id']}'",
+                                  lambda x: x == [["completed"]], 30)
+            check(rows == [["completed"]], "pg_down: trips caught up: the ride is recorded, completed")
+            check(types_of(off["trip_id"]) == ["requested", "offered", "matched", "arrived", "started", "completed"],
+                  "pg_down: every event recorded once, in order")
+    finally:
+        await d.offline()
+        await r.close()
+
+
 # ------------------------------------------------------------------------------ load
 
 def overlaps_from_trip_events(drivers):
@@ -475,7 +524,7 @@ async def concurrency(seed):
 
 
 def pid_of(name):
-    with open(os.path.join(ROOT, ".run", "pid", f"svc-{name}")) as f:
+    with open(os.path.join(os.environ.get("MERIDIAN_RUN_DIR") or os.path.join(os.path.abspath(ROOT), ".run"), "pid", f"svc-{name}")) as f:
         return int(f.read().strip())
 
 
@@ -543,7 +592,7 @@ async def main(part, seed):
             check(False, f"{var} is set (source .run/env)")
             return
     if part == "flows":
-        for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry):
+        for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down):
             try:
                 await scenario()
             except Exception as e:  # a broken scenario fails, the others still run
