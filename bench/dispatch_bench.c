@@ -81,7 +81,8 @@ static size_t load_trips(const char *path, trip_pt *out, size_t cap) {
   while (n < cap && fgets(line, sizeof line, f)) {
     double v[4];
     char *p = line;
-    for (int col = 0; col < 7 && p; col++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+    for (int col = 0; col < 7 && p; col++)
+      p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
     if (!p || sscanf(p, "%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3]) != 4) continue;
     out[n].pickup = (geo_latlng){v[1], v[0]};
     out[n].dropoff = (geo_latlng){v[3], v[2]};
@@ -102,24 +103,32 @@ int main(int argc, char **argv) {
   size_t n_drivers = 5000, n_req = 3000;
   double rps = 200;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--graph")) graph_path = argv[i + 1];
-    else if (!strcmp(argv[i], "--trips")) csv = argv[i + 1];
-    else if (!strcmp(argv[i], "--drivers")) n_drivers = strtoul(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--requests")) n_req = strtoul(argv[i + 1], NULL, 10);
-    else if (!strcmp(argv[i], "--rps")) rps = strtod(argv[i + 1], NULL);
+    if (!strcmp(argv[i], "--graph"))
+      graph_path = argv[i + 1];
+    else if (!strcmp(argv[i], "--trips"))
+      csv = argv[i + 1];
+    else if (!strcmp(argv[i], "--drivers"))
+      n_drivers = strtoul(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--requests"))
+      n_req = strtoul(argv[i + 1], NULL, 10);
+    else if (!strcmp(argv[i], "--rps"))
+      rps = strtod(argv[i + 1], NULL);
     else {
-      fprintf(stderr, "usage: dispatch_bench [--graph PATH] [--trips CSV] [--drivers N] [--requests N] [--rps R]\n");
+      fprintf(stderr, "usage: dispatch_bench [--graph PATH] [--trips CSV] [--drivers N] "
+                      "[--requests N] [--rps R]\n");
       return 2;
     }
   }
   if (!graph_path) {
-    fprintf(stderr, "dispatch_bench: no graph (MERIDIAN_GRAPH or --graph; scripts/stack up writes one)\n");
+    fprintf(stderr,
+            "dispatch_bench: no graph (MERIDIAN_GRAPH or --graph; scripts/stack up writes one)\n");
     return 2;
   }
   trip_pt *trips = calloc(20000, sizeof *trips);
   size_t n_trips = load_trips(csv, trips, 20000);
   if (n_trips < n_drivers + 1) {
-    fprintf(stderr, "dispatch_bench: %s has %zu trips, need more than %zu\n", csv, n_trips, n_drivers);
+    fprintf(stderr, "dispatch_bench: %s has %zu trips, need more than %zu\n", csv, n_trips,
+            n_drivers);
     return 2;
   }
   geo_graph *g = NULL;
@@ -133,7 +142,8 @@ int main(int argc, char **argv) {
   dsp_graph_router *gr = NULL;
   dsp_qt_index *qi = NULL;
   dsp_claims_mem *cm = dsp_claims_mem_new();
-  if (dsp_graph_router_new(g, 150, geo_ch_present(g), &gr) || dsp_qt_index_new(&qi) || !cm) return 1;
+  if (dsp_graph_router_new(g, 150, geo_ch_present(g), &gr) || dsp_qt_index_new(&qi) || !cm)
+    return 1;
   timed_router tr = {.inner = dsp_graph_router_iface(gr), .cap = n_req * 8};
   tr.us = calloc(tr.cap, sizeof *tr.us);
   dsp_router rt = {.ud = &tr, .snap = tr_snap, .etas_to = tr_etas};
@@ -200,7 +210,8 @@ int main(int argc, char **argv) {
     char req[32], rider[32];
     snprintf(req, sizeof req, "q%zu", r);
     snprintf(rider, sizeof rider, "r%zu", r);
-    dsp_request q = {.request_id = req, .rider_id = rider, .pickup = tp->pickup, .dropoff = tp->dropoff};
+    dsp_request q = {
+        .request_id = req, .rider_id = rider, .pickup = tp->pickup, .dropoff = tp->dropoff};
     double a = now_us();
     dsp_on_request(s, &q, NULL, now);
     const dsp_output *o;
@@ -231,24 +242,29 @@ int main(int argc, char **argv) {
   }
   qsort(match_us, n_match, sizeof *match_us, cmp_d);
   qsort(tr.us, tr.n, sizeof *tr.us, cmp_d);
-#define Q(v, n, q) ((n) ? (v)[(size_t)((double)((n) - 1) * (q))] : NAN)
-  double m50 = Q(match_us, n_match, 0.5), m95 = Q(match_us, n_match, 0.95), m99 = Q(match_us, n_match, 0.99);
+#define Q(v, n, q) ((n) ? (v)[(size_t)((double)((n)-1) * (q))] : NAN)
+  double m50 = Q(match_us, n_match, 0.5), m95 = Q(match_us, n_match, 0.95),
+         m99 = Q(match_us, n_match, 0.99);
   double s50 = Q(tr.us, tr.n, 0.5), s95 = Q(tr.us, tr.n, 0.95), s99 = Q(tr.us, tr.n, 0.99);
   dsp_stats_get(s, &st);
-  fprintf(stderr, "\n%zu requests: %zu offered, %zu no_driver; %llu searches, %llu widenings\n", n_req,
-          offered, no_driver, (unsigned long long)st.searches, (unsigned long long)st.widenings);
+  fprintf(stderr, "\n%zu requests: %zu offered, %zu no_driver; %llu searches, %llu widenings\n",
+          n_req, offered, no_driver, (unsigned long long)st.searches,
+          (unsigned long long)st.widenings);
   fprintf(stderr, "  %-34s %10s %10s %10s %8s\n", "workload", "p50 us", "p95 us", "p99 us", "n");
-  fprintf(stderr, "  %-34s %10.1f %10.1f %10.1f %8zu\n", "match: request -> offer encoded", m50, m95, m99, n_match);
-  fprintf(stderr, "  %-34s %10.1f %10.1f %10.1f %8zu\n", "one-to-many search alone (anchor)", s50, s95, s99, tr.n);
+  fprintf(stderr, "  %-34s %10.1f %10.1f %10.1f %8zu\n", "match: request -> offer encoded", m50,
+          m95, m99, n_match);
+  fprintf(stderr, "  %-34s %10.1f %10.1f %10.1f %8zu\n", "one-to-many search alone (anchor)", s50,
+          s95, s99, tr.n);
   fprintf(stderr, "  target p99 < 10 ms: %s\n", m99 < 10000 ? "met" : "NOT met");
   char host[64] = "?";
   gethostname(host, sizeof host);
-  printf("{\"bench\": \"dispatch_bench\", \"machine\": \"%s, %ld cpus\", \"rows\": ["
-         "{\"workload\": \"match_5000_drivers_200rps\", \"impl\": \"meridian\", \"unit\": \"us\", "
-         "\"median\": %.2f, \"p95\": %.2f, \"p99\": %.2f, \"n\": %zu}, "
-         "{\"workload\": \"match_5000_drivers_200rps\", \"impl\": \"one-to-many\", \"unit\": \"us\", "
-         "\"median\": %.2f, \"p95\": %.2f, \"p99\": %.2f, \"n\": %zu}]}\n",
-         host, sysconf(_SC_NPROCESSORS_ONLN), m50, m95, m99, n_match, s50, s95, s99, tr.n);
+  printf(
+      "{\"bench\": \"dispatch_bench\", \"machine\": \"%s, %ld cpus\", \"rows\": ["
+      "{\"workload\": \"match_5000_drivers_200rps\", \"impl\": \"meridian\", \"unit\": \"us\", "
+      "\"median\": %.2f, \"p95\": %.2f, \"p99\": %.2f, \"n\": %zu}, "
+      "{\"workload\": \"match_5000_drivers_200rps\", \"impl\": \"one-to-many\", \"unit\": \"us\", "
+      "\"median\": %.2f, \"p95\": %.2f, \"p99\": %.2f, \"n\": %zu}]}\n",
+      host, sysconf(_SC_NPROCESSORS_ONLN), m50, m95, m99, n_match, s50, s95, s99, tr.n);
   dsp_shard_free(s);
   dsp_claims_mem_free(cm);
   dsp_qt_index_free(qi);

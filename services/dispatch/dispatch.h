@@ -382,10 +382,10 @@ int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_i
 /* A live trip as a snapshot saved it (the service keeps one per trip in Redis), to
  * restore a shard's open trips after a restart. */
 typedef struct dsp_trip_restore {
-  const char *trip_id;        /* as the crashed process made it */
-  uint64_t seq;               /* of its latest event: the next one is seq + 1 */
-  dsp_trip_state status;      /* requested, offered, matched, arrived or started */
-  uint64_t epoch;             /* the epoch its claim was made under (the claim's owner) */
+  const char *trip_id;   /* as the crashed process made it */
+  uint64_t seq;          /* of its latest event: the next one is seq + 1 */
+  dsp_trip_state status; /* requested, offered, matched, arrived or started */
+  uint64_t epoch;        /* the epoch its claim was made under (the claim's owner) */
   const char *rider_id, *request_id;
   geo_latlng pickup, dropoff; /* as snapped */
   const char *driver_id;      /* offered or matched driver; ignored when requested */

@@ -28,7 +28,9 @@ void dspc_trip_suffix(int64_t ts_ms, int64_t offset, char out[DSPC_SUFFIX_MAX]) 
   snprintf(out, DSPC_SUFFIX_MAX, "%s-%s", a, b);
 }
 
-static const char *nz(const char *s) { return s[0] ? s : NULL; }
+static const char *nz(const char *s) {
+  return s[0] ? s : NULL;
+}
 
 int dspc_apply_command(dsp_shard *s, uint32_t shard, const mrd_command *c, int64_t offset,
                        int64_t now_ms) {
@@ -75,7 +77,9 @@ int dspc_apply_location(dsp_shard *s, const mrd_driver_location *m, int64_t now_
   return dsp_on_location(s, &l, now_ms);
 }
 
-static mrd_latlon ll(geo_latlng p) { return (mrd_latlon){p.lat, p.lng}; }
+static mrd_latlon ll(geo_latlng p) {
+  return (mrd_latlon){p.lat, p.lng};
+}
 
 void dspc_event_to_proto(const dsp_event *e, mrd_dispatch_event *out) {
   memset(out, 0, sizeof *out);
@@ -114,7 +118,8 @@ void dspc_reply_to_proto(const dsp_reply *r, const char *ref, uint32_t shard, ui
     snprintf(out->driver_id, sizeof out->driver_id, "%s", r->driver_id);
   else if (mrd_id_valid(r->rider_id))
     snprintf(out->rider_id, sizeof out->rider_id, "%s", r->rider_id);
-  if (mrd_trip_id_shard(r->trip_id, NULL)) snprintf(out->trip_id, sizeof out->trip_id, "%s", r->trip_id);
+  if (mrd_trip_id_shard(r->trip_id, NULL))
+    snprintf(out->trip_id, sizeof out->trip_id, "%s", r->trip_id);
   if (mrd_id_valid(r->request_id))
     snprintf(out->request_id, sizeof out->request_id, "%s", r->request_id);
   if (mrd_offer_id_shard(r->offer_id, NULL))

@@ -59,19 +59,26 @@ static int metrics_init(dsvc *s) {
   C("meridian_dispatch_cancelled_total", "trips cancelled", &m->cancelled);
   C("meridian_dispatch_completed_total", "trips completed", &m->completed);
   for (int i = 0; i < 6; i++)
-    rc |= mrd_metrics_counter(m->reg, "meridian_dispatch_no_driver_total", "trips ended with no driver, by reason",
-                              (const char *[]){"reason", no_driver_reasons[i], NULL}, &m->no_driver[i]);
-  C("meridian_dispatch_claims_contended_total", "claims lost to another owner", &m->claims_contended);
+    rc |= mrd_metrics_counter(
+        m->reg, "meridian_dispatch_no_driver_total", "trips ended with no driver, by reason",
+        (const char *[]){"reason", no_driver_reasons[i], NULL}, &m->no_driver[i]);
+  C("meridian_dispatch_claims_contended_total", "claims lost to another owner",
+    &m->claims_contended);
   C("meridian_dispatch_claim_errors_total", "claim store failures", &m->claim_errors);
-  C("meridian_dispatch_claims_fallback_total", "claim operations answered from memory (Redis down)", &m->claims_fallback);
+  C("meridian_dispatch_claims_fallback_total", "claim operations answered from memory (Redis down)",
+    &m->claims_fallback);
   C("meridian_dispatch_pings_total", "driver pings consumed", &m->pings);
-  C("meridian_dispatch_pings_stale_total", "pings older than the last seen (ignored)", &m->pings_stale);
+  C("meridian_dispatch_pings_stale_total", "pings older than the last seen (ignored)",
+    &m->pings_stale);
   C("meridian_dispatch_commands_total", "commands consumed", &m->commands);
-  C("meridian_dispatch_bad_messages_total", "Kafka messages that failed to decode", &m->bad_messages);
+  C("meridian_dispatch_bad_messages_total", "Kafka messages that failed to decode",
+    &m->bad_messages);
   C("meridian_dispatch_rejected_total", "commands refused (COMMAND_REJECTED)", &m->rejected);
   C("meridian_dispatch_events_total", "events produced to dispatch-events", &m->events_produced);
-  C("meridian_dispatch_delivery_failed_total", "events Kafka failed to deliver", &m->delivery_failed);
-  C("meridian_dispatch_redis_failures_total", "Redis batches that failed (snapshots, hot cells)", &m->redis_failures);
+  C("meridian_dispatch_delivery_failed_total", "events Kafka failed to deliver",
+    &m->delivery_failed);
+  C("meridian_dispatch_redis_failures_total", "Redis batches that failed (snapshots, hot cells)",
+    &m->redis_failures);
   C("meridian_dispatch_snapshots_total", "trip snapshots written to Redis", &m->snapshots_written);
   C("meridian_dispatch_hot_commands_total", "hot-cell commands written to Redis", &m->hot_commands);
   C("meridian_dispatch_restored_total", "live trips restored from Redis at start", &m->restored);
@@ -90,7 +97,8 @@ static int ready(void *ud, char *reason, size_t cap) {
   dsvc *s = ud;
   if (!s->graph) return snprintf(reason, cap, "graph not loaded"), 1;
   if (!s->ready) return snprintf(reason, cap, "warming up (restoring trips, reading pings)"), 1;
-  if (mrd_kafka_producer_ping(s->producer, 500) != 0) return snprintf(reason, cap, "kafka unreachable"), 1;
+  if (mrd_kafka_producer_ping(s->producer, 500) != 0)
+    return snprintf(reason, cap, "kafka unreachable"), 1;
   /* Redis is not required: matching goes on with claims in memory */
   return 0;
 }
@@ -166,7 +174,9 @@ static int load_epoch(dsvc *s) {
   return 0;
 }
 
-void dsvc_epoch_check(dsvc *s) { (void)load_epoch(s); }
+void dsvc_epoch_check(dsvc *s) {
+  (void)load_epoch(s);
+}
 
 int dsvc_open(dsvc *s, dsvc_config *cfg) {
   memset(s, 0, sizeof *s);
@@ -178,7 +188,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   if (metrics_init(s)) return mrd_log_error("metrics", "err=%s", "registration failed"), -1;
   s->health = (mrd_health){ready, s, s->m.reg};
   if (mrd_admin_start(cfg->admin_addr, cfg->admin_port, &s->health, &s->admin) != 0) {
-    mrd_log_error("admin", "addr=%s port=%d err=%s", cfg->admin_addr, cfg->admin_port, "cannot listen");
+    mrd_log_error("admin", "addr=%s port=%d err=%s", cfg->admin_addr, cfg->admin_port,
+                  "cannot listen");
     return -1;
   }
   double t0 = mono_s();
@@ -191,7 +202,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   if (dsp_graph_router_new(s->graph, cfg->snap_max_m, ch, &s->router) != DSP_OK ||
       dsp_qt_index_new(&s->index) != DSP_OK)
     return mrd_log_error("router", "err=%s", "out of memory"), -1;
-  mrd_log_info("graph_loaded", "path=%s ch=%d ms=%.1f", cfg->graph_path, (int)ch, (mono_s() - t0) * 1e3);
+  mrd_log_info("graph_loaded", "path=%s ch=%d ms=%.1f", cfg->graph_path, (int)ch,
+               (mono_s() - t0) * 1e3);
 
   if (mrd_redis_new(cfg->redis_url, NULL, &s->redis) != 0)
     return mrd_log_error("redis", "url=%s err=%s", cfg->redis_url, "bad URL"), -1;
@@ -201,9 +213,15 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   char sup[64], dem[64];
   snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
   snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
-  dsp_hot_config hc = {.geo_key = cfg->nearby_key, .cell_prefix = "hot:drivers:", .supply_key = sup,
-                       .demand_key = dem, .cell_precision = 5, .count_precision = 6,
-                       .demand_window_ms = 60000, .ttl_ms = cfg->driver_ttl_ms, .move_m = 5};
+  dsp_hot_config hc = {.geo_key = cfg->nearby_key,
+                       .cell_prefix = "hot:drivers:",
+                       .supply_key = sup,
+                       .demand_key = dem,
+                       .cell_precision = 5,
+                       .count_precision = 6,
+                       .demand_window_ms = 60000,
+                       .ttl_ms = cfg->driver_ttl_ms,
+                       .move_m = 5};
   if (dsp_hot_new(&hc, &s->hot) != 0) return mrd_log_error("hotcells", "err=%s", "bad config"), -1;
 
   dsp_config dc;
@@ -347,7 +365,8 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
         if (c.kind == MRD_CMD_REQUEST && s->n_lat < (int)(sizeof s->lat / sizeof s->lat[0])) {
           for (size_t i = before; i < after; i++)
             if (o[i].kind == DSP_OUT_EVENT && o[i].u.event.type == DSP_EV_REQUESTED) {
-              snprintf(s->lat[s->n_lat].trip_id, sizeof s->lat[0].trip_id, "%s", o[i].u.event.trip_id);
+              snprintf(s->lat[s->n_lat].trip_id, sizeof s->lat[0].trip_id, "%s",
+                       o[i].u.event.trip_id);
               s->lat[s->n_lat++].t0_s = t0;
             }
         }
@@ -400,7 +419,8 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
     break;
   }
   if (rc != 0) {
-    mrd_log_error("event_produce", "trip=%s err=%s", ev->trip_id, mrd_kafka_producer_errstr(s->producer));
+    mrd_log_error("event_produce", "trip=%s err=%s", ev->trip_id,
+                  mrd_kafka_producer_errstr(s->producer));
     return -1;
   }
   s->in_flight++;
@@ -442,7 +462,8 @@ static void write_snapshots(dsvc *s) {
     if (p->live) {
       const char *a1[] = {"SADD", s->live_key, p->trip_id};
       const char *a2[] = {"SET", key, p->trip_id, "EX", POINTER_TTL_S};
-      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 || mrd_redis_append(s->redis, 5, a2, NULL) != 0;
+      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
+              mrd_redis_append(s->redis, 5, a2, NULL) != 0;
       queued += 2;
       if (p->driver_id[0] && !fail) {
         snprintf(key, sizeof key, "trip:active:driver:%s", p->driver_id);
@@ -453,7 +474,8 @@ static void write_snapshots(dsvc *s) {
     } else {
       const char *a1[] = {"SREM", s->live_key, p->trip_id};
       const char *a2[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
-      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 || mrd_redis_append(s->redis, 5, a2, NULL) != 0;
+      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
+              mrd_redis_append(s->redis, 5, a2, NULL) != 0;
       queued += 2;
     }
   }
@@ -517,7 +539,8 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
                     sp->status == DSP_TRIP_ARRIVED || sp->status == DSP_TRIP_STARTED;
         snprintf(p->driver_id, sizeof p->driver_id, "%s", busy ? sp->driver_id : "");
         if (sp->released_driver_id[0] && p->n_released < 4)
-          snprintf(p->released[p->n_released++], sizeof p->released[0], "%s", sp->released_driver_id);
+          snprintf(p->released[p->n_released++], sizeof p->released[0], "%s",
+                   sp->released_driver_id);
       }
     } else if (o[i].kind == DSP_OUT_REPLY) {
       const dsp_reply *r = &o[i].u.reply;
@@ -525,8 +548,10 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
       for (int k = 0; k < s->n_refs; k++)
         if (s->refs[k].out_index == i) ref = s->refs[k].ref;
       dspc_reply_to_proto(r, ref, (uint32_t)s->cfg->shard, s->epoch, now_ms, &ev);
-      const char *key = ev.trip_id[0] ? ev.trip_id : ev.request_id[0] ? ev.request_id
-                        : ev.driver_id[0] ? ev.driver_id : ev.rider_id;
+      const char *key = ev.trip_id[0]      ? ev.trip_id
+                        : ev.request_id[0] ? ev.request_id
+                        : ev.driver_id[0]  ? ev.driver_id
+                                           : ev.rider_id;
       if (produce(s, &ev, key) != 0) return -1;
     }
   }
@@ -534,7 +559,8 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   s->n_lat = 0;
   s->n_refs = 0;
   /* durable first: every event delivered (the idempotent producer retries by itself) */
-  while (s->in_flight > 0 && !s->delivery_failures) mrd_kafka_producer_poll(s->producer, 5);
+  while (s->in_flight > 0 && !s->delivery_failures)
+    mrd_kafka_producer_poll(s->producer, 5);
   if (s->delivery_failures) return -1;
   write_snapshots(s);
   /* then the offsets of what was consumed */

@@ -58,7 +58,8 @@ struct dsp_hot {
 static int grow(void **arr, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap * 2 : 64;
-  while (n < need) n *= 2;
+  while (n < need)
+    n *= 2;
   void *p = realloc(*arr, n * size);
   if (!p) return -1;
   *arr = p;
@@ -69,9 +70,9 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size) {
 int dsp_hot_new(const dsp_hot_config *c, dsp_hot **out) {
   if (!c || !out || !c->geo_key || !c->cell_prefix || !c->supply_key || !c->demand_key ||
       strlen(c->geo_key) > KEY_MAX || strlen(c->cell_prefix) > KEY_MAX ||
-      strlen(c->supply_key) > KEY_MAX || strlen(c->demand_key) > KEY_MAX ||
-      c->cell_precision < 1 || c->cell_precision > 12 || c->count_precision < 1 ||
-      c->count_precision > 12 || c->demand_window_ms <= 0 || c->ttl_ms <= 0 || c->move_m < 0)
+      strlen(c->supply_key) > KEY_MAX || strlen(c->demand_key) > KEY_MAX || c->cell_precision < 1 ||
+      c->cell_precision > 12 || c->count_precision < 1 || c->count_precision > 12 ||
+      c->demand_window_ms <= 0 || c->ttl_ms <= 0 || c->move_m < 0)
     return -1;
   dsp_hot *h = calloc(1, sizeof *h);
   if (!h) return -1;
@@ -148,9 +149,8 @@ static int set_want(dsp_hot *h, hot_driver *d, bool shown, geo_latlng pos) {
       if (cell_dirty(h, neu)) return -1;
     }
   }
-  bool changed = d->want != shown ||
-                 (shown && (!d->have || strcmp(cell, d->have_cell) != 0 ||
-                            geo_equirect_m(pos, d->have_pos) > h->c.move_m));
+  bool changed = d->want != shown || (shown && (!d->have || strcmp(cell, d->have_cell) != 0 ||
+                                                geo_equirect_m(pos, d->have_pos) > h->c.move_m));
   d->want = shown;
   if (shown) {
     d->want_pos = pos;
@@ -305,5 +305,9 @@ void dsp_hot_done(dsp_hot *h, bool ok) {
   h->n_dd_batch = h->n_dc_batch = 0;
 }
 
-size_t dsp_hot_shown(const dsp_hot *h) { return h->shown; }
-size_t dsp_hot_tracked(const dsp_hot *h) { return h->drivers.len; }
+size_t dsp_hot_shown(const dsp_hot *h) {
+  return h->shown;
+}
+size_t dsp_hot_tracked(const dsp_hot *h) {
+  return h->drivers.len;
+}

@@ -59,7 +59,8 @@ int main(int argc, char **argv) {
       next_tick = t + cfg.tick_ms;
     }
     if (dsvc_flush(&s, t) != 0) {
-      mrd_log_error("events_not_delivered", "action=%s", "exit without committing; restart resumes");
+      mrd_log_error("events_not_delivered", "action=%s",
+                    "exit without committing; restart resumes");
       rc = 1;
       break;
     }

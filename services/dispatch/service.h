@@ -35,9 +35,9 @@ typedef struct dsvc_config {
   char *pg_dsn, *redis_url, *kafka_brokers, *log_level, *admin_addr;
   int admin_port;
   int kafka_linger_ms, kafka_fetch_wait_ms;
-  char *group_prefix;  /* consumer group: <prefix><shard> */
-  char *nearby_key;    /* the GEO set the gateway's nearby reads */
-  double snap_max_m;   /* service area: how far from the road graph a point may be */
+  char *group_prefix; /* consumer group: <prefix><shard> */
+  char *nearby_key;   /* the GEO set the gateway's nearby reads */
+  double snap_max_m;  /* service area: how far from the road graph a point may be */
   int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
   int64_t epoch_check_ms;
   int k_candidates, max_offers;
@@ -96,19 +96,25 @@ typedef struct dsvc {
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
   uint64_t epoch;
-  bool ready;               /* restored and consuming commands */
+  bool ready; /* restored and consuming commands */
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
   int64_t loc_committed, cmd_committed; /* what was committed */
-  int in_flight;            /* events produced, not yet reported */
-  int delivery_failures;    /* since the last flush */
-  dsp_strmap pending;       /* trip id -> dsvc_pending */
-  char live_key[64];        /* dispatch:live:<shard> */
+  int in_flight;                        /* events produced, not yet reported */
+  int delivery_failures;                /* since the last flush */
+  dsp_strmap pending;                   /* trip id -> dsvc_pending */
+  char live_key[64];                    /* dispatch:live:<shard> */
   /* requests of the current batch, for the match latency */
-  struct { char trip_id[DSP_ID_MAX + 1]; double t0_s; } lat[512];
+  struct {
+    char trip_id[DSP_ID_MAX + 1];
+    double t0_s;
+  } lat[512];
   int n_lat;
   /* full refs of the replies queued in the current batch (the core keeps 64 bytes) */
-  struct { size_t out_index; char ref[MRD_REF_MAX + 1]; } refs[DSVC_MAX_REFS];
+  struct {
+    size_t out_index;
+    char ref[MRD_REF_MAX + 1];
+  } refs[DSVC_MAX_REFS];
   int n_refs;
   dsp_stats last_stats;
   uint64_t last_fallback;

@@ -32,8 +32,8 @@ static bool suffix_ok(const char *x) {
   if (n == 0 || n > 40) return false;
   for (size_t i = 0; i < n; i++) {
     char c = x[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '.' || c == ':' || c == '-'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == ':' || c == '-'))
       return false;
   }
   return true;
@@ -477,8 +477,10 @@ int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms) {
       d->has_pos = true;
     }
   }
-  dsp_request req = {.request_id = r->request_id, .rider_id = r->rider_id,
-                     .pickup = r->pickup, .dropoff = r->dropoff};
+  dsp_request req = {.request_id = r->request_id,
+                     .rider_id = r->rider_id,
+                     .pickup = r->pickup,
+                     .dropoff = r->dropoff};
   dsp_trip *t = trip_new(s, &req, now_ms);
   if (!t || dsp_strmap_reserve(&s->trips, 1) || dsp_strmap_reserve(&s->requests, 1) ||
       dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1) ||

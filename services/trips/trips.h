@@ -61,11 +61,11 @@ int trp_fare_cents(double length_m, double time_s);
 
 /* Outcomes of trp_record_event. */
 enum {
-  TRP_RECORDED = 0,    /* a new event: appended, and the trip row upserted */
-  TRP_DUPLICATE = 1,   /* (trip_id, seq) was recorded already: nothing changed */
-  TRP_SKIPPED = 2,     /* not part of a trip's record (COMMAND_REJECTED) */
-  TRP_INCOMPLETE = 3,  /* lacks what the record needs: nothing written */
-  TRP_DB_ERROR = -1    /* a statement failed: the caller rolls the transaction back */
+  TRP_RECORDED = 0,   /* a new event: appended, and the trip row upserted */
+  TRP_DUPLICATE = 1,  /* (trip_id, seq) was recorded already: nothing changed */
+  TRP_SKIPPED = 2,    /* not part of a trip's record (COMMAND_REJECTED) */
+  TRP_INCOMPLETE = 3, /* lacks what the record needs: nothing written */
+  TRP_DB_ERROR = -1   /* a statement failed: the caller rolls the transaction back */
 };
 
 /* Record ev with pg, inside the caller's transaction (trips_db.c). g and st (may be NULL)

@@ -13,7 +13,8 @@
 #include "trips.h"
 
 /* The route of a new trip: its line (WKT), time and length; false when there is none. */
-static bool route_of(const geo_graph *g, geo_route_state *st, const mrd_dispatch_event *ev, char **wkt, double *time_s, double *len_m) {
+static bool route_of(const geo_graph *g, geo_route_state *st, const mrd_dispatch_event *ev,
+                     char **wkt, double *time_s, double *len_m) {
   geo_snap a, b;
   if (geo_graph_snap(g, (geo_latlng){ev->pickup.lat, ev->pickup.lon}, 500, &a) != GEO_OK ||
       geo_graph_snap(g, (geo_latlng){ev->dropoff.lat, ev->dropoff.lon}, 500, &b) != GEO_OK)

@@ -28,8 +28,10 @@ static double mono_s(void) {
 
 static int ready(void *ud, char *reason, size_t cap) {
   tsvc *s = ud;
-  if (mrd_pg_ping(s->pg) != 0) return snprintf(reason, cap, "postgresql: %s", mrd_pg_errstr(s->pg)), 1;
-  if (mrd_kafka_consumer_ping(s->consumer, 500) != 0) return snprintf(reason, cap, "kafka unreachable"), 1;
+  if (mrd_pg_ping(s->pg) != 0)
+    return snprintf(reason, cap, "postgresql: %s", mrd_pg_errstr(s->pg)), 1;
+  if (mrd_kafka_consumer_ping(s->consumer, 500) != 0)
+    return snprintf(reason, cap, "kafka unreachable"), 1;
   return 0;
 }
 
@@ -39,14 +41,24 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
   if (mrd_metrics_new(&s->reg)) return -1;
   static const double lat[] = {MRD_BUCKETS_LATENCY_S};
   int rc = 0;
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_events_total", "events recorded (new rows in trip_events)", NULL, &s->events);
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_duplicates_total", "events already recorded (replays), ignored", NULL, &s->duplicates);
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_bad_messages_total", "payloads that failed to decode or lack trip fields", NULL, &s->bad);
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_rejections_skipped_total", "COMMAND_REJECTED events (not part of a trip)", NULL, &s->rejected_skipped);
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_db_failures_total", "transactions that failed (retried with backoff)", NULL, &s->db_failures);
-  rc |= mrd_metrics_counter(s->reg, "meridian_trips_batches_total", "transactions committed", NULL, &s->batches);
-  rc |= mrd_metrics_histogram(s->reg, "meridian_trips_batch_seconds", "time to record one batch", NULL, lat, sizeof lat / sizeof lat[0], &s->batch_seconds);
-  rc |= mrd_metrics_gauge(s->reg, "meridian_trips_pg_up", "1 while PostgreSQL answers", NULL, &s->pg_up);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_events_total",
+                            "events recorded (new rows in trip_events)", NULL, &s->events);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_duplicates_total",
+                            "events already recorded (replays), ignored", NULL, &s->duplicates);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_bad_messages_total",
+                            "payloads that failed to decode or lack trip fields", NULL, &s->bad);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_rejections_skipped_total",
+                            "COMMAND_REJECTED events (not part of a trip)", NULL,
+                            &s->rejected_skipped);
+  rc |=
+      mrd_metrics_counter(s->reg, "meridian_trips_db_failures_total",
+                          "transactions that failed (retried with backoff)", NULL, &s->db_failures);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_batches_total", "transactions committed", NULL,
+                            &s->batches);
+  rc |= mrd_metrics_histogram(s->reg, "meridian_trips_batch_seconds", "time to record one batch",
+                              NULL, lat, sizeof lat / sizeof lat[0], &s->batch_seconds);
+  rc |= mrd_metrics_gauge(s->reg, "meridian_trips_pg_up", "1 while PostgreSQL answers", NULL,
+                          &s->pg_up);
   if (rc) return -1;
   s->health = (mrd_health){ready, s, s->reg};
   if (mrd_admin_start(cfg->admin_addr, cfg->admin_port, &s->health, &s->admin) != 0) {
@@ -75,7 +87,8 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
     free(tps);
     return -1;
   }
-  for (int i = 0; i < cfg->partitions; i++) tps[i] = (mrd_kafka_tp){TOPIC, i, MRD_KAFKA_OFFSET_STORED};
+  for (int i = 0; i < cfg->partitions; i++)
+    tps[i] = (mrd_kafka_tp){TOPIC, i, MRD_KAFKA_OFFSET_STORED};
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)cfg->partitions);
   free(tps);
   if (rc != 0) {
@@ -119,12 +132,16 @@ int tsvc_apply(tsvc *s) {
     tsvc_msg *m = &s->batch[i];
     if (!m->ok) continue;
     int rc = trp_record_event(s->pg, &m->ev, s->graph, s->route);
-    if (rc == TRP_RECORDED) added++;
-    else if (rc == TRP_DUPLICATE) dup++;
-    else if (rc == TRP_SKIPPED) skipped++;
+    if (rc == TRP_RECORDED)
+      added++;
+    else if (rc == TRP_DUPLICATE)
+      dup++;
+    else if (rc == TRP_SKIPPED)
+      skipped++;
     else if (rc == TRP_INCOMPLETE) {
       mrd_counter_inc(s->bad);
-      mrd_log_warn("event_incomplete", "trip=%s seq=%llu", m->ev.trip_id, (unsigned long long)m->ev.seq);
+      mrd_log_warn("event_incomplete", "trip=%s seq=%llu", m->ev.trip_id,
+                   (unsigned long long)m->ev.seq);
     } else
       goto fail;
   }
@@ -159,7 +176,8 @@ int tsvc_commit(tsvc *s) {
     }
     if (!first) continue;
     if (mrd_kafka_commit(s->consumer, TOPIC, p, next) != 0) {
-      mrd_log_warn("kafka_commit", "partition=%d err=%s", (int)p, mrd_kafka_consumer_errstr(s->consumer));
+      mrd_log_warn("kafka_commit", "partition=%d err=%s", (int)p,
+                   mrd_kafka_consumer_errstr(s->consumer));
       rc = -1; /* at-least-once: the events come again and change nothing */
     }
   }

@@ -22,7 +22,8 @@ static void roundtrip(const mrd_dispatch_event *ev) {
   uint8_t buf[MRD_PROTO_MAX_SIZE];
   size_t len = 0;
   int rc = mrd_dispatch_event_encode(ev, buf, sizeof buf, &len);
-  if (rc != 0) fail_msg("%s event does not encode: %s", mrd_event_type_name(ev->type), mrd_proto_strerror(rc));
+  if (rc != 0)
+    fail_msg("%s event does not encode: %s", mrd_event_type_name(ev->type), mrd_proto_strerror(rc));
   mrd_dispatch_event back;
   assert_int_equal(mrd_dispatch_event_decode(buf, len, &back), 0);
   assert_int_equal(back.type, ev->type);
@@ -234,9 +235,12 @@ static void test_snapshot_event_restores_the_trip(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_every_event_of_real_rides_encodes, fixture_setup_city, fixture_teardown),
-      cmocka_unit_test_setup_teardown(test_request_trip_id_comes_from_its_offset, fixture_setup_city, fixture_teardown),
-      cmocka_unit_test_setup_teardown(test_snapshot_event_restores_the_trip, fixture_setup_city, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_every_event_of_real_rides_encodes, fixture_setup_city,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_trip_id_comes_from_its_offset,
+                                      fixture_setup_city, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_snapshot_event_restores_the_trip, fixture_setup_city,
+                                      fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

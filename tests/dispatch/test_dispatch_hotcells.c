@@ -34,15 +34,21 @@ static int emit(void *ud, int argc, const char *const *argv) {
 
 static int has(const sink *k, const char *prefix) {
   int c = 0;
-  for (int i = 0; i < k->n; i++) c += strncmp(k->cmds[i], prefix, strlen(prefix)) == 0;
+  for (int i = 0; i < k->n; i++)
+    c += strncmp(k->cmds[i], prefix, strlen(prefix)) == 0;
   return c;
 }
 
 static dsp_hot *mk(void) {
-  dsp_hot_config c = {.geo_key = "drivers:available", .cell_prefix = "hot:drivers:",
-                      .supply_key = "hot:supply:0", .demand_key = "hot:demand:0",
-                      .cell_precision = 5, .count_precision = 6, .demand_window_ms = 60000,
-                      .ttl_ms = 30000, .move_m = 5};
+  dsp_hot_config c = {.geo_key = "drivers:available",
+                      .cell_prefix = "hot:drivers:",
+                      .supply_key = "hot:supply:0",
+                      .demand_key = "hot:demand:0",
+                      .cell_precision = 5,
+                      .count_precision = 6,
+                      .demand_window_ms = 60000,
+                      .ttl_ms = 30000,
+                      .move_m = 5};
   dsp_hot *h = NULL;
   assert_int_equal(dsp_hot_new(&c, &h), 0);
   return h;
@@ -144,7 +150,8 @@ static void test_demand_counts_requests_of_the_last_minute(void **state) {
   assert_int_equal(has(&k, "HSET hot:demand:0 dr5ru7 1"), 1);
   assert_int_equal(batch(h, &k, 61000), 1);
   assert_int_equal(has(&k, "HDEL hot:demand:0 dr5ru7"), 1);
-  for (int i = 0; i < 1000; i++) dsp_hot_request(h, A, 70000 + i); /* the ring grows */
+  for (int i = 0; i < 1000; i++)
+    dsp_hot_request(h, A, 70000 + i); /* the ring grows */
   batch(h, &k, 71000);
   assert_int_equal(has(&k, "HSET hot:demand:0 dr5ru7 1000"), 1);
   dsp_hot_free(h);

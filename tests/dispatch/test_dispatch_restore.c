@@ -55,8 +55,11 @@ static dsp_trip_restore from_snapshot(const dsp_snapshot *p, uint64_t epoch) {
 static void test_trip_suffix_names_the_trip_and_is_unique(void **state) {
   fixture *f = *state;
   ping(f, "d1", 40.751, -73.99, 1, 0);
-  dsp_request r = {.request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99},
-                   .dropoff = {40.753, -73.987}, .trip_suffix = "lx2k-1a"};
+  dsp_request r = {.request_id = "q1",
+                   .rider_id = "r1",
+                   .pickup = {40.75, -73.99},
+                   .dropoff = {40.753, -73.987},
+                   .trip_suffix = "lx2k-1a"};
   assert_int_equal(dsp_on_request(f->s, &r, NULL, 1), DSP_OK);
   char id[DSP_ID_MAX + 1];
   assert_int_equal(dsp_trip_find(f->s, "r1", "q1", id), DSP_OK);
@@ -98,7 +101,7 @@ static void test_restored_offer_is_accepted_with_its_old_id(void **state) {
   dsp_trip_restore r = from_snapshot(&snap, f->cfg.epoch);
   assert_int_equal(dsp_restore_trip(f->s, &r, 1000), DSP_OK);
   assert_int_equal(dsp_restore_trip(f->s, &r, 1000), DSP_OK); /* twice: no change */
-  assert_int_equal(n_events(f->s, 0), 0);                      /* restoring says nothing */
+  assert_int_equal(n_events(f->s, 0), 0);                     /* restoring says nothing */
   dsp_driver_view dv;
   assert_int_equal(dsp_driver_get(f->s, "d1", &dv), DSP_OK);
   assert_int_equal(dv.state, DSP_DRIVER_OFFERED);
@@ -151,8 +154,11 @@ static void test_offer_that_expired_while_down_moves_on_at_first_tick(void **sta
 
 static void test_restored_requested_trip_is_matched_at_next_tick(void **state) {
   fixture *f = *state;
-  dsp_snapshot snap = {.seq = 1, .status = DSP_TRIP_REQUESTED, .pickup = {40.75, -73.99},
-                       .dropoff = {40.753, -73.987}, .pickup_eta_s = NAN};
+  dsp_snapshot snap = {.seq = 1,
+                       .status = DSP_TRIP_REQUESTED,
+                       .pickup = {40.75, -73.99},
+                       .dropoff = {40.753, -73.987},
+                       .pickup_eta_s = NAN};
   strcpy(snap.trip_id, "t3-old-1");
   strcpy(snap.rider_id, "r1");
   strcpy(snap.request_id, "q1");
@@ -175,8 +181,11 @@ static void test_restored_requested_trip_is_matched_at_next_tick(void **state) {
 
 static void test_restored_matched_trip_keeps_driver_busy(void **state) {
   fixture *f = *state;
-  dsp_snapshot snap = {.seq = 3, .status = DSP_TRIP_MATCHED, .pickup = {40.75, -73.99},
-                       .dropoff = {40.753, -73.987}, .pickup_eta_s = 30};
+  dsp_snapshot snap = {.seq = 3,
+                       .status = DSP_TRIP_MATCHED,
+                       .pickup = {40.75, -73.99},
+                       .dropoff = {40.753, -73.987},
+                       .pickup_eta_s = 30};
   strcpy(snap.trip_id, "t3-old-2");
   strcpy(snap.rider_id, "r1");
   strcpy(snap.request_id, "q1");
@@ -203,7 +212,9 @@ static void test_restored_matched_trip_keeps_driver_busy(void **state) {
 
 static void test_restore_refuses_bad_or_conflicting_snapshots(void **state) {
   fixture *f = *state;
-  dsp_snapshot snap = {.seq = 2, .status = DSP_TRIP_COMPLETED, .pickup = {40.75, -73.99},
+  dsp_snapshot snap = {.seq = 2,
+                       .status = DSP_TRIP_COMPLETED,
+                       .pickup = {40.75, -73.99},
                        .dropoff = {40.753, -73.987}};
   strcpy(snap.trip_id, "t3-x-1");
   strcpy(snap.rider_id, "r1");

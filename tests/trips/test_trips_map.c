@@ -33,7 +33,15 @@ static mrd_dispatch_event base(mrd_event_type type, mrd_trip_status st, uint64_t
 }
 
 /* Index of each step column among the trip parameters: offered_at .. cancelled_at. */
-enum { P_DRIVER = 3, P_STATUS = 4, P_ETA = 9, P_REASON = 10, P_SEQ = 11, P_AT = 12, P_OFFERED = 13 };
+enum {
+  P_DRIVER = 3,
+  P_STATUS = 4,
+  P_ETA = 9,
+  P_REASON = 10,
+  P_SEQ = 11,
+  P_AT = 12,
+  P_OFFERED = 13
+};
 
 static void test_requested_fills_identity_and_leaves_steps_null(void **state) {
   (void)state;
@@ -53,7 +61,8 @@ static void test_requested_fills_identity_and_leaves_steps_null(void **state) {
   assert_string_equal(r.trip[8], "SRID=4326;POINT(-73.9800000 40.7600000)");
   assert_string_equal(r.trip[P_SEQ], "1");
   assert_string_equal(r.trip[P_AT], "1700000000123");
-  for (int i = P_OFFERED; i < TRP_TRIP_PARAMS; i++) assert_null(r.trip[i]);
+  for (int i = P_OFFERED; i < TRP_TRIP_PARAMS; i++)
+    assert_null(r.trip[i]);
   assert_null(r.trip[P_DRIVER]);
   assert_null(r.trip[P_ETA]);
   assert_null(r.trip[P_REASON]);
@@ -61,10 +70,14 @@ static void test_requested_fills_identity_and_leaves_steps_null(void **state) {
 
 static void test_each_step_sets_its_own_timestamp_column(void **state) {
   (void)state;
-  static const struct { mrd_event_type t; mrd_trip_status s; int col; } steps[] = {
-      {MRD_EV_OFFERED, MRD_TRIP_OFFERED, 13},     {MRD_EV_MATCHED, MRD_TRIP_MATCHED, 14},
-      {MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 15},     {MRD_EV_STARTED, MRD_TRIP_STARTED, 16},
-      {MRD_EV_COMPLETED, MRD_TRIP_COMPLETED, 17}, {MRD_EV_CANCELLED, MRD_TRIP_CANCELLED, 18},
+  static const struct {
+    mrd_event_type t;
+    mrd_trip_status s;
+    int col;
+  } steps[] = {
+      {MRD_EV_OFFERED, MRD_TRIP_OFFERED, 13},         {MRD_EV_MATCHED, MRD_TRIP_MATCHED, 14},
+      {MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 15},         {MRD_EV_STARTED, MRD_TRIP_STARTED, 16},
+      {MRD_EV_COMPLETED, MRD_TRIP_COMPLETED, 17},     {MRD_EV_CANCELLED, MRD_TRIP_CANCELLED, 18},
       {MRD_EV_OFFER_EXPIRED, MRD_TRIP_REQUESTED, -1}, {MRD_EV_NO_DRIVER, MRD_TRIP_NO_DRIVER, -1}};
   for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
     mrd_dispatch_event e = base(steps[k].t, steps[k].s, 2 + k);

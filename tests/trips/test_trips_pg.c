@@ -22,7 +22,8 @@
 
 static char g_trip[64];
 
-static mrd_dispatch_event ev(mrd_event_type type, mrd_trip_status st, uint64_t seq, const char *driver) {
+static mrd_dispatch_event ev(mrd_event_type type, mrd_trip_status st, uint64_t seq,
+                             const char *driver) {
   mrd_dispatch_event e;
   memset(&e, 0, sizeof e);
   e.type = type;
@@ -48,7 +49,8 @@ static mrd_dispatch_event ev(mrd_event_type type, mrd_trip_status st, uint64_t s
 static void record_all(mrd_pg *pg, const mrd_dispatch_event *e, size_t n, const geo_graph *g,
                        geo_route_state *st, int expect) {
   assert_int_equal(mrd_pg_begin(pg), 0);
-  for (size_t i = 0; i < n; i++) assert_int_equal(trp_record_event(pg, &e[i], g, st), expect);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(trp_record_event(pg, &e[i], g, st), expect);
   assert_int_equal(mrd_pg_commit(pg), 0);
 }
 
@@ -69,7 +71,8 @@ static void expect(mrd_pg *pg, const char *sql, const char *want) {
 }
 
 static const char ROW[] =
-    "SELECT status || '|' || coalesce(driver_id, '-') || '|' || last_seq || '|' || pickup_eta_s || '|' || "
+    "SELECT status || '|' || coalesce(driver_id, '-') || '|' || last_seq || '|' || pickup_eta_s || "
+    "'|' || "
     "(requested_at IS NOT NULL AND offered_at IS NOT NULL AND matched_at IS NOT NULL AND "
     "arrived_at IS NOT NULL AND started_at IS NOT NULL AND completed_at IS NOT NULL) || '|' || "
     "extract(epoch from completed_at)::bigint FROM trips WHERE trip_id = $1";
@@ -104,15 +107,18 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
                     "6:arrived:dB,7:started:dB,8:completed:dB";
   expect(pg, ROW, row);
   expect(pg, EVENTS, evs);
-  expect(pg, "SELECT (route IS NOT NULL AND trip_eta_s > 0 AND fare_estimate_cents > 300)::text "
-             "FROM trips WHERE trip_id = $1", "true");
+  expect(pg,
+         "SELECT (route IS NOT NULL AND trip_eta_s > 0 AND fare_estimate_cents > 300)::text "
+         "FROM trips WHERE trip_id = $1",
+         "true");
   char *updated = one(pg, "SELECT updated_at::text FROM trips WHERE trip_id = $1");
 
   /* the same events again (at-least-once delivery): nothing changes, not even updated_at */
   record_all(pg, ride, n, g, st, TRP_DUPLICATE);
   /* and replayed backwards */
   assert_int_equal(mrd_pg_begin(pg), 0);
-  for (size_t i = n; i-- > 0;) assert_int_equal(trp_record_event(pg, &ride[i], g, st), TRP_DUPLICATE);
+  for (size_t i = n; i-- > 0;)
+    assert_int_equal(trp_record_event(pg, &ride[i], g, st), TRP_DUPLICATE);
   assert_int_equal(mrd_pg_commit(pg), 0);
   expect(pg, ROW, row);
   expect(pg, EVENTS, evs);
@@ -125,7 +131,10 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
   mrd_dispatch_event fork = ev(MRD_EV_MATCHED, MRD_TRIP_MATCHED, 5, "dZ");
   record_all(pg, &fork, 1, g, st, TRP_DUPLICATE);
   expect(pg, ROW, row);
-  expect(pg, "SELECT count(*)::text FROM trips WHERE request_id = (SELECT request_id FROM trips WHERE trip_id = $1)", "1");
+  expect(pg,
+         "SELECT count(*)::text FROM trips WHERE request_id = (SELECT request_id FROM trips WHERE "
+         "trip_id = $1)",
+         "1");
 
   /* a rejection is not part of the record */
   mrd_dispatch_event rej = ev(MRD_EV_COMMAND_REJECTED, MRD_TRIP_NONE, 0, "dB");
@@ -148,8 +157,9 @@ static void test_status_follows_highest_seq_when_events_arrive_late(void **state
   /* the later event first: the row starts from it, the earlier one fills requested_at */
   record_all(pg, &c, 1, NULL, NULL, TRP_RECORDED);
   record_all(pg, &a, 1, NULL, NULL, TRP_RECORDED);
-  expect(pg, "SELECT status || '|' || reason || '|' || last_seq || '|' || "
-             "extract(epoch from requested_at)::bigint FROM trips WHERE trip_id = $1",
+  expect(pg,
+         "SELECT status || '|' || reason || '|' || last_seq || '|' || "
+         "extract(epoch from requested_at)::bigint FROM trips WHERE trip_id = $1",
          "cancelled|rider|2|1700000001");
   mrd_pg_free(pg);
 }
