@@ -478,14 +478,39 @@ async def run_requests(riders, reqs, spots, timeout):
     return dict(res)
 
 
-def spots_in_manhattan(n, seed):
+_RINGS = None
+
+
+def in_area(lat, lon):
+    """Even-odd test against the service area's rings (the gateway's rule)."""
+    global _RINGS
+    if _RINGS is None:
+        with open(os.path.join(ROOT, "data", "roads", "manhattan-boundary.geojson")) as f:
+            g = json.load(f)
+        _RINGS = []
+        for geom in g.get("geometries", []) or [ft["geometry"] for ft in g.get("features", [])]:
+            polys = geom["coordinates"] if geom["type"] == "MultiPolygon" else [geom["coordinates"]]
+            for poly in polys:
+                _RINGS.extend(poly)
+    inside = False
+    for ring in _RINGS:
+        for (x1, y1), (x2, y2) in zip(ring, ring[1:] + ring[:1]):
+            if (y1 > lat) != (y2 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+                inside = not inside
+    return inside
+
+
+def spots_in_manhattan(n, seed, boxes=None):
+    """n points inside the service area (150 m from its edge at least), alternating boxes."""
     rnd = random.Random(seed)
-    # two boxes on land: downtown/midtown (shard 0) and upper Manhattan (shard 1)
-    boxes = [((40.715, 40.775), (-73.995, -73.978)), ((40.790, 40.820), (-73.950, -73.940))]
+    # downtown/midtown (shard 0) and Harlem (shard 1)
+    boxes = boxes or [((40.715, 40.775), (-74.000, -73.975)), ((40.790, 40.825), (-73.955, -73.935))]
     out = []
-    for i in range(n):
-        (la0, la1), (lo0, lo1) = boxes[i % 2]
-        out.append((round(rnd.uniform(la0, la1), 6), round(rnd.uniform(lo0, lo1), 6)))
+    while len(out) < n:
+        (la0, la1), (lo0, lo1) = boxes[len(out) % len(boxes)]
+        la, lo = round(rnd.uniform(la0, la1), 6), round(rnd.uniform(lo0, lo1), 6)
+        if all(in_area(la + dy, lo + dx) for dy, dx in ((0, 0), (0.0014, 0), (-0.0014, 0), (0, 0.0018), (0, -0.0018))):
+            out.append((la, lo))
     return out
 
 
@@ -530,8 +555,8 @@ def pid_of(name):
 
 async def kill_shard(seed):
     n_drivers, n_req = 20, 40
-    rnd = random.Random(seed)
-    dspots = [(round(rnd.uniform(40.715, 40.770), 6), round(rnd.uniform(-73.995, -73.978), 6)) for _ in range(n_drivers)]
+    box0 = [((40.715, 40.770), (-74.000, -73.975))]
+    dspots = spots_in_manhattan(n_drivers, seed + 2, box0)
     drivers = [Driver(f"it-kd{i}-{RUN}", la, lo) for i, (la, lo) in enumerate(dspots)]
     await asyncio.gather(*(d.online() for d in drivers))
     riders = [Client(f"it-kr{i}-{RUN}", "rider") for i in range(n_req)]
@@ -540,7 +565,7 @@ async def kill_shard(seed):
     stop = asyncio.Event()
     workers = [asyncio.create_task(auto_driver(d, stop, accept_p=0.9)) for d in drivers]
     reqs = [f"kk{i}-{RUN}" for i in range(n_req)]
-    spots = [(round(rnd.uniform(40.715, 40.770), 6), round(rnd.uniform(-73.995, -73.978), 6)) for _ in range(n_req)]
+    spots = spots_in_manhattan(n_req, seed + 3, box0)
 
     async def staggered():
         out = {}
