@@ -437,15 +437,47 @@ static int no_driver_index(const char *reason) {
 static const char CAD_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
-/* Write every pending snapshot (one pipeline); on success forget them. */
+/* After Redis failed, and once it answers again: it may have restarted empty, so every
+ * live trip's snapshot and pointers and every hot-cell entry are written again. */
+static void redis_resync(dsvc *s) {
+  if (!s->redis_lost || mrd_redis_ping(s->redis) != 0) return;
+  s->redis_lost = false;
+  size_t n = 0;
+  for (size_t i = 0; i < s->pending.cap; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (p && !p->dirty) {
+      p->dirty = true;
+      s->n_dirty++;
+      n++;
+    }
+  }
+  dsp_hot_forget_written(s->hot);
+  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu", n, dsp_hot_tracked(s->hot));
+}
+
+static void redis_failed(dsvc *s, const char *what, size_t n) {
+  mrd_counter_inc(s->m.redis_failures);
+  s->redis_lost = true;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  if (ts.tv_sec - s->last_redis_log_s >= 5) { /* once per 5 s, not per batch */
+    s->last_redis_log_s = ts.tv_sec;
+    mrd_log_warn("redis_write_failed", "what=%s items=%zu err=%s (kept, retried)", what, n,
+                 mrd_redis_errstr(s->redis));
+  }
+}
+
+/* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
+ * restarted empty gets them again); ended trips' are forgotten once written. */
 static void write_snapshots(dsvc *s) {
-  if (s->pending.len == 0) return;
+  redis_resync(s);
+  if (s->n_dirty == 0) return;
   int queued = 0;
   bool fail = false;
   char key[DSP_ID_MAX + 32], keep[32];
   for (size_t i = 0; i < s->pending.cap && !fail; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
-    if (!p) continue;
+    if (!p || !p->dirty) continue;
     snprintf(key, sizeof key, "trip:snap:%s", p->trip_id);
     snprintf(keep, sizeof keep, "%lld", (long long)(p->live ? 21600000 : p->keep_ms));
     const char *a[] = {"SET", key, (const char *)p->bytes, "PX", keep};
@@ -485,15 +517,25 @@ static void write_snapshots(dsvc *s) {
     if (r) freeReplyObject(r);
   }
   if (fail) {
-    mrd_counter_inc(s->m.redis_failures);
-    mrd_log_warn("snapshots_not_written", "trips=%zu err=%s (retried next batch)", s->pending.len,
-                 mrd_redis_errstr(s->redis));
+    redis_failed(s, "snapshots", s->n_dirty);
     return;
   }
-  mrd_counter_add(s->m.snapshots_written, s->pending.len);
-  for (size_t i = 0; i < s->pending.cap; i++)
-    if (s->pending.slots[i].key) free(s->pending.slots[i].value);
-  dsp_strmap_close(&s->pending);
+  mrd_counter_add(s->m.snapshots_written, s->n_dirty);
+  /* collect first: deleting while iterating moves entries */
+  dsvc_pending *done[512];
+  size_t n_done = 0;
+  for (size_t i = 0; i < s->pending.cap; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (!p || !p->dirty) continue;
+    p->dirty = false;
+    p->n_released = 0;
+    if (!p->live && n_done < sizeof done / sizeof done[0]) done[n_done++] = p;
+  }
+  for (size_t i = 0; i < n_done; i++) {
+    dsp_strmap_del(&s->pending, done[i]->trip_id);
+    free(done[i]);
+  }
+  s->n_dirty = 0;
   (void)queued;
 }
 
@@ -532,6 +574,10 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
           continue;
         }
         p->len = len;
+        if (!p->dirty) {
+          p->dirty = true;
+          s->n_dirty++;
+        }
         p->live = sp->keep_ms == 0;
         p->keep_ms = sp->keep_ms;
         snprintf(p->rider_id, sizeof p->rider_id, "%s", sp->rider_id);
@@ -585,6 +631,7 @@ static int hot_emit(void *ud, int argc, const char *const *argv) {
 }
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
+  redis_resync(s);
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
   while (mrd_redis_pending(s->redis) > 0) {
@@ -594,8 +641,7 @@ void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
   }
   dsp_hot_done(s->hot, ok);
   if (!ok) {
-    mrd_counter_inc(s->m.redis_failures);
-    mrd_log_debug("hot_cells_not_written", "err=%s", mrd_redis_errstr(s->redis));
+    redis_failed(s, "hot_cells", n > 0 ? (size_t)n : 0);
   } else if (n > 0) {
     mrd_counter_add(s->m.hot_commands, (uint64_t)n);
   }

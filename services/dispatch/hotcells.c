@@ -305,6 +305,25 @@ void dsp_hot_done(dsp_hot *h, bool ok) {
   h->n_dd_batch = h->n_dc_batch = 0;
 }
 
+void dsp_hot_forget_written(dsp_hot *h) {
+  for (size_t i = 0; i < h->drivers.cap; i++) {
+    hot_driver *d = h->drivers.slots[i].key ? h->drivers.slots[i].value : NULL;
+    if (!d) continue;
+    if (d->want) { /* shown: GEOADD again */
+      if (d->have) h->shown--;
+      d->have = false;
+    } /* hidden but not yet removed: the ZREM is still owed */
+    if (d->want || d->have) driver_dirty(h, d); /* out of memory: at its next change */
+  }
+  for (size_t i = 0; i < h->cells.cap; i++) {
+    hot_cell *c = h->cells.slots[i].key ? h->cells.slots[i].value : NULL;
+    if (!c) continue;
+    c->supply_written = c->supply == 0 ? 0 : -1;
+    c->demand_written = c->demand == 0 ? 0 : -1;
+    if (c->supply || c->demand) cell_dirty(h, c);
+  }
+}
+
 size_t dsp_hot_shown(const dsp_hot *h) {
   return h->shown;
 }

@@ -67,6 +67,10 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud);
  * next collect sends it again. */
 void dsp_hot_done(dsp_hot *h, bool ok);
 
+/* Forget what was written (Redis may have restarted empty): the next collect writes every
+ * shown driver and every cell count again. */
+void dsp_hot_forget_written(dsp_hot *h);
+
 /* Drivers shown as last written, and drivers tracked. */
 size_t dsp_hot_shown(const dsp_hot *h);
 size_t dsp_hot_tracked(const dsp_hot *h);

@@ -78,6 +78,7 @@ typedef struct dsvc_pending {
   char driver_id[DSP_ID_MAX + 1]; /* set: his pointer names this trip */
   char released[4][DSP_ID_MAX + 1];
   int n_released;
+  bool dirty; /* not written since its last change */
 } dsvc_pending;
 
 typedef struct dsvc {
@@ -102,8 +103,11 @@ typedef struct dsvc {
   int64_t loc_committed, cmd_committed; /* what was committed */
   int in_flight;                        /* events produced, not yet reported */
   int delivery_failures;                /* since the last flush */
-  dsp_strmap pending;                   /* trip id -> dsvc_pending */
-  char live_key[64];                    /* dispatch:live:<shard> */
+  dsp_strmap pending; /* trip id -> dsvc_pending: live trips, and ended ones unwritten */
+  size_t n_dirty;     /* entries of pending to write */
+  bool redis_lost;    /* a Redis write failed: resync when it answers again */
+  int64_t last_redis_log_s;
+  char live_key[64]; /* dispatch:live:<shard> */
   /* requests of the current batch, for the match latency */
   struct {
     char trip_id[DSP_ID_MAX + 1];

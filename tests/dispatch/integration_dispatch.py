@@ -388,6 +388,86 @@ async def pg_down():
         await r.close()
 
 
+def metric(port, name):
+    import urllib.request
+    txt = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in txt.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+async def redis_down():
+    """Redis stops after an offer: the decline, the next offer (its claim in memory), the
+    accept and the ride go on; dispatch counts the fallback and, once Redis is back, writes
+    the trip's snapshot and the hot cells it could not write meanwhile."""
+    url = os.environ["MERIDIAN_REDIS_URL"]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    d1 = await Driver(f"it-d7a-{RUN}", 40.7270, -73.9940).online()
+    d2 = await Driver(f"it-d7b-{RUN}", 40.7282, -73.9930).online()
+    r = await Client(f"it-r7-{RUN}", "rider").connect()
+    started = False
+    try:
+        check(await visible(r, d1.lat, d1.lon) and await visible(r, d2.lat, d2.lon), "redis_down: drivers visible")
+        await r.send(type="request", request_id=f"rdd-{RUN}", pickup={"lat": 40.7275, "lon": -73.9938},
+                     dropoff={"lat": 40.7350, "lon": -73.9900})
+        first = await asyncio.gather(d1.wait(typ("offer"), 5), d2.wait(typ("offer"), 5))
+        offers = [(d, o) for d, o in zip((d1, d2), first) if o]
+        check(len(offers) == 1, "redis_down: one driver offered")
+        if len(offers) != 1:
+            return
+        a, o1 = offers[0]
+        b = d2 if a is d1 else d1
+        fb0 = metric(admin0, "meridian_dispatch_claims_fallback_total") or 0
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        started = True
+        await asyncio.sleep(0.3)
+        await a.send(type="decline", offer_id=o1["offer_id"])
+        o2 = await b.wait(typ("offer"))
+        check(o2 is not None and o2["trip_id"] == o1["trip_id"], "redis_down: the next driver is offered (claim in memory)")
+        if not o2:
+            return
+        await b.send(type="accept", offer_id=o2["offer_id"])
+        check(await r.wait(typ("matched")) is not None, "redis_down: matched")
+        for step in ("arrived", "start", "complete"):
+            await asyncio.sleep(0.5)
+            await b.send(type=step, trip_id=o2["trip_id"])
+        check(await b.wait(typ("trip", status="completed")) is not None, "redis_down: ride completed")
+        fb1 = metric(admin0, "meridian_dispatch_claims_fallback_total") or 0
+        await asyncio.sleep(1.1)  # metrics are synced every second
+        fb1 = metric(admin0, "meridian_dispatch_claims_fallback_total") or 0
+        check(fb1 > fb0, f"redis_down: claims answered from memory are counted ({fb0:.0f} -> {fb1:.0f})")
+        check((metric(admin0, "meridian_dispatch_redis_up") or 0) == 0, "redis_down: redis_up gauge is 0")
+        env = dict(os.environ)
+        if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
+            env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
+        up = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "up"], capture_output=True, text=True, env=env)
+        check(up.returncode == 0, "redis_down: Redis started again (scripts/stack up)")
+        started = False
+        # the snapshot of the ended trip and the hot cells come back without any new event
+        snap = None
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "EXISTS",
+                                  f"trip:snap:{o2['trip_id']}"], capture_output=True, text=True).stdout.strip()
+            pos = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GEOPOS",
+                                  "drivers:available", b.sub], capture_output=True, text=True).stdout.strip()
+            if out == "1" and pos:
+                snap = True
+                break
+        check(snap is True, "redis_down: snapshot and hot cells written once Redis is back")
+    finally:
+        if started:
+            env = dict(os.environ)
+            if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
+                env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
+            subprocess.run([os.path.join(ROOT, "scripts", "stack"), "up"], capture_output=True, env=env)
+        for d in (d1, d2):
+            await d.offline()
+        await r.close()
+
+
 # ------------------------------------------------------------------------------ load
 
 def overlaps_from_trip_events(drivers):
@@ -617,7 +697,8 @@ async def main(part, seed):
             check(False, f"{var} is set (source .run/env)")
             return
     if part == "flows":
-        for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down):
+        for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down,
+                         redis_down):
             try:
                 await scenario()
             except Exception as e:  # a broken scenario fails, the others still run

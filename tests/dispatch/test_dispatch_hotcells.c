@@ -178,6 +178,34 @@ static void test_failed_batch_is_sent_again(void **state) {
   dsp_hot_free(h);
 }
 
+static void test_forget_written_rewrites_everything_shown(void **state) {
+  (void)state;
+  dsp_hot *h = mk();
+  sink k;
+  dsp_hot_driver(h, "d1", true, A, 0);
+  dsp_hot_driver(h, "d2", true, A, 0);
+  dsp_hot_request(h, A, 0);
+  batch(h, &k, 10);
+  assert_int_equal(batch(h, &k, 20), 0);
+  /* d2 hidden while Redis is down: the removal fails */
+  dsp_hot_driver(h, "d2", false, A, 30);
+  k.n = 0;
+  k.fail_at = 0;
+  assert_int_equal(dsp_hot_collect(h, 40, emit, &k), -1);
+  dsp_hot_done(h, false);
+  /* Redis is back, maybe empty: everything shown is written again, and d2's removal */
+  dsp_hot_forget_written(h);
+  batch(h, &k, 50);
+  assert_int_equal(has(&k, "GEOADD drivers:available -73.9855000 40.7580000 d1"), 1);
+  assert_int_equal(has(&k, "GEOADD hot:drivers:dr5ru -73.9855000 40.7580000 d1"), 1);
+  assert_int_equal(has(&k, "ZREM drivers:available d2"), 1);
+  assert_int_equal(has(&k, "HSET hot:supply:0 dr5ru7 1"), 1);
+  assert_int_equal(has(&k, "HSET hot:demand:0 dr5ru7 1"), 1);
+  assert_int_equal(dsp_hot_shown(h), 1);
+  assert_int_equal(batch(h, &k, 60), 0);
+  dsp_hot_free(h);
+}
+
 static void test_bad_config_and_ids_refused(void **state) {
   (void)state;
   dsp_hot_config c = {0};
@@ -198,6 +226,7 @@ int main(void) {
       cmocka_unit_test(test_silent_driver_hidden_after_ttl),
       cmocka_unit_test(test_demand_counts_requests_of_the_last_minute),
       cmocka_unit_test(test_failed_batch_is_sent_again),
+      cmocka_unit_test(test_forget_written_rewrites_everything_shown),
       cmocka_unit_test(test_bad_config_and_ids_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
