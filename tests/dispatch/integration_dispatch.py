@@ -620,6 +620,10 @@ async def concurrency(seed):
           f"concurrency: {len(rows)} rows in trips, all in a final state")
     check(all(res.get(q) == s for q, s in rows), "concurrency: each row's final state is what the rider saw")
     check(sum(s == "completed" for _, s in rows) >= n_drivers // 2, "concurrency: many rides completed")
+    finals = sql("SELECT t.request_id, count(*) FILTER (WHERE e.type IN ('completed', 'cancelled', 'no_driver')) "
+                 f"FROM trips t JOIN trip_events e USING (trip_id) WHERE t.request_id IN ({ids}) GROUP BY 1")
+    check(len(finals) == n_req and all(c == "1" for _, c in finals),
+          "concurrency: exactly one final event per request in trip_events")
     bad = overlaps_from_trip_events([d.sub for d in drivers])
     check(not bad, f"concurrency: no driver had two overlapping offers or trips ({len(bad)} overlaps)")
     for b in bad[:5]:
@@ -683,6 +687,10 @@ async def kill_shard(seed):
                           lambda x: len(x) == n_req and all(s in FINAL for _, s in x), 20)
     check(len(rows) == n_req, f"kill: no request lost ({len(rows)} of {n_req} in trips)")
     check(all(s in FINAL for _, s in rows), "kill: no trip left open in trips")
+    finals = sql("SELECT t.request_id, count(*) FILTER (WHERE e.type IN ('completed', 'cancelled', 'no_driver')) "
+                 f"FROM trips t JOIN trip_events e USING (trip_id) WHERE t.request_id IN ({ids}) GROUP BY 1")
+    check(len(finals) == n_req and all(c == "1" for _, c in finals),
+          "kill: exactly one final event per request in trip_events")
     bad = overlaps_from_trip_events([d.sub for d in drivers])
     check(not bad, f"kill: no driver double-booked ({len(bad)} overlaps)")
     for b in bad[:5]:
