@@ -154,6 +154,9 @@ static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int
   }
 }
 
+/* The current shard map from PostgreSQL: its epoch (stamped on events and claims) and the
+ * geohash ranges this shard owns (logged; pings and commands arrive already routed by the
+ * gateway, owner and halo copies flagged, so matching does not consult them). */
 static int load_epoch(dsvc *s) {
   PGresult *res = NULL;
   if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0) {
@@ -166,11 +169,32 @@ static int load_epoch(dsvc *s) {
     mrd_log_error("epoch_load", "err=%s", "shard_map is empty (run the migrations)");
     return -1;
   }
-  if (e != s->epoch) {
-    mrd_log_info("epoch", "old=%llu new=%llu", (unsigned long long)s->epoch, (unsigned long long)e);
-    s->epoch = e;
-    if (s->shard) dsp_shard_set_epoch(s->shard, e);
+  if (e == s->epoch) return 0;
+  char ep[24], sh[12];
+  snprintf(ep, sizeof ep, "%llu", (unsigned long long)e);
+  snprintf(sh, sizeof sh, "%d", s->cfg->shard);
+  const char *p[] = {ep, sh};
+  if (mrd_pg_exec(s->pg, &res,
+                  "SELECT string_agg('[' || quote_literal(range_start) || ',' || "
+                  "quote_literal(range_end) || ')', ' ' ORDER BY range_start), count(*) "
+                  "FROM shard_map WHERE epoch = $1 AND shard = $2::integer",
+                  2, p) != 0) {
+    mrd_log_warn("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
+    return -1;
   }
+  long n = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+  if (n == 0)
+    mrd_log_warn("shardmap",
+                 "epoch=%llu shard=%d ranges=0 (this shard owns nothing: halo and "
+                 "in-flight trips only)",
+                 (unsigned long long)e, s->cfg->shard);
+  else
+    mrd_log_info("shardmap", "epoch=%llu shard=%d ranges=%ld owns=%s", (unsigned long long)e,
+                 s->cfg->shard, n, PQgetvalue(res, 0, 0));
+  PQclear(res);
+  mrd_log_info("epoch", "old=%llu new=%llu", (unsigned long long)s->epoch, (unsigned long long)e);
+  s->epoch = e;
+  if (s->shard) dsp_shard_set_epoch(s->shard, e);
   return 0;
 }
 
