@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
                          c.cfg.drivers, set.rows, set.skipped_total, set.no_duration,
                          set.skipped, set.first_skipped, set.n_first_skipped, c.cfg.speedup,
                          c.cfg.duration_s, c.cfg.accept_prob, c.cfg.cancel_prob,
-                         c.cfg.start_tod_s, c.cfg.seed};
+                         c.cfg.start_tod_s, c.cfg.ping_max_hz, c.cfg.seed};
   lg_report_print(stdout, &info, st);
   rc = 0;
   if (json) {

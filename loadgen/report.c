@@ -119,6 +119,7 @@ void lg_stats_close(lg_stats *st) {
   lg_samples_close(&st->offer_ms);
   lg_samples_close(&st->match_ms);
   lg_samples_close(&st->pickup_eta_err_pct);
+  lg_samples_close(&st->pickup_eta_err_s);
   lg_samples_close(&st->taxi_eta_err_pct);
   for (size_t i = 0; i < st->n_secs; i++) {
     lg_samples_close(&st->secs[i].offer_ms);
@@ -187,6 +188,9 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
           st->pickup_eta_err_pct.n);
+  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (positions seen by dispatch are up to %.0f s of sim time old)\n",
+          lg_samples_median_abs(&st->pickup_eta_err_s), mean_of(&st->pickup_eta_err_s),
+          in->speedup / in->ping_max_hz);
   fprintf(fp, "    route ETA pickup->drop-off vs real taxi duration: median |error| %.1f%%, "
               "mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->taxi_eta_err_pct), mean_of(&st->taxi_eta_err_pct),
@@ -224,10 +228,11 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
       num(pct(st->no_driver, st->requested)), "match_latency_ms", lat_json(&st->match_ms),
       "offer_latency_ms", lat_json(&st->offer_ms), "updates_per_s", num(updates_per_s(st)),
       "eta_error_pct", num(lg_samples_median_abs(&st->pickup_eta_err_pct)),
-      "eta_error", json_pack("{s:o,s:o,s:I,s:o,s:o,s:I}", "pickup_median_abs_pct",
+      "eta_error", json_pack("{s:o,s:o,s:I,s:o,s:o,s:o,s:I}", "pickup_median_abs_pct",
                              num(lg_samples_median_abs(&st->pickup_eta_err_pct)),
                              "pickup_mean_pct", num(mean_of(&st->pickup_eta_err_pct)),
                              "pickup_n", (json_int_t)st->pickup_eta_err_pct.n,
+                             "pickup_median_abs_s", num(lg_samples_median_abs(&st->pickup_eta_err_s)),
                              "taxi_median_abs_pct", num(lg_samples_median_abs(&st->taxi_eta_err_pct)),
                              "taxi_mean_pct", num(mean_of(&st->taxi_eta_err_pct)), "taxi_n",
                              (json_int_t)st->taxi_eta_err_pct.n),

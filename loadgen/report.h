@@ -61,6 +61,7 @@ typedef struct lg_stats {
   size_t peak_open;
   lg_samples offer_ms, match_ms;        /* request -> offer, request -> matched (wall ms) */
   lg_samples pickup_eta_err_pct;        /* (simulated arrival - predicted) / predicted */
+  lg_samples pickup_eta_err_s;          /* simulated arrival - predicted, sim seconds */
   lg_samples taxi_eta_err_pct;          /* (Meridian route ETA - real duration) / real */
   struct { char code[32]; size_t n; } errors[LG_MAX_ERROR_CODES];
   size_t n_error_codes;
@@ -88,6 +89,7 @@ typedef struct lg_report_info {
   const uint32_t *first_skipped;
   size_t n_first_skipped;
   double speedup, duration_s, accept_prob, cancel_prob, start_tod_s;
+  double ping_max_hz;
   uint64_t seed;
 } lg_report_info;
 

@@ -380,6 +380,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       double actual_s = (now - d->matched_ms) / 1000.0;
       if (d->pred_eta_s >= 1.0)
         lg_samples_add(&s->st.pickup_eta_err_pct, (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
+      if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_err_s, actual_s - d->pred_eta_s);
       uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | d->n_offers) ^ 0xb0a4d);
       d->board_until_ms = now + 1000.0 * (s->cfg.board_delay_min_s +
                                           unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));

@@ -92,7 +92,7 @@ static void test_json_report_has_the_keys_scripts_read(void **state) {
   size_t skipped[LG_SKIP_REASON_COUNT] = {0};
   uint32_t first[1] = {0};
   lg_report_info info = {"t.csv", "nyc-tlc", "ws://x:1", "r1", 5, 10, 0, 0, skipped, first, 0,
-                         60, 60, 0.9, 0.0, 0, 1};
+                         60, 60, 0.9, 0.0, 0, 2, 1};
   char path[] = "/tmp/lg_report_XXXXXX";
   int fd = mkstemp(path);
   assert_true(fd >= 0);
