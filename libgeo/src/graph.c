@@ -629,15 +629,3 @@ double geo_graph_eta_ms(const geo_graph *g, uint32_t t, int hour, int weekday) {
   int we = weekday == 0 || weekday == 6;
   return t * g->cal.hour_factor[we][hour] + g->cal.trip_base_ms;
 }
-
-/* Until snap.c lands with the R-tree, a graph never has one. */
-void geo__graph_free_rtree(geo_graph *g) { (void)g; }
-size_t geo__graph_rtree_blob_size(const geo_graph *g) { (void)g; return 0; }
-geo_err geo__graph_rtree_write_blob(const geo_graph *g, void *buf, size_t len) {
-  (void)g, (void)buf, (void)len;
-  return GEO_EINVAL;
-}
-geo_err geo__graph_rtree_open_blob(geo_graph *g, const void *buf, size_t len) {
-  (void)g, (void)buf, (void)len;
-  return GEO_EFORMAT;
-}
