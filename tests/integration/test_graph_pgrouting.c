@@ -1,7 +1,8 @@
 /*
  * test_graph_pgrouting.c: the road graph end to end against the real PostGIS of
  * MERIDIAN_PG_DSN. In a database of its own (meridian_test_monaco_<pid>, dropped at the
- * end, so the stack's Manhattan graph is never touched): `meridianctl graph import`
+ * end; an import before `meridianctl db migrate` is refused, graph_meta being a migration;
+ * the stack's Manhattan graph is never touched): `meridianctl graph import`
  * loads data/roads/monaco.osm.gz, a corrupt file is refused and leaves the import as it
  * was, `graph export` writes a snapshot, and the route time between pairs of nodes equals
  * pgRouting's pgr_dijkstra on the same `ways` (cost_s / reverse_cost_s) within rounding
@@ -95,6 +96,11 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
   env("MERIDIAN_PG_DSN");
   char args[1024];
   snprintf(args, sizeof args, "import %s/data/roads/monaco.osm.gz", env("MERIDIAN_SOURCE_DIR"));
+  /* graph_meta is a migration: an unmigrated database is refused with a clear error */
+  assert_int_not_equal(run_ctl(args), 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl db migrate --dsn '%s' >/dev/null", env("MERIDIAN_BINARY_DIR"), test_dsn);
+  assert_int_equal(system(cmd), 0);
   assert_int_equal(run_ctl(args), 0);
   PGconn *c = PQconnectdb(test_dsn);
   assert_int_equal(PQstatus(c), CONNECTION_OK);

@@ -71,11 +71,16 @@ static bool exec_ok(PGconn *c, const char *sql, const char *what) {
   return ok;
 }
 
-bool mctl_graph_meta_ensure(PGconn *c) {
-  return exec_ok(c,
-                 "CREATE TABLE IF NOT EXISTS graph_meta (key text PRIMARY KEY, value text NOT NULL, "
-                 "updated_at timestamptz NOT NULL DEFAULT now())",
-                 "creating graph_meta");
+bool mctl_graph_meta_present(PGconn *c) {
+  PGresult *r = PQexec(c, "SELECT to_regclass('graph_meta') IS NOT NULL");
+  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fprintf(stderr, "meridianctl graph: checking for graph_meta: %s", PQerrorMessage(c));
+  else if (!ok)
+    fprintf(stderr, "meridianctl graph: the database has no graph_meta table "
+                    "(migration 0005): run `meridianctl db migrate` first\n");
+  PQclear(r);
+  return ok;
 }
 
 char *mctl_graph_meta_get(PGconn *c, const char *key) {
@@ -255,7 +260,7 @@ static int cmd_import(int argc, char **argv) {
   char schema[64];
   snprintf(schema, sizeof schema, "meridian_import_%ld", (long)getpid());
   bool have_schema = false;
-  if (!mctl_graph_meta_ensure(c)) goto done;
+  if (!mctl_graph_meta_present(c)) goto done;
   if (if_changed && graph_present(c)) {
     char *old = mctl_graph_meta_get(c, "source_checksum");
     bool same = old && strcmp(old, checksum) == 0;

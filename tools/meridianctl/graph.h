@@ -31,11 +31,13 @@ PGconn *mctl_graph_connect(const char *dsn);
  * failure. stats may be NULL. */
 geo_graph *mctl_graph_from_pg(PGconn *conn, mctl_cost cost, geo_graph_stats *stats);
 
-/* graph_meta: a key/value table that import and calibrate write. get returns a malloc'd
- * string or NULL when absent; set returns false (error printed) on failure. */
+/* graph_meta: a key/value table (migration 0005_graph_meta) that import and calibrate
+ * write. get returns a malloc'd string or NULL when absent (also when the table is);
+ * set returns false (error printed) on failure; present says whether the table exists,
+ * printing "run meridianctl db migrate" when it does not. */
 char *mctl_graph_meta_get(PGconn *conn, const char *key);
 bool mctl_graph_meta_set(PGconn *conn, const char *key, const char *value);
-bool mctl_graph_meta_ensure(PGconn *conn);
+bool mctl_graph_meta_present(PGconn *conn);
 
 /* Calibration as text ("class.primary=1.8 ... hour.0.7=1.1 ...") and back; parse returns
  * false on a malformed text. */

@@ -384,7 +384,7 @@ int mctl_graph_calibrate(int argc, char **argv) {
   if (c == NULL) return 1;
   eta_run r;
   int rc = 1;
-  if (eta_prepare(c, trips, &r) && mctl_graph_meta_ensure(c)) {
+  if (eta_prepare(c, trips, &r) && mctl_graph_meta_present(c)) {
     char text[8192];
     mctl_calibration_format(&r.cal, text, sizeof text);
     if (mctl_graph_meta_set(c, "calibration", text)) {
