@@ -110,6 +110,7 @@ static void test_calibration_survives_round_trip(void **state) {
   geo_graph_calibration_identity(&cal);
   cal.class_factor[GEO_ROAD_RESIDENTIAL] = 2.5;
   cal.hour_factor[1][3] = 0.75;
+  cal.day_factor[2] = 1.25; /* Tuesday */
   geo_graph *c = NULL;
   assert_int_equal(geo_graph_calibrated(g, &cal, &c), GEO_OK);
   for (uint32_t a = 0; a < geo_graph_arc_count(g); a++) {
@@ -122,7 +123,9 @@ static void test_calibration_survives_round_trip(void **state) {
   const geo_graph_calibration *hc = geo_graph_get_calibration(h);
   assert_true(hc->class_factor[GEO_ROAD_RESIDENTIAL] == 2.5);
   assert_true(geo_graph_eta_ms(h, 1000, 3, 0) == 750.0); /* Sunday 03:00 */
-  assert_true(geo_graph_eta_ms(h, 1000, 3, 2) == 1000.0);
+  assert_true(geo_graph_eta_ms(h, 1000, 3, 2) == 1250.0); /* Tuesday 03:00 */
+  assert_true(geo_graph_eta_ms(h, 1000, 3, 3) == 1000.0);
+  assert_true(geo_graph_eta_ms(h, 1000, 24, 3) == 1000.0); /* out of range: no factor */
   geo_graph_free(h);
   geo_graph_free(c);
   geo_graph_free(g);
