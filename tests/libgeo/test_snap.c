@@ -98,9 +98,11 @@ static void test_rtree_snaps_equal_the_scan_on_random_graphs(void **state) {
       geo_err e = geo_graph_snap(g, pts[i], bound[i], &s);
       assert_int_equal(e, scan_e[i]);
       if (e != GEO_OK) continue;
-      if (s.dist_m != scan[i].dist_m || s.place.arc != scan[i].place.arc || s.place.frac != scan[i].place.frac)
-        fail_msg("point %d (%.6f, %.6f): R-tree arc %u frac %.9f at %.6f m, scan arc %u frac %.9f at %.6f m", i,
-                 pts[i].lat, pts[i].lng, s.place.arc, s.place.frac, s.dist_m, scan[i].place.arc,
+      if (s.dist_m != scan[i].dist_m || s.place.arc != scan[i].place.arc ||
+          s.place.frac != scan[i].place.frac)
+        fail_msg("point %d (%.6f, %.6f): R-tree arc %u frac %.9f at %.6f m, scan arc %u frac %.9f "
+                 "at %.6f m",
+                 i, pts[i].lat, pts[i].lng, s.place.arc, s.place.frac, s.dist_m, scan[i].place.arc,
                  scan[i].place.frac, scan[i].dist_m);
     }
     geo_graph_free(g);

@@ -11,7 +11,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "geo/geohash.h"
 #include "graph.h"
@@ -42,8 +43,10 @@ static void test_format_then_parse_gives_the_same_model(void **state) {
   assert_true(back->cell_factor[1] == 0.875);
   free(text);
   /* entries may be separated by any whitespace; unlisted entries stay identity */
-  assert_true(mctl_model_parse("# c\nclass.primary=2\t day.0=0.9   cell_precision=5 cell.DR5RU=1.5\n", back));
-  assert_true(back->cal.class_factor[GEO_ROAD_PRIMARY] == 2 && back->cal.class_factor[GEO_ROAD_RESIDENTIAL] == 1);
+  assert_true(mctl_model_parse(
+      "# c\nclass.primary=2\t day.0=0.9   cell_precision=5 cell.DR5RU=1.5\n", back));
+  assert_true(back->cal.class_factor[GEO_ROAD_PRIMARY] == 2 &&
+              back->cal.class_factor[GEO_ROAD_RESIDENTIAL] == 1);
   assert_true(back->cal.day_factor[0] == 0.9 && back->cal.hour_factor[0][3] == 1);
   assert_string_equal(back->cell[0], "dr5ru");
   free(m);
@@ -54,16 +57,16 @@ static void test_malformed_entries_are_refused(void **state) {
   (void)state;
   mctl_eta_model *m = calloc(1, sizeof *m);
   const char *bad[] = {
-      "class.primary",              /* no value */
-      "class.primary=abc",          /* not a number */
-      "class.nosuchclass=1.2",      /* unknown class */
-      "class.primary=0",            /* factors are > 0 */
+      "class.primary",         /* no value */
+      "class.primary=abc",     /* not a number */
+      "class.nosuchclass=1.2", /* unknown class */
+      "class.primary=0",       /* factors are > 0 */
       "class.primary=-1",
-      "hour.weekday.24=1.1",        /* hour out of range */
-      "hour.sometimes.3=1.1",       /* neither weekday nor weekend */
-      "day.7=1.1",                  /* day out of range */
+      "hour.weekday.24=1.1",  /* hour out of range */
+      "hour.sometimes.3=1.1", /* neither weekday nor weekend */
+      "day.7=1.1",            /* day out of range */
       "day.x=1.1",
-      "arc_penalty_ms=-5",          /* costs are >= 0 */
+      "arc_penalty_ms=-5", /* costs are >= 0 */
       "cell_precision=13",
       "cell_precision=2.5",
       "cell_precision=6 cell.dr5ra=1.2", /* 'a' is not a geohash letter */
@@ -81,8 +84,10 @@ static void test_arcs_take_their_cells_factor(void **state) {
   (void)state;
   geo_graph_builder *b = NULL;
   assert_int_equal(geo_graph_builder_new(&b), GEO_OK);
-  geo_latlng pts[4] = {{40.7540, -73.9850}, {40.7545, -73.9840}, {40.8500, -73.9300}, {40.8510, -73.9290}};
-  for (int i = 0; i < 4; i++) assert_int_equal(geo_graph_builder_add_node(b, i + 1, pts[i], NULL), GEO_OK);
+  geo_latlng pts[4] = {
+      {40.7540, -73.9850}, {40.7545, -73.9840}, {40.8500, -73.9300}, {40.8510, -73.9290}};
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(geo_graph_builder_add_node(b, i + 1, pts[i], NULL), GEO_OK);
   geo_graph_road r1 = {0, 1, 10000, 10000, 100, GEO_ROAD_PRIMARY, 1, NULL, 0};
   geo_graph_road r2 = {2, 3, 20000, GEO_TIME_NONE, 140, GEO_ROAD_RESIDENTIAL, 2, NULL, 0};
   assert_int_equal(geo_graph_builder_add_road(b, &r1), GEO_OK);
@@ -96,7 +101,8 @@ static void test_arcs_take_their_cells_factor(void **state) {
   mctl_eta_model *m = calloc(1, sizeof *m);
   char text[256];
   snprintf(text, sizeof text,
-           "class.primary=2 class.residential=3 arc_penalty_ms=1000 cell_precision=6 cell.%s=1.5", cell);
+           "class.primary=2 class.residential=3 arc_penalty_ms=1000 cell_precision=6 cell.%s=1.5",
+           cell);
   assert_true(mctl_model_parse(text, m));
   double *f = mctl_model_arc_factors(m, g);
   assert_non_null(f);

@@ -83,8 +83,9 @@ static trip *load_trips(const char *path, size_t *n_out) {
     fclose(f);
     return NULL;
   }
-  const char *names[] = {"train_id", "duration", "hour", "weekday", "pickup_longitude",
-                         "pickup_latitude", "dropoff_longitude", "dropoff_latitude"};
+  const char *names[] = {"train_id",          "duration",         "hour",
+                         "weekday",           "pickup_longitude", "pickup_latitude",
+                         "dropoff_longitude", "dropoff_latitude"};
   int col[8];
   for (int i = 0; i < 8; i++) {
     strcpy(hdr, line);
@@ -108,7 +109,8 @@ static trip *load_trips(const char *path, size_t *n_out) {
       p = c + 1;
     }
     int maxc = 0;
-    for (int i = 0; i < 8; i++) maxc = col[i] > maxc ? col[i] : maxc;
+    for (int i = 0; i < 8; i++)
+      maxc = col[i] > maxc ? col[i] : maxc;
     if (nf <= maxc) continue;
     const char *split = field[col[0]];
     bool eval = strcmp(split, "valid") == 0;
@@ -152,7 +154,8 @@ static double weighted_median(wv *v, size_t n) {
   if (n == 0) return NAN;
   qsort(v, n, sizeof *v, cmp_wv);
   double total = 0, acc = 0;
-  for (size_t i = 0; i < n; i++) total += v[i].w;
+  for (size_t i = 0; i < n; i++)
+    total += v[i].w;
   for (size_t i = 0; i < n; i++) {
     acc += v[i].w;
     if (acc >= total / 2) return v[i].x;
@@ -160,7 +163,9 @@ static double weighted_median(wv *v, size_t n) {
   return v[n - 1].x;
 }
 
-static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
+static double clampd(double x, double lo, double hi) {
+  return x < lo ? lo : x > hi ? hi : x;
+}
 
 static double median(double *x, size_t n);
 
@@ -183,7 +188,8 @@ static double trip_sum(const trip *t, const fit_state *f) {
   double s = 0;
   for (size_t k = 0; k < t->n_parts; k++) {
     const part *p = &t->parts[k];
-    s += f->cellf[p->cell] * (f->cal.class_factor[p->cls] * p->raw_s + f->cal.arc_penalty_ms / 1000 * p->arcs);
+    s += f->cellf[p->cell] *
+         (f->cal.class_factor[p->cls] * p->raw_s + f->cal.arc_penalty_ms / 1000 * p->arcs);
   }
   return s;
 }
@@ -203,7 +209,8 @@ typedef struct cell_lists {
 static bool cell_lists_build(const trip *t, size_t n, size_t n_cells, cell_lists *cl) {
   cl->off = calloc(n_cells + 2, sizeof *cl->off);
   size_t total = 0;
-  for (size_t i = 0; i < n; i++) total += t[i].n_parts;
+  for (size_t i = 0; i < n; i++)
+    total += t[i].n_parts;
   cl->trip = malloc((total + 1) * sizeof *cl->trip);
   if (cl->off == NULL || cl->trip == NULL) return false;
   /* a trip is listed once per cell even when several classes share it */
@@ -211,18 +218,21 @@ static bool cell_lists_build(const trip *t, size_t n, size_t n_cells, cell_lists
     if (t[i].eval) continue;
     for (size_t k = 0; k < t[i].n_parts; k++) {
       bool first = true;
-      for (size_t j = 0; j < k; j++) first &= t[i].parts[j].cell != t[i].parts[k].cell;
+      for (size_t j = 0; j < k; j++)
+        first &= t[i].parts[j].cell != t[i].parts[k].cell;
       if (first) cl->off[t[i].parts[k].cell + 1]++;
     }
   }
-  for (size_t c = 0; c < n_cells; c++) cl->off[c + 1] += cl->off[c];
+  for (size_t c = 0; c < n_cells; c++)
+    cl->off[c + 1] += cl->off[c];
   size_t *at = calloc(n_cells + 1, sizeof *at);
   if (at == NULL) return false;
   for (size_t i = 0; i < n; i++) {
     if (t[i].eval) continue;
     for (size_t k = 0; k < t[i].n_parts; k++) {
       bool first = true;
-      for (size_t j = 0; j < k; j++) first &= t[i].parts[j].cell != t[i].parts[k].cell;
+      for (size_t j = 0; j < k; j++)
+        first &= t[i].parts[j].cell != t[i].parts[k].cell;
       uint32_t c = t[i].parts[k].cell;
       if (first) cl->trip[cl->off[c] + at[c]++] = (uint32_t)i;
     }
@@ -241,7 +251,8 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
     {
       size_t k = 0;
       for (size_t i = 0; i < n; i++)
-        if (!t[i].eval) v[k++] = (wv){t[i].dur_s - hour_of(&t[i], f) * trip_sum(&t[i], f), 1 / t[i].dur_s};
+        if (!t[i].eval)
+          v[k++] = (wv){t[i].dur_s - hour_of(&t[i], f) * trip_sum(&t[i], f), 1 / t[i].dur_s};
       if (k >= 30) f->cal.trip_base_ms = clampd(weighted_median(v, k), 0, 600) * 1000;
     }
     const double base = f->cal.trip_base_ms / 1000;
@@ -270,7 +281,8 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
       for (size_t i = 0; i < n; i++) {
         if (t[i].eval) continue;
         double a = 0;
-        for (size_t j = 0; j < t[i].n_parts; j++) a += f->cellf[t[i].parts[j].cell] * t[i].parts[j].arcs;
+        for (size_t j = 0; j < t[i].n_parts; j++)
+          a += f->cellf[t[i].parts[j].cell] * t[i].parts[j].arcs;
         if (a <= 0) continue;
         double h = hour_of(&t[i], f), rest = trip_sum(&t[i], f) - f->cal.arc_penalty_ms / 1000 * a;
         v[k++] = (wv){(t[i].dur_s - base - h * rest) / (h * a), h * a / t[i].dur_s};
@@ -285,7 +297,8 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
         double a = 0;
         for (size_t j = 0; j < x->n_parts; j++)
           if (x->parts[j].cell == c)
-            a += f->cal.class_factor[x->parts[j].cls] * x->parts[j].raw_s + f->cal.arc_penalty_ms / 1000 * x->parts[j].arcs;
+            a += f->cal.class_factor[x->parts[j].cls] * x->parts[j].raw_s +
+                 f->cal.arc_penalty_ms / 1000 * x->parts[j].arcs;
         if (a <= 0) continue;
         double h = hour_of(x, f), rest = trip_sum(x, f) - f->cellf[c] * a;
         v[k++] = (wv){(x->dur_s - base - h * rest) / (h * a), h * a / x->dur_s};
@@ -321,9 +334,12 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
       /* identifiability: weekday days average 1, weekend days too (the hour profiles
        * carry the weekday/weekend difference) */
       double wd = 0, we = (f->cal.day_factor[0] + f->cal.day_factor[6]) / 2;
-      for (int d = 1; d <= 5; d++) wd += f->cal.day_factor[d] / 5;
-      for (int d = 0; d < 7; d++) f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
-      for (int h = 0; h < 24; h++) f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
+      for (int d = 1; d <= 5; d++)
+        wd += f->cal.day_factor[d] / 5;
+      for (int d = 0; d < 7; d++)
+        f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
+      for (int h = 0; h < 24; h++)
+        f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
     }
     /* hours with too few trips: the mean of the fitted ones of that kind of day */
     for (int w = 0; w < 2; w++) {
@@ -331,7 +347,8 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
       int cnt = 0, have[24] = {0};
       for (int h = 0; h < 24; h++) {
         size_t k = 0;
-        for (size_t i = 0; i < n; i++) k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
+        for (size_t i = 0; i < n; i++)
+          k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
         if (k >= 20) sum += f->cal.hour_factor[w][h], cnt++, have[h] = 1;
       }
       for (int h = 0; h < 24; h++)
@@ -340,10 +357,13 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
     /* identifiability: hour factors average 1, the scale lives in the class factors */
     double mean = 0;
     for (int w = 0; w < 2; w++)
-      for (int h = 0; h < 24; h++) mean += f->cal.hour_factor[w][h] / 48;
+      for (int h = 0; h < 24; h++)
+        mean += f->cal.hour_factor[w][h] / 48;
     for (int w = 0; w < 2; w++)
-      for (int h = 0; h < 24; h++) f->cal.hour_factor[w][h] /= mean;
-    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) f->cal.class_factor[c] *= mean;
+      for (int h = 0; h < 24; h++)
+        f->cal.hour_factor[w][h] /= mean;
+    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
+      f->cal.class_factor[c] *= mean;
     f->cal.arc_penalty_ms *= mean;
   }
   {
@@ -354,16 +374,20 @@ static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec,
     double *rel = malloc((n + 1) * sizeof *rel), *e = malloc((n + 1) * sizeof *e);
     size_t k = 0;
     for (size_t i = 0; rel && e && i < n; i++)
-      if (!t[i].eval) rel[k++] = (f->cal.trip_base_ms / 1000 + hour_of(&t[i], f) * trip_sum(&t[i], f)) / t[i].dur_s;
+      if (!t[i].eval)
+        rel[k++] =
+            (f->cal.trip_base_ms / 1000 + hour_of(&t[i], f) * trip_sum(&t[i], f)) / t[i].dur_s;
     double best = INFINITY, best_s = 1;
     for (double sc = 0.7; rel && e && sc <= 1.3; sc += 0.0025) {
-      for (size_t i = 0; i < k; i++) e[i] = fabs(sc * rel[i] - 1);
+      for (size_t i = 0; i < k; i++)
+        e[i] = fabs(sc * rel[i] - 1);
       double m = median(e, k);
       if (m < best) best = m, best_s = sc;
     }
     free(rel);
     free(e);
-    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) f->cal.class_factor[c] *= best_s;
+    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
+      f->cal.class_factor[c] *= best_s;
     f->cal.arc_penalty_ms *= best_s;
     f->cal.trip_base_ms *= best_s;
   }
@@ -381,7 +405,9 @@ typedef struct cells {
   uint32_t *of_arc;
 } cells;
 
-static int cmp_name(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+static int cmp_name(const void *a, const void *b) {
+  return strcmp((const char *)a, (const char *)b);
+}
 
 static bool cells_build(const geo_graph *g, int precision, cells *cs) {
   uint32_t m = geo_graph_arc_count(g);
@@ -394,7 +420,7 @@ static bool cells_build(const geo_graph *g, int precision, cells *cs) {
     cs->n = 1; /* one cell for everything, factor fixed at 1 */
     return true;
   }
-  char (*all)[GEO_GEOHASH_BUF] = calloc((size_t)m + 1, sizeof *all);
+  char(*all)[GEO_GEOHASH_BUF] = calloc((size_t)m + 1, sizeof *all);
   if (all == NULL) return false;
   for (uint32_t a = 0; a < m; a++)
     if (mctl_arc_cell(g, a, precision, all[a]) != GEO_OK) strcpy(all[a], "0");
@@ -402,7 +428,8 @@ static bool cells_build(const geo_graph *g, int precision, cells *cs) {
   qsort(cs->name, m, sizeof *cs->name, cmp_name);
   size_t u = 0;
   for (uint32_t a = 0; a < m; a++)
-    if (u == 0 || strcmp(cs->name[u - 1], cs->name[a]) != 0) memmove(cs->name[u++], cs->name[a], sizeof *cs->name);
+    if (u == 0 || strcmp(cs->name[u - 1], cs->name[a]) != 0)
+      memmove(cs->name[u++], cs->name[a], sizeof *cs->name);
   cs->n = u;
   for (uint32_t a = 0; a < m; a++) {
     char(*hit)[GEO_GEOHASH_BUF] = bsearch(all[a], cs->name, u, sizeof *cs->name, cmp_name);
@@ -435,8 +462,8 @@ static bool add_part(trip *t, uint32_t cell, uint8_t cls, double raw_s, double a
 
 /* Route every trip on g (arc i of g is arc i of raw), recording its calibrated time and
  * its decomposition by (cell, class) in raw seconds. */
-static void route_all(const geo_graph *g, const geo_graph *raw, const cells *cs, geo_route_state *st,
-                      trip *t, size_t n) {
+static void route_all(const geo_graph *g, const geo_graph *raw, const cells *cs,
+                      geo_route_state *st, trip *t, size_t n) {
   for (size_t i = 0; i < n; i++) {
     geo_route_result r;
     t[i].n_parts = 0;
@@ -445,7 +472,8 @@ static void route_all(const geo_graph *g, const geo_graph *raw, const cells *cs,
     size_t na = 0;
     const uint32_t *arcs = geo_route_path_arcs(st, &na);
     double this_total = 0;
-    for (size_t k = 0; k < na; k++) this_total += geo_graph_arc_time_ms(g, arcs[k]);
+    for (size_t k = 0; k < na; k++)
+      this_total += geo_graph_arc_time_ms(g, arcs[k]);
     /* partial first/last arcs: scale the decomposition to the route's real time */
     double scale = this_total > 0 ? r.time_ms / this_total : 0;
     for (size_t k = 0; k < na; k++)
@@ -460,7 +488,8 @@ static double median(double *x, size_t n) {
   for (size_t i = 1; i < n; i++) { /* insertion sort is fine for thousands */
     double v = x[i];
     size_t j = i;
-    while (j > 0 && x[j - 1] > v) x[j] = x[j - 1], j--;
+    while (j > 0 && x[j - 1] > v)
+      x[j] = x[j - 1], j--;
     x[j] = v;
   }
   return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
@@ -486,7 +515,8 @@ typedef struct eta_run {
 } eta_run;
 
 static void eta_run_free(eta_run *r) {
-  for (size_t i = 0; i < r->n; i++) free(r->t[i].parts);
+  for (size_t i = 0; i < r->n; i++)
+    free(r->t[i].parts);
   free(r->t);
   geo_route_state_free(r->st);
   geo_graph_free(r->raw);
@@ -527,8 +557,10 @@ static bool eta_prepare(PGconn *c, const char *trips_path, eta_run *r) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     geo_route_result res;
-    if (geo_route(r->st, r->len, GEO_ROUTE_CH, &all[i].sa.place, &all[i].sb.place, &res) != GEO_OK ||
-        geo_route(r->st, r->raw, GEO_ROUTE_CH, &all[i].sa.place, &all[i].sb.place, &res) != GEO_OK ||
+    if (geo_route(r->st, r->len, GEO_ROUTE_CH, &all[i].sa.place, &all[i].sb.place, &res) !=
+            GEO_OK ||
+        geo_route(r->st, r->raw, GEO_ROUTE_CH, &all[i].sa.place, &all[i].sb.place, &res) !=
+            GEO_OK ||
         res.time_ms == 0) {
       r->dropped_route++;
       continue;
@@ -553,7 +585,8 @@ static bool fit_model(eta_run *r, const fit_spec *spec, mctl_eta_model *model, g
   if (!cells_build(r->raw, spec->cell_precision, &cs)) goto out;
   f.cellf = malloc(cs.n * sizeof *f.cellf);
   if (f.cellf == NULL) goto out;
-  for (size_t c = 0; c < cs.n; c++) f.cellf[c] = 1.0;
+  for (size_t c = 0; c < cs.n; c++)
+    f.cellf[c] = 1.0;
   geo_graph_calibration_identity(&f.cal);
   route_all(r->raw, r->raw, &cs, r->st, r->t, r->n);
   for (int rd = 0; rd < FIT_ROUNDS; rd++) {
@@ -578,7 +611,8 @@ static bool fit_model(eta_run *r, const fit_spec *spec, mctl_eta_model *model, g
     geo_graph_free(g);
     g = NULL;
     if (mctl_model_apply(model, r->raw, &g) != GEO_OK || geo_ch_build(g, NULL) != GEO_OK) goto out;
-    fprintf(stderr, "graph eta: %s: fit round %d: re-routing on calibrated times\n", spec->name, rd + 1);
+    fprintf(stderr, "graph eta: %s: fit round %d: re-routing on calibrated times\n", spec->name,
+            rd + 1);
     route_all(g, r->raw, &cs, r->st, r->t, r->n);
   }
   ok = true;
@@ -600,8 +634,10 @@ static double eval_graph(const eta_run *r, const geo_graph *g, bool tune, double
   for (size_t i = 0; i < r->n; i++) {
     const trip *t = &r->t[i];
     if (tune ? !t->tune : !t->valid) continue;
-    double eta = isfinite(t->cal_s) ? geo_graph_eta_ms(g, (uint32_t)llround(t->cal_s * 1000), t->hour, t->weekday) / 1000
-                                    : t->raw_s;
+    double eta =
+        isfinite(t->cal_s)
+            ? geo_graph_eta_ms(g, (uint32_t)llround(t->cal_s * 1000), t->hour, t->weekday) / 1000
+            : t->raw_s;
     e[k++] = fabs(eta - t->dur_s) / t->dur_s * 100;
   }
   return median(e, k);
@@ -627,13 +663,15 @@ static const fit_spec candidates[] = {
 enum { N_CAND = sizeof candidates / sizeof candidates[0] };
 
 static void set_fit_rows(eta_run *r, bool tuning) {
-  for (size_t i = 0; i < r->n; i++) r->t[i].eval = r->t[i].valid || (tuning && r->t[i].tune);
+  for (size_t i = 0; i < r->n; i++)
+    r->t[i].eval = r->t[i].valid || (tuning && r->t[i].tune);
 }
 
 /* Choose the settings on the tuning fold (fit on the other training rows, the `valid`
  * rows untouched), then fit them on every training row: *model and *g_out (its graph).
  * tune_err (N_CAND entries, may be NULL) gets each candidate's tuning-fold error. */
-static bool fit_shipped(eta_run *r, mctl_eta_model *model, geo_graph **g_out, double *tune_err, size_t *chosen) {
+static bool fit_shipped(eta_run *r, mctl_eta_model *model, geo_graph **g_out, double *tune_err,
+                        size_t *chosen) {
   double *e = calloc(r->n + 1, sizeof *e);
   if (e == NULL) return false;
   size_t best = 0;
@@ -663,10 +701,14 @@ static int parse_args(int argc, char **argv, const char **trips, const char **ds
                       const char **factors) {
   *trips = "data/trips/nyc-taxi-10k.csv";
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--trips") == 0 && i + 1 < argc) *trips = argv[++i];
-    else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) *dsn = argv[++i];
-    else if (out && strcmp(argv[i], "--out") == 0 && i + 1 < argc) *out = argv[++i];
-    else if (factors && strcmp(argv[i], "--factors") == 0 && i + 1 < argc) *factors = argv[++i];
+    if (strcmp(argv[i], "--trips") == 0 && i + 1 < argc)
+      *trips = argv[++i];
+    else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc)
+      *dsn = argv[++i];
+    else if (out && strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+      *out = argv[++i];
+    else if (factors && strcmp(argv[i], "--factors") == 0 && i + 1 < argc)
+      *factors = argv[++i];
     else {
       fprintf(stderr, "meridianctl graph: unexpected argument %s\n", argv[i]);
       return 2;
@@ -686,14 +728,16 @@ int mctl_graph_calibrate(int argc, char **argv) {
   char *text = NULL;
   mctl_eta_model *model = malloc(sizeof *model);
   size_t chosen = 0;
-  if (model == NULL || !eta_prepare(c, trips, &r) || !fit_shipped(&r, model, &g, NULL, &chosen)) goto done;
+  if (model == NULL || !eta_prepare(c, trips, &r) || !fit_shipped(&r, model, &g, NULL, &chosen))
+    goto done;
   char header[512];
-  snprintf(header, sizeof header,
-           "Meridian ETA calibration: %s.\n"
-           "Produced by `meridianctl graph calibrate --out FILE`: settings chosen on a tuning fold\n"
-           "of the `train` rows of %s, then fitted on every `train` row (the `valid` rows\n"
-           "are never seen). Read by `meridianctl graph export --factors FILE`.",
-           candidates[chosen].name, trips);
+  snprintf(
+      header, sizeof header,
+      "Meridian ETA calibration: %s.\n"
+      "Produced by `meridianctl graph calibrate --out FILE`: settings chosen on a tuning fold\n"
+      "of the `train` rows of %s, then fitted on every `train` row (the `valid` rows\n"
+      "are never seen). Read by `meridianctl graph export --factors FILE`.",
+      candidates[chosen].name, trips);
   text = mctl_model_format(model, header);
   if (text == NULL) goto done;
   if (out) {
@@ -702,11 +746,14 @@ int mctl_graph_calibrate(int argc, char **argv) {
       fprintf(stderr, "meridianctl graph calibrate: cannot write %s\n", out);
       goto done;
     }
-    fprintf(stderr, "graph calibrate: factors written to %s (graph export --factors %s uses them)\n", out, out);
+    fprintf(stderr,
+            "graph calibrate: factors written to %s (graph export --factors %s uses them)\n", out,
+            out);
   } else {
     if (!mctl_graph_meta_present(c) || !mctl_graph_meta_set(c, "calibration", text)) goto done;
     printf("%s", text);
-    fprintf(stderr, "graph calibrate: factors stored in graph_meta (run graph export to use them)\n");
+    fprintf(stderr,
+            "graph calibrate: factors stored in graph_meta (run graph export to use them)\n");
   }
   rc = 0;
 done:
@@ -731,7 +778,8 @@ int mctl_graph_eta_report(int argc, char **argv) {
   if (factors) {
     text = mctl_read_text(factors);
     if (text == NULL || model == NULL || !mctl_model_parse(text, model)) {
-      fprintf(stderr, "meridianctl graph eta-report: %s: unreadable or malformed factors\n", factors);
+      fprintf(stderr, "meridianctl graph eta-report: %s: unreadable or malformed factors\n",
+              factors);
       goto done;
     }
   }
@@ -742,11 +790,13 @@ int mctl_graph_eta_report(int argc, char **argv) {
   x = calloc(n + 1, sizeof *x);
   if (e == NULL || x == NULL) goto done;
   size_t n_eval = 0, n_fit = 0;
-  for (size_t i = 0; i < n; i++) n_eval += t[i].eval, n_fit += !t[i].eval;
+  for (size_t i = 0; i < n; i++)
+    n_eval += t[i].eval, n_fit += !t[i].eval;
   /* baselines: one constant each, fitted on the fit trips */
   double k_const[3];
   for (int m = 0; m < 3; m++) {
-    for (size_t i = 0; i < n; i++) x[i] = m == 0 ? t[i].straight_m : m == 1 ? t[i].short_m : t[i].raw_s;
+    for (size_t i = 0; i < n; i++)
+      x[i] = m == 0 ? t[i].straight_m : m == 1 ? t[i].short_m : t[i].raw_s;
     k_const[m] = fit_constant(t, n, x);
   }
   double err_raw, err_base[3];
@@ -783,8 +833,10 @@ int mctl_graph_eta_report(int argc, char **argv) {
     printf("%-52s %18s\n", "method", "median abs % error");
     printf("%-52s %17.1f%%\n", "raw edge speeds (osm2pgrouting maxspeed)", err_raw);
     printf("%-52s %17.1f%%   (%zu area cells)\n", factors, err, model->n_cells);
-    printf("%-52s %17.1f%%   (%.2f m/s)\n", "straight line at constant speed", err_base[0], 1 / k_const[0]);
-    printf("%-52s %17.1f%%   (%.2f m/s)\n", "shortest-distance route at constant speed", err_base[1], 1 / k_const[1]);
+    printf("%-52s %17.1f%%   (%.2f m/s)\n", "straight line at constant speed", err_base[0],
+           1 / k_const[0]);
+    printf("%-52s %17.1f%%   (%.2f m/s)\n", "shortest-distance route at constant speed",
+           err_base[1], 1 / k_const[1]);
     rc = 0;
     goto done;
   }
@@ -809,27 +861,32 @@ int mctl_graph_eta_report(int argc, char **argv) {
     geo_graph_free(g);
   }
   free(other);
-  printf("ETA error on %zu held-out trips (`valid` rows; fit on %zu `train` rows)\n", n_eval, n_fit);
+  printf("ETA error on %zu held-out trips (`valid` rows; fit on %zu `train` rows)\n", n_eval,
+         n_fit);
   printf("left out: %zu duration < 60 s or > 3 h, %zu ends > %.0f m from a road, %zu unroutable\n",
          r.dropped_dur, r.dropped_snap, SNAP_MAX_M, r.dropped_route);
   printf("%-52s %18s\n", "method", "median abs % error");
   printf("%-52s %17.1f%%\n", "raw edge speeds (osm2pgrouting maxspeed)", err_raw);
   printf("%-52s %17.1f%%   (%s)\n", "calibrated Meridian", err_cal, candidates[chosen].name);
-  printf("%-52s %17.1f%%   (%.2f m/s)\n", "straight line at constant speed", err_base[0], 1 / k_const[0]);
-  printf("%-52s %17.1f%%   (%.2f m/s)\n", "shortest-distance route at constant speed", err_base[1], 1 / k_const[1]);
-  printf("%-52s %17.1f%%   (x%.2f)\n", "fastest raw route x one global factor", err_base[2], k_const[2]);
+  printf("%-52s %17.1f%%   (%.2f m/s)\n", "straight line at constant speed", err_base[0],
+         1 / k_const[0]);
+  printf("%-52s %17.1f%%   (%.2f m/s)\n", "shortest-distance route at constant speed", err_base[1],
+         1 / k_const[1]);
+  printf("%-52s %17.1f%%   (x%.2f)\n", "fastest raw route x one global factor", err_base[2],
+         k_const[2]);
   printf("\nmodel settings: error on the tuning fold (every 5th `train` row, fit on the other\n"
          "`train` rows; this column chose the shipped model) and on the held-out rows (fit on\n"
          "every `train` row)\n");
   printf("%-52s %10s %10s\n", "settings", "tuning", "held-out");
   for (size_t s = 0; s < N_CAND; s++)
-    printf("%-52s %9.1f%% %9.1f%%%s\n", candidates[s].name, tune_err[s], held_err[s], s == chosen ? "   <- shipped" : "");
+    printf("%-52s %9.1f%% %9.1f%%%s\n", candidates[s].name, tune_err[s], held_err[s],
+           s == chosen ? "   <- shipped" : "");
   printf("\nshipped model: class factors");
   for (int cc = 0; cc < GEO_ROAD_CLASS_COUNT; cc++)
     if (model->cal.class_factor[cc] != 1.0)
       printf(" %s=%.2f", geo_road_class_name((geo_road_class)cc), model->cal.class_factor[cc]);
-  printf("; per-arc cost %.1f s; trip base %.0f s; %zu area cells\n", model->cal.arc_penalty_ms / 1000,
-         model->cal.trip_base_ms / 1000, model->n_cells);
+  printf("; per-arc cost %.1f s; trip base %.0f s; %zu area cells\n",
+         model->cal.arc_penalty_ms / 1000, model->cal.trip_base_ms / 1000, model->n_cells);
   rc = 0;
 done:
   free(text);

@@ -49,14 +49,17 @@ char *mctl_model_format(const mctl_eta_model *m, const char *header) {
     h += n + (e != NULL);
   }
   for (int c = 0; ok && c < GEO_ROAD_CLASS_COUNT; c++)
-    ok = appendf(&buf, &len, &cap, "class.%s=%.6f\n", geo_road_class_name((geo_road_class)c), m->cal.class_factor[c]);
+    ok = appendf(&buf, &len, &cap, "class.%s=%.6f\n", geo_road_class_name((geo_road_class)c),
+                 m->cal.class_factor[c]);
   for (int w = 0; w < 2; w++)
     for (int h = 0; ok && h < 24; h++)
-      ok = appendf(&buf, &len, &cap, "hour.%s.%d=%.6f\n", w ? "weekend" : "weekday", h, m->cal.hour_factor[w][h]);
-  for (int d = 0; ok && d < 7; d++) ok = appendf(&buf, &len, &cap, "day.%d=%.6f\n", d, m->cal.day_factor[d]);
+      ok = appendf(&buf, &len, &cap, "hour.%s.%d=%.6f\n", w ? "weekend" : "weekday", h,
+                   m->cal.hour_factor[w][h]);
+  for (int d = 0; ok && d < 7; d++)
+    ok = appendf(&buf, &len, &cap, "day.%d=%.6f\n", d, m->cal.day_factor[d]);
   if (ok)
-    ok = appendf(&buf, &len, &cap, "arc_penalty_ms=%.1f\ntrip_base_ms=%.1f\ncell_precision=%d\n", m->cal.arc_penalty_ms,
-                 m->cal.trip_base_ms, m->cell_precision);
+    ok = appendf(&buf, &len, &cap, "arc_penalty_ms=%.1f\ntrip_base_ms=%.1f\ncell_precision=%d\n",
+                 m->cal.arc_penalty_ms, m->cal.trip_base_ms, m->cell_precision);
   for (size_t i = 0; ok && i < m->n_cells; i++)
     ok = appendf(&buf, &len, &cap, "cell.%s=%.4f\n", m->cell[i], m->cell_factor[i]);
   if (!ok) {
@@ -70,10 +73,12 @@ bool mctl_model_parse(const char *text, mctl_eta_model *m) {
   mctl_model_identity(m);
   const char *p = text;
   while (*p) {
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+      p++;
     if (*p == 0) break;
     if (*p == '#') {
-      while (*p && *p != '\n') p++;
+      while (*p && *p != '\n')
+        p++;
       continue;
     }
     char key[64];
@@ -100,9 +105,12 @@ bool mctl_model_parse(const char *text, mctl_eta_model *m) {
       char kind[16];
       int h;
       if (sscanf(key + 5, "%15[a-z].%d", kind, &h) != 2 || h < 0 || h > 23) return false;
-      if (strcmp(kind, "weekday") == 0) m->cal.hour_factor[0][h] = v;
-      else if (strcmp(kind, "weekend") == 0) m->cal.hour_factor[1][h] = v;
-      else return false;
+      if (strcmp(kind, "weekday") == 0)
+        m->cal.hour_factor[0][h] = v;
+      else if (strcmp(kind, "weekend") == 0)
+        m->cal.hour_factor[1][h] = v;
+      else
+        return false;
     } else if (strncmp(key, "day.", 4) == 0) {
       char *end;
       long d = strtol(key + 4, &end, 10);
@@ -111,7 +119,8 @@ bool mctl_model_parse(const char *text, mctl_eta_model *m) {
     } else if (strncmp(key, "cell.", 5) == 0) {
       geo_geohash gh;
       const char *name = key + 5;
-      if (m->n_cells == MCTL_MAX_CELLS || geo_geohash_parse(name, strlen(name), &gh) != GEO_OK) return false;
+      if (m->n_cells == MCTL_MAX_CELLS || geo_geohash_parse(name, strlen(name), &gh) != GEO_OK)
+        return false;
       if (v > 100) return false;
       geo_geohash_format(gh, m->cell[m->n_cells]); /* lower case */
       m->cell_factor[m->n_cells++] = v;
@@ -143,7 +152,8 @@ double *mctl_model_arc_factors(const mctl_eta_model *m, const geo_graph *g) {
     free(sorted);
     return NULL;
   }
-  for (size_t i = 0; i < m->n_cells; i++) sorted[i] = (cell_ref){m->cell[i], i};
+  for (size_t i = 0; i < m->n_cells; i++)
+    sorted[i] = (cell_ref){m->cell[i], i};
   qsort(sorted, m->n_cells, sizeof *sorted, cmp_cell);
   for (uint32_t a = 0; a < na; a++) {
     f[a] = 1.0;
@@ -159,8 +169,10 @@ double *mctl_model_arc_factors(const mctl_eta_model *m, const geo_graph *g) {
 }
 
 geo_err mctl_arc_cell(const geo_graph *g, uint32_t a, int precision, char *out) {
-  geo_latlng p = geo_graph_node_pos(g, geo_graph_arc_tail(g, a)), q = geo_graph_node_pos(g, geo_graph_arc_head(g, a));
-  return geo_latlng_to_geohash((geo_latlng){(p.lat + q.lat) / 2, (p.lng + q.lng) / 2}, precision, out);
+  geo_latlng p = geo_graph_node_pos(g, geo_graph_arc_tail(g, a)),
+             q = geo_graph_node_pos(g, geo_graph_arc_head(g, a));
+  return geo_latlng_to_geohash((geo_latlng){(p.lat + q.lat) / 2, (p.lng + q.lng) / 2}, precision,
+                               out);
 }
 
 geo_err mctl_model_apply(const mctl_eta_model *m, const geo_graph *raw, geo_graph **out) {
@@ -170,7 +182,6 @@ geo_err mctl_model_apply(const mctl_eta_model *m, const geo_graph *raw, geo_grap
   free(f);
   return e;
 }
-
 
 /* The whole file as a NUL-terminated malloc'd string; NULL when unreadable or over 16 MB. */
 char *mctl_read_text(const char *path) {
