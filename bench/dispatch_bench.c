@@ -56,6 +56,11 @@ static int tr_snap(void *ud, geo_latlng p, dsp_snap *out) {
   return t->inner.snap(t->inner.ud, p, out);
 }
 
+static double tr_quote(void *ud, double route_s, int64_t at_ms) {
+  timed_router *t = ud;
+  return t->inner.quote_eta_s(t->inner.ud, route_s, at_ms);
+}
+
 static int tr_etas(void *ud, const dsp_snap *target, const geo_latlng *o, size_t n, double max_s,
                    double *out) {
   timed_router *t = ud;
@@ -146,7 +151,7 @@ int main(int argc, char **argv) {
     return 1;
   timed_router tr = {.inner = dsp_graph_router_iface(gr), .cap = n_req * 8};
   tr.us = calloc(tr.cap, sizeof *tr.us);
-  dsp_router rt = {.ud = &tr, .snap = tr_snap, .etas_to = tr_etas};
+  dsp_router rt = {.ud = &tr, .snap = tr_snap, .etas_to = tr_etas, .quote_eta_s = tr_quote};
   dsp_index ix = dsp_qt_index_iface(qi);
   dsp_claims cl = dsp_claims_mem_iface(cm);
   dsp_config cfg;

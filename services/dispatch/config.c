@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "mrd/config.h"
+#include "mrd/tz.h"
 #include "service.h"
 
 static mrd_config_opt g_opts[40];
@@ -18,6 +19,7 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   size_t n = 0;
   ADD("MERIDIAN_SHARD", "shard", "0", "the shard this process runs (= its partitions)", MRD_CONFIG_INT, 0, 63, &c->shard);
   ADD("MERIDIAN_GRAPH", "graph", NULL, "road graph snapshot (meridianctl graph export)", MRD_CONFIG_STRING, 0, 0, &c->graph_path);
+  ADD("MERIDIAN_TIMEZONE", "timezone", MRD_TIMEZONE_DEFAULT, "local time zone of the quoted ETAs' hour and weekday (the calibration's)", MRD_CONFIG_STRING, 0, 0, &c->timezone);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_PG_DSN(&c->pg_dsn);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_REDIS_URL(&c->redis_url);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_BROKERS(&c->kafka_brokers);

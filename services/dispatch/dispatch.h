@@ -155,6 +155,11 @@ typedef struct dsp_router {
    * within max_eta_s. Returns 0, or a negative value on failure. */
   int (*etas_to)(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
                  double max_eta_s, double *out_eta_s);
+  /* Optional (NULL: the route time is quoted as is). The ETA, in seconds, quoted to rider
+   * and driver for a route time route_s of etas_to, for a request made at Unix time at_ms
+   * (production: the calibrated geo_graph_eta_ms at the request's local hour and weekday).
+   * Must be non-decreasing in route_s, so ranking by route time ranks by quoted ETA. */
+  double (*quote_eta_s)(void *ud, double route_s, int64_t at_ms);
 } dsp_router;
 
 /* Outcome of a claim attempt. */
@@ -342,6 +347,9 @@ typedef struct dsp_request {
    * the request's place in its Kafka partition, so a request consumed again after a crash
    * makes the same trip id, and the record of the trip converges instead of forking. */
   const char *trip_suffix;
+  /* When the request was made, Unix ms (the gateway's receive time): its quoted ETAs use
+   * this time's local hour and weekday (dsp_router.quote_eta_s). 0: now_ms. */
+  int64_t at_ms;
 } dsp_request;
 
 /* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A

@@ -44,7 +44,8 @@ int dspc_apply_command(dsp_shard *s, uint32_t shard, const mrd_command *c, int64
                      .rider_id = c->rider_id,
                      .pickup = {c->pickup.lat, c->pickup.lon},
                      .dropoff = {c->dropoff.lat, c->dropoff.lon},
-                     .trip_suffix = suffix};
+                     .trip_suffix = suffix,
+                     .at_ms = c->ts_ms};
     return dsp_on_request(s, &r, ref, now_ms);
   }
   case MRD_CMD_CANCEL:

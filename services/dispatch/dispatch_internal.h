@@ -54,7 +54,8 @@ struct dsp_trip {
   char releasing[DSP_ID_MAX + 1]; /* set around the event that takes the driver off */
   bool offer_live;                /* offer_id is in the offers map */
   int64_t offer_expires_ms;
-  double eta_s;                  /* of the offered / matched driver; NAN if none */
+  double eta_s;                  /* quoted to the offered / matched driver; NAN if none */
+  int64_t quote_at_ms;           /* the request's time: the hour and weekday of the quote */
   char owner[DSP_OWNER_MAX + 1]; /* claim owner string while claimed */
   bool claimed;
   int64_t claim_renew_ms;

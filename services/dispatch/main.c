@@ -13,6 +13,7 @@
 
 #include "mrd/log.h"
 #include "mrd/signals.h"
+#include "mrd/tz.h"
 #include "service.h"
 
 static int64_t now_ms(void) {
@@ -27,6 +28,10 @@ int main(int argc, char **argv) {
   memset(&cfg, 0, sizeof cfg);
   dsvc_config_load(&cfg, argc, argv);
   dsvc_config_log();
+  if (mrd_timezone_set(cfg.timezone) != 0) { /* before any thread: TZ is process-wide */
+    mrd_log_error("config", "MERIDIAN_TIMEZONE=%s is not a known time zone", cfg.timezone);
+    return 2;
+  }
   if (mrd_signals_install(NULL, NULL) != 0) return 1;
 
   dsvc s;

@@ -107,7 +107,9 @@ static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, in
   t->offer_expires_ms = now_ms + s->cfg.offer_timeout_ms;
   t->driver = d;
   dsp__copy_id(t->driver_id, d->id);
-  t->eta_s = eta_s;
+  /* Ranked by route time; quoted as the calibrated ETA at the request's local time. */
+  t->eta_s = s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, eta_s, t->quote_at_ms)
+                                   : eta_s;
   t->offers_made++;
   t->tried[t->n_tried++] = d->handle;
   dsp__driver_set_state(s, d, DSP_DRIVER_OFFERED);

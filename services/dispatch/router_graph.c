@@ -1,25 +1,28 @@
 /*
- * router_graph.c: dsp_router over geo_graph + geo_route_one_to_many. Nodes are indexed
- * in a geo_quadtree (id = node) for nearest-node snapping. A snapped place keeps its node
- * in dsp_snap.data[0].
+ * router_graph.c: dsp_router over geo_graph: segment snapping (geo_graph_snap, on the
+ * graph's R-tree of road segments), one-to-many search between snapped places
+ * (geo_route_one_to_many) and the calibrated ETA quote (geo_graph_eta_ms). A snapped
+ * place keeps its arc in dsp_snap.data[0] and the bits of its fraction in data[1].
  */
+#define _POSIX_C_SOURCE 200809L
 #include "router_graph.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
-#include "geo/quadtree.h"
 #include "geo/route.h"
+#include "geo/snap.h"
 
 struct dsp_graph_router {
   const geo_graph *g;
   double snap_max_m;
   bool use_ch;
-  geo_quadtree *nodes;
   geo_route_state *st;
   geo_route_place *targets; /* grown to the largest n asked */
   uint32_t *times_ms;
-  bool *off; /* origins with no node near enough */
+  bool *off; /* origins with no road near enough */
   size_t cap;
   uint64_t searches;
 };
@@ -32,24 +35,16 @@ int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
   r->g = g;
   r->snap_max_m = snap_max_m;
   r->use_ch = use_ch;
-  int rc = DSP_ENOMEM;
-  if (geo_quadtree_new(&r->nodes) != GEO_OK) goto fail;
-  if (geo_route_state_new(g, &r->st) != GEO_OK) goto fail;
-  uint32_t n = geo_graph_node_count(g);
-  for (uint32_t v = 0; v < n; v++)
-    if (geo_quadtree_upsert(r->nodes, v, geo_graph_node_pos(g, v), (geo_qt_payload){0, 0}) !=
-        GEO_OK)
-      goto fail;
+  if (geo_route_state_new(g, &r->st) != GEO_OK) {
+    dsp_graph_router_free(r);
+    return DSP_ENOMEM;
+  }
   *out = r;
   return DSP_OK;
-fail:
-  dsp_graph_router_free(r);
-  return rc;
 }
 
 void dsp_graph_router_free(dsp_graph_router *r) {
   if (!r) return;
-  geo_quadtree_free(r->nodes);
   geo_route_state_free(r->st);
   free(r->targets);
   free(r->times_ms);
@@ -61,26 +56,30 @@ uint64_t dsp_graph_router_searches(const dsp_graph_router *r) {
   return r->searches;
 }
 
-/* The nearest node within snap_max_m of p: 0 and *node, 1 when none. */
-static int nearest(const dsp_graph_router *r, geo_latlng p, uint32_t *node, double *dist) {
-  geo_qt_hit hit;
-  size_t n = 0;
-  if (!geo_latlng_is_valid(p) ||
-      geo_quadtree_knn(r->nodes, p, 1, r->snap_max_m, NULL, NULL, &hit, &n) != GEO_OK || n == 0)
-    return 1;
-  *node = (uint32_t)hit.point.id;
-  *dist = hit.dist_m;
-  return 0;
+/* The nearest road place within snap_max_m of p: 0, 1 when none (or p is not a valid
+ * position), -1 when snapping failed otherwise. */
+static int snap_to_road(const dsp_graph_router *r, geo_latlng p, geo_snap *out) {
+  geo_err e = geo_graph_snap(r->g, p, r->snap_max_m, out);
+  if (e == GEO_OK) return 0;
+  return e == GEO_ENOTFOUND || e == GEO_EINVAL ? 1 : -1;
 }
 
 static int gr_snap(void *ud, geo_latlng p, dsp_snap *out) {
   dsp_graph_router *r = ud;
-  uint32_t v;
-  double d;
-  if (nearest(r, p, &v, &d) != 0) return 1;
-  *out = (dsp_snap){.pos = geo_graph_node_pos(r->g, v), .off_road_m = d};
-  out->data[0] = v;
+  geo_snap sn;
+  int rc = snap_to_road(r, p, &sn);
+  if (rc != 0) return rc;
+  *out = (dsp_snap){.pos = sn.point, .off_road_m = sn.dist_m};
+  out->data[0] = sn.place.arc;
+  memcpy(&out->data[1], &sn.place.frac, sizeof sn.place.frac);
   return 0;
+}
+
+/* The road place a dsp_snap made by gr_snap stands for. */
+static geo_route_place place_of(const dsp_snap *s) {
+  geo_route_place pl = {.node = 0, .arc = (uint32_t)s->data[0]};
+  memcpy(&pl.frac, &s->data[1], sizeof pl.frac);
+  return pl;
 }
 
 static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
@@ -99,16 +98,16 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
     r->off = off;
     r->cap = n;
   }
-  /* Origins off the graph get the pickup's own node as a stand-in and INFINITY after. */
-  uint32_t src = (uint32_t)target->data[0];
+  /* Origins off the road get the pickup's own place as a stand-in and INFINITY after. */
+  geo_route_place source = place_of(target);
   bool *off = r->off;
   for (size_t i = 0; i < n; i++) {
-    uint32_t v = src;
-    double d;
-    off[i] = nearest(r, origins[i], &v, &d) != 0;
-    r->targets[i] = geo_route_place_node(off[i] ? src : v);
+    geo_snap sn;
+    int rc = snap_to_road(r, origins[i], &sn);
+    if (rc < 0) return -1;
+    off[i] = rc != 0;
+    r->targets[i] = off[i] ? source : sn.place;
   }
-  geo_route_place source = geo_route_place_node(src);
   double bound = max_eta_s * 1000.0;
   uint32_t bound_ms = bound >= (double)UINT32_MAX ? GEO_TIME_NONE : (uint32_t)bound;
   r->searches++;
@@ -120,6 +119,25 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
   return 0;
 }
 
+int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday) {
+  time_t t = (time_t)(unix_ms >= 0 ? unix_ms / 1000 : -((-unix_ms + 999) / 1000));
+  struct tm tm;
+  if (!localtime_r(&t, &tm)) return -1;
+  *hour = tm.tm_hour;
+  *weekday = tm.tm_wday;
+  return 0;
+}
+
+static double gr_quote(void *ud, double route_s, int64_t at_ms) {
+  dsp_graph_router *r = ud;
+  if (!isfinite(route_s) || route_s < 0) return route_s;
+  int hour = -1, weekday = -1; /* out of range: route time + trip base */
+  dsp_local_hour_weekday(at_ms, &hour, &weekday);
+  double ms = route_s * 1000.0;
+  uint32_t t = ms >= (double)UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)llround(ms);
+  return geo_graph_eta_ms(r->g, t, hour, weekday) / 1000.0;
+}
+
 dsp_router dsp_graph_router_iface(dsp_graph_router *r) {
-  return (dsp_router){.ud = r, .snap = gr_snap, .etas_to = gr_etas};
+  return (dsp_router){.ud = r, .snap = gr_snap, .etas_to = gr_etas, .quote_eta_s = gr_quote};
 }

@@ -1,12 +1,19 @@
 /*
  * router_graph.h: the dispatch core's router (dsp_router) on a libgeo road graph:
- * snapping to the road graph, and road ETAs of many drivers to one pickup by ONE
- * one-to-many search on the reverse graph (geo_route_one_to_many, GEO_ROUTE_TO_SOURCE).
+ * snapping to the road graph, road times of many drivers to one pickup by ONE one-to-many
+ * search on the reverse graph (geo_route_one_to_many, GEO_ROUTE_TO_SOURCE), and the
+ * calibrated ETA quoted for a route time (geo_graph_eta_ms).
  *
- * Snapping is to the nearest graph node within snap_max_m (found in a QuadTree of the
- * nodes); a point farther from every node is outside the service area. This is coarser
- * than snapping onto the nearest road segment (up to half a block) and will move to
- * libgeo's segment snapping when it lands; the interface does not change.
+ * Snapping is onto the nearest road SEGMENT within snap_max_m (geo_graph_snap: the graph's
+ * R-tree of segments, which `meridianctl graph export` puts in the snapshot; a graph without
+ * one is scanned arc by arc, fine for tests, slow for a city). Pickups and driver positions
+ * become places along an arc (arc + fraction), and the search runs from and to those exact
+ * places: a driver half-way along a block is half a block's time from its end, not a whole
+ * one. A point farther than snap_max_m from every road is outside the service area.
+ *
+ * The quote (dsp_router.quote_eta_s) takes the hour and weekday of the request's time in the
+ * PROCESS's local time zone (localtime_r): meridian-dispatch sets TZ from MERIDIAN_TIMEZONE
+ * (America/New_York, the zone the calibration was fitted in) before anything else.
  *
  * Not thread-safe (one search state): one router per shard thread.
  */
@@ -32,6 +39,9 @@ int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
 void dsp_graph_router_free(dsp_graph_router *r);
 /* The dsp_router interface backed by r. */
 dsp_router dsp_graph_router_iface(dsp_graph_router *r);
+/* The local hour (0..23) and weekday (0 = Sunday) of Unix time unix_ms in the process's time
+ * zone (localtime_r). Returns 0, or -1 when the time cannot be converted. */
+int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday);
 /* How many one-to-many searches r has run (each etas_to call runs at most one). */
 uint64_t dsp_graph_router_searches(const dsp_graph_router *r);
 

@@ -32,6 +32,7 @@
 typedef struct dsvc_config {
   int shard;
   char *graph_path;
+  char *timezone; /* MERIDIAN_TIMEZONE: the local time of the calibrated ETA's hour and weekday */
   char *pg_dsn, *redis_url, *kafka_brokers, *log_level, *admin_addr;
   int admin_port;
   int kafka_linger_ms, kafka_fetch_wait_ms;

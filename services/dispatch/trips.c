@@ -64,6 +64,8 @@ static dsp_trip *trip_new(dsp_shard *s, const dsp_request *req, int64_t now_ms) 
   t->dropoff = req->dropoff;
   t->eta_s = NAN;
   t->created_ms = now_ms;
+  /* A restored trip has no request time (dsp_trip_restore): it quotes at the restore. */
+  t->quote_at_ms = req->at_ms != 0 ? req->at_ms : now_ms;
   return t;
 }
 

@@ -81,12 +81,18 @@ static int fx_etas(void *ud, const dsp_snap *t, const geo_latlng *o, size_t n, d
   return r.etas_to(r.ud, t, o, n, max_s, out);
 }
 
+static double fx_quote(void *ud, double route_s, int64_t at_ms) {
+  fixture *f = ud;
+  dsp_router r = dsp_graph_router_iface(f->gr);
+  return r.quote_eta_s(r.ud, route_s, at_ms);
+}
+
 void fixture_restart(fixture *f) {
   dsp_shard_free(f->s);
   f->s = NULL;
   f->n_seen = 0;
   dsp_index ix = dsp_qt_index_iface(f->qi);
-  dsp_router rt = {.ud = f, .snap = fx_snap, .etas_to = fx_etas};
+  dsp_router rt = {.ud = f, .snap = fx_snap, .etas_to = fx_etas, .quote_eta_s = fx_quote};
   dsp_claims cl = dsp_claims_mem_iface(f->cm);
   assert_int_equal(dsp_shard_new(&f->cfg, &ix, &rt, &cl, &f->s), DSP_OK);
 }

@@ -83,7 +83,7 @@ static void test_matcher_picks_lowest_road_eta_not_nearest_straight_line(void **
   ping(&f, "D3", 40.750, -73.9925, 1, 0); /* behind the one-way street */
   dsp_request r = {.request_id = "q1",
                    .rider_id = "r1",
-                   .pickup = {40.7501, -73.9901},
+                   .pickup = {40.750, -73.990}, /* at P: the times below are node to node */
                    .dropoff = {40.750, -73.983}};
   assert_int_equal(dsp_on_request(f.s, &r, NULL, 100), DSP_OK);
   const dsp_event *e = expect_offer(&f, "D2");
