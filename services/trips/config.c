@@ -2,6 +2,7 @@
  * config.c: meridian-trips' configuration table (mrd_config).
  */
 #include "mrd/config.h"
+#include "mrd/tz.h"
 #include "service.h"
 
 static mrd_config_opt g_opts[20];
@@ -33,6 +34,9 @@ void tsvc_config_load(tsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GRAPH", "graph", "",
       "road graph snapshot for the trip's route, ETA and fare (empty: none)", MRD_CONFIG_STRING, 0,
       0, &c->graph_path);
+  ADD("MERIDIAN_TIMEZONE", "timezone", MRD_TIMEZONE_DEFAULT,
+      "local time zone of the trip ETA's hour and weekday (the calibration's)", MRD_CONFIG_STRING,
+      0, 0, &c->timezone);
   g_spec = (mrd_config_spec){"meridian-trips",
                              "the durable trip record in PostGIS from dispatch-events", g_opts, n};
   mrd_config_load_or_exit(&g_spec, argc, argv);

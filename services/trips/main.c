@@ -13,6 +13,7 @@
 
 #include "mrd/log.h"
 #include "mrd/signals.h"
+#include "mrd/tz.h"
 #include "service.h"
 
 static void sleep_ms(tsvc *s, int64_t ms) {
@@ -31,6 +32,10 @@ int main(int argc, char **argv) {
   memset(&cfg, 0, sizeof cfg);
   tsvc_config_load(&cfg, argc, argv);
   tsvc_config_log();
+  if (mrd_timezone_set(cfg.timezone) != 0) { /* before any thread: TZ is process-wide */
+    mrd_log_error("config", "MERIDIAN_TIMEZONE=%s is not a known time zone", cfg.timezone);
+    return 2;
+  }
   if (mrd_signals_install(NULL, NULL) != 0) return 1;
   tsvc s;
   int rc = 1;

@@ -18,6 +18,7 @@
 
 typedef struct tsvc_config {
   char *pg_dsn, *kafka_brokers, *log_level, *admin_addr, *group, *graph_path;
+  char *timezone; /* MERIDIAN_TIMEZONE: the local time of the calibrated trip ETA */
   int admin_port, kafka_fetch_wait_ms, partitions, batch_max;
   int64_t backoff_min_ms, backoff_max_ms;
 } tsvc_config;

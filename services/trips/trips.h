@@ -69,7 +69,10 @@ enum {
 };
 
 /* Record ev with pg, inside the caller's transaction (trips_db.c). g and st (may be NULL)
- * give a new trip its route line, trip ETA and fare estimate. Returns a TRP_* outcome. */
+ * give a new trip its route line, trip ETA and fare estimate: the ETA (trip_eta_s, and the
+ * fare's minutes) is the calibrated geo_graph_eta_ms of the route time at the local hour and
+ * weekday of the REQUESTED event's ts_ms, in the process's time zone (meridian-trips sets
+ * it from MERIDIAN_TIMEZONE). Returns a TRP_* outcome. */
 int trp_record_event(mrd_pg *pg, const mrd_dispatch_event *ev, const geo_graph *g,
                      geo_route_state *st);
 

@@ -10,11 +10,14 @@
 
 #include "geo/ch.h"
 #include "geo/snap.h"
+#include "mrd/tz.h"
 #include "trips.h"
 
-/* The route of a new trip: its line (WKT), time and length; false when there is none. */
+/* The route of a new trip: its line (WKT), its ETA (the calibrated geo_graph_eta_ms of its
+ * route time at the local hour and weekday of the event's ts_ms) and length; false when
+ * there is none. */
 static bool route_of(const geo_graph *g, geo_route_state *st, const mrd_dispatch_event *ev,
-                     char **wkt, double *time_s, double *len_m) {
+                     char **wkt, double *eta_s, double *len_m) {
   geo_snap a, b;
   if (geo_graph_snap(g, (geo_latlng){ev->pickup.lat, ev->pickup.lon}, 500, &a) != GEO_OK ||
       geo_graph_snap(g, (geo_latlng){ev->dropoff.lat, ev->dropoff.lon}, 500, &b) != GEO_OK)
@@ -38,7 +41,9 @@ static bool route_of(const geo_graph *g, geo_route_state *st, const mrd_dispatch
   sprintf(out + w, ")");
   free(pts);
   *wkt = out;
-  *time_s = r.time_ms / 1000.0;
+  int hour = -1, weekday = -1; /* unconvertible time: route time + trip base */
+  mrd_local_hour_weekday(ev->ts_ms, &hour, &weekday);
+  *eta_s = geo_graph_eta_ms(g, r.time_ms, hour, weekday) / 1000.0;
   *len_m = r.length_m;
   return true;
 }
