@@ -3,9 +3,11 @@
  * statements meridian-trips runs): a whole ride gives one row with every timestamp and its
  * events in order; the same events replayed (twice, and out of order) change nothing; a
  * forked replay (same seq, other content, as after a dispatch crash) does not overwrite;
- * the status follows the highest seq; the route, trip ETA and fare come from the graph.
+ * the status follows the highest seq; the route, trip ETA and fare come from the graph, the
+ * ETA being the calibrated one at the request's New York hour and weekday.
  * Needs the stack (.run/env: MERIDIAN_PG_DSN, MERIDIAN_GRAPH).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,8 +18,11 @@
 
 #include <cmocka.h>
 
+#include "geo/ch.h"
+#include "geo/snap.h"
 #include "geo/snapshot.h"
 #include "itest.h"
+#include "mrd/tz.h"
 #include "trips.h"
 
 static char g_trip[64];
@@ -111,6 +116,20 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
          "SELECT (route IS NOT NULL AND trip_eta_s > 0 AND fare_estimate_cents > 300)::text "
          "FROM trips WHERE trip_id = $1",
          "true");
+  /* The trip ETA is geo_graph_eta_ms of the route time at the REQUESTED event's local time:
+   * ts 1700000001000 is Tuesday 2023-11-14 17:13 in New York (22:13 UTC). */
+  geo_snap a, b;
+  assert_int_equal(geo_graph_snap(g, (geo_latlng){40.7075, -74.0113}, 500, &a), GEO_OK);
+  assert_int_equal(geo_graph_snap(g, (geo_latlng){40.7130, -74.0060}, 500, &b), GEO_OK);
+  geo_route_result rr;
+  assert_int_equal(geo_route(st, g, geo_ch_present(g) ? GEO_ROUTE_CH : GEO_ROUTE_DIJKSTRA, &a.place,
+                             &b.place, &rr),
+                   GEO_OK);
+  double want_s = geo_graph_eta_ms(g, rr.time_ms, 17, 2) / 1000.0;
+  char *eta = one(pg, "SELECT trip_eta_s::text FROM trips WHERE trip_id = $1");
+  if (fabs(strtod(eta, NULL) - want_s) > 0.501) /* the column holds whole seconds */
+    fail_msg("trip_eta_s %s, want %.3f (route time %.3f s)", eta, want_s, rr.time_ms / 1000.0);
+  free(eta);
   char *updated = one(pg, "SELECT updated_at::text FROM trips WHERE trip_id = $1");
 
   /* the same events again (at-least-once delivery): nothing changes, not even updated_at */
@@ -166,6 +185,7 @@ static void test_status_follows_highest_seq_when_events_arrive_late(void **state
 
 int main(void) {
   srand((unsigned)time(NULL));
+  if (mrd_timezone_set(MRD_TIMEZONE_DEFAULT) != 0) return 1; /* as meridian-trips does */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ride_recorded_once_and_replays_change_nothing),
       cmocka_unit_test(test_status_follows_highest_seq_when_events_arrive_late),
