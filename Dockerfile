@@ -10,7 +10,7 @@ RUN cmake --preset release -DMERIDIAN_TESTS=OFF -DMERIDIAN_BENCH=OFF && cmake --
 FROM debian:12
 RUN apt-get update && apt-get install -y --no-install-recommends \
       libpq5 libhiredis0.14 libwebsockets17 librdkafka1 libjansson4 libprotobuf-c1 libssl3 \
-      osm2pgrouting osmium-tool postgresql-client ca-certificates \
+      osm2pgrouting osmium-tool postgresql-client ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/release/bin/ /usr/local/bin/
 COPY --from=build /src/data/ /usr/share/meridian/data/

@@ -30,9 +30,9 @@ extern "C" {
 typedef struct dsp_graph_router dsp_graph_router;
 
 /* A router on graph g (borrowed: g must outlive the router). snap_max_m > 0 is the
- * service-area rule: how far from the nearest node a point may be. use_ch: answer with
- * the graph's contraction hierarchy (it must have one). Errors: DSP_EINVAL, DSP_ENOMEM.
- * Free with dsp_graph_router_free. */
+ * service-area rule: how far from the nearest road a point (pickup, drop-off, driver) may be.
+ * use_ch: answer with the graph's contraction hierarchy (it must have one). Errors: DSP_EINVAL,
+ * DSP_ENOMEM. Free with dsp_graph_router_free. */
 int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
                          dsp_graph_router **out);
 /* Free the router (not the graph); NULL is a no-op. */
