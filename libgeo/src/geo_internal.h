@@ -15,4 +15,8 @@ void geo__free(void *ptr);
 double geo__box_min_dist_m(geo_latlng q, double min_lat, double min_lng, double max_lat,
                            double max_lng);
 
+/* geo_haversine_m(a, b) with cos_a = geo__cos_lat(a) computed once: bit-identical results. */
+double geo__cos_lat(geo_latlng a);
+double geo__haversine_cos_m(geo_latlng a, double cos_a, geo_latlng b);
+
 #endif

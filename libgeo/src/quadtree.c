@@ -1,14 +1,18 @@
 /*
  * quadtree.c: the moving-point index behind geo/quadtree.h.
  *
- * Layout. Nodes live in one array (48 bytes each) and refer to each other by 32-bit index;
- * an internal node's four children are consecutive (south-west, south-east, north-west,
- * north-east), and freed blocks of four go on a free list. A leaf keeps its points in one
- * allocation, structure-of-arrays: ids[cap] | ts[cap] | lat[cap] | lng[cap] | state[cap]
- * (25 bytes a slot, cap a multiple of 8), so a search scans coordinates contiguously.
- * Positions are int32 fixed-point 1e-7 degree. An open-addressing table (linear probing,
- * 8-byte entries: node 32 bits | slot 24 bits | 8-bit fingerprint of the id's hash) maps id
- * to its slot; the id itself is read from the leaf, which a move touches anyway.
+ * Layout, chosen for cache misses (a search or a move at 1M drivers is bound by them, not by
+ * arithmetic). Nodes refer to each other by 32-bit index. What a search reads is a 16-byte
+ * hot node {first child, count, leaf memory}; an internal node's four children are
+ * consecutive (south-west, south-east, north-west, north-east), so they fill one cache line,
+ * and a search computes their boxes while descending. What only updates need (box, parent,
+ * capacity, depth) is in a parallel cold array. Freed blocks of four go on a free list. A
+ * leaf keeps its points in one allocation: coordinate pairs {lat, lng} as int32 fixed-point
+ * 1e-7 degree for all slots, then {id, ts_ms << 8 | state} pairs: 24 bytes a slot, cap a
+ * multiple of 8. A search scans coordinates contiguously; a move writes one line of each.
+ * An open-addressing table (linear probing, 8-byte entries: node 32 bits | slot 24 bits |
+ * 8-bit fingerprint of the id's hash) maps id to its slot; the id itself is read from the
+ * leaf, which a move touches anyway.
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
@@ -36,24 +40,43 @@
 #define SLOT_MAX 0xFFFFFFu      /* 24 bits of slot in a table entry */
 #define TAB_EMPTY UINT64_MAX
 #define STACK_MAX (3 * GEO_QT_MAX_DEPTH + 8)
+#define TS_LIMIT (INT64_C(1) << 55) /* ts_ms must lie in [-TS_LIMIT, TS_LIMIT) */
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
 #define DEG2RAD (M_PI / 180.0)
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
 
+/* What searches read. */
 typedef struct qt_node {
-  int32_t min_lat, max_lat, min_lng, max_lng; /* closed box, fixed-point */
-  uint32_t child;  /* first of 4 children, NONE for a leaf; free-list link when free */
-  uint32_t parent; /* NONE for the root */
-  uint32_t count;  /* points in the subtree (for a leaf: points in mem) */
-  uint32_t cap;    /* leaf slots allocated in mem */
-  unsigned char *mem;
-  uint32_t depth;
-  uint32_t unused;
+  uint32_t child;     /* first of 4 children, NONE for a leaf; free-list link when free */
+  uint32_t count;     /* points in the subtree (for a leaf: points in mem) */
+  unsigned char *mem; /* leaf storage, NULL for internal nodes and empty leaves */
 } qt_node;
 
+/* What only updates and checks read. */
+typedef struct qt_meta {
+  int32_t min_lat, max_lat, min_lng, max_lng; /* closed box, fixed-point */
+  uint32_t parent;                            /* NONE for the root */
+  uint32_t unused2;
+  uint32_t depth;
+  uint32_t unused;
+} qt_meta;
+
+typedef struct qt_box {
+  int32_t min_lat, max_lat, min_lng, max_lng;
+} qt_box;
+
+static const qt_box ROOT_BOX = {-900000000, 900000000, -1800000000, 1800000000};
+
 struct geo_quadtree {
-  qt_node *nodes;
+  qt_node *nodes;     /* 64-byte aligned inside nodes_raw: a block of 4 is one cache line */
+  void *nodes_raw;
+  qt_meta *meta;
   uint32_t n_nodes, cap_nodes;
   uint32_t free4; /* free list of blocks of 4 nodes */
   uint64_t *tab;
@@ -65,17 +88,49 @@ struct geo_quadtree {
 
 /* ---- leaf storage ---------------------------------------------------------------- */
 
-#define SLOT_BYTES 25u
-static inline uint64_t *L_ids(const qt_node *nd) { return (uint64_t *)(void *)nd->mem; }
-static inline int64_t *L_ts(const qt_node *nd) { return (int64_t *)(void *)(nd->mem + 8u * nd->cap); }
-static inline int32_t *L_lat(const qt_node *nd) { return (int32_t *)(void *)(nd->mem + 16u * nd->cap); }
-static inline int32_t *L_lng(const qt_node *nd) { return (int32_t *)(void *)(nd->mem + 20u * nd->cap); }
-static inline uint8_t *L_st(const qt_node *nd) { return nd->mem + 24u * nd->cap; }
+/* A leaf block starts with its box and capacity, so that a move or a search reads the block
+ * and nothing else: header | coordinate pairs [cap] | {id, payload} pairs [cap]. */
+typedef struct leaf_hdr {
+  qt_box box;
+  uint32_t cap;
+  uint32_t unused;
+} leaf_hdr;
+#define SLOT_BYTES 24u
+#define HDR_BYTES sizeof(leaf_hdr)
+static inline size_t block_bytes(uint32_t cap) { return HDR_BYTES + (size_t)cap * SLOT_BYTES; }
+static inline const leaf_hdr *L_hdr(const unsigned char *mem) {
+  return (const leaf_hdr *)(const void *)mem;
+}
+static inline uint32_t mem_cap(const unsigned char *mem) { return mem ? L_hdr(mem)->cap : 0; }
+static inline int32_t *L_co(const unsigned char *mem) { return (int32_t *)(void *)(mem + HDR_BYTES); }
+static inline uint64_t *L_it(const unsigned char *mem, uint32_t cap) {
+  return (uint64_t *)(void *)(mem + HDR_BYTES + 8u * cap);
+}
+/* A new leaf block of cap slots for the node with this box (NULL when out of memory). */
+static unsigned char *block_new(qt_box box, uint32_t cap) {
+  unsigned char *mem = geo__malloc(block_bytes(cap));
+  if (mem) *(leaf_hdr *)(void *)mem = (leaf_hdr){box, cap, 0};
+  return mem;
+}
 
 static uint32_t round8(uint32_t n) { return (n + 7u) & ~7u; }
 
 static inline double fix_to_deg(int32_t v) { return (double)v / FIX; }
 static inline int32_t deg_to_fix(double d) { return (int32_t)lround(d * FIX); }
+
+static inline uint64_t pack_pl(geo_qt_payload pl) {
+  return ((uint64_t)pl.ts_ms << 8) | pl.state;
+}
+static inline geo_qt_payload unpack_pl(uint64_t v) {
+  int64_t ts = (int64_t)(v >> 8);
+  if (ts & TS_LIMIT) ts -= 2 * TS_LIMIT; /* sign-extend 56 bits */
+  return (geo_qt_payload){(uint8_t)(v & 0xFFu), ts};
+}
+
+/* The id stored in slot s of leaf idx. */
+static inline uint64_t slot_id(const geo_quadtree *qt, uint32_t idx, uint32_t s) {
+  return L_it(qt->nodes[idx].mem, mem_cap(qt->nodes[idx].mem))[2u * s];
+}
 
 /* ---- id table ---------------------------------------------------------------------- */
 
@@ -95,7 +150,7 @@ static inline uint32_t entry_node(uint64_t e) { return (uint32_t)(e >> 32); }
 static inline uint32_t entry_slot(uint64_t e) { return (uint32_t)(e >> 8) & SLOT_MAX; }
 
 static inline uint64_t entry_id(const geo_quadtree *qt, uint64_t e) {
-  return L_ids(&qt->nodes[entry_node(e)])[entry_slot(e)];
+  return slot_id(qt, entry_node(e), entry_slot(e));
 }
 
 /* Table index of id, or SIZE_MAX. */
@@ -140,17 +195,10 @@ static void tab_delete(geo_quadtree *qt, size_t i) {
   }
 }
 
-static geo_err tab_init(geo_quadtree *qt, size_t cap) {
-  uint64_t *t = geo__malloc(cap * sizeof *t);
-  if (t == NULL) return GEO_ENOMEM;
-  memset(t, 0xFF, cap * sizeof *t);
+static int log2_size(size_t cap) {
   int bits = 0;
   while (((size_t)1 << bits) < cap) bits++;
-  geo__free(qt->tab);
-  qt->tab = t;
-  qt->tab_cap = cap;
-  qt->tab_shift = 64 - bits;
-  return GEO_OK;
+  return bits;
 }
 
 /* Make room for one more id: keep the load at most 0.7. */
@@ -161,33 +209,51 @@ static geo_err tab_reserve(geo_quadtree *qt) {
   uint64_t *t = geo__malloc(ncap * sizeof *t);
   if (t == NULL) return GEO_ENOMEM;
   memset(t, 0xFF, ncap * sizeof *t);
-  int bits = 0;
-  while (((size_t)1 << bits) < ncap) bits++;
+  int shift = 64 - log2_size(ncap);
   for (size_t i = 0; i < qt->tab_cap; i++) {
     uint64_t e = qt->tab[i];
-    if (e != TAB_EMPTY) tab_put_raw(t, ncap, 64 - bits, mix64(entry_id(qt, e)), e);
+    if (e != TAB_EMPTY) tab_put_raw(t, ncap, shift, mix64(entry_id(qt, e)), e);
   }
   geo__free(qt->tab);
   qt->tab = t;
   qt->tab_cap = ncap;
-  qt->tab_shift = 64 - bits;
+  qt->tab_shift = shift;
   return GEO_OK;
 }
 
 /* ---- nodes --------------------------------------------------------------------------- */
 
-static bool node_contains(const qt_node *nd, int32_t lat, int32_t lng) {
-  return lat >= nd->min_lat && lat <= nd->max_lat && lng >= nd->min_lng && lng <= nd->max_lng;
+static inline bool box_contains(const qt_box *b, int32_t lat, int32_t lng) {
+  return lat >= b->min_lat && lat <= b->max_lat && lng >= b->min_lng && lng <= b->max_lng;
+}
+static inline const qt_box *meta_box(const qt_meta *m) { return (const qt_box *)(const void *)m; }
+
+static inline int32_t mid32(int32_t lo, int32_t hi) { return (int32_t)(lo + ((int64_t)hi - lo) / 2); }
+
+static inline unsigned quadrant(const qt_box *b, int32_t lat, int32_t lng) {
+  return (lat >= mid32(b->min_lat, b->max_lat) ? 2u : 0u) |
+         (lng >= mid32(b->min_lng, b->max_lng) ? 1u : 0u);
 }
 
-static int32_t mid32(int32_t lo, int32_t hi) { return (int32_t)(lo + ((int64_t)hi - lo) / 2); }
-
-static unsigned quadrant(const qt_node *nd, int32_t lat, int32_t lng) {
-  return (lat >= mid32(nd->min_lat, nd->max_lat) ? 2u : 0u) |
-         (lng >= mid32(nd->min_lng, nd->max_lng) ? 1u : 0u);
+static inline qt_box child_box(const qt_box *b, unsigned q) {
+  int32_t mlat = mid32(b->min_lat, b->max_lat), mlng = mid32(b->min_lng, b->max_lng);
+  qt_box c;
+  c.min_lat = (q & 2) ? mlat : b->min_lat;
+  c.max_lat = (q & 2) ? b->max_lat : mlat;
+  c.min_lng = (q & 1) ? mlng : b->min_lng;
+  c.max_lng = (q & 1) ? b->max_lng : mlng;
+  return c;
 }
 
-/* A block of 4 free nodes, from the free list or by growing the array (GEO_ENOMEM). */
+/* An array of cap hot nodes aligned to 64 bytes (the raw block to free goes to *raw). */
+static qt_node *nodes_alloc(uint32_t cap, void **raw) {
+  unsigned char *r = geo__malloc((size_t)cap * sizeof(qt_node) + 64);
+  if (r == NULL) return NULL;
+  *raw = r;
+  return (qt_node *)(void *)(r + ((64 - ((uintptr_t)r & 63u)) & 63u));
+}
+
+/* A block of 4 free nodes, from the free list or by growing the arrays (GEO_ENOMEM). */
 static geo_err block_alloc(geo_quadtree *qt, uint32_t *out) {
   if (qt->free4 != NONE) {
     *out = qt->free4;
@@ -197,14 +263,23 @@ static geo_err block_alloc(geo_quadtree *qt, uint32_t *out) {
   if (qt->n_nodes + 4 > qt->cap_nodes) {
     if (qt->cap_nodes > (NONE - 8) / 2) return GEO_ENOMEM;
     uint32_t ncap = qt->cap_nodes * 2;
-    qt_node *p = geo__realloc(qt->nodes, (size_t)qt->cap_nodes * sizeof *p, (size_t)ncap * sizeof *p);
+    qt_meta *m = geo__realloc(qt->meta, (size_t)qt->cap_nodes * sizeof *m, (size_t)ncap * sizeof *m);
+    if (m == NULL) return GEO_ENOMEM;
+    qt->meta = m; /* larger than cap_nodes says until nodes grow too: harmless */
+    void *raw;
+    qt_node *p = nodes_alloc(ncap, &raw);
     if (p == NULL) return GEO_ENOMEM;
+    memcpy(p, qt->nodes, (size_t)qt->n_nodes * sizeof *p);
+    geo__free(qt->nodes_raw);
     qt->nodes = p;
+    qt->nodes_raw = raw;
     qt->cap_nodes = ncap;
   }
   *out = qt->n_nodes;
-  for (uint32_t i = 0; i < 4; i++) /* so that free() and the free list see clean nodes */
-    qt->nodes[qt->n_nodes + i] = (qt_node){0, 0, 0, 0, NONE, NONE, 0, 0, NULL, 0, 0};
+  for (uint32_t i = 0; i < 4; i++) { /* so that free() and the free list see clean nodes */
+    qt->nodes[qt->n_nodes + i] = (qt_node){NONE, 0, NULL};
+    qt->meta[qt->n_nodes + i] = (qt_meta){0, 0, 0, 0, NONE, 0, 0, 0};
+  }
   qt->n_nodes += 4;
   return GEO_OK;
 }
@@ -214,38 +289,38 @@ static void block_release(geo_quadtree *qt, uint32_t b) {
   qt->free4 = b;
 }
 
-static void copy_slot(qt_node *dst, uint32_t d, const qt_node *src, uint32_t s) {
-  L_ids(dst)[d] = L_ids(src)[s];
-  L_ts(dst)[d] = L_ts(src)[s];
-  L_lat(dst)[d] = L_lat(src)[s];
-  L_lng(dst)[d] = L_lng(src)[s];
-  L_st(dst)[d] = L_st(src)[s];
+static void copy_slot(unsigned char *dmem, uint32_t dcap, uint32_t d, const unsigned char *smem,
+                      uint32_t scap, uint32_t s) {
+  int32_t *dc = L_co(dmem);
+  const int32_t *sc = L_co(smem);
+  uint64_t *di = L_it(dmem, dcap);
+  const uint64_t *si = L_it(smem, scap);
+  dc[2 * d] = sc[2 * s];
+  dc[2 * d + 1] = sc[2 * s + 1];
+  di[2 * d] = si[2 * s];
+  di[2 * d + 1] = si[2 * s + 1];
 }
 
-static void leaf_free_mem(geo_quadtree *qt, qt_node *nd) {
-  if (nd->mem) {
-    geo__free(nd->mem);
-    qt->leaf_bytes -= (size_t)nd->cap * SLOT_BYTES;
+static void leaf_free_mem(geo_quadtree *qt, uint32_t idx) {
+  if (qt->nodes[idx].mem) {
+    qt->leaf_bytes -= block_bytes(mem_cap(qt->nodes[idx].mem));
+    geo__free(qt->nodes[idx].mem);
   }
-  nd->mem = NULL;
-  nd->cap = 0;
+  qt->nodes[idx].mem = NULL;
 }
 
 /* Give leaf idx room for one more point. */
 static geo_err leaf_grow(geo_quadtree *qt, uint32_t idx) {
-  qt_node *nd = &qt->nodes[idx];
-  uint32_t ncap = nd->cap < GEO_QT_LEAF_MAX ? nd->cap + 8 : round8(nd->cap + nd->cap / 2);
+  uint32_t cap = mem_cap(qt->nodes[idx].mem);
+  uint32_t ncap = cap < GEO_QT_LEAF_MAX ? cap + 8 : round8(cap + cap / 2);
   if (ncap > SLOT_MAX + 1u) ncap = SLOT_MAX + 1u;
-  unsigned char *mem = geo__malloc((size_t)ncap * SLOT_BYTES);
+  unsigned char *mem = block_new(*meta_box(&qt->meta[idx]), ncap);
   if (mem == NULL) return GEO_ENOMEM;
-  qt_node tmp = *nd;
-  tmp.mem = mem;
-  tmp.cap = ncap;
-  for (uint32_t i = 0; i < nd->count; i++) copy_slot(&tmp, i, nd, i);
-  leaf_free_mem(qt, nd);
-  nd->mem = mem;
-  nd->cap = ncap;
-  qt->leaf_bytes += (size_t)ncap * SLOT_BYTES;
+  for (uint32_t i = 0; i < qt->nodes[idx].count; i++)
+    copy_slot(mem, ncap, i, qt->nodes[idx].mem, cap, i);
+  leaf_free_mem(qt, idx);
+  qt->nodes[idx].mem = mem;
+  qt->leaf_bytes += block_bytes(ncap);
   return GEO_OK;
 }
 
@@ -254,80 +329,71 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
   uint32_t b;
   geo_err e = block_alloc(qt, &b);
   if (e != GEO_OK) return e;
-  qt_node *nd = &qt->nodes[idx];
+  qt_box box = *meta_box(&qt->meta[idx]);
+  const unsigned char *old = qt->nodes[idx].mem;
+  uint32_t ocap = mem_cap(old), n = qt->nodes[idx].count;
+  const int32_t *co = L_co(old);
   uint32_t cnt[4] = {0, 0, 0, 0};
-  const int32_t *lat = L_lat(nd), *lng = L_lng(nd);
-  for (uint32_t i = 0; i < nd->count; i++) cnt[quadrant(nd, lat[i], lng[i])]++;
+  for (uint32_t i = 0; i < n; i++) cnt[quadrant(&box, co[2 * i], co[2 * i + 1])]++;
   unsigned char *mem[4] = {NULL, NULL, NULL, NULL};
   for (int q = 0; q < 4; q++) {
     if (cnt[q] == 0) continue;
-    mem[q] = geo__malloc((size_t)round8(cnt[q]) * SLOT_BYTES);
+    mem[q] = block_new(child_box(&box, (unsigned)q), round8(cnt[q]));
     if (mem[q] == NULL) {
       for (int r = 0; r < q; r++) geo__free(mem[r]);
       block_release(qt, b);
       return GEO_ENOMEM;
     }
   }
-  int32_t mlat = mid32(nd->min_lat, nd->max_lat), mlng = mid32(nd->min_lng, nd->max_lng);
   for (uint32_t q = 0; q < 4; q++) {
-    qt_node *c = &qt->nodes[b + q];
-    c->min_lat = (q & 2) ? mlat : nd->min_lat;
-    c->max_lat = (q & 2) ? nd->max_lat : mlat;
-    c->min_lng = (q & 1) ? mlng : nd->min_lng;
-    c->max_lng = (q & 1) ? nd->max_lng : mlng;
-    c->child = NONE;
-    c->parent = idx;
-    c->count = 0;
-    c->cap = cnt[q] ? round8(cnt[q]) : 0;
-    c->mem = mem[q];
-    c->depth = nd->depth + 1;
-    c->unused = 0;
-    qt->leaf_bytes += (size_t)c->cap * SLOT_BYTES;
+    qt_box cb = child_box(&box, q);
+    qt->nodes[b + q] = (qt_node){NONE, 0, mem[q]};
+    qt->meta[b + q] = (qt_meta){cb.min_lat, cb.max_lat, cb.min_lng, cb.max_lng, idx, 0,
+                                qt->meta[idx].depth + 1, 0};
+    if (mem[q]) qt->leaf_bytes += block_bytes(round8(cnt[q]));
   }
-  for (uint32_t i = 0; i < nd->count; i++) {
-    qt_node *c = &qt->nodes[b + quadrant(nd, lat[i], lng[i])];
-    uint32_t s = c->count++;
-    copy_slot(c, s, nd, i);
-    tab_set(qt, L_ids(c)[s], (uint32_t)(c - qt->nodes), s); /* reads the old leaf: intact */
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t c = b + quadrant(&box, co[2 * i], co[2 * i + 1]);
+    uint32_t s = qt->nodes[c].count++;
+    copy_slot(qt->nodes[c].mem, mem_cap(qt->nodes[c].mem), s, old, ocap, i);
+    tab_set(qt, L_it(old, ocap)[2 * i], c, s); /* reads the old leaf: still intact */
   }
-  leaf_free_mem(qt, nd);
-  nd->child = b;
+  leaf_free_mem(qt, idx);
+  qt->nodes[idx].child = b;
   return GEO_OK;
 }
 
 /* Merge the four leaf children of p into p; skipped (false) when memory is short. */
 static bool try_merge_one(geo_quadtree *qt, uint32_t p) {
-  qt_node *nd = &qt->nodes[p];
-  uint32_t b = nd->child;
+  uint32_t b = qt->nodes[p].child;
   for (uint32_t q = 0; q < 4; q++)
     if (qt->nodes[b + q].child != NONE) return false;
-  uint32_t cap = round8(nd->count);
+  uint32_t cap = round8(qt->nodes[p].count);
   unsigned char *mem = NULL;
   if (cap) {
-    mem = geo__malloc((size_t)cap * SLOT_BYTES);
+    mem = block_new(*meta_box(&qt->meta[p]), cap);
     if (mem == NULL) return false;
+    qt->leaf_bytes += block_bytes(cap);
   }
-  nd->mem = mem;
-  nd->cap = cap;
-  qt->leaf_bytes += (size_t)cap * SLOT_BYTES;
+  qt->nodes[p].mem = mem;
   uint32_t s = 0;
   for (uint32_t q = 0; q < 4; q++) {
-    qt_node *c = &qt->nodes[b + q];
-    for (uint32_t i = 0; i < c->count; i++, s++) {
-      copy_slot(nd, s, c, i);
-      tab_set(qt, L_ids(nd)[s], p, s); /* the child still holds the id: found there */
+    uint32_t c = b + q;
+    for (uint32_t i = 0; i < qt->nodes[c].count; i++, s++) {
+      copy_slot(mem, cap, s, qt->nodes[c].mem, mem_cap(qt->nodes[c].mem), i);
+      tab_set(qt, slot_id(qt, c, i), p, s); /* the child still holds the id: found there */
     }
     leaf_free_mem(qt, c);
-    c->count = 0;
+    qt->nodes[c].count = 0;
   }
-  nd->child = NONE;
+  qt->nodes[p].child = NONE;
   block_release(qt, b);
   return true;
 }
 
 static void merge_upwards(geo_quadtree *qt, uint32_t p) {
   while (p != NONE && qt->nodes[p].count <= MERGE_MAX && try_merge_one(qt, p))
-    p = qt->nodes[p].parent;
+    p = qt->meta[p].parent;
 }
 
 /* Descend from start to the leaf that should take (lat, lng), splitting full leaves, and
@@ -335,19 +401,21 @@ static void merge_upwards(geo_quadtree *qt, uint32_t p) {
 static geo_err descend_reserve(geo_quadtree *qt, uint32_t start, int32_t lat, int32_t lng,
                                uint32_t *leaf) {
   uint32_t cur = start;
+  qt_box box = *meta_box(&qt->meta[start]);
   for (;;) {
-    qt_node *nd = &qt->nodes[cur];
+    const qt_node *nd = &qt->nodes[cur];
     if (nd->child != NONE) {
-      cur = nd->child + quadrant(nd, lat, lng);
+      unsigned q = quadrant(&box, lat, lng);
+      box = child_box(&box, q);
+      cur = nd->child + q;
       continue;
     }
-    if (nd->count < GEO_QT_LEAF_MAX || nd->depth >= GEO_QT_MAX_DEPTH) break;
+    if (nd->count < GEO_QT_LEAF_MAX || qt->meta[cur].depth >= GEO_QT_MAX_DEPTH) break;
     geo_err e = leaf_split(qt, cur);
     if (e != GEO_OK) return e;
   }
-  qt_node *nd = &qt->nodes[cur];
-  if (nd->count > SLOT_MAX) return GEO_ERANGE;
-  if (nd->count == nd->cap) {
+  if (qt->nodes[cur].count > SLOT_MAX) return GEO_ERANGE;
+  if (qt->nodes[cur].count == mem_cap(qt->nodes[cur].mem)) {
     geo_err e = leaf_grow(qt, cur);
     if (e != GEO_OK) return e;
   }
@@ -357,24 +425,24 @@ static geo_err descend_reserve(geo_quadtree *qt, uint32_t start, int32_t lat, in
 
 static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_t lat,
                             int32_t lng, geo_qt_payload pl) {
-  qt_node *nd = &qt->nodes[leaf];
-  uint32_t s = nd->count;
-  L_ids(nd)[s] = id;
-  L_ts(nd)[s] = pl.ts_ms;
-  L_lat(nd)[s] = lat;
-  L_lng(nd)[s] = lng;
-  L_st(nd)[s] = pl.state;
+  uint32_t s = qt->nodes[leaf].count;
+  unsigned char *mem = qt->nodes[leaf].mem;
+  L_co(mem)[2 * s] = lat;
+  L_co(mem)[2 * s + 1] = lng;
+  L_it(mem, L_hdr(mem)->cap)[2 * s] = id;
+  L_it(mem, L_hdr(mem)->cap)[2 * s + 1] = pack_pl(pl);
   return s;
 }
 
 /* Remove slot s of leaf (whose id's table entry is already gone or re-pointed): the last
  * point fills the hole. The leaf's count is not changed here. */
 static void leaf_take_out(geo_quadtree *qt, uint32_t leaf, uint32_t s) {
-  qt_node *nd = &qt->nodes[leaf];
-  uint32_t last = nd->count - 1;
+  uint32_t last = qt->nodes[leaf].count - 1;
   if (s != last) {
-    copy_slot(nd, s, nd, last);
-    tab_set(qt, L_ids(nd)[s], leaf, s); /* the copy at `last` still names it */
+    unsigned char *mem = qt->nodes[leaf].mem;
+    uint32_t cap = L_hdr(mem)->cap;
+    copy_slot(mem, cap, s, mem, cap, last);
+    tab_set(qt, slot_id(qt, leaf, s), leaf, s); /* the copy at `last` still names it */
   }
 }
 
@@ -385,55 +453,68 @@ geo_err geo_quadtree_new(geo_quadtree **out) {
   geo_quadtree *qt = geo__calloc(1, sizeof *qt);
   if (qt == NULL) return GEO_ENOMEM;
   qt->cap_nodes = 64;
-  qt->nodes = geo__malloc((size_t)qt->cap_nodes * sizeof *qt->nodes);
-  if (qt->nodes == NULL || tab_init(qt, 64) != GEO_OK) {
-    geo__free(qt->nodes);
+  qt->nodes = nodes_alloc(qt->cap_nodes, &qt->nodes_raw);
+  qt->meta = geo__malloc((size_t)qt->cap_nodes * sizeof *qt->meta);
+  qt->tab_cap = 64;
+  qt->tab = geo__malloc(qt->tab_cap * sizeof *qt->tab);
+  if (qt->nodes == NULL || qt->meta == NULL || qt->tab == NULL) {
+    geo__free(qt->nodes_raw);
+    geo__free(qt->meta);
+    geo__free(qt->tab);
     geo__free(qt);
     return GEO_ENOMEM;
   }
-  qt->n_nodes = 1;
+  memset(qt->tab, 0xFF, qt->tab_cap * sizeof *qt->tab);
+  qt->tab_shift = 64 - log2_size(qt->tab_cap);
+  /* The root is node 0 and 1..3 stay unused, so every block of 4 children starts at a
+   * multiple of 4: one aligned cache line. */
+  qt->n_nodes = 4;
   qt->free4 = NONE;
-  qt->nodes[0] = (qt_node){-900000000, 900000000, -1800000000, 1800000000, NONE, NONE, 0, 0,
-                           NULL, 0, 0};
+  for (uint32_t i = 0; i < 4; i++) {
+    qt->nodes[i] = (qt_node){NONE, 0, NULL};
+    qt->meta[i] = (qt_meta){0, 0, 0, 0, NONE, 0, 0, 0};
+  }
+  qt->meta[0] = (qt_meta){ROOT_BOX.min_lat, ROOT_BOX.max_lat, ROOT_BOX.min_lng, ROOT_BOX.max_lng,
+                          NONE, 0, 0, 0};
   *out = qt;
   return GEO_OK;
 }
 
 void geo_quadtree_free(geo_quadtree *qt) {
   if (qt == NULL) return;
-  for (uint32_t i = 0; i < qt->n_nodes; i++)
-    geo__free(qt->nodes[i].mem);
-  geo__free(qt->nodes);
+  for (uint32_t i = 0; i < qt->n_nodes; i++) geo__free(qt->nodes[i].mem);
+  geo__free(qt->nodes_raw);
+  geo__free(qt->meta);
   geo__free(qt->tab);
   geo__free(qt);
 }
 
 geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_qt_payload pl) {
-  if (qt == NULL || !geo_latlng_is_valid(pos)) return GEO_EINVAL;
+  if (qt == NULL || !geo_latlng_is_valid(pos) || pl.ts_ms < -TS_LIMIT || pl.ts_ms >= TS_LIMIT)
+    return GEO_EINVAL;
   int32_t lat = deg_to_fix(pos.lat), lng = deg_to_fix(pos.lng);
   size_t ti = tab_find(qt, id);
   if (ti != SIZE_MAX) {
     uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
-    qt_node *nd = &qt->nodes[leaf];
-    if (node_contains(nd, lat, lng)) { /* the common case: stays in its cell */
-      L_lat(nd)[s] = lat;
-      L_lng(nd)[s] = lng;
-      L_ts(nd)[s] = pl.ts_ms;
-      L_st(nd)[s] = pl.state;
+    unsigned char *mem = qt->nodes[leaf].mem;
+    if (box_contains(&L_hdr(mem)->box, lat, lng)) { /* the common case: reads only the block */
+      L_co(mem)[2 * s] = lat;
+      L_co(mem)[2 * s + 1] = lng;
+      L_it(mem, L_hdr(mem)->cap)[2 * s + 1] = pack_pl(pl);
       return GEO_OK;
     }
-    uint32_t anc = nd->parent;
-    while (!node_contains(&qt->nodes[anc], lat, lng)) anc = qt->nodes[anc].parent;
+    uint32_t anc = qt->meta[leaf].parent;
+    while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
     uint32_t target;
     geo_err e = descend_reserve(qt, anc, lat, lng, &target); /* never reaches `leaf` */
     if (e != GEO_OK) return e;
     uint32_t ns = leaf_append(qt, target, id, lat, lng, pl);
-    for (uint32_t x = target; x != anc; x = qt->nodes[x].parent) qt->nodes[x].count++;
+    for (uint32_t x = target; x != anc; x = qt->meta[x].parent) qt->nodes[x].count++;
     qt->tab[ti] = entry_make(target, ns, qt->tab[ti]);
     leaf_take_out(qt, leaf, s);
-    for (uint32_t x = leaf; x != anc; x = qt->nodes[x].parent) qt->nodes[x].count--;
-    if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, &qt->nodes[leaf]);
-    merge_upwards(qt, qt->nodes[leaf].parent);
+    for (uint32_t x = leaf; x != anc; x = qt->meta[x].parent) qt->nodes[x].count--;
+    if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, leaf);
+    merge_upwards(qt, qt->meta[leaf].parent);
     return GEO_OK;
   }
   geo_err e = tab_reserve(qt);
@@ -442,7 +523,7 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
   e = descend_reserve(qt, 0, lat, lng, &target);
   if (e != GEO_OK) return e;
   uint32_t ns = leaf_append(qt, target, id, lat, lng, pl);
-  for (uint32_t x = target; x != NONE; x = qt->nodes[x].parent) qt->nodes[x].count++;
+  for (uint32_t x = target; x != NONE; x = qt->meta[x].parent) qt->nodes[x].count++;
   uint64_t h = mix64(id);
   tab_put_raw(qt->tab, qt->tab_cap, qt->tab_shift, h, entry_make(target, ns, h));
   qt->n++;
@@ -450,13 +531,11 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
 }
 
 geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id, geo_qt_payload pl) {
-  if (qt == NULL) return GEO_EINVAL;
+  if (qt == NULL || pl.ts_ms < -TS_LIMIT || pl.ts_ms >= TS_LIMIT) return GEO_EINVAL;
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
-  qt_node *nd = &qt->nodes[entry_node(qt->tab[ti])];
-  uint32_t s = entry_slot(qt->tab[ti]);
-  L_ts(nd)[s] = pl.ts_ms;
-  L_st(nd)[s] = pl.state;
+  uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
+  L_it(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem))[2 * s + 1] = pack_pl(pl);
   return GEO_OK;
 }
 
@@ -467,19 +546,19 @@ geo_err geo_quadtree_remove(geo_quadtree *qt, uint64_t id) {
   uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
   tab_delete(qt, ti);
   leaf_take_out(qt, leaf, s);
-  for (uint32_t x = leaf; x != NONE; x = qt->nodes[x].parent) qt->nodes[x].count--;
-  if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, &qt->nodes[leaf]);
+  for (uint32_t x = leaf; x != NONE; x = qt->meta[x].parent) qt->nodes[x].count--;
+  if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, leaf);
   qt->n--;
-  merge_upwards(qt, qt->nodes[leaf].parent);
+  merge_upwards(qt, qt->meta[leaf].parent);
   return GEO_OK;
 }
 
-static geo_qt_point point_at(const qt_node *nd, uint32_t s) {
+static inline geo_qt_point point_at(const unsigned char *mem, uint32_t cap, uint32_t s) {
   geo_qt_point p;
-  p.id = L_ids(nd)[s];
-  p.pos = (geo_latlng){fix_to_deg(L_lat(nd)[s]), fix_to_deg(L_lng(nd)[s])};
-  p.payload.state = L_st(nd)[s];
-  p.payload.ts_ms = L_ts(nd)[s];
+  const uint64_t *it = L_it(mem, cap);
+  p.id = it[2 * s];
+  p.pos = (geo_latlng){fix_to_deg(L_co(mem)[2 * s]), fix_to_deg(L_co(mem)[2 * s + 1])};
+  p.payload = unpack_pl(it[2 * s + 1]);
   return p;
 }
 
@@ -487,7 +566,8 @@ geo_err geo_quadtree_get(const geo_quadtree *qt, uint64_t id, geo_qt_point *out)
   if (qt == NULL || out == NULL) return GEO_EINVAL;
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
-  *out = point_at(&qt->nodes[entry_node(qt->tab[ti])], entry_slot(qt->tab[ti]));
+  uint32_t leaf = entry_node(qt->tab[ti]);
+  *out = point_at(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem), entry_slot(qt->tab[ti]));
   return GEO_OK;
 }
 
@@ -495,8 +575,8 @@ size_t geo_quadtree_count(const geo_quadtree *qt) { return qt ? qt->n : 0; }
 
 size_t geo_quadtree_memory_bytes(const geo_quadtree *qt) {
   if (qt == NULL) return 0;
-  return sizeof *qt + (size_t)qt->cap_nodes * sizeof(qt_node) + qt->tab_cap * sizeof(uint64_t) +
-         qt->leaf_bytes;
+  return sizeof *qt + 64 + (size_t)qt->cap_nodes * (sizeof(qt_node) + sizeof(qt_meta)) +
+         qt->tab_cap * sizeof(uint64_t) + qt->leaf_bytes;
 }
 
 /* ---- searches ------------------------------------------------------------------------ */
@@ -513,8 +593,6 @@ typedef struct search {
   geo_latlng q;
   double cos_q;
   double thresh_h; /* prune when a lower bound of h exceeds this */
-  geo_qt_filter filter;
-  void *filter_ud;
 } search;
 
 /* h-space threshold for "distance <= d", with the safety margin. */
@@ -524,10 +602,10 @@ static double thresh_for(double d) {
   return x * x;
 }
 
-/* Lower bound of h over the node's box (0 when q is inside). */
-static double box_lb_h(const search *sq, const qt_node *nd) {
-  double minlat = nd->min_lat * 1e-7, maxlat = nd->max_lat * 1e-7;
-  double minlng = nd->min_lng * 1e-7, maxlng = nd->max_lng * 1e-7;
+/* Lower bound of h over a box (0 when q is inside). */
+static double box_lb_h(const search *sq, const qt_box *b) {
+  double minlat = b->min_lat * 1e-7, maxlat = b->max_lat * 1e-7;
+  double minlng = b->min_lng * 1e-7, maxlng = b->max_lng * 1e-7;
   double dphi = 0, dlam = 0;
   if (sq->q.lat > maxlat) dphi = sq->q.lat - maxlat;
   else if (sq->q.lat < minlat) dphi = minlat - sq->q.lat;
@@ -543,7 +621,7 @@ static double box_lb_h(const search *sq, const qt_node *nd) {
   return s1 * s1 + sq->cos_q * cos_lb(a * DEG2RAD) * s2 * s2;
 }
 
-/* Lower bound of h for one point, given the leaf's smallest cos(lat) times cos(lat_q). */
+/* Lower bound of h for one point, given cc = cos(lat_q) times the leaf's smallest cos(lat). */
 static inline double point_lb_h(const search *sq, double cc, int32_t lat, int32_t lng) {
   double dphi = fabs(lat * 1e-7 - sq->q.lat);
   double dlam = fabs(lng * 1e-7 - sq->q.lng);
@@ -552,8 +630,8 @@ static inline double point_lb_h(const search *sq, double cc, int32_t lat, int32_
   return s1 * s1 + cc * s2 * s2;
 }
 
-static double leaf_cc(const search *sq, const qt_node *nd) {
-  double a1 = fabs(nd->min_lat * 1e-7), a2 = fabs(nd->max_lat * 1e-7);
+static double leaf_cc(const search *sq, const qt_box *b) {
+  double a1 = fabs(b->min_lat * 1e-7), a2 = fabs(b->max_lat * 1e-7);
   return sq->cos_q * cos_lb((a1 > a2 ? a1 : a2) * DEG2RAD);
 }
 
@@ -588,6 +666,7 @@ static void heap_sift_up(geo_qt_hit *h, size_t i) {
 
 typedef struct stack_item {
   uint32_t node;
+  qt_box box;
   double lb;
 } stack_item;
 
@@ -602,23 +681,25 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     *n_out = 0;
     return GEO_OK;
   }
-  search sq = {q, cos(q.lat * DEG2RAD), thresh_for(max_dist_m), filter, filter_ud};
+  search sq = {q, geo__cos_lat(q), thresh_for(max_dist_m)};
   stack_item st[STACK_MAX];
   int sp = 0;
-  st[sp++] = (stack_item){0, 0.0};
+  st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
   while (sp > 0) {
     stack_item it = st[--sp];
     if (it.lb > sq.thresh_h) continue;
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
-      double cc = leaf_cc(&sq, nd);
-      const int32_t *lat = L_lat(nd), *lng = L_lng(nd);
+      double cc = leaf_cc(&sq, &it.box);
+      const unsigned char *mem = nd->mem;
+      const int32_t *co = L_co(mem);
+      uint32_t cap = mem_cap(nd->mem);
       for (uint32_t i = 0; i < nd->count; i++) {
-        if (point_lb_h(&sq, cc, lat[i], lng[i]) > sq.thresh_h) continue;
+        if (point_lb_h(&sq, cc, co[2 * i], co[2 * i + 1]) > sq.thresh_h) continue;
         geo_qt_hit hit;
-        hit.point = point_at(nd, i);
+        hit.point = point_at(mem, cap, i);
         if (filter && !filter(&hit.point, filter_ud)) continue;
-        hit.dist_m = geo_haversine_m(q, hit.point.pos);
+        hit.dist_m = geo__haversine_cos_m(q, sq.cos_q, hit.point.pos);
         if (hit.dist_m > max_dist_m) continue;
         if (n < k) {
           out[n] = hit;
@@ -634,17 +715,19 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     }
     stack_item ch[4];
     int nc = 0;
-    for (uint32_t c = 0; c < 4; c++) {
-      const qt_node *cn = &qt->nodes[nd->child + c];
-      if (cn->count == 0) continue;
-      double lb = box_lb_h(&sq, cn);
+    const qt_node *cn = &qt->nodes[nd->child];
+    for (unsigned c = 0; c < 4; c++) {
+      if (cn[c].count == 0) continue;
+      qt_box cb = child_box(&it.box, c);
+      double lb = box_lb_h(&sq, &cb);
       if (lb > sq.thresh_h) continue;
+      if (cn[c].mem) PREFETCH(cn[c].mem);
       int j = nc++;
       while (j > 0 && ch[j - 1].lb < lb) { /* descending, so the nearest is pushed last */
         ch[j] = ch[j - 1];
         j--;
       }
-      ch[j] = (stack_item){nd->child + c, lb};
+      ch[j] = (stack_item){nd->child + c, cb, lb};
     }
     for (int j = 0; j < nc; j++) st[sp++] = ch[j];
   }
@@ -666,21 +749,24 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
   if (qt == NULL || visit == NULL || !geo_latlng_is_valid(centre) || isnan(radius_m) ||
       radius_m < 0)
     return GEO_EINVAL;
-  search sq = {centre, cos(centre.lat * DEG2RAD), thresh_for(radius_m), filter, filter_ud};
+  search sq = {centre, geo__cos_lat(centre), thresh_for(radius_m)};
   size_t n = 0;
-  uint32_t st[STACK_MAX * 2];
+  stack_item st[STACK_MAX];
   int sp = 0;
-  if (qt->n) st[sp++] = 0;
+  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
   while (sp > 0) {
-    const qt_node *nd = &qt->nodes[st[--sp]];
+    stack_item it = st[--sp];
+    const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
-      double cc = leaf_cc(&sq, nd);
-      const int32_t *lat = L_lat(nd), *lng = L_lng(nd);
+      double cc = leaf_cc(&sq, &it.box);
+      const unsigned char *mem = nd->mem;
+      const int32_t *co = L_co(mem);
+      uint32_t cap = mem_cap(nd->mem);
       for (uint32_t i = 0; i < nd->count; i++) {
-        if (point_lb_h(&sq, cc, lat[i], lng[i]) > sq.thresh_h) continue;
+        if (point_lb_h(&sq, cc, co[2 * i], co[2 * i + 1]) > sq.thresh_h) continue;
         geo_qt_hit hit;
-        hit.point = point_at(nd, i);
-        hit.dist_m = geo_haversine_m(centre, hit.point.pos);
+        hit.point = point_at(mem, cap, i);
+        hit.dist_m = geo__haversine_cos_m(centre, sq.cos_q, hit.point.pos);
         if (hit.dist_m > radius_m) continue;
         if (filter && !filter(&hit.point, filter_ud)) continue;
         n++;
@@ -688,10 +774,12 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
       }
       continue;
     }
-    for (uint32_t c = 0; c < 4; c++) {
-      const qt_node *cn = &qt->nodes[nd->child + c];
-      if (cn->count == 0 || box_lb_h(&sq, cn) > sq.thresh_h) continue;
-      st[sp++] = nd->child + c;
+    const qt_node *cn = &qt->nodes[nd->child];
+    for (unsigned c = 0; c < 4; c++) {
+      if (cn[c].count == 0) continue;
+      qt_box cb = child_box(&it.box, c);
+      if (box_lb_h(&sq, &cb) > sq.thresh_h) continue;
+      st[sp++] = (stack_item){nd->child + c, cb, 0.0};
     }
   }
 done:
@@ -699,8 +787,8 @@ done:
   return GEO_OK;
 }
 
-static bool node_meets_box(const qt_node *nd, int32_t la0, int32_t la1, int32_t lo0, int32_t lo1) {
-  return nd->max_lat >= la0 && nd->min_lat <= la1 && nd->max_lng >= lo0 && nd->min_lng <= lo1;
+static bool box_meets(const qt_box *b, int32_t la0, int32_t la1, int32_t lo0, int32_t lo1) {
+  return b->max_lat >= la0 && b->min_lat <= la1 && b->max_lng >= lo0 && b->min_lng <= lo1;
 }
 
 geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box, geo_qt_filter filter,
@@ -710,22 +798,24 @@ geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box, geo_qt_fil
       !isfinite(box.min_lng) || !isfinite(box.max_lng) || box.min_lat > box.max_lat)
     return GEO_EINVAL;
   /* Conservative fixed-point bounds (one unit of slack); the exact test is per point. */
-  double la0 = floor(box.min_lat * FIX) - 1, la1 = ceil(box.max_lat * FIX) + 1;
-  double lo0 = floor(box.min_lng * FIX) - 1, lo1 = ceil(box.max_lng * FIX) + 1;
   const double LIM = 2e9;
-  int32_t ila0 = (int32_t)fmax(-LIM, fmin(LIM, la0)), ila1 = (int32_t)fmax(-LIM, fmin(LIM, la1));
-  int32_t ilo0 = (int32_t)fmax(-LIM, fmin(LIM, lo0)), ilo1 = (int32_t)fmax(-LIM, fmin(LIM, lo1));
+  int32_t la0 = (int32_t)fmax(-LIM, fmin(LIM, floor(box.min_lat * FIX) - 1));
+  int32_t la1 = (int32_t)fmax(-LIM, fmin(LIM, ceil(box.max_lat * FIX) + 1));
+  int32_t lo0 = (int32_t)fmax(-LIM, fmin(LIM, floor(box.min_lng * FIX) - 1));
+  int32_t lo1 = (int32_t)fmax(-LIM, fmin(LIM, ceil(box.max_lng * FIX) + 1));
   bool wraps = box.min_lng > box.max_lng;
   size_t n = 0;
-  uint32_t st[STACK_MAX * 2];
+  stack_item st[STACK_MAX];
   int sp = 0;
-  if (qt->n) st[sp++] = 0;
+  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
   while (sp > 0) {
-    const qt_node *nd = &qt->nodes[st[--sp]];
+    stack_item it = st[--sp];
+    const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
+      uint32_t cap = mem_cap(nd->mem);
       for (uint32_t i = 0; i < nd->count; i++) {
         geo_qt_hit hit;
-        hit.point = point_at(nd, i);
+        hit.point = point_at(nd->mem, cap, i);
         if (!geo_bbox_contains(box, hit.point.pos)) continue;
         if (filter && !filter(&hit.point, filter_ud)) continue;
         hit.dist_m = 0;
@@ -734,13 +824,14 @@ geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box, geo_qt_fil
       }
       continue;
     }
-    for (uint32_t c = 0; c < 4; c++) {
-      const qt_node *cn = &qt->nodes[nd->child + c];
-      if (cn->count == 0) continue;
-      bool meets = wraps ? node_meets_box(cn, ila0, ila1, ilo0, INT32_MAX) ||
-                               node_meets_box(cn, ila0, ila1, INT32_MIN, ilo1)
-                         : node_meets_box(cn, ila0, ila1, ilo0, ilo1);
-      if (meets) st[sp++] = nd->child + c;
+    const qt_node *cn = &qt->nodes[nd->child];
+    for (unsigned c = 0; c < 4; c++) {
+      if (cn[c].count == 0) continue;
+      qt_box cb = child_box(&it.box, c);
+      bool meets = wraps ? box_meets(&cb, la0, la1, lo0, INT32_MAX) ||
+                               box_meets(&cb, la0, la1, INT32_MIN, lo1)
+                         : box_meets(&cb, la0, la1, lo0, lo1);
+      if (meets) st[sp++] = (stack_item){nd->child + c, cb, 0.0};
     }
   }
 done:
@@ -750,18 +841,20 @@ done:
 
 /* ---- invariants ------------------------------------------------------------------------ */
 
-static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
+static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent, qt_box box,
                           uint32_t depth, size_t *points, size_t *visited) {
   if (idx >= qt->n_nodes || ++*visited > qt->n_nodes) return GEO_EFORMAT;
   const qt_node *nd = &qt->nodes[idx];
-  if (nd->parent != parent || nd->depth != depth || depth > GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
-  if (nd->min_lat > nd->max_lat || nd->min_lng > nd->max_lng) return GEO_EFORMAT;
+  const qt_meta *mt = &qt->meta[idx];
+  if (mt->parent != parent || mt->depth != depth || depth > GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
+  if (memcmp(meta_box(mt), &box, sizeof box) != 0) return GEO_EFORMAT;
   if (nd->child == NONE) {
-    if (nd->count > nd->cap || (nd->count > 0 && nd->mem == NULL)) return GEO_EFORMAT;
+    if (nd->count > mem_cap(nd->mem) || (nd->count > 0) != (nd->mem != NULL)) return GEO_EFORMAT;
+    if (nd->mem && memcmp(&L_hdr(nd->mem)->box, &box, sizeof box) != 0) return GEO_EFORMAT;
     if (nd->count > GEO_QT_LEAF_MAX && depth < GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
     for (uint32_t i = 0; i < nd->count; i++) {
-      if (!node_contains(nd, L_lat(nd)[i], L_lng(nd)[i])) return GEO_EFORMAT;
-      size_t ti = tab_find(qt, L_ids(nd)[i]);
+      if (!box_contains(&box, L_co(nd->mem)[2 * i], L_co(nd->mem)[2 * i + 1])) return GEO_EFORMAT;
+      size_t ti = tab_find(qt, slot_id(qt, idx, i));
       if (ti == SIZE_MAX || entry_node(qt->tab[ti]) != idx || entry_slot(qt->tab[ti]) != i)
         return GEO_EFORMAT;
     }
@@ -772,14 +865,10 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
   size_t sum = 0;
   for (uint32_t c = 0; c < 4; c++) {
     size_t before = *points;
-    geo_err e = check_node(qt, nd->child + c, idx, depth + 1, points, visited);
+    geo_err e = check_node(qt, nd->child + c, idx, child_box(&box, c), depth + 1, points, visited);
     if (e != GEO_OK) return e;
-    const qt_node *cn = &qt->nodes[nd->child + c];
-    if (cn->count != *points - before) return GEO_EFORMAT;
-    if (cn->min_lat < nd->min_lat || cn->max_lat > nd->max_lat || cn->min_lng < nd->min_lng ||
-        cn->max_lng > nd->max_lng)
-      return GEO_EFORMAT;
-    sum += cn->count;
+    if (qt->nodes[nd->child + c].count != *points - before) return GEO_EFORMAT;
+    sum += qt->nodes[nd->child + c].count;
   }
   return sum == nd->count ? GEO_OK : GEO_EFORMAT;
 }
@@ -787,7 +876,7 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
 geo_err geo_quadtree_check(const geo_quadtree *qt) {
   if (qt == NULL) return GEO_EINVAL;
   size_t points = 0, visited = 0;
-  geo_err e = check_node(qt, 0, NONE, 0, &points, &visited);
+  geo_err e = check_node(qt, 0, NONE, ROOT_BOX, 0, &points, &visited);
   if (e != GEO_OK) return e;
   if (points != qt->n || qt->nodes[0].count != qt->n) return GEO_EFORMAT;
   size_t used = 0;

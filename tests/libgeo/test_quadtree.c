@@ -44,7 +44,10 @@ static void model_free(model *m) {
 }
 
 static geo_qt_payload payload_of(uint64_t id) {
-  return (geo_qt_payload){(uint8_t)(tu_next() % 4), (int64_t)(id * 1000 + tu_below(1000))};
+  /* ts over the whole documented range [-2^55, 2^55), negative too. */
+  (void)id;
+  int64_t ts = (int64_t)tu_below(UINT64_C(1) << 56) - (INT64_C(1) << 55);
+  return (geo_qt_payload){(uint8_t)(tu_next() % 256), ts};
 }
 
 static model *g_sort_model;
@@ -71,7 +74,7 @@ static size_t lower_lat(const model *m, double lat) {
 
 static bool avail_filter(const geo_qt_point *p, void *ud) {
   (void)ud;
-  return p->payload.state == 1;
+  return p->payload.state % 4 == 1;
 }
 
 static bool hit_less(const geo_qt_hit *a, const geo_qt_hit *b) {
@@ -97,7 +100,7 @@ static size_t model_knn(const model *m, geo_latlng q, size_t k, double max_d, bo
     double bound = fabs(m->pos[idx].lat - q.lat) * mpd * (1 - 1e-9) - 1e-3;
     double worst = n == k ? out[k - 1].dist_m : max_d;
     if (bound > worst) break; /* every remaining point is at least this far */
-    if (avail && m->pl[idx].state != 1) continue;
+    if (avail && m->pl[idx].state % 4 != 1) continue;
     geo_qt_hit h = {{m->id[idx], m->pos[idx], m->pl[idx]}, geo_haversine_m(q, m->pos[idx])};
     if (h.dist_m > max_d) continue;
     if (n == k && !hit_less(&h, &out[k - 1])) continue;
@@ -137,7 +140,7 @@ static void model_radius(const model *m, geo_latlng c, double r, bool avail, col
   for (size_t j = lower_lat(m, c.lat - dlat); j < m->n; j++) {
     size_t i = m->by_lat[j];
     if (m->pos[i].lat > c.lat + dlat) break;
-    if (avail && m->pl[i].state != 1) continue;
+    if (avail && m->pl[i].state % 4 != 1) continue;
     geo_qt_hit h = {{m->id[i], m->pos[i], m->pl[i]}, geo_haversine_m(c, m->pos[i])};
     if (h.dist_m <= r) collect_visit(&h, out);
   }
@@ -147,7 +150,7 @@ static void model_box(const model *m, geo_bbox b, bool avail, collect *out) {
   for (size_t j = lower_lat(m, b.min_lat); j < m->n; j++) {
     size_t i = m->by_lat[j];
     if (m->pos[i].lat > b.max_lat) break;
-    if (avail && m->pl[i].state != 1) continue;
+    if (avail && m->pl[i].state % 4 != 1) continue;
     if (!geo_bbox_contains(b, m->pos[i])) continue;
     geo_qt_hit h = {{m->id[i], m->pos[i], m->pl[i]}, 0};
     collect_visit(&h, out);
@@ -347,7 +350,7 @@ static void scenario(region reg, size_t npoints, int nq1, int ops, int nq2, cons
 
 static void test_quadtree_matches_linear_scan_in_a_city_before_and_after_churn(void **state) {
   (void)state;
-  scenario(CITY, 100000, 4000, 300000, 4000, "city");
+  scenario(CITY, 100000, 5000, 300000, 5000, "city"); /* 11,250 queries on 10^5 points */
 }
 
 static void test_quadtree_matches_linear_scan_on_the_globe_poles_and_antimeridian(void **state) {
@@ -444,6 +447,8 @@ static void test_quadtree_rejects_bad_arguments(void **state) {
   assert_int_equal(n, 0);
   assert_int_equal(geo_quadtree_within_radius(qt, (geo_latlng){0, 0}, NAN, NULL, NULL, collect_visit, NULL, NULL), GEO_EINVAL);
   assert_int_equal(geo_quadtree_within_box(qt, (geo_bbox){1, 0, 0, 1}, NULL, NULL, collect_visit, NULL, NULL), GEO_EINVAL);
+  assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, INT64_C(1) << 55}), GEO_EINVAL);
+  assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, -(INT64_C(1) << 55) - 1}), GEO_EINVAL);
   assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, pl), GEO_OK);
   assert_int_equal(geo_quadtree_set_payload(qt, 1, (geo_qt_payload){3, 42}), GEO_OK);
   assert_int_equal(geo_quadtree_get(qt, 1, &p), GEO_OK);

@@ -18,7 +18,7 @@
 /* xoshiro-style PRNG state (splitmix64), seeded once per test binary. */
 static uint64_t tu_rng_state;
 
-static uint64_t tu_next(void) {
+static inline uint64_t tu_next(void) {
   uint64_t z = (tu_rng_state += UINT64_C(0x9e3779b97f4a7c15));
   z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
   z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
@@ -26,14 +26,14 @@ static uint64_t tu_next(void) {
 }
 
 /* Uniform in [lo, hi). */
-static double tu_uniform(double lo, double hi) {
+static inline double tu_uniform(double lo, double hi) {
   return lo + (hi - lo) * ((double)(tu_next() >> 11) * (1.0 / 9007199254740992.0));
 }
 
-static uint64_t tu_below(uint64_t n) { return n ? tu_next() % n : 0; }
+static inline uint64_t tu_below(uint64_t n) { return n ? tu_next() % n : 0; }
 
 /* Seed from SEED= or the clock, and print it so a failure can be replayed. */
-static uint64_t tu_seed(const char *test_name) {
+static inline uint64_t tu_seed(const char *test_name) {
   const char *s = getenv("SEED");
   uint64_t seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
   fprintf(stderr, "%s: SEED=%" PRIu64 " (set SEED= to replay)\n", test_name, seed);
@@ -50,7 +50,7 @@ typedef struct tu_alloc {
 
 static tu_alloc tu_a;
 
-static void *tu_malloc(size_t n, void *ud) {
+static inline void *tu_malloc(size_t n, void *ud) {
   (void)ud;
   tu_a.calls++;
   if (tu_a.fail_at && (tu_a.calls == tu_a.fail_at || (tu_a.fail_after && tu_a.calls > tu_a.fail_at)))
@@ -60,7 +60,7 @@ static void *tu_malloc(size_t n, void *ud) {
   return p;
 }
 
-static void tu_free(void *p, void *ud) {
+static inline void tu_free(void *p, void *ud) {
   (void)ud;
   if (p) {
     tu_a.live--;
@@ -70,13 +70,13 @@ static void tu_free(void *p, void *ud) {
 
 /* Install the counting allocator (no realloc: libgeo then uses malloc + copy + free, so
  * every growth is a countable, failable call). */
-static void tu_alloc_install(long fail_at, int fail_after) {
+static inline void tu_alloc_install(long fail_at, int fail_after) {
   tu_a = (tu_alloc){0, 0, fail_at, fail_after};
   geo_allocator a = {tu_malloc, NULL, tu_free, NULL};
   geo_set_allocator(&a);
 }
 
-static void tu_alloc_disarm(void) { tu_a.fail_at = 0; }
-static void tu_alloc_restore(void) { geo_set_allocator(NULL); }
+static inline void tu_alloc_disarm(void) { tu_a.fail_at = 0; }
+static inline void tu_alloc_restore(void) { geo_set_allocator(NULL); }
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "graph.h"
 #include "mctl.h"
 
 typedef struct verb {
@@ -16,6 +17,7 @@ typedef struct verb {
 static const verb VERBS[] = {
     {"db", mctl_db_main, "database migrations: migrate, status"},
     {"token", mctl_token_main, "mint a development JWT: --role R --sub ID [--ttl S]"},
+    {"graph", mctl_graph_main, "road graph: import, export, status, calibrate, eta-report"},
 };
 
 static void usage(FILE *f) {

@@ -73,7 +73,8 @@ GEO_EXPORT geo_err geo_geohash_precision_for_size(double size_m, double lat_deg,
  * sphere; across the antimeridian and over the poles too), in row-major order from the
  * south-west. Allocates *cells (free with geo_geohash_cells_free) and writes their number to
  * *n. Errors: GEO_EINVAL (bad centre, radius or precision, NULL out), GEO_ERANGE when more
- * than 1,000,000 candidate cells (of the circle's bounding box) would be examined, GEO_ENOMEM (nothing allocated, outputs untouched). */
+ * than 1,000,000 candidate cells (of the circle's bounding box) would be examined,
+ * GEO_ENOMEM (nothing allocated, outputs untouched). */
 GEO_EXPORT geo_err geo_geohash_cover_circle(geo_latlng centre, double radius_m, int precision,
                                             geo_geohash **cells, size_t *n);
 

@@ -29,7 +29,9 @@ extern "C" {
 typedef struct geo_quadtree geo_quadtree;
 
 /* The payload stored with each point: an application state (Meridian: the driver state
- * enum) and the timestamp of the position in milliseconds (Meridian: Unix ms of the ping). */
+ * enum) and the timestamp of the position in milliseconds (Meridian: Unix ms of the ping).
+ * ts_ms must lie in [-2^55, 2^55) (about +/- 1.1 million years): it is stored in 56 bits
+ * next to the state, so that a point takes 24 bytes. */
 typedef struct geo_qt_payload {
   uint8_t state;
   int64_t ts_ms;
@@ -67,13 +69,14 @@ GEO_EXPORT void geo_quadtree_free(geo_quadtree *qt);
 
 /* Insert id at pos with payload, or move it there (and replace its payload) if present.
  * A move within the point's current leaf cell allocates nothing and cannot fail.
- * Errors: GEO_EINVAL (NULL, invalid position), GEO_ERANGE (more than 16,777,215 points on
+ * Errors: GEO_EINVAL (NULL, invalid position, ts_ms out of range), GEO_ERANGE (more than 16,777,215 points on
  * one deepest cell), GEO_ENOMEM; on any error the tree is unchanged (the point, if it
  * existed, stays where it was) and remains fully usable. */
 GEO_EXPORT geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos,
                                        geo_qt_payload payload);
 
-/* Replace the payload of id, keeping its position. Errors: GEO_EINVAL, GEO_ENOTFOUND. */
+/* Replace the payload of id, keeping its position. Errors: GEO_EINVAL (NULL, ts_ms out of
+ * range), GEO_ENOTFOUND. */
 GEO_EXPORT geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id,
                                             geo_qt_payload payload);
 

@@ -1,0 +1,405 @@
+/*
+ * ch.c: building contraction hierarchies. Nodes are contracted in the order of a lazily
+ * updated priority (2 x edge difference + contracted neighbours); contracting v adds a
+ * shortcut u -> x for every pair of its remaining in/out edges unless a witness search
+ * (a Dijkstra from u that avoids v, limited to WITNESS_SETTLE_LIMIT nodes) finds a path no
+ * longer than u -> v -> x. A limited witness search can only add a superfluous shortcut,
+ * so the hierarchy always gives exact travel times. Queries are in route.c.
+ */
+#include "geo/ch.h"
+
+#include "graph_internal.h"
+
+#include <string.h>
+
+#define WITNESS_SETTLE_LIMIT 400
+#define NONE UINT32_MAX
+
+typedef struct pedge {
+  uint32_t from, to, weight;
+  uint32_t a, b; /* original arc (b == NONE) or the two halves' pool ids */
+} pedge;
+
+typedef struct idlist {
+  uint32_t *ids;
+  uint32_t len, cap;
+} idlist;
+
+typedef struct builder {
+  uint32_t n;
+  pedge *pool;
+  size_t n_pool, cap_pool;
+  idlist *out, *in;
+  uint8_t *done;
+  uint32_t *deleted;
+  uint32_t *prio;
+  /* witness search */
+  uint32_t *wdist, *wstamp, wgen, *hpos, *hkey, *hnode, hsize;
+  /* heap of nodes by priority */
+  uint32_t *qpos, *qkey, *qnode, qsize;
+  /* final lists: pool ids per node */
+  idlist *up, *dn;
+  bool oom;
+} builder;
+
+static bool list_push(builder *b, idlist *l, uint32_t id) {
+  if (l->len == l->cap) {
+    uint32_t nc = l->cap ? l->cap * 2 : 4;
+    uint32_t *p = geo__realloc(l->ids, l->cap * sizeof *p, nc * sizeof *p);
+    if (p == NULL) {
+      b->oom = true;
+      return false;
+    }
+    l->ids = p;
+    l->cap = nc;
+  }
+  l->ids[l->len++] = id;
+  return true;
+}
+
+static uint32_t pool_add(builder *b, uint32_t from, uint32_t to, uint32_t w, uint32_t a, uint32_t bb) {
+  if (b->n_pool == b->cap_pool) {
+    size_t nc = b->cap_pool ? b->cap_pool * 2 : 1024;
+    pedge *p = geo__realloc(b->pool, b->cap_pool * sizeof *p, nc * sizeof *p);
+    if (p == NULL) {
+      b->oom = true;
+      return NONE;
+    }
+    b->pool = p;
+    b->cap_pool = nc;
+  }
+  if (b->n_pool >= NONE - 1) {
+    b->oom = true;
+    return NONE;
+  }
+  b->pool[b->n_pool] = (pedge){from, to, w, a, bb};
+  return (uint32_t)b->n_pool++;
+}
+
+/* ---- a small indexed binary heap, used for the witness search and the node order ----- */
+
+static void hup(uint32_t *key, uint32_t *node, uint32_t *pos, uint32_t i) {
+  uint32_t k = key[i], v = node[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (key[p] <= k) break;
+    key[i] = key[p], node[i] = node[p], pos[node[i]] = i;
+    i = p;
+  }
+  key[i] = k, node[i] = v, pos[v] = i;
+}
+
+static void hdown(uint32_t *key, uint32_t *node, uint32_t *pos, uint32_t size, uint32_t i) {
+  uint32_t k = key[i], v = node[i];
+  for (;;) {
+    uint32_t c = 2 * i + 1;
+    if (c >= size) break;
+    if (c + 1 < size && key[c + 1] < key[c]) c++;
+    if (key[c] >= k) break;
+    key[i] = key[c], node[i] = node[c], pos[node[i]] = i;
+    i = c;
+  }
+  key[i] = k, node[i] = v, pos[v] = i;
+}
+
+/* Distances from u in the remaining graph avoiding `avoid`, up to `limit`. wdist is valid
+ * where wstamp == wgen. */
+static void witness(builder *b, uint32_t u, uint32_t avoid, uint32_t limit) {
+  if (++b->wgen == 0) {
+    memset(b->wstamp, 0, b->n * sizeof *b->wstamp);
+    b->wgen = 1;
+  }
+  b->hsize = 0;
+  b->wstamp[u] = b->wgen;
+  b->wdist[u] = 0;
+  b->hkey[0] = 0, b->hnode[0] = u, b->hpos[u] = 0, b->hsize = 1;
+  uint32_t settled = 0;
+  while (b->hsize > 0 && settled < WITNESS_SETTLE_LIMIT) {
+    uint32_t v = b->hnode[0], dv = b->hkey[0];
+    if (dv > limit) break;
+    b->hpos[v] = NONE;
+    if (--b->hsize > 0) {
+      b->hkey[0] = b->hkey[b->hsize], b->hnode[0] = b->hnode[b->hsize];
+      hdown(b->hkey, b->hnode, b->hpos, b->hsize, 0);
+    }
+    settled++;
+    const idlist *l = &b->out[v];
+    for (uint32_t i = 0; i < l->len; i++) {
+      const pedge *e = &b->pool[l->ids[i]];
+      uint32_t w = e->to;
+      if (w == avoid) continue;
+      uint32_t nd = geo__sat_add(dv, e->weight);
+      if (b->wstamp[w] != b->wgen) {
+        b->wstamp[w] = b->wgen;
+        b->wdist[w] = nd;
+        b->hpos[w] = b->hsize;
+        b->hkey[b->hsize] = nd, b->hnode[b->hsize] = w;
+        hup(b->hkey, b->hnode, b->hpos, b->hsize++);
+      } else if (nd < b->wdist[w]) {
+        b->wdist[w] = nd;
+        if (b->hpos[w] != NONE) {
+          b->hkey[b->hpos[w]] = nd;
+          hup(b->hkey, b->hnode, b->hpos, b->hpos[w]);
+        }
+      }
+    }
+  }
+}
+
+static uint32_t wdist_of(const builder *b, uint32_t v) {
+  return b->wstamp[v] == b->wgen ? b->wdist[v] : NONE;
+}
+
+/* Contract v (really, or only count the shortcuts it would need when simulate). */
+static uint32_t contract(builder *b, uint32_t v, bool simulate) {
+  uint32_t shortcuts = 0;
+  idlist *in = &b->in[v], *out = &b->out[v];
+  uint32_t max_out = 0;
+  for (uint32_t j = 0; j < out->len; j++)
+    if (b->pool[out->ids[j]].weight > max_out) max_out = b->pool[out->ids[j]].weight;
+  for (uint32_t i = 0; i < in->len; i++) {
+    uint32_t e1 = in->ids[i];
+    uint32_t u = b->pool[e1].from, w1 = b->pool[e1].weight;
+    witness(b, u, v, geo__sat_add(w1, max_out));
+    for (uint32_t j = 0; j < out->len; j++) {
+      uint32_t e2 = out->ids[j];
+      uint32_t x = b->pool[e2].to;
+      if (x == u) continue;
+      uint32_t via = geo__sat_add(w1, b->pool[e2].weight);
+      if (wdist_of(b, x) <= via) continue;
+      shortcuts++;
+      if (simulate) continue;
+      /* an existing u -> x edge is improved in place, else a shortcut is added */
+      idlist *uo = &b->out[u];
+      uint32_t found = NONE;
+      for (uint32_t k = 0; k < uo->len; k++)
+        if (b->pool[uo->ids[k]].to == x) {
+          found = uo->ids[k];
+          break;
+        }
+      if (found != NONE) {
+        if (b->pool[found].weight > via) {
+          b->pool[found].weight = via;
+          b->pool[found].a = e1;
+          b->pool[found].b = e2;
+        }
+        continue;
+      }
+      uint32_t id = pool_add(b, u, x, via, e1, e2);
+      if (id == NONE || !list_push(b, &b->out[u], id) || !list_push(b, &b->in[x], id)) return 0;
+      /* pool_add may move pool; in/out lists hold ids, so they stay valid */
+    }
+  }
+  return shortcuts;
+}
+
+static void list_remove_node(builder *b, idlist *l, uint32_t node, bool by_to) {
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < l->len; i++) {
+    const pedge *e = &b->pool[l->ids[i]];
+    if ((by_to ? e->to : e->from) != node) l->ids[k++] = l->ids[i];
+  }
+  l->len = k;
+}
+
+static uint32_t priority(builder *b, uint32_t v) {
+  uint32_t sc = contract(b, v, true);
+  int64_t ed = (int64_t)sc - (int64_t)b->in[v].len - (int64_t)b->out[v].len;
+  int64_t p = 2 * ed + (int64_t)b->deleted[v] + (1 << 20);
+  return p < 0 ? 0 : (uint32_t)p;
+}
+
+static void builder_free(builder *b) {
+  for (uint32_t v = 0; b->out && v < b->n; v++) geo__free(b->out[v].ids);
+  for (uint32_t v = 0; b->in && v < b->n; v++) geo__free(b->in[v].ids);
+  for (uint32_t v = 0; b->up && v < b->n; v++) geo__free(b->up[v].ids);
+  for (uint32_t v = 0; b->dn && v < b->n; v++) geo__free(b->dn[v].ids);
+  geo__free(b->out);
+  geo__free(b->in);
+  geo__free(b->up);
+  geo__free(b->dn);
+  geo__free(b->pool);
+  geo__free(b->done);
+  geo__free(b->deleted);
+  geo__free(b->prio);
+  geo__free(b->wdist);
+  geo__free(b->wstamp);
+  geo__free(b->hpos);
+  geo__free(b->hkey);
+  geo__free(b->hnode);
+  geo__free(b->qpos);
+  geo__free(b->qkey);
+  geo__free(b->qnode);
+}
+
+bool geo_ch_present(const geo_graph *g) { return g != NULL && g->has_ch; }
+
+geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats) {
+  if (g == NULL || g->read_only) return GEO_EINVAL;
+  uint32_t n = g->n;
+  builder b = {.n = n};
+  geo_err err = GEO_ENOMEM;
+  uint32_t *rank = NULL, *up_off = NULL, *dn_off = NULL, *fin = NULL;
+  geo_ch_edge *up = NULL, *dn = NULL;
+  size_t nn = n ? n : 1;
+  b.out = geo__calloc(nn, sizeof *b.out);
+  b.in = geo__calloc(nn, sizeof *b.in);
+  b.up = geo__calloc(nn, sizeof *b.up);
+  b.dn = geo__calloc(nn, sizeof *b.dn);
+  b.done = geo__calloc(nn, 1);
+  b.deleted = geo__calloc(nn, sizeof *b.deleted);
+  b.prio = geo__calloc(nn, sizeof *b.prio);
+  b.wdist = geo__calloc(nn, sizeof *b.wdist);
+  b.wstamp = geo__calloc(nn, sizeof *b.wstamp);
+  b.hpos = geo__calloc(nn, sizeof *b.hpos);
+  b.hkey = geo__calloc(nn, sizeof *b.hkey);
+  b.hnode = geo__calloc(nn, sizeof *b.hnode);
+  b.qpos = geo__calloc(nn, sizeof *b.qpos);
+  b.qkey = geo__calloc(nn, sizeof *b.qkey);
+  b.qnode = geo__calloc(nn, sizeof *b.qnode);
+  if (!b.out || !b.in || !b.up || !b.dn || !b.done || !b.deleted || !b.prio || !b.wdist ||
+      !b.wstamp || !b.hpos || !b.hkey || !b.hnode || !b.qpos || !b.qkey || !b.qnode)
+    goto fail;
+  /* The initial edges: for each (tail, head) the fastest arc; self-loops never help. */
+  for (uint32_t a = 0; a < g->m; a++) {
+    uint32_t u = g->tail[a], x = g->head[a];
+    if (u == x) continue;
+    idlist *uo = &b.out[u];
+    uint32_t found = NONE;
+    for (uint32_t k = 0; k < uo->len; k++)
+      if (b.pool[uo->ids[k]].to == x) found = uo->ids[k];
+    if (found != NONE) {
+      if (g->time_ms[a] < b.pool[found].weight) {
+        b.pool[found].weight = g->time_ms[a];
+        b.pool[found].a = a;
+      }
+      continue;
+    }
+    uint32_t id = pool_add(&b, u, x, g->time_ms[a], a, NONE);
+    if (id == NONE || !list_push(&b, uo, id) || !list_push(&b, &b.in[x], id)) goto fail;
+  }
+  /* Initial priorities. */
+  for (uint32_t v = 0; v < n; v++) {
+    b.qkey[v] = priority(&b, v);
+    b.qnode[v] = v;
+    b.qpos[v] = v;
+  }
+  if (b.oom) goto fail;
+  b.qsize = n;
+  for (uint32_t i = n / 2 + 1; i-- > 0;)
+    if (i < n) hdown(b.qkey, b.qnode, b.qpos, b.qsize, i);
+  rank = geo__calloc(nn, sizeof *rank);
+  if (rank == NULL) goto fail;
+  uint32_t next_rank = 0;
+  while (b.qsize > 0) {
+    uint32_t v = b.qnode[0];
+    /* lazy update: recompute; if it is no longer the minimum, put it back */
+    uint32_t p = priority(&b, v);
+    if (b.oom) goto fail;
+    if (p > b.qkey[0] && b.qsize > 1) {
+      b.qkey[0] = p;
+      hdown(b.qkey, b.qnode, b.qpos, b.qsize, 0);
+      if (b.qnode[0] != v) continue;
+    }
+    b.qpos[v] = NONE;
+    if (--b.qsize > 0) {
+      b.qkey[0] = b.qkey[b.qsize], b.qnode[0] = b.qnode[b.qsize];
+      hdown(b.qkey, b.qnode, b.qpos, b.qsize, 0);
+    }
+    contract(&b, v, false);
+    if (b.oom) goto fail;
+    b.done[v] = 1;
+    rank[v] = next_rank++;
+    /* v's remaining edges become final; neighbours forget v */
+    for (uint32_t i = 0; i < b.out[v].len; i++) {
+      uint32_t id = b.out[v].ids[i], x = b.pool[id].to;
+      if (!list_push(&b, &b.up[v], id)) goto fail;
+      list_remove_node(&b, &b.in[x], v, false);
+      b.deleted[x]++;
+    }
+    for (uint32_t i = 0; i < b.in[v].len; i++) {
+      uint32_t id = b.in[v].ids[i], u = b.pool[id].from;
+      if (!list_push(&b, &b.dn[v], id)) goto fail;
+      list_remove_node(&b, &b.out[u], v, true);
+      b.deleted[u]++;
+    }
+    /* neighbours' priorities change: update them in the queue */
+    for (int side = 0; side < 2; side++) {
+      idlist *l = side ? &b.in[v] : &b.out[v];
+      for (uint32_t i = 0; i < l->len; i++) {
+        uint32_t w = side ? b.pool[l->ids[i]].from : b.pool[l->ids[i]].to;
+        if (b.qpos[w] == NONE) continue;
+        uint32_t np = priority(&b, w);
+        uint32_t pos = b.qpos[w];
+        uint32_t old = b.qkey[pos];
+        b.qkey[pos] = np;
+        if (np < old) hup(b.qkey, b.qnode, b.qpos, pos);
+        else hdown(b.qkey, b.qnode, b.qpos, b.qsize, pos);
+      }
+    }
+    if (b.oom) goto fail;
+  }
+  /* Final arrays. */
+  size_t n_up = 0, n_dn = 0;
+  for (uint32_t v = 0; v < n; v++) n_up += b.up[v].len, n_dn += b.dn[v].len;
+  if (n_up + n_dn >= NONE - 1) {
+    err = GEO_ERANGE;
+    goto fail;
+  }
+  up_off = geo__calloc((size_t)n + 1, sizeof *up_off);
+  dn_off = geo__calloc((size_t)n + 1, sizeof *dn_off);
+  up = geo__calloc(n_up ? n_up : 1, sizeof *up);
+  dn = geo__calloc(n_dn ? n_dn : 1, sizeof *dn);
+  fin = geo__calloc(b.n_pool ? b.n_pool : 1, sizeof *fin);
+  if (!up_off || !dn_off || !up || !dn || !fin) goto fail;
+  for (size_t i = 0; i < b.n_pool; i++) fin[i] = NONE;
+  uint32_t k = 0;
+  for (uint32_t v = 0; v < n; v++) {
+    up_off[v] = k;
+    for (uint32_t i = 0; i < b.up[v].len; i++) fin[b.up[v].ids[i]] = k++;
+  }
+  up_off[n] = k;
+  k = 0;
+  for (uint32_t v = 0; v < n; v++) {
+    dn_off[v] = k;
+    for (uint32_t i = 0; i < b.dn[v].len; i++) fin[b.dn[v].ids[i]] = (uint32_t)n_up + k++;
+  }
+  dn_off[n] = k;
+  uint32_t n_short = 0;
+  for (int side = 0; side < 2; side++) {
+    for (uint32_t v = 0; v < n; v++) {
+      idlist *l = side ? &b.dn[v] : &b.up[v];
+      for (uint32_t i = 0; i < l->len; i++) {
+        const pedge *e = &b.pool[l->ids[i]];
+        geo_ch_edge ce = {side ? e->from : e->to, e->weight, e->a, GEO_ARC_NONE};
+        if (e->b != NONE) {
+          ce.a = fin[e->a];
+          ce.b = fin[e->b];
+          n_short++;
+        }
+        uint32_t id = fin[l->ids[i]];
+        if (side) dn[id - n_up] = ce;
+        else up[id] = ce;
+      }
+    }
+  }
+  /* attach, replacing an earlier hierarchy */
+  for (int i = 0; i < 5; i++) geo__free(g->ch_mem[i]);
+  g->ch_mem[0] = rank, g->ch_mem[1] = up_off, g->ch_mem[2] = up, g->ch_mem[3] = dn_off,
+  g->ch_mem[4] = dn;
+  g->ch = (geo_ch_data){rank, up_off, up, dn_off, dn, (uint32_t)n_up, (uint32_t)n_dn};
+  g->has_ch = true;
+  if (stats) *stats = (geo_ch_stats){(uint32_t)n_up, (uint32_t)n_dn, n_short};
+  rank = up_off = dn_off = NULL;
+  up = dn = NULL;
+  err = GEO_OK;
+fail:
+  geo__free(rank);
+  geo__free(up_off);
+  geo__free(dn_off);
+  geo__free(up);
+  geo__free(dn);
+  geo__free(fin);
+  builder_free(&b);
+  return err;
+}

@@ -1,0 +1,958 @@
+/*
+ * route.c: point-to-point searches (Dijkstra, A*, bidirectional Dijkstra, contraction
+ * hierarchy queries), one-to-many searches (plain and CH buckets), path recovery and
+ * polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
+ *
+ * Labels live in per-direction arrays sized to the graph; a label is valid only when its
+ * stamp equals the direction's current generation, so starting a query costs O(1). The
+ * priority queue is a 4-ary heap with a position index (decrease-key in place).
+ */
+#include "geo/route.h"
+
+#include "geo/ch.h"
+#include "geo/geometry.h"
+#include "graph_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define INF UINT32_MAX
+#define NOT_IN_HEAP UINT32_MAX
+/* pred values below SEED_BASE are arcs (or CH edge ids); SEED_BASE + k marks seed k. */
+#define SEED_BASE 0xfffffff0u
+#define MAX_SEEDS 2
+
+typedef struct dir_state {
+  uint32_t *dist, *pred, *stamp, *hpos;
+  uint32_t *hkey, *hnode;
+  uint32_t hsize;
+  uint32_t gen;
+} dir_state;
+
+/* Where a search may start or end: node, extra time to reach/leave it, and the partly
+ * traversed arc (GEO_ARC_NONE for a node place) with the fraction where the place is. */
+typedef struct seed {
+  uint32_t node, off, arc;
+  double frac;
+} seed;
+
+typedef struct seeds {
+  seed s[MAX_SEEDS];
+  int n;
+} seeds;
+
+/* A one-to-many target registration: target idx reached at a node with extra time off. */
+typedef struct tentry {
+  uint32_t next, idx, off;
+} tentry;
+
+struct geo_route_state {
+  uint32_t n;
+  dir_state d[2];
+  double *xyz; /* n * 3 unit vectors, for the A* heuristic (chord distance) */
+  /* last path */
+  bool has_path;
+  uint32_t *path;
+  size_t path_len, path_cap;
+  double first_frac, last_frac; /* fraction where the route starts on path[0] / ends on last */
+  bool first_partial, last_partial;
+  uint32_t *stack;
+  size_t stack_cap;
+  /* one-to-many: registrations per node (stamped heads) and bucket entries */
+  uint32_t *thead, *tstamp, tgen;
+  tentry *tent;
+  size_t tent_cap;
+  uint32_t *pend;
+  size_t pend_cap;
+};
+
+/* ---- state --------------------------------------------------------------------------- */
+
+static void dir_free(dir_state *d) {
+  geo__free(d->dist);
+  geo__free(d->pred);
+  geo__free(d->stamp);
+  geo__free(d->hpos);
+  geo__free(d->hkey);
+  geo__free(d->hnode);
+}
+
+static bool dir_init(dir_state *d, uint32_t n) {
+  d->dist = geo__calloc(n, sizeof *d->dist);
+  d->pred = geo__calloc(n, sizeof *d->pred);
+  d->stamp = geo__calloc(n, sizeof *d->stamp);
+  d->hpos = geo__calloc(n, sizeof *d->hpos);
+  d->hkey = geo__calloc(n, sizeof *d->hkey);
+  d->hnode = geo__calloc(n, sizeof *d->hnode);
+  d->gen = 0;
+  return d->dist && d->pred && d->stamp && d->hpos && d->hkey && d->hnode;
+}
+
+geo_err geo_route_state_new(const geo_graph *g, geo_route_state **out) {
+  if (g == NULL || out == NULL) return GEO_EINVAL;
+  geo_route_state *st = geo__calloc(1, sizeof *st);
+  if (st == NULL) return GEO_ENOMEM;
+  uint32_t n = g->n ? g->n : 1;
+  st->n = g->n;
+  bool ok = dir_init(&st->d[0], n) && dir_init(&st->d[1], n);
+  st->xyz = geo__calloc((size_t)n * 3, sizeof *st->xyz);
+  st->thead = geo__calloc(n, sizeof *st->thead);
+  st->tstamp = geo__calloc(n, sizeof *st->tstamp);
+  if (!ok || !st->xyz || !st->thead || !st->tstamp) {
+    geo_route_state_free(st);
+    return GEO_ENOMEM;
+  }
+  const double rad = 3.14159265358979323846 / 180.0;
+  for (uint32_t v = 0; v < g->n; v++) {
+    double la = g->pos[v].lat * rad, lo = g->pos[v].lng * rad;
+    st->xyz[3 * v] = cos(la) * cos(lo);
+    st->xyz[3 * v + 1] = cos(la) * sin(lo);
+    st->xyz[3 * v + 2] = sin(la);
+  }
+  *out = st;
+  return GEO_OK;
+}
+
+void geo_route_state_free(geo_route_state *st) {
+  if (st == NULL) return;
+  dir_free(&st->d[0]);
+  dir_free(&st->d[1]);
+  geo__free(st->xyz);
+  geo__free(st->path);
+  geo__free(st->stack);
+  geo__free(st->thead);
+  geo__free(st->tstamp);
+  geo__free(st->tent);
+  geo__free(st->pend);
+  geo__free(st);
+}
+
+const char *geo_route_algo_name(geo_route_algo algo) {
+  switch (algo) {
+  case GEO_ROUTE_DIJKSTRA: return "dijkstra";
+  case GEO_ROUTE_ASTAR: return "astar";
+  case GEO_ROUTE_BIDIR: return "bidir";
+  case GEO_ROUTE_CH: return "ch";
+  default: return "unknown";
+  }
+}
+
+geo_route_place geo_route_place_node(uint32_t v) {
+  return (geo_route_place){v, GEO_ARC_NONE, 0.0};
+}
+
+/* ---- labels and heap ------------------------------------------------------------------ */
+
+static void dir_reset(dir_state *d, uint32_t n) {
+  d->hsize = 0;
+  if (++d->gen == 0) { /* wrapped: make every old stamp stale */
+    memset(d->stamp, 0, (size_t)n * sizeof *d->stamp);
+    d->gen = 1;
+  }
+}
+
+static inline uint32_t dist_of(const dir_state *d, uint32_t v) {
+  return d->stamp[v] == d->gen ? d->dist[v] : INF;
+}
+
+static inline void heap_up(dir_state *d, uint32_t i) {
+  uint32_t key = d->hkey[i], node = d->hnode[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 4;
+    if (d->hkey[p] <= key) break;
+    d->hkey[i] = d->hkey[p];
+    d->hnode[i] = d->hnode[p];
+    d->hpos[d->hnode[i]] = i;
+    i = p;
+  }
+  d->hkey[i] = key;
+  d->hnode[i] = node;
+  d->hpos[node] = i;
+}
+
+static inline void heap_down(dir_state *d, uint32_t i) {
+  uint32_t key = d->hkey[i], node = d->hnode[i], n = d->hsize;
+  for (;;) {
+    uint32_t c = 4 * i + 1;
+    if (c >= n) break;
+    uint32_t best = c, end = c + 4 < n ? c + 4 : n;
+    for (uint32_t j = c + 1; j < end; j++)
+      if (d->hkey[j] < d->hkey[best]) best = j;
+    if (d->hkey[best] >= key) break;
+    d->hkey[i] = d->hkey[best];
+    d->hnode[i] = d->hnode[best];
+    d->hpos[d->hnode[i]] = i;
+    i = best;
+  }
+  d->hkey[i] = key;
+  d->hnode[i] = node;
+  d->hpos[node] = i;
+}
+
+/* Set v's label to dist (with pred) and queue it with key; the caller checked improvement. */
+static inline void relax_to(dir_state *d, uint32_t v, uint32_t dist, uint32_t pred, uint32_t key) {
+  if (d->stamp[v] != d->gen) {
+    d->stamp[v] = d->gen;
+    d->hpos[v] = NOT_IN_HEAP;
+  }
+  d->dist[v] = dist;
+  d->pred[v] = pred;
+  if (d->hpos[v] == NOT_IN_HEAP) {
+    uint32_t i = d->hsize++;
+    d->hkey[i] = key;
+    d->hnode[i] = v;
+    heap_up(d, i);
+  } else {
+    d->hkey[d->hpos[v]] = key;
+    heap_up(d, d->hpos[v]);
+  }
+}
+
+static inline uint32_t heap_pop(dir_state *d, uint32_t *key) {
+  uint32_t v = d->hnode[0];
+  *key = d->hkey[0];
+  d->hpos[v] = NOT_IN_HEAP;
+  if (--d->hsize > 0) {
+    d->hkey[0] = d->hkey[d->hsize];
+    d->hnode[0] = d->hnode[d->hsize];
+    heap_down(d, 0);
+  }
+  return v;
+}
+
+/* ---- places and seeds ----------------------------------------------------------------- */
+
+static bool place_valid(const geo_graph *g, const geo_route_place *p) {
+  if (p == NULL) return false;
+  if (p->arc == GEO_ARC_NONE) return p->node < g->n;
+  return p->arc < g->m && isfinite(p->frac) && p->frac >= 0.0 && p->frac <= 1.0;
+}
+
+static uint32_t part_ms(uint32_t t, double frac) {
+  double x = t * frac;
+  return x >= (double)INF - 1 ? INF - 1 : (uint32_t)llround(x);
+}
+
+/* Where a route leaving place p enters the graph. */
+static void source_seeds(const geo_graph *g, const geo_route_place *p, seeds *out) {
+  out->n = 0;
+  if (p->arc == GEO_ARC_NONE) {
+    out->s[out->n++] = (seed){p->node, 0, GEO_ARC_NONE, 0};
+    return;
+  }
+  uint32_t a = p->arc, b = g->twin[a];
+  out->s[out->n++] = (seed){g->head[a], part_ms(g->time_ms[a], 1.0 - p->frac), a, p->frac};
+  if (b != GEO_ARC_NONE)
+    out->s[out->n++] = (seed){g->head[b], part_ms(g->time_ms[b], p->frac), b, 1.0 - p->frac};
+}
+
+/* Where a route reaching place p leaves the graph. */
+static void target_seeds(const geo_graph *g, const geo_route_place *p, seeds *out) {
+  out->n = 0;
+  if (p->arc == GEO_ARC_NONE) {
+    out->s[out->n++] = (seed){p->node, 0, GEO_ARC_NONE, 0};
+    return;
+  }
+  uint32_t a = p->arc, b = g->twin[a];
+  out->s[out->n++] = (seed){g->tail[a], part_ms(g->time_ms[a], p->frac), a, p->frac};
+  if (b != GEO_ARC_NONE)
+    out->s[out->n++] = (seed){g->tail[b], part_ms(g->time_ms[b], 1.0 - p->frac), b, 1.0 - p->frac};
+}
+
+/* A route that stays on one road, from `from` to `to` without passing a node: its time, the
+ * arc and the two fractions on that arc; INF when there is none. Two node places that are
+ * the same node give 0 with arc GEO_ARC_NONE. */
+static uint32_t direct_route(const geo_graph *g, const geo_route_place *from,
+                             const geo_route_place *to, uint32_t *arc, double *f0, double *f1) {
+  *arc = GEO_ARC_NONE;
+  if (from->arc == GEO_ARC_NONE || to->arc == GEO_ARC_NONE) {
+    if (from->arc == GEO_ARC_NONE && to->arc == GEO_ARC_NONE && from->node == to->node) return 0;
+    return INF;
+  }
+  uint32_t a = from->arc, b = g->twin[a];
+  double ft; /* the target's fraction on arc a */
+  if (to->arc == a) ft = to->frac;
+  else if (b != GEO_ARC_NONE && to->arc == b) ft = 1.0 - to->frac;
+  else return INF;
+  if (ft >= from->frac) {
+    *arc = a, *f0 = from->frac, *f1 = ft;
+    return part_ms(g->time_ms[a], ft - from->frac);
+  }
+  if (b != GEO_ARC_NONE) {
+    *arc = b, *f0 = 1.0 - from->frac, *f1 = 1.0 - ft;
+    return part_ms(g->time_ms[b], from->frac - ft);
+  }
+  return INF;
+}
+
+/* ---- path recording ------------------------------------------------------------------- */
+
+static bool path_reserve(geo_route_state *st, size_t need) {
+  if (need <= st->path_cap) return true;
+  size_t nc = st->path_cap ? st->path_cap * 2 : 256;
+  while (nc < need) nc *= 2;
+  uint32_t *p = geo__realloc(st->path, st->path_cap * sizeof *p, nc * sizeof *p);
+  if (p == NULL) return false;
+  st->path = p;
+  st->path_cap = nc;
+  return true;
+}
+
+static bool path_push(geo_route_state *st, uint32_t arc) {
+  if (!path_reserve(st, st->path_len + 1)) return false;
+  st->path[st->path_len++] = arc;
+  return true;
+}
+
+static void path_reverse(geo_route_state *st, size_t from) {
+  for (size_t i = from, j = st->path_len; i + 1 < j; i++, j--) {
+    uint32_t t = st->path[i];
+    st->path[i] = st->path[j - 1];
+    st->path[j - 1] = t;
+  }
+}
+
+/* Start a path with the partly traversed arc of source seed s (if any). */
+static bool path_begin(geo_route_state *st, const seed *s) {
+  st->path_len = 0;
+  st->first_partial = s->arc != GEO_ARC_NONE;
+  st->first_frac = s->frac;
+  return !st->first_partial || path_push(st, s->arc);
+}
+
+static bool path_end(geo_route_state *st, const seed *t) {
+  st->last_partial = t->arc != GEO_ARC_NONE;
+  st->last_frac = t->frac;
+  return !st->last_partial || path_push(st, t->arc);
+}
+
+static double path_length(const geo_route_state *st, const geo_graph *g) {
+  double len = 0;
+  for (size_t i = 0; i < st->path_len; i++) {
+    double f = 1.0;
+    if (st->path_len == 1 && st->first_partial && st->last_partial) f = st->last_frac - st->first_frac;
+    else if (i == 0 && st->first_partial) f = 1.0 - st->first_frac;
+    else if (i + 1 == st->path_len && st->last_partial) f = st->last_frac;
+    len += f * g->len_m[st->path[i]];
+  }
+  return len;
+}
+
+/* Arcs from the seed to v following forward preds (arc tails), appended in order. */
+static bool append_fwd_chain(geo_route_state *st, const geo_graph *g, const dir_state *d,
+                             uint32_t v) {
+  size_t start = st->path_len;
+  while (d->pred[v] < SEED_BASE) {
+    uint32_t a = d->pred[v];
+    if (!path_push(st, a)) return false;
+    v = g->tail[a];
+  }
+  path_reverse(st, start);
+  return true;
+}
+
+/* Arcs from v to the target seed following backward preds (arc heads). */
+static bool append_bwd_chain(geo_route_state *st, const geo_graph *g, const dir_state *d,
+                             uint32_t v) {
+  while (d->pred[v] < SEED_BASE) {
+    uint32_t a = d->pred[v];
+    if (!path_push(st, a)) return false;
+    v = g->head[a];
+  }
+  return true;
+}
+
+/* ---- unidirectional: Dijkstra and A* ---------------------------------------------------- */
+
+static inline uint32_t heuristic(const geo_route_state *st, const seeds *ts, double inv_speed,
+                                 uint32_t v) {
+  if (inv_speed <= 0) return 0;
+  const double *p = st->xyz + 3 * (size_t)v;
+  double best = INFINITY;
+  for (int j = 0; j < ts->n; j++) {
+    const double *q = st->xyz + 3 * (size_t)ts->s[j].node;
+    double dx = p[0] - q[0], dy = p[1] - q[1], dz = p[2] - q[2];
+    /* the chord is shorter than the arc: a lower bound of the distance */
+    double h = sqrt(dx * dx + dy * dy + dz * dz) * GEO_EARTH_RADIUS_M * inv_speed + ts->s[j].off;
+    if (h < best) best = h;
+  }
+  best = floor(best * 0.999999);
+  return best >= (double)INF ? INF - 1 : (uint32_t)best;
+}
+
+/* Forward search from ss to ts. Returns the best time (INF if none), the meeting node and
+ * target seed index; *settled counts pops. A* when astar, reopening nodes when a better
+ * label appears (so rounding in the heuristic can never cost exactness). */
+static uint32_t search_uni(geo_route_state *st, const geo_graph *g, const seeds *ss,
+                           const seeds *ts, bool astar, uint32_t *meet, int *tseed,
+                           uint32_t *settled) {
+  dir_state *d = &st->d[0];
+  dir_reset(d, st->n);
+  double inv_speed = astar && g->top_speed > 0 ? 1.0 / g->top_speed : 0;
+  for (int i = 0; i < ss->n; i++) {
+    uint32_t v = ss->s[i].node;
+    if (ss->s[i].off < dist_of(d, v)) {
+      uint32_t h = astar ? heuristic(st, ts, inv_speed, v) : 0;
+      relax_to(d, v, ss->s[i].off, SEED_BASE + (uint32_t)i, geo__sat_add(ss->s[i].off, h));
+    }
+  }
+  uint32_t best = INF, count = 0;
+  while (d->hsize > 0) {
+    uint32_t key;
+    if (d->hkey[0] >= best) break;
+    uint32_t v = heap_pop(d, &key);
+    count++;
+    uint32_t dv = d->dist[v];
+    for (int j = 0; j < ts->n; j++) {
+      if (ts->s[j].node == v) {
+        uint32_t c = geo__sat_add(dv, ts->s[j].off);
+        if (c < best) {
+          best = c;
+          *meet = v;
+          *tseed = j;
+        }
+      }
+    }
+    const uint32_t end = g->fwd_off[v + 1];
+    for (uint32_t a = g->fwd_off[v]; a < end; a++) {
+      uint32_t w = g->head[a];
+      uint32_t nd = geo__sat_add(dv, g->time_ms[a]);
+      if (nd < dist_of(d, w)) {
+        uint32_t key_w = astar ? geo__sat_add(nd, heuristic(st, ts, inv_speed, w)) : nd;
+        relax_to(d, w, nd, a, key_w);
+      }
+    }
+  }
+  *settled = count;
+  return best;
+}
+
+/* ---- bidirectional Dijkstra ----------------------------------------------------------- */
+
+static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seeds *ss,
+                             const seeds *ts, uint32_t *meet, uint32_t *settled) {
+  dir_state *f = &st->d[0], *b = &st->d[1];
+  dir_reset(f, st->n);
+  dir_reset(b, st->n);
+  for (int i = 0; i < ss->n; i++)
+    if (ss->s[i].off < dist_of(f, ss->s[i].node))
+      relax_to(f, ss->s[i].node, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
+  for (int i = 0; i < ts->n; i++)
+    if (ts->s[i].off < dist_of(b, ts->s[i].node))
+      relax_to(b, ts->s[i].node, ts->s[i].off, SEED_BASE + (uint32_t)i, ts->s[i].off);
+  uint32_t mu = INF, count = 0;
+  /* A node labelled by both sides is a meeting candidate as soon as both labels exist. */
+  for (int i = 0; i < ss->n; i++) {
+    uint32_t v = ss->s[i].node, c = geo__sat_add(dist_of(f, v), dist_of(b, v));
+    if (dist_of(b, v) != INF && c < mu) mu = c, *meet = v;
+  }
+  while (f->hsize > 0 || b->hsize > 0) {
+    uint32_t kf = f->hsize ? f->hkey[0] : INF, kb = b->hsize ? b->hkey[0] : INF;
+    if (geo__sat_add(kf, kb) >= mu) break;
+    bool fwd = kf <= kb;
+    dir_state *d = fwd ? f : b, *o = fwd ? b : f;
+    uint32_t key;
+    uint32_t v = heap_pop(d, &key);
+    count++;
+    uint32_t dv = d->dist[v];
+    uint32_t first = fwd ? g->fwd_off[v] : g->rev_off[v];
+    uint32_t end = fwd ? g->fwd_off[v + 1] : g->rev_off[v + 1];
+    for (uint32_t i = first; i < end; i++) {
+      uint32_t a = fwd ? i : g->rev_arc[i];
+      uint32_t w = fwd ? g->head[a] : g->tail[a];
+      uint32_t nd = geo__sat_add(dv, g->time_ms[a]);
+      if (nd < dist_of(d, w)) {
+        relax_to(d, w, nd, a, nd);
+        uint32_t ow = dist_of(o, w);
+        if (ow != INF) {
+          uint32_t c = geo__sat_add(nd, ow);
+          if (c < mu) mu = c, *meet = w;
+        }
+      }
+    }
+  }
+  *settled = count;
+  return mu;
+}
+
+/* ---- contraction hierarchy query -------------------------------------------------------- */
+
+/* One step of an upward search in direction dir (0: up[] forward, 1: dn[] backward).
+ * Returns the settled node; updates mu/meet against the other direction. Stall-on-demand:
+ * a node reached more cheaply through a higher neighbour is not expanded. */
+static uint32_t ch_step(geo_route_state *st, const geo_ch_data *ch, int dir, uint32_t *mu,
+                        uint32_t *meet) {
+  dir_state *d = &st->d[dir], *o = &st->d[1 - dir];
+  uint32_t key;
+  uint32_t v = heap_pop(d, &key);
+  uint32_t dv = d->dist[v];
+  uint32_t ov = dist_of(o, v);
+  if (ov != INF) {
+    uint32_t c = geo__sat_add(dv, ov);
+    if (c < *mu) *mu = c, *meet = v;
+  }
+  const uint32_t *off = dir == 0 ? ch->up_off : ch->dn_off;
+  const geo_ch_edge *e = dir == 0 ? ch->up : ch->dn;
+  const uint32_t *soff = dir == 0 ? ch->dn_off : ch->up_off;
+  const geo_ch_edge *se = dir == 0 ? ch->dn : ch->up;
+  for (uint32_t i = soff[v]; i < soff[v + 1]; i++) {
+    uint32_t du = dist_of(d, se[i].node);
+    if (du != INF && geo__sat_add(du, se[i].weight) < dv) return v; /* stalled */
+  }
+  uint32_t base = dir == 0 ? 0 : ch->n_up;
+  for (uint32_t i = off[v]; i < off[v + 1]; i++) {
+    uint32_t w = e[i].node, nd = geo__sat_add(dv, e[i].weight);
+    if (nd < dist_of(d, w)) relax_to(d, w, nd, base + i, nd);
+  }
+  return v;
+}
+
+static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *ss,
+                          const seeds *ts, uint32_t *meet, uint32_t *settled) {
+  const geo_ch_data *ch = &g->ch;
+  dir_state *f = &st->d[0], *b = &st->d[1];
+  dir_reset(f, st->n);
+  dir_reset(b, st->n);
+  for (int i = 0; i < ss->n; i++)
+    if (ss->s[i].off < dist_of(f, ss->s[i].node))
+      relax_to(f, ss->s[i].node, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
+  for (int i = 0; i < ts->n; i++)
+    if (ts->s[i].off < dist_of(b, ts->s[i].node))
+      relax_to(b, ts->s[i].node, ts->s[i].off, SEED_BASE + (uint32_t)i, ts->s[i].off);
+  uint32_t mu = INF, count = 0;
+  bool turn = false;
+  for (;;) {
+    bool fo = f->hsize > 0 && f->hkey[0] < mu, bo = b->hsize > 0 && b->hkey[0] < mu;
+    if (!fo && !bo) break;
+    int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
+    ch_step(st, ch, dir, &mu, meet);
+    count++;
+  }
+  *settled = count;
+  return mu;
+}
+
+static bool stack_reserve(geo_route_state *st, size_t need) {
+  if (need <= st->stack_cap) return true;
+  size_t nc = st->stack_cap ? st->stack_cap * 2 : 256;
+  while (nc < need) nc *= 2;
+  uint32_t *p = geo__realloc(st->stack, st->stack_cap * sizeof *p, nc * sizeof *p);
+  if (p == NULL) return false;
+  st->stack = p;
+  st->stack_cap = nc;
+  return true;
+}
+
+static inline const geo_ch_edge *ch_edge(const geo_ch_data *ch, uint32_t id) {
+  return id < ch->n_up ? &ch->up[id] : &ch->dn[id - ch->n_up];
+}
+
+/* Append the original arcs of CH edge id, in travel order. */
+static bool ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id) {
+  size_t sp = 0;
+  if (!stack_reserve(st, 1)) return false;
+  st->stack[sp++] = id;
+  while (sp > 0) {
+    const geo_ch_edge *e = ch_edge(ch, st->stack[--sp]);
+    if (e->b == GEO_ARC_NONE) {
+      if (!path_push(st, e->a)) return false;
+      continue;
+    }
+    if (!stack_reserve(st, sp + 2)) return false;
+    st->stack[sp++] = e->b; /* second half after the first */
+    st->stack[sp++] = e->a;
+  }
+  return true;
+}
+
+/* The tail (for up[]: the node it is listed under) is not stored in an edge: walk the
+ * forward chain by the node each pred edge came from, found through its unpacked arcs. */
+static bool ch_fwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
+  const dir_state *d = &st->d[0];
+  /* collect the edges from v back to the seed, then unpack them in travel order */
+  size_t n_edges = 0;
+  uint32_t x = v;
+  while (d->pred[x] < SEED_BASE) {
+    uint32_t id = d->pred[x];
+    if (!stack_reserve(st, n_edges + 1)) return false;
+    st->stack[n_edges++] = id;
+    /* tail of an up[] edge: the first arc's tail of its unpacking */
+    const geo_ch_edge *e = ch_edge(&g->ch, id);
+    while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->a);
+    x = g->tail[e->a];
+  }
+  /* st->stack doubles as the unpack stack: copy the edge list out first. */
+  size_t start = st->path_len;
+  for (size_t i = 0; i < n_edges; i++)
+    if (!path_push(st, st->stack[i])) return false;
+  size_t end = st->path_len;
+  /* edges are now at path[start, end), last edge first; unpack them in reverse */
+  for (size_t i = end; i-- > start;) {
+    uint32_t id = st->path[i];
+    if (!ch_unpack(st, &g->ch, id)) return false;
+  }
+  /* drop the edge ids, keep the unpacked arcs */
+  memmove(st->path + start, st->path + end, (st->path_len - end) * sizeof *st->path);
+  st->path_len -= end - start;
+  return true;
+}
+
+static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
+  const dir_state *d = &st->d[1];
+  uint32_t x = v;
+  while (d->pred[x] < SEED_BASE) {
+    uint32_t id = d->pred[x];
+    if (!ch_unpack(st, &g->ch, id)) return false;
+    x = g->head[st->path[st->path_len - 1]];
+  }
+  return true;
+}
+
+/* ---- point-to-point entry --------------------------------------------------------------- */
+
+static int seed_of(const dir_state *d, uint32_t v, const geo_graph *g, bool forward) {
+  while (d->pred[v] < SEED_BASE) v = forward ? g->tail[d->pred[v]] : g->head[d->pred[v]];
+  return (int)(d->pred[v] - SEED_BASE);
+}
+
+static int ch_seed_of(const geo_graph *g, const dir_state *d, uint32_t v, bool forward) {
+  while (d->pred[v] < SEED_BASE) {
+    const geo_ch_edge *e = ch_edge(&g->ch, d->pred[v]);
+    if (forward) {
+      while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->a);
+      v = g->tail[e->a];
+    } else {
+      while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->b);
+      v = g->head[e->a];
+    }
+  }
+  return (int)(d->pred[v] - SEED_BASE);
+}
+
+geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
+                  const geo_route_place *from, const geo_route_place *to, geo_route_result *out) {
+  if (st == NULL || g == NULL || out == NULL || st->n != g->n) return GEO_EINVAL;
+  if (!place_valid(g, from) || !place_valid(g, to)) return GEO_EINVAL;
+  if ((unsigned)algo >= GEO_ROUTE_ALGO_COUNT || (algo == GEO_ROUTE_CH && !g->has_ch))
+    return GEO_EINVAL;
+  st->has_path = false;
+  seeds ss, ts;
+  source_seeds(g, from, &ss);
+  target_seeds(g, to, &ts);
+  uint32_t darc;
+  double f0 = 0, f1 = 0;
+  uint32_t direct = direct_route(g, from, to, &darc, &f0, &f1);
+  uint32_t meet = 0, settled = 0, best = INF;
+  int tseed = 0;
+  switch (algo) {
+  case GEO_ROUTE_DIJKSTRA: best = search_uni(st, g, &ss, &ts, false, &meet, &tseed, &settled); break;
+  case GEO_ROUTE_ASTAR: best = search_uni(st, g, &ss, &ts, true, &meet, &tseed, &settled); break;
+  case GEO_ROUTE_BIDIR: best = search_bidir(st, g, &ss, &ts, &meet, &settled); break;
+  case GEO_ROUTE_CH: best = search_ch(st, g, &ss, &ts, &meet, &settled); break;
+  default: return GEO_EINVAL;
+  }
+  if (best == INF && direct == INF) return GEO_EUNREACHABLE;
+  st->path_len = 0;
+  if (direct <= best) {
+    st->first_partial = st->last_partial = darc != GEO_ARC_NONE;
+    st->first_frac = f0;
+    st->last_frac = f1;
+    if (darc != GEO_ARC_NONE && !path_push(st, darc)) return GEO_ENOMEM;
+    best = direct;
+  } else {
+    bool ok = true;
+    if (algo == GEO_ROUTE_DIJKSTRA || algo == GEO_ROUTE_ASTAR) {
+      int s = seed_of(&st->d[0], meet, g, true);
+      ok = path_begin(st, &ss.s[s]) && append_fwd_chain(st, g, &st->d[0], meet) &&
+           path_end(st, &ts.s[tseed]);
+    } else if (algo == GEO_ROUTE_BIDIR) {
+      int s = seed_of(&st->d[0], meet, g, true), t = seed_of(&st->d[1], meet, g, false);
+      ok = path_begin(st, &ss.s[s]) && append_fwd_chain(st, g, &st->d[0], meet) &&
+           append_bwd_chain(st, g, &st->d[1], meet) && path_end(st, &ts.s[t]);
+    } else {
+      int s = ch_seed_of(g, &st->d[0], meet, true), t = ch_seed_of(g, &st->d[1], meet, false);
+      ok = path_begin(st, &ss.s[s]) && ch_fwd_chain(st, g, meet) && ch_bwd_chain(st, g, meet) &&
+           path_end(st, &ts.s[t]);
+    }
+    if (!ok) return GEO_ENOMEM;
+  }
+  st->has_path = true;
+  out->time_ms = best;
+  out->length_m = path_length(st, g);
+  out->settled = settled;
+  return GEO_OK;
+}
+
+geo_err geo_route_nodes(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
+                        uint32_t from, uint32_t to, geo_route_result *out) {
+  geo_route_place a = geo_route_place_node(from), b = geo_route_place_node(to);
+  return geo_route(st, g, algo, &a, &b, out);
+}
+
+const uint32_t *geo_route_path_arcs(const geo_route_state *st, size_t *n) {
+  if (st == NULL || !st->has_path) {
+    if (n) *n = 0;
+    return NULL;
+  }
+  if (n) *n = st->path_len;
+  return st->path;
+}
+
+/* ---- polyline ---------------------------------------------------------------------- */
+
+/* Point i of arc a's full polyline (tail, shape..., head). */
+static geo_latlng arc_pt(const geo_graph *g, uint32_t a, size_t i, size_t np) {
+  if (i == 0) return g->pos[g->tail[a]];
+  if (i == np - 1) return g->pos[g->head[a]];
+  return g->shape[g->shape_off[a] + i - 1];
+}
+
+/* Emit the part [f0, f1] of arc a's polyline (fractions of its length). */
+static size_t emit_arc(const geo_graph *g, uint32_t a, double f0, double f1, geo_latlng *buf,
+                       size_t cap, size_t n, bool skip_first) {
+  size_t np = g->shape_off[a + 1] - g->shape_off[a] + 2;
+  double total = 0;
+  for (size_t i = 0; i + 1 < np; i++) total += geo_haversine_m(arc_pt(g, a, i, np), arc_pt(g, a, i + 1, np));
+  double t0 = f0 * total, t1 = f1 * total, acc = 0;
+#define EMIT(p)                         \
+  do {                                  \
+    if (!skip_first) {                  \
+      if (n < cap) buf[n] = (p);        \
+      n++;                              \
+    }                                   \
+    skip_first = false;                 \
+  } while (0)
+  bool started = false;
+  for (size_t i = 0; i + 1 < np; i++) {
+    geo_latlng p = arc_pt(g, a, i, np), q = arc_pt(g, a, i + 1, np);
+    double sl = geo_haversine_m(p, q), s0 = acc, s1 = acc + sl;
+    if (!started && t0 <= s1) {
+      double u = sl > 0 ? (t0 - s0) / sl : 0;
+      if (u < 0) u = 0;
+      EMIT(((geo_latlng){p.lat + (q.lat - p.lat) * u, p.lng + (q.lng - p.lng) * u}));
+      started = true;
+    }
+    if (started) {
+      if (t1 <= s1 || i + 2 == np) {
+        double u = sl > 0 ? (t1 - s0) / sl : 1;
+        if (u > 1) u = 1;
+        if (u < 0) u = 0;
+        EMIT(((geo_latlng){p.lat + (q.lat - p.lat) * u, p.lng + (q.lng - p.lng) * u}));
+        break;
+      }
+      EMIT(q);
+    }
+    acc = s1;
+  }
+#undef EMIT
+  return n;
+}
+
+geo_err geo_route_polyline(const geo_route_state *st, const geo_graph *g, geo_latlng *buf,
+                           size_t cap, size_t *n_points) {
+  if (st == NULL || g == NULL || n_points == NULL || !st->has_path) return GEO_EINVAL;
+  size_t n = 0;
+  if (st->path_len == 0) {
+    /* a route that stays at one node */
+    *n_points = 0;
+    return GEO_OK;
+  }
+  for (size_t i = 0; i < st->path_len; i++) {
+    double f0 = 0, f1 = 1;
+    if (i == 0 && st->first_partial) f0 = st->first_frac;
+    if (i + 1 == st->path_len && st->last_partial) f1 = st->last_frac;
+    n = emit_arc(g, st->path[i], f0, f1, buf, cap, n, i > 0);
+  }
+  *n_points = n;
+  return n > cap ? GEO_ERANGE : GEO_OK;
+}
+
+/* ---- one-to-many ------------------------------------------------------------------------ */
+
+static bool tent_reserve(geo_route_state *st, size_t need) {
+  if (need <= st->tent_cap) return true;
+  size_t nc = st->tent_cap ? st->tent_cap * 2 : 1024;
+  while (nc < need) nc *= 2;
+  tentry *p = geo__realloc(st->tent, st->tent_cap * sizeof *p, nc * sizeof *p);
+  if (p == NULL) return false;
+  st->tent = p;
+  st->tent_cap = nc;
+  return true;
+}
+
+static bool pend_reserve(geo_route_state *st, size_t need) {
+  if (need <= st->pend_cap) return true;
+  size_t nc = st->pend_cap ? st->pend_cap * 2 : 64;
+  while (nc < need) nc *= 2;
+  uint32_t *p = geo__realloc(st->pend, st->pend_cap * sizeof *p, nc * sizeof *p);
+  if (p == NULL) return false;
+  st->pend = p;
+  st->pend_cap = nc;
+  return true;
+}
+
+static void tent_new_gen(geo_route_state *st) {
+  if (++st->tgen == 0) {
+    memset(st->tstamp, 0, (size_t)st->n * sizeof *st->tstamp);
+    st->tgen = 1;
+  }
+}
+
+/* Register entry (idx, off) at node v; entries of a node form a list through next. */
+static void tent_add(geo_route_state *st, size_t *n_ent, uint32_t v, uint32_t idx, uint32_t off) {
+  uint32_t head = st->tstamp[v] == st->tgen ? st->thead[v] : UINT32_MAX;
+  st->tent[*n_ent] = (tentry){head, idx, off};
+  st->tstamp[v] = st->tgen;
+  st->thead[v] = (uint32_t)*n_ent;
+  (*n_ent)++;
+}
+
+static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool reverse,
+                             const seeds *src, const seeds *tsd, size_t k, uint32_t bound,
+                             uint32_t *times, uint32_t *settled) {
+  /* pend[i]: registrations of target i not yet settled */
+  if (!tent_reserve(st, k * MAX_SEEDS) || !pend_reserve(st, k)) return GEO_ENOMEM;
+  tent_new_gen(st);
+  size_t n_ent = 0, open = 0;
+  for (size_t i = 0; i < k; i++) {
+    st->pend[i] = (uint32_t)tsd[i].n;
+    open += tsd[i].n > 0;
+    for (int j = 0; j < tsd[i].n; j++)
+      tent_add(st, &n_ent, tsd[i].s[j].node, (uint32_t)i, tsd[i].s[j].off);
+  }
+  dir_state *d = &st->d[0];
+  dir_reset(d, st->n);
+  for (int i = 0; i < src->n; i++)
+    if (src->s[i].off < dist_of(d, src->s[i].node))
+      relax_to(d, src->s[i].node, src->s[i].off, SEED_BASE + (uint32_t)i, src->s[i].off);
+  uint32_t count = 0;
+  while (d->hsize > 0 && open > 0) {
+    if (d->hkey[0] > bound) break;
+    uint32_t key;
+    uint32_t v = heap_pop(d, &key);
+    count++;
+    uint32_t dv = d->dist[v];
+    if (st->tstamp[v] == st->tgen) {
+      for (uint32_t e = st->thead[v]; e != UINT32_MAX; e = st->tent[e].next) {
+        const tentry *t = &st->tent[e];
+        uint32_t c = geo__sat_add(dv, t->off);
+        if (c < times[t->idx]) times[t->idx] = c;
+        if (--st->pend[t->idx] == 0) open--;
+      }
+    }
+    uint32_t first = reverse ? g->rev_off[v] : g->fwd_off[v];
+    uint32_t end = reverse ? g->rev_off[v + 1] : g->fwd_off[v + 1];
+    for (uint32_t i = first; i < end; i++) {
+      uint32_t a = reverse ? g->rev_arc[i] : i;
+      uint32_t w = reverse ? g->tail[a] : g->head[a];
+      uint32_t nd = geo__sat_add(dv, g->time_ms[a]);
+      if (nd < dist_of(d, w)) relax_to(d, w, nd, a, nd);
+    }
+  }
+  *settled = count;
+  return GEO_OK;
+}
+
+/* CH buckets. The per-target upward searches run in direction tdir (0 = up[], when the
+ * targets are the origins), the source's in the other. */
+static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const seeds *src,
+                       const seeds *tsd, size_t k, uint32_t bound, uint32_t *times,
+                       uint32_t *settled) {
+  const geo_ch_data *ch = &g->ch;
+  dir_state *d = &st->d[tdir];
+  dir_state *other = &st->d[1 - tdir];
+  /* the other direction is idle during the target searches: an empty generation keeps
+   * ch_step's meeting check inert */
+  dir_reset(other, st->n);
+  tent_new_gen(st);
+  size_t n_ent = 0;
+  uint32_t count = 0, mu_dummy = INF, meet_dummy = 0;
+  for (size_t i = 0; i < k; i++) {
+    dir_reset(d, st->n);
+    for (int j = 0; j < tsd[i].n; j++)
+      if (tsd[i].s[j].off < dist_of(d, tsd[i].s[j].node))
+        relax_to(d, tsd[i].s[j].node, tsd[i].s[j].off, SEED_BASE, tsd[i].s[j].off);
+    while (d->hsize > 0 && d->hkey[0] <= bound) {
+      uint32_t dv = d->hkey[0];
+      uint32_t v = ch_step(st, ch, tdir, &mu_dummy, &meet_dummy);
+      count++;
+      if (!tent_reserve(st, n_ent + 1)) return GEO_ENOMEM;
+      tent_add(st, &n_ent, v, (uint32_t)i, dv);
+    }
+  }
+  /* the source's search scans the buckets */
+  dir_state *s = &st->d[1 - tdir];
+  dir_reset(d, st->n); /* make the target side inert for ch_step's meeting check */
+  dir_reset(s, st->n);
+  for (int j = 0; j < src->n; j++)
+    if (src->s[j].off < dist_of(s, src->s[j].node))
+      relax_to(s, src->s[j].node, src->s[j].off, SEED_BASE, src->s[j].off);
+  uint32_t worst = INF; /* max over targets of times[], once all are finite */
+  while (s->hsize > 0 && s->hkey[0] <= bound && s->hkey[0] < worst) {
+    uint32_t dv = s->hkey[0];
+    uint32_t v = ch_step(st, ch, 1 - tdir, &mu_dummy, &meet_dummy);
+    count++;
+    if (st->tstamp[v] == st->tgen) {
+      bool changed = false;
+      for (uint32_t e = st->thead[v]; e != UINT32_MAX; e = st->tent[e].next) {
+        uint32_t c = geo__sat_add(dv, st->tent[e].off);
+        if (c < times[st->tent[e].idx]) times[st->tent[e].idx] = c, changed = true;
+      }
+      if (changed) {
+        worst = 0;
+        for (size_t i = 0; i < k && worst != INF; i++)
+          if (times[i] > worst) worst = times[i];
+      }
+    }
+  }
+  *settled = count;
+  return GEO_OK;
+}
+
+geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_ch,
+                              geo_route_dir dir, const geo_route_place *source,
+                              const geo_route_place *targets, size_t k, uint32_t bound_ms,
+                              uint32_t *times_ms, uint32_t *settled) {
+  if (st == NULL || g == NULL || st->n != g->n || !place_valid(g, source)) return GEO_EINVAL;
+  if ((k > 0 && (targets == NULL || times_ms == NULL)) || (use_ch && !g->has_ch)) return GEO_EINVAL;
+  if (dir != GEO_ROUTE_FROM_SOURCE && dir != GEO_ROUTE_TO_SOURCE) return GEO_EINVAL;
+  if (k > UINT32_MAX / 4) return GEO_ERANGE;
+  for (size_t i = 0; i < k; i++)
+    if (!place_valid(g, &targets[i])) return GEO_EINVAL;
+  if (!tent_reserve(st, k * MAX_SEEDS + 1) || !pend_reserve(st, k + 1)) return GEO_ENOMEM;
+  st->has_path = false;
+  bool rev = dir == GEO_ROUTE_TO_SOURCE;
+  /* The search starts where the source is left (forward) or reached (reverse); target seeds
+   * go into a bounded stack buffer, in chunks, so that nothing is allocated per query. */
+  seeds src;
+  if (rev) target_seeds(g, source, &src);
+  else source_seeds(g, source, &src);
+  uint32_t count = 0;
+  geo_err err = GEO_OK;
+  enum { CHUNK = 256 };
+  seeds tsd[CHUNK];
+  /* Targets are processed in chunks of CHUNK with one search each; in practice K is small
+   * (dispatch ranks tens of drivers) and there is a single chunk. */
+  for (size_t base = 0; base < k; base += CHUNK) {
+    size_t kc = k - base < CHUNK ? k - base : CHUNK;
+    for (size_t i = 0; i < kc; i++) {
+      const geo_route_place *t = &targets[base + i];
+      if (rev) source_seeds(g, t, &tsd[i]);
+      else target_seeds(g, t, &tsd[i]);
+      uint32_t darc;
+      double f0, f1;
+      uint32_t direct = rev ? direct_route(g, t, source, &darc, &f0, &f1)
+                            : direct_route(g, source, t, &darc, &f0, &f1);
+      times_ms[base + i] = direct;
+    }
+    uint32_t c = 0;
+    if (use_ch) err = many_ch(st, g, rev ? 0 : 1, &src, tsd, kc, bound_ms, times_ms + base, &c);
+    else err = many_dijkstra(st, g, rev, &src, tsd, kc, bound_ms, times_ms + base, &c);
+    count += c;
+    if (err != GEO_OK) return err;
+    for (size_t i = 0; i < kc; i++)
+      if (times_ms[base + i] > bound_ms) times_ms[base + i] = GEO_TIME_NONE;
+  }
+  if (settled) *settled = count;
+  return GEO_OK;
+}

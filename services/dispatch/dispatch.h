@@ -1,0 +1,437 @@
+/*
+ * dispatch.h: the pure domain core of one dispatch shard (DESIGN §3): its drivers and
+ * their states, matching by road ETA, offers and their expiry, the trip state machine,
+ * and the batched (Hungarian) mode.
+ *
+ * The core touches no socket and reads no clock. Every entry point takes the current time
+ * (`now_ms`, Unix ms) as an argument, and its effects come out as a list of outputs the
+ * caller executes: events for `dispatch-events`, replies (refusals) addressed to the
+ * sender of a command, and per-trip snapshot updates for Redis. Its three dependencies are
+ * small interfaces the caller provides: a spatial index of drivers (the libgeo QuadTree in
+ * production), a router (snapping and one-to-many road ETAs on the reverse graph) and a
+ * claim store (Redis SET NX PX in production, dsp_claims_mem in memory otherwise).
+ *
+ * This is not the service: no Kafka, no Redis, no threads. A dsp_shard is used from one
+ * thread at a time. docs/dispatch.md has the state tables, the matching algorithm and the
+ * claim protocol.
+ */
+#ifndef DSP_DISPATCH_H
+#define DSP_DISPATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "geo/geo.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest id (driver, rider, request, trip, offer), in bytes without the NUL. */
+#define DSP_ID_MAX 64
+/* Longest reason text of an event, in bytes without the NUL. */
+#define DSP_REASON_MAX 64
+/* Most widening steps of the search radius. */
+#define DSP_MAX_RADII 8
+
+/* Return codes of the core: 0 is success, every failure a negative DSP_E*. A command
+ * refused with DSP_ESTATE, DSP_EUNKNOWN_OFFER, DSP_EFORBIDDEN or DSP_EINVAL has also
+ * queued a reply to its sender, and changed nothing else. */
+enum {
+  DSP_OK = 0,
+  DSP_EINVAL = -1,         /* malformed input (bad id, position, config) */
+  DSP_ENOMEM = -2,         /* out of memory; the shard is unchanged */
+  DSP_ESTATE = -3,         /* the step is not allowed in the current state: invalid_state */
+  DSP_EUNKNOWN_OFFER = -4, /* no such live offer for this driver: unknown_offer */
+  DSP_EFORBIDDEN = -5,     /* the sender may not do this (another rider's request) */
+  DSP_ESTALE = -6,         /* a ping older than (or the same as) the last one seen: ignored */
+  DSP_ENOTFOUND = -7,      /* a query found nothing */
+};
+
+/* A human-readable name of a DSP_E* code; never NULL. */
+const char *dsp_strerror(int rc);
+
+/* ---------------------------------------------------------------- states */
+
+/* Driver states (DESIGN §3). The numbering is the core's own. */
+typedef enum dsp_driver_state {
+  DSP_DRIVER_OFFLINE = 0,
+  DSP_DRIVER_AVAILABLE,
+  DSP_DRIVER_OFFERED,  /* claimed by this shard, holds one live offer */
+  DSP_DRIVER_EN_ROUTE, /* matched: on his way to the pickup, or waiting there */
+  DSP_DRIVER_ON_TRIP,  /* the rider is on board */
+} dsp_driver_state;
+
+/* Trip states; the numbering is that of DispatchEvent.Status in
+ * schemas/kafka/dispatch_event.proto. */
+typedef enum dsp_trip_state {
+  DSP_TRIP_REQUESTED = 1,
+  DSP_TRIP_OFFERED = 2,
+  DSP_TRIP_MATCHED = 3,
+  DSP_TRIP_ARRIVED = 4,
+  DSP_TRIP_STARTED = 5,
+  DSP_TRIP_COMPLETED = 6,
+  DSP_TRIP_CANCELLED = 7,
+  DSP_TRIP_NO_DRIVER = 8,
+} dsp_trip_state;
+
+/* Event types; the numbering is that of DispatchEvent.Type (COMMAND_REJECTED = 11 is a
+ * dsp_reply here). */
+typedef enum dsp_event_type {
+  DSP_EV_REQUESTED = 1,
+  DSP_EV_OFFERED = 2,
+  DSP_EV_OFFER_DECLINED = 3,
+  DSP_EV_OFFER_EXPIRED = 4,
+  DSP_EV_MATCHED = 5,
+  DSP_EV_ARRIVED = 6,
+  DSP_EV_STARTED = 7,
+  DSP_EV_COMPLETED = 8,
+  DSP_EV_CANCELLED = 9,
+  DSP_EV_NO_DRIVER = 10,
+} dsp_event_type;
+
+/* Error codes of replies: the protocol's `error.code` strings (dsp_error_code_name). */
+typedef enum dsp_error_code {
+  DSP_ERR_BAD_REQUEST = 1,
+  DSP_ERR_OUT_OF_AREA,
+  DSP_ERR_UNKNOWN_OFFER,
+  DSP_ERR_INVALID_STATE,
+  DSP_ERR_FORBIDDEN,
+  DSP_ERR_INTERNAL,
+} dsp_error_code;
+
+/* Lower-case names as the protocol and the events spell them ("en_route", "matched",
+ * "offer_expired", "invalid_state"); "?" for an unknown value. Static storage. */
+const char *dsp_driver_state_name(dsp_driver_state s);
+const char *dsp_trip_state_name(dsp_trip_state s);
+const char *dsp_event_type_name(dsp_event_type t);
+const char *dsp_error_code_name(dsp_error_code c);
+
+/* The trip transition table (docs/dispatch.md): true when a trip in state `from` may go
+ * to state `to` by some command or timer. Pure; used by the core and its tests. */
+bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
+
+/* ---------------------------------------------------------------- interfaces */
+
+/* The spatial index of drivers (production: the libgeo QuadTree, index_quadtree.h). Ids
+ * are the core's driver handles. Every function pointer but set_state is required. */
+typedef struct dsp_index {
+  void *ud; /* passed to every call */
+  /* Insert id at pos with his state (a dsp_driver_state) and the ping's server time, or
+   * move him there. Returns 0, or a negative value on failure (out of memory), leaving
+   * the index as it was. */
+  int (*upsert)(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms);
+  /* Record a new state of id, keeping his position. May be NULL (then the index knows
+   * positions only; the core keeps states itself either way). */
+  void (*set_state)(void *ud, uint64_t id, uint8_t state);
+  /* Remove id; removing an absent id is a no-op. */
+  void (*remove)(void *ud, uint64_t id);
+  /* Up to k ids within radius_m (great-circle metres) of center for which accept(actx,
+   * id) is true, nearest first, into out_ids[] and their distances into out_dist_m[].
+   * Returns how many were written (0..k), or a negative value on failure. */
+  int (*knn)(void *ud, geo_latlng center, double radius_m, size_t k,
+             bool (*accept)(void *actx, uint64_t id), void *actx, uint64_t *out_ids,
+             double *out_dist_m);
+} dsp_index;
+
+/* A point snapped onto the road graph. `data` is the router's own (edge, offset...), kept
+ * by the core and handed back to etas_to, so a pickup is snapped once. */
+typedef struct dsp_snap {
+  geo_latlng pos;    /* the point on the road */
+  double off_road_m; /* distance from the asked point to pos */
+  uint64_t data[4];  /* router-private */
+} dsp_snap;
+
+/* Routing (production: libgeo's graph, R-tree snapping and one-to-many search). */
+typedef struct dsp_router {
+  void *ud;
+  /* Snap p onto the road graph. Returns 0 and fills *out; 1 when p is outside the
+   * service area (no road near enough); a negative value on failure. */
+  int (*snap)(void *ud, geo_latlng p, dsp_snap *out);
+  /* Road ETA in seconds from each of the n origins to target, by ONE search on the
+   * reverse graph from target (one-to-many), stopping once all origins are settled or
+   * max_eta_s is passed. out_eta_s[i] = INFINITY when origin i cannot reach target
+   * within max_eta_s. Returns 0, or a negative value on failure. */
+  int (*etas_to)(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
+                 double max_eta_s, double *out_eta_s);
+} dsp_router;
+
+/* Outcome of a claim attempt. */
+typedef enum dsp_claim_result {
+  DSP_CLAIM_WON = 0,  /* the driver is ours until the TTL runs out (or released) */
+  DSP_CLAIM_LOST = 1, /* another owner holds the driver */
+  DSP_CLAIM_ERROR = 2 /* the store failed: treated as lost for this candidate */
+} dsp_claim_result;
+
+/* The claim store: at most one owner per driver, with a time to live (production: Redis
+ * `SET claim:<driver> <owner> NX PX ttl`; compare-and-delete / compare-and-expire by
+ * owner). Owner strings are "<shard>:<trip_id>:<epoch>" (trip ids name their request). */
+typedef struct dsp_claims {
+  void *ud;
+  /* Take driver_id for owner for ttl_ms, unless another owner holds it. Claiming a
+   * driver one already owns renews it (WON). */
+  dsp_claim_result (*try_claim)(void *ud, const char *driver_id, const char *owner, int64_t ttl_ms,
+                                int64_t now_ms);
+  /* Extend owner's claim to now + ttl_ms; LOST when owner does not hold it (any more). */
+  dsp_claim_result (*refresh)(void *ud, const char *driver_id, const char *owner, int64_t ttl_ms,
+                              int64_t now_ms);
+  /* Drop owner's claim; a no-op when owner does not hold it. */
+  void (*release)(void *ud, const char *driver_id, const char *owner, int64_t now_ms);
+} dsp_claims;
+
+/* ---------------------------------------------------------------- config */
+
+/* Batched mode (DESIGN §3.5): requests wait up to window_ms and are assigned together to
+ * minimise the total pickup ETA (Hungarian); above hungarian_max requests (load) the
+ * batch is assigned greedily (cheapest pair first). */
+typedef struct dsp_batch_config {
+  bool enabled;           /* false: each request is matched at once */
+  int64_t window_ms;      /* latency cap: the longest a request waits, 1..60000 */
+  uint32_t max_batch;     /* a batch this large is assigned at once, >= 1 */
+  uint32_t hungarian_max; /* more requests than this: greedy fallback */
+} dsp_batch_config;
+
+typedef struct dsp_config {
+  uint32_t shard;                 /* this shard's number */
+  uint64_t epoch;                 /* the shard-map epoch (dsp_shard_set_epoch changes it) */
+  uint64_t incarnation;           /* makes ids unique across restarts: e.g. the start time */
+  int64_t driver_ttl_ms;          /* a driver with no ping this long leaves the index: 30000 */
+  int64_t ttl_sweep_ms;           /* how often dsp_tick looks for silent drivers: 1000 */
+  int64_t offer_timeout_ms;       /* an offer expires after this: 10000 */
+  int64_t claim_margin_ms;        /* an offer's claim lives offer_timeout + this: 2000 */
+  int64_t trip_claim_ttl_ms;      /* a matched driver's claim TTL, renewed at 1/3: 60000 */
+  int64_t lost_backoff_ms;        /* a driver whose claim we lost is skipped this long: 10000 */
+  int64_t trip_retention_ms;      /* ended trips stay to answer late commands: 600000 */
+  uint32_t k_candidates;          /* k nearest available drivers ranked per search: 8 */
+  double radius_m[DSP_MAX_RADII]; /* search radius, widened step by step: 1500 3000 6000 */
+  uint32_t n_radii;               /* steps used in radius_m, 1..DSP_MAX_RADII */
+  double max_eta_s;               /* candidates slower than this are dropped: 1200 */
+  uint32_t max_offers;            /* offers per trip before no_driver: 5 */
+  bool first_ping_available;      /* a driver first seen by a ping is available: true */
+  dsp_batch_config batch;         /* off; window 1000 ms, max_batch 64, hungarian_max 64 */
+} dsp_config;
+
+/* Fill *c with the defaults above (shard 0, epoch 1, incarnation 0). */
+void dsp_config_default(dsp_config *c);
+
+/* ---------------------------------------------------------------- outputs */
+
+typedef enum dsp_output_kind {
+  DSP_OUT_EVENT = 1, /* publish on dispatch-events (key: trip_id) */
+  DSP_OUT_REPLY,     /* a refusal for the sender: COMMAND_REJECTED */
+  DSP_OUT_SNAPSHOT,  /* write the trip's snapshot for client resync */
+} dsp_output_kind;
+
+/* One trip or offer transition. Empty strings and NAN / 0 mark absent fields. */
+typedef struct dsp_event {
+  dsp_event_type type;
+  dsp_trip_state status; /* the trip's state after this event */
+  char trip_id[DSP_ID_MAX + 1];
+  uint64_t seq; /* 1, 2, ... per trip */
+  uint32_t shard;
+  uint64_t epoch;
+  int64_t ts_ms; /* when the transition happened */
+  char rider_id[DSP_ID_MAX + 1];
+  char driver_id[DSP_ID_MAX + 1]; /* the driver concerned, "" when none */
+  char request_id[DSP_ID_MAX + 1];
+  char offer_id[DSP_ID_MAX + 1]; /* offer events, and the offer accepted on MATCHED */
+  geo_latlng pickup, dropoff;    /* as snapped to the road graph */
+  double pickup_eta_s;           /* offer / match: road ETA to the pickup; NAN if none */
+  int64_t expires_at_ms;         /* OFFERED: when it expires; 0 otherwise */
+  bool has_driver_pos;
+  geo_latlng driver_pos;           /* the driver's last known position */
+  char reason[DSP_REASON_MAX + 1]; /* CANCELLED / NO_DRIVER: why ("rider", ...) */
+} dsp_event;
+
+/* A refusal of a command, for its sender (exactly one of rider_id / driver_id is set). */
+typedef struct dsp_reply {
+  dsp_error_code code;
+  char message[128];
+  char ref[DSP_ID_MAX + 1]; /* the command's ref, "" when it had none */
+  char rider_id[DSP_ID_MAX + 1];
+  char driver_id[DSP_ID_MAX + 1];
+  char trip_id[DSP_ID_MAX + 1]; /* what the command named, when it named one */
+  char request_id[DSP_ID_MAX + 1];
+  char offer_id[DSP_ID_MAX + 1];
+} dsp_reply;
+
+/* The state of a trip after its latest event: what a reconnecting client needs. Written
+ * under the trip id (and findable by rider_id / driver_id); keep_ms > 0 on an ended trip
+ * says how long the snapshot stays useful. */
+typedef struct dsp_snapshot {
+  char trip_id[DSP_ID_MAX + 1];
+  uint64_t seq; /* the event it reflects */
+  dsp_trip_state status;
+  char rider_id[DSP_ID_MAX + 1];
+  char request_id[DSP_ID_MAX + 1];
+  char driver_id[DSP_ID_MAX + 1]; /* offered or matched driver, "" when none */
+  char offer_id[DSP_ID_MAX + 1];  /* the live offer, "" when none */
+  geo_latlng pickup, dropoff;
+  double pickup_eta_s;   /* NAN when no driver */
+  int64_t expires_at_ms; /* the live offer's expiry, 0 when none */
+  int64_t updated_ms;
+  int64_t keep_ms;                         /* 0 while the trip is live */
+  char released_driver_id[DSP_ID_MAX + 1]; /* the driver this event took off the trip
+                                    (declined, expired, ended): his pointer to it goes */
+} dsp_snapshot;
+
+typedef struct dsp_output {
+  dsp_output_kind kind;
+  union {
+    dsp_event event;
+    dsp_reply reply;
+    dsp_snapshot snapshot;
+  } u;
+} dsp_output;
+
+/* ---------------------------------------------------------------- the shard */
+
+typedef struct dsp_shard dsp_shard;
+
+/* A new shard with config c (copied) and the three interfaces (copied; their ud must
+ * outlive the shard). Errors: DSP_EINVAL (a bad config value or missing function
+ * pointer), DSP_ENOMEM. Free with dsp_shard_free. */
+int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router *router,
+                  const dsp_claims *claims, dsp_shard **out);
+
+/* Free the shard and everything it holds; NULL is a no-op. Claims it holds are not
+ * released (they time out in the store). */
+void dsp_shard_free(dsp_shard *s);
+
+/* The shard-map epoch stamped on later events and claims. */
+void dsp_shard_set_epoch(dsp_shard *s, uint64_t epoch);
+
+/* The outputs queued since the last dsp_outputs_clear, oldest first, in *out (a borrowed
+ * pointer valid until the next call on the shard); returns their number. */
+size_t dsp_outputs(const dsp_shard *s, const dsp_output **out);
+/* Forget the queued outputs (after the caller has executed them). */
+void dsp_outputs_clear(dsp_shard *s);
+
+/* A driver position ping (a copy from driver-locations). */
+typedef struct dsp_location {
+  const char *driver_id; /* 1..DSP_ID_MAX bytes */
+  geo_latlng pos;
+  int64_t ts_ms; /* the client's time */
+  uint64_t seq;  /* the client's sequence number */
+  bool halo;     /* a halo copy: the driver is owned by owner_shard */
+  uint32_t owner_shard;
+} dsp_location;
+
+/* Record a ping at now_ms. A driver first seen is created (available when
+ * first_ping_available, else offline); a ping older than the last one seen (seq, then
+ * ts) or equal to it is ignored and counted. Returns 0; DSP_ESTALE (ignored);
+ * DSP_EINVAL (bad id or position, counted); DSP_ENOMEM. Pings get no reply. */
+int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
+
+/* The driver says he is available (true) or going offline (false). Offline while offered
+ * declines the offer; offline while en route cancels the trip (reason
+ * "driver_offline"); offline on a trip is refused (DSP_ESTATE). Available while busy
+ * changes nothing. A driver not known yet is recorded without a position. ref may be
+ * NULL. Returns 0 or a DSP_E* (with a reply). */
+int dsp_on_status(dsp_shard *s, const char *driver_id, bool available, const char *ref,
+                  int64_t now_ms);
+
+/* A ride request. */
+typedef struct dsp_request {
+  const char *request_id; /* client-made idempotency key, 1..DSP_ID_MAX bytes */
+  const char *rider_id;
+  geo_latlng pickup, dropoff;
+} dsp_request;
+
+/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A
+ * rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
+ * pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
+ * matching starts now (or at the end of the batch window). Returns 0 or a DSP_E*. */
+int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms);
+
+/* The rider cancels his request: allowed while requested, offered, matched or arrived
+ * (the driver is released); refused once started or ended (DSP_ESTATE), for an unknown
+ * request (DSP_ESTATE), for another rider's request (DSP_EFORBIDDEN). */
+int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id, const char *ref,
+                  int64_t now_ms);
+
+/* The driver answers an offer. Only the offered driver, only the live offer, only before
+ * it expires: otherwise DSP_EUNKNOWN_OFFER. Accept: MATCHED, the driver goes en route.
+ * Decline: the claim is released and the next candidate is offered. */
+int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                  int64_t now_ms);
+int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                   int64_t now_ms);
+
+/* Trip steps by the trip's driver: arrived (matched -> arrived), start (arrived ->
+ * started), complete (started -> completed, the driver is available again). Anything
+ * else (wrong state, unknown trip, another driver's trip): DSP_ESTATE. */
+int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                   int64_t now_ms);
+int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                 int64_t now_ms);
+int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                    int64_t now_ms);
+
+/* The trip's driver cancels while matched or arrived: CANCELLED (reason "driver" unless
+ * given), the driver is available again. Otherwise DSP_ESTATE. reason may be NULL. */
+int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_id,
+                         const char *reason, const char *ref, int64_t now_ms);
+
+/* Timers: expired offers (next candidate), the batch window, silent drivers (out of the
+ * index), claim renewal of matched drivers, forgetting ended trips. Call often (every
+ * 100 ms or so); time never goes backwards. */
+void dsp_tick(dsp_shard *s, int64_t now_ms);
+
+/* ---------------------------------------------------------------- queries */
+
+typedef struct dsp_driver_view {
+  dsp_driver_state state;
+  bool in_index; /* has a position younger than driver_ttl_ms */
+  bool halo;
+  uint32_t owner_shard;
+  geo_latlng pos;
+  uint64_t last_seq;
+  int64_t last_ts_ms;
+  char trip_id[DSP_ID_MAX + 1]; /* the trip he is offered or serving, "" when none */
+} dsp_driver_view;
+
+/* The driver's view, or DSP_ENOTFOUND. */
+int dsp_driver_get(const dsp_shard *s, const char *driver_id, dsp_driver_view *out);
+
+typedef struct dsp_trip_view {
+  dsp_trip_state state;
+  uint64_t seq; /* of its latest event */
+  char rider_id[DSP_ID_MAX + 1];
+  char request_id[DSP_ID_MAX + 1];
+  char driver_id[DSP_ID_MAX + 1]; /* offered or matched driver */
+  char offer_id[DSP_ID_MAX + 1];  /* the live offer */
+  int64_t expires_at_ms;
+  double pickup_eta_s;
+  uint32_t offers_made;
+  uint32_t radius_step; /* index into radius_m of the latest search */
+} dsp_trip_view;
+
+/* The trip's view, or DSP_ENOTFOUND. */
+int dsp_trip_get(const dsp_shard *s, const char *trip_id, dsp_trip_view *out);
+/* The trip made for (rider_id, request_id) into trip_id (DSP_ID_MAX + 1 bytes), or
+ * DSP_ENOTFOUND. */
+int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id, char *trip_id);
+
+/* Counters since the shard was made (for /metrics). */
+typedef struct dsp_stats {
+  uint64_t pings, pings_stale, pings_invalid;
+  uint64_t drivers_dropped_ttl;      /* left the index after driver_ttl_ms of silence */
+  uint64_t drivers, drivers_indexed; /* current gauges */
+  uint64_t requests, requests_duplicate;
+  uint64_t offers, offers_declined, offers_expired;
+  uint64_t claims_lost, claim_errors, claim_refresh_lost;
+  uint64_t matched, no_driver, cancelled, completed;
+  uint64_t rejected; /* replies sent */
+  uint64_t searches, widenings;
+  uint64_t batches_hungarian, batches_greedy;
+  uint64_t trips_live; /* gauge */
+} dsp_stats;
+
+void dsp_stats_get(const dsp_shard *s, dsp_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DSP_DISPATCH_H */

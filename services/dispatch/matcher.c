@@ -1,0 +1,309 @@
+/*
+ * matcher.c: matching (DESIGN §3): the k nearest available drivers within a radius
+ * (spatial index), ranked by road ETA with ONE one-to-many search from the pickup on the
+ * reverse graph (router), the best claimed (claim store) and offered; the list walked on
+ * decline or expiry; the radius widened step by step when it runs dry; no_driver after
+ * the last step or max_offers offers. And the batched mode: requests of a window are
+ * assigned together by the Hungarian algorithm on their ETA matrix (total ETA least),
+ * greedily (cheapest pair first) above hungarian_max requests.
+ *
+ * What happens to a trip after its offer (accept, decline, expiry) is trips.c's.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch_internal.h"
+#include "hungarian.h"
+
+typedef struct accept_ctx {
+  const dsp_shard *s;
+  const dsp_trip *t;
+  int64_t now_ms;
+} accept_ctx;
+
+static bool tried_before(const dsp_trip *t, uint64_t handle) {
+  for (size_t i = 0; i < t->n_tried; i++)
+    if (t->tried[i] == handle) return true;
+  return false;
+}
+
+/* A driver the trip may be offered to now. */
+static bool offerable(const dsp_shard *s, const dsp_trip *t, const dsp_driver *d, int64_t now_ms) {
+  return d && d->state == DSP_DRIVER_AVAILABLE && d->in_index && d->skip_until_ms <= now_ms &&
+         !tried_before(t, d->handle);
+}
+
+static bool accept_cb(void *actx, uint64_t id) {
+  const accept_ctx *c = actx;
+  return offerable(c->s, c->t, dsp__driver_by_handle(c->s, id), c->now_ms);
+}
+
+static int cand_cmp(const void *a, const void *b) {
+  const dsp_cand *x = a, *y = b;
+  if (x->eta_s != y->eta_s) return x->eta_s < y->eta_s ? -1 : 1;
+  if (x->dist_m != y->dist_m) return x->dist_m < y->dist_m ? -1 : 1;
+  return x->handle < y->handle ? -1 : x->handle > y->handle;
+}
+
+int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
+  s->st.searches++;
+  t->n_cands = 0;
+  t->cand_next = 0;
+  t->searched = true;
+  accept_ctx ctx = {s, t, now_ms};
+  int n = s->index.knn(s->index.ud, t->pickup, radius_m, s->cfg.k_candidates, accept_cb, &ctx,
+                       s->scr_ids, s->scr_dist);
+  if (n < 0) return DSP_ENOMEM;
+  if (n == 0) return DSP_OK;
+  if ((size_t)n > s->cfg.k_candidates) n = (int)s->cfg.k_candidates;
+  for (int i = 0; i < n; i++) {
+    const dsp_driver *d = dsp__driver_by_handle(s, s->scr_ids[i]);
+    s->scr_pos[i] = d ? d->pos : t->pickup;
+  }
+  for (int i = 0; i < n; i++)
+    s->scr_eta[i] = INFINITY;
+  /* One search from the pickup ranks every candidate at once. */
+  if (s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n, s->cfg.max_eta_s,
+                        s->scr_eta) != 0)
+    return DSP_EINVAL;
+  for (int i = 0; i < n; i++) {
+    double eta = s->scr_eta[i];
+    if (!dsp__driver_by_handle(s, s->scr_ids[i]) || !isfinite(eta) || eta < 0 ||
+        eta > s->cfg.max_eta_s)
+      continue; /* unreachable (one-way, river) or too far by road */
+    t->cands[t->n_cands++] = (dsp_cand){s->scr_ids[i], eta, s->scr_dist[i]};
+  }
+  qsort(t->cands, t->n_cands, sizeof *t->cands, cand_cmp);
+  return DSP_OK;
+}
+
+/* Claim d for t and offer him the ride; false when the claim is not won. */
+static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, int64_t now_ms) {
+  char owner[DSP_OWNER_MAX + 1];
+  snprintf(owner, sizeof owner, "%u:%s:%llu", s->cfg.shard, t->id,
+           (unsigned long long)s->cfg.epoch);
+  if (dsp_strmap_reserve(&s->offers, 1) != 0) return false;
+  dsp_claim_result cr = s->claims.try_claim(
+      s->claims.ud, d->id, owner, s->cfg.offer_timeout_ms + s->cfg.claim_margin_ms, now_ms);
+  if (cr == DSP_CLAIM_LOST) { /* another shard (halo) or trip holds him */
+    s->st.claims_lost++;
+    d->skip_until_ms = now_ms + s->cfg.lost_backoff_ms;
+    return false;
+  }
+  if (cr == DSP_CLAIM_ERROR) {
+    s->st.claim_errors++;
+    return false;
+  }
+  char inc[16], num[16];
+  dsp__base36(s->cfg.incarnation, inc);
+  dsp__base36(s->next_offer++, num);
+  snprintf(t->offer_id, sizeof t->offer_id, "o%u-%s-%s", s->cfg.shard, inc, num);
+  memcpy(t->owner, owner, sizeof owner);
+  t->claimed = true;
+  t->offer_live = true;
+  dsp_strmap_put(&s->offers, t->offer_id, t); /* reserved above */
+  t->offer_expires_ms = now_ms + s->cfg.offer_timeout_ms;
+  t->driver = d;
+  dsp__copy_id(t->driver_id, d->id);
+  t->eta_s = eta_s;
+  t->offers_made++;
+  t->tried[t->n_tried++] = d->handle;
+  dsp__driver_set_state(s, d, DSP_DRIVER_OFFERED);
+  d->trip = t;
+  s->st.offers++;
+  dsp__emit(s, t, DSP_EV_OFFERED, DSP_TRIP_OFFERED, now_ms, NULL);
+  return true;
+}
+
+void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+  for (;;) {
+    if (t->offers_made >= s->cfg.max_offers) {
+      dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "max_offers",
+                    DSP_DRIVER_AVAILABLE);
+      return;
+    }
+    while (t->cand_next < t->n_cands) {
+      const dsp_cand *c = &t->cands[t->cand_next++];
+      dsp_driver *d = dsp__driver_by_handle(s, c->handle);
+      if (offerable(s, t, d, now_ms) && try_offer(s, t, d, c->eta_s, now_ms)) return;
+    }
+    /* The list is used up: search (first time) or widen the radius. */
+    if (t->searched) {
+      if (t->radius_step + 1 >= s->cfg.n_radii) {
+        dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "no_driver_nearby",
+                      DSP_DRIVER_AVAILABLE);
+        return;
+      }
+      t->radius_step++;
+      s->st.widenings++;
+    }
+    if (dsp__search(s, t, s->cfg.radius_m[t->radius_step], now_ms) != 0) {
+      dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "routing_error",
+                    DSP_DRIVER_AVAILABLE);
+      return;
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- batched mode */
+
+void dsp__batch_add(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+  if (s->n_batch == s->cap_batch) {
+    size_t cap = s->cap_batch ? s->cap_batch * 2 : 16;
+    dsp_trip **b = realloc(s->batch, cap * sizeof *b);
+    if (!b) { /* no room to wait: match it alone, now */
+      dsp__offer_next(s, t, now_ms);
+      return;
+    }
+    s->batch = b;
+    s->cap_batch = cap;
+  }
+  s->batch[s->n_batch++] = t;
+  t->in_batch = true;
+  if (s->n_batch >= s->cfg.batch.max_batch) dsp__batch_flush(s, now_ms);
+}
+
+void dsp__batch_remove(dsp_shard *s, dsp_trip *t) {
+  for (size_t i = 0; i < s->n_batch; i++) {
+    if (s->batch[i] != t) continue;
+    memmove(&s->batch[i], &s->batch[i + 1], (s->n_batch - i - 1) * sizeof *s->batch);
+    s->n_batch--;
+    break;
+  }
+  t->in_batch = false;
+}
+
+void dsp__batch_tick(dsp_shard *s, int64_t now_ms) {
+  if (s->n_batch > 0 && now_ms - s->batch[0]->created_ms >= s->cfg.batch.window_ms)
+    dsp__batch_flush(s, now_ms);
+}
+
+static int u64_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+typedef struct pair {
+  double eta_s;
+  uint32_t row, col;
+} pair;
+
+static int pair_cmp(const void *a, const void *b) {
+  const pair *x = a, *y = b;
+  if (x->eta_s != y->eta_s) return x->eta_s < y->eta_s ? -1 : 1;
+  if (x->row != y->row) return x->row < y->row ? -1 : 1;
+  return x->col < y->col ? -1 : x->col > y->col;
+}
+
+/* Greedy assignment: cheapest finite pair first, each row and column once. */
+static int greedy(const double *cost, size_t rows, size_t cols, int *row_to_col) {
+  size_t np = 0;
+  for (size_t i = 0; i < rows * cols; i++)
+    if (isfinite(cost[i])) np++;
+  pair *p = malloc((np ? np : 1) * sizeof *p);
+  bool *col_used = calloc(cols, sizeof *col_used);
+  if (!p || !col_used) {
+    free(p);
+    free(col_used);
+    return -1;
+  }
+  np = 0;
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < cols; c++)
+      if (isfinite(cost[r * cols + c]))
+        p[np++] = (pair){cost[r * cols + c], (uint32_t)r, (uint32_t)c};
+  qsort(p, np, sizeof *p, pair_cmp);
+  for (size_t r = 0; r < rows; r++)
+    row_to_col[r] = -1;
+  for (size_t i = 0; i < np; i++) {
+    if (row_to_col[p[i].row] >= 0 || col_used[p[i].col]) continue;
+    row_to_col[p[i].row] = (int)p[i].col;
+    col_used[p[i].col] = true;
+  }
+  free(p);
+  free(col_used);
+  return 0;
+}
+
+void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
+  size_t n = s->n_batch;
+  if (n == 0) return;
+  if (dsp__reserve_outputs(s, n * 8) != 0) return; /* retried on the next tick */
+  dsp_trip **trips = malloc(n * sizeof *trips);
+  if (!trips) return;
+  memcpy(trips, s->batch, n * sizeof *trips);
+  s->n_batch = 0;
+  for (size_t i = 0; i < n; i++) {
+    trips[i]->in_batch = false;
+    trips[i]->radius_step = 0;
+    if (dsp__search(s, trips[i], s->cfg.radius_m[0], now_ms) != 0) {
+      trips[i]->n_cands = 0; /* offer_next widens, and reports a broken router */
+      trips[i]->searched = false;
+    }
+  }
+  /* Columns: every candidate driver of any request, once. */
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++)
+    m += trips[i]->n_cands;
+  uint64_t *cols = malloc((m ? m : 1) * sizeof *cols);
+  int *assign = malloc(n * sizeof *assign);
+  double *cost = NULL;
+  bool assigned = false;
+  if (cols && assign) {
+    m = 0;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < trips[i]->n_cands; j++)
+        cols[m++] = trips[i]->cands[j].handle;
+    qsort(cols, m, sizeof *cols, u64_cmp);
+    size_t u = 0;
+    for (size_t j = 0; j < m; j++)
+      if (u == 0 || cols[u - 1] != cols[j]) cols[u++] = cols[j];
+    m = u;
+    cost = m ? malloc(n * m * sizeof *cost) : NULL;
+  }
+  if (cost) {
+    for (size_t i = 0; i < n * m; i++)
+      cost[i] = INFINITY;
+    for (size_t i = 0; i < n; i++)
+      for (size_t j = 0; j < trips[i]->n_cands; j++) {
+        const uint64_t *c = bsearch(&trips[i]->cands[j].handle, cols, m, sizeof *cols, u64_cmp);
+        cost[i * m + (size_t)(c - cols)] = trips[i]->cands[j].eta_s;
+      }
+    if (n <= s->cfg.batch.hungarian_max && m <= DSP_HUNGARIAN_MAX &&
+        dsp_hungarian(cost, n, m, assign, NULL) == 0) {
+      s->st.batches_hungarian++;
+      assigned = true;
+    } else if (greedy(cost, n, m, assign) == 0) {
+      s->st.batches_greedy++;
+      assigned = true;
+    }
+  }
+  if (!assigned) { /* nothing to assign, or no memory: arrival order, best first */
+    for (size_t i = 0; i < n; i++)
+      dsp__offer_next(s, trips[i], now_ms);
+  } else {
+    /* The assigned driver goes first in each list (the rest are the fallbacks). */
+    for (size_t i = 0; i < n; i++) {
+      if (assign[i] < 0) continue;
+      dsp_trip *t = trips[i];
+      for (size_t j = 0; j < t->n_cands; j++) {
+        if (t->cands[j].handle != cols[assign[i]]) continue;
+        dsp_cand first = t->cands[j];
+        memmove(&t->cands[1], &t->cands[0], j * sizeof *t->cands);
+        t->cands[0] = first;
+        break;
+      }
+    }
+    /* Assigned requests first, so those left over cannot take their drivers. */
+    for (size_t i = 0; i < n; i++)
+      if (assign[i] >= 0) dsp__offer_next(s, trips[i], now_ms);
+    for (size_t i = 0; i < n; i++)
+      if (assign[i] < 0) dsp__offer_next(s, trips[i], now_ms);
+  }
+  free(cost);
+  free(cols);
+  free(assign);
+  free(trips);
+}

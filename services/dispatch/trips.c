@@ -1,0 +1,413 @@
+/*
+ * trips.c: the trip state machine (docs/dispatch.md has the table): requests, cancels,
+ * answers to offers, the driver's trip steps, offer expiry and claim renewal on the tick,
+ * and forgetting ended trips after their retention.
+ *
+ * Every command is checked against the trip's state, its rider or its driver before
+ * anything changes: a refused command queues one reply to its sender and nothing else.
+ * Every transition is one event (dsp__emit) followed by the trip's snapshot. Finding and
+ * offering drivers is matcher.c's.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dispatch_internal.h"
+
+/* Outputs one command can queue at most: two events with their snapshots, a reply, and
+ * room to spare. */
+#define CMD_OUTPUTS 8
+
+void dsp__trip_free(dsp_trip *t) {
+  if (!t) return;
+  free(t->cands);
+  free(t->tried);
+  free(t);
+}
+
+static dsp_trip *trip_new(dsp_shard *s, const dsp_request *req, int64_t now_ms) {
+  dsp_trip *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->cands = calloc(s->cfg.k_candidates, sizeof *t->cands);
+  t->tried = calloc(s->cfg.max_offers, sizeof *t->tried);
+  if (!t->cands || !t->tried) {
+    dsp__trip_free(t);
+    return NULL;
+  }
+  char inc[16], n[16];
+  dsp__base36(s->cfg.incarnation, inc);
+  dsp__base36(s->next_trip, n);
+  snprintf(t->id, sizeof t->id, "t%u-%s-%s", s->cfg.shard, inc, n);
+  dsp__copy_id(t->rider_id, req->rider_id);
+  dsp__copy_id(t->request_id, req->request_id);
+  snprintf(t->req_key, sizeof t->req_key, "%s\x1f%s", req->rider_id, req->request_id);
+  t->state = DSP_TRIP_REQUESTED;
+  t->pickup = req->pickup;
+  t->dropoff = req->dropoff;
+  t->eta_s = NAN;
+  t->created_ms = now_ms;
+  return t;
+}
+
+void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t now_ms) {
+  dsp_driver *d = t->driver;
+  if (t->claimed) {
+    s->claims.release(s->claims.ud, t->driver_id, t->owner, now_ms);
+    t->claimed = false;
+  }
+  if (d) {
+    dsp__driver_set_state(s, d, to);
+    d->trip = NULL;
+  }
+  t->driver = NULL;
+}
+
+static void drop_live_offer(dsp_shard *s, dsp_trip *t) {
+  if (t->offer_live) {
+    dsp_strmap_del(&s->offers, t->offer_id);
+    t->offer_live = false;
+  }
+}
+
+void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
+                   int64_t now_ms, const char *reason, dsp_driver_state driver_to) {
+  drop_live_offer(s, t);
+  if (t->in_batch) dsp__batch_remove(s, t);
+  t->ended_ms = now_ms;
+  dsp__copy_id(t->releasing, t->driver ? t->driver_id : "");
+  dsp__emit(s, t, type, to, now_ms, reason); /* still names the driver, who is told */
+  t->releasing[0] = '\0';
+  dsp__release_driver(s, t, driver_to, now_ms);
+  dsp_strmap_del(&s->riders, t->rider_id);
+  dsp__list_remove(&s->live, t);
+  dsp__list_append(&s->ended, t);
+  if (to == DSP_TRIP_NO_DRIVER) s->st.no_driver++;
+  if (to == DSP_TRIP_CANCELLED) s->st.cancelled++;
+  if (to == DSP_TRIP_COMPLETED) s->st.completed++;
+}
+
+/* The live offer of t ends without a match (declined, expired, driver offline): one
+ * event, the claim released, the driver available again, the trip back to requested. */
+void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
+                    const char *reason) {
+  drop_live_offer(s, t);
+  if (type == DSP_EV_OFFER_EXPIRED)
+    s->st.offers_expired++;
+  else
+    s->st.offers_declined++;
+  dsp__copy_id(t->releasing, t->driver_id);
+  dsp__emit(s, t, type, DSP_TRIP_REQUESTED, now_ms, reason);
+  t->releasing[0] = '\0';
+  dsp__release_driver(s, t, DSP_DRIVER_AVAILABLE, now_ms);
+  t->driver_id[0] = '\0';
+  t->eta_s = NAN;
+}
+
+int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
+                          int64_t now_ms) {
+  dsp__trip_end(s, t, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, now_ms, reason, driver_to);
+  return DSP_OK;
+}
+
+/* ---------------------------------------------------------------- rider commands */
+
+int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  if (!req)
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, "?", NULL, NULL, NULL, NULL,
+                      "no request");
+  if (!dsp__id_ok(req->rider_id) || !dsp__id_ok(req->request_id))
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref,
+                      dsp__id_ok(req->rider_id) ? req->rider_id : "?", NULL, NULL,
+                      dsp__id_ok(req->request_id) ? req->request_id : NULL, NULL,
+                      "request_id and rider_id must be 1..64 printable bytes");
+  if (!geo_latlng_is_valid(req->pickup) || !geo_latlng_is_valid(req->dropoff))
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, req->rider_id, NULL, NULL,
+                      req->request_id, NULL, "pickup and dropoff must be valid positions");
+
+  char key[2 * DSP_ID_MAX + 2];
+  snprintf(key, sizeof key, "%s\x1f%s", req->rider_id, req->request_id);
+  dsp_trip *t = dsp_strmap_get(&s->requests, key);
+  if (t) { /* the idempotency key again: no new trip; resend the state for resync */
+    s->st.requests_duplicate++;
+    dsp__snapshot(s, t, now_ms);
+    return DSP_OK;
+  }
+  dsp_trip *cur = dsp_strmap_get(&s->riders, req->rider_id);
+  if (cur) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "rider already has a live trip %s", cur->id);
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, req->rider_id, NULL, cur->id,
+                      req->request_id, NULL, msg);
+  }
+
+  t = trip_new(s, req, now_ms);
+  if (!t || dsp_strmap_reserve(&s->trips, 1) || dsp_strmap_reserve(&s->requests, 1) ||
+      dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1) ||
+      dsp_strmap_reserve(&s->request_ids, 1)) {
+    dsp__trip_free(t);
+    return DSP_ENOMEM;
+  }
+  s->next_trip++;
+  s->st.requests++;
+  dsp_strmap_put(&s->trips, t->id, t);
+  dsp_strmap_put(&s->requests, t->req_key, t);
+  dsp_strmap_put(&s->request_ids, t->request_id, t);
+  dsp_strmap_put(&s->riders, t->rider_id, t);
+  dsp__list_append(&s->live, t);
+
+  /* Snap both ends before the first event, so it carries the road positions. */
+  dsp_snap drop;
+  int rp = s->router.snap(s->router.ud, req->pickup, &t->pickup_snap);
+  int rd = rp == 0 ? s->router.snap(s->router.ud, req->dropoff, &drop) : 0;
+  if (rp == 0) t->pickup = t->pickup_snap.pos;
+  if (rp == 0 && rd == 0) t->dropoff = drop.pos;
+  dsp__emit(s, t, DSP_EV_REQUESTED, DSP_TRIP_REQUESTED, now_ms, NULL);
+  if (rp != 0 || rd != 0) {
+    bool failed = rp < 0 || rd < 0;
+    const char *reason = failed    ? "routing_error"
+                         : rp != 0 ? "pickup_out_of_area"
+                                   : "dropoff_out_of_area";
+    dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, reason, DSP_DRIVER_AVAILABLE);
+    if (!failed)
+      dsp__reply(
+          s, DSP_OK, DSP_ERR_OUT_OF_AREA, ref, req->rider_id, NULL, t->id, req->request_id, NULL,
+          rp != 0 ? "pickup is outside the service area" : "dropoff is outside the service area");
+    return DSP_OK;
+  }
+  if (s->cfg.batch.enabled)
+    dsp__batch_add(s, t, now_ms);
+  else
+    dsp__offer_next(s, t, now_ms);
+  return DSP_OK;
+}
+
+int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id, const char *ref,
+                  int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  if (!dsp__id_ok(rider_id) || !dsp__id_ok(request_id))
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref,
+                      dsp__id_ok(rider_id) ? rider_id : "?", NULL, NULL, NULL, NULL,
+                      "request_id and rider_id must be 1..64 printable bytes");
+  char key[2 * DSP_ID_MAX + 2];
+  snprintf(key, sizeof key, "%s\x1f%s", rider_id, request_id);
+  dsp_trip *t = dsp_strmap_get(&s->requests, key);
+  if (!t) {
+    if (dsp_strmap_get(&s->request_ids, request_id))
+      return dsp__reply(s, DSP_EFORBIDDEN, DSP_ERR_FORBIDDEN, ref, rider_id, NULL, NULL, request_id,
+                        NULL, "not your request");
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, NULL, request_id,
+                      NULL, "no such request");
+  }
+  switch (t->state) {
+  case DSP_TRIP_REQUESTED:
+  case DSP_TRIP_OFFERED:
+  case DSP_TRIP_MATCHED:
+  case DSP_TRIP_ARRIVED:
+    dsp__trip_end(s, t, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, now_ms, "rider",
+                  DSP_DRIVER_AVAILABLE);
+    return DSP_OK;
+  default: {
+    char msg[128];
+    snprintf(msg, sizeof msg, "cannot cancel a trip that is %s", dsp_trip_state_name(t->state));
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, rider_id, NULL, t->id, request_id,
+                      NULL, msg);
+  }
+  }
+}
+
+/* ---------------------------------------------------------------- offers */
+
+/* The trip whose live offer is offer_id for driver_id, or NULL after queueing the
+ * unknown_offer reply (an expired offer is expired now, first). */
+static dsp_trip *live_offer(dsp_shard *s, const char *offer_id, const char *driver_id,
+                            const char *ref, int64_t now_ms, int *rc) {
+  if (!dsp__id_ok(offer_id) || !dsp__id_ok(driver_id)) {
+    *rc = dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, NULL,
+                     dsp__id_ok(driver_id) ? driver_id : "?", NULL, NULL, NULL,
+                     "offer_id and driver_id must be 1..64 printable bytes");
+    return NULL;
+  }
+  dsp_trip *t = dsp_strmap_get(&s->offers, offer_id);
+  if (!t || strcmp(t->driver_id, driver_id) != 0) {
+    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL, NULL,
+                     offer_id, "no such offer for this driver");
+    return NULL;
+  }
+  if (now_ms >= t->offer_expires_ms) { /* the tick has not seen it yet: expire it now */
+    dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, NULL);
+    dsp__offer_next(s, t, now_ms);
+    *rc = dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL, NULL,
+                     offer_id, "the offer has expired");
+    return NULL;
+  }
+  return t;
+}
+
+int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                  int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  int rc = DSP_OK;
+  dsp_trip *t = live_offer(s, offer_id, driver_id, ref, now_ms, &rc);
+  if (!t) return rc;
+  /* Turn the offer's short claim into the trip's: renew it, or take it again if it ran
+   * out. Lost means another shard holds the driver now: the offer cannot stand. */
+  dsp_claim_result cr =
+      s->claims.refresh(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
+  if (cr == DSP_CLAIM_LOST)
+    cr =
+        s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
+  if (cr == DSP_CLAIM_LOST) {
+    s->st.claims_lost++;
+    t->claimed = false; /* not ours: do not release another owner's claim */
+    dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, "claim_lost");
+    dsp__offer_next(s, t, now_ms);
+    return dsp__reply(s, DSP_EUNKNOWN_OFFER, DSP_ERR_UNKNOWN_OFFER, ref, NULL, driver_id, NULL,
+                      NULL, offer_id, "the offer was withdrawn");
+  }
+  if (cr == DSP_CLAIM_ERROR) s->st.claim_errors++; /* the store is down: carry on */
+  drop_live_offer(s, t);
+  dsp__driver_set_state(s, t->driver, DSP_DRIVER_EN_ROUTE);
+  t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;
+  s->st.matched++;
+  dsp__emit(s, t, DSP_EV_MATCHED, DSP_TRIP_MATCHED, now_ms, NULL);
+  return DSP_OK;
+}
+
+int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
+                   int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  int rc = DSP_OK;
+  dsp_trip *t = live_offer(s, offer_id, driver_id, ref, now_ms, &rc);
+  if (!t) return rc;
+  dsp__offer_end(s, t, DSP_EV_OFFER_DECLINED, now_ms, "driver");
+  dsp__offer_next(s, t, now_ms);
+  return DSP_OK;
+}
+
+/* ---------------------------------------------------------------- driver trip steps */
+
+static const char *step_name(dsp_trip_state to) {
+  switch (to) {
+  case DSP_TRIP_ARRIVED:
+    return "arrived";
+  case DSP_TRIP_STARTED:
+    return "start";
+  case DSP_TRIP_COMPLETED:
+    return "complete";
+  case DSP_TRIP_CANCELLED:
+    return "cancel";
+  default:
+    return "step";
+  }
+}
+
+/* The trip trip_id if driver_id is its driver and it is in one of the states from[0..n);
+ * otherwise NULL after queueing the invalid_state reply. Another driver's trip and an
+ * unknown trip get the same answer, so trip ids cannot be probed. */
+static dsp_trip *own_trip(dsp_shard *s, const char *trip_id, const char *driver_id,
+                          const dsp_trip_state *from, size_t n, dsp_trip_state to, const char *ref,
+                          int *rc) {
+  if (!dsp__id_ok(trip_id) || !dsp__id_ok(driver_id)) {
+    *rc = dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, NULL,
+                     dsp__id_ok(driver_id) ? driver_id : "?", NULL, NULL, NULL,
+                     "trip_id and driver_id must be 1..64 printable bytes");
+    return NULL;
+  }
+  dsp_trip *t = dsp_strmap_get(&s->trips, trip_id);
+  char msg[128];
+  if (!t || !t->driver || strcmp(t->driver_id, driver_id) != 0 || t->state == DSP_TRIP_OFFERED) {
+    snprintf(msg, sizeof msg, "%s: no such trip for this driver", step_name(to));
+    *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id, NULL,
+                     NULL, msg);
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (t->state == from[i]) return t;
+  snprintf(msg, sizeof msg, "%s is not allowed when the trip is %s", step_name(to),
+           dsp_trip_state_name(t->state));
+  *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id, NULL, NULL,
+                   msg);
+  return NULL;
+}
+
+int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                   int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  static const dsp_trip_state from[] = {DSP_TRIP_MATCHED};
+  int rc = DSP_OK;
+  dsp_trip *t = own_trip(s, trip_id, driver_id, from, 1, DSP_TRIP_ARRIVED, ref, &rc);
+  if (!t) return rc;
+  dsp__emit(s, t, DSP_EV_ARRIVED, DSP_TRIP_ARRIVED, now_ms, NULL);
+  return DSP_OK;
+}
+
+int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                 int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  static const dsp_trip_state from[] = {DSP_TRIP_ARRIVED};
+  int rc = DSP_OK;
+  dsp_trip *t = own_trip(s, trip_id, driver_id, from, 1, DSP_TRIP_STARTED, ref, &rc);
+  if (!t) return rc;
+  dsp__driver_set_state(s, t->driver, DSP_DRIVER_ON_TRIP);
+  dsp__emit(s, t, DSP_EV_STARTED, DSP_TRIP_STARTED, now_ms, NULL);
+  return DSP_OK;
+}
+
+int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
+                    int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  static const dsp_trip_state from[] = {DSP_TRIP_STARTED};
+  int rc = DSP_OK;
+  dsp_trip *t = own_trip(s, trip_id, driver_id, from, 1, DSP_TRIP_COMPLETED, ref, &rc);
+  if (!t) return rc;
+  dsp__trip_end(s, t, DSP_EV_COMPLETED, DSP_TRIP_COMPLETED, now_ms, NULL, DSP_DRIVER_AVAILABLE);
+  return DSP_OK;
+}
+
+int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_id,
+                         const char *reason, const char *ref, int64_t now_ms) {
+  if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  static const dsp_trip_state from[] = {DSP_TRIP_MATCHED, DSP_TRIP_ARRIVED};
+  int rc = DSP_OK;
+  dsp_trip *t = own_trip(s, trip_id, driver_id, from, 2, DSP_TRIP_CANCELLED, ref, &rc);
+  if (!t) return rc;
+  return dsp__cancel_by_driver(s, t, DSP_DRIVER_AVAILABLE, reason && reason[0] ? reason : "driver",
+                               now_ms);
+}
+
+/* ---------------------------------------------------------------- timers */
+
+void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
+  for (dsp_trip *t = s->live.head, *next; t; t = next) {
+    next = t->next; /* t may move to the ended list; no other trip moves */
+    if (t->state == DSP_TRIP_OFFERED && now_ms >= t->offer_expires_ms) {
+      if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return; /* retried next tick */
+      dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, NULL);
+      dsp__offer_next(s, t, now_ms);
+    } else if ((t->state == DSP_TRIP_MATCHED || t->state == DSP_TRIP_ARRIVED ||
+                t->state == DSP_TRIP_STARTED) &&
+               t->claimed && now_ms >= t->claim_renew_ms) {
+      dsp_claim_result cr =
+          s->claims.refresh(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms, now_ms);
+      if (cr == DSP_CLAIM_LOST) { /* expired (store restarted?): take it again */
+        s->st.claim_refresh_lost++;
+        cr = s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, s->cfg.trip_claim_ttl_ms,
+                                 now_ms);
+      }
+      if (cr == DSP_CLAIM_ERROR) s->st.claim_errors++;
+      t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;
+    }
+  }
+  /* Ended trips are forgotten in the order they ended. */
+  while (s->ended.head && now_ms - s->ended.head->ended_ms >= s->cfg.trip_retention_ms) {
+    dsp_trip *t = s->ended.head;
+    dsp__list_remove(&s->ended, t);
+    dsp_strmap_del(&s->trips, t->id);
+    dsp_strmap_del(&s->requests, t->req_key);
+    if (dsp_strmap_get(&s->request_ids, t->request_id) == t)
+      dsp_strmap_del(&s->request_ids, t->request_id);
+    dsp__trip_free(t);
+  }
+}
