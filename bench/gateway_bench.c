@@ -250,22 +250,8 @@ static int pick_port(int from) {
   return -1;
 }
 
-/* True when something accepts TCP connections on 127.0.0.1:port. */
-static bool tcp_open(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-  close(fd);
-  return ok;
-}
-
-/* Sends a plain HTTP GET and returns the status, or -1 when nothing answered. */
-static int http_status(int port, const char *path) {
+/* A socket connected to 127.0.0.1:port, or -1. */
+static int loopback_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
   struct sockaddr_in a;
@@ -273,18 +259,34 @@ static int http_status(int port, const char *path) {
   a.sin_family = AF_INET;
   a.sin_port = htons((uint16_t)port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* True when something accepts TCP connections on 127.0.0.1:port. */
+static bool tcp_open(int port) {
+  int fd = loopback_connect(port);
+  if (fd >= 0) close(fd);
+  return fd >= 0;
+}
+
+/* Sends a plain HTTP GET and returns the status, or -1 when nothing answered in 1 s. */
+static int http_status(int port, const char *path) {
+  int fd = loopback_connect(port);
+  if (fd < 0) return -1;
   int status = -1;
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-    char req[256], resp[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (write(fd, req, (size_t)n) == n) {
-      ssize_t r = read(fd, resp, sizeof resp - 1);
-      if (r > 12) {
-        resp[r] = '\0';
-        status = atoi(resp + 9);
-      }
+  char req[256], resp[256];
+  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+  struct timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (write(fd, req, (size_t)n) == n) {
+    ssize_t r = read(fd, resp, sizeof resp - 1);
+    if (r > 12) {
+      resp[r] = '\0';
+      status = atoi(resp + 9);
     }
   }
   close(fd);

@@ -48,6 +48,8 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_bad_total", "dispatch-events that failed to decode", NULL, &m->events_bad);
   rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_kafka_produce_seconds", "Kafka produce latency, enqueue to delivery report",
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
+  rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,
+                          &m->shardmap_epoch);
   return rc ? -1 : 0;
 }
 

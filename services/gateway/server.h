@@ -11,12 +11,13 @@
 #define MRD_GATEWAY_SERVER_H
 
 #include <libwebsockets.h>
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "area.h"
 #include "gateway.h"
+#include "mrd/admin.h"
+#include "mrd/kafka.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
 #include "mrd/redis.h"
@@ -112,6 +113,7 @@ typedef struct gw_metrics {
   mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
   mrd_counter *kafka_failed, *events_in, *events_bad;
   mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
+  mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
 } gw_metrics;
 
 /* The gateway. */
@@ -121,11 +123,12 @@ typedef struct gw_server {
   struct lws_vhost *vhost;
   gw_area *area;
   gw_shardmap *map;
-  rd_kafka_t *producer;
-  rd_kafka_t *consumer;
+  mrd_kafka_producer *producer;
+  mrd_kafka_consumer *consumer;
   mrd_redis *redis;
   mrd_pg *pg;
   gw_metrics m;
+  mrd_health health; /* what /readyz and /metrics answer (mrd_admin_respond) */
   gw_conn *registry[GW_REGISTRY_BUCKETS];
   lws_sorted_usec_list_t sul_poll, sul_housekeeping;
   bool kafka_ready, stopping;
@@ -141,7 +144,8 @@ int gw_kafka_start(gw_server *s);
 void gw_kafka_poll(gw_server *s);
 /* Flush the producer for at most timeout_ms, then destroy both handles. */
 void gw_kafka_stop(gw_server *s, int timeout_ms);
-/* Produce payload to topic/partition with key. When ack_ref is non-NULL the client gets
+/* Produce payload to topic/partition with key; topic must be a string literal (kept
+ * until the delivery report). When ack_ref is non-NULL the client gets
  * ack {ref} on delivery (or error unavailable on failure). Returns 0, or GW_UNAVAILABLE
  * when the local queue is full, GW_INTERNAL on other errors. */
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,

@@ -61,6 +61,7 @@ int gw_shardmap_load(gw_server *s) {
   }
   gw_shardmap_free(s->map);
   s->map = m;
+  mrd_gauge_set(s->m.shardmap_epoch, (double)epoch);
   mrd_log_info("shardmap_loaded", "epoch=%llu ranges=%d", (unsigned long long)epoch, n);
   return 0;
 }

@@ -405,33 +405,21 @@ static int http_reply(struct lws *wsi, gw_conn *c, unsigned status, const char *
   return 0;
 }
 
-static char *strdup_or_null(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
+/* /readyz: Kafka assigned, a shard map loaded, Redis answering, not stopping. */
+static int ready(void *ud, char *reason, size_t cap) {
+  gw_server *s = ud;
+  bool redis = mrd_redis_ping(s->redis) == 0;
+  if (s->kafka_ready && s->map && redis && !s->stopping) return 0;
+  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "", s->kafka_ready ? "" : "kafka: down; ",
+           s->map ? "" : "no shard map; ", redis ? "" : "redis: down; ");
+  return 1;
 }
 
+/* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
 static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
-  if (strcmp(path, "/healthz") == 0)
-    return http_reply(wsi, c, 200, "text/plain", strdup_or_null("ok\n"), 3);
-  if (strcmp(path, "/readyz") == 0) {
-    bool redis = mrd_redis_ping(s->redis) == 0;
-    bool ready = s->kafka_ready && s->map && redis && !s->stopping;
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "%s kafka=%s redis=%s shardmap_epoch=%llu\n",
-                     ready ? "ready" : "not ready", s->kafka_ready ? "ok" : "down",
-                     redis ? "ok" : "down",
-                     (unsigned long long)(s->map ? gw_shardmap_epoch(s->map) : 0));
-    return http_reply(wsi, c, ready ? 200 : 503, "text/plain", strdup_or_null(buf), (size_t)n);
-  }
-  if (strcmp(path, "/metrics") == 0) {
-    char *text = NULL;
-    size_t len = 0;
-    if (mrd_metrics_render(s->m.reg, &text, &len) != 0) return 1;
-    return http_reply(wsi, c, 200, MRD_METRICS_CONTENT_TYPE, text, len);
-  }
-  return http_reply(wsi, c, 404, "text/plain", strdup_or_null("not found\n"), 10);
+  mrd_http_response r;
+  if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
+  return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
 }
 
 /* ---- the protocol callback ------------------------------------------------------------ */
@@ -612,6 +600,7 @@ int gw_ws_start(gw_server *s) {
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
   info.pt_serv_buf_size = 32 * 1024;
   info.fd_limit_per_thread = 0;
+  s->health = (mrd_health){ready, s, s->m.reg};
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);

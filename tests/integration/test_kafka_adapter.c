@@ -277,6 +277,27 @@ static void test_kafka_bad_partition_and_settings_are_errors(void **state) {
   mrd_kafka_consumer_free(c);
 }
 
+static void test_kafka_partition_count_from_metadata_or_an_error(void **state) {
+  (void)state;
+  mrd_kafka_consumer *c = consumer(NULL);
+  int32_t n = 0;
+  assert_int_equal(mrd_kafka_consumer_partitions(c, "dispatch-events", 10000, &n), 0);
+  assert_int_equal(n, 64); /* devkafka's topics (scripts/stack) */
+  assert_int_equal(mrd_kafka_consumer_partitions(c, "", 1000, &n), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_consumer_partitions(c, TOPIC, 1000, NULL), MRD_EINVAL);
+  mrd_kafka_consumer_free(c);
+  /* no cluster: an error naming the topic, the count untouched */
+  char brokers[64];
+  snprintf(brokers, sizeof brokers, "127.0.0.1:%d", itest_free_port());
+  assert_int_equal(mrd_kafka_consumer_new(brokers, NULL, &c, NULL, 0), 0);
+  n = -7;
+  int rc = mrd_kafka_consumer_partitions(c, "dispatch-events", 500, &n);
+  assert_true(rc == MRD_ETIMEDOUT || rc == MRD_EKAFKA);
+  assert_int_equal(n, -7);
+  assert_non_null(strstr(mrd_kafka_consumer_errstr(c), "dispatch-events"));
+  mrd_kafka_consumer_free(c);
+}
+
 static void test_kafka_unreachable_cluster_fails_ping(void **state) {
   (void)state;
   char brokers[64];
@@ -298,6 +319,7 @@ int main(void) {
       cmocka_unit_test(test_kafka_uncommitted_message_is_seen_again_after_restart),
       cmocka_unit_test(test_kafka_full_local_queue_is_a_distinct_error),
       cmocka_unit_test(test_kafka_bad_partition_and_settings_are_errors),
+      cmocka_unit_test(test_kafka_partition_count_from_metadata_or_an_error),
       cmocka_unit_test(test_kafka_unreachable_cluster_fails_ping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -214,6 +214,34 @@ static int ping(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t cap) {
   return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_ECONN;
 }
 
+int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic, int timeout_ms,
+                                  int32_t *count) {
+  if (c == NULL || topic == NULL || *topic == '\0' || count == NULL) return MRD_EINVAL;
+  rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
+  if (t == NULL) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: %s", topic,
+            rd_kafka_err2str(rd_kafka_last_error()));
+    return MRD_EKAFKA;
+  }
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, t, &md, timeout_ms);
+  rd_kafka_topic_destroy(t);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err)
+    err = md->topics[0].err;
+  int rc = 0;
+  if (err) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: %s", topic, rd_kafka_err2str(err));
+    rc = err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_EKAFKA;
+  } else if (md->topic_cnt != 1 || md->topics[0].partition_cnt < 1) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: no partitions", topic);
+    rc = MRD_EKAFKA;
+  } else {
+    *count = md->topics[0].partition_cnt;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  return rc;
+}
+
 int mrd_kafka_producer_ping(mrd_kafka_producer *p, int timeout_ms) {
   return p ? ping(p->rk, timeout_ms, p->errstr, sizeof p->errstr) : MRD_EINVAL;
 }

@@ -168,6 +168,14 @@ MRD_EXPORT int mrd_kafka_commit_msg(mrd_kafka_consumer *c, const mrd_kafka_msg *
 MRD_EXPORT int mrd_kafka_committed(mrd_kafka_consumer *c, const char *topic, int32_t partition,
                                    int timeout_ms, int64_t *next_offset);
 
+/* The number of partitions of topic, from the cluster's metadata (up to timeout_ms), for a
+ * consumer that reads all of them (the gateway's dispatch-events). Returns 0 and *count
+ * (>= 1), MRD_EINVAL, MRD_ETIMEDOUT, or MRD_EKAFKA (unknown topic, no partitions: text in
+ * errstr). A cluster that auto-creates topics (devkafka's mock does, with 4 partitions)
+ * creates a missing one when asked: that is the cluster's setting, not ours. */
+MRD_EXPORT int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic,
+                                             int timeout_ms, int32_t *count);
+
 /* As mrd_kafka_producer_ping, for a consumer. */
 MRD_EXPORT int mrd_kafka_consumer_ping(mrd_kafka_consumer *c, int timeout_ms);
 
