@@ -2,15 +2,19 @@
  * kafka_io.c: the gateway's Kafka adapter, on services/common's mrd_kafka: an idempotent
  * producer whose delivery reports become client acks, and a consumer of every partition
  * of dispatch-events from the end (no consumer group: each replica sees every event and
- * delivers those of its own connections). Both are polled with a zero timeout from a timer
- * on the lws loop, so the loop never blocks on Kafka. A full local queue is reported to the
+ * delivers those of its own connections). librdkafka writes a byte to a pipe whose read
+ * end is in the lws loop when either has work (mrd_kafka_*_wake_fd), and the loop then
+ * polls both with a zero timeout: the loop never blocks on Kafka and never wakes for
+ * nothing (a slow timer remains as a safety net). A full local queue is reported to the
  * caller (the client gets `unavailable`), never dropped silently. What this file adds to
  * mrd_kafka is the gateway's part: which connection and ref a delivery answers, and the
  * decoding and delivery of events.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -99,19 +103,27 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_assign", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
     return -1;
   }
+  if (pipe(s->wake_fd) != 0 || fcntl(s->wake_fd[0], F_SETFL, O_NONBLOCK) != 0 ||
+      fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+      fcntl(s->wake_fd[1], F_SETFD, FD_CLOEXEC) != 0) {
+    mrd_log_error("kafka_wake_pipe", "err=%s", "pipe failed");
+    return -1;
+  }
+  mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
+  mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);
   s->kafka_ready = true;
   mrd_log_info("kafka_ready", "events_partitions=%d linger_ms=%d fetch_wait_ms=%d", (int)parts,
                s->cfg->linger_ms, s->cfg->fetch_wait_ms);
   return 0;
 }
 
-void gw_kafka_poll(gw_server *s) {
-  if (s->producer) mrd_kafka_producer_poll(s->producer, 0);
-  if (!s->consumer) return;
+bool gw_kafka_poll(gw_server *s) {
+  if (s->producer) mrd_kafka_producer_poll(s->producer, 0); /* serves all queued reports */
+  if (!s->consumer) return false;
   for (int i = 0; i < 512; i++) { /* bounded: the loop has other work */
     mrd_kafka_msg m;
     int rc = mrd_kafka_consume(s->consumer, 0, &m);
-    if (rc == MRD_EAGAIN) break;
+    if (rc == MRD_EAGAIN) return false;
     if (rc) {
       mrd_log_warn("kafka_consume", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
       continue;
@@ -128,6 +140,12 @@ void gw_kafka_poll(gw_server *s) {
     }
     mrd_kafka_msg_release(&m);
   }
+  return true;
+}
+
+void gw_kafka_wake_off(gw_server *s) {
+  mrd_kafka_producer_wake_fd(s->producer, -1);
+  mrd_kafka_consumer_wake_fd(s->consumer, -1);
 }
 
 void gw_kafka_stop(gw_server *s, int timeout_ms) {
@@ -140,6 +158,8 @@ void gw_kafka_stop(gw_server *s, int timeout_ms) {
   }
   mrd_kafka_consumer_free(s->consumer);
   s->consumer = NULL;
+  if (s->wake_fd[1] >= 0) close(s->wake_fd[1]);
+  s->wake_fd[1] = -1;
 }
 
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,

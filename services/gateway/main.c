@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mrd/log.h"
 #include "mrd/signals.h"
@@ -63,6 +64,7 @@ int main(int argc, char **argv) {
   gw_server s;
   memset(&s, 0, sizeof s);
   s.cfg = &cfg;
+  s.wake_fd[0] = s.wake_fd[1] = -1;
   int rc = 1;
   char err[256];
   if (metrics_init(&s)) goto out;
@@ -89,7 +91,9 @@ int main(int argc, char **argv) {
   s.stopping = true;
   rc = 0;
 out:
+  gw_kafka_wake_off(&s); /* before the loop that reads the wake pipe goes */
   if (s.ctx) lws_context_destroy(s.ctx); /* closes connections: no more work taken */
+  if (!s.wake_adopted && s.wake_fd[0] >= 0) close(s.wake_fd[0]);
   gw_kafka_stop(&s, 5000);
   gw_shardmap_free(s.map);
   gw_area_free(s.area);
