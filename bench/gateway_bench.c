@@ -10,21 +10,22 @@
  * eight Manhattan neighbourhoods, so halo copies to neighbouring shards happen as they
  * would), so the gateway answers each with `ack` once Kafka has confirmed the write
  * (ack = durable), and the echo server answers with the message itself. Per target
- * (meridian first, then lws-echo at the same rates):
+ * (GW_BENCH_ROUNDS = 2 rounds, each measuring meridian then lws-echo, samples pooled, so
+ * that whatever else loads the machine weighs on both alike):
  *  - update_cost: closed loop, GW_BENCH_SAT_CONNS (200) of the connections each keep
- *    GW_BENCH_WINDOW (16) updates in flight for GW_BENCH_SECONDS (3) after 1 s of warm-up;
- *    the answers per 250 ms interval give a rate, reported as us per update (1e6 / rate)
+ *    GW_BENCH_WINDOW (16) updates in flight for GW_BENCH_SECONDS (2) after 0.5 s of
+ *    warm-up; the answers per 250 ms interval give a rate, reported as us per update (1e6 / rate)
  *    so that the anchor's median over Meridian's is the usual ratio (here Meridian's rate
  *    over the echo rate: the issue's target is >= 0.6).
  *  - latency_at_1k, latency_at_20k: open loop, every connection sends at a fixed rate
  *    (in total 1,000 and GW_BENCH_RATE = 20,000 updates/s, i.e. 20/s per connection with
- *    1000 connections), 1 s warm-up then GW_BENCH_SECONDS; latency is from the time a
+ *    1000 connections), 0.5 s warm-up then GW_BENCH_SECONDS; latency is from the time a
  *    message was due (not when it left: no coordinated omission) to its answer, in us,
  *    with p50 (median), p95 and p99. For Meridian that is the ack latency: the WebSocket
  *    round trip plus parse, route, Kafka produce and the broker's acknowledgement.
  *  - latency_at_80pct: only when GW_BENCH_RATE is more than this machine sustains through
- *    the gateway: the same at 80% of Meridian's closed-loop rate (a latency that is not
- *    queueing behind an overload); the anchor runs at the same rate.
+ *    the gateway: the same at 80% of Meridian's first closed-loop rate (a latency that is
+ *    not queueing behind an overload); the anchor runs at the same rate.
  *
  * Rate limits: the gateway under test is started by the bench itself (the meridian-gateway
  * next to this binary, with the stack's .run/env in the environment) on a free loopback
@@ -39,7 +40,7 @@
  * port, configured like the gateway's listener. devkafka, the gateway, the echo server and
  * this client share the machine's cores: what Kafka costs the broker is in the figures.
  *
- * Not a test and not timed by CI; about 30 s. Progress and the human table go to stderr;
+ * Not a test and not timed by CI; about 45 s. Progress and the human table go to stderr;
  * the last line of stdout is the JSON object (DESIGN.md section 8), with an extra "p99"
  * key in the latency rows.
  */
@@ -70,6 +71,8 @@
 #define RX_MAX 1024         /* answers are ~60 B (ack) to ~150 B (echo) */
 #define INTERVAL_NS 250e6   /* throughput is counted per 250 ms */
 #define MAX_INTERVALS 64
+#define WARMUP_NS 0.5e9     /* before each measured phase */
+#define DRAIN_NS 5e9        /* at most, for the answers of a phase before the next */
 
 /* ---- time and statistics ---------------------------------------------------------------- */
 
@@ -114,35 +117,55 @@ static double quantile(const double *v, size_t n, double q) {
   return v[i < n ? i : n - 1];
 }
 
-typedef struct row {
+/* The samples of one workload on one implementation, pooled over the rounds. */
+typedef struct series {
   char workload[32];
   char impl[16];
-  char unit[8];
-  double median, p95, p99; /* p99 < 0: not reported */
-  size_t n;
-  char note[64];
-} row;
+  bool has_p99;           /* latency rows also report p99 */
+  double *v;              /* us: interval costs (update_cost) or latencies */
+  size_t n, cap;
+  int rounds, unsustained;
+  uint64_t errors, unanswered;
+  double min_rate;        /* the lowest rate answered in a round that did not sustain */
+  double median, p95, p99; /* filled by finish_series */
+} series;
 
-static row g_rows[16];
-static size_t g_nrows;
+static series g_series[16];
+static size_t g_nseries;
 
-static void add_row(const char *w, const char *impl, const char *unit, double med, double p95,
-                    double p99, size_t n, const char *note) {
-  if (g_nrows == sizeof g_rows / sizeof g_rows[0]) return;
-  row *r = &g_rows[g_nrows++];
+static series *series_get(const char *w, const char *impl, bool has_p99) {
+  for (size_t i = 0; i < g_nseries; i++)
+    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0) return &g_series[i];
+  if (g_nseries == sizeof g_series / sizeof g_series[0]) abort();
+  series *r = &g_series[g_nseries++];
   snprintf(r->workload, sizeof r->workload, "%s", w);
   snprintf(r->impl, sizeof r->impl, "%s", impl);
-  snprintf(r->unit, sizeof r->unit, "%s", unit);
-  r->median = med;
-  r->p95 = p95;
-  r->p99 = p99;
-  r->n = n;
-  snprintf(r->note, sizeof r->note, "%s", note ? note : "");
+  r->has_p99 = has_p99;
+  return r;
 }
 
-static const row *find_row(const char *w, const char *impl) {
-  for (size_t i = 0; i < g_nrows; i++)
-    if (strcmp(g_rows[i].workload, w) == 0 && strcmp(g_rows[i].impl, impl) == 0) return &g_rows[i];
+static void series_add(series *r, const double *v, size_t n) {
+  if (r->n + n > r->cap) {
+    size_t cap = (r->n + n) * 2;
+    double *nv = realloc(r->v, cap * sizeof *nv);
+    if (!nv) abort();
+    r->v = nv;
+    r->cap = cap;
+  }
+  memcpy(r->v + r->n, v, n * sizeof *v);
+  r->n += n;
+}
+
+static void finish_series(series *r) {
+  qsort(r->v, r->n, sizeof r->v[0], cmp_double);
+  r->median = quantile(r->v, r->n, 0.5);
+  r->p95 = quantile(r->v, r->n, 0.95);
+  r->p99 = quantile(r->v, r->n, 0.99);
+}
+
+static const series *find_series(const char *w, const char *impl) {
+  for (size_t i = 0; i < g_nseries; i++)
+    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0) return &g_series[i];
   return NULL;
 }
 
@@ -625,26 +648,24 @@ static void report_phase(const char *impl, const char *what) {
   if (g.first_error[0]) say("  first error: %s", g.first_error);
 }
 
-static char *note_errors(char *buf, size_t cap) {
-  buf[0] = '\0';
-  if (g.errors || g.sent != g.answered)
-    snprintf(buf, cap, "%llu errors, %llu unanswered", (unsigned long long)g.errors,
-             (unsigned long long)(g.sent - g.answered));
-  return buf;
+static void count_round(series *r) {
+  r->rounds++;
+  r->errors += g.errors;
+  r->unanswered += g.sent - g.answered;
 }
 
-/* Closed loop: nsat connections, window in flight each; 1 s warm-up, measure_s seconds. */
+/* Closed loop: nsat connections, window in flight each; warm-up, then measure_s seconds. */
 static double closed_loop(const char *impl, int nsat, int window, double measure_s) {
   phase_reset(MODE_CLOSED_LOOP, nsat);
   g.window = window;
   g.t0 = now_ns();
-  g.measure_from = g.t0 + 1e9;
+  g.measure_from = g.t0 + WARMUP_NS;
   g.measure_to = g.measure_from + measure_s * 1e9;
   g.send_until = g.measure_to;
   for (int i = 0; i < nsat; i++)
     if (g.conns[i].active) lws_callback_on_writable(g.conns[i].wsi);
   run_until(g.send_until, NULL);
-  run_until(now_ns() + 5e9, nothing_in_flight); /* drain before the next phase */
+  run_until(now_ns() + DRAIN_NS, nothing_in_flight); /* before the next phase */
   size_t k = (size_t)(measure_s * 1e9 / INTERVAL_NS);
   double cost[MAX_INTERVALS];
   uint64_t total = 0;
@@ -653,17 +674,16 @@ static double closed_loop(const char *impl, int nsat, int window, double measure
     double rate = (double)g.per_interval[i] / (INTERVAL_NS / 1e9);
     cost[i] = rate > 0 ? 1e6 / rate : 1e9;
   }
-  qsort(cost, k, sizeof cost[0], cmp_double);
-  char note[64];
-  add_row("update_cost", impl, "us", quantile(cost, k, 0.5), quantile(cost, k, 0.95), -1, k,
-          note_errors(note, sizeof note));
+  series *r = series_get("update_cost", impl, false);
+  series_add(r, cost, k);
+  count_round(r);
   say("%-8s closed loop     %.0f updates/s (%d connections x %d in flight)", impl,
-          (double)total / measure_s, nsat, window);
+      (double)total / measure_s, nsat, window);
   report_phase(impl, "closed loop");
   return (double)total / measure_s;
 }
 
-/* Open loop: every connection sends at rate/nconns per second; 1 s warm-up, measure_s s. */
+/* Open loop: every connection sends at rate/nconns per second; warm-up, then measure_s s. */
 static void fixed_rate(const char *impl, const char *workload, double rate, double measure_s) {
   phase_reset(MODE_FIXED_RATE, g.nconns);
   int active = 0;
@@ -671,24 +691,25 @@ static void fixed_rate(const char *impl, const char *workload, double rate, doub
   if (!active) return;
   g.period_ns = 1e9 * active / rate;
   g.t0 = now_ns();
-  g.measure_from = g.t0 + 1e9;
+  g.measure_from = g.t0 + WARMUP_NS;
   g.measure_to = g.measure_from + measure_s * 1e9;
   g.send_until = g.measure_to;
   int k = 0;
   for (int i = 0; i < g.nconns; i++)
     if (g.conns[i].active) g.conns[i].next_due_ns = g.t0 + g.period_ns * (double)k++ / active;
   run_until(g.send_until, NULL);
-  run_until(now_ns() + 5e9, nothing_in_flight);
-  qsort(g.lat_us, g.nlat, sizeof g.lat_us[0], cmp_double);
-  char note[64];
+  run_until(now_ns() + DRAIN_NS, nothing_in_flight);
   double achieved = (double)g.answered_in_window / measure_s;
-  note_errors(note, sizeof note);
-  if (!note[0] && achieved < 0.95 * rate)
-    snprintf(note, sizeof note, "not sustained: %.0f/s answered", achieved);
-  add_row(workload, impl, "us", quantile(g.lat_us, g.nlat, 0.5), quantile(g.lat_us, g.nlat, 0.95),
-          quantile(g.lat_us, g.nlat, 0.99), g.nlat, note);
-  say("%-8s %-15s %.0f/s offered, %.0f/s answered, p50 %.0f us p99 %.0f us", impl,
-          workload, rate, achieved, quantile(g.lat_us, g.nlat, 0.5), quantile(g.lat_us, g.nlat, 0.99));
+  series *r = series_get(workload, impl, true);
+  series_add(r, g.lat_us, g.nlat);
+  count_round(r);
+  if (achieved < 0.95 * rate) {
+    if (!r->unsustained || achieved < r->min_rate) r->min_rate = achieved;
+    r->unsustained++;
+  }
+  qsort(g.lat_us, g.nlat, sizeof g.lat_us[0], cmp_double);
+  say("%-8s %-15s %.0f/s offered, %.0f/s answered, p50 %.0f us p99 %.0f us", impl, workload, rate,
+      achieved, quantile(g.lat_us, g.nlat, 0.5), quantile(g.lat_us, g.nlat, 0.99));
   report_phase(impl, workload);
 }
 
@@ -741,42 +762,54 @@ static void machine(char *out, size_t len) {
   snprintf(out, len, "%s, %d cpus", model, cpus);
 }
 
-static void print_report(const params *p) {
+static void print_report(const params *p, int rounds) {
   char mach[200];
   machine(mach, sizeof mach);
+  for (size_t i = 0; i < g_nseries; i++) finish_series(&g_series[i]);
   fprintf(stderr, "\ngateway_bench: %d driver connections (closed loop: %d x %d in flight; open loop: all), "
-                  "machine: %s\n", g.nconns, p->nsat, p->window, mach);
+                  "%d interleaved rounds, machine: %s\n", g.nconns, p->nsat, p->window, rounds, mach);
   fprintf(stderr, "%-16s %-9s %4s %10s %10s %10s %7s %9s  %s\n", "workload", "impl", "unit", "median", "p95",
           "p99", "n", "vs anchor", "note");
-  for (size_t i = 0; i < g_nrows; i++) {
-    const row *r = &g_rows[i];
-    char ratio[16] = "", p99[16] = "-";
-    const row *m = find_row(r->workload, "meridian");
+  for (size_t i = 0; i < g_nseries; i++) {
+    const series *r = &g_series[i];
+    char ratio[16] = "", p99[16] = "-", note[96] = "";
+    const series *m = find_series(r->workload, "meridian");
     if (m && r != m && m->median > 0) snprintf(ratio, sizeof ratio, "%.2f", r->median / m->median);
-    if (r->p99 >= 0) snprintf(p99, sizeof p99, "%.1f", r->p99);
-    fprintf(stderr, "%-16s %-9s %4s %10.1f %10.1f %10s %7zu %9s  %s\n", r->workload, r->impl, r->unit, r->median,
-            r->p95, p99, r->n, ratio, r->note);
+    if (r->has_p99) snprintf(p99, sizeof p99, "%.1f", r->p99);
+    int len = 0;
+    if (r->unsustained)
+      len = snprintf(note, sizeof note, "not sustained in %d of %d rounds (down to %.0f/s)%s", r->unsustained,
+                     r->rounds, r->min_rate, r->errors || r->unanswered ? "; " : "");
+    if (r->errors || r->unanswered)
+      snprintf(note + len, sizeof note - (size_t)len, "%llu errors, %llu unanswered", (unsigned long long)r->errors,
+               (unsigned long long)r->unanswered);
+    fprintf(stderr, "%-16s %-9s %4s %10.1f %10.1f %10s %7zu %9s  %s\n", r->workload, r->impl, "us", r->median,
+            r->p95, p99, r->n, ratio, note);
   }
   fprintf(stderr, "(vs anchor: lws-echo's median over Meridian's; for update_cost that is Meridian's "
                   "rate over the echo rate)\n");
-  const row *me = find_row("update_cost", "meridian"), *ae = find_row("update_cost", "lws-echo");
+  const series *me = find_series("update_cost", "meridian"), *ae = find_series("update_cost", "lws-echo");
   if (me && ae && me->median > 0 && ae->median > 0)
     fprintf(stderr, "sustained: meridian %.0f updates/s acked, lws-echo %.0f/s: %.2f of the echo rate "
                     "(target >= 0.60)\n", 1e6 / me->median, 1e6 / ae->median, ae->median / me->median);
-  const row *ml = find_row("latency_at_20k", "meridian"), *al = find_row("latency_at_20k", "lws-echo");
-  if (ml && al)
-    fprintf(stderr, "at %.0f updates/s: ack p50 %.0f us, p99 %.0f us; echo p50 %.0f us, p99 %.0f us; "
-                    "added p50 %.0f us, p99 %.0f us (target p99 added < 5000 us)\n", p->rate, ml->median, ml->p99,
-            al->median, al->p99, ml->median - al->median, ml->p99 - al->p99);
+  const char *lat[] = {"latency_at_1k", "latency_at_20k", "latency_at_80pct"};
+  for (int i = 0; i < 3; i++) {
+    const series *ml = find_series(lat[i], "meridian"), *al = find_series(lat[i], "lws-echo");
+    if (ml && al)
+      fprintf(stderr, "%s: ack p50 %.0f us, p99 %.0f us; echo p50 %.0f us, p99 %.0f us; added p50 %.0f us, "
+                      "p99 %.0f us%s\n", lat[i], ml->median, ml->p99, al->median, al->p99, ml->median - al->median,
+              ml->p99 - al->p99, i == 1 ? " (target p99 added < 5000 us)" : "");
+  }
   printf("{\"bench\": \"gateway_bench\", \"machine\": \"%s\", \"rows\": [", mach);
-  for (size_t i = 0; i < g_nrows; i++) {
-    const row *r = &g_rows[i];
-    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.2f, \"p95\": %.2f, ",
-           i ? ", " : "", r->workload, r->impl, r->unit, r->median, r->p95);
-    if (r->p99 >= 0) printf("\"p99\": %.2f, ", r->p99);
+  for (size_t i = 0; i < g_nseries; i++) {
+    const series *r = &g_series[i];
+    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"us\", \"median\": %.2f, \"p95\": %.2f, ",
+           i ? ", " : "", r->workload, r->impl, r->median, r->p95);
+    if (r->has_p99) printf("\"p99\": %.2f, ", r->p99);
     printf("\"n\": %zu}", r->n);
   }
   printf("]}\n");
+  for (size_t i = 0; i < g_nseries; i++) free(g_series[i].v);
 }
 
 /* ---- main ---------------------------------------------------------------------------------- */
@@ -809,7 +842,8 @@ int main(void) {
   }
   g.nconns = env_int("GW_BENCH_CONNS", 1000, 10, 15000);
   params p = {env_int("GW_BENCH_SAT_CONNS", 200, 1, 15000), env_int("GW_BENCH_WINDOW", 16, 1, 200),
-              env_int("GW_BENCH_RATE", 20000, 100, 1000000), env_int("GW_BENCH_SECONDS", 3, 1, 30)};
+              env_int("GW_BENCH_RATE", 20000, 100, 1000000), env_int("GW_BENCH_SECONDS", 2, 1, 30)};
+  int rounds = env_int("GW_BENCH_ROUNDS", 2, 1, 10);
   if (p.nsat > g.nconns) p.nsat = g.nconns;
   g.conns = calloc((size_t)g.nconns, sizeof *g.conns);
   g.sent_ns = malloc(MAX_MSGS * sizeof *g.sent_ns);
@@ -822,7 +856,8 @@ int main(void) {
 
   double rate80 = 0;
 
-  /* Phase A: the gateway (first, so the anchor runs at the same 80% rate). */
+  /* Both servers first, then the rounds, each measuring Meridian then the anchor, so that
+   * what else runs on the machine weighs on both alike; samples are pooled. */
   int gw_port;
   const char *ext = getenv("GW_BENCH_GATEWAY_URL");
   if (ext && *ext) {
@@ -851,14 +886,6 @@ int main(void) {
     say("meridian-gateway on 127.0.0.1:%d (pid %d) ready in %.1f s, MERIDIAN_GW_DRIVER_RATE/BURST=100000",
         gw_port, (int)gw_pid, (now_ns() - t) / 1e9);
   }
-  if (run_target("meridian", gw_port, secret, &p, &rate80)) {
-    if (gw_pid > 0) tail_log(g_gw_log);
-    goto out;
-  }
-  stop_child(gw_pid, "gateway");
-  gw_pid = -1;
-
-  /* Phase B: the anchor. */
   int echo_port = pick_port(gw_port + 1);
   if (echo_port < 0) goto out;
   fflush(NULL);
@@ -867,8 +894,16 @@ int main(void) {
   if (echo_pid < 0) goto out;
   for (int i = 0; i < 250 && !tcp_open(echo_port); i++) sleep_ms(20);
   say("lws-echo on 127.0.0.1:%d (pid %d)", echo_port, (int)echo_pid);
-  if (run_target("lws-echo", echo_port, secret, &p, &rate80)) goto out;
-  print_report(&p);
+
+  for (int r = 0; r < rounds; r++) {
+    say("round %d of %d", r + 1, rounds);
+    if (run_target("meridian", gw_port, secret, &p, &rate80)) {
+      if (gw_pid > 0) tail_log(g_gw_log);
+      goto out;
+    }
+    if (run_target("lws-echo", echo_port, secret, &p, &rate80)) goto out;
+  }
+  print_report(&p, rounds);
   rc = 0;
 out:
   stop_child(echo_pid, "echo server");
