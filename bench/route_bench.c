@@ -6,7 +6,8 @@
  * Meridian: the snapshot at MERIDIAN_GRAPH, mapped once (snapshot_load is timed apart),
  * queried node to node with Dijkstra, A*, bidirectional Dijkstra and the contraction
  * hierarchy; one_to_many_16 ranks 16 drop-off nodes towards one pickup (CH buckets, the
- * dispatch case). pgRouting: pgr_dijkstra and pgr_aStar on the same `ways` table through
+ * dispatch case); snap times snapping real trip ends to the nearest road within 100 m (the
+ * snapshot's R-tree). pgRouting: pgr_dijkstra and pgr_aStar on the same `ways` table through
  * libpq, one SQL round trip per query, as a user would call it (MERIDIAN_PG_DSN).
  * Progress and a human table go to stderr; the last line of stdout is the JSON of
  * DESIGN.md section 8. Not a test: it asserts nothing.
@@ -58,6 +59,10 @@ typedef struct pair {
   uint32_t a, b;
 } pair;
 
+/* Trip ends read by load_pairs (for the snap workload). */
+static geo_latlng ends[8192];
+static size_t n_ends;
+
 static size_t load_pairs(const geo_graph *g, const char *path, pair *out, size_t want) {
   FILE *f = fopen(path, "r");
   if (f == NULL) return 0;
@@ -81,6 +86,7 @@ static size_t load_pairs(const geo_graph *g, const char *path, pair *out, size_t
     geo_latlng a = {atof(field[8]), atof(field[7])}, b = {atof(field[10]), atof(field[9])};
     geo_snap sa, sb;
     if (!geo_latlng_is_valid(a) || !geo_latlng_is_valid(b)) continue;
+    if (n_ends + 2 <= sizeof ends / sizeof ends[0]) ends[n_ends++] = a, ends[n_ends++] = b;
     if (geo_graph_snap(g, a, 100, &sa) != GEO_OK || geo_graph_snap(g, b, 100, &sb) != GEO_OK) continue;
     uint32_t na = sa.place.frac < 0.5 ? geo_graph_arc_tail(g, sa.place.arc) : geo_graph_arc_head(g, sa.place.arc);
     uint32_t nb = sb.place.frac < 0.5 ? geo_graph_arc_tail(g, sb.place.arc) : geo_graph_arc_head(g, sb.place.arc);
@@ -149,6 +155,15 @@ int main(int argc, char **argv) {
     return 1;
   }
   size_t nq = np > want ? want : np;
+  /* snap: nearest road within 100 m of a real trip end (the snapshot's R-tree) */
+  k = 0;
+  for (size_t i = 0; i < n_ends && k < want * 2; i++) {
+    geo_snap sn;
+    double t0 = now_us();
+    geo_graph_snap(g, ends[i], 100, &sn);
+    v[k++] = now_us() - t0;
+  }
+  add_row("snap", "meridian", "us", v, k);
   fprintf(stderr, "route_bench: %zu pickup -> drop-off pairs\n", nq);
   geo_route_state *st = NULL;
   geo_route_state_new(g, &st);

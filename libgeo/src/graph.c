@@ -35,6 +35,7 @@ void geo_graph_calibration_identity(geo_graph_calibration *cal) {
   for (int i = 0; i < GEO_ROAD_CLASS_COUNT; i++) cal->class_factor[i] = 1.0;
   for (int w = 0; w < 2; w++)
     for (int h = 0; h < 24; h++) cal->hour_factor[w][h] = 1.0;
+  for (int d = 0; d < 7; d++) cal->day_factor[d] = 1.0;
   cal->arc_penalty_ms = 0;
   cal->trip_base_ms = 0;
 }
@@ -507,12 +508,22 @@ void geo_graph_free(geo_graph *g) {
 
 geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *cal,
                              geo_graph **out) {
+  return geo_graph_calibrated_arcs(g, cal, NULL, out);
+}
+
+geo_err geo_graph_calibrated_arcs(const geo_graph *g, const geo_graph_calibration *cal,
+                                  const double *arc_factor, geo_graph **out) {
   if (g == NULL || cal == NULL || out == NULL) return GEO_EINVAL;
+  if (arc_factor)
+    for (uint32_t a = 0; a < g->m; a++)
+      if (!isfinite(arc_factor[a]) || arc_factor[a] <= 0 || arc_factor[a] > 1000) return GEO_EINVAL;
   for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
     if (!isfinite(cal->class_factor[c]) || cal->class_factor[c] <= 0) return GEO_EINVAL;
   for (int w = 0; w < 2; w++)
     for (int h = 0; h < 24; h++)
       if (!isfinite(cal->hour_factor[w][h]) || cal->hour_factor[w][h] <= 0) return GEO_EINVAL;
+  for (int d = 0; d < 7; d++)
+    if (!isfinite(cal->day_factor[d]) || cal->day_factor[d] <= 0) return GEO_EINVAL;
   if (!isfinite(cal->arc_penalty_ms) || cal->arc_penalty_ms < 0 || cal->arc_penalty_ms > 1e6 ||
       !isfinite(cal->trip_base_ms) || cal->trip_base_ms < 0 || cal->trip_base_ms > 1e8)
     return GEO_EINVAL;
@@ -547,6 +558,7 @@ geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *ca
   if (time == NULL) goto fail;
   for (uint32_t a = 0; a < m; a++) {
     double t = g->time_ms[a] * cal->class_factor[g->cls[a]] + cal->arc_penalty_ms;
+    if (arc_factor) t *= arc_factor[a];
     time[a] = t >= MAX_ARC_TIME_MS ? MAX_ARC_TIME_MS : (uint32_t)llround(t);
   }
   c->time_ms = time;
@@ -627,17 +639,5 @@ void geo_graph_set_source_tag(geo_graph *g, uint64_t tag) { g->source_tag = tag;
 double geo_graph_eta_ms(const geo_graph *g, uint32_t t, int hour, int weekday) {
   if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return t + g->cal.trip_base_ms;
   int we = weekday == 0 || weekday == 6;
-  return t * g->cal.hour_factor[we][hour] + g->cal.trip_base_ms;
-}
-
-/* Until snap.c lands with the R-tree, a graph never has one. */
-void geo__graph_free_rtree(geo_graph *g) { (void)g; }
-size_t geo__graph_rtree_blob_size(const geo_graph *g) { (void)g; return 0; }
-geo_err geo__graph_rtree_write_blob(const geo_graph *g, void *buf, size_t len) {
-  (void)g, (void)buf, (void)len;
-  return GEO_EINVAL;
-}
-geo_err geo__graph_rtree_open_blob(geo_graph *g, const void *buf, size_t len) {
-  (void)g, (void)buf, (void)len;
-  return GEO_EFORMAT;
+  return t * g->cal.hour_factor[we][hour] * g->cal.day_factor[weekday] + g->cal.trip_base_ms;
 }

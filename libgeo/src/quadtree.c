@@ -7,12 +7,21 @@
  * consecutive (south-west, south-east, north-west, north-east), so they fill one cache line,
  * and a search computes their boxes while descending. What only updates need (box, parent,
  * capacity, depth) is in a parallel cold array. Freed blocks of four go on a free list. A
- * leaf keeps its points in one allocation: coordinate pairs {lat, lng} as int32 fixed-point
- * 1e-7 degree for all slots, then {id, ts_ms << 8 | state} pairs: 24 bytes a slot, cap a
- * multiple of 8. A search scans coordinates contiguously; a move writes one line of each.
- * An open-addressing table (linear probing, 8-byte entries: node 32 bits | slot 24 bits |
- * 8-bit fingerprint of the id's hash) maps id to its slot; the id itself is read from the
- * leaf, which a move touches anyway.
+ * leaf keeps its points in one allocation: a header with its box and capacity, then slots
+ * {lat, lng as int32 fixed-point 1e-7 degree, id} of 16 bytes, then the packed payloads
+ * (ts_ms << 8 | state): 24 bytes a slot, cap a multiple of 8. A search scans the slots
+ * contiguously and reads a candidate's id from the line it scanned; a move touches one slot
+ * line and one payload word. An open-addressing table (linear probing, 8-byte entries: node
+ * 32 bits | slot 24 bits | 8-bit fingerprint of the id's hash) maps id to its slot; the id
+ * itself is read from the leaf, which a move touches anyway. Leaves hold up to 128 points:
+ * large enough that most 50 m moves of a driver stay in their leaf at 1M drivers in a city,
+ * small enough that a kNN scans only two or three of them.
+ *
+ * Searches first apply an integer rectangle prefilter (latitude and longitude gaps in fixed
+ * point, derived from the current threshold, see set_thresh) to boxes and points, then the
+ * lower bound of h below, then the exact distance. kNN evaluates the candidates of a leaf in
+ * order of their lower bound while its heap is not full, so that few exact distances are
+ * computed, and reads payloads only for the k points it returns.
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
@@ -102,9 +111,15 @@ static inline const leaf_hdr *L_hdr(const unsigned char *mem) {
   return (const leaf_hdr *)(const void *)mem;
 }
 static inline uint32_t mem_cap(const unsigned char *mem) { return mem ? L_hdr(mem)->cap : 0; }
-static inline int32_t *L_co(const unsigned char *mem) { return (int32_t *)(void *)(mem + HDR_BYTES); }
-static inline uint64_t *L_it(const unsigned char *mem, uint32_t cap) {
-  return (uint64_t *)(void *)(mem + HDR_BYTES + 8u * cap);
+/* A slot: position and id in 16 bytes, so that a search reads a candidate's id from the line
+ * it scanned, and a move finds slot s without reading the capacity. Payloads sit apart. */
+typedef struct qt_slot {
+  int32_t lat, lng;
+  uint64_t id;
+} qt_slot;
+static inline qt_slot *L_sl(const unsigned char *mem) { return (qt_slot *)(void *)(mem + HDR_BYTES); }
+static inline uint64_t *L_pl(const unsigned char *mem, uint32_t cap) {
+  return (uint64_t *)(void *)(mem + HDR_BYTES + 16u * cap);
 }
 /* A new leaf block of cap slots for the node with this box (NULL when out of memory). */
 static unsigned char *block_new(qt_box box, uint32_t cap) {
@@ -129,7 +144,7 @@ static inline geo_qt_payload unpack_pl(uint64_t v) {
 
 /* The id stored in slot s of leaf idx. */
 static inline uint64_t slot_id(const geo_quadtree *qt, uint32_t idx, uint32_t s) {
-  return L_it(qt->nodes[idx].mem, mem_cap(qt->nodes[idx].mem))[2u * s];
+  return L_sl(qt->nodes[idx].mem)[s].id;
 }
 
 /* ---- id table ---------------------------------------------------------------------- */
@@ -291,14 +306,10 @@ static void block_release(geo_quadtree *qt, uint32_t b) {
 
 static void copy_slot(unsigned char *dmem, uint32_t dcap, uint32_t d, const unsigned char *smem,
                       uint32_t scap, uint32_t s) {
-  int32_t *dc = L_co(dmem);
-  const int32_t *sc = L_co(smem);
-  uint64_t *di = L_it(dmem, dcap);
-  const uint64_t *si = L_it(smem, scap);
-  dc[2 * d] = sc[2 * s];
-  dc[2 * d + 1] = sc[2 * s + 1];
-  di[2 * d] = si[2 * s];
-  di[2 * d + 1] = si[2 * s + 1];
+  L_sl(dmem)[d].id = L_sl(smem)[s].id;
+  L_sl(dmem)[d].lat = L_sl(smem)[s].lat;
+  L_sl(dmem)[d].lng = L_sl(smem)[s].lng;
+  L_pl(dmem, dcap)[d] = L_pl(smem, scap)[s];
 }
 
 static void leaf_free_mem(geo_quadtree *qt, uint32_t idx) {
@@ -332,9 +343,9 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
   qt_box box = *meta_box(&qt->meta[idx]);
   const unsigned char *old = qt->nodes[idx].mem;
   uint32_t ocap = mem_cap(old), n = qt->nodes[idx].count;
-  const int32_t *co = L_co(old);
+  const qt_slot *osl = L_sl(old);
   uint32_t cnt[4] = {0, 0, 0, 0};
-  for (uint32_t i = 0; i < n; i++) cnt[quadrant(&box, co[2 * i], co[2 * i + 1])]++;
+  for (uint32_t i = 0; i < n; i++) cnt[quadrant(&box, osl[i].lat, osl[i].lng)]++;
   unsigned char *mem[4] = {NULL, NULL, NULL, NULL};
   for (int q = 0; q < 4; q++) {
     if (cnt[q] == 0) continue;
@@ -353,10 +364,10 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
     if (mem[q]) qt->leaf_bytes += block_bytes(round8(cnt[q]));
   }
   for (uint32_t i = 0; i < n; i++) {
-    uint32_t c = b + quadrant(&box, co[2 * i], co[2 * i + 1]);
+    uint32_t c = b + quadrant(&box, osl[i].lat, osl[i].lng);
     uint32_t s = qt->nodes[c].count++;
     copy_slot(qt->nodes[c].mem, mem_cap(qt->nodes[c].mem), s, old, ocap, i);
-    tab_set(qt, L_it(old, ocap)[2 * i], c, s); /* reads the old leaf: still intact */
+    tab_set(qt, L_sl(old)[i].id, c, s); /* reads the old leaf: still intact */
   }
   leaf_free_mem(qt, idx);
   qt->nodes[idx].child = b;
@@ -427,10 +438,11 @@ static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_
                             int32_t lng, geo_qt_payload pl) {
   uint32_t s = qt->nodes[leaf].count;
   unsigned char *mem = qt->nodes[leaf].mem;
-  L_co(mem)[2 * s] = lat;
-  L_co(mem)[2 * s + 1] = lng;
-  L_it(mem, L_hdr(mem)->cap)[2 * s] = id;
-  L_it(mem, L_hdr(mem)->cap)[2 * s + 1] = pack_pl(pl);
+  uint32_t cap = L_hdr(mem)->cap;
+  L_sl(mem)[s].id = id;
+  L_sl(mem)[s].lat = lat;
+  L_sl(mem)[s].lng = lng;
+  L_pl(mem, cap)[s] = pack_pl(pl);
   return s;
 }
 
@@ -498,9 +510,10 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
     unsigned char *mem = qt->nodes[leaf].mem;
     if (box_contains(&L_hdr(mem)->box, lat, lng)) { /* the common case: reads only the block */
-      L_co(mem)[2 * s] = lat;
-      L_co(mem)[2 * s + 1] = lng;
-      L_it(mem, L_hdr(mem)->cap)[2 * s + 1] = pack_pl(pl);
+      uint32_t cap = L_hdr(mem)->cap;
+      L_sl(mem)[s].lat = lat;
+      L_sl(mem)[s].lng = lng;
+      L_pl(mem, cap)[s] = pack_pl(pl);
       return GEO_OK;
     }
     uint32_t anc = qt->meta[leaf].parent;
@@ -535,7 +548,7 @@ geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id, geo_qt_payload p
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
   uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
-  L_it(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem))[2 * s + 1] = pack_pl(pl);
+  L_pl(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem))[s] = pack_pl(pl);
   return GEO_OK;
 }
 
@@ -555,10 +568,9 @@ geo_err geo_quadtree_remove(geo_quadtree *qt, uint64_t id) {
 
 static inline geo_qt_point point_at(const unsigned char *mem, uint32_t cap, uint32_t s) {
   geo_qt_point p;
-  const uint64_t *it = L_it(mem, cap);
-  p.id = it[2 * s];
-  p.pos = (geo_latlng){fix_to_deg(L_co(mem)[2 * s]), fix_to_deg(L_co(mem)[2 * s + 1])};
-  p.payload = unpack_pl(it[2 * s + 1]);
+  p.id = L_sl(mem)[s].id;
+  p.pos = (geo_latlng){fix_to_deg(L_sl(mem)[s].lat), fix_to_deg(L_sl(mem)[s].lng)};
+  p.payload = unpack_pl(L_pl(mem, cap)[s]);
   return p;
 }
 
@@ -592,14 +604,76 @@ static inline double cos_lb(double x) {
 typedef struct search {
   geo_latlng q;
   double cos_q;
-  double thresh_h; /* prune when a lower bound of h exceeds this */
+  double thresh_h;      /* prune when a lower bound of h exceeds this */
+  int64_t qlat, qlng;   /* q rounded to fixed point */
+  int64_t tlat, tlng;   /* rectangle prefilter (fixed point), INT64_MAX when off */
 } search;
+
+/* Half an angle in radians per fixed-point unit. */
+#define HALF_RAD_PER_FIX (1e-7 * DEG2RAD * 0.5)
+#define FIX_180 INT64_C(1800000000)
+#define FIX_360 INT64_C(3600000000)
 
 /* h-space threshold for "distance <= d", with the safety margin. */
 static double thresh_for(double d) {
   if (!isfinite(d)) return INFINITY;
   double x = (d * (1.0 + 1e-9) + 1e-6) / (2.0 * GEO_EARTH_RADIUS_M);
   return x * x;
+}
+
+/* Set the threshold and derive the integer rectangle prefilter from it: a point (or box)
+ * whose latitude gap to q exceeds tlat, or whose longitude gap (the short way round)
+ * exceeds tlng, has h > t. Why: for a half-angle x <= 0.05 rad, sin x >= x - x^3/6 >=
+ * 0.9995 x, and for 0.05 < x <= pi/2, sin x >= sin 0.05 > 0.049; a gap above
+ * sqrt(t) / (0.999 K) units (K: half-radians per unit), plus 2 units for rounding q, therefore
+ * gives sin^2 > t for latitude. For longitude the factor cos(lat_q) cos(lat_p) is bounded
+ * below over the latitude band the latitude test lets through. The filter is off when
+ * sqrt(t) (or sqrt(t / that factor)) is not below 0.049, so it only ever rejects what the
+ * exact bound would reject. */
+static void set_thresh(search *sq, double t) {
+  sq->thresh_h = t;
+  sq->tlat = sq->tlng = INT64_MAX;
+  if (!(t < 0.049 * 0.049)) return; /* also INFINITY */
+  sq->tlat = (int64_t)ceil(sqrt(t) / (0.999 * HALF_RAD_PER_FIX)) + 2;
+  double band_deg = fabs(sq->q.lat) + (double)(sq->tlat + 1) * 1e-7;
+  if (band_deg >= 90.0) return;
+  double cc = sq->cos_q * cos_lb(band_deg * DEG2RAD);
+  if (!(cc > 0)) return;
+  double r = sqrt(t / cc);
+  if (!(r < 0.049)) return;
+  sq->tlng = (int64_t)ceil(r / (0.999 * HALF_RAD_PER_FIX)) + 2;
+}
+
+static void search_init(search *sq, geo_latlng q, double dist_m) {
+  sq->q = q;
+  sq->cos_q = geo__cos_lat(q);
+  sq->qlat = deg_to_fix(q.lat);
+  sq->qlng = deg_to_fix(q.lng);
+  set_thresh(sq, thresh_for(dist_m));
+}
+
+static inline int64_t lng_gap(int64_t a, int64_t b) {
+  int64_t d = a > b ? a - b : b - a;
+  return d > FIX_180 ? FIX_360 - d : d;
+}
+
+/* Fixed-point gaps from q to a box (0 inside). */
+static inline void box_gaps(const search *sq, const qt_box *b, int64_t *glat, int64_t *glng) {
+  *glat = sq->qlat > b->max_lat ? sq->qlat - b->max_lat
+                                : (sq->qlat < b->min_lat ? b->min_lat - sq->qlat : 0);
+  if (sq->qlng < b->min_lng || sq->qlng > b->max_lng) {
+    int64_t w = lng_gap(sq->qlng, b->min_lng), e = lng_gap(sq->qlng, b->max_lng);
+    *glng = w < e ? w : e;
+  } else {
+    *glng = 0;
+  }
+}
+
+/* True when the rectangle prefilter proves every point of the box too far. */
+static inline bool box_far(const search *sq, const qt_box *b) {
+  int64_t glat, glng;
+  box_gaps(sq, b, &glat, &glng);
+  return glat > sq->tlat || glng > sq->tlng;
 }
 
 /* Lower bound of h over a box (0 when q is inside). */
@@ -635,6 +709,55 @@ static double leaf_cc(const search *sq, const qt_box *b) {
   return sq->cos_q * cos_lb((a1 > a2 ? a1 : a2) * DEG2RAD);
 }
 
+/* A leaf point that passed both bounds, waiting for its exact distance. */
+typedef struct cand {
+  double lb;
+  uint32_t i;
+} cand;
+#define CHUNK 256 /* leaf points considered at a time (a deepest leaf can hold millions) */
+
+/* Scan points [from, to) of a leaf into c: those the rectangle prefilter and the lower
+ * bound of h do not rule out. Returns how many. */
+static uint32_t leaf_candidates(const search *sq, double cc, const qt_slot *sl, uint32_t from,
+                                uint32_t to, cand *c) {
+  uint32_t m = 0;
+  const int64_t qlat = sq->qlat, qlng = sq->qlng, tlat = sq->tlat, tlng = sq->tlng;
+  for (uint32_t i = from; i < to; i++) {
+    int64_t dla = (int64_t)sl[i].lat - qlat;
+    if (dla > tlat || -dla > tlat) continue;
+    if (lng_gap(sl[i].lng, qlng) > tlng) continue;
+    double lb = point_lb_h(sq, cc, sl[i].lat, sl[i].lng);
+    if (lb > sq->thresh_h) continue;
+    c[m++] = (cand){lb, i};
+  }
+  return m;
+}
+
+/* Reorder c[0, m) so that c[0, r) hold r smallest lower bounds (r < m), in no order. */
+static void cand_select(cand *c, uint32_t m, uint32_t r) {
+  uint32_t lo = 0, hi = m;
+  while (hi - lo > 1) {
+    double piv = c[lo + (hi - lo) / 2].lb;
+    uint32_t lt = lo, i = lo, gt = hi;
+    while (i < gt) { /* [lo, lt) < piv, [lt, i) == piv, [gt, hi) > piv */
+      if (c[i].lb < piv) {
+        cand t = c[lt];
+        c[lt++] = c[i];
+        c[i++] = t;
+      } else if (c[i].lb > piv) {
+        cand t = c[--gt];
+        c[gt] = c[i];
+        c[i] = t;
+      } else {
+        i++;
+      }
+    }
+    if (r < lt) hi = lt;
+    else if (r <= gt) return;
+    else lo = gt;
+  }
+}
+
 /* (d, id) order: true when a is strictly worse (farther) than b. */
 static inline bool hit_worse(const geo_qt_hit *a, const geo_qt_hit *b) {
   return a->dist_m > b->dist_m || (a->dist_m == b->dist_m && a->point.id > b->point.id);
@@ -667,8 +790,63 @@ static void heap_sift_up(geo_qt_hit *h, size_t i) {
 typedef struct stack_item {
   uint32_t node;
   qt_box box;
-  double lb;
 } stack_item;
+
+/* The state of one k-nearest search. */
+typedef struct knn_state {
+  search sq;
+  size_t k, n;
+  double max_dist_m;
+  geo_qt_filter filter;
+  void *filter_ud;
+  geo_qt_hit *out; /* max-heap on (d, id) of the n best so far */
+} knn_state;
+
+/* Offer point i of a leaf to the heap: exact distance first, then (only if it would enter)
+ * the filter. Without a filter the payload is not read here: the heap entry keeps the address
+ * of the packed payload in point.payload.ts_ms, and knn_finish unpacks it for the k that
+ * remain, so the points that are pushed out later cost no extra cache miss. */
+static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uint32_t i) {
+  geo_qt_hit hit;
+  const qt_slot *sl = &L_sl(mem)[i];
+  hit.point.id = sl->id;
+  hit.point.pos = (geo_latlng){fix_to_deg(sl->lat), fix_to_deg(sl->lng)};
+  hit.dist_m = geo__haversine_cos_m(ks->sq.q, ks->sq.cos_q, hit.point.pos);
+  if (hit.dist_m > ks->max_dist_m) return;
+  if (ks->n == ks->k && !hit_worse(&ks->out[0], &hit)) return;
+  const uint64_t *pl = &L_pl(mem, cap)[i];
+  if (ks->filter) {
+    hit.point.payload = unpack_pl(*pl);
+    if (!ks->filter(&hit.point, ks->filter_ud)) return;
+  }
+  hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)pl};
+  if (ks->n < ks->k) {
+    ks->out[ks->n] = hit;
+    heap_sift_up(ks->out, ks->n++);
+    if (ks->n == ks->k) set_thresh(&ks->sq, thresh_for(ks->out[0].dist_m));
+  } else if (hit_worse(&ks->out[0], &hit)) {
+    ks->out[0] = hit;
+    heap_sift_down(ks->out, ks->n, 0);
+    set_thresh(&ks->sq, thresh_for(ks->out[0].dist_m));
+  }
+}
+
+static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
+  const unsigned char *mem = nd->mem;
+  uint32_t cap = mem_cap(mem);
+  const qt_slot *sl = L_sl(mem);
+  double cc = leaf_cc(&ks->sq, box);
+  cand c[CHUNK];
+  for (uint32_t from = 0; from < nd->count; from += CHUNK) {
+    uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
+    uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
+    /* While the heap is not full, offer the smallest lower bounds first: the threshold
+     * then tightens at once and most other candidates need no exact distance. */
+    if (ks->n < ks->k && m > ks->k - ks->n) cand_select(c, m, (uint32_t)(ks->k - ks->n));
+    for (uint32_t j = 0; j < m; j++)
+      if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
+  }
+}
 
 geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double max_dist_m,
                          geo_qt_filter filter, void *filter_ud, geo_qt_hit *out,
@@ -676,70 +854,62 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   if (qt == NULL || n_out == NULL || (out == NULL && k > 0) || !geo_latlng_is_valid(q) ||
       isnan(max_dist_m) || max_dist_m < 0)
     return GEO_EINVAL;
-  size_t n = 0;
   if (k == 0 || qt->n == 0) {
     *n_out = 0;
     return GEO_OK;
   }
-  search sq = {q, geo__cos_lat(q), thresh_for(max_dist_m)};
+  if (k > UINT32_MAX) k = UINT32_MAX; /* never more points than that anyway */
+  knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
+                  .out = out};
+  search_init(&ks.sq, q, max_dist_m);
   stack_item st[STACK_MAX];
   int sp = 0;
-  st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
+  st[sp++] = (stack_item){0, ROOT_BOX};
   while (sp > 0) {
     stack_item it = st[--sp];
-    if (it.lb > sq.thresh_h) continue;
+    if (box_far(&ks.sq, &it.box)) continue;
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
-      double cc = leaf_cc(&sq, &it.box);
-      const unsigned char *mem = nd->mem;
-      const int32_t *co = L_co(mem);
-      uint32_t cap = mem_cap(nd->mem);
-      for (uint32_t i = 0; i < nd->count; i++) {
-        if (point_lb_h(&sq, cc, co[2 * i], co[2 * i + 1]) > sq.thresh_h) continue;
-        geo_qt_hit hit;
-        hit.point = point_at(mem, cap, i);
-        if (filter && !filter(&hit.point, filter_ud)) continue;
-        hit.dist_m = geo__haversine_cos_m(q, sq.cos_q, hit.point.pos);
-        if (hit.dist_m > max_dist_m) continue;
-        if (n < k) {
-          out[n] = hit;
-          heap_sift_up(out, n++);
-          if (n == k) sq.thresh_h = thresh_for(out[0].dist_m);
-        } else if (hit_worse(&out[0], &hit)) {
-          out[0] = hit;
-          heap_sift_down(out, n, 0);
-          sq.thresh_h = thresh_for(out[0].dist_m);
-        }
-      }
+      if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
       continue;
     }
+    /* Children nearest first (pushed last), by a cheap planar estimate of the gap; the
+     * exact pruning happens when each is popped. */
     stack_item ch[4];
+    double key[4];
     int nc = 0;
     const qt_node *cn = &qt->nodes[nd->child];
     for (unsigned c = 0; c < 4; c++) {
       if (cn[c].count == 0) continue;
       qt_box cb = child_box(&it.box, c);
-      double lb = box_lb_h(&sq, &cb);
-      if (lb > sq.thresh_h) continue;
+      int64_t glat, glng;
+      box_gaps(&ks.sq, &cb, &glat, &glng);
+      if (glat > ks.sq.tlat || glng > ks.sq.tlng) continue;
+      double gy = (double)glat, gx = (double)glng * ks.sq.cos_q, kk = gy * gy + gx * gx;
       if (cn[c].mem) PREFETCH(cn[c].mem);
+      else if (cn[c].child != NONE) PREFETCH(&qt->nodes[cn[c].child]);
       int j = nc++;
-      while (j > 0 && ch[j - 1].lb < lb) { /* descending, so the nearest is pushed last */
+      while (j > 0 && key[j - 1] < kk) { /* descending, so the nearest is pushed last */
         ch[j] = ch[j - 1];
+        key[j] = key[j - 1];
         j--;
       }
-      ch[j] = (stack_item){nd->child + c, cb, lb};
+      ch[j] = (stack_item){nd->child + c, cb};
+      key[j] = kk;
     }
     for (int j = 0; j < nc; j++) st[sp++] = ch[j];
   }
+  for (size_t i = 0; i < ks.n; i++) /* see knn_offer */
+    out[i].point.payload = unpack_pl(*(const uint64_t *)(intptr_t)out[i].point.payload.ts_ms);
   /* Heap -> ascending order. */
-  size_t m = n;
+  size_t m = ks.n;
   while (m > 1) {
     geo_qt_hit t = out[0];
     out[0] = out[m - 1];
     out[m - 1] = t;
     heap_sift_down(out, --m, 0);
   }
-  *n_out = n;
+  *n_out = ks.n;
   return GEO_OK;
 }
 
@@ -749,37 +919,42 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
   if (qt == NULL || visit == NULL || !geo_latlng_is_valid(centre) || isnan(radius_m) ||
       radius_m < 0)
     return GEO_EINVAL;
-  search sq = {centre, geo__cos_lat(centre), thresh_for(radius_m)};
+  search sq;
+  search_init(&sq, centre, radius_m);
   size_t n = 0;
   stack_item st[STACK_MAX];
+  cand c[CHUNK];
   int sp = 0;
-  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
+  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX};
   while (sp > 0) {
     stack_item it = st[--sp];
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
-      double cc = leaf_cc(&sq, &it.box);
       const unsigned char *mem = nd->mem;
-      const int32_t *co = L_co(mem);
-      uint32_t cap = mem_cap(nd->mem);
-      for (uint32_t i = 0; i < nd->count; i++) {
-        if (point_lb_h(&sq, cc, co[2 * i], co[2 * i + 1]) > sq.thresh_h) continue;
-        geo_qt_hit hit;
-        hit.point = point_at(mem, cap, i);
-        hit.dist_m = geo__haversine_cos_m(centre, sq.cos_q, hit.point.pos);
-        if (hit.dist_m > radius_m) continue;
-        if (filter && !filter(&hit.point, filter_ud)) continue;
-        n++;
-        if (!visit(&hit, visit_ud)) goto done;
+      uint32_t cap = mem_cap(mem);
+      const qt_slot *sl = L_sl(mem);
+      double cc = leaf_cc(&sq, &it.box);
+      for (uint32_t from = 0; from < nd->count; from += CHUNK) {
+        uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
+        uint32_t m = leaf_candidates(&sq, cc, sl, from, to, c);
+        for (uint32_t j = 0; j < m; j++) {
+          geo_qt_hit hit;
+          hit.point = point_at(mem, cap, c[j].i);
+          hit.dist_m = geo__haversine_cos_m(centre, sq.cos_q, hit.point.pos);
+          if (hit.dist_m > radius_m) continue;
+          if (filter && !filter(&hit.point, filter_ud)) continue;
+          n++;
+          if (!visit(&hit, visit_ud)) goto done;
+        }
       }
       continue;
     }
     const qt_node *cn = &qt->nodes[nd->child];
-    for (unsigned c = 0; c < 4; c++) {
-      if (cn[c].count == 0) continue;
-      qt_box cb = child_box(&it.box, c);
-      if (box_lb_h(&sq, &cb) > sq.thresh_h) continue;
-      st[sp++] = (stack_item){nd->child + c, cb, 0.0};
+    for (unsigned ci = 0; ci < 4; ci++) {
+      if (cn[ci].count == 0) continue;
+      qt_box cb = child_box(&it.box, ci);
+      if (box_far(&sq, &cb) || box_lb_h(&sq, &cb) > sq.thresh_h) continue;
+      st[sp++] = (stack_item){nd->child + ci, cb};
     }
   }
 done:
@@ -807,7 +982,7 @@ geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box, geo_qt_fil
   size_t n = 0;
   stack_item st[STACK_MAX];
   int sp = 0;
-  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX, 0.0};
+  if (qt->n) st[sp++] = (stack_item){0, ROOT_BOX};
   while (sp > 0) {
     stack_item it = st[--sp];
     const qt_node *nd = &qt->nodes[it.node];
@@ -831,7 +1006,7 @@ geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box, geo_qt_fil
       bool meets = wraps ? box_meets(&cb, la0, la1, lo0, INT32_MAX) ||
                                box_meets(&cb, la0, la1, INT32_MIN, lo1)
                          : box_meets(&cb, la0, la1, lo0, lo1);
-      if (meets) st[sp++] = (stack_item){nd->child + c, cb, 0.0};
+      if (meets) st[sp++] = (stack_item){nd->child + c, cb};
     }
   }
 done:
@@ -853,7 +1028,7 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
     if (nd->mem && memcmp(&L_hdr(nd->mem)->box, &box, sizeof box) != 0) return GEO_EFORMAT;
     if (nd->count > GEO_QT_LEAF_MAX && depth < GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
     for (uint32_t i = 0; i < nd->count; i++) {
-      if (!box_contains(&box, L_co(nd->mem)[2 * i], L_co(nd->mem)[2 * i + 1])) return GEO_EFORMAT;
+      if (!box_contains(&box, L_sl(nd->mem)[i].lat, L_sl(nd->mem)[i].lng)) return GEO_EFORMAT;
       size_t ti = tab_find(qt, slot_id(qt, idx, i));
       if (ti == SIZE_MAX || entry_node(qt->tab[ti]) != idx || entry_slot(qt->tab[ti]) != i)
         return GEO_EFORMAT;

@@ -6,6 +6,7 @@
 #include "geo/snap.h"
 
 #include "geo/geometry.h"
+#include "geo/rtree.h"
 #include "graph_internal.h"
 
 #include <math.h>
@@ -43,9 +44,26 @@ static bool indexed(const geo_graph *g, uint32_t a) {
   return g->twin[a] == GEO_ARC_NONE || a < g->twin[a];
 }
 
+#define SEG_BITS 20
+
 geo_err geo_graph_snap(const geo_graph *g, geo_latlng p, double max_dist_m, geo_snap *out) {
   if (g == NULL || out == NULL || !geo_latlng_is_valid(p) || isnan(max_dist_m) || max_dist_m < 0)
     return GEO_EINVAL;
+  if (g->rtree != NULL) {
+    geo_rtree_hit hit;
+    geo_err e = geo_rtree_nearest(g->rtree, p, max_dist_m, NULL, NULL, &hit);
+    if (e != GEO_OK) return e;
+    uint64_t a = hit.id >> SEG_BITS, seg = hit.id & ((1u << SEG_BITS) - 1);
+    /* ids come from the snapshot: check them like any other index */
+    if (a >= g->m || seg + 1 >= (uint64_t)(g->shape_off[a + 1] - g->shape_off[a] + 2)) return GEO_ENOTFOUND;
+    geo_latlng q = p;
+    double f;
+    double d = arc_distance(g, (uint32_t)a, p, (uint32_t)seg, &q, &f);
+    out->place = (geo_route_place){0, (uint32_t)a, f};
+    out->point = q;
+    out->dist_m = d;
+    return GEO_OK;
+  }
   double best = INFINITY, frac = 0;
   uint32_t best_arc = GEO_ARC_NONE;
   geo_latlng proj = p;
@@ -79,6 +97,41 @@ geo_err geo_graph_snap(const geo_graph *g, geo_latlng p, double max_dist_m, geo_
 
 geo_err geo_graph_build_rtree(geo_graph *g) {
   if (g == NULL || g->read_only) return GEO_EINVAL;
-  /* The R-tree (rtree.h) is not in this branch yet: snapping scans the arcs. */
+  size_t n = 0;
+  for (uint32_t a = 0; a < g->m; a++)
+    if (indexed(g, a)) n += g->shape_off[a + 1] - g->shape_off[a] + 1;
+  geo_segment *segs = geo__calloc(n ? n : 1, sizeof *segs);
+  if (segs == NULL) return GEO_ENOMEM;
+  size_t k = 0;
+  for (uint32_t a = 0; a < g->m; a++) {
+    if (!indexed(g, a)) continue;
+    uint32_t np = g->shape_off[a + 1] - g->shape_off[a] + 2;
+    for (uint32_t i = 0; i + 1 < np && i < (1u << SEG_BITS); i++)
+      segs[k++] = (geo_segment){pt(g, a, i, np), pt(g, a, i + 1, np), ((uint64_t)a << SEG_BITS) | i};
+  }
+  geo_rtree *t = NULL;
+  geo_err e = geo_rtree_bulk_load(segs, k, &t);
+  geo__free(segs);
+  if (e != GEO_OK) return e;
+  geo_rtree_free(g->rtree);
+  g->rtree = t;
+  return GEO_OK;
+}
+
+void geo__graph_free_rtree(geo_graph *g) { geo_rtree_free(g->rtree); }
+
+size_t geo__graph_rtree_blob_size(const geo_graph *g) {
+  return g->rtree ? geo_rtree_blob_size(g->rtree) : 0;
+}
+
+geo_err geo__graph_rtree_write_blob(const geo_graph *g, void *buf, size_t len) {
+  return g->rtree ? geo_rtree_write_blob(g->rtree, buf, len) : GEO_EINVAL;
+}
+
+geo_err geo__graph_rtree_open_blob(geo_graph *g, const void *buf, size_t len) {
+  geo_rtree *t = NULL;
+  geo_err e = geo_rtree_open_blob(buf, len, &t);
+  if (e != GEO_OK) return e;
+  g->rtree = t;
   return GEO_OK;
 }

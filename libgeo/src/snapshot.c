@@ -53,6 +53,7 @@ typedef struct meta {
   double top_speed;
   double class_factor[GEO_ROAD_CLASS_COUNT];
   double hour_factor[2][24];
+  double day_factor[7];
   double arc_penalty_ms, trip_base_ms;
   uint32_t stats[5];
   uint32_t n_up, n_dn, pad;
@@ -101,6 +102,7 @@ geo_err geo_snapshot_write(const geo_graph *g, const char *path) {
   mt.top_speed = g->top_speed;
   memcpy(mt.class_factor, g->cal.class_factor, sizeof mt.class_factor);
   memcpy(mt.hour_factor, g->cal.hour_factor, sizeof mt.hour_factor);
+  memcpy(mt.day_factor, g->cal.day_factor, sizeof mt.day_factor);
   mt.arc_penalty_ms = g->cal.arc_penalty_ms;
   mt.trip_base_ms = g->cal.trip_base_ms;
   mt.stats[0] = g->stats.nodes, mt.stats[1] = g->stats.arcs, mt.stats[2] = g->stats.dropped_nodes;
@@ -247,6 +249,8 @@ static geo_err check_graph(const geo_graph *g) {
   for (int w = 0; w < 2; w++)
     for (int h = 0; h < 24; h++)
       if (!isfinite(g->cal.hour_factor[w][h]) || g->cal.hour_factor[w][h] <= 0) return GEO_EFORMAT;
+  for (int d = 0; d < 7; d++)
+    if (!isfinite(g->cal.day_factor[d]) || g->cal.day_factor[d] <= 0) return GEO_EFORMAT;
   if (!isfinite(g->cal.arc_penalty_ms) || g->cal.arc_penalty_ms < 0) return GEO_EFORMAT;
   if (!isfinite(g->cal.trip_base_ms) || g->cal.trip_base_ms < 0) return GEO_EFORMAT;
   return GEO_OK;
@@ -368,6 +372,7 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
   g->rev_arc = sec[S_REV_ARC];
   memcpy(g->cal.class_factor, mt.class_factor, sizeof mt.class_factor);
   memcpy(g->cal.hour_factor, mt.hour_factor, sizeof mt.hour_factor);
+  memcpy(g->cal.day_factor, mt.day_factor, sizeof mt.day_factor);
   g->cal.arc_penalty_ms = mt.arc_penalty_ms;
   g->cal.trip_base_ms = mt.trip_base_ms;
   g->stats = (geo_graph_stats){mt.stats[0], mt.stats[1], mt.stats[2], mt.stats[3], mt.stats[4]};

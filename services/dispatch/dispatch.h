@@ -337,6 +337,11 @@ typedef struct dsp_request {
   const char *request_id; /* client-made idempotency key, 1..DSP_ID_MAX bytes */
   const char *rider_id;
   geo_latlng pickup, dropoff;
+  /* NULL: the trip id is t<shard>-<incarnation>-<n>. Otherwise the trip id is
+   * t<shard>-<trip_suffix> (1..40 bytes of [A-Za-z0-9_.:-]): the service derives it from
+   * the request's place in its Kafka partition, so a request consumed again after a crash
+   * makes the same trip id, and the record of the trip converges instead of forking. */
+  const char *trip_suffix;
 } dsp_request;
 
 /* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A
@@ -373,6 +378,33 @@ int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, co
  * given), the driver is available again. Otherwise DSP_ESTATE. reason may be NULL. */
 int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_id,
                          const char *reason, const char *ref, int64_t now_ms);
+
+/* A live trip as a snapshot saved it (the service keeps one per trip in Redis), to
+ * restore a shard's open trips after a restart. */
+typedef struct dsp_trip_restore {
+  const char *trip_id;   /* as the crashed process made it */
+  uint64_t seq;          /* of its latest event: the next one is seq + 1 */
+  dsp_trip_state status; /* requested, offered, matched, arrived or started */
+  uint64_t epoch;        /* the epoch its claim was made under (the claim's owner) */
+  const char *rider_id, *request_id;
+  geo_latlng pickup, dropoff; /* as snapped */
+  const char *driver_id;      /* offered or matched driver; ignored when requested */
+  const char *offer_id;       /* offered: the live offer */
+  int64_t expires_at_ms;      /* offered: when it expires (may be past: the tick expires it) */
+  double pickup_eta_s;        /* NAN when unknown */
+  bool has_driver_pos;        /* the driver's last known position, until his next ping */
+  geo_latlng driver_pos;
+} dsp_trip_restore;
+
+/* Put a live trip back into the shard, with its driver (created without a position when
+ * not known yet: his next ping puts him in the index) in the matching state, its live
+ * offer and its claim (owner "<shard>:<trip_id>:<epoch>", as before the restart). Queues
+ * no output. A requested trip is matched again at the next dsp_tick; an offered one
+ * expires or is answered as usual; a matched one renews its claim at the next tick.
+ * Returns 0 (also when the trip is already there: nothing changes); DSP_EINVAL (bad id,
+ * position, or a status that is not live); DSP_ESTATE (the rider or the driver is on
+ * another live trip of this shard); DSP_ENOMEM. */
+int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms);
 
 /* Timers: expired offers (next candidate), the batch window, silent drivers (out of the
  * index), claim renewal of matched drivers, forgetting ended trips. Call often (every

@@ -67,6 +67,7 @@ struct dsp_trip {
   size_t n_tried;
   int64_t created_ms, ended_ms;
   bool in_batch;
+  bool resume;     /* restored while requested: match again at the next tick */
   dsp_trip *prev, *next; /* the live list, or the ended list */
 };
 
@@ -132,6 +133,10 @@ void dsp__list_append(dsp_trip_list *l, dsp_trip *t);
 void dsp__driver_set_state(dsp_shard *s, dsp_driver *d, dsp_driver_state st);
 void dsp__drivers_sweep(dsp_shard *s, int64_t now_ms);
 void dsp__driver_free(dsp_shard *s, dsp_driver *d);
+/* The driver with this id, created (no position, in state st) when unknown; NULL when
+ * memory runs out. */
+dsp_driver *dsp__driver_get_or_new(dsp_shard *s, const char *id, dsp_driver_state st,
+                                   int64_t now_ms);
 
 /* trips.c */
 void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,

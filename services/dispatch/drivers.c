@@ -48,6 +48,12 @@ static dsp_driver *driver_new(dsp_shard *s, const char *id, dsp_driver_state sta
   return d;
 }
 
+dsp_driver *dsp__driver_get_or_new(dsp_shard *s, const char *id, dsp_driver_state st,
+                                   int64_t now_ms) {
+  dsp_driver *d = dsp_strmap_get(&s->drivers, id);
+  return d ? d : driver_new(s, id, st, now_ms);
+}
+
 void dsp__driver_set_state(dsp_shard *s, dsp_driver *d, dsp_driver_state st) {
   d->state = st;
   if (d->in_index && s->index.set_state) s->index.set_state(s->index.ud, d->handle, (uint8_t)st);

@@ -26,6 +26,19 @@ void dsp__trip_free(dsp_trip *t) {
   free(t);
 }
 
+/* A trip id suffix: 1..40 bytes of [A-Za-z0-9_.:-] (the shape mrd_trip_id_format takes). */
+static bool suffix_ok(const char *x) {
+  size_t n = strlen(x);
+  if (n == 0 || n > 40) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = x[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == ':' || c == '-'))
+      return false;
+  }
+  return true;
+}
+
 static dsp_trip *trip_new(dsp_shard *s, const dsp_request *req, int64_t now_ms) {
   dsp_trip *t = calloc(1, sizeof *t);
   if (!t) return NULL;
@@ -35,10 +48,14 @@ static dsp_trip *trip_new(dsp_shard *s, const dsp_request *req, int64_t now_ms) 
     dsp__trip_free(t);
     return NULL;
   }
-  char inc[16], n[16];
-  dsp__base36(s->cfg.incarnation, inc);
-  dsp__base36(s->next_trip, n);
-  snprintf(t->id, sizeof t->id, "t%u-%s-%s", s->cfg.shard, inc, n);
+  if (req->trip_suffix) {
+    snprintf(t->id, sizeof t->id, "t%u-%s", s->cfg.shard, req->trip_suffix);
+  } else {
+    char inc[16], n[16];
+    dsp__base36(s->cfg.incarnation, inc);
+    dsp__base36(s->next_trip, n);
+    snprintf(t->id, sizeof t->id, "t%u-%s-%s", s->cfg.shard, inc, n);
+  }
   dsp__copy_id(t->rider_id, req->rider_id);
   dsp__copy_id(t->request_id, req->request_id);
   snprintf(t->req_key, sizeof t->req_key, "%s\x1f%s", req->rider_id, req->request_id);
@@ -125,6 +142,9 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   if (!geo_latlng_is_valid(req->pickup) || !geo_latlng_is_valid(req->dropoff))
     return dsp__reply(s, DSP_EINVAL, DSP_ERR_BAD_REQUEST, ref, req->rider_id, NULL, NULL,
                       req->request_id, NULL, "pickup and dropoff must be valid positions");
+  if (req->trip_suffix && !suffix_ok(req->trip_suffix))
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_INTERNAL, ref, req->rider_id, NULL, NULL,
+                      req->request_id, NULL, "bad trip id suffix");
 
   char key[2 * DSP_ID_MAX + 2];
   snprintf(key, sizeof key, "%s\x1f%s", req->rider_id, req->request_id);
@@ -143,6 +163,11 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   }
 
   t = trip_new(s, req, now_ms);
+  if (t && dsp_strmap_get(&s->trips, t->id)) { /* a suffix used by another request */
+    dsp__trip_free(t);
+    return dsp__reply(s, DSP_EINVAL, DSP_ERR_INTERNAL, ref, req->rider_id, NULL, NULL,
+                      req->request_id, NULL, "trip id already in use");
+  }
   if (!t || dsp_strmap_reserve(&s->trips, 1) || dsp_strmap_reserve(&s->requests, 1) ||
       dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1) ||
       dsp_strmap_reserve(&s->request_ids, 1)) {
@@ -382,7 +407,11 @@ int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_i
 void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
   for (dsp_trip *t = s->live.head, *next; t; t = next) {
     next = t->next; /* t may move to the ended list; no other trip moves */
-    if (t->state == DSP_TRIP_OFFERED && now_ms >= t->offer_expires_ms) {
+    if (t->state == DSP_TRIP_REQUESTED && t->resume) {
+      if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return; /* retried next tick */
+      t->resume = false;
+      dsp__offer_next(s, t, now_ms);
+    } else if (t->state == DSP_TRIP_OFFERED && now_ms >= t->offer_expires_ms) {
       if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return; /* retried next tick */
       dsp__offer_end(s, t, DSP_EV_OFFER_EXPIRED, now_ms, NULL);
       dsp__offer_next(s, t, now_ms);
@@ -410,4 +439,85 @@ void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
       dsp_strmap_del(&s->request_ids, t->request_id);
     dsp__trip_free(t);
   }
+}
+
+/* ---------------------------------------------------------------- restart */
+
+int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms) {
+  if (!r || !dsp__id_ok(r->trip_id) || !dsp__id_ok(r->rider_id) || !dsp__id_ok(r->request_id) ||
+      !geo_latlng_is_valid(r->pickup) || !geo_latlng_is_valid(r->dropoff) || r->seq < 1)
+    return DSP_EINVAL;
+  bool with_driver = r->status != DSP_TRIP_REQUESTED;
+  switch (r->status) {
+  case DSP_TRIP_REQUESTED:
+  case DSP_TRIP_MATCHED:
+  case DSP_TRIP_ARRIVED:
+  case DSP_TRIP_STARTED:
+    break;
+  case DSP_TRIP_OFFERED:
+    if (!dsp__id_ok(r->offer_id)) return DSP_EINVAL;
+    break;
+  default:
+    return DSP_EINVAL;
+  }
+  if (with_driver && !dsp__id_ok(r->driver_id)) return DSP_EINVAL;
+  if (dsp_strmap_get(&s->trips, r->trip_id)) return DSP_OK;
+  if (dsp_strmap_get(&s->riders, r->rider_id)) return DSP_ESTATE;
+  dsp_driver *d = NULL;
+  if (with_driver) {
+    dsp_driver_state ds = r->status == DSP_TRIP_OFFERED   ? DSP_DRIVER_OFFERED
+                          : r->status == DSP_TRIP_STARTED ? DSP_DRIVER_ON_TRIP
+                                                          : DSP_DRIVER_EN_ROUTE;
+    d = dsp__driver_get_or_new(s, r->driver_id, ds, now_ms);
+    if (!d) return DSP_ENOMEM;
+    if (d->trip) return DSP_ESTATE;
+    dsp__driver_set_state(s, d, ds);
+    if (!d->has_pos && r->has_driver_pos && geo_latlng_is_valid(r->driver_pos)) {
+      d->pos = r->driver_pos; /* not in the index: only his next ping puts him there */
+      d->has_pos = true;
+    }
+  }
+  dsp_request req = {.request_id = r->request_id,
+                     .rider_id = r->rider_id,
+                     .pickup = r->pickup,
+                     .dropoff = r->dropoff};
+  dsp_trip *t = trip_new(s, &req, now_ms);
+  if (!t || dsp_strmap_reserve(&s->trips, 1) || dsp_strmap_reserve(&s->requests, 1) ||
+      dsp_strmap_reserve(&s->riders, 1) || dsp_strmap_reserve(&s->offers, 1) ||
+      dsp_strmap_reserve(&s->request_ids, 1)) {
+    dsp__trip_free(t);
+    return DSP_ENOMEM;
+  }
+  dsp__copy_id(t->id, r->trip_id);
+  t->state = r->status;
+  t->seq = r->seq;
+  /* The pickup was snapped before the restart: snapping the snapped point again finds
+   * the same road place, which the matcher needs for its search. */
+  if (s->router.snap(s->router.ud, r->pickup, &t->pickup_snap) != 0) t->pickup_snap.pos = r->pickup;
+  dsp_strmap_put(&s->trips, t->id, t);
+  dsp_strmap_put(&s->requests, t->req_key, t);
+  dsp_strmap_put(&s->request_ids, t->request_id, t);
+  dsp_strmap_put(&s->riders, t->rider_id, t);
+  dsp__list_append(&s->live, t);
+  if (d) {
+    t->driver = d;
+    d->trip = t;
+    dsp__copy_id(t->driver_id, d->id);
+    t->eta_s = isfinite(r->pickup_eta_s) ? r->pickup_eta_s : NAN;
+    snprintf(t->owner, sizeof t->owner, "%u:%s:%llu", s->cfg.shard, t->id,
+             (unsigned long long)r->epoch);
+    t->claimed = true;
+    t->claim_renew_ms = now_ms;
+    t->offers_made = 1;
+    t->tried[t->n_tried++] = d->handle;
+  } else {
+    t->resume = true;
+  }
+  if (r->status == DSP_TRIP_OFFERED) {
+    dsp__copy_id(t->offer_id, r->offer_id);
+    t->offer_live = true;
+    t->offer_expires_ms = r->expires_at_ms;
+    dsp_strmap_put(&s->offers, t->offer_id, t);
+  }
+  return DSP_OK;
 }

@@ -1,13 +1,17 @@
 /*
  * test_graph_pgrouting.c: the road graph end to end against the real PostGIS of
  * MERIDIAN_PG_DSN. In a database of its own (meridian_test_monaco_<pid>, dropped at the
- * end, so the stack's Manhattan graph is never touched): `meridianctl graph import`
+ * end; an import before `meridianctl db migrate` is refused, graph_meta being a migration;
+ * the stack's Manhattan graph is never touched): `meridianctl graph import`
  * loads data/roads/monaco.osm.gz, a corrupt file is refused and leaves the import as it
  * was, `graph export` writes a snapshot, and the route time between pairs of nodes equals
  * pgRouting's pgr_dijkstra on the same `ways` (cost_s / reverse_cost_s) within rounding
- * (each arc is rounded to the ms). SEED= replays the pairs.
+ * (each arc is rounded to the ms). A factors file given to `graph export --factors` is
+ * baked into the arc times, `--if-stale` notices when it changes, and a malformed one is
+ * refused. SEED= replays the pairs.
  */
 #include <libpq-fe.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,11 +94,73 @@ static int teardown(void **state) {
   return 0;
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static struct timespec mtime_of(const char *path) {
+  struct stat sb;
+  assert_int_equal(stat(path, &sb), 0);
+  return sb.st_mtim;
+}
+
+/* export --factors FILE bakes the file's factors into the arcs (Monaco lies in geohash
+ * cell "s"), --if-stale skips an unchanged file and notices a changed one, and a
+ * malformed file fails leaving the snapshot as it was. raw: the uncalibrated export. */
+static void check_factors_file(const geo_graph *raw) {
+  char factors[256], cal_path[256], args[1024];
+  snprintf(factors, sizeof factors, "/tmp/%s-factors.txt", db_name);
+  snprintf(cal_path, sizeof cal_path, "/tmp/%s-cal.graph", db_name);
+  double cell_f[2] = {1.5, 1.75};
+  for (int round = 0; round < 2; round++) {
+    char text[512];
+    snprintf(text, sizeof text,
+             "# test factors\nclass.residential=2\narc_penalty_ms=100\ntrip_base_ms=5000\n"
+             "hour.weekday.8=1.2\nday.2=1.1\ncell_precision=1\ncell.s=%.2f\n", cell_f[round]);
+    write_text(factors, text);
+    snprintf(args, sizeof args, "export --if-stale --factors %s --out %s", factors, cal_path);
+    assert_int_equal(run_ctl(args), 0);
+    geo_graph *g = NULL;
+    assert_int_equal(geo_snapshot_load(cal_path, &g), GEO_OK);
+    assert_int_equal(geo_graph_arc_count(g), geo_graph_arc_count(raw));
+    for (uint32_t a = 0; a < geo_graph_arc_count(g); a++) {
+      double cls = geo_graph_arc_class(raw, a) == GEO_ROAD_RESIDENTIAL ? 2 : 1;
+      double want = (geo_graph_arc_time_ms(raw, a) * cls + 100) * cell_f[round];
+      if (fabs(geo_graph_arc_time_ms(g, a) - want) > 0.5)
+        fail_msg("arc %u: %u ms, want %.1f", a, geo_graph_arc_time_ms(g, a), want);
+    }
+    /* Tuesday 08:00: route time x hour x day + trip base */
+    assert_true(fabs(geo_graph_eta_ms(g, 1000, 8, 2) - (1000 * 1.2 * 1.1 + 5000)) < 1e-6);
+    geo_graph_free(g);
+    /* unchanged file: --if-stale leaves the snapshot alone */
+    struct timespec before = mtime_of(cal_path);
+    assert_int_equal(run_ctl(args), 0);
+    struct timespec after = mtime_of(cal_path);
+    assert_true(before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec);
+  }
+  /* a malformed file: a failure, and the snapshot stays */
+  write_text(factors, "class.residential=2\ncell_precision=1\ncell.s=-3\n");
+  struct timespec before = mtime_of(cal_path);
+  assert_int_not_equal(run_ctl(args), 0);
+  struct timespec after = mtime_of(cal_path);
+  assert_true(before.tv_sec == after.tv_sec && before.tv_nsec == after.tv_nsec);
+  unlink(factors);
+  unlink(cal_path);
+}
+
 static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **state) {
   (void)state;
   env("MERIDIAN_PG_DSN");
   char args[1024];
   snprintf(args, sizeof args, "import %s/data/roads/monaco.osm.gz", env("MERIDIAN_SOURCE_DIR"));
+  /* graph_meta is a migration: an unmigrated database is refused with a clear error */
+  assert_int_not_equal(run_ctl(args), 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl db migrate --dsn '%s' >/dev/null", env("MERIDIAN_BINARY_DIR"), test_dsn);
+  assert_int_equal(system(cmd), 0);
   assert_int_equal(run_ctl(args), 0);
   PGconn *c = PQconnectdb(test_dsn);
   assert_int_equal(PQstatus(c), CONNECTION_OK);
@@ -155,6 +221,7 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
     compared++;
   }
   assert_true(compared > 40);
+  check_factors_file(g);
   geo_route_state_free(st);
   geo_graph_free(g);
   PQfinish(c);

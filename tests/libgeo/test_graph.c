@@ -131,6 +131,26 @@ static void test_bad_roads_are_refused(void **state) {
   geo_graph *c = NULL;
   assert_int_equal(geo_graph_calibrated(g, &cal, &c), GEO_EINVAL);
   assert_null(c);
+  geo_graph_calibration_identity(&cal);
+  cal.day_factor[4] = NAN;
+  assert_int_equal(geo_graph_calibrated(g, &cal, &c), GEO_EINVAL);
+  /* per-arc factors: finite, positive, at most 1000 */
+  geo_graph_calibration_identity(&cal);
+  uint32_t m = geo_graph_arc_count(g);
+  double *f = calloc(m, sizeof *f);
+  for (uint32_t a = 0; a < m; a++) f[a] = 1.0 + a;
+  assert_int_equal(geo_graph_calibrated_arcs(g, &cal, f, &c), GEO_OK);
+  for (uint32_t a = 0; a < m; a++)
+    assert_true(fabs(geo_graph_arc_time_ms(c, a) - geo_graph_arc_time_ms(g, a) * (1.0 + a)) <= 0.5);
+  geo_graph_free(c);
+  c = NULL;
+  double bad[] = {0, -1, NAN, INFINITY, 1001};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    f[m - 1] = bad[i];
+    assert_int_equal(geo_graph_calibrated_arcs(g, &cal, f, &c), GEO_EINVAL);
+    assert_null(c);
+  }
+  free(f);
   geo_graph_free(g);
   geo_graph_builder_free(b);
 }

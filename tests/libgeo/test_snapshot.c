@@ -2,11 +2,15 @@
  * test_snapshot.c: graph snapshots. A written and reloaded graph answers every query as
  * the original did; truncated files, flipped bits, a wrong magic or version, and crafted
  * files whose checksum was fixed up after a bad index are refused with GEO_EFORMAT; random
- * mutations never crash the loader. SEED= replays the random parts.
+ * mutations never crash the loader. The R-tree of road segments travels in the file: a
+ * loaded graph snaps exactly as the original, and a corrupt R-tree blob is refused (or, if
+ * its checksum was fixed up and it still passes every check, snapping stays safe).
+ * SEED= replays the random parts.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graph_fixtures.h"
 
+#include "geo/snap.h"
 #include "geo/snapshot.h"
 
 #include <math.h>
@@ -40,8 +44,7 @@ static void write_all(const char *path, const uint8_t *buf, size_t len) {
 static geo_graph *graph_with_ch(void) {
   geo_graph *g = fx_random_graph(150, 150, true, true);
   assert_int_equal(geo_ch_build(g, NULL), GEO_OK);
-  geo_graph_calibration cal;
-  geo_graph_calibration_identity(&cal);
+  assert_int_equal(geo_graph_build_rtree(g), GEO_OK);
   geo_graph_set_source_tag(g, 0x1234567890abcdefULL);
   return g;
 }
@@ -77,8 +80,20 @@ static void test_round_trip_gives_same_answers(void **state) {
       }
     }
   }
+  /* the R-tree came along: same snaps, from the loaded tree */
+  for (int i = 0; i < 500; i++) {
+    geo_latlng p = {40.69 + 0.07 * fx_unit(), -74.02 + 0.07 * fx_unit()};
+    double bound = fx_below(2) ? INFINITY : 200 * fx_unit();
+    geo_snap x, y;
+    geo_err e1 = geo_graph_snap(g, p, bound, &x), e2 = geo_graph_snap(h, p, bound, &y);
+    assert_int_equal(e1, e2);
+    if (e1 != GEO_OK) continue;
+    assert_int_equal(x.place.arc, y.place.arc);
+    assert_true(x.place.frac == y.place.frac && x.dist_m == y.dist_m);
+  }
   /* a read-only graph cannot be rebuilt */
   assert_int_equal(geo_ch_build(h, NULL), GEO_EINVAL);
+  assert_int_equal(geo_graph_build_rtree(h), GEO_EINVAL);
   geo_route_state_free(sg);
   geo_route_state_free(sh);
   geo_graph_free(h);
@@ -95,6 +110,7 @@ static void test_calibration_survives_round_trip(void **state) {
   geo_graph_calibration_identity(&cal);
   cal.class_factor[GEO_ROAD_RESIDENTIAL] = 2.5;
   cal.hour_factor[1][3] = 0.75;
+  cal.day_factor[2] = 1.25; /* Tuesday */
   geo_graph *c = NULL;
   assert_int_equal(geo_graph_calibrated(g, &cal, &c), GEO_OK);
   for (uint32_t a = 0; a < geo_graph_arc_count(g); a++) {
@@ -107,7 +123,9 @@ static void test_calibration_survives_round_trip(void **state) {
   const geo_graph_calibration *hc = geo_graph_get_calibration(h);
   assert_true(hc->class_factor[GEO_ROAD_RESIDENTIAL] == 2.5);
   assert_true(geo_graph_eta_ms(h, 1000, 3, 0) == 750.0); /* Sunday 03:00 */
-  assert_true(geo_graph_eta_ms(h, 1000, 3, 2) == 1000.0);
+  assert_true(geo_graph_eta_ms(h, 1000, 3, 2) == 1250.0); /* Tuesday 03:00 */
+  assert_true(geo_graph_eta_ms(h, 1000, 3, 3) == 1000.0);
+  assert_true(geo_graph_eta_ms(h, 1000, 24, 3) == 1000.0); /* out of range: no factor */
   geo_graph_free(h);
   geo_graph_free(c);
   geo_graph_free(g);
@@ -255,11 +273,80 @@ static void test_bad_indices_with_valid_checksum_are_refused(void **state) {
       if (algo == GEO_ROUTE_CH && !geo_ch_present(h)) continue;
       geo_route(st, h, (geo_route_algo)algo, &all[0], &all[1], &r);
     }
+    geo_snap sn;
+    for (int k = 0; k < 4; k++)
+      geo_graph_snap(h, (geo_latlng){40.69 + 0.07 * fx_unit(), -74.02 + 0.07 * fx_unit()}, INFINITY, &sn);
     uint32_t times[8];
     geo_route_one_to_many(st, h, geo_ch_present(h), GEO_ROUTE_TO_SOURCE, &all[0], all, 8, GEO_TIME_NONE, times, NULL);
     geo_route_state_free(st);
     geo_graph_free(h);
   }
+  free(buf);
+  free(orig);
+  geo_graph_free(g);
+  unlink(tmp_path);
+}
+
+static void test_corrupt_rtree_blob_is_refused_or_safe(void **state) {
+  (void)state;
+  fx_seed("test_corrupt_rtree_blob_is_refused_or_safe");
+  geo_graph *g = graph_with_ch();
+  make_tmp();
+  assert_int_equal(geo_snapshot_write(g, tmp_path), GEO_OK);
+  size_t len = 0;
+  uint8_t *orig = read_all(tmp_path, &len);
+  uint8_t *buf = aligned_alloc(8, (len + 7) & ~(size_t)7);
+  uint64_t size = 0;
+  size_t at0 = (size_t)(section_of(orig, 22, &size) - orig);
+  assert_true(size >= 64);
+  /* the blob's magic, version and endian mark set to garbage */
+  for (uint32_t w = 0; w < 4; w++) {
+    memcpy(buf, orig, len);
+    uint32_t v = 0xfffffff0u;
+    memcpy(buf + at0 + 4 * w, &v, 4);
+    fix_crc(buf, len);
+    geo_graph *h = NULL;
+    assert_int_equal(geo_snapshot_open_buffer(buf, len, &h), GEO_EFORMAT);
+    assert_null(h);
+  }
+  /* a graph that says it has an R-tree must carry one: flag kept, section cut to 0 bytes */
+  memcpy(buf, orig, len);
+  uint32_t ns;
+  memcpy(&ns, buf + 24, 4);
+  for (uint32_t i = 0; i < ns; i++) {
+    uint32_t sid;
+    memcpy(&sid, buf + 64 + 24 * i, 4);
+    if (sid == 22) memset(buf + 64 + 24 * i + 16, 0, 8);
+  }
+  fix_crc(buf, len);
+  geo_graph *h = NULL;
+  assert_int_equal(geo_snapshot_open_buffer(buf, len, &h), GEO_EFORMAT);
+  /* random words of the blob: refused, or accepted and every snap safe and on a real arc */
+  int refused = 0;
+  for (int i = 0; i < 600; i++) {
+    memcpy(buf, orig, len);
+    size_t at = at0 + 4 * fx_below((uint32_t)(size / 4));
+    uint32_t v = fx_below(2) ? (uint32_t)fx_rand() : fx_below(1000);
+    memcpy(buf + at, &v, 4);
+    fix_crc(buf, len);
+    h = NULL;
+    geo_err e = geo_snapshot_open_buffer(buf, len, &h);
+    if (e != GEO_OK) {
+      assert_int_equal(e, GEO_EFORMAT);
+      refused++;
+      continue;
+    }
+    for (int k = 0; k < 8; k++) {
+      geo_snap sn;
+      geo_latlng p = {40.69 + 0.07 * fx_unit(), -74.02 + 0.07 * fx_unit()};
+      if (geo_graph_snap(h, p, INFINITY, &sn) == GEO_OK) {
+        assert_true(sn.place.arc < geo_graph_arc_count(h));
+        assert_true(sn.place.frac >= 0 && sn.place.frac <= 1);
+      }
+    }
+    geo_graph_free(h);
+  }
+  fprintf(stderr, "corrupt R-tree words: %d of 600 refused\n", refused);
   free(buf);
   free(orig);
   geo_graph_free(g);
@@ -273,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_truncated_files_are_refused),
       cmocka_unit_test(test_flipped_bits_are_refused),
       cmocka_unit_test(test_bad_indices_with_valid_checksum_are_refused),
+      cmocka_unit_test(test_corrupt_rtree_blob_is_refused_or_safe),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# test_stack.sh: scripts/stack on a port block and run directory of its own: `up` twice is
+# test_stack.sh: scripts/stack on a port block (the stack's base + 2000) and run directory of its own: `up` twice is
 # harmless, `status` sees every server, `down` leaves no process behind, and `down` also
 # cleans up after a crash (servers killed with SIGKILL, stale pid files, zombies).
 set -uo pipefail
 root=${MERIDIAN_SOURCE_DIR:?}
 run=$(mktemp -d /tmp/meridian-stack-test-XXXXXX)
-export MERIDIAN_RUN_DIR="$run" MERIDIAN_STACK_PORT_BASE=17400 MERIDIAN_STACK_FAST=1 MERIDIAN_STACK_SERVICES=0
+export MERIDIAN_RUN_DIR="$run" MERIDIAN_STACK_PORT_BASE=$(( ${MERIDIAN_STACK_PORT_BASE:-15400} + 2000 )) MERIDIAN_STACK_FAST=1 MERIDIAN_STACK_SERVICES=0
+pg_port=$((MERIDIAN_STACK_PORT_BASE + 32)) redis_port=$((MERIDIAN_STACK_PORT_BASE + 79))
 export MERIDIAN_BUILD=${MERIDIAN_BUILD:-asan}
 passed=0 failed=0
 check() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $*" >&2; fi; }
@@ -21,15 +22,15 @@ check "$root/scripts/stack" up
 first_env=$(cat "$run/env")
 check "$root/scripts/stack" up
 check "$root/scripts/stack" status
-check grep -q "MERIDIAN_PG_DSN='postgresql://postgres@127.0.0.1:17432/meridian'" "$run/env"
-check grep -q "MERIDIAN_REDIS_URL='redis://127.0.0.1:17479'" "$run/env"
+check grep -q "MERIDIAN_PG_DSN='postgresql://postgres@127.0.0.1:$pg_port/meridian'" "$run/env"
+check grep -q "MERIDIAN_REDIS_URL='redis://127.0.0.1:$redis_port'" "$run/env"
 check test "$(grep JWT_SECRET "$run/env")" = "$(echo "$first_env" | grep JWT_SECRET)"
 before=$(pids)
 check test -n "$before"
 check "$root/scripts/stack" down
 check none_alive $before
-check port_closed 17432
-check port_closed 17479
+check port_closed $pg_port
+check port_closed $redis_port
 check test "$(ls "$run/pid" | wc -l)" -eq 0
 
 # A crash: every server killed with SIGKILL, pid files left behind.
@@ -40,7 +41,7 @@ sleep 0.5
 check bash -c "! '$root/scripts/stack' status >/dev/null"
 check "$root/scripts/stack" down
 check none_alive $crashed
-check port_closed 17432
+check port_closed $pg_port
 check "$root/scripts/stack" up
 check "$root/scripts/stack" status
 after=$(pids)

@@ -31,10 +31,17 @@ static void usage(FILE *f) {
           "                                skips when the same file (checksum) is already imported\n"
           "  export --out FILE [--if-stale] [--factors FILE|--no-calibration]\n"
           "                                write the binary snapshot (largest SCC, CSR, CH, R-tree,\n"
-          "                                calibration from graph_meta or FILE). --if-stale skips\n"
+          "                                calibration from FILE, else graph_meta). --if-stale skips\n"
           "                                when FILE matches the import and calibration\n"
-          "  calibrate [--trips CSV]       fit ETA factors on taxi trips, store them in graph_meta\n"
-          "  eta-report [--trips CSV]      median absolute %% ETA error on held-out trips\n"
+          "  calibrate [--trips CSV] [--out FILE]\n"
+          "                                fit the ETA model on the taxi trips' `train` rows (settings\n"
+          "                                chosen on a tuning fold of them); write it to FILE (as\n"
+          "                                data/eta-calibration.txt) or else store it in graph_meta\n"
+          "  eta-report [--trips CSV] [--factors FILE]\n"
+          "                                median absolute %% ETA error on the held-out `valid` rows:\n"
+          "                                raw speeds, the fitted model (and every setting tried),\n"
+          "                                constant-speed baselines; with --factors, FILE's model\n"
+          "                                measured without fitting\n"
           "  status                        whether a graph is imported, from which file\n\n"
           "options: --dsn DSN (default: MERIDIAN_PG_DSN)\n"
           "exit codes: 0 ok, 1 failure, 2 bad usage\n");
@@ -71,11 +78,16 @@ static bool exec_ok(PGconn *c, const char *sql, const char *what) {
   return ok;
 }
 
-bool mctl_graph_meta_ensure(PGconn *c) {
-  return exec_ok(c,
-                 "CREATE TABLE IF NOT EXISTS graph_meta (key text PRIMARY KEY, value text NOT NULL, "
-                 "updated_at timestamptz NOT NULL DEFAULT now())",
-                 "creating graph_meta");
+bool mctl_graph_meta_present(PGconn *c) {
+  PGresult *r = PQexec(c, "SELECT to_regclass('graph_meta') IS NOT NULL");
+  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+  if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    fprintf(stderr, "meridianctl graph: checking for graph_meta: %s", PQerrorMessage(c));
+  else if (!ok)
+    fprintf(stderr, "meridianctl graph: the database has no graph_meta table "
+                    "(migration 0005): run `meridianctl db migrate` first\n");
+  PQclear(r);
+  return ok;
 }
 
 char *mctl_graph_meta_get(PGconn *c, const char *key) {
@@ -100,55 +112,6 @@ bool mctl_graph_meta_set(PGconn *c, const char *key, const char *value) {
   if (!ok) fprintf(stderr, "meridianctl graph: writing graph_meta %s: %s", key, PQerrorMessage(c));
   PQclear(r);
   return ok;
-}
-
-void mctl_calibration_format(const geo_graph_calibration *cal, char *buf, size_t cap) {
-  size_t n = 0;
-  buf[0] = 0;
-  for (int c = 0; c < GEO_ROAD_CLASS_COUNT && n < cap; c++)
-    n += (size_t)snprintf(buf + n, cap - n, "class.%s=%.6f ", geo_road_class_name((geo_road_class)c),
-                          cal->class_factor[c]);
-  for (int w = 0; w < 2; w++)
-    for (int h = 0; h < 24 && n < cap; h++)
-      n += (size_t)snprintf(buf + n, cap - n, "hour.%s.%d=%.6f ", w ? "weekend" : "weekday", h,
-                            cal->hour_factor[w][h]);
-  if (n < cap)
-    snprintf(buf + n, cap - n, "arc_penalty_ms=%.1f trip_base_ms=%.1f", cal->arc_penalty_ms, cal->trip_base_ms);
-}
-
-bool mctl_calibration_parse(const char *text, geo_graph_calibration *cal) {
-  geo_graph_calibration_identity(cal);
-  const char *p = text;
-  while (*p) {
-    while (*p == ' ' || *p == '\n' || *p == '\t') p++;
-    if (*p == 0) break;
-    char key[64];
-    double v;
-    int used = 0;
-    if (sscanf(p, "%63[^=]=%lf%n", key, &v, &used) != 2) return false;
-    p += used;
-    if (strcmp(key, "arc_penalty_ms") == 0 || strcmp(key, "trip_base_ms") == 0) {
-      if (!(v >= 0 && v < 1e6)) return false;
-      *(key[0] == 'a' ? &cal->arc_penalty_ms : &cal->trip_base_ms) = v;
-      continue;
-    }
-    if (!(v > 0 && v < 1000)) return false;
-    if (strncmp(key, "class.", 6) == 0) {
-      geo_road_class c = geo_road_class_from_name(key + 6);
-      if (c == GEO_ROAD_OTHER && strcmp(key + 6, "other") != 0) return false;
-      cal->class_factor[c] = v;
-    } else if (strncmp(key, "hour.", 5) == 0) {
-      char kind[16];
-      int h;
-      if (sscanf(key + 5, "%15[a-z].%d", kind, &h) != 2 || h < 0 || h > 23) return false;
-      if (strcmp(kind, "weekday") == 0) cal->hour_factor[0][h] = v;
-      else if (strcmp(kind, "weekend") == 0) cal->hour_factor[1][h] = v;
-      else return false;
-    } else {
-      return false;
-    }
-  }
-  return true;
 }
 
 /* ---- import ----------------------------------------------------------------------- */
@@ -255,7 +218,7 @@ static int cmd_import(int argc, char **argv) {
   char schema[64];
   snprintf(schema, sizeof schema, "meridian_import_%ld", (long)getpid());
   bool have_schema = false;
-  if (!mctl_graph_meta_ensure(c)) goto done;
+  if (!mctl_graph_meta_present(c)) goto done;
   if (if_changed && graph_present(c)) {
     char *old = mctl_graph_meta_get(c, "source_checksum");
     bool same = old && strcmp(old, checksum) == 0;

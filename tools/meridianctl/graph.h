@@ -31,16 +31,55 @@ PGconn *mctl_graph_connect(const char *dsn);
  * failure. stats may be NULL. */
 geo_graph *mctl_graph_from_pg(PGconn *conn, mctl_cost cost, geo_graph_stats *stats);
 
-/* graph_meta: a key/value table that import and calibrate write. get returns a malloc'd
- * string or NULL when absent; set returns false (error printed) on failure. */
+/* graph_meta: a key/value table (migration 0005_graph_meta) that import and calibrate
+ * write. get returns a malloc'd string or NULL when absent (also when the table is);
+ * set returns false (error printed) on failure; present says whether the table exists,
+ * printing "run meridianctl db migrate" when it does not. */
 char *mctl_graph_meta_get(PGconn *conn, const char *key);
 bool mctl_graph_meta_set(PGconn *conn, const char *key, const char *value);
-bool mctl_graph_meta_ensure(PGconn *conn);
+bool mctl_graph_meta_present(PGconn *conn);
 
-/* Calibration as text ("class.primary=1.8 ... hour.0.7=1.1 ...") and back; parse returns
- * false on a malformed text. */
-void mctl_calibration_format(const geo_graph_calibration *cal, char *buf, size_t cap);
-bool mctl_calibration_parse(const char *text, geo_graph_calibration *cal);
+/* The ETA model meridianctl fits and bakes into snapshots: libgeo's calibration (class
+ * factors, per-arc cost, hour factors, trip base) and, for congestion that varies along
+ * the map, a time factor per geohash cell (precision cell_precision, 0 = none) applied to
+ * the arcs whose midpoint lies in the cell (1 for a cell not listed). */
+#define MCTL_MAX_CELLS 4096
+typedef struct mctl_eta_model {
+  geo_graph_calibration cal;
+  int cell_precision;
+  size_t n_cells;
+  char cell[MCTL_MAX_CELLS][13];      /* geohash strings */
+  double cell_factor[MCTL_MAX_CELLS]; /* > 0 */
+} mctl_eta_model;
+
+/* A model with no calibration (identity, no cells). */
+void mctl_model_identity(mctl_eta_model *m);
+
+/* The model as text, one "key=value" per line ("class.primary=1.8", "hour.weekday.7=1.1",
+ * "arc_penalty_ms=...", "trip_base_ms=...", "cell_precision=6", "cell.dr5ru7=1.2"), after
+ * the '#' comment lines of header (may be NULL). Returns a malloc'd string (NULL when out
+ * of memory). */
+char *mctl_model_format(const mctl_eta_model *m, const char *header);
+
+/* Parse a text of mctl_model_format ('#' starts a comment line; any whitespace separates
+ * entries). Returns false on a malformed or out-of-range entry. */
+bool mctl_model_parse(const char *text, mctl_eta_model *m);
+
+/* The cell factor of every arc of g (g's arc count entries, malloc'd; NULL when out of
+ * memory); all 1 without cells. */
+double *mctl_model_arc_factors(const mctl_eta_model *m, const geo_graph *g);
+
+/* The geohash (precision characters, into out of GEO_GEOHASH_BUF bytes) of the midpoint of
+ * arc a's end nodes: the cell whose factor the arc takes. */
+geo_err mctl_arc_cell(const geo_graph *g, uint32_t a, int precision, char *out);
+
+/* The calibrated copy of raw (geo_graph_calibrated_arcs with the model's cell factors).
+ * Returns a geo_err. */
+geo_err mctl_model_apply(const mctl_eta_model *m, const geo_graph *raw, geo_graph **out);
+
+/* The whole file at path as a NUL-terminated malloc'd string; NULL when unreadable or over
+ * 16 MB. */
+char *mctl_read_text(const char *path);
 
 /* 64-bit FNV-1a of a string, for the snapshot's source tag. */
 uint64_t mctl_fnv64(const char *s);

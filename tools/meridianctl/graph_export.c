@@ -161,24 +161,15 @@ fail:
   return g;
 }
 
-/* What the snapshot was made from: the import and the calibration. */
+/* What the snapshot was made from: the import and the whole calibration text. */
 static uint64_t source_tag(PGconn *c, const char *cal_text) {
   char *sum = mctl_graph_meta_get(c, "source_checksum"), *at = mctl_graph_meta_get(c, "imported_at");
-  char buf[8192];
-  snprintf(buf, sizeof buf, "%s|%s|%s", sum ? sum : "", at ? at : "", cal_text);
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s|%s|", sum ? sum : "", at ? at : "");
   free(sum);
   free(at);
-  return mctl_fnv64(buf);
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return NULL;
-  char *buf = calloc(1, 65536);
-  size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-  (void)n;
-  fclose(f);
-  return buf;
+  uint64_t h = mctl_fnv64(buf), cal = mctl_fnv64(cal_text);
+  return h ^ (cal * 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2));
 }
 
 int mctl_graph_export(int argc, char **argv) {
@@ -204,10 +195,11 @@ int mctl_graph_export(int argc, char **argv) {
   int rc = 1;
   geo_graph *raw = NULL, *g = NULL;
   char *cal_text = NULL;
-  geo_graph_calibration cal;
-  geo_graph_calibration_identity(&cal);
+  mctl_eta_model *model = malloc(sizeof *model);
+  if (model == NULL) goto done;
+  mctl_model_identity(model);
   if (factors) {
-    cal_text = read_text(factors);
+    cal_text = mctl_read_text(factors);
     if (cal_text == NULL) {
       fprintf(stderr, "meridianctl graph export: cannot read %s\n", factors);
       goto done;
@@ -215,8 +207,9 @@ int mctl_graph_export(int argc, char **argv) {
   } else if (!no_cal) {
     cal_text = mctl_graph_meta_get(c, "calibration");
   }
-  if (cal_text && !mctl_calibration_parse(cal_text, &cal)) {
-    fprintf(stderr, "meridianctl graph export: malformed calibration factors\n");
+  if (cal_text && !mctl_model_parse(cal_text, model)) {
+    fprintf(stderr, "meridianctl graph export: malformed calibration factors in %s\n",
+            factors ? factors : "graph_meta");
     goto done;
   }
   uint64_t tag = source_tag(c, cal_text ? cal_text : "");
@@ -244,11 +237,15 @@ int mctl_graph_export(int argc, char **argv) {
           "graph export: largest strongly connected component: %u nodes, %u arcs "
           "(dropped %u nodes and %u arcs outside it)\n",
           st.nodes, st.arcs, st.dropped_nodes, st.dropped_arcs);
-  if (geo_graph_calibrated(raw, &cal, &g) != GEO_OK) {
+  if (mctl_model_apply(model, raw, &g) != GEO_OK) {
     fprintf(stderr, "meridianctl graph export: applying the calibration failed\n");
     goto done;
   }
-  fprintf(stderr, "graph export: calibration: %s\n", cal_text ? "applied" : "none (raw speeds)");
+  if (cal_text)
+    fprintf(stderr, "graph export: calibration from %s applied (%zu area cells)\n", factors ? factors : "graph_meta",
+            model->n_cells);
+  else
+    fprintf(stderr, "graph export: calibration: none (raw speeds)\n");
   double t1 = now_s();
   geo_ch_stats cs;
   geo_err e = geo_ch_build(g, &cs);
@@ -275,6 +272,7 @@ int mctl_graph_export(int argc, char **argv) {
   fprintf(stderr, "graph export: wrote %s (%.1f MB) in %.2f s\n", out, sb.st_size / 1e6, now_s() - t0);
   rc = 0;
 done:
+  free(model);
   free(cal_text);
   geo_graph_free(raw);
   geo_graph_free(g);

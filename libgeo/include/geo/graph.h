@@ -57,12 +57,14 @@ GEO_EXPORT geo_road_class geo_road_class_from_name(const char *highway);
 /* ETA calibration stored with the graph. Arc times in the graph already include
  * class_factor and arc_penalty_ms (the routing cost is the calibrated time: raw time x
  * class factor + a fixed cost per arc, which stands for the intersection, with its lights,
- * that ends almost every arc of a city graph); hour_factor[weekend][hour]
- * scales a whole route's time for the hour of departure (geo_graph_eta_ms). A graph that
+ * that ends almost every arc of a city graph); hour_factor[weekend][hour] x
+ * day_factor[weekday] scales a whole route's time for the hour and day of departure
+ * (geo_graph_eta_ms). A graph that
  * was never calibrated has every factor 1.0. */
 typedef struct geo_graph_calibration {
   double class_factor[GEO_ROAD_CLASS_COUNT]; /* time multiplier per road class */
   double hour_factor[2][24];                 /* [0 weekday | 1 weekend][hour 0..23] */
+  double day_factor[7];                      /* [weekday 0 = Sunday .. 6 = Saturday] */
   double arc_penalty_ms;                     /* added to every arc, >= 0 */
   double trip_base_ms;                       /* added once to every ETA (pick-up, parking) */
 } geo_graph_calibration;
@@ -130,6 +132,13 @@ GEO_EXPORT void geo_graph_free(geo_graph *g);
 GEO_EXPORT geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *cal,
                                         geo_graph **out);
 
+/* As geo_graph_calibrated, each arc's calibrated time then multiplied by arc_factor[arc]
+ * (g's arc count entries, each finite, > 0 and <= 1000; NULL: all 1), for factors that
+ * vary along the map (congestion by area). The factors are baked into the arc times; the
+ * copy does not keep them. Errors: GEO_EINVAL (also for a bad factor), GEO_ENOMEM. */
+GEO_EXPORT geo_err geo_graph_calibrated_arcs(const geo_graph *g, const geo_graph_calibration *cal,
+                                             const double *arc_factor, geo_graph **out);
+
 /* Sizes and per-element accessors. Indices must be in range (checked with assert only:
  * these are on the hot path). */
 GEO_EXPORT uint32_t geo_graph_node_count(const geo_graph *g);
@@ -169,9 +178,11 @@ GEO_EXPORT double geo_graph_top_speed_m_per_ms(const geo_graph *g);
 /* The graph's calibration (identity unless calibrated). */
 GEO_EXPORT const geo_graph_calibration *geo_graph_get_calibration(const geo_graph *g);
 
-/* The ETA of a route of route_time_ms departing at hour (0..23) on weekday (0 = Sunday ..
- * 6 = Saturday): route time x the calibration's hour factor + its trip base, in ms. An
- * out-of-range hour or weekday gives the route time + trip base. */
+/* The ETA of a route of route_time_ms (a route time on g: arc times already calibrated)
+ * departing at hour (0..23) on weekday (0 = Sunday .. 6 = Saturday), in ms:
+ * route_time_ms x hour_factor[weekend][hour] x day_factor[weekday] + trip_base_ms. This is
+ * the ETA `meridianctl graph eta-report` measures; services call it on every route or
+ * one-to-many time they quote. An out-of-range hour or weekday gives route time + trip base. */
 GEO_EXPORT double geo_graph_eta_ms(const geo_graph *g, uint32_t route_time_ms, int hour,
                                    int weekday);
 

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define GEO_SNAPSHOT_VERSION 1u
+#define GEO_SNAPSHOT_VERSION 2u /* 2: day-of-week factors in the calibration */
 
 /* Write g (with its hierarchy and R-tree, when built) to path: written to "path.tmp" then
  * renamed, so readers never see a half-written file. Errors: GEO_EINVAL, GEO_ENOMEM,

@@ -1,0 +1,255 @@
+/*
+ * main.c: meridian-loadgen. `replay` plays the trips of a CSV file against a running
+ * Meridian: N simulated drivers and one rider per trip over real WebSocket connections,
+ * then prints the report (and writes the JSON and the plot when asked).
+ * Config -> data (service area, graph, trips) -> run -> report -> exit code
+ * (0 done, 1 the run failed, 2 bad usage or input).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "area.h"
+#include "geo/snapshot.h"
+#include "report.h"
+#include "sim.h"
+#include "trips_csv.h"
+#include "ws.h"
+
+static volatile int g_stop;
+static void on_signal(int sig) {
+  (void)sig;
+  g_stop = 1;
+}
+
+static void usage(FILE *fp) {
+  fprintf(fp,
+          "usage: meridian-loadgen replay --trips FILE --drivers N [options]\n"
+          "  --trips FILE        trips CSV: data/trips/nyc-taxi-10k.csv format or NYC TLC yellow taxi\n"
+          "  --drivers N         simulated drivers\n"
+          "  --speedup X         sim seconds per wall second (default 60)\n"
+          "  --duration S        wall seconds of requests to replay (default 60)\n"
+          "  --start HH:MM       time of day the replay starts (default 18:00)\n"
+          "  --max-trips N       replay at most N trips of the window (default all)\n"
+          "  --url ws://H:P      gateway (default $MERIDIAN_GATEWAY_URL or ws://127.0.0.1:8080)\n"
+          "  --accept-prob P     a driver accepts an offer with probability P (default 0.9)\n"
+          "  --cancel-prob P     a rider cancels with probability P (default 0.03)\n"
+          "  --seed S            random seed: same seed, same drivers and choices (default 1)\n"
+          "  --json FILE         write the JSON report\n"
+          "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
+          "  --outcomes FILE     write request_id,trip_id,status of every request\n"
+          "  --ping-max-hz H     location messages per driver per wall second at most (default 2)\n"
+          "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, 10-120 s)\n"
+          "  --run-id ID         names of this run's users and requests (default: from the clock)\n"
+          "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
+          "  --area FILE         service area GeoJSON (default $MERIDIAN_SERVICE_AREA or data/roads/manhattan-boundary.geojson)\n"
+          "  --quiet             no progress lines\n"
+          "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens.\n");
+}
+
+static bool area_fn(void *ud, double lat, double lon) { return gw_area_contains(ud, lat, lon); }
+
+/* What make_sim needs. */
+typedef struct ctx {
+  lg_config cfg;
+  const geo_graph *g;
+  lg_trip_set *set;
+  gw_area *area;
+} ctx;
+
+static lg_sim *make_sim(void *ud, const lg_io *io, char *err, size_t errcap) {
+  ctx *c = ud;
+  return lg_sim_new(&c->cfg, c->g, c->set, area_fn, c->area, io, lg_now_us(), lg_epoch_ms(), err, errcap);
+}
+
+static bool num_arg(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (strcmp(argv[1], "replay") != 0) {
+    fprintf(stderr, "meridian-loadgen: unknown command '%s' (try --help)\n", argv[1]);
+    return 2;
+  }
+  ctx c = {0};
+  lg_config_defaults(&c.cfg);
+  const char *trips = NULL, *json = NULL, *plot = NULL, *outcomes = NULL, *run_id = NULL;
+  const char *url = getenv("MERIDIAN_GATEWAY_URL"), *graph = getenv("MERIDIAN_GRAPH");
+  const char *area_path = getenv("MERIDIAN_SERVICE_AREA");
+  bool quiet = false, have_drivers = false;
+  if (!url || !*url) url = "ws://127.0.0.1:8080";
+  if (!area_path || !*area_path) area_path = "data/roads/manhattan-boundary.geojson";
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    double x;
+#define NEED()                                                                   \
+  do {                                                                           \
+    if (!v) {                                                                    \
+      fprintf(stderr, "meridian-loadgen: %s needs a value\n", a);               \
+      return 2;                                                                  \
+    }                                                                            \
+    i++;                                                                         \
+  } while (0)
+#define BAD()                                                                    \
+  do {                                                                           \
+    fprintf(stderr, "meridian-loadgen: bad value for %s: '%s'\n", a, v);        \
+    return 2;                                                                    \
+  } while (0)
+    if (strcmp(a, "--trips") == 0) { NEED(); trips = v; }
+    else if (strcmp(a, "--drivers") == 0) { NEED(); if (!num_arg(v, 1, 1e6, &x) || x != floor(x)) BAD(); c.cfg.drivers = (size_t)x; have_drivers = true; }
+    else if (strcmp(a, "--speedup") == 0) { NEED(); if (!num_arg(v, 0.01, 1e5, &c.cfg.speedup)) BAD(); }
+    else if (strcmp(a, "--duration") == 0) { NEED(); if (!num_arg(v, 0.1, 86400, &c.cfg.duration_s)) BAD(); }
+    else if (strcmp(a, "--drain") == 0) { NEED(); if (!num_arg(v, 0, 3600, &c.cfg.drain_s)) BAD(); }
+    else if (strcmp(a, "--max-trips") == 0) { NEED(); if (!num_arg(v, 1, 1e9, &x) || x != floor(x)) BAD(); c.cfg.max_trips = (size_t)x; }
+    else if (strcmp(a, "--accept-prob") == 0) { NEED(); if (!num_arg(v, 0, 1, &c.cfg.accept_prob)) BAD(); }
+    else if (strcmp(a, "--cancel-prob") == 0) { NEED(); if (!num_arg(v, 0, 1, &c.cfg.cancel_prob)) BAD(); }
+    else if (strcmp(a, "--ping-max-hz") == 0) { NEED(); if (!num_arg(v, 0.01, 5, &c.cfg.ping_max_hz)) BAD(); }
+    else if (strcmp(a, "--seed") == 0) { NEED(); char *e; errno = 0; c.cfg.seed = strtoull(v, &e, 10); if (*e || e == v || errno) BAD(); }
+    else if (strcmp(a, "--start") == 0) {
+      NEED();
+      int h, m, n = 0;
+      if (sscanf(v, "%d:%d%n", &h, &m, &n) != 2 || v[n] || h < 0 || h > 23 || m < 0 || m > 59) BAD();
+      c.cfg.start_tod_s = h * 3600.0 + m * 60.0;
+    }
+    else if (strcmp(a, "--url") == 0) { NEED(); url = v; }
+    else if (strcmp(a, "--json") == 0) { NEED(); json = v; }
+    else if (strcmp(a, "--plot") == 0) { NEED(); plot = v; }
+    else if (strcmp(a, "--outcomes") == 0) { NEED(); outcomes = v; }
+    else if (strcmp(a, "--run-id") == 0) { NEED(); run_id = v; }
+    else if (strcmp(a, "--graph") == 0) { NEED(); graph = v; }
+    else if (strcmp(a, "--area") == 0) { NEED(); area_path = v; }
+    else if (strcmp(a, "--quiet") == 0) { quiet = true; }
+    else { fprintf(stderr, "meridian-loadgen: unknown option '%s' (try --help)\n", a); return 2; }
+  }
+  if (!trips || !have_drivers) {
+    fprintf(stderr, "meridian-loadgen: replay needs --trips FILE and --drivers N\n");
+    return 2;
+  }
+  if (run_id) {
+    size_t n = strlen(run_id);
+    if (n == 0 || n >= sizeof c.cfg.run_id || strspn(run_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != n) {
+      fprintf(stderr, "meridian-loadgen: --run-id must be 1-%zu letters or digits\n", sizeof c.cfg.run_id - 1);
+      return 2;
+    }
+    snprintf(c.cfg.run_id, sizeof c.cfg.run_id, "%s", run_id);
+  } else {
+    snprintf(c.cfg.run_id, sizeof c.cfg.run_id, "%llx", (unsigned long long)(lg_epoch_ms() / 1000));
+  }
+  const char *secret = getenv("MERIDIAN_JWT_SECRET");
+  if (!secret || !*secret) {
+    fprintf(stderr, "meridian-loadgen: MERIDIAN_JWT_SECRET is not set (source .run/env)\n");
+    return 2;
+  }
+  if (!graph || !*graph) {
+    fprintf(stderr, "meridian-loadgen: no graph snapshot: --graph FILE or MERIDIAN_GRAPH\n");
+    return 2;
+  }
+  char host[256], prefix[256];
+  int port;
+  if (lg_ws_parse_url(url, host, sizeof host, &port, prefix, sizeof prefix) != 0) {
+    fprintf(stderr, "meridian-loadgen: --url must be ws://HOST:PORT[/PREFIX], not '%s'\n", url);
+    return 2;
+  }
+  char err[512];
+  int rc = 2;
+  geo_graph *g = NULL;
+  lg_trip_set set = {0};
+  lg_sim *sim = NULL;
+  c.area = gw_area_load(area_path, err, sizeof err);
+  if (!c.area) {
+    fprintf(stderr, "meridian-loadgen: service area %s: %s\n", area_path, err);
+    return 2;
+  }
+  geo_err ge = geo_snapshot_load(graph, &g);
+  if (ge != GEO_OK) {
+    fprintf(stderr, "meridian-loadgen: graph %s: %s\n", graph, geo_strerror(ge));
+    goto out;
+  }
+  if (lg_trips_load(trips, area_fn, c.area, c.cfg.seed, &set, err, sizeof err) != 0) {
+    fprintf(stderr, "meridian-loadgen: %s\n", err);
+    goto out;
+  }
+  c.g = g;
+  c.set = &set;
+  fprintf(stderr, "meridian-loadgen: %s (%s): %zu rows, %zu trips kept, %zu skipped", trips,
+          lg_csv_format_name(set.format), set.rows, set.n, set.skipped_total);
+  if (set.n_first_skipped) {
+    fprintf(stderr, " (first at lines");
+    for (size_t i = 0; i < set.n_first_skipped; i++) fprintf(stderr, " %u", set.first_skipped[i]);
+    fprintf(stderr, ")");
+  }
+  fprintf(stderr, "\n");
+  /* every connection is a file descriptor: raise the soft limit to the hard one */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  lg_ws_opts o = {host, port, prefix, secret, 100, 10, !quiet};
+  fprintf(stderr, "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s\n", c.cfg.run_id,
+          c.cfg.drivers, url, c.cfg.speedup, c.cfg.duration_s);
+  if (lg_ws_run(&o, c.cfg.drivers, set.n, make_sim, &c, &g_stop, &sim, err, sizeof err) != 0) {
+    fprintf(stderr, "meridian-loadgen: %s\n", err);
+    rc = strstr(err, "window") || strstr(err, "settings") ? 2 : 1;
+    goto out;
+  }
+  lg_stats *st = lg_sim_stats(sim);
+  lg_report_info info = {trips, lg_csv_format_name(set.format), url, c.cfg.run_id,
+                         c.cfg.drivers, set.rows, set.skipped_total, set.no_duration,
+                         set.skipped, set.first_skipped, set.n_first_skipped, c.cfg.speedup,
+                         c.cfg.duration_s, c.cfg.accept_prob, c.cfg.cancel_prob,
+                         c.cfg.start_tod_s, c.cfg.ping_max_hz, c.cfg.seed};
+  lg_report_print(stdout, &info, st);
+  rc = 0;
+  if (json) {
+    if (lg_report_write_json(json, &info, st) != 0) {
+      fprintf(stderr, "meridian-loadgen: %s: %s\n", json, strerror(errno));
+      rc = 1;
+    } else {
+      printf("  JSON report     %s\n", json);
+    }
+  }
+  if (plot) {
+    if (lg_report_plot(plot, st, err, sizeof err) != 0) {
+      fprintf(stderr, "meridian-loadgen: plot: %s\n", err);
+      rc = 1;
+    } else {
+      printf("  plot            %s (data %s.dat)\n", plot, plot);
+    }
+  }
+  if (outcomes) {
+    if (lg_sim_write_outcomes(sim, outcomes) != 0) {
+      fprintf(stderr, "meridian-loadgen: %s: %s\n", outcomes, strerror(errno));
+      rc = 1;
+    } else {
+      printf("  outcomes        %s\n", outcomes);
+    }
+  }
+out:
+  lg_sim_free(sim);
+  lg_trip_set_free(&set);
+  geo_graph_free(g);
+  gw_area_free(c.area);
+  return rc;
+}

@@ -1,0 +1,51 @@
+/*
+ * config.c: meridian-dispatch's configuration table (mrd_config): MERIDIAN_* variables,
+ * flags, defaults and help. Not the core's dsp_config (dispatch_io.c fills that from here).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mrd/config.h"
+#include "service.h"
+
+static mrd_config_opt g_opts[40];
+static mrd_config_spec g_spec;
+
+#define ADD(env, flag, def, help, type, lo, hi, dst)                                          \
+  g_opts[n++] = (mrd_config_opt){env, flag, def, help, type, lo, hi, false, dst}
+
+void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
+  size_t n = 0;
+  ADD("MERIDIAN_SHARD", "shard", "0", "the shard this process runs (= its partitions)", MRD_CONFIG_INT, 0, 63, &c->shard);
+  ADD("MERIDIAN_GRAPH", "graph", NULL, "road graph snapshot (meridianctl graph export)", MRD_CONFIG_STRING, 0, 0, &c->graph_path);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_PG_DSN(&c->pg_dsn);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_REDIS_URL(&c->redis_url);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_BROKERS(&c->kafka_brokers);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_LINGER_MS(&c->kafka_linger_ms);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_FETCH_WAIT_MS(&c->kafka_fetch_wait_ms);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_LOG_LEVEL(&c->log_level);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_ADMIN_PORT("9100", &c->admin_port);
+  g_opts[n++] = (mrd_config_opt)MRD_OPT_ADMIN_ADDR(&c->admin_addr);
+  ADD("MERIDIAN_DISPATCH_GROUP_PREFIX", "group-prefix", "dispatch-", "Kafka group of committed offsets: <prefix><shard>", MRD_CONFIG_STRING, 0, 0, &c->group_prefix);
+  ADD("MERIDIAN_DISPATCH_NEARBY_KEY", "nearby-key", "drivers:available", "Redis GEO set of available drivers (the gateway's MERIDIAN_GW_NEARBY_KEY)", MRD_CONFIG_STRING, 0, 0, &c->nearby_key);
+  ADD("MERIDIAN_DISPATCH_SNAP_MAX_M", "snap-max-m", "150", "service area: farthest a point may be from the road graph, m", MRD_CONFIG_DOUBLE, 1, 5000, &c->snap_max_m);
+  ADD("MERIDIAN_DISPATCH_OFFER_TIMEOUT", "offer-timeout", "10s", "an offer expires after this", MRD_CONFIG_DURATION_MS, 1000, 600000, &c->offer_timeout_ms);
+  ADD("MERIDIAN_DISPATCH_DRIVER_TTL", "driver-ttl", "30s", "a driver with no ping this long leaves the index", MRD_CONFIG_DURATION_MS, 1000, 3600000, &c->driver_ttl_ms);
+  ADD("MERIDIAN_DISPATCH_TICK", "tick", "100ms", "timer period (offer expiry, claims, TTL)", MRD_CONFIG_DURATION_MS, 10, 5000, &c->tick_ms);
+  ADD("MERIDIAN_DISPATCH_HOT_INTERVAL", "hot-interval", "500ms", "hot cells are written this often (what changed)", MRD_CONFIG_DURATION_MS, 50, 60000, &c->hot_interval_ms);
+  ADD("MERIDIAN_DISPATCH_WARMUP", "warmup", "5s", "after a start, pings only for this long before commands (drivers ping every 4 s)", MRD_CONFIG_DURATION_MS, 0, 120000, &c->warmup_ms);
+  ADD("MERIDIAN_DISPATCH_EPOCH_CHECK", "epoch-check", "5s", "how often the shard-map epoch is re-read", MRD_CONFIG_DURATION_MS, 100, 3600000, &c->epoch_check_ms);
+  ADD("MERIDIAN_DISPATCH_K", "k", "8", "nearest available candidates ranked by road ETA", MRD_CONFIG_INT, 1, 64, &c->k_candidates);
+  ADD("MERIDIAN_DISPATCH_MAX_OFFERS", "max-offers", "5", "offers per trip before no_driver", MRD_CONFIG_INT, 1, 64, &c->max_offers);
+  ADD("MERIDIAN_DISPATCH_MAX_ETA_S", "max-eta-s", "1200", "candidates slower than this by road are dropped, s", MRD_CONFIG_DOUBLE, 10, 7200, &c->max_eta_s);
+  ADD("MERIDIAN_DISPATCH_BATCH", "batch", "false", "batched matching (Hungarian) instead of one by one", MRD_CONFIG_BOOL, 0, 0, &c->batch);
+  ADD("MERIDIAN_DISPATCH_BATCH_WINDOW", "batch-window", "1s", "batched mode: the longest a request waits", MRD_CONFIG_DURATION_MS, 1, 60000, &c->batch_window_ms);
+  ADD("MERIDIAN_DISPATCH_POLL_BATCH", "poll-batch", "256", "messages consumed per loop iteration at most", MRD_CONFIG_INT, 1, 100000, &c->poll_batch);
+  g_spec = (mrd_config_spec){"meridian-dispatch",
+                             "one dispatch shard: matching by road ETA, offers, the trip state machine",
+                             g_opts, n};
+  mrd_config_load_or_exit(&g_spec, argc, argv);
+}
+
+void dsvc_config_log(void) { mrd_config_log(&g_spec); }
+void dsvc_config_release(void) { mrd_config_release(&g_spec); }

@@ -1,0 +1,694 @@
+/*
+ * dispatch_io.c: the adapters of meridian-dispatch around the pure core: the road graph
+ * snapshot, Kafka in (driver-locations and dispatch-commands, partition = shard, static
+ * assignment from committed offsets) and out (dispatch-events, idempotent producer, key =
+ * trip id, partition by key hash as the gateway and schemas/kafka expect), Redis (claims,
+ * trip snapshots, active-trip pointers, the shard's live-trip set, hot cells), the
+ * shard-map epoch from PostgreSQL, and the metrics. Not the loop (main.c) and not the
+ * domain (dispatch_core).
+ *
+ * Durability order of one batch: events produced and their delivery reports awaited ->
+ * snapshots and pointers written to Redis -> consumed offsets committed. Claims are written
+ * synchronously while the core runs. Redis keys: docs/dispatch.md ("Redis keys").
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dispatch_codec.h"
+#include "geo/ch.h"
+#include "geo/snapshot.h"
+#include "mrd/log.h"
+#include "service.h"
+
+#define TOPIC_LOC "driver-locations"
+#define TOPIC_CMD "dispatch-commands"
+#define TOPIC_EV "dispatch-events"
+#define POINTER_TTL_S "21600" /* active-trip pointers and live snapshots: a safety net */
+
+static const char *const no_driver_reasons[6] = {"pickup_out_of_area", "dropoff_out_of_area",
+                                                 "no_driver_nearby",   "max_offers",
+                                                 "routing_error",      "other"};
+
+static double mono_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---------------------------------------------------------------- metrics, readiness */
+
+static int metrics_init(dsvc *s) {
+  dsvc_metrics *m = &s->m;
+  if (mrd_metrics_new(&m->reg)) return -1;
+  static const double lat[] = {0.0001, 0.00025, MRD_BUCKETS_LATENCY_S};
+  int rc = 0;
+#define C(name, help, dst) rc |= mrd_metrics_counter(m->reg, name, help, NULL, dst)
+#define G(name, help, dst) rc |= mrd_metrics_gauge(m->reg, name, help, NULL, dst)
+  rc |= mrd_metrics_histogram(m->reg, "meridian_dispatch_match_seconds",
+                              "match latency: request consumed -> first offer produced", NULL, lat,
+                              sizeof lat / sizeof lat[0], &m->match_latency);
+  C("meridian_dispatch_requests_total", "ride requests (new trips)", &m->requests);
+  C("meridian_dispatch_offers_total", "offers made", &m->offers);
+  C("meridian_dispatch_accepts_total", "offers accepted (trips matched)", &m->accepts);
+  C("meridian_dispatch_declines_total", "offers declined", &m->declines);
+  C("meridian_dispatch_expiries_total", "offers expired", &m->expiries);
+  C("meridian_dispatch_cancelled_total", "trips cancelled", &m->cancelled);
+  C("meridian_dispatch_completed_total", "trips completed", &m->completed);
+  for (int i = 0; i < 6; i++)
+    rc |= mrd_metrics_counter(
+        m->reg, "meridian_dispatch_no_driver_total", "trips ended with no driver, by reason",
+        (const char *[]){"reason", no_driver_reasons[i], NULL}, &m->no_driver[i]);
+  C("meridian_dispatch_claims_contended_total", "claims lost to another owner",
+    &m->claims_contended);
+  C("meridian_dispatch_claim_errors_total", "claim store failures", &m->claim_errors);
+  C("meridian_dispatch_claims_fallback_total", "claim operations answered from memory (Redis down)",
+    &m->claims_fallback);
+  C("meridian_dispatch_pings_total", "driver pings consumed", &m->pings);
+  C("meridian_dispatch_pings_stale_total", "pings older than the last seen (ignored)",
+    &m->pings_stale);
+  C("meridian_dispatch_commands_total", "commands consumed", &m->commands);
+  C("meridian_dispatch_bad_messages_total", "Kafka messages that failed to decode",
+    &m->bad_messages);
+  C("meridian_dispatch_rejected_total", "commands refused (COMMAND_REJECTED)", &m->rejected);
+  C("meridian_dispatch_events_total", "events produced to dispatch-events", &m->events_produced);
+  C("meridian_dispatch_delivery_failed_total", "events Kafka failed to deliver",
+    &m->delivery_failed);
+  C("meridian_dispatch_redis_failures_total", "Redis batches that failed (snapshots, hot cells)",
+    &m->redis_failures);
+  C("meridian_dispatch_snapshots_total", "trip snapshots written to Redis", &m->snapshots_written);
+  C("meridian_dispatch_hot_commands_total", "hot-cell commands written to Redis", &m->hot_commands);
+  C("meridian_dispatch_restored_total", "live trips restored from Redis at start", &m->restored);
+  G("meridian_dispatch_index_size", "drivers in the spatial index", &m->index_size);
+  G("meridian_dispatch_drivers", "driver records", &m->drivers);
+  G("meridian_dispatch_trips_live", "live trips", &m->trips_live);
+  G("meridian_dispatch_hot_shown", "drivers published as available", &m->hot_shown);
+  G("meridian_dispatch_redis_up", "1 while Redis answers", &m->redis_up);
+  G("meridian_dispatch_epoch", "shard-map epoch", &m->epoch);
+#undef C
+#undef G
+  return rc ? -1 : 0;
+}
+
+static int ready(void *ud, char *reason, size_t cap) {
+  dsvc *s = ud;
+  if (!s->graph) return snprintf(reason, cap, "graph not loaded"), 1;
+  if (!s->ready) return snprintf(reason, cap, "warming up (restoring trips, reading pings)"), 1;
+  if (mrd_kafka_producer_ping(s->producer, 500) != 0)
+    return snprintf(reason, cap, "kafka unreachable"), 1;
+  /* Redis is not required: matching goes on with claims in memory */
+  return 0;
+}
+
+void dsvc_metrics_sync(dsvc *s) {
+  dsp_stats st;
+  dsp_stats_get(s->shard, &st);
+  dsp_stats *o = &s->last_stats;
+#define D(field, c) mrd_counter_add(s->m.c, st.field - o->field)
+  D(requests, requests);
+  D(offers, offers);
+  D(matched, accepts);
+  D(offers_declined, declines);
+  D(offers_expired, expiries);
+  D(cancelled, cancelled);
+  D(completed, completed);
+  D(claims_lost, claims_contended);
+  D(claim_errors, claim_errors);
+  D(pings, pings);
+  D(pings_stale, pings_stale);
+  D(rejected, rejected);
+#undef D
+  *o = st;
+  mrd_gauge_set(s->m.index_size, (double)st.drivers_indexed);
+  mrd_gauge_set(s->m.drivers, (double)st.drivers);
+  mrd_gauge_set(s->m.trips_live, (double)st.trips_live);
+  mrd_gauge_set(s->m.hot_shown, (double)dsp_hot_shown(s->hot));
+  mrd_gauge_set(s->m.redis_up, mrd_redis_connected(s->redis) ? 1 : 0);
+  mrd_gauge_set(s->m.epoch, (double)s->epoch);
+  dsp_claims_redis_stats cs;
+  dsp_claims_redis_stats_get(s->claims, &cs);
+  mrd_counter_add(s->m.claims_fallback, cs.fallback_ops - s->last_fallback);
+  if (cs.fallback_ops > s->last_fallback)
+    mrd_log_warn("claims_in_memory", "ops=%llu redis_failures=%llu",
+                 (unsigned long long)(cs.fallback_ops - s->last_fallback),
+                 (unsigned long long)cs.redis_failures);
+  s->last_fallback = cs.fallback_ops;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset) {
+  dsvc *s = ud;
+  (void)opaque;
+  (void)partition;
+  (void)offset;
+  s->in_flight--;
+  if (err) {
+    s->delivery_failures++;
+    mrd_counter_inc(s->m.delivery_failed);
+    mrd_log_error("event_delivery_failed", "err=%s", errstr ? errstr : "?");
+  }
+}
+
+/* The current shard map from PostgreSQL: its epoch (stamped on events and claims) and the
+ * geohash ranges this shard owns (logged; pings and commands arrive already routed by the
+ * gateway, owner and halo copies flagged, so matching does not consult them). */
+static int load_epoch(dsvc *s) {
+  PGresult *res = NULL;
+  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0) {
+    mrd_log_warn("epoch_load", "err=%s", mrd_pg_errstr(s->pg));
+    return -1;
+  }
+  uint64_t e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  if (e < 1) {
+    mrd_log_error("epoch_load", "err=%s", "shard_map is empty (run the migrations)");
+    return -1;
+  }
+  if (e == s->epoch) return 0;
+  char ep[24], sh[12];
+  snprintf(ep, sizeof ep, "%llu", (unsigned long long)e);
+  snprintf(sh, sizeof sh, "%d", s->cfg->shard);
+  const char *p[] = {ep, sh};
+  if (mrd_pg_exec(s->pg, &res,
+                  "SELECT string_agg('[' || quote_literal(range_start) || ',' || "
+                  "quote_literal(range_end) || ')', ' ' ORDER BY range_start), count(*) "
+                  "FROM shard_map WHERE epoch = $1 AND shard = $2::integer",
+                  2, p) != 0) {
+    mrd_log_warn("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
+    return -1;
+  }
+  long n = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+  if (n == 0)
+    mrd_log_warn("shardmap",
+                 "epoch=%llu shard=%d ranges=0 (this shard owns nothing: halo and "
+                 "in-flight trips only)",
+                 (unsigned long long)e, s->cfg->shard);
+  else
+    mrd_log_info("shardmap", "epoch=%llu shard=%d ranges=%ld owns=%s", (unsigned long long)e,
+                 s->cfg->shard, n, PQgetvalue(res, 0, 0));
+  PQclear(res);
+  mrd_log_info("epoch", "old=%llu new=%llu", (unsigned long long)s->epoch, (unsigned long long)e);
+  s->epoch = e;
+  if (s->shard) dsp_shard_set_epoch(s->shard, e);
+  return 0;
+}
+
+void dsvc_epoch_check(dsvc *s) {
+  (void)load_epoch(s);
+}
+
+int dsvc_open(dsvc *s, dsvc_config *cfg) {
+  memset(s, 0, sizeof *s);
+  s->cfg = cfg;
+  s->loc_next = s->cmd_next = -1;
+  s->loc_committed = s->cmd_committed = -1;
+  dsp_strmap_init(&s->pending);
+  snprintf(s->live_key, sizeof s->live_key, "dispatch:live:%d", cfg->shard);
+  if (metrics_init(s)) return mrd_log_error("metrics", "err=%s", "registration failed"), -1;
+  s->health = (mrd_health){ready, s, s->m.reg};
+  if (mrd_admin_start(cfg->admin_addr, cfg->admin_port, &s->health, &s->admin) != 0) {
+    mrd_log_error("admin", "addr=%s port=%d err=%s", cfg->admin_addr, cfg->admin_port,
+                  "cannot listen");
+    return -1;
+  }
+  double t0 = mono_s();
+  geo_err ge = geo_snapshot_load(cfg->graph_path, &s->graph);
+  if (ge != GEO_OK) {
+    mrd_log_error("graph", "path=%s err=%s", cfg->graph_path, geo_strerror(ge));
+    return -1;
+  }
+  bool ch = geo_ch_present(s->graph);
+  if (dsp_graph_router_new(s->graph, cfg->snap_max_m, ch, &s->router) != DSP_OK ||
+      dsp_qt_index_new(&s->index) != DSP_OK)
+    return mrd_log_error("router", "err=%s", "out of memory"), -1;
+  mrd_log_info("graph_loaded", "path=%s ch=%d ms=%.1f", cfg->graph_path, (int)ch,
+               (mono_s() - t0) * 1e3);
+
+  if (mrd_redis_new(cfg->redis_url, NULL, &s->redis) != 0)
+    return mrd_log_error("redis", "url=%s err=%s", cfg->redis_url, "bad URL"), -1;
+  if (dsp_claims_redis_new(s->redis, NULL, &s->claims) != DSP_OK) return -1;
+  if (mrd_pg_new(cfg->pg_dsn, NULL, &s->pg) != 0 || load_epoch(s) != 0) return -1;
+
+  char sup[64], dem[64];
+  snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
+  snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
+  dsp_hot_config hc = {.geo_key = cfg->nearby_key,
+                       .cell_prefix = "hot:drivers:",
+                       .supply_key = sup,
+                       .demand_key = dem,
+                       .cell_precision = 5,
+                       .count_precision = 6,
+                       .demand_window_ms = 60000,
+                       .ttl_ms = cfg->driver_ttl_ms,
+                       .move_m = 5};
+  if (dsp_hot_new(&hc, &s->hot) != 0) return mrd_log_error("hotcells", "err=%s", "bad config"), -1;
+
+  dsp_config dc;
+  dsp_config_default(&dc);
+  dc.shard = (uint32_t)cfg->shard;
+  dc.epoch = s->epoch;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  dc.incarnation = (uint64_t)now.tv_sec * 1000 + (uint64_t)(now.tv_nsec / 1000000);
+  dc.offer_timeout_ms = cfg->offer_timeout_ms;
+  dc.driver_ttl_ms = cfg->driver_ttl_ms;
+  dc.k_candidates = (uint32_t)cfg->k_candidates;
+  dc.max_offers = (uint32_t)cfg->max_offers;
+  dc.max_eta_s = cfg->max_eta_s;
+  dc.batch.enabled = cfg->batch;
+  dc.batch.window_ms = cfg->batch_window_ms;
+  dsp_index ix = dsp_qt_index_iface(s->index);
+  dsp_router rt = dsp_graph_router_iface(s->router);
+  dsp_claims cl = dsp_claims_redis_iface(s->claims);
+  int rc = dsp_shard_new(&dc, &ix, &rt, &cl, &s->shard);
+  if (rc != DSP_OK) return mrd_log_error("shard", "err=%s", dsp_strerror(rc)), -1;
+
+  char err[512];
+  mrd_kafka_producer_opts po = MRD_KAFKA_PRODUCER_OPTS_DEFAULT;
+  po.linger_ms = cfg->kafka_linger_ms;
+  po.on_delivery = on_delivery;
+  po.ud = s;
+  if (mrd_kafka_producer_new(cfg->kafka_brokers, &po, &s->producer, err, sizeof err) != 0)
+    return mrd_log_error("kafka_producer", "err=%s", err), -1;
+  char group[128];
+  snprintf(group, sizeof group, "%s%d", cfg->group_prefix, cfg->shard);
+  mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
+  co.group_id = group;
+  co.fetch_wait_max_ms = cfg->kafka_fetch_wait_ms;
+  if (mrd_kafka_consumer_new(cfg->kafka_brokers, &co, &s->consumer, err, sizeof err) != 0)
+    return mrd_log_error("kafka_consumer", "err=%s", err), -1;
+  mrd_log_info("shard_open", "shard=%d epoch=%llu incarnation=%llu group=%s", cfg->shard,
+               (unsigned long long)s->epoch, (unsigned long long)dc.incarnation, group);
+  return 0;
+}
+
+int dsvc_assign(dsvc *s, bool with_commands) {
+  mrd_kafka_tp tps[2] = {{TOPIC_LOC, s->cfg->shard, MRD_KAFKA_OFFSET_STORED},
+                         {TOPIC_CMD, s->cfg->shard, MRD_KAFKA_OFFSET_STORED}};
+  /* A re-assignment restarts a partition at its committed offset: commit what was read */
+  if (s->loc_next >= 0) tps[0].start = s->loc_next;
+  int rc = mrd_kafka_consumer_assign(s->consumer, tps, with_commands ? 2 : 1);
+  if (rc != 0) {
+    mrd_log_error("kafka_assign", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
+    return -1;
+  }
+  s->commands_assigned = with_commands;
+  mrd_log_info("assigned", "shard=%d commands=%d", s->cfg->shard, (int)with_commands);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- restore */
+
+int dsvc_restore(dsvc *s, int64_t now_ms) {
+  redisReply *rep = NULL;
+  const char *argv[] = {"SMEMBERS", s->live_key};
+  if (mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) != 0) {
+    mrd_log_warn("restore", "err=%s", mrd_redis_errstr(s->redis));
+    return -1;
+  }
+  int n = 0, gone = 0, bad = 0;
+  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+    const char *id = rep->element[i]->str;
+    redisReply *sr = NULL;
+    if (mrd_redis_cmdf(s->redis, &sr, "GET trip:snap:%s", id) != 0) continue;
+    mrd_dispatch_event ev;
+    dsp_trip_restore r;
+    if (sr->type != REDIS_REPLY_STRING) {
+      gone++;
+      mrd_redis_cmdf(s->redis, NULL, "SREM %s %s", s->live_key, id);
+    } else if (mrd_dispatch_event_decode((const uint8_t *)sr->str, sr->len, &ev) != 0 ||
+               dspc_restore_from_proto(&ev, &r) != DSP_OK) {
+      bad++;
+      mrd_redis_cmdf(s->redis, NULL, "SREM %s %s", s->live_key, id);
+    } else {
+      int rc = dsp_restore_trip(s->shard, &r, now_ms);
+      if (rc == DSP_OK) {
+        n++;
+        mrd_log_info("trip_restored", "trip=%s status=%s seq=%llu driver=%s", ev.trip_id,
+                     mrd_trip_status_name(ev.status), (unsigned long long)ev.seq, ev.driver_id);
+      } else {
+        bad++;
+        mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, dsp_strerror(rc));
+      }
+    }
+    freeReplyObject(sr);
+  }
+  freeReplyObject(rep);
+  mrd_counter_add(s->m.restored, (uint64_t)n);
+  mrd_log_info("restore_done", "restored=%d expired=%d refused=%d", n, gone, bad);
+  return n;
+}
+
+/* ---------------------------------------------------------------- consume */
+
+static void hot_driver_refresh(dsvc *s, const char *id, int64_t now_ms) {
+  dsp_driver_view v;
+  if (dsp_driver_get(s->shard, id, &v) != DSP_OK) {
+    dsp_hot_driver(s->hot, id, false, (geo_latlng){0, 0}, now_ms);
+    return;
+  }
+  bool shown = v.state == DSP_DRIVER_AVAILABLE && v.in_index && !v.halo;
+  dsp_hot_driver(s->hot, id, shown, v.pos, now_ms);
+}
+
+int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
+  int n = 0;
+  while (n < s->cfg->poll_batch) {
+    mrd_kafka_msg msg;
+    int rc = mrd_kafka_consume(s->consumer, n == 0 ? wait_ms : 0, &msg);
+    if (rc == MRD_EAGAIN) break;
+    if (rc != 0) {
+      mrd_log_warn("kafka_consume", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
+      break;
+    }
+    n++;
+    if (strcmp(msg.topic, TOPIC_LOC) == 0) {
+      mrd_driver_location loc;
+      if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
+        mrd_counter_inc(s->m.bad_messages);
+      } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK) {
+        hot_driver_refresh(s, loc.driver_id, now_ms);
+      }
+      s->loc_next = msg.offset + 1;
+    } else {
+      mrd_command c;
+      mrd_counter_inc(s->m.commands);
+      if (mrd_command_decode(msg.value, msg.value_len, &c) != 0) {
+        mrd_counter_inc(s->m.bad_messages);
+      } else {
+        const dsp_output *o;
+        size_t before = dsp_outputs(s->shard, &o);
+        double t0 = mono_s();
+        dspc_apply_command(s->shard, (uint32_t)s->cfg->shard, &c, msg.offset, now_ms);
+        size_t after = dsp_outputs(s->shard, &o);
+        if (c.kind == MRD_CMD_REQUEST && s->n_lat < (int)(sizeof s->lat / sizeof s->lat[0])) {
+          for (size_t i = before; i < after; i++)
+            if (o[i].kind == DSP_OUT_EVENT && o[i].u.event.type == DSP_EV_REQUESTED) {
+              snprintf(s->lat[s->n_lat].trip_id, sizeof s->lat[0].trip_id, "%s",
+                       o[i].u.event.trip_id);
+              s->lat[s->n_lat++].t0_s = t0;
+            }
+        }
+        if (c.kind == MRD_CMD_STATUS) hot_driver_refresh(s, c.driver_id, now_ms);
+        /* the core keeps 64 bytes of a ref: remember the command's whole ref */
+        for (size_t i = before; i < after; i++)
+          if (o[i].kind == DSP_OUT_REPLY && c.ref[0] && s->n_refs < DSVC_MAX_REFS) {
+            s->refs[s->n_refs].out_index = i;
+            snprintf(s->refs[s->n_refs++].ref, sizeof s->refs[0].ref, "%s", c.ref);
+          }
+      }
+      s->cmd_next = msg.offset + 1;
+    }
+    mrd_kafka_msg_release(&msg);
+  }
+  return n;
+}
+
+/* ---------------------------------------------------------------- flush */
+
+static dsvc_pending *pending_for(dsvc *s, const char *trip_id) {
+  dsvc_pending *p = dsp_strmap_get(&s->pending, trip_id);
+  if (p) return p;
+  p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  snprintf(p->trip_id, sizeof p->trip_id, "%s", trip_id);
+  if (dsp_strmap_put(&s->pending, p->trip_id, p) != 0) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
+  uint8_t buf[MRD_PROTO_MAX_SIZE];
+  size_t len = 0;
+  int rc = mrd_dispatch_event_encode(ev, buf, sizeof buf, &len);
+  if (rc != 0) {
+    mrd_log_error("event_encode", "type=%s trip=%s err=%s", mrd_event_type_name(ev->type),
+                  ev->trip_id, mrd_proto_strerror(rc));
+    return 0; /* a bug, not a reason to stop: logged and dropped */
+  }
+  for (;;) {
+    rc = mrd_kafka_produce(s->producer, TOPIC_EV, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
+                           len, NULL);
+    if (rc == MRD_EFULL) {
+      mrd_kafka_producer_poll(s->producer, 10);
+      continue;
+    }
+    break;
+  }
+  if (rc != 0) {
+    mrd_log_error("event_produce", "trip=%s err=%s", ev->trip_id,
+                  mrd_kafka_producer_errstr(s->producer));
+    return -1;
+  }
+  s->in_flight++;
+  mrd_counter_inc(s->m.events_produced);
+  return 0;
+}
+
+static int no_driver_index(const char *reason) {
+  for (int i = 0; i < 5; i++)
+    if (strcmp(reason, no_driver_reasons[i]) == 0) return i;
+  return 5;
+}
+
+static const char CAD_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/* After Redis failed, and once it answers again: it may have restarted empty, so every
+ * live trip's snapshot and pointers and every hot-cell entry are written again. */
+static void redis_resync(dsvc *s) {
+  if (!s->redis_lost || mrd_redis_ping(s->redis) != 0) return;
+  s->redis_lost = false;
+  size_t n = 0;
+  for (size_t i = 0; i < s->pending.cap; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (p && !p->dirty) {
+      p->dirty = true;
+      s->n_dirty++;
+      n++;
+    }
+  }
+  dsp_hot_forget_written(s->hot);
+  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu", n, dsp_hot_tracked(s->hot));
+}
+
+static void redis_failed(dsvc *s, const char *what, size_t n) {
+  mrd_counter_inc(s->m.redis_failures);
+  s->redis_lost = true;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  if (ts.tv_sec - s->last_redis_log_s >= 5) { /* once per 5 s, not per batch */
+    s->last_redis_log_s = ts.tv_sec;
+    mrd_log_warn("redis_write_failed", "what=%s items=%zu err=%s (kept, retried)", what, n,
+                 mrd_redis_errstr(s->redis));
+  }
+}
+
+/* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
+ * restarted empty gets them again); ended trips' are forgotten once written. */
+static void write_snapshots(dsvc *s) {
+  redis_resync(s);
+  if (s->n_dirty == 0) return;
+  int queued = 0;
+  bool fail = false;
+  char key[DSP_ID_MAX + 32], keep[32];
+  for (size_t i = 0; i < s->pending.cap && !fail; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (!p || !p->dirty) continue;
+    snprintf(key, sizeof key, "trip:snap:%s", p->trip_id);
+    snprintf(keep, sizeof keep, "%lld", (long long)(p->live ? 21600000 : p->keep_ms));
+    const char *a[] = {"SET", key, (const char *)p->bytes, "PX", keep};
+    size_t al[] = {3, strlen(key), p->len, 2, strlen(keep)};
+    fail |= mrd_redis_append(s->redis, 5, a, al) != 0;
+    queued++;
+    for (int r = 0; r < p->n_released && !fail; r++) {
+      snprintf(key, sizeof key, "trip:active:driver:%s", p->released[r]);
+      const char *e[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
+      fail |= mrd_redis_append(s->redis, 5, e, NULL) != 0;
+      queued++;
+    }
+    snprintf(key, sizeof key, "trip:active:rider:%s", p->rider_id);
+    if (p->live) {
+      const char *a1[] = {"SADD", s->live_key, p->trip_id};
+      const char *a2[] = {"SET", key, p->trip_id, "EX", POINTER_TTL_S};
+      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
+              mrd_redis_append(s->redis, 5, a2, NULL) != 0;
+      queued += 2;
+      if (p->driver_id[0] && !fail) {
+        snprintf(key, sizeof key, "trip:active:driver:%s", p->driver_id);
+        const char *a3[] = {"SET", key, p->trip_id, "EX", POINTER_TTL_S};
+        fail |= mrd_redis_append(s->redis, 5, a3, NULL) != 0;
+        queued++;
+      }
+    } else {
+      const char *a1[] = {"SREM", s->live_key, p->trip_id};
+      const char *a2[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
+      fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
+              mrd_redis_append(s->redis, 5, a2, NULL) != 0;
+      queued += 2;
+    }
+  }
+  while (mrd_redis_pending(s->redis) > 0) {
+    redisReply *r = NULL;
+    if (mrd_redis_get_reply(s->redis, &r) != 0) fail = true;
+    if (r) freeReplyObject(r);
+  }
+  if (fail) {
+    redis_failed(s, "snapshots", s->n_dirty);
+    return;
+  }
+  mrd_counter_add(s->m.snapshots_written, s->n_dirty);
+  /* collect first: deleting while iterating moves entries */
+  dsvc_pending *done[512];
+  size_t n_done = 0;
+  for (size_t i = 0; i < s->pending.cap; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (!p || !p->dirty) continue;
+    p->dirty = false;
+    p->n_released = 0;
+    if (!p->live && n_done < sizeof done / sizeof done[0]) done[n_done++] = p;
+  }
+  for (size_t i = 0; i < n_done; i++) {
+    dsp_strmap_del(&s->pending, done[i]->trip_id);
+    free(done[i]);
+  }
+  s->n_dirty = 0;
+  (void)queued;
+}
+
+int dsvc_flush(dsvc *s, int64_t now_ms) {
+  const dsp_output *o;
+  size_t n = dsp_outputs(s->shard, &o);
+  double t_now = mono_s();
+  /* the latest event of each trip in this batch, for its snapshot */
+  mrd_dispatch_event ev;
+  for (size_t i = 0; i < n; i++) {
+    if (o[i].kind == DSP_OUT_EVENT) {
+      const dsp_event *e = &o[i].u.event;
+      dspc_event_to_proto(e, &ev);
+      if (produce(s, &ev, e->trip_id) != 0) return -1;
+      if (e->driver_id[0]) hot_driver_refresh(s, e->driver_id, now_ms);
+      if (e->type == DSP_EV_REQUESTED) dsp_hot_request(s->hot, e->pickup, now_ms);
+      if (e->type == DSP_EV_NO_DRIVER) mrd_counter_inc(s->m.no_driver[no_driver_index(e->reason)]);
+      if (e->type == DSP_EV_OFFERED) {
+        for (int k = 0; k < s->n_lat; k++)
+          if (strcmp(s->lat[k].trip_id, e->trip_id) == 0) {
+            mrd_histogram_observe(s->m.match_latency, t_now - s->lat[k].t0_s);
+            s->lat[k].trip_id[0] = '\0';
+          }
+      }
+      /* the snapshot that follows gets this event, completed */
+      if (i + 1 < n && o[i + 1].kind == DSP_OUT_SNAPSHOT &&
+          strcmp(o[i + 1].u.snapshot.trip_id, e->trip_id) == 0) {
+        const dsp_snapshot *sp = &o[i + 1].u.snapshot;
+        dsvc_pending *p = pending_for(s, e->trip_id);
+        if (!p) continue;
+        mrd_dispatch_event se = ev;
+        dspc_snapshot_merge(sp, &se);
+        size_t len = 0;
+        if (mrd_dispatch_event_encode(&se, p->bytes, sizeof p->bytes, &len) != 0) {
+          mrd_log_error("snapshot_encode", "trip=%s", e->trip_id);
+          continue;
+        }
+        p->len = len;
+        if (!p->dirty) {
+          p->dirty = true;
+          s->n_dirty++;
+        }
+        p->live = sp->keep_ms == 0;
+        p->keep_ms = sp->keep_ms;
+        snprintf(p->rider_id, sizeof p->rider_id, "%s", sp->rider_id);
+        bool busy = sp->status == DSP_TRIP_OFFERED || sp->status == DSP_TRIP_MATCHED ||
+                    sp->status == DSP_TRIP_ARRIVED || sp->status == DSP_TRIP_STARTED;
+        snprintf(p->driver_id, sizeof p->driver_id, "%s", busy ? sp->driver_id : "");
+        if (sp->released_driver_id[0] && p->n_released < 4)
+          snprintf(p->released[p->n_released++], sizeof p->released[0], "%s",
+                   sp->released_driver_id);
+      }
+    } else if (o[i].kind == DSP_OUT_REPLY) {
+      const dsp_reply *r = &o[i].u.reply;
+      const char *ref = NULL;
+      for (int k = 0; k < s->n_refs; k++)
+        if (s->refs[k].out_index == i) ref = s->refs[k].ref;
+      dspc_reply_to_proto(r, ref, (uint32_t)s->cfg->shard, s->epoch, now_ms, &ev);
+      const char *key = ev.trip_id[0]      ? ev.trip_id
+                        : ev.request_id[0] ? ev.request_id
+                        : ev.driver_id[0]  ? ev.driver_id
+                                           : ev.rider_id;
+      if (produce(s, &ev, key) != 0) return -1;
+    }
+  }
+  dsp_outputs_clear(s->shard);
+  s->n_lat = 0;
+  s->n_refs = 0;
+  /* durable first: every event delivered (the idempotent producer retries by itself) */
+  while (s->in_flight > 0 && !s->delivery_failures)
+    mrd_kafka_producer_poll(s->producer, 5);
+  if (s->delivery_failures) return -1;
+  write_snapshots(s);
+  /* then the offsets of what was consumed */
+  if (s->loc_next > s->loc_committed) {
+    if (mrd_kafka_commit(s->consumer, TOPIC_LOC, s->cfg->shard, s->loc_next) == 0)
+      s->loc_committed = s->loc_next;
+  }
+  if (s->cmd_next > s->cmd_committed) {
+    if (mrd_kafka_commit(s->consumer, TOPIC_CMD, s->cfg->shard, s->cmd_next) == 0)
+      s->cmd_committed = s->cmd_next;
+    else
+      mrd_log_warn("kafka_commit", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
+  }
+  return 0;
+}
+
+/* ---------------------------------------------------------------- hot cells */
+
+static int hot_emit(void *ud, int argc, const char *const *argv) {
+  dsvc *s = ud;
+  return mrd_redis_append(s->redis, argc, argv, NULL) != 0;
+}
+
+void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
+  redis_resync(s);
+  int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
+  bool ok = n >= 0;
+  while (mrd_redis_pending(s->redis) > 0) {
+    redisReply *r = NULL;
+    if (mrd_redis_get_reply(s->redis, &r) != 0) ok = false;
+    if (r) freeReplyObject(r);
+  }
+  dsp_hot_done(s->hot, ok);
+  if (!ok) {
+    redis_failed(s, "hot_cells", n > 0 ? (size_t)n : 0);
+  } else if (n > 0) {
+    mrd_counter_add(s->m.hot_commands, (uint64_t)n);
+  }
+}
+
+/* ---------------------------------------------------------------- close */
+
+void dsvc_close(dsvc *s, int timeout_ms) {
+  if (s->producer && mrd_kafka_flush(s->producer, timeout_ms) != 0)
+    mrd_log_warn("kafka_flush", "left=%d", mrd_kafka_outq_len(s->producer));
+  mrd_kafka_consumer_free(s->consumer);
+  mrd_kafka_producer_free(s->producer);
+  dsp_shard_free(s->shard);
+  dsp_hot_free(s->hot);
+  dsp_claims_redis_free(s->claims);
+  mrd_redis_free(s->redis);
+  mrd_pg_free(s->pg);
+  dsp_qt_index_free(s->index);
+  dsp_graph_router_free(s->router);
+  geo_graph_free(s->graph);
+  for (size_t i = 0; i < s->pending.cap; i++)
+    if (s->pending.slots[i].key) free(s->pending.slots[i].value);
+  dsp_strmap_close(&s->pending);
+  mrd_admin_stop(s->admin);
+  mrd_metrics_free(s->m.reg);
+}

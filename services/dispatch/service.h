@@ -1,0 +1,154 @@
+/*
+ * service.h: the meridian-dispatch process (one per shard): its configuration (config.c),
+ * its handles and the steps of its loop (dispatch_io.c), driven by main.c.
+ *
+ * One thread does everything: consume a batch of pings and commands, feed the core,
+ * execute its outputs (events to Kafka, waiting for their delivery; snapshots and active
+ * trip pointers to Redis), then commit the consumed offsets. Not a library: internal to
+ * the service.
+ */
+#ifndef DSP_SERVICE_H
+#define DSP_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "claims_mem.h"
+#include "claims_redis.h"
+#include "dispatch.h"
+#include "geo/graph.h"
+#include "hotcells.h"
+#include "index_quadtree.h"
+#include "mrd/admin.h"
+#include "mrd/kafka.h"
+#include "mrd/metrics.h"
+#include "mrd/pg.h"
+#include "mrd/proto.h"
+#include "mrd/redis.h"
+#include "router_graph.h"
+#include "strmap.h"
+
+/* The effective configuration (config.c). */
+typedef struct dsvc_config {
+  int shard;
+  char *graph_path;
+  char *pg_dsn, *redis_url, *kafka_brokers, *log_level, *admin_addr;
+  int admin_port;
+  int kafka_linger_ms, kafka_fetch_wait_ms;
+  char *group_prefix; /* consumer group: <prefix><shard> */
+  char *nearby_key;   /* the GEO set the gateway's nearby reads */
+  double snap_max_m;  /* service area: how far from the road graph a point may be */
+  int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
+  int64_t epoch_check_ms;
+  int k_candidates, max_offers;
+  double max_eta_s;
+  bool batch;
+  int64_t batch_window_ms;
+  int poll_batch; /* messages consumed per loop iteration at most */
+} dsvc_config;
+
+/* Parse argv and the environment into c (exits 2 on a bad value, 0 after --help). */
+void dsvc_config_load(dsvc_config *c, int argc, char **argv);
+void dsvc_config_log(void);
+void dsvc_config_release(void);
+
+/* Metrics of the service (registered in dispatch_io.c). */
+typedef struct dsvc_metrics {
+  mrd_metrics *reg;
+  mrd_histogram *match_latency; /* request consumed -> first offer produced */
+  mrd_counter *offers, *accepts, *declines, *expiries, *requests, *cancelled, *completed;
+  mrd_counter *no_driver[6]; /* by reason: dsvc_no_driver_reasons */
+  mrd_counter *claims_contended, *claim_errors, *claims_fallback;
+  mrd_counter *pings, *pings_stale, *commands, *bad_messages, *rejected;
+  mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;
+  mrd_counter *hot_commands, *restored;
+  mrd_gauge *index_size, *drivers, *trips_live, *hot_shown, *redis_up, *epoch;
+} dsvc_metrics;
+
+#define DSVC_MAX_REFS 64
+
+/* A trip's snapshot waiting to be written to Redis. */
+typedef struct dsvc_pending {
+  char trip_id[DSP_ID_MAX + 1];
+  uint8_t bytes[2048]; /* the encoded DispatchEvent */
+  size_t len;
+  bool live;
+  int64_t keep_ms;
+  char rider_id[DSP_ID_MAX + 1];
+  char driver_id[DSP_ID_MAX + 1]; /* set: his pointer names this trip */
+  char released[4][DSP_ID_MAX + 1];
+  int n_released;
+  bool dirty; /* not written since its last change */
+} dsvc_pending;
+
+typedef struct dsvc {
+  dsvc_config *cfg;
+  dsvc_metrics m;
+  mrd_admin *admin;
+  mrd_health health;
+  geo_graph *graph;
+  dsp_graph_router *router;
+  dsp_qt_index *index;
+  mrd_redis *redis;
+  dsp_claims_redis *claims;
+  dsp_shard *shard;
+  dsp_hot *hot;
+  mrd_pg *pg;
+  mrd_kafka_producer *producer;
+  mrd_kafka_consumer *consumer;
+  uint64_t epoch;
+  bool ready; /* restored and consuming commands */
+  bool commands_assigned;
+  int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
+  int64_t loc_committed, cmd_committed; /* what was committed */
+  int in_flight;                        /* events produced, not yet reported */
+  int delivery_failures;                /* since the last flush */
+  dsp_strmap pending; /* trip id -> dsvc_pending: live trips, and ended ones unwritten */
+  size_t n_dirty;     /* entries of pending to write */
+  bool redis_lost;    /* a Redis write failed: resync when it answers again */
+  int64_t last_redis_log_s;
+  char live_key[64]; /* dispatch:live:<shard> */
+  /* requests of the current batch, for the match latency */
+  struct {
+    char trip_id[DSP_ID_MAX + 1];
+    double t0_s;
+  } lat[512];
+  int n_lat;
+  /* full refs of the replies queued in the current batch (the core keeps 64 bytes) */
+  struct {
+    size_t out_index;
+    char ref[MRD_REF_MAX + 1];
+  } refs[DSVC_MAX_REFS];
+  int n_refs;
+  dsp_stats last_stats;
+  uint64_t last_fallback;
+  uint64_t last_redis_failures;
+} dsvc;
+
+/* Open everything the shard needs (graph, Redis, PostgreSQL epoch, Kafka, admin server).
+ * Returns 0, or -1 after logging why. */
+int dsvc_open(dsvc *s, dsvc_config *cfg);
+/* Put the shard's live trips back from Redis (trip snapshots listed under
+ * dispatch:live:<shard>). Returns how many were restored, or -1 (Redis unreachable). */
+int dsvc_restore(dsvc *s, int64_t now_ms);
+/* Assign partition <shard> of driver-locations (and of dispatch-commands when
+ * with_commands) from the committed offsets. Returns 0 or -1. */
+int dsvc_assign(dsvc *s, bool with_commands);
+/* Consume up to cfg->poll_batch messages (waiting up to wait_ms for the first) and feed
+ * them to the core. Returns the number consumed. */
+int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms);
+/* Execute the queued outputs: produce events and wait for their delivery, then write
+ * snapshots and pointers to Redis, then commit the consumed offsets. Returns 0, or -1
+ * when events could not be delivered (nothing committed: the caller stops, and the
+ * restart consumes again from the committed offsets). */
+int dsvc_flush(dsvc *s, int64_t now_ms);
+/* Write the hot cells that changed (one pipelined batch). */
+void dsvc_hot_flush(dsvc *s, int64_t now_ms);
+/* Re-read the shard-map epoch from PostgreSQL. */
+void dsvc_epoch_check(dsvc *s);
+/* Bring the metrics up to date with the core's counters. */
+void dsvc_metrics_sync(dsvc *s);
+/* Flush Kafka within timeout_ms and free everything. */
+void dsvc_close(dsvc *s, int timeout_ms);
+
+#endif /* DSP_SERVICE_H */

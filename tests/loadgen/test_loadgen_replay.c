@@ -1,0 +1,123 @@
+/*
+ * test_loadgen_replay.c: a short replay against the real stack (scripts/stack up, .run/env):
+ * about 200 real taxi trips, 100 drivers, speedup 600. Asserts that at least 95% of the
+ * requests were matched, that every matched trip was completed (no rider cancels in this
+ * run) and is in PostGIS as completed with its driver and route, and that the only errors
+ * the gateway sent are the ones a race can cause (unknown_offer, invalid_state).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *env(const char *name) {
+  const char *v = getenv(name);
+  if (!v || !*v) fail_msg("%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)", name);
+  return v;
+}
+
+static void test_short_replay_matches_completes_and_records_every_trip(void **state) {
+  (void)state;
+  const char *src = env("MERIDIAN_SOURCE_DIR");
+  env("MERIDIAN_JWT_SECRET");
+  env("MERIDIAN_GATEWAY_URL");
+  env("MERIDIAN_GRAPH");
+  const char *dsn = env("MERIDIAN_PG_DSN");
+  char run_id[32], json[256], outcomes[256], cmd[2048];
+  snprintf(run_id, sizeof run_id, "it%lx%d", (unsigned long)time(NULL), (int)getpid() % 1000);
+  snprintf(json, sizeof json, "/tmp/lg-%s.json", run_id);
+  snprintf(outcomes, sizeof outcomes, "/tmp/lg-%s.csv", run_id);
+  snprintf(cmd, sizeof cmd,
+           "'%s' replay --trips '%s/data/trips/nyc-taxi-10k.csv' --drivers 100 --speedup 600 "
+           "--start 03:00 --max-trips 200 --duration 20 --cancel-prob 0 --seed 7 --run-id %s "
+           "--json %s --outcomes %s --quiet",
+           LOADGEN_BIN, src, run_id, json, outcomes);
+  printf("%s\n", cmd);
+  fflush(stdout);
+  int rc = system(cmd);
+  assert_true(WIFEXITED(rc) && WEXITSTATUS(rc) == 0);
+
+  json_error_t je;
+  json_t *r = json_load_file(json, 0, &je);
+  assert_non_null(r);
+  long requested = (long)json_integer_value(json_object_get(r, "requested"));
+  long matched = (long)json_integer_value(json_object_get(r, "matched"));
+  long completed = (long)json_integer_value(json_object_get(r, "completed"));
+  long cancelled = (long)json_integer_value(json_object_get(r, "cancelled"));
+  printf("requested %ld matched %ld completed %ld cancelled %ld\n", requested, matched, completed, cancelled);
+  assert_true(requested >= 190);
+  assert_true(matched * 100 >= requested * 95);
+  assert_int_equal(completed, matched);
+  assert_int_equal(cancelled, 0);
+  json_t *errors = json_object_get(r, "errors");
+  const char *code;
+  json_t *n;
+  json_object_foreach(errors, code, n) {
+    printf("error %s: %lld\n", code, (long long)json_integer_value(n));
+    if (strcmp(code, "unknown_offer") != 0 && strcmp(code, "invalid_state") != 0)
+      fail_msg("unexpected error code %s (%lld times)", code, (long long)json_integer_value(n));
+  }
+  assert_true(json_real_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p99")) > 0);
+  json_decref(r);
+
+  /* every request in the outcomes file; the matched ones completed, in PostGIS */
+  FILE *fp = fopen(outcomes, "r");
+  assert_non_null(fp);
+  PGconn *pg = PQconnectdb(dsn);
+  assert_int_equal(PQstatus(pg), CONNECTION_OK);
+  char line[512];
+  long rows = 0, done = 0;
+  assert_non_null(fgets(line, sizeof line, fp)); /* header */
+  while (fgets(line, sizeof line, fp)) {
+    char req[128], trip[128], status[64];
+    if (sscanf(line, "%127[^,],%127[^,],%63s", req, trip, status) != 3) continue;
+    rows++;
+    if (strcmp(status, "completed") != 0) continue;
+    done++;
+    const char *params[1] = {req};
+    char *pg_status = NULL, *pg_trip = NULL;
+    PGresult *res = NULL;
+    for (int tries = 0; tries < 100; tries++) { /* trips may take a moment to land */
+      res = PQexecParams(pg,
+                         "SELECT trip_id, status, driver_id IS NOT NULL, completed_at IS NOT NULL "
+                         "FROM trips WHERE request_id = $1",
+                         1, NULL, params, NULL, NULL, 0);
+      assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+      if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 1), "completed") == 0) break;
+      PQclear(res);
+      res = NULL;
+      nanosleep(&(struct timespec){0, 100000000L}, NULL);
+    }
+    if (!res) fail_msg("request %s (trip %s) is not completed in PostGIS", req, trip);
+    pg_trip = PQgetvalue(res, 0, 0);
+    pg_status = PQgetvalue(res, 0, 1);
+    assert_string_equal(pg_trip, trip);
+    assert_string_equal(pg_status, "completed");
+    assert_string_equal(PQgetvalue(res, 0, 2), "t");
+    assert_string_equal(PQgetvalue(res, 0, 3), "t");
+    PQclear(res);
+  }
+  fclose(fp);
+  PQfinish(pg);
+  printf("outcomes: %ld requests, %ld completed and found in PostGIS\n", rows, done);
+  assert_int_equal(rows, requested);
+  assert_int_equal(done, completed);
+  unlink(json);
+  unlink(outcomes);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_short_replay_matches_completes_and_records_every_trip),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
