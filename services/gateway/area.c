@@ -33,7 +33,7 @@ struct gw_area {
   size_t nvertices;
 };
 
-static void seterr(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
   if (!err || !cap) return;
   va_list ap;
   va_start(ap, fmt);

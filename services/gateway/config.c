@@ -46,7 +46,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "1", "producer linger.ms", MRD_CONFIG_INT, 0, 10000, &c->linger_ms);
   ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "10", "consumer fetch.wait.max.ms", MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000", "producer local queue (messages); full -> unavailable", MRD_CONFIG_INT, 1, 10000000, &c->queue_max);
-  ADD("MERIDIAN_GW_POLL_US", "poll-us", "1000", "Kafka poll period on the event loop (us)", MRD_CONFIG_INT, 100, 1000000, &poll_us);
+  ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",

@@ -284,7 +284,11 @@ int gw_parse(const char *text, size_t len, gw_role role, const gw_area *area, gw
   json_error_t jerr;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root) {
-    /* jerr.text is ASCII from jansson and never contains the client's bytes verbatim */
+    /* jansson quotes the offending token ("near '...'"), i.e. the client's raw bytes,
+     * which may be invalid UTF-8 and would make the error unsendable as JSON: keep
+     * printable ASCII only (found by tests/fuzz/fuzz_ws_message.c) */
+    for (char *p = jerr.text; *p; p++)
+      if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
     gw_error_set(err, GW_BAD_REQUEST, "", "invalid JSON at byte %d: %s", jerr.position, jerr.text);
     return -1;
   }

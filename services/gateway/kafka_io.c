@@ -1,12 +1,17 @@
 /*
- * kafka_io.c: the gateway's Kafka adapter (librdkafka): an idempotent producer whose
- * delivery reports become client acks, and a consumer of every partition of
- * dispatch-events from the end (no consumer group: each replica sees every event and
- * delivers those of its own connections). Both are polled with a zero timeout from a timer
- * on the lws loop, so the loop never blocks on Kafka. A full local queue is reported to the
- * caller (the client gets `unavailable`), never dropped silently.
+ * kafka_io.c: the gateway's Kafka adapter, on services/common's mrd_kafka: an idempotent
+ * producer whose delivery reports become client acks, and a consumer of every partition
+ * of dispatch-events from the end (no consumer group: each replica sees every event and
+ * delivers those of its own connections). librdkafka writes a byte to a pipe whose read
+ * end is in the lws loop when either has work (mrd_kafka_*_wake_fd), and the loop then
+ * polls both with a zero timeout: the loop never blocks on Kafka and never wakes for
+ * nothing (a slow timer remains as a safety net). A full local queue is reported to the
+ * caller (the client gets `unavailable`), never dropped silently. What this file adds to
+ * mrd_kafka is the gateway's part: which connection and ref a delivery answers, and the
+ * decoding and delivery of events.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,10 +21,13 @@
 #include "mrd/log.h"
 #include "server.h"
 
-/* What a delivery report needs: the connection (if still there), the ref to ack, and the
- * enqueue time for the produce-latency metric. */
+#define EVENTS_TOPIC "dispatch-events"
+
+/* What a delivery report needs: the connection (if still there), the ref to ack, the
+ * topic for the log, and the enqueue time for the produce-latency metric. */
 typedef struct pending {
   gw_conn_ref *ref; /* the sender (NULL for none) */
+  const char *topic; /* a string literal of the caller's */
   bool want_ack;    /* the message had a ref: ack it on delivery */
   struct timespec t0;
   char ack[MRD_REF_MAX + 1];
@@ -35,17 +43,18 @@ static void ref_release(gw_conn_ref *r) {
   if (r && --r->refs == 0) free(r);
 }
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
-  (void)rk;
-  gw_server *s = opaque;
-  pending *p = msg->_private;
+static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
+                        int32_t partition, int64_t offset) {
+  (void)offset;
+  gw_server *s = ud;
+  pending *p = msg_opaque;
   if (!p) return;
   mrd_histogram_observe(s->m.produce_latency, since_s(&p->t0));
   gw_conn *c = p->ref ? p->ref->conn : NULL;
-  if (msg->err) {
+  if (err) {
     mrd_counter_inc(s->m.kafka_failed);
-    mrd_log_warn("kafka_delivery_failed", "topic=%s partition=%d err=%s",
-                 rd_kafka_topic_name(msg->rkt), (int)msg->partition, rd_kafka_err2str(msg->err));
+    mrd_log_warn("kafka_delivery_failed", "topic=%s partition=%d err=%s", p->topic, (int)partition,
+                 errstr ? errstr : "?");
     if (c) {
       gw_error e;
       memset(&e, 0, sizeof e);
@@ -63,132 +72,94 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
   free(p);
 }
 
-static rd_kafka_conf_t *base_conf(gw_server *s, char *err, size_t errlen) {
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", s->cfg->brokers, err, errlen) != RD_KAFKA_CONF_OK) {
-    rd_kafka_conf_destroy(conf);
-    return NULL;
-  }
-  mrd_log_hook_rdkafka(conf);
-  rd_kafka_conf_set_opaque(conf, s);
-  return conf;
-}
-
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v) {
-  char err[256];
-  if (rd_kafka_conf_set(conf, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) {
-    mrd_log_error("kafka_config", "key=%s value=%s err=%s", k, v, err);
-    return -1;
-  }
-  return 0;
-}
-
 int gw_kafka_start(gw_server *s) {
-  char err[512], num[32];
-  rd_kafka_conf_t *pc = base_conf(s, err, sizeof err);
-  if (!pc) {
-    mrd_log_error("kafka_config", "err=%s", err);
-    return -1;
-  }
-  snprintf(num, sizeof num, "%d", s->cfg->linger_ms);
-  if (set(pc, "enable.idempotence", "true") || set(pc, "linger.ms", num)) goto fail_pc;
-  snprintf(num, sizeof num, "%d", s->cfg->queue_max);
-  if (set(pc, "queue.buffering.max.messages", num)) goto fail_pc;
-  rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
-  s->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
-  if (!s->producer) {
+  char err[512];
+  mrd_kafka_producer_opts po = MRD_KAFKA_PRODUCER_OPTS_DEFAULT;
+  po.linger_ms = s->cfg->linger_ms;
+  po.queue_max_messages = s->cfg->queue_max;
+  po.on_delivery = on_delivery;
+  po.ud = s;
+  if (mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err)) {
     mrd_log_error("kafka_producer", "err=%s", err);
     return -1;
   }
-
-  rd_kafka_conf_t *cc = base_conf(s, err, sizeof err);
-  if (!cc) return -1;
-  snprintf(num, sizeof num, "%d", s->cfg->fetch_wait_ms);
-  if (set(cc, "fetch.wait.max.ms", num) || set(cc, "enable.auto.commit", "false") ||
-      set(cc, "enable.partition.eof", "false")) {
-    rd_kafka_conf_destroy(cc);
-    return -1;
-  }
-  /* librdkafka wants a group.id for a consumer handle; with assign() it never joins it */
-  snprintf(num, sizeof num, "gateway-%d", (int)getpid());
-  if (set(cc, "group.id", num)) {
-    rd_kafka_conf_destroy(cc);
-    return -1;
-  }
-  s->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
-  if (!s->consumer) {
+  mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
+  co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
+  if (mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err)) {
     mrd_log_error("kafka_consumer", "err=%s", err);
     return -1;
   }
-  rd_kafka_topic_t *t = rd_kafka_topic_new(s->consumer, "dispatch-events", NULL);
-  const struct rd_kafka_metadata *md = NULL;
-  rd_kafka_resp_err_t e = rd_kafka_metadata(s->consumer, 0, t, &md, 10000);
-  rd_kafka_topic_destroy(t);
-  if (e || !md || md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-    mrd_log_error("kafka_metadata", "topic=dispatch-events err=%s",
-                  e ? rd_kafka_err2str(e)
-                    : (md && md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "none"));
-    if (md) rd_kafka_metadata_destroy(md);
+  int32_t parts = 0;
+  if (mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts)) {
+    mrd_log_error("kafka_metadata", "topic=%s err=%s", EVENTS_TOPIC, mrd_kafka_consumer_errstr(s->consumer));
     return -1;
   }
-  int parts = md->topics[0].partition_cnt;
-  rd_kafka_metadata_destroy(md);
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-  for (int i = 0; i < parts; i++)
-    rd_kafka_topic_partition_list_add(l, "dispatch-events", i)->offset = RD_KAFKA_OFFSET_END;
-  e = rd_kafka_assign(s->consumer, l);
-  rd_kafka_topic_partition_list_destroy(l);
-  if (e) {
-    mrd_log_error("kafka_assign", "err=%s", rd_kafka_err2str(e));
+  mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
+  if (!tps) return -1;
+  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){EVENTS_TOPIC, i, MRD_KAFKA_OFFSET_END};
+  int rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
+  free(tps);
+  if (rc) {
+    mrd_log_error("kafka_assign", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
     return -1;
   }
+  if (pipe(s->wake_fd) != 0 || fcntl(s->wake_fd[0], F_SETFL, O_NONBLOCK) != 0 ||
+      fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+      fcntl(s->wake_fd[1], F_SETFD, FD_CLOEXEC) != 0) {
+    mrd_log_error("kafka_wake_pipe", "err=%s", "pipe failed");
+    return -1;
+  }
+  mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
+  mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);
   s->kafka_ready = true;
-  mrd_log_info("kafka_ready", "events_partitions=%d linger_ms=%d fetch_wait_ms=%d", parts,
+  mrd_log_info("kafka_ready", "events_partitions=%d linger_ms=%d fetch_wait_ms=%d", (int)parts,
                s->cfg->linger_ms, s->cfg->fetch_wait_ms);
   return 0;
-fail_pc:
-  rd_kafka_conf_destroy(pc);
-  return -1;
 }
 
-void gw_kafka_poll(gw_server *s) {
-  if (s->producer) rd_kafka_poll(s->producer, 0);
-  if (!s->consumer) return;
+bool gw_kafka_poll(gw_server *s) {
+  if (s->producer) mrd_kafka_producer_poll(s->producer, 0); /* serves all queued reports */
+  if (!s->consumer) return false;
   for (int i = 0; i < 512; i++) { /* bounded: the loop has other work */
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 0);
-    if (!m) break;
-    if (m->err) {
-      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-        mrd_log_warn("kafka_consume", "err=%s", rd_kafka_message_errstr(m));
-      rd_kafka_message_destroy(m);
+    mrd_kafka_msg m;
+    int rc = mrd_kafka_consume(s->consumer, 0, &m);
+    if (rc == MRD_EAGAIN) return false;
+    if (rc) {
+      mrd_log_warn("kafka_consume", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
       continue;
     }
     mrd_counter_inc(s->m.events_in);
     mrd_dispatch_event ev;
-    int rc = mrd_dispatch_event_decode(m->payload, m->len, &ev);
+    rc = mrd_dispatch_event_decode(m.value, m.value_len, &ev);
     if (rc) {
       mrd_counter_inc(s->m.events_bad);
-      mrd_log_warn("bad_event", "partition=%d offset=%lld err=%s", (int)m->partition,
-                   (long long)m->offset, mrd_proto_strerror(rc));
+      mrd_log_warn("bad_event", "partition=%d offset=%lld err=%s", (int)m.partition,
+                   (long long)m.offset, mrd_proto_strerror(rc));
     } else {
       gw_deliver_event(s, &ev);
     }
-    rd_kafka_message_destroy(m);
+    mrd_kafka_msg_release(&m);
   }
+  return true;
+}
+
+void gw_kafka_wake_off(gw_server *s) {
+  mrd_kafka_producer_wake_fd(s->producer, -1);
+  mrd_kafka_consumer_wake_fd(s->consumer, -1);
 }
 
 void gw_kafka_stop(gw_server *s, int timeout_ms) {
   if (s->producer) {
-    rd_kafka_resp_err_t e = rd_kafka_flush(s->producer, timeout_ms);
-    if (e) mrd_log_warn("kafka_flush", "err=%s left=%d", rd_kafka_err2str(e), rd_kafka_outq_len(s->producer));
-    rd_kafka_destroy(s->producer);
+    if (mrd_kafka_flush(s->producer, timeout_ms))
+      mrd_log_warn("kafka_flush", "err=%s left=%d", mrd_kafka_producer_errstr(s->producer),
+                   mrd_kafka_outq_len(s->producer));
+    mrd_kafka_producer_free(s->producer); /* what is left is reported as failed, then freed */
     s->producer = NULL;
   }
-  if (s->consumer) {
-    rd_kafka_consumer_close(s->consumer);
-    rd_kafka_destroy(s->consumer);
-    s->consumer = NULL;
-  }
+  mrd_kafka_consumer_free(s->consumer);
+  s->consumer = NULL;
+  if (s->wake_fd[1] >= 0) close(s->wake_fd[1]);
+  s->wake_fd[1] = -1;
 }
 
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
@@ -196,6 +167,7 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
   pending *p = calloc(1, sizeof *p);
   if (!p) return GW_INTERNAL;
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
+  p->topic = topic;
   if (c && c->ref) {
     p->ref = c->ref;
     p->ref->refs++;
@@ -204,16 +176,13 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
     p->want_ack = true;
     snprintf(p->ack, sizeof p->ack, "%s", ack_ref);
   }
-  rd_kafka_resp_err_t e = rd_kafka_producev(
-      s->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-      RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)payload, len),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(p), RD_KAFKA_V_END);
-  if (e) {
+  int rc = mrd_kafka_produce(s->producer, topic, partition, key, strlen(key), payload, len, p);
+  if (rc) {
     ref_release(p->ref);
     free(p);
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return GW_UNAVAILABLE;
+    if (rc == MRD_EFULL) return GW_UNAVAILABLE;
     mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
-                 rd_kafka_err2str(e));
+                 mrd_kafka_producer_errstr(s->producer));
     return GW_INTERNAL;
   }
   return 0;

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mrd/log.h"
 #include "mrd/signals.h"
@@ -48,6 +49,8 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_bad_total", "dispatch-events that failed to decode", NULL, &m->events_bad);
   rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_kafka_produce_seconds", "Kafka produce latency, enqueue to delivery report",
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
+  rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,
+                          &m->shardmap_epoch);
   return rc ? -1 : 0;
 }
 
@@ -61,6 +64,7 @@ int main(int argc, char **argv) {
   gw_server s;
   memset(&s, 0, sizeof s);
   s.cfg = &cfg;
+  s.wake_fd[0] = s.wake_fd[1] = -1;
   int rc = 1;
   char err[256];
   if (metrics_init(&s)) goto out;
@@ -87,7 +91,9 @@ int main(int argc, char **argv) {
   s.stopping = true;
   rc = 0;
 out:
+  gw_kafka_wake_off(&s); /* before the loop that reads the wake pipe goes */
   if (s.ctx) lws_context_destroy(s.ctx); /* closes connections: no more work taken */
+  if (!s.wake_adopted && s.wake_fd[0] >= 0) close(s.wake_fd[0]);
   gw_kafka_stop(&s, 5000);
   gw_shardmap_free(s.map);
   gw_area_free(s.area);

@@ -11,12 +11,13 @@
 #define MRD_GATEWAY_SERVER_H
 
 #include <libwebsockets.h>
-#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "area.h"
 #include "gateway.h"
+#include "mrd/admin.h"
+#include "mrd/kafka.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
 #include "mrd/redis.h"
@@ -48,7 +49,7 @@ typedef struct gw_config {
   int linger_ms;                      /* Kafka producer linger: 1 ms */
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 10 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
-  int64_t poll_us;                    /* Kafka poll period on the loop: 1000 us */
+  int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
   int redis_timeout_ms;               /* 200 */
 } gw_config;
 
@@ -89,6 +90,7 @@ typedef struct gw_conn {
   gw_flood flood;
   bool closing;       /* close with 1008 at the next writeable (slow consumer) */
   bool drain_then_close; /* flooding: send what is queued, then close with 1008 */
+  bool close_sent;       /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
   gw_out *q;
@@ -112,6 +114,7 @@ typedef struct gw_metrics {
   mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
   mrd_counter *kafka_failed, *events_in, *events_bad;
   mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
+  mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
 } gw_metrics;
 
 /* The gateway. */
@@ -121,27 +124,38 @@ typedef struct gw_server {
   struct lws_vhost *vhost;
   gw_area *area;
   gw_shardmap *map;
-  rd_kafka_t *producer;
-  rd_kafka_t *consumer;
+  mrd_kafka_producer *producer;
+  mrd_kafka_consumer *consumer;
+  int wake_fd[2];     /* pipe librdkafka writes to when a Kafka queue gets work; the read
+                         end is adopted by the lws loop (-1 when not made) */
   mrd_redis *redis;
   mrd_pg *pg;
   gw_metrics m;
+  mrd_health health; /* what /readyz and /metrics answer (mrd_admin_respond) */
   gw_conn *registry[GW_REGISTRY_BUCKETS];
   lws_sorted_usec_list_t sul_poll, sul_housekeeping;
   bool kafka_ready, stopping;
+  bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */
 
 /* Create the producer and the consumer of every partition of dispatch-events from the
- * end. Returns 0, or -1 with a log line. */
+ * end, and the wake pipe (s->wake_fd) librdkafka writes to when either has work. Returns
+ * 0, or -1 with a log line. */
 int gw_kafka_start(gw_server *s);
-/* Poll delivery reports and dispatch-events without blocking (called from a timer). */
-void gw_kafka_poll(gw_server *s);
-/* Flush the producer for at most timeout_ms, then destroy both handles. */
+/* Serve delivery reports and dispatch-events without blocking (on a wake-up of the pipe,
+ * and from a slow fallback timer). Returns true when events are left (the bound per call
+ * was reached): call again soon, the pipe will not say so. */
+bool gw_kafka_poll(gw_server *s);
+/* Stop librdkafka writing to the wake pipe (before the loop that reads it goes away). */
+void gw_kafka_wake_off(gw_server *s);
+/* Flush the producer for at most timeout_ms, then destroy both handles and the pipe's
+ * write end (the loop closed the read end). */
 void gw_kafka_stop(gw_server *s, int timeout_ms);
-/* Produce payload to topic/partition with key. When ack_ref is non-NULL the client gets
+/* Produce payload to topic/partition with key; topic must be a string literal (kept
+ * until the delivery report). When ack_ref is non-NULL the client gets
  * ack {ref} on delivery (or error unavailable on failure). Returns 0, or GW_UNAVAILABLE
  * when the local queue is full, GW_INTERNAL on other errors. */
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,

@@ -7,13 +7,8 @@
  * Redis calls are synchronous with a short time limit (MERIDIAN_GW_REDIS_TIMEOUT_MS); while
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
  * `unavailable` for what needs Redis, everything else keeps working.
- * Key layout (to be merged into schemas/redis.md):
- *   <epoch-key>                    string: the current shard-map epoch (written by meridianctl)
- *   gw:rl:req:{rider}              zset: request times in the last minute (sliding window)
- *   gw:req:{request_id}            string "<rider>|<shard>", 1 day: who made it, where it went
- *   <nearby-key>                   GEO set of available drivers (hot cells, written by dispatch)
- *   trip:active:{role}:{user}      string: the user's active trip id (written by dispatch)
- *   trip:snap:{trip_id}            bytes: the trip's latest DispatchEvent (written by dispatch)
+ * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id}, shardmap:epoch,
+ * drivers:available, trip:active:{role}:{user}, trip:snap:{trip_id}).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -61,6 +56,7 @@ int gw_shardmap_load(gw_server *s) {
   }
   gw_shardmap_free(s->map);
   s->map = m;
+  mrd_gauge_set(s->m.shardmap_epoch, (double)epoch);
   mrd_log_info("shardmap_loaded", "epoch=%llu ranges=%d", (unsigned long long)epoch, n);
   return 0;
 }

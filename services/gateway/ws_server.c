@@ -14,10 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mrd/jwt.h"
 #include "mrd/log.h"
 #include "server.h"
+
+/* lws_write()'s close opcode: private in lws 4.1's headers ("LWS_WRITE_CLOSE is handled by
+ * lws_close_reason()"), but the value is part of its ABI (the public enum skips 4 for it)
+ * and lws's ws role writes it as a close frame. */
+#define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
 int64_t gw_now_ms(void) {
   struct timespec t;
@@ -405,33 +411,21 @@ static int http_reply(struct lws *wsi, gw_conn *c, unsigned status, const char *
   return 0;
 }
 
-static char *strdup_or_null(const char *s) {
-  size_t n = strlen(s) + 1;
-  char *d = malloc(n);
-  if (d) memcpy(d, s, n);
-  return d;
+/* /readyz: Kafka assigned, a shard map loaded, Redis answering, not stopping. */
+static int ready(void *ud, char *reason, size_t cap) {
+  gw_server *s = ud;
+  bool redis = mrd_redis_ping(s->redis) == 0;
+  if (s->kafka_ready && s->map && redis && !s->stopping) return 0;
+  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "", s->kafka_ready ? "" : "kafka: down; ",
+           s->map ? "" : "no shard map; ", redis ? "" : "redis: down; ");
+  return 1;
 }
 
+/* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
 static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
-  if (strcmp(path, "/healthz") == 0)
-    return http_reply(wsi, c, 200, "text/plain", strdup_or_null("ok\n"), 3);
-  if (strcmp(path, "/readyz") == 0) {
-    bool redis = mrd_redis_ping(s->redis) == 0;
-    bool ready = s->kafka_ready && s->map && redis && !s->stopping;
-    char buf[256];
-    int n = snprintf(buf, sizeof buf, "%s kafka=%s redis=%s shardmap_epoch=%llu\n",
-                     ready ? "ready" : "not ready", s->kafka_ready ? "ok" : "down",
-                     redis ? "ok" : "down",
-                     (unsigned long long)(s->map ? gw_shardmap_epoch(s->map) : 0));
-    return http_reply(wsi, c, ready ? 200 : 503, "text/plain", strdup_or_null(buf), (size_t)n);
-  }
-  if (strcmp(path, "/metrics") == 0) {
-    char *text = NULL;
-    size_t len = 0;
-    if (mrd_metrics_render(s->m.reg, &text, &len) != 0) return 1;
-    return http_reply(wsi, c, 200, MRD_METRICS_CONTENT_TYPE, text, len);
-  }
-  return http_reply(wsi, c, 404, "text/plain", strdup_or_null("not found\n"), 10);
+  mrd_http_response r;
+  if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
+  return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
 }
 
 /* ---- the protocol callback ------------------------------------------------------------ */
@@ -539,9 +533,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       return -1;
     }
     if (c->q_len == 0) {
-      if (c->drain_then_close) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"flood", 5);
-        return -1;
+      if (c->drain_then_close && !c->close_sent) {
+        /* Send the close frame and wait for the client's, which lws answers and then
+         * closes. lws_close_reason() + return -1 closes the socket at once: a flooding
+         * client is still sending then, the unread bytes make the kernel reset the
+         * connection and the client loses the warnings and the close frame (seen in 3 of
+         * 8 tries here). A client that never answers is cut after 5 s. */
+        unsigned char frame[LWS_PRE + 8];
+        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
+        memcpy(frame + LWS_PRE + 2, "flood", 5);
+        if (lws_write(wsi, frame + LWS_PRE, 7, GW_LWS_WRITE_CLOSE) < 7) return -1;
+        c->close_sent = true;
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
       }
       break;
     }
@@ -552,7 +556,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     c->q_len--;
     c->blocked_since_ms = 0;
     if (n < (int)o->len) return -1;
-    if (c->q_len || c->drain_then_close) lws_callback_on_writable(wsi);
+    if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
     break;
   }
   case LWS_CALLBACK_CLOSED: {
@@ -573,12 +577,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   return 0;
 }
 
-/* ---- timers ---------------------------------------------------------------------------- */
+/* ---- Kafka wake-ups and timers ---------------------------------------------------------- */
 
+/* A fallback: librdkafka wakes the loop through the pipe (wake_cb); this timer also runs
+ * at once while a poll left events behind (its bound reached). */
 static void on_poll(lws_sorted_usec_list_t *sul) {
   gw_server *s = lws_container_of(sul, gw_server, sul_poll);
-  gw_kafka_poll(s);
-  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
+  bool more = gw_kafka_poll(s);
+  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, more ? 1 : s->cfg->poll_us);
+}
+
+/* The read end of the Kafka wake pipe, adopted as a raw file: a queue got work. */
+static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len) {
+  (void)user;
+  (void)in;
+  (void)len;
+  if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
+  gw_server *s = lws_context_user(lws_get_context(wsi));
+  char buf[256];
+  while (read(lws_get_socket_fd(wsi), buf, sizeof buf) > 0) {
+  }
+  if (gw_kafka_poll(s)) lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, 1);
+  return 0;
 }
 
 static void on_housekeeping(lws_sorted_usec_list_t *sul) {
@@ -600,6 +621,7 @@ static void on_housekeeping(lws_sorted_usec_list_t *sul) {
 
 static const struct lws_protocols protocols[] = {
     {"meridian", callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
+    {"gw-kafka-wake", wake_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
 int gw_ws_start(gw_server *s) {
@@ -612,10 +634,21 @@ int gw_ws_start(gw_server *s) {
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
   info.pt_serv_buf_size = 32 * 1024;
   info.fd_limit_per_thread = 0;
+  s->health = (mrd_health){ready, s, s->m.reg};
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
     return -1;
+  }
+  if (s->wake_fd[0] >= 0) {
+    lws_sock_file_fd_type fd;
+    fd.filefd = s->wake_fd[0];
+    struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
+    if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-kafka-wake", NULL)) {
+      mrd_log_error("kafka_wake_adopt", "err=%s", "lws could not adopt the pipe");
+      return -1;
+    }
+    s->wake_adopted = true; /* lws closes it with the context */
   }
   lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
   lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,

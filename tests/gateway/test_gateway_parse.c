@@ -260,6 +260,19 @@ static void test_invalid_utf8_is_refused(void **state) {
     assert_int_equal(gw_parse(bad[i], strlen(bad[i]), D, NULL, &m, &e), -1);
     assert_int_equal(e.code, GW_BAD_REQUEST);
   }
+  /* bytes that are not UTF-8 in a token jansson cannot read: its error text quotes them,
+   * and the error must still format as JSON (a client gets an answer) */
+  static const char *const unquotable[] = {"\"c\\\xde\x8f", "{\"type\":\xff\xfe}", "{\"a\":tru\xc3\xa9}"};
+  for (size_t i = 0; i < sizeof unquotable / sizeof unquotable[0]; i++) {
+    gw_msg m;
+    gw_error e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(gw_parse(unquotable[i], strlen(unquotable[i]), D, NULL, &m, &e), -1);
+    assert_int_equal(e.code, GW_BAD_REQUEST);
+    for (const char *p = e.message; *p; p++) assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+    char buf[1024];
+    assert_true(gw_format_error(&e, buf, sizeof buf) > 0);
+  }
   /* valid multi-byte UTF-8 in a ref is fine and comes back intact */
   gw_msg m;
   parse_ok(D, "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"caf\xc3\xa9 \xf0\x9f\x9a\x95\"}", &m);

@@ -4,6 +4,8 @@
  * the distinct queue-full error, and errors for bad partitions and misuse. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 
 #include <cmocka.h>
@@ -277,6 +279,87 @@ static void test_kafka_bad_partition_and_settings_are_errors(void **state) {
   mrd_kafka_consumer_free(c);
 }
 
+static void test_kafka_partition_count_from_metadata_or_an_error(void **state) {
+  (void)state;
+  mrd_kafka_consumer *c = consumer(NULL);
+  int32_t n = 0;
+  assert_int_equal(mrd_kafka_consumer_partitions(c, "dispatch-events", 10000, &n), 0);
+  assert_int_equal(n, 64); /* devkafka's topics (scripts/stack) */
+  assert_int_equal(mrd_kafka_consumer_partitions(c, "", 1000, &n), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_consumer_partitions(c, TOPIC, 1000, NULL), MRD_EINVAL);
+  mrd_kafka_consumer_free(c);
+  /* no cluster: an error naming the topic, the count untouched */
+  char brokers[64];
+  snprintf(brokers, sizeof brokers, "127.0.0.1:%d", itest_free_port());
+  assert_int_equal(mrd_kafka_consumer_new(brokers, NULL, &c, NULL, 0), 0);
+  n = -7;
+  int rc = mrd_kafka_consumer_partitions(c, "dispatch-events", 500, &n);
+  assert_true(rc == MRD_ETIMEDOUT || rc == MRD_EKAFKA);
+  assert_int_equal(n, -7);
+  assert_non_null(strstr(mrd_kafka_consumer_errstr(c), "dispatch-events"));
+  mrd_kafka_consumer_free(c);
+}
+
+/* Waits up to timeout_ms for fd to be readable, then reads what is there; returns the
+ * number of bytes read (0 on timeout). */
+static int wait_wake(int fd, int timeout_ms) {
+  struct pollfd pfd = {fd, POLLIN, 0};
+  if (poll(&pfd, 1, timeout_ms) != 1) return 0;
+  char buf[64];
+  ssize_t n = read(fd, buf, sizeof buf);
+  return n > 0 ? (int)n : 0;
+}
+
+static void test_kafka_wake_fd_signals_reports_and_messages(void **state) {
+  (void)state;
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+  assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+  delivery d = {0};
+  mrd_kafka_producer *p = producer(&d);
+  mrd_kafka_consumer *c = consumer(NULL);
+  int32_t part = 23;
+  mrd_kafka_tp tp = {TOPIC, part, MRD_KAFKA_OFFSET_END};
+  assert_int_equal(mrd_kafka_consumer_assign(c, &tp, 1), 0);
+  assert_int_equal(mrd_kafka_producer_wake_fd(p, fds[1]), 0);
+  assert_int_equal(mrd_kafka_consumer_wake_fd(c, fds[1]), 0);
+  mrd_kafka_msg m;
+  while (mrd_kafka_consume(c, 0, &m) == 0) mrd_kafka_msg_release(&m); /* start empty */
+  while (wait_wake(fds[0], 0) > 0) {
+  }
+  char key[80];
+  snprintf(key, sizeof key, "wake-%s", run_id);
+  assert_int_equal(mrd_kafka_produce(p, TOPIC, part, key, strlen(key), "w", 1, NULL), 0);
+  /* no timer, no blocking poll: the fd says when to look, until both arrived */
+  int64_t t0 = itest_now_ms();
+  bool reported = false, consumed = false;
+  while (!(reported && consumed) && itest_now_ms() - t0 < 10000) {
+    if (wait_wake(fds[0], 10000) == 0) break;
+    if (mrd_kafka_producer_poll(p, 0) > 0) reported = d.count == 1;
+    while (mrd_kafka_consume(c, 0, &m) == 0) {
+      consumed = m.key_len == strlen(key) && memcmp(m.key, key, m.key_len) == 0;
+      mrd_kafka_msg_release(&m);
+    }
+  }
+  assert_true(reported);
+  assert_int_equal(d.errors, 0);
+  assert_true(consumed);
+  /* turned off: nothing more is written */
+  assert_int_equal(mrd_kafka_producer_wake_fd(p, -1), 0);
+  assert_int_equal(mrd_kafka_consumer_wake_fd(c, -1), 0);
+  assert_int_equal(mrd_kafka_produce(p, TOPIC, part, key, strlen(key), "x", 1, NULL), 0);
+  assert_int_equal(mrd_kafka_flush(p, 10000), 0);
+  next_msg(c, 10000, &m);
+  mrd_kafka_msg_release(&m);
+  assert_int_equal(wait_wake(fds[0], 200), 0);
+  assert_int_equal(mrd_kafka_producer_wake_fd(NULL, fds[1]), MRD_EINVAL);
+  mrd_kafka_consumer_free(c);
+  mrd_kafka_producer_free(p);
+  close(fds[0]);
+  close(fds[1]);
+}
+
 static void test_kafka_unreachable_cluster_fails_ping(void **state) {
   (void)state;
   char brokers[64];
@@ -298,6 +381,8 @@ int main(void) {
       cmocka_unit_test(test_kafka_uncommitted_message_is_seen_again_after_restart),
       cmocka_unit_test(test_kafka_full_local_queue_is_a_distinct_error),
       cmocka_unit_test(test_kafka_bad_partition_and_settings_are_errors),
+      cmocka_unit_test(test_kafka_partition_count_from_metadata_or_an_error),
+      cmocka_unit_test(test_kafka_wake_fd_signals_reports_and_messages),
       cmocka_unit_test(test_kafka_unreachable_cluster_fails_ping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

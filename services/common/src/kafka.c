@@ -23,6 +23,7 @@ struct mrd_kafka_producer {
   rd_kafka_t *rk;
   mrd_kafka_delivery_fn on_delivery;
   void *ud;
+  rd_kafka_queue_t *wake_q; /* the main queue, while a wake fd is set */
 };
 
 /* How long assign may wait for a partition's end offset. */
@@ -32,6 +33,7 @@ struct mrd_kafka_consumer {
   char errstr[512];
   rd_kafka_t *rk;
   bool has_group;
+  rd_kafka_queue_t *wake_q; /* the consumer queue, while a wake fd is set */
 };
 
 static void set_err(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -147,6 +149,7 @@ int mrd_kafka_producer_new(const char *brokers, const mrd_kafka_producer_opts *o
 
 void mrd_kafka_producer_free(mrd_kafka_producer *p) {
   if (p == NULL) return;
+  mrd_kafka_producer_wake_fd(p, -1);
   rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(p->rk, 0); /* report the purged messages */
   rd_kafka_destroy(p->rk);
@@ -212,6 +215,63 @@ static int ping(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t cap) {
   }
   set_err(errstr, cap, "kafka metadata: %s", rd_kafka_err2str(err));
   return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_ECONN;
+}
+
+/* Points queue's IO event at fd (or turns it off for fd < 0), keeping the queue handle
+ * in *held while it is on. */
+static void wake_fd(rd_kafka_queue_t *(*get)(rd_kafka_t *), rd_kafka_t *rk,
+                    rd_kafka_queue_t **held, int fd) {
+  if (fd < 0) {
+    if (*held) {
+      rd_kafka_queue_io_event_enable(*held, -1, NULL, 0);
+      rd_kafka_queue_destroy(*held);
+      *held = NULL;
+    }
+    return;
+  }
+  if (*held == NULL) *held = get(rk);
+  static const char one = 1;
+  rd_kafka_queue_io_event_enable(*held, fd, &one, 1);
+}
+
+int mrd_kafka_producer_wake_fd(mrd_kafka_producer *p, int fd) {
+  if (p == NULL) return MRD_EINVAL;
+  wake_fd(rd_kafka_queue_get_main, p->rk, &p->wake_q, fd);
+  return 0;
+}
+
+int mrd_kafka_consumer_wake_fd(mrd_kafka_consumer *c, int fd) {
+  if (c == NULL) return MRD_EINVAL;
+  wake_fd(rd_kafka_queue_get_consumer, c->rk, &c->wake_q, fd);
+  return 0;
+}
+
+int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic, int timeout_ms,
+                                  int32_t *count) {
+  if (c == NULL || topic == NULL || *topic == '\0' || count == NULL) return MRD_EINVAL;
+  rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, topic, NULL);
+  if (t == NULL) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: %s", topic,
+            rd_kafka_err2str(rd_kafka_last_error()));
+    return MRD_EKAFKA;
+  }
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(c->rk, 0, t, &md, timeout_ms);
+  rd_kafka_topic_destroy(t);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err)
+    err = md->topics[0].err;
+  int rc = 0;
+  if (err) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: %s", topic, rd_kafka_err2str(err));
+    rc = err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_EKAFKA;
+  } else if (md->topic_cnt != 1 || md->topics[0].partition_cnt < 1) {
+    set_err(c->errstr, sizeof c->errstr, "kafka metadata %s: no partitions", topic);
+    rc = MRD_EKAFKA;
+  } else {
+    *count = md->topics[0].partition_cnt;
+  }
+  if (md) rd_kafka_metadata_destroy(md);
+  return rc;
 }
 
 int mrd_kafka_producer_ping(mrd_kafka_producer *p, int timeout_ms) {
@@ -280,6 +340,7 @@ int mrd_kafka_consumer_new(const char *brokers, const mrd_kafka_consumer_opts *o
 
 void mrd_kafka_consumer_free(mrd_kafka_consumer *c) {
   if (c == NULL) return;
+  mrd_kafka_consumer_wake_fd(c, -1);
   rd_kafka_consumer_close(c->rk);
   rd_kafka_destroy(c->rk);
   free(c);

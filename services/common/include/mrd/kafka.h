@@ -168,6 +168,28 @@ MRD_EXPORT int mrd_kafka_commit_msg(mrd_kafka_consumer *c, const mrd_kafka_msg *
 MRD_EXPORT int mrd_kafka_committed(mrd_kafka_consumer *c, const char *topic, int32_t partition,
                                    int timeout_ms, int64_t *next_offset);
 
+/* Lets an event loop wait for Kafka instead of polling on a timer: librdkafka writes one
+ * byte to fd (from its own threads) whenever the producer's queue of delivery reports and
+ * errors goes from empty to non-empty. It writes again only after the queue was empty, so
+ * on a wake-up the caller reads the bytes out of fd and calls mrd_kafka_producer_poll(p, 0)
+ * (which serves everything queued). fd is the caller's, typically the write end of a
+ * non-blocking pipe whose read end is in the loop; it must stay open until this is turned
+ * off with fd = -1 (mrd_kafka_producer_free does that first). Returns 0 or MRD_EINVAL. */
+MRD_EXPORT int mrd_kafka_producer_wake_fd(mrd_kafka_producer *p, int fd);
+
+/* The same for a consumer's messages and errors: on a wake-up, call mrd_kafka_consume(c, 0,
+ * ...) until MRD_EAGAIN (a caller that stops earlier must come back without waiting for fd).
+ * mrd_kafka_consumer_free turns it off first. Returns 0 or MRD_EINVAL. */
+MRD_EXPORT int mrd_kafka_consumer_wake_fd(mrd_kafka_consumer *c, int fd);
+
+/* The number of partitions of topic, from the cluster's metadata (up to timeout_ms), for a
+ * consumer that reads all of them (the gateway's dispatch-events). Returns 0 and *count
+ * (>= 1), MRD_EINVAL, MRD_ETIMEDOUT, or MRD_EKAFKA (unknown topic, no partitions: text in
+ * errstr). A cluster that auto-creates topics (devkafka's mock does, with 4 partitions)
+ * creates a missing one when asked: that is the cluster's setting, not ours. */
+MRD_EXPORT int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic,
+                                             int timeout_ms, int32_t *count);
+
 /* As mrd_kafka_producer_ping, for a consumer. */
 MRD_EXPORT int mrd_kafka_consumer_ping(mrd_kafka_consumer *c, int timeout_ms);
 
