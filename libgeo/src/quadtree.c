@@ -676,6 +676,16 @@ static inline bool box_far(const search *sq, const qt_box *b) {
   return glat > sq->tlat || glng > sq->tlng;
 }
 
+/* True when q lies in box and every point outside the box's open interior is rejected by
+ * the rectangle prefilter (its latitude or longitude gap exceeds tlat or tlng). A point
+ * outside the interior has a coordinate at or beyond a border, and (for longitude, the
+ * short way round) its gap is at least the gap from q to that border. */
+static inline bool rect_inside(const search *sq, const qt_box *b) {
+  if (sq->tlat == INT64_MAX || sq->tlng == INT64_MAX) return false;
+  return sq->qlat - b->min_lat > sq->tlat && b->max_lat - sq->qlat > sq->tlat &&
+         sq->qlng - b->min_lng > sq->tlng && b->max_lng - sq->qlng > sq->tlng;
+}
+
 /* Lower bound of h over a box (0 when q is inside). */
 static double box_lb_h(const search *sq, const qt_box *b) {
   double minlat = b->min_lat * 1e-7, maxlat = b->max_lat * 1e-7;
@@ -862,12 +872,34 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
                   .out = out};
   search_init(&ks.sq, q, max_dist_m);
+  /* 1. Straight down to the leaf whose cell holds q (one quadrant test a level, no stack),
+   * and scan it first: its points are usually the nearest, so the threshold is tight before
+   * any other node is looked at. */
+  uint32_t path[GEO_QT_MAX_DEPTH + 1];
+  qt_box pbox[GEO_QT_MAX_DEPTH + 1];
+  int d = 0;
+  path[0] = 0;
+  pbox[0] = ROOT_BOX;
+  const int32_t qlat = (int32_t)ks.sq.qlat, qlng = (int32_t)ks.sq.qlng;
+  while (qt->nodes[path[d]].child != NONE) {
+    unsigned c = quadrant(&pbox[d], qlat, qlng);
+    pbox[d + 1] = child_box(&pbox[d], c);
+    path[d + 1] = qt->nodes[path[d]].child + c;
+    d++;
+  }
+  const uint32_t home = path[d];
+  if (qt->nodes[home].count) knn_leaf(&ks, &qt->nodes[home], &pbox[d]);
+  /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
+   * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
+   * still hold results. Search from the smallest such ancestor (the root otherwise). */
+  int a = d;
+  while (a > 0 && !rect_inside(&ks.sq, &pbox[a])) a--;
   stack_item st[STACK_MAX];
   int sp = 0;
-  st[sp++] = (stack_item){0, ROOT_BOX};
+  if (a < d) st[sp++] = (stack_item){path[a], pbox[a]};
   while (sp > 0) {
     stack_item it = st[--sp];
-    if (box_far(&ks.sq, &it.box)) continue;
+    if (it.node == home || box_far(&ks.sq, &it.box)) continue;
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
       if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
