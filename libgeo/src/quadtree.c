@@ -768,6 +768,27 @@ static void cand_select(cand *c, uint32_t m, uint32_t r) {
   }
 }
 
+/* The same for small r (the usual k - n of a kNN): keep c[0, r) as the r best so far, sorted,
+ * and insert only what beats the r-th. After the first few points that test is almost
+ * always false and well predicted, where the partitions above mispredict half their
+ * branches; about r ln(m / r) insertions. */
+static void cand_select_small(cand *c, uint32_t m, uint32_t r) {
+  for (uint32_t i = 1; i < r; i++) {
+    cand t = c[i];
+    uint32_t j = i;
+    for (; j > 0 && c[j - 1].lb > t.lb; j--) c[j] = c[j - 1];
+    c[j] = t;
+  }
+  for (uint32_t i = r; i < m; i++) {
+    if (!(c[i].lb < c[r - 1].lb)) continue;
+    cand t = c[i];
+    c[i] = c[r - 1];
+    uint32_t j = r - 1;
+    for (; j > 0 && c[j - 1].lb > t.lb; j--) c[j] = c[j - 1];
+    c[j] = t;
+  }
+}
+
 /* (d, id) order: true when a is strictly worse (farther) than b. */
 static inline bool hit_worse(const geo_qt_hit *a, const geo_qt_hit *b) {
   return a->dist_m > b->dist_m || (a->dist_m == b->dist_m && a->point.id > b->point.id);
@@ -852,7 +873,11 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
     uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
     /* While the heap is not full, offer the smallest lower bounds first: the threshold
      * then tightens at once and most other candidates need no exact distance. */
-    if (ks->n < ks->k && m > ks->k - ks->n) cand_select(c, m, (uint32_t)(ks->k - ks->n));
+    if (ks->n < ks->k && m > ks->k - ks->n) {
+      uint32_t r = (uint32_t)(ks->k - ks->n);
+      if (r <= 32) cand_select_small(c, m, r);
+      else cand_select(c, m, r);
+    }
     for (uint32_t j = 0; j < m; j++)
       if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
   }
