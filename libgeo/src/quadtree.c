@@ -516,6 +516,10 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
       L_pl(mem, cap)[s] = pack_pl(pl);
       return GEO_OK;
     }
+    /* Leaving the leaf: the last point will fill the hole and its table entry be re-pointed;
+     * start that miss now so it overlaps the descent to the new leaf. */
+    uint32_t last = qt->nodes[leaf].count - 1;
+    if (s != last) PREFETCH(&qt->tab[(size_t)(mix64(L_sl(mem)[last].id) >> qt->tab_shift)]);
     uint32_t anc = qt->meta[leaf].parent;
     while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
     uint32_t target;
