@@ -881,13 +881,20 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
     uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
     /* While the heap is not full, offer the smallest lower bounds first: the threshold
      * then tightens at once and most other candidates need no exact distance. */
-    if (ks->n < ks->k && m > ks->k - ks->n) {
-      uint32_t r = (uint32_t)(ks->k - ks->n);
-      if (r <= 32) cand_select_small(c, m, r);
-      else cand_select(c, m, r);
-    }
-    for (uint32_t j = 0; j < m; j++)
+    uint32_t j = 0;
+    while (j < m) {
+      /* Again after each round: with a filter, some of the r offered do not enter. */
+      if (ks->n < ks->k && m - j > ks->k - ks->n) {
+        uint32_t r = (uint32_t)(ks->k - ks->n);
+        if (r <= 32) cand_select_small(c + j, m - j, r);
+        else cand_select(c + j, m - j, r);
+        for (uint32_t end = j + r; j < end; j++)
+          if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
+        continue;
+      }
       if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
+      j++;
+    }
   }
 }
 
