@@ -19,9 +19,12 @@
  *
  * Searches first apply an integer rectangle prefilter (latitude and longitude gaps in fixed
  * point, derived from the current threshold, see set_thresh) to boxes and points, then the
- * lower bound of h below, then the exact distance. kNN evaluates the candidates of a leaf in
- * order of their lower bound while its heap is not full, so that few exact distances are
- * computed, and reads payloads only for the k points it returns.
+ * lower bound of h below, then the exact distance. kNN goes straight down to the leaf whose
+ * cell holds the query and scans it first, then searches only the subtree of the smallest
+ * ancestor whose cell the prefilter rectangle fits in (the root when the heap is not full).
+ * It evaluates the candidates of a leaf in order of their lower bound while its heap is not
+ * full, so that few exact distances are computed, and reads payloads only for the k points
+ * it returns.
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
