@@ -19,9 +19,12 @@
  *
  * Searches first apply an integer rectangle prefilter (latitude and longitude gaps in fixed
  * point, derived from the current threshold, see set_thresh) to boxes and points, then the
- * lower bound of h below, then the exact distance. kNN evaluates the candidates of a leaf in
- * order of their lower bound while its heap is not full, so that few exact distances are
- * computed, and reads payloads only for the k points it returns.
+ * lower bound of h below, then the exact distance. kNN goes straight down to the leaf whose
+ * cell holds the query and scans it first, then searches only the subtree of the smallest
+ * ancestor whose cell the prefilter rectangle fits in (the root when the heap is not full).
+ * It evaluates the candidates of a leaf in order of their lower bound while its heap is not
+ * full, so that few exact distances are computed, and reads payloads only for the k points
+ * it returns.
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
@@ -516,6 +519,10 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
       L_pl(mem, cap)[s] = pack_pl(pl);
       return GEO_OK;
     }
+    /* Leaving the leaf: the last point will fill the hole and its table entry be re-pointed;
+     * start that miss now so it overlaps the descent to the new leaf. */
+    uint32_t last = qt->nodes[leaf].count - 1;
+    if (s != last) PREFETCH(&qt->tab[(size_t)(mix64(L_sl(mem)[last].id) >> qt->tab_shift)]);
     uint32_t anc = qt->meta[leaf].parent;
     while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
     uint32_t target;
@@ -676,6 +683,16 @@ static inline bool box_far(const search *sq, const qt_box *b) {
   return glat > sq->tlat || glng > sq->tlng;
 }
 
+/* True when q lies in box and every point outside the box's open interior is rejected by
+ * the rectangle prefilter (its latitude or longitude gap exceeds tlat or tlng). A point
+ * outside the interior has a coordinate at or beyond a border, and (for longitude, the
+ * short way round) its gap is at least the gap from q to that border. */
+static inline bool rect_inside(const search *sq, const qt_box *b) {
+  if (sq->tlat == INT64_MAX || sq->tlng == INT64_MAX) return false;
+  return sq->qlat - b->min_lat > sq->tlat && b->max_lat - sq->qlat > sq->tlat &&
+         sq->qlng - b->min_lng > sq->tlng && b->max_lng - sq->qlng > sq->tlng;
+}
+
 /* Lower bound of h over a box (0 when q is inside). */
 static double box_lb_h(const search *sq, const qt_box *b) {
   double minlat = b->min_lat * 1e-7, maxlat = b->max_lat * 1e-7;
@@ -758,6 +775,27 @@ static void cand_select(cand *c, uint32_t m, uint32_t r) {
   }
 }
 
+/* The same for small r (the usual k - n of a kNN): keep c[0, r) as the r best so far, sorted,
+ * and insert only what beats the r-th. After the first few points that test is almost
+ * always false and well predicted, where the partitions above mispredict half their
+ * branches; about r ln(m / r) insertions. */
+static void cand_select_small(cand *c, uint32_t m, uint32_t r) {
+  for (uint32_t i = 1; i < r; i++) {
+    cand t = c[i];
+    uint32_t j = i;
+    for (; j > 0 && c[j - 1].lb > t.lb; j--) c[j] = c[j - 1];
+    c[j] = t;
+  }
+  for (uint32_t i = r; i < m; i++) {
+    if (!(c[i].lb < c[r - 1].lb)) continue;
+    cand t = c[i];
+    c[i] = c[r - 1];
+    uint32_t j = r - 1;
+    for (; j > 0 && c[j - 1].lb > t.lb; j--) c[j] = c[j - 1];
+    c[j] = t;
+  }
+}
+
 /* (d, id) order: true when a is strictly worse (farther) than b. */
 static inline bool hit_worse(const geo_qt_hit *a, const geo_qt_hit *b) {
   return a->dist_m > b->dist_m || (a->dist_m == b->dist_m && a->point.id > b->point.id);
@@ -833,6 +871,10 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
 
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   const unsigned char *mem = nd->mem;
+  /* Ask for all the slot lines at once rather than let the hardware prefetcher ramp up on
+   * them one by one (a leaf's slots are at most 32 lines, short of the deepest leaves). */
+  size_t bytes = HDR_BYTES + 16u * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);
+  for (size_t off = 0; off < bytes; off += 64) PREFETCH(mem + off);
   uint32_t cap = mem_cap(mem);
   const qt_slot *sl = L_sl(mem);
   double cc = leaf_cc(&ks->sq, box);
@@ -842,9 +884,20 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
     uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
     /* While the heap is not full, offer the smallest lower bounds first: the threshold
      * then tightens at once and most other candidates need no exact distance. */
-    if (ks->n < ks->k && m > ks->k - ks->n) cand_select(c, m, (uint32_t)(ks->k - ks->n));
-    for (uint32_t j = 0; j < m; j++)
+    uint32_t j = 0;
+    while (j < m) {
+      /* Again after each round: with a filter, some of the r offered do not enter. */
+      if (ks->n < ks->k && m - j > ks->k - ks->n) {
+        uint32_t r = (uint32_t)(ks->k - ks->n);
+        if (r <= 32) cand_select_small(c + j, m - j, r);
+        else cand_select(c + j, m - j, r);
+        for (uint32_t end = j + r; j < end; j++)
+          if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
+        continue;
+      }
       if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
+      j++;
+    }
   }
 }
 
@@ -862,12 +915,34 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
                   .out = out};
   search_init(&ks.sq, q, max_dist_m);
+  /* 1. Straight down to the leaf whose cell holds q (one quadrant test a level, no stack),
+   * and scan it first: its points are usually the nearest, so the threshold is tight before
+   * any other node is looked at. */
+  uint32_t path[GEO_QT_MAX_DEPTH + 1];
+  qt_box pbox[GEO_QT_MAX_DEPTH + 1];
+  int d = 0;
+  path[0] = 0;
+  pbox[0] = ROOT_BOX;
+  const int32_t qlat = (int32_t)ks.sq.qlat, qlng = (int32_t)ks.sq.qlng;
+  while (qt->nodes[path[d]].child != NONE) {
+    unsigned c = quadrant(&pbox[d], qlat, qlng);
+    pbox[d + 1] = child_box(&pbox[d], c);
+    path[d + 1] = qt->nodes[path[d]].child + c;
+    d++;
+  }
+  const uint32_t home = path[d];
+  if (qt->nodes[home].count) knn_leaf(&ks, &qt->nodes[home], &pbox[d]);
+  /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
+   * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
+   * still hold results. Search from the smallest such ancestor (the root otherwise). */
+  int a = d;
+  while (a > 0 && !rect_inside(&ks.sq, &pbox[a])) a--;
   stack_item st[STACK_MAX];
   int sp = 0;
-  st[sp++] = (stack_item){0, ROOT_BOX};
+  if (a < d) st[sp++] = (stack_item){path[a], pbox[a]};
   while (sp > 0) {
     stack_item it = st[--sp];
-    if (box_far(&ks.sq, &it.box)) continue;
+    if (it.node == home || box_far(&ks.sq, &it.box)) continue;
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
       if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
