@@ -81,7 +81,8 @@ static int metrics_init(dsvc *s) {
     &m->redis_failures);
   C("meridian_dispatch_snapshots_total", "trip snapshots written to Redis", &m->snapshots_written);
   C("meridian_dispatch_hot_commands_total", "hot-cell commands written to Redis", &m->hot_commands);
-  C("meridian_dispatch_restored_total", "live trips restored from Redis at start", &m->restored);
+  C("meridian_dispatch_restored_total",
+    "live trips restored at start (from dispatch-events; Redis for older ones)", &m->restored);
   G("meridian_dispatch_index_size", "drivers in the spatial index", &m->index_size);
   G("meridian_dispatch_drivers", "driver records", &m->drivers);
   G("meridian_dispatch_trips_live", "live trips", &m->trips_live);
@@ -304,43 +305,274 @@ int dsvc_assign(dsvc *s, bool with_commands) {
 
 /* ---------------------------------------------------------------- restore */
 
-int dsvc_restore(dsvc *s, int64_t now_ms) {
-  redisReply *rep = NULL;
-  const char *argv[] = {"SMEMBERS", s->live_key};
-  if (mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) != 0) {
-    mrd_log_warn("restore", "err=%s", mrd_redis_errstr(s->redis));
+static dsvc_pending *pending_for(dsvc *s, const char *trip_id);
+static void write_snapshots(dsvc *s);
+
+
+/* One trip's latest state found at start: its latest event read back from dispatch-events
+ * (or, for a trip older than the window, its Redis snapshot), encoded. */
+typedef struct restore_rec {
+  char trip_id[DSP_ID_MAX + 1];
+  uint64_t seq;
+  int64_t ts_ms;
+  bool from_redis;   /* the snapshot, not an event */
+  bool redis_live;   /* listed in dispatch:live:<shard> */
+  size_t len;
+  uint8_t bytes[MRD_PROTO_MAX_SIZE];
+} restore_rec;
+
+static restore_rec *rec_for(dsp_strmap *m, const char *trip_id) {
+  restore_rec *r = dsp_strmap_get(m, trip_id);
+  if (r) return r;
+  r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  snprintf(r->trip_id, sizeof r->trip_id, "%s", trip_id);
+  if (dsp_strmap_put(m, r->trip_id, r) != 0) {
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads dispatch-events back, every partition, from the first message at or after since_ms
+ * up to the ends captured here, and keeps in m the latest event (highest seq; the later
+ * one on a tie) of each of this shard's trips. Returns 0 when every partition was read to
+ * its end, -1 otherwise (logged; m may hold part of it). */
+static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
+  char err[512];
+  mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
+  co.fetch_wait_max_ms = s->cfg->kafka_fetch_wait_ms;
+  mrd_kafka_consumer *c = NULL;
+  if (mrd_kafka_consumer_new(s->cfg->kafka_brokers, &co, &c, err, sizeof err) != 0) {
+    mrd_log_warn("restore_read", "err=%s", err);
     return -1;
   }
-  int n = 0, gone = 0, bad = 0;
-  for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+  int32_t n = 0;
+  mrd_kafka_range *r = NULL;
+  mrd_kafka_tp *tps = NULL;
+  bool *done = NULL;
+  int rc = -1;
+  if (mrd_kafka_consumer_partitions(c, TOPIC_EV, 5000, &n) != 0) goto out;
+  r = calloc((size_t)n, sizeof *r);
+  tps = calloc((size_t)n, sizeof *tps);
+  done = calloc((size_t)n, sizeof *done);
+  if (!r || !tps || !done) goto out;
+  if (mrd_kafka_offsets_since(c, TOPIC_EV, n, since_ms, 5000, r) != 0) goto out;
+  size_t n_tp = 0, left = 0;
+  bool exact = true;
+  for (int32_t p = 0; p < n; p++) {
+    done[p] = r[p].start >= r[p].end;
+    if (!done[p]) {
+      tps[n_tp++] = (mrd_kafka_tp){TOPIC_EV, p, r[p].start};
+      left++;
+    }
+    exact &= r[p].exact;
+  }
+  mrd_log_info("restore_read", "partitions=%d to_read=%zu since_ms=%lld exact=%d", (int)n, left,
+               (long long)since_ms, (int)exact);
+  if (n_tp > 0 && mrd_kafka_consumer_assign(c, tps, n_tp) != 0) goto out;
+  double deadline = mono_s() + (double)s->cfg->restore_timeout_ms / 1e3;
+  while (left > 0) {
+    if (mono_s() > deadline) {
+      mrd_log_warn("restore_read", "err=%s partitions_left=%zu", "timed out", left);
+      goto out;
+    }
+    mrd_kafka_msg msg;
+    int mrc = mrd_kafka_consume(c, 100, &msg);
+    if (mrc != 0) continue;
+    int32_t p = msg.partition;
+    if (p >= 0 && p < n && !done[p] && msg.offset < r[p].end) {
+      if (msg.offset >= r[p].end - 1) {
+        done[p] = true;
+        left--;
+      }
+      (*n_msgs)++;
+      char key[DSP_ID_MAX + 1];
+      uint32_t sh = 0;
+      mrd_dispatch_event ev;
+      /* the key is the trip id, which names its shard: decode only this shard's */
+      if (msg.timestamp_ms >= since_ms && msg.key && msg.key_len < sizeof key &&
+          msg.value_len <= MRD_PROTO_MAX_SIZE) {
+        memcpy(key, msg.key, msg.key_len);
+        key[msg.key_len] = '\0';
+        if (mrd_trip_id_shard(key, &sh) && sh == (uint32_t)s->cfg->shard &&
+            mrd_dispatch_event_decode(msg.value, msg.value_len, &ev) == 0 &&
+            ev.type != MRD_EV_COMMAND_REJECTED && ev.shard == (uint32_t)s->cfg->shard &&
+            strcmp(ev.trip_id, key) == 0) {
+          restore_rec *rr = dsp_strmap_get(m, ev.trip_id);
+          if (!rr || ev.seq >= rr->seq) {
+            rr = rr ? rr : rec_for(m, ev.trip_id);
+            if (rr) {
+              rr->seq = ev.seq;
+              rr->ts_ms = ev.ts_ms;
+              rr->len = msg.value_len;
+              memcpy(rr->bytes, msg.value, msg.value_len);
+            }
+          }
+        }
+      }
+    }
+    mrd_kafka_msg_release(&msg);
+  }
+  rc = 0;
+out:
+  if (rc != 0 && mrd_kafka_consumer_errstr(c)[0])
+    mrd_log_warn("restore_read", "err=%s", mrd_kafka_consumer_errstr(c));
+  free(r);
+  free(tps);
+  free(done);
+  mrd_kafka_consumer_free(c);
+  return rc;
+}
+
+/* Queue the Redis write of a trip's state as read at start (the snapshot the gateway reads,
+ * the live set, the pointers), as dsvc_flush does for a new event. */
+static void rewrite_snapshot(dsvc *s, const restore_rec *rr, const mrd_dispatch_event *ev,
+                             bool live, int64_t keep_ms) {
+  dsvc_pending *p = pending_for(s, rr->trip_id);
+  if (!p) return;
+  memcpy(p->bytes, rr->bytes, rr->len);
+  p->len = rr->len;
+  p->live = live;
+  p->keep_ms = keep_ms;
+  snprintf(p->rider_id, sizeof p->rider_id, "%s", ev->rider_id);
+  bool busy = ev->status == MRD_TRIP_OFFERED || ev->status == MRD_TRIP_MATCHED ||
+              ev->status == MRD_TRIP_ARRIVED || ev->status == MRD_TRIP_STARTED;
+  snprintf(p->driver_id, sizeof p->driver_id, "%s", live && busy ? ev->driver_id : "");
+  if (!live && ev->driver_id[0] && p->n_released < 4)
+    snprintf(p->released[p->n_released++], sizeof p->released[0], "%s", ev->driver_id);
+  if (!p->dirty) {
+    p->dirty = true;
+    s->n_dirty++;
+  }
+}
+
+static int by_ts_desc(const void *a, const void *b) {
+  const restore_rec *x = *(restore_rec *const *)a, *y = *(restore_rec *const *)b;
+  return x->ts_ms < y->ts_ms ? 1 : x->ts_ms > y->ts_ms ? -1 : 0;
+}
+
+int dsvc_restore(dsvc *s, int64_t now_ms) {
+  dsp_strmap m;
+  dsp_strmap_init(&m);
+  int64_t since = wall_ms() - s->cfg->restore_window_ms;
+  long n_msgs = 0;
+  double t0 = mono_s();
+  bool kafka_ok = read_events(s, since < 0 ? 0 : since, &m, &n_msgs) == 0;
+  size_t from_kafka = m.len;
+  /* Redis: the live set names trips whose latest event may be older than the window
+   * (their snapshot is then the restore source), and stale live entries to correct */
+  int from_redis = 0;
+  redisReply *rep = NULL;
+  const char *argv[] = {"SMEMBERS", s->live_key};
+  bool redis_ok = mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) == 0;
+  if (!redis_ok) mrd_log_warn("restore_redis", "err=%s", mrd_redis_errstr(s->redis));
+  for (size_t i = 0; redis_ok && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
     const char *id = rep->element[i]->str;
+    if (!id || strlen(id) > DSP_ID_MAX) continue;
+    restore_rec *rr = kafka_ok ? dsp_strmap_get(&m, id) : NULL;
+    if (rr) {
+      rr->redis_live = true;
+      continue;
+    }
     redisReply *sr = NULL;
     if (mrd_redis_cmdf(s->redis, &sr, "GET trip:snap:%s", id) != 0) continue;
     mrd_dispatch_event ev;
-    dsp_trip_restore r;
-    if (sr->type != REDIS_REPLY_STRING) {
-      gone++;
-      mrd_redis_cmdf(s->redis, NULL, "SREM %s %s", s->live_key, id);
-    } else if (mrd_dispatch_event_decode((const uint8_t *)sr->str, sr->len, &ev) != 0 ||
-               dspc_restore_from_proto(&ev, &r) != DSP_OK) {
-      bad++;
-      mrd_redis_cmdf(s->redis, NULL, "SREM %s %s", s->live_key, id);
-    } else {
-      int rc = dsp_restore_trip(s->shard, &r, now_ms);
-      if (rc == DSP_OK) {
-        n++;
-        mrd_log_info("trip_restored", "trip=%s status=%s seq=%llu driver=%s", ev.trip_id,
-                     mrd_trip_status_name(ev.status), (unsigned long long)ev.seq, ev.driver_id);
-      } else {
-        bad++;
-        mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, dsp_strerror(rc));
+    if (sr->type == REDIS_REPLY_STRING && sr->len <= MRD_PROTO_MAX_SIZE &&
+        mrd_dispatch_event_decode((const uint8_t *)sr->str, sr->len, &ev) == 0) {
+      rr = dsp_strmap_get(&m, id);
+      if (!rr || ev.seq > rr->seq) { /* Kafka unread: the snapshot is all there is */
+        rr = rr ? rr : rec_for(&m, id);
+        if (rr) {
+          rr->seq = ev.seq;
+          rr->ts_ms = ev.ts_ms;
+          rr->from_redis = true;
+          rr->len = sr->len;
+          memcpy(rr->bytes, sr->str, sr->len);
+          from_redis++;
+        }
       }
+      if (rr) rr->redis_live = true;
+    } else {
+      mrd_redis_cmdf(s->redis, NULL, "SREM %s %s", s->live_key, id); /* expired or bad */
     }
     freeReplyObject(sr);
   }
-  freeReplyObject(rep);
+  if (rep) freeReplyObject(rep);
+  if (!kafka_ok && !redis_ok) {
+    for (size_t i = 0; i < m.cap; i++)
+      if (m.slots[i].key) free(m.slots[i].value);
+    dsp_strmap_close(&m);
+    return -1;
+  }
+  /* newest first: should two trips name one driver (events of one batch delivered to some
+   * partitions and not others), the newer keeps him and the older is matched again */
+  restore_rec **all = calloc(m.len + 1, sizeof *all);
+  size_t n_all = 0;
+  for (size_t i = 0; all && i < m.cap; i++)
+    if (m.slots[i].key) all[n_all++] = m.slots[i].value;
+  if (n_all) qsort(all, n_all, sizeof *all, by_ts_desc);
+  dsp_config dc;
+  dsp_config_default(&dc);
+  int n = 0, ended = 0, bad = 0, downgraded = 0;
+  for (size_t i = 0; i < n_all; i++) {
+    restore_rec *rr = all[i];
+    mrd_dispatch_event ev;
+    dsp_trip_restore r;
+    if (mrd_dispatch_event_decode(rr->bytes, rr->len, &ev) != 0) {
+      bad++;
+      continue;
+    }
+    if (!dspc_status_live(ev.status)) {
+      ended++;
+      /* the gateway's view (a live snapshot left by a crash) catches up */
+      if (rr->redis_live) rewrite_snapshot(s, rr, &ev, false, dc.trip_retention_ms);
+      continue;
+    }
+    if (dspc_restore_from_proto(&ev, &r) != DSP_OK) {
+      bad++;
+      mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, "not a live trip");
+      continue;
+    }
+    int rc = dsp_restore_trip(s->shard, &r, now_ms);
+    if (rc == DSP_ESTATE && r.status != DSP_TRIP_REQUESTED) {
+      r.status = DSP_TRIP_REQUESTED; /* his newer trip has the driver: match this one again */
+      r.driver_id = "";
+      r.offer_id = "";
+      r.expires_at_ms = 0;
+      r.has_driver_pos = false;
+      rc = dsp_restore_trip(s->shard, &r, now_ms);
+      if (rc == DSP_OK) downgraded++;
+    }
+    if (rc == DSP_OK) {
+      n++;
+      rewrite_snapshot(s, rr, &ev, true, 0);
+      mrd_log_info("trip_restored", "trip=%s status=%s seq=%llu driver=%s source=%s", ev.trip_id,
+                   mrd_trip_status_name((mrd_trip_status)r.status), (unsigned long long)ev.seq,
+                   r.driver_id, rr->from_redis ? "redis" : "kafka");
+    } else {
+      bad++;
+      mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, dsp_strerror(rc));
+    }
+  }
+  free(all);
+  for (size_t i = 0; i < m.cap; i++)
+    if (m.slots[i].key) free(m.slots[i].value);
+  dsp_strmap_close(&m);
   mrd_counter_add(s->m.restored, (uint64_t)n);
-  mrd_log_info("restore_done", "restored=%d expired=%d refused=%d", n, gone, bad);
+  mrd_log_info("restore_done",
+               "restored=%d ended=%d refused=%d rematched=%d kafka=%d events_read=%ld "
+               "trips_in_window=%zu from_redis=%d redis=%d ms=%.0f",
+               n, ended, bad, downgraded, (int)kafka_ok, n_msgs, from_kafka, from_redis,
+               (int)redis_ok, (mono_s() - t0) * 1e3);
+  /* the snapshots of restored and corrected trips are written now (or once Redis is back) */
+  write_snapshots(s);
   return n;
 }
 

@@ -41,6 +41,7 @@ typedef struct dsvc_config {
   double snap_max_m;  /* service area: how far from the road graph a point may be */
   int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
   int64_t epoch_check_ms;
+  int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
   double max_eta_s;
   bool batch;
@@ -129,8 +130,13 @@ typedef struct dsvc {
 /* Open everything the shard needs (graph, Redis, PostgreSQL epoch, Kafka, admin server).
  * Returns 0, or -1 after logging why. */
 int dsvc_open(dsvc *s, dsvc_config *cfg);
-/* Put the shard's live trips back from Redis (trip snapshots listed under
- * dispatch:live:<shard>). Returns how many were restored, or -1 (Redis unreachable). */
+/* Put the shard's live trips back: its events of the last restore_window_ms are read back
+ * from dispatch-events (every partition, up to the ends found at start) and each trip whose
+ * latest event (highest seq) is not final is restored; a trip listed in
+ * dispatch:live:<shard> but not seen in the window (its latest event is older) is restored
+ * from its Redis snapshot, and so is every listed trip when Kafka cannot be read. The
+ * snapshots of restored trips, and of listed trips Kafka shows ended, are written again.
+ * Returns how many were restored, or -1 (neither Kafka nor Redis could be read). */
 int dsvc_restore(dsvc *s, int64_t now_ms);
 /* Assign partition <shard> of driver-locations (and of dispatch-commands when
  * with_commands) from the committed offsets. Returns 0 or -1. */

@@ -10,7 +10,9 @@ expiry; a pickup near the shard border matched to a driver across it (halo).
 (--part load): 200 concurrent requests against 50 drivers over both shards (no driver ever
 holds two overlapping offers or trips, checked from trip_events; every request ends in exactly
 one final state); then kill -9 of dispatch shard 0 in the middle of a run of requests and its
-restart (scripts/stack up): no request lost or left open, no driver double-booked.
+restart (scripts/stack up): no request lost or left open, no driver double-booked; then the
+same with Redis shut down (data lost) 0.6 s before the kill, so that the restarted shard can
+only restore its open trips from dispatch-events.
 
 Needs .run/env in the environment. Prints ok/FAIL lines; exits 1 on any failure.
 Usage: integration_dispatch.py --root SRC --part flows|load
@@ -511,10 +513,10 @@ async def auto_driver(d, stop, accept_p=0.8):
     pacing control messages under the gateway's limit (2/s, burst 5)."""
     async def send(**m):
         ref = f"{m['type']}-{random.random():.9f}"
-        for _ in range(5):
+        for _ in range(20):  # unavailable: Redis down for a moment (kill_redis), retried
             await d.send(ref=ref, **m)
             a = await d.wait(lambda x: x.get("ref") == ref, 5)
-            if not a or a.get("type") != "error" or a.get("code") != "rate_limited":
+            if not a or a.get("type") != "error" or a.get("code") not in ("rate_limited", "unavailable"):
                 return a
             await asyncio.sleep(1.0)
         return None
@@ -637,33 +639,46 @@ def pid_of(name):
         return int(f.read().strip())
 
 
-async def kill_shard(seed):
+async def kill_shard(seed, redis_down=False):
+    """kill -9 of shard 0 mid-run; with redis_down, Redis is shut down (its data lost) 0.6 s
+    before the kill, so the shard's last snapshots never reach it and the restarted shard
+    (Redis empty) can only restore its open trips from dispatch-events."""
+    tag = "kill_redis" if redis_down else "kill"
+    k = "kz" if redis_down else "kk"
     n_drivers, n_req = 20, 40
     box0 = [((40.715, 40.770), (-74.000, -73.975))]
     dspots = spots_in_manhattan(n_drivers, seed + 2, box0)
-    drivers = [Driver(f"it-kd{i}-{RUN}", la, lo) for i, (la, lo) in enumerate(dspots)]
+    drivers = [Driver(f"it-{k}d{i}-{RUN}", la, lo) for i, (la, lo) in enumerate(dspots)]
     await asyncio.gather(*(d.online() for d in drivers))
-    riders = [Client(f"it-kr{i}-{RUN}", "rider") for i in range(n_req)]
+    riders = [Client(f"it-{k}r{i}-{RUN}", "rider") for i in range(n_req)]
     await asyncio.gather(*(r.connect() for r in riders))
     await asyncio.sleep(2.0)
     stop = asyncio.Event()
     workers = [asyncio.create_task(auto_driver(d, stop, accept_p=0.9)) for d in drivers]
-    reqs = [f"kk{i}-{RUN}" for i in range(n_req)]
+    reqs = [f"{k}{i}-{RUN}" for i in range(n_req)]
     spots = spots_in_manhattan(n_req, seed + 3, box0)
 
     async def staggered():
         out = {}
         async def one(i):
-            await asyncio.sleep(i * 0.15)  # a run of requests over ~6 s
+            await asyncio.sleep(i * gap_s)  # a run of requests over ~6 s (~5 s)
             out.update(await run_requests([riders[i]], [reqs[i]], [spots[i]], 75))
         await asyncio.gather(*(one(i) for i in range(n_req)))
         return out
 
+    # redis_down: every request is in before Redis goes (the gateway refuses new ones while
+    # it is down), and the kill comes while the latest ones are open
+    gap_s = 0.12 if redis_down else 0.15
     run = asyncio.create_task(staggered())
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(5.0 if redis_down else 2.5)
+    if redis_down:
+        port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        print(f"{tag}: Redis shut down (data lost), shard 0 goes on without it", flush=True)
+        await asyncio.sleep(0.6)
     pid = pid_of("dispatch-0")
     os.kill(pid, signal.SIGKILL)
-    print(f"kill: SIGKILL dispatch-0 (pid {pid}) mid-run", flush=True)
+    print(f"{tag}: SIGKILL dispatch-0 (pid {pid}) mid-run", flush=True)
     await asyncio.sleep(1.0)
     env = dict(os.environ)
     if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:  # restart the same build
@@ -671,7 +686,15 @@ async def kill_shard(seed):
     p = await asyncio.create_subprocess_exec(os.path.join(ROOT, "scripts", "stack"), "up",
                                              stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
     _, err = await p.communicate()
-    check(p.returncode == 0 and pid_of("dispatch-0") != pid, "kill: scripts/stack up restarted dispatch-0")
+    check(p.returncode == 0 and pid_of("dispatch-0") != pid, f"{tag}: scripts/stack up restarted dispatch-0")
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    restored = None
+    for _ in range(20):
+        restored = metric(admin0, "meridian_dispatch_restored_total")
+        if restored is not None:
+            break
+        await asyncio.sleep(0.5)
+    print(f"{tag}: restarted shard restored {restored} open trips", flush=True)
     res = await run
     stop.set()
     await asyncio.gather(*workers)
@@ -680,19 +703,19 @@ async def kill_shard(seed):
         if v not in FINAL:
             print("  not ended:", q, v, sql(f"SELECT t.trip_id, t.status, e.seq, e.type, e.driver_id, e.at FROM trips t "
                                             f"JOIN trip_events e USING (trip_id) WHERE t.request_id = '{q}' ORDER BY e.seq"), flush=True)
-    print(f"kill: {n_req} requests, {len(ended)} ended: {sum(v == 'completed' for v in res.values())} completed", flush=True)
-    check(len(ended) == n_req, "kill: every request ended for its rider")
+    print(f"{tag}: {n_req} requests, {len(ended)} ended: {sum(v == 'completed' for v in res.values())} completed", flush=True)
+    check(len(ended) == n_req, f"{tag}: every request ended for its rider")
     ids = ",".join(f"'{q}'" for q in reqs)
     rows = await wait_sql(f"SELECT request_id, status FROM trips WHERE request_id IN ({ids})",
                           lambda x: len(x) == n_req and all(s in FINAL for _, s in x), 20)
-    check(len(rows) == n_req, f"kill: no request lost ({len(rows)} of {n_req} in trips)")
-    check(all(s in FINAL for _, s in rows), "kill: no trip left open in trips")
+    check(len(rows) == n_req, f"{tag}: no request lost ({len(rows)} of {n_req} in trips)")
+    check(all(s in FINAL for _, s in rows), f"{tag}: no trip left open in trips")
     finals = sql("SELECT t.request_id, count(*) FILTER (WHERE e.type IN ('completed', 'cancelled', 'no_driver')) "
                  f"FROM trips t JOIN trip_events e USING (trip_id) WHERE t.request_id IN ({ids}) GROUP BY 1")
     check(len(finals) == n_req and all(c == "1" for _, c in finals),
-          "kill: exactly one final event per request in trip_events")
+          f"{tag}: exactly one final event per request in trip_events")
     bad = overlaps_from_trip_events([d.sub for d in drivers])
-    check(not bad, f"kill: no driver double-booked ({len(bad)} overlaps)")
+    check(not bad, f"{tag}: no driver double-booked ({len(bad)} overlaps)")
     for b in bad[:5]:
         print("  overlap:", b)
     await asyncio.gather(*(d.offline() for d in drivers))
@@ -715,6 +738,8 @@ async def main(part, seed):
     else:
         await concurrency(seed)
         await kill_shard(seed)
+        await asyncio.sleep(1.0)
+        await kill_shard(seed + 7, redis_down=True)
 
 
 if __name__ == "__main__":

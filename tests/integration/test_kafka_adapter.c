@@ -1,12 +1,14 @@
 /* test_kafka_adapter.c: the Kafka adapter against devkafka (the stack's mock cluster,
  * topics of 64 partitions): produce to explicit partitions with keys and read them back,
  * commit-after-effect (a consumer restarted without committing sees the message again),
- * the distinct queue-full error, and errors for bad partitions and misuse. */
+ * the distinct queue-full error, offsets by time for a bounded read of recent messages,
+ * and errors for bad partitions and misuse. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -300,6 +302,98 @@ static void test_kafka_partition_count_from_metadata_or_an_error(void **state) {
   mrd_kafka_consumer_free(c);
 }
 
+/* Reads [r.start, r.end) of one partition and returns how many messages have a timestamp
+ * >= since_ms, checking that each of them is one of want[0..n_want) in order. */
+static int read_range_since(int32_t part, mrd_kafka_range r, int64_t since_ms,
+                            const int64_t *want, int n_want) {
+  if (r.start >= r.end) return 0;
+  mrd_kafka_consumer *c = consumer(NULL);
+  mrd_kafka_tp tp = {TOPIC, part, r.start};
+  assert_int_equal(mrd_kafka_consumer_assign(c, &tp, 1), 0);
+  int n = 0;
+  for (int64_t last = r.start - 1; last < r.end - 1;) {
+    mrd_kafka_msg m;
+    next_msg(c, 10000, &m);
+    assert_int_equal(m.partition, part);
+    assert_true(m.offset > last && m.offset < r.end);
+    last = m.offset;
+    if (m.timestamp_ms >= since_ms) {
+      assert_true(n < n_want);
+      assert_int_equal(m.offset, want[n]);
+      n++;
+    }
+    mrd_kafka_msg_release(&m);
+  }
+  mrd_kafka_consumer_free(c);
+  return n;
+}
+
+/* Wall-clock ms (message timestamps are; itest_now_ms is monotonic). */
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void test_kafka_offsets_since_bound_a_read_of_recent_messages(void **state) {
+  (void)state;
+  delivery d = {0};
+  mrd_kafka_producer *p = producer(&d);
+  int32_t part = 59;
+  char key[80];
+  snprintf(key, sizeof key, "before-%s", run_id);
+  int64_t old = produce_one(p, &d, part, key, "before");
+  nanosleep(&(struct timespec){0, 30000000}, NULL);
+  int64_t since = wall_ms();
+  nanosleep(&(struct timespec){0, 5000000}, NULL);
+  int64_t recent[3];
+  for (int i = 0; i < 3; i++) {
+    snprintf(key, sizeof key, "after-%s-%d", run_id, i);
+    recent[i] = produce_one(p, &d, part, key, "after");
+  }
+  mrd_kafka_consumer *c = consumer(NULL);
+  int32_t n = 0;
+  assert_int_equal(mrd_kafka_consumer_partitions(c, TOPIC, 10000, &n), 0);
+  mrd_kafka_range *r = calloc((size_t)n, sizeof *r);
+  assert_non_null(r);
+  int rc0 = mrd_kafka_offsets_since(c, TOPIC, n, since, 5000, r);
+  if (rc0 != 0) fail_msg("offsets_since: %d %s", rc0, mrd_kafka_consumer_errstr(c));
+  /* the end is where the partition ended when asked */
+  assert_int_equal(r[part].end, recent[2] + 1);
+  if (r[part].exact) /* a broker that looks times up: exactly the recent ones */
+    assert_int_equal(r[part].start, recent[0]);
+  else /* devkafka's mock: from the oldest kept, the caller filters */
+    assert_true(r[part].start <= old);
+  for (int32_t i = 0; i < n; i++) assert_true(r[i].start <= r[i].end);
+  /* read back, filtered by timestamp: the three recent messages, in order, not the old one */
+  assert_int_equal(read_range_since(part, r[part], since, recent, 3), 3);
+  /* a message produced after the call is past the captured end */
+  snprintf(key, sizeof key, "later-%s", run_id);
+  assert_true(produce_one(p, &d, part, key, "later") >= r[part].end);
+  /* a time after every message: nothing to read (or, without time lookup, nothing passes
+   * the filter) */
+  assert_int_equal(mrd_kafka_offsets_since(c, TOPIC, n, wall_ms() + 60000, 5000, r), 0);
+  assert_true(r[part].exact ? r[part].start == r[part].end : r[part].start <= old);
+  assert_int_equal(read_range_since(part, r[part], wall_ms() + 60000, recent, 0), 0);
+  /* misuse */
+  assert_int_equal(mrd_kafka_offsets_since(c, TOPIC, 0, since, 1000, r), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_offsets_since(c, "", n, since, 1000, r), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_offsets_since(c, TOPIC, n, -5, 1000, r), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_offsets_since(c, TOPIC, n, since, 1000, NULL), MRD_EINVAL);
+  free(r);
+  mrd_kafka_consumer_free(c);
+  /* no cluster: an error naming the topic */
+  char brokers[64];
+  snprintf(brokers, sizeof brokers, "127.0.0.1:%d", itest_free_port());
+  assert_int_equal(mrd_kafka_consumer_new(brokers, NULL, &c, NULL, 0), 0);
+  mrd_kafka_range one;
+  int rc = mrd_kafka_offsets_since(c, TOPIC, 1, since, 500, &one);
+  assert_true(rc == MRD_ETIMEDOUT || rc == MRD_EKAFKA);
+  assert_non_null(strstr(mrd_kafka_consumer_errstr(c), TOPIC));
+  mrd_kafka_consumer_free(c);
+  mrd_kafka_producer_free(p);
+}
+
 /* Waits up to timeout_ms for fd to be readable, then reads what is there; returns the
  * number of bytes read (0 on timeout). */
 static int wait_wake(int fd, int timeout_ms) {
@@ -382,6 +476,7 @@ int main(void) {
       cmocka_unit_test(test_kafka_full_local_queue_is_a_distinct_error),
       cmocka_unit_test(test_kafka_bad_partition_and_settings_are_errors),
       cmocka_unit_test(test_kafka_partition_count_from_metadata_or_an_error),
+      cmocka_unit_test(test_kafka_offsets_since_bound_a_read_of_recent_messages),
       cmocka_unit_test(test_kafka_wake_fd_signals_reports_and_messages),
       cmocka_unit_test(test_kafka_unreachable_cluster_fails_ping),
   };

@@ -274,6 +274,68 @@ int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic, int 
   return rc;
 }
 
+/* Offsets by time for every partition of out whose ask[] is set; the answers in got[]
+ * (-1: none). */
+static int offsets_for_time(mrd_kafka_consumer *c, const char *topic, int32_t n, const bool *ask,
+                            int64_t ts_ms, int timeout_ms, int64_t *got) {
+  rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+  if (list == NULL) return MRD_ENOMEM;
+  for (int32_t p = 0; p < n; p++)
+    if (ask[p]) rd_kafka_topic_partition_list_add(list, topic, p)->offset = ts_ms;
+  int rc = 0;
+  if (list->cnt > 0) {
+    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
+    for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; i++) {
+      err = list->elems[i].err;
+      got[list->elems[i].partition] = list->elems[i].offset < 0 ? -1 : list->elems[i].offset;
+    }
+    if (err) {
+      set_err(c->errstr, sizeof c->errstr, "kafka offsets for time %s: %s", topic,
+              rd_kafka_err2str(err));
+      rc = err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_EKAFKA;
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return rc;
+}
+
+int mrd_kafka_offsets_since(mrd_kafka_consumer *c, const char *topic, int32_t n_partitions,
+                            int64_t since_ms, int timeout_ms, mrd_kafka_range *out) {
+  if (c == NULL || topic == NULL || *topic == '\0' || n_partitions < 1 || since_ms < 0 ||
+      out == NULL)
+    return MRD_EINVAL;
+  bool *ask = calloc((size_t)n_partitions, sizeof *ask);
+  int64_t *lo = calloc((size_t)n_partitions, sizeof *lo);
+  int64_t *got = calloc((size_t)n_partitions, sizeof *got);
+  int rc = ask && lo && got ? 0 : MRD_ENOMEM;
+  for (int32_t p = 0; p < n_partitions && rc == 0; p++) {
+    int64_t hi = 0;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(c->rk, topic, p, &lo[p], &hi, timeout_ms);
+    if (err) {
+      set_err(c->errstr, sizeof c->errstr, "kafka watermarks %s/%d: %s", topic, (int)p,
+              rd_kafka_err2str(err));
+      rc = err == RD_KAFKA_RESP_ERR__TIMED_OUT ? MRD_ETIMEDOUT : MRD_EKAFKA;
+      break;
+    }
+    out[p] = (mrd_kafka_range){.start = hi, .end = hi, .exact = true};
+    ask[p] = hi > lo[p]; /* an empty partition has nothing to look up */
+  }
+  if (rc == 0) rc = offsets_for_time(c, topic, n_partitions, ask, since_ms, timeout_ms, got);
+  /* "none" on a non-empty partition: nothing that recent, or a broker without time lookup */
+  for (int32_t p = 0; p < n_partitions && rc == 0; p++) {
+    if (ask[p] && got[p] >= 0) out[p].start = got[p] < out[p].end ? got[p] : out[p].end;
+    ask[p] = ask[p] && got[p] < 0;
+  }
+  if (rc == 0) rc = offsets_for_time(c, topic, n_partitions, ask, 0, timeout_ms, got);
+  for (int32_t p = 0; p < n_partitions && rc == 0; p++)
+    if (ask[p] && got[p] < 0) out[p] = (mrd_kafka_range){lo[p], out[p].end, false};
+  free(ask);
+  free(lo);
+  free(got);
+  return rc;
+}
+
 int mrd_kafka_producer_ping(mrd_kafka_producer *p, int timeout_ms) {
   return p ? ping(p->rk, timeout_ms, p->errstr, sizeof p->errstr) : MRD_EINVAL;
 }

@@ -190,6 +190,30 @@ MRD_EXPORT int mrd_kafka_consumer_wake_fd(mrd_kafka_consumer *c, int fd);
 MRD_EXPORT int mrd_kafka_consumer_partitions(mrd_kafka_consumer *c, const char *topic,
                                              int timeout_ms, int32_t *count);
 
+/* One partition's range for a time-bounded read (mrd_kafka_offsets_since). */
+typedef struct mrd_kafka_range {
+  int64_t start; /* first offset to read */
+  int64_t end;   /* the end offset when asked (high watermark): read up to end - 1 */
+  bool exact;    /* true: start is the broker's answer for the time (the first message
+                    with a timestamp >= since_ms, or end when there is none); false: the
+                    broker cannot look offsets up by time (devkafka's mock answers "none"
+                    for every time) and start is the oldest offset kept, so the caller
+                    skips messages older than since_ms itself */
+} mrd_kafka_range;
+
+/* For partitions 0 .. n_partitions - 1 of topic: where messages with a timestamp >=
+ * since_ms (ms since the epoch) begin and where the partition ends now, for a read of
+ * [start, end) with explicit offsets (mrd_kafka_consumer_assign). Asks the cluster for
+ * every partition's watermarks and for offsets by time (rd_kafka_offsets_for_times), up to
+ * timeout_ms per request. A broker that answers "none" on a non-empty partition is asked
+ * again for time 0: a broker that looks times up answers the oldest offset, one that
+ * cannot answers "none" again, and that partition gets start = oldest, exact = false.
+ * out has n_partitions entries. Returns 0, MRD_EINVAL, MRD_ETIMEDOUT, MRD_EKAFKA (text in
+ * errstr), MRD_ENOMEM. The consumer's assignment is not touched. */
+MRD_EXPORT int mrd_kafka_offsets_since(mrd_kafka_consumer *c, const char *topic,
+                                       int32_t n_partitions, int64_t since_ms, int timeout_ms,
+                                       mrd_kafka_range *out);
+
 /* As mrd_kafka_producer_ping, for a consumer. */
 MRD_EXPORT int mrd_kafka_consumer_ping(mrd_kafka_consumer *c, int timeout_ms);
 
