@@ -32,9 +32,9 @@
  * port with the per-driver location limit raised to its maximum
  * (MERIDIAN_GW_DRIVER_RATE/BURST = 100000): both the closed loop (16 in flight per
  * connection) and 20k/s over 1000 connections are far above the default 5/s, burst 10,
- * and staying within it would take 4000+ connections, where the lws default poll() loop
- * of the client and of both servers costs O(connections) per wake-up and the client
- * would measure itself. The token bucket is still checked on every message.
+ * and staying within it would take 4000+ connections, where lws's default poll() loop
+ * (GW_BENCH_EVENT_LOOP=poll; the default is epoll through libev in all three processes)
+ * costs O(connections) per wake-up and the client would measure itself. The token bucket is still checked on every message.
  * GW_BENCH_GATEWAY_URL=ws://host:port uses a running gateway instead (its limits apply).
  * The echo server is a child process (its own loop, like the gateway), on another free
  * port, configured like the gateway's listener. devkafka, the gateway, the echo server and
