@@ -32,9 +32,9 @@
  * port with the per-driver location limit raised to its maximum
  * (MERIDIAN_GW_DRIVER_RATE/BURST = 100000): both the closed loop (16 in flight per
  * connection) and 20k/s over 1000 connections are far above the default 5/s, burst 10,
- * and staying within it would take 4000+ connections, where the lws default poll() loop
- * of the client and of both servers costs O(connections) per wake-up and the client
- * would measure itself. The token bucket is still checked on every message.
+ * and staying within it would take 4000+ connections, where lws's default poll() loop
+ * (GW_BENCH_EVENT_LOOP=poll; the default is epoll through libev in all three processes)
+ * costs O(connections) per wake-up and the client would measure itself. The token bucket is still checked on every message.
  * GW_BENCH_GATEWAY_URL=ws://host:port uses a running gateway instead (its limits apply).
  * The echo server is a child process (its own loop, like the gateway), on another free
  * port, configured like the gateway's listener. devkafka, the gateway, the echo server and
@@ -65,6 +65,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "mrd/jwt.h"
 
 #define MAX_MSGS (4u << 20) /* messages tracked per phase */
@@ -73,6 +75,35 @@
 #define MAX_INTERVALS 64
 #define WARMUP_NS 0.5e9     /* before each measured phase */
 #define DRAIN_NS 5e9        /* at most, for the answers of a phase before the next */
+
+/* ---- the event loop under lws ------------------------------------------------------------ */
+
+/* GW_BENCH_EVENT_LOOP: "epoll" (default) runs the client, the echo server and the gateway
+ * (MERIDIAN_GW_EVENT_LOOP) on libev's epoll backend through lws's libev plugin, with a loop
+ * of ours ("foreign", so lws takes over no signals); "poll" on lws's own poll() loop, whose
+ * every wake-up costs O(connections) in all three processes. */
+static bool g_epoll = true;
+
+/* Sets info up for the loop: a new libev loop in *loop (NULL on poll). Returns 0 or -1. */
+static int loop_setup(struct lws_context_creation_info *info, void **foreign, struct ev_loop **loop) {
+  *loop = NULL;
+  if (!g_epoll) return 0;
+  *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+  if (!*loop) return -1;
+  foreign[0] = *loop;
+  info->foreign_loops = foreign;
+  info->options |= LWS_SERVER_OPTION_LIBEV;
+  return 0;
+}
+
+/* One turn of the loop: blocks until an event or an lws timer. Returns -1 to stop. */
+static int loop_once(struct lws_context *ctx, struct ev_loop *loop) {
+  if (loop) {
+    ev_run(loop, EVRUN_ONCE);
+    return 0;
+  }
+  return lws_service(ctx, 0) < 0 ? -1 : 0;
+}
 
 /* ---- time and statistics ---------------------------------------------------------------- */
 
@@ -241,10 +272,13 @@ static void echo_server_run(int port) {
   info.protocols = protos;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   info.pt_serv_buf_size = 32 * 1024;
+  void *foreign[1];
+  struct ev_loop *loop;
+  if (loop_setup(&info, foreign, &loop)) _exit(3);
   struct lws_context *ctx = lws_create_context(&info);
   if (!ctx) _exit(3);
   for (;;)
-    if (lws_service(ctx, 0) < 0) break;
+    if (loop_once(ctx, loop) < 0) break;
   lws_context_destroy(ctx);
   _exit(0);
 }
@@ -353,6 +387,7 @@ static pid_t start_gateway(int port) {
     setenv("MERIDIAN_GATEWAY_PORT", p, 1);
     setenv("MERIDIAN_GW_DRIVER_RATE", "100000", 1);
     setenv("MERIDIAN_GW_DRIVER_BURST", "100000", 1);
+    setenv("MERIDIAN_GW_EVENT_LOOP", g_epoll ? "epoll" : "poll", 1);
     int fd = open(g_gw_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int nul = open("/dev/null", O_RDONLY);
     if (fd >= 0) {
@@ -399,6 +434,7 @@ typedef struct bconn {
 /* The state of the run (one thread: the lws loop). */
 static struct {
   struct lws_context *ctx;
+  struct ev_loop *loop; /* libev loop of ctx; NULL on lws's poll() loop */
   bconn *conns;
   int nconns, up, failed, closed;
   mode mode;
@@ -414,7 +450,8 @@ static struct {
   uint64_t sent, answered, errors, unknown;
   uint64_t answered_in_window; /* fixed rate: answers received in [measure_from, measure_to) */
   char first_error[256];
-  lws_sorted_usec_list_t tick;
+  lws_sorted_usec_list_t tick; /* the 1 ms tick on lws's poll() loop */
+  ev_timer ev_tick;             /* the same on libev */
 } g;
 
 /* Midtown, Upper West Side, Harlem, Chelsea, Lower East Side, Upper East Side, Financial
@@ -544,24 +581,38 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
 static const struct lws_protocols client_protocols[] = {{"bench", client_cb, 0, RX_MAX, 0, NULL, 0},
                                                         {NULL, NULL, 0, 0, 0, NULL, 0}};
 
+/* Every 1 ms: wake the connections whose next fixed-rate update is due. */
+static void tick(void) {
+  if (g.mode != MODE_FIXED_RATE) return;
+  double now = now_ns();
+  for (int i = 0; i < g.nconns; i++) {
+    bconn *c = &g.conns[i];
+    if (c->active && c->up && c->next_due_ns <= now && c->next_due_ns < g.send_until)
+      lws_callback_on_writable(c->wsi);
+  }
+}
+
+/* On lws's poll() loop the tick is an lws timer (sul). */
 static void on_tick(lws_sorted_usec_list_t *sul) {
   (void)sul;
-  if (g.mode == MODE_FIXED_RATE) {
-    double now = now_ns();
-    for (int i = 0; i < g.nconns; i++) {
-      bconn *c = &g.conns[i];
-      if (c->active && c->up && c->next_due_ns <= now && c->next_due_ns < g.send_until)
-        lws_callback_on_writable(c->wsi);
-    }
-  }
+  tick();
   lws_sul_schedule(g.ctx, 0, &g.tick, on_tick, 1000 /* us */);
+}
+
+/* On libev it is a libev timer: lws 4.1.6's libev glue re-arms its own timer only after
+ * I/O, and an lws 1 ms timer stalled for seconds at 1,000 updates/s. */
+static void on_ev_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents;
+  tick();
 }
 
 /* Services the loop until now_ns() >= until_ns or done() says so. */
 static void run_until(double until_ns, bool (*done)(void)) {
   while (now_ns() < until_ns) {
     if (done && done()) return;
-    if (lws_service(g.ctx, 0) < 0) return;
+    if (loop_once(g.ctx, g.loop) < 0) return;
   }
 }
 
@@ -581,6 +632,8 @@ static int connect_all(int port, const char *secret) {
   info.port = CONTEXT_PORT_NO_LISTEN;
   info.protocols = client_protocols;
   info.pt_serv_buf_size = 32 * 1024;
+  void *foreign[1];
+  if (loop_setup(&info, foreign, &g.loop)) return 0;
   g.ctx = lws_create_context(&info);
   if (!g.ctx) return 0;
   g.up = g.failed = g.closed = 0;
@@ -599,7 +652,7 @@ static int connect_all(int port, const char *secret) {
     snprintf(c->path, sizeof c->path, "/v1/driver?token=%s", tok);
     free(tok);
     while (i - (g.up + g.failed + g.closed) >= 200 && now_ns() < deadline)
-      if (lws_service(g.ctx, 0) < 0) break;
+      if (loop_once(g.ctx, g.loop) < 0) break;
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = g.ctx;
@@ -617,14 +670,22 @@ static int connect_all(int port, const char *secret) {
     }
   }
   run_until(deadline, all_settled);
-  lws_sul_schedule(g.ctx, 0, &g.tick, on_tick, 1000);
+  if (g.loop) {
+    ev_timer_init(&g.ev_tick, on_ev_tick, 1e-3, 1e-3);
+    ev_timer_start(g.loop, &g.ev_tick);
+  } else {
+    lws_sul_schedule(g.ctx, 0, &g.tick, on_tick, 1000);
+  }
   return g.up;
 }
 
 static void disconnect_all(void) {
-  lws_sul_cancel(&g.tick);
+  if (g.loop) ev_timer_stop(g.loop, &g.ev_tick);
+  else lws_sul_cancel(&g.tick);
   lws_context_destroy(g.ctx);
   g.ctx = NULL;
+  if (g.loop) ev_loop_destroy(g.loop);
+  g.loop = NULL;
 }
 
 static void phase_reset(mode m, int active) {
@@ -767,7 +828,8 @@ static void print_report(const params *p, int rounds) {
   machine(mach, sizeof mach);
   for (size_t i = 0; i < g_nseries; i++) finish_series(&g_series[i]);
   fprintf(stderr, "\ngateway_bench: %d driver connections (closed loop: %d x %d in flight; open loop: all), "
-                  "%d interleaved rounds, machine: %s\n", g.nconns, p->nsat, p->window, rounds, mach);
+                  "%d interleaved rounds, lws on %s, machine: %s\n", g.nconns, p->nsat, p->window, rounds,
+          g_epoll ? "epoll (libev)" : "poll()", mach);
   fprintf(stderr, "%-16s %-9s %4s %10s %10s %10s %7s %9s  %s\n", "workload", "impl", "unit", "median", "p95",
           "p99", "n", "vs anchor", "note");
   for (size_t i = 0; i < g_nseries; i++) {
@@ -844,6 +906,12 @@ int main(void) {
   params p = {env_int("GW_BENCH_SAT_CONNS", 200, 1, 15000), env_int("GW_BENCH_WINDOW", 16, 1, 200),
               env_int("GW_BENCH_RATE", 20000, 100, 1000000), env_int("GW_BENCH_SECONDS", 2, 1, 30)};
   int rounds = env_int("GW_BENCH_ROUNDS", 2, 1, 10);
+  const char *el = getenv("GW_BENCH_EVENT_LOOP");
+  if (el && strcmp(el, "epoll") != 0 && strcmp(el, "poll") != 0) {
+    say("GW_BENCH_EVENT_LOOP=%s: want epoll or poll", el);
+    return 2;
+  }
+  g_epoll = !el || strcmp(el, "epoll") == 0;
   if (p.nsat > g.nconns) p.nsat = g.nconns;
   g.conns = calloc((size_t)g.nconns, sizeof *g.conns);
   g.sent_ns = malloc(MAX_MSGS * sizeof *g.sent_ns);

@@ -3,7 +3,9 @@
  * its flag, default, range and help. `meridian-gateway --help` prints it. Secrets (the JWT
  * secret) come only from the environment or MERIDIAN_JWT_SECRET_FILE.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mrd/config.h"
 #include "server.h"
@@ -47,12 +49,18 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "10", "consumer fetch.wait.max.ms", MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000", "producer local queue (messages); full -> unavailable", MRD_CONFIG_INT, 1, 10000000, &c->queue_max);
   ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
+  ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",
                            "the WebSocket edge for drivers and riders (docs/protocol.md)", opts, n};
   mrd_config_load_or_exit(&spec, argc, argv);
   c->poll_us = poll_us;
+  if (strcmp(c->event_loop, "epoll") != 0 && strcmp(c->event_loop, "poll") != 0) {
+    fprintf(stderr, "MERIDIAN_GW_EVENT_LOOP (--event-loop): \"%s\" is neither epoll nor poll\n", c->event_loop);
+    mrd_config_release(&spec);
+    exit(2);
+  }
   mrd_config_log(&spec);
 }
 

@@ -79,6 +79,11 @@ int gw_kafka_start(gw_server *s) {
   po.queue_max_messages = s->cfg->queue_max;
   po.on_delivery = on_delivery;
   po.ud = s;
+  /* Small produce requests pipelined on one connection (idempotence allows 5 in flight)
+   * otherwise wait behind Nagle for the broker's delayed ACK (tens of ms): an ack's latency
+   * is the point here (bench/README.md, gateway_bench). */
+  static const char *const extra[] = {"socket.nagle.disable", "true", NULL};
+  po.extra = extra;
   if (mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err)) {
     mrd_log_error("kafka_producer", "err=%s", err);
     return -1;

@@ -85,14 +85,15 @@ int main(int argc, char **argv) {
   g_ctx = s.ctx;
   if (mrd_signals_install(wake, NULL)) goto out;
   while (!mrd_should_stop()) {
-    if (lws_service(s.ctx, 0) < 0) break;
+    if (gw_ws_run_once(&s) < 0) break;
   }
   mrd_log_info("stopping", "signal=%d", mrd_stop_signal());
   s.stopping = true;
   rc = 0;
 out:
   gw_kafka_wake_off(&s); /* before the loop that reads the wake pipe goes */
-  if (s.ctx) lws_context_destroy(s.ctx); /* closes connections: no more work taken */
+  g_ctx = NULL; /* a second signal must not reach a context being destroyed */
+  gw_ws_stop(&s); /* closes connections: no more work taken */
   if (!s.wake_adopted && s.wake_fd[0] >= 0) close(s.wake_fd[0]);
   gw_kafka_stop(&s, 5000);
   gw_shardmap_free(s.map);

@@ -10,6 +10,7 @@
 #ifndef MRD_GATEWAY_SERVER_H
 #define MRD_GATEWAY_SERVER_H
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +51,7 @@ typedef struct gw_config {
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 10 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
+  char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */
   int redis_timeout_ms;               /* 200 */
 } gw_config;
 
@@ -121,6 +123,7 @@ typedef struct gw_metrics {
 typedef struct gw_server {
   gw_config *cfg;
   struct lws_context *ctx;
+  struct ev_loop *loop; /* the libev (epoll) loop lws runs on; NULL on lws's own poll() loop */
   struct lws_vhost *vhost;
   gw_area *area;
   gw_shardmap *map;
@@ -133,7 +136,8 @@ typedef struct gw_server {
   gw_metrics m;
   mrd_health health; /* what /readyz and /metrics answer (mrd_admin_respond) */
   gw_conn *registry[GW_REGISTRY_BUCKETS];
-  lws_sorted_usec_list_t sul_poll, sul_housekeeping;
+  lws_sorted_usec_list_t sul_poll, sul_housekeeping; /* timers on lws's poll() loop */
+  ev_timer ev_poll, ev_housekeeping;                 /* the same on the libev loop */
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
@@ -186,6 +190,13 @@ int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_
 
 /* Create the lws context and listen. Returns 0 or -1. */
 int gw_ws_start(gw_server *s);
+
+/* One turn of the event loop (blocks until something happens or a timer is due): libev's
+ * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
+int gw_ws_run_once(gw_server *s);
+
+/* Destroys the lws context and then the libev loop (each may be NULL). */
+void gw_ws_stop(gw_server *s);
 /* Queue a JSON text for a connection (copied). droppable: see gw_out. */
 void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable);
 /* Send an error reply. */

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
+
 #include "mrd/jwt.h"
 #include "mrd/log.h"
 #include "server.h"
@@ -580,11 +582,59 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 /* ---- Kafka wake-ups and timers ---------------------------------------------------------- */
 
 /* A fallback: librdkafka wakes the loop through the pipe (wake_cb); this timer also runs
- * at once while a poll left events behind (its bound reached). */
+ * at once while a poll left events behind (its bound reached). Returns the delay to the
+ * next run in us. */
+static int64_t kafka_poll_turn(gw_server *s) {
+  return gw_kafka_poll(s) ? 1 : s->cfg->poll_us;
+}
+
+/* Every epoch_check_ms: the shard-map epoch, and clients blocked too long. */
+static void housekeeping(gw_server *s) {
+  gw_epoch_check(s);
+  int64_t now = gw_now_ms();
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->blocked_since_ms && now - c->blocked_since_ms > s->cfg->blocked_ms && !c->closing) {
+        c->closing = true;
+        mrd_counter_inc(s->m.closed_slow);
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1); /* cannot even write a close */
+      }
+    }
+  }
+}
+
+/* On lws's poll() loop the timers are lws's (sul). */
 static void on_poll(lws_sorted_usec_list_t *sul) {
   gw_server *s = lws_container_of(sul, gw_server, sul_poll);
-  bool more = gw_kafka_poll(s);
-  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, more ? 1 : s->cfg->poll_us);
+  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, kafka_poll_turn(s));
+}
+
+static void on_housekeeping(lws_sorted_usec_list_t *sul) {
+  gw_server *s = lws_container_of(sul, gw_server, sul_housekeeping);
+  housekeeping(s);
+  lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
+                   s->cfg->epoch_check_ms * LWS_US_PER_MS);
+}
+
+/* On the libev loop the timers are libev's: lws 4.1.6's libev glue arms its one timer only
+ * after I/O and sets it while it may still be running (ev_timer_set on an active watcher),
+ * so an lws timer can fire late when the loop is quiet (measured here: the bench client's
+ * 1 ms tick stalled for seconds at 1,000 updates/s). The Kafka fallback timer also pokes
+ * lws (lws_cancel_service), which makes lws run its own due timers (close and handshake
+ * timeouts) at least every MERIDIAN_GW_POLL_US. */
+static void on_ev_poll(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)revents;
+  gw_server *s = w->data;
+  int64_t us = kafka_poll_turn(s);
+  if (us > 1) lws_cancel_service(s->ctx);
+  ev_timer_set(w, us > 1 ? (double)us / 1e6 : 0., 0.);
+  ev_timer_start(loop, w);
+}
+
+static void on_ev_housekeeping(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  housekeeping(w->data);
 }
 
 /* The read end of the Kafka wake pipe, adopted as a raw file: a queue got work. */
@@ -598,25 +648,16 @@ static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   char buf[256];
   while (read(lws_get_socket_fd(wsi), buf, sizeof buf) > 0) {
   }
-  if (gw_kafka_poll(s)) lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, 1);
-  return 0;
-}
-
-static void on_housekeeping(lws_sorted_usec_list_t *sul) {
-  gw_server *s = lws_container_of(sul, gw_server, sul_housekeeping);
-  gw_epoch_check(s);
-  int64_t now = gw_now_ms();
-  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
-    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
-      if (c->blocked_since_ms && now - c->blocked_since_ms > s->cfg->blocked_ms && !c->closing) {
-        c->closing = true;
-        mrd_counter_inc(s->m.closed_slow);
-        lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 1); /* cannot even write a close */
-      }
+  if (gw_kafka_poll(s)) {
+    if (s->loop) {
+      ev_timer_stop(s->loop, &s->ev_poll);
+      ev_timer_set(&s->ev_poll, 0., 0.);
+      ev_timer_start(s->loop, &s->ev_poll);
+    } else {
+      lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, 1);
     }
   }
-  lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
-                   s->cfg->epoch_check_ms * LWS_US_PER_MS);
+  return 0;
 }
 
 static const struct lws_protocols protocols[] = {
@@ -634,6 +675,24 @@ int gw_ws_start(gw_server *s) {
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
   info.pt_serv_buf_size = 32 * 1024;
   info.fd_limit_per_thread = 0;
+  /* lws's own loop poll()s every descriptor on each wake-up: O(connections), the largest
+   * cost with 1000 busy connections (bench/README.md, gateway_bench). On epoll, through
+   * lws's libev plugin with a loop of ours ("foreign"), a wake-up costs O(ready). Being
+   * foreign, lws installs no signal watchers: SIGTERM stays mrd_signals' (PLATFORM.md). */
+  void *foreign[1] = {NULL};
+  if (strcmp(s->cfg->event_loop, "epoll") == 0) {
+    s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!s->loop) {
+      mrd_log_error("event_loop", "err=%s", "libev could not create an epoll loop");
+      return -1;
+    }
+    /* lws 4.1.6's libev glue logs every watcher change at NOTICE (elops_io_ev), i.e. a
+     * line per message: keep lws's errors and warnings only (NULL keeps mrd_log's emitter) */
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    foreign[0] = s->loop;
+    info.foreign_loops = foreign;
+    info.options |= LWS_SERVER_OPTION_LIBEV;
+  }
   s->health = (mrd_health){ready, s, s->m.reg};
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
@@ -650,9 +709,39 @@ int gw_ws_start(gw_server *s) {
     }
     s->wake_adopted = true; /* lws closes it with the context */
   }
-  lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
-  lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
-                   s->cfg->epoch_check_ms * LWS_US_PER_MS);
-  mrd_log_info("listening", "host=%s port=%d", s->cfg->host, s->cfg->port);
+  if (s->loop) {
+    ev_timer_init(&s->ev_poll, on_ev_poll, (double)s->cfg->poll_us / 1e6, 0.);
+    s->ev_poll.data = s;
+    ev_timer_start(s->loop, &s->ev_poll);
+    double hk_s = (double)s->cfg->epoch_check_ms / 1e3;
+    ev_timer_init(&s->ev_housekeeping, on_ev_housekeeping, hk_s, hk_s);
+    s->ev_housekeeping.data = s;
+    ev_timer_start(s->loop, &s->ev_housekeeping);
+  } else {
+    lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
+    lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
+                     s->cfg->epoch_check_ms * LWS_US_PER_MS);
+  }
+  mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
+               s->loop ? "epoll" : "poll");
   return 0;
+}
+
+int gw_ws_run_once(gw_server *s) {
+  if (s->loop) {
+    ev_run(s->loop, EVRUN_ONCE); /* returns on a signal too (EINTR) */
+    return 0;
+  }
+  return lws_service(s->ctx, 0) < 0 ? -1 : 0;
+}
+
+void gw_ws_stop(gw_server *s) {
+  if (s->loop) {
+    ev_timer_stop(s->loop, &s->ev_poll);
+    ev_timer_stop(s->loop, &s->ev_housekeeping);
+  }
+  if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
+  s->ctx = NULL;
+  if (s->loop) ev_loop_destroy(s->loop);
+  s->loop = NULL;
 }
