@@ -11,9 +11,12 @@
  * {lat, lng as int32 fixed-point 1e-7 degree, id} of 16 bytes, then the packed payloads
  * (ts_ms << 8 | state): 24 bytes a slot, cap a multiple of 8. A search scans the slots
  * contiguously and reads a candidate's id from the line it scanned; a move touches one slot
- * line and one payload word. An open-addressing table (linear probing, 8-byte entries: node
- * 32 bits | slot 24 bits | 8-bit fingerprint of the id's hash) maps id to its slot; the id
- * itself is read from the leaf, which a move touches anyway. Leaves hold up to 128 points:
+ * line and one payload word. An open-addressing table (linear probing, 16-byte entries {id,
+ * node, slot}) maps id to its slot; it holds the id itself, so a lookup reads no leaf line.
+ * The cold node record repeats a leaf's capacity next to its box, so a move that stays in its
+ * leaf reads the table entry and node records (a few hundred KB at 1M points, cache
+ * resident) and only writes its slot and payload: one dependent miss, then two stores. A move
+ * that leaves its leaf does not read the new leaf's header either. Leaves hold up to 128 points:
  * large enough that most 50 m moves of a driver stay in their leaf at 1M drivers in a city,
  * small enough that a kNN scans only two or three of them.
  *
@@ -50,7 +53,6 @@
 #define FIX 1e7                 /* fixed-point units per degree */
 #define MERGE_MAX (GEO_QT_LEAF_MAX / 2)
 #define SLOT_MAX 0xFFFFFFu      /* 24 bits of slot in a table entry */
-#define TAB_EMPTY UINT64_MAX
 #define STACK_MAX (3 * GEO_QT_MAX_DEPTH + 8)
 #define TS_LIMIT (INT64_C(1) << 55) /* ts_ms must lie in [-TS_LIMIT, TS_LIMIT) */
 #ifndef M_PI
@@ -74,7 +76,7 @@ typedef struct qt_node {
 typedef struct qt_meta {
   int32_t min_lat, max_lat, min_lng, max_lng; /* closed box, fixed-point */
   uint32_t parent;                            /* NONE for the root */
-  uint32_t unused2;
+  uint32_t cap;                               /* leaf slots in mem (0 without mem) */
   uint32_t depth;
   uint32_t unused;
 } qt_meta;
@@ -82,6 +84,13 @@ typedef struct qt_meta {
 typedef struct qt_box {
   int32_t min_lat, max_lat, min_lng, max_lng;
 } qt_box;
+
+/* An id table entry: the id itself, so that a lookup needs no leaf line, and its place. */
+typedef struct tab_ent {
+  uint64_t id;
+  uint32_t node; /* NONE: empty */
+  uint32_t slot;
+} tab_ent;
 
 static const qt_box ROOT_BOX = {-900000000, 900000000, -1800000000, 1800000000};
 
@@ -91,7 +100,7 @@ struct geo_quadtree {
   qt_meta *meta;
   uint32_t n_nodes, cap_nodes;
   uint32_t free4; /* free list of blocks of 4 nodes */
-  uint64_t *tab;
+  tab_ent *tab;
   size_t tab_cap; /* power of two */
   int tab_shift;  /* 64 - log2(tab_cap) */
   size_t n;       /* points */
@@ -100,8 +109,8 @@ struct geo_quadtree {
 
 /* ---- leaf storage ---------------------------------------------------------------- */
 
-/* A leaf block starts with its box and capacity, so that a move or a search reads the block
- * and nothing else: header | coordinate pairs [cap] | {id, payload} pairs [cap]. */
+/* A leaf block starts with its box and capacity (what a search reads with the slots; updates
+ * take both from the node arrays): header | slots [cap] | payloads [cap]. */
 typedef struct leaf_hdr {
   qt_box box;
   uint32_t cap;
@@ -161,54 +170,46 @@ static inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
-static inline uint64_t entry_make(uint32_t node, uint32_t slot, uint64_t h) {
-  return ((uint64_t)node << 32) | ((uint64_t)slot << 8) | (h & 0xFFu);
-}
-static inline uint32_t entry_node(uint64_t e) { return (uint32_t)(e >> 32); }
-static inline uint32_t entry_slot(uint64_t e) { return (uint32_t)(e >> 8) & SLOT_MAX; }
-
-static inline uint64_t entry_id(const geo_quadtree *qt, uint64_t e) {
-  return slot_id(qt, entry_node(e), entry_slot(e));
-}
+static inline bool tab_empty(const tab_ent *e) { return e->node == NONE; }
 
 /* Table index of id, or SIZE_MAX. */
 static size_t tab_find(const geo_quadtree *qt, uint64_t id) {
-  uint64_t h = mix64(id);
-  size_t mask = qt->tab_cap - 1, i = (size_t)(h >> qt->tab_shift);
+  size_t mask = qt->tab_cap - 1, i = (size_t)(mix64(id) >> qt->tab_shift);
   for (;;) {
-    uint64_t e = qt->tab[i];
-    if (e == TAB_EMPTY) return SIZE_MAX;
-    if ((e & 0xFFu) == (h & 0xFFu) && entry_id(qt, e) == id) return i;
+    const tab_ent *e = &qt->tab[i];
+    if (e->id == id && !tab_empty(e)) return i;
+    if (tab_empty(e)) return SIZE_MAX;
     i = (i + 1) & mask;
   }
 }
 
-static void tab_put_raw(uint64_t *tab, size_t cap, int shift, uint64_t h, uint64_t e) {
-  size_t mask = cap - 1, i = (size_t)(h >> shift);
-  while (tab[i] != TAB_EMPTY) i = (i + 1) & mask;
+static void tab_put_raw(tab_ent *tab, size_t cap, int shift, tab_ent e) {
+  size_t mask = cap - 1, i = (size_t)(mix64(e.id) >> shift);
+  while (!tab_empty(&tab[i])) i = (i + 1) & mask;
   tab[i] = e;
 }
 
 /* Point the existing entry of id at (node, slot). */
 static void tab_set(geo_quadtree *qt, uint64_t id, uint32_t node, uint32_t slot) {
   size_t i = tab_find(qt, id);
-  qt->tab[i] = entry_make(node, slot, qt->tab[i]);
+  qt->tab[i].node = node;
+  qt->tab[i].slot = slot;
 }
 
 /* Delete the entry at index i, shifting later entries of the cluster back (no tombstones). */
 static void tab_delete(geo_quadtree *qt, size_t i) {
   size_t mask = qt->tab_cap - 1, j = i;
-  qt->tab[i] = TAB_EMPTY;
+  qt->tab[i].node = NONE;
   for (;;) {
     j = (j + 1) & mask;
-    uint64_t e = qt->tab[j];
-    if (e == TAB_EMPTY) return;
-    size_t home = (size_t)(mix64(entry_id(qt, e)) >> qt->tab_shift);
+    tab_ent e = qt->tab[j];
+    if (tab_empty(&e)) return;
+    size_t home = (size_t)(mix64(e.id) >> qt->tab_shift);
     /* e stays if its home lies cyclically in (i, j]. */
     bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
     if (stays) continue;
     qt->tab[i] = e;
-    qt->tab[j] = TAB_EMPTY;
+    qt->tab[j].node = NONE;
     i = j;
   }
 }
@@ -223,14 +224,13 @@ static int log2_size(size_t cap) {
 static geo_err tab_reserve(geo_quadtree *qt) {
   if ((qt->n + 1) * 10 <= qt->tab_cap * 7) return GEO_OK;
   size_t ncap = qt->tab_cap * 2;
-  if (ncap > SIZE_MAX / sizeof(uint64_t)) return GEO_ENOMEM;
-  uint64_t *t = geo__malloc(ncap * sizeof *t);
+  if (ncap > SIZE_MAX / sizeof(tab_ent)) return GEO_ENOMEM;
+  tab_ent *t = geo__malloc(ncap * sizeof *t);
   if (t == NULL) return GEO_ENOMEM;
   memset(t, 0xFF, ncap * sizeof *t);
   int shift = 64 - log2_size(ncap);
   for (size_t i = 0; i < qt->tab_cap; i++) {
-    uint64_t e = qt->tab[i];
-    if (e != TAB_EMPTY) tab_put_raw(t, ncap, shift, mix64(entry_id(qt, e)), e);
+    if (!tab_empty(&qt->tab[i])) tab_put_raw(t, ncap, shift, qt->tab[i]);
   }
   geo__free(qt->tab);
   qt->tab = t;
@@ -321,6 +321,7 @@ static void leaf_free_mem(geo_quadtree *qt, uint32_t idx) {
     geo__free(qt->nodes[idx].mem);
   }
   qt->nodes[idx].mem = NULL;
+  qt->meta[idx].cap = 0;
 }
 
 /* Give leaf idx room for one more point. */
@@ -334,6 +335,7 @@ static geo_err leaf_grow(geo_quadtree *qt, uint32_t idx) {
     copy_slot(mem, ncap, i, qt->nodes[idx].mem, cap, i);
   leaf_free_mem(qt, idx);
   qt->nodes[idx].mem = mem;
+  qt->meta[idx].cap = ncap;
   qt->leaf_bytes += block_bytes(ncap);
   return GEO_OK;
 }
@@ -362,7 +364,8 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
   for (uint32_t q = 0; q < 4; q++) {
     qt_box cb = child_box(&box, q);
     qt->nodes[b + q] = (qt_node){NONE, 0, mem[q]};
-    qt->meta[b + q] = (qt_meta){cb.min_lat, cb.max_lat, cb.min_lng, cb.max_lng, idx, 0,
+    qt->meta[b + q] = (qt_meta){cb.min_lat, cb.max_lat, cb.min_lng, cb.max_lng, idx,
+                                mem[q] ? round8(cnt[q]) : 0,
                                 qt->meta[idx].depth + 1, 0};
     if (mem[q]) qt->leaf_bytes += block_bytes(round8(cnt[q]));
   }
@@ -390,12 +393,13 @@ static bool try_merge_one(geo_quadtree *qt, uint32_t p) {
     qt->leaf_bytes += block_bytes(cap);
   }
   qt->nodes[p].mem = mem;
+  qt->meta[p].cap = cap;
   uint32_t s = 0;
   for (uint32_t q = 0; q < 4; q++) {
     uint32_t c = b + q;
     for (uint32_t i = 0; i < qt->nodes[c].count; i++, s++) {
       copy_slot(mem, cap, s, qt->nodes[c].mem, mem_cap(qt->nodes[c].mem), i);
-      tab_set(qt, slot_id(qt, c, i), p, s); /* the child still holds the id: found there */
+      tab_set(qt, slot_id(qt, c, i), p, s);
     }
     leaf_free_mem(qt, c);
     qt->nodes[c].count = 0;
@@ -429,7 +433,7 @@ static geo_err descend_reserve(geo_quadtree *qt, uint32_t start, int32_t lat, in
     if (e != GEO_OK) return e;
   }
   if (qt->nodes[cur].count > SLOT_MAX) return GEO_ERANGE;
-  if (qt->nodes[cur].count == mem_cap(qt->nodes[cur].mem)) {
+  if (qt->nodes[cur].count == qt->meta[cur].cap) {
     geo_err e = leaf_grow(qt, cur);
     if (e != GEO_OK) return e;
   }
@@ -441,7 +445,7 @@ static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_
                             int32_t lng, geo_qt_payload pl) {
   uint32_t s = qt->nodes[leaf].count;
   unsigned char *mem = qt->nodes[leaf].mem;
-  uint32_t cap = L_hdr(mem)->cap;
+  uint32_t cap = qt->meta[leaf].cap;
   L_sl(mem)[s].id = id;
   L_sl(mem)[s].lat = lat;
   L_sl(mem)[s].lng = lng;
@@ -455,7 +459,7 @@ static void leaf_take_out(geo_quadtree *qt, uint32_t leaf, uint32_t s) {
   uint32_t last = qt->nodes[leaf].count - 1;
   if (s != last) {
     unsigned char *mem = qt->nodes[leaf].mem;
-    uint32_t cap = L_hdr(mem)->cap;
+    uint32_t cap = qt->meta[leaf].cap;
     copy_slot(mem, cap, s, mem, cap, last);
     tab_set(qt, slot_id(qt, leaf, s), leaf, s); /* the copy at `last` still names it */
   }
@@ -510,10 +514,12 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
   int32_t lat = deg_to_fix(pos.lat), lng = deg_to_fix(pos.lng);
   size_t ti = tab_find(qt, id);
   if (ti != SIZE_MAX) {
-    uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
+    uint32_t leaf = qt->tab[ti].node, s = qt->tab[ti].slot;
     unsigned char *mem = qt->nodes[leaf].mem;
-    if (box_contains(&L_hdr(mem)->box, lat, lng)) { /* the common case: reads only the block */
-      uint32_t cap = L_hdr(mem)->cap;
+    const qt_meta *mt = &qt->meta[leaf];
+    /* The common case: the box and capacity from the node arrays, then two stores. */
+    if (box_contains(meta_box(mt), lat, lng)) {
+      uint32_t cap = mt->cap;
       L_sl(mem)[s].lat = lat;
       L_sl(mem)[s].lng = lng;
       L_pl(mem, cap)[s] = pack_pl(pl);
@@ -530,7 +536,8 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     if (e != GEO_OK) return e;
     uint32_t ns = leaf_append(qt, target, id, lat, lng, pl);
     for (uint32_t x = target; x != anc; x = qt->meta[x].parent) qt->nodes[x].count++;
-    qt->tab[ti] = entry_make(target, ns, qt->tab[ti]);
+    qt->tab[ti].node = target;
+    qt->tab[ti].slot = ns;
     leaf_take_out(qt, leaf, s);
     for (uint32_t x = leaf; x != anc; x = qt->meta[x].parent) qt->nodes[x].count--;
     if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, leaf);
@@ -544,8 +551,7 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
   if (e != GEO_OK) return e;
   uint32_t ns = leaf_append(qt, target, id, lat, lng, pl);
   for (uint32_t x = target; x != NONE; x = qt->meta[x].parent) qt->nodes[x].count++;
-  uint64_t h = mix64(id);
-  tab_put_raw(qt->tab, qt->tab_cap, qt->tab_shift, h, entry_make(target, ns, h));
+  tab_put_raw(qt->tab, qt->tab_cap, qt->tab_shift, (tab_ent){id, target, ns});
   qt->n++;
   return GEO_OK;
 }
@@ -554,8 +560,8 @@ geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id, geo_qt_payload p
   if (qt == NULL || pl.ts_ms < -TS_LIMIT || pl.ts_ms >= TS_LIMIT) return GEO_EINVAL;
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
-  uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
-  L_pl(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem))[s] = pack_pl(pl);
+  uint32_t leaf = qt->tab[ti].node, s = qt->tab[ti].slot;
+  L_pl(qt->nodes[leaf].mem, qt->meta[leaf].cap)[s] = pack_pl(pl);
   return GEO_OK;
 }
 
@@ -563,7 +569,7 @@ geo_err geo_quadtree_remove(geo_quadtree *qt, uint64_t id) {
   if (qt == NULL) return GEO_EINVAL;
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
-  uint32_t leaf = entry_node(qt->tab[ti]), s = entry_slot(qt->tab[ti]);
+  uint32_t leaf = qt->tab[ti].node, s = qt->tab[ti].slot;
   tab_delete(qt, ti);
   leaf_take_out(qt, leaf, s);
   for (uint32_t x = leaf; x != NONE; x = qt->meta[x].parent) qt->nodes[x].count--;
@@ -585,8 +591,8 @@ geo_err geo_quadtree_get(const geo_quadtree *qt, uint64_t id, geo_qt_point *out)
   if (qt == NULL || out == NULL) return GEO_EINVAL;
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
-  uint32_t leaf = entry_node(qt->tab[ti]);
-  *out = point_at(qt->nodes[leaf].mem, mem_cap(qt->nodes[leaf].mem), entry_slot(qt->tab[ti]));
+  uint32_t leaf = qt->tab[ti].node;
+  *out = point_at(qt->nodes[leaf].mem, qt->meta[leaf].cap, qt->tab[ti].slot);
   return GEO_OK;
 }
 
@@ -595,7 +601,7 @@ size_t geo_quadtree_count(const geo_quadtree *qt) { return qt ? qt->n : 0; }
 size_t geo_quadtree_memory_bytes(const geo_quadtree *qt) {
   if (qt == NULL) return 0;
   return sizeof *qt + 64 + (size_t)qt->cap_nodes * (sizeof(qt_node) + sizeof(qt_meta)) +
-         qt->tab_cap * sizeof(uint64_t) + qt->leaf_bytes;
+         qt->tab_cap * sizeof(tab_ent) + qt->leaf_bytes;
 }
 
 /* ---- searches ------------------------------------------------------------------------ */
@@ -1100,12 +1106,13 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
   if (memcmp(meta_box(mt), &box, sizeof box) != 0) return GEO_EFORMAT;
   if (nd->child == NONE) {
     if (nd->count > mem_cap(nd->mem) || (nd->count > 0) != (nd->mem != NULL)) return GEO_EFORMAT;
+    if (mt->cap != mem_cap(nd->mem)) return GEO_EFORMAT;
     if (nd->mem && memcmp(&L_hdr(nd->mem)->box, &box, sizeof box) != 0) return GEO_EFORMAT;
     if (nd->count > GEO_QT_LEAF_MAX && depth < GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
     for (uint32_t i = 0; i < nd->count; i++) {
       if (!box_contains(&box, L_sl(nd->mem)[i].lat, L_sl(nd->mem)[i].lng)) return GEO_EFORMAT;
       size_t ti = tab_find(qt, slot_id(qt, idx, i));
-      if (ti == SIZE_MAX || entry_node(qt->tab[ti]) != idx || entry_slot(qt->tab[ti]) != i)
+      if (ti == SIZE_MAX || qt->tab[ti].node != idx || qt->tab[ti].slot != i)
         return GEO_EFORMAT;
     }
     *points += nd->count;
@@ -1130,6 +1137,6 @@ geo_err geo_quadtree_check(const geo_quadtree *qt) {
   if (e != GEO_OK) return e;
   if (points != qt->n || qt->nodes[0].count != qt->n) return GEO_EFORMAT;
   size_t used = 0;
-  for (size_t i = 0; i < qt->tab_cap; i++) used += qt->tab[i] != TAB_EMPTY;
+  for (size_t i = 0; i < qt->tab_cap; i++) used += !tab_empty(&qt->tab[i]);
   return used == qt->n ? GEO_OK : GEO_EFORMAT;
 }
