@@ -69,6 +69,8 @@
 
 #include "mrd/jwt.h"
 
+#include "bench_machine.h"
+
 #define MAX_MSGS (4u << 20) /* messages tracked per phase */
 #define RX_MAX 1024         /* answers are ~60 B (ack) to ~150 B (echo) */
 #define INTERVAL_NS 250e6   /* throughput is counted per 250 ms */
@@ -804,28 +806,9 @@ static int run_target(const char *impl, int port, const char *secret, const para
 
 /* ---- report ------------------------------------------------------------------------------ */
 
-static void machine(char *out, size_t len) {
-  snprintf(out, len, "unknown");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (f == NULL) return;
-  char line[256];
-  int cpus = 0;
-  char model[128] = "";
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "processor", 9) == 0) cpus++;
-    if (model[0] == '\0' && strncmp(line, "model name", 10) == 0) {
-      char *p = strchr(line, ':');
-      if (p) snprintf(model, sizeof model, "%s", p + 2);
-      model[strcspn(model, "\n")] = '\0';
-    }
-  }
-  fclose(f);
-  snprintf(out, len, "%s, %d cpus", model, cpus);
-}
-
 static void print_report(const params *p, int rounds) {
   char mach[200];
-  machine(mach, sizeof mach);
+  bench_machine(mach, sizeof mach);
   for (size_t i = 0; i < g_nseries; i++) finish_series(&g_series[i]);
   fprintf(stderr, "\ngateway_bench: %d driver connections (closed loop: %d x %d in flight; open loop: all), "
                   "%d interleaved rounds, lws on %s, machine: %s\n", g.nconns, p->nsat, p->window, rounds,

@@ -29,6 +29,8 @@
 
 #ifdef GEO_BENCH_HAVE_SIDX
 #include <spatialindex/capi/sidx_api.h>
+
+#include "bench_machine.h"
 #endif
 
 #define MIN_LAT 40.70
@@ -417,25 +419,6 @@ static const row *find_row(const char *w, const char *impl) {
   return NULL;
 }
 
-static void machine(char *out, size_t len) {
-  snprintf(out, len, "unknown");
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  if (f == NULL) return;
-  char line[256];
-  int cpus = 0;
-  char model[128] = "";
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, "processor", 9) == 0) cpus++;
-    if (model[0] == '\0' && strncmp(line, "model name", 10) == 0) {
-      char *p = strchr(line, ':');
-      if (p) snprintf(model, sizeof model, "%s", p + 2);
-      model[strcspn(model, "\n")] = '\0';
-    }
-  }
-  fclose(f);
-  snprintf(out, len, "%s, %d cpus", model, cpus);
-}
-
 int main(void) {
   const char *env_n = getenv("GEO_BENCH_N");
   g_n = env_n && *env_n ? strtoul(env_n, NULL, 10) : 1000000;
@@ -473,7 +456,7 @@ int main(void) {
 
 report:;
   char mach[200];
-  machine(mach, sizeof mach);
+  bench_machine(mach, sizeof mach);
   fprintf(stderr, "\ngeo_bench: %zu drivers, Manhattan box; machine: %s\n", g_n, mach);
   fprintf(stderr, "%-26s %-16s %5s %12s %12s %8s %10s\n", "workload", "impl", "unit", "median", "p95", "n",
           "vs anchor");

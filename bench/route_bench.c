@@ -28,6 +28,8 @@
 #include "geo/snap.h"
 #include "geo/snapshot.h"
 
+#include "bench_machine.h"
+
 static double now_us(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -95,20 +97,6 @@ static size_t load_pairs(const geo_graph *g, const char *path, pair *out, size_t
   }
   fclose(f);
   return n;
-}
-
-static void machine(char *buf, size_t cap) {
-  char model[256] = "unknown cpu", line[512];
-  FILE *f = fopen("/proc/cpuinfo", "r");
-  while (f && fgets(line, sizeof line, f))
-    if (strncmp(line, "model name", 10) == 0) {
-      char *c = strchr(line, ':');
-      if (c) snprintf(model, sizeof model, "%s", c + 2);
-      model[strcspn(model, "\n")] = 0;
-      break;
-    }
-  if (f) fclose(f);
-  snprintf(buf, cap, "%s, %ld cores", model, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
 int main(int argc, char **argv) {
@@ -263,7 +251,7 @@ int main(int argc, char **argv) {
           "pgRouting astar / Meridian CH %.0fx; one_to_many_16 / p2p_astar %.2f\n",
           pg_dij / m_dij, pg_astar / astar_median, pg_astar / ch, otm / astar_median);
   char m[512];
-  machine(m, sizeof m);
+  bench_machine(m, sizeof m);
   printf("{\"bench\": \"route_bench\", \"machine\": \"%s\", \"rows\": [", m);
   for (int i = 0; i < n_rows; i++)
     printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.3f, \"p95\": %.3f, \"n\": %zu}",
