@@ -130,23 +130,6 @@ static void test_claims_redis_two_shards_never_offer_one_driver_twice(void **sta
   fixture_close(&f);
 }
 
-static pid_t start_private_redis(int port) {
-  char p[16];
-  snprintf(p, sizeof p, "%d", port);
-  char *argv[] = {"redis-server", "--port", p,   "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no",     NULL};
-  pid_t pid = itest_spawn(argv);
-  int64_t deadline = itest_now_ms() + 5000;
-  while (!itest_port_open(port)) {
-    if (itest_now_ms() > deadline) {
-      itest_kill(pid, SIGKILL);
-      fail_msg("redis-server did not listen on %d within 5 s", port);
-    }
-    itest_sleep_ms(20);
-  }
-  return pid;
-}
-
 /* A free loopback port in the dispatch helper's range. */
 static int range_port(void) {
   for (int p = 25000 + (int)(getpid() % 900); p < 26000; p++)
@@ -158,7 +141,7 @@ static int range_port(void) {
 static void test_claims_redis_falls_back_to_memory_and_back(void **state) {
   (void)state;
   int port = range_port();
-  pid_t pid = start_private_redis(port);
+  pid_t pid = itest_start_redis(port);
   char url[64];
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
   mrd_redis_opts o = {.connect_timeout_ms = 200,
@@ -181,7 +164,7 @@ static void test_claims_redis_falls_back_to_memory_and_back(void **state) {
   assert_true(st.fallback_ops >= 3);
   assert_true(st.redis_failures >= 3);
 
-  pid = start_private_redis(port); /* back, and empty */
+  pid = itest_start_redis(port); /* back, and empty */
   itest_sleep_ms(100);             /* past the reconnect backoff */
   /* The renewal finds no claim in Redis: LOST, and the core claims again, in Redis. */
   dsp_claim_result res = DSP_CLAIM_ERROR;

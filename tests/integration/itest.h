@@ -89,4 +89,24 @@ static inline void itest_kill(pid_t pid, int sig) {
   }
 }
 
+
+/* Starts a private redis-server (no persistence) on 127.0.0.1:port and waits up to 5 s for
+ * it to listen; fails the test otherwise. Stop it with itest_kill(pid, ...). */
+static inline pid_t itest_start_redis(int port) {
+  char p[16];
+  snprintf(p, sizeof p, "%d", port);
+  char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", NULL};
+  pid_t pid = itest_spawn(argv);
+  int64_t deadline = itest_now_ms() + 5000;
+  while (!itest_port_open(port)) {
+    if (itest_now_ms() > deadline) {
+      itest_kill(pid, SIGKILL);
+      fail_msg("redis-server did not listen on %d within 5 s", port);
+    }
+    itest_sleep_ms(20);
+  }
+  return pid;
+}
+
 #endif /* MRD_ITEST_H */

@@ -107,23 +107,6 @@ static void test_redis_db_from_url_selected(void **state) {
   mrd_redis_free(r0);
 }
 
-static pid_t start_redis(int port) {
-  char p[16];
-  snprintf(p, sizeof p, "%d", port);
-  char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", NULL};
-  pid_t pid = itest_spawn(argv);
-  int64_t deadline = itest_now_ms() + 5000;
-  while (!itest_port_open(port)) {
-    if (itest_now_ms() > deadline) {
-      itest_kill(pid, SIGKILL);
-      fail_msg("redis-server did not listen on %d within 5 s", port);
-    }
-    itest_sleep_ms(20);
-  }
-  return pid;
-}
-
 /* Retries SET until it works; returns the ms it took, or -1 after timeout_ms. */
 static int64_t until_set_works(mrd_redis *r, const char *key, int timeout_ms) {
   int64_t t0 = itest_now_ms();
@@ -137,7 +120,7 @@ static int64_t until_set_works(mrd_redis *r, const char *key, int timeout_ms) {
 static void test_redis_adapter_survives_server_restart(void **state) {
   (void)state;
   int port = itest_free_port();
-  pid_t pid = start_redis(port);
+  pid_t pid = itest_start_redis(port);
   char url[64];
   snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
   mrd_redis_opts opts = {.backoff_min_ms = 20, .backoff_max_ms = 200};
@@ -155,7 +138,7 @@ static void test_redis_adapter_survives_server_restart(void **state) {
   for (int i = 0; i < 50; i++) assert_int_equal(mrd_redis_ping(r), MRD_ECONN);
   assert_true(itest_now_ms() - t0 < 2000);
 
-  pid = start_redis(port);
+  pid = itest_start_redis(port);
   int64_t took = until_set_works(r, "k", 5000);
   assert_true(took >= 0);
   assert_true(took < 1000); /* backoff is capped at 200 ms here */
@@ -176,7 +159,7 @@ static void test_redis_adapter_survives_server_restart(void **state) {
   }
   assert_int_equal(errors, 10);
   assert_int_equal(mrd_redis_pending(r), 0);
-  pid = start_redis(port);
+  pid = itest_start_redis(port);
   assert_true(until_set_works(r, "k", 5000) >= 0);
   assert_int_equal(mrd_redis_ping(r), 0);
   mrd_redis_free(r);
