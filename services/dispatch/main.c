@@ -38,7 +38,8 @@ int main(int argc, char **argv) {
   int rc = 1;
   if (dsvc_open(&s, &cfg) != 0) goto out;
   int64_t t = now_ms();
-  if (dsvc_restore(&s, t) < 0) mrd_log_warn("restore_skipped", "reason=%s", "redis unreachable");
+  if (dsvc_restore(&s, t) < 0)
+    mrd_log_warn("restore_skipped", "reason=%s", "neither dispatch-events nor redis could be read");
   if (dsvc_assign(&s, false) != 0) goto out;
   int64_t warm_until = t + cfg.warmup_ms;
   int64_t next_tick = warm_until, next_hot = t, next_epoch = t + cfg.epoch_check_ms,
