@@ -18,21 +18,22 @@ double geo_normalize_lng(double lng) {
   return r - 180.0;
 }
 
-/* The one haversine implementation: geo_haversine_m and the searches (which pass cos_a =
- * geo__cos_lat(a) once per query) compute bit-identical distances. */
-double geo__cos_lat(geo_latlng a) { return cos(a.lat * DEG2RAD); }
+/* See geo_internal.h: the polynomial path and this libm path are one function. */
+geo__hav_origin geo__hav_origin_of(geo_latlng a) {
+  double p1 = a.lat * GEO__DEG2RAD;
+  return (geo__hav_origin){a, p1, cos(p1), sin(p1)};
+}
 
-double geo__haversine_cos_m(geo_latlng a, double cos_a, geo_latlng b) {
-  double p1 = a.lat * DEG2RAD, p2 = b.lat * DEG2RAD;
-  double dp = p2 - p1, dl = (b.lng - a.lng) * DEG2RAD;
+double geo__hav_slow_m(const geo__hav_origin *o, double p2, double dp, double dl) {
   double s1 = sin(dp * 0.5), s2 = sin(dl * 0.5);
-  double h = s1 * s1 + cos_a * cos(p2) * s2 * s2;
+  double h = s1 * s1 + o->cos_a * cos(p2) * s2 * s2;
   if (h > 1.0) h = 1.0;
   return 2.0 * GEO_EARTH_RADIUS_M * asin(sqrt(h));
 }
 
 double geo_haversine_m(geo_latlng a, geo_latlng b) {
-  return geo__haversine_cos_m(a, geo__cos_lat(a), b);
+  geo__hav_origin o = geo__hav_origin_of(a);
+  return geo__hav_m(&o, b);
 }
 
 double geo_bearing_deg(geo_latlng a, geo_latlng b) {

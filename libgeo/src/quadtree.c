@@ -616,6 +616,7 @@ static inline double cos_lb(double x) {
 
 typedef struct search {
   geo_latlng q;
+  geo__hav_origin o; /* q prepared for geo__hav_m */
   double cos_q;
   double thresh_h;      /* prune when a lower bound of h exceeds this */
   int64_t qlat, qlng;   /* q rounded to fixed point */
@@ -659,7 +660,8 @@ static void set_thresh(search *sq, double t) {
 
 static void search_init(search *sq, geo_latlng q, double dist_m) {
   sq->q = q;
-  sq->cos_q = geo__cos_lat(q);
+  sq->o = geo__hav_origin_of(q);
+  sq->cos_q = sq->o.cos_a;
   sq->qlat = deg_to_fix(q.lat);
   sq->qlng = deg_to_fix(q.lng);
   set_thresh(sq, thresh_for(dist_m));
@@ -844,7 +846,22 @@ typedef struct knn_state {
   geo_qt_filter filter;
   void *filter_ud;
   geo_qt_hit *out; /* max-heap on (d, id) of the n best so far */
+  bool rect_stale;  /* thresh_h tightened since the rectangle prefilter was derived */
 } knn_state;
+
+/* The heap's worst distance went down: tighten thresh_h at once (the leaf scan compares
+ * against it), and derive the rectangle prefilter (two square roots) only when the next
+ * rectangle test needs it: a leaf's offers often tighten the threshold several times. */
+static inline void knn_tighten(knn_state *ks) {
+  ks->sq.thresh_h = thresh_for(ks->out[0].dist_m);
+  ks->rect_stale = true;
+}
+
+static inline void knn_rect(knn_state *ks) {
+  if (!ks->rect_stale) return;
+  set_thresh(&ks->sq, ks->sq.thresh_h);
+  ks->rect_stale = false;
+}
 
 /* Offer point i of a leaf to the heap: exact distance first, then (only if it would enter)
  * the filter. Without a filter the payload is not read here: the heap entry keeps the address
@@ -855,7 +872,7 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
   const qt_slot *sl = &L_sl(mem)[i];
   hit.point.id = sl->id;
   hit.point.pos = (geo_latlng){fix_to_deg(sl->lat), fix_to_deg(sl->lng)};
-  hit.dist_m = geo__haversine_cos_m(ks->sq.q, ks->sq.cos_q, hit.point.pos);
+  hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
   if (hit.dist_m > ks->max_dist_m) return;
   if (ks->n == ks->k && !hit_worse(&ks->out[0], &hit)) return;
   const uint64_t *pl = &L_pl(mem, cap)[i];
@@ -867,12 +884,27 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
   if (ks->n < ks->k) {
     ks->out[ks->n] = hit;
     heap_sift_up(ks->out, ks->n++);
-    if (ks->n == ks->k) set_thresh(&ks->sq, thresh_for(ks->out[0].dist_m));
+    if (ks->n == ks->k) knn_tighten(ks);
   } else if (hit_worse(&ks->out[0], &hit)) {
     ks->out[0] = hit;
     heap_sift_down(ks->out, ks->n, 0);
-    set_thresh(&ks->sq, thresh_for(ks->out[0].dist_m));
+    knn_tighten(ks);
   }
+}
+
+/* Rank points [from, to) of a leaf by a cheap planar key (squared fixed-point gaps, the
+ * longitude one scaled by cos(lat_q)): an estimate used only to choose which points to offer
+ * first while the heap is not full, never to rule a point out. */
+static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, uint32_t to,
+                          cand *c) {
+  const int64_t qlat = sq->qlat, qlng = sq->qlng;
+  const double cq = sq->cos_q;
+  for (uint32_t i = from; i < to; i++) {
+    double dla = (double)((int64_t)sl[i].lat - qlat);
+    double dlo = (double)lng_gap(sl[i].lng, qlng) * cq;
+    c[i - from] = (cand){dla * dla + dlo * dlo, i};
+  }
+  return to - from;
 }
 
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
@@ -887,23 +919,36 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   cand c[CHUNK];
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
     uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
-    uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
-    /* While the heap is not full, offer the smallest lower bounds first: the threshold
-     * then tightens at once and most other candidates need no exact distance. */
-    uint32_t j = 0;
-    while (j < m) {
-      /* Again after each round: with a filter, some of the r offered do not enter. */
-      if (ks->n < ks->k && m - j > ks->k - ks->n) {
+    if (ks->n < ks->k) {
+      /* No threshold to filter with yet (the home leaf, usually): offer the r = k - n
+       * points with the smallest planar keys, again while some of them fail the filter, so
+       * that about k exact distances fill the heap; the rest then go through the bounds. */
+      uint32_t m = leaf_keys(&ks->sq, sl, from, to, c), j = 0;
+      while (j < m && ks->n < ks->k) {
         uint32_t r = (uint32_t)(ks->k - ks->n);
-        if (r <= 32) cand_select_small(c + j, m - j, r);
-        else cand_select(c + j, m - j, r);
-        for (uint32_t end = j + r; j < end; j++)
-          if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
-        continue;
+        if (m - j > r) {
+          if (r <= 32) cand_select_small(c + j, m - j, r);
+          else cand_select(c + j, m - j, r);
+        } else {
+          r = m - j;
+        }
+        for (uint32_t end = j + r; j < end; j++) knn_offer(ks, mem, cap, c[j].i);
       }
-      if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
-      j++;
+      if (j == m) continue;
+      knn_rect(ks);
+      const search *sq = &ks->sq;
+      for (; j < m; j++) {
+        const qt_slot *p = &sl[c[j].i];
+        int64_t dla = (int64_t)p->lat - sq->qlat;
+        if (dla > sq->tlat || -dla > sq->tlat || lng_gap(p->lng, sq->qlng) > sq->tlng) continue;
+        if (point_lb_h(sq, cc, p->lat, p->lng) <= sq->thresh_h) knn_offer(ks, mem, cap, c[j].i);
+      }
+      continue;
     }
+    knn_rect(ks);
+    uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
+    for (uint32_t j = 0; j < m; j++)
+      if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
   }
 }
 
@@ -941,6 +986,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
    * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
    * still hold results. Search from the smallest such ancestor (the root otherwise). */
+  knn_rect(&ks);
   int a = d;
   while (a > 0 && !rect_inside(&ks.sq, &pbox[a])) a--;
   stack_item st[STACK_MAX];
@@ -948,6 +994,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   if (a < d) st[sp++] = (stack_item){path[a], pbox[a]};
   while (sp > 0) {
     stack_item it = st[--sp];
+    knn_rect(&ks);
     if (it.node == home || box_far(&ks.sq, &it.box)) continue;
     const qt_node *nd = &qt->nodes[it.node];
     if (nd->child == NONE) {
@@ -1021,7 +1068,7 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
         for (uint32_t j = 0; j < m; j++) {
           geo_qt_hit hit;
           hit.point = point_at(mem, cap, c[j].i);
-          hit.dist_m = geo__haversine_cos_m(centre, sq.cos_q, hit.point.pos);
+          hit.dist_m = geo__hav_m(&sq.o, hit.point.pos);
           if (hit.dist_m > radius_m) continue;
           if (filter && !filter(&hit.point, filter_ud)) continue;
           n++;

@@ -163,9 +163,45 @@ static void test_normalize_lng_and_projection_on_segment(void **state) {
   assert_true(frac == 0.0 && d == geo_haversine_m((geo_latlng){1, 1}, a));
 }
 
+/* The haversine with long double trigonometry: what the double implementation (Taylor
+ * polynomials within 0.02 rad, libm beyond) must agree with at every scale. */
+static double haversine_ref_m(geo_latlng a, geo_latlng b) {
+  const long double d2r = 3.14159265358979323846264338327950288L / 180.0L;
+  long double p1 = a.lat * d2r, p2 = b.lat * d2r, dp = p2 - p1, dl = ((long double)b.lng - a.lng) * d2r;
+  long double s1 = sinl(dp / 2), s2 = sinl(dl / 2);
+  long double h = s1 * s1 + cosl(p1) * cosl(p2) * s2 * s2;
+  if (h > 1) h = 1;
+  return (double)(2.0L * GEO_EARTH_RADIUS_M * asinl(sqrtl(h)));
+}
+
+static void test_haversine_agrees_with_long_double_at_every_scale(void **state) {
+  (void)state;
+  tu_seed("test_haversine_agrees_with_long_double_at_every_scale");
+  double worst = 0;
+  for (int i = 0; i < 400000; i++) {
+    double lat = tu_uniform(-89.9, 89.9), lng = tu_uniform(-180, 180);
+    double span = 1.5 * pow(10, -tu_uniform(0, 8)); /* degrees: 1.5 down to 1.5e-8 */
+    geo_latlng a = {lat, lng};
+    geo_latlng b = {lat + tu_uniform(-span, span), lng + tu_uniform(-span, span)};
+    if (b.lat > 90 || b.lat < -90) continue;
+    double d = geo_haversine_m(a, b), ref = haversine_ref_m(a, b);
+    double err = fabs(d - ref);
+    /* 1e-14 relative, plus what rounding a latitude in radians can move a point (~1e-9 m). */
+    if (!(err <= 1e-14 * ref + 1e-8)) {
+      fprintf(stderr, "a=(%.17g, %.17g) b=(%.17g, %.17g): %.17g vs %.17g\n", a.lat, a.lng, b.lat,
+              b.lng, d, ref);
+      fail();
+    }
+    if (ref > 1000 && err / ref > worst) worst = err / ref;
+    assert_true(fabs(d - geo_haversine_m(b, a)) <= 1e-14 * ref + 1e-8); /* symmetric to ulps */
+  }
+  fprintf(stderr, "worst relative error above 1 km: %.3g\n", worst);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_haversine_matches_published_distances),
+      cmocka_unit_test(test_haversine_agrees_with_long_double_at_every_scale),
       cmocka_unit_test(test_bearing_matches_published_value_and_cardinal_directions),
       cmocka_unit_test(test_destination_matches_published_value_and_round_trips),
       cmocka_unit_test(test_bbox_of_circle_handles_antimeridian_and_poles),
