@@ -46,6 +46,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -804,6 +805,36 @@ static int run_target(const char *impl, int port, const char *secret, const para
   return 0;
 }
 
+/* ---- other Meridian services on the measured cores ----------------------------------------- */
+
+/* How many meridian-* processes other than the gateway under test run here (read from
+ * /proc/<pid>/comm). With the whole stack up, the dispatch shards consume every location
+ * the bench produces and share the two cores with the client, the gateway and the broker:
+ * the figures then measure the machine running all of Meridian, not the gateway. */
+static int other_services(pid_t gw_pid) {
+  DIR *d = opendir("/proc");
+  if (!d) return 0;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0 || pid == (long)gw_pid) continue;
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(comm, sizeof comm, f) && strncmp(comm, "meridian-", 9) == 0 &&
+        strncmp(comm, "meridianctl", 11) != 0)
+      n++;
+    fclose(f);
+  }
+  closedir(d);
+  return n;
+}
+
+static int g_others = -1; /* other_services() before the rounds */
+
 /* ---- report ------------------------------------------------------------------------------ */
 
 static void print_report(const params *p, int rounds) {
@@ -837,6 +868,10 @@ static void print_report(const params *p, int rounds) {
   if (me && ae && me->median > 0 && ae->median > 0)
     fprintf(stderr, "sustained: meridian %.0f updates/s acked, lws-echo %.0f/s: %.2f of the echo rate "
                     "(target >= 0.60)\n", 1e6 / me->median, 1e6 / ae->median, ae->median / me->median);
+  if (g_others > 0)
+    fprintf(stderr, "note: %d other Meridian services (the stack's dispatch shards, trips, gateway) ran on "
+                    "these cores and consumed what the bench produced; for the gateway alone, run the "
+                    "stack with MERIDIAN_STACK_SERVICES=0\n", g_others);
   const char *lat[] = {"latency_at_1k", "latency_at_20k", "latency_at_80pct"};
   for (int i = 0; i < 3; i++) {
     const series *ml = find_series(lat[i], "meridian"), *al = find_series(lat[i], "lws-echo");
@@ -946,6 +981,10 @@ int main(void) {
   for (int i = 0; i < 250 && !tcp_open(echo_port); i++) sleep_ms(20);
   say("lws-echo on 127.0.0.1:%d (pid %d)", echo_port, (int)echo_pid);
 
+  g_others = other_services(gw_pid);
+  if (g_others > 0)
+    say("warning: %d other Meridian services run on this machine (MERIDIAN_STACK_SERVICES=0 starts "
+        "the stack without them)", g_others);
   for (int r = 0; r < rounds; r++) {
     say("round %d of %d", r + 1, rounds);
     if (run_target("meridian", gw_port, secret, &p, &rate80)) {

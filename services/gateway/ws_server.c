@@ -107,6 +107,45 @@ void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppa
   lws_callback_on_writable(c->wsi);
 }
 
+/* Write what is queued for c, as many whole messages as fit in one batch, in one call: each
+ * message becomes its own unmasked WebSocket text frame (RFC 6455 5.2: FIN, opcode 1, the
+ * 7- or 16-bit length), and the frames go out together as raw bytes, so that the acks that
+ * one Kafka delivery report releases for a connection cost one send() and one writable
+ * round instead of one each. lws buffers whatever the socket does not take and sends it
+ * before the next writable callback. Messages are at most a few KiB (error, event, nearby:
+ * each below 64 KiB). Returns -1 when the connection must close. */
+#define GW_WRITE_BATCH 16384
+static int write_queued(gw_server *s, gw_conn *c) {
+  static unsigned char batch[LWS_PRE + GW_WRITE_BATCH];
+  unsigned char *p = batch + LWS_PRE, *end = p + GW_WRITE_BATCH;
+  int cap = s->cfg->sendq;
+  while (c->q_len) {
+    gw_out *o = &c->q[c->q_head];
+    size_t hdr = o->len < 126 ? 2 : 4;
+    if (o->len >= 65536) return -1; /* never built: formats are bounded far below */
+    if ((size_t)(end - p) < hdr + o->len) {
+      if (p == batch + LWS_PRE) return -1; /* cannot happen: GW_WRITE_BATCH > any message */
+      break;
+    }
+    *p++ = 0x81;
+    if (hdr == 2) {
+      *p++ = (unsigned char)o->len;
+    } else {
+      *p++ = 126;
+      *p++ = (unsigned char)(o->len >> 8);
+      *p++ = (unsigned char)o->len;
+    }
+    memcpy(p, o->buf + LWS_PRE, o->len);
+    p += o->len;
+    free(o->buf);
+    c->q_head = (c->q_head + 1) % cap;
+    c->q_len--;
+  }
+  size_t n = (size_t)(p - (batch + LWS_PRE));
+  if (n == 0) return 0;
+  return lws_write(c->wsi, batch + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+}
+
 void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
   char buf[1024];
   int n = gw_format_error(err, buf, sizeof buf);
@@ -551,13 +590,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       }
       break;
     }
-    gw_out *o = &c->q[c->q_head];
-    int n = lws_write(wsi, o->buf + LWS_PRE, o->len, LWS_WRITE_TEXT);
-    free(o->buf);
-    c->q_head = (c->q_head + 1) % s->cfg->sendq;
-    c->q_len--;
+    if (write_queued(s, c) != 0) return -1;
     c->blocked_since_ms = 0;
-    if (n < (int)o->len) return -1;
     if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
     break;
   }

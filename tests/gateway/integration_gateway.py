@@ -202,11 +202,42 @@ def test_http(port):
           and "meridian_gateway_kafka_produce_seconds_bucket" in body, "/metrics has the series")
 
 
+async def test_burst_answers_in_order(base, secret, redis_url):
+    """Answers released together (the acks of one Kafka delivery report, nearby answers)
+    go out as several frames in one write: each must arrive as its own message, in order,
+    whatever its length (7-bit and 16-bit frame lengths)."""
+    async with websockets.connect(f"{base}/v1/driver?token={token('drv-burst', 'driver', secret)}") as ws:
+        now = int(time.time() * 1000)
+        for i in range(10):  # the driver bucket's burst
+            await ws.send(json.dumps({"type": "location", "lat": 40.82 + i * 1e-5, "lon": -73.945,
+                                      "ts": now + i, "seq": i + 1, "ref": f"burst{i}"}))
+        got = [await recv_json(ws) for _ in range(10)]
+        check(got == [{"type": "ack", "ref": f"burst{i}"} for i in range(10)],
+              f"ten acks, one message each, in order: {got}")
+    host, port = redis_url.split("//")[1].split(":")
+    args = []
+    for i in range(12):
+        args += [str(-73.97 + i * 2e-4), "40.79", f"drv-nb{i}"]
+    subprocess.run(["redis-cli", "-h", host, "-p", port, "GEOADD", "drivers:available"] + args,
+                   check=True, capture_output=True)
+    async with websockets.connect(f"{base}/v1/rider?token={token('rider-burst', 'rider', secret)}") as ws:
+        for i in range(5):  # the rider bucket's burst
+            await ws.send('{"type":"nearby","lat":40.79,"lon":-73.969,"radius_m":400,"ref":"nb%d"}' % i)
+        raw = [await asyncio.wait_for(ws.recv(), 5) for _ in range(5)]
+        got = [json.loads(r) for r in raw]
+        check([(m.get("type"), m.get("ref"), len(m.get("drivers", []))) for m in got]
+              == [("nearby", f"nb{i}", 12) for i in range(5)] and all(len(r) > 125 for r in raw),
+              f"five long nearby answers, whole and in order: {[(m.get('ref'), len(r)) for m, r in zip(got, raw)]}")
+    subprocess.run(["redis-cli", "-h", host, "-p", port, "ZREM", "drivers:available"]
+                   + [f"drv-nb{i}" for i in range(12)], check=True, capture_output=True)
+
+
 async def main_async(args, port, secret, brokers):
     base = f"ws://127.0.0.1:{port}"
     await test_auth(base, secret)
     await test_bad_message_keeps_connection(base, secret)
     await test_location_partitions(base, secret, args.tool, brokers)
+    await test_burst_answers_in_order(base, secret, os.environ["MERIDIAN_REDIS_URL"])
     await test_flood_closed_1008(base, secret)
     await test_event_delivery(base, secret, args.tool, brokers)
     await test_nearby(base, secret, os.environ["MERIDIAN_REDIS_URL"])
