@@ -1,5 +1,13 @@
 /* geo.c: error strings, allocation hooks and validation shared by every libgeo module. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE under -std=c11 */
+#endif
 #include "geo_internal.h"
+
+#include <stdint.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,6 +28,17 @@ void geo_set_allocator(const geo_allocator *alloc) {
 }
 
 void *geo__malloc(size_t size) { return g_alloc.malloc_fn(size ? size : 1, g_alloc.ud); }
+
+void geo__advise_huge(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), b = ((uintptr_t)p + bytes) & ~(huge - 1);
+  if (b > a) (void)madvise((void *)a, b - a, MADV_HUGEPAGE); /* a hint: errors change nothing */
+#else
+  (void)p;
+  (void)bytes;
+#endif
+}
 
 void *geo__calloc(size_t n, size_t size) {
   if (size != 0 && n > SIZE_MAX / size) return NULL;

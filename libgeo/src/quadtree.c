@@ -227,6 +227,7 @@ static geo_err tab_reserve(geo_quadtree *qt) {
   if (ncap > SIZE_MAX / sizeof(tab_ent)) return GEO_ENOMEM;
   tab_ent *t = geo__malloc(ncap * sizeof *t);
   if (t == NULL) return GEO_ENOMEM;
+  geo__advise_huge(t, ncap * sizeof *t); /* every upsert reads one random entry */
   memset(t, 0xFF, ncap * sizeof *t);
   int shift = 64 - log2_size(ncap);
   for (size_t i = 0; i < qt->tab_cap; i++) {
@@ -246,7 +247,9 @@ static inline bool box_contains(const qt_box *b, int32_t lat, int32_t lng) {
 }
 static inline const qt_box *meta_box(const qt_meta *m) { return (const qt_box *)(const void *)m; }
 
-static inline int32_t mid32(int32_t lo, int32_t hi) { return (int32_t)(lo + ((int64_t)hi - lo) / 2); }
+static inline int32_t mid32(int32_t lo, int32_t hi) { /* lo <= hi: a shift, no sign fix-up */
+  return (int32_t)(lo + (int64_t)((uint64_t)((int64_t)hi - lo) >> 1));
+}
 
 static inline unsigned quadrant(const qt_box *b, int32_t lat, int32_t lng) {
   return (lat >= mid32(b->min_lat, b->max_lat) ? 2u : 0u) |
