@@ -256,13 +256,16 @@ static inline unsigned quadrant(const qt_box *b, int32_t lat, int32_t lng) {
          (lng >= mid32(b->min_lng, b->max_lng) ? 1u : 0u);
 }
 
+/* Without branches: a search descends through random quadrants, so a branch per border
+ * would be mispredicted half the time (about 13 levels per descent at 1M points). */
 static inline qt_box child_box(const qt_box *b, unsigned q) {
-  int32_t mlat = mid32(b->min_lat, b->max_lat), mlng = mid32(b->min_lng, b->max_lng);
+  uint32_t mlat = (uint32_t)mid32(b->min_lat, b->max_lat), mlng = (uint32_t)mid32(b->min_lng, b->max_lng);
+  uint32_t north = 0u - ((q >> 1) & 1u), east = 0u - (q & 1u); /* all ones or zero */
   qt_box c;
-  c.min_lat = (q & 2) ? mlat : b->min_lat;
-  c.max_lat = (q & 2) ? b->max_lat : mlat;
-  c.min_lng = (q & 1) ? mlng : b->min_lng;
-  c.max_lng = (q & 1) ? b->max_lng : mlng;
+  c.min_lat = (int32_t)((mlat & north) | ((uint32_t)b->min_lat & ~north));
+  c.max_lat = (int32_t)(((uint32_t)b->max_lat & north) | (mlat & ~north));
+  c.min_lng = (int32_t)((mlng & east) | ((uint32_t)b->min_lng & ~east));
+  c.max_lng = (int32_t)(((uint32_t)b->max_lng & east) | (mlng & ~east));
   return c;
 }
 
@@ -744,16 +747,34 @@ typedef struct cand {
 } cand;
 #define CHUNK 256 /* leaf points considered at a time (a deepest leaf can hold millions) */
 
+/* The indices among idx[0, n) (points of sl) that the rectangle prefilter does not rule out,
+ * compacted in place; returns how many. Without branches: whether a point passes is as
+ * good as random to the predictor, so each index is written and the count advances by the
+ * test's outcome. */
+static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, uint32_t n) {
+  const int64_t qlat = sq->qlat, qlng = sq->qlng, tlat = sq->tlat, tlng = sq->tlng;
+  uint32_t m = 0;
+  for (uint32_t j = 0; j < n; j++) {
+    uint32_t i = idx[j];
+    int64_t dla = (int64_t)sl[i].lat - qlat, dlo = (int64_t)sl[i].lng - qlng;
+    dla = dla < 0 ? -dla : dla;
+    dlo = dlo < 0 ? -dlo : dlo;
+    dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
+    idx[m] = i;
+    m += (uint32_t)((dla <= tlat) & (dlo <= tlng));
+  }
+  return m;
+}
+
 /* Scan points [from, to) of a leaf into c: those the rectangle prefilter and the lower
  * bound of h do not rule out. Returns how many. */
 static uint32_t leaf_candidates(const search *sq, double cc, const qt_slot *sl, uint32_t from,
                                 uint32_t to, cand *c) {
-  uint32_t m = 0;
-  const int64_t qlat = sq->qlat, qlng = sq->qlng, tlat = sq->tlat, tlng = sq->tlng;
-  for (uint32_t i = from; i < to; i++) {
-    int64_t dla = (int64_t)sl[i].lat - qlat;
-    if (dla > tlat || -dla > tlat) continue;
-    if (lng_gap(sl[i].lng, qlng) > tlng) continue;
+  uint32_t idx[CHUNK];
+  for (uint32_t i = from; i < to; i++) idx[i - from] = i;
+  uint32_t n = rect_pass(sq, sl, idx, to - from), m = 0;
+  for (uint32_t j = 0; j < n; j++) {
+    uint32_t i = idx[j];
     double lb = point_lb_h(sq, cc, sl[i].lat, sl[i].lng);
     if (lb > sq->thresh_h) continue;
     c[m++] = (cand){lb, i};
@@ -807,22 +828,26 @@ static void cand_select_small(cand *c, uint32_t m, uint32_t r) {
   }
 }
 
-/* (d, id) order: true when a is strictly worse (farther) than b. */
+/* (d, id) order: true when a is strictly worse (farther) than b. Evaluated without
+ * short-circuit branches: which of two candidates is farther is a coin toss to the branch
+ * predictor. */
 static inline bool hit_worse(const geo_qt_hit *a, const geo_qt_hit *b) {
-  return a->dist_m > b->dist_m || (a->dist_m == b->dist_m && a->point.id > b->point.id);
+  return (a->dist_m > b->dist_m) | ((a->dist_m == b->dist_m) & (a->point.id > b->point.id));
 }
 
+/* Move h[i] down to its place in the max-heap h[0, n): the worse child is chosen without a
+ * branch, and the hole moves down instead of swapping whole entries. */
 static void heap_sift_down(geo_qt_hit *h, size_t n, size_t i) {
+  geo_qt_hit x = h[i];
   for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && hit_worse(&h[l], &h[m])) m = l;
-    if (r < n && hit_worse(&h[r], &h[m])) m = r;
-    if (m == i) return;
-    geo_qt_hit t = h[i];
-    h[i] = h[m];
-    h[m] = t;
-    i = m;
+    size_t l = 2 * i + 1;
+    if (l >= n) break;
+    size_t c = l + (size_t)((l + 1 < n) & hit_worse(&h[l + 1], &h[l]));
+    if (!hit_worse(&h[c], &x)) break;
+    h[i] = h[c];
+    i = c;
   }
+  h[i] = x;
 }
 
 static void heap_sift_up(geo_qt_hit *h, size_t i) {
@@ -910,6 +935,101 @@ static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, ui
   return to - from;
 }
 
+/* The first leaf of a search without a filter (heap empty, more than k points): fill the heap
+ * with few exact distances and few unpredictable branches (the points' order is random, so
+ * every data-dependent branch costs a misprediction about half the time, which measured as
+ * most of a cold kNN's arithmetic time).
+ * 1. A planar key per point (squared fixed-point gaps, longitude scaled by cos(lat_q)): only
+ *    an estimate of the order, never used to rule a point out.
+ * 2. A histogram of the keys in FILL_BUCKETS slices of [0, max key] finds the slice holding
+ *    the k-th smallest; the points up to that slice (k and a few more) get their exact
+ *    distance, are sorted by (distance, id), and the k best (within max_dist_m) become the
+ *    heap, in descending order, which is a valid max-heap.
+ * 3. The other points go through the exact bounds against the heap's threshold like any
+ *    later leaf, so a point the key misjudged is still found. */
+#define FILL_BUCKETS 64
+typedef struct fill_hit {
+  double d;
+  uint64_t id;
+  uint32_t i;
+} fill_hit;
+
+static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
+                     double cc, uint32_t from, uint32_t to) {
+  const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
+  const int64_t qlat = ks->sq.qlat, qlng = ks->sq.qlng;
+  const double cq = ks->sq.cos_q;
+  double key[CHUNK], kmax = 0;
+  for (uint32_t j = 0; j < m; j++) {
+    const qt_slot *p = &sl[from + j];
+    int64_t dlo = (int64_t)p->lng - qlng;
+    dlo = dlo < 0 ? -dlo : dlo;
+    dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
+    double y = (double)((int64_t)p->lat - qlat), x = (double)dlo * cq;
+    key[j] = y * y + x * x;
+    kmax = key[j] > kmax ? key[j] : kmax;
+  }
+  uint16_t cnt[FILL_BUCKETS] = {0};
+  uint8_t bkt[CHUNK];
+  double scale = kmax > 0 ? (FILL_BUCKETS - 1) / kmax : 0; /* key * scale <= 63 (+ rounding) */
+  for (uint32_t j = 0; j < m; j++) {
+    bkt[j] = (uint8_t)(key[j] * scale);
+    cnt[bkt[j]]++;
+  }
+  uint32_t cum = 0, b = 0;
+  while (cum + cnt[b] < k) cum += cnt[b++]; /* ends below FILL_BUCKETS: m > k points */
+  uint32_t sel[CHUNK], rest[CHUNK], ns = 0, nr = 0;
+  for (uint32_t j = 0; j < m; j++) { /* split without branches */
+    uint32_t in = bkt[j] <= b;
+    sel[ns] = from + j;
+    rest[nr] = from + j;
+    ns += in;
+    nr += 1u - in;
+  }
+  fill_hit h[CHUNK];
+  for (uint32_t j = 0; j < ns; j++) {
+    const qt_slot *p = &sl[sel[j]];
+    h[j] = (fill_hit){geo__hav_m(&ks->sq.o, (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)}),
+                      p->id, sel[j]};
+  }
+  if (ns <= 32) { /* sort by (d, id) by ranks, without branches: ns is about k; ids differ */
+    fill_hit g[32];
+    for (uint32_t j = 0; j < ns; j++) {
+      uint32_t rank = 0;
+      for (uint32_t x = 0; x < ns; x++)
+        rank += (uint32_t)((h[x].d < h[j].d) | ((h[x].d == h[j].d) & (h[x].id < h[j].id)));
+      g[rank] = h[j];
+    }
+    memcpy(h, g, ns * sizeof *h);
+  } else { /* many points on one spot: insertion sort */
+    for (uint32_t j = 1; j < ns; j++) {
+      fill_hit t = h[j];
+      uint32_t x = j;
+      for (; x > 0 && (h[x - 1].d > t.d || (h[x - 1].d == t.d && h[x - 1].id > t.id)); x--) h[x] = h[x - 1];
+      h[x] = t;
+    }
+  }
+  uint32_t t = 0;
+  while (t < k && t < ns && !(h[t].d > ks->max_dist_m)) t++;
+  for (uint32_t j = 0; j < t; j++) { /* descending: a max-heap on (d, id) */
+    const fill_hit *f = &h[t - 1 - j];
+    const qt_slot *p = &sl[f->i];
+    geo_qt_hit *o = &ks->out[j];
+    o->point.id = f->id;
+    o->point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
+    o->point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[f->i]}; /* see knn_offer */
+    o->dist_m = f->d;
+  }
+  ks->n = t;
+  if (t == k) knn_tighten(ks);
+  /* The points of the slices above: exact bounds, then the heap's own test. */
+  knn_rect(ks);
+  uint32_t n2 = rect_pass(&ks->sq, sl, rest, nr);
+  for (uint32_t j = 0; j < n2; j++)
+    if (point_lb_h(&ks->sq, cc, sl[rest[j]].lat, sl[rest[j]].lng) <= ks->sq.thresh_h)
+      knn_offer(ks, mem, cap, rest[j]);
+}
+
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   const unsigned char *mem = nd->mem;
   /* Ask for all the slot lines at once rather than let the hardware prefetcher ramp up on
@@ -922,6 +1042,10 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   cand c[CHUNK];
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
     uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
+    if (ks->n == 0 && ks->filter == NULL && to - from > ks->k) {
+      knn_fill(ks, mem, cap, sl, cc, from, to);
+      continue;
+    }
     if (ks->n < ks->k) {
       /* No threshold to filter with yet (the home leaf, usually): offer the r = k - n
        * points with the smallest planar keys, again while some of them fail the filter, so
@@ -939,13 +1063,12 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
       }
       if (j == m) continue;
       knn_rect(ks);
-      const search *sq = &ks->sq;
-      for (; j < m; j++) {
-        const qt_slot *p = &sl[c[j].i];
-        int64_t dla = (int64_t)p->lat - sq->qlat;
-        if (dla > sq->tlat || -dla > sq->tlat || lng_gap(p->lng, sq->qlng) > sq->tlng) continue;
-        if (point_lb_h(sq, cc, p->lat, p->lng) <= sq->thresh_h) knn_offer(ks, mem, cap, c[j].i);
-      }
+      uint32_t idx[CHUNK], n2 = 0;
+      for (; j < m; j++) idx[n2++] = c[j].i;
+      n2 = rect_pass(&ks->sq, sl, idx, n2);
+      for (uint32_t x = 0; x < n2; x++)
+        if (point_lb_h(&ks->sq, cc, sl[idx[x]].lat, sl[idx[x]].lng) <= ks->sq.thresh_h)
+          knn_offer(ks, mem, cap, idx[x]);
       continue;
     }
     knn_rect(ks);
