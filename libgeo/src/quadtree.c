@@ -943,17 +943,10 @@ static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, ui
  *    an estimate of the order, never used to rule a point out.
  * 2. A histogram of the keys in FILL_BUCKETS slices of [0, max key] finds the slice holding
  *    the k-th smallest; the points up to that slice (k and a few more) get their exact
- *    distance, are sorted by (distance, id), and the k best (within max_dist_m) become the
- *    heap, in descending order, which is a valid max-heap.
+ *    distance, and the k best by (distance, id) within max_dist_m make the heap.
  * 3. The other points go through the exact bounds against the heap's threshold like any
  *    later leaf, so a point the key misjudged is still found. */
 #define FILL_BUCKETS 64
-typedef struct fill_hit {
-  double d;
-  uint64_t id;
-  uint32_t i;
-} fill_hit;
-
 static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
                      double cc, uint32_t from, uint32_t to) {
   const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
@@ -986,40 +979,29 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
     ns += in;
     nr += 1u - in;
   }
-  fill_hit h[CHUNK];
+  /* Exact distances; the first k (within max_dist_m) fill the heap, which is then built in
+   * place (Floyd, branch-free sift), and the few others replace its top if better. */
+  geo_qt_hit *out = ks->out;
+  uint32_t t = 0;
   for (uint32_t j = 0; j < ns; j++) {
     const qt_slot *p = &sl[sel[j]];
-    h[j] = (fill_hit){geo__hav_m(&ks->sq.o, (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)}),
-                      p->id, sel[j]};
-  }
-  if (ns <= 32) { /* sort by (d, id) by ranks, without branches: ns is about k; ids differ */
-    fill_hit g[32];
-    for (uint32_t j = 0; j < ns; j++) {
-      uint32_t rank = 0;
-      for (uint32_t x = 0; x < ns; x++)
-        rank += (uint32_t)((h[x].d < h[j].d) | ((h[x].d == h[j].d) & (h[x].id < h[j].id)));
-      g[rank] = h[j];
-    }
-    memcpy(h, g, ns * sizeof *h);
-  } else { /* many points on one spot: insertion sort */
-    for (uint32_t j = 1; j < ns; j++) {
-      fill_hit t = h[j];
-      uint32_t x = j;
-      for (; x > 0 && (h[x - 1].d > t.d || (h[x - 1].d == t.d && h[x - 1].id > t.id)); x--) h[x] = h[x - 1];
-      h[x] = t;
+    geo_qt_hit hit;
+    hit.point.id = p->id;
+    hit.point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
+    hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[sel[j]]}; /* see knn_offer */
+    hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
+    if (hit.dist_m > ks->max_dist_m) continue;
+    if (t < k) {
+      out[t++] = hit;
+      if (t == k)
+        for (uint32_t i = k / 2; i-- > 0;) heap_sift_down(out, k, i);
+    } else if (hit_worse(&out[0], &hit)) {
+      out[0] = hit;
+      heap_sift_down(out, k, 0);
     }
   }
-  uint32_t t = 0;
-  while (t < k && t < ns && !(h[t].d > ks->max_dist_m)) t++;
-  for (uint32_t j = 0; j < t; j++) { /* descending: a max-heap on (d, id) */
-    const fill_hit *f = &h[t - 1 - j];
-    const qt_slot *p = &sl[f->i];
-    geo_qt_hit *o = &ks->out[j];
-    o->point.id = f->id;
-    o->point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
-    o->point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[f->i]}; /* see knn_offer */
-    o->dist_m = f->d;
-  }
+  if (t < k)
+    for (uint32_t i = t / 2; i-- > 0;) heap_sift_down(out, t, i);
   ks->n = t;
   if (t == k) knn_tighten(ks);
   /* The points of the slices above: exact bounds, then the heap's own test. */
