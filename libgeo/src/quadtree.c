@@ -678,16 +678,15 @@ static inline int64_t lng_gap(int64_t a, int64_t b) {
   return d > FIX_180 ? FIX_360 - d : d;
 }
 
-/* Fixed-point gaps from q to a box (0 inside). */
+/* Fixed-point gaps from q to a box (0 inside). Selects, not branches: searches test boxes
+ * on every side of q. */
 static inline void box_gaps(const search *sq, const qt_box *b, int64_t *glat, int64_t *glng) {
-  *glat = sq->qlat > b->max_lat ? sq->qlat - b->max_lat
-                                : (sq->qlat < b->min_lat ? b->min_lat - sq->qlat : 0);
-  if (sq->qlng < b->min_lng || sq->qlng > b->max_lng) {
-    int64_t w = lng_gap(sq->qlng, b->min_lng), e = lng_gap(sq->qlng, b->max_lng);
-    *glng = w < e ? w : e;
-  } else {
-    *glng = 0;
-  }
+  int64_t above = sq->qlat - b->max_lat, below = b->min_lat - sq->qlat; /* one at most > 0 */
+  *glat = (above > 0 ? above : 0) + (below > 0 ? below : 0);
+  int64_t w = lng_gap(sq->qlng, b->min_lng), e = lng_gap(sq->qlng, b->max_lng);
+  int64_t g = w < e ? w : e;
+  int64_t outside = (sq->qlng < b->min_lng) | (sq->qlng > b->max_lng);
+  *glng = g & -outside;
 }
 
 /* True when the rectangle prefilter proves every point of the box too far. */
@@ -1110,35 +1109,51 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
       continue;
     }
     /* Children nearest first (pushed last), by a cheap planar estimate of the gap; the
-     * exact pruning happens when each is popped. */
+     * exact pruning happens when each is popped. Ranked and compacted without branches
+     * (which children of a node a search keeps is as good as random to the predictor). */
+    const qt_node *cn = &qt->nodes[nd->child];
     stack_item ch[4];
     double key[4];
-    int nc = 0;
-    const qt_node *cn = &qt->nodes[nd->child];
+    uint32_t keep[4];
     for (unsigned c = 0; c < 4; c++) {
-      if (cn[c].count == 0) continue;
-      qt_box cb = child_box(&it.box, c);
+      ch[c] = (stack_item){nd->child + c, child_box(&it.box, c)};
       int64_t glat, glng;
-      box_gaps(&ks.sq, &cb, &glat, &glng);
-      if (glat > ks.sq.tlat || glng > ks.sq.tlng) continue;
-      double gy = (double)glat, gx = (double)glng * ks.sq.cos_q, kk = gy * gy + gx * gx;
-      if (cn[c].mem) PREFETCH(cn[c].mem);
-      else if (cn[c].child != NONE) PREFETCH(&qt->nodes[cn[c].child]);
-      int j = nc++;
-      while (j > 0 && key[j - 1] < kk) { /* descending, so the nearest is pushed last */
-        ch[j] = ch[j - 1];
-        key[j] = key[j - 1];
-        j--;
-      }
-      ch[j] = (stack_item){nd->child + c, cb};
-      key[j] = kk;
+      box_gaps(&ks.sq, &ch[c].box, &glat, &glng);
+      keep[c] = (uint32_t)((cn[c].count != 0) & (glat <= ks.sq.tlat) & (glng <= ks.sq.tlng));
+      double gy = (double)glat, gx = (double)glng * ks.sq.cos_q;
+      key[c] = gy * gy + gx * gx;
+      /* what popping it reads first: the leaf's lines, or its children's line */
+      uintptr_t leaf = (uintptr_t)cn[c].mem, sub = (uintptr_t)&qt->nodes[cn[c].child & (0u - (cn[c].child != NONE))];
+      uintptr_t use_leaf = 0u - (uintptr_t)(leaf != 0), use = 0u - (uintptr_t)keep[c];
+      uintptr_t next = (leaf & use_leaf) | (sub & ~use_leaf);
+      PREFETCH((const void *)((next & use) | ((uintptr_t)&key[c] & ~use)));
     }
-    for (int j = 0; j < nc; j++) st[sp++] = ch[j];
+    unsigned order[4];
+    for (unsigned c = 0; c < 4; c++) { /* descending key, ties by index: a permutation */
+      unsigned r = 0;
+      for (unsigned x = 0; x < 4; x++) r += (unsigned)((key[x] > key[c]) | ((key[x] == key[c]) & (x < c)));
+      order[r] = c;
+    }
+    for (unsigned j = 0; j < 4; j++) {
+      st[sp] = ch[order[j]];
+      sp += (int)keep[order[j]];
+    }
   }
   for (size_t i = 0; i < ks.n; i++) /* see knn_offer */
     out[i].point.payload = unpack_pl(*(const uint64_t *)(intptr_t)out[i].point.payload.ts_ms);
-  /* Heap -> ascending order. */
+  /* Heap -> ascending order: for a usual k, by ranks without branches ((d, id) pairs are
+   * distinct: ids are); heapsort otherwise. */
   size_t m = ks.n;
+  if (m <= 16) {
+    geo_qt_hit sorted[16];
+    for (size_t i = 0; i < m; i++) {
+      size_t r = 0;
+      for (size_t j = 0; j < m; j++) r += (size_t)hit_worse(&out[i], &out[j]);
+      sorted[r] = out[i];
+    }
+    memcpy(out, sorted, m * sizeof *out);
+    m = 0;
+  }
   while (m > 1) {
     geo_qt_hit t = out[0];
     out[0] = out[m - 1];
