@@ -750,17 +750,20 @@ typedef struct cand {
  * compacted in place; returns how many. Without branches: whether a point passes is as
  * good as random to the predictor, so each index is written and the count advances by the
  * test's outcome. */
+static inline uint32_t rect_keeps(const search *sq, const qt_slot *p) {
+  int64_t dla = (int64_t)p->lat - sq->qlat, dlo = (int64_t)p->lng - sq->qlng;
+  dla = dla < 0 ? -dla : dla;
+  dlo = dlo < 0 ? -dlo : dlo;
+  dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
+  return (uint32_t)((dla <= sq->tlat) & (dlo <= sq->tlng));
+}
+
 static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, uint32_t n) {
-  const int64_t qlat = sq->qlat, qlng = sq->qlng, tlat = sq->tlat, tlng = sq->tlng;
   uint32_t m = 0;
   for (uint32_t j = 0; j < n; j++) {
     uint32_t i = idx[j];
-    int64_t dla = (int64_t)sl[i].lat - qlat, dlo = (int64_t)sl[i].lng - qlng;
-    dla = dla < 0 ? -dla : dla;
-    dlo = dlo < 0 ? -dlo : dlo;
-    dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
     idx[m] = i;
-    m += (uint32_t)((dla <= tlat) & (dlo <= tlng));
+    m += rect_keeps(sq, &sl[i]);
   }
   return m;
 }
@@ -769,9 +772,11 @@ static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, ui
  * bound of h do not rule out. Returns how many. */
 static uint32_t leaf_candidates(const search *sq, double cc, const qt_slot *sl, uint32_t from,
                                 uint32_t to, cand *c) {
-  uint32_t idx[CHUNK];
-  for (uint32_t i = from; i < to; i++) idx[i - from] = i;
-  uint32_t n = rect_pass(sq, sl, idx, to - from), m = 0;
+  uint32_t idx[CHUNK], n = 0, m = 0;
+  for (uint32_t i = from; i < to; i++) { /* rect_pass over the range */
+    idx[n] = i;
+    n += rect_keeps(sq, &sl[i]);
+  }
   for (uint32_t j = 0; j < n; j++) {
     uint32_t i = idx[j];
     double lb = point_lb_h(sq, cc, sl[i].lat, sl[i].lng);
@@ -1146,9 +1151,15 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   size_t m = ks.n;
   if (m <= 16) {
     geo_qt_hit sorted[16];
+    double dd[16];
+    uint64_t id[16];
+    for (size_t i = 0; i < m; i++) {
+      dd[i] = out[i].dist_m;
+      id[i] = out[i].point.id;
+    }
     for (size_t i = 0; i < m; i++) {
       size_t r = 0;
-      for (size_t j = 0; j < m; j++) r += (size_t)hit_worse(&out[i], &out[j]);
+      for (size_t j = 0; j < m; j++) r += (size_t)((dd[j] < dd[i]) | ((dd[j] == dd[i]) & (id[j] < id[i])));
       sorted[r] = out[i];
     }
     memcpy(out, sorted, m * sizeof *out);
