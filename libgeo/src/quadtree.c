@@ -954,18 +954,18 @@ static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, ui
 static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
                      double cc, uint32_t from, uint32_t to) {
   const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
-  const int64_t qlat = ks->sq.qlat, qlng = ks->sq.qlng;
-  const double cq = ks->sq.cos_q;
+  /* In doubles (fixed-point values and their differences are exact there), with no
+   * loop-carried dependency but the maximum: a short, straight loop. */
+  const double qlat = (double)ks->sq.qlat, qlng = (double)ks->sq.qlng, cq = ks->sq.cos_q;
+  const qt_slot *base = sl + from;
   double key[CHUNK], kmax = 0;
   for (uint32_t j = 0; j < m; j++) {
-    const qt_slot *p = &sl[from + j];
-    int64_t dlo = (int64_t)p->lng - qlng;
-    dlo = dlo < 0 ? -dlo : dlo;
-    dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
-    double y = (double)((int64_t)p->lat - qlat), x = (double)dlo * cq;
+    double y = (double)base[j].lat - qlat, x = fabs((double)base[j].lng - qlng);
+    x = x > (double)FIX_180 ? (double)FIX_360 - x : x; /* the short way round */
+    x *= cq;
     key[j] = y * y + x * x;
-    kmax = key[j] > kmax ? key[j] : kmax;
   }
+  for (uint32_t j = 0; j < m; j++) kmax = key[j] > kmax ? key[j] : kmax;
   uint16_t cnt[FILL_BUCKETS] = {0};
   uint8_t bkt[CHUNK];
   double scale = kmax > 0 ? (FILL_BUCKETS - 1) / kmax : 0; /* key * scale <= 63 (+ rounding) */
