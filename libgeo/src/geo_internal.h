@@ -26,7 +26,7 @@ double geo__box_min_dist_m(geo_latlng q, double min_lat, double min_lng, double 
                            double max_lng);
 
 /* The one haversine implementation. geo_haversine_m(a, b) is geo__hav_m(&o, b) with o from
- * geo__hav_origin(a), so a search that prepares its origin once per query computes distances
+ * geo__hav_origin_of(a), so a search that prepares its origin once per query computes distances
  * bit-identical to geo_haversine_m.
  *
  * h = sin^2(dp/2) + cos(p1) cos(p2) sin^2(dl/2), d = 2R asin(sqrt(h)). When both angular

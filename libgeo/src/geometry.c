@@ -4,7 +4,7 @@
 
 #include <math.h>
 
-#define DEG2RAD (M_PI / 180.0)
+#define DEG2RAD GEO__DEG2RAD
 #define RAD2DEG (180.0 / M_PI)
 
 #ifndef M_PI

@@ -55,10 +55,7 @@
 #define SLOT_MAX 0xFFFFFFu      /* 24 bits of slot in a table entry */
 #define STACK_MAX (3 * GEO_QT_MAX_DEPTH + 8)
 #define TS_LIMIT (INT64_C(1) << 55) /* ts_ms must lie in [-TS_LIMIT, TS_LIMIT) */
-#ifndef M_PI
-#define M_PI 3.14159265358979323846
-#endif
-#define DEG2RAD (M_PI / 180.0)
+#define DEG2RAD GEO__DEG2RAD
 #if defined(__GNUC__)
 #define PREFETCH(p) __builtin_prefetch(p)
 #else
@@ -746,18 +743,17 @@ typedef struct cand {
 } cand;
 #define CHUNK 256 /* leaf points considered at a time (a deepest leaf can hold millions) */
 
-/* The indices among idx[0, n) (points of sl) that the rectangle prefilter does not rule out,
- * compacted in place; returns how many. Without branches: whether a point passes is as
- * good as random to the predictor, so each index is written and the count advances by the
- * test's outcome. */
+/* 1 when the rectangle prefilter does not rule point p out, else 0 (a value, not a branch:
+ * whether a point passes is as good as random to the predictor). */
 static inline uint32_t rect_keeps(const search *sq, const qt_slot *p) {
-  int64_t dla = (int64_t)p->lat - sq->qlat, dlo = (int64_t)p->lng - sq->qlng;
+  int64_t dla = (int64_t)p->lat - sq->qlat;
   dla = dla < 0 ? -dla : dla;
-  dlo = dlo < 0 ? -dlo : dlo;
-  dlo = dlo > FIX_180 ? FIX_360 - dlo : dlo;
-  return (uint32_t)((dla <= sq->tlat) & (dlo <= sq->tlng));
+  return (uint32_t)((dla <= sq->tlat) & (lng_gap(p->lng, sq->qlng) <= sq->tlng));
 }
 
+/* The indices among idx[0, n) (points of sl) that the rectangle prefilter does not rule out,
+ * compacted in place without branches: each index is written and the count advances by the
+ * test's outcome. Returns how many. */
 static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, uint32_t n) {
   uint32_t m = 0;
   for (uint32_t j = 0; j < n; j++) {
@@ -924,6 +920,19 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
   }
 }
 
+/* Offer the points idx[0, n) of a leaf that the exact bounds (rectangle prefilter, then the
+ * lower bound of h) do not rule out against the heap's current threshold. idx is reused. */
+static void knn_offer_bounded(knn_state *ks, const unsigned char *mem, uint32_t cap, double cc,
+                              uint32_t *idx, uint32_t n) {
+  if (n == 0) return;
+  knn_rect(ks);
+  const qt_slot *sl = L_sl(mem);
+  n = rect_pass(&ks->sq, sl, idx, n);
+  for (uint32_t j = 0; j < n; j++)
+    if (point_lb_h(&ks->sq, cc, sl[idx[j]].lat, sl[idx[j]].lng) <= ks->sq.thresh_h)
+      knn_offer(ks, mem, cap, idx[j]);
+}
+
 /* Rank points [from, to) of a leaf by a cheap planar key (squared fixed-point gaps, the
  * longitude one scaled by cos(lat_q)): an estimate used only to choose which points to offer
  * first while the heap is not full, never to rule a point out. */
@@ -1008,12 +1017,7 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
     for (uint32_t i = t / 2; i-- > 0;) heap_sift_down(out, t, i);
   ks->n = t;
   if (t == k) knn_tighten(ks);
-  /* The points of the slices above: exact bounds, then the heap's own test. */
-  knn_rect(ks);
-  uint32_t n2 = rect_pass(&ks->sq, sl, rest, nr);
-  for (uint32_t j = 0; j < n2; j++)
-    if (point_lb_h(&ks->sq, cc, sl[rest[j]].lat, sl[rest[j]].lng) <= ks->sq.thresh_h)
-      knn_offer(ks, mem, cap, rest[j]);
+  knn_offer_bounded(ks, mem, cap, cc, rest, nr); /* the points of the slices above */
 }
 
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
@@ -1047,14 +1051,9 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
         }
         for (uint32_t end = j + r; j < end; j++) knn_offer(ks, mem, cap, c[j].i);
       }
-      if (j == m) continue;
-      knn_rect(ks);
       uint32_t idx[CHUNK], n2 = 0;
       for (; j < m; j++) idx[n2++] = c[j].i;
-      n2 = rect_pass(&ks->sq, sl, idx, n2);
-      for (uint32_t x = 0; x < n2; x++)
-        if (point_lb_h(&ks->sq, cc, sl[idx[x]].lat, sl[idx[x]].lng) <= ks->sq.thresh_h)
-          knn_offer(ks, mem, cap, idx[x]);
+      knn_offer_bounded(ks, mem, cap, cc, idx, n2);
       continue;
     }
     knn_rect(ks);

@@ -14,6 +14,7 @@
 #include "graph_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define INF UINT32_MAX
@@ -285,16 +286,27 @@ static uint32_t direct_route(const geo_graph *g, const geo_route_place *from,
   return INF;
 }
 
+/* Make room for need elements of elem bytes in *p (capacity *cap elements, doubling from
+ * first): the one growth rule of the search state's arrays. False when out of memory (*p and
+ * *cap unchanged). */
+static bool grow_array(void **p, size_t *cap, size_t need, size_t elem, size_t first) {
+  if (need <= *cap) return true;
+  size_t nc = *cap ? *cap * 2 : first;
+  while (nc < need) nc *= 2;
+  if (nc > SIZE_MAX / elem) return false;
+  void *q = geo__realloc(*p, *cap * elem, nc * elem);
+  if (q == NULL) return false;
+  *p = q;
+  *cap = nc;
+  return true;
+}
+
 /* ---- path recording ------------------------------------------------------------------- */
 
 static bool path_reserve(geo_route_state *st, size_t need) {
-  if (need <= st->path_cap) return true;
-  size_t nc = st->path_cap ? st->path_cap * 2 : 256;
-  while (nc < need) nc *= 2;
-  uint32_t *p = geo__realloc(st->path, st->path_cap * sizeof *p, nc * sizeof *p);
-  if (p == NULL) return false;
+  void *p = st->path;
+  if (!grow_array(&p, &st->path_cap, need, sizeof *st->path, 256)) return false;
   st->path = p;
-  st->path_cap = nc;
   return true;
 }
 
@@ -533,13 +545,9 @@ static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *
 }
 
 static bool stack_reserve(geo_route_state *st, size_t need) {
-  if (need <= st->stack_cap) return true;
-  size_t nc = st->stack_cap ? st->stack_cap * 2 : 256;
-  while (nc < need) nc *= 2;
-  uint32_t *p = geo__realloc(st->stack, st->stack_cap * sizeof *p, nc * sizeof *p);
-  if (p == NULL) return false;
+  void *p = st->stack;
+  if (!grow_array(&p, &st->stack_cap, need, sizeof *st->stack, 256)) return false;
   st->stack = p;
-  st->stack_cap = nc;
   return true;
 }
 
@@ -770,24 +778,16 @@ geo_err geo_route_polyline(const geo_route_state *st, const geo_graph *g, geo_la
 /* ---- one-to-many ------------------------------------------------------------------------ */
 
 static bool tent_reserve(geo_route_state *st, size_t need) {
-  if (need <= st->tent_cap) return true;
-  size_t nc = st->tent_cap ? st->tent_cap * 2 : 1024;
-  while (nc < need) nc *= 2;
-  tentry *p = geo__realloc(st->tent, st->tent_cap * sizeof *p, nc * sizeof *p);
-  if (p == NULL) return false;
+  void *p = st->tent;
+  if (!grow_array(&p, &st->tent_cap, need, sizeof *st->tent, 1024)) return false;
   st->tent = p;
-  st->tent_cap = nc;
   return true;
 }
 
 static bool pend_reserve(geo_route_state *st, size_t need) {
-  if (need <= st->pend_cap) return true;
-  size_t nc = st->pend_cap ? st->pend_cap * 2 : 64;
-  while (nc < need) nc *= 2;
-  uint32_t *p = geo__realloc(st->pend, st->pend_cap * sizeof *p, nc * sizeof *p);
-  if (p == NULL) return false;
+  void *p = st->pend;
+  if (!grow_array(&p, &st->pend_cap, need, sizeof *st->pend, 64)) return false;
   st->pend = p;
-  st->pend_cap = nc;
   return true;
 }
 
