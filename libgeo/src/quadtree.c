@@ -49,6 +49,13 @@
 #include "geo/geometry.h"
 #include "geo_internal.h"
 
+/* SSE2 (every x86-64) for a few leaf passes; GEO_QT_SCALAR builds the plain C paths that
+ * other architectures run (the tests build both). */
+#if defined(__SSE2__) && !defined(GEO_QT_SCALAR)
+#define QT_SSE2 1
+#include <emmintrin.h>
+#endif
+
 #define NONE UINT32_MAX
 #define FIX 1e7                 /* fixed-point units per degree */
 #define MERGE_MAX (GEO_QT_LEAF_MAX / 2)
@@ -764,21 +771,80 @@ static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, ui
   return m;
 }
 
-/* Scan points [from, to) of a leaf into c: those the rectangle prefilter and the lower
- * bound of h do not rule out. Returns how many. */
-static uint32_t leaf_candidates(const search *sq, double cc, const qt_slot *sl, uint32_t from,
-                                uint32_t to, cand *c) {
-  uint32_t idx[CHUNK], n = 0, m = 0;
-  for (uint32_t i = from; i < to; i++) { /* rect_pass over the range */
-    idx[n] = i;
-    n += rect_keeps(sq, &sl[i]);
+/* True when every point of box is within half a turn of q's longitude without going round
+ * the antimeridian: then the short-way longitude gap of any of its points is the plain
+ * difference, which fits in 32 bits, and the vector passes below apply. */
+static inline bool box_unwrapped(const search *sq, const qt_box *b) {
+  return b->max_lng - sq->qlng <= FIX_180 && sq->qlng - b->min_lng <= FIX_180;
+}
+
+static inline unsigned ctz64(uint64_t x) { /* x != 0 */
+#if defined(__GNUC__)
+  return (unsigned)__builtin_ctzll(x);
+#else
+  unsigned n = 0;
+  while (!(x & 1u)) {
+    x >>= 1;
+    n++;
   }
-  for (uint32_t j = 0; j < n; j++) {
-    uint32_t i = idx[j];
-    double lb = point_lb_h(sq, cc, sl[i].lat, sl[i].lng);
-    if (lb > sq->thresh_h) continue;
-    c[m++] = (cand){lb, i};
+  return n;
+#endif
+}
+
+/* Set bit j of bits (words of 64) for each point from + j of [from, to) that the rectangle
+ * prefilter does not rule out; bits must hold (to - from + 63) / 64 words. Four points at a
+ * time with SSE2 when the box is unwrapped: |d| <= t, for the difference d of a coordinate
+ * and 0 <= t < 2^31, is (uint32)(d + t) <= 2t, a signed comparison after adding 2^31 to
+ * both sides (d + t never wraps 32 bits; a larger t is clamped, which only keeps more). */
+static void rect_bits(const search *sq, const qt_box *box, const qt_slot *sl, uint32_t from,
+                      uint32_t to, uint64_t *bits) {
+  const uint32_t m = to - from;
+  for (uint32_t w = 0; w < (m + 63) / 64; w++) bits[w] = 0;
+  uint32_t j = 0;
+#if defined(QT_SSE2)
+  if (box_unwrapped(sq, box)) {
+    uint32_t tla = sq->tlat < INT32_MAX ? (uint32_t)sq->tlat : (uint32_t)INT32_MAX;
+    uint32_t tlo = sq->tlng < INT32_MAX ? (uint32_t)sq->tlng : (uint32_t)INT32_MAX;
+    uint32_t cla = tla - (uint32_t)sq->qlat + 0x80000000u;
+    uint32_t clo = tlo - (uint32_t)sq->qlng + 0x80000000u;
+    const __m128i add = _mm_set_epi32((int)clo, (int)cla, (int)clo, (int)cla);
+    const __m128i lim = _mm_set_epi32((int)(2u * tlo + 0x80000000u), (int)(2u * tla + 0x80000000u),
+                                      (int)(2u * tlo + 0x80000000u), (int)(2u * tla + 0x80000000u));
+    const qt_slot *p = sl + from;
+    for (; j + 4 <= m; j += 4) { /* a slot is {lat, lng, id}: two points' positions a vector */
+      __m128i s0 = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
+      __m128i s1 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 1]);
+      __m128i s2 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 2]);
+      __m128i s3 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 3]);
+      __m128i fa = _mm_cmpgt_epi32(_mm_add_epi32(_mm_unpacklo_epi64(s0, s1), add), lim);
+      __m128i fb = _mm_cmpgt_epi32(_mm_add_epi32(_mm_unpacklo_epi64(s2, s3), add), lim);
+      fa = _mm_or_si128(fa, _mm_srli_epi64(fa, 32)); /* a point fails on either coordinate */
+      fb = _mm_or_si128(fb, _mm_srli_epi64(fb, 32));
+      unsigned fail = (unsigned)_mm_movemask_ps(
+          _mm_shuffle_ps(_mm_castsi128_ps(fa), _mm_castsi128_ps(fb), _MM_SHUFFLE(2, 0, 2, 0)));
+      bits[j >> 6] |= (uint64_t)(~fail & 15u) << (j & 63);
+    }
   }
+#else
+  (void)box;
+#endif
+  for (; j < m; j++) bits[j >> 6] |= (uint64_t)rect_keeps(sq, &sl[from + j]) << (j & 63);
+}
+
+/* Scan points [from, to) of a leaf with this box into c: those the rectangle prefilter and
+ * the lower bound of h do not rule out. Returns how many. */
+static uint32_t leaf_candidates(const search *sq, const qt_box *box, double cc, const qt_slot *sl,
+                                uint32_t from, uint32_t to, cand *c) {
+  uint64_t bits[CHUNK / 64];
+  rect_bits(sq, box, sl, from, to, bits);
+  uint32_t m = 0;
+  for (uint32_t w = 0; w < (to - from + 63) / 64; w++)
+    for (uint64_t b = bits[w]; b; b &= b - 1) {
+      uint32_t i = from + w * 64 + ctz64(b);
+      double lb = point_lb_h(sq, cc, sl[i].lat, sl[i].lng);
+      if (lb > sq->thresh_h) continue;
+      c[m++] = (cand){lb, i};
+    }
   return m;
 }
 
@@ -948,76 +1014,157 @@ static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, ui
   return to - from;
 }
 
-/* The first leaf of a search without a filter (heap empty, more than k points): fill the heap
- * with few exact distances and few unpredictable branches (the points' order is random, so
- * every data-dependent branch costs a misprediction about half the time, which measured as
- * most of a cold kNN's arithmetic time).
- * 1. A planar key per point (squared fixed-point gaps, longitude scaled by cos(lat_q)): only
- *    an estimate of the order, never used to rule a point out.
- * 2. A histogram of the keys in FILL_BUCKETS slices of [0, max key] finds the slice holding
- *    the k-th smallest; the points up to that slice (k and a few more) get their exact
- *    distance, and the k best by (distance, id) within max_dist_m make the heap.
- * 3. The other points go through the exact bounds against the heap's threshold like any
- *    later leaf, so a point the key misjudged is still found. */
-#define FILL_BUCKETS 64
-static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
-                     double cc, uint32_t from, uint32_t to) {
-  const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
-  /* In doubles (fixed-point values and their differences are exact there), with no
-   * loop-carried dependency but the maximum: a short, straight loop. */
-  const double qlat = (double)ks->sq.qlat, qlng = (double)ks->sq.qlng, cq = ks->sq.cos_q;
-  const qt_slot *base = sl + from;
-  double key[CHUNK], kmax = 0;
-  for (uint32_t j = 0; j < m; j++) {
-    double y = (double)base[j].lat - qlat, x = fabs((double)base[j].lng - qlng);
-    x = x > (double)FIX_180 ? (double)FIX_360 - x : x; /* the short way round */
+/* How many of dd[0, n) (n even) are below x, and how many equal it. */
+static inline void rank_of(const double *dd, size_t n, double x, uint32_t *lt, uint32_t *eq) {
+#if defined(QT_SSE2)
+  __m128d vx = _mm_set1_pd(x);
+  __m128i l = _mm_setzero_si128(), e = _mm_setzero_si128();
+  for (size_t j = 0; j < n; j += 2) { /* a true comparison is all ones, i.e. -1 */
+    __m128d v = _mm_loadu_pd(dd + j);
+    l = _mm_sub_epi64(l, _mm_castpd_si128(_mm_cmplt_pd(v, vx)));
+    e = _mm_sub_epi64(e, _mm_castpd_si128(_mm_cmpeq_pd(v, vx)));
+  }
+  l = _mm_add_epi64(l, _mm_unpackhi_epi64(l, l));
+  e = _mm_add_epi64(e, _mm_unpackhi_epi64(e, e));
+  *lt = (uint32_t)_mm_cvtsi128_si32(l);
+  *eq = (uint32_t)_mm_cvtsi128_si32(e);
+#else
+  uint32_t r = 0, c = 0;
+  for (size_t j = 0; j < n; j++) {
+    r += (uint32_t)(dd[j] < x);
+    c += (uint32_t)(dd[j] == x);
+  }
+  *lt = r;
+  *eq = c;
+#endif
+}
+
+/* Planar keys of points [from, to) of a leaf with this box into key[0, to - from): squared
+ * fixed-point gaps to q, the longitude one (the short way round) scaled by cos(lat_q). Only an
+ * estimate of the order, never used to rule a point out. In doubles (fixed-point values and
+ * their differences are exact there), two points a vector with SSE2 when the box is unwrapped
+ * (then the short way round is the plain difference). */
+static void fill_keys(const search *sq, const qt_box *box, const qt_slot *sl, uint32_t from,
+                      uint32_t to, double *key) {
+  const uint32_t m = to - from;
+  const qt_slot *p = sl + from;
+  const double qlat = (double)sq->qlat, qlng = (double)sq->qlng, cq = sq->cos_q;
+  uint32_t j = 0;
+#if defined(QT_SSE2)
+  if (box_unwrapped(sq, box)) {
+    const __m128d q = _mm_set_pd(qlng, qlat), w = _mm_set_pd(cq, 1.0);
+    for (; j + 2 <= m; j += 2) { /* cvtepi32_pd takes a slot's {lat, lng} */
+      __m128i s0 = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
+      __m128i s1 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 1]);
+      __m128d a = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(s0), q), w);
+      __m128d b = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(s1), q), w);
+      a = _mm_mul_pd(a, a);
+      b = _mm_mul_pd(b, b);
+      _mm_storeu_pd(key + j, _mm_add_pd(_mm_unpacklo_pd(a, b), _mm_unpackhi_pd(a, b)));
+    }
+  }
+#else
+  (void)box;
+#endif
+  for (; j < m; j++) {
+    double y = (double)p[j].lat - qlat, x = fabs((double)p[j].lng - qlng);
+    x = x > (double)FIX_180 ? (double)FIX_360 - x : x;
     x *= cq;
     key[j] = y * y + x * x;
   }
-  for (uint32_t j = 0; j < m; j++) kmax = key[j] > kmax ? key[j] : kmax;
-  uint16_t cnt[FILL_BUCKETS] = {0};
-  uint8_t bkt[CHUNK];
-  double scale = kmax > 0 ? (FILL_BUCKETS - 1) / kmax : 0; /* key * scale <= 63 (+ rounding) */
-  for (uint32_t j = 0; j < m; j++) {
-    bkt[j] = (uint8_t)(key[j] * scale);
-    cnt[bkt[j]]++;
+}
+
+static inline uint32_t popcount64(uint64_t x) {
+#if defined(__GNUC__)
+  return (uint32_t)__builtin_popcountll(x);
+#else
+  uint32_t n = 0;
+  for (; x; x &= x - 1) n++;
+  return n;
+#endif
+}
+
+/* Set bit j of bits for each key[j] <= t, j < m; returns how many. */
+static uint32_t keys_at_most(const double *key, uint32_t m, double t, uint64_t *bits) {
+  uint32_t j = 0, n = 0;
+  for (uint32_t w = 0; w < (m + 63) / 64; w++) bits[w] = 0;
+#if defined(QT_SSE2)
+  const __m128d vt = _mm_set1_pd(t);
+  for (; j + 2 <= m; j += 2)
+    bits[j >> 6] |= (uint64_t)_mm_movemask_pd(_mm_cmple_pd(_mm_loadu_pd(key + j), vt)) << (j & 63);
+#endif
+  for (; j < m; j++) bits[j >> 6] |= (uint64_t)(key[j] <= t) << (j & 63);
+  for (uint32_t w = 0; w < (m + 63) / 64; w++) n += popcount64(bits[w]);
+  return n;
+}
+
+/* The first leaf of a search without a filter (heap empty, more than k points): fill the heap
+ * with few exact distances and few unpredictable branches (the points' order is random, so
+ * every data-dependent branch costs a misprediction about half the time).
+ * 1. A planar key per point (fill_keys): only an estimate of the order.
+ * 2. A key radius that should hold about 1.5 k points at the leaf's density (widened while it
+ *    holds fewer than k, narrowed once if it holds more than 2 k): the points within it get their
+ *    exact distance, and the k best by (distance, id) within max_dist_m make the heap.
+ * 3. The other points go through the exact bounds against the heap's threshold like any
+ *    later leaf, so a point the key misjudged is still found. */
+#define FILL_TARGET 1.5 /* points within the first radius, in units of k */
+#define FILL_SHRINK 2   /* narrow it when it holds more than this many times k */
+static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
+                     const qt_box *box, double cc, uint32_t from, uint32_t to) {
+  const uint32_t m = to - from, k = (uint32_t)ks->k, words = (m + 63) / 64; /* k < m <= CHUNK */
+  double key[CHUNK];
+  fill_keys(&ks->sq, box, sl, from, to, key);
+  double area = ((double)box->max_lat - box->min_lat) * ((double)box->max_lng - box->min_lng) *
+                ks->sq.cos_q;
+  double t = area * (FILL_TARGET * k) / (3.141592653589793 * m); /* pi t (m / area) */
+  if (!(t > 0 && t < INFINITY)) t = INFINITY;
+  uint64_t sel[CHUNK / 64], bits[CHUNK / 64];
+  uint32_t ns = keys_at_most(key, m, t, sel);
+  for (int tries = 0; ns < k; tries++) { /* q near the leaf's border, or sparse around it */
+    t = tries < 4 ? t * (ns ? 1.6 * k / ns : 4.0) : INFINITY;
+    ns = keys_at_most(key, m, t, sel);
   }
-  uint32_t cum = 0, b = 0;
-  while (cum + cnt[b] < k) cum += cnt[b++]; /* ends below FILL_BUCKETS: m > k points */
-  uint32_t sel[CHUNK], rest[CHUNK], ns = 0, nr = 0;
-  for (uint32_t j = 0; j < m; j++) { /* split without branches */
-    uint32_t in = bkt[j] <= b;
-    sel[ns] = from + j;
-    rest[nr] = from + j;
-    ns += in;
-    nr += 1u - in;
+  if (ns > FILL_SHRINK * k) { /* dense around q: fewer exact distances if a narrower one holds k */
+    uint32_t n2 = keys_at_most(key, m, t * (FILL_TARGET * k / ns), bits);
+    if (n2 >= k) memcpy(sel, bits, sizeof sel);
   }
   /* Exact distances; the first k (within max_dist_m) fill the heap, which is then built in
-   * place (Floyd, branch-free sift), and the few others replace its top if better. */
+   * place (Floyd, branch-free sift), and the others replace its top if better. */
   geo_qt_hit *out = ks->out;
-  uint32_t t = 0;
-  for (uint32_t j = 0; j < ns; j++) {
-    const qt_slot *p = &sl[sel[j]];
-    geo_qt_hit hit;
-    hit.point.id = p->id;
-    hit.point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
-    hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[sel[j]]}; /* see knn_offer */
-    hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
-    if (hit.dist_m > ks->max_dist_m) continue;
-    if (t < k) {
-      out[t++] = hit;
-      if (t == k)
-        for (uint32_t i = k / 2; i-- > 0;) heap_sift_down(out, k, i);
-    } else if (hit_worse(&out[0], &hit)) {
-      out[0] = hit;
-      heap_sift_down(out, k, 0);
+  uint32_t n = 0;
+  for (uint32_t w = 0; w < words; w++)
+    for (uint64_t b = sel[w]; b; b &= b - 1) {
+      uint32_t i = from + w * 64 + ctz64(b);
+      const qt_slot *p = &sl[i];
+      geo_qt_hit hit;
+      hit.point.id = p->id;
+      hit.point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
+      /* the payload's address, see knn_offer */
+      hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[i]};
+      hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
+      if (hit.dist_m > ks->max_dist_m) continue;
+      if (n < k) {
+        out[n++] = hit;
+        if (n == k)
+          for (uint32_t h = k / 2; h-- > 0;) heap_sift_down(out, k, h);
+      } else if (hit_worse(&out[0], &hit)) {
+        out[0] = hit;
+        heap_sift_down(out, k, 0);
+      }
     }
-  }
-  if (t < k)
-    for (uint32_t i = t / 2; i-- > 0;) heap_sift_down(out, t, i);
-  ks->n = t;
-  if (t == k) knn_tighten(ks);
-  knn_offer_bounded(ks, mem, cap, cc, rest, nr); /* the points of the slices above */
+  if (n < k)
+    for (uint32_t h = n / 2; h-- > 0;) heap_sift_down(out, n, h);
+  ks->n = n;
+  if (n == k) knn_tighten(ks);
+  /* The points outside the radius: rectangle prefilter, lower bound, offer. */
+  knn_rect(ks);
+  rect_bits(&ks->sq, box, sl, from, to, bits);
+  for (uint32_t w = 0; w < words; w++)
+    for (uint64_t b = bits[w] & ~sel[w]; b; b &= b - 1) {
+      uint32_t i = from + w * 64 + ctz64(b);
+      if (point_lb_h(&ks->sq, cc, sl[i].lat, sl[i].lng) <= ks->sq.thresh_h)
+        knn_offer(ks, mem, cap, i);
+    }
 }
 
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
@@ -1033,7 +1180,7 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
     uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
     if (ks->n == 0 && ks->filter == NULL && to - from > ks->k) {
-      knn_fill(ks, mem, cap, sl, cc, from, to);
+      knn_fill(ks, mem, cap, sl, box, cc, from, to);
       continue;
     }
     if (ks->n < ks->k) {
@@ -1057,7 +1204,7 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
       continue;
     }
     knn_rect(ks);
-    uint32_t m = leaf_candidates(&ks->sq, cc, sl, from, to, c);
+    uint32_t m = leaf_candidates(&ks->sq, box, cc, sl, from, to, c);
     for (uint32_t j = 0; j < m; j++)
       if (c[j].lb <= ks->sq.thresh_h) knn_offer(ks, mem, cap, c[j].i);
   }
@@ -1145,22 +1292,25 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   }
   for (size_t i = 0; i < ks.n; i++) /* see knn_offer */
     out[i].point.payload = unpack_pl(*(const uint64_t *)(intptr_t)out[i].point.payload.ts_ms);
-  /* Heap -> ascending order: for a usual k, by ranks without branches ((d, id) pairs are
-   * distinct: ids are); heapsort otherwise. */
+  /* Heap -> ascending order: for a usual k, by ranks without branches; heapsort otherwise.
+   * A rank counts the smaller distances (two lanes at a time where SSE2 is there); only when
+   * two distances are equal (duplicates) do ids decide, in a second pass ((d, id) pairs are
+   * distinct: ids are). */
   size_t m = ks.n;
   if (m <= 16) {
     geo_qt_hit sorted[16];
     double dd[16];
-    uint64_t id[16];
+    uint32_t rank[16], eq[16], ties = 0;
+    for (size_t i = 0; i < 16; i++) dd[i] = i < m ? out[i].dist_m : INFINITY;
     for (size_t i = 0; i < m; i++) {
-      dd[i] = out[i].dist_m;
-      id[i] = out[i].point.id;
+      rank_of(dd, (m + 1) & ~(size_t)1, dd[i], &rank[i], &eq[i]);
+      ties |= eq[i] - 1u;
     }
-    for (size_t i = 0; i < m; i++) {
-      size_t r = 0;
-      for (size_t j = 0; j < m; j++) r += (size_t)((dd[j] < dd[i]) | ((dd[j] == dd[i]) & (id[j] < id[i])));
-      sorted[r] = out[i];
-    }
+    if (ties)
+      for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < m; j++)
+          rank[i] += (uint32_t)((eq[i] > 1) & (dd[j] == dd[i]) & (out[j].point.id < out[i].point.id));
+    for (size_t i = 0; i < m; i++) sorted[rank[i]] = out[i];
     memcpy(out, sorted, m * sizeof *out);
     m = 0;
   }
@@ -1197,7 +1347,7 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
       double cc = leaf_cc(&sq, &it.box);
       for (uint32_t from = 0; from < nd->count; from += CHUNK) {
         uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
-        uint32_t m = leaf_candidates(&sq, cc, sl, from, to, c);
+        uint32_t m = leaf_candidates(&sq, &it.box, cc, sl, from, to, c);
         for (uint32_t j = 0; j < m; j++) {
           geo_qt_hit hit;
           hit.point = point_at(mem, cap, c[j].i);
