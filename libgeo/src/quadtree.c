@@ -7,15 +7,16 @@
  * consecutive (south-west, south-east, north-west, north-east), so they fill one cache line,
  * and a search computes their boxes while descending. What only updates need (box, parent,
  * capacity, depth) is in a parallel cold array. Freed blocks of four go on a free list. A
- * leaf keeps its points in one allocation: a header with its box and capacity, then slots
- * {lat, lng as int32 fixed-point 1e-7 degree, id} of 16 bytes, then the packed payloads
- * (ts_ms << 8 | state): 24 bytes a slot, cap a multiple of 8. A search scans the slots
- * contiguously and reads a candidate's id from the line it scanned; a move touches one slot
- * line and one payload word. An open-addressing table (linear probing, 16-byte entries {id,
- * node, slot}) maps id to its slot; it holds the id itself, so a lookup reads no leaf line.
- * The cold node record repeats a leaf's capacity next to its box, so a move that stays in its
- * leaf reads the table entry and node records (a few hundred KB at 1M points, cache
- * resident) and only writes its slot and payload: one dependent miss, then two stores. A move
+ * leaf keeps its points in one allocation: a header with its box and capacity, then the
+ * positions {lat, lng as int32 fixed-point 1e-7 degree} of 8 bytes, then the entries {id,
+ * packed payload (ts_ms << 8 | state)} of 16 bytes: 24 bytes a slot, cap a multiple of 8. A
+ * search scans positions only (eight points a cache line) and reads the entry lines of the k
+ * points it returns; a move touches one position and one entry. An open-addressing table
+ * (linear probing, 16-byte entries {id, node, slot}) maps id to its slot; it holds the id
+ * itself, so a lookup reads no leaf line. The cold node record repeats a leaf's capacity next
+ * to its box, so a move that stays in its leaf reads the table entry and node records (a few
+ * hundred KB at 1M points, cache resident) and only writes its position and payload: one
+ * dependent miss, then two stores. A move
  * that leaves its leaf does not read the new leaf's header either. Leaves hold up to 128 points:
  * large enough that most 50 m moves of a driver stay in their leaf at 1M drivers in a city,
  * small enough that a kNN scans only two or three of them.
@@ -25,9 +26,9 @@
  * lower bound of h below, then the exact distance. kNN goes straight down to the leaf whose
  * cell holds the query and scans it first, then searches only the subtree of the smallest
  * ancestor whose cell the prefilter rectangle fits in (the root when the heap is not full).
- * It evaluates the candidates of a leaf in order of their lower bound while its heap is not
- * full, so that few exact distances are computed, and reads payloads only for the k points
- * it returns.
+ * While its heap is not full it offers a leaf's points nearest first by a planar estimate,
+ * so that few exact distances are computed; ids and payloads are read only for the k points
+ * it returns (ties of distance compare ids on the way).
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
@@ -113,8 +114,8 @@ struct geo_quadtree {
 
 /* ---- leaf storage ---------------------------------------------------------------- */
 
-/* A leaf block starts with its box and capacity (what a search reads with the slots; updates
- * take both from the node arrays): header | slots [cap] | payloads [cap]. */
+/* A leaf block starts with its box and capacity (what a search reads with the positions;
+ * updates take both from the node arrays): header | positions [cap] | entries [cap]. */
 typedef struct leaf_hdr {
   qt_box box;
   uint32_t cap;
@@ -127,15 +128,18 @@ static inline const leaf_hdr *L_hdr(const unsigned char *mem) {
   return (const leaf_hdr *)(const void *)mem;
 }
 static inline uint32_t mem_cap(const unsigned char *mem) { return mem ? L_hdr(mem)->cap : 0; }
-/* A slot: position and id in 16 bytes, so that a search reads a candidate's id from the line
- * it scanned, and a move finds slot s without reading the capacity. Payloads sit apart. */
-typedef struct qt_slot {
+/* A slot's position, what searches scan (a move finds it without reading the capacity),
+ * and its entry: the id and the packed payload, read for results and by updates. */
+typedef struct qt_pos {
   int32_t lat, lng;
+} qt_pos;
+typedef struct qt_ent {
   uint64_t id;
-} qt_slot;
-static inline qt_slot *L_sl(const unsigned char *mem) { return (qt_slot *)(void *)(mem + HDR_BYTES); }
-static inline uint64_t *L_pl(const unsigned char *mem, uint32_t cap) {
-  return (uint64_t *)(void *)(mem + HDR_BYTES + 16u * cap);
+  uint64_t pl;
+} qt_ent;
+static inline qt_pos *L_pos(const unsigned char *mem) { return (qt_pos *)(void *)(mem + HDR_BYTES); }
+static inline qt_ent *L_ent(const unsigned char *mem, uint32_t cap) {
+  return (qt_ent *)(void *)(mem + HDR_BYTES + sizeof(qt_pos) * cap);
 }
 /* A new leaf block of cap slots for the node with this box (NULL when out of memory). */
 static unsigned char *block_new(qt_box box, uint32_t cap) {
@@ -160,7 +164,7 @@ static inline geo_qt_payload unpack_pl(uint64_t v) {
 
 /* The id stored in slot s of leaf idx. */
 static inline uint64_t slot_id(const geo_quadtree *qt, uint32_t idx, uint32_t s) {
-  return L_sl(qt->nodes[idx].mem)[s].id;
+  return L_ent(qt->nodes[idx].mem, qt->meta[idx].cap)[s].id;
 }
 
 /* ---- id table ---------------------------------------------------------------------- */
@@ -319,10 +323,8 @@ static void block_release(geo_quadtree *qt, uint32_t b) {
 
 static void copy_slot(unsigned char *dmem, uint32_t dcap, uint32_t d, const unsigned char *smem,
                       uint32_t scap, uint32_t s) {
-  L_sl(dmem)[d].id = L_sl(smem)[s].id;
-  L_sl(dmem)[d].lat = L_sl(smem)[s].lat;
-  L_sl(dmem)[d].lng = L_sl(smem)[s].lng;
-  L_pl(dmem, dcap)[d] = L_pl(smem, scap)[s];
+  L_pos(dmem)[d] = L_pos(smem)[s];
+  L_ent(dmem, dcap)[d] = L_ent(smem, scap)[s];
 }
 
 static void leaf_free_mem(geo_quadtree *qt, uint32_t idx) {
@@ -358,7 +360,7 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
   qt_box box = *meta_box(&qt->meta[idx]);
   const unsigned char *old = qt->nodes[idx].mem;
   uint32_t ocap = mem_cap(old), n = qt->nodes[idx].count;
-  const qt_slot *osl = L_sl(old);
+  const qt_pos *osl = L_pos(old);
   uint32_t cnt[4] = {0, 0, 0, 0};
   for (uint32_t i = 0; i < n; i++) cnt[quadrant(&box, osl[i].lat, osl[i].lng)]++;
   unsigned char *mem[4] = {NULL, NULL, NULL, NULL};
@@ -383,7 +385,7 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
     uint32_t c = b + quadrant(&box, osl[i].lat, osl[i].lng);
     uint32_t s = qt->nodes[c].count++;
     copy_slot(qt->nodes[c].mem, mem_cap(qt->nodes[c].mem), s, old, ocap, i);
-    tab_set(qt, L_sl(old)[i].id, c, s); /* reads the old leaf: still intact */
+    tab_set(qt, L_ent(old, ocap)[i].id, c, s); /* reads the old leaf: still intact */
   }
   leaf_free_mem(qt, idx);
   qt->nodes[idx].child = b;
@@ -456,10 +458,8 @@ static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_
   uint32_t s = qt->nodes[leaf].count;
   unsigned char *mem = qt->nodes[leaf].mem;
   uint32_t cap = qt->meta[leaf].cap;
-  L_sl(mem)[s].id = id;
-  L_sl(mem)[s].lat = lat;
-  L_sl(mem)[s].lng = lng;
-  L_pl(mem, cap)[s] = pack_pl(pl);
+  L_pos(mem)[s] = (qt_pos){lat, lng};
+  L_ent(mem, cap)[s] = (qt_ent){id, pack_pl(pl)};
   return s;
 }
 
@@ -530,15 +530,15 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     /* The common case: the box and capacity from the node arrays, then two stores. */
     if (box_contains(meta_box(mt), lat, lng)) {
       uint32_t cap = mt->cap;
-      L_sl(mem)[s].lat = lat;
-      L_sl(mem)[s].lng = lng;
-      L_pl(mem, cap)[s] = pack_pl(pl);
+      L_pos(mem)[s] = (qt_pos){lat, lng};
+      L_ent(mem, cap)[s].pl = pack_pl(pl);
       return GEO_OK;
     }
     /* Leaving the leaf: the last point will fill the hole and its table entry be re-pointed;
      * start that miss now so it overlaps the descent to the new leaf. */
     uint32_t last = qt->nodes[leaf].count - 1;
-    if (s != last) PREFETCH(&qt->tab[(size_t)(mix64(L_sl(mem)[last].id) >> qt->tab_shift)]);
+    if (s != last)
+      PREFETCH(&qt->tab[(size_t)(mix64(L_ent(mem, mt->cap)[last].id) >> qt->tab_shift)]);
     uint32_t anc = qt->meta[leaf].parent;
     while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
     uint32_t target;
@@ -571,7 +571,7 @@ geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id, geo_qt_payload p
   size_t ti = tab_find(qt, id);
   if (ti == SIZE_MAX) return GEO_ENOTFOUND;
   uint32_t leaf = qt->tab[ti].node, s = qt->tab[ti].slot;
-  L_pl(qt->nodes[leaf].mem, qt->meta[leaf].cap)[s] = pack_pl(pl);
+  L_ent(qt->nodes[leaf].mem, qt->meta[leaf].cap)[s].pl = pack_pl(pl);
   return GEO_OK;
 }
 
@@ -591,9 +591,10 @@ geo_err geo_quadtree_remove(geo_quadtree *qt, uint64_t id) {
 
 static inline geo_qt_point point_at(const unsigned char *mem, uint32_t cap, uint32_t s) {
   geo_qt_point p;
-  p.id = L_sl(mem)[s].id;
-  p.pos = (geo_latlng){fix_to_deg(L_sl(mem)[s].lat), fix_to_deg(L_sl(mem)[s].lng)};
-  p.payload = unpack_pl(L_pl(mem, cap)[s]);
+  const qt_ent *e = &L_ent(mem, cap)[s];
+  p.id = e->id;
+  p.pos = (geo_latlng){fix_to_deg(L_pos(mem)[s].lat), fix_to_deg(L_pos(mem)[s].lng)};
+  p.payload = unpack_pl(e->pl);
   return p;
 }
 
@@ -752,7 +753,7 @@ typedef struct cand {
 
 /* 1 when the rectangle prefilter does not rule point p out, else 0 (a value, not a branch:
  * whether a point passes is as good as random to the predictor). */
-static inline uint32_t rect_keeps(const search *sq, const qt_slot *p) {
+static inline uint32_t rect_keeps(const search *sq, const qt_pos *p) {
   int64_t dla = (int64_t)p->lat - sq->qlat;
   dla = dla < 0 ? -dla : dla;
   return (uint32_t)((dla <= sq->tlat) & (lng_gap(p->lng, sq->qlng) <= sq->tlng));
@@ -761,7 +762,7 @@ static inline uint32_t rect_keeps(const search *sq, const qt_slot *p) {
 /* The indices among idx[0, n) (points of sl) that the rectangle prefilter does not rule out,
  * compacted in place without branches: each index is written and the count advances by the
  * test's outcome. Returns how many. */
-static uint32_t rect_pass(const search *sq, const qt_slot *sl, uint32_t *idx, uint32_t n) {
+static uint32_t rect_pass(const search *sq, const qt_pos *sl, uint32_t *idx, uint32_t n) {
   uint32_t m = 0;
   for (uint32_t j = 0; j < n; j++) {
     uint32_t i = idx[j];
@@ -796,7 +797,7 @@ static inline unsigned ctz64(uint64_t x) { /* x != 0 */
  * time with SSE2 when the box is unwrapped: |d| <= t, for the difference d of a coordinate
  * and 0 <= t < 2^31, is (uint32)(d + t) <= 2t, a signed comparison after adding 2^31 to
  * both sides (d + t never wraps 32 bits; a larger t is clamped, which only keeps more). */
-static void rect_bits(const search *sq, const qt_box *box, const qt_slot *sl, uint32_t from,
+static void rect_bits(const search *sq, const qt_box *box, const qt_pos *sl, uint32_t from,
                       uint32_t to, uint64_t *bits) {
   const uint32_t m = to - from;
   for (uint32_t w = 0; w < (m + 63) / 64; w++) bits[w] = 0;
@@ -810,14 +811,12 @@ static void rect_bits(const search *sq, const qt_box *box, const qt_slot *sl, ui
     const __m128i add = _mm_set_epi32((int)clo, (int)cla, (int)clo, (int)cla);
     const __m128i lim = _mm_set_epi32((int)(2u * tlo + 0x80000000u), (int)(2u * tla + 0x80000000u),
                                       (int)(2u * tlo + 0x80000000u), (int)(2u * tla + 0x80000000u));
-    const qt_slot *p = sl + from;
-    for (; j + 4 <= m; j += 4) { /* a slot is {lat, lng, id}: two points' positions a vector */
-      __m128i s0 = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
-      __m128i s1 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 1]);
-      __m128i s2 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 2]);
-      __m128i s3 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 3]);
-      __m128i fa = _mm_cmpgt_epi32(_mm_add_epi32(_mm_unpacklo_epi64(s0, s1), add), lim);
-      __m128i fb = _mm_cmpgt_epi32(_mm_add_epi32(_mm_unpacklo_epi64(s2, s3), add), lim);
+    const qt_pos *p = sl + from;
+    for (; j + 4 <= m; j += 4) { /* two positions {lat, lng} a vector */
+      __m128i pa = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
+      __m128i pb = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 2]);
+      __m128i fa = _mm_cmpgt_epi32(_mm_add_epi32(pa, add), lim);
+      __m128i fb = _mm_cmpgt_epi32(_mm_add_epi32(pb, add), lim);
       fa = _mm_or_si128(fa, _mm_srli_epi64(fa, 32)); /* a point fails on either coordinate */
       fb = _mm_or_si128(fb, _mm_srli_epi64(fb, 32));
       unsigned fail = (unsigned)_mm_movemask_ps(
@@ -833,7 +832,7 @@ static void rect_bits(const search *sq, const qt_box *box, const qt_slot *sl, ui
 
 /* Scan points [from, to) of a leaf with this box into c: those the rectangle prefilter and
  * the lower bound of h do not rule out. Returns how many. */
-static uint32_t leaf_candidates(const search *sq, const qt_box *box, double cc, const qt_slot *sl,
+static uint32_t leaf_candidates(const search *sq, const qt_box *box, double cc, const qt_pos *sl,
                                 uint32_t from, uint32_t to, cand *c) {
   uint64_t bits[CHUNK / 64];
   rect_bits(sq, box, sl, from, to, bits);
@@ -894,11 +893,19 @@ static void cand_select_small(cand *c, uint32_t m, uint32_t r) {
   }
 }
 
-/* (d, id) order: true when a is strictly worse (farther) than b. Evaluated without
- * short-circuit branches: which of two candidates is farther is a coin toss to the branch
- * predictor. */
+/* While a kNN runs, a heap entry's point.payload.ts_ms holds the address of the point's
+ * entry {id, payload} in its leaf, and point.id is not set: the k results' entries are read
+ * at the end, those of points pushed out later never (see knn_offer). */
+static inline const qt_ent *hit_ent(const geo_qt_hit *h) {
+  return (const qt_ent *)(intptr_t)h->point.payload.ts_ms;
+}
+
+/* (d, id) order: true when a is strictly worse (farther) than b. Which of two candidates is
+ * farther is a coin toss to the branch predictor, so that is a value, not a branch; only equal
+ * distances (rare: duplicates) branch off to read the ids. */
 static inline bool hit_worse(const geo_qt_hit *a, const geo_qt_hit *b) {
-  return (a->dist_m > b->dist_m) | ((a->dist_m == b->dist_m) & (a->point.id > b->point.id));
+  if (a->dist_m == b->dist_m) return hit_ent(a)->id > hit_ent(b)->id;
+  return a->dist_m > b->dist_m;
 }
 
 /* Move h[i] down to its place in the max-heap h[0, n): the worse child is chosen without a
@@ -908,7 +915,8 @@ static void heap_sift_down(geo_qt_hit *h, size_t n, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1;
     if (l >= n) break;
-    size_t c = l + (size_t)((l + 1 < n) & hit_worse(&h[l + 1], &h[l]));
+    size_t r = l + (size_t)(l + 1 < n); /* the right child, or l again when there is none */
+    size_t c = l + (size_t)hit_worse(&h[r], &h[l]);
     if (!hit_worse(&h[c], &x)) break;
     h[i] = h[c];
     i = c;
@@ -939,15 +947,29 @@ typedef struct knn_state {
   double max_dist_m;
   geo_qt_filter filter;
   void *filter_ud;
-  geo_qt_hit *out; /* max-heap on (d, id) of the n best so far */
+  geo_qt_hit *out; /* the n best so far: see scan */
+  size_t worst;     /* out[worst] is the worst of them (0 for a heap) */
+  bool scan;        /* k <= SCAN_K: out is unordered and worst found by a scan, else a heap */
   bool rect_stale;  /* thresh_h tightened since the rectangle prefilter was derived */
 } knn_state;
+
+/* Up to this k the best so far are kept unordered, the worst found again by a scan of k after
+ * each replacement (a few selects, where a heap's sift mispredicts about every other level);
+ * a max-heap on (d, id) above it. */
+#define SCAN_K 16
+
+/* Index of the worst of h[0, n), n >= 1. */
+static size_t arg_worst(const geo_qt_hit *h, size_t n) {
+  size_t w = 0;
+  for (size_t i = 1; i < n; i++) w = hit_worse(&h[i], &h[w]) ? i : w;
+  return w;
+}
 
 /* The heap's worst distance went down: tighten thresh_h at once (the leaf scan compares
  * against it), and derive the rectangle prefilter (two square roots) only when the next
  * rectangle test needs it: a leaf's offers often tighten the threshold several times. */
 static inline void knn_tighten(knn_state *ks) {
-  ks->sq.thresh_h = thresh_for(ks->out[0].dist_m);
+  ks->sq.thresh_h = thresh_for(ks->out[ks->worst].dist_m);
   ks->rect_stale = true;
 }
 
@@ -958,30 +980,35 @@ static inline void knn_rect(knn_state *ks) {
 }
 
 /* Offer point i of a leaf to the heap: exact distance first, then (only if it would enter)
- * the filter. Without a filter the payload is not read here: the heap entry keeps the address
- * of the packed payload in point.payload.ts_ms, and knn_finish unpacks it for the k that
- * remain, so the points that are pushed out later cost no extra cache miss. */
+ * the filter. Without a filter the point's entry (id, payload) is not read here, see
+ * hit_ent. */
 static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uint32_t i) {
   geo_qt_hit hit;
-  const qt_slot *sl = &L_sl(mem)[i];
-  hit.point.id = sl->id;
-  hit.point.pos = (geo_latlng){fix_to_deg(sl->lat), fix_to_deg(sl->lng)};
+  const qt_pos *p = &L_pos(mem)[i];
+  const qt_ent *e = &L_ent(mem, cap)[i];
+  hit.point.id = 0;
+  hit.point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
+  hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)e};
   hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
   if (hit.dist_m > ks->max_dist_m) return;
-  if (ks->n == ks->k && !hit_worse(&ks->out[0], &hit)) return;
-  const uint64_t *pl = &L_pl(mem, cap)[i];
+  if (ks->n == ks->k && !hit_worse(&ks->out[ks->worst], &hit)) return;
   if (ks->filter) {
-    hit.point.payload = unpack_pl(*pl);
-    if (!ks->filter(&hit.point, ks->filter_ud)) return;
+    geo_qt_point pt = {e->id, hit.point.pos, unpack_pl(e->pl)};
+    if (!ks->filter(&pt, ks->filter_ud)) return;
   }
-  hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)pl};
+  PREFETCH(e); /* it enters the heap: start the miss that reading the results would take */
   if (ks->n < ks->k) {
     ks->out[ks->n] = hit;
-    heap_sift_up(ks->out, ks->n++);
-    if (ks->n == ks->k) knn_tighten(ks);
-  } else if (hit_worse(&ks->out[0], &hit)) {
-    ks->out[0] = hit;
-    heap_sift_down(ks->out, ks->n, 0);
+    if (ks->scan) ks->n++;
+    else heap_sift_up(ks->out, ks->n++);
+    if (ks->n == ks->k) {
+      if (ks->scan) ks->worst = arg_worst(ks->out, ks->k);
+      knn_tighten(ks);
+    }
+  } else {
+    ks->out[ks->worst] = hit;
+    if (ks->scan) ks->worst = arg_worst(ks->out, ks->k);
+    else heap_sift_down(ks->out, ks->n, 0);
     knn_tighten(ks);
   }
 }
@@ -992,7 +1019,7 @@ static void knn_offer_bounded(knn_state *ks, const unsigned char *mem, uint32_t 
                               uint32_t *idx, uint32_t n) {
   if (n == 0) return;
   knn_rect(ks);
-  const qt_slot *sl = L_sl(mem);
+  const qt_pos *sl = L_pos(mem);
   n = rect_pass(&ks->sq, sl, idx, n);
   for (uint32_t j = 0; j < n; j++)
     if (point_lb_h(&ks->sq, cc, sl[idx[j]].lat, sl[idx[j]].lng) <= ks->sq.thresh_h)
@@ -1002,7 +1029,7 @@ static void knn_offer_bounded(knn_state *ks, const unsigned char *mem, uint32_t 
 /* Rank points [from, to) of a leaf by a cheap planar key (squared fixed-point gaps, the
  * longitude one scaled by cos(lat_q)): an estimate used only to choose which points to offer
  * first while the heap is not full, never to rule a point out. */
-static uint32_t leaf_keys(const search *sq, const qt_slot *sl, uint32_t from, uint32_t to,
+static uint32_t leaf_keys(const search *sq, const qt_pos *sl, uint32_t from, uint32_t to,
                           cand *c) {
   const int64_t qlat = sq->qlat, qlng = sq->qlng;
   const double cq = sq->cos_q;
@@ -1044,20 +1071,19 @@ static inline void rank_of(const double *dd, size_t n, double x, uint32_t *lt, u
  * estimate of the order, never used to rule a point out. In doubles (fixed-point values and
  * their differences are exact there), two points a vector with SSE2 when the box is unwrapped
  * (then the short way round is the plain difference). */
-static void fill_keys(const search *sq, const qt_box *box, const qt_slot *sl, uint32_t from,
+static void fill_keys(const search *sq, const qt_box *box, const qt_pos *sl, uint32_t from,
                       uint32_t to, double *key) {
   const uint32_t m = to - from;
-  const qt_slot *p = sl + from;
+  const qt_pos *p = sl + from;
   const double qlat = (double)sq->qlat, qlng = (double)sq->qlng, cq = sq->cos_q;
   uint32_t j = 0;
 #if defined(QT_SSE2)
   if (box_unwrapped(sq, box)) {
     const __m128d q = _mm_set_pd(qlng, qlat), w = _mm_set_pd(cq, 1.0);
-    for (; j + 2 <= m; j += 2) { /* cvtepi32_pd takes a slot's {lat, lng} */
-      __m128i s0 = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
-      __m128i s1 = _mm_loadu_si128((const __m128i *)(const void *)&p[j + 1]);
-      __m128d a = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(s0), q), w);
-      __m128d b = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(s1), q), w);
+    for (; j + 2 <= m; j += 2) { /* two positions {lat, lng}; cvtepi32_pd takes the low one */
+      __m128i v = _mm_loadu_si128((const __m128i *)(const void *)&p[j]);
+      __m128d a = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(v), q), w);
+      __m128d b = _mm_mul_pd(_mm_sub_pd(_mm_cvtepi32_pd(_mm_srli_si128(v, 8)), q), w);
       a = _mm_mul_pd(a, a);
       b = _mm_mul_pd(b, b);
       _mm_storeu_pd(key + j, _mm_add_pd(_mm_unpacklo_pd(a, b), _mm_unpackhi_pd(a, b)));
@@ -1109,7 +1135,7 @@ static uint32_t keys_at_most(const double *key, uint32_t m, double t, uint64_t *
  *    later leaf, so a point the key misjudged is still found. */
 #define FILL_TARGET 1.5 /* points within the first radius, in units of k */
 #define FILL_SHRINK 2   /* narrow it when it holds more than this many times k */
-static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_slot *sl,
+static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_pos *sl,
                      const qt_box *box, double cc, uint32_t from, uint32_t to) {
   const uint32_t m = to - from, k = (uint32_t)ks->k, words = (m + 63) / 64; /* k < m <= CHUNK */
   double key[CHUNK];
@@ -1128,33 +1154,37 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
     uint32_t n2 = keys_at_most(key, m, t * (FILL_TARGET * k / ns), bits);
     if (n2 >= k) memcpy(sel, bits, sizeof sel);
   }
-  /* Exact distances; the first k (within max_dist_m) fill the heap, which is then built in
-   * place (Floyd, branch-free sift), and the others replace its top if better. */
+  /* Exact distances; the first k (within max_dist_m) fill out (a heap is then built in place:
+   * Floyd, branch-free sift), and the others replace the worst if better. */
   geo_qt_hit *out = ks->out;
   uint32_t n = 0;
+  size_t worst = 0;
   for (uint32_t w = 0; w < words; w++)
     for (uint64_t b = sel[w]; b; b &= b - 1) {
       uint32_t i = from + w * 64 + ctz64(b);
-      const qt_slot *p = &sl[i];
+      const qt_pos *p = &sl[i];
       geo_qt_hit hit;
-      hit.point.id = p->id;
+      hit.point.id = 0;
       hit.point.pos = (geo_latlng){fix_to_deg(p->lat), fix_to_deg(p->lng)};
-      /* the payload's address, see knn_offer */
-      hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_pl(mem, cap)[i]};
+      hit.point.payload = (geo_qt_payload){0, (int64_t)(intptr_t)&L_ent(mem, cap)[i]}; /* hit_ent */
+      PREFETCH(&L_ent(mem, cap)[i]); /* see knn_offer */
       hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
       if (hit.dist_m > ks->max_dist_m) continue;
       if (n < k) {
         out[n++] = hit;
-        if (n == k)
+        if (n == k && ks->scan) worst = arg_worst(out, k);
+        else if (n == k)
           for (uint32_t h = k / 2; h-- > 0;) heap_sift_down(out, k, h);
-      } else if (hit_worse(&out[0], &hit)) {
-        out[0] = hit;
-        heap_sift_down(out, k, 0);
+      } else if (hit_worse(&out[worst], &hit)) {
+        out[worst] = hit;
+        if (ks->scan) worst = arg_worst(out, k);
+        else heap_sift_down(out, k, 0);
       }
     }
-  if (n < k)
+  if (n < k && !ks->scan)
     for (uint32_t h = n / 2; h-- > 0;) heap_sift_down(out, n, h);
   ks->n = n;
+  ks->worst = worst;
   if (n == k) knn_tighten(ks);
   /* The points outside the radius: rectangle prefilter, lower bound, offer. */
   knn_rect(ks);
@@ -1169,12 +1199,13 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
 
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   const unsigned char *mem = nd->mem;
-  /* Ask for all the slot lines at once rather than let the hardware prefetcher ramp up on
-   * them one by one (a leaf's slots are at most 32 lines, short of the deepest leaves). */
-  size_t bytes = HDR_BYTES + 16u * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);
+  /* Ask for all the position lines at once rather than let the hardware prefetcher ramp up
+   * on them one by one (a leaf's positions are at most 16 lines, short of the deepest
+   * leaves). */
+  size_t bytes = HDR_BYTES + sizeof(qt_pos) * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);
   for (size_t off = 0; off < bytes; off += 64) PREFETCH(mem + off);
   uint32_t cap = mem_cap(mem);
-  const qt_slot *sl = L_sl(mem);
+  const qt_pos *sl = L_pos(mem);
   double cc = leaf_cc(&ks->sq, box);
   cand c[CHUNK];
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
@@ -1222,7 +1253,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   }
   if (k > UINT32_MAX) k = UINT32_MAX; /* never more points than that anyway */
   knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
-                  .out = out};
+                  .out = out, .scan = k <= SCAN_K};
   search_init(&ks.sq, q, max_dist_m);
   /* 1. Straight down to the leaf whose cell holds q (one quadrant test a level, no stack),
    * and scan it first: its points are usually the nearest, so the threshold is tight before
@@ -1240,6 +1271,17 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     d++;
   }
   const uint32_t home = path[d];
+#ifdef SIBPF
+  if (d > 0) {
+    const qt_node *sib = &qt->nodes[qt->nodes[path[d - 1]].child];
+    for (unsigned c = 0; c < 4; c++) {
+      const unsigned char *sm = sib[c].mem;
+      if (sm == NULL || sib + c == &qt->nodes[home]) continue;
+      size_t bytes = HDR_BYTES + sizeof(qt_pos) * (size_t)(sib[c].count < SIBPF ? sib[c].count : SIBPF);
+      for (size_t off = 0; off < bytes; off += 64) PREFETCH(sm + off);
+    }
+  }
+#endif
   if (qt->nodes[home].count) knn_leaf(&ks, &qt->nodes[home], &pbox[d]);
   /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
    * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
@@ -1290,9 +1332,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
       sp += (int)keep[order[j]];
     }
   }
-  for (size_t i = 0; i < ks.n; i++) /* see knn_offer */
-    out[i].point.payload = unpack_pl(*(const uint64_t *)(intptr_t)out[i].point.payload.ts_ms);
-  /* Heap -> ascending order: for a usual k, by ranks without branches; heapsort otherwise.
+  /* Ascending order: for a usual k, by ranks without branches; heapsort otherwise.
    * A rank counts the smaller distances (two lanes at a time where SSE2 is there); only when
    * two distances are equal (duplicates) do ids decide, in a second pass ((d, id) pairs are
    * distinct: ids are). */
@@ -1309,7 +1349,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     if (ties)
       for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < m; j++)
-          rank[i] += (uint32_t)((eq[i] > 1) & (dd[j] == dd[i]) & (out[j].point.id < out[i].point.id));
+          rank[i] += (uint32_t)((eq[i] > 1) & (dd[j] == dd[i]) & (hit_ent(&out[j])->id < hit_ent(&out[i])->id));
     for (size_t i = 0; i < m; i++) sorted[rank[i]] = out[i];
     memcpy(out, sorted, m * sizeof *out);
     m = 0;
@@ -1319,6 +1359,11 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     out[0] = out[m - 1];
     out[m - 1] = t;
     heap_sift_down(out, --m, 0);
+  }
+  for (size_t i = 0; i < ks.n; i++) { /* the results' entries, see hit_ent */
+    const qt_ent *e = hit_ent(&out[i]);
+    out[i].point.id = e->id;
+    out[i].point.payload = unpack_pl(e->pl);
   }
   *n_out = ks.n;
   return GEO_OK;
@@ -1343,7 +1388,7 @@ geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre, do
     if (nd->child == NONE) {
       const unsigned char *mem = nd->mem;
       uint32_t cap = mem_cap(mem);
-      const qt_slot *sl = L_sl(mem);
+      const qt_pos *sl = L_pos(mem);
       double cc = leaf_cc(&sq, &it.box);
       for (uint32_t from = 0; from < nd->count; from += CHUNK) {
         uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
@@ -1440,7 +1485,7 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
     if (nd->mem && memcmp(&L_hdr(nd->mem)->box, &box, sizeof box) != 0) return GEO_EFORMAT;
     if (nd->count > GEO_QT_LEAF_MAX && depth < GEO_QT_MAX_DEPTH) return GEO_EFORMAT;
     for (uint32_t i = 0; i < nd->count; i++) {
-      if (!box_contains(&box, L_sl(nd->mem)[i].lat, L_sl(nd->mem)[i].lng)) return GEO_EFORMAT;
+      if (!box_contains(&box, L_pos(nd->mem)[i].lat, L_pos(nd->mem)[i].lng)) return GEO_EFORMAT;
       size_t ti = tab_find(qt, slot_id(qt, idx, i));
       if (ti == SIZE_MAX || qt->tab[ti].node != idx || qt->tab[ti].slot != i)
         return GEO_EFORMAT;

@@ -237,7 +237,7 @@ static geo_latlng query_point(const model *m, region reg) {
 
 static void run_queries(const geo_quadtree *qt, model *m, region reg, int nq) {
   model_sort(m);
-  static const size_t ks[] = {1, 2, 5, 10, 50};
+  static const size_t ks[] = {1, 2, 5, 10, 16, 17, 50}; /* 16 | 17: see SCAN_K */
   geo_qt_hit got[64], want[64];
   collect a = {0}, b = {0};
   for (int t = 0; t < nq; t++) {
@@ -245,7 +245,7 @@ static void run_queries(const geo_quadtree *qt, model *m, region reg, int nq) {
     bool avail = tu_below(2) == 0;
     int kind = (int)tu_below(3);
     if (kind == 0) {
-      size_t k = ks[tu_below(5)];
+      size_t k = ks[tu_below(7)];
       double max_d = tu_below(4) == 0 ? tu_uniform(0, reg == CITY ? 300 : 500000) : INFINITY;
       size_t n;
       assert_int_equal(geo_quadtree_knn(qt, q, k, max_d, avail ? avail_filter : NULL, NULL, got, &n),
