@@ -1197,13 +1197,17 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
     }
 }
 
+/* Bytes from a leaf's start to the end of its first CHUNK positions: what a search asks for
+ * at once rather than let the hardware prefetcher ramp up on the lines one by one (at most
+ * 16 lines, short of the deepest leaves). The PREFETCH loops stay in their callers: GCC
+ * drops calls to a function that only prefetches, as if it did nothing. */
+static inline size_t position_bytes(const qt_node *nd) {
+  return HDR_BYTES + sizeof(qt_pos) * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);
+}
+
 static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   const unsigned char *mem = nd->mem;
-  /* Ask for all the position lines at once rather than let the hardware prefetcher ramp up
-   * on them one by one (a leaf's positions are at most 16 lines, short of the deepest
-   * leaves). */
-  size_t bytes = HDR_BYTES + sizeof(qt_pos) * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);
-  for (size_t off = 0; off < bytes; off += 64) PREFETCH(mem + off);
+  for (size_t off = 0, end = position_bytes(nd); off < end; off += 64) PREFETCH(mem + off);
   uint32_t cap = mem_cap(mem);
   const qt_pos *sl = L_pos(mem);
   double cc = leaf_cc(&ks->sq, box);
@@ -1271,17 +1275,17 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     d++;
   }
   const uint32_t home = path[d];
-#ifdef SIBPF
+  /* The home cell's siblings are the likeliest other leaves to hold results (a query near a
+   * border of its cell); their records share the home's cache line, so ask for their
+   * positions now, to arrive while the home leaf is scanned. */
   if (d > 0) {
     const qt_node *sib = &qt->nodes[qt->nodes[path[d - 1]].child];
     for (unsigned c = 0; c < 4; c++) {
-      const unsigned char *sm = sib[c].mem;
-      if (sm == NULL || sib + c == &qt->nodes[home]) continue;
-      size_t bytes = HDR_BYTES + sizeof(qt_pos) * (size_t)(sib[c].count < SIBPF ? sib[c].count : SIBPF);
-      for (size_t off = 0; off < bytes; off += 64) PREFETCH(sm + off);
+      if (sib[c].mem == NULL || sib + c == &qt->nodes[home]) continue;
+      for (size_t off = 0, end = position_bytes(&sib[c]); off < end; off += 64)
+        PREFETCH(sib[c].mem + off);
     }
   }
-#endif
   if (qt->nodes[home].count) knn_leaf(&ks, &qt->nodes[home], &pbox[d]);
   /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
    * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
