@@ -110,6 +110,7 @@ struct geo_quadtree {
   int tab_shift;  /* 64 - log2(tab_cap) */
   size_t n;       /* points */
   size_t leaf_bytes;
+  uint32_t entry; /* a node whose subtree holds every point (see entry_cover) */
 };
 
 /* ---- leaf storage ---------------------------------------------------------------- */
@@ -418,12 +419,34 @@ static bool try_merge_one(geo_quadtree *qt, uint32_t p) {
   }
   qt->nodes[p].child = NONE;
   block_release(qt, b);
+  if (qt->entry - b < 4) qt->entry = p;
   return true;
 }
 
 static void merge_upwards(geo_quadtree *qt, uint32_t p) {
   while (p != NONE && qt->nodes[p].count <= MERGE_MAX && try_merge_one(qt, p))
     p = qt->meta[p].parent;
+}
+
+/* The entry node: kNN starts its descent there rather than at the root, and inserts theirs.
+ * The root's cell is the whole globe, so a city's drivers sit a dozen single-child levels
+ * down; from the entry a descent skips them. Invariant: every point lies in the entry's
+ * subtree (its count is n). entry_cover raises it until its cell holds (lat, lng), before a
+ * point lands there; entry_deepen lowers it while one child holds every point, after a point
+ * was added or left; try_merge_one moves it to the merged node when it was one of the
+ * children freed. */
+static void entry_cover(geo_quadtree *qt, int32_t lat, int32_t lng) {
+  while (!box_contains(meta_box(&qt->meta[qt->entry]), lat, lng))
+    qt->entry = qt->meta[qt->entry].parent;
+}
+
+static void entry_deepen(geo_quadtree *qt) {
+  while (qt->n > 0 && qt->nodes[qt->entry].child != NONE) {
+    uint32_t b = qt->nodes[qt->entry].child, c = 0;
+    while (c < 4 && qt->nodes[b + c].count != qt->n) c++;
+    if (c == 4) return;
+    qt->entry = b + c;
+  }
 }
 
 /* Descend from start to the leaf that should take (lat, lng), splitting full leaves, and
@@ -539,6 +562,7 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     uint32_t last = qt->nodes[leaf].count - 1;
     if (s != last)
       PREFETCH(&qt->tab[(size_t)(mix64(L_ent(mem, mt->cap)[last].id) >> qt->tab_shift)]);
+    entry_cover(qt, lat, lng);
     uint32_t anc = qt->meta[leaf].parent;
     while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
     uint32_t target;
@@ -552,17 +576,20 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     for (uint32_t x = leaf; x != anc; x = qt->meta[x].parent) qt->nodes[x].count--;
     if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, leaf);
     merge_upwards(qt, qt->meta[leaf].parent);
+    entry_deepen(qt);
     return GEO_OK;
   }
   geo_err e = tab_reserve(qt);
   if (e != GEO_OK) return e;
+  entry_cover(qt, lat, lng);
   uint32_t target;
-  e = descend_reserve(qt, 0, lat, lng, &target);
+  e = descend_reserve(qt, qt->entry, lat, lng, &target);
   if (e != GEO_OK) return e;
   uint32_t ns = leaf_append(qt, target, id, lat, lng, pl);
   for (uint32_t x = target; x != NONE; x = qt->meta[x].parent) qt->nodes[x].count++;
   tab_put_raw(qt->tab, qt->tab_cap, qt->tab_shift, (tab_ent){id, target, ns});
   qt->n++;
+  entry_deepen(qt);
   return GEO_OK;
 }
 
@@ -586,6 +613,7 @@ geo_err geo_quadtree_remove(geo_quadtree *qt, uint64_t id) {
   if (qt->nodes[leaf].count == 0) leaf_free_mem(qt, leaf);
   qt->n--;
   merge_upwards(qt, qt->meta[leaf].parent);
+  entry_deepen(qt);
   return GEO_OK;
 }
 
@@ -958,10 +986,21 @@ typedef struct knn_state {
  * a max-heap on (d, id) above it. */
 #define SCAN_K 16
 
-/* Index of the worst of h[0, n), n >= 1. */
+/* Index of the worst of h[0, n), n >= 1: the largest distance, then the one with the largest
+ * id among those at that distance. Which entry holds the largest distance is random, so the
+ * scans select with masks; only a tie at the top (rare: duplicates) takes a branch. */
 static size_t arg_worst(const geo_qt_hit *h, size_t n) {
-  size_t w = 0;
-  for (size_t i = 1; i < n; i++) w = hit_worse(&h[i], &h[w]) ? i : w;
+  double top = h[0].dist_m;
+  for (size_t i = 1; i < n; i++) top = h[i].dist_m > top ? h[i].dist_m : top;
+  size_t w = 0, at_top = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t is = (size_t)(h[i].dist_m == top);
+    w ^= (w ^ i) & (0 - is);
+    at_top += is;
+  }
+  if (at_top > 1)
+    for (size_t i = 0; i < n; i++)
+      if (h[i].dist_m == top && hit_ent(&h[i])->id > hit_ent(&h[w])->id) w = i;
   return w;
 }
 
@@ -1265,8 +1304,8 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   uint32_t path[GEO_QT_MAX_DEPTH + 1];
   qt_box pbox[GEO_QT_MAX_DEPTH + 1];
   int d = 0;
-  path[0] = 0;
-  pbox[0] = ROOT_BOX;
+  path[0] = qt->entry; /* no point lies outside its subtree */
+  pbox[0] = *meta_box(&qt->meta[qt->entry]);
   const int32_t qlat = (int32_t)ks.sq.qlat, qlng = (int32_t)ks.sq.qlng;
   while (qt->nodes[path[d]].child != NONE) {
     unsigned c = quadrant(&pbox[d], qlat, qlng);
@@ -1345,7 +1384,8 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     geo_qt_hit sorted[16];
     double dd[16];
     uint32_t rank[16], eq[16], ties = 0;
-    for (size_t i = 0; i < 16; i++) dd[i] = i < m ? out[i].dist_m : INFINITY;
+    for (size_t i = 0; i < 16; i++) dd[i] = INFINITY;
+    for (size_t i = 0; i < m; i++) dd[i] = out[i].dist_m;
     for (size_t i = 0; i < m; i++) {
       rank_of(dd, (m + 1) & ~(size_t)1, dd[i], &rank[i], &eq[i]);
       ties |= eq[i] - 1u;
@@ -1515,6 +1555,13 @@ geo_err geo_quadtree_check(const geo_quadtree *qt) {
   geo_err e = check_node(qt, 0, NONE, ROOT_BOX, 0, &points, &visited);
   if (e != GEO_OK) return e;
   if (points != qt->n || qt->nodes[0].count != qt->n) return GEO_EFORMAT;
+  /* The entry: a live node (each step up is a child of its parent) holding every point. */
+  for (uint32_t x = qt->entry; x != 0; x = qt->meta[x].parent) {
+    uint32_t p = x < qt->n_nodes ? qt->meta[x].parent : NONE;
+    if (p >= qt->n_nodes || qt->nodes[p].child == NONE || x - qt->nodes[p].child >= 4)
+      return GEO_EFORMAT;
+  }
+  if (qt->nodes[qt->entry].count != qt->n) return GEO_EFORMAT;
   size_t used = 0;
   for (size_t i = 0; i < qt->tab_cap; i++) used += !tab_empty(&qt->tab[i]);
   return used == qt->n ? GEO_OK : GEO_EFORMAT;

@@ -358,6 +358,53 @@ static void test_quadtree_matches_linear_scan_on_the_globe_poles_and_antimeridia
   scenario(GLOBE, 20000, 1000, 40000, 1000, "globe");
 }
 
+/* Searches and inserts start at the deepest node that holds every point (the entry), not at
+ * the root: the population moves from city to city (filled, half moved on, the rest removed),
+ * and searches anywhere stay exact and the structure valid at every step. */
+static void test_quadtree_follows_its_population_from_city_to_city(void **state) {
+  (void)state;
+  tu_seed("migrate");
+  static const geo_latlng cities[] = {
+      {40.75, -73.98}, {35.68, 139.77}, {-33.87, 151.21}, {64.15, -21.94}, {40.75, -73.98}};
+  geo_quadtree *qt;
+  assert_int_equal(geo_quadtree_new(&qt), GEO_OK);
+  model m;
+  model_init(&m, 8000);
+  uint64_t next_id = 1;
+  for (size_t c = 0; c + 1 < sizeof cities / sizeof *cities; c++) {
+    for (int i = 0; i < 2000; i++) {
+      m.id[m.n] = next_id++;
+      m.n++;
+      do_upsert(qt, &m, m.n - 1, jitter(cities[c], 3000));
+    }
+    verify_contents(qt, &m);
+    run_queries(qt, &m, GLOBE, 150);
+    for (size_t i = 0; i < m.n; i += 2) /* half of everyone moves on to the next city */
+      do_upsert(qt, &m, i, jitter(cities[c + 1], 3000));
+    verify_contents(qt, &m);
+    run_queries(qt, &m, CITY, 150);
+    for (size_t i = m.n; i-- > 0;) /* the rest leave */
+      if (geo_haversine_m(m.pos[i], cities[c + 1]) > 10000) {
+        assert_int_equal(geo_quadtree_remove(qt, m.id[i]), GEO_OK);
+        model_remove(&m, i);
+      }
+    verify_contents(qt, &m);
+    run_queries(qt, &m, GLOBE, 150);
+  }
+  while (m.n > 0) { /* empty, then one point far away */
+    assert_int_equal(geo_quadtree_remove(qt, m.id[m.n - 1]), GEO_OK);
+    model_remove(&m, m.n - 1);
+  }
+  verify_contents(qt, &m);
+  m.id[0] = next_id;
+  m.n = 1;
+  do_upsert(qt, &m, 0, (geo_latlng){-45.0, 170.0});
+  verify_contents(qt, &m);
+  run_queries(qt, &m, GLOBE, 50);
+  geo_quadtree_free(qt);
+  model_free(&m);
+}
+
 static void test_quadtree_knn_with_k_larger_than_count_returns_all_sorted(void **state) {
   (void)state;
   geo_quadtree *qt;
@@ -541,6 +588,7 @@ int main(void) {
       cmocka_unit_test(test_quadtree_many_points_on_one_spot_stay_bounded_and_searchable),
       cmocka_unit_test(test_quadtree_out_of_memory_at_every_allocation_leaves_it_valid),
       cmocka_unit_test(test_quadtree_matches_linear_scan_on_the_globe_poles_and_antimeridian),
+      cmocka_unit_test(test_quadtree_follows_its_population_from_city_to_city),
       cmocka_unit_test(test_quadtree_matches_linear_scan_in_a_city_before_and_after_churn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
