@@ -968,6 +968,11 @@ typedef struct stack_item {
   qt_box box;
 } stack_item;
 
+/* Up to this k the best so far are kept unordered, the worst found again by a scan of k after
+ * each replacement (a few selects, where a heap's sift mispredicts about every other level);
+ * a max-heap on (d, id) above it. */
+#define SCAN_K 16
+
 /* The state of one k-nearest search. */
 typedef struct knn_state {
   search sq;
@@ -978,29 +983,34 @@ typedef struct knn_state {
   geo_qt_hit *out; /* the n best so far: see scan */
   size_t worst;     /* out[worst] is the worst of them (0 for a heap) */
   bool scan;        /* k <= SCAN_K: out is unordered and worst found by a scan, else a heap */
+  double dk[SCAN_K]; /* scan mode: out[i].dist_m, -inf past n (what arg_worst reads) */
   bool rect_stale;  /* thresh_h tightened since the rectangle prefilter was derived */
 } knn_state;
 
-/* Up to this k the best so far are kept unordered, the worst found again by a scan of k after
- * each replacement (a few selects, where a heap's sift mispredicts about every other level);
- * a max-heap on (d, id) above it. */
-#define SCAN_K 16
 
-/* Index of the worst of h[0, n), n >= 1: the largest distance, then the one with the largest
- * id among those at that distance. Which entry holds the largest distance is random, so the
- * scans select with masks; only a tie at the top (rare: duplicates) takes a branch. */
-static size_t arg_worst(const geo_qt_hit *h, size_t n) {
-  double top = h[0].dist_m;
-  for (size_t i = 1; i < n; i++) top = h[i].dist_m > top ? h[i].dist_m : top;
-  size_t w = 0, at_top = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t is = (size_t)(h[i].dist_m == top);
-    w ^= (w ^ i) & (0 - is);
-    at_top += is;
-  }
-  if (at_top > 1)
-    for (size_t i = 0; i < n; i++)
-      if (h[i].dist_m == top && hit_ent(&h[i])->id > hit_ent(&h[w])->id) w = i;
+/* Index of the worst of the k entries of a full scan-mode result (see knn_state.dk): the
+ * largest distance, then the largest id among those at that distance. Which entry holds the
+ * largest distance is random, so this selects rather than branches (two lanes at a time with
+ * SSE2); only a tie at the top (rare: duplicates) takes a branch. */
+static size_t arg_worst(const knn_state *ks) {
+  const double *dk = ks->dk;
+  uint32_t at_top = 0; /* bit i: dk[i] is the largest */
+#if defined(QT_SSE2)
+  __m128d mx = _mm_loadu_pd(dk);
+  for (size_t j = 2; j < SCAN_K; j += 2) mx = _mm_max_pd(mx, _mm_loadu_pd(dk + j));
+  mx = _mm_max_pd(mx, _mm_unpackhi_pd(mx, mx));
+  mx = _mm_unpacklo_pd(mx, mx);
+  for (size_t j = 0; j < SCAN_K; j += 2)
+    at_top |= (uint32_t)_mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(dk + j), mx)) << j;
+#else
+  double top = dk[0];
+  for (size_t i = 1; i < SCAN_K; i++) top = dk[i] > top ? dk[i] : top;
+  for (size_t i = 0; i < SCAN_K; i++) at_top |= (uint32_t)(dk[i] == top) << i;
+#endif
+  size_t w = ctz64(at_top);
+  if (at_top & (at_top - 1))
+    for (size_t i = w + 1; i < SCAN_K; i++)
+      if ((at_top >> i & 1u) && hit_ent(&ks->out[i])->id > hit_ent(&ks->out[w])->id) w = i;
   return w;
 }
 
@@ -1038,16 +1048,20 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
   PREFETCH(e); /* it enters the heap: start the miss that reading the results would take */
   if (ks->n < ks->k) {
     ks->out[ks->n] = hit;
-    if (ks->scan) ks->n++;
+    if (ks->scan) ks->dk[ks->n++] = hit.dist_m;
     else heap_sift_up(ks->out, ks->n++);
     if (ks->n == ks->k) {
-      if (ks->scan) ks->worst = arg_worst(ks->out, ks->k);
+      if (ks->scan) ks->worst = arg_worst(ks);
       knn_tighten(ks);
     }
   } else {
     ks->out[ks->worst] = hit;
-    if (ks->scan) ks->worst = arg_worst(ks->out, ks->k);
-    else heap_sift_down(ks->out, ks->n, 0);
+    if (ks->scan) {
+      ks->dk[ks->worst] = hit.dist_m;
+      ks->worst = arg_worst(ks);
+    } else {
+      heap_sift_down(ks->out, ks->n, 0);
+    }
     knn_tighten(ks);
   }
 }
@@ -1210,13 +1224,17 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
       hit.dist_m = geo__hav_m(&ks->sq.o, hit.point.pos);
       if (hit.dist_m > ks->max_dist_m) continue;
       if (n < k) {
+        if (ks->scan) ks->dk[n] = hit.dist_m;
         out[n++] = hit;
-        if (n == k && ks->scan) worst = arg_worst(out, k);
+        if (n == k && ks->scan) worst = arg_worst(ks);
         else if (n == k)
           for (uint32_t h = k / 2; h-- > 0;) heap_sift_down(out, k, h);
       } else if (hit_worse(&out[worst], &hit)) {
         out[worst] = hit;
-        if (ks->scan) worst = arg_worst(out, k);
+        if (ks->scan) {
+          ks->dk[worst] = hit.dist_m;
+          worst = arg_worst(ks);
+        }
         else heap_sift_down(out, k, 0);
       }
     }
@@ -1284,6 +1302,46 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   }
 }
 
+/* Push the children of internal node `node` (cell box) other than `skip` onto st[sp, ...) that
+ * may hold results, nearest last (popped first), by a cheap planar estimate of the gap; the
+ * exact pruning happens when each is popped. Ranked and compacted without branches (which
+ * children a search keeps is as good as random to the predictor), and what popping a kept
+ * one reads first (the leaf's first line or its children's line) is asked for now. Returns
+ * the new stack size. */
+static int knn_push_children(const geo_quadtree *qt, const knn_state *ks, uint32_t node,
+                             const qt_box *box, uint32_t skip, stack_item *st, int sp) {
+  const uint32_t first = qt->nodes[node].child;
+  const qt_node *cn = &qt->nodes[first];
+  stack_item ch[4];
+  double key[4];
+  uint32_t keep[4];
+  for (unsigned c = 0; c < 4; c++) {
+    ch[c] = (stack_item){first + c, child_box(box, c)};
+    int64_t glat, glng;
+    box_gaps(&ks->sq, &ch[c].box, &glat, &glng);
+    keep[c] = (uint32_t)((cn[c].count != 0) & (first + c != skip) & (glat <= ks->sq.tlat) &
+                         (glng <= ks->sq.tlng));
+    double gy = (double)glat, gx = (double)glng * ks->sq.cos_q;
+    key[c] = gy * gy + gx * gx;
+    uintptr_t leaf = (uintptr_t)cn[c].mem;
+    uintptr_t sub = (uintptr_t)&qt->nodes[cn[c].child & (0u - (cn[c].child != NONE))];
+    uintptr_t use_leaf = 0u - (uintptr_t)(leaf != 0), use = 0u - (uintptr_t)keep[c];
+    uintptr_t next = (leaf & use_leaf) | (sub & ~use_leaf);
+    PREFETCH((const void *)((next & use) | ((uintptr_t)&key[c] & ~use)));
+  }
+  unsigned order[4];
+  for (unsigned c = 0; c < 4; c++) { /* descending key, ties by index: a permutation */
+    unsigned r = 0;
+    for (unsigned x = 0; x < 4; x++) r += (unsigned)((key[x] > key[c]) | ((key[x] == key[c]) & (x < c)));
+    order[r] = c;
+  }
+  for (unsigned j = 0; j < 4; j++) {
+    st[sp] = ch[order[j]];
+    sp += (int)keep[order[j]];
+  }
+  return sp;
+}
+
 geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double max_dist_m,
                          geo_qt_filter filter, void *filter_ud, geo_qt_hit *out,
                          size_t *n_out) {
@@ -1297,6 +1355,7 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
   if (k > UINT32_MAX) k = UINT32_MAX; /* never more points than that anyway */
   knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
                   .out = out, .scan = k <= SCAN_K};
+  for (size_t i = 0; i < SCAN_K; i++) ks.dk[i] = -INFINITY;
   search_init(&ks.sq, q, max_dist_m);
   /* 1. Straight down to the leaf whose cell holds q (one quadrant test a level, no stack),
    * and scan it first: its points are usually the nearest, so the threshold is tight before
@@ -1326,53 +1385,23 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     }
   }
   if (qt->nodes[home].count) knn_leaf(&ks, &qt->nodes[home], &pbox[d]);
-  /* 2. Every point stored outside a cell lies outside its open interior; if the rectangle
-   * prefilter rejects everything beyond the cell's borders, only that cell's subtree can
-   * still hold results. Search from the smallest such ancestor (the root otherwise). */
-  knn_rect(&ks);
-  int a = d;
-  while (a > 0 && !rect_inside(&ks.sq, &pbox[a])) a--;
+  /* 2. The rest of the tree is the siblings of the path's nodes: those of the home leaf
+   * first (the nearest cells), then those of its parent, and so on up. Every point stored
+   * outside a cell lies outside its open interior, so once the rectangle prefilter rejects
+   * everything beyond a path node's borders (rect_inside), nothing above it can hold results;
+   * the threshold tightens on the way, so that often happens low. */
   stack_item st[STACK_MAX];
-  int sp = 0;
-  if (a < d) st[sp++] = (stack_item){path[a], pbox[a]};
-  while (sp > 0) {
-    stack_item it = st[--sp];
+  for (int l = d; l > 0; l--) {
     knn_rect(&ks);
-    if (it.node == home || box_far(&ks.sq, &it.box)) continue;
-    const qt_node *nd = &qt->nodes[it.node];
-    if (nd->child == NONE) {
-      if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
-      continue;
-    }
-    /* Children nearest first (pushed last), by a cheap planar estimate of the gap; the
-     * exact pruning happens when each is popped. Ranked and compacted without branches
-     * (which children of a node a search keeps is as good as random to the predictor). */
-    const qt_node *cn = &qt->nodes[nd->child];
-    stack_item ch[4];
-    double key[4];
-    uint32_t keep[4];
-    for (unsigned c = 0; c < 4; c++) {
-      ch[c] = (stack_item){nd->child + c, child_box(&it.box, c)};
-      int64_t glat, glng;
-      box_gaps(&ks.sq, &ch[c].box, &glat, &glng);
-      keep[c] = (uint32_t)((cn[c].count != 0) & (glat <= ks.sq.tlat) & (glng <= ks.sq.tlng));
-      double gy = (double)glat, gx = (double)glng * ks.sq.cos_q;
-      key[c] = gy * gy + gx * gx;
-      /* what popping it reads first: the leaf's lines, or its children's line */
-      uintptr_t leaf = (uintptr_t)cn[c].mem, sub = (uintptr_t)&qt->nodes[cn[c].child & (0u - (cn[c].child != NONE))];
-      uintptr_t use_leaf = 0u - (uintptr_t)(leaf != 0), use = 0u - (uintptr_t)keep[c];
-      uintptr_t next = (leaf & use_leaf) | (sub & ~use_leaf);
-      PREFETCH((const void *)((next & use) | ((uintptr_t)&key[c] & ~use)));
-    }
-    unsigned order[4];
-    for (unsigned c = 0; c < 4; c++) { /* descending key, ties by index: a permutation */
-      unsigned r = 0;
-      for (unsigned x = 0; x < 4; x++) r += (unsigned)((key[x] > key[c]) | ((key[x] == key[c]) & (x < c)));
-      order[r] = c;
-    }
-    for (unsigned j = 0; j < 4; j++) {
-      st[sp] = ch[order[j]];
-      sp += (int)keep[order[j]];
+    if (rect_inside(&ks.sq, &pbox[l])) break;
+    int sp = knn_push_children(qt, &ks, path[l - 1], &pbox[l - 1], path[l], st, 0);
+    while (sp > 0) {
+      stack_item it = st[--sp];
+      knn_rect(&ks);
+      if (box_far(&ks.sq, &it.box)) continue;
+      const qt_node *nd = &qt->nodes[it.node];
+      if (nd->child != NONE) sp = knn_push_children(qt, &ks, it.node, &it.box, NONE, st, sp);
+      else if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
     }
   }
   /* Ascending order: for a usual k, by ranks without branches; heapsort otherwise.
