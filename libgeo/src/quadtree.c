@@ -711,15 +711,23 @@ static inline int64_t lng_gap(int64_t a, int64_t b) {
   return d > FIX_180 ? FIX_360 - d : d;
 }
 
-/* Fixed-point gaps from q to a box (0 inside). Selects, not branches: searches test boxes
- * on every side of q. */
-static inline void box_gaps(const search *sq, const qt_box *b, int64_t *glat, int64_t *glng) {
-  int64_t above = sq->qlat - b->max_lat, below = b->min_lat - sq->qlat; /* one at most > 0 */
-  *glat = (above > 0 ? above : 0) + (below > 0 ? below : 0);
-  int64_t w = lng_gap(sq->qlng, b->min_lng), e = lng_gap(sq->qlng, b->max_lng);
+/* Fixed-point gaps from q to a latitude band [lo, hi] and to a longitude span [lo, hi] (the
+ * short way round), 0 inside. Selects, not branches: searches test boxes on every side of q. */
+static inline int64_t lat_band_gap(const search *sq, int32_t lo, int32_t hi) {
+  int64_t above = sq->qlat - hi, below = lo - sq->qlat; /* one at most > 0 */
+  return (above > 0 ? above : 0) + (below > 0 ? below : 0);
+}
+static inline int64_t lng_span_gap(const search *sq, int32_t lo, int32_t hi) {
+  int64_t w = lng_gap(sq->qlng, lo), e = lng_gap(sq->qlng, hi);
   int64_t g = w < e ? w : e;
-  int64_t outside = (sq->qlng < b->min_lng) | (sq->qlng > b->max_lng);
-  *glng = g & -outside;
+  int64_t outside = (sq->qlng < lo) | (sq->qlng > hi);
+  return g & -outside;
+}
+
+/* Fixed-point gaps from q to a box (0 inside). */
+static inline void box_gaps(const search *sq, const qt_box *b, int64_t *glat, int64_t *glng) {
+  *glat = lat_band_gap(sq, b->min_lat, b->max_lat);
+  *glng = lng_span_gap(sq, b->min_lng, b->max_lng);
 }
 
 /* True when the rectangle prefilter proves every point of the box too far. */
@@ -1312,29 +1320,43 @@ static int knn_push_children(const geo_quadtree *qt, const knn_state *ks, uint32
                              const qt_box *box, uint32_t skip, stack_item *st, int sp) {
   const uint32_t first = qt->nodes[node].child;
   const qt_node *cn = &qt->nodes[first];
+  /* The children's cells are two latitude bands by two longitude spans (as child_box cuts
+   * them): gaps and keys per band and span, combined per child. */
+  const int32_t mlat = mid32(box->min_lat, box->max_lat), mlng = mid32(box->min_lng, box->max_lng);
+  const int32_t lat_lo[2] = {box->min_lat, mlat}, lat_hi[2] = {mlat, box->max_lat};
+  const int32_t lng_lo[2] = {box->min_lng, mlng}, lng_hi[2] = {mlng, box->max_lng};
+  int64_t glat[2], glng[2];
+  double ky[2], kx[2];
+  for (unsigned h = 0; h < 2; h++) {
+    glat[h] = lat_band_gap(&ks->sq, lat_lo[h], lat_hi[h]);
+    glng[h] = lng_span_gap(&ks->sq, lng_lo[h], lng_hi[h]);
+    double gy = (double)glat[h], gx = (double)glng[h] * ks->sq.cos_q;
+    ky[h] = gy * gy;
+    kx[h] = gx * gx;
+  }
   stack_item ch[4];
   double key[4];
   uint32_t keep[4];
   for (unsigned c = 0; c < 4; c++) {
-    ch[c] = (stack_item){first + c, child_box(box, c)};
-    int64_t glat, glng;
-    box_gaps(&ks->sq, &ch[c].box, &glat, &glng);
-    keep[c] = (uint32_t)((cn[c].count != 0) & (first + c != skip) & (glat <= ks->sq.tlat) &
-                         (glng <= ks->sq.tlng));
-    double gy = (double)glat, gx = (double)glng * ks->sq.cos_q;
-    key[c] = gy * gy + gx * gx;
+    unsigned r = c >> 1, e = c & 1u; /* north, east */
+    ch[c] = (stack_item){first + c, {lat_lo[r], lat_hi[r], lng_lo[e], lng_hi[e]}};
+    keep[c] = (uint32_t)((cn[c].count != 0) & (first + c != skip) & (glat[r] <= ks->sq.tlat) &
+                         (glng[e] <= ks->sq.tlng));
+    key[c] = ky[r] + kx[e];
     uintptr_t leaf = (uintptr_t)cn[c].mem;
     uintptr_t sub = (uintptr_t)&qt->nodes[cn[c].child & (0u - (cn[c].child != NONE))];
     uintptr_t use_leaf = 0u - (uintptr_t)(leaf != 0), use = 0u - (uintptr_t)keep[c];
     uintptr_t next = (leaf & use_leaf) | (sub & ~use_leaf);
     PREFETCH((const void *)((next & use) | ((uintptr_t)&key[c] & ~use)));
   }
-  unsigned order[4];
-  for (unsigned c = 0; c < 4; c++) { /* descending key, ties by index: a permutation */
-    unsigned r = 0;
-    for (unsigned x = 0; x < 4; x++) r += (unsigned)((key[x] > key[c]) | ((key[x] == key[c]) & (x < c)));
-    order[r] = c;
-  }
+  /* Farthest first: the nearest child is in the nearer band and the nearer span, the
+   * farthest in neither; of the other two, the one whose step away from the nearest costs
+   * more is the farther. */
+  unsigned near = (unsigned)(ky[1] < ky[0]) << 1 | (unsigned)(kx[1] < kx[0]);
+  unsigned other_band = near ^ 2u, other_span = near ^ 1u;
+  unsigned band_farther = (unsigned)(key[other_band] > key[other_span]);
+  unsigned order[4] = {near ^ 3u, band_farther ? other_band : other_span,
+                       band_farther ? other_span : other_band, near};
   for (unsigned j = 0; j < 4; j++) {
     st[sp] = ch[order[j]];
     sp += (int)keep[order[j]];
