@@ -1002,22 +1002,23 @@ typedef struct knn_state {
  * SSE2); only a tie at the top (rare: duplicates) takes a branch. */
 static size_t arg_worst(const knn_state *ks) {
   const double *dk = ks->dk;
-  uint32_t at_top = 0; /* bit i: dk[i] is the largest */
+  const size_t n = (ks->k + 1) & ~(size_t)1; /* k <= SCAN_K, rounded up to even: -inf pads */
+  uint32_t at_top = 0;                        /* bit i: dk[i] is the largest */
 #if defined(QT_SSE2)
   __m128d mx = _mm_loadu_pd(dk);
-  for (size_t j = 2; j < SCAN_K; j += 2) mx = _mm_max_pd(mx, _mm_loadu_pd(dk + j));
+  for (size_t j = 2; j < n; j += 2) mx = _mm_max_pd(mx, _mm_loadu_pd(dk + j));
   mx = _mm_max_pd(mx, _mm_unpackhi_pd(mx, mx));
   mx = _mm_unpacklo_pd(mx, mx);
-  for (size_t j = 0; j < SCAN_K; j += 2)
+  for (size_t j = 0; j < n; j += 2)
     at_top |= (uint32_t)_mm_movemask_pd(_mm_cmpeq_pd(_mm_loadu_pd(dk + j), mx)) << j;
 #else
   double top = dk[0];
-  for (size_t i = 1; i < SCAN_K; i++) top = dk[i] > top ? dk[i] : top;
-  for (size_t i = 0; i < SCAN_K; i++) at_top |= (uint32_t)(dk[i] == top) << i;
+  for (size_t i = 1; i < n; i++) top = dk[i] > top ? dk[i] : top;
+  for (size_t i = 0; i < n; i++) at_top |= (uint32_t)(dk[i] == top) << i;
 #endif
   size_t w = ctz64(at_top);
   if (at_top & (at_top - 1))
-    for (size_t i = w + 1; i < SCAN_K; i++)
+    for (size_t i = w + 1; i < n; i++)
       if ((at_top >> i & 1u) && hit_ent(&ks->out[i])->id > hit_ent(&ks->out[w])->id) w = i;
   return w;
 }
