@@ -405,6 +405,32 @@ static void test_quadtree_follows_its_population_from_city_to_city(void **state)
   model_free(&m);
 }
 
+/* Positions are stored in 1e-7 degree units, rounded half away from zero (lround): what get
+ * returns for halfway values, their neighbours one ulp either side, and the extremes. */
+static void test_quadtree_rounds_positions_half_away_from_zero(void **state) {
+  (void)state;
+  tu_seed("rounding");
+  geo_quadtree *qt;
+  assert_int_equal(geo_quadtree_new(&qt), GEO_OK);
+  for (uint64_t id = 0; id < 30000; id++) {
+    double units = (double)((int64_t)tu_below(1800000001) - 900000000) + (id % 3 ? 0.5 : 0.0);
+    double lat = units / 1e7, lng = lat * 2;
+    if (id % 3 == 2) lat = nextafter(lat, id % 2 ? 100.0 : -100.0);
+    if (id < 8) {
+      static const double edge[] = {90, -90, 0, -0.0, 0.00000005, -0.00000005, 89.99999995, -89.99999995};
+      lat = edge[id];
+      lng = lat * 2;
+    }
+    assert_int_equal(geo_quadtree_upsert(qt, id, (geo_latlng){lat, lng}, (geo_qt_payload){0, 0}), GEO_OK);
+    geo_qt_point p;
+    assert_int_equal(geo_quadtree_get(qt, id, &p), GEO_OK);
+    assert_true(p.pos.lat == quantize(lat));
+    assert_true(p.pos.lng == quantize(lng));
+  }
+  assert_int_equal(geo_quadtree_check(qt), GEO_OK);
+  geo_quadtree_free(qt);
+}
+
 static void test_quadtree_knn_with_k_larger_than_count_returns_all_sorted(void **state) {
   (void)state;
   geo_quadtree *qt;
@@ -589,6 +615,7 @@ int main(void) {
       cmocka_unit_test(test_quadtree_out_of_memory_at_every_allocation_leaves_it_valid),
       cmocka_unit_test(test_quadtree_matches_linear_scan_on_the_globe_poles_and_antimeridian),
       cmocka_unit_test(test_quadtree_follows_its_population_from_city_to_city),
+      cmocka_unit_test(test_quadtree_rounds_positions_half_away_from_zero),
       cmocka_unit_test(test_quadtree_matches_linear_scan_in_a_city_before_and_after_churn),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
