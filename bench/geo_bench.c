@@ -260,7 +260,7 @@ static int sidx_next(int64_t *id, double **pmin, double **pmax, uint32_t *ndim, 
  * evicted its caches, which a service answering queries all day does not see (measured:
  * blocks of 500 without them put 30% on Meridian's median). */
 #define PAIR_BLOCK 5000
-#define PAIR_WARM 500
+#define PAIR_WARM 2000
 static void knn_paired(IndexH idx, size_t nq) {
   progress("kNN(10): %zu queries each for meridian and libspatialindex (planar lng/lat distance), "
            "in alternating blocks of %d", nq, PAIR_BLOCK);
