@@ -16,19 +16,21 @@
  * itself, so a lookup reads no leaf line. The cold node record repeats a leaf's capacity next
  * to its box, so a move that stays in its leaf reads the table entry and node records (a few
  * hundred KB at 1M points, cache resident) and only writes its position and payload: one
- * dependent miss, then two stores. A move
- * that leaves its leaf does not read the new leaf's header either. Leaves hold up to 128 points:
- * large enough that most 50 m moves of a driver stay in their leaf at 1M drivers in a city,
- * small enough that a kNN scans only two or three of them.
+ * dependent miss, then two stores. A move that leaves its leaf does not read the new leaf's
+ * header either. Leaves hold up to 128 points: large enough that most 50 m moves of a driver
+ * stay in their leaf at 1M drivers in a city, small enough that a kNN scans only two or three
+ * of them. kNN and inserts descend from the entry node (the deepest holding every point, see
+ * entry_cover), not from the root, whose cell is the globe.
  *
  * Searches first apply an integer rectangle prefilter (latitude and longitude gaps in fixed
  * point, derived from the current threshold, see set_thresh) to boxes and points, then the
  * lower bound of h below, then the exact distance. kNN goes straight down to the leaf whose
- * cell holds the query and scans it first, then searches only the subtree of the smallest
- * ancestor whose cell the prefilter rectangle fits in (the root when the heap is not full).
- * While its heap is not full it offers a leaf's points nearest first by a planar estimate,
- * so that few exact distances are computed; ids and payloads are read only for the k points
- * it returns (ties of distance compare ids on the way).
+ * cell holds the query and scans it first (its siblings' positions on their way meanwhile),
+ * then the siblings of the path's nodes bottom-up, until the prefilter rectangle fits in a
+ * path node's cell. It computes exact distances first for the points a planar estimate puts
+ * nearest, so that few are computed; ids and payloads are read only for the k points it
+ * returns (ties of distance compare ids on the way). The leaf passes are branch-free, with
+ * SSE2 where the compiler targets it (QT_SSE2).
  *
  * Cell boxes are closed: a point on an edge may be kept by either cell, which is harmless
  * because searches treat boxes as closed too; descent sends a point at a midpoint to the
