@@ -17,7 +17,7 @@
  * to its box, so a move that stays in its leaf reads the table entry and node records (a few
  * hundred KB at 1M points, cache resident) and only writes its position and payload: one
  * dependent miss, then two stores. A move that leaves its leaf does not read the new leaf's
- * header either. Leaves hold up to 128 points: large enough that most 50 m moves of a driver
+ * header either. Leaves hold up to 192 points: large enough that most 50 m moves of a driver
  * stay in their leaf at 1M drivers in a city, small enough that a kNN scans only two or three
  * of them. kNN and inserts descend from the entry node (the deepest holding every point, see
  * entry_cover), not from the root, whose cell is the globe.
@@ -1274,7 +1274,7 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
 
 /* Bytes from a leaf's start to the end of its first CHUNK positions: what a search asks for
  * at once rather than let the hardware prefetcher ramp up on the lines one by one (at most
- * 16 lines, short of the deepest leaves). The PREFETCH loops stay in their callers: GCC
+ * 25 lines, short of the deepest leaves). The PREFETCH loops stay in their callers: GCC
  * drops calls to a function that only prefetches, as if it did nothing. */
 static inline size_t position_bytes(const qt_node *nd) {
   return HDR_BYTES + sizeof(qt_pos) * (size_t)(nd->count < CHUNK ? nd->count : CHUNK);

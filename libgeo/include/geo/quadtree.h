@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define GEO_QT_LEAF_MAX 128  /* points in a leaf before it splits (unless at max depth) */
+#define GEO_QT_LEAF_MAX 192 /* points in a leaf before it splits (unless at max depth) */
 #define GEO_QT_MAX_DEPTH 24 /* levels below the world; a deepest cell is about 2.4 x 1.2 m */
 
 typedef struct geo_quadtree geo_quadtree;
