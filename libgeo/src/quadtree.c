@@ -1206,25 +1206,41 @@ static uint32_t keys_at_most(const double *key, uint32_t m, double t, uint64_t *
  *    later leaf, so a point the key misjudged is still found. */
 #define FILL_TARGET 1.5 /* points within the first radius, in units of k */
 #define FILL_SHRINK 2   /* narrow it when it holds more than this many times k */
-static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_pos *sl,
-                     const qt_box *box, double cc, uint32_t from, uint32_t to) {
-  const uint32_t m = to - from, k = (uint32_t)ks->k, words = (m + 63) / 64; /* k < m <= CHUNK */
-  double key[CHUNK];
+/* Steps 1 and 2 of knn_fill: the keys of points [from, to) into key, and in sel the points
+ * within a key radius *t that holds at least k of them (how many is returned). */
+static uint32_t fill_select(const knn_state *ks, const qt_box *box, const qt_pos *sl,
+                            uint32_t from, uint32_t to, double *key, uint64_t *sel, double *t_out) {
+  const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
   fill_keys(&ks->sq, box, sl, from, to, key);
   double area = ((double)box->max_lat - box->min_lat) * ((double)box->max_lng - box->min_lng) *
                 ks->sq.cos_q;
   double t = area * (FILL_TARGET * k) / (3.141592653589793 * m); /* pi t (m / area) */
   if (!(t > 0 && t < INFINITY)) t = INFINITY;
-  uint64_t sel[CHUNK / 64], bits[CHUNK / 64];
+  uint64_t bits[CHUNK / 64];
   uint32_t ns = keys_at_most(key, m, t, sel);
   for (int tries = 0; ns < k; tries++) { /* q near the leaf's border, or sparse around it */
     t = tries < 4 ? t * (ns ? 1.6 * k / ns : 4.0) : INFINITY;
     ns = keys_at_most(key, m, t, sel);
   }
   if (ns > FILL_SHRINK * k) { /* dense around q: fewer exact distances if a narrower one holds k */
-    uint32_t n2 = keys_at_most(key, m, t * (FILL_TARGET * k / ns), bits);
-    if (n2 >= k) memcpy(sel, bits, sizeof sel);
+    double t2 = t * (FILL_TARGET * k / ns);
+    uint32_t n2 = keys_at_most(key, m, t2, bits);
+    if (n2 >= k) {
+      memcpy(sel, bits, (m + 63) / 64 * sizeof *bits);
+      ns = n2;
+      t = t2;
+    }
   }
+  *t_out = t;
+  return ns;
+}
+
+static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_pos *sl,
+                     const qt_box *box, double cc, uint32_t from, uint32_t to) {
+  const uint32_t m = to - from, k = (uint32_t)ks->k, words = (m + 63) / 64; /* k < m <= CHUNK */
+  double key[CHUNK], t;
+  uint64_t sel[CHUNK / 64], bits[CHUNK / 64];
+  fill_select(ks, box, sl, from, to, key, sel, &t);
   /* Exact distances; the first k (within max_dist_m) fill out (a heap is then built in place:
    * Floyd, branch-free sift), and the others replace the worst if better. */
   geo_qt_hit *out = ks->out;
@@ -1272,6 +1288,37 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
     }
 }
 
+/* knn_fill with a filter (the first leaf, heap empty, more than k points): the points within
+ * the key radius are offered (exact distance, then the filter for those that would enter);
+ * while the heap is not full the radius doubles and the points it adds are offered; then the
+ * rest go through the exact bounds. The same vector passes as without a filter. */
+static void knn_fill_filtered(knn_state *ks, const unsigned char *mem, uint32_t cap,
+                              const qt_pos *sl, const qt_box *box, double cc, uint32_t from,
+                              uint32_t to) {
+  const uint32_t m = to - from, words = (m + 63) / 64;
+  double key[CHUNK], t;
+  uint64_t sel[CHUNK / 64], done[CHUNK / 64] = {0}, bits[CHUNK / 64];
+  uint32_t ns = fill_select(ks, box, sl, from, to, key, sel, &t);
+  for (;;) {
+    for (uint32_t w = 0; w < words; w++) {
+      for (uint64_t b = sel[w] & ~done[w]; b; b &= b - 1)
+        knn_offer(ks, mem, cap, from + w * 64 + ctz64(b));
+      done[w] |= sel[w];
+    }
+    if (ks->n == ks->k || ns == m) break;
+    t *= 2;
+    ns = keys_at_most(key, m, t, sel);
+  }
+  knn_rect(ks);
+  rect_bits(&ks->sq, box, sl, from, to, bits);
+  for (uint32_t w = 0; w < words; w++)
+    for (uint64_t b = bits[w] & ~done[w]; b; b &= b - 1) {
+      uint32_t i = from + w * 64 + ctz64(b);
+      if (point_lb_h(&ks->sq, cc, sl[i].lat, sl[i].lng) <= ks->sq.thresh_h)
+        knn_offer(ks, mem, cap, i);
+    }
+}
+
 /* Bytes from a leaf's start to the end of its first CHUNK positions: what a search asks for
  * at once rather than let the hardware prefetcher ramp up on the lines one by one (at most
  * 25 lines, short of the deepest leaves). The PREFETCH loops stay in their callers: GCC
@@ -1289,8 +1336,9 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   cand c[CHUNK];
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
     uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
-    if (ks->n == 0 && ks->filter == NULL && to - from > ks->k) {
-      knn_fill(ks, mem, cap, sl, box, cc, from, to);
+    if (ks->n == 0 && to - from > ks->k) {
+      if (ks->filter) knn_fill_filtered(ks, mem, cap, sl, box, cc, from, to);
+      else knn_fill(ks, mem, cap, sl, box, cc, from, to);
       continue;
     }
     if (ks->n < ks->k) {
