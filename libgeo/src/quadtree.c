@@ -1235,11 +1235,28 @@ static uint32_t fill_select(const knn_state *ks, const qt_box *box, const qt_pos
   return ns;
 }
 
+/* The end of a first leaf's scan: points [from, to) of the leaf not in `offered` (bit j for
+ * point from + j) go through the rectangle prefilter and the lower bound against the heap's
+ * threshold, and those left are offered. */
+static void knn_offer_rest(knn_state *ks, const unsigned char *mem, uint32_t cap,
+                           const qt_pos *sl, const qt_box *box, double cc, uint32_t from,
+                           uint32_t to, const uint64_t *offered) {
+  uint64_t bits[CHUNK / 64];
+  knn_rect(ks);
+  rect_bits(&ks->sq, box, sl, from, to, bits);
+  for (uint32_t w = 0; w < (to - from + 63) / 64; w++)
+    for (uint64_t b = bits[w] & ~offered[w]; b; b &= b - 1) {
+      uint32_t i = from + w * 64 + ctz64(b);
+      if (point_lb_h(&ks->sq, cc, sl[i].lat, sl[i].lng) <= ks->sq.thresh_h)
+        knn_offer(ks, mem, cap, i);
+    }
+}
+
 static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_pos *sl,
                      const qt_box *box, double cc, uint32_t from, uint32_t to) {
   const uint32_t m = to - from, k = (uint32_t)ks->k, words = (m + 63) / 64; /* k < m <= CHUNK */
   double key[CHUNK], t;
-  uint64_t sel[CHUNK / 64], bits[CHUNK / 64];
+  uint64_t sel[CHUNK / 64];
   fill_select(ks, box, sl, from, to, key, sel, &t);
   /* Exact distances; the first k (within max_dist_m) fill out (a heap is then built in place:
    * Floyd, branch-free sift), and the others replace the worst if better. */
@@ -1277,15 +1294,7 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
   ks->n = n;
   ks->worst = worst;
   if (n == k) knn_tighten(ks);
-  /* The points outside the radius: rectangle prefilter, lower bound, offer. */
-  knn_rect(ks);
-  rect_bits(&ks->sq, box, sl, from, to, bits);
-  for (uint32_t w = 0; w < words; w++)
-    for (uint64_t b = bits[w] & ~sel[w]; b; b &= b - 1) {
-      uint32_t i = from + w * 64 + ctz64(b);
-      if (point_lb_h(&ks->sq, cc, sl[i].lat, sl[i].lng) <= ks->sq.thresh_h)
-        knn_offer(ks, mem, cap, i);
-    }
+  knn_offer_rest(ks, mem, cap, sl, box, cc, from, to, sel); /* the points outside the radius */
 }
 
 /* knn_fill with a filter (the first leaf, heap empty, more than k points): the points within
@@ -1297,7 +1306,7 @@ static void knn_fill_filtered(knn_state *ks, const unsigned char *mem, uint32_t 
                               uint32_t to) {
   const uint32_t m = to - from, words = (m + 63) / 64;
   double key[CHUNK], t;
-  uint64_t sel[CHUNK / 64], done[CHUNK / 64] = {0}, bits[CHUNK / 64];
+  uint64_t sel[CHUNK / 64], done[CHUNK / 64] = {0};
   uint32_t ns = fill_select(ks, box, sl, from, to, key, sel, &t);
   for (;;) {
     for (uint32_t w = 0; w < words; w++) {
@@ -1309,14 +1318,7 @@ static void knn_fill_filtered(knn_state *ks, const unsigned char *mem, uint32_t 
     t *= 2;
     ns = keys_at_most(key, m, t, sel);
   }
-  knn_rect(ks);
-  rect_bits(&ks->sq, box, sl, from, to, bits);
-  for (uint32_t w = 0; w < words; w++)
-    for (uint64_t b = bits[w] & ~done[w]; b; b &= b - 1) {
-      uint32_t i = from + w * 64 + ctz64(b);
-      if (point_lb_h(&ks->sq, cc, sl[i].lat, sl[i].lng) <= ks->sq.thresh_h)
-        knn_offer(ks, mem, cap, i);
-    }
+  knn_offer_rest(ks, mem, cap, sl, box, cc, from, to, done);
 }
 
 /* Bytes from a leaf's start to the end of its first CHUNK positions: what a search asks for
