@@ -17,8 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dispatch_codec.h"
+#include "handoff.h"
 #include "geo/ch.h"
 #include "geo/snapshot.h"
 #include "mrd/log.h"
@@ -32,6 +34,8 @@
 static const char *const no_driver_reasons[6] = {"pickup_out_of_area", "dropoff_out_of_area",
                                                  "no_driver_nearby",   "max_offers",
                                                  "routing_error",      "other"};
+
+static int64_t wall_ms(void);
 
 static double mono_s(void) {
   struct timespec ts;
@@ -155,9 +159,10 @@ static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int
   }
 }
 
-/* The current shard map from PostgreSQL: its epoch (stamped on events and claims) and the
- * geohash ranges this shard owns (logged; pings and commands arrive already routed by the
- * gateway, owner and halo copies flagged, so matching does not consult them). */
+/* The current shard map from PostgreSQL: its epoch (stamped on events and claims) and its
+ * ranges, applied by dsvc_map_apply (handoff_io.c): the ranges this shard gained are warmed
+ * from Redis before any message of the new epoch is handled, the drivers of the ranges it
+ * lost are released. */
 static int load_epoch(dsvc *s) {
   PGresult *res = NULL;
   if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0) {
@@ -171,31 +176,55 @@ static int load_epoch(dsvc *s) {
     return -1;
   }
   if (e == s->epoch) return 0;
-  char ep[24], sh[12];
+  char ep[24];
   snprintf(ep, sizeof ep, "%llu", (unsigned long long)e);
-  snprintf(sh, sizeof sh, "%d", s->cfg->shard);
-  const char *p[] = {ep, sh};
+  const char *p[] = {ep};
   if (mrd_pg_exec(s->pg, &res,
-                  "SELECT string_agg('[' || quote_literal(range_start) || ',' || "
-                  "quote_literal(range_end) || ')', ' ' ORDER BY range_start), count(*) "
-                  "FROM shard_map WHERE epoch = $1 AND shard = $2::integer",
-                  2, p) != 0) {
+                  "SELECT range_start, range_end, shard FROM shard_map WHERE epoch = $1 "
+                  "ORDER BY range_start",
+                  1, p) != 0) {
     mrd_log_warn("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
     return -1;
   }
-  long n = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+  mrd_shardmap m;
+  mrd_shardmap_init(&m);
+  int rows = PQntuples(res);
+  char owns[512] = "";
+  size_t o = 0;
+  long n = 0;
+  for (int i = 0; i < rows; i++) {
+    uint32_t sh = (uint32_t)atoi(PQgetvalue(res, i, 2));
+    if (mrd_shardmap_add(&m, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), sh) != 0) break;
+    if (sh == (uint32_t)s->cfg->shard) {
+      n++;
+      if (o < sizeof owns - 40)
+        o += (size_t)snprintf(owns + o, sizeof owns - o, "%s[%s,%s)", o ? " " : "",
+                              PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+    }
+  }
+  PQclear(res);
+  char err[256];
+  if (mrd_shardmap_check(&m, err, sizeof err) != 0) {
+    mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)e, err);
+    mrd_shardmap_close(&m);
+    return -1;
+  }
   if (n == 0)
     mrd_log_warn("shardmap",
-                 "epoch=%llu shard=%d ranges=0 (this shard owns nothing: halo and "
+                 "epoch=%llu shard=%d ranges=0 (this shard owns nothing: idle and ready, halo and "
                  "in-flight trips only)",
                  (unsigned long long)e, s->cfg->shard);
   else
     mrd_log_info("shardmap", "epoch=%llu shard=%d ranges=%ld owns=%s", (unsigned long long)e,
-                 s->cfg->shard, n, PQgetvalue(res, 0, 0));
-  PQclear(res);
+                 s->cfg->shard, n, owns);
+  if (dsvc_map_apply(s, e, &m, wall_ms()) != 0) {
+    mrd_shardmap_close(&m);
+    return -1;
+  }
   mrd_log_info("epoch", "old=%llu new=%llu", (unsigned long long)s->epoch, (unsigned long long)e);
   s->epoch = e;
   if (s->shard) dsp_shard_set_epoch(s->shard, e);
+  mrd_gauge_set(s->m.epoch, (double)e);
   return 0;
 }
 
@@ -206,6 +235,9 @@ void dsvc_epoch_check(dsvc *s) {
 int dsvc_open(dsvc *s, dsvc_config *cfg) {
   memset(s, 0, sizeof *s);
   s->cfg = cfg;
+  mrd_shardmap_init(&s->map);
+  s->since_ms = wall_ms();
+  if (gethostname(s->host, sizeof s->host - 1) != 0) snprintf(s->host, sizeof s->host, "?");
   s->loc_next = s->cmd_next = -1;
   s->loc_committed = s->cmd_committed = -1;
   dsp_strmap_init(&s->pending);
@@ -238,10 +270,13 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   char sup[64], dem[64];
   snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
   snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
+  char upd[64];
+  snprintf(upd, sizeof upd, "hot:updates:%d", cfg->shard);
   dsp_hot_config hc = {.geo_key = cfg->nearby_key,
                        .cell_prefix = "hot:drivers:",
                        .supply_key = sup,
                        .demand_key = dem,
+                       .updates_key = upd,
                        .cell_precision = 5,
                        .count_precision = 6,
                        .demand_window_ms = 60000,
@@ -599,12 +634,29 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       break;
     }
     n++;
+    /* each message at its own time: events are stamped when their message is handled, not
+     * when the batch began (claims of two shards compare in trip_events by these stamps) */
+    int64_t msg_now = wall_ms();
+    if (msg_now > now_ms) now_ms = msg_now;
     if (strcmp(msg.topic, TOPIC_LOC) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
         mrd_counter_inc(s->m.bad_messages);
-      } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK) {
-        hot_driver_refresh(s, loc.driver_id, now_ms);
+      } else {
+        /* routed by a newer map: apply it (and warm) first; by an older one: judged by ours */
+        if (dsp_handoff_gate(s->epoch, loc.epoch) == DSP_GATE_LOAD_FIRST) (void)load_epoch(s);
+        if (loc.epoch < s->epoch) {
+          uint32_t owner = loc.owner_shard;
+          dsp_handoff_judge_ping(&s->map, (uint32_t)s->cfg->shard, loc.geohash, &loc.halo, &owner);
+          loc.owner_shard = owner;
+        }
+        if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK) {
+          hot_driver_refresh(s, loc.driver_id, now_ms);
+          if (!loc.halo) {
+            dsp_hot_update(s->hot, (geo_latlng){loc.pos.lat, loc.pos.lon}, now_ms);
+            s->owner_pings++;
+          }
+        }
       }
       s->loc_next = msg.offset + 1;
     } else {
@@ -613,6 +665,8 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       if (mrd_command_decode(msg.value, msg.value_len, &c) != 0) {
         mrd_counter_inc(s->m.bad_messages);
       } else {
+        /* the gateway routed it by a newer map: apply that map (its warm-up) before it */
+        if (dsp_handoff_gate(s->epoch, c.epoch) == DSP_GATE_LOAD_FIRST) (void)load_epoch(s);
         const dsp_output *o;
         size_t before = dsp_outputs(s->shard, &o);
         double t0 = mono_s();
@@ -915,6 +969,7 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   dsp_claims_redis_free(s->claims);
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);
+  mrd_shardmap_close(&s->map);
   dsp_qt_index_free(s->index);
   dsp_graph_router_free(s->router);
   geo_graph_free(s->graph);

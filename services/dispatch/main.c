@@ -80,6 +80,7 @@ int main(int argc, char **argv) {
     }
     if (t >= next_metrics) {
       dsvc_metrics_sync(&s);
+      dsvc_stats_publish(&s, t);
       next_metrics = t + 1000;
     }
     mrd_admin_service(s.admin);

@@ -25,6 +25,7 @@
 #include "mrd/pg.h"
 #include "mrd/proto.h"
 #include "mrd/redis.h"
+#include "mrd/shardmap.h"
 #include "router_graph.h"
 #include "strmap.h"
 
@@ -125,6 +126,21 @@ typedef struct dsvc {
   dsp_stats last_stats;
   uint64_t last_fallback;
   uint64_t last_redis_failures;
+  /* the shard map of `epoch` (all shards' ranges), and what the last handoff did */
+  mrd_shardmap map;
+  bool have_map;
+  long last_warmed;    /* drivers warmed from Redis for the last ranges gained */
+  double last_warm_ms; /* how long that warm-up (and release) took */
+  /* figures for dispatch:stats:{shard}: one sample a second over the last minute */
+#define DSVC_RATE_SAMPLES 61
+  struct {
+    int64_t t_ms;
+    uint64_t pings, requests;
+  } rate[DSVC_RATE_SAMPLES];
+  uint64_t rate_n;
+  uint64_t owner_pings; /* pings of drivers this shard owns (not halo copies) */
+  char host[128];
+  int64_t since_ms;
 } dsvc;
 
 /* Open everything the shard needs (graph, Redis, PostgreSQL epoch, Kafka, admin server).
@@ -151,8 +167,14 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms);
 int dsvc_flush(dsvc *s, int64_t now_ms);
 /* Write the hot cells that changed (one pipelined batch). */
 void dsvc_hot_flush(dsvc *s, int64_t now_ms);
-/* Re-read the shard-map epoch from PostgreSQL. */
+/* Re-read the shard-map epoch from PostgreSQL; a new one is applied (dsvc_map_apply). */
 void dsvc_epoch_check(dsvc *s);
+/* Apply the map of a new epoch (handoff_io.c, docs/shards.md): warm the ranges gained from
+ * the Redis hot cells, release the drivers of the ranges lost, keep the map. Takes
+ * ownership of *map (left empty). Returns 0 or -1 (out of memory; nothing changed). */
+int dsvc_map_apply(dsvc *s, uint64_t epoch, mrd_shardmap *map, int64_t now_ms);
+/* Write dispatch:stats:{shard} (schemas/redis.md): served epoch, holder, figures. Every 1 s. */
+void dsvc_stats_publish(dsvc *s, int64_t now_ms);
 /* Bring the metrics up to date with the core's counters. */
 void dsvc_metrics_sync(dsvc *s);
 /* Flush Kafka within timeout_ms and free everything. */
