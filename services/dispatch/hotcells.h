@@ -57,8 +57,8 @@ int dsp_hot_driver(dsp_hot *h, const char *id, bool shown, geo_latlng pos, int64
 int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms);
 
 /* A location update at pos, counted in its cell's updates for the last minute (in 6 buckets
- * of 10 s; the count is rewritten when a bucket closes). Returns 0 or -1 (bad position, out
- * of memory). */
+ * of 10 s; the count is recounted, and rewritten when it changed, when a new bucket begins).
+ * Returns 0 or -1 (bad position, out of memory). */
 int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms);
 
 /* The driver is now another shard's (his range moved): stop showing him and counting him in
