@@ -190,6 +190,36 @@ static void read_stats(mrd_redis *rd, shard_stats *st) {
   }
 }
 
+/* Who holds each shard's lease (PostgreSQL shard_leases, when the ownership migration is
+ * there): the lease, not the figures, says who holds a shard; a shard whose lease has
+ * lapsed is not alive whatever it last reported. Without the table, the figures alone. */
+static void read_leases(PGconn *c, shard_stats *st) {
+  PGresult *r = q(c, "SELECT to_regclass('shard_leases') IS NOT NULL", 0, NULL);
+  if (!r) return;
+  bool have = PQgetvalue(r, 0, 0)[0] == 't';
+  PQclear(r);
+  if (!have) return;
+  r = q(c,
+        "SELECT shard, holder_host, holder_pid, (extract(epoch from since) * 1000)::bigint, "
+        "expires_at > now() FROM shard_leases",
+        0, NULL);
+  if (!r) return;
+  bool leased[MRD_SHARDS_MAX] = {false};
+  for (int i = 0; i < PQntuples(r); i++) {
+    int k = atoi(PQgetvalue(r, i, 0));
+    if (k < 0 || k >= MRD_SHARDS_MAX) continue;
+    shard_stats *s = &st[k];
+    leased[k] = PQgetvalue(r, i, 4)[0] == 't';
+    if (!leased[k]) continue;
+    snprintf(s->host, sizeof s->host, "%s", PQgetvalue(r, i, 1));
+    s->pid = atol(PQgetvalue(r, i, 2));
+    s->since_ms = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+  }
+  PQclear(r);
+  for (int k = 0; k < MRD_SHARDS_MAX; k++)
+    if (!leased[k]) st[k].alive = false;
+}
+
 typedef enum load_by { BY_UPDATES, BY_REQUESTS, BY_DRIVERS } load_by;
 static const char *const BY_NAMES[] = {"updates", "requests", "drivers"};
 
@@ -316,6 +346,7 @@ static int cmd_show(int argc, char **argv) {
   int held = run.present ? lock_held_elsewhere(c) : 0;
   static shard_stats st[MRD_SHARDS_MAX];
   read_stats(rd, st);
+  read_leases(c, st);
   uint64_t owners = mrd_shardmap_shards(&m), listed = owners;
   for (int k = 0; k < MRD_SHARDS_MAX; k++)
     if (st[k].present) listed |= UINT64_C(1) << k;
@@ -691,6 +722,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     double t0 = mono_s();
     static shard_stats st[MRD_SHARDS_MAX];
     read_stats(rd, st);
+    read_leases(c, st);
     uint64_t epoch;
     mrd_shardmap m;
     if (load_map(c, &epoch, &m) != 0) return 1;
@@ -727,8 +759,9 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     /* wait until the receiver has warmed and serves the epoch, and the giver let go */
     bool ok = a == MRD_STEP_DONE;
     while (!ok && !g_stop && mono_s() - t0 < CONFIRM_TIMEOUT_MS / 1000.0) {
-      sleep_ms(50);
+      sleep_ms(100);
       read_stats(rd, st);
+      read_leases(c, st);
       for (int k = 0; k < MRD_SHARDS_MAX; k++) conf[k] = st[k].alive ? st[k].epoch : 0;
       if (!st[mv->from].alive) conf[mv->from] = UINT64_MAX;
       if (load_map(c, &epoch, &m) != 0) return 1;
@@ -964,6 +997,7 @@ static int execute(const char *plan_file, const char *hash, step *steps, size_t 
   if (load_map(c, &epoch, &m) != 0) goto out;
   static shard_stats st[MRD_SHARDS_MAX];
   read_stats(rd, st);
+  read_leases(c, st);
   if (dry_run) {
     uint64_t conf[MRD_SHARDS_MAX];
     for (int k = 0; k < MRD_SHARDS_MAX; k++) conf[k] = st[k].alive ? st[k].epoch : 0;
