@@ -227,7 +227,7 @@ def check_replay(report, rows, run_id):
     req, matched = report["requested"], report["matched"]
     print(f"requested {req} matched {matched} no_driver {report['no_driver']} cancelled {report['cancelled']} "
           f"completed {report['completed']} offer p99 {report['offer_latency_ms']['p99']} ms", flush=True)
-    check(req >= 100, f"the replay made requests ({req})")
+    check(req >= 50, f"the replay made requests ({req})")
     check(matched * 100 >= req * 95, f">= 95% matched ({matched}/{req})")
     ended = [r for r in rows if r[2] in ("completed", "cancelled", "no_driver")]
     check(len(rows) == req and len(ended) == len(rows),
