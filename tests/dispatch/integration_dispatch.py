@@ -405,7 +405,7 @@ async def redis_down():
     the trip's snapshot and the hot cells it could not write meanwhile."""
     url = os.environ["MERIDIAN_REDIS_URL"]
     port = url.rsplit(":", 1)[1].split("/")[0]
-    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90  # ADMIN_BASE + 0: dispatch shard 0
     d1 = await Driver(f"it-d7a-{RUN}", 40.7270, -73.9940).online()
     d2 = await Driver(f"it-d7b-{RUN}", 40.7282, -73.9930).online()
     r = await Client(f"it-r7-{RUN}", "rider").connect()
@@ -687,7 +687,7 @@ async def kill_shard(seed, redis_down=False):
                                              stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
     _, err = await p.communicate()
     check(p.returncode == 0 and pid_of("dispatch-0") != pid, f"{tag}: scripts/stack up restarted dispatch-0")
-    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90  # ADMIN_BASE + 0: dispatch shard 0
     restored = None
     for _ in range(20):
         restored = metric(admin0, "meridian_dispatch_restored_total")
