@@ -96,6 +96,8 @@ int gw_epoch_listen(gw_server *s) {
 }
 
 void gw_epoch_notified(gw_server *s) {
+  /* reconnecting is the periodic read's job (gw_epoch_check): not every 20 ms */
+  if (!mrd_pg_connected(s->pg)) return;
   s->notified_epoch = 0;
   if (mrd_pg_notifications(s->pg, on_notify, s) < 0) return; /* the fallback read covers it */
   if (mrd_pg_reconnects(s->pg) != s->pg_connects) { /* notifications may have been missed */
