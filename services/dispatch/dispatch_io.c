@@ -1041,21 +1041,35 @@ void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
       static char last_holder[200];
       if (a == DSP_LEASE_TAKEN && strcmp(last_holder, s->lease_store.holder) != 0) {
         snprintf(last_holder, sizeof last_holder, "%s", s->lease_store.holder);
-        mrd_log_info("standby", "shard=%d holder=\"%s\" action=%s", s->cfg->shard,
+        mrd_log_info("standby", "shard=%d holder=%s action=%s", s->cfg->shard,
                      s->lease_store.holder, "waiting for the lease to lapse");
       }
     } else {
       a = dsp_lease_pg_renew(&s->lease_store, s->lease.generation);
       if (a == DSP_LEASE_GRANTED) s->fence_raised = false; /* Redis may have restarted empty */
     }
-    if (a == DSP_LEASE_UNREACHABLE)
-      mrd_log_warn("lease_store", "op=%s err=%s", op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew",
+    static int64_t last_warn_ms;
+    if (a == DSP_LEASE_UNREACHABLE && (last_warn_ms == 0 || mono - last_warn_ms >= 5000)) {
+      last_warn_ms = mono; /* once per 5 s, not per retry */
+      mrd_log_warn("lease_store", "op=%s may_act=%d err=%s",
+                   op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew", (int)dsvc_may_act(s),
                    mrd_pg_errstr(s->pg));
+    }
     dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mono_ms(), a, gen);
     if (ch == DSP_LEASE_ACQUIRED) take_over(s, now_ms);
     else if (ch == DSP_LEASE_LOST) step_down(s, "renew found another generation in shard_leases");
   }
   fence_raise(s);
+  bool holder = s->lease.role == DSP_LEASE_HOLDER, act = dsvc_may_act(s);
+  if (holder && !act && !s->paused)
+    mrd_log_warn("lease_unconfirmed", "shard=%d generation=%llu action=%s", s->cfg->shard,
+                 (unsigned long long)s->lease.generation,
+                 "not acting until a renewal succeeds (PostgreSQL unreachable, or this process was "
+                 "paused)");
+  else if (holder && act && s->paused)
+    mrd_log_info("lease_confirmed", "shard=%d generation=%llu action=%s", s->cfg->shard,
+                 (unsigned long long)s->lease.generation, "acting again");
+  s->paused = holder && !act;
   if (s->lease.role == DSP_LEASE_HOLDER && !s->commands_assigned && s->shard &&
       now_ms >= s->warm_until_ms && dsvc_may_act(s)) {
     if (dsvc_assign(s, true) == 0) {

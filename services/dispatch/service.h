@@ -127,6 +127,7 @@ typedef struct dsvc {
   dsp_lease_pg lease_store;
   char fence_key[32];   /* dispatch:fence:<shard> */
   bool fence_raised;    /* the fence key holds our generation */
+  bool paused;          /* holder, but its lease is unconfirmed past the margin: not acting */
   int64_t warm_since_ms; /* pings read since (wall ms): a standby's warm index */
   int64_t warm_until_ms; /* holder: commands from then on */
   uint64_t last_fenced;
