@@ -145,23 +145,38 @@ static void released(void *ud, const char *id) {
 
 /* ---------------------------------------------------------------- apply an epoch */
 
-int dsvc_map_apply(dsvc *s, uint64_t epoch, mrd_shardmap *map, int64_t now_ms) {
+int dsvc_handoff(dsvc *s, const dsvc_map *next, int64_t now_ms) {
+  uint64_t epoch = next->epoch;
+  mrd_shardmap nm;
+  mrd_shardmap_init(&nm);
+  for (size_t i = 0; i < next->n; i++)
+    if (mrd_shardmap_add(&nm, next->ranges[i].start, next->ranges[i].end, next->ranges[i].shard)) {
+      mrd_shardmap_close(&nm);
+      return -1;
+    }
+  char err[256];
+  if (mrd_shardmap_check(&nm, err, sizeof err) != 0) {
+    mrd_log_error("handoff", "epoch=%llu err=%s", (unsigned long long)epoch, err);
+    mrd_shardmap_close(&nm);
+    return -1;
+  }
   dsp_handoff h;
-  if (dsp_handoff_diff(s->have_map ? &s->map : NULL, map, (uint32_t)s->cfg->shard, &h) != 0) {
+  if (dsp_handoff_diff(s->have_hmap ? &s->hmap : NULL, &nm, (uint32_t)s->cfg->shard, &h) != 0) {
     mrd_log_error("handoff", "epoch=%llu err=%s", (unsigned long long)epoch, "out of memory");
+    mrd_shardmap_close(&nm);
     return -1;
   }
   double t0 = mono_ms();
   long warmed = 0;
   size_t released_n = 0;
-  if (s->shard && h.n_gained) {
+  if (s->shard && s->hot && h.n_gained) {
     warmed = warm(s, &h, now_ms);
     if (warmed < 0)
       mrd_log_warn("handoff_warm_failed", "epoch=%llu err=%s action=%s", (unsigned long long)epoch,
                    mrd_redis_errstr(s->redis), "the gained ranges fill from their pings");
   }
-  if (s->shard && h.n_lost) {
-    release_ctx rc = {s, map};
+  if (s->shard && s->hot && h.n_lost) {
+    release_ctx rc = {s, &nm};
     released_n = dsp_release_owned(s->shard, owner_of, &rc, released);
   }
   double ms = mono_ms() - t0;
@@ -175,20 +190,22 @@ int dsvc_map_apply(dsvc *s, uint64_t epoch, mrd_shardmap *map, int64_t now_ms) {
     mrd_log_info("handoff", "epoch=%llu gained=%zu lost=%zu warmed=%ld released=%zu ms=%.1f",
                  (unsigned long long)epoch, h.n_gained, h.n_lost, warmed < 0 ? 0 : warmed,
                  released_n, ms);
-    s->last_warmed = h.n_gained ? (warmed < 0 ? 0 : warmed) : s->last_warmed;
-    s->last_warm_ms = h.n_gained ? ms : s->last_warm_ms;
+    if (h.n_gained) {
+      s->last_warmed = warmed < 0 ? 0 : warmed;
+      s->last_warm_ms = ms;
+    }
   }
   dsp_handoff_close(&h);
-  mrd_shardmap_close(&s->map);
-  s->map = *map; /* takes ownership */
-  mrd_shardmap_init(map);
-  s->have_map = true;
+  mrd_shardmap_close(&s->hmap);
+  s->hmap = nm; /* takes ownership */
+  s->have_hmap = true;
   return 0;
 }
 
 /* ---------------------------------------------------------------- figures */
 
 void dsvc_stats_publish(dsvc *s, int64_t now_ms) {
+  if (!s->shard || !dsvc_may_act(s)) return; /* a standby, or a holder that lost its lease */
   dsp_stats st;
   dsp_stats_get(s->shard, &st);
   /* the rates over the last minute, from one sample a second */
@@ -202,7 +219,7 @@ void dsvc_stats_publish(dsvc *s, int64_t now_ms) {
   double upd = dt > 0 ? (double)(s->owner_pings - s->rate[oldest].pings) / dt : 0;
   double req = dt > 0 ? (double)(st.requests - s->rate[oldest].requests) / dt : 0;
   int ranges = 0;
-  for (size_t k = 0; k < s->map.n; k++) ranges += s->map.r[k].shard == (uint32_t)s->cfg->shard;
+  ranges = dsvc_map_owned(&s->map, (uint32_t)s->cfg->shard);
   char key[48], v[12][48];
   snprintf(key, sizeof key, "dispatch:stats:%d", s->cfg->shard);
   snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)s->epoch);

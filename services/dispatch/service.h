@@ -19,6 +19,8 @@
 #include "geo/graph.h"
 #include "hotcells.h"
 #include "index_quadtree.h"
+#include "lease.h"
+#include "lease_pg.h"
 #include "mrd/admin.h"
 #include "mrd/kafka.h"
 #include "mrd/metrics.h"
@@ -42,6 +44,7 @@ typedef struct dsvc_config {
   double snap_max_m;  /* service area: how far from the road graph a point may be */
   int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
   int64_t epoch_check_ms;
+  int64_t lease_ttl_ms, lease_renew_ms, lease_retry_ms, lease_margin_ms; /* docs/shards.md */
   int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
   double max_eta_s;
@@ -66,7 +69,23 @@ typedef struct dsvc_metrics {
   mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;
   mrd_counter *hot_commands, *restored;
   mrd_gauge *index_size, *drivers, *trips_live, *hot_shown, *redis_up, *epoch;
+  /* ownership (labelled {shard}): the on-call alerts' series */
+  mrd_gauge *lease_held, *lease_generation;
+  mrd_counter *lease_lost, *lease_acquired, *claims_fenced, *outputs_dropped;
 } dsvc_metrics;
+
+/* One range of the shard map: geohash strings s with start <= s < end belong to shard. */
+typedef struct dsvc_range {
+  char start[16], end[16];
+  uint32_t shard;
+} dsvc_range;
+
+/* The shard map of one epoch, sorted by start (as PostgreSQL `shard_map` holds it). */
+typedef struct dsvc_map {
+  uint64_t epoch; /* 0: none loaded yet */
+  size_t n;
+  dsvc_range *ranges;
+} dsvc_map;
 
 #define DSVC_MAX_REFS 64
 
@@ -99,7 +118,34 @@ typedef struct dsvc {
   mrd_pg *pg;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
-  uint64_t epoch;
+  uint64_t epoch;  /* = map.epoch */
+  dsvc_map map;    /* the shard map in force (dsvc_on_epoch) */
+  mrd_shardmap hmap; /* the same map as a checked tiling, for the handoff (handoff_io.c) */
+  bool have_hmap;
+  long last_warmed;    /* drivers warmed from Redis for the last ranges gained */
+  double last_warm_ms; /* how long that warm-up (and release) took */
+  /* figures for dispatch:stats:{shard}: one sample a second over the last minute */
+#define DSVC_RATE_SAMPLES 61
+  struct {
+    int64_t t_ms;
+    uint64_t pings, requests;
+  } rate[DSVC_RATE_SAMPLES];
+  uint64_t rate_n;
+  uint64_t owner_pings; /* pings of drivers this shard owns (not halo copies) */
+  char host[128];
+  int64_t since_ms;
+  uint64_t notified_epoch;
+  unsigned pg_connects;
+  int64_t next_notify_ms, next_epoch_ms;
+  /* ownership: docs/shards.md */
+  dsp_lease lease;
+  dsp_lease_pg lease_store;
+  char fence_key[32];   /* dispatch:fence:<shard> */
+  bool fence_raised;    /* the fence key holds our generation */
+  bool paused;          /* holder, but its lease is unconfirmed past the margin: not acting */
+  int64_t warm_since_ms; /* pings read since (wall ms): a standby's warm index */
+  int64_t warm_until_ms; /* holder: commands from then on */
+  uint64_t last_fenced;
   bool ready; /* restored and consuming commands */
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
@@ -126,21 +172,6 @@ typedef struct dsvc {
   dsp_stats last_stats;
   uint64_t last_fallback;
   uint64_t last_redis_failures;
-  /* the shard map of `epoch` (all shards' ranges), and what the last handoff did */
-  mrd_shardmap map;
-  bool have_map;
-  long last_warmed;    /* drivers warmed from Redis for the last ranges gained */
-  double last_warm_ms; /* how long that warm-up (and release) took */
-  /* figures for dispatch:stats:{shard}: one sample a second over the last minute */
-#define DSVC_RATE_SAMPLES 61
-  struct {
-    int64_t t_ms;
-    uint64_t pings, requests;
-  } rate[DSVC_RATE_SAMPLES];
-  uint64_t rate_n;
-  uint64_t owner_pings; /* pings of drivers this shard owns (not halo copies) */
-  char host[128];
-  int64_t since_ms;
 } dsvc;
 
 /* Open everything the shard needs (graph, Redis, PostgreSQL epoch, Kafka, admin server).
@@ -155,7 +186,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg);
  * Returns how many were restored, or -1 (neither Kafka nor Redis could be read). */
 int dsvc_restore(dsvc *s, int64_t now_ms);
 /* Assign partition <shard> of driver-locations (and of dispatch-commands when
- * with_commands) from the committed offsets. Returns 0 or -1. */
+ * with_commands) from the committed offsets (driver-locations from where this process
+ * has read, when it has). Returns 0 or -1. */
 int dsvc_assign(dsvc *s, bool with_commands);
 /* Consume up to cfg->poll_batch messages (waiting up to wait_ms for the first) and feed
  * them to the core. Returns the number consumed. */
@@ -167,14 +199,38 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms);
 int dsvc_flush(dsvc *s, int64_t now_ms);
 /* Write the hot cells that changed (one pipelined batch). */
 void dsvc_hot_flush(dsvc *s, int64_t now_ms);
-/* Re-read the shard-map epoch from PostgreSQL; a new one is applied (dsvc_map_apply). */
-void dsvc_epoch_check(dsvc *s);
-/* Apply the map of a new epoch (handoff_io.c, docs/shards.md): warm the ranges gained from
- * the Redis hot cells, release the drivers of the ranges lost, keep the map. Takes
- * ownership of *map (left empty). Returns 0 or -1 (out of memory; nothing changed). */
-int dsvc_map_apply(dsvc *s, uint64_t epoch, mrd_shardmap *map, int64_t now_ms);
-/* Write dispatch:stats:{shard} (schemas/redis.md): served epoch, holder, figures. Every 1 s. */
+/* The shard map (epoch_io.c). dsvc_epoch_load: read the newest map and, when its epoch
+ * differs, hand it to dsvc_on_epoch; 0 or -1 (logged). dsvc_epoch_listen: LISTEN
+ * shard_map. dsvc_epoch_poll: every loop turn: the notifications (every 20 ms, without
+ * blocking) and the fallback read (every epoch_check_ms). */
+int dsvc_epoch_load(dsvc *s);
+void dsvc_epoch_listen(dsvc *s);
+void dsvc_epoch_poll(dsvc *s, int64_t now_ms);
+/* THE place where a new shard-map epoch takes effect in this process: takes ownership of
+ * *next (left empty), stamps the epoch on later events and claims, logs the ranges owned.
+ * The range handoff (docs/shards.md) extends this function. */
+void dsvc_on_epoch(dsvc *s, dsvc_map *next);
+/* The handoff of a new epoch (handoff_io.c, docs/shards.md), called by dsvc_on_epoch before
+ * the epoch takes effect: warm the ranges gained from the Redis hot cells, release the
+ * drivers of the ranges lost, keep the map as s->hmap. Returns 0 or -1 (the map does not
+ * tile, or out of memory: logged, nothing handed over). */
+int dsvc_handoff(dsvc *s, const dsvc_map *next, int64_t now_ms);
+/* Write dispatch:stats:{shard} (schemas/redis.md): served epoch, holder, figures. Every 1 s,
+ * by the lease holder only. */
 void dsvc_stats_publish(dsvc *s, int64_t now_ms);
+/* Ranges of m owned by shard. */
+int dsvc_map_owned(const dsvc_map *m, uint32_t shard);
+void dsvc_map_release(dsvc_map *m);
+
+/* Ownership (dispatch_io.c; the rules are lease.h's). Run the lease operation due at
+ * mono_ms against PostgreSQL; on an acquisition take over (fence Redis, restore the live
+ * trips, assign dispatch-commands after the warm-up); on a loss step down (forget every
+ * trip and queued output, consume pings only, commit nothing). now_ms: wall clock. */
+void dsvc_lease_step(dsvc *s, int64_t mono_ms, int64_t now_ms);
+/* True while this process may act as the shard's holder (lease.h). */
+bool dsvc_may_act(const dsvc *s);
+/* SIGTERM: give the lease back so a standby takes over at once. */
+void dsvc_lease_release(dsvc *s);
 /* Bring the metrics up to date with the core's counters. */
 void dsvc_metrics_sync(dsvc *s);
 /* Flush Kafka within timeout_ms and free everything. */

@@ -1,8 +1,8 @@
 /*
  * shards.c: `meridianctl shards show|plan|apply|move|history`, live shard rebalancing
  * (docs/shards.md). The adapters only: PostgreSQL (shard_map, shard_epochs, shard_runs, the
- * move lock), Redis (the per-shard figures and per-cell load dispatch publishes, the epoch
- * hint for gateways), the plan file (JSON) and the terminal. The planning and the step
+ * move lock, the shard leases), Redis (the per-shard figures and per-cell load dispatch
+ * publishes), the plan file (JSON) and the terminal. The planning and the step
  * decisions are the pure mrd/shardplan.h; the map arithmetic is mrd/shardmap.h.
  *
  * Exit codes: 0 done; 1 failed (the message says at which epoch the map was left: as it was,
@@ -696,16 +696,6 @@ fail:
   return rc;
 }
 
-/* Tell gateways that poll Redis (schemas/redis.md: shardmap:epoch) about the new epoch. A
- * hint only: PostgreSQL is the truth, and a failure here just leaves them to their
- * periodic read of PostgreSQL. */
-static void hint_epoch(mrd_redis *rd, uint64_t epoch) {
-  char v[24];
-  snprintf(v, sizeof v, "%llu", (unsigned long long)epoch);
-  const char *argv[] = {"SET", "shardmap:epoch", v};
-  (void)mrd_redis_cmd(rd, NULL, 3, argv, NULL);
-}
-
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) {
   (void)sig;
@@ -751,10 +741,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
             (unsigned long long)epoch);
         return 1;
       }
-      if (e > 0) {
-        epoch = (uint64_t)e;
-        hint_epoch(rd, epoch);
-      }
+      if (e > 0) epoch = (uint64_t)e; /* migration 0006 notifies shard_map at the commit */
     }
     /* wait until the receiver has warmed and serves the epoch, and the giver let go */
     bool ok = a == MRD_STEP_DONE;
