@@ -764,7 +764,13 @@ static void write_snapshots(dsvc *s) {
       const char *a2[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
       fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
               mrd_redis_append(s->redis, 5, a2, NULL) != 0;
-      queued += 2;
+      /* the rider's latest trip, for as long as its final snapshot is kept: a rider who
+       * was cut off when it ended learns the end when he connects again */
+      char last[DSP_ID_MAX + 32];
+      snprintf(last, sizeof last, "trip:last:rider:%s", p->rider_id);
+      const char *a3[] = {"SET", last, p->trip_id, "PX", keep};
+      fail |= mrd_redis_append(s->redis, 5, a3, NULL) != 0;
+      queued += 3;
     }
   }
   while (mrd_redis_pending(s->redis) > 0) {

@@ -231,6 +231,45 @@ async def full_ride():
     await r.close()
 
 
+async def resync_after_end():
+    """A rider cut off while his trip ends (a gateway restart does that to every client) is
+    shown its end when he connects again (trip:last:rider), and a driver reconnecting during
+    a trip is shown the trip: the snapshots the load generator's simulated apps resync from."""
+    pickup, drop = (40.7205, -74.0050), (40.7250, -74.0020)
+    d = await Driver(f"it-d8-{RUN}", 40.7210, -74.0048).online()
+    r = await Client(f"it-r8-{RUN}", "rider").connect()
+    try:
+        check(await visible(r, d.lat, d.lon), "resync: driver visible")
+        await r.send(type="request", request_id=f"rsy-{RUN}", pickup={"lat": pickup[0], "lon": pickup[1]},
+                     dropoff={"lat": drop[0], "lon": drop[1]})
+        off = await d.wait(typ("offer"))
+        check(off is not None, "resync: driver offered")
+        if not off:
+            return
+        await d.send(type="accept", offer_id=off["offer_id"])
+        check(await r.wait(typ("matched")) is not None, "resync: matched")
+        # the driver's connection drops and comes back: his trip is shown at once
+        d.pinger.cancel()
+        await d.close()
+        await d.connect()
+        snap = await d.wait(typ("trip", trip_id=off["trip_id"]), 5)
+        check(snap is not None and snap["status"] == "matched", "resync: reconnecting driver is shown his matched trip")
+        await r.close()  # the rider is cut off; the trip ends meanwhile
+        for step in ("arrived", "start", "complete"):
+            await d.send(type=step, trip_id=off["trip_id"], ref=step)
+            check(await d.wait(typ("trip", status={"arrived": "arrived", "start": "started",
+                                                    "complete": "completed"}[step]), 5) is not None,
+                  f"resync: {step} applied")
+        await asyncio.sleep(0.5)  # the final snapshot reaches Redis
+        await r.connect()
+        end = await r.wait(typ("trip", trip_id=off["trip_id"]), 5)
+        check(end is not None and end["status"] == "completed",
+              "resync: the rider reconnecting after the end is shown it (trip completed)")
+    finally:
+        await d.offline()
+        await r.close()
+
+
 async def decline_then_second_and_cancel():
     pickup = (40.7336, -74.0027)
     d1 = await Driver(f"it-d2a-{RUN}", 40.7340, -74.0025).online()
@@ -729,7 +768,7 @@ async def main(part, seed):
             return
     if part == "flows":
         for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down,
-                         redis_down):
+                         redis_down, resync_after_end):
             try:
                 await scenario()
             except Exception as e:  # a broken scenario fails, the others still run
