@@ -606,6 +606,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK) {
         hot_driver_refresh(s, loc.driver_id, now_ms);
       }
+      if (!s->ready) dsp_warmup_ping(&s->warm, msg.timestamp_ms);
       s->loc_next = msg.offset + 1;
     } else {
       mrd_command c;
@@ -694,10 +695,27 @@ static const char CAD_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /* After Redis failed, and once it answers again: it may have restarted empty, so every
- * live trip's snapshot and pointers and every hot-cell entry are written again. */
-static void redis_resync(dsvc *s) {
+ * live trip's snapshot and pointers and every hot-cell entry are written again, and every
+ * claim this shard holds is taken again (else another shard could claim its drivers). A
+ * reconnection counts as a failure even when no write of ours failed: Redis may have
+ * restarted between two of our calls, and the one that failed may have been a claim or a
+ * read, which do not set redis_lost. */
+static void redis_resync(dsvc *s, int64_t now_ms) {
+  if (!s->redis_lost && now_ms - s->redis_checked_ms >= 1000) {
+    /* a quiet shard sends nothing for a while: a PING a second finds a restart (its
+     * connection breaks, the next call connects again) */
+    s->redis_checked_ms = now_ms;
+    mrd_redis_ping(s->redis);
+  }
+  uint64_t conns = mrd_redis_connections(s->redis);
+  if (conns != s->redis_connections) {
+    if (s->redis_connections != 0) s->redis_lost = true; /* not the first connection */
+    s->redis_connections = conns;
+  }
   if (!s->redis_lost || mrd_redis_ping(s->redis) != 0) return;
   s->redis_lost = false;
+  s->redis_connections = mrd_redis_connections(s->redis);
+  size_t reclaimed = dsp_claims_reassert(s->shard, now_ms);
   size_t n = 0;
   for (size_t i = 0; i < s->pending.cap; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
@@ -708,7 +726,8 @@ static void redis_resync(dsvc *s) {
     }
   }
   dsp_hot_forget_written(s->hot);
-  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu", n, dsp_hot_tracked(s->hot));
+  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu claims=%zu", n,
+               dsp_hot_tracked(s->hot), reclaimed);
 }
 
 static void redis_failed(dsvc *s, const char *what, size_t n) {
@@ -726,7 +745,7 @@ static void redis_failed(dsvc *s, const char *what, size_t n) {
 /* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
  * restarted empty gets them again); ended trips' are forgotten once written. */
 static void write_snapshots(dsvc *s) {
-  redis_resync(s);
+  redis_resync(s, wall_ms());
   if (s->n_dirty == 0) return;
   int queued = 0;
   bool fail = false;
@@ -893,7 +912,7 @@ static int hot_emit(void *ud, int argc, const char *const *argv) {
 }
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
-  redis_resync(s);
+  redis_resync(s, wall_ms());
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
   while (mrd_redis_pending(s->redis) > 0) {

@@ -41,19 +41,22 @@ int main(int argc, char **argv) {
   if (dsvc_restore(&s, t) < 0)
     mrd_log_warn("restore_skipped", "reason=%s", "neither dispatch-events nor redis could be read");
   if (dsvc_assign(&s, false) != 0) goto out;
-  int64_t warm_until = t + cfg.warmup_ms;
-  int64_t next_tick = warm_until, next_hot = t, next_epoch = t + cfg.epoch_check_ms,
+  dsp_warmup_init(&s.warm, t, cfg.warmup_ms);
+  int64_t next_tick = t + cfg.warmup_ms, next_hot = t, next_epoch = t + cfg.epoch_check_ms,
           next_metrics = t;
   rc = 0;
   while (!mrd_should_stop()) {
     t = now_ms();
-    if (!s.commands_assigned && t >= warm_until) {
+    if (!s.commands_assigned && dsp_warmup_done(&s.warm, t)) {
       if (dsvc_assign(&s, true) != 0) {
         rc = 1;
         break;
       }
       s.ready = true;
-      mrd_log_info("ready", "shard=%d", cfg.shard);
+      next_tick = t;
+      mrd_log_info("ready", "shard=%d warmup_ms=%lld backlog_from_ms=%lld", cfg.shard,
+                   (long long)(t - s.warm.started_ms),
+                   (long long)(s.warm.first_ping_ms >= 0 ? t - s.warm.first_ping_ms : -1));
     }
     int wait = (int)(next_tick - t);
     if (wait > 5) wait = 5;

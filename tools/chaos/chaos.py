@@ -96,16 +96,19 @@ def token(sub, role):
 # ---------------------------------------------------------------------------- probes
 
 class Prober:
-    """Asks for a ride on each shard until the whole path answers (see the module comment)."""
+    """Asks for a ride on each shard until the whole path answers (see the module comment).
+    A probe waits for its answer: a request the gateway acked is served when the shard is
+    back, and that moment is the recovery; a refused one (`unavailable`: Redis down) or a
+    connection that fails is tried again 0.3 s later with a fresh rider."""
 
     def __init__(self, run_id):
         self.run_id, self.n = run_id, 0
 
-    async def one(self, shard):
+    async def attempt(self, shard, deadline):
+        """One rider, one request: True once answered no_driver and recorded; False to retry."""
         import websockets
         self.n += 1
-        rider = f"p{self.run_id}-{self.n}"
-        req = f"probe{self.run_id}-{self.n}"
+        rider, req = f"p{self.run_id}-{self.n}", f"probe{self.run_id}-{self.n}"
         lat, lon = PROBE_PICKUPS[shard]
         try:
             async with websockets.connect(f"{os.environ['MERIDIAN_GATEWAY_URL']}/v1/rider?token={token(rider, 'rider')}",
@@ -113,39 +116,41 @@ class Prober:
                 await ws.send(json.dumps({"type": "request", "request_id": req, "ref": "p",
                                           "pickup": {"lat": lat, "lon": lon},
                                           "dropoff": {"lat": PROBE_DROPOFF[0], "lon": PROBE_DROPOFF[1]}}))
-                end = time.monotonic() + 3
-                while time.monotonic() < end:
-                    m = json.loads(await asyncio.wait_for(ws.recv(), end - time.monotonic()))
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    m = json.loads(await asyncio.wait_for(ws.recv(), left))
                     if m.get("type") == "error" and m.get("ref") == "p":
                         return False
                     if m.get("type") == "no_driver":
                         break
-                else:
-                    return False
         except Exception:
             return False
-        # recorded, final, in PostgreSQL (trips consumed it): poll for up to 3 s
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
+        # recorded, final, in PostgreSQL (trips consumed it)
+        while time.monotonic() < deadline:
             try:
                 if sql(f"SELECT 1 FROM trips WHERE request_id = '{req}' AND status = 'no_driver'"):
                     return True
             except Exception:
                 pass
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
         return False
 
-    async def served(self):
-        ok = await asyncio.gather(*(self.one(k) for k in PROBE_PICKUPS))
-        return all(ok)
-
-    async def until_served(self, since, limit_s=60.0):
-        """Seconds from `since` (monotonic) until a probe round succeeded, or None."""
-        while time.monotonic() - since < limit_s:
-            if await self.served():
-                return time.monotonic() - since
+    async def shard_served(self, shard, deadline):
+        """The monotonic time the shard's probe was served, or None by the deadline."""
+        while time.monotonic() < deadline:
+            if await self.attempt(shard, deadline):
+                return time.monotonic()
             await asyncio.sleep(0.3)
         return None
+
+    async def until_served(self, since, limit_s=60.0):
+        """Seconds from `since` (monotonic) until both shards' probes were served, or None."""
+        done = await asyncio.gather(*(self.shard_served(k, since + limit_s) for k in PROBE_PICKUPS))
+        if any(t is None for t in done):
+            return None
+        return max(done) - since
 
 
 # ---------------------------------------------------------------------------- faults
@@ -319,10 +324,10 @@ def main():
     ap = argparse.ArgumentParser(prog="scripts/chaos", description="chaos replay: faults during a taxi replay")
     ap.add_argument("--long", action="store_true", help="every fault three times (about 12 min)")
     ap.add_argument("--drivers", type=int, default=1000)
-    ap.add_argument("--speedup", type=float, default=30)
+    ap.add_argument("--speedup", type=float, default=60)
     ap.add_argument("--gap", type=float, default=14.0, help="seconds between faults")
     ap.add_argument("--duration", type=float, default=0, help="replay wall seconds (default: the schedule's)")
-    ap.add_argument("--drain", type=float, default=60, help="wall seconds at most for trips to end afterwards")
+    ap.add_argument("--drain", type=float, default=90, help="wall seconds at most for trips to end afterwards")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--run-id", default="")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "chaos"))
