@@ -70,6 +70,8 @@ typedef struct driver {
   pending_msg unacked[UNACKED_MAX]; /* sent, neither acked nor refused yet: re-sent after a reconnection */
   int n_unacked;
   int64_t accepting_us; /* wall time the accept was queued */
+  int64_t resync_until_us; /* after a reconnection: the gateway's snapshot may come until then */
+  char last_trip_id[ID_MAX]; /* the trip he left last: its late events are not taken up */
   uint64_t rng;
   uint32_t n_offers;
   lg_path path;
@@ -418,6 +420,7 @@ static void cruise(lg_sim *s, driver *d, double now_ms) {
 
 static void become_idle(lg_sim *s, driver *d, double now_ms) {
   d->st = D_IDLE;
+  if (d->trip_id[0]) snprintf(d->last_trip_id, ID_MAX, "%s", d->trip_id);
   d->trip_id[0] = d->offer_id[0] = '\0';
   cruise(s, d, now_ms);
 }
@@ -760,6 +763,7 @@ void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
       queue_action(d, A_STATUS, NULL);
     } else {
       resync_driver(s, d);
+      d->resync_until_us = now_us + 5000000; /* the snapshot comes first, in well under 5 s */
     }
     send_action(s, idx, d, now_us);
     send_ping(s, idx, d, now_us);
@@ -825,13 +829,17 @@ static void debug_error(lg_role role, uint32_t i, json_t *m) {
   free(t);
 }
 
-/* A `trip` naming a trip the driver does not know he is on: the snapshot the gateway sends
- * on reconnection when an accept's `matched` (or later steps) was lost while he was cut
- * off. He takes it up where it is. Returns true when adopted. */
-static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, const char *tid, double now) {
+/* A `trip` naming a trip the driver does not know he is on, just after a reconnection: the
+ * snapshot the gateway sends when an accept's `matched` (or later steps) was lost while he
+ * was cut off. He takes it up where it is. Late events of the trip he just left (he sends
+ * `complete` and is free before its `started` comes back) are not snapshots. Returns true
+ * when adopted. */
+static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, const char *tid, double now,
+                       int64_t now_us) {
   bool matched = strcmp(status, "matched") == 0, arrived = strcmp(status, "arrived") == 0,
        started = strcmp(status, "started") == 0;
   if (!(matched || arrived || started) || d->st > D_ACCEPTING) return false;
+  if (now_us > d->resync_until_us || strcmp(tid, d->last_trip_id) == 0) return false;
   geo_latlng pickup = d->pickup, dropoff = d->dropoff;
   latlng(m, "pickup", &pickup);
   latlng(m, "dropoff", &dropoff);
@@ -892,7 +900,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
   if (strcmp(type, "trip") == 0) {
     const char *status = str(m, "status"), *tid = str(m, "trip_id");
     if (status && strcmp(status, "offer_expired") == 0) s->st.offers_expired++;
-    if (status && tid && strcmp(tid, d->trip_id) != 0 && adopt_trip(s, d, m, status, tid, now)) return;
+    if (status && tid && strcmp(tid, d->trip_id) != 0 && adopt_trip(s, d, m, status, tid, now, now_us)) return;
     if (!status || !tid || strcmp(tid, d->trip_id) != 0) return;
     if (strcmp(status, "matched") == 0 && d->st == D_ACCEPTING) {
       geo_route_place to;

@@ -260,7 +260,14 @@ async def resync_after_end():
             check(await d.wait(typ("trip", status={"arrived": "arrived", "start": "started",
                                                     "complete": "completed"}[step]), 5) is not None,
                   f"resync: {step} applied")
-        await asyncio.sleep(0.5)  # the final snapshot reaches Redis
+        # the final snapshot reaches Redis with dispatch's next flush (slow on a busy machine)
+        port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        for _ in range(40):
+            got = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GET", f"trip:last:rider:{r.sub}"],
+                                 capture_output=True, text=True).stdout.strip()
+            if got == off["trip_id"]:
+                break
+            await asyncio.sleep(0.25)
         await r.connect()
         end = await r.wait(typ("trip", trip_id=off["trip_id"]), 5)
         check(end is not None and end["status"] == "completed",
@@ -298,9 +305,10 @@ async def redis_restart_claims():
         env = dict(os.environ)
         if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
             env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
+        rcli("SET", f"it-marker-{RUN}", "1")
         rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
                             text=True, env=env)
-        check(rs.returncode == 0 and rcli("EXISTS", f"claim:{d.sub}") == "0",
+        check(rs.returncode == 0 and rcli("EXISTS", f"it-marker-{RUN}") == "0",
               "redis_restart: Redis restarted empty (scripts/stack restart redis)")
         back = None
         for _ in range(40):

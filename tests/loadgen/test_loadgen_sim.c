@@ -239,6 +239,13 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
   now = advance(s, &f, now, now + 2000000, true, seen);
   assert_non_null(strstr(f.log, "{\"type\":\"complete\",\"trip_id\":\"t1-y\""));
+  /* a late event of the trip he just completed is not a snapshot to take up, nor is an
+   * unknown trip long after the reconnection */
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  now = advance(s, &f, now, now + 3500000, true, seen);
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-w\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
+  assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
+  assert_int_equal(count(f.log, "\"type\":\"complete\",\"trip_id\":\"t1-y\""), 1);
 
   /* the rider (asks at 18:00:30 = 0.5 s of wall time after the clock started) */
   now = advance(s, &f, now, now + 500000, true, seen);
