@@ -268,6 +268,7 @@ async def resync_after_end():
             if got == off["trip_id"]:
                 break
             await asyncio.sleep(0.25)
+        r.msgs.clear()  # only what the new connection brings
         await r.connect()
         end = await r.wait(typ("trip", trip_id=off["trip_id"]), 5)
         check(end is not None and end["status"] == "completed",
