@@ -69,6 +69,8 @@ typedef struct driver {
   int n_pending;
   pending_msg unacked[UNACKED_MAX]; /* sent, neither acked nor refused yet: re-sent after a reconnection */
   int n_unacked;
+  pending_msg sent[UNACKED_MAX]; /* the latest sent (ring): dispatch's refusal comes after the ack */
+  int sent_next;
   int64_t accepting_us; /* wall time the accept was queued */
   int64_t resync_until_us; /* after a reconnection: the gateway's snapshot may come until then */
   char last_trip_id[ID_MAX]; /* the trip he left last: its late events are not taken up */
@@ -306,8 +308,20 @@ static bool send_one(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     }
     p.ref = ref;
     d->unacked[d->n_unacked++] = p;
+    d->sent[d->sent_next] = p;
+    d->sent_next = (d->sent_next + 1) % UNACKED_MAX;
   }
   return true;
+}
+
+/* The message sent with ref, among the latest sent; false when it is not there. */
+static bool find_sent(const driver *d, unsigned long long ref, pending_msg *out) {
+  for (int k = 0; k < UNACKED_MAX; k++)
+    if (d->sent[k].ref == ref && d->sent[k].a != A_NONE) {
+      *out = d->sent[k];
+      return true;
+    }
+  return false;
 }
 
 /* Take the message sent with ref out of the unacked ones; false when it is not there. */
@@ -935,7 +949,10 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     lg_stats_error(&s->st, code ? code : "?");
     debug_error(LG_DRIVER, i, m);
     pending_msg p;
-    if (!ref || !ref[0] || !take_unacked(d, strtoull(ref + 1, NULL, 10), &p)) return;
+    if (!ref || !ref[0]) return;
+    unsigned long long n = strtoull(ref + 1, NULL, 10);
+    take_unacked(d, n, &p);
+    if (!find_sent(d, n, &p)) return;
     if (code && (strcmp(code, "unavailable") == 0 || strcmp(code, "rate_limited") == 0)) {
       if (still_relevant(d, p.a, p.id)) queue_action(d, p.a, p.id); /* not taken: again */
       return;

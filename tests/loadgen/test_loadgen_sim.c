@@ -272,11 +272,57 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   geo_graph_free(g);
 }
 
+/* Dispatch refuses an accept after the gateway acked it (the offer ran out): the driver is
+ * free again and takes the next offer instead of declining it as busy. */
+static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  static fake f;
+  memset(&f, 0, sizeof f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 1;
+  cfg.accept_prob = 1.0;
+  cfg.duration_s = 30;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "t");
+  lg_io io = {&f, f_open, f_send, f_close};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  const char *offer1 = "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+                       "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}";
+  msg(s, LG_DRIVER, 0, offer1, now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  const char *ref = strstr(f.log, "\"ref\":\"a");
+  assert_non_null(ref);
+  char ack[80], refused[200];
+  int n = (int)strcspn(ref + 7, "\"");
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", n, ref + 7);
+  snprintf(refused, sizeof refused,
+           "{\"type\":\"error\",\"code\":\"unknown_offer\",\"message\":\"gone\",\"ref\":\"%.*s\"}", n, ref + 7);
+  msg(s, LG_DRIVER, 0, ack, now);
+  msg(s, LG_DRIVER, 0, refused, now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"offer\",\"offer_id\":\"o0-x-2\",\"trip_id\":\"t0-z\",\"pickup\":{\"lat\":40.752,"
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}", now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  assert_null(strstr(f.log, "decline"));
+  assert_non_null(strstr(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-x-2\""));
+  lg_sim_free(s);
+  geo_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_ping_and_riders_request_at_their_time),
       cmocka_unit_test(test_same_seed_same_messages_other_seed_other_places),
       cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
+      cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
