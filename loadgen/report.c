@@ -251,14 +251,15 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
                                              (json_int_t)st->declines, "expired",
                                              (json_int_t)st->offers_expired));
   json_object_set_new(o, "connections",
-                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
                                 "connect_failed", (json_int_t)st->connect_failed,
                                 "closed_by_server", (json_int_t)st->closed_unexpectedly,
                                 "riders", (json_int_t)st->riders_connected,
                                 "reconnect_attempts", (json_int_t)st->reconnect_attempts,
                                 "reconnects", (json_int_t)st->reconnects,
                                 "resent", (json_int_t)st->resent,
-                                "trips_adopted", (json_int_t)st->resync_adopted));
+                                "trips_adopted", (json_int_t)st->resync_adopted,
+                                "pings_skipped", (json_int_t)st->pings_skipped));
   json_object_set_new(o, "input",
                       json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "file", in->trips_file,
                                 "format", in->format, "rows", (json_int_t)in->rows,

@@ -177,6 +177,11 @@ static void io_close(void *ud, lg_role role, uint32_t idx) {
   }
 }
 
+static size_t io_queued(void *ud, lg_role role, uint32_t idx) {
+  conn *c = conn_of(ud, role, idx);
+  return c && c->st == C_OPEN ? c->qlen : 0;
+}
+
 /* ---- connecting ---- */
 
 static void start_connects(run *r) {
@@ -362,7 +367,7 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
     snprintf(err, errcap, "cannot create the libwebsockets context");
     goto fail;
   }
-  lg_io io = {&r, io_open, io_send, io_close};
+  lg_io io = {&r, io_open, io_send, io_close, io_queued};
   r.sim = make_sim(ud, &io, err, errcap);
   if (!r.sim) goto fail;
   lws_sul_schedule(r.ctx, 0, &r.sul, tick, 1);

@@ -83,7 +83,7 @@ static void run(const geo_graph *g, uint64_t seed, fake *f) {
   cfg.duration_s = 3;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {f, f_open, f_send, f_close};
+  lg_io io = {f, f_open, f_send, f_close, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -179,7 +179,7 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   cfg.duration_s = 30;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {&f, f_open, f_send, f_close};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
   char err[200];
   int64_t now = 1000000;
   const int64_t epoch0 = 1700000000000;
@@ -287,7 +287,7 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   cfg.accept_prob = 1.0;
   cfg.duration_s = 30;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {&f, f_open, f_send, f_close};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
