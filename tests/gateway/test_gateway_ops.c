@@ -416,7 +416,7 @@ static void test_range_cells(void **state) {
   n = gw_ops_range_cells("dr5ru5", "dr5rv", 40.0, -75.0, 41.0, -73.0, 5, cells, 4096);
   assert_int_equal(n, 0);
   /* cap: the count is returned, only cap cells written */
-  n = gw_ops_range_cells("", "dr72", 40.68, -74.05, 40.89, -73.90, 6, cells, 1);
+  n = gw_ops_range_cells("dr5ru5", "dr72", 40.68, -74.05, 40.89, -73.90, 6, cells, 1);
   assert_true(n > 1);
 }
 
