@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "mrd/log.h"
+#include "ops_io.h"
 #include "server.h"
 
 #define EVENTS_TOPIC "dispatch-events"
@@ -142,6 +143,7 @@ bool gw_kafka_poll(gw_server *s) {
                    (long long)m.offset, mrd_proto_strerror(rc));
     } else {
       gw_deliver_event(s, &ev);
+      gw_ops_io_event(s, &ev);
     }
     mrd_kafka_msg_release(&m);
   }

@@ -19,6 +19,7 @@
 
 #include "gateway.h"
 #include "geo/geohash.h"
+#include "geo/graph.h"
 
 #define HASH_BUCKETS 131072 /* power of two, 2x the driver table */
 #define NONE (-1)
@@ -905,10 +906,9 @@ static void walk(cellwalk *w, char *p, int len) {
   hi[len + 1] = 0;
   if (strcmp(hi, w->start) <= 0 || strcmp(p, w->end) >= 0) return; /* disjoint */
   if (!cell_in_box(w, p)) return;
-  bool inside = strcmp(p, w->start) >= 0 && strcmp(hi, w->end) <= 0;
-  if ((inside && len > 0) || len == w->max_prec) { /* "" (the world) is never one box */
-    /* a cut cell at the finest precision goes to the range holding its first point, p */
-    if (!inside && strcmp(p, w->start) < 0) return;
+  if (len == w->max_prec) {
+    /* a cell the range cuts goes to the range holding its first point, p */
+    if (strcmp(p, w->start) < 0) return;
     if (w->n < w->cap) memcpy(w->cells[w->n], p, (size_t)len + 1);
     w->n++;
     return;
@@ -922,11 +922,11 @@ static void walk(cellwalk *w, char *p, int len) {
 }
 
 size_t gw_ops_range_cells(const char *start, const char *end, double min_lat, double min_lon,
-                          double max_lat, double max_lon, int max_precision, char (*cells)[13],
+                          double max_lat, double max_lon, int precision, char (*cells)[13],
                           size_t cap) {
-  if (max_precision < 1) max_precision = 1;
-  if (max_precision > 12) max_precision = 12;
-  cellwalk w = {start, end, min_lat, min_lon, max_lat, max_lon, max_precision, cells, cap, 0};
+  if (precision < 1) precision = 1;
+  if (precision > 12) precision = 12;
+  cellwalk w = {start, end, min_lat, min_lon, max_lat, max_lon, precision, cells, cap, 0};
   char p[16] = "";
   walk(&w, p, 0);
   return w.n;
@@ -965,5 +965,78 @@ int gw_ops_check(const gw_ops *o, char *why, size_t cap) {
     snprintf(why, cap, "trip count %zu, live slots %zu, free slots %d", o->ntrips, tl, (int)o->tfree_top);
     return -1;
   }
+  return 0;
+}
+
+/* ---- roads ------------------------------------------------------------------------------- */
+
+typedef struct sbuf {
+  char *p;
+  size_t len, cap;
+  bool oom;
+} sbuf;
+
+__attribute__((format(printf, 2, 3))) static void sb_add(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->oom = true;
+      return;
+    }
+    if ((size_t)n < b->cap - b->len) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t cap = b->cap * 2 + (size_t)n + 1;
+    char *q = realloc(b->p, cap);
+    if (!q) {
+      b->oom = true;
+      return;
+    }
+    b->p = q;
+    b->cap = cap;
+  }
+}
+
+int gw_ops_roads_geojson(const geo_graph *g, char **out, size_t *len) {
+  sbuf b = {malloc(1 << 16), 0, 1 << 16, false};
+  if (!b.p) return -1;
+  sb_add(&b, "{\"type\":\"FeatureCollection\",\"features\":[");
+  uint32_t arcs = geo_graph_arc_count(g);
+  bool first_feature = true;
+  for (int cls = 0; cls < GEO_ROAD_CLASS_COUNT; cls++) {
+    bool first_line = true;
+    for (uint32_t a = 0; a < arcs && !b.oom; a++) {
+      if ((int)geo_graph_arc_class(g, a) != cls) continue;
+      uint32_t twin = geo_graph_arc_twin(g, a);
+      if (twin != GEO_ARC_NONE && twin < a) continue; /* the road is drawn once */
+      if (first_line) {
+        sb_add(&b, "%s{\"type\":\"Feature\",\"properties\":{\"class\":%d},\"geometry\":"
+                   "{\"type\":\"MultiLineString\",\"coordinates\":[",
+               first_feature ? "" : ",", cls);
+        first_feature = false;
+      }
+      geo_latlng t = geo_graph_node_pos(g, geo_graph_arc_tail(g, a));
+      geo_latlng h = geo_graph_node_pos(g, geo_graph_arc_head(g, a));
+      sb_add(&b, "%s[[%.5f,%.5f]", first_line ? "" : ",", t.lng, t.lat);
+      first_line = false;
+      size_t n = 0;
+      const geo_latlng *sh = geo_graph_arc_shape(g, a, &n);
+      for (size_t i = 0; i < n; i++) sb_add(&b, ",[%.5f,%.5f]", sh[i].lng, sh[i].lat);
+      sb_add(&b, ",[%.5f,%.5f]]", h.lng, h.lat);
+    }
+    if (!first_line) sb_add(&b, "]}}");
+  }
+  sb_add(&b, "]}");
+  if (b.oom) {
+    free(b.p);
+    return -1;
+  }
+  *out = b.p;
+  *len = b.len;
   return 0;
 }

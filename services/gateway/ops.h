@@ -155,14 +155,22 @@ int64_t gw_ops_view_period_ms(const gw_ops_view *v);
 
 /* ---- drawing helpers ------------------------------------------------------------------ */
 
-/* The geohash cells (prefixes) that tile [start, end) within the box [min_lat, max_lat] x
- * [min_lon, max_lon], at most max_precision characters: a cell entirely inside the range is
- * one box; a cell at max_precision that the range cuts goes to the range holding its first
- * point. Writes up to cap NUL-terminated cells of 13 bytes and returns how many there are
- * (may exceed cap: then only cap were written). */
+/* The geohash cells of exactly `precision` characters that draw [start, end) within the box
+ * [min_lat, max_lat] x [min_lon, max_lon]: a cell the range cuts goes to the range holding
+ * its first point, so the cells of a map's ranges tile the box once. Writes up to cap
+ * NUL-terminated cells of 13 bytes and returns how many there are (may exceed cap: then
+ * only cap were written). */
 size_t gw_ops_range_cells(const char *start, const char *end, double min_lat, double min_lon,
-                          double max_lat, double max_lon, int max_precision, char (*cells)[13],
+                          double max_lat, double max_lon, int precision, char (*cells)[13],
                           size_t cap);
+
+/* The road graph as GeoJSON for the map (GET /v1/ops/roads): a FeatureCollection with one
+ * MultiLineString per road class ("class": libgeo's geo_road_class, 0 motorway .. 14 other),
+ * each road once (an arc and its twin are one line), coordinates [lon, lat] rounded to
+ * 1e-5 degree, shape points included. Returns 0 with a malloc'd body in *out (free it) and
+ * its length, or -1 (no memory). */
+struct geo_graph;
+int gw_ops_roads_geojson(const struct geo_graph *g, char **out, size_t *len);
 
 /* Check the invariants; 0 when they hold, else -1 with a reason in why. */
 int gw_ops_check(const gw_ops *o, char *why, size_t cap);

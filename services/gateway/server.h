@@ -98,6 +98,8 @@ typedef struct gw_conn {
   gw_out *q;
   int q_head, q_len;
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
+  /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
+  struct gw_ops_view *ops_view;
   /* HTTP answer */
   char *http_body;
   size_t http_len;
@@ -141,6 +143,7 @@ typedef struct gw_server {
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
+  struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */
