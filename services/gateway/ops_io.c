@@ -2,8 +2,11 @@
  * ops_io.c: the thin adapter of the ops stream (/v1/ops) and the ops page (/ops/). What is
  * shown and how it is coded is ops.c's (pure, unit-tested); this file only moves data:
  *   - a Kafka consumer of every partition of `driver-locations` and `dispatch-commands`
- *     from the end, assigned while at least one ops client is connected (a gateway with no
- *     ops client reads no locations), polled on a 50 ms timer, bounded per turn;
+ *     from the end, made when the first ops client connects and dropped after 30 s without
+ *     one (a gateway with no ops client reads no locations), polled on a 50 ms timer,
+ *     bounded per turn. Assigning from the end asks every partition's leader for its end
+ *     offset (about 3 s for 128 partitions here), so a helper thread makes the consumer and
+ *     hands it over: the event loop never waits for it;
  *   - dispatch-events arrive through gw_ops_io_event (kafka_io.c's consumer, every replica
  *     reads them all anyway);
  *   - every 2 s: hot cells from Redis (hot:supply:{shard}, hot:demand:{shard} for every
@@ -22,6 +25,8 @@
 #include "ops_io.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,8 +52,14 @@ struct gw_ops_io {
   gw_conn *conns[OPS_MAX_CONNS_LIMIT];
   int64_t next_frame_ms[OPS_MAX_CONNS_LIMIT];
   int n_conns;
-  mrd_kafka_consumer *consumer; /* locations + commands, assigned while n_conns > 0 */
-  bool assigned;
+  mrd_kafka_consumer *consumer; /* locations + commands, polled by the loop */
+  /* the helper thread that makes it: state 0 none, 1 making, 2 made, 3 failed */
+  atomic_int assign_state;
+  pthread_t assign_thread;
+  mrd_kafka_consumer *made;     /* written by the helper, read after state 2 + join */
+  char brokers[1024];
+  int fetch_wait_ms;
+  int64_t idle_since_ms;        /* when the last ops client left (0 = one is connected) */
   ev_timer tick;
   int64_t last_slow_ms;
   char *roads;
@@ -73,45 +84,72 @@ static int64_t env_int(const char *name, int64_t def, int64_t lo, int64_t hi) {
 
 /* ---- Kafka ------------------------------------------------------------------------------ */
 
-static int assign(gw_server *s, gw_ops_io *io, bool on) {
-  if (on == io->assigned) return 0;
-  if (!on) {
-    /* an empty assignment is refused by mrd_kafka: drop the consumer instead */
-    mrd_kafka_consumer_free(io->consumer);
-    io->consumer = NULL;
-    io->assigned = false;
-    return 0;
-  }
+/* The helper thread: make the consumer and assign it from the end (slow: see above). */
+static void *assign_main(void *arg) {
+  gw_ops_io *io = arg;
   char err[256];
+  mrd_kafka_consumer *c = NULL;
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
-  co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
-  if (mrd_kafka_consumer_new(s->cfg->brokers, &co, &io->consumer, err, sizeof err)) {
+  co.fetch_wait_max_ms = io->fetch_wait_ms;
+  if (mrd_kafka_consumer_new(io->brokers, &co, &c, err, sizeof err)) {
     mrd_log_error("ops_kafka", "err=%s", err);
-    return -1;
+    atomic_store(&io->assign_state, 3);
+    return NULL;
   }
   static const char *const topics[] = {"driver-locations", "dispatch-commands"};
   mrd_kafka_tp tps[2 * MRD_SHARD_COUNT];
   size_t n = 0;
   for (int t = 0; t < 2; t++) {
     int32_t parts = 0;
-    if (mrd_kafka_consumer_partitions(io->consumer, topics[t], 5000, &parts)) {
-      mrd_log_error("ops_kafka", "topic=%s err=%s", topics[t], mrd_kafka_consumer_errstr(io->consumer));
+    if (mrd_kafka_consumer_partitions(c, topics[t], 5000, &parts)) {
+      mrd_log_error("ops_kafka", "topic=%s err=%s", topics[t], mrd_kafka_consumer_errstr(c));
       goto fail;
     }
     for (int32_t p = 0; p < parts && n < 2 * MRD_SHARD_COUNT; p++)
       tps[n++] = (mrd_kafka_tp){topics[t], p, MRD_KAFKA_OFFSET_END};
   }
-  if (mrd_kafka_consumer_assign(io->consumer, tps, n)) {
-    mrd_log_error("ops_kafka", "err=%s", mrd_kafka_consumer_errstr(io->consumer));
+  if (mrd_kafka_consumer_assign(c, tps, n)) {
+    mrd_log_error("ops_kafka", "err=%s", mrd_kafka_consumer_errstr(c));
     goto fail;
   }
-  io->assigned = true;
-  mrd_log_info("ops_consumer", "partitions=%zu", n);
-  return 0;
+  io->made = c;
+  atomic_store(&io->assign_state, 2);
+  return NULL;
 fail:
-  mrd_kafka_consumer_free(io->consumer);
-  io->consumer = NULL;
-  return -1;
+  mrd_kafka_consumer_free(c);
+  atomic_store(&io->assign_state, 3);
+  return NULL;
+}
+
+/* Start making the consumer if there is none (an ops client came). */
+static void consumer_want(gw_ops_io *io) {
+  io->idle_since_ms = 0;
+  if (io->consumer || atomic_load(&io->assign_state) != 0) return;
+  atomic_store(&io->assign_state, 1);
+  if (pthread_create(&io->assign_thread, NULL, assign_main, io) != 0) {
+    mrd_log_error("ops_kafka", "err=%s", "cannot start the consumer thread");
+    atomic_store(&io->assign_state, 0);
+  }
+}
+
+/* On the loop: take over a consumer the helper made; drop it after 30 s without clients. */
+static void consumer_turn(gw_ops_io *io, int64_t now) {
+  int st = atomic_load(&io->assign_state);
+  if (st == 2 || st == 3) {
+    pthread_join(io->assign_thread, NULL);
+    if (st == 2) {
+      io->consumer = io->made;
+      io->made = NULL;
+      mrd_log_info("ops_consumer", "state=%s", "assigned");
+    }
+    atomic_store(&io->assign_state, 0);
+    if (st == 3 && io->n_conns > 0) consumer_want(io); /* try again */
+  }
+  if (io->consumer && io->n_conns == 0 && io->idle_since_ms && now - io->idle_since_ms > 30000) {
+    mrd_kafka_consumer_free(io->consumer);
+    io->consumer = NULL;
+    mrd_log_info("ops_consumer", "state=%s", "dropped (no ops client for 30 s)");
+  }
 }
 
 static void poll_kafka(gw_ops_io *io, int64_t now) {
@@ -236,6 +274,7 @@ static int emit(void *ud, const char *json, size_t len) {
 static void tick(gw_server *s) {
   gw_ops_io *io = s->ops;
   int64_t now = gw_now_ms();
+  consumer_turn(io, now);
   poll_kafka(io, now);
   if (now - io->last_slow_ms >= OPS_SLOW_MS) {
     slow_turn(s, io, now);
@@ -272,6 +311,8 @@ int gw_ops_io_start(gw_server *s) {
   io->max_conns = (int)env_int("MERIDIAN_OPS_MAX_CONNS", 8, 0, OPS_MAX_CONNS_LIMIT);
   io->city = gw_ops_new(&io->cfg);
   if (!io->city) return -1;
+  snprintf(io->brokers, sizeof io->brokers, "%s", s->cfg->brokers);
+  io->fetch_wait_ms = s->cfg->fetch_wait_ms;
   mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_frames_total", "ops stream frames sent", NULL, &io->frames);
   mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_bytes_total", "ops stream bytes queued", NULL, &io->bytes);
   /* the page's files: MERIDIAN_OPS_WEB_DIR, or <bin>/../ops-web */
@@ -331,6 +372,8 @@ void gw_ops_io_stop(gw_server *s) {
   gw_ops_io *io = s->ops;
   if (!io) return;
   if (s->loop) ev_timer_stop(s->loop, &io->tick);
+  if (atomic_load(&io->assign_state) != 0) pthread_join(io->assign_thread, NULL);
+  mrd_kafka_consumer_free(io->made);
   mrd_kafka_consumer_free(io->consumer);
   gw_ops_free(io->city);
   free(io->roads);
@@ -381,7 +424,7 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
   int64_t now = gw_now_ms();
   gw_bucket_init(&c->bucket, OPS_IN_RATE, OPS_IN_BURST, now);
   gw_flood_init(&c->flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
-  if (io->n_conns == 0 && assign(s, io, true) != 0) return -1;
+  consumer_want(io);
   io->next_frame_ms[io->n_conns] = now; /* the first frame at the next tick */
   io->conns[io->n_conns++] = c;
   mrd_log_info("ops_connected", "user=%s conns=%d", c->user, io->n_conns);
@@ -435,7 +478,7 @@ void gw_ops_io_close(gw_server *s, gw_conn *c) {
   }
   gw_ops_view_free(c->ops_view);
   c->ops_view = NULL;
-  if (io->n_conns == 0) assign(s, io, false);
+  if (io->n_conns == 0) io->idle_since_ms = gw_now_ms();
   mrd_log_info("ops_disconnected", "user=%s conns=%d", c->user, io->n_conns);
 }
 

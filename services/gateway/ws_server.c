@@ -499,6 +499,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
   }
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a file of the /ops mount went out: keep-alive */
+    if (lws_http_transaction_completed(wsi)) return -1;
+    break;
   case LWS_CALLBACK_CLOSED_HTTP:
     if (c) {
       free(c->http_body);

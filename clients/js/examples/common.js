@@ -30,6 +30,7 @@ export function log(text) {
 }
 
 export function makeMap() {
+  // window.meridianMap: for the browser test, which clicks at positions (map.project)
   const map = new maplibregl.Map({
     container: 'map',
     style: { version: 8, sources: {}, layers: [{ id: 'bg', type: 'background', paint: { 'background-color': '#f4f1ea' } }] },
@@ -43,6 +44,7 @@ export function makeMap() {
     const r = await fetch('/v1/ops/roads').catch(() => null);
     if (r && r.ok) map.getSource('roads').setData(await r.json());
   });
+  window.meridianMap = map;
   return map;
 }
 
