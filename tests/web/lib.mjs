@@ -1,11 +1,9 @@
 // lib.mjs: what the browser and SDK integration tests share: the stack's addresses
-// (.run/env, exported by scripts/test), tokens from meridianctl, headless Chromium
-// (Debian's chromium, driven by puppeteer-core) with the flags this machine needs, a
-// replay in the background (meridian-loadgen), and restarting the gateway by its PID file
+// (.run/env, exported by scripts/test), tokens from meridianctl, a replay in the
+// background (meridian-loadgen), and restarting the gateway by its PID file
 // the way scripts/stack does (SIGTERM, wait, then `scripts/stack up` starts what is missing).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -40,24 +38,6 @@ export async function until(fn, timeoutMs, what) {
   }
 }
 
-export async function launchChromium() {
-  const { default: puppeteer } = await import('puppeteer-core');
-  const dataDir = mkdtempSync(join(tmpdir(), 'meridian-chromium-'));
-  const browser = await puppeteer.launch({
-    executablePath: process.env.MERIDIAN_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--user-data-dir=${dataDir}`, '--window-size=1280,800'],
-    defaultViewport: { width: 1280, height: 800 },
-  });
-  const close = browser.close.bind(browser);
-  browser.close = async () => {
-    await close();
-    rmSync(dataDir, { recursive: true, force: true });
-  };
-  return browser;
-}
 
 /** Start a replay in the background; resolves the child when it is started. */
 export function replay({ drivers, durationS, speedup = 60, runTag, pingMaxHz = 1 }) {
