@@ -84,7 +84,8 @@ struct gw_ops {
   uint32_t tlimit;
   size_t ntrips;
   rates r[SHARDS];
-  const gw_shardmap *map;
+  const gw_shardmap *map; /* borrowed: the caller sets it again whenever it may have changed */
+  uint64_t map_epoch;
   gw_ops_move moves[MAX_MOVES];
   size_t n_moves;
   uint32_t shards_version; /* bumped by set_shards */
@@ -371,9 +372,12 @@ int gw_ops_set_hot(gw_ops *o, const gw_ops_hot_cell *cells, size_t n) {
 
 void gw_ops_set_shards(gw_ops *o, const gw_shardmap *map, const gw_ops_move *moves, size_t n_moves) {
   if (n_moves > MAX_MOVES) n_moves = MAX_MOVES;
-  bool same = map == o->map && n_moves == o->n_moves &&
+  uint64_t epoch = map ? gw_shardmap_epoch(map) : 0;
+  /* a new map may reuse the old one's address: the epoch tells them apart */
+  bool same = map == o->map && epoch == o->map_epoch && n_moves == o->n_moves &&
               (n_moves == 0 || memcmp(moves, o->moves, n_moves * sizeof *moves) == 0);
   o->map = map;
+  o->map_epoch = epoch;
   if (n_moves) memcpy(o->moves, moves, n_moves * sizeof *moves);
   o->n_moves = n_moves;
   if (!same) o->shards_version++;
@@ -735,6 +739,8 @@ static void frame_stats(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
     matched += s.matched_per_s;
     nod += s.no_driver_per_s;
     loc += s.locations_per_s;
+    /* as many shards as fit one message with the totals after them (about 40 of 64) */
+    if (b->len + 420 > sizeof b->buf - 800) continue;
     jb_add(b, "%s{\"shard\":%u,\"requests_per_s\":%.2f,\"matched_per_s\":%.2f,\"no_driver_per_s\":%.2f,"
               "\"locations_per_s\":%.1f,\"drivers\":%u,\"trips\":%u",
            first ? "" : ",", (unsigned)k, s.requests_per_s, s.matched_per_s, s.no_driver_per_s,

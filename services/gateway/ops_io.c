@@ -226,8 +226,6 @@ static void slow_turn(gw_server *s, gw_ops_io *io, int64_t now) {
    * here; the stream, the schema (hot.cells[i][3]) and the page already carry it. */
   gw_ops_set_hot(io->city, cells, n);
   free(cells);
-  /* moves in progress: none are published yet (meridianctl shards is to come) */
-  gw_ops_set_shards(io->city, s->map, NULL, 0);
   gw_ops_expire(io->city, now);
 }
 
@@ -280,6 +278,8 @@ static void tick(gw_server *s) {
     slow_turn(s, io, now);
     io->last_slow_ms = now;
   }
+  /* the map is borrowed: hand the current one over before any frame (a reload frees the old) */
+  gw_ops_set_shards(io->city, s->map, NULL, 0);
   for (int i = 0; i < io->n_conns; i++) {
     gw_conn *c = io->conns[i];
     if (now < io->next_frame_ms[i] || c->closing) continue;

@@ -465,6 +465,45 @@ static void test_shards_and_hot_messages(void **state) {
   gw_ops_free(o);
 }
 
+/* 64 shards: the stats message still fits and is JSON; totals count every shard */
+static void test_stats_many_shards(void **state) {
+  (void)state;
+  gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
+  gw_ops *o = gw_ops_new(&cfg);
+  gw_ops_view *v = gw_ops_view_new(o);
+  model *m = model_new();
+  static const char B32[] = "0123456789bcdefghjkmnpqrstuvwxyz";
+  gw_shard_range r[64];
+  memset(r, 0, sizeof r);
+  for (int i = 0; i < 64; i++) r[i].shard = (uint32_t)i;
+  /* ranges "", "0g", "10", "1g", ... "vg": starts of 2-character prefixes, each to the next */
+  snprintf(r[0].start, sizeof r[0].start, "%s", "");
+  for (int i = 1; i < 64; i++) snprintf(r[i].start, sizeof r[i].start, "%c%c", B32[i / 2], B32[(i % 2) * 16]);
+  for (int i = 0; i < 63; i++) memcpy(r[i].end, r[i + 1].start, sizeof r[i].end);
+  snprintf(r[63].end, sizeof r[63].end, "~");
+  char err[128];
+  gw_shardmap *map = gw_shardmap_new(1, r, 64, err, sizeof err);
+  if (!map) fail_msg("map: %s", err);
+  gw_ops_set_shards(o, map, NULL, 0);
+  int64_t t = 1700000000000;
+  for (uint32_t k = 0; k < 64; k++) {
+    char id[16];
+    snprintf(id, sizeof id, "t%u-a", (unsigned)k);
+    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, k, NULL, t);
+    gw_ops_event(o, &e, t);
+  }
+  gw_ops_frame(o, v, t + 2000, emit, m);
+  assert_non_null(m->stats);
+  size_t listed = json_array_size(json_object_get(m->stats, "shards"));
+  assert_true(listed > 0 && listed <= 64);
+  assert_true(fabs(json_real_value(json_object_get(json_object_get(m->stats, "totals"), "requests_per_s")) - 6.4) < 0.01);
+  gw_ops_set_shards(o, NULL, NULL, 0);
+  gw_shardmap_free(map);
+  gw_ops_view_free(v);
+  model_free(m);
+  gw_ops_free(o);
+}
+
 static void test_config_message(void **state) {
   (void)state;
   gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
@@ -522,6 +561,7 @@ int main(void) {
       cmocka_unit_test(test_rates_and_latency),       cmocka_unit_test(test_budget_sampling),
       cmocka_unit_test(test_range_cells),             cmocka_unit_test(test_shards_and_hot_messages),
       cmocka_unit_test(test_config_message),          cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_stats_many_shards),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
