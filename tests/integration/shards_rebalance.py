@@ -190,12 +190,9 @@ def replay(drivers, duration, moves, seed, tmp, max_trips=None, ping_hz=None):
         check(rc == 0, f"apply of the plan (rc {rc}, {dt:.1f} s)")
         fig["apply"] = {"steps": steps_of(err), "wall_s": dt, "at_s": time.time() - t0}
         check(len(fig["apply"]["steps"]) >= 2, f"apply printed a progress line per step ({len(fig['apply']['steps'])})")
-        # load is the range's updates/s over the last minute; the warm-up reads the drivers
-        # available there now: a range a driver only crossed (1-2 updates/s at 600x) can
-        # rightly hold none, so "busy" means a driver's worth of pings (>= 3 updates/s)
-        busy = [s for s in fig["apply"]["steps"] if s["load"] >= 3.0]
+        busy = [s for s in fig["apply"]["steps"] if s["load"] >= 1.0]
         check(busy and all(s["warmed"] > 0 for s in busy),
-              "each receiving shard of a busy range (>= 3 updates/s) warmed drivers from Redis before serving it")
+              "each receiving shard of a busy range (>= 1 update/s) warmed drivers from Redis before serving it")
         time.sleep(3)  # the shards' figures are written every second
         s = show()
         fig["show_after_apply"] = s
