@@ -5,6 +5,7 @@
  * run) and is in PostGIS as completed with its driver and route, and that the only errors
  * the gateway sent are the ones a race can cause (unknown_offer, invalid_state).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,44 @@ static const char *env(const char *name) {
   const char *v = getenv(name);
   if (!v || !*v) fail_msg("%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)", name);
   return v;
+}
+
+/* The hop breakdown (docs/architecture.md, "Tracing a request"): every hop is there with
+ * p50 <= p99; the hops' means add up to the traced span's mean (the same traces, exact up
+ * to clamped clock skew); their p50s to about its p50 (medians do not add exactly); the
+ * traced span (gateway received -> sent) fits inside the client's request -> offer; and
+ * about every request was traced. */
+static void check_hops(json_t *r, long requested) {
+  static const char *const names[] = {"gateway_in",   "commands_kafka", "dispatch_match",
+                                      "dispatch_out", "events_kafka",   "gateway_out"};
+  json_t *hops = json_object_get(r, "hops_ms"), *traced = json_object_get(r, "traced_ms");
+  assert_true(json_is_object(hops));
+  assert_true(json_is_object(traced));
+  if (json_object_get(traced, "why")) fail_msg("no hops: %s", json_string_value(json_object_get(traced, "why")));
+  assert_int_equal(json_object_size(hops), 6);
+  double sum_mean = 0, sum_p50 = 0;
+  for (size_t i = 0; i < 6; i++) {
+    json_t *h = json_object_get(hops, names[i]);
+    if (!h) fail_msg("hops_ms has no %s", names[i]);
+    double p50 = json_number_value(json_object_get(h, "p50"));
+    double p99 = json_number_value(json_object_get(h, "p99"));
+    double mean = json_number_value(json_object_get(h, "mean"));
+    printf("hop %-15s p50 %7.3f p99 %7.3f mean %7.3f ms\n", names[i], p50, p99, mean);
+    assert_true(p50 >= 0 && p99 >= p50 && mean >= 0);
+    sum_mean += mean;
+    sum_p50 += p50;
+  }
+  double t_p50 = json_number_value(json_object_get(traced, "p50"));
+  double t_mean = json_number_value(json_object_get(traced, "mean"));
+  long t_n = (long)json_integer_value(json_object_get(traced, "n"));
+  json_t *offer = json_object_get(r, "offer_latency_ms");
+  double o_p50 = json_number_value(json_object_get(offer, "p50"));
+  printf("traced p50 %.3f mean %.3f n %ld; hops add up to mean %.3f, p50s %.3f; client p50 %.3f\n",
+         t_p50, t_mean, t_n, sum_mean, sum_p50, o_p50);
+  assert_true(fabs(sum_mean - t_mean) <= 0.02 * t_mean + 0.05);
+  assert_true(sum_p50 >= 0.5 * t_p50 && sum_p50 <= 1.5 * t_p50 + 0.5);
+  assert_true(t_p50 > 0 && t_p50 <= o_p50 * 1.1 + 1.0);
+  assert_true(t_n * 10 >= requested * 9 && t_n <= requested);
 }
 
 static void test_short_replay_matches_completes_and_records_every_trip(void **state) {
@@ -67,6 +106,7 @@ static void test_short_replay_matches_completes_and_records_every_trip(void **st
       fail_msg("unexpected error code %s (%lld times)", code, (long long)json_integer_value(n));
   }
   assert_true(json_real_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p99")) > 0);
+  check_hops(r, requested);
   json_decref(r);
 
   /* every request in the outcomes file; the matched ones completed, in PostGIS */

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mrd/trace.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -135,6 +137,10 @@ typedef struct mrd_command {
   mrd_latlon pickup;
   mrd_latlon dropoff;
   mrd_driver_status status;
+  mrd_trace trace; /* optional (present = false: none): on a request, its trace so far.
+                    * Encode refuses a trace that fails mrd_trace_check and writes its
+                    * first MRD_STAMP_WIRE_COUNT stamps; decode reads a trace of another
+                    * version or malformed as absent (the command itself is still used). */
 } mrd_command;
 
 /* Encode / decode a command; same contract as mrd_driver_location_encode / _decode. */
@@ -208,6 +214,7 @@ typedef struct mrd_dispatch_event {
   char error_code[MRD_ERRCODE_MAX + 1];
   char ref[MRD_REF_MAX + 1];
   uint64_t generation; /* the producing shard's lease generation; 0 = absent */
+  mrd_trace trace;     /* optional: the trace of the request that made it (as in mrd_command) */
 } mrd_dispatch_event;
 
 /* Encode / decode an event; same contract as mrd_driver_location_encode / _decode. */
