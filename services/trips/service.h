@@ -47,6 +47,9 @@ typedef struct tsvc {
   mrd_metrics *reg;
   mrd_counter *events, *duplicates, *bad, *rejected_skipped, *db_failures, *batches;
   mrd_counter *dlq[MRD_FAIL_COUNT]; /* meridian_dlq_events_total{consumer="trips"} */
+  mrd_counter *fenced; /* events of a stale lease generation, not recorded */
+  mrd_fence fence;     /* highest generation recorded per shard (dispatch_generations) */
+  bool fence_loaded;
   mrd_histogram *batch_seconds;
   mrd_gauge *pg_up;
   mrd_health health;
