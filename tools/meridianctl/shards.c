@@ -702,6 +702,23 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
+/* The available drivers in mv's range, as the shards last published them (hot:supply:<k>,
+ * per geohash-6 cell, at most one hot interval old): what the receiver should warm. -1 when
+ * Redis could not be read. */
+static long available_in(mrd_redis *rd, const mrd_shard_move *mv) {
+  mrd_cell_load *c = NULL;
+  size_t n = 0;
+  if (read_cells(rd, BY_DRIVERS, &c, &n) != 0) {
+    free(c);
+    return -1;
+  }
+  double sum = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(mv->start, c[i].cell) <= 0 && strcmp(c[i].cell, mv->end) < 0) sum += c[i].load_per_s;
+  free(c);
+  return (long)(sum + 0.5);
+}
+
 /* Carry out steps[0..n) live, one epoch each. Run bookkeeping in shard_runs; the lock is
  * taken by the caller. Returns the exit code. */
 static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, size_t n, int already) {
@@ -727,6 +744,8 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
           i + 1, n, rs, mv->from, mv->to, (unsigned long long)epoch, (unsigned long long)epoch);
       return 1;
     }
+    long available = -1; /* the range's available drivers as the giver last published them */
+    if (a == MRD_STEP_COMMIT) available = available_in(rd, mv);
     if (a == MRD_STEP_COMMIT) {
       if (!st[mv->to].alive) {
         say("step %zu/%zu: shard %u is not alive (no dispatch process has reported for it in the last "
@@ -774,10 +793,10 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     if (x) PQclear(x);
     fprintf(stderr,
             "step %zu/%zu: %-22s shard %u -> %u  epoch %llu  %.1f load  shard %u warmed %ld drivers in "
-            "%.0f ms  confirmed in %.2f s\n",
+            "%.0f ms  confirmed in %.2f s  (%ld available at the move)\n",
             i + 1 + (size_t)already, n + (size_t)already, rs, mv->from, mv->to,
             (unsigned long long)epoch, steps[i].load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
-            mono_s() - t0);
+            mono_s() - t0, available < 0 ? 0 : available);
   }
   return 0;
 }
