@@ -137,6 +137,7 @@ typedef struct mrd_command {
   mrd_latlon pickup;
   mrd_latlon dropoff;
   mrd_driver_status status;
+  bool resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
   mrd_trace trace; /* optional (present = false: none): on a request, its trace so far.
                     * Encode refuses a trace that fails mrd_trace_check and writes its
                     * first MRD_STAMP_WIRE_COUNT stamps; decode reads a trace of another
