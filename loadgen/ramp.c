@@ -63,14 +63,14 @@ int lg_ramp_knee(const lg_ramp_step *steps, size_t n, const lg_ramp_criteria *c)
 
 void lg_ramp_print_table(FILE *fp, const lg_ramp_step *steps, size_t n, const lg_ramp_criteria *c) {
   fprintf(fp, "step drivers speedup updates/s requests/s  offer p50    p99 ms  match%%  dropped  skipped  ok");
-  if (n) for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(fp, " %9.9s%%", steps[0].proc_name[k]);
+  if (n) for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(fp, " %10.10s%%", steps[0].proc_name[k]);
   fprintf(fp, "\n");
   for (size_t i = 0; i < n; i++) {
     const lg_ramp_step *s = &steps[i];
     fprintf(fp, "%4zu %7zu %7.0f %9.0f %10.1f %10.2f %9.2f %7.1f %8.0f %8.0f %3s", i + 1, s->drivers,
             s->speedup, s->updates_per_s, s->requests_per_s, s->offer_p50_ms, s->offer_p99_ms,
             match_pct(s), s->dropped, s->skipped, lg_ramp_step_ok(s, c) ? "yes" : "no");
-    for (size_t k = 0; k < s->n_procs; k++) fprintf(fp, " %10.1f", s->cpu_pct[k]);
+    for (size_t k = 0; k < s->n_procs; k++) fprintf(fp, " %11.1f", s->cpu_pct[k]);
     fprintf(fp, "\n");
   }
 }
