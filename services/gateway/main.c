@@ -60,12 +60,13 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_fenced_total",
                             "dispatch-events of a stale lease generation, not delivered", NULL,
                             &m->events_fenced);
-  /* 50 us to 1 s, about 1.3x apart below 50 ms: fine enough that the loadgen's p50 / p99
-   * read from the buckets (loadgen/README.md) are within a few percent */
+  /* 50 us to 5 s, about 1.3x apart below 50 ms: fine enough that the loadgen's p50 / p99
+   * read from the buckets (loadgen/README.md) are within a few percent; up to 5 s so that an
+   * overloaded machine's figures are read, not clamped to the last bound */
   static const double hop_b[] = {0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0004, 0.0005,
                                  0.00075, 0.001, 0.0013, 0.0017, 0.0022, 0.003, 0.004, 0.005,
                                  0.0065, 0.008, 0.01, 0.013, 0.017, 0.022, 0.03, 0.04, 0.05,
-                                 0.1, 0.25, 0.5, 1};
+                                 0.1, 0.25, 0.5, 1, 2.5, 5};
   for (int h = 0; h < MRD_HOP_COUNT; h++)
     rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_trace_hop_seconds",
                                 "traced ride requests, per hop: gateway_in (received -> produced), commands_kafka, "

