@@ -241,6 +241,10 @@ int main(int argc, char **argv) {
     goto out;
   }
   lg_stats *st = lg_sim_stats(sim);
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) /* includes loading the trips and the graph: small */
+    st->self_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
   if (before && lg_http_get(host, port, "/metrics", 5000, &after, serr, sizeof serr) != 0)
     fprintf(stderr, "meridian-loadgen: gateway metrics: %s (no hop breakdown)\n", serr);
   if (before && after) lg_hops_from_scrapes(before, after, &st->hops);

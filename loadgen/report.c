@@ -187,6 +187,9 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   print_lat(fp, "request -> matched", &st->match_ms);
   fprintf(fp, "  location updates %.0f/s sustained over the replay (%zu sent in all)\n",
           updates_per_s(st), st->updates);
+  if (st->total_wall_s > 0)
+    fprintf(fp, "  load generator  %.1f%% of one core over %.0f s (its own CPU: one event loop)\n",
+            100.0 * st->self_cpu_s / st->total_wall_s, st->total_wall_s);
   lg_report_print_hops(fp, &st->hops, &st->offer_ms);
   fprintf(fp, "\n  ETA\n");
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
@@ -320,6 +323,8 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "replay_wall_s", num(st->replay_wall_s));
   json_object_set_new(o, "total_wall_s", num(st->total_wall_s));
+  json_object_set_new(o, "loadgen_cpu_pct",
+                      num(st->total_wall_s > 0 ? 100.0 * st->self_cpu_s / st->total_wall_s : NAN));
   int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (rc != 0 && errno == 0) errno = EIO;

@@ -77,6 +77,7 @@ typedef struct lg_stats {
   double total_wall_s;   /* including connecting and draining */
   size_t updates_in_window;
   lg_hops_report hops;   /* per-hop breakdown from the gateway's /metrics (filled by main.c) */
+  double self_cpu_s;     /* the load generator's own CPU (user + system) over the run; main.c */
 } lg_stats;
 
 /* Count one error of `code` (codes beyond LG_MAX_ERROR_CODES distinct fold into "other"). */

@@ -109,6 +109,9 @@ static void test_short_replay_matches_completes_and_records_every_trip(void **st
   }
   assert_true(json_real_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p99")) > 0);
   check_hops(r, requested);
+  double cpu = json_number_value(json_object_get(r, "loadgen_cpu_pct"));
+  printf("load generator CPU %.1f%% of one core\n", cpu);
+  assert_true(cpu > 0 && cpu < 100.0 * (double)sysconf(_SC_NPROCESSORS_ONLN) + 1);
   json_decref(r);
 
   /* every request in the outcomes file; the matched ones completed, in PostGIS */
