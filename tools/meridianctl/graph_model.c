@@ -20,7 +20,8 @@ void mctl_model_identity(mctl_eta_model *m) {
 }
 
 /* Append printf-formatted text to a growing buffer; false when out of memory. */
-static bool appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+__attribute__((format(printf, 4, 5))) static bool appendf(char **buf, size_t *len, size_t *cap,
+                                                          const char *fmt, ...) {
   for (;;) {
     va_list ap;
     va_start(ap, fmt);
