@@ -88,6 +88,12 @@ bool gw_budget_idle(const gw_budget *b, int64_t now_ms) {
          bucket_full(&b->control, now_ms) && bucket_full(&b->bytes, now_ms);
 }
 
+gw_rx_verdict gw_budget_rx_charge(gw_budget *b, uint64_t bytes, int64_t now_ms) {
+  double left = gw_bucket_charge(&b->bytes, (double)bytes, now_ms);
+  if (left >= 0) return GW_RX_OK;
+  return left < -b->bytes.burst ? GW_RX_CLOSE : GW_RX_PAUSE;
+}
+
 size_t gw_budgets_sweep(gw_budgets *t, int64_t now_ms) {
   size_t freed = 0;
   for (size_t i = 0; i < BUDGET_CHAINS; i++) {

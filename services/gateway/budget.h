@@ -68,6 +68,17 @@ void gw_budgets_release(gw_budgets *t, gw_budget *b);
  * bucket full again and no flood window open. */
 bool gw_budget_idle(const gw_budget *b, int64_t now_ms);
 
+/* What to do with a user's connections after bytes were charged to his byte budget. */
+typedef enum gw_rx_verdict {
+  GW_RX_OK = 0,   /* within budget: read on (resume a paused connection) */
+  GW_RX_PAUSE,    /* in debt: stop reading until the bucket is out of debt */
+  GW_RX_CLOSE     /* in debt by more than a whole burst: a flood, close with 1008 */
+} gw_rx_verdict;
+
+/* Charge bytes received (by the kernel, control frames included) to b's byte bucket at
+ * now_ms and say what to do. bytes = 0 only refills and re-evaluates. */
+gw_rx_verdict gw_budget_rx_charge(gw_budget *b, uint64_t bytes, int64_t now_ms);
+
 /* Free every unreferenced idle budget. Returns how many were freed. */
 size_t gw_budgets_sweep(gw_budgets *t, int64_t now_ms);
 

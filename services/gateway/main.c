@@ -18,6 +18,23 @@ static void wake(void *ud) {
   if (g_ctx) lws_cancel_service(g_ctx);
 }
 
+/* The series of issue 13's limits (budgets, admission, token expiry, close codes). */
+static int limits_metrics_init(gw_metrics *m) {
+  static const char *const statuses[6] = {"401", "403", "404", "429", "503", "431"};
+  int rc = 0;
+  for (int i = 0; i < 6; i++)
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_upgrades_refused_total",
+                              "WebSocket upgrades and requests refused, by HTTP status (431 counts 400s too)",
+                              (const char *[]){"status", statuses[i], NULL}, &m->refused[i]);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_expired_total", "connections closed 4001 when their token expired", NULL, &m->closed_expired);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_replaced_total", "connections closed 4002 for a newer one of the same user and role", NULL, &m->closed_replaced);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_bad_close_total", "client close frames with an invalid code, answered 1002", NULL, &m->closed_bad_close);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_rx_paused_total", "times a connection stopped being read: its user's byte budget in debt", NULL, &m->rx_paused);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_unrouted_total", "offer/trip commands naming a shard not in the map (answered, not produced)", NULL, &m->unrouted);
+  rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_budgets", "per-user budgets held (connected users and those still recovering)", NULL, &m->budgets);
+  return rc;
+}
+
 static int metrics_init(gw_server *s) {
   gw_metrics *m = &s->m;
   if (mrd_metrics_new(&m->reg)) return -1;
@@ -51,6 +68,7 @@ static int metrics_init(gw_server *s) {
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
   rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,
                           &m->shardmap_epoch);
+  rc |= limits_metrics_init(m);
   return rc ? -1 : 0;
 }
 
@@ -81,7 +99,7 @@ int main(int argc, char **argv) {
     mrd_log_error("redis", "url=%s err=%s", cfg.redis_url, "bad URL");
     goto out;
   }
-  if (gw_kafka_start(&s) || gw_ws_start(&s)) goto out;
+  if (gw_limits_start(&s) || gw_kafka_start(&s) || gw_ws_start(&s)) goto out;
   g_ctx = s.ctx;
   if (mrd_signals_install(wake, NULL)) goto out;
   while (!mrd_should_stop()) {
@@ -96,6 +114,7 @@ out:
   gw_ws_stop(&s); /* closes connections: no more work taken */
   if (!s.wake_adopted && s.wake_fd[0] >= 0) close(s.wake_fd[0]);
   gw_kafka_stop(&s, 5000);
+  gw_limits_stop(&s);
   gw_shardmap_free(s.map);
   gw_area_free(s.area);
   mrd_redis_free(s.redis);
