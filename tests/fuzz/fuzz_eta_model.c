@@ -2,7 +2,9 @@
  * (mctl_model_parse: the "key=value" text of data/eta-calibration.txt that `graph export
  * --model` bakes into a snapshot and `graph calibrate` writes). Any bytes must parse or be
  * refused, never a crash, leak or UB; a parsed model has every factor in range and
- * survives a round trip: formatted (mctl_model_format) and parsed again it is the same.
+ * survives a round trip: formatted (mctl_model_format) and parsed again it is the same,
+ * every value exactly (corpus/eta_model/crash-tiny-cell-factor: a factor of 5e-81 was
+ * written as "0.0000" and could not be read back).
  * Not a unit test: scripts/fuzz runs it; seeds in corpus/eta_model/. */
 /* fuzz-options: -max_len=4096 */
 #include <math.h>
@@ -32,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (!mctl_model_parse(out, &b)) abort();
       if (b.n_cells != a.n_cells || b.cell_precision != a.cell_precision) abort();
       for (size_t i = 0; i < a.n_cells; i++)
-        if (strcmp(a.cell[i], b.cell[i]) != 0) abort();
+        if (strcmp(a.cell[i], b.cell[i]) != 0 || a.cell_factor[i] != b.cell_factor[i]) abort();
+      if (memcmp(&a.cal, &b.cal, sizeof a.cal) != 0) abort();
       free(out);
     }
   }
