@@ -274,7 +274,7 @@ async def test_poison_events():
     check(found is not None and "reason=constraint" in found and "trips_rider_request_key" in found,
           f"trips: the refused event is in dispatch-events-dlq (reason constraint): {found}")
     base = int(os.environ.get("MERIDIAN_STACK_PORT_BASE", "15400"))
-    trips_url = f"http://127.0.0.1:{base + 95}/metrics"
+    trips_url = f"http://127.0.0.1:{base + 130}/metrics"  # trips' admin port (scripts/stack-services)
     check(metric(trips_url, "trips", "decode") >= 1, "trips /metrics: decode counted")
     check(metric(trips_url, "trips", "constraint") >= 1, "trips /metrics: constraint counted")
     gw = os.environ["MERIDIAN_GATEWAY_URL"].replace("ws://", "http://")
