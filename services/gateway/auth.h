@@ -2,7 +2,7 @@
  * auth.h: the gateway's token policy: which verified JWT claims may open a connection.
  * mrd_jwt_verify (services/common) proves a token authentic and unexpired; this file
  * decides what the gateway accepts beyond that: a `sub` that is a Meridian id (the ids of
- * schemas/kafka: [A-Za-z0-9_.:-], 1..64 bytes), a role with an endpoint (driver, rider),
+ * schemas/kafka: [A-Za-z0-9_.:-], 1..64 bytes), a role with an endpoint (driver, rider, ops),
  * and a lifetime no longer than the configured maximum (MERIDIAN_GW_TOKEN_MAX_LIFETIME,
  * 24 h by default). `meridianctl token` calls the same function before it mints, so it
  * never prints a token the gateway would refuse.
@@ -22,7 +22,7 @@
 typedef enum gw_token_verdict {
   GW_TOKEN_OK = 0,
   GW_TOKEN_BAD_SUB,   /* sub is not a Meridian id */
-  GW_TOKEN_BAD_ROLE,  /* the role has no endpoint here (ops, or unknown) */
+  GW_TOKEN_BAD_ROLE,  /* the role has no endpoint here (unknown) */
   GW_TOKEN_TOO_LONG,  /* lifetime above the maximum */
   GW_TOKEN_NO_LIFETIME /* lifetime <= 0 (already expired, or exp before iat) */
 } gw_token_verdict;

@@ -30,6 +30,7 @@
 #include "checks.h"
 #include "mrd/jwt.h"
 #include "mrd/log.h"
+#include "ops_io.h"
 #include "server.h"
 
 /* lws_write()'s close opcode: private in lws 4.1's headers ("LWS_WRITE_CLOSE is handled by
@@ -226,11 +227,9 @@ static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user
     *why = mrd_strerror(rc);
     return 401;
   }
-  if (cl.role == MRD_ROLE_DRIVER || cl.role == MRD_ROLE_RIDER) {
-    if (cl.role != want) {
-      *why = "role does not match the endpoint";
-      return 403;
-    }
+  if (cl.role != want) { /* an ops token, or the other app's */
+    *why = "role does not match the endpoint";
+    return 403;
   }
   gw_token_verdict v = gw_token_check_claims(&cl, now_s, s->cfg->token_max_lifetime_ms / 1000);
   if (v == GW_TOKEN_BAD_ROLE) {
@@ -460,8 +459,9 @@ static bool refuse_unrouted(gw_server *s, gw_conn *c, const gw_msg *m) {
 
 /* ---- messages ------------------------------------------------------------------------ */
 
-static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
-                            const char *key, bool ack) {
+/* Returns 0 when queued (the client hears of the delivery), else the code it was sent. */
+static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
+                           const char *key, bool ack) {
   uint8_t buf[MRD_PROTO_MAX_SIZE];
   size_t len;
   cmd->epoch = gw_shardmap_epoch(s->map);
@@ -469,12 +469,13 @@ static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_comma
   if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
   if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
     send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
-    return;
+    return GW_INTERNAL;
   }
   int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
                             ack && m->has_ref ? m->ref : NULL);
   if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
   else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
+  return rc;
 }
 
 static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
@@ -578,22 +579,40 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
       send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
       return;
     }
-    rc = gw_request_record(s, m->id, c->user, r.owner);
-    if (rc == GW_FORBIDDEN) {
-      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: used by another rider");
-      return;
-    }
+    /* one (rider, request_id) is one trip, whichever shard the pickup of a resend is on
+     * and however long ago dispatch forgot the trip (docs/protocol.md, "request_id") */
+    gw_req_seen seen = GW_REQ_NEW;
+    uint32_t shard = r.owner;
+    char value[GW_REQ_VALUE_MAX];
+    rc = gw_request_record(s, m->id, c->user, r.owner, m->pickup, m->dropoff, &seen, &shard,
+                           value, sizeof value);
     if (rc) {
       send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
       return;
     }
+    if (seen == GW_REQ_CONFLICT) {
+      mrd_counter_inc(s->m.request_conflicts);
+      send_code(s, c, m, GW_INVALID_STATE, "request_id",
+                "request_id: already used for a ride with another pickup or dropoff; send a "
+                "new request_id");
+      return;
+    }
     cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = r.owner;
+    cmd.shard = shard;
+    cmd.resend = seen == GW_REQ_RESEND;
+    if (cmd.resend) mrd_counter_inc(s->m.request_resends);
     memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
     memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
     cmd.pickup = m->pickup;
     cmd.dropoff = m->dropoff;
-    produce_command(s, c, m, &cmd, m->id, true);
+    if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
+      s->undo_request_id = m->id;
+      s->undo_rider = c->user;
+      s->undo_value = value;
+    }
+    rc = produce_command(s, c, m, &cmd, m->id, true);
+    s->undo_request_id = s->undo_rider = s->undo_value = NULL;
+    if (rc && !cmd.resend) gw_request_forget(s, m->id, c->user, value);
     return;
   }
   case GW_MSG_CANCEL: {
@@ -710,6 +729,13 @@ static int ready(void *ud, char *reason, size_t cap) {
 
 /* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
 static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
+  unsigned ops_status;
+  const char *ops_type;
+  char *ops_body;
+  size_t ops_len;
+  int ops = gw_ops_io_http(s, path, &ops_status, &ops_type, &ops_body, &ops_len);
+  if (ops < 0) return 1;
+  if (ops > 0) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
   mrd_http_response r;
   if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
   return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
@@ -739,6 +765,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
   }
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a file of the /ops mount went out: keep-alive */
+    if (lws_http_transaction_completed(wsi)) return -1;
+    break;
   case LWS_CALLBACK_CLOSED_HTTP:
     if (c) {
       free(c->http_body);
@@ -764,10 +793,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     char sub[MRD_ID_MAX + 1];
     int64_t exp_s = 0;
     const char *why = NULL;
-    int status = authenticate(s, wsi, &role, sub, &exp_s, &why);
+    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL)
+                                       : authenticate(s, wsi, &role, sub, &exp_s, &why);
     if (status) {
       refuse_http(wsi, status);
-      log_refusal(s, wsi, status, why);
+      log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
       return -1;
     }
     return 0;
@@ -775,6 +805,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_ESTABLISHED: {
     memset(c, 0, sizeof *c);
     c->wsi = wsi;
+    if (gw_ops_io_is_ops(wsi))
+      return gw_ops_io_filter(s, wsi, c->user) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
     const char *why = NULL;
     if (authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why) != 0) return -1;
     c->ref = calloc(1, sizeof *c->ref);
@@ -822,7 +854,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       memcpy(c->rx + c->rx_len, in, len);
       c->rx_len += len;
     }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) return on_message(s, c);
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+      return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
     break;
   }
   case LWS_CALLBACK_SERVER_WRITEABLE: {
@@ -862,13 +895,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     break;
   case LWS_CALLBACK_CLOSED: {
-    if (!c || !c->ws) break;
-    if (c->in_registry) registry_remove(s, c);
-    c->in_registry = false;
-    gw_budgets_release(s->budgets, c->budget);
-    c->budget = NULL;
-    s->open_ws--;
-    mrd_gauge_add(s->m.conns[c->role], -1);
+    if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
+    else if (!c || !c->ws) break;
+    else {
+      if (c->in_registry) registry_remove(s, c);
+      c->in_registry = false;
+      gw_budgets_release(s->budgets, c->budget);
+      c->budget = NULL;
+      s->open_ws--;
+      mrd_gauge_add(s->m.conns[c->role], -1);
+    }
+    if (!c->ws) break;
     for (int i = 0; i < c->q_len; i++) free(c->q[(c->q_head + i) % s->cfg->sendq].buf);
     free(c->q);
     c->q = NULL;
@@ -1013,6 +1050,11 @@ int gw_ws_start(gw_server *s) {
     info.options |= LWS_SERVER_OPTION_LIBEV;
   }
   s->health = (mrd_health){ready, s, s->m.reg};
+  if (gw_ops_io_start(s) != 0) {
+    mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
+    return -1;
+  }
+  info.mounts = gw_ops_io_mount(s);
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
@@ -1046,6 +1088,7 @@ int gw_ws_start(gw_server *s) {
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
   }
+  if (gw_ops_io_timers(s) != 0) return -1;
   mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
                s->loop ? "epoll" : "poll");
   return 0;
@@ -1067,6 +1110,7 @@ void gw_ws_stop(gw_server *s) {
   }
   if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
   s->ctx = NULL;
+  gw_ops_io_stop(s);
   if (s->loop) ev_loop_destroy(s->loop);
   s->loop = NULL;
 }

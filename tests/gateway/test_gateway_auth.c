@@ -28,7 +28,7 @@ static void test_token_policy_table(void **state) {
       {"r", MRD_ROLE_RIDER, 31536000, 86400, GW_TOKEN_TOO_LONG},      /* a year */
       {"r", MRD_ROLE_RIDER, 0, 86400, GW_TOKEN_NO_LIFETIME},
       {"r", MRD_ROLE_RIDER, -5, 86400, GW_TOKEN_NO_LIFETIME},
-      {"ops-1", MRD_ROLE_OPS, 60, 86400, GW_TOKEN_BAD_ROLE},          /* no endpoint takes ops */
+      {"ops-1", MRD_ROLE_OPS, 60, 86400, GW_TOKEN_OK},                /* /v1/ops takes ops */
       {"x", MRD_ROLE_ANY, 60, 86400, GW_TOKEN_BAD_ROLE},
       {"", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
       {"a b", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},

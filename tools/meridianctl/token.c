@@ -5,7 +5,7 @@
  * same secret the gateway verifies with. For development, tests and the load generator; a
  * production deployment mints tokens in its own identity service. It refuses what the
  * gateway would refuse, with the gateway's own check (gw_token_check, services/gateway/
- * auth.h): a sub that is not an id, a role without an endpoint (ops), a ttl above the
+ * auth.h): a sub that is not an id, a role without an endpoint, a ttl above the
  * gateway's maximum lifetime (MERIDIAN_GW_TOKEN_MAX_LIFETIME, 24 h by default).
  */
 #include <errno.h>
@@ -22,11 +22,11 @@
 
 static void token_usage(FILE *f) {
   fprintf(f,
-          "usage: meridianctl token --role driver|rider --sub ID [--ttl SECONDS]\n"
+          "usage: meridianctl token --role driver|rider|ops --sub ID [--ttl SECONDS]\n"
           "  prints an HS256 JWT signed with MERIDIAN_JWT_SECRET (or the file named by\n"
           "  MERIDIAN_JWT_SECRET_FILE); --ttl defaults to 3600 s. Refuses what the gateway\n"
           "  refuses: a sub outside [A-Za-z0-9_.:-] or longer than 64 bytes, a role other\n"
-          "  than driver or rider, a ttl above MERIDIAN_GW_TOKEN_MAX_LIFETIME (24h)\n");
+          "  than driver, rider or ops, a ttl above MERIDIAN_GW_TOKEN_MAX_LIFETIME (24h)\n");
 }
 
 /* Reads the secret from the environment or the file it names; returns a heap string. */
@@ -96,7 +96,7 @@ int mctl_token_main(int argc, char **argv) {
   }
   mrd_role role = MRD_ROLE_ANY;
   if (role_s == NULL || mrd_role_parse(role_s, &role) != 0 || gw_token_check("x", role, 1, 1) == GW_TOKEN_BAD_ROLE) {
-    fprintf(stderr, "meridianctl token: --role must be driver or rider (the gateway's endpoints)\n");
+    fprintf(stderr, "meridianctl token: --role must be driver, rider or ops (the gateway's endpoints)\n");
     return 2;
   }
   if (sub == NULL || *sub == '\0') {

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mrd/err.h"
 
@@ -41,6 +42,16 @@ typedef struct mrd_redis_opts {
  * Returns 0, or MRD_EPARSE (another scheme, bad port or db, host too long). */
 MRD_EXPORT int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port,
                                    int *db, char *password, size_t password_cap);
+
+/* The same with an ACL user: `redis://[[user]:password@]host[:port][/db]`; user and
+ * password are percent-decoded (RFC 3986: a password with `@`, `:` or `/` is written
+ * %40, %3A, %2F); user gets "" when the URL names none (Redis's `default` user). user and
+ * password may be NULL (their cap then ignored). MRD_EPARSE also for a bad %-escape or an
+ * encoded NUL. mrd_redis_new authenticates with `AUTH user password` when both are given,
+ * `AUTH password` with a password only. */
+MRD_EXPORT int mrd_redis_parse_url_auth(const char *url, char *host, size_t host_cap, int *port,
+                                        int *db, char *user, size_t user_cap, char *password,
+                                        size_t password_cap);
 
 /* Creates a handle for url and tries to connect once. A server that is down is not an
  * error here: the handle connects on a later call (see mrd_redis_connected). opts may be
@@ -81,6 +92,11 @@ MRD_EXPORT int mrd_redis_ping(mrd_redis *r);
 
 /* True while a connection is established. */
 MRD_EXPORT bool mrd_redis_connected(const mrd_redis *r);
+
+/* How many times a connection was established (1 after the first, 2 after the first
+ * reconnection...). A new connection may reach a server that restarted empty (no
+ * persistence): a caller that keeps state in Redis compares this count to write it again. */
+MRD_EXPORT uint64_t mrd_redis_connections(const mrd_redis *r);
 
 /* The last error's text (hiredis's, the server's error reply, or ours); "" when none.
  * Borrowed, valid until the next call on r. */
