@@ -426,8 +426,8 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
   c->ws = true;
   c->role = GW_ROLE_RIDER; /* unused for ops: never in the registry */
   int64_t now = gw_now_ms();
-  gw_bucket_init(&c->bucket, OPS_IN_RATE, OPS_IN_BURST, now);
-  gw_flood_init(&c->flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
+  gw_bucket_init(&c->ops_bucket, OPS_IN_RATE, OPS_IN_BURST, now);
+  gw_flood_init(&c->ops_flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
   consumer_want(io);
   io->next_frame_ms[io->n_conns] = now; /* the first frame at the next tick */
   io->conns[io->n_conns++] = c;
@@ -438,8 +438,8 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
 int gw_ops_io_receive(gw_server *s, gw_conn *c) {
   if (c->drain_then_close || c->closing) return 0;
   int64_t now = gw_now_ms();
-  if (!gw_bucket_take(&c->bucket, now)) {
-    if (gw_flood_hit(&c->flood, now) == GW_FLOOD_CLOSE) {
+  if (!gw_bucket_take(&c->ops_bucket, now)) {
+    if (gw_flood_hit(&c->ops_flood, now) == GW_FLOOD_CLOSE) {
       c->drain_then_close = true;
       lws_callback_on_writable(c->wsi);
       return 0;

@@ -114,6 +114,8 @@ typedef struct gw_conn {
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
   /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
   struct gw_ops_view *ops_view;
+  gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
+  gw_flood ops_flood;
   /* HTTP answer */
   char *http_body;
   size_t http_len;

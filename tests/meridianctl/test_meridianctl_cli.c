@@ -53,7 +53,7 @@ static void test_token_bad_arguments_exit_2(void **state) {
   (void)state;
   run_result *r = mctl("token", "--role", "admin", "--sub", "d1", NULL);
   assert_int_equal(r->status, 2);
-  assert_non_null(strstr(r->err, "--role must be driver or rider"));
+  assert_non_null(strstr(r->err, "--role must be driver, rider or ops"));
   free(r);
   r = mctl("token", "--role", "driver", NULL, NULL, NULL);
   assert_int_equal(r->status, 2);
