@@ -9,7 +9,7 @@
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
  * `unavailable` for what needs Redis, everything else keeps working.
  * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id},
- * drivers:available, trip:active:{role}:{user}, trip:snap:{trip_id}).
+ * drivers:available, trip:active:{role}:{user}, trip:last:rider:{rider}, trip:snap:{trip_id}).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -136,7 +136,8 @@ int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
   return rc;
 }
 
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard) {
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
+                      uint32_t *routed) {
   char key[MRD_ID_MAX + 16], val[MRD_ID_MAX + 16];
   snprintf(key, sizeof key, "gw:req:%s", request_id);
   snprintf(val, sizeof val, "%s|%u", rider, shard);
@@ -146,10 +147,16 @@ int gw_request_record(gw_server *s, const char *request_id, const char *rider, u
     return GW_UNAVAILABLE;
   }
   int rc = 0;
+  *routed = shard;
   if (rep->type == REDIS_REPLY_STRING) { /* it existed: same rider retries are fine */
     const char *bar = strchr(rep->str, '|');
     size_t n = bar ? (size_t)(bar - rep->str) : 0;
-    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) rc = GW_FORBIDDEN;
+    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) {
+      rc = GW_FORBIDDEN;
+    } else {
+      unsigned long v = strtoul(bar + 1, NULL, 10);
+      if (v < MRD_SHARD_COUNT) *routed = (uint32_t)v; /* where the first copy went */
+    }
   }
   freeReplyObject(rep);
   return rc;
@@ -209,6 +216,13 @@ int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_
   if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
     snprintf(trip, sizeof trip, "%s", rep->str);
   freeReplyObject(rep);
+  if (!trip[0] && role == GW_ROLE_RIDER) {
+    /* no live trip: his latest one if it ended lately (he may have missed its end) */
+    if (mrd_redis_cmdf(s->redis, &rep, "GET trip:last:rider:%s", user) != 0) return -1;
+    if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
+      snprintf(trip, sizeof trip, "%s", rep->str);
+    freeReplyObject(rep);
+  }
   if (!trip[0]) return 0;
   if (mrd_redis_cmdf(s->redis, &rep, "GET trip:snap:%s", trip) != 0) return -1;
   int rc = 0;

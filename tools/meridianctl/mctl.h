@@ -5,5 +5,6 @@
 
 int mctl_db_main(int argc, char **argv);
 int mctl_token_main(int argc, char **argv);
+int mctl_shards_main(int argc, char **argv);
 
 #endif
