@@ -19,7 +19,8 @@ const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.ho
 
 const state = {
   frameTimes: [], // ms between animation frames (last 600)
-  renders: 0,
+  renders: 0, // rebuilds of the drivers source
+  buildMs: 50, // the interval between rebuilds now (adapts to the frame time)
   history: new Map(), // shard -> [{t, p50, p99}]
   statsUpdates: 0,
   labels: [],
@@ -199,14 +200,26 @@ function drawTrips(city) {
 
 // Drivers glide from their previous position to the new one over one stream period; the
 // source is rebuilt at most every 50 ms (20 Hz), the map itself renders at the screen's rate.
+// A machine that cannot keep up (software WebGL, a loaded CPU: each rebuild costs a render)
+// rebuilds less often: every 4 frame times (median of the last 30), up to once a second, so
+// the page stays responsive and the drivers still move at every stream frame.
 let lastBuild = 0;
+const BUILD_MIN_MS = 50;
+const BUILD_MAX_MS = 1000;
+function buildInterval() {
+  const n = state.frameTimes.length;
+  if (n < 10) return BUILD_MIN_MS;
+  const recent = state.frameTimes.slice(-30).sort((a, b) => a - b);
+  return Math.min(BUILD_MAX_MS, Math.max(BUILD_MIN_MS, 4 * recent[recent.length >> 1]));
+}
 function animate(city, t, prev) {
   const dt = t - prev;
   if (dt > 0) {
     state.frameTimes.push(dt);
     if (state.frameTimes.length > 600) state.frameTimes.shift();
   }
-  if (t - lastBuild >= 50) {
+  state.buildMs = buildInterval();
+  if (t - lastBuild >= state.buildMs) {
     lastBuild = t;
     const now = Date.now();
     const period = 1000;
