@@ -10,8 +10,10 @@
 //     anchor, in the same run, is a plain stream: every driver's {"id","lat","lon","state"}
 //     as JSON once per frame, at the page's refresh rate;
 //   - frame time: the page at /ops/ in headless Chromium (software WebGL, tests/web/cdp.mjs)
-//     records the intervals between animation frames. The anchor is the same page with no
-//     token (the map and its roads, no stream), measured right before in the same browser.
+//     records the intervals between animation frames. Two anchors, measured right before in
+//     the same browser: the same page with no token (the map and its roads, no stream), idle
+//     (MapLibre draws nothing while nothing changes), and the same again repainted at every
+//     animation frame (triggerRepaint): what one frame of the map costs on this machine.
 // Progress goes to stderr; the figures to stdout and --out (JSON).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -70,6 +72,10 @@ try {
   await sleep(3000);
   const idle = await frameTimes(page, 10000);
   log(`idle page (anchor): ${JSON.stringify(idle)}`);
+  await page.evaluate('window.__repaint = true; (function f(){ if (!window.__repaint) return; window.meridianOps.map.triggerRepaint(); requestAnimationFrame(f); })()');
+  const repaint = await frameTimes(page, 10000);
+  await page.evaluate('window.__repaint = false');
+  log(`page repainted every frame, no stream (anchor): ${JSON.stringify(repaint)}`);
 
   const tag = runId();
   log(`replay: ${drivers} drivers, at most one location a second each`);
@@ -121,7 +127,9 @@ try {
       max_lag_drivers: lag, frames_sampling: lagFrames,
     },
     page: {
-      with_stream: busy, anchor_idle: idle, p50_ratio_to_anchor: idle.p50_ms ? +(busy.p50_ms / idle.p50_ms).toFixed(2) : null,
+      with_stream: busy, anchor_idle: idle, anchor_repaint_every_frame: repaint,
+      p50_ratio_to_idle: idle.p50_ms ? +(busy.p50_ms / idle.p50_ms).toFixed(2) : null,
+      p50_ratio_to_repaint: repaint.p50_ms ? +(busy.p50_ms / repaint.p50_ms).toFixed(2) : null,
       rebuild_interval_ms: Math.round(buildMs), drivers_drawn: counts.drivers, shard_boxes: counts.shardBoxes, trips: counts.trips,
     },
   };
