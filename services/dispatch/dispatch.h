@@ -372,10 +372,17 @@ typedef struct dsp_request {
   /* When the request was made, Unix ms (the gateway's receive time): its quoted ETAs use
    * this time's local hour and weekday (dsp_router.quote_eta_s). 0: now_ms. */
   int64_t at_ms;
+  /* A client's retry: the gateway had seen this (rider, request_id) with the same pickup
+   * and drop-off (its key gw:req:{rider}:{request_id}, schemas/redis.md). It never makes a
+   * trip: the shard answers it from the trip it holds, and when it holds none (the trip
+   * ended and was forgotten after trip_retention_ms, or the shard restarted) it refuses it
+   * (DSP_ESTATE, invalid_state) instead of making a second trip for one request. */
+  bool resend;
 } dsp_request;
 
-/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A
- * rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
+/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0): the
+ * trip's state is sent again. A resend the shard holds no trip for is refused
+ * (DSP_ESTATE). A rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
  * pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
  * matching starts now (or at the end of the batch window). Returns 0 or a DSP_E*. */
 int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms);

@@ -50,6 +50,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
   ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
+  ADD("MERIDIAN_GW_REQUEST_TTL", "request-ttl", "24h", "how long a rider's request_id is remembered (gw:req:{rider}:{request_id}): a resend within it never makes a second trip", MRD_CONFIG_DURATION_MS, 60000, 2592000000LL, &c->request_ttl_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",
                            "the WebSocket edge for drivers and riders (docs/protocol.md)", opts, n};
