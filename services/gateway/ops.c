@@ -94,12 +94,15 @@ struct gw_ops {
   gw_ops_hot_cell *hot;
   size_t n_hot;
   uint32_t hot_version;
-  /* the gateway's receive time of recent ride requests (dispatch-commands), by request_id
-   * hashed into a slot (a later request in the same slot takes it: that sample falls back
-   * to dispatch's REQUESTED time) */
+  /* request -> offer: ride requests by request_id hashed into a slot, with the gateway's
+   * receive time of the command (dispatch-commands), or, when the first offer came first,
+   * the offer's time and shard, waiting for the command (a later request in the same slot
+   * takes it: that sample is lost) */
   struct req_seen {
     char id[MRD_ID_MAX + 1];
-    int64_t ts_ms;
+    int64_t ts_ms;       /* the command's ts_ms (0: not seen yet) */
+    int64_t offer_ts_ms; /* the first offer's ts_ms while the command is awaited (0: none) */
+    uint32_t shard;      /* the offer's shard */
   } *req;
 };
 
@@ -268,14 +271,21 @@ int gw_ops_location(gw_ops *o, const mrd_driver_location *loc, int64_t now_ms) {
 static int64_t request_ts(const gw_ops *o, const char *request_id) {
   if (!request_id[0]) return 0;
   const struct req_seen *r = &o->req[hash_id(request_id) & (REQ_SLOTS - 1)];
-  return strcmp(r->id, request_id) == 0 ? r->ts_ms : 0;
+  return strcmp(r->id, request_id) == 0 ? r->ts_ms : 0; /* 0 also while an offer waits */
 }
+
+static void add_latency(rates *r, int64_t now_ms, double ms);
 
 void gw_ops_command(gw_ops *o, const mrd_command *cmd, int64_t now_ms) {
   if (cmd->kind == MRD_CMD_REQUEST && cmd->request_id[0] && cmd->ts_ms > 0) {
     struct req_seen *r = &o->req[hash_id(cmd->request_id) & (REQ_SLOTS - 1)];
-    snprintf(r->id, sizeof r->id, "%s", cmd->request_id);
+    if (strcmp(r->id, cmd->request_id) == 0 && r->offer_ts_ms > 0) { /* its offer came first */
+      if (r->offer_ts_ms >= cmd->ts_ms) add_latency(&o->r[r->shard], now_ms, (double)(r->offer_ts_ms - cmd->ts_ms));
+    } else {
+      snprintf(r->id, sizeof r->id, "%s", cmd->request_id);
+    }
     r->ts_ms = cmd->ts_ms;
+    r->offer_ts_ms = 0;
     return;
   }
   if (cmd->kind != MRD_CMD_STATUS) return;
@@ -359,12 +369,21 @@ void gw_ops_event(gw_ops *o, const mrd_dispatch_event *ev, int64_t now_ms) {
   if (ev->request_id[0]) snprintf(t->request_id, sizeof t->request_id, "%s", ev->request_id);
   if (ev->type == MRD_EV_OFFERED && !t->offered_seen) {
     /* from the gateway's receipt of the request (its command), which counts the time in
-     * Kafka and in dispatch's queue; dispatch's own REQUESTED time when the command was
-     * not seen (it makes REQUESTED and the first offer in one go: about 0 ms) */
+     * Kafka and in dispatch's queue. Not from dispatch's REQUESTED time: dispatch makes it
+     * and the first offer in one go (about 0 ms). An offer read before its command waits
+     * for it in the request's slot; a request whose command is never seen (made before
+     * the ops consumer started) gives no sample. */
     t->offered_seen = true;
     int64_t from = request_ts(o, t->request_id);
-    if (from <= 0) from = t->requested_ts_ms;
-    if (from > 0 && ev->ts_ms >= from) add_latency(r, now_ms, (double)(ev->ts_ms - from));
+    if (from > 0) {
+      if (ev->ts_ms >= from) add_latency(r, now_ms, (double)(ev->ts_ms - from));
+    } else if (t->request_id[0]) {
+      struct req_seen *q = &o->req[hash_id(t->request_id) & (REQ_SLOTS - 1)];
+      snprintf(q->id, sizeof q->id, "%s", t->request_id);
+      q->ts_ms = 0;
+      q->offer_ts_ms = ev->ts_ms > 0 ? ev->ts_ms : 1;
+      q->shard = ev->shard;
+    }
   }
   mrd_trip_status st = ev->status != MRD_TRIP_NONE ? ev->status : status_of(ev->type);
   if (st != MRD_TRIP_NONE) t->status = st;

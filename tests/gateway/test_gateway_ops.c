@@ -300,14 +300,21 @@ static void test_rates_and_latency(void **state) {
   gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
   gw_ops *o = gw_ops_new(&cfg);
   int64_t t = 1700000000000;
-  /* 100 requests over 10 s on shard 1, offered 10..109 ms later; 90 matched, 10 no driver */
+  /* 100 requests over 10 s on shard 1 (received by the gateway at `now`), offered 10..109 ms
+   * later; 90 matched, 10 no driver */
   for (int i = 0; i < 100; i++) {
-    char id[32];
+    char id[32], req[32];
     snprintf(id, sizeof id, "t1-%d", i);
+    snprintf(req, sizeof req, "q1-%d", i);
     int64_t now = t + i * 100;
-    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 1, NULL, now);
+    mrd_command c = {.kind = MRD_CMD_REQUEST, .shard = 1, .epoch = 1, .ts_ms = now};
+    snprintf(c.request_id, sizeof c.request_id, "%s", req);
+    gw_ops_command(o, &c, now);
+    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 1, NULL, now + 10 + i);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o, &e, now);
     e = ev_of(MRD_EV_OFFERED, id, 2, 1, "d", now + 10 + i);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o, &e, now);
     e = ev_of(i < 90 ? MRD_EV_MATCHED : MRD_EV_NO_DRIVER, id, 3, 1, "d", now + 200);
     gw_ops_event(o, &e, now);
@@ -320,30 +327,30 @@ static void test_rates_and_latency(void **state) {
   assert_true(fabs(s.offer_p50_ms - 59.0) < 1e-9); /* samples 10..109: the 50th is 59 */
   assert_true(fabs(s.offer_p99_ms - 108.0) < 1e-9);
   assert_int_equal(s.trips, 90); /* matched and not ended */
-  /* request -> offer counts from the gateway's receipt of the request when its command was
-   * seen: dispatch makes REQUESTED and the offer in one go (same ts), the time in Kafka and
-   * in dispatch's queue is before that */
+  /* request -> offer counts from the gateway's receipt of the request (its command):
+   * dispatch makes REQUESTED and the offer in one go (same ts), the time in Kafka and in
+   * dispatch's queue is before that. A command read after its offer still counts; a
+   * command never seen gives no sample (not a false 0). */
   gw_ops *o2 = gw_ops_new(&cfg);
   for (int i = 0; i < 10; i++) {
     char id[32], req[32];
     snprintf(id, sizeof id, "t2-%d", i);
     snprintf(req, sizeof req, "q2-%d", i);
     int64_t now = t + i * 100;
-    if (i < 8) { /* the last two commands unseen: dispatch's own time, 0 ms */
-      mrd_command c = {.kind = MRD_CMD_REQUEST, .shard = 0, .epoch = 1, .ts_ms = now - 300 - i};
-      snprintf(c.request_id, sizeof c.request_id, "%s", req);
-      gw_ops_command(o2, &c, now);
-    }
+    mrd_command c = {.kind = MRD_CMD_REQUEST, .shard = 0, .epoch = 1, .ts_ms = now - 300 - i};
+    snprintf(c.request_id, sizeof c.request_id, "%s", req);
+    if (i < 8) gw_ops_command(o2, &c, now); /* i = 8: never seen; i = 9: seen after the offer */
     mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 0, NULL, now);
     snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o2, &e, now);
     e = ev_of(MRD_EV_OFFERED, id, 2, 0, "d", now);
     snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o2, &e, now);
+    if (i == 9) gw_ops_command(o2, &c, now + 20);
   }
   gw_ops_shard_stats_get(o2, 0, t + 1000, &s);
-  assert_true(fabs(s.offer_p50_ms - 302.0) < 1e-9); /* 0, 0, 300..307: the 5th is 302 */
-  assert_true(fabs(s.offer_p99_ms - 307.0) < 1e-9);
+  assert_true(fabs(s.offer_p50_ms - 304.0) < 1e-9); /* 300..307 and 309: the 5th is 304 */
+  assert_true(fabs(s.offer_p99_ms - 309.0) < 1e-9);
   checked(o2);
   gw_ops_free(o2);
   gw_ops_shard_stats_get(o, 0, t + 10000, &s);
