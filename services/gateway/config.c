@@ -51,6 +51,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
   ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
+  ADD("MERIDIAN_GW_DRAIN_MS", "drain", "10s", "on SIGTERM: time for clients to answer the 1012 close before exit", MRD_CONFIG_DURATION_MS, 0, 600000, &c->drain_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",
                            "the WebSocket edge for drivers and riders (docs/protocol.md)", opts, n};

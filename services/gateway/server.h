@@ -53,6 +53,7 @@ typedef struct gw_config {
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
   char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */
   int redis_timeout_ms;               /* 200 */
+  int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
 } gw_config;
 
 /* Parse argv and the environment into cfg; on error prints one line and exits 2. */
@@ -91,7 +92,8 @@ typedef struct gw_conn {
   gw_bucket control;  /* driver messages other than location */
   gw_flood flood;
   bool closing;       /* close with 1008 at the next writeable (slow consumer) */
-  bool drain_then_close; /* flooding: send what is queued, then close with 1008 */
+  bool drain_then_close; /* send what is queued, then close: 1008 "flood", or 1012 when */
+  bool going_away;       /* the gateway is shutting down ("service restart": reconnect) */
   bool close_sent;       /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
@@ -194,6 +196,14 @@ int gw_ws_start(gw_server *s);
 /* One turn of the event loop (blocks until something happens or a timer is due): libev's
  * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
 int gw_ws_run_once(gw_server *s);
+
+/* Graceful shutdown, step one (s->stopping set first, so /readyz fails and new upgrades get
+ * 503): every open WebSocket sends what it has queued, then a close frame 1012 "service
+ * restart", on which clients reconnect (to another gateway). Returns the connections asked to
+ * close. */
+size_t gw_ws_drain(gw_server *s);
+/* Open WebSocket connections (the registry's). */
+size_t gw_ws_open(const gw_server *s);
 
 /* Destroys the lws context and then the libev loop (each may be NULL). */
 void gw_ws_stop(gw_server *s);

@@ -26,6 +26,9 @@
  * lws_close_reason()"), but the value is part of its ABI (the public enum skips 4 for it)
  * and lws's ws role writes it as a close frame. */
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* RFC 6455 1012 "Service Restart" (IANA registry): the server is going away, the client should
+ * reconnect; lws 4.1 has no name for it. */
+#define GW_CLOSE_SERVICE_RESTART 1012u
 
 int64_t gw_now_ms(void) {
   struct timespec t;
@@ -69,7 +72,7 @@ static int out_kind(const char *json) {
 }
 
 void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable) {
-  if (!c->ws || c->closing) return;
+  if (!c->ws || c->closing || c->close_sent) return; /* nothing after our close frame */
   int cap = s->cfg->sendq;
   if (c->q_len == cap) {
     /* full: drop the oldest droppable message, or this one if it is droppable */
@@ -500,15 +503,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
     gw_role role;
     char sub[MRD_ID_MAX + 1];
-    int status = authenticate(s, wsi, &role, sub);
+    /* shutting down: no new connections (the client retries, reaching another gateway) */
+    int status = s->stopping ? 503 : authenticate(s, wsi, &role, sub);
     if (status) {
       /* written raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict
        * clients (Python websockets) refuse */
       const char *why = status == 401   ? "Unauthorized\r\nwww-authenticate: Bearer"
                         : status == 403 ? "Forbidden"
+                        : status == 503 ? "Service Unavailable\r\nretry-after: 1"
                                         : "Not Found";
       const char *body = status == 401   ? "invalid or missing token\n"
                          : status == 403 ? "the token's role does not match the endpoint\n"
+                         : status == 503 ? "shutting down; reconnect\n"
                                          : "not found\n";
       unsigned char buf[LWS_PRE + 512];
       int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
@@ -580,11 +586,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * client is still sending then, the unread bytes make the kernel reset the
          * connection and the client loses the warnings and the close frame (seen in 3 of
          * 8 tries here). A client that never answers is cut after 5 s. */
-        unsigned char frame[LWS_PRE + 8];
-        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
-        memcpy(frame + LWS_PRE + 2, "flood", 5);
-        if (lws_write(wsi, frame + LWS_PRE, 7, GW_LWS_WRITE_CLOSE) < 7) return -1;
+        unsigned code = c->going_away ? GW_CLOSE_SERVICE_RESTART : LWS_CLOSE_STATUS_POLICY_VIOLATION;
+        const char *why = c->going_away ? "service restart" : "flood";
+        size_t why_len = strlen(why);
+        unsigned char frame[LWS_PRE + 2 + 16];
+        frame[LWS_PRE] = (unsigned char)(code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+        memcpy(frame + LWS_PRE + 2, why, why_len);
+        if (lws_write(wsi, frame + LWS_PRE, 2 + why_len, GW_LWS_WRITE_CLOSE) < (int)(2 + why_len)) return -1;
         c->close_sent = true;
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
       }
@@ -767,6 +776,27 @@ int gw_ws_run_once(gw_server *s) {
     return 0;
   }
   return lws_service(s->ctx, 0) < 0 ? -1 : 0;
+}
+
+size_t gw_ws_drain(gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->closing || c->close_sent) continue; /* already on its way out */
+      c->drain_then_close = true;
+      c->going_away = true;
+      lws_callback_on_writable(c->wsi);
+      n++;
+    }
+  }
+  return n;
+}
+
+size_t gw_ws_open(const gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
+    for (const gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) n++;
+  return n;
 }
 
 void gw_ws_stop(gw_server *s) {
