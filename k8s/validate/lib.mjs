@@ -16,7 +16,7 @@ import Ajv from 'ajv';
 import * as k8s from '@kubernetes/client-node';
 
 export {parseStream, describe} from './read.mjs';
-import {parseStream} from './read.mjs';
+import {parseStream, describe} from './read.mjs';
 
 // ---- CRDs ------------------------------------------------------------------------------
 
