@@ -530,6 +530,8 @@ int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t 
   pb.reason = opt_str(m->reason);
   pb.error_code = opt_str(m->error_code);
   pb.ref = opt_str(m->ref);
+  pb.has_generation = m->generation != 0;
+  pb.generation = m->generation;
   return pack(&pb.base, buf, cap, len);
 }
 
@@ -584,8 +586,16 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
   out->has_pickup_eta = pb->has_pickup_eta_s;
   out->pickup_eta_s = pb->pickup_eta_s;
   out->expires_at_ms = pb->has_expires_at_ms ? pb->expires_at_ms : 0;
+  out->generation = pb->has_generation ? pb->generation : 0;
   if (rc == MRD_PROTO_OK) rc = event_check(out);
 done:
   meridian__v1__dispatch_event__free_unpacked(pb, NULL);
   return rc;
+}
+
+bool mrd_fence_admit(mrd_fence *f, uint32_t shard, uint64_t generation) {
+  if (!f || generation == 0 || shard >= MRD_SHARD_COUNT) return true;
+  if (generation < f->highest[shard]) return false;
+  f->highest[shard] = generation;
+  return true;
 }
