@@ -111,7 +111,10 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const char *path = getenv("MERIDIAN_GRAPH"), *dsn = getenv("MERIDIAN_PG_DSN");
+  /* pgRouting reads the road graph's tables, which the services' role may not read: the
+   * owner's DSN when .run/env has it (docs/security.md) */
+  const char *path = getenv("MERIDIAN_GRAPH"), *dsn = getenv("MERIDIAN_PG_ADMIN_DSN");
+  if (dsn == NULL || *dsn == '\0') dsn = getenv("MERIDIAN_PG_DSN");
   if (path == NULL || dsn == NULL) {
     fprintf(stderr, "route_bench: set MERIDIAN_GRAPH and MERIDIAN_PG_DSN (source .run/env)\n");
     return 2;

@@ -329,6 +329,28 @@ typedef struct dsp_location {
  * DSP_EINVAL (bad id or position, counted); DSP_ENOMEM. Pings get no reply. */
 int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
 
+/* ---- rebalancing (docs/shards.md, "The handoff") */
+
+/* A driver known from elsewhere (the Redis hot cells of a range this shard just received)
+ * before his first ping here: created available at pos, owned by this shard, in the index,
+ * seen at now_ms (so the TTL drops him if no ping follows), with no ping order yet (his next
+ * ping is accepted whatever its seq). A driver this shard already knows is left as he is.
+ * Returns 0 (created), 1 (he was already known), DSP_EINVAL (bad id or
+ * position), DSP_ENOMEM. */
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms);
+
+/* Says whether a position belongs to another shard under the new map, and which. */
+typedef bool (*dsp_owner_fn)(void *ud, geo_latlng pos, uint32_t *owner);
+
+/* After a new epoch: every driver this shard owns (not a halo copy) whose last position
+ * owner_of gives to another shard becomes a halo copy of that shard's (still a candidate
+ * here while his pings last, as any halo copy; claims keep him from two offers), and
+ * released(ud, id) is called for him. Offers and trips in progress are untouched (they end
+ * on this shard). Returns how many drivers were released. */
+size_t dsp_release_owned(dsp_shard *s, dsp_owner_fn owner_of, void *ud,
+                         void (*released)(void *ud, const char *driver_id));
+
+
 /* The driver says he is available (true) or going offline (false). Offline while offered
  * declines the offer; offline while en route cancels the trip (reason
  * "driver_offline"); offline on a trip is refused (DSP_ESTATE). Available while busy
@@ -350,10 +372,17 @@ typedef struct dsp_request {
   /* When the request was made, Unix ms (the gateway's receive time): its quoted ETAs use
    * this time's local hour and weekday (dsp_router.quote_eta_s). 0: now_ms. */
   int64_t at_ms;
+  /* A client's retry: the gateway had seen this (rider, request_id) with the same pickup
+   * and drop-off (its key gw:req:{rider}:{request_id}, schemas/redis.md). It never makes a
+   * trip: the shard answers it from the trip it holds, and when it holds none (the trip
+   * ended and was forgotten after trip_retention_ms, or the shard restarted) it refuses it
+   * (DSP_ESTATE, invalid_state) instead of making a second trip for one request. */
+  bool resend;
 } dsp_request;
 
-/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A
- * rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
+/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0): the
+ * trip's state is sent again. A resend the shard holds no trip for is refused
+ * (DSP_ESTATE). A rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
  * pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
  * matching starts now (or at the end of the batch window). Returns 0 or a DSP_E*. */
 int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms);

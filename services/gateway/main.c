@@ -49,6 +49,9 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_kafka_failed_total", "Kafka messages that failed delivery", NULL, &m->kafka_failed);
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_total", "dispatch-events consumed", NULL, &m->events_in);
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_bad_total", "dispatch-events that failed to decode", NULL, &m->events_bad);
+  rc |= mrd_dlq_metrics(m->reg, "gateway", m->dlq);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_request_resends_total", "ride requests re-sent with a request_id already seen (same places): sent to the shard that holds it", NULL, &m->request_resends);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_request_conflicts_total", "ride requests refused: request_id already used by the rider with other places", NULL, &m->request_conflicts);
   rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_kafka_produce_seconds", "Kafka produce latency, enqueue to delivery report",
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
   rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,

@@ -18,6 +18,7 @@
 #include "area.h"
 #include "gateway.h"
 #include "mrd/admin.h"
+#include "mrd/dlq.h"
 #include "mrd/kafka.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
@@ -53,6 +54,7 @@ typedef struct gw_config {
   char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */
   int redis_timeout_ms;               /* 200 */
   int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
+  int64_t request_ttl_ms;             /* how long a (rider, request_id) is remembered: 24 h */
 } gw_config;
 
 /* Parse argv and the environment into cfg; on error prints one line and exits 2. */
@@ -118,6 +120,8 @@ typedef struct gw_metrics {
   mrd_counter *rate_limited[2];        /* by role */
   mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
   mrd_counter *kafka_failed, *events_in, *events_bad;
+  mrd_counter *request_resends, *request_conflicts; /* same request_id again: same / other places */
+  mrd_counter *dlq[MRD_FAIL_COUNT];    /* meridian_dlq_events_total{consumer="gateway"} */
   mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
   mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
   mrd_counter *epoch_reloads;          /* maps loaded after an epoch change */
@@ -146,6 +150,9 @@ typedef struct gw_server {
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
+  /* Set around the produce of a new ride request: its idempotency key is forgotten
+   * (gw_request_forget) if Kafka fails to deliver it, so the client's retry is new. */
+  const char *undo_request_id, *undo_rider, *undo_value;
   uint64_t notified_epoch; /* the highest epoch named by the notifications just read */
   unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
   int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
@@ -192,10 +199,21 @@ void gw_epoch_check(gw_server *s);
 /* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
  * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */
 int gw_request_window(gw_server *s, const char *rider, int64_t now_ms);
-/* Remember / check the owner and shard of a request (for cancel). record: 0, GW_FORBIDDEN
- * (another rider's id), GW_UNAVAILABLE. lookup: 0 with *shard, GW_FORBIDDEN (not his or
+/* The idempotency of a ride request (key gw:req:{rider}:{request_id}, schemas/redis.md):
+ * sets the key to the value of (shard, pickup, dropoff) unless it exists (TTL
+ * cfg->request_ttl_ms), and says in *seen whether this request is new, a resend (then
+ * *route_shard is the shard of the first one) or a conflict (another pickup or drop-off);
+ * value (value_cap >= GW_REQ_VALUE_MAX) gets what this request would store, for
+ * gw_request_forget. Returns 0, GW_UNAVAILABLE (Redis) or GW_INTERNAL. */
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
+                      mrd_latlon pickup, mrd_latlon dropoff, gw_req_seen *seen,
+                      uint32_t *route_shard, char *value, size_t value_cap);
+/* Deletes the key if it still holds value (compare-and-delete): the request it recorded
+ * never reached Kafka, so the client's retry must count as new. Logs a failure. */
+void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
+                       const char *value);
+/* The shard of the rider's request (for cancel): 0 with *shard, GW_FORBIDDEN (not his or
  * unknown), GW_UNAVAILABLE. */
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard);
 int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard);
 /* Nearby drivers from the Redis GEO set: 0 with up to cap points in out and their number in
  * *n, or GW_UNAVAILABLE. */

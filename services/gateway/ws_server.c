@@ -220,8 +220,9 @@ static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user
 
 /* ---- messages ------------------------------------------------------------------------ */
 
-static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
-                            const char *key, bool ack) {
+/* Returns 0 when queued (the client hears of the delivery), else the code it was sent. */
+static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
+                           const char *key, bool ack) {
   uint8_t buf[MRD_PROTO_MAX_SIZE];
   size_t len;
   cmd->epoch = gw_shardmap_epoch(s->map);
@@ -229,12 +230,13 @@ static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_comma
   if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
   if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
     send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
-    return;
+    return GW_INTERNAL;
   }
   int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
                             ack && m->has_ref ? m->ref : NULL);
   if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
   else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
+  return rc;
 }
 
 static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
@@ -336,22 +338,40 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
       send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
       return;
     }
-    rc = gw_request_record(s, m->id, c->user, r.owner);
-    if (rc == GW_FORBIDDEN) {
-      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: used by another rider");
-      return;
-    }
+    /* one (rider, request_id) is one trip, whichever shard the pickup of a resend is on
+     * and however long ago dispatch forgot the trip (docs/protocol.md, "request_id") */
+    gw_req_seen seen = GW_REQ_NEW;
+    uint32_t shard = r.owner;
+    char value[GW_REQ_VALUE_MAX];
+    rc = gw_request_record(s, m->id, c->user, r.owner, m->pickup, m->dropoff, &seen, &shard,
+                           value, sizeof value);
     if (rc) {
       send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
       return;
     }
+    if (seen == GW_REQ_CONFLICT) {
+      mrd_counter_inc(s->m.request_conflicts);
+      send_code(s, c, m, GW_INVALID_STATE, "request_id",
+                "request_id: already used for a ride with another pickup or dropoff; send a "
+                "new request_id");
+      return;
+    }
     cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = r.owner;
+    cmd.shard = shard;
+    cmd.resend = seen == GW_REQ_RESEND;
+    if (cmd.resend) mrd_counter_inc(s->m.request_resends);
     memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
     memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
     cmd.pickup = m->pickup;
     cmd.dropoff = m->dropoff;
-    produce_command(s, c, m, &cmd, m->id, true);
+    if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
+      s->undo_request_id = m->id;
+      s->undo_rider = c->user;
+      s->undo_value = value;
+    }
+    rc = produce_command(s, c, m, &cmd, m->id, true);
+    s->undo_request_id = s->undo_rider = s->undo_value = NULL;
+    if (rc && !cmd.resend) gw_request_forget(s, m->id, c->user, value);
     return;
   }
   case GW_MSG_CANCEL: {

@@ -78,6 +78,12 @@ def sql(q):
     return [l.split("|") for l in out.stdout.splitlines() if l]
 
 
+def redis_cli():
+    """redis-cli as the stack's admin user (the services' user may not shut Redis down)."""
+    url = os.environ.get("MERIDIAN_REDIS_ADMIN_URL") or os.environ["MERIDIAN_REDIS_URL"]
+    return ["redis-cli", "--no-auth-warning", "-u", url]
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -529,7 +535,7 @@ async def redis_down():
         a, o1 = offers[0]
         b = d2 if a is d1 else d1
         fb0 = metric(admin0, "meridian_dispatch_claims_fallback_total") or 0
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        subprocess.run(redis_cli() + ["shutdown", "nosave"], capture_output=True)
         started = True
         await asyncio.sleep(0.3)
         await a.send(type="decline", offer_id=o1["offer_id"])
@@ -558,9 +564,9 @@ async def redis_down():
         snap = None
         for _ in range(40):
             await asyncio.sleep(0.25)
-            out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "EXISTS",
+            out = subprocess.run(redis_cli() + ["--raw", "EXISTS",
                                   f"trip:snap:{o2['trip_id']}"], capture_output=True, text=True).stdout.strip()
-            pos = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GEOPOS",
+            pos = subprocess.run(redis_cli() + ["--raw", "GEOPOS",
                                   "drivers:available", b.sub], capture_output=True, text=True).stdout.strip()
             if out == "1" and pos:
                 snap = True
@@ -780,7 +786,7 @@ async def kill_shard(seed, redis_down=False):
     await asyncio.sleep(5.0 if redis_down else 2.5)
     if redis_down:
         port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        subprocess.run(redis_cli() + ["shutdown", "nosave"], capture_output=True)
         print(f"{tag}: Redis shut down (data lost), shard 0 goes on without it", flush=True)
         await asyncio.sleep(0.6)
     pid = pid_of("dispatch-0")

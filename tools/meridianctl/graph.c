@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graph.h"
+#include "mctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,7 +44,7 @@ static void usage(FILE *f) {
           "                                constant-speed baselines; with --factors, FILE's model\n"
           "                                measured without fitting\n"
           "  status                        whether a graph is imported, from which file\n\n"
-          "options: --dsn DSN (default: MERIDIAN_PG_DSN)\n"
+          "options: --dsn DSN (default: MERIDIAN_PG_ADMIN_DSN, else MERIDIAN_PG_DSN)\n"
           "exit codes: 0 ok, 1 failure, 2 bad usage\n");
 }
 
@@ -54,9 +55,9 @@ uint64_t mctl_fnv64(const char *s) {
 }
 
 PGconn *mctl_graph_connect(const char *dsn) {
-  if (dsn == NULL) dsn = getenv("MERIDIAN_PG_DSN");
+  if (dsn == NULL) dsn = mctl_default_dsn();
   if (dsn == NULL || *dsn == 0) {
-    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_DSN or pass --dsn\n");
+    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_ADMIN_DSN or MERIDIAN_PG_DSN, or pass --dsn\n");
     return NULL;
   }
   PGconn *c = PQconnectdb(dsn);
@@ -258,7 +259,7 @@ static int cmd_import(int argc, char **argv) {
   }
   fprintf(stderr, "graph import: [2/3] osm2pgrouting (car profile) into schema %s\n", schema);
   {
-    const char *d = dsn ? dsn : getenv("MERIDIAN_PG_DSN");
+    const char *d = dsn ? dsn : mctl_default_dsn();
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(d, &errmsg);
     if (opts == NULL) {
@@ -280,7 +281,9 @@ static int cmd_import(int argc, char **argv) {
     av[k++] = "-h", av[k++] = (char *)(host ? host : PQhost(c));
     av[k++] = "-p", av[k++] = (char *)(port ? port : PQport(c));
     av[k++] = "-U", av[k++] = (char *)(user ? user : PQuser(c));
-    if (pw) av[k++] = "-W", av[k++] = (char *)pw;
+    /* the password reaches osm2pgrouting's libpq through its environment, not its command
+     * line (which every local user can read in /proc) */
+    if (pw) setenv("PGPASSWORD", pw, 1);
     av[k] = NULL;
     snprintf(log, sizeof log, "%s/osm2pgrouting.log", dir);
     int r = run(av, log);

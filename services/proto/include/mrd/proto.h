@@ -135,6 +135,7 @@ typedef struct mrd_command {
   mrd_latlon pickup;
   mrd_latlon dropoff;
   mrd_driver_status status;
+  bool resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
 } mrd_command;
 
 /* Encode / decode a command; same contract as mrd_driver_location_encode / _decode. */
