@@ -68,6 +68,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
   add_limits(opts, &n, c);
+  ADD("MERIDIAN_GW_DRAIN_MS", "drain", "10s", "on SIGTERM: time for clients to answer the 1012 close before exit", MRD_CONFIG_DURATION_MS, 0, 600000, &c->drain_ms);
   ADD("MERIDIAN_GW_REQUEST_TTL", "request-ttl", "24h", "how long a rider's request_id is remembered (gw:req:{rider}:{request_id}): a resend within it never makes a second trip", MRD_CONFIG_DURATION_MS, 60000, 2592000000LL, &c->request_ttl_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",

@@ -1,6 +1,8 @@
 /*
  * main.c: meridian-gateway: config -> log -> load the service area and the shard map ->
- * connect Redis and Kafka -> serve -> on SIGTERM stop taking work, flush Kafka, exit 0.
+ * connect Redis and Kafka -> serve -> on SIGTERM drain: fail /readyz, refuse new upgrades
+ * (503), close every WebSocket with 1012 "service restart" after what is queued for it, wait
+ * up to MERIDIAN_GW_DRAIN_MS for the clients to answer -> flush Kafka, exit 0.
  * Bad configuration exits 2 with one line; a dependency missing at start exits 1.
  */
 #include <stdlib.h>
@@ -121,6 +123,15 @@ int main(int argc, char **argv) {
   mrd_log_info("stopping", "signal=%d", mrd_stop_signal());
   s.stopping = true;
   rc = 0;
+  {
+    size_t asked = gw_ws_drain(&s);
+    int64_t t0 = gw_now_ms(), deadline = t0 + cfg.drain_ms;
+    while (gw_ws_open(&s) > 0 && gw_now_ms() < deadline) {
+      if (gw_ws_run_once(&s) < 0) break;
+    }
+    mrd_log_info("drained", "connections=%zu left_open=%zu ms=%lld", asked, gw_ws_open(&s),
+                 (long long)(gw_now_ms() - t0));
+  }
 out:
   gw_kafka_wake_off(&s); /* before the loop that reads the wake pipe goes */
   g_ctx = NULL; /* a second signal must not reach a context being destroyed */

@@ -62,6 +62,7 @@ typedef struct gw_config {
   int64_t rx_check_ms;                /* 250 ms: received bytes charged this often */
   int max_header_bytes;               /* 8192: HTTP headers above -> 431 */
   double log_rate;                    /* 5 lines/s for refused upgrades, header errors */
+  int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
   int64_t request_ttl_ms;             /* how long a (rider, request_id) is remembered: 24 h */
 } gw_config;
 
@@ -106,6 +107,7 @@ typedef struct gw_conn {
   bool drain_then_close; /* send what is queued, then a close frame close_code/close_reason */
   uint16_t close_code;   /* 1008 flood, 4001 token expired, 4002 replaced */
   const char *close_reason; /* a string literal */
+  bool going_away;       /* drained: the gateway is shutting down (1012 "service restart") */
   bool close_sent;       /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
@@ -260,6 +262,13 @@ int gw_ws_run_once(gw_server *s);
 int gw_limits_start(gw_server *s);
 /* Free what gw_limits_start made (after gw_ws_stop). */
 void gw_limits_stop(gw_server *s);
+/* Graceful shutdown, step one (s->stopping set first, so /readyz fails and new upgrades get
+ * 503): every open WebSocket sends what it has queued, then a close frame 1012 "service
+ * restart", on which clients reconnect (to another gateway). Returns the connections asked to
+ * close. */
+size_t gw_ws_drain(gw_server *s);
+/* Open WebSocket connections (the registry's). */
+size_t gw_ws_open(const gw_server *s);
 
 /* Destroys the lws context and then the libev loop (each may be NULL). */
 void gw_ws_stop(gw_server *s);

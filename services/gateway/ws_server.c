@@ -37,6 +37,9 @@
  * lws_close_reason()"), but the value is part of its ABI (the public enum skips 4 for it)
  * and lws's ws role writes it as a close frame. */
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* RFC 6455 1012 "Service Restart" (IANA registry): the server is going away, the client should
+ * reconnect; lws 4.1 has no name for it. */
+#define GW_CLOSE_SERVICE_RESTART 1012u
 
 int64_t gw_now_ms(void) {
   struct timespec t;
@@ -791,6 +794,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     gw_role role;
     char sub[MRD_ID_MAX + 1];
+    if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
+      refuse_http(wsi, 503);
+      log_refusal(s, wsi, 503, "shutting down");
+      return -1;
+    }
     int64_t exp_s = 0;
     const char *why = NULL;
     int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL)
@@ -1100,6 +1108,26 @@ int gw_ws_run_once(gw_server *s) {
     return 0;
   }
   return lws_service(s->ctx, 0) < 0 ? -1 : 0;
+}
+
+size_t gw_ws_drain(gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->closing || c->close_sent || c->drain_then_close) continue; /* on its way out */
+      close_with(c, GW_CLOSE_SERVICE_RESTART, "service restart");
+      c->going_away = true;
+      n++;
+    }
+  }
+  return n;
+}
+
+size_t gw_ws_open(const gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
+    for (const gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) n++;
+  return n;
 }
 
 void gw_ws_stop(gw_server *s) {
