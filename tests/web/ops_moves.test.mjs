@@ -8,6 +8,7 @@
 //      closed as failed, "failed", then no move at all;
 //   3. the range is moved back to shard 0, so the map is the one the stack started with.
 // psql (PostgreSQL's client, there with the stack) writes the synthetic run.
+// It writes as the database owner (MERIDIAN_PG_ADMIN_DSN): the services' role may only read shard_runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -19,7 +20,7 @@ const RANGE = { start: 'dr70', end: 'dr72' }; // inside shard 0's range of the s
 const LOCK_KEY = '7311822012'; // meridianctl shards' advisory lock (tools/meridianctl/shards.c)
 const SYNTHETIC = 'test_ops_moves: a run left by a killed CLI';
 
-const psql = (sql) => execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', env('MERIDIAN_PG_DSN'), '-c', sql],
+const psql = (sql) => execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', (process.env.MERIDIAN_PG_ADMIN_DSN || env('MERIDIAN_PG_DSN')), '-c', sql],
   { encoding: 'utf8' }).trim();
 const shardsMove = (to) => new Promise((resolve) => {
   execFile(bin('meridianctl'), ['shards', 'move', '--range', `${RANGE.start}:${RANGE.end}`, '--to', String(to)],
