@@ -10,7 +10,7 @@
  * snapshot's R-tree). pgRouting: pgr_dijkstra and pgr_aStar on the same `ways` table through
  * libpq, one SQL round trip per query, as a user would call it (MERIDIAN_PG_DSN).
  * Progress and a human table go to stderr; the last line of stdout is the JSON of
- * DESIGN.md section 8. Not a test: it asserts nothing.
+ * bench/README.md. Not a test: it asserts nothing.
  *
  * usage: route_bench [--pairs N] [--pg-pairs N] [--trips CSV]
  */

@@ -1042,7 +1042,8 @@ int gw_ws_start(gw_server *s) {
   /* lws's own loop poll()s every descriptor on each wake-up: O(connections), the largest
    * cost with 1000 busy connections (bench/README.md, gateway_bench). On epoll, through
    * lws's libev plugin with a loop of ours ("foreign"), a wake-up costs O(ready). Being
-   * foreign, lws installs no signal watchers: SIGTERM stays mrd_signals' (PLATFORM.md). */
+   * foreign, lws installs no signal watchers: SIGTERM stays mrd_signals' (an lws
+   * event-loop plugin that installs its own SIGINT/SIGTERM watchers would take them). */
   void *foreign[1] = {NULL};
   if (strcmp(s->cfg->event_loop, "epoll") == 0) {
     s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
