@@ -1,5 +1,5 @@
 /*
- * shardmap.h: the shard map (DESIGN §2) as the gateway caches it: sorted geohash ranges
+ * shardmap.h: the shard map as the gateway caches it: sorted geohash ranges
  * [start, end) -> shard under one epoch, with lookups by binary search, and the routing of a
  * driver position to its owner shard plus the halo shards within a distance.
  *
