@@ -1,5 +1,5 @@
 /*
- * dispatch.h: the pure domain core of one dispatch shard (DESIGN §3): its drivers and
+ * dispatch.h: the pure domain core of one dispatch shard: its drivers and
  * their states, matching by road ETA, offers and their expiry, the trip state machine,
  * and the batched (Hungarian) mode.
  *
@@ -54,7 +54,7 @@ const char *dsp_strerror(int rc);
 
 /* ---------------------------------------------------------------- states */
 
-/* Driver states (DESIGN §3). The numbering is the core's own. */
+/* Driver states. The numbering is the core's own. */
 typedef enum dsp_driver_state {
   DSP_DRIVER_OFFLINE = 0,
   DSP_DRIVER_AVAILABLE,
@@ -187,7 +187,7 @@ typedef struct dsp_claims {
 
 /* ---------------------------------------------------------------- config */
 
-/* Batched mode (DESIGN §3.5): requests wait up to window_ms and are assigned together to
+/* Batched mode: requests wait up to window_ms and are assigned together to
  * minimise the total pickup ETA (Hungarian); above hungarian_max requests (load) the
  * batch is assigned greedily (cheapest pair first). */
 typedef struct dsp_batch_config {

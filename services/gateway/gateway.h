@@ -27,7 +27,7 @@
 /* Who is on the other end: fixed by the endpoint and the token's role. */
 typedef enum gw_role { GW_ROLE_DRIVER = 0, GW_ROLE_RIDER = 1 } gw_role;
 
-/* The protocol's error codes (DESIGN §4). GW_OK is not sent. */
+/* The protocol's error codes. GW_OK is not sent. */
 typedef enum gw_code {
   GW_OK = 0,
   GW_BAD_REQUEST,

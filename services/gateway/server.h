@@ -16,10 +16,12 @@
 #include <stdint.h>
 
 #include "area.h"
+#include "budget.h"
 #include "gateway.h"
 #include "mrd/admin.h"
 #include "mrd/dlq.h"
 #include "mrd/kafka.h"
+#include "mrd/log.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
 #include "mrd/redis.h"
@@ -53,6 +55,14 @@ typedef struct gw_config {
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
   char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */
   int redis_timeout_ms;               /* 200 */
+  int64_t token_max_lifetime_ms;      /* 24 h: longer-lived tokens are refused (401) */
+  int max_conns;                      /* 10000 WebSocket connections (0 = no cap): 503 */
+  double ip_conn_rate, ip_conn_burst; /* new connections per address: 50/s, 2500: 429 */
+  double rx_bytes_rate, rx_bytes_burst; /* bytes a user sends: 16 KiB/s, 64 KiB */
+  int64_t rx_check_ms;                /* 250 ms: received bytes charged this often */
+  int max_header_bytes;               /* 8192: HTTP headers above -> 431 */
+  double log_rate;                    /* 5 lines/s for refused upgrades, header errors */
+  int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
   int64_t request_ttl_ms;             /* how long a (rider, request_id) is remembered: 24 h */
 } gw_config;
 
@@ -84,16 +94,21 @@ typedef struct gw_conn {
   char user[MRD_ID_MAX + 1];    /* the token's sub */
   gw_conn_ref *ref;
   struct gw_conn *next_in_bucket; /* registry chain by (role, user) */
+  bool in_registry;             /* false once replaced by a newer connection of the user */
+  int64_t exp_s;                /* the token's exp: closed with 4001 at that time */
+  gw_budget *budget;            /* the user's budget, shared with his other connections */
+  uint64_t rx_bytes_seen;       /* the socket's bytes received when last charged */
+  int64_t rx_checked_ms;        /* when last charged */
+  bool rx_paused;               /* reading stopped: the user's byte budget is in debt */
   /* receive */
   char rx[GW_MAX_MESSAGE_BYTES];
   size_t rx_len;
   bool rx_too_large, rx_binary;
-  /* rate limits */
-  gw_bucket bucket;   /* locations (driver) or everything (rider) */
-  gw_bucket control;  /* driver messages other than location */
-  gw_flood flood;
   bool closing;       /* close with 1008 at the next writeable (slow consumer) */
-  bool drain_then_close; /* flooding: send what is queued, then close with 1008 */
+  bool drain_then_close; /* send what is queued, then a close frame close_code/close_reason */
+  uint16_t close_code;   /* 1008 flood, 4001 token expired, 4002 replaced */
+  const char *close_reason; /* a string literal */
+  bool going_away;       /* drained: the gateway is shutting down (1012 "service restart") */
   bool close_sent;       /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
@@ -102,9 +117,12 @@ typedef struct gw_conn {
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
   /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
   struct gw_ops_view *ops_view;
+  gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
+  gw_flood ops_flood;
   /* HTTP answer */
   char *http_body;
   size_t http_len;
+  uint64_t http_rx_base; /* socket bytes received before this request (keep-alive) */
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
@@ -128,6 +146,10 @@ typedef struct gw_metrics {
   mrd_histogram *hop[MRD_HOP_COUNT];   /* seconds per hop of traced requests (mrd/trace.h) */
   mrd_histogram *traced;               /* seconds, gateway received -> answer sent */
   mrd_counter *traces_ok, *traces_skewed, *traces_broken; /* finished traces by outcome */
+  mrd_counter *refused[6];             /* upgrades refused: 401 403 404 429 503 431/400 */
+  mrd_counter *closed_expired, *closed_replaced, *closed_bad_close, *rx_paused;
+  mrd_counter *unrouted;               /* accept/complete... naming a shard not in the map */
+  mrd_gauge *budgets;                  /* per-user budgets held */
 } gw_metrics;
 
 /* The gateway. */
@@ -159,6 +181,12 @@ typedef struct gw_server {
   unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
   int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
   mrd_fence fence;         /* highest lease generation seen per dispatch shard */
+  gw_budgets *budgets; /* per (role, user), shared by his connections */
+  gw_iprate *iprate;   /* new connections per client address */
+  int open_ws;         /* WebSocket connections established and not yet closed */
+  mrd_log_gate refusal_log; /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
+  lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
+  ev_timer ev_rx;                /* the same on the libev loop */
   struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
   int64_t rx_us;      /* when the message being handled arrived (Unix us): a trace's start */
   uint64_t rng;       /* splitmix64 state for trace and span ids, seeded at start */
@@ -234,6 +262,19 @@ int gw_ws_start(gw_server *s);
 /* One turn of the event loop (blocks until something happens or a timer is due): libev's
  * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
 int gw_ws_run_once(gw_server *s);
+
+/* The per-user budgets, per-address rates and refusal log gate (before gw_ws_start).
+ * Returns 0 or -1 (out of memory). */
+int gw_limits_start(gw_server *s);
+/* Free what gw_limits_start made (after gw_ws_stop). */
+void gw_limits_stop(gw_server *s);
+/* Graceful shutdown, step one (s->stopping set first, so /readyz fails and new upgrades get
+ * 503): every open WebSocket sends what it has queued, then a close frame 1012 "service
+ * restart", on which clients reconnect (to another gateway). Returns the connections asked to
+ * close. */
+size_t gw_ws_drain(gw_server *s);
+/* Open WebSocket connections (the registry's). */
+size_t gw_ws_open(const gw_server *s);
 
 /* Destroys the lws context and then the libev loop (each may be NULL). */
 void gw_ws_stop(gw_server *s);

@@ -42,13 +42,17 @@ int gw_shardmap_load(gw_server *s) {
     return -1;
   }
   uint64_t epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  char err[200];
   for (int i = 0; i < n; i++) {
-    snprintf(r[i].start, sizeof r[i].start, "%s", PQgetvalue(res, i, 1));
-    snprintf(r[i].end, sizeof r[i].end, "%s", PQgetvalue(res, i, 2));
-    r[i].shard = (uint32_t)atoi(PQgetvalue(res, i, 3));
+    if (gw_shard_range_parse(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                             &r[i], err, sizeof err) != 0) {
+      PQclear(res);
+      free(r);
+      mrd_log_error("shardmap_load", "epoch=%llu row=%d err=%s", (unsigned long long)epoch, i, err);
+      return -1;
+    }
   }
   PQclear(res);
-  char err[200];
   gw_shardmap *m = gw_shardmap_new(epoch, r, (size_t)n, err, sizeof err);
   free(r);
   if (!m) {

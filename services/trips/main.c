@@ -57,8 +57,10 @@ int main(int argc, char **argv) {
         /* the event that failed carries the count; a failed transaction as a whole (BEGIN,
          * COMMIT) cannot be pinned on one event and is only ever retried */
         tsvc_msg *m = s.fail_at >= 0 ? &s.batch[s.fail_at] : NULL;
-        int attempts = m ? ++m->attempts : batch_failures;
-        mrd_retry_verdict v = mrd_retry_decide(&pol, m ? s.fail : MRD_FAIL_OUTAGE, attempts);
+        mrd_failure f = m ? s.fail : MRD_FAIL_OUTAGE;
+        /* an outage is nobody's attempt: it must not bring an event closer to parking */
+        int attempts = f == MRD_FAIL_OUTAGE ? batch_failures : ++m->attempts;
+        mrd_retry_verdict v = mrd_retry_decide(&pol, f, attempts);
         if (v.action == MRD_PARK && tsvc_park(&s, s.fail_at, 10000) == 0) continue;
         if (v.action == MRD_PARK) v = mrd_retry_decide(&pol, MRD_FAIL_OUTAGE, batch_failures);
         /* logged on the first failure and then at 2, 4, 8 ... (not every retry) */
@@ -66,7 +68,7 @@ int main(int argc, char **argv) {
           mrd_log_warn("batch_failed",
                        "events=%d failures=%d class=%s partition=%d offset=%lld retry_in_ms=%lld "
                        "err=\"%s\" sqlstate=%s",
-                       s.n_batch, batch_failures, mrd_failure_name(m ? s.fail : MRD_FAIL_OUTAGE),
+                       s.n_batch, batch_failures, mrd_failure_name(f),
                        m ? (int)m->partition : -1, m ? (long long)m->offset : -1LL,
                        (long long)v.wait_ms, s.fail_err, mrd_pg_sqlstate(s.pg));
         sleep_ms(&s, v.wait_ms);

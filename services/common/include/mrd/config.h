@@ -92,7 +92,7 @@ MRD_EXPORT void mrd_config_log(const mrd_config_spec *spec);
   {"MERIDIAN_PG_DSN", "pg-dsn", NULL, "PostgreSQL connection URI (postgresql://...)",       \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
 #define MRD_OPT_REDIS_URL(dst)                                                              \
-  {"MERIDIAN_REDIS_URL", "redis-url", NULL, "Redis URL (redis://host:port[/db])",           \
+  {"MERIDIAN_REDIS_URL", "redis-url", NULL, "Redis URL (redis://[user:password@]host:port[/db])",           \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
 #define MRD_OPT_KAFKA_BROKERS(dst)                                                          \
   {"MERIDIAN_KAFKA_BROKERS", "kafka-brokers", NULL, "Kafka bootstrap servers (host:port,...)", \

@@ -10,7 +10,7 @@
  * so a caller can shed load (the gateway answers `unavailable`).
  * Consumer: group.id only for committed offsets, enable.auto.commit=false and
  * rd_kafka_assign() of the partitions given (no subscribe, hence no group join or
- * rebalance: the mock cluster stalls tens of seconds on those, see PLATFORM.md);
+ * rebalance: librdkafka's mock cluster, devkafka, stalls tens of seconds on those);
  * fetch.wait.max.ms configurable (MERIDIAN_KAFKA_FETCH_WAIT_MS, default 5) because the
  * mock holds every fetch for that long. Commits are synchronous.
  * librdkafka's own log lines go through mrd_log. Error text stays on the handle
