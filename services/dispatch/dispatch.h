@@ -47,6 +47,7 @@ enum {
   DSP_EFORBIDDEN = -5,     /* the sender may not do this (another rider's request) */
   DSP_ESTALE = -6,         /* a ping older than (or the same as) the last one seen: ignored */
   DSP_ENOTFOUND = -7,      /* a query found nothing */
+  DSP_ERANGE = -8,         /* a structure's capacity would be exceeded; it is unchanged */
 };
 
 /* A human-readable name of a DSP_E* code; never NULL. */
@@ -119,7 +120,8 @@ bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
 typedef struct dsp_index {
   void *ud; /* passed to every call */
   /* Insert id at pos with his state (a dsp_driver_state) and the ping's server time, or
-   * move him there. Returns 0, or a negative value on failure (out of memory), leaving
+   * move him there. Returns 0, or a negative DSP_E* on failure (DSP_ENOMEM; DSP_EINVAL,
+   * a position or time the index refuses; DSP_ERANGE, a capacity of the index), leaving
    * the index as it was. */
   int (*upsert)(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms);
   /* Record a new state of id, keeping his position. May be NULL (then the index knows
@@ -129,7 +131,7 @@ typedef struct dsp_index {
   void (*remove)(void *ud, uint64_t id);
   /* Up to k ids within radius_m (great-circle metres) of center for which accept(actx,
    * id) is true, nearest first, into out_ids[] and their distances into out_dist_m[].
-   * Returns how many were written (0..k), or a negative value on failure. */
+   * Returns how many were written (0..k), or a negative DSP_E* on failure. */
   int (*knn)(void *ud, geo_latlng center, double radius_m, size_t k,
              bool (*accept)(void *actx, uint64_t id), void *actx, uint64_t *out_ids,
              double *out_dist_m);
