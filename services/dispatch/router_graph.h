@@ -39,6 +39,7 @@ int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
 void dsp_graph_router_free(dsp_graph_router *r);
 /* The dsp_router interface backed by r. */
 dsp_router dsp_graph_router_iface(dsp_graph_router *r);
+/* Test API (no service calls it): tests/dispatch/test_dispatch_router.c. */
 /* The local hour (0..23) and weekday (0 = Sunday) of Unix time unix_ms in the process's time
  * zone (localtime_r). Returns 0, or -1 when the time cannot be converted. */
 int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday);
