@@ -845,9 +845,13 @@ static void offer_seen(lg_sim *s, rider *r, int64_t now_us) {
   }
 }
 
+/* MERIDIAN_LOADGEN_DEBUG=N prints the first N error replies (any other value: 40). */
 static void debug_error(lg_role role, uint32_t i, json_t *m) {
-  static int shown;
-  if (!getenv("MERIDIAN_LOADGEN_DEBUG") || shown++ > 40) return;
+  static long shown;
+  const char *dbg = getenv("MERIDIAN_LOADGEN_DEBUG");
+  if (!dbg) return;
+  long cap = strtol(dbg, NULL, 10);
+  if (shown++ >= (cap > 0 ? cap : 40)) return;
   char *t = json_dumps(m, JSON_COMPACT);
   fprintf(stderr, "debug: %s %u <- %s\n", role == LG_DRIVER ? "driver" : "rider", i, t ? t : "?");
   free(t);

@@ -27,8 +27,9 @@ bool gw_close_payload_valid(const uint8_t *payload, size_t len);
 
 /* For a message that names a shard by its id (accept, decline: offer ids; arrived,
  * start, complete: trip ids): GW_OK when the shard is one of shards_in_map (bit k = shard
- * k), else the code to answer: GW_UNKNOWN_OFFER for offers, GW_INVALID_STATE for trips.
- * Other message types: GW_OK. */
+ * k: gw_shardmap_trip_shards, every shard the map names now or named before), else the
+ * code to answer: GW_UNKNOWN_OFFER for offers, GW_INVALID_STATE for trips. Other message
+ * types: GW_OK. */
 gw_code gw_target_shard_code(gw_msg_type type, uint32_t shard, uint64_t shards_in_map);
 
 #endif /* MRD_GATEWAY_CHECKS_H */

@@ -21,6 +21,7 @@ struct gw_shardmap {
   uint64_t epoch;
   size_t n;
   gw_shard_range *ranges;
+  uint64_t named_before; /* bit k: an earlier epoch named shard k (gw_shardmap_set_history) */
 };
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
@@ -132,6 +133,14 @@ void gw_shardmap_free(gw_shardmap *map) {
 }
 
 uint64_t gw_shardmap_epoch(const gw_shardmap *map) { return map->epoch; }
+
+void gw_shardmap_set_history(gw_shardmap *map, uint64_t named_before) {
+  map->named_before = named_before;
+}
+
+uint64_t gw_shardmap_trip_shards(const gw_shardmap *map) {
+  return gw_shardmap_prefix_shards(map, "") | map->named_before;
+}
 size_t gw_shardmap_size(const gw_shardmap *map) { return map->n; }
 const gw_shard_range *gw_shardmap_range(const gw_shardmap *map, size_t i) {
   return i < map->n ? &map->ranges[i] : NULL;

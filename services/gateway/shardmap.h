@@ -47,6 +47,17 @@ void gw_shardmap_free(gw_shardmap *map);
 /* The map's epoch. */
 uint64_t gw_shardmap_epoch(const gw_shardmap *map);
 
+/* Record the shards that any epoch of the map named so far (bit k = shard k; the
+ * shard_map table's history, gw_shardmap_load). */
+void gw_shardmap_set_history(gw_shardmap *map, uint64_t named_before);
+
+/* The shards that may hold offers and trips: those owning a range now and those an earlier
+ * epoch named. Ids name the shard that made them and offers and trips never move, so a
+ * shard whose ranges all moved away still finishes its trips (docs/shards.md, the handoff):
+ * its accepts and trip steps must still reach it. A shard no epoch ever named cannot have
+ * made one. */
+uint64_t gw_shardmap_trip_shards(const gw_shardmap *map);
+
 /* Number of ranges. */
 size_t gw_shardmap_size(const gw_shardmap *map);
 

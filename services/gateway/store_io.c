@@ -59,6 +59,17 @@ int gw_shardmap_load(gw_server *s) {
     mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)epoch, err);
     return -1;
   }
+  /* Every shard an epoch ever named: a shard whose ranges all moved away still finishes
+   * its offers and trips, whose commands must reach it (gw_shardmap_trip_shards). */
+  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(bit_or(1::bigint << shard), 0) FROM shard_map", 0,
+                  NULL) != 0) {
+    mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)epoch,
+                  mrd_pg_errstr(s->pg));
+    gw_shardmap_free(m);
+    return -1;
+  }
+  gw_shardmap_set_history(m, (uint64_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+  PQclear(res);
   gw_shardmap_free(s->map);
   s->map = m;
   mrd_gauge_set(s->m.shardmap_epoch, (double)epoch);

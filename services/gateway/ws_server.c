@@ -511,17 +511,18 @@ static void note_header_error(gw_server *s, struct lws *wsi) {
                                           : "incomplete or malformed request: dropped");
 }
 
-/* An accept/decline/arrived/start/complete naming a shard the map does not have would be
- * produced to a partition no dispatch shard consumes: answer it instead. True when
- * answered. */
+/* An accept/decline/arrived/start/complete naming a shard that no epoch of the map ever
+ * named would be produced to a partition no dispatch shard consumes: answer it instead.
+ * A shard whose ranges all moved away is still named (gw_shardmap_trip_shards): it
+ * finishes its live offers and trips. True when answered. */
 static bool refuse_unrouted(gw_server *s, gw_conn *c, const gw_msg *m) {
-  gw_code code = gw_target_shard_code(m->type, m->shard, gw_shardmap_prefix_shards(s->map, ""));
+  gw_code code = gw_target_shard_code(m->type, m->shard, gw_shardmap_trip_shards(s->map));
   if (code == GW_OK) return false;
   mrd_counter_inc(s->m.unrouted);
   gw_error e;
   memset(&e, 0, sizeof e);
-  gw_error_set(&e, code, "id", code == GW_UNKNOWN_OFFER ? "no such offer (shard %u is not in the map)"
-                                                        : "no such trip (shard %u is not in the map)",
+  gw_error_set(&e, code, "id", code == GW_UNKNOWN_OFFER ? "no such offer (shard %u was never in the map)"
+                                                        : "no such trip (shard %u was never in the map)",
                (unsigned)m->shard);
   if (m->has_ref) {
     e.has_ref = true;

@@ -219,6 +219,26 @@ static void test_every_point_of_the_halo_circle_is_covered(void **state) {
 
 /* A shard_map row from PostgreSQL: boundaries longer than the key are refused, not cut;
  * the shard must be plain decimal below 64. */
+/* The whole city moved to shard 1 (issue 12): shards 0, 2 and 3 own nothing now, but
+ * earlier epochs named them and they still finish their trips, so their trip steps and
+ * accepts must still be routed to them; a shard no epoch named is still refused. */
+static void test_trip_shards_keep_shards_whose_ranges_moved_away(void **state) {
+  (void)state;
+  gw_shard_range whole = {"", "~", 1};
+  char err[160];
+  gw_shardmap *m = gw_shardmap_new(40, &whole, 1, err, sizeof err);
+  if (!m) fail_msg("%s", err);
+  assert_int_equal(gw_shardmap_trip_shards(m), BIT(1)); /* no history given: the map alone */
+  gw_shardmap_set_history(m, BIT(0) | BIT(1) | BIT(2) | BIT(3));
+  assert_int_equal(gw_shardmap_prefix_shards(m, ""), BIT(1)); /* routing is the map's */
+  uint64_t trip = gw_shardmap_trip_shards(m);
+  assert_int_equal(trip, BIT(0) | BIT(1) | BIT(2) | BIT(3));
+  assert_false(trip & BIT(4));
+  gw_shardmap_set_history(m, BIT(63)); /* the top bit, as bit_or of a bigint returns it */
+  assert_int_equal(gw_shardmap_trip_shards(m), BIT(1) | BIT(63));
+  gw_shardmap_free(m);
+}
+
 static void test_range_parse_is_strict(void **state) {
   (void)state;
   gw_shard_range r;
@@ -245,6 +265,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_new_refuses_maps_that_do_not_tile_the_world),
       cmocka_unit_test(test_range_parse_is_strict),
+      cmocka_unit_test(test_trip_shards_keep_shards_whose_ranges_moved_away),
       cmocka_unit_test(test_lookup_finds_the_range_of_a_geohash),
       cmocka_unit_test(test_lookup_over_32_one_character_ranges),
       cmocka_unit_test(test_prefix_shards_are_every_shard_a_cell_meets),
