@@ -303,9 +303,10 @@ static void read_moves(gw_server *s, gw_ops_io *io) {
   io->n_moves = n;
 }
 
-/* The live trips of every shard, from the snapshots dispatch keeps for restarts. */
+/* The live trips of every shard, from the snapshots dispatch keeps for restarts (also of
+ * a shard whose ranges all moved away: it finishes its trips). */
 static void seed_trips(gw_server *s, gw_ops_io *io, int64_t now) {
-  uint64_t shards = s->map ? gw_shardmap_prefix_shards(s->map, "") : 0;
+  uint64_t shards = s->map ? gw_shardmap_trip_shards(s->map) : 0;
   size_t seeded = 0;
   for (uint32_t k = 0; k < MRD_SHARD_COUNT; k++) {
     if (!(shards & (UINT64_C(1) << k))) continue;
