@@ -6,7 +6,8 @@
  * Labels live in per-direction arrays sized to the graph, one 16-byte record a node
  * {stamp, dist, pred, heap slot}; a label is valid only when its stamp equals the
  * direction's current generation, so starting a query costs O(1). The priority queue is a
- * 4-ary heap with a position index (decrease-key in place). CH searches run on the
+ * 4-ary heap of 64-bit entries key << 32 | node (one comparison a child) with a position
+ * index (decrease-key in place). CH searches run on the
  * hierarchy's query layout (graph_internal.h: nodes by descending rank, 8-byte arcs, a
  * node's up and down arcs together): their labels are indexed by query id and their preds
  * are arc indices of that layout, mapped back to graph nodes and CH edges for paths.
@@ -36,7 +37,7 @@ typedef struct label {
 
 typedef struct dir_state {
   label *lab;
-  uint32_t *hkey, *hnode;
+  uint64_t *heap; /* entries key << 32 | node: one comparison orders by key */
   uint32_t hsize;
   uint32_t gen;
 } dir_state;
@@ -82,16 +83,14 @@ struct geo_route_state {
 
 static void dir_free(dir_state *d) {
   geo__free(d->lab);
-  geo__free(d->hkey);
-  geo__free(d->hnode);
+  geo__free(d->heap);
 }
 
 static bool dir_init(dir_state *d, uint32_t n) {
   d->lab = geo__calloc(n, sizeof *d->lab);
-  d->hkey = geo__calloc(n, sizeof *d->hkey);
-  d->hnode = geo__calloc(n, sizeof *d->hnode);
+  d->heap = geo__calloc(n, sizeof *d->heap);
   d->gen = 0;
-  return d->lab && d->hkey && d->hnode;
+  return d->lab && d->heap;
 }
 
 geo_err geo_route_state_new(const geo_graph *g, geo_route_state **out) {
@@ -161,66 +160,64 @@ static inline uint32_t dist_of(const dir_state *d, uint32_t v) {
   return d->lab[v].stamp == d->gen ? d->lab[v].dist : INF;
 }
 
+static inline uint32_t heap_min_key(const dir_state *d) { return (uint32_t)(d->heap[0] >> 32); }
+
 static inline void heap_up(dir_state *d, uint32_t i) {
-  uint32_t key = d->hkey[i], node = d->hnode[i];
+  uint64_t x = d->heap[i];
   while (i > 0) {
     uint32_t p = (i - 1) / 4;
-    if (d->hkey[p] <= key) break;
-    d->hkey[i] = d->hkey[p];
-    d->hnode[i] = d->hnode[p];
-    d->lab[d->hnode[i]].hpos = i;
+    if (d->heap[p] <= x) break;
+    d->heap[i] = d->heap[p];
+    d->lab[(uint32_t)d->heap[i]].hpos = i;
     i = p;
   }
-  d->hkey[i] = key;
-  d->hnode[i] = node;
-  d->lab[node].hpos = i;
+  d->heap[i] = x;
+  d->lab[(uint32_t)x].hpos = i;
 }
 
 static inline void heap_down(dir_state *d, uint32_t i) {
-  uint32_t key = d->hkey[i], node = d->hnode[i], n = d->hsize;
+  uint64_t x = d->heap[i];
+  uint32_t n = d->hsize;
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
     uint32_t best = c, end = c + 4 < n ? c + 4 : n;
-    for (uint32_t j = c + 1; j < end; j++)
-      if (d->hkey[j] < d->hkey[best]) best = j;
-    if (d->hkey[best] >= key) break;
-    d->hkey[i] = d->hkey[best];
-    d->hnode[i] = d->hnode[best];
-    d->lab[d->hnode[i]].hpos = i;
+    uint64_t bx = d->heap[c];
+    for (uint32_t j = c + 1; j < end; j++) {
+      uint64_t y = d->heap[j];
+      best = y < bx ? j : best; /* selects, not branches: the order is data, not pattern */
+      bx = y < bx ? y : bx;
+    }
+    if (bx >= x) break;
+    d->heap[i] = bx;
+    d->lab[(uint32_t)bx].hpos = i;
     i = best;
   }
-  d->hkey[i] = key;
-  d->hnode[i] = node;
-  d->lab[node].hpos = i;
+  d->heap[i] = x;
+  d->lab[(uint32_t)x].hpos = i;
 }
 
 /* Set v's label to dist (with pred) and queue it with key; the caller checked improvement. */
 static inline void relax_to(dir_state *d, uint32_t v, uint32_t dist, uint32_t pred, uint32_t key) {
-  if (d->lab[v].stamp != d->gen) {
-    d->lab[v].stamp = d->gen;
-    d->lab[v].hpos = NOT_IN_HEAP;
+  label *l = &d->lab[v];
+  if (l->stamp != d->gen) {
+    l->stamp = d->gen;
+    l->hpos = NOT_IN_HEAP;
   }
-  d->lab[v].dist = dist;
-  d->lab[v].pred = pred;
-  if (d->lab[v].hpos == NOT_IN_HEAP) {
-    uint32_t i = d->hsize++;
-    d->hkey[i] = key;
-    d->hnode[i] = v;
-    heap_up(d, i);
-  } else {
-    d->hkey[d->lab[v].hpos] = key;
-    heap_up(d, d->lab[v].hpos);
-  }
+  l->dist = dist;
+  l->pred = pred;
+  uint32_t i = l->hpos == NOT_IN_HEAP ? d->hsize++ : l->hpos;
+  d->heap[i] = (uint64_t)key << 32 | v;
+  heap_up(d, i);
 }
 
 static inline uint32_t heap_pop(dir_state *d, uint32_t *key) {
-  uint32_t v = d->hnode[0];
-  *key = d->hkey[0];
+  uint64_t x = d->heap[0];
+  uint32_t v = (uint32_t)x;
+  *key = (uint32_t)(x >> 32);
   d->lab[v].hpos = NOT_IN_HEAP;
   if (--d->hsize > 0) {
-    d->hkey[0] = d->hkey[d->hsize];
-    d->hnode[0] = d->hnode[d->hsize];
+    d->heap[0] = d->heap[d->hsize];
     heap_down(d, 0);
   }
   return v;
@@ -416,7 +413,7 @@ static uint32_t search_uni(geo_route_state *st, const geo_graph *g, const seeds 
   uint32_t best = INF, count = 0;
   while (d->hsize > 0) {
     uint32_t key;
-    if (d->hkey[0] >= best) break;
+    if (heap_min_key(d) >= best) break;
     uint32_t v = heap_pop(d, &key);
     count++;
     uint32_t dv = d->lab[v].dist;
@@ -464,7 +461,7 @@ static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seed
     if (dist_of(b, v) != INF && c < mu) mu = c, *meet = v;
   }
   while (f->hsize > 0 || b->hsize > 0) {
-    uint32_t kf = f->hsize ? f->hkey[0] : INF, kb = b->hsize ? b->hkey[0] : INF;
+    uint32_t kf = f->hsize ? heap_min_key(f) : INF, kb = b->hsize ? heap_min_key(b) : INF;
     if (geo__sat_add(kf, kb) >= mu) break;
     bool fwd = kf <= kb;
     dir_state *d = fwd ? f : b, *o = fwd ? b : f;
@@ -543,7 +540,7 @@ static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *
   uint32_t mu = INF, count = 0;
   bool turn = false;
   for (;;) {
-    bool fo = f->hsize > 0 && f->hkey[0] < mu, bo = b->hsize > 0 && b->hkey[0] < mu;
+    bool fo = f->hsize > 0 && heap_min_key(f) < mu, bo = b->hsize > 0 && heap_min_key(b) < mu;
     if (!fo && !bo) break;
     int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
     ch_step(st, q, dir, &mu, meet);
@@ -836,7 +833,7 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
       relax_to(d, src->s[i].node, src->s[i].off, SEED_BASE + (uint32_t)i, src->s[i].off);
   uint32_t count = 0;
   while (d->hsize > 0 && open > 0) {
-    if (d->hkey[0] > bound) break;
+    if (heap_min_key(d) > bound) break;
     uint32_t key;
     uint32_t v = heap_pop(d, &key);
     count++;
@@ -879,8 +876,8 @@ static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const 
   for (size_t i = 0; i < k; i++) {
     dir_reset(d, st->n);
     ch_seed(d, q, &tsd[i]);
-    while (d->hsize > 0 && d->hkey[0] <= bound) {
-      uint32_t dv = d->hkey[0];
+    while (d->hsize > 0 && heap_min_key(d) <= bound) {
+      uint32_t dv = heap_min_key(d);
       uint32_t v = ch_step(st, q, tdir, &mu_dummy, &meet_dummy);
       count++;
       if (!tent_reserve(st, n_ent + 1)) return GEO_ENOMEM;
@@ -893,8 +890,8 @@ static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const 
   dir_reset(s, st->n);
   ch_seed(s, q, src);
   uint32_t worst = INF; /* max over targets of times[], once all are finite */
-  while (s->hsize > 0 && s->hkey[0] <= bound && s->hkey[0] < worst) {
-    uint32_t dv = s->hkey[0];
+  while (s->hsize > 0 && heap_min_key(s) <= bound && heap_min_key(s) < worst) {
+    uint32_t dv = heap_min_key(s);
     uint32_t v = ch_step(st, q, 1 - tdir, &mu_dummy, &meet_dummy);
     count++;
     if (st->tstamp[v] == st->tgen) {
