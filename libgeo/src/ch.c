@@ -4,7 +4,10 @@
  * shortcut u -> x for every pair of its remaining in/out edges unless a witness search
  * (a Dijkstra from u that avoids v, limited to WITNESS_SETTLE_LIMIT nodes) finds a path no
  * longer than u -> v -> x. A limited witness search can only add a superfluous shortcut,
- * so the hierarchy always gives exact travel times. Queries are in route.c.
+ * so the hierarchy always gives exact travel times. Queries are in route.c; they read the
+ * hierarchy through its query layout (geo_ch_query, graph_internal.h), which this file
+ * derives from the hierarchy whenever one is built or loaded: nodes renumbered by descending
+ * rank, each node's up and down arcs together in 8-byte records.
  */
 #include "geo/ch.h"
 
@@ -447,9 +450,102 @@ static geo_err flatten(const builder *b, ch_arrays *h) {
   return GEO_OK;
 }
 
-/* The hierarchy goes to g, replacing an earlier one; g takes ownership of rank and h. */
-static void attach(geo_graph *g, uint32_t *rank, const ch_arrays *h) {
+/* ---- query layout ----------------------------------------------------------------------- */
+
+void geo__ch_query_free(geo_ch_query *q) {
+  geo__free(q->cid);
+  geo__free(q->node);
+  geo__free(q->off);
+  geo__free(q->arc);
+  geo__free(q->edge);
+  *q = (geo_ch_query){0};
+}
+
+/* Query id q's arcs, up then down, copied from ch (cid maps graph nodes to query ids);
+ * k is the next free arc slot, returned advanced. */
+static uint32_t query_fill_node(const geo_ch_data *ch, geo_ch_query *q, uint32_t qid, uint32_t k) {
+  uint32_t v = q->node[qid];
+  q->off[2 * (size_t)qid] = k;
+  for (uint32_t i = ch->up_off[v]; i < ch->up_off[v + 1]; i++, k++) {
+    q->arc[k] = (geo_ch_arc){q->cid[ch->up[i].node], ch->up[i].weight};
+    q->edge[k] = i;
+  }
+  q->off[2 * (size_t)qid + 1] = k;
+  for (uint32_t i = ch->dn_off[v]; i < ch->dn_off[v + 1]; i++, k++) {
+    q->arc[k] = (geo_ch_arc){q->cid[ch->dn[i].node], ch->dn[i].weight};
+    q->edge[k] = ch->n_up + i;
+  }
+  return k;
+}
+
+geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, geo_ch_query *out) {
+  size_t nn = n ? n : 1, total = (size_t)ch->n_up + ch->n_dn;
+  geo_ch_query q = {0};
+  q.cid = geo__calloc(nn, sizeof *q.cid);
+  q.node = geo__calloc(nn, sizeof *q.node);
+  q.off = geo__calloc(2 * (size_t)n + 1, sizeof *q.off);
+  q.arc = geo__calloc(total ? total : 1, sizeof *q.arc);
+  q.edge = geo__calloc(total ? total : 1, sizeof *q.edge);
+  if (!q.cid || !q.node || !q.off || !q.arc || !q.edge) {
+    geo__ch_query_free(&q);
+    return GEO_ENOMEM;
+  }
+  for (uint32_t v = 0; v < n; v++) {
+    q.cid[v] = n - 1 - ch->rank[v];
+    q.node[q.cid[v]] = v;
+  }
+  uint32_t k = 0;
+  for (uint32_t qid = 0; qid < n; qid++) k = query_fill_node(ch, &q, qid, k);
+  q.off[2 * (size_t)n] = k;
+  *out = q;
+  return GEO_OK;
+}
+
+/* Arc k (of query id qid, up when up) copies the CH edge it names. */
+static bool query_arc_ok(const geo_ch_data *ch, uint32_t n, const geo_ch_query *q, uint32_t qid,
+                         uint32_t k, bool up) {
+  uint32_t id = q->edge[k], v = q->node[qid];
+  if (q->arc[k].node >= qid) return false; /* a higher rank is a lower query id */
+  if (up ? id >= ch->n_up : id < ch->n_up || id - ch->n_up >= ch->n_dn) return false;
+  const uint32_t *off = up ? ch->up_off : ch->dn_off;
+  uint32_t i = up ? id : id - ch->n_up;
+  const geo_ch_edge *e = up ? &ch->up[i] : &ch->dn[i];
+  return i >= off[v] && i < off[v + 1] && e->node < n && q->cid[e->node] == q->arc[k].node &&
+         e->weight == q->arc[k].weight_ms;
+}
+
+geo_err geo__ch_query_check(const geo_ch_data *ch, uint32_t n, const geo_ch_query *q) {
+  size_t total = (size_t)ch->n_up + ch->n_dn;
+  if (q->off[0] != 0 || q->off[2 * (size_t)n] != total) return GEO_EFORMAT;
+  for (uint32_t v = 0; v < n; v++)
+    if (q->cid[v] >= n || q->node[q->cid[v]] != v) return GEO_EFORMAT;
+  uint8_t *seen = geo__calloc(total ? total : 1, 1);
+  if (seen == NULL) return GEO_ENOMEM;
+  geo_err err = GEO_EFORMAT;
+  for (uint32_t qid = 0; qid < n; qid++) {
+    const uint32_t *o = q->off + 2 * (size_t)qid;
+    if (o[0] > o[1] || o[1] > o[2]) goto done;
+    for (uint32_t k = o[0]; k < o[2]; k++) {
+      if (!query_arc_ok(ch, n, q, qid, k, k < o[1]) || seen[q->edge[k]]) goto done;
+      seen[q->edge[k]] = 1;
+    }
+  }
+  err = GEO_OK; /* total arcs, each naming a distinct edge of total: every edge once */
+done:
+  geo__free(seen);
+  return err;
+}
+
+geo_err geo_ch_check(const geo_graph *g) {
+  if (g == NULL) return GEO_EINVAL;
+  return g->has_ch ? geo__ch_query_check(&g->ch, g->n, &g->chq) : GEO_OK;
+}
+
+/* The hierarchy goes to g, replacing an earlier one; g takes ownership of rank, h and q. */
+static void attach(geo_graph *g, uint32_t *rank, const ch_arrays *h, const geo_ch_query *q) {
   for (int i = 0; i < 5; i++) geo__free(g->ch_mem[i]);
+  geo__ch_query_free(&g->chq);
+  g->chq = *q;
   g->ch_mem[0] = rank, g->ch_mem[1] = h->up_off, g->ch_mem[2] = h->up, g->ch_mem[3] = h->dn_off,
   g->ch_mem[4] = h->dn;
   g->ch = (geo_ch_data){rank, h->up_off, h->up, h->dn_off, h->dn, (uint32_t)h->n_up,
@@ -467,7 +563,10 @@ geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats) {
   rank = geo__calloc(g->n ? g->n : 1, sizeof *rank);
   if (rank == NULL || !contract_all(&b, rank)) goto fail;
   if ((err = flatten(&b, &h)) != GEO_OK) goto fail;
-  attach(g, rank, &h);
+  geo_ch_data data = {rank, h.up_off, h.up, h.dn_off, h.dn, (uint32_t)h.n_up, (uint32_t)h.n_dn};
+  geo_ch_query q;
+  if ((err = geo__ch_query_make(&data, g->n, &q)) != GEO_OK) goto fail;
+  attach(g, rank, &h, &q);
   if (stats) *stats = (geo_ch_stats){(uint32_t)h.n_up, (uint32_t)h.n_dn, h.n_short};
   rank = NULL;
   h = (ch_arrays){0};

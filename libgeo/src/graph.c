@@ -555,6 +555,7 @@ void geo_graph_free(geo_graph *g) {
   geo__graph_free_rtree(g);
   for (int i = 0; i < g->n_owned; i++) geo__free(g->owned[i]);
   for (int i = 0; i < 5; i++) geo__free(g->ch_mem[i]);
+  geo__ch_query_free(&g->chq);
   if (g->map) geo__snapshot_unmap(g->map, g->map_len);
   geo__free(g);
 }

@@ -29,6 +29,37 @@ typedef struct geo_ch_data {
   uint32_t n_up, n_dn;
 } geo_ch_data;
 
+/* One arc of the hierarchy's query layout: the other end (a query id) and the weight. */
+typedef struct geo_ch_arc {
+  uint32_t node;
+  uint32_t weight_ms;
+} geo_ch_arc;
+
+/* The hierarchy as its queries read it, derived from geo_ch_data whenever a hierarchy is
+ * attached or loaded (ch.c: geo__ch_query_make; never stored in a snapshot). Nodes get query
+ * ids in descending rank (the last contracted node is 0), so the upward searches of every
+ * query converge on the same few thousand low ids, which stay in cache. A node's arcs sit
+ * together, 8 bytes each: up arcs (to higher ranks, the forward search) then down arcs
+ * (from higher ranks, the backward search; each direction reads the other's for its
+ * stall-on-demand test). Invariants (geo__ch_query_check): cid and node are inverse
+ * permutations; off rises from 0 to n_up + n_dn; every arc leads to a lower query id and
+ * names, in edge[], the CH edge it copies (same ends and weight), each CH edge exactly once. */
+typedef struct geo_ch_query {
+  uint32_t *cid;   /* n: graph node -> query id */
+  uint32_t *node;  /* n: query id -> graph node */
+  uint32_t *off;   /* 2n + 1: query id q's up arcs [off[2q], off[2q+1]), down [off[2q+1], off[2q+2]) */
+  geo_ch_arc *arc; /* n_up + n_dn */
+  uint32_t *edge;  /* n_up + n_dn: the CH edge id (up[] then dn[]) of each arc, for paths */
+} geo_ch_query;
+
+/* The query layout of hierarchy ch on n nodes into *q (owned arrays; *q untouched on
+ * failure). Errors: GEO_ENOMEM. A pure function of ch. */
+geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, geo_ch_query *q);
+/* Free q's arrays and zero it. */
+void geo__ch_query_free(geo_ch_query *q);
+/* GEO_OK when q satisfies its invariants against ch, else GEO_EFORMAT. */
+geo_err geo__ch_query_check(const geo_ch_data *ch, uint32_t n, const geo_ch_query *q);
+
 #define GEO_GRAPH_MAX_OWNED 40
 
 struct geo_graph {
@@ -55,6 +86,7 @@ struct geo_graph {
   bool has_ch;
   geo_ch_data ch;
   void *ch_mem[5];              /* owned arrays of ch (built in memory) */
+  geo_ch_query chq;             /* ch's query layout (owned, always built in memory) */
   geo_rtree *rtree;             /* owned; may view the snapshot */
   void *owned[GEO_GRAPH_MAX_OWNED];
   int n_owned;

@@ -3,9 +3,14 @@
  * hierarchy queries), one-to-many searches (plain and CH buckets), path recovery and
  * polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
  *
- * Labels live in per-direction arrays sized to the graph; a label is valid only when its
- * stamp equals the direction's current generation, so starting a query costs O(1). The
- * priority queue is a 4-ary heap with a position index (decrease-key in place).
+ * Labels live in per-direction arrays sized to the graph, one 16-byte record a node
+ * {stamp, dist, pred, heap slot}; a label is valid only when its stamp equals the
+ * direction's current generation, so starting a query costs O(1). The priority queue is a
+ * 4-ary heap of 64-bit entries key << 32 | node (one comparison a child) with a position
+ * index (decrease-key in place). CH searches run on the
+ * hierarchy's query layout (graph_internal.h: nodes by descending rank, 8-byte arcs, a
+ * node's up and down arcs together): their labels are indexed by query id and their preds
+ * are arc indices of that layout, mapped back to graph nodes and CH edges for paths.
  */
 #include "geo/route.h"
 
@@ -23,9 +28,16 @@
 #define SEED_BASE 0xfffffff0u
 #define MAX_SEEDS 2
 
+/* A node's label in one direction, its four fields side by side so that a relaxation
+ * touches one 16-byte record (one cache line) instead of four arrays. Valid only when stamp
+ * equals the direction's generation; hpos is the node's heap slot or NOT_IN_HEAP. */
+typedef struct label {
+  uint32_t stamp, dist, pred, hpos;
+} label;
+
 typedef struct dir_state {
-  uint32_t *dist, *pred, *stamp, *hpos;
-  uint32_t *hkey, *hnode;
+  label *lab;
+  uint64_t *heap; /* entries key << 32 | node: one comparison orders by key */
   uint32_t hsize;
   uint32_t gen;
 } dir_state;
@@ -70,23 +82,15 @@ struct geo_route_state {
 /* ---- state --------------------------------------------------------------------------- */
 
 static void dir_free(dir_state *d) {
-  geo__free(d->dist);
-  geo__free(d->pred);
-  geo__free(d->stamp);
-  geo__free(d->hpos);
-  geo__free(d->hkey);
-  geo__free(d->hnode);
+  geo__free(d->lab);
+  geo__free(d->heap);
 }
 
 static bool dir_init(dir_state *d, uint32_t n) {
-  d->dist = geo__calloc(n, sizeof *d->dist);
-  d->pred = geo__calloc(n, sizeof *d->pred);
-  d->stamp = geo__calloc(n, sizeof *d->stamp);
-  d->hpos = geo__calloc(n, sizeof *d->hpos);
-  d->hkey = geo__calloc(n, sizeof *d->hkey);
-  d->hnode = geo__calloc(n, sizeof *d->hnode);
+  d->lab = geo__calloc(n, sizeof *d->lab);
+  d->heap = geo__calloc(n, sizeof *d->heap);
   d->gen = 0;
-  return d->dist && d->pred && d->stamp && d->hpos && d->hkey && d->hnode;
+  return d->lab && d->heap;
 }
 
 geo_err geo_route_state_new(const geo_graph *g, geo_route_state **out) {
@@ -147,75 +151,73 @@ geo_route_place geo_route_place_node(uint32_t v) {
 static void dir_reset(dir_state *d, uint32_t n) {
   d->hsize = 0;
   if (++d->gen == 0) { /* wrapped: make every old stamp stale */
-    memset(d->stamp, 0, (size_t)n * sizeof *d->stamp);
+    for (uint32_t v = 0; v < n; v++) d->lab[v].stamp = 0;
     d->gen = 1;
   }
 }
 
 static inline uint32_t dist_of(const dir_state *d, uint32_t v) {
-  return d->stamp[v] == d->gen ? d->dist[v] : INF;
+  return d->lab[v].stamp == d->gen ? d->lab[v].dist : INF;
 }
 
+static inline uint32_t heap_min_key(const dir_state *d) { return (uint32_t)(d->heap[0] >> 32); }
+
 static inline void heap_up(dir_state *d, uint32_t i) {
-  uint32_t key = d->hkey[i], node = d->hnode[i];
+  uint64_t x = d->heap[i];
   while (i > 0) {
     uint32_t p = (i - 1) / 4;
-    if (d->hkey[p] <= key) break;
-    d->hkey[i] = d->hkey[p];
-    d->hnode[i] = d->hnode[p];
-    d->hpos[d->hnode[i]] = i;
+    if (d->heap[p] <= x) break;
+    d->heap[i] = d->heap[p];
+    d->lab[(uint32_t)d->heap[i]].hpos = i;
     i = p;
   }
-  d->hkey[i] = key;
-  d->hnode[i] = node;
-  d->hpos[node] = i;
+  d->heap[i] = x;
+  d->lab[(uint32_t)x].hpos = i;
 }
 
 static inline void heap_down(dir_state *d, uint32_t i) {
-  uint32_t key = d->hkey[i], node = d->hnode[i], n = d->hsize;
+  uint64_t x = d->heap[i];
+  uint32_t n = d->hsize;
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
     uint32_t best = c, end = c + 4 < n ? c + 4 : n;
-    for (uint32_t j = c + 1; j < end; j++)
-      if (d->hkey[j] < d->hkey[best]) best = j;
-    if (d->hkey[best] >= key) break;
-    d->hkey[i] = d->hkey[best];
-    d->hnode[i] = d->hnode[best];
-    d->hpos[d->hnode[i]] = i;
+    uint64_t bx = d->heap[c];
+    for (uint32_t j = c + 1; j < end; j++) {
+      uint64_t y = d->heap[j];
+      best = y < bx ? j : best; /* selects, not branches: the order is data, not pattern */
+      bx = y < bx ? y : bx;
+    }
+    if (bx >= x) break;
+    d->heap[i] = bx;
+    d->lab[(uint32_t)bx].hpos = i;
     i = best;
   }
-  d->hkey[i] = key;
-  d->hnode[i] = node;
-  d->hpos[node] = i;
+  d->heap[i] = x;
+  d->lab[(uint32_t)x].hpos = i;
 }
 
 /* Set v's label to dist (with pred) and queue it with key; the caller checked improvement. */
 static inline void relax_to(dir_state *d, uint32_t v, uint32_t dist, uint32_t pred, uint32_t key) {
-  if (d->stamp[v] != d->gen) {
-    d->stamp[v] = d->gen;
-    d->hpos[v] = NOT_IN_HEAP;
+  label *l = &d->lab[v];
+  if (l->stamp != d->gen) {
+    l->stamp = d->gen;
+    l->hpos = NOT_IN_HEAP;
   }
-  d->dist[v] = dist;
-  d->pred[v] = pred;
-  if (d->hpos[v] == NOT_IN_HEAP) {
-    uint32_t i = d->hsize++;
-    d->hkey[i] = key;
-    d->hnode[i] = v;
-    heap_up(d, i);
-  } else {
-    d->hkey[d->hpos[v]] = key;
-    heap_up(d, d->hpos[v]);
-  }
+  l->dist = dist;
+  l->pred = pred;
+  uint32_t i = l->hpos == NOT_IN_HEAP ? d->hsize++ : l->hpos;
+  d->heap[i] = (uint64_t)key << 32 | v;
+  heap_up(d, i);
 }
 
 static inline uint32_t heap_pop(dir_state *d, uint32_t *key) {
-  uint32_t v = d->hnode[0];
-  *key = d->hkey[0];
-  d->hpos[v] = NOT_IN_HEAP;
+  uint64_t x = d->heap[0];
+  uint32_t v = (uint32_t)x;
+  *key = (uint32_t)(x >> 32);
+  d->lab[v].hpos = NOT_IN_HEAP;
   if (--d->hsize > 0) {
-    d->hkey[0] = d->hkey[d->hsize];
-    d->hnode[0] = d->hnode[d->hsize];
+    d->heap[0] = d->heap[d->hsize];
     heap_down(d, 0);
   }
   return v;
@@ -354,8 +356,8 @@ static double path_length(const geo_route_state *st, const geo_graph *g) {
 static bool append_fwd_chain(geo_route_state *st, const geo_graph *g, const dir_state *d,
                              uint32_t v) {
   size_t start = st->path_len;
-  while (d->pred[v] < SEED_BASE) {
-    uint32_t a = d->pred[v];
+  while (d->lab[v].pred < SEED_BASE) {
+    uint32_t a = d->lab[v].pred;
     if (!path_push(st, a)) return false;
     v = g->tail[a];
   }
@@ -366,8 +368,8 @@ static bool append_fwd_chain(geo_route_state *st, const geo_graph *g, const dir_
 /* Arcs from v to the target seed following backward preds (arc heads). */
 static bool append_bwd_chain(geo_route_state *st, const geo_graph *g, const dir_state *d,
                              uint32_t v) {
-  while (d->pred[v] < SEED_BASE) {
-    uint32_t a = d->pred[v];
+  while (d->lab[v].pred < SEED_BASE) {
+    uint32_t a = d->lab[v].pred;
     if (!path_push(st, a)) return false;
     v = g->head[a];
   }
@@ -411,10 +413,10 @@ static uint32_t search_uni(geo_route_state *st, const geo_graph *g, const seeds 
   uint32_t best = INF, count = 0;
   while (d->hsize > 0) {
     uint32_t key;
-    if (d->hkey[0] >= best) break;
+    if (heap_min_key(d) >= best) break;
     uint32_t v = heap_pop(d, &key);
     count++;
-    uint32_t dv = d->dist[v];
+    uint32_t dv = d->lab[v].dist;
     for (int j = 0; j < ts->n; j++) {
       if (ts->s[j].node == v) {
         uint32_t c = geo__sat_add(dv, ts->s[j].off);
@@ -459,14 +461,14 @@ static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seed
     if (dist_of(b, v) != INF && c < mu) mu = c, *meet = v;
   }
   while (f->hsize > 0 || b->hsize > 0) {
-    uint32_t kf = f->hsize ? f->hkey[0] : INF, kb = b->hsize ? b->hkey[0] : INF;
+    uint32_t kf = f->hsize ? heap_min_key(f) : INF, kb = b->hsize ? heap_min_key(b) : INF;
     if (geo__sat_add(kf, kb) >= mu) break;
     bool fwd = kf <= kb;
     dir_state *d = fwd ? f : b, *o = fwd ? b : f;
     uint32_t key;
     uint32_t v = heap_pop(d, &key);
     count++;
-    uint32_t dv = d->dist[v];
+    uint32_t dv = d->lab[v].dist;
     uint32_t first = fwd ? g->fwd_off[v] : g->rev_off[v];
     uint32_t end = fwd ? g->fwd_off[v + 1] : g->rev_off[v + 1];
     for (uint32_t i = first; i < end; i++) {
@@ -489,55 +491,59 @@ static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seed
 
 /* ---- contraction hierarchy query -------------------------------------------------------- */
 
-/* One step of an upward search in direction dir (0: up[] forward, 1: dn[] backward).
+/* One step of an upward search in direction dir (0: up arcs, forward; 1: down arcs,
+ * backward) on the query layout (labels indexed by query id, preds are arc indices of q).
  * Returns the settled node; updates mu/meet against the other direction. Stall-on-demand:
  * a node reached more cheaply through a higher neighbour is not expanded. */
-static uint32_t ch_step(geo_route_state *st, const geo_ch_data *ch, int dir, uint32_t *mu,
+static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uint32_t *mu,
                         uint32_t *meet) {
   dir_state *d = &st->d[dir], *o = &st->d[1 - dir];
   uint32_t key;
   uint32_t v = heap_pop(d, &key);
-  uint32_t dv = d->dist[v];
+  uint32_t dv = d->lab[v].dist;
   uint32_t ov = dist_of(o, v);
   if (ov != INF) {
     uint32_t c = geo__sat_add(dv, ov);
     if (c < *mu) *mu = c, *meet = v;
   }
-  const uint32_t *off = dir == 0 ? ch->up_off : ch->dn_off;
-  const geo_ch_edge *e = dir == 0 ? ch->up : ch->dn;
-  const uint32_t *soff = dir == 0 ? ch->dn_off : ch->up_off;
-  const geo_ch_edge *se = dir == 0 ? ch->dn : ch->up;
-  for (uint32_t i = soff[v]; i < soff[v + 1]; i++) {
-    uint32_t du = dist_of(d, se[i].node);
-    if (du != INF && geo__sat_add(du, se[i].weight) < dv) return v; /* stalled */
+  const uint32_t *off = q->off + 2 * (size_t)v;
+  /* this direction's arcs, then the other direction's (read for the stall test) */
+  uint32_t rb = off[dir], re = off[dir + 1], sb = off[1 - dir], se = off[2 - dir];
+  for (uint32_t i = sb; i < se; i++) {
+    uint32_t du = dist_of(d, q->arc[i].node);
+    if (du != INF && geo__sat_add(du, q->arc[i].weight_ms) < dv) return v; /* stalled */
   }
-  uint32_t base = dir == 0 ? 0 : ch->n_up;
-  for (uint32_t i = off[v]; i < off[v + 1]; i++) {
-    uint32_t w = e[i].node, nd = geo__sat_add(dv, e[i].weight);
-    if (nd < dist_of(d, w)) relax_to(d, w, nd, base + i, nd);
+  for (uint32_t i = rb; i < re; i++) {
+    uint32_t w = q->arc[i].node, nd = geo__sat_add(dv, q->arc[i].weight_ms);
+    if (nd < dist_of(d, w)) relax_to(d, w, nd, i, nd);
   }
   return v;
 }
 
+/* Seed direction d with the seeds of ss, at their query ids. */
+static void ch_seed(dir_state *d, const geo_ch_query *q, const seeds *ss) {
+  for (int i = 0; i < ss->n; i++) {
+    uint32_t v = q->cid[ss->s[i].node];
+    if (ss->s[i].off < dist_of(d, v)) relax_to(d, v, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
+  }
+}
+
+/* Returns the best time and the meeting node (a query id). */
 static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *ss,
                           const seeds *ts, uint32_t *meet, uint32_t *settled) {
-  const geo_ch_data *ch = &g->ch;
+  const geo_ch_query *q = &g->chq;
   dir_state *f = &st->d[0], *b = &st->d[1];
   dir_reset(f, st->n);
   dir_reset(b, st->n);
-  for (int i = 0; i < ss->n; i++)
-    if (ss->s[i].off < dist_of(f, ss->s[i].node))
-      relax_to(f, ss->s[i].node, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
-  for (int i = 0; i < ts->n; i++)
-    if (ts->s[i].off < dist_of(b, ts->s[i].node))
-      relax_to(b, ts->s[i].node, ts->s[i].off, SEED_BASE + (uint32_t)i, ts->s[i].off);
+  ch_seed(f, q, ss);
+  ch_seed(b, q, ts);
   uint32_t mu = INF, count = 0;
   bool turn = false;
   for (;;) {
-    bool fo = f->hsize > 0 && f->hkey[0] < mu, bo = b->hsize > 0 && b->hkey[0] < mu;
+    bool fo = f->hsize > 0 && heap_min_key(f) < mu, bo = b->hsize > 0 && heap_min_key(b) < mu;
     if (!fo && !bo) break;
     int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
-    ch_step(st, ch, dir, &mu, meet);
+    ch_step(st, q, dir, &mu, meet);
     count++;
   }
   *settled = count;
@@ -573,21 +579,26 @@ static bool ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id) {
   return true;
 }
 
-/* The tail (for up[]: the node it is listed under) is not stored in an edge: walk the
- * forward chain by the node each pred edge came from, found through its unpacked arcs. */
+/* The graph node where CH edge id starts (forward) or ends (backward): the first arc's
+ * tail, or the last arc's head, of its unpacking. */
+static uint32_t ch_edge_end(const geo_graph *g, uint32_t id, bool forward) {
+  const geo_ch_edge *e = ch_edge(&g->ch, id);
+  while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, forward ? e->a : e->b);
+  return forward ? g->tail[e->a] : g->head[e->a];
+}
+
+/* The forward chain from query id v back to its seed, unpacked in travel order. */
 static bool ch_fwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
   const dir_state *d = &st->d[0];
+  const geo_ch_query *q = &g->chq;
   /* collect the edges from v back to the seed, then unpack them in travel order */
   size_t n_edges = 0;
   uint32_t x = v;
-  while (d->pred[x] < SEED_BASE) {
-    uint32_t id = d->pred[x];
+  while (d->lab[x].pred < SEED_BASE) {
+    uint32_t id = q->edge[d->lab[x].pred];
     if (!stack_reserve(st, n_edges + 1)) return false;
     st->stack[n_edges++] = id;
-    /* tail of an up[] edge: the first arc's tail of its unpacking */
-    const geo_ch_edge *e = ch_edge(&g->ch, id);
-    while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->a);
-    x = g->tail[e->a];
+    x = q->cid[ch_edge_end(g, id, true)];
   }
   /* st->stack doubles as the unpack stack: copy the edge list out first. */
   size_t start = st->path_len;
@@ -605,13 +616,15 @@ static bool ch_fwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
   return true;
 }
 
+/* The backward chain from query id v to its seed, unpacked in travel order. */
 static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
   const dir_state *d = &st->d[1];
+  const geo_ch_query *q = &g->chq;
   uint32_t x = v;
-  while (d->pred[x] < SEED_BASE) {
-    uint32_t id = d->pred[x];
+  while (d->lab[x].pred < SEED_BASE) {
+    uint32_t id = q->edge[d->lab[x].pred];
     if (!ch_unpack(st, &g->ch, id)) return false;
-    x = g->head[st->path[st->path_len - 1]];
+    x = q->cid[g->head[st->path[st->path_len - 1]]];
   }
   return true;
 }
@@ -619,22 +632,15 @@ static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
 /* ---- point-to-point entry --------------------------------------------------------------- */
 
 static int seed_of(const dir_state *d, uint32_t v, const geo_graph *g, bool forward) {
-  while (d->pred[v] < SEED_BASE) v = forward ? g->tail[d->pred[v]] : g->head[d->pred[v]];
-  return (int)(d->pred[v] - SEED_BASE);
+  while (d->lab[v].pred < SEED_BASE) v = forward ? g->tail[d->lab[v].pred] : g->head[d->lab[v].pred];
+  return (int)(d->lab[v].pred - SEED_BASE);
 }
 
+/* The seed index a CH search's label at query id v descends from. */
 static int ch_seed_of(const geo_graph *g, const dir_state *d, uint32_t v, bool forward) {
-  while (d->pred[v] < SEED_BASE) {
-    const geo_ch_edge *e = ch_edge(&g->ch, d->pred[v]);
-    if (forward) {
-      while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->a);
-      v = g->tail[e->a];
-    } else {
-      while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, e->b);
-      v = g->head[e->a];
-    }
-  }
-  return (int)(d->pred[v] - SEED_BASE);
+  while (d->lab[v].pred < SEED_BASE)
+    v = g->chq.cid[ch_edge_end(g, g->chq.edge[d->lab[v].pred], forward)];
+  return (int)(d->lab[v].pred - SEED_BASE);
 }
 
 geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
@@ -827,11 +833,11 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
       relax_to(d, src->s[i].node, src->s[i].off, SEED_BASE + (uint32_t)i, src->s[i].off);
   uint32_t count = 0;
   while (d->hsize > 0 && open > 0) {
-    if (d->hkey[0] > bound) break;
+    if (heap_min_key(d) > bound) break;
     uint32_t key;
     uint32_t v = heap_pop(d, &key);
     count++;
-    uint32_t dv = d->dist[v];
+    uint32_t dv = d->lab[v].dist;
     if (st->tstamp[v] == st->tgen) {
       for (uint32_t e = st->thead[v]; e != UINT32_MAX; e = st->tent[e].next) {
         const tentry *t = &st->tent[e];
@@ -858,7 +864,7 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
 static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const seeds *src,
                        const seeds *tsd, size_t k, uint32_t bound, uint32_t *times,
                        uint32_t *settled) {
-  const geo_ch_data *ch = &g->ch;
+  const geo_ch_query *q = &g->chq;
   dir_state *d = &st->d[tdir];
   dir_state *other = &st->d[1 - tdir];
   /* the other direction is idle during the target searches: an empty generation keeps
@@ -869,12 +875,10 @@ static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const 
   uint32_t count = 0, mu_dummy = INF, meet_dummy = 0;
   for (size_t i = 0; i < k; i++) {
     dir_reset(d, st->n);
-    for (int j = 0; j < tsd[i].n; j++)
-      if (tsd[i].s[j].off < dist_of(d, tsd[i].s[j].node))
-        relax_to(d, tsd[i].s[j].node, tsd[i].s[j].off, SEED_BASE, tsd[i].s[j].off);
-    while (d->hsize > 0 && d->hkey[0] <= bound) {
-      uint32_t dv = d->hkey[0];
-      uint32_t v = ch_step(st, ch, tdir, &mu_dummy, &meet_dummy);
+    ch_seed(d, q, &tsd[i]);
+    while (d->hsize > 0 && heap_min_key(d) <= bound) {
+      uint32_t dv = heap_min_key(d);
+      uint32_t v = ch_step(st, q, tdir, &mu_dummy, &meet_dummy);
       count++;
       if (!tent_reserve(st, n_ent + 1)) return GEO_ENOMEM;
       tent_add(st, &n_ent, v, (uint32_t)i, dv);
@@ -884,13 +888,11 @@ static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const 
   dir_state *s = &st->d[1 - tdir];
   dir_reset(d, st->n); /* make the target side inert for ch_step's meeting check */
   dir_reset(s, st->n);
-  for (int j = 0; j < src->n; j++)
-    if (src->s[j].off < dist_of(s, src->s[j].node))
-      relax_to(s, src->s[j].node, src->s[j].off, SEED_BASE, src->s[j].off);
+  ch_seed(s, q, src);
   uint32_t worst = INF; /* max over targets of times[], once all are finite */
-  while (s->hsize > 0 && s->hkey[0] <= bound && s->hkey[0] < worst) {
-    uint32_t dv = s->hkey[0];
-    uint32_t v = ch_step(st, ch, 1 - tdir, &mu_dummy, &meet_dummy);
+  while (s->hsize > 0 && heap_min_key(s) <= bound && heap_min_key(s) < worst) {
+    uint32_t dv = heap_min_key(s);
+    uint32_t v = ch_step(st, q, 1 - tdir, &mu_dummy, &meet_dummy);
     count++;
     if (st->tstamp[v] == st->tgen) {
       bool changed = false;

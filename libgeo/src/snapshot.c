@@ -394,6 +394,8 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
     g->ch = (geo_ch_data){sec[S_CH_RANK], sec[S_CH_UP_OFF], sec[S_CH_UP], sec[S_CH_DN_OFF],
                           sec[S_CH_DN], mt.n_up, mt.n_dn};
     if ((err = check_ch(g)) != GEO_OK) return err;
+    /* the query layout is derived, not stored: a checked hierarchy always makes one */
+    if ((err = geo__ch_query_make(&g->ch, g->n, &g->chq)) != GEO_OK) return err;
     g->has_ch = true;
   }
   if (h.flags & FLAG_RTREE) {

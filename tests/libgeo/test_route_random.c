@@ -152,6 +152,7 @@ static void check_places(geo_graph *g, geo_route_state *st, int queries) {
 static void run(uint32_t n, uint32_t extra, bool zero, bool scc) {
   geo_graph *g = fx_random_graph(n, extra, zero, scc);
   assert_int_equal(geo_ch_build(g, NULL), GEO_OK);
+  assert_int_equal(geo_ch_check(g), GEO_OK);
   geo_route_state *st = NULL;
   assert_int_equal(geo_route_state_new(g, &st), GEO_OK);
   check_all_pairs(g, st);

@@ -60,6 +60,8 @@ static void test_round_trip_gives_same_answers(void **state) {
   assert_int_equal(geo_graph_node_count(h), geo_graph_node_count(g));
   assert_int_equal(geo_graph_arc_count(h), geo_graph_arc_count(g));
   assert_true(geo_ch_present(h));
+  assert_int_equal(geo_ch_check(h), GEO_OK); /* the query layout is derived on load */
+  assert_int_equal(geo_ch_check(NULL), GEO_EINVAL);
   assert_true(geo_graph_source_tag(h) == 0x1234567890abcdefULL);
   assert_true(geo_graph_top_speed_m_per_ms(h) == geo_graph_top_speed_m_per_ms(g));
   geo_graph_stats a = geo_graph_get_stats(g), b = geo_graph_get_stats(h);

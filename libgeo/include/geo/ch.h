@@ -4,7 +4,9 @@
  * lazy updates for the order; witness searches with a settle limit, which can only add
  * superfluous shortcuts, never lose a route), and attaches the hierarchy to the graph. It
  * is saved in snapshots, and queried through route.h (GEO_ROUTE_CH, and one-to-many with
- * use_ch). Answers are exactly Dijkstra's travel times.
+ * use_ch). Answers are exactly Dijkstra's travel times. Queries read it in a layout of
+ * their own, derived when it is built or loaded (nodes by descending rank, a node's up and
+ * down arcs together in 8-byte records), never stored.
  *
  * This module does not handle changing costs: recalibrating a graph means rebuilding it.
  */
@@ -30,6 +32,14 @@ GEO_EXPORT geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats);
 
 /* True when g has a hierarchy. */
 GEO_EXPORT bool geo_ch_present(const geo_graph *g);
+
+/* Test API (no service calls it): tests/libgeo/test_route_random.c and test_snapshot.c.
+ * Checks the invariants of the layout CH queries read (nodes renumbered by descending rank,
+ * each node's up and down arcs together; derived whenever a hierarchy is built or loaded):
+ * the renumbering is a permutation, every arc leads to a higher rank and copies exactly one
+ * hierarchy edge. GEO_OK (also for a graph without hierarchy), GEO_EINVAL (NULL g),
+ * GEO_EFORMAT (an invariant broken), GEO_ENOMEM. */
+GEO_EXPORT geo_err geo_ch_check(const geo_graph *g);
 
 #ifdef __cplusplus
 }
