@@ -361,7 +361,7 @@ static void tick(gw_server *s) {
   gw_ops_set_shards(io->city, s->map, io->moves, io->n_moves);
   for (int i = 0; i < io->n_conns; i++) {
     gw_conn *c = io->conns[i];
-    if (now < io->next_frame_ms[i] || c->closing) continue;
+    if (now < io->next_frame_ms[i] || c->closing || c->drain_then_close) continue;
     gw_ops_view *v = c->ops_view;
     io->next_frame_ms[i] = now + gw_ops_view_period_ms(v);
     if (c->q_len > s->cfg->sendq / 4) continue; /* backed up: the next frame catches up */
@@ -471,7 +471,7 @@ bool gw_ops_io_is_ops(struct lws *wsi) {
   return lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) > 0 && strcmp(uri, "/v1/ops") == 0;
 }
 
-int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user) {
+int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s) {
   static char tok[MRD_JWT_MAX_TOKEN + 16];
   const char *token = NULL;
   int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
@@ -489,6 +489,7 @@ int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user) {
     return 401;
   if (!s->ops || s->ops->n_conns >= s->ops->max_conns) return 503;
   if (user) memcpy(user, cl.sub, strlen(cl.sub) + 1);
+  if (exp_s) *exp_s = cl.exp_s;
   return 0;
 }
 
@@ -511,6 +512,15 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
   io->conns[io->n_conns++] = c;
   mrd_log_info("ops_connected", "user=%s conns=%d", c->user, io->n_conns);
   return 0;
+}
+
+int gw_ops_io_conns(gw_server *s, gw_conn *const **conns) {
+  if (!s->ops) {
+    *conns = NULL;
+    return 0;
+  }
+  *conns = s->ops->conns;
+  return s->ops->n_conns;
 }
 
 int gw_ops_io_receive(gw_server *s, gw_conn *c) {

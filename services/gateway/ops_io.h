@@ -25,11 +25,14 @@ void gw_ops_io_event(gw_server *s, const mrd_dispatch_event *ev);
 
 /* Is this upgrade request for /v1/ops? */
 bool gw_ops_io_is_ops(struct lws *wsi);
-/* Before the upgrade: 0 (and the token's sub in user, which may be NULL), or the HTTP
- * status to answer: 401 bad token, 403 not an ops token, 503 too many ops connections. */
-int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user);
+/* Before the upgrade: 0 (and the token's sub in user and its exp in exp_s, either of which
+ * may be NULL), or the HTTP status to answer: 401 bad token, 403 not an ops token, 503 too
+ * many ops connections. */
+int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s);
 /* A new ops connection (user already in c->user); -1 closes it. */
 int gw_ops_io_open(gw_server *s, gw_conn *c);
+/* The open ops connections (borrowed, valid until the next open or close): their number. */
+int gw_ops_io_conns(gw_server *s, gw_conn *const **conns);
 /* A complete message from an ops client (in c->rx); -1 closes. */
 int gw_ops_io_receive(gw_server *s, gw_conn *c);
 /* The connection is gone (before its queue is freed). */

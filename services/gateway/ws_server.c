@@ -466,18 +466,24 @@ static void rx_check_all(gw_server *s) {
     for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) rx_charge(s, c, now);
 }
 
-/* Once a second: close connections whose token expired (4001), drop budgets and address
- * buckets that no longer matter. */
+/* A connection whose token's exp has passed is closed with 4001 after what it has queued. */
+static void close_if_expired(gw_server *s, gw_conn *c, int64_t now_s) {
+  if (c->exp_s && now_s >= c->exp_s && !c->drain_then_close && !c->closing) {
+    mrd_counter_inc(s->m.closed_expired);
+    close_with(c, 4001, "token expired");
+  }
+}
+
+/* Once a second: close connections whose token expired (4001): drivers' and riders' (the
+ * registry) and the ops stream's (never in the registry); drop budgets and address buckets
+ * that no longer matter. */
 static void limits_housekeeping(gw_server *s, int64_t now_ms) {
   int64_t now_s = now_ms / 1000;
-  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
-    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
-      if (c->exp_s && now_s >= c->exp_s && !c->drain_then_close && !c->closing) {
-        mrd_counter_inc(s->m.closed_expired);
-        close_with(c, 4001, "token expired");
-      }
-    }
-  }
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) close_if_expired(s, c, now_s);
+  gw_conn *const *ops = NULL;
+  int n_ops = gw_ops_io_conns(s, &ops);
+  for (int i = 0; i < n_ops; i++) close_if_expired(s, ops[i], now_s);
   gw_budgets_sweep(s->budgets, now_ms);
   gw_iprate_sweep(s->iprate, now_ms);
   mrd_gauge_set(s->m.budgets, (double)gw_budgets_count(s->budgets));
@@ -880,7 +886,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     int64_t exp_s = 0;
     const char *why = NULL;
-    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL)
+    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL, NULL)
                                        : authenticate(s, wsi, &role, sub, &exp_s, &why);
     if (status) {
       refuse_http(wsi, status);
@@ -893,7 +899,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     memset(c, 0, sizeof *c);
     c->wsi = wsi;
     if (gw_ops_io_is_ops(wsi))
-      return gw_ops_io_filter(s, wsi, c->user) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
+      return gw_ops_io_filter(s, wsi, c->user, &c->exp_s) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
     const char *why = NULL;
     if (authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why) != 0) return -1;
     c->ref = calloc(1, sizeof *c->ref);

@@ -5,7 +5,8 @@ Registered in ctest as test_gateway_limits (label integration). Needs .run/env (
 up); starts its own meridian-gateway twice on free ports of the stack's block (base+84 with
 small limits for the connection cap and address rate, base+85 for the rest), stopping each.
 
-Covers: a token expiring while connected is closed with 4001; tokens living longer than
+Covers: a token expiring while connected is closed with 4001 (a rider's, and an ops
+stream's on /v1/ops, which still got its frames until then); tokens living longer than
 MERIDIAN_GW_TOKEN_MAX_LIFETIME (exp - iat, or exp - now without iat) get 401, exactly the
 maximum 101; one live connection per user and role (the older gets 4002, events go to the
 newer); the rate budget is the user's, not the connection's; 503 at the connection cap and
@@ -183,6 +184,38 @@ async def test_token_expiry_closes(base, secret):
     took = time.time() - t0
     check(code == 4001 and reason == "token expired" and took < 6,
           f"token expiring while connected: closed 4001 'token expired' after {took:.1f} s (got {code} {reason!r})")
+
+
+async def test_ops_token_expiry_closes(base, secret):
+    """The ops stream (/v1/ops, role ops) is closed at its token's expiry like the apps'."""
+    ws = await websockets.connect(f"{base}/v1/ops?token={token('ops-exp', 'ops', secret, exp_in=3)}")
+    t0 = time.time()
+    frames = 0
+    code, reason = None, None
+    try:
+        while time.time() - t0 < 10:
+            await asyncio.wait_for(ws.recv(), 10)
+            frames += 1
+    except websockets.exceptions.ConnectionClosed as e:
+        code, reason = (e.rcvd.code, e.rcvd.reason) if e.rcvd else (None, None)
+    except asyncio.TimeoutError:
+        code = "timeout"
+    took = time.time() - t0
+    check(frames > 0, f"ops stream sent frames before its token expired ({frames})")
+    check(code == 4001 and reason == "token expired" and 2 <= took < 6,
+          f"ops token expiring while connected: closed 4001 'token expired' after {took:.1f} s "
+          f"(got {code} {reason!r})")
+    # an ops token that lives on is not closed meanwhile
+    async with websockets.connect(f"{base}/v1/ops?token={token('ops-live', 'ops', secret, exp_in=600)}") as live:
+        t1, still_open = time.time(), True
+        try:
+            while time.time() - t1 < 3:
+                await asyncio.wait_for(live.recv(), 3)
+        except websockets.exceptions.ConnectionClosed:
+            still_open = False
+        except asyncio.TimeoutError:
+            pass
+        check(still_open, "an ops connection whose token lives on stays open")
 
 
 async def test_token_lifetime(base, secret):
@@ -378,6 +411,7 @@ async def main_async(args, secret, brokers, base_port):
     try:
         await test_token_lifetime(base, secret)
         await test_token_expiry_closes(base, secret)
+        await test_ops_token_expiry_closes(base, secret)
         await test_newest_wins(base, secret, args.tool, brokers)
         await test_budget_shared(base, secret)
         await test_unknown_shard(base, secret, args.tool, brokers)
