@@ -248,6 +248,11 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
                        .ttl_ms = cfg->driver_ttl_ms,
                        .move_m = 5};
   if (dsp_hot_new(&hc, &s->hot) != 0) return mrd_log_error("hotcells", "err=%s", "bad config"), -1;
+  if (dsvc_pricing_open(&s->pricing, &(dsvc_pricing_config){cfg->tariff_path, cfg->surge,
+                                                            cfg->surge_interval_ms,
+                                                            cfg->snap_max_m, cfg->shard},
+                        s->graph, s->m.reg) != 0)
+    return -1;
 
   dsp_config dc;
   dsp_config_default(&dc);
@@ -708,6 +713,7 @@ static void redis_resync(dsvc *s) {
     }
   }
   dsp_hot_forget_written(s->hot);
+  dsvc_pricing_forget_written(s->pricing);
   mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu", n, dsp_hot_tracked(s->hot));
 }
 
@@ -805,6 +811,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
     if (o[i].kind == DSP_OUT_EVENT) {
       const dsp_event *e = &o[i].u.event;
       dspc_event_to_proto(e, &ev);
+      dsvc_pricing_event(s->pricing, &ev, now_ms); /* the fare quote, surge demand */
       if (produce(s, &ev, e->trip_id) != 0) return -1;
       if (e->driver_id[0]) hot_driver_refresh(s, e->driver_id, now_ms);
       if (e->type == DSP_EV_REQUESTED) dsp_hot_request(s->hot, e->pickup, now_ms);
@@ -890,12 +897,16 @@ void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
   redis_resync(s);
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
+  int ns = ok ? dsvc_pricing_hot(s->pricing, s->hot, now_ms, hot_emit, s) : 0;
+  if (ns < 0) ok = false;
+  if (ns > 0) n += ns;
   while (mrd_redis_pending(s->redis) > 0) {
     redisReply *r = NULL;
     if (mrd_redis_get_reply(s->redis, &r) != 0) ok = false;
     if (r) freeReplyObject(r);
   }
   dsp_hot_done(s->hot, ok);
+  dsvc_pricing_done(s->pricing, ok && ns >= 0);
   if (!ok) {
     redis_failed(s, "hot_cells", n > 0 ? (size_t)n : 0);
   } else if (n > 0) {
@@ -912,6 +923,7 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   mrd_kafka_producer_free(s->producer);
   dsp_shard_free(s->shard);
   dsp_hot_free(s->hot);
+  dsvc_pricing_free(s->pricing);
   dsp_claims_redis_free(s->claims);
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);

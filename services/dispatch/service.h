@@ -25,6 +25,7 @@
 #include "mrd/pg.h"
 #include "mrd/proto.h"
 #include "mrd/redis.h"
+#include "pricing_io.h"
 #include "router_graph.h"
 #include "strmap.h"
 
@@ -47,6 +48,9 @@ typedef struct dsvc_config {
   bool batch;
   int64_t batch_window_ms;
   int poll_batch; /* messages consumed per loop iteration at most */
+  char *tariff_path;         /* MERIDIAN_TARIFF: the rate card quoted to riders ("": none) */
+  dsp_surge_config surge;    /* MERIDIAN_SURGE_* */
+  int64_t surge_interval_ms; /* surge update period */
 } dsvc_config;
 
 /* Parse argv and the environment into c (exits 2 on a bad value, 0 after --help). */
@@ -95,6 +99,7 @@ typedef struct dsvc {
   dsp_claims_redis *claims;
   dsp_shard *shard;
   dsp_hot *hot;
+  dsvc_pricing *pricing; /* fare quotes and surge (pricing_io.c) */
   mrd_pg *pg;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
