@@ -38,7 +38,11 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_DISPATCH_WARMUP", "warmup", "5s", "after a start, pings only for this long before commands (drivers ping every 4 s)", MRD_CONFIG_DURATION_MS, 0, 120000, &c->warmup_ms);
   ADD("MERIDIAN_DISPATCH_RESTORE_WINDOW", "restore-window", "15m", "at start, dispatch-events of this long ago are read back to restore open trips; older ones come from Redis snapshots (docs/dispatch.md, Restart)", MRD_CONFIG_DURATION_MS, 10000, 604800000, &c->restore_window_ms);
   ADD("MERIDIAN_DISPATCH_RESTORE_TIMEOUT", "restore-timeout", "60s", "longest the read-back may take before falling back to Redis snapshots", MRD_CONFIG_DURATION_MS, 1000, 3600000, &c->restore_timeout_ms);
-  ADD("MERIDIAN_DISPATCH_EPOCH_CHECK", "epoch-check", "5s", "how often the shard-map epoch is re-read", MRD_CONFIG_DURATION_MS, 100, 3600000, &c->epoch_check_ms);
+  ADD("MERIDIAN_DISPATCH_EPOCH_CHECK", "epoch-check", "5s", "how often max(epoch) of shard_map is re-read (the fallback of LISTEN shard_map)", MRD_CONFIG_DURATION_MS, 100, 3600000, &c->epoch_check_ms);
+  ADD("MERIDIAN_DISPATCH_LEASE_TTL", "lease-ttl", "5s", "shard lease: expiry after an acquire or renew (a standby takes over this long after the holder's last renew)", MRD_CONFIG_DURATION_MS, 500, 600000, &c->lease_ttl_ms);
+  ADD("MERIDIAN_DISPATCH_LEASE_RENEW", "lease-renew", "1s", "shard lease: the holder renews this often", MRD_CONFIG_DURATION_MS, 50, 600000, &c->lease_renew_ms);
+  ADD("MERIDIAN_DISPATCH_LEASE_RETRY", "lease-retry", "500ms", "shard lease: a standby tries to acquire this often (and a holder retries a failed renew)", MRD_CONFIG_DURATION_MS, 50, 600000, &c->lease_retry_ms);
+  ADD("MERIDIAN_DISPATCH_LEASE_MARGIN", "lease-margin", "1500ms", "shard lease: the holder stops acting this long before its lease may lapse (must be < ttl - renew)", MRD_CONFIG_DURATION_MS, 50, 600000, &c->lease_margin_ms);
   ADD("MERIDIAN_DISPATCH_K", "k", "8", "nearest available candidates ranked by road ETA", MRD_CONFIG_INT, 1, 64, &c->k_candidates);
   ADD("MERIDIAN_DISPATCH_MAX_OFFERS", "max-offers", "5", "offers per trip before no_driver", MRD_CONFIG_INT, 1, 64, &c->max_offers);
   ADD("MERIDIAN_DISPATCH_MAX_ETA_S", "max-eta-s", "1200", "candidates slower than this by road are dropped, s", MRD_CONFIG_DOUBLE, 10, 7200, &c->max_eta_s);

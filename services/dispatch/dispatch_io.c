@@ -4,11 +4,14 @@
  * assignment from committed offsets) and out (dispatch-events, idempotent producer, key =
  * trip id, partition by key hash as the gateway and schemas/kafka expect), Redis (claims,
  * trip snapshots, active-trip pointers, the shard's live-trip set, hot cells), the
- * shard-map epoch from PostgreSQL, and the metrics. Not the loop (main.c) and not the
+ * shard's lease (take over as holder, step down when lost: docs/shards.md), and the
+ * metrics. The shard map is epoch_io.c's. Not the loop (main.c) and not the
  * domain (dispatch_core).
  *
  * Durability order of one batch: events produced and their delivery reports awaited ->
- * snapshots and pointers written to Redis -> consumed offsets committed. Claims are written
+ * snapshots and pointers written to Redis -> consumed offsets committed, each step only
+ * while the lease still lets this process act (a paused holder produces and commits
+ * nothing once it may have lost its shard). Claims are written
  * synchronously while the core runs. Redis keys: docs/dispatch.md ("Redis keys").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dispatch_codec.h"
 #include "geo/ch.h"
@@ -89,15 +93,53 @@ static int metrics_init(dsvc *s) {
   G("meridian_dispatch_hot_shown", "drivers published as available", &m->hot_shown);
   G("meridian_dispatch_redis_up", "1 while Redis answers", &m->redis_up);
   G("meridian_dispatch_epoch", "shard-map epoch", &m->epoch);
+  C("meridian_dispatch_claims_fenced_total",
+    "claim operations Redis refused: a newer lease generation holds the shard", &m->claims_fenced);
+  C("meridian_dispatch_outputs_dropped_total",
+    "events and replies not produced because the lease was lost (the next holder redoes them)",
+    &m->outputs_dropped);
+  char sh[12];
+  snprintf(sh, sizeof sh, "%d", s->cfg->shard);
+  const char *lab[] = {"shard", sh, NULL};
+  rc |= mrd_metrics_gauge(m->reg, "meridian_shard_lease_held",
+                          "1 while this process holds its shard's lease and may act", lab,
+                          &m->lease_held);
+  rc |= mrd_metrics_gauge(m->reg, "meridian_shard_lease_generation",
+                          "generation of the lease held (or last held; 0: never)", lab,
+                          &m->lease_generation);
+  rc |= mrd_metrics_counter(m->reg, "meridian_shard_lease_lost_total",
+                            "leases this process held and lost (fenced: another took over)", lab,
+                            &m->lease_lost);
+  rc |= mrd_metrics_counter(m->reg, "meridian_shard_lease_acquired_total",
+                            "leases this process acquired (became the shard's holder)", lab,
+                            &m->lease_acquired);
 #undef C
 #undef G
   return rc ? -1 : 0;
 }
 
+static int64_t wall_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int ready(void *ud, char *reason, size_t cap) {
   dsvc *s = ud;
   if (!s->graph) return snprintf(reason, cap, "graph not loaded"), 1;
-  if (!s->ready) return snprintf(reason, cap, "warming up (restoring trips, reading pings)"), 1;
+  /* a standby is ready once its index is warm: it is doing its job (waiting to take over) */
+  if (s->lease.role == DSP_LEASE_STANDBY) {
+    if (wall_now_ms() - s->warm_since_ms < s->cfg->warmup_ms)
+      return snprintf(reason, cap, "standby warming up (reading pings)"), 1;
+  } else if (!s->ready) {
+    return snprintf(reason, cap, "warming up (restoring trips, reading pings)"), 1;
+  }
   if (mrd_kafka_producer_ping(s->producer, 500) != 0)
     return snprintf(reason, cap, "kafka unreachable"), 1;
   /* Redis is not required: matching goes on with claims in memory */
@@ -129,8 +171,12 @@ void dsvc_metrics_sync(dsvc *s) {
   mrd_gauge_set(s->m.hot_shown, (double)dsp_hot_shown(s->hot));
   mrd_gauge_set(s->m.redis_up, mrd_redis_connected(s->redis) ? 1 : 0);
   mrd_gauge_set(s->m.epoch, (double)s->epoch);
+  mrd_gauge_set(s->m.lease_held, dsvc_may_act(s) ? 1 : 0);
+  mrd_gauge_set(s->m.lease_generation, (double)s->lease.generation);
   dsp_claims_redis_stats cs;
   dsp_claims_redis_stats_get(s->claims, &cs);
+  mrd_counter_add(s->m.claims_fenced, cs.fenced - s->last_fenced);
+  s->last_fenced = cs.fenced;
   mrd_counter_add(s->m.claims_fallback, cs.fallback_ops - s->last_fallback);
   if (cs.fallback_ops > s->last_fallback)
     mrd_log_warn("claims_in_memory", "ops=%llu redis_failures=%llu",
@@ -155,52 +201,61 @@ static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int
   }
 }
 
-/* The current shard map from PostgreSQL: its epoch (stamped on events and claims) and the
- * geohash ranges this shard owns (logged; pings and commands arrive already routed by the
- * gateway, owner and halo copies flagged, so matching does not consult them). */
-static int load_epoch(dsvc *s) {
-  PGresult *res = NULL;
-  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0) {
-    mrd_log_warn("epoch_load", "err=%s", mrd_pg_errstr(s->pg));
-    return -1;
-  }
-  uint64_t e = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-  PQclear(res);
-  if (e < 1) {
-    mrd_log_error("epoch_load", "err=%s", "shard_map is empty (run the migrations)");
-    return -1;
-  }
-  if (e == s->epoch) return 0;
-  char ep[24], sh[12];
-  snprintf(ep, sizeof ep, "%llu", (unsigned long long)e);
-  snprintf(sh, sizeof sh, "%d", s->cfg->shard);
-  const char *p[] = {ep, sh};
-  if (mrd_pg_exec(s->pg, &res,
-                  "SELECT string_agg('[' || quote_literal(range_start) || ',' || "
-                  "quote_literal(range_end) || ')', ' ' ORDER BY range_start), count(*) "
-                  "FROM shard_map WHERE epoch = $1 AND shard = $2::integer",
-                  2, p) != 0) {
-    mrd_log_warn("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
-    return -1;
-  }
-  long n = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-  if (n == 0)
-    mrd_log_warn("shardmap",
-                 "epoch=%llu shard=%d ranges=0 (this shard owns nothing: halo and "
-                 "in-flight trips only)",
-                 (unsigned long long)e, s->cfg->shard);
-  else
-    mrd_log_info("shardmap", "epoch=%llu shard=%d ranges=%ld owns=%s", (unsigned long long)e,
-                 s->cfg->shard, n, PQgetvalue(res, 0, 0));
-  PQclear(res);
-  mrd_log_info("epoch", "old=%llu new=%llu", (unsigned long long)s->epoch, (unsigned long long)e);
-  s->epoch = e;
-  if (s->shard) dsp_shard_set_epoch(s->shard, e);
+/* The shard's core and what mirrors it (the index, the hot cells), new and empty: at
+ * start, and again when a holder steps down (its trips are the next holder's now). */
+static int core_new(dsvc *s) {
+  const dsvc_config *cfg = s->cfg;
+  if (dsp_qt_index_new(&s->index) != DSP_OK)
+    return mrd_log_error("index", "err=%s", "out of memory"), -1;
+  char sup[64], dem[64];
+  snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
+  snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
+  dsp_hot_config hc = {.geo_key = cfg->nearby_key,
+                       .cell_prefix = "hot:drivers:",
+                       .supply_key = sup,
+                       .demand_key = dem,
+                       .cell_precision = 5,
+                       .count_precision = 6,
+                       .demand_window_ms = 60000,
+                       .ttl_ms = cfg->driver_ttl_ms,
+                       .move_m = 5};
+  if (dsp_hot_new(&hc, &s->hot) != 0) return mrd_log_error("hotcells", "err=%s", "bad config"), -1;
+  dsp_config dc;
+  dsp_config_default(&dc);
+  dc.shard = (uint32_t)cfg->shard;
+  dc.epoch = s->epoch;
+  dc.incarnation = (uint64_t)wall_now_ms(); /* ids unique across restarts and step-downs */
+  dc.offer_timeout_ms = cfg->offer_timeout_ms;
+  dc.driver_ttl_ms = cfg->driver_ttl_ms;
+  dc.k_candidates = (uint32_t)cfg->k_candidates;
+  dc.max_offers = (uint32_t)cfg->max_offers;
+  dc.max_eta_s = cfg->max_eta_s;
+  dc.batch.enabled = cfg->batch;
+  dc.batch.window_ms = cfg->batch_window_ms;
+  dsp_index ix = dsp_qt_index_iface(s->index);
+  dsp_router rt = dsp_graph_router_iface(s->router);
+  dsp_claims cl = dsp_claims_redis_iface(s->claims);
+  int rc = dsp_shard_new(&dc, &ix, &rt, &cl, &s->shard);
+  if (rc != DSP_OK) return mrd_log_error("shard", "err=%s", dsp_strerror(rc)), -1;
+  s->last_stats = (dsp_stats){0};
   return 0;
 }
 
-void dsvc_epoch_check(dsvc *s) {
-  (void)load_epoch(s);
+static void pending_clear(dsvc *s) {
+  for (size_t i = 0; i < s->pending.cap; i++)
+    if (s->pending.slots[i].key) free(s->pending.slots[i].value);
+  dsp_strmap_close(&s->pending);
+  dsp_strmap_init(&s->pending);
+  s->n_dirty = 0;
+}
+
+static void core_free(dsvc *s) {
+  dsp_shard_free(s->shard);
+  s->shard = NULL;
+  dsp_hot_free(s->hot);
+  s->hot = NULL;
+  dsp_qt_index_free(s->index);
+  s->index = NULL;
 }
 
 int dsvc_open(dsvc *s, dsvc_config *cfg) {
@@ -210,6 +265,13 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   s->loc_committed = s->cmd_committed = -1;
   dsp_strmap_init(&s->pending);
   snprintf(s->live_key, sizeof s->live_key, "dispatch:live:%d", cfg->shard);
+  snprintf(s->fence_key, sizeof s->fence_key, "dispatch:fence:%d", cfg->shard);
+  dsp_lease_config lc = {.ttl_ms = cfg->lease_ttl_ms,
+                         .renew_ms = cfg->lease_renew_ms,
+                         .retry_ms = cfg->lease_retry_ms,
+                         .margin_ms = cfg->lease_margin_ms};
+  if (dsp_lease_init(&s->lease, &lc) != DSP_OK)
+    return mrd_log_error("config", "err=%s", "lease: ttl must exceed margin + renew"), -1;
   if (metrics_init(s)) return mrd_log_error("metrics", "err=%s", "registration failed"), -1;
   s->health = (mrd_health){ready, s, s->m.reg};
   if (mrd_admin_start(cfg->admin_addr, cfg->admin_port, &s->health, &s->admin) != 0) {
@@ -224,8 +286,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
     return -1;
   }
   bool ch = geo_ch_present(s->graph);
-  if (dsp_graph_router_new(s->graph, cfg->snap_max_m, ch, &s->router) != DSP_OK ||
-      dsp_qt_index_new(&s->index) != DSP_OK)
+  if (dsp_graph_router_new(s->graph, cfg->snap_max_m, ch, &s->router) != DSP_OK)
     return mrd_log_error("router", "err=%s", "out of memory"), -1;
   mrd_log_info("graph_loaded", "path=%s ch=%d ms=%.1f", cfg->graph_path, (int)ch,
                (mono_s() - t0) * 1e3);
@@ -233,46 +294,20 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   if (mrd_redis_new(cfg->redis_url, NULL, &s->redis) != 0)
     return mrd_log_error("redis", "url=%s err=%s", cfg->redis_url, "bad URL"), -1;
   if (dsp_claims_redis_new(s->redis, NULL, &s->claims) != DSP_OK) return -1;
-  if (mrd_pg_new(cfg->pg_dsn, NULL, &s->pg) != 0 || load_epoch(s) != 0) return -1;
-
-  char sup[64], dem[64];
-  snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
-  snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
-  dsp_hot_config hc = {.geo_key = cfg->nearby_key,
-                       .cell_prefix = "hot:drivers:",
-                       .supply_key = sup,
-                       .demand_key = dem,
-                       .cell_precision = 5,
-                       .count_precision = 6,
-                       .demand_window_ms = 60000,
-                       .ttl_ms = cfg->driver_ttl_ms,
-                       .move_m = 5};
-  if (dsp_hot_new(&hc, &s->hot) != 0) return mrd_log_error("hotcells", "err=%s", "bad config"), -1;
+  if (mrd_pg_new(cfg->pg_dsn, NULL, &s->pg) != 0 || dsvc_epoch_load(s) != 0) return -1;
+  dsvc_epoch_listen(s);
+  char host[128] = "unknown";
+  if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
+  host[sizeof host - 1] = '\0';
+  if (dsp_lease_pg_init(&s->lease_store, s->pg, cfg->shard, host, (int)getpid(),
+                        cfg->lease_ttl_ms) != DSP_OK)
+    return -1;
+  if (core_new(s) != 0) return -1;
   if (dsvc_pricing_open(&s->pricing, &(dsvc_pricing_config){cfg->tariff_path, cfg->surge,
                                                             cfg->surge_interval_ms,
                                                             cfg->snap_max_m, cfg->shard},
                         s->graph, s->m.reg) != 0)
     return -1;
-
-  dsp_config dc;
-  dsp_config_default(&dc);
-  dc.shard = (uint32_t)cfg->shard;
-  dc.epoch = s->epoch;
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  dc.incarnation = (uint64_t)now.tv_sec * 1000 + (uint64_t)(now.tv_nsec / 1000000);
-  dc.offer_timeout_ms = cfg->offer_timeout_ms;
-  dc.driver_ttl_ms = cfg->driver_ttl_ms;
-  dc.k_candidates = (uint32_t)cfg->k_candidates;
-  dc.max_offers = (uint32_t)cfg->max_offers;
-  dc.max_eta_s = cfg->max_eta_s;
-  dc.batch.enabled = cfg->batch;
-  dc.batch.window_ms = cfg->batch_window_ms;
-  dsp_index ix = dsp_qt_index_iface(s->index);
-  dsp_router rt = dsp_graph_router_iface(s->router);
-  dsp_claims cl = dsp_claims_redis_iface(s->claims);
-  int rc = dsp_shard_new(&dc, &ix, &rt, &cl, &s->shard);
-  if (rc != DSP_OK) return mrd_log_error("shard", "err=%s", dsp_strerror(rc)), -1;
 
   char err[512];
   mrd_kafka_producer_opts po = MRD_KAFKA_PRODUCER_OPTS_DEFAULT;
@@ -288,8 +323,9 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   co.fetch_wait_max_ms = cfg->kafka_fetch_wait_ms;
   if (mrd_kafka_consumer_new(cfg->kafka_brokers, &co, &s->consumer, err, sizeof err) != 0)
     return mrd_log_error("kafka_consumer", "err=%s", err), -1;
-  mrd_log_info("shard_open", "shard=%d epoch=%llu incarnation=%llu group=%s", cfg->shard,
-               (unsigned long long)s->epoch, (unsigned long long)dc.incarnation, group);
+  s->warm_since_ms = wall_now_ms();
+  mrd_log_info("shard_open", "shard=%d epoch=%llu host=%s pid=%d group=%s", cfg->shard,
+               (unsigned long long)s->epoch, host, (int)getpid(), group);
   return 0;
 }
 
@@ -319,6 +355,7 @@ static void write_snapshots(dsvc *s);
 typedef struct restore_rec {
   char trip_id[DSP_ID_MAX + 1];
   uint64_t seq;
+  uint64_t generation; /* of the process that made it: breaks a tie of seq */
   int64_t ts_ms;
   bool from_redis;   /* the snapshot, not an event */
   bool redis_live;   /* listed in dispatch:live:<shard> */
@@ -339,11 +376,6 @@ static restore_rec *rec_for(dsp_strmap *m, const char *trip_id) {
   return r;
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Reads dispatch-events back, every partition, from the first message at or after since_ms
  * up to the ends captured here, and keeps in m the latest event (highest seq; the later
@@ -411,10 +443,13 @@ static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
             ev.type != MRD_EV_COMMAND_REJECTED && ev.shard == (uint32_t)s->cfg->shard &&
             strcmp(ev.trip_id, key) == 0) {
           restore_rec *rr = dsp_strmap_get(m, ev.trip_id);
-          if (!rr || ev.seq >= rr->seq) {
+          /* the highest seq; on a tie the newer holder's (a fenced process may have made
+           * the same seq late), then the later one */
+          if (!rr || ev.seq > rr->seq || (ev.seq == rr->seq && ev.generation >= rr->generation)) {
             rr = rr ? rr : rec_for(m, ev.trip_id);
             if (rr) {
               rr->seq = ev.seq;
+              rr->generation = ev.generation;
               rr->ts_ms = ev.ts_ms;
               rr->len = msg.value_len;
               memcpy(rr->bytes, msg.value, msg.value_len);
@@ -466,7 +501,7 @@ static int by_ts_desc(const void *a, const void *b) {
 int dsvc_restore(dsvc *s, int64_t now_ms) {
   dsp_strmap m;
   dsp_strmap_init(&m);
-  int64_t since = wall_ms() - s->cfg->restore_window_ms;
+  int64_t since = wall_now_ms() - s->cfg->restore_window_ms;
   long n_msgs = 0;
   double t0 = mono_s();
   bool kafka_ok = read_events(s, since < 0 ? 0 : since, &m, &n_msgs) == 0;
@@ -608,8 +643,9 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
         mrd_counter_inc(s->m.bad_messages);
-      } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK) {
-        hot_driver_refresh(s, loc.driver_id, now_ms);
+      } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK &&
+                 s->lease.role == DSP_LEASE_HOLDER) {
+        hot_driver_refresh(s, loc.driver_id, now_ms); /* a standby publishes nothing */
       }
       s->loc_next = msg.offset + 1;
     } else {
@@ -804,6 +840,15 @@ static void write_snapshots(dsvc *s) {
 int dsvc_flush(dsvc *s, int64_t now_ms) {
   const dsp_output *o;
   size_t n = dsp_outputs(s->shard, &o);
+  if (s->lease.role != DSP_LEASE_HOLDER) { /* a standby's core makes no events; be sure */
+    if (n) mrd_counter_add(s->m.outputs_dropped, n);
+    dsp_outputs_clear(s->shard);
+    s->n_lat = s->n_refs = 0;
+    return 0;
+  }
+  /* A holder that may no longer act (paused past its margin: SIGSTOP, store unreachable)
+   * keeps its outputs queued until a renew says whether it still holds the shard. */
+  if (!dsvc_may_act(s)) return 0;
   double t_now = mono_s();
   /* the latest event of each trip in this batch, for its snapshot */
   mrd_dispatch_event ev;
@@ -812,6 +857,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
       const dsp_event *e = &o[i].u.event;
       dspc_event_to_proto(e, &ev);
       dsvc_pricing_event(s->pricing, &ev, now_ms); /* the fare quote, surge demand */
+      ev.generation = s->lease.generation;
       if (produce(s, &ev, e->trip_id) != 0) return -1;
       if (e->driver_id[0]) hot_driver_refresh(s, e->driver_id, now_ms);
       if (e->type == DSP_EV_REQUESTED) dsp_hot_request(s->hot, e->pickup, now_ms);
@@ -857,6 +903,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
       for (int k = 0; k < s->n_refs; k++)
         if (s->refs[k].out_index == i) ref = s->refs[k].ref;
       dspc_reply_to_proto(r, ref, (uint32_t)s->cfg->shard, s->epoch, now_ms, &ev);
+      ev.generation = s->lease.generation;
       const char *key = ev.trip_id[0]      ? ev.trip_id
                         : ev.request_id[0] ? ev.request_id
                         : ev.driver_id[0]  ? ev.driver_id
@@ -871,6 +918,9 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   while (s->in_flight > 0 && !s->delivery_failures)
     mrd_kafka_producer_poll(s->producer, 5);
   if (s->delivery_failures) return -1;
+  /* Paused while waiting (SIGSTOP): the events are out, fenced downstream if another
+   * holder took over; the snapshots and offsets wait for the renew to say who holds. */
+  if (!dsvc_may_act(s)) return 0;
   write_snapshots(s);
   /* then the offsets of what was consumed */
   if (s->loc_next > s->loc_committed) {
@@ -894,6 +944,7 @@ static int hot_emit(void *ud, int argc, const char *const *argv) {
 }
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
+  if (!dsvc_may_act(s)) return;
   redis_resync(s);
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
@@ -921,13 +972,12 @@ void dsvc_close(dsvc *s, int timeout_ms) {
     mrd_log_warn("kafka_flush", "left=%d", mrd_kafka_outq_len(s->producer));
   mrd_kafka_consumer_free(s->consumer);
   mrd_kafka_producer_free(s->producer);
-  dsp_shard_free(s->shard);
-  dsp_hot_free(s->hot);
+  core_free(s);
   dsvc_pricing_free(s->pricing);
   dsp_claims_redis_free(s->claims);
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);
-  dsp_qt_index_free(s->index);
+  dsvc_map_release(&s->map);
   dsp_graph_router_free(s->router);
   geo_graph_free(s->graph);
   for (size_t i = 0; i < s->pending.cap; i++)
@@ -935,4 +985,117 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   dsp_strmap_close(&s->pending);
   mrd_admin_stop(s->admin);
   mrd_metrics_free(s->m.reg);
+}
+
+/* ---------------------------------------------------------------- ownership */
+
+bool dsvc_may_act(const dsvc *s) { return dsp_lease_may_act(&s->lease, mono_ms()); }
+
+/* Raise dispatch:fence:<shard> to our generation (retried every loop turn until Redis
+ * answers): from then on Redis refuses the claims of every older holder. */
+static void fence_raise(dsvc *s) {
+  if (s->fence_raised || s->lease.role != DSP_LEASE_HOLDER) return;
+  if (dsp_fence_raise(s->redis, s->fence_key, s->lease.generation) == 0) s->fence_raised = true;
+}
+
+/* Standby -> holder: the shard's live trips come back from dispatch-events (and Redis),
+ * commands are consumed once the index is warm (a standby has been reading pings all
+ * along: at once, usually). */
+static void take_over(dsvc *s, int64_t now_ms) {
+  uint64_t g = s->lease.generation;
+  dsp_claims_redis_fence(s->claims, s->fence_key, g);
+  s->fence_raised = false;
+  fence_raise(s);
+  mrd_counter_inc(s->m.lease_acquired);
+  mrd_gauge_set(s->m.lease_generation, (double)g);
+  mrd_log_info("lease_acquired", "shard=%d generation=%llu warm_ms=%lld", s->cfg->shard,
+               (unsigned long long)g, (long long)(now_ms - s->warm_since_ms));
+  if (dsvc_restore(s, now_ms) < 0)
+    mrd_log_warn("restore_skipped", "reason=%s", "neither dispatch-events nor redis could be read");
+  int64_t warm = s->warm_since_ms + s->cfg->warmup_ms;
+  s->warm_until_ms = warm > now_ms ? warm : now_ms;
+}
+
+/* Holder -> standby: everything this process knew as the holder is the next holder's now
+ * (it restores the trips from dispatch-events): forget the trips, the queued outputs and
+ * snapshots, commit nothing, consume pings only (from where it is: the index warms again). */
+static void step_down(dsvc *s, const char *why) {
+  const dsp_output *o;
+  size_t n = s->shard ? dsp_outputs(s->shard, &o) : 0;
+  mrd_counter_inc(s->m.lease_lost);
+  mrd_counter_add(s->m.outputs_dropped, n);
+  mrd_log_warn("lease_lost", "shard=%d generation=%llu why=%s outputs_dropped=%zu "
+               "snapshots_dropped=%zu action=%s", s->cfg->shard,
+               (unsigned long long)s->lease.generation, why, n, s->n_dirty,
+               "standby: trips forgotten, nothing committed, pings only");
+  dsp_claims_redis_fence(s->claims, NULL, 0);
+  core_free(s);
+  pending_clear(s);
+  s->n_lat = s->n_refs = 0;
+  s->ready = false;
+  s->cmd_next = -1;
+  s->cmd_committed = -1;
+  s->loc_committed = s->loc_next; /* not ours to commit any more */
+  if (core_new(s) != 0 || dsvc_assign(s, false) != 0) {
+    mrd_log_error("step_down", "err=%s", "cannot rebuild the core; exiting");
+    exit(1);
+  }
+  s->warm_since_ms = wall_now_ms();
+}
+
+void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
+  dsp_lease_op op = dsp_lease_due(&s->lease, mono);
+  if (op != DSP_LEASE_OP_NONE) {
+    uint64_t gen = 0;
+    dsp_lease_answer a;
+    if (op == DSP_LEASE_OP_ACQUIRE) {
+      a = dsp_lease_pg_acquire(&s->lease_store, &gen);
+      static char last_holder[200];
+      if (a == DSP_LEASE_TAKEN && strcmp(last_holder, s->lease_store.holder) != 0) {
+        snprintf(last_holder, sizeof last_holder, "%s", s->lease_store.holder);
+        mrd_log_info("standby", "shard=%d holder=%s action=%s", s->cfg->shard,
+                     s->lease_store.holder, "waiting for the lease to lapse");
+      }
+    } else {
+      a = dsp_lease_pg_renew(&s->lease_store, s->lease.generation);
+      if (a == DSP_LEASE_GRANTED) s->fence_raised = false; /* Redis may have restarted empty */
+    }
+    static int64_t last_warn_ms;
+    if (a == DSP_LEASE_UNREACHABLE && (last_warn_ms == 0 || mono - last_warn_ms >= 5000)) {
+      last_warn_ms = mono; /* once per 5 s, not per retry */
+      mrd_log_warn("lease_store", "op=%s may_act=%d err=%s",
+                   op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew", (int)dsvc_may_act(s),
+                   mrd_pg_errstr(s->pg));
+    }
+    dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mono_ms(), a, gen);
+    if (ch == DSP_LEASE_ACQUIRED) take_over(s, now_ms);
+    else if (ch == DSP_LEASE_LOST) step_down(s, "renew found another generation in shard_leases");
+  }
+  fence_raise(s);
+  bool holder = s->lease.role == DSP_LEASE_HOLDER, act = dsvc_may_act(s);
+  if (holder && !act && !s->paused)
+    mrd_log_warn("lease_unconfirmed", "shard=%d generation=%llu action=%s", s->cfg->shard,
+                 (unsigned long long)s->lease.generation,
+                 "not acting until a renewal succeeds (PostgreSQL unreachable, or this process was "
+                 "paused)");
+  else if (holder && act && s->paused)
+    mrd_log_info("lease_confirmed", "shard=%d generation=%llu action=%s", s->cfg->shard,
+                 (unsigned long long)s->lease.generation, "acting again");
+  s->paused = holder && !act;
+  if (s->lease.role == DSP_LEASE_HOLDER && !s->commands_assigned && s->shard &&
+      now_ms >= s->warm_until_ms && dsvc_may_act(s)) {
+    if (dsvc_assign(s, true) == 0) {
+      s->ready = true;
+      mrd_log_info("ready", "shard=%d generation=%llu", s->cfg->shard,
+                   (unsigned long long)s->lease.generation);
+    }
+  }
+}
+
+void dsvc_lease_release(dsvc *s) {
+  if (s->lease.role != DSP_LEASE_HOLDER) return;
+  if (dsp_lease_pg_release(&s->lease_store, s->lease.generation) == 0)
+    mrd_log_info("lease_released", "shard=%d generation=%llu", s->cfg->shard,
+                 (unsigned long long)s->lease.generation);
+  dsp_lease_released(&s->lease, mono_ms());
 }

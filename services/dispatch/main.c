@@ -1,9 +1,12 @@
 /*
  * main.c: meridian-dispatch, one process per shard (MERIDIAN_SHARD=k): config -> log ->
- * open the graph, Redis, PostgreSQL, Kafka and the admin server -> restore the live trips
- * from Redis -> read pings only for the warm-up (so the index is full before the first
- * command is matched) -> loop: consume, tick, flush (events delivered, snapshots written,
- * offsets committed), hot cells -> on SIGTERM finish the batch, flush Kafka, exit 0.
+ * open the graph, Redis, PostgreSQL (the shard map, LISTEN shard_map), Kafka and the admin
+ * server -> start as a standby (pings only: the index warms) -> loop: the lease (acquire
+ * as a standby, renew as the holder: docs/shards.md); as the holder that may act:
+ * consume, tick, flush (events delivered, snapshots written, offsets committed), hot
+ * cells; the shard map's epoch -> on SIGTERM finish the batch, flush Kafka, give the
+ * lease back, exit 0. Becoming the holder restores the live trips (dispatch_io.c); losing
+ * the lease (found at a renew: SIGSTOPped, cut off) steps down to a standby.
  * Bad configuration exits 2; a dependency missing at start or events that cannot be
  * delivered exit 1 (a restart resumes from the committed offsets).
  */
@@ -15,6 +18,17 @@
 #include "mrd/signals.h"
 #include "mrd/tz.h"
 #include "service.h"
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -37,31 +51,25 @@ int main(int argc, char **argv) {
   dsvc s;
   int rc = 1;
   if (dsvc_open(&s, &cfg) != 0) goto out;
+  if (dsvc_assign(&s, false) != 0) goto out; /* pings only until this process holds the lease */
   int64_t t = now_ms();
-  if (dsvc_restore(&s, t) < 0)
-    mrd_log_warn("restore_skipped", "reason=%s", "neither dispatch-events nor redis could be read");
-  if (dsvc_assign(&s, false) != 0) goto out;
-  int64_t warm_until = t + cfg.warmup_ms;
-  int64_t next_tick = warm_until, next_hot = t, next_epoch = t + cfg.epoch_check_ms,
-          next_metrics = t;
+  int64_t next_tick = t, next_hot = t, next_metrics = t;
   rc = 0;
   while (!mrd_should_stop()) {
     t = now_ms();
-    if (!s.commands_assigned && t >= warm_until) {
-      if (dsvc_assign(&s, true) != 0) {
-        rc = 1;
-        break;
-      }
-      s.ready = true;
-      mrd_log_info("ready", "shard=%d", cfg.shard);
-    }
+    dsvc_lease_step(&s, mono_ms(), t);
+    /* a holder that may not act (past its margin, the renew unanswered) consumes nothing */
+    bool holder = s.lease.role == DSP_LEASE_HOLDER;
+    bool act = holder && dsvc_may_act(&s);
     int wait = (int)(next_tick - t);
     if (wait > 5) wait = 5;
     if (wait < 0) wait = 0;
-    dsvc_poll(&s, wait, t);
+    if (!holder || act) dsvc_poll(&s, wait, t);
+    else sleep_ms(wait > 0 ? wait : 5);
     t = now_ms();
-    if (s.ready && t >= next_tick) {
-      dsp_tick(s.shard, t);
+    if (t >= next_tick) {
+      if (s.ready && act) dsp_tick(s.shard, t);
+      else if (!holder) dsp_tick(s.shard, t); /* a standby's index forgets silent drivers too */
       next_tick = t + cfg.tick_ms;
     }
     if (dsvc_flush(&s, t) != 0) {
@@ -74,10 +82,7 @@ int main(int argc, char **argv) {
       dsvc_hot_flush(&s, t);
       next_hot = t + cfg.hot_interval_ms;
     }
-    if (t >= next_epoch) {
-      dsvc_epoch_check(&s);
-      next_epoch = t + cfg.epoch_check_ms;
-    }
+    dsvc_epoch_poll(&s, t);
     if (t >= next_metrics) {
       dsvc_metrics_sync(&s);
       next_metrics = t + 1000;
@@ -85,6 +90,7 @@ int main(int argc, char **argv) {
     mrd_admin_service(s.admin);
   }
   mrd_log_info("stopping", "signal=%d", mrd_stop_signal());
+  if (rc == 0) dsvc_lease_release(&s); /* a standby takes over at once, not after the TTL */
 out:
   dsvc_close(&s, 5000);
   dsvc_config_release();

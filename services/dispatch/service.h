@@ -19,6 +19,8 @@
 #include "geo/graph.h"
 #include "hotcells.h"
 #include "index_quadtree.h"
+#include "lease.h"
+#include "lease_pg.h"
 #include "mrd/admin.h"
 #include "mrd/kafka.h"
 #include "mrd/metrics.h"
@@ -42,6 +44,7 @@ typedef struct dsvc_config {
   double snap_max_m;  /* service area: how far from the road graph a point may be */
   int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
   int64_t epoch_check_ms;
+  int64_t lease_ttl_ms, lease_renew_ms, lease_retry_ms, lease_margin_ms; /* docs/shards.md */
   int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
   double max_eta_s;
@@ -69,7 +72,23 @@ typedef struct dsvc_metrics {
   mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;
   mrd_counter *hot_commands, *restored;
   mrd_gauge *index_size, *drivers, *trips_live, *hot_shown, *redis_up, *epoch;
+  /* ownership (labelled {shard}): the on-call alerts' series */
+  mrd_gauge *lease_held, *lease_generation;
+  mrd_counter *lease_lost, *lease_acquired, *claims_fenced, *outputs_dropped;
 } dsvc_metrics;
+
+/* One range of the shard map: geohash strings s with start <= s < end belong to shard. */
+typedef struct dsvc_range {
+  char start[16], end[16];
+  uint32_t shard;
+} dsvc_range;
+
+/* The shard map of one epoch, sorted by start (as PostgreSQL `shard_map` holds it). */
+typedef struct dsvc_map {
+  uint64_t epoch; /* 0: none loaded yet */
+  size_t n;
+  dsvc_range *ranges;
+} dsvc_map;
 
 #define DSVC_MAX_REFS 64
 
@@ -103,7 +122,20 @@ typedef struct dsvc {
   mrd_pg *pg;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
-  uint64_t epoch;
+  uint64_t epoch;  /* = map.epoch */
+  dsvc_map map;    /* the shard map in force (dsvc_on_epoch) */
+  uint64_t notified_epoch;
+  unsigned pg_connects;
+  int64_t next_notify_ms, next_epoch_ms;
+  /* ownership: docs/shards.md */
+  dsp_lease lease;
+  dsp_lease_pg lease_store;
+  char fence_key[32];   /* dispatch:fence:<shard> */
+  bool fence_raised;    /* the fence key holds our generation */
+  bool paused;          /* holder, but its lease is unconfirmed past the margin: not acting */
+  int64_t warm_since_ms; /* pings read since (wall ms): a standby's warm index */
+  int64_t warm_until_ms; /* holder: commands from then on */
+  uint64_t last_fenced;
   bool ready; /* restored and consuming commands */
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
@@ -144,7 +176,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg);
  * Returns how many were restored, or -1 (neither Kafka nor Redis could be read). */
 int dsvc_restore(dsvc *s, int64_t now_ms);
 /* Assign partition <shard> of driver-locations (and of dispatch-commands when
- * with_commands) from the committed offsets. Returns 0 or -1. */
+ * with_commands) from the committed offsets (driver-locations from where this process
+ * has read, when it has). Returns 0 or -1. */
 int dsvc_assign(dsvc *s, bool with_commands);
 /* Consume up to cfg->poll_batch messages (waiting up to wait_ms for the first) and feed
  * them to the core. Returns the number consumed. */
@@ -156,8 +189,30 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms);
 int dsvc_flush(dsvc *s, int64_t now_ms);
 /* Write the hot cells that changed (one pipelined batch). */
 void dsvc_hot_flush(dsvc *s, int64_t now_ms);
-/* Re-read the shard-map epoch from PostgreSQL. */
-void dsvc_epoch_check(dsvc *s);
+/* The shard map (epoch_io.c). dsvc_epoch_load: read the newest map and, when its epoch
+ * differs, hand it to dsvc_on_epoch; 0 or -1 (logged). dsvc_epoch_listen: LISTEN
+ * shard_map. dsvc_epoch_poll: every loop turn: the notifications (every 20 ms, without
+ * blocking) and the fallback read (every epoch_check_ms). */
+int dsvc_epoch_load(dsvc *s);
+void dsvc_epoch_listen(dsvc *s);
+void dsvc_epoch_poll(dsvc *s, int64_t now_ms);
+/* THE place where a new shard-map epoch takes effect in this process: takes ownership of
+ * *next (left empty), stamps the epoch on later events and claims, logs the ranges owned.
+ * The range handoff (docs/shards.md) extends this function. */
+void dsvc_on_epoch(dsvc *s, dsvc_map *next);
+/* Ranges of m owned by shard. */
+int dsvc_map_owned(const dsvc_map *m, uint32_t shard);
+void dsvc_map_release(dsvc_map *m);
+
+/* Ownership (dispatch_io.c; the rules are lease.h's). Run the lease operation due at
+ * mono_ms against PostgreSQL; on an acquisition take over (fence Redis, restore the live
+ * trips, assign dispatch-commands after the warm-up); on a loss step down (forget every
+ * trip and queued output, consume pings only, commit nothing). now_ms: wall clock. */
+void dsvc_lease_step(dsvc *s, int64_t mono_ms, int64_t now_ms);
+/* True while this process may act as the shard's holder (lease.h). */
+bool dsvc_may_act(const dsvc *s);
+/* SIGTERM: give the lease back so a standby takes over at once. */
+void dsvc_lease_release(dsvc *s);
 /* Bring the metrics up to date with the core's counters. */
 void dsvc_metrics_sync(dsvc *s);
 /* Flush Kafka within timeout_ms and free everything. */

@@ -43,8 +43,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_BLOCKED_MS", "blocked", "10s", "a client whose send queue stays full this long is closed", MRD_CONFIG_DURATION_MS, 100, 3600000, &c->blocked_ms);
   ADD("MERIDIAN_NEARBY_MAX", "nearby-max", "20", "drivers in a nearby answer", MRD_CONFIG_INT, 1, 100, &c->nearby_max);
   ADD("MERIDIAN_GW_NEARBY_KEY", "nearby-key", "drivers:available", "Redis GEO set of available drivers", MRD_CONFIG_STRING, 0, 0, &c->nearby_key);
-  ADD("MERIDIAN_GW_EPOCH_KEY", "epoch-key", "shardmap:epoch", "Redis key of the shard-map epoch", MRD_CONFIG_STRING, 0, 0, &c->epoch_key);
-  ADD("MERIDIAN_GW_EPOCH_CHECK_MS", "epoch-check", "1s", "how often the epoch in Redis is read", MRD_CONFIG_DURATION_MS, 10, 3600000, &c->epoch_check_ms);
+  ADD("MERIDIAN_GW_EPOCH_CHECK_MS", "epoch-check", "1s", "how often max(epoch) of shard_map is re-read (the fallback of LISTEN shard_map) and blocked clients are looked for", MRD_CONFIG_DURATION_MS, 10, 3600000, &c->epoch_check_ms);
   ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "1", "producer linger.ms", MRD_CONFIG_INT, 0, 10000, &c->linger_ms);
   ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "10", "consumer fetch.wait.max.ms", MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000", "producer local queue (messages); full -> unavailable", MRD_CONFIG_INT, 1, 10000000, &c->queue_max);

@@ -123,6 +123,11 @@ int gw_kafka_start(gw_server *s) {
 }
 
 bool gw_kafka_poll(gw_server *s) {
+  int64_t now = gw_now_ms();
+  if (now >= s->next_notify_ms) { /* the shard-map epoch: LISTEN/NOTIFY, not Kafka */
+    s->next_notify_ms = now + GW_NOTIFY_MS;
+    gw_epoch_notified(s);
+  }
   if (s->producer) mrd_kafka_producer_poll(s->producer, 0); /* serves all queued reports */
   if (!s->consumer) return false;
   for (int i = 0; i < 512; i++) { /* bounded: the loop has other work */
@@ -140,6 +145,12 @@ bool gw_kafka_poll(gw_server *s) {
       mrd_counter_inc(s->m.events_bad);
       mrd_log_warn("bad_event", "partition=%d offset=%lld err=%s", (int)m.partition,
                    (long long)m.offset, mrd_proto_strerror(rc));
+    } else if (!mrd_fence_admit(&s->fence, ev.shard, ev.generation)) {
+      mrd_counter_inc(s->m.events_fenced); /* a fenced dispatch process's late event */
+      mrd_log_warn("event_fenced", "shard=%u generation=%llu highest=%llu type=%s trip=%s",
+                   ev.shard, (unsigned long long)ev.generation,
+                   (unsigned long long)s->fence.highest[ev.shard < MRD_SHARD_COUNT ? ev.shard : 0],
+                   mrd_event_type_name(ev.type), ev.trip_id);
     } else {
       gw_deliver_event(s, &ev);
     }

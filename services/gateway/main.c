@@ -51,6 +51,12 @@ static int metrics_init(gw_server *s) {
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
   rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,
                           &m->shardmap_epoch);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_epoch_reloads_total",
+                            "shard maps loaded after an epoch change (NOTIFY or the periodic read)",
+                            NULL, &m->epoch_reloads);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_fenced_total",
+                            "dispatch-events of a stale lease generation, not delivered", NULL,
+                            &m->events_fenced);
   return rc ? -1 : 0;
 }
 
@@ -75,7 +81,11 @@ int main(int argc, char **argv) {
   }
   mrd_log_info("service_area", "path=%s polygons=%zu vertices=%zu", cfg.service_area,
                gw_area_polygon_count(s.area), gw_area_vertex_count(s.area));
-  if (mrd_pg_new(cfg.pg_dsn, NULL, &s.pg) || gw_shardmap_load(&s)) goto out;
+  /* PostgreSQL is read from the event loop (the epoch): a reconnect attempt must not stall
+   * it long, and not often while the database is unreachable */
+  mrd_pg_opts po = {.connect_timeout_s = 1, .backoff_max_ms = 10000};
+  if (mrd_pg_new(cfg.pg_dsn, &po, &s.pg) || gw_shardmap_load(&s)) goto out;
+  gw_epoch_listen(&s); /* a failure is logged; the periodic read still follows the epoch */
   mrd_redis_opts ro = {.command_timeout_ms = cfg.redis_timeout_ms, .connect_timeout_ms = cfg.redis_timeout_ms};
   if (mrd_redis_new(cfg.redis_url, &ro, &s.redis)) {
     mrd_log_error("redis", "url=%s err=%s", cfg.redis_url, "bad URL");

@@ -45,8 +45,7 @@ typedef struct gw_config {
   int64_t blocked_ms;                 /* 10 s: a client whose queue stays full is closed */
   int nearby_max;                     /* 20 */
   char *nearby_key;                   /* Redis GEO set of available drivers */
-  char *epoch_key;                    /* Redis key holding the shard-map epoch */
-  int64_t epoch_check_ms;             /* 1 s */
+  int64_t epoch_check_ms;             /* 1 s: max(epoch) re-read (NOTIFY is the fast path) */
   int linger_ms;                      /* Kafka producer linger: 1 ms */
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 10 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
@@ -117,6 +116,8 @@ typedef struct gw_metrics {
   mrd_counter *kafka_failed, *events_in, *events_bad;
   mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
   mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
+  mrd_counter *epoch_reloads;          /* maps loaded after an epoch change */
+  mrd_counter *events_fenced;          /* dispatch-events of a stale lease generation, dropped */
 } gw_metrics;
 
 /* The gateway. */
@@ -141,6 +142,10 @@ typedef struct gw_server {
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
+  uint64_t notified_epoch; /* the highest epoch named by the notifications just read */
+  unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
+  int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
+  mrd_fence fence;         /* highest lease generation seen per dispatch shard */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */
@@ -169,7 +174,15 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
 
 /* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0 or -1. */
 int gw_shardmap_load(gw_server *s);
-/* Compare the epoch in Redis with the cached map's; reload on change. */
+/* LISTEN shard_map on the PostgreSQL handle (again after each reconnect). Returns 0 or
+ * an MRD_E* (logged; the periodic read still works). */
+int gw_epoch_listen(gw_server *s);
+/* Read the shard_map notifications that arrived (never blocks) and reload the map when one
+ * names another epoch; after a reconnect, re-read max(epoch). Called from the loop's Kafka
+ * poll, at most every GW_NOTIFY_MS. */
+#define GW_NOTIFY_MS 20
+void gw_epoch_notified(gw_server *s);
+/* The fallback: read max(epoch) from PostgreSQL and reload the map when it differs. */
 void gw_epoch_check(gw_server *s);
 /* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
  * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */

@@ -1,13 +1,14 @@
 /*
- * store_io.c: the gateway's Redis and PostgreSQL adapters: the shard map from PostgreSQL
- * and its epoch in Redis, the per-rider sliding window of ride requests (a Lua script, so
+ * store_io.c: the gateway's Redis and PostgreSQL adapters: the shard map and its epoch
+ * from PostgreSQL (LISTEN shard_map for prompt changes, max(epoch) re-read as a
+ * fallback), the per-rider sliding window of ride requests (a Lua script, so
  * every replica counts in the same window atomically), request ownership for cancels,
  * nearby drivers (GEOSEARCH on the hot-cell GEO set) and trip snapshots.
  *
  * Redis calls are synchronous with a short time limit (MERIDIAN_GW_REDIS_TIMEOUT_MS); while
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
  * `unavailable` for what needs Redis, everything else keeps working.
- * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id}, shardmap:epoch,
+ * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id},
  * drivers:available, trip:active:{role}:{user}, trip:snap:{trip_id}).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -61,18 +62,56 @@ int gw_shardmap_load(gw_server *s) {
   return 0;
 }
 
-void gw_epoch_check(gw_server *s) {
-  redisReply *rep = NULL;
-  if (mrd_redis_cmdf(s->redis, &rep, "GET %s", s->cfg->epoch_key) != 0) return;
-  if (rep->type == REDIS_REPLY_STRING) {
-    uint64_t e = strtoull(rep->str, NULL, 10);
-    if (e && (!s->map || e != gw_shardmap_epoch(s->map))) {
-      mrd_log_info("epoch_changed", "redis=%llu cached=%llu", (unsigned long long)e,
-                   (unsigned long long)(s->map ? gw_shardmap_epoch(s->map) : 0));
-      gw_shardmap_load(s);
-    }
+/* The newest epoch in shard_map: 0 and *epoch, or -1 (logged once per outage). */
+static int read_max_epoch(gw_server *s, uint64_t *epoch) {
+  PGresult *res = NULL;
+  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0)
+    return -1;
+  *epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return 0;
+}
+
+static void reload_if_newer(gw_server *s, uint64_t e, const char *why) {
+  uint64_t cached = s->map ? gw_shardmap_epoch(s->map) : 0;
+  if (e == 0 || e == cached) return;
+  mrd_log_info("epoch_changed", "new=%llu cached=%llu via=%s", (unsigned long long)e,
+               (unsigned long long)cached, why);
+  if (gw_shardmap_load(s) == 0) mrd_counter_inc(s->m.epoch_reloads);
+}
+
+static void on_notify(void *ud, const char *channel, const char *payload) {
+  gw_server *s = ud;
+  if (strcmp(channel, "shard_map") != 0) return;
+  uint64_t *seen = &s->notified_epoch;
+  uint64_t e = strtoull(payload, NULL, 10);
+  if (e > *seen) *seen = e;
+}
+
+int gw_epoch_listen(gw_server *s) {
+  int rc = mrd_pg_listen(s->pg, "shard_map");
+  if (rc != 0) mrd_log_warn("epoch_listen", "err=%s", mrd_pg_errstr(s->pg));
+  s->pg_connects = mrd_pg_reconnects(s->pg);
+  return rc;
+}
+
+void gw_epoch_notified(gw_server *s) {
+  /* reconnecting is the periodic read's job (gw_epoch_check): not every 20 ms */
+  if (!mrd_pg_connected(s->pg)) return;
+  s->notified_epoch = 0;
+  if (mrd_pg_notifications(s->pg, on_notify, s) < 0) return; /* the fallback read covers it */
+  if (mrd_pg_reconnects(s->pg) != s->pg_connects) { /* notifications may have been missed */
+    s->pg_connects = mrd_pg_reconnects(s->pg);
+    gw_epoch_check(s);
+    return;
   }
-  freeReplyObject(rep);
+  /* a notification names the epoch inserted; the map loaded is the newest one anyway */
+  if (s->notified_epoch) reload_if_newer(s, s->notified_epoch, "notify");
+}
+
+void gw_epoch_check(gw_server *s) {
+  uint64_t e = 0;
+  if (read_max_epoch(s, &e) == 0) reload_if_newer(s, e, "poll");
 }
 
 static const char WINDOW_LUA[] =

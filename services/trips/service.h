@@ -41,6 +41,9 @@ typedef struct tsvc {
   tsvc_config *cfg;
   mrd_metrics *reg;
   mrd_counter *events, *duplicates, *bad, *rejected_skipped, *db_failures, *batches;
+  mrd_counter *fenced; /* events of a stale lease generation, not recorded */
+  mrd_fence fence;     /* highest generation recorded per shard (dispatch_generations) */
+  bool fence_loaded;
   mrd_histogram *batch_seconds;
   mrd_gauge *pg_up;
   mrd_health health;

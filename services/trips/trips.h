@@ -27,8 +27,8 @@ extern "C" {
 #endif
 
 /* Parameters of TRP_SQL_EVENT: trip_id, seq, type, driver_id, shard, epoch, at (Unix ms),
- * payload (JSON). */
-#define TRP_EVENT_PARAMS 8
+ * payload (JSON), generation (the producer's lease generation; 0 when absent). */
+#define TRP_EVENT_PARAMS 9
 /* Parameters of TRP_SQL_TRIP: trip_id, request_id, rider_id, driver_id (NULL unless
  * matched), status, shard, epoch, pickup (WKT), dropoff (WKT), pickup_eta_s (NULL unless
  * matched), reason, seq, at (ms), then the ms of the step this event is, in the columns
@@ -56,7 +56,7 @@ extern const char TRP_SQL_FINAL[];
 typedef struct trp_row {
   const char *ev[TRP_EVENT_PARAMS];
   const char *trip[TRP_TRIP_PARAMS];
-  char seq[24], type[24], shard[12], epoch[24], at[24], status[16], eta[32];
+  char seq[24], type[24], shard[12], epoch[24], at[24], status[16], eta[32], generation[24];
   char pickup[80], dropoff[80];
   char payload[1024];
 } trp_row;

@@ -55,6 +55,10 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
                           "transactions that failed (retried with backoff)", NULL, &s->db_failures);
   rc |= mrd_metrics_counter(s->reg, "meridian_trips_batches_total", "transactions committed", NULL,
                             &s->batches);
+  rc |= mrd_metrics_counter(s->reg, "meridian_trips_events_fenced_total",
+                            "events of a stale lease generation (a fenced dispatch process's "
+                            "late output), not recorded",
+                            NULL, &s->fenced);
   rc |= mrd_metrics_histogram(s->reg, "meridian_trips_batch_seconds", "time to record one batch",
                               NULL, lat, sizeof lat / sizeof lat[0], &s->batch_seconds);
   rc |= mrd_metrics_gauge(s->reg, "meridian_trips_pg_up", "1 while PostgreSQL answers", NULL,
@@ -131,13 +135,57 @@ int tsvc_poll(tsvc *s, int wait_ms) {
   return got;
 }
 
+/* The highest generation recorded per shard, as the last committed batch left it. */
+static int fence_load(tsvc *s) {
+  PGresult *res = NULL;
+  if (mrd_pg_exec(s->pg, &res, "SELECT shard, generation FROM dispatch_generations", 0, NULL) != 0)
+    return -1;
+  memset(&s->fence, 0, sizeof s->fence);
+  for (int i = 0; i < PQntuples(res); i++) {
+    unsigned long sh = strtoul(PQgetvalue(res, i, 0), NULL, 10);
+    if (sh < MRD_SHARD_COUNT) s->fence.highest[sh] = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+  }
+  PQclear(res);
+  s->fence_loaded = true;
+  return 0;
+}
+
+/* Save the shards whose highest generation this batch raised (inside its transaction). */
+static int fence_save(tsvc *s, const mrd_fence *before) {
+  for (int sh = 0; sh < MRD_SHARD_COUNT; sh++) {
+    if (s->fence.highest[sh] == before->highest[sh]) continue;
+    char shard[12], gen[24];
+    snprintf(shard, sizeof shard, "%d", sh);
+    snprintf(gen, sizeof gen, "%llu", (unsigned long long)s->fence.highest[sh]);
+    const char *p[] = {shard, gen};
+    if (mrd_pg_exec(s->pg, NULL,
+                    "INSERT INTO dispatch_generations (shard, generation) "
+                    "VALUES ($1::integer, $2::bigint) ON CONFLICT (shard) DO UPDATE SET "
+                    "generation = GREATEST(dispatch_generations.generation, EXCLUDED.generation), "
+                    "seen_at = now()",
+                    2, p) != 0)
+      return -1;
+  }
+  return 0;
+}
+
 int tsvc_apply(tsvc *s) {
   double t0 = mono_s();
+  if (!s->fence_loaded && fence_load(s) != 0) goto fail;
+  mrd_fence before = s->fence; /* a rolled back batch decides the same way when retried */
   if (mrd_pg_begin(s->pg) != 0) goto fail;
-  uint64_t added = 0, dup = 0, skipped = 0;
+  uint64_t added = 0, dup = 0, skipped = 0, fenced = 0;
   for (int i = 0; i < s->n_batch; i++) {
     tsvc_msg *m = &s->batch[i];
     if (!m->ok) continue;
+    if (!mrd_fence_admit(&s->fence, m->ev.shard, m->ev.generation)) {
+      fenced++;
+      mrd_log_warn("event_fenced", "trip=%s seq=%llu shard=%u generation=%llu highest=%llu",
+                   m->ev.trip_id, (unsigned long long)m->ev.seq, m->ev.shard,
+                   (unsigned long long)m->ev.generation,
+                   (unsigned long long)s->fence.highest[m->ev.shard]);
+      continue;
+    }
     int rc = trp_record_event_priced(s->pg, &m->ev, s->graph, s->route,
                                      s->has_tariff ? &s->tariff : NULL);
     if (rc == TRP_RECORDED)
@@ -153,7 +201,9 @@ int tsvc_apply(tsvc *s) {
     } else
       goto fail;
   }
+  if (fence_save(s, &before) != 0) goto fail;
   if (mrd_pg_commit(s->pg) != 0) goto fail;
+  mrd_counter_add(s->fenced, fenced);
   mrd_counter_add(s->events, added);
   mrd_counter_add(s->duplicates, dup);
   mrd_counter_add(s->rejected_skipped, skipped);
@@ -162,6 +212,7 @@ int tsvc_apply(tsvc *s) {
   mrd_gauge_set(s->pg_up, 1);
   return 0;
 fail:
+  if (s->fence_loaded) s->fence = before;
   mrd_counter_inc(s->db_failures);
   mrd_gauge_set(s->pg_up, mrd_pg_connected(s->pg) ? 1 : 0);
   mrd_log_warn("batch_failed", "events=%d err=%s sqlstate=%s", s->n_batch, mrd_pg_errstr(s->pg),

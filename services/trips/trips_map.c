@@ -10,9 +10,10 @@
 #include "trips.h"
 
 const char TRP_SQL_EVENT[] =
-    "INSERT INTO trip_events (trip_id, seq, type, driver_id, shard, epoch, at, payload) "
+    "INSERT INTO trip_events (trip_id, seq, type, driver_id, shard, epoch, at, payload, "
+    "generation) "
     "VALUES ($1, $2::integer, $3, $4, $5::integer, $6::bigint, "
-    "to_timestamp($7::double precision / 1000), $8::jsonb) "
+    "to_timestamp($7::double precision / 1000), $8::jsonb, $9::bigint) "
     "ON CONFLICT (trip_id, seq) DO NOTHING";
 
 #define TS(n) "to_timestamp($" #n "::double precision / 1000)"
@@ -127,6 +128,8 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
   e[5] = o->epoch;
   e[6] = o->at;
   e[7] = o->payload;
+  snprintf(o->generation, sizeof o->generation, "%llu", (unsigned long long)ev->generation);
+  e[8] = o->generation;
 
   const char **t = o->trip;
   t[0] = ev->trip_id;

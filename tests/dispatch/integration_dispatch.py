@@ -14,8 +14,18 @@ restart (scripts/stack up): no request lost or left open, no driver double-booke
 same with Redis shut down (data lost) 0.6 s before the kill, so that the restarted shard can
 only restore its open trips from dispatch-events.
 
+(--part failover, docs/shards.md): `scripts/stack up --standby` starts a second process per
+shard: it does not act (no command consumed, no event, the lease still the holder's) while
+it reads pings; kill -9 of the holder, three times, and a request sent right after each
+kill: the first offer comes from the standby, and the time from the kill to that offer is
+measured (target < 10 s); a SIGSTOPped holder: the standby takes over, the ride goes on
+with it, and after SIGCONT the old holder steps down (lease_lost), a late event of its
+generation (written with gw_kafka_tool) is neither delivered by the gateway nor recorded
+by trips, and its late claims (played with dsp_claim_tool through the real claim scripts)
+are refused by Redis.
+
 Needs .run/env in the environment. Prints ok/FAIL lines; exits 1 on any failure.
-Usage: integration_dispatch.py --root SRC --part flows|load
+Usage: integration_dispatch.py --root SRC --part flows|load|failover [--kafka-tool T --claim-tool T]
 """
 import argparse
 import asyncio
@@ -405,7 +415,7 @@ async def redis_down():
     the trip's snapshot and the hot cells it could not write meanwhile."""
     url = os.environ["MERIDIAN_REDIS_URL"]
     port = url.rsplit(":", 1)[1].split("/")[0]
-    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90  # ADMIN_BASE + 0: dispatch shard 0
     d1 = await Driver(f"it-d7a-{RUN}", 40.7270, -73.9940).online()
     d2 = await Driver(f"it-d7b-{RUN}", 40.7282, -73.9930).online()
     r = await Client(f"it-r7-{RUN}", "rider").connect()
@@ -687,7 +697,7 @@ async def kill_shard(seed, redis_down=False):
                                              stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
     _, err = await p.communicate()
     check(p.returncode == 0 and pid_of("dispatch-0") != pid, f"{tag}: scripts/stack up restarted dispatch-0")
-    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+    admin0 = int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90  # ADMIN_BASE + 0: dispatch shard 0
     restored = None
     for _ in range(20):
         restored = metric(admin0, "meridian_dispatch_restored_total")
@@ -722,12 +732,270 @@ async def kill_shard(seed, redis_down=False):
     await asyncio.gather(*(r.close() for r in riders))
 
 
+# ------------------------------------------------------------------------------ failover
+
+def run_dir():
+    return os.environ.get("MERIDIAN_RUN_DIR") or os.path.join(os.path.abspath(ROOT), ".run")
+
+
+def pid_file(name):
+    try:
+        with open(os.path.join(run_dir(), "pid", f"svc-{name}")) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def admin_base():
+    return int(os.environ["MERIDIAN_STACK_PORT_BASE"]) + 90
+
+
+def stack_up(*args):
+    env = dict(os.environ)
+    if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
+        env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
+    return subprocess.run([os.path.join(ROOT, "scripts", "stack"), "up", *args], capture_output=True,
+                          text=True, env=env)
+
+
+def lease(shard):
+    rows = sql(f"SELECT holder_pid, generation, expires_at > now() FROM shard_leases WHERE shard = {shard}")
+    return (int(rows[0][0]), int(rows[0][1]), rows[0][2] == "t") if rows else (None, 0, False)
+
+
+def port_of(pid, shard):
+    """The admin port of the process pid of shard: ADMIN_BASE+k, or +20+k for the standby."""
+    return admin_base() + shard + (20 if pid == pid_file(f"dispatch-{shard}-standby") else 0)
+
+
+def lm(port, name, shard=0):
+    return metric(port, f'{name}{{shard="{shard}"}}')
+
+
+def log_of(pid, shard):
+    name = f"dispatch-{shard}-standby" if pid == pid_file(f"dispatch-{shard}-standby") else f"dispatch-{shard}"
+    with open(os.path.join(run_dir(), "log", f"svc-{name}.log")) as f:
+        return f.read()
+
+
+async def ride_steps(d, r, off, steps=("arrived", "start", "complete")):
+    for step in steps:
+        await d.send(type=step, trip_id=off["trip_id"], ref=step)
+        await asyncio.sleep(0.5)
+    return await r.wait(typ("trip", status="completed" if "complete" in steps else "started"), 10)
+
+
+async def standby_does_not_act():
+    up = stack_up("--standby")
+    check(up.returncode == 0, "standby: scripts/stack up --standby started one standby per shard")
+    if up.returncode != 0:
+        print(up.stderr[-2000:], flush=True)
+        return False
+    sb = pid_file("dispatch-0-standby")
+    holder, gen, alive = lease(0)
+    check(sb is not None and holder == pid_file("dispatch-0") and alive,
+          f"standby: the lease of shard 0 stays with the first process (pid {holder}, generation {gen}), not the standby (pid {sb})")
+    sport = admin_base() + 20
+    d = await Driver(f"it-sb-d-{RUN}", 40.7452, -73.9882).online()
+    r = await Client(f"it-sb-r-{RUN}", "rider").connect()
+    try:
+        check(await visible(r, d.lat, d.lon), "standby: driver visible")
+        await r.send(type="request", request_id=f"sb-{RUN}", pickup={"lat": 40.7445, "lon": -73.9885},
+                     dropoff={"lat": 40.7500, "lon": -73.9850})
+        off = await d.wait(typ("offer"))
+        check(off is not None, "standby: the holder offers the ride")
+        if off:
+            await d.send(type="accept", offer_id=off["offer_id"])
+            check(await r.wait(typ("matched")) is not None, "standby: matched")
+            check(await ride_steps(d, r, off) is not None, "standby: ride completed")
+            rows = await wait_sql(f"SELECT DISTINCT generation FROM trip_events WHERE trip_id = '{off['trip_id']}'",
+                                  lambda x: len(x) >= 1, 10)
+            check(rows == [[str(gen)]], f"standby: every event of the ride carries the holder's generation {gen} ({rows})")
+        await asyncio.sleep(1.2)  # the standby's metrics are synced every second
+        vals = {n: metric(sport, n) for n in ("meridian_dispatch_commands_total", "meridian_dispatch_events_total",
+                                              "meridian_dispatch_hot_commands_total", "meridian_dispatch_pings_total")}
+        check(vals["meridian_dispatch_commands_total"] == 0 and vals["meridian_dispatch_events_total"] == 0
+              and vals["meridian_dispatch_hot_commands_total"] == 0,
+              f"standby: consumed no command, produced no event, wrote no hot cell ({vals})")
+        check((vals["meridian_dispatch_pings_total"] or 0) > 0, "standby: but reads the pings (a hot standby)")
+        check(lm(sport, "meridian_shard_lease_held") == 0 and lm(admin_base(), "meridian_shard_lease_held") == 1,
+              "standby: meridian_shard_lease_held is 0 on the standby, 1 on the holder")
+        check("msg=standby" in log_of(sb, 0), "standby: logs that it waits for the holder's lease")
+    finally:
+        await d.offline()
+        await r.close()
+    return True
+
+
+async def failover_round(n):
+    """kill -9 of shard 0's holder; a request sent at once; the standby's offer timed."""
+    holder, gen, _ = lease(0)
+    other = pid_file("dispatch-0-standby") if holder == pid_file("dispatch-0") else pid_file("dispatch-0")
+    d = await Driver(f"it-fo{n}-d-{RUN}", 40.7352, -74.0020).online()
+    r = await Client(f"it-fo{n}-r-{RUN}", "rider").connect()
+    took = None
+    try:
+        check(await visible(r, d.lat, d.lon), f"failover {n}: driver visible")
+        await asyncio.sleep(2.5)  # a ping or two more: the standby's index has him too
+        t0 = time.monotonic()
+        os.kill(holder, signal.SIGKILL)
+        await r.send(type="request", request_id=f"fo{n}-{RUN}", pickup={"lat": 40.7345, "lon": -74.0025},
+                     dropoff={"lat": 40.7400, "lon": -73.9950}, ref="q")
+        off = await d.wait(typ("offer"), 30)
+        took = time.monotonic() - t0 if off else None
+        new_holder, new_gen, alive = lease(0)
+        check(off is not None, f"failover {n}: the request sent after the kill is offered")
+        check(new_holder == other and new_gen == gen + 1 and alive,
+              f"failover {n}: the standby (pid {other}) holds the lease, generation {gen} -> {new_gen}")
+        if off:
+            print(f"failover {n}: kill -9 of pid {holder} -> first offer by pid {other}: {took:.2f} s", flush=True)
+            check(took < 10.0, f"failover {n}: kill -> first offer in {took:.2f} s (< 10 s)")
+            rows = sql(f"SELECT generation FROM trip_events WHERE trip_id = '{off['trip_id']}' AND type = 'offered'")
+            check(rows and rows[0][0] == str(new_gen), f"failover {n}: the offer carries generation {new_gen}")
+            await d.send(type="accept", offer_id=off["offer_id"])
+            check(await r.wait(typ("matched")) is not None, f"failover {n}: matched by the new holder")
+            check(await ride_steps(d, r, off) is not None, f"failover {n}: ride completed")
+    finally:
+        await d.offline()
+        await r.close()
+    up = stack_up("--standby")  # the killed process comes back, as the standby now
+    check(up.returncode == 0 and lease(0)[0] == other, f"failover {n}: the killed one restarted as a standby")
+    return took
+
+
+async def sigstop_fenced(kafka_tool, claim_tool):
+    holder, gen, _ = lease(0)
+    other = pid_file("dispatch-0-standby") if holder == pid_file("dispatch-0") else pid_file("dispatch-0")
+    hport = port_of(holder, 0)
+    d = await Driver(f"it-ss-d-{RUN}", 40.7270, -73.9940).online()
+    r = await Client(f"it-ss-r-{RUN}", "rider").connect()
+    stopped = False
+    try:
+        check(await visible(r, d.lat, d.lon), "sigstop: driver visible")
+        req = f"ss-{RUN}"
+        await r.send(type="request", request_id=req, pickup={"lat": 40.7275, "lon": -73.9938},
+                     dropoff={"lat": 40.7350, "lon": -73.9900})
+        off = await d.wait(typ("offer"))
+        check(off is not None, f"sigstop: the holder (pid {holder}, generation {gen}) offers")
+        if not off:
+            return
+        trip = off["trip_id"]
+        await d.send(type="accept", offer_id=off["offer_id"])
+        check(await r.wait(typ("matched")) is not None, "sigstop: matched")
+        os.kill(holder, signal.SIGSTOP)
+        stopped = True
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 15 and lease(0)[0] != other:
+            await asyncio.sleep(0.2)
+        _, new_gen, _ = lease(0)
+        check(lease(0)[0] == other and new_gen == gen + 1,
+              f"sigstop: the standby took the lease of the stopped holder after {time.monotonic() - t0:.1f} s "
+              f"(generation {new_gen})")
+        # the ride goes on with the new holder (it restored the trip)
+        await d.send(type="arrived", trip_id=trip, ref="arr")
+        arr = await r.wait(typ("trip", status="arrived"), 10)
+        check(arr is not None, "sigstop: 'arrived' is handled by the new holder")
+        os.kill(holder, signal.SIGCONT)
+        stopped = False
+        await asyncio.sleep(2.5)
+        check(lm(hport, "meridian_shard_lease_lost_total") == 1 and lm(hport, "meridian_shard_lease_held") == 0,
+              "sigstop: after SIGCONT the old holder found its lease lost and stepped down (lease_lost_total 1, held 0)")
+        check("msg=lease_lost" in log_of(holder, 0), "sigstop: the old holder logged lease_lost")
+        check(lease(0)[0] == other, "sigstop: the lease stays with the new holder")
+        # its late claims: refused by Redis (the fence is the new generation)
+        url = os.environ["MERIDIAN_REDIS_URL"]
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        fence = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", "dispatch:fence:0"],
+                               capture_output=True, text=True).stdout.strip()
+        claim = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", f"claim:{d.sub}"],
+                               capture_output=True, text=True).stdout.strip()
+        check(fence == str(new_gen), f"sigstop: dispatch:fence:0 is {fence}")
+        check(claim.endswith(f"@{new_gen}"), f"sigstop: the driver's claim was adopted by the new holder ({claim})")
+        owner = claim.rsplit("@", 1)[0]
+        outs = [subprocess.run([claim_tool, op, url, "0", str(gen), drv, own], capture_output=True, text=True).stdout
+                for op, drv, own in (("refresh", d.sub, owner), ("release", d.sub, owner),
+                                     ("try", f"it-ss-x-{RUN}", f"0:t0-late-{RUN}:1"))]
+        check(outs[0].startswith("lost") and outs[2].startswith("lost") and all("fenced=1" in o for o in outs),
+              f"sigstop: the old generation's late claims are refused ({[o.split() for o in outs]})")
+        after = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", f"claim:{d.sub}"],
+                               capture_output=True, text=True).stdout.strip()
+        check(after == claim, "sigstop: its late release did not free the driver")
+        # its late event: neither delivered by the gateway nor recorded by trips
+        gw = int(os.environ["MERIDIAN_GATEWAY_PORT"])
+        tport = admin_base() + 40
+        g0, t0f = metric(gw, "meridian_gateway_events_fenced_total") or 0, metric(tport, "meridian_trips_events_fenced_total") or 0
+        bad = subprocess.run([kafka_tool, "event", os.environ["MERIDIAN_KAFKA_BROKERS"], "0", "cancelled", trip,
+                              r.sub, d.sub, "5", str(gen), req], capture_output=True, text=True)
+        check(bad.returncode == 0, f"sigstop: a late CANCELLED of generation {gen} written to dispatch-events")
+        late = await r.wait(typ("trip", status="cancelled"), 3)
+        check(late is None, "sigstop: the gateway did not deliver the stale generation's event")
+        await asyncio.sleep(1.5)
+        g1, t1f = metric(gw, "meridian_gateway_events_fenced_total") or 0, metric(tport, "meridian_trips_events_fenced_total") or 0
+        check(g1 > g0 and t1f > t0f, f"sigstop: counted as fenced by the gateway ({g0:.0f} -> {g1:.0f}) and trips ({t0f:.0f} -> {t1f:.0f})")
+        rows = sql(f"SELECT seq, generation FROM trip_events WHERE trip_id = '{trip}' AND seq >= 5")
+        check(rows == [], f"sigstop: trips recorded no event of the stale generation ({rows})")
+        # and the ride ends normally with the new holder
+        done = await ride_steps(d, r, off, ("start", "complete"))
+        check(done is not None, "sigstop: ride completed by the new holder")
+        rows = await wait_sql(f"SELECT seq, type, generation FROM trip_events WHERE trip_id = '{trip}' ORDER BY seq",
+                              lambda x: len(x) >= 6, 10)
+        gens = [(int(q), t, int(g)) for q, t, g in rows]
+        check([t for _, t, _ in gens] == ["requested", "offered", "matched", "arrived", "started", "completed"],
+              f"sigstop: trip_events in order ({[t for _, t, _ in gens]})")
+        check(all(g == gen for q, _, g in gens if q <= 3) and all(g == new_gen for q, _, g in gens if q >= 4),
+              f"sigstop: events 1-3 by generation {gen}, 4-6 by {new_gen}")
+    finally:
+        if stopped:
+            os.kill(holder, signal.SIGCONT)
+        await d.offline()
+        await r.close()
+
+
+async def back_to_one_per_shard():
+    """Stop the standbys (a holder among them releases: the other takes over at once)."""
+    for shard in (0, 1):
+        pid = pid_file(f"dispatch-{shard}-standby")
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                    break
+                await asyncio.sleep(0.1)
+            os.remove(os.path.join(run_dir(), "pid", f"svc-dispatch-{shard}-standby"))
+    ok = False
+    for _ in range(100):
+        if all(lease(k)[0] == pid_file(f"dispatch-{k}") and lease(k)[2] for k in (0, 1)):
+            ok = True
+            break
+        await asyncio.sleep(0.1)
+    check(ok, "cleanup: standbys stopped, each shard's lease back with dispatch-<k>")
+
+
+async def failover(kafka_tool, claim_tool):
+    try:
+        if not await standby_does_not_act():
+            return
+        times = []
+        for n in (1, 2, 3):
+            times.append(await failover_round(n))
+            await asyncio.sleep(0.5)
+        ok = [t for t in times if t is not None]
+        if ok:
+            print(f"failover: kill -9 -> first offer by the standby: {', '.join(f'{t:.2f}' for t in ok)} s "
+                  f"(max {max(ok):.2f} s)", flush=True)
+        await sigstop_fenced(kafka_tool, claim_tool)
+    finally:
+        await back_to_one_per_shard()
+
+
 async def main(part, seed):
     for var in ("MERIDIAN_GATEWAY_URL", "MERIDIAN_PG_DSN", "MERIDIAN_JWT_SECRET"):
         if var not in os.environ:
             check(False, f"{var} is set (source .run/env)")
             return
-    if part == "flows":
+    if part == "failover":
+        await failover(KAFKA_TOOL, CLAIM_TOOL)
+    elif part == "flows":
         for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down,
                          redis_down):
             try:
@@ -745,9 +1013,12 @@ async def main(part, seed):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
-    ap.add_argument("--part", choices=("flows", "load"), required=True)
+    ap.add_argument("--part", choices=("flows", "load", "failover"), required=True)
+    ap.add_argument("--kafka-tool")
+    ap.add_argument("--claim-tool")
     a = ap.parse_args()
     ROOT = a.root
+    KAFKA_TOOL, CLAIM_TOOL = a.kafka_tool, a.claim_tool
     seed = int(os.environ.get("SEED", int(time.time())))
     print(f"seed={seed} (SEED= to replay) run={RUN}", flush=True)
     random.seed(seed)

@@ -12,6 +12,7 @@
 
 #include "../integration/itest.h"
 #include "claims_redis.h"
+#include "lease_pg.h"
 #include "dsp_fixture.h"
 
 static char g_prefix[64];
@@ -188,12 +189,72 @@ static void test_claims_redis_falls_back_to_memory_and_back(void **state) {
   itest_kill(pid, SIGTERM);
 }
 
+/* Fencing: a holder whose generation is below the shard's fence key can neither take,
+ * renew nor free a claim; the next holder adopts the claims of the trips it restored (same
+ * owner string) and stamps them with its generation. */
+static void test_claims_redis_refuses_a_fenced_generation(void **state) {
+  (void)state;
+  mrd_redis *ra = NULL, *rb = NULL;
+  assert_int_equal(mrd_redis_new(itest_env("MERIDIAN_REDIS_URL"), NULL, &ra), 0);
+  assert_int_equal(mrd_redis_new(itest_env("MERIDIAN_REDIS_URL"), NULL, &rb), 0);
+  dsp_claims_redis *old = NULL, *nw = NULL;
+  assert_int_equal(dsp_claims_redis_new(ra, g_prefix, &old), DSP_OK);
+  assert_int_equal(dsp_claims_redis_new(rb, g_prefix, &nw), DSP_OK);
+  char fence[96], key[128];
+  snprintf(fence, sizeof fence, "%sfence", g_prefix);
+  snprintf(key, sizeof key, "%sdf1", g_prefix);
+  redisReply *rep = NULL;
+  assert_int_equal(mrd_redis_cmdf(ra, &rep, "SET %s 4", fence), 0);
+  freeReplyObject(rep);
+  dsp_claims_redis_fence(old, fence, 4);
+  dsp_claims co = dsp_claims_redis_iface(old), cn = dsp_claims_redis_iface(nw);
+  assert_int_equal(co.try_claim(co.ud, "df1", "0:t0-a:1", 60000, 0), DSP_CLAIM_WON);
+  assert_int_equal(mrd_redis_cmdf(ra, &rep, "GET %s", key), 0);
+  assert_string_equal(rep->str, "0:t0-a:1@4"); /* the value carries the generation */
+  freeReplyObject(rep);
+  /* a takeover: the new holder raises the fence to 5 */
+  assert_int_equal(dsp_fence_raise(rb, fence, 5), 0);
+  assert_int_equal(dsp_fence_raise(rb, fence, 3), 0); /* a max: never lowered */
+  assert_int_equal(mrd_redis_cmdf(rb, &rep, "GET %s", fence), 0);
+  assert_string_equal(rep->str, "5");
+  freeReplyObject(rep);
+  dsp_claims_redis_fence(nw, fence, 5);
+  /* the old holder is refused everything, even on its own claim */
+  assert_int_equal(co.refresh(co.ud, "df1", "0:t0-a:1", 60000, 1), DSP_CLAIM_LOST);
+  assert_int_equal(co.try_claim(co.ud, "df2", "0:t0-b:1", 60000, 1), DSP_CLAIM_LOST);
+  co.release(co.ud, "df1", "0:t0-a:1", 2);
+  assert_int_equal(mrd_redis_cmdf(ra, &rep, "GET %s", key), 0);
+  assert_string_equal(rep->str, "0:t0-a:1@4"); /* not freed by the fenced one */
+  freeReplyObject(rep);
+  dsp_claims_redis_stats st;
+  dsp_claims_redis_stats_get(old, &st);
+  assert_int_equal(st.fenced, 3);
+  assert_int_equal(st.fallback_ops, 0); /* refused, not failed */
+  /* the new holder, which restored trip t0-a, adopts its claim */
+  assert_int_equal(cn.refresh(cn.ud, "df1", "0:t0-a:1", 60000, 3), DSP_CLAIM_WON);
+  assert_int_equal(mrd_redis_cmdf(rb, &rep, "GET %s", key), 0);
+  assert_string_equal(rep->str, "0:t0-a:1@5");
+  freeReplyObject(rep);
+  assert_int_equal(cn.try_claim(cn.ud, "df1", "0:t0-z:1", 60000, 4), DSP_CLAIM_LOST); /* others' */
+  cn.release(cn.ud, "df1", "0:t0-a:1", 5);
+  assert_int_equal(mrd_redis_cmdf(rb, &rep, "EXISTS %s", key), 0);
+  assert_int_equal(rep->integer, 0);
+  freeReplyObject(rep);
+  assert_int_equal(mrd_redis_cmdf(rb, &rep, "DEL %s", fence), 0);
+  freeReplyObject(rep);
+  dsp_claims_redis_free(old);
+  dsp_claims_redis_free(nw);
+  mrd_redis_free(ra);
+  mrd_redis_free(rb);
+}
+
 int main(void) {
   snprintf(g_prefix, sizeof g_prefix, "test:claim:%d:", (int)getpid());
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_claims_redis_one_owner_renew_release_ttl),
       cmocka_unit_test(test_claims_redis_two_shards_never_offer_one_driver_twice),
       cmocka_unit_test(test_claims_redis_falls_back_to_memory_and_back),
+      cmocka_unit_test(test_claims_redis_refuses_a_fenced_generation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,11 @@
 /*
  * gw_kafka_tool.c: a helper for the gateway's integration test (integration_gateway.py),
  * not a test by itself. With librdkafka and mrd_proto it:
- *   gw_kafka_tool event BROKERS PARTITION TYPE TRIP_ID RIDER DRIVER
+ *   gw_kafka_tool event BROKERS PARTITION TYPE TRIP_ID RIDER DRIVER [SEQ GENERATION REQUEST]
  *       writes one valid DispatchEvent (TYPE: matched, arrived, cancelled) to dispatch-events
+ *       (seq 3, no generation, request "req-it"; with the three optional arguments, those,
+ *       plus a pickup and a drop-off so that meridian-trips would record it: the fencing
+ *       test of integration_dispatch.py --part failover writes a stale holder's late event)
  *   gw_kafka_tool locations BROKERS TIMEOUT_MS
  *       reads driver-locations (every partition, from the end) for TIMEOUT_MS and prints one
  *       line per message: "partition=P key=K driver=D halo=0|1 owner=S lat=.. lon=.. seq=N";
@@ -24,7 +27,8 @@ static int64_t now_ms(void) {
 }
 
 static int produce_event(const char *brokers, int partition, const char *type, const char *trip,
-                         const char *rider, const char *driver) {
+                         const char *rider, const char *driver, const char *seq,
+                         const char *generation, const char *request) {
   mrd_dispatch_event ev;
   memset(&ev, 0, sizeof ev);
   uint32_t shard = 0;
@@ -32,11 +36,17 @@ static int produce_event(const char *brokers, int partition, const char *type, c
   snprintf(ev.trip_id, sizeof ev.trip_id, "%s", trip);
   ev.shard = shard;
   ev.epoch = 1;
-  ev.seq = 3;
+  ev.seq = seq ? strtoull(seq, NULL, 10) : 3;
+  ev.generation = generation ? strtoull(generation, NULL, 10) : 0;
   ev.ts_ms = now_ms();
   snprintf(ev.rider_id, sizeof ev.rider_id, "%s", rider);
   snprintf(ev.driver_id, sizeof ev.driver_id, "%s", driver);
-  snprintf(ev.request_id, sizeof ev.request_id, "req-it");
+  snprintf(ev.request_id, sizeof ev.request_id, "%s", request ? request : "req-it");
+  if (request) {
+    ev.has_pickup = ev.has_dropoff = true;
+    ev.pickup = (mrd_latlon){40.7445, -73.9885};
+    ev.dropoff = (mrd_latlon){40.7500, -73.9850};
+  }
   ev.has_driver_pos = ev.has_pickup_eta = true;
   ev.driver_pos = (mrd_latlon){40.7614, -73.9776};
   ev.pickup_eta_s = 60;
@@ -116,9 +126,14 @@ static int read_locations(const char *brokers, int timeout_ms) {
 
 int main(int argc, char **argv) {
   if (argc == 8 && strcmp(argv[1], "event") == 0)
-    return produce_event(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7]);
+    return produce_event(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], NULL, NULL,
+                         NULL);
+  if (argc == 11 && strcmp(argv[1], "event") == 0)
+    return produce_event(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], argv[8],
+                         argv[9], argv[10]);
   if (argc == 4 && strcmp(argv[1], "locations") == 0) return read_locations(argv[2], atoi(argv[3]));
-  fprintf(stderr, "usage: gw_kafka_tool event BROKERS PARTITION TYPE TRIP RIDER DRIVER\n"
+  fprintf(stderr, "usage: gw_kafka_tool event BROKERS PARTITION TYPE TRIP RIDER DRIVER "
+                  "[SEQ GENERATION REQUEST]\n"
                   "       gw_kafka_tool locations BROKERS TIMEOUT_MS\n");
   return 2;
 }

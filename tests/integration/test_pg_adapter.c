@@ -127,6 +127,53 @@ static void test_pg_reconnects_after_backend_terminated(void **state) {
   mrd_pg_free(pg);
 }
 
+typedef struct notes {
+  int n;
+  char channel[64], payload[64];
+} notes;
+
+static void on_note(void *ud, const char *channel, const char *payload) {
+  notes *ns = ud;
+  ns->n++;
+  snprintf(ns->channel, sizeof ns->channel, "%s", channel);
+  snprintf(ns->payload, sizeof ns->payload, "%s", payload);
+}
+
+static int wait_notes(mrd_pg *pg, notes *ns, int want) {
+  for (int64_t t0 = itest_now_ms(); ns->n < want && itest_now_ms() - t0 < 3000;) {
+    if (mrd_pg_notifications(pg, on_note, ns) < 0) itest_sleep_ms(10);
+    else if (ns->n < want) itest_sleep_ms(5);
+  }
+  return ns->n;
+}
+
+static void test_pg_listen_gets_notifications_also_after_a_reconnect(void **state) {
+  (void)state;
+  mrd_pg *pg = connect_stack(), *other = connect_stack();
+  assert_int_equal(mrd_pg_listen(pg, "Bad-Name"), MRD_EINVAL);
+  assert_int_equal(mrd_pg_listen(pg, "itest_chan"), 0);
+  notes ns = {0};
+  assert_int_equal(mrd_pg_notifications(pg, on_note, &ns), 0); /* nothing yet: no wait */
+  assert_int_equal(mrd_pg_exec(other, NULL, "SELECT pg_notify('itest_chan', '42')", 0, NULL), 0);
+  assert_int_equal(wait_notes(pg, &ns, 1), 1);
+  assert_string_equal(ns.channel, "itest_chan");
+  assert_string_equal(ns.payload, "42");
+  /* the backend dies: the handle reconnects and listens again by itself */
+  unsigned c0 = mrd_pg_reconnects(pg);
+  char *pid = backend_pid(pg);
+  terminate(pid);
+  free(pid);
+  (void)mrd_pg_exec(pg, NULL, "SELECT 1", 0, NULL); /* finds the loss */
+  int64_t t0 = itest_now_ms();
+  while (mrd_pg_ping(pg) != 0 && itest_now_ms() - t0 < 5000) itest_sleep_ms(10);
+  assert_true(mrd_pg_reconnects(pg) > c0);
+  assert_int_equal(mrd_pg_exec(other, NULL, "SELECT pg_notify('itest_chan', '43')", 0, NULL), 0);
+  assert_int_equal(wait_notes(pg, &ns, 2), 2);
+  assert_string_equal(ns.payload, "43");
+  mrd_pg_free(other);
+  mrd_pg_free(pg);
+}
+
 static void test_pg_connection_lost_in_transaction_refuses_rest(void **state) {
   (void)state;
   mrd_pg *pg = connect_stack();
@@ -260,6 +307,7 @@ int main(void) {
       cmocka_unit_test(test_pg_transaction_commit_and_rollback),
       cmocka_unit_test(test_pg_reconnects_after_backend_terminated),
       cmocka_unit_test(test_pg_connection_lost_in_transaction_refuses_rest),
+      cmocka_unit_test(test_pg_listen_gets_notifications_also_after_a_reconnect),
       cmocka_unit_test(test_pg_unreachable_server_is_an_error),
       cmocka_unit_test(test_pg_postgis_knn_returns_nearest_rows),
       cmocka_unit_test(test_pg_server_notices_logged_as_logfmt),

@@ -473,6 +473,44 @@ static void test_strerror_names_every_code(void **state) {
   assert_string_equal(mrd_proto_strerror(-99), "unknown error");
 }
 
+static void test_fence_drops_a_lower_generation_per_shard(void **state) {
+  (void)state;
+  mrd_fence f = {0};
+  assert_true(mrd_fence_admit(&f, 3, 5));
+  assert_true(mrd_fence_admit(&f, 3, 5)); /* the same holder again */
+  assert_true(mrd_fence_admit(&f, 3, 6)); /* a takeover */
+  assert_false(mrd_fence_admit(&f, 3, 5)); /* the old holder's late event */
+  assert_int_equal(f.highest[3], 6);
+  assert_true(mrd_fence_admit(&f, 4, 1)); /* shards are independent */
+  assert_true(mrd_fence_admit(&f, 3, 0));  /* no generation (before leases): used */
+  assert_true(mrd_fence_admit(&f, 64, 1)); /* not a shard: not fenced */
+  assert_true(mrd_fence_admit(NULL, 3, 1));
+}
+
+static void test_event_generation_round_trips(void **state) {
+  (void)state;
+  mrd_dispatch_event e, d;
+  memset(&e, 0, sizeof e);
+  e.type = MRD_EV_REQUESTED;
+  e.status = MRD_TRIP_REQUESTED;
+  snprintf(e.trip_id, sizeof e.trip_id, "t2-abc");
+  e.seq = 1;
+  e.shard = 2;
+  e.epoch = 1;
+  e.ts_ms = 1700000000000;
+  snprintf(e.rider_id, sizeof e.rider_id, "r1");
+  snprintf(e.request_id, sizeof e.request_id, "q1");
+  uint8_t buf[MRD_PROTO_MAX_SIZE];
+  size_t len = 0;
+  assert_int_equal(mrd_dispatch_event_encode(&e, buf, sizeof buf, &len), 0);
+  assert_int_equal(mrd_dispatch_event_decode(buf, len, &d), 0);
+  assert_int_equal(d.generation, 0); /* absent */
+  e.generation = 12345678901ull;
+  assert_int_equal(mrd_dispatch_event_encode(&e, buf, sizeof buf, &len), 0);
+  assert_int_equal(mrd_dispatch_event_decode(buf, len, &d), 0);
+  assert_int_equal(d.generation, 12345678901ull);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_location_round_trip_keeps_every_field),
@@ -489,6 +527,8 @@ int main(void) {
       cmocka_unit_test(test_decoders_refuse_truncated_payloads),
       cmocka_unit_test(test_decoders_survive_random_bytes),
       cmocka_unit_test(test_strerror_names_every_code),
+      cmocka_unit_test(test_fence_drops_a_lower_generation_per_shard),
+      cmocka_unit_test(test_event_generation_round_trips),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,32 @@ struct mrd_pg {
   bool tx_lost; /* the connection died inside the transaction */
   char errstr[512];
   char sqlstate[6];
+  char channels[MRD_PG_MAX_CHANNELS][64]; /* LISTENed again after each connect */
+  int n_channels;
+  unsigned connects;
 };
+
+static bool channel_ok(const char *c) {
+  size_t n = c ? strlen(c) : 0;
+  if (n == 0 || n > 63 || !((c[0] >= 'a' && c[0] <= 'z') || c[0] == '_')) return false;
+  for (size_t i = 0; i < n; i++)
+    if (!((c[i] >= 'a' && c[i] <= 'z') || (c[i] >= '0' && c[i] <= '9') || c[i] == '_'))
+      return false;
+  return true;
+}
+
+/* LISTEN on every remembered channel (names checked by channel_ok: safe to splice). */
+static int listen_all(mrd_pg *pg) {
+  for (int i = 0; i < pg->n_channels; i++) {
+    char sql[96];
+    snprintf(sql, sizeof sql, "LISTEN %s", pg->channels[i]);
+    PGresult *r = PQexec(pg->conn, sql);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) return -1;
+  }
+  return 0;
+}
 
 static void set_err(mrd_pg *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_err(mrd_pg *pg, const char *fmt, ...) {
@@ -73,8 +98,14 @@ static int ensure(mrd_pg *pg) {
     mrd__backoff_failed(&pg->backoff);
     return MRD_ECONN;
   }
+  if (listen_all(pg) != 0) {
+    set_err(pg, "postgres: listen: %s", PQerrorMessage(pg->conn));
+    mrd__backoff_failed(&pg->backoff);
+    return MRD_ECONN;
+  }
   mrd__backoff_reset(&pg->backoff);
   pg->up = true;
+  pg->connects++;
   pg->errstr[0] = '\0';
   mrd_log(MRD_LOG_INFO, "pg_connected", "host=%s port=%s db=%s", PQhost(pg->conn),
           PQport(pg->conn), PQdb(pg->conn));
@@ -205,3 +236,36 @@ bool mrd_pg_connected(const mrd_pg *pg) {
 
 const char *mrd_pg_errstr(const mrd_pg *pg) { return pg ? pg->errstr : ""; }
 const char *mrd_pg_sqlstate(const mrd_pg *pg) { return pg ? pg->sqlstate : ""; }
+
+int mrd_pg_listen(mrd_pg *pg, const char *channel) {
+  if (pg == NULL || !channel_ok(channel) || pg->n_channels >= MRD_PG_MAX_CHANNELS)
+    return MRD_EINVAL;
+  for (int i = 0; i < pg->n_channels; i++)
+    if (strcmp(pg->channels[i], channel) == 0) return 0;
+  snprintf(pg->channels[pg->n_channels++], sizeof pg->channels[0], "%s", channel);
+  if (!mrd_pg_connected(pg) || pg->in_tx) return 0; /* listened to at the next connect */
+  char sql[96];
+  snprintf(sql, sizeof sql, "LISTEN %s", channel);
+  return mrd_pg_exec(pg, NULL, sql, 0, NULL) == MRD_EREPLY ? MRD_EREPLY : 0;
+}
+
+int mrd_pg_notifications(mrd_pg *pg, mrd_pg_notify_fn fn, void *ud) {
+  if (pg == NULL || fn == NULL) return MRD_EINVAL;
+  if (pg->in_tx) return MRD_ESTATE;
+  int rc = ensure(pg);
+  if (rc != 0) return rc;
+  if (PQconsumeInput(pg->conn) == 0 || PQstatus(pg->conn) != CONNECTION_OK) {
+    lost(pg);
+    return MRD_ECONN;
+  }
+  int n = 0;
+  PGnotify *nf;
+  while ((nf = PQnotifies(pg->conn)) != NULL) {
+    fn(ud, nf->relname, nf->extra ? nf->extra : "");
+    PQfreemem(nf);
+    n++;
+  }
+  return n;
+}
+
+unsigned mrd_pg_reconnects(const mrd_pg *pg) { return pg ? pg->connects : 0; }

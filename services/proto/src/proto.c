@@ -533,6 +533,8 @@ int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t 
   pb.reason = opt_str(m->reason);
   pb.error_code = opt_str(m->error_code);
   pb.ref = opt_str(m->ref);
+  pb.has_generation = m->generation != 0;
+  pb.generation = m->generation;
   pb.has_fare_quote_cents = pb.has_surge = m->has_fare_quote;
   pb.fare_quote_cents = m->fare_quote_cents;
   pb.surge = m->surge;
@@ -591,6 +593,7 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
   out->has_pickup_eta = pb->has_pickup_eta_s;
   out->pickup_eta_s = pb->pickup_eta_s;
   out->expires_at_ms = pb->has_expires_at_ms ? pb->expires_at_ms : 0;
+  out->generation = pb->has_generation ? pb->generation : 0;
   if (pb->has_fare_quote_cents) {
     out->has_fare_quote = true;
     out->fare_quote_cents = pb->fare_quote_cents;
@@ -601,4 +604,11 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
 done:
   meridian__v1__dispatch_event__free_unpacked(pb, NULL);
   return rc;
+}
+
+bool mrd_fence_admit(mrd_fence *f, uint32_t shard, uint64_t generation) {
+  if (!f || generation == 0 || shard >= MRD_SHARD_COUNT) return true;
+  if (generation < f->highest[shard]) return false;
+  f->highest[shard] = generation;
+  return true;
 }

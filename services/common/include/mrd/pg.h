@@ -9,7 +9,9 @@
  * to 5 s by default) during which calls fail fast. A failed statement is not retried.
  * A connection lost inside a transaction leaves the handle refusing statements with
  * MRD_ECONN until mrd_pg_rollback(), so the rest of a transaction can never run outside
- * one. Server notices are logged through mrd_log. Not thread-safe: one handle per thread.
+ * one. Server notices are logged through mrd_log. LISTEN/NOTIFY: channels given to
+ * mrd_pg_listen are listened to again after every reconnect, and mrd_pg_notifications
+ * reads what arrived without blocking. Not thread-safe: one handle per thread.
  * Not a pool, no async queries, no COPY.
  */
 #ifndef MRD_PG_H
@@ -63,6 +65,28 @@ MRD_EXPORT bool mrd_pg_in_transaction(const mrd_pg *pg);
 
 /* SELECT 1, reconnecting first if needed: 0 when the server answers. For /readyz. */
 MRD_EXPORT int mrd_pg_ping(mrd_pg *pg);
+
+/* LISTEN on channel (a plain identifier: [a-z_][a-z0-9_]*, at most 63 bytes) now and
+ * after every reconnect (at most MRD_PG_MAX_CHANNELS channels per handle). A server that
+ * is down is not an error: the LISTEN runs when the handle connects. Returns 0, or
+ * MRD_EINVAL (bad name, too many channels), MRD_EREPLY. Notifications sent while the
+ * handle was disconnected are lost: a listener re-reads what it follows after a
+ * reconnect (mrd_pg_reconnects tells it one happened). */
+#define MRD_PG_MAX_CHANNELS 4
+MRD_EXPORT int mrd_pg_listen(mrd_pg *pg, const char *channel);
+
+/* Called once per notification, in arrival order; channel and payload are borrowed. */
+typedef void (*mrd_pg_notify_fn)(void *ud, const char *channel, const char *payload);
+
+/* Reads the notifications that arrived (without blocking: the socket is read only if it
+ * has data) and hands each to fn. Reconnects first when the connection was lost (subject
+ * to the backoff). Returns how many were handed over, or MRD_ECONN / MRD_EINVAL. Not
+ * inside a transaction (MRD_ESTATE). */
+MRD_EXPORT int mrd_pg_notifications(mrd_pg *pg, mrd_pg_notify_fn fn, void *ud);
+
+/* How many times the handle has (re)connected since it was made: a change means
+ * notifications may have been missed meanwhile. */
+MRD_EXPORT unsigned mrd_pg_reconnects(const mrd_pg *pg);
 
 /* True while the connection is established (as far as the last call saw). */
 MRD_EXPORT bool mrd_pg_connected(const mrd_pg *pg);

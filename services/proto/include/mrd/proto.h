@@ -209,6 +209,7 @@ typedef struct mrd_dispatch_event {
   char reason[MRD_REASON_MAX + 1];
   char error_code[MRD_ERRCODE_MAX + 1];
   char ref[MRD_REF_MAX + 1];
+  uint64_t generation; /* the producing shard's lease generation; 0 = absent */
   bool has_fare_quote;      /* fare_quote_cents, surge and tariff are set */
   int64_t fare_quote_cents; /* >= 0 */
   double surge;             /* >= 1, finite */
@@ -224,6 +225,18 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
  * "requested", "cancelled", ... for a trip status; "none" for others. Static storage. */
 const char *mrd_event_type_name(mrd_event_type type);
 const char *mrd_trip_status_name(mrd_trip_status status);
+
+/* Fencing of dispatch-events by lease generation (docs/shards.md): a consumer keeps the
+ * highest generation seen per shard and drops an event of a lower one, the late output of
+ * a dispatch process that lost its shard's lease. Zero-initialise (all 0: nothing seen). */
+typedef struct mrd_fence {
+  uint64_t highest[MRD_SHARD_COUNT];
+} mrd_fence;
+
+/* True when an event of shard with this generation is to be used (and the shard's highest
+ * is raised to it); false when it is stale (generation below the highest seen). An event
+ * without a generation (0: made before leases) and a shard >= 64 are always used. */
+bool mrd_fence_admit(mrd_fence *f, uint32_t shard, uint64_t generation);
 
 /* True when code is one of the client protocol's error codes (DESIGN §4). */
 bool mrd_error_code_valid(const char *code);
