@@ -121,6 +121,8 @@ void lg_stats_close(lg_stats *st) {
   lg_samples_close(&st->pickup_eta_err_pct);
   lg_samples_close(&st->pickup_eta_err_s);
   lg_samples_close(&st->taxi_eta_err_pct);
+  lg_samples_close(&st->wait_s);
+  lg_samples_close(&st->pickup_eta_s);
   for (size_t i = 0; i < st->n_secs; i++) {
     lg_samples_close(&st->secs[i].offer_ms);
     lg_samples_close(&st->secs[i].match_ms);
@@ -184,6 +186,12 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   print_lat(fp, "request -> matched", &st->match_ms);
   fprintf(fp, "  location updates %.0f/s sustained over the replay (%zu sent in all)\n",
           updates_per_s(st), st->updates);
+  lg_summary w = lg_samples_summary(&st->wait_s), pe = lg_samples_summary(&st->pickup_eta_s);
+  fprintf(fp, "\n  rider wait (request -> driver at the pickup, simulated)\n");
+  fprintf(fp, "    wait            mean %6.0f  p50 %6.0f  p95 %6.0f s  (n=%zu)\n", w.mean, w.p50,
+          w.p95, w.n);
+  fprintf(fp, "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
+          pe.mean, pe.p50, pe.p95, pe.n);
   fprintf(fp, "\n  ETA\n");
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
@@ -243,6 +251,8 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
     errno = ENOMEM;
     return -1;
   }
+  json_object_set_new(o, "wait_s", lat_json(&st->wait_s));
+  json_object_set_new(o, "pickup_eta_s", lat_json(&st->pickup_eta_s));
   json_object_set_new(o, "offers", json_pack("{s:I,s:I,s:I,s:I}", "sent", (json_int_t)st->offers,
                                              "accepted", (json_int_t)st->accepts, "declined",
                                              (json_int_t)st->declines, "expired",

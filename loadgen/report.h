@@ -63,6 +63,9 @@ typedef struct lg_stats {
   lg_samples pickup_eta_err_pct;        /* (simulated arrival - predicted) / predicted */
   lg_samples pickup_eta_err_s;          /* simulated arrival - predicted, sim seconds */
   lg_samples taxi_eta_err_pct;          /* (Meridian route ETA - real duration) / real */
+  lg_samples wait_s;        /* rider's wait: request sent -> his driver arrived at the pickup
+                               (simulated), sim seconds */
+  lg_samples pickup_eta_s;  /* the pickup ETA dispatch quoted with the match, s */
   struct { char code[32]; size_t n; } errors[LG_MAX_ERROR_CODES];
   size_t n_error_codes;
   lg_second *secs; /* timeline, one entry per wall second; owned */

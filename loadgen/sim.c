@@ -66,6 +66,7 @@ typedef struct driver {
   bool will_accept;
   double pred_eta_s;    /* pickup ETA of the offer */
   double matched_ms;    /* sim time the trip was matched */
+  long rider;           /* the rider of the offer's request (this run's), or -1 */
   geo_latlng pickup, dropoff;
   double board_until_ms;
 } driver;
@@ -381,6 +382,8 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       if (d->pred_eta_s >= 1.0)
         lg_samples_add(&s->st.pickup_eta_err_pct, (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
       if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_err_s, actual_s - d->pred_eta_s);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].sent_us > 0)
+        lg_samples_add(&s->st.wait_s, (now - sim_ms(s, s->r[d->rider].sent_us)) / 1000.0);
       uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | d->n_offers) ^ 0xb0a4d);
       d->board_until_ms = now + 1000.0 * (s->cfg.board_delay_min_s +
                                           unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));
@@ -541,6 +544,7 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
   for (size_t i = 0; i < cfg->drivers; i++) {
     driver *d = &s->d[i];
     d->rng = lg_mix64(cfg->seed * 0x9e3779b97f4a7c15ULL + i + 1);
+    d->rider = -1;
     geo_route_place pl;
     geo_latlng pos;
     if (!random_place(s, &d->rng, &pl, &pos) ||
@@ -703,6 +707,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     s->st.offers++;
     long ri = rider_of_request(s, str(m, "request_id"));
     if (ri >= 0) offer_seen(s, &s->r[ri], now_us);
+    if (d->st == D_IDLE) d->rider = ri;
     char oid[ID_MAX];
     if (!copy_id(oid, str(m, "offer_id"))) return;
     if (d->st != D_IDLE) { /* busy: say no at once */
@@ -738,6 +743,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
       geo_route_place to;
       json_t *eta = json_object_get(m, "pickup_eta_s");
       if (json_is_number(eta)) d->pred_eta_s = json_number_value(eta);
+      if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_s, d->pred_eta_s);
       latlng(m, "pickup", &d->pickup);
       latlng(m, "dropoff", &d->dropoff);
       d->matched_ms = now;
