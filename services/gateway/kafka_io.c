@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "mrd/log.h"
+#include "ops_io.h"
 #include "server.h"
 
 #define EVENTS_TOPIC "dispatch-events"
@@ -153,6 +154,7 @@ bool gw_kafka_poll(gw_server *s) {
                    mrd_event_type_name(ev.type), ev.trip_id);
     } else {
       gw_deliver_event(s, &ev);
+      gw_ops_io_event(s, &ev);
     }
     mrd_kafka_msg_release(&m);
   }

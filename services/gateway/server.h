@@ -97,6 +97,8 @@ typedef struct gw_conn {
   gw_out *q;
   int q_head, q_len;
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
+  /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
+  struct gw_ops_view *ops_view;
   /* HTTP answer */
   char *http_body;
   size_t http_len;
@@ -146,6 +148,7 @@ typedef struct gw_server {
   unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
   int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
   mrd_fence fence;         /* highest lease generation seen per dispatch shard */
+  struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */

@@ -100,6 +100,9 @@ void gw_shardmap_free(gw_shardmap *map) {
 
 uint64_t gw_shardmap_epoch(const gw_shardmap *map) { return map->epoch; }
 size_t gw_shardmap_size(const gw_shardmap *map) { return map->n; }
+const gw_shard_range *gw_shardmap_range(const gw_shardmap *map, size_t i) {
+  return i < map->n ? &map->ranges[i] : NULL;
+}
 
 /* Index of the last range whose start <= s (there is one: the first starts at ""). */
 static size_t find(const gw_shardmap *map, const char *s) {

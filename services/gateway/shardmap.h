@@ -42,6 +42,9 @@ uint64_t gw_shardmap_epoch(const gw_shardmap *map);
 /* Number of ranges. */
 size_t gw_shardmap_size(const gw_shardmap *map);
 
+/* The i-th range (i < gw_shardmap_size), sorted by start. */
+const gw_shard_range *gw_shardmap_range(const gw_shardmap *map, size_t i);
+
 /* The shard owning geohash gh (any precision, NUL-terminated). O(log n). */
 uint32_t gw_shardmap_lookup(const gw_shardmap *map, const char *gh);
 

@@ -20,6 +20,7 @@
 
 #include "mrd/jwt.h"
 #include "mrd/log.h"
+#include "ops_io.h"
 #include "server.h"
 
 /* lws_write()'s close opcode: private in lws 4.1's headers ("LWS_WRITE_CLOSE is handled by
@@ -464,6 +465,13 @@ static int ready(void *ud, char *reason, size_t cap) {
 
 /* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
 static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
+  unsigned ops_status;
+  const char *ops_type;
+  char *ops_body;
+  size_t ops_len;
+  int ops = gw_ops_io_http(s, path, &ops_status, &ops_type, &ops_body, &ops_len);
+  if (ops < 0) return 1;
+  if (ops > 0) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
   mrd_http_response r;
   if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
   return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
@@ -491,6 +499,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
   }
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a file of the /ops mount went out: keep-alive */
+    if (lws_http_transaction_completed(wsi)) return -1;
+    break;
   case LWS_CALLBACK_CLOSED_HTTP:
     if (c) {
       free(c->http_body);
@@ -500,15 +511,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
     gw_role role;
     char sub[MRD_ID_MAX + 1];
-    int status = authenticate(s, wsi, &role, sub);
+    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL) : authenticate(s, wsi, &role, sub);
     if (status) {
       /* written raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict
        * clients (Python websockets) refuse */
       const char *why = status == 401   ? "Unauthorized\r\nwww-authenticate: Bearer"
                         : status == 403 ? "Forbidden"
+                        : status == 503 ? "Service Unavailable"
                                         : "Not Found";
       const char *body = status == 401   ? "invalid or missing token\n"
                          : status == 403 ? "the token's role does not match the endpoint\n"
+                         : status == 503 ? "too many ops connections (MERIDIAN_OPS_MAX_CONNS)\n"
                                          : "not found\n";
       unsigned char buf[LWS_PRE + 512];
       int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
@@ -524,6 +537,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_ESTABLISHED: {
     memset(c, 0, sizeof *c);
     c->wsi = wsi;
+    if (gw_ops_io_is_ops(wsi))
+      return gw_ops_io_filter(s, wsi, c->user) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
     if (authenticate(s, wsi, &c->role, c->user) != 0) return -1;
     c->ref = calloc(1, sizeof *c->ref);
     c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
@@ -565,7 +580,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       memcpy(c->rx + c->rx_len, in, len);
       c->rx_len += len;
     }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) return on_message(s, c);
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+      return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
     break;
   }
   case LWS_CALLBACK_SERVER_WRITEABLE: {
@@ -596,9 +612,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     break;
   }
   case LWS_CALLBACK_CLOSED: {
-    if (!c || !c->ws) break;
-    registry_remove(s, c);
-    mrd_gauge_add(s->m.conns[c->role], -1);
+    if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
+    else if (!c || !c->ws) break;
+    else {
+      registry_remove(s, c);
+      mrd_gauge_add(s->m.conns[c->role], -1);
+    }
+    if (!c->ws) break;
     for (int i = 0; i < c->q_len; i++) free(c->q[(c->q_head + i) % s->cfg->sendq].buf);
     free(c->q);
     c->q = NULL;
@@ -728,6 +748,11 @@ int gw_ws_start(gw_server *s) {
     info.options |= LWS_SERVER_OPTION_LIBEV;
   }
   s->health = (mrd_health){ready, s, s->m.reg};
+  if (gw_ops_io_start(s) != 0) {
+    mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
+    return -1;
+  }
+  info.mounts = gw_ops_io_mount(s);
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
@@ -756,6 +781,7 @@ int gw_ws_start(gw_server *s) {
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
   }
+  if (gw_ops_io_timers(s) != 0) return -1;
   mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
                s->loop ? "epoll" : "poll");
   return 0;
@@ -776,6 +802,7 @@ void gw_ws_stop(gw_server *s) {
   }
   if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
   s->ctx = NULL;
+  gw_ops_io_stop(s);
   if (s->loop) ev_loop_destroy(s->loop);
   s->loop = NULL;
 }
