@@ -24,6 +24,10 @@ export type DefRef = string;
 export type DefTsMs = number;
 /** A non-negative integer, at most 2^53 - 1. */
 export type DefSeq = number;
+/** A fare in the tariff's currency's cents (USD for the NYC cards), tolls and tips left out: a non-negative integer. */
+export type DefFareCents = number;
+/** A surge multiplier: 1.0 (none) or more; it multiplies the metered part of the fare. */
+export type DefSurge = number;
 /** A duration in seconds, non-negative. */
 export type DefEtaS = number;
 
@@ -126,6 +130,10 @@ export interface ServerMatched {
   driver_id: DefId;
   driver: DefPoint;
   pickup_eta_s: DefEtaS;
+  /** The fare quoted when the ride was requested (docs/fares.md): the route's metered fare x surge + surcharges; present when dispatch prices rides. The rider sees it with status requested, before the match, and with the match. */
+  fare_quote_cents?: DefFareCents;
+  /** The surge multiplier in fare_quote_cents (with it). */
+  surge?: DefSurge;
 }
 /** server → client: nearby: To a rider: the answer to his nearby message: available drivers within radius_m, nearest first, at most 20 (config MERIDIAN_NEARBY_MAX). Positions only: no driver ids. */
 export interface ServerNearby {
@@ -165,6 +173,10 @@ export interface ServerTrip {
   dropoff?: DefPoint;
   driver?: DefPoint;
   pickup_eta_s?: DefEtaS;
+  /** The fare quoted when the ride was requested (docs/fares.md): the route's metered fare x surge + surcharges; present when dispatch prices rides. The rider sees it with status requested, before the match, and with the match. */
+  fare_quote_cents?: DefFareCents;
+  /** The surge multiplier in fare_quote_cents (with it). */
+  surge?: DefSurge;
   /** Why a trip was cancelled or an offer ended (e.g. rider_cancelled, driver_cancelled, offer_expired, no_driver). */
   reason?: string;
 }
