@@ -174,6 +174,9 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
           in->cancel_prob, (unsigned long long)in->seed);
   fprintf(fp, "  gateway         %s; peak %zu connections open, %zu failed to connect, %zu closed by the server\n",
           in->url, st->peak_open, st->connect_failed, st->closed_unexpectedly);
+  if (st->reconnect_attempts)
+    fprintf(fp, "  reconnections   %zu of %zu tries (jittered backoff); %zu messages sent again, %zu trips taken up from a snapshot\n",
+            st->reconnects, st->reconnect_attempts, st->resent, st->resync_adopted);
   fprintf(fp, "\n  trips requested %zu\n", st->requested);
   fprintf(fp, "    matched       %zu (%.1f%%)\n", st->matched, pct(st->matched, st->requested));
   fprintf(fp, "    no driver     %zu (%.1f%%)\n", st->no_driver, pct(st->no_driver, st->requested));
@@ -258,10 +261,15 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
                                              (json_int_t)st->declines, "expired",
                                              (json_int_t)st->offers_expired));
   json_object_set_new(o, "connections",
-                      json_pack("{s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
+                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
                                 "connect_failed", (json_int_t)st->connect_failed,
                                 "closed_by_server", (json_int_t)st->closed_unexpectedly,
-                                "riders", (json_int_t)st->riders_connected));
+                                "riders", (json_int_t)st->riders_connected,
+                                "reconnect_attempts", (json_int_t)st->reconnect_attempts,
+                                "reconnects", (json_int_t)st->reconnects,
+                                "resent", (json_int_t)st->resent,
+                                "trips_adopted", (json_int_t)st->resync_adopted,
+                                "pings_skipped", (json_int_t)st->pings_skipped));
   json_object_set_new(o, "input",
                       json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "file", in->trips_file,
                                 "format", in->format, "rows", (json_int_t)in->rows,

@@ -57,6 +57,10 @@ typedef struct lg_stats {
   size_t offers, accepts, declines, offers_expired;
   size_t updates;           /* location messages sent */
   size_t drivers_connected, riders_connected, connect_failed, closed_unexpectedly;
+  size_t reconnect_attempts, reconnects; /* connections tried again after one dropped, and opened */
+  size_t resent;            /* messages sent again after a reconnection or `unavailable` */
+  size_t resync_adopted;    /* trips a driver took up from the gateway's snapshot */
+  size_t pings_skipped;     /* positions not sent because the previous one was still queued */
   size_t open_now;          /* connections open at this moment */
   size_t peak_open;
   lg_samples offer_ms, match_ms;        /* request -> offer, request -> matched (wall ms) */

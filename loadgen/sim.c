@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "geo/geometry.h"
 #include "geo/route.h"
 #include "geo/snap.h"
@@ -21,17 +22,31 @@
 #define ID_MAX 72
 #define CONNECT_LEAD_WALL_S 1.0 /* a rider connects this long before his request */
 #define PING_KEEPALIVE_US 10000000 /* ping at least every 10 s of wall time (dispatch TTL 30 s) */
+#define ACCEPT_WAIT_US 30000000    /* an accept with no answer for 30 s of wall time is given up */
+#define RETRY_US 1000000           /* `unavailable` (Redis or Kafka busy): send again after 1 s */
+
+/* One connection's life, apart from what its owner is doing: a simulated app keeps its
+ * state (a trip, a request) while it is cut off, and connects again with backoff. */
+typedef enum cstate { CS_NONE = 0, CS_CONNECTING, CS_OPEN, CS_WAIT } cstate;
+typedef struct link {
+  cstate st;
+  bool ever_open;
+  uint32_t failures;   /* consecutive failed or short-lived connections (backoff.h) */
+  uint32_t attempts;   /* connections tried, for the jitter's random stream */
+  int64_t opened_us;   /* wall time the current connection opened */
+  int64_t retry_at_us; /* CS_WAIT: connect again then */
+} link;
+
+static bool up(const link *ln) { return ln->st == CS_OPEN; }
 
 typedef enum dstate {
-  D_NEW = 0,   /* not connected yet */
-  D_CONNECTING,
+  D_NEW = 0,   /* never connected yet */
   D_IDLE,      /* available, cruising */
   D_OFFERED,   /* deciding on an offer */
   D_ACCEPTING, /* accept sent, waiting for the trip to be matched */
   D_TO_PICKUP,
   D_BOARDING,  /* at the pickup, rider getting in */
-  D_ON_TRIP,
-  D_GONE       /* connection lost */
+  D_ON_TRIP
 } dstate;
 
 /* The next control message a driver must send when a token allows. */
@@ -42,13 +57,23 @@ typedef enum daction { A_NONE = 0, A_STATUS, A_ACCEPT, A_DECLINE, A_ARRIVED, A_S
 typedef struct pending_msg {
   daction a;
   char id[ID_MAX];
+  unsigned long long ref; /* once sent: the ref it carried */
 } pending_msg;
-#define PENDING_MAX 6
+#define PENDING_MAX 16
+#define UNACKED_MAX 16
 
 typedef struct driver {
   dstate st;
+  link ln;
   pending_msg pending[PENDING_MAX];
   int n_pending;
+  pending_msg unacked[UNACKED_MAX]; /* sent, neither acked nor refused yet: re-sent after a reconnection */
+  int n_unacked;
+  pending_msg sent[UNACKED_MAX]; /* the latest sent (ring): dispatch's refusal comes after the ack */
+  int sent_next;
+  int64_t accepting_us; /* wall time the accept was queued */
+  int64_t resync_until_us; /* after a reconnection: the gateway's snapshot may come until then */
+  char last_trip_id[ID_MAX]; /* the trip he left last: its late events are not taken up */
   uint64_t rng;
   uint32_t n_offers;
   lg_path path;
@@ -72,12 +97,15 @@ typedef struct driver {
 } driver;
 
 typedef enum rstate { R_WAIT = 0, R_CONNECTING, R_OPEN, R_REQUESTED, R_MATCHED, R_DONE } rstate;
-typedef enum routcome { O_NONE = 0, O_REQUESTED, O_MATCHED, O_COMPLETED, O_CANCELLED, O_NO_DRIVER } routcome;
+typedef enum routcome { O_NONE = 0, O_REQUESTED, O_MATCHED, O_COMPLETED, O_CANCELLED, O_NO_DRIVER, O_REFUSED } routcome;
 
 /* One rider: one trip of the file. */
 typedef struct rider {
   rstate st;
+  link ln;
   routcome outcome;
+  bool req_acked, cancel_acked;
+  int64_t req_resend_us, cancel_resend_us; /* wall time to send again (0: no need) */
   lg_trip trip;
   double req_ms;        /* sim time of the request (time of day, may pass 24 h) */
   int64_t sent_us;      /* wall time the request was sent */
@@ -213,6 +241,13 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   } else {
     return;
   }
+  if (s->io.queued && s->io.queued(s->io.ud, LG_DRIVER, i) > 0) {
+    /* the last position has not gone out yet (the gateway reads slowly): an app sends
+     * its latest position, not a backlog of stale ones that arrive in a burst */
+    d->last_ping_us = now_us;
+    s->st.pings_skipped++;
+    return;
+  }
   char buf[200];
   snprintf(buf, sizeof buf, "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,\"ts\":%lld,\"seq\":%lld}",
            p.lat, p.lng, (long long)epoch_ms(s, now_us), (long long)++d->seq);
@@ -238,6 +273,7 @@ static bool send_one(lg_sim *s, uint32_t i, driver *d, int64_t now_us);
 
 /* Send the driver's queued control messages while tokens allow; true when none waits. */
 static bool send_action(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
+  if (!up(&d->ln)) return d->n_pending == 0;
   while (d->n_pending > 0)
     if (!send_one(s, i, d, now_us)) return false;
   return true;
@@ -273,7 +309,71 @@ static bool send_one(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     return true;
   }
   send_text(s, LG_DRIVER, i, buf);
+  if (p.a != A_STATUS) { /* a status is sent afresh on every connection, never re-sent */
+    if (d->n_unacked == UNACKED_MAX) { /* cannot happen: acks come within a second */
+      memmove(d->unacked, d->unacked + 1, (UNACKED_MAX - 1) * sizeof *d->unacked);
+      d->n_unacked--;
+    }
+    p.ref = ref;
+    d->unacked[d->n_unacked++] = p;
+    d->sent[d->sent_next] = p;
+    d->sent_next = (d->sent_next + 1) % UNACKED_MAX;
+  }
   return true;
+}
+
+/* The message sent with ref, among the latest sent; false when it is not there. */
+static bool find_sent(const driver *d, unsigned long long ref, pending_msg *out) {
+  for (int k = 0; k < UNACKED_MAX; k++)
+    if (d->sent[k].ref == ref && d->sent[k].a != A_NONE) {
+      *out = d->sent[k];
+      return true;
+    }
+  return false;
+}
+
+/* Take the message sent with ref out of the unacked ones; false when it is not there. */
+static bool take_unacked(driver *d, unsigned long long ref, pending_msg *out) {
+  for (int k = 0; k < d->n_unacked; k++)
+    if (d->unacked[k].ref == ref) {
+      *out = d->unacked[k];
+      memmove(d->unacked + k, d->unacked + k + 1, (size_t)(d->n_unacked - k - 1) * sizeof *d->unacked);
+      d->n_unacked--;
+      return true;
+    }
+  return false;
+}
+
+/* Does a control message about id still fit what the driver is doing? (An accept whose
+ * offer he no longer holds, or a step of a trip he is no longer on, is not sent again.) */
+static bool still_relevant(const driver *d, daction a, const char *id) {
+  switch (a) {
+  case A_ACCEPT: return d->st == D_ACCEPTING && strcmp(id, d->offer_id) == 0;
+  case A_DECLINE: return true; /* harmless when the offer is gone: it frees the rider sooner */
+  case A_ARRIVED:
+  case A_START:
+  case A_COMPLETE: return d->trip_id[0] && strcmp(id, d->trip_id) == 0;
+  default: return false;
+  }
+}
+
+/* After a reconnection: say available again (dispatch ignores it while he is busy), then
+ * what was sent and not acked, then what waited; his position follows at once. */
+static void resync_driver(lg_sim *s, driver *d) {
+  pending_msg q[PENDING_MAX];
+  int n = 0;
+  q[n++] = (pending_msg){A_STATUS, "", 0};
+  for (int k = 0; k < d->n_unacked && n < PENDING_MAX; k++)
+    if (still_relevant(d, d->unacked[k].a, d->unacked[k].id)) {
+      q[n] = d->unacked[k];
+      q[n++].ref = 0;
+      s->st.resent++;
+    }
+  for (int k = 0; k < d->n_pending && n < PENDING_MAX; k++)
+    if (d->pending[k].a != A_STATUS) q[n++] = d->pending[k];
+  memcpy(d->pending, q, (size_t)n * sizeof *q);
+  d->n_pending = n;
+  d->n_unacked = 0;
 }
 
 /* ---- driving ---- */
@@ -342,6 +442,7 @@ static void cruise(lg_sim *s, driver *d, double now_ms) {
 
 static void become_idle(lg_sim *s, driver *d, double now_ms) {
   d->st = D_IDLE;
+  if (d->trip_id[0]) snprintf(d->last_trip_id, ID_MAX, "%s", d->trip_id);
   d->trip_id[0] = d->offer_id[0] = '\0';
   cruise(s, d, now_ms);
 }
@@ -350,16 +451,39 @@ static bool path_done(const driver *d, double now_ms) {
   return now_ms - d->path_t0_ms >= d->path.total_ms;
 }
 
-static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
-  double now = sim_ms(s, now_us);
-  if (d->st == D_NEW) {
-    char sub[48];
-    snprintf(sub, sizeof sub, "d%s-%u", s->cfg.run_id, i);
-    if (s->io.open(s->io.ud, LG_DRIVER, i, sub) == 0) d->st = D_CONNECTING;
+/* ---- connections ---- */
+
+/* Open (role, idx)'s connection when it is due: the first time, or when its backoff ran out. */
+static void link_tick(lg_sim *s, link *ln, lg_role role, uint32_t idx, int64_t now_us) {
+  if (ln->st == CS_OPEN || ln->st == CS_CONNECTING) return;
+  if (ln->st == CS_WAIT && now_us < ln->retry_at_us) return;
+  char sub[48];
+  snprintf(sub, sizeof sub, "%c%s-%u", role == LG_DRIVER ? 'd' : 'r', s->cfg.run_id, idx);
+  if (s->io.open(s->io.ud, role, idx, sub) != 0) { /* the old socket is not gone yet: later */
+    ln->st = CS_WAIT;
+    ln->retry_at_us = now_us + 100000;
     return;
   }
-  if (d->st == D_CONNECTING || d->st == D_GONE) return;
-  send_action(s, i, d, now_us); /* control messages that waited for a token */
+  if (ln->ever_open) s->st.reconnect_attempts++;
+  ln->attempts++;
+  ln->st = CS_CONNECTING;
+}
+
+/* The connection closed or failed: wait a jittered, growing delay before the next try. */
+static void link_lost(lg_sim *s, link *ln, lg_role role, uint32_t idx, int64_t now_us) {
+  lg_backoff_policy p = lg_backoff_default();
+  ln->failures = lg_backoff_next_failures(&p, ln->failures, ln->st == CS_OPEN ? ln->opened_us : 0, now_us);
+  uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)role << 62) ^ ((uint64_t)idx << 24) ^ ln->attempts));
+  ln->retry_at_us = now_us + lg_backoff_delay_us(&p, ln->failures, h);
+  ln->st = CS_WAIT;
+}
+
+static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
+  double now = sim_ms(s, now_us);
+  link_tick(s, &d->ln, LG_DRIVER, i, now_us);
+  if (d->st == D_NEW) return;
+  /* the driver drives on while cut off; what he would say waits for the connection */
+  if (up(&d->ln)) send_action(s, i, d, now_us); /* control messages that waited for a token */
   switch (d->st) {
   case D_IDLE:
     if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
@@ -368,12 +492,18 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     if (now >= d->decide_at_ms) {
       queue_action(d, d->will_accept ? A_ACCEPT : A_DECLINE, d->offer_id);
       d->st = d->will_accept ? D_ACCEPTING : D_IDLE;
+      d->accepting_us = now_us;
       if (!d->will_accept) d->offer_id[0] = '\0';
       send_action(s, i, d, now_us);
     }
     if (d->st != D_TO_PICKUP && path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_ACCEPTING:
+    if (now_us - d->accepting_us > ACCEPT_WAIT_US) { /* no answer came: give the offer up */
+      lg_stats_error(&s->st, "accept_unanswered");
+      become_idle(s, d, now);
+      break;
+    }
     if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_TO_PICKUP:
@@ -418,6 +548,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   /* pings: every ping interval of sim time, no faster than the wall-clock cap, and at
    * least every 10 s of wall time so that dispatch keeps the driver */
   int64_t min_gap_us = (int64_t)(1e6 / s->cfg.ping_max_hz);
+  if (!up(&d->ln)) return;
   if ((now >= d->next_ping_ms && now_us - d->last_ping_us >= min_gap_us) ||
       now_us - d->last_ping_us >= PING_KEEPALIVE_US)
     send_ping(s, i, d, now_us);
@@ -433,13 +564,26 @@ static void rider_done(lg_sim *s, uint32_t i, rider *r, routcome o) {
   s->io.close(s->io.ud, LG_RIDER, i);
 }
 
-static void send_request(lg_sim *s, uint32_t i, rider *r, int64_t now_us) {
-  char buf[400];
-  snprintf(buf, sizeof buf,
+/* The request's text; the same every time (same request_id: sending it again makes no
+ * second trip). */
+static void request_text(const lg_sim *s, uint32_t i, const rider *r, char *buf, size_t cap) {
+  snprintf(buf, cap,
            "{\"type\":\"request\",\"request_id\":\"q%s-%u\",\"pickup\":{\"lat\":%.6f,\"lon\":%.6f},"
            "\"dropoff\":{\"lat\":%.6f,\"lon\":%.6f},\"ref\":\"r%u\"}",
            s->cfg.run_id, i, r->trip.pickup_lat, r->trip.pickup_lon, r->trip.dropoff_lat,
            r->trip.dropoff_lon, i);
+}
+
+static void send_cancel(lg_sim *s, uint32_t i) {
+  char buf[200];
+  snprintf(buf, sizeof buf, "{\"type\":\"cancel\",\"request_id\":\"q%s-%u\",\"ref\":\"c%u\"}",
+           s->cfg.run_id, i, i);
+  send_text(s, LG_RIDER, i, buf);
+}
+
+static void send_request(lg_sim *s, uint32_t i, rider *r, int64_t now_us) {
+  char buf[400];
+  request_text(s, i, r, buf, sizeof buf);
   send_text(s, LG_RIDER, i, buf);
   r->sent_us = now_us;
   r->st = R_REQUESTED;
@@ -452,15 +596,26 @@ static void send_request(lg_sim *s, uint32_t i, rider *r, int64_t now_us) {
 
 static void tick_rider(lg_sim *s, uint32_t i, rider *r, int64_t now_us) {
   double now = sim_ms(s, now_us);
+  link_tick(s, &r->ln, LG_RIDER, i, now_us);
+  if (!up(&r->ln)) return; /* cut off: the request and cancel wait (the app keeps them) */
   if (r->st == R_OPEN && now >= r->req_ms && !s->window_over) send_request(s, i, r, now_us);
+  if (r->req_resend_us && now_us >= r->req_resend_us) { /* not acked: the same request again */
+    char buf[400];
+    request_text(s, i, r, buf, sizeof buf);
+    send_text(s, LG_RIDER, i, buf);
+    r->req_resend_us = 0;
+    s->st.resent++;
+  }
   if ((r->st == R_REQUESTED || r->st == R_MATCHED) && r->cancel_planned && !r->cancel_sent &&
       now >= r->cancel_at_ms) {
-    char buf[200];
-    snprintf(buf, sizeof buf, "{\"type\":\"cancel\",\"request_id\":\"q%s-%u\",\"ref\":\"c%u\"}",
-             s->cfg.run_id, i, i);
-    send_text(s, LG_RIDER, i, buf);
+    send_cancel(s, i);
     r->cancel_sent = true;
     s->st.cancel_sent++;
+  }
+  if (r->cancel_resend_us && now_us >= r->cancel_resend_us) {
+    send_cancel(s, i);
+    r->cancel_resend_us = 0;
+    s->st.resent++;
   }
 }
 
@@ -593,10 +748,7 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
   double now = sim_ms(s, now_us), lead = CONNECT_LEAD_WALL_S * s->cfg.speedup * 1000.0;
   while (!s->window_over && s->next_rider < s->nr && s->r[s->next_rider].req_ms - lead <= now) {
     uint32_t i = (uint32_t)s->next_rider++;
-    char sub[48];
-    snprintf(sub, sizeof sub, "r%s-%u", s->cfg.run_id, i);
-    if (s->io.open(s->io.ud, LG_RIDER, i, sub) == 0) s->r[i].st = R_CONNECTING;
-    else rider_done(s, i, &s->r[i], O_NONE);
+    s->r[i].st = R_CONNECTING; /* tick_rider opens the connection */
   }
   for (uint32_t i = 0; i < s->next_rider; i++)
     if (s->r[i].st != R_DONE) tick_rider(s, i, &s->r[i], now_us);
@@ -609,10 +761,10 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
       if (s->r[i].st != R_DONE && s->r[i].st != R_WAIT) s->io.close(s->io.ud, LG_RIDER, i);
     /* drivers sign off, so that dispatch does not offer the next run's trips to them */
     for (uint32_t i = 0; i < s->cfg.drivers; i++)
-      if (s->d[i].st != D_NEW && s->d[i].st != D_GONE && s->d[i].st != D_CONNECTING) {
+      if (up(&s->d[i].ln)) {
         send_text(s, LG_DRIVER, i, "{\"type\":\"status\",\"status\":\"offline\"}");
         s->io.close(s->io.ud, LG_DRIVER, i);
-      } else if (s->d[i].st == D_CONNECTING) {
+      } else if (s->d[i].ln.st == CS_CONNECTING) {
         s->io.close(s->io.ud, LG_DRIVER, i);
       }
   }
@@ -621,18 +773,33 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
 void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
   s->st.open_now++;
   if (s->st.open_now > s->st.peak_open) s->st.peak_open = s->st.open_now;
+  link *ln = role == LG_DRIVER ? &s->d[idx].ln : &s->r[idx].ln;
+  bool again = ln->ever_open;
+  ln->st = CS_OPEN;
+  ln->ever_open = true;
+  ln->opened_us = now_us;
+  if (again) s->st.reconnects++;
   if (role == LG_DRIVER) {
     driver *d = &s->d[idx];
     s->drivers_open++;
-    s->st.drivers_connected++;
-    d->st = D_IDLE;
-    queue_action(d, A_STATUS, NULL);
+    if (!again) {
+      s->st.drivers_connected++;
+      d->st = D_IDLE;
+      queue_action(d, A_STATUS, NULL);
+    } else {
+      resync_driver(s, d);
+      d->resync_until_us = now_us + 5000000; /* the snapshot comes first, in well under 5 s */
+    }
     send_action(s, idx, d, now_us);
     send_ping(s, idx, d, now_us);
   } else {
     rider *r = &s->r[idx];
-    s->st.riders_connected++;
+    if (!again) s->st.riders_connected++;
     if (r->st == R_CONNECTING) r->st = R_OPEN;
+    /* what was sent and not acked goes again; the gateway's snapshot of his trip (sent
+     * at once on connection) tells what happened meanwhile */
+    if (r->requested && !r->req_acked) r->req_resend_us = now_us;
+    if (r->cancel_sent && !r->cancel_acked) r->cancel_resend_us = now_us;
     tick_rider(s, idx, r, now_us);
   }
 }
@@ -641,32 +808,19 @@ void lg_sim_on_closed(lg_sim *s, lg_role role, uint32_t idx, bool was_open, cons
                       int64_t now_us) {
   if (was_open && s->st.open_now) s->st.open_now--;
   if (s->done) return;
-  if (role == LG_DRIVER) {
-    driver *d = &s->d[idx];
-    if (d->st == D_GONE) return;
-    if (was_open) {
-      s->drivers_open--;
-      s->st.closed_unexpectedly++;
-      lg_stats_error(&s->st, "connection_closed");
-    } else {
-      s->st.connect_failed++;
-      lg_stats_error(&s->st, "connection_failed");
-    }
-    d->st = D_GONE;
+  if (role == LG_RIDER && s->r[idx].st == R_DONE) return; /* closed by us */
+  link *ln = role == LG_DRIVER ? &s->d[idx].ln : &s->r[idx].ln;
+  if (ln->st != CS_OPEN && ln->st != CS_CONNECTING) return;
+  if (was_open) {
+    if (role == LG_DRIVER && s->drivers_open) s->drivers_open--;
+    s->st.closed_unexpectedly++;
+    lg_stats_error(&s->st, "connection_closed");
   } else {
-    rider *r = &s->r[idx];
-    if (r->st == R_DONE) return;
-    if (was_open) {
-      s->st.closed_unexpectedly++;
-      lg_stats_error(&s->st, "connection_closed");
-    } else {
-      s->st.connect_failed++;
-      lg_stats_error(&s->st, "connection_failed");
-    }
-    rider_done(s, idx, r, r->outcome);
+    s->st.connect_failed++;
+    lg_stats_error(&s->st, "connection_failed");
   }
+  link_lost(s, ln, role, idx, now_us); /* the app keeps its state and connects again */
   (void)why;
-  (void)now_us;
 }
 
 static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
@@ -700,6 +854,39 @@ static void debug_error(lg_role role, uint32_t i, json_t *m) {
   free(t);
 }
 
+/* A `trip` naming a trip the driver does not know he is on, just after a reconnection: the
+ * snapshot the gateway sends when an accept's `matched` (or later steps) was lost while he
+ * was cut off. He takes it up where it is. Late events of the trip he just left (he sends
+ * `complete` and is free before its `started` comes back) are not snapshots. Returns true
+ * when adopted. */
+static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, const char *tid, double now,
+                       int64_t now_us) {
+  bool matched = strcmp(status, "matched") == 0, arrived = strcmp(status, "arrived") == 0,
+       started = strcmp(status, "started") == 0;
+  if (!(matched || arrived || started) || d->st > D_ACCEPTING) return false;
+  if (now_us > d->resync_until_us || strcmp(tid, d->last_trip_id) == 0) return false;
+  geo_latlng pickup = d->pickup, dropoff = d->dropoff;
+  latlng(m, "pickup", &pickup);
+  latlng(m, "dropoff", &dropoff);
+  geo_route_place to;
+  if (!copy_id(d->trip_id, tid)) return false;
+  d->offer_id[0] = '\0';
+  d->pickup = pickup;
+  d->dropoff = dropoff;
+  d->pred_eta_s = -1; /* not comparable any more */
+  d->matched_ms = now;
+  s->st.resync_adopted++;
+  if (matched && snap(s, pickup, &to) && drive_to(s, d, now, &to)) {
+    d->st = D_TO_PICKUP;
+  } else if (started && snap(s, dropoff, &to) && drive_to(s, d, now, &to)) {
+    d->st = D_ON_TRIP;
+  } else { /* arrived, or no route: at the pickup, boarding */
+    d->st = D_BOARDING;
+    d->board_until_ms = now + 1000.0 * s->cfg.board_delay_min_s;
+  }
+  return true;
+}
+
 static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, int64_t now_us) {
   driver *d = &s->d[i];
   double now = sim_ms(s, now_us);
@@ -710,6 +897,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     if (d->st == D_IDLE) d->rider = ri;
     char oid[ID_MAX];
     if (!copy_id(oid, str(m, "offer_id"))) return;
+    if (strcmp(oid, d->offer_id) == 0) return; /* his offer again (a snapshot on reconnection) */
     if (d->st != D_IDLE) { /* busy: say no at once */
       queue_action(d, A_DECLINE, oid);
       send_action(s, i, d, now_us);
@@ -738,6 +926,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
   if (strcmp(type, "trip") == 0) {
     const char *status = str(m, "status"), *tid = str(m, "trip_id");
     if (status && strcmp(status, "offer_expired") == 0) s->st.offers_expired++;
+    if (status && tid && strcmp(tid, d->trip_id) != 0 && adopt_trip(s, d, m, status, tid, now, now_us)) return;
     if (!status || !tid || strcmp(tid, d->trip_id) != 0) return;
     if (strcmp(status, "matched") == 0 && d->st == D_ACCEPTING) {
       geo_route_place to;
@@ -762,17 +951,47 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     }
     return;
   }
+  if (strcmp(type, "ack") == 0) {
+    const char *ref = str(m, "ref");
+    pending_msg p;
+    if (ref && ref[0]) take_unacked(d, strtoull(ref + 1, NULL, 10), &p);
+    return;
+  }
   if (strcmp(type, "error") == 0) {
     const char *code = str(m, "code"), *ref = str(m, "ref");
     lg_stats_error(&s->st, code ? code : "?");
     debug_error(LG_DRIVER, i, m);
-    if (ref && ref[0] == 'a' && (d->st == D_ACCEPTING || d->st == D_TO_PICKUP)) become_idle(s, d, now);
+    pending_msg p;
+    if (!ref || !ref[0]) return;
+    unsigned long long n = strtoull(ref + 1, NULL, 10);
+    take_unacked(d, n, &p);
+    if (!find_sent(d, n, &p)) return;
+    if (code && (strcmp(code, "unavailable") == 0 || strcmp(code, "rate_limited") == 0)) {
+      if (still_relevant(d, p.a, p.id)) queue_action(d, p.a, p.id); /* not taken: again */
+      return;
+    }
+    /* refused by dispatch: the offer or the trip is not his any more (it expired, or was
+     * cancelled while he was cut off) */
+    if (p.a == A_ACCEPT && d->st == D_ACCEPTING && strcmp(p.id, d->offer_id) == 0) become_idle(s, d, now);
+    else if ((p.a == A_ARRIVED || p.a == A_START || p.a == A_COMPLETE) && strcmp(p.id, d->trip_id) == 0 &&
+             code && strcmp(code, "invalid_state") == 0 && d->st >= D_TO_PICKUP && d->st <= D_ON_TRIP) {
+      d->n_pending = 0;
+      become_idle(s, d, now);
+    }
     return;
   }
 }
 
 static void rider_message(lg_sim *s, uint32_t i, json_t *m, const char *type, int64_t now_us) {
   rider *r = &s->r[i];
+  if (strcmp(type, "ack") == 0) {
+    const char *ref = str(m, "ref");
+    if (ref && ref[0] == 'r') r->req_acked = true;
+    if (ref && ref[0] == 'c') r->cancel_acked = true;
+    return;
+  }
+  if (strcmp(type, "trip") == 0 || strcmp(type, "matched") == 0 || strcmp(type, "no_driver") == 0)
+    r->req_acked = true; /* dispatch has it: whatever was lost with the connection, it is in */
   if (strcmp(type, "trip") == 0) {
     const char *status = str(m, "status");
     if (!status) return;
@@ -826,7 +1045,13 @@ static void rider_message(lg_sim *s, uint32_t i, json_t *m, const char *type, in
     const char *code = str(m, "code"), *ref = str(m, "ref");
     lg_stats_error(&s->st, code ? code : "?");
     debug_error(LG_RIDER, i, m);
-    if (ref && ref[0] == 'r') rider_done(s, i, r, O_NONE); /* the request itself was refused */
+    bool again = code && (strcmp(code, "unavailable") == 0 || strcmp(code, "rate_limited") == 0);
+    if (ref && ref[0] == 'r') {
+      if (again) r->req_resend_us = now_us + RETRY_US; /* Redis or Kafka busy: a bit later */
+      else if (!r->req_acked) rider_done(s, i, r, O_REFUSED); /* the request itself was refused */
+    } else if (ref && ref[0] == 'c' && again) {
+      r->cancel_resend_us = now_us + RETRY_US;
+    }
   }
 }
 
@@ -868,7 +1093,7 @@ void lg_sim_progress(lg_sim *s, int64_t now_us, char *buf, size_t cap) {
 int lg_sim_write_outcomes(const lg_sim *s, const char *path) {
   FILE *fp = fopen(path, "w");
   if (!fp) return -1;
-  static const char *names[] = {"none", "requested", "matched", "completed", "cancelled", "no_driver"};
+  static const char *names[] = {"none", "requested", "matched", "completed", "cancelled", "no_driver", "refused"};
   fprintf(fp, "request_id,trip_id,status\n");
   for (size_t i = 0; i < s->nr; i++)
     if (s->r[i].requested)

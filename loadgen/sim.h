@@ -58,6 +58,8 @@ typedef struct lg_io {
   int (*send)(void *ud, lg_role role, uint32_t idx, const char *text, size_t len);
   /* close it (nothing more is sent or delivered for it) */
   void (*close)(void *ud, lg_role role, uint32_t idx);
+  /* messages queued on it and not yet written (may be NULL: never any) */
+  size_t (*queued)(void *ud, lg_role role, uint32_t idx);
 } lg_io;
 
 typedef struct lg_sim lg_sim;

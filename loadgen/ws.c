@@ -26,6 +26,7 @@ typedef struct conn {
   uint32_t idx;
   cstate st;
   bool closing; /* the simulation closed it: flush, then close */
+  bool in_queue; /* in the list waiting to connect */
   char *path;   /* request path with the token */
   char **q;     /* outgoing messages (ring) */
   size_t qhead, qlen, qcap;
@@ -112,7 +113,11 @@ static void conn_reset(conn *c) {
 static int io_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
   run *r = ud;
   conn *c = conn_of(r, role, idx);
-  if (!c || c->st != C_NONE) return -1;
+  /* a connection is opened again (a reconnection) once the old socket is destroyed */
+  if (!c || (c->st != C_NONE && c->st != C_DONE) || c->wsi || c->in_queue) return -1;
+  conn_reset(c);
+  c->closing = false;
+  c->rx_drop = false;
   char *tok = NULL;
   const char *sec = r->o->jwt_secret;
   if (mrd_jwt_mint(sec, strlen(sec), sub, role == LG_DRIVER ? MRD_ROLE_DRIVER : MRD_ROLE_RIDER,
@@ -129,6 +134,7 @@ static int io_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
   c->role = role;
   c->idx = idx;
   c->st = C_QUEUED;
+  c->in_queue = true;
   c->next_queued = NULL;
   if (r->queue_tail) r->queue_tail->next_queued = c;
   else r->queue_head = c;
@@ -171,6 +177,11 @@ static void io_close(void *ud, lg_role role, uint32_t idx) {
   }
 }
 
+static size_t io_queued(void *ud, lg_role role, uint32_t idx) {
+  conn *c = conn_of(ud, role, idx);
+  return c && c->st == C_OPEN ? c->qlen : 0;
+}
+
 /* ---- connecting ---- */
 
 static void start_connects(run *r) {
@@ -178,6 +189,7 @@ static void start_connects(run *r) {
     conn *c = r->queue_head;
     r->queue_head = c->next_queued;
     if (!r->queue_head) r->queue_tail = NULL;
+    c->in_queue = false;
     if (c->st != C_QUEUED) continue;
     struct lws_client_connect_info i;
     memset(&i, 0, sizeof i);
@@ -355,7 +367,7 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
     snprintf(err, errcap, "cannot create the libwebsockets context");
     goto fail;
   }
-  lg_io io = {&r, io_open, io_send, io_close};
+  lg_io io = {&r, io_open, io_send, io_close, io_queued};
   r.sim = make_sim(ud, &io, err, errcap);
   if (!r.sim) goto fail;
   lws_sul_schedule(r.ctx, 0, &r.sul, tick, 1);

@@ -414,6 +414,14 @@ typedef struct dsp_trip_restore {
  * another live trip of this shard); DSP_ENOMEM. */
 int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms);
 
+/* The claim store lost its claims (Redis restarted empty): take every claim this shard
+ * holds again at once, a live offer's for the rest of the offer (plus the margin), a
+ * matched, arrived or started trip's for trip_claim_ttl_ms, so that no other shard can
+ * claim these drivers meanwhile. A claim that another shard took in between (LOST) is
+ * counted (claims_lost) and left to the usual paths: the offer is withdrawn at accept, the
+ * trip re-claims at its next renewal. Queues no output. Returns the claims taken again. */
+size_t dsp_claims_reassert(dsp_shard *s, int64_t now_ms);
+
 /* Timers: expired offers (next candidate), the batch window, silent drivers (out of the
  * index), claim renewal of matched drivers, forgetting ended trips. Call often (every
  * 100 ms or so); time never goes backwards. */

@@ -324,6 +324,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   if (mrd_kafka_consumer_new(cfg->kafka_brokers, &co, &s->consumer, err, sizeof err) != 0)
     return mrd_log_error("kafka_consumer", "err=%s", err), -1;
   s->warm_since_ms = wall_now_ms();
+  dsp_warmup_init(&s->warm, s->warm_since_ms, s->cfg->warmup_ms);
   mrd_log_info("shard_open", "shard=%d epoch=%llu host=%s pid=%d group=%s", cfg->shard,
                (unsigned long long)s->epoch, host, (int)getpid(), group);
   return 0;
@@ -647,6 +648,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
                  s->lease.role == DSP_LEASE_HOLDER) {
         hot_driver_refresh(s, loc.driver_id, now_ms); /* a standby publishes nothing */
       }
+      if (!s->ready) dsp_warmup_ping(&s->warm, msg.timestamp_ms);
       s->loc_next = msg.offset + 1;
     } else {
       mrd_command c;
@@ -735,10 +737,27 @@ static const char CAD_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /* After Redis failed, and once it answers again: it may have restarted empty, so every
- * live trip's snapshot and pointers and every hot-cell entry are written again. */
-static void redis_resync(dsvc *s) {
+ * live trip's snapshot and pointers and every hot-cell entry are written again, and every
+ * claim this shard holds is taken again (else another shard could claim its drivers). A
+ * reconnection counts as a failure even when no write of ours failed: Redis may have
+ * restarted between two of our calls, and the one that failed may have been a claim or a
+ * read, which do not set redis_lost. */
+static void redis_resync(dsvc *s, int64_t now_ms) {
+  if (!s->redis_lost && now_ms - s->redis_checked_ms >= 1000) {
+    /* a quiet shard sends nothing for a while: a PING a second finds a restart (its
+     * connection breaks, the next call connects again) */
+    s->redis_checked_ms = now_ms;
+    mrd_redis_ping(s->redis);
+  }
+  uint64_t conns = mrd_redis_connections(s->redis);
+  if (conns != s->redis_connections) {
+    if (s->redis_connections != 0) s->redis_lost = true; /* not the first connection */
+    s->redis_connections = conns;
+  }
   if (!s->redis_lost || mrd_redis_ping(s->redis) != 0) return;
   s->redis_lost = false;
+  s->redis_connections = mrd_redis_connections(s->redis);
+  size_t reclaimed = dsp_claims_reassert(s->shard, now_ms);
   size_t n = 0;
   for (size_t i = 0; i < s->pending.cap; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
@@ -750,7 +769,8 @@ static void redis_resync(dsvc *s) {
   }
   dsp_hot_forget_written(s->hot);
   dsvc_pricing_forget_written(s->pricing);
-  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu", n, dsp_hot_tracked(s->hot));
+  mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu claims=%zu", n,
+               dsp_hot_tracked(s->hot), reclaimed);
 }
 
 static void redis_failed(dsvc *s, const char *what, size_t n) {
@@ -768,7 +788,7 @@ static void redis_failed(dsvc *s, const char *what, size_t n) {
 /* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
  * restarted empty gets them again); ended trips' are forgotten once written. */
 static void write_snapshots(dsvc *s) {
-  redis_resync(s);
+  redis_resync(s, wall_now_ms());
   if (s->n_dirty == 0) return;
   int queued = 0;
   bool fail = false;
@@ -806,7 +826,13 @@ static void write_snapshots(dsvc *s) {
       const char *a2[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
       fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
               mrd_redis_append(s->redis, 5, a2, NULL) != 0;
-      queued += 2;
+      /* the rider's latest trip, for as long as its final snapshot is kept: a rider who
+       * was cut off when it ended learns the end when he connects again */
+      char last[DSP_ID_MAX + 32];
+      snprintf(last, sizeof last, "trip:last:rider:%s", p->rider_id);
+      const char *a3[] = {"SET", last, p->trip_id, "PX", keep};
+      fail |= mrd_redis_append(s->redis, 5, a3, NULL) != 0;
+      queued += 3;
     }
   }
   while (mrd_redis_pending(s->redis) > 0) {
@@ -945,7 +971,7 @@ static int hot_emit(void *ud, int argc, const char *const *argv) {
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
   if (!dsvc_may_act(s)) return;
-  redis_resync(s);
+  redis_resync(s, wall_now_ms());
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
   int ns = ok ? dsvc_pricing_hot(s->pricing, s->hot, now_ms, hot_emit, s) : 0;
@@ -1041,6 +1067,7 @@ static void step_down(dsvc *s, const char *why) {
     exit(1);
   }
   s->warm_since_ms = wall_now_ms();
+  dsp_warmup_init(&s->warm, s->warm_since_ms, s->cfg->warmup_ms);
 }
 
 void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
@@ -1083,11 +1110,13 @@ void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
                  (unsigned long long)s->lease.generation, "acting again");
   s->paused = holder && !act;
   if (s->lease.role == DSP_LEASE_HOLDER && !s->commands_assigned && s->shard &&
-      now_ms >= s->warm_until_ms && dsvc_may_act(s)) {
+      (now_ms >= s->warm_until_ms || dsp_warmup_done(&s->warm, now_ms)) && dsvc_may_act(s)) {
     if (dsvc_assign(s, true) == 0) {
       s->ready = true;
-      mrd_log_info("ready", "shard=%d generation=%llu", s->cfg->shard,
-                   (unsigned long long)s->lease.generation);
+      mrd_log_info("ready", "shard=%d generation=%llu warmup_ms=%lld backlog_from_ms=%lld",
+                   s->cfg->shard, (unsigned long long)s->lease.generation,
+                   (long long)(now_ms - s->warm.started_ms),
+                   (long long)(s->warm.first_ping_ms >= 0 ? now_ms - s->warm.first_ping_ms : -1));
     }
   }
 }

@@ -23,6 +23,7 @@
 #include "lease_pg.h"
 #include "mrd/admin.h"
 #include "mrd/kafka.h"
+#include "warmup.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
 #include "mrd/proto.h"
@@ -137,6 +138,7 @@ typedef struct dsvc {
   int64_t warm_until_ms; /* holder: commands from then on */
   uint64_t last_fenced;
   bool ready; /* restored and consuming commands */
+  dsp_warmup warm; /* until ready: the positions read so far (warmup.h) */
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
   int64_t loc_committed, cmd_committed; /* what was committed */
@@ -145,6 +147,9 @@ typedef struct dsvc {
   dsp_strmap pending; /* trip id -> dsvc_pending: live trips, and ended ones unwritten */
   size_t n_dirty;     /* entries of pending to write */
   bool redis_lost;    /* a Redis write failed: resync when it answers again */
+  uint64_t redis_connections; /* mrd_redis_connections when last in sync: a new connection
+                               * may reach a Redis that restarted empty */
+  int64_t redis_checked_ms;   /* last PING that looks for such a restart */
   int64_t last_redis_log_s;
   char live_key[64]; /* dispatch:live:<shard> */
   /* requests of the current batch, for the match latency */

@@ -406,6 +406,32 @@ int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_i
 
 /* ---------------------------------------------------------------- timers */
 
+size_t dsp_claims_reassert(dsp_shard *s, int64_t now_ms) {
+  size_t n = 0;
+  for (dsp_trip *t = s->live.head; t; t = t->next) {
+    if (!t->claimed || !t->driver_id[0]) continue;
+    int64_t ttl;
+    if (t->state == DSP_TRIP_OFFERED)
+      ttl = t->offer_expires_ms - now_ms + s->cfg.claim_margin_ms;
+    else if (t->state == DSP_TRIP_MATCHED || t->state == DSP_TRIP_ARRIVED ||
+             t->state == DSP_TRIP_STARTED)
+      ttl = s->cfg.trip_claim_ttl_ms;
+    else
+      continue;
+    if (ttl <= 0) continue; /* an offer past its time: the tick expires it */
+    dsp_claim_result cr = s->claims.try_claim(s->claims.ud, t->driver_id, t->owner, ttl, now_ms);
+    if (cr == DSP_CLAIM_WON) {
+      n++;
+      if (t->state != DSP_TRIP_OFFERED) t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;
+    } else if (cr == DSP_CLAIM_LOST) {
+      s->st.claims_lost++;
+    } else {
+      s->st.claim_errors++;
+    }
+  }
+  return n;
+}
+
 void dsp__trips_tick(dsp_shard *s, int64_t now_ms) {
   for (dsp_trip *t = s->live.head, *next; t; t = next) {
     next = t->next; /* t may move to the ended list; no other trip moves */

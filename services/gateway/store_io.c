@@ -9,7 +9,7 @@
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
  * `unavailable` for what needs Redis, everything else keeps working.
  * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id},
- * drivers:available, trip:active:{role}:{user}, trip:snap:{trip_id}).
+ * drivers:available, trip:active:{role}:{user}, trip:last:rider:{rider}, trip:snap:{trip_id}).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -209,6 +209,13 @@ int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_
   if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
     snprintf(trip, sizeof trip, "%s", rep->str);
   freeReplyObject(rep);
+  if (!trip[0] && role == GW_ROLE_RIDER) {
+    /* no live trip: his latest one if it ended lately (he may have missed its end) */
+    if (mrd_redis_cmdf(s->redis, &rep, "GET trip:last:rider:%s", user) != 0) return -1;
+    if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
+      snprintf(trip, sizeof trip, "%s", rep->str);
+    freeReplyObject(rep);
+  }
   if (!trip[0]) return 0;
   if (mrd_redis_cmdf(s->redis, &rep, "GET trip:snap:%s", trip) != 0) return -1;
   int rc = 0;

@@ -241,6 +241,103 @@ async def full_ride():
     await r.close()
 
 
+async def resync_after_end():
+    """A rider cut off while his trip ends (a gateway restart does that to every client) is
+    shown its end when he connects again (trip:last:rider), and a driver reconnecting during
+    a trip is shown the trip: the snapshots the load generator's simulated apps resync from."""
+    pickup, drop = (40.7205, -74.0050), (40.7250, -74.0020)
+    d = await Driver(f"it-d8-{RUN}", 40.7210, -74.0048).online()
+    r = await Client(f"it-r8-{RUN}", "rider").connect()
+    try:
+        check(await visible(r, d.lat, d.lon), "resync: driver visible")
+        await r.send(type="request", request_id=f"rsy-{RUN}", pickup={"lat": pickup[0], "lon": pickup[1]},
+                     dropoff={"lat": drop[0], "lon": drop[1]})
+        off = await d.wait(typ("offer"))
+        check(off is not None, "resync: driver offered")
+        if not off:
+            return
+        await d.send(type="accept", offer_id=off["offer_id"])
+        check(await r.wait(typ("matched")) is not None, "resync: matched")
+        # the driver's connection drops and comes back: his trip is shown at once
+        d.pinger.cancel()
+        await d.close()
+        await d.connect()
+        snap = await d.wait(typ("trip", trip_id=off["trip_id"]), 5)
+        check(snap is not None and snap["status"] == "matched", "resync: reconnecting driver is shown his matched trip")
+        await r.close()  # the rider is cut off; the trip ends meanwhile
+        for step in ("arrived", "start", "complete"):
+            await d.send(type=step, trip_id=off["trip_id"], ref=step)
+            check(await d.wait(typ("trip", status={"arrived": "arrived", "start": "started",
+                                                    "complete": "completed"}[step]), 5) is not None,
+                  f"resync: {step} applied")
+        # the final snapshot reaches Redis with dispatch's next flush (slow on a busy machine)
+        port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
+        for _ in range(40):
+            got = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GET", f"trip:last:rider:{r.sub}"],
+                                 capture_output=True, text=True).stdout.strip()
+            if got == off["trip_id"]:
+                break
+            await asyncio.sleep(0.25)
+        r.msgs.clear()  # only what the new connection brings
+        await r.connect()
+        end = await r.wait(typ("trip", trip_id=off["trip_id"]), 5)
+        check(end is not None and end["status"] == "completed",
+              "resync: the rider reconnecting after the end is shown it (trip completed)")
+    finally:
+        await d.offline()
+        await r.close()
+
+
+async def redis_restart_claims():
+    """Redis restarts empty in a moment (between two of dispatch's writes): the shard's
+    claim on a matched driver, his trip's snapshot and pointer are written again, so no other
+    shard can claim him and a reconnecting app is shown its trip (the chaos replay found
+    drivers double-booked across shards after such a restart)."""
+    url = os.environ["MERIDIAN_REDIS_URL"]
+    port = url.rsplit(":", 1)[1].split("/")[0]
+
+    def rcli(*a):
+        return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", *a],
+                              capture_output=True, text=True).stdout.strip()
+    d = await Driver(f"it-d9-{RUN}", 40.7300, -73.9950).online()
+    r = await Client(f"it-r9-{RUN}", "rider").connect()
+    try:
+        check(await visible(r, d.lat, d.lon), "redis_restart: driver visible")
+        await r.send(type="request", request_id=f"rrc-{RUN}", pickup={"lat": 40.7302, "lon": -73.9952},
+                     dropoff={"lat": 40.7350, "lon": -73.9900})
+        off = await d.wait(typ("offer"))
+        check(off is not None, "redis_restart: driver offered")
+        if not off:
+            return
+        await d.send(type="accept", offer_id=off["offer_id"])
+        check(await r.wait(typ("matched")) is not None, "redis_restart: matched")
+        owner = rcli("GET", f"claim:{d.sub}")
+        check(owner.endswith(f":{off['trip_id']}:1") or off["trip_id"] in owner, f"redis_restart: claimed ({owner})")
+        env = dict(os.environ)
+        if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
+            env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
+        rcli("SET", f"it-marker-{RUN}", "1")
+        rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
+                            text=True, env=env)
+        check(rs.returncode == 0 and rcli("EXISTS", f"it-marker-{RUN}") == "0",
+              "redis_restart: Redis restarted empty (scripts/stack restart redis)")
+        back = None
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            if (rcli("GET", f"claim:{d.sub}") == owner and rcli("GET", f"trip:active:driver:{d.sub}") == off["trip_id"]
+                    and rcli("EXISTS", f"trip:snap:{off['trip_id']}") == "1"):
+                back = True
+                break
+        check(back is True, "redis_restart: the claim, the trip's pointer and snapshot are back without any new event")
+        for step in ("arrived", "start", "complete"):
+            await d.send(type=step, trip_id=off["trip_id"])
+            await asyncio.sleep(0.3)
+        check(await r.wait(typ("trip", status="completed")) is not None, "redis_restart: ride completed")
+    finally:
+        await d.offline()
+        await r.close()
+
+
 async def decline_then_second_and_cancel():
     pickup = (40.7336, -74.0027)
     d1 = await Driver(f"it-d2a-{RUN}", 40.7340, -74.0025).online()
@@ -997,7 +1094,7 @@ async def main(part, seed):
         await failover(KAFKA_TOOL, CLAIM_TOOL)
     elif part == "flows":
         for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down,
-                         redis_down):
+                         redis_down, resync_after_end, redis_restart_claims):
             try:
                 await scenario()
             except Exception as e:  # a broken scenario fails, the others still run

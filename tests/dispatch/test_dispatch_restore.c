@@ -242,8 +242,53 @@ static void test_restore_refuses_bad_or_conflicting_snapshots(void **state) {
   assert_int_equal(dsp_restore_trip(f->s, NULL, 1), DSP_EINVAL);
 }
 
+/* Redis restarted empty under a running shard: its claims are gone from the store, so
+ * another shard could claim its drivers. dsp_claims_reassert takes them again: the offer's
+ * until the offer's end plus the margin, the trip's for the trip TTL; one taken by another
+ * shard in between is counted, not stolen back. */
+static void test_claims_lost_by_the_store_are_taken_again(void **state) {
+  fixture *f = *state;
+  ping(f, "d1", 40.751, -73.99, 1, 0);
+  ping(f, "d2", 40.7455, -73.985, 1, 0);
+  ping(f, "d3", 40.745, -73.995, 1, 0);
+  assert_int_equal(request(f, "r1", "q1", 40.75, -73.99, 10), DSP_OK);
+  assert_int_equal(request(f, "r2", "q2", 40.745, -73.985, 10), DSP_OK);
+  assert_int_equal(request(f, "r3", "q3", 40.745, -73.995, 10), DSP_OK);
+  char offer2[DSP_ID_MAX + 1] = "";
+  assert_int_equal(n_events(f->s, DSP_EV_OFFERED), 3); /* each driver one offer */
+  for (size_t i = 0; i < 3; i++)
+    if (strcmp(event_at(f->s, DSP_EV_OFFERED, i)->driver_id, "d2") == 0)
+      strcpy(offer2, event_at(f->s, DSP_EV_OFFERED, i)->offer_id);
+  assert_true(offer2[0]);
+  dsp_outputs_clear(f->s);
+  assert_int_equal(dsp_on_accept(f->s, offer2, "d2", NULL, 20), DSP_OK); /* d2 on a trip */
+  dsp_outputs_clear(f->s);
+  char own1[160], own2[160], own3[160];
+  snprintf(own1, sizeof own1, "%s", dsp_claims_mem_owner(f->cm, "d1", 30));
+  snprintf(own2, sizeof own2, "%s", dsp_claims_mem_owner(f->cm, "d2", 30));
+  snprintf(own3, sizeof own3, "%s", dsp_claims_mem_owner(f->cm, "d3", 30));
+  /* the store forgets them all; another shard takes d3 before we notice */
+  dsp_claims_mem_release(f->cm, "d1", own1, 40);
+  dsp_claims_mem_release(f->cm, "d2", own2, 40);
+  dsp_claims_mem_release(f->cm, "d3", own3, 40);
+  assert_int_equal(dsp_claims_mem_try(f->cm, "d3", "5:t5-x:7", 60000, 40), DSP_CLAIM_WON);
+  assert_int_equal(dsp_claims_reassert(f->s, 50), 2);
+  assert_string_equal(dsp_claims_mem_owner(f->cm, "d1", 50), own1);
+  assert_string_equal(dsp_claims_mem_owner(f->cm, "d2", 50), own2);
+  assert_string_equal(dsp_claims_mem_owner(f->cm, "d3", 50), "5:t5-x:7");
+  assert_int_equal(n_events(f->s, 0), 0); /* says nothing */
+  /* another shard cannot take them now; the offer's claim ends with the offer (10 s +
+   * margin 2 s from its start), the trip's lives on */
+  assert_int_equal(dsp_claims_mem_try(f->cm, "d1", "5:t5-y:7", 60000, 60), DSP_CLAIM_LOST);
+  assert_int_equal(dsp_claims_mem_try(f->cm, "d2", "5:t5-z:7", 60000, 60), DSP_CLAIM_LOST);
+  assert_null(dsp_claims_mem_owner(f->cm, "d1", 12011));
+  assert_string_equal(dsp_claims_mem_owner(f->cm, "d2", 12011), own2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_claims_lost_by_the_store_are_taken_again,
+                                      fixture_setup_city, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_trip_suffix_names_the_trip_and_is_unique,
                                       fixture_setup_city, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_restored_offer_is_accepted_with_its_old_id,

@@ -127,6 +127,7 @@ static void test_redis_adapter_survives_server_restart(void **state) {
   mrd_redis *r = NULL;
   assert_int_equal(mrd_redis_new(url, &opts, &r), 0);
   assert_int_equal(mrd_redis_cmdf(r, NULL, "SET k before"), 0);
+  assert_int_equal(mrd_redis_connections(r), 1);
 
   itest_kill(pid, SIGKILL); /* a crash, not a clean shutdown */
   int rc = mrd_redis_cmdf(r, NULL, "GET k");
@@ -143,6 +144,8 @@ static void test_redis_adapter_survives_server_restart(void **state) {
   assert_true(took >= 0);
   assert_true(took < 1000); /* backoff is capped at 200 ms here */
   assert_true(mrd_redis_connected(r));
+  /* a new connection is counted: callers learn the server may have lost their keys */
+  assert_int_equal(mrd_redis_connections(r), 2);
   redisReply *rep;
   assert_int_equal(mrd_redis_cmdf(r, &rep, "GET k"), 0);
   assert_string_equal(rep->str, "after");
@@ -162,6 +165,7 @@ static void test_redis_adapter_survives_server_restart(void **state) {
   pid = itest_start_redis(port);
   assert_true(until_set_works(r, "k", 5000) >= 0);
   assert_int_equal(mrd_redis_ping(r), 0);
+  assert_int_equal(mrd_redis_connections(r), 3);
   mrd_redis_free(r);
   itest_kill(pid, SIGTERM);
 }

@@ -83,7 +83,7 @@ static void run(const geo_graph *g, uint64_t seed, fake *f) {
   cfg.duration_s = 3;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {f, f_open, f_send, f_close};
+  lg_io io = {f, f_open, f_send, f_close, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -138,10 +138,191 @@ static void test_same_seed_same_messages_other_seed_other_places(void **state) {
   geo_graph_free(g);
 }
 
+static size_t count(const char *hay, const char *needle) {
+  size_t n = 0;
+  for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+  return n;
+}
+
+static void msg(lg_sim *s, lg_role role, uint32_t idx, const char *text, int64_t now) {
+  lg_sim_on_message(s, role, idx, text, strlen(text), now);
+}
+
+/* Tick every 10 ms until `until` (fake wall µs); opens are answered only when `answer`. */
+static int64_t advance(lg_sim *s, fake *f, int64_t now, int64_t until, bool answer, int seen[2]) {
+  for (; now < until; now += 10000) {
+    lg_sim_tick(s, now);
+    for (int role = 0; role < 2; role++)
+      while (answer && seen[role] < f->opened[role])
+        lg_sim_on_open(s, (lg_role)role, f->open_idx[role][seen[role]++], now);
+  }
+  return now;
+}
+
+/* A dropped connection: the driver and the rider connect again after a jittered backoff
+ * (not at once, not later than the policy's ceiling), say available and where they are
+ * again, re-send what was not acked (the accept, the same request_id) and nothing that
+ * was; a driver shown a trip he did not know (the gateway's snapshot) takes it up and
+ * finishes it; `unavailable` makes the rider send again a second later. */
+static void test_dropped_connections_reconnect_with_backoff_and_resync(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  static fake f;
+  memset(&f, 0, sizeof f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 1;
+  cfg.accept_prob = 1.0;
+  cfg.cancel_prob = 0;
+  cfg.duration_s = 30;
+  cfg.drain_s = 1;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "t");
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  const int64_t epoch0 = 1700000000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, epoch0, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  assert_int_equal(f.opened[LG_DRIVER], 1);
+  assert_int_equal(count(f.log, "d0 {\"type\":\"status\",\"status\":\"available\""), 1);
+
+  /* an offer; he accepts after his human delay (2-8 s of sim time at 60x: < 150 ms) */
+  char offer[600];
+  snprintf(offer, sizeof offer,
+           "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+           "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_at\":%lld}",
+           (long long)(epoch0 + 10000));
+  msg(s, LG_DRIVER, 0, offer, now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-x-1\""), 1);
+  msg(s, LG_DRIVER, 0, offer, now); /* the same offer again (a snapshot): no decline */
+  assert_int_equal(count(f.log, "decline"), 0);
+
+  /* the connection drops before the accept's ack: backoff in [250, 500] ms (second failure
+   * level: the connection was open < 5 s) */
+  lg_sim_on_closed(s, LG_DRIVER, 0, true, "closed", now);
+  int64_t cut = now;
+  now = advance(s, &f, now, cut + 240000, false, seen);
+  assert_int_equal(f.opened[LG_DRIVER], 1);
+  now = advance(s, &f, now, cut + 510000, false, seen);
+  assert_int_equal(f.opened[LG_DRIVER], 2);
+  size_t before = f.len;
+  now = advance(s, &f, now, now + 20000, true, seen);
+  const char *after = f.log + before;
+  assert_non_null(strstr(after, "d0 {\"type\":\"status\",\"status\":\"available\""));
+  assert_non_null(strstr(after, "d0 {\"type\":\"location\""));
+  assert_non_null(strstr(after, "\"type\":\"accept\",\"offer_id\":\"o0-x-1\"")); /* not acked: again */
+  assert_true(lg_sim_stats(s)->reconnects == 1 && lg_sim_stats(s)->resent == 1);
+
+  /* acked this time: a second drop re-sends nothing but the status */
+  const char *ref = strstr(after, "\"ref\":\"a");
+  assert_non_null(ref);
+  char ack[80];
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""), ref + 7);
+  msg(s, LG_DRIVER, 0, ack, now);
+  lg_sim_on_closed(s, LG_DRIVER, 0, true, "closed", now);
+  before = f.len;
+  now = advance(s, &f, now, now + 1100000, true, seen); /* third level: [500, 1000] ms */
+  assert_int_equal(f.opened[LG_DRIVER], 3);
+  assert_null(strstr(f.log + before, "accept"));
+  assert_non_null(strstr(f.log + before, "\"status\":\"available\""));
+
+  /* the snapshot says he is on another trip, started (his `matched` was lost): he drives
+   * it to the drop-off and completes it */
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1,"
+      "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.754,\"lon\":-73.984}}", now);
+  assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
+  now = advance(s, &f, now, now + 2000000, true, seen);
+  assert_non_null(strstr(f.log, "{\"type\":\"complete\",\"trip_id\":\"t1-y\""));
+  /* a late event of the trip he just completed is not a snapshot to take up, nor is an
+   * unknown trip long after the reconnection */
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  now = advance(s, &f, now, now + 3500000, true, seen);
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-w\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
+  assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
+  assert_int_equal(count(f.log, "\"type\":\"complete\",\"trip_id\":\"t1-y\""), 1);
+
+  /* the rider (asks at 18:00:30 = 0.5 s of wall time after the clock started) */
+  now = advance(s, &f, now, now + 500000, true, seen);
+  assert_int_equal(count(f.log, "\"request_id\":\"qt-0\""), 1);
+  lg_sim_on_closed(s, LG_RIDER, 0, true, "closed", now); /* before the ack */
+  now = advance(s, &f, now, now + 600000, true, seen);
+  assert_int_equal(f.opened[LG_RIDER], 2);
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 2); /* the same id */
+  msg(s, LG_RIDER, 0, "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"redis\",\"ref\":\"r0\"}", now);
+  now = advance(s, &f, now, now + 900000, true, seen);
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 2); /* not before 1 s */
+  now = advance(s, &f, now, now + 200000, true, seen);
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 3);
+  msg(s, LG_RIDER, 0, "{\"type\":\"ack\",\"ref\":\"r0\"}", now);
+  lg_sim_on_closed(s, LG_RIDER, 0, true, "closed", now);
+  now = advance(s, &f, now, now + 1100000, true, seen);
+  assert_int_equal(f.opened[LG_RIDER], 3);
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 3); /* acked: not again */
+  /* the snapshot of his ended trip ends him, counted once */
+  msg(s, LG_RIDER, 0, "{\"type\":\"no_driver\",\"request_id\":\"qt-0\"}", now);
+  msg(s, LG_RIDER, 0, "{\"type\":\"no_driver\",\"request_id\":\"qt-0\"}", now);
+  assert_int_equal(lg_sim_stats(s)->no_driver, 1);
+  lg_sim_free(s);
+  geo_graph_free(g);
+}
+
+/* Dispatch refuses an accept after the gateway acked it (the offer ran out): the driver is
+ * free again and takes the next offer instead of declining it as busy. */
+static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  static fake f;
+  memset(&f, 0, sizeof f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 1;
+  cfg.accept_prob = 1.0;
+  cfg.duration_s = 30;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "t");
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  const char *offer1 = "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+                       "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}";
+  msg(s, LG_DRIVER, 0, offer1, now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  const char *ref = strstr(f.log, "\"ref\":\"a");
+  assert_non_null(ref);
+  char ack[80], refused[200];
+  int n = (int)strcspn(ref + 7, "\"");
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", n, ref + 7);
+  snprintf(refused, sizeof refused,
+           "{\"type\":\"error\",\"code\":\"unknown_offer\",\"message\":\"gone\",\"ref\":\"%.*s\"}", n, ref + 7);
+  msg(s, LG_DRIVER, 0, ack, now);
+  msg(s, LG_DRIVER, 0, refused, now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"offer\",\"offer_id\":\"o0-x-2\",\"trip_id\":\"t0-z\",\"pickup\":{\"lat\":40.752,"
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}", now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  assert_null(strstr(f.log, "decline"));
+  assert_non_null(strstr(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-x-2\""));
+  lg_sim_free(s);
+  geo_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_ping_and_riders_request_at_their_time),
       cmocka_unit_test(test_same_seed_same_messages_other_seed_other_places),
+      cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
+      cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

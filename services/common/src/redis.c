@@ -26,6 +26,7 @@ struct mrd_redis {
   int pending; /* replies owed for appended commands */
   char errstr[512];
   bool was_connected; /* to log the loss once */
+  uint64_t connections; /* established so far */
 };
 
 int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db,
@@ -162,6 +163,7 @@ static int ensure(mrd_redis *r) {
   }
   mrd__backoff_reset(&r->backoff);
   r->was_connected = true;
+  r->connections++;
   r->errstr[0] = '\0';
   mrd_log(MRD_LOG_INFO, "redis_connected", "addr=%s:%d db=%d", r->host, r->port, r->db);
   return 0;
@@ -300,5 +302,7 @@ int mrd_redis_ping(mrd_redis *r) {
 }
 
 bool mrd_redis_connected(const mrd_redis *r) { return r && r->ctx != NULL; }
+
+uint64_t mrd_redis_connections(const mrd_redis *r) { return r ? r->connections : 0; }
 
 const char *mrd_redis_errstr(const mrd_redis *r) { return r ? r->errstr : ""; }

@@ -18,6 +18,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mrd/err.h"
 
@@ -81,6 +82,11 @@ MRD_EXPORT int mrd_redis_ping(mrd_redis *r);
 
 /* True while a connection is established. */
 MRD_EXPORT bool mrd_redis_connected(const mrd_redis *r);
+
+/* How many times a connection was established (1 after the first, 2 after the first
+ * reconnection...). A new connection may reach a server that restarted empty (no
+ * persistence): a caller that keeps state in Redis compares this count to write it again. */
+MRD_EXPORT uint64_t mrd_redis_connections(const mrd_redis *r);
 
 /* The last error's text (hiredis's, the server's error reply, or ours); "" when none.
  * Borrowed, valid until the next call on r. */
