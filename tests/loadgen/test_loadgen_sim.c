@@ -169,7 +169,7 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -279,7 +279,7 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
