@@ -88,6 +88,7 @@ int main(int argc, char **argv) {
   }
   ctx c = {0};
   lg_config_defaults(&c.cfg);
+  c.cfg.settle_s = 1; /* the CLI lets dispatch index the drivers before the first request */
   const char *trips = NULL, *json = NULL, *plot = NULL, *outcomes = NULL, *run_id = NULL;
   const char *url = getenv("MERIDIAN_GATEWAY_URL"), *graph = getenv("MERIDIAN_GRAPH");
   const char *area_path = getenv("MERIDIAN_SERVICE_AREA");

@@ -127,6 +127,7 @@ struct lg_sim {
   size_t next_rider;       /* riders before this are past R_WAIT */
   size_t riders_done;
   int64_t created_us, t0_us; /* t0: the replay clock started (0 while connecting) */
+  int64_t all_open_us;       /* when every driver was first connected (0 before) */
   int64_t epoch_ms_at_created;
   size_t drivers_open;
   bool stopped, done, window_over;
@@ -730,8 +731,10 @@ void lg_sim_free(lg_sim *s) {
 
 void lg_sim_tick(lg_sim *s, int64_t now_us) {
   if (s->done) return;
-  /* the replay clock starts when every driver is connected, or after connect_s */
-  if (!s->t0_us && (s->drivers_open == s->cfg.drivers ||
+  /* the replay clock starts settle_s after every driver is connected (their first positions
+   * indexed by dispatch before the first rider asks), or after connect_s */
+  if (!s->all_open_us && s->drivers_open == s->cfg.drivers) s->all_open_us = now_us;
+  if (!s->t0_us && ((s->all_open_us && now_us - s->all_open_us >= (int64_t)(s->cfg.settle_s * 1e6)) ||
                     now_us - s->created_us >= (int64_t)(s->cfg.connect_s * 1e6) || s->stopped)) {
     s->t0_us = now_us;
     for (size_t i = 0; i < s->cfg.drivers; i++) s->d[i].path_t0_ms = sim_ms(s, now_us);

@@ -31,6 +31,8 @@ typedef struct lg_config {
   double duration_s;       /* wall seconds of requests replayed */
   double drain_s;          /* wall seconds at most to let trips finish afterwards */
   double connect_s;        /* wall seconds at most to connect the drivers before the replay */
+  double settle_s;         /* wall seconds between the last driver connected and the replay
+                              clock (their first positions indexed); 0 in lg_config_defaults */
   double accept_prob;      /* a driver accepts an offer with this probability */
   double cancel_prob;      /* a rider cancels his request with this probability */
   uint64_t seed;

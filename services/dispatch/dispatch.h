@@ -329,6 +329,28 @@ typedef struct dsp_location {
  * DSP_EINVAL (bad id or position, counted); DSP_ENOMEM. Pings get no reply. */
 int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
 
+/* ---- rebalancing (docs/shards.md, "The handoff") */
+
+/* A driver known from elsewhere (the Redis hot cells of a range this shard just received)
+ * before his first ping here: created available at pos, owned by this shard, in the index,
+ * seen at now_ms (so the TTL drops him if no ping follows), with no ping order yet (his next
+ * ping is accepted whatever its seq). A driver this shard already knows is left as he is.
+ * Returns 0 (created), 1 (he was already known), DSP_EINVAL (bad id or
+ * position), DSP_ENOMEM. */
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms);
+
+/* Says whether a position belongs to another shard under the new map, and which. */
+typedef bool (*dsp_owner_fn)(void *ud, geo_latlng pos, uint32_t *owner);
+
+/* After a new epoch: every driver this shard owns (not a halo copy) whose last position
+ * owner_of gives to another shard becomes a halo copy of that shard's (still a candidate
+ * here while his pings last, as any halo copy; claims keep him from two offers), and
+ * released(ud, id) is called for him. Offers and trips in progress are untouched (they end
+ * on this shard). Returns how many drivers were released. */
+size_t dsp_release_owned(dsp_shard *s, dsp_owner_fn owner_of, void *ud,
+                         void (*released)(void *ud, const char *driver_id));
+
+
 /* The driver says he is available (true) or going offline (false). Offline while offered
  * declines the offer; offline while en route cancels the trip (reason
  * "driver_offline"); offline on a trip is refused (DSP_ESTATE). Available while busy

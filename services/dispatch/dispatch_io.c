@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "dispatch_codec.h"
+#include "handoff.h"
 #include "geo/ch.h"
 #include "geo/snapshot.h"
 #include "mrd/log.h"
@@ -210,10 +211,13 @@ static int core_new(dsvc *s) {
   char sup[64], dem[64];
   snprintf(sup, sizeof sup, "hot:supply:%d", cfg->shard);
   snprintf(dem, sizeof dem, "hot:demand:%d", cfg->shard);
+  char upd[64];
+  snprintf(upd, sizeof upd, "hot:updates:%d", cfg->shard);
   dsp_hot_config hc = {.geo_key = cfg->nearby_key,
                        .cell_prefix = "hot:drivers:",
                        .supply_key = sup,
                        .demand_key = dem,
+                       .updates_key = upd,
                        .cell_precision = 5,
                        .count_precision = 6,
                        .demand_window_ms = 60000,
@@ -261,6 +265,9 @@ static void core_free(dsvc *s) {
 int dsvc_open(dsvc *s, dsvc_config *cfg) {
   memset(s, 0, sizeof *s);
   s->cfg = cfg;
+  mrd_shardmap_init(&s->hmap);
+  s->since_ms = wall_now_ms();
+  if (gethostname(s->host, sizeof s->host - 1) != 0) snprintf(s->host, sizeof s->host, "?");
   s->loc_next = s->cmd_next = -1;
   s->loc_committed = s->cmd_committed = -1;
   dsp_strmap_init(&s->pending);
@@ -640,13 +647,31 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       break;
     }
     n++;
+    /* each message at its own time: events are stamped when their message is handled, not
+     * when the batch began (claims of two shards compare in trip_events by these stamps) */
+    int64_t msg_now = wall_now_ms();
+    if (msg_now > now_ms) now_ms = msg_now;
     if (strcmp(msg.topic, TOPIC_LOC) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
         mrd_counter_inc(s->m.bad_messages);
-      } else if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK &&
-                 s->lease.role == DSP_LEASE_HOLDER) {
-        hot_driver_refresh(s, loc.driver_id, now_ms); /* a standby publishes nothing */
+      } else {
+        /* routed by a newer map: apply it (and warm) first; by an older one: judged by ours
+         * (docs/shards.md, the handoff) */
+        if (dsp_handoff_gate(s->epoch, loc.epoch) == DSP_GATE_LOAD_FIRST) (void)dsvc_epoch_load(s);
+        if (loc.epoch < s->epoch && s->have_hmap) {
+          uint32_t owner = loc.owner_shard;
+          dsp_handoff_judge_ping(&s->hmap, (uint32_t)s->cfg->shard, loc.geohash, &loc.halo, &owner);
+          loc.owner_shard = owner;
+        }
+        if (dspc_apply_location(s->shard, &loc, now_ms) == DSP_OK &&
+            s->lease.role == DSP_LEASE_HOLDER) {
+          hot_driver_refresh(s, loc.driver_id, now_ms); /* a standby publishes nothing */
+          if (!loc.halo) {
+            dsp_hot_update(s->hot, (geo_latlng){loc.pos.lat, loc.pos.lon}, now_ms);
+            s->owner_pings++;
+          }
+        }
       }
       if (!s->ready) dsp_warmup_ping(&s->warm, msg.timestamp_ms);
       s->loc_next = msg.offset + 1;
@@ -656,6 +681,8 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       if (mrd_command_decode(msg.value, msg.value_len, &c) != 0) {
         mrd_counter_inc(s->m.bad_messages);
       } else {
+        /* the gateway routed it by a newer map: apply that map (its warm-up) before it */
+        if (dsp_handoff_gate(s->epoch, c.epoch) == DSP_GATE_LOAD_FIRST) (void)dsvc_epoch_load(s);
         const dsp_output *o;
         size_t before = dsp_outputs(s->shard, &o);
         double t0 = mono_s();
@@ -1004,6 +1031,7 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);
   dsvc_map_release(&s->map);
+  mrd_shardmap_close(&s->hmap);
   dsp_graph_router_free(s->router);
   geo_graph_free(s->graph);
   for (size_t i = 0; i < s->pending.cap; i++)

@@ -159,3 +159,37 @@ void dsp__drivers_sweep(dsp_shard *s, int64_t now_ms) {
       dsp__driver_free(s, d);
   }
 }
+
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms) {
+  if (!dsp__id_ok(driver_id) || !geo_latlng_is_valid(pos)) return DSP_EINVAL;
+  if (dsp_strmap_get(&s->drivers, driver_id)) return 1;
+  dsp_driver *d = driver_new(s, driver_id, DSP_DRIVER_AVAILABLE, now_ms);
+  if (!d) return DSP_ENOMEM;
+  if (s->index.upsert(s->index.ud, d->handle, pos, (uint8_t)d->state, now_ms) != 0) {
+    dsp__driver_free(s, d);
+    return DSP_ENOMEM;
+  }
+  d->in_index = true;
+  d->has_ping = false; /* no order yet: his next ping is taken whatever its seq */
+  d->pos = pos;
+  d->has_pos = true;
+  d->halo = false;
+  d->owner_shard = s->cfg.shard;
+  return DSP_OK;
+}
+
+size_t dsp_release_owned(dsp_shard *s, dsp_owner_fn owner_of, void *ud,
+                         void (*released)(void *ud, const char *driver_id)) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_slots; i++) {
+    dsp_driver *d = s->slots[i];
+    uint32_t owner;
+    if (!d || d->halo || !d->has_pos || !owner_of(ud, d->pos, &owner) || owner == s->cfg.shard)
+      continue;
+    d->halo = true;
+    d->owner_shard = owner;
+    if (released) released(ud, d->id);
+    n++;
+  }
+  return n;
+}

@@ -60,8 +60,16 @@ static int map_read(dsvc *s, dsvc_map *out) {
   return 0;
 }
 
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void dsvc_on_epoch(dsvc *s, dsvc_map *next) {
   uint32_t me = (uint32_t)s->cfg->shard;
+  /* the handoff first: the ranges gained are warm before the epoch is served */
+  (void)dsvc_handoff(s, next, wall_ms());
   char owns[512];
   size_t w = 0;
   owns[0] = '\0';

@@ -32,8 +32,13 @@ typedef struct hot_cell {
   char cell[GH_MAX];
   int supply, supply_written;
   int demand, demand_written;
+  int upd[6];          /* location updates per 10 s bucket, upd[bucket % 6] */
+  int64_t upd_bucket;  /* the bucket (now_ms / 10000) upd was last advanced to */
+  int updates, updates_written; /* the sum of the 6 buckets when last rolled */
   bool dirty;
 } hot_cell;
+
+#define UPD_BUCKET_MS 10000
 
 typedef struct hot_req {
   int64_t at_ms;
@@ -42,7 +47,8 @@ typedef struct hot_req {
 
 struct dsp_hot {
   char geo_key[KEY_MAX + 1], cell_prefix[KEY_MAX + 1], supply_key[KEY_MAX + 1],
-      demand_key[KEY_MAX + 1];
+      demand_key[KEY_MAX + 1], updates_key[KEY_MAX + 1];
+  int64_t upd_rolled; /* the bucket up to which every cell's updates were rolled */
   dsp_hot_config c;
   dsp_strmap drivers, cells;
   hot_driver **dd; /* dirty drivers */
@@ -72,7 +78,8 @@ int dsp_hot_new(const dsp_hot_config *c, dsp_hot **out) {
       strlen(c->geo_key) > KEY_MAX || strlen(c->cell_prefix) > KEY_MAX ||
       strlen(c->supply_key) > KEY_MAX || strlen(c->demand_key) > KEY_MAX || c->cell_precision < 1 ||
       c->cell_precision > 12 || c->count_precision < 1 || c->count_precision > 12 ||
-      c->demand_window_ms <= 0 || c->ttl_ms <= 0 || c->move_m < 0)
+      c->demand_window_ms <= 0 || c->ttl_ms <= 0 || c->move_m < 0 ||
+      (c->updates_key && strlen(c->updates_key) > KEY_MAX))
     return -1;
   dsp_hot *h = calloc(1, sizeof *h);
   if (!h) return -1;
@@ -81,6 +88,8 @@ int dsp_hot_new(const dsp_hot_config *c, dsp_hot **out) {
   strcpy(h->cell_prefix, c->cell_prefix);
   strcpy(h->supply_key, c->supply_key);
   strcpy(h->demand_key, c->demand_key);
+  if (c->updates_key) strcpy(h->updates_key, c->updates_key);
+  h->c.updates_key = NULL; /* the copy above is the one used */
   dsp_strmap_init(&h->drivers);
   dsp_strmap_init(&h->cells);
   *out = h;
@@ -199,6 +208,38 @@ int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms) {
   return cell_dirty(h, c);
 }
 
+/* Advance c's buckets to bucket b, dropping those older than a minute. */
+static void upd_roll(hot_cell *c, int64_t b) {
+  if (b <= c->upd_bucket) return;
+  int64_t gap = b - c->upd_bucket;
+  for (int64_t i = 1; i <= gap && i <= 6; i++) c->upd[(c->upd_bucket + i) % 6] = 0;
+  c->upd_bucket = b;
+}
+
+int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms) {
+  if (!h->updates_key[0]) return 0;
+  char ccell[GH_MAX];
+  if (geo_latlng_to_geohash(pos, h->c.count_precision, ccell) != GEO_OK) return -1;
+  hot_cell *c = cell_get(h, ccell);
+  if (!c) return -1;
+  int64_t b = now_ms / UPD_BUCKET_MS;
+  if (c->upd_bucket == 0) c->upd_bucket = b;
+  upd_roll(c, b);
+  c->upd[b % 6]++;
+  return 0;
+}
+
+int dsp_hot_disown(dsp_hot *h, const char *id) {
+  hot_driver *d = id ? dsp_strmap_get(&h->drivers, id) : NULL;
+  if (!d) return 0;
+  if (set_want(h, d, false, d->want_pos)) return -1; /* out of this shard's supply */
+  if (d->have) { /* written: the entry is the new owner's now, nothing to take back */
+    h->shown--;
+    d->have = false;
+  }
+  return 0;
+}
+
 static int emit_geoadd(dsp_hot *h, dsp_hot_emit_fn emit, void *ud, const char *key,
                        const hot_driver *d) {
   char lon[32], lat[32];
@@ -223,6 +264,22 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
     if (cell_dirty(h, c)) return -1;
     h->r_head = (h->r_head + 1) % h->r_cap;
     h->r_len--;
+  }
+  /* a closed 10 s bucket: every cell's updates of the last minute are recounted */
+  int64_t b = now_ms / UPD_BUCKET_MS;
+  if (h->updates_key[0] && b > h->upd_rolled) {
+    h->upd_rolled = b;
+    for (size_t i = 0; i < h->cells.cap; i++) {
+      hot_cell *c = h->cells.slots[i].key ? h->cells.slots[i].value : NULL;
+      if (!c || c->upd_bucket == 0) continue;
+      upd_roll(c, b);
+      int sum = 0;
+      for (int j = 0; j < 6; j++) sum += c->upd[j];
+      if (sum != c->updates) {
+        c->updates = sum;
+        if (cell_dirty(h, c)) return -1;
+      }
+    }
   }
   int n = 0;
   char key[2 * KEY_MAX + 2];
@@ -267,6 +324,13 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
       if (c->demand > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) return -1;
       n++;
     }
+    if (h->updates_key[0] && c->updates != c->updates_written) {
+      snprintf(num, sizeof num, "%d", c->updates);
+      const char *set[] = {"HSET", h->updates_key, c->cell, num};
+      const char *del[] = {"HDEL", h->updates_key, c->cell};
+      if (c->updates > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) return -1;
+      n++;
+    }
   }
   h->n_dd_batch = h->n_dd;
   h->n_dc_batch = h->n_dc;
@@ -294,6 +358,7 @@ void dsp_hot_done(dsp_hot *h, bool ok) {
     c->dirty = false;
     c->supply_written = c->supply;
     c->demand_written = c->demand;
+    c->updates_written = c->updates;
   }
   /* entries made dirty after the batch was collected stay in the lists */
   if (h->n_dd > h->n_dd_batch)
@@ -320,7 +385,8 @@ void dsp_hot_forget_written(dsp_hot *h) {
     if (!c) continue;
     c->supply_written = c->supply == 0 ? 0 : -1;
     c->demand_written = c->demand == 0 ? 0 : -1;
-    if (c->supply || c->demand) cell_dirty(h, c);
+    c->updates_written = c->updates == 0 ? 0 : -1;
+    if (c->supply || c->demand || c->updates) cell_dirty(h, c);
   }
 }
 

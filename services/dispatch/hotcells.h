@@ -11,8 +11,10 @@
  * batch sends it again: the store catches up when Redis returns. Not thread-safe.
  *
  * Keys (config): <geo_key> (GEO: driver id at his position), <cell_prefix><geohash5>
- * (GEO, per cell), <supply_key> and <demand_key> (HASH: geohash6 -> count; one hash per
- * shard, readers add the shards up). Halo copies are not published: the owner does.
+ * (GEO, per cell), <supply_key>, <demand_key> and <updates_key> (HASH: geohash6 -> count;
+ * one hash per shard, readers add the shards up). Halo copies are not published: the owner
+ * does. When a driver's range moves to another shard (docs/shards.md) the old owner
+ * disowns him: it stops counting him without removing the GEO entries the new owner writes.
  */
 #ifndef DSP_HOTCELLS_H
 #define DSP_HOTCELLS_H
@@ -32,6 +34,7 @@ typedef struct dsp_hot_config {
   const char *cell_prefix;  /* "hot:drivers:" + geohash of cell_precision */
   const char *supply_key;   /* "hot:supply:<shard>" */
   const char *demand_key;   /* "hot:demand:<shard>" */
+  const char *updates_key;  /* "hot:updates:<shard>" (NULL: location updates not counted) */
   int cell_precision;       /* 5 (about 4.9 x 4.9 km) */
   int count_precision;      /* 6 (about 1.2 x 0.6 km) */
   int64_t demand_window_ms; /* 60000 */
@@ -52,6 +55,16 @@ int dsp_hot_driver(dsp_hot *h, const char *id, bool shown, geo_latlng pos, int64
 
 /* A ride request at pickup, counted in its cell's demand for demand_window_ms. */
 int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms);
+
+/* A location update at pos, counted in its cell's updates for the last minute (in 6 buckets
+ * of 10 s; the count is recounted, and rewritten when it changed, when a new bucket begins).
+ * Returns 0 or -1 (bad position, out of memory). */
+int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms);
+
+/* The driver is now another shard's (his range moved): stop showing him and counting him in
+ * this shard's supply, but leave the GEO entries alone (the new owner keeps them). Returns 0
+ * or -1 (out of memory). */
+int dsp_hot_disown(dsp_hot *h, const char *id);
 
 /* Receives one Redis command (argv strings valid during the call). Returns 0, or
  * non-zero to stop the batch (nothing of it is then marked written). */

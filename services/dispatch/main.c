@@ -85,6 +85,7 @@ int main(int argc, char **argv) {
     dsvc_epoch_poll(&s, t);
     if (t >= next_metrics) {
       dsvc_metrics_sync(&s);
+      dsvc_stats_publish(&s, t);
       next_metrics = t + 1000;
     }
     mrd_admin_service(s.admin);

@@ -29,6 +29,7 @@
 #include "mrd/proto.h"
 #include "mrd/redis.h"
 #include "pricing_io.h"
+#include "mrd/shardmap.h"
 #include "router_graph.h"
 #include "strmap.h"
 
@@ -125,6 +126,20 @@ typedef struct dsvc {
   mrd_kafka_consumer *consumer;
   uint64_t epoch;  /* = map.epoch */
   dsvc_map map;    /* the shard map in force (dsvc_on_epoch) */
+  mrd_shardmap hmap; /* the same map as a checked tiling, for the handoff (handoff_io.c) */
+  bool have_hmap;
+  long last_warmed;    /* drivers warmed from Redis for the last ranges gained */
+  double last_warm_ms; /* how long that warm-up (and release) took */
+  /* figures for dispatch:stats:{shard}: one sample a second over the last minute */
+#define DSVC_RATE_SAMPLES 61
+  struct {
+    int64_t t_ms;
+    uint64_t pings, requests;
+  } rate[DSVC_RATE_SAMPLES];
+  uint64_t rate_n;
+  uint64_t owner_pings; /* pings of drivers this shard owns (not halo copies) */
+  char host[128];
+  int64_t since_ms;
   uint64_t notified_epoch;
   unsigned pg_connects;
   int64_t next_notify_ms, next_epoch_ms;
@@ -205,6 +220,14 @@ void dsvc_epoch_poll(dsvc *s, int64_t now_ms);
  * *next (left empty), stamps the epoch on later events and claims, logs the ranges owned.
  * The range handoff (docs/shards.md) extends this function. */
 void dsvc_on_epoch(dsvc *s, dsvc_map *next);
+/* The handoff of a new epoch (handoff_io.c, docs/shards.md), called by dsvc_on_epoch before
+ * the epoch takes effect: warm the ranges gained from the Redis hot cells, release the
+ * drivers of the ranges lost, keep the map as s->hmap. Returns 0 or -1 (the map does not
+ * tile, or out of memory: logged, nothing handed over). */
+int dsvc_handoff(dsvc *s, const dsvc_map *next, int64_t now_ms);
+/* Write dispatch:stats:{shard} (schemas/redis.md): served epoch, holder, figures. Every 1 s,
+ * by the lease holder only. */
+void dsvc_stats_publish(dsvc *s, int64_t now_ms);
 /* Ranges of m owned by shard. */
 int dsvc_map_owned(const dsvc_map *m, uint32_t shard);
 void dsvc_map_release(dsvc_map *m);

@@ -190,10 +190,13 @@ void gw_epoch_check(gw_server *s);
 /* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
  * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */
 int gw_request_window(gw_server *s, const char *rider, int64_t now_ms);
-/* Remember / check the owner and shard of a request (for cancel). record: 0, GW_FORBIDDEN
- * (another rider's id), GW_UNAVAILABLE. lookup: 0 with *shard, GW_FORBIDDEN (not his or
- * unknown), GW_UNAVAILABLE. */
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard);
+/* Remember / check the owner and shard of a request (for cancel). record: 0 with *routed the
+ * shard the request goes to (shard for a new id; for a retry of the rider's own id, the
+ * shard the first copy went to, so that a retry after a shard-map change reaches the trip
+ * it made: docs/shards.md), GW_FORBIDDEN (another rider's id), GW_UNAVAILABLE. lookup: 0
+ * with *shard, GW_FORBIDDEN (not his or unknown), GW_UNAVAILABLE. */
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
+                      uint32_t *routed);
 int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard);
 /* Nearby drivers from the Redis GEO set: 0 with up to cap points in out and their number in
  * *n, or GW_UNAVAILABLE. */

@@ -136,7 +136,8 @@ int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
   return rc;
 }
 
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard) {
+int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
+                      uint32_t *routed) {
   char key[MRD_ID_MAX + 16], val[MRD_ID_MAX + 16];
   snprintf(key, sizeof key, "gw:req:%s", request_id);
   snprintf(val, sizeof val, "%s|%u", rider, shard);
@@ -146,10 +147,16 @@ int gw_request_record(gw_server *s, const char *request_id, const char *rider, u
     return GW_UNAVAILABLE;
   }
   int rc = 0;
+  *routed = shard;
   if (rep->type == REDIS_REPLY_STRING) { /* it existed: same rider retries are fine */
     const char *bar = strchr(rep->str, '|');
     size_t n = bar ? (size_t)(bar - rep->str) : 0;
-    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) rc = GW_FORBIDDEN;
+    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) {
+      rc = GW_FORBIDDEN;
+    } else {
+      unsigned long v = strtoul(bar + 1, NULL, 10);
+      if (v < MRD_SHARD_COUNT) *routed = (uint32_t)v; /* where the first copy went */
+    }
   }
   freeReplyObject(rep);
   return rc;

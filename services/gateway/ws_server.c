@@ -333,7 +333,8 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
       send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
       return;
     }
-    rc = gw_request_record(s, m->id, c->user, r.owner);
+    uint32_t routed = r.owner;
+    rc = gw_request_record(s, m->id, c->user, r.owner, &routed);
     if (rc == GW_FORBIDDEN) {
       send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: used by another rider");
       return;
@@ -343,7 +344,7 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
       return;
     }
     cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = r.owner;
+    cmd.shard = routed;
     memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
     memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
     cmd.pickup = m->pickup;

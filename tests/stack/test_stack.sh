@@ -18,6 +18,11 @@ pg_home="/var/tmp/meridian-pg-$(printf '%s' "$run" | md5sum | cut -c1-12)"
 cleanup() { "$root/scripts/stack" down >/dev/null 2>&1; rm -rf "$run" "$pg_home"; }
 trap cleanup EXIT
 
+# --shards: 1..8, anything else is bad usage (exit 2) before anything starts
+for bad in 0 9 x; do
+  "$root/scripts/stack" up --shards "$bad" >/dev/null 2>&1; check test $? -eq 2
+done
+check test ! -e "$run/env"
 check "$root/scripts/stack" up
 first_env=$(cat "$run/env")
 check "$root/scripts/stack" up

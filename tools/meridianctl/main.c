@@ -19,13 +19,14 @@ static const verb VERBS[] = {
     {"token", mctl_token_main, "mint a development JWT: --role R --sub ID [--ttl S]"},
     {"graph", mctl_graph_main, "road graph: import, export, status, calibrate, eta-report"},
     {"fares", mctl_fares_main, "metered fares: report --trips CSV [--tariff FILE] [--json]"},
+    {"shards", mctl_shards_main, "shard map: show, plan, apply, move, history (live rebalancing)"},
 };
 
 static void usage(FILE *f) {
   fprintf(f, "usage: meridianctl <verb> [args]   (meridianctl <verb> --help for more)\n\nverbs:\n");
   for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
     fprintf(f, "  %-8s %s\n", VERBS[i].name, VERBS[i].help);
-  fprintf(f, "\nenvironment: MERIDIAN_PG_DSN, MERIDIAN_JWT_SECRET (see .run/env)\n");
+  fprintf(f, "\nenvironment: MERIDIAN_PG_DSN, MERIDIAN_REDIS_URL, MERIDIAN_JWT_SECRET (see .run/env)\n");
 }
 
 int main(int argc, char **argv) {

@@ -6,5 +6,6 @@
 int mctl_db_main(int argc, char **argv);
 int mctl_token_main(int argc, char **argv);
 int mctl_fares_main(int argc, char **argv); /* fares.c */
+int mctl_shards_main(int argc, char **argv);
 
 #endif
