@@ -172,6 +172,8 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
               "accept p %.2f, cancel p %.2f; seed %llu\n",
           st->trips_in_window, h, mi, in->speedup, in->duration_s, in->drivers, in->accept_prob,
           in->cancel_prob, (unsigned long long)in->seed);
+  fprintf(fp, "  drivers         a location every %g s of sim time (real apps: %g s)%s; driving the snapshot's times x %.3f\n",
+          in->ping_gap_s, in->ping_period_s, in->motion ? ", with heading and speed" : "", in->drive_pace);
   fprintf(fp, "  gateway         %s; peak %zu connections open, %zu failed to connect, %zu closed by the server\n",
           in->url, st->peak_open, st->connect_failed, st->closed_unexpectedly);
   if (st->reconnect_attempts)
@@ -199,9 +201,9 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
           st->pickup_eta_err_pct.n);
-  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (positions seen by dispatch are up to %.0f s of sim time old)\n",
+  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (a driver's position reaches dispatch every %.0f s of sim time)\n",
           lg_samples_median_abs(&st->pickup_eta_err_s), mean_of(&st->pickup_eta_err_s),
-          in->speedup / in->ping_max_hz);
+          in->ping_gap_s);
   fprintf(fp, "    route ETA pickup->drop-off vs real taxi duration: median |error| %.1f%%, "
               "mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->taxi_eta_err_pct), mean_of(&st->taxi_eta_err_pct),
@@ -283,6 +285,13 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
                                 "cancel_prob", in->cancel_prob, "start_tod_s", in->start_tod_s,
                                 "seed", (json_int_t)in->seed, "trips_in_window",
                                 (json_int_t)st->trips_in_window));
+  json_t *cfg = json_object_get(o, "config");
+  if (cfg) {
+    json_object_set_new(cfg, "ping_period_s", num(in->ping_period_s));
+    json_object_set_new(cfg, "ping_gap_s", num(in->ping_gap_s));
+    json_object_set_new(cfg, "drive_pace", num(in->drive_pace));
+    json_object_set_new(cfg, "motion", json_boolean(in->motion));
+  }
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "replay_wall_s", num(st->replay_wall_s));
   json_object_set_new(o, "total_wall_s", num(st->total_wall_s));

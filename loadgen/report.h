@@ -98,6 +98,10 @@ typedef struct lg_report_info {
   double speedup, duration_s, accept_prob, cancel_prob, start_tod_s;
   double ping_max_hz;
   uint64_t seed;
+  double ping_period_s; /* the real ping period asked (sim s) */
+  double ping_gap_s;    /* the one simulated: more when the wall-clock cap cannot carry it */
+  double drive_pace;    /* the drivers' pace: x the snapshot's arc times */
+  bool motion;          /* locations carried heading and speed_mps */
 } lg_report_info;
 
 /* Print the human report to fp. */

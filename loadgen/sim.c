@@ -153,6 +153,8 @@ void lg_config_defaults(lg_config *c) {
   c->start_tod_s = 18 * 3600;
   c->ping_interval_s = 4;
   c->ping_max_hz = 2;
+  c->send_motion = true;
+  c->drive_pace = 1;
   c->control_rate_hz = 1.8;
   c->control_burst = 4;
   c->accept_delay_min_s = 2;
@@ -161,6 +163,22 @@ void lg_config_defaults(lg_config *c) {
   c->board_delay_max_s = 60;
   c->cruise_radius_m = 1500;
   snprintf(c->run_id, sizeof c->run_id, "run");
+}
+
+double lg_ping_gap_s(const lg_config *c) {
+  double cap_s = c->speedup / c->ping_max_hz;
+  return cap_s > c->ping_interval_s ? cap_s : c->ping_interval_s;
+}
+
+double lg_speedup_for_ping(const lg_config *c) {
+  return c->ping_max_hz * c->ping_interval_s;
+}
+
+double lg_drive_pace_at(const geo_graph *g, int hour, int weekday) {
+  if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return 1.0;
+  const uint32_t t = 3600000; /* an hour of route time: the factor to 1e-6 */
+  double base = geo_graph_eta_ms(g, 0, hour, weekday);
+  return (geo_graph_eta_ms(g, t, hour, weekday) - base) / t;
 }
 
 /* ---- clocks ---- */
@@ -227,18 +245,45 @@ static bool take_token(lg_sim *s, driver *d, int64_t now_us) {
 static geo_latlng driver_pos(const lg_sim *s, const driver *d, double now_ms,
                              geo_route_place *place) {
   geo_latlng p;
-  lg_path_at(&d->path, now_ms - d->path_t0_ms, &p, place);
+  lg_path_at(&d->path, (now_ms - d->path_t0_ms) / s->cfg.drive_pace, &p, place);
   return p;
+}
+
+static bool path_done(const lg_sim *s, const driver *d, double now_ms) {
+  return now_ms - d->path_t0_ms >= d->path.total_ms * s->cfg.drive_pace;
+}
+
+/* The heading and speed a phone would report with position p (the driver's at sim time
+ * now_ms), as JSON fields with a trailing comma, into buf ("" when he stands still): the
+ * direction of his next second of path and his speed over it. The speed is in metres per
+ * WALL second (the simulated speed x speedup): how fast the reported position moves on the
+ * clock dispatch ages pings by; left out above the protocol's 100 m/s. */
+static void motion_fields(const lg_sim *s, const driver *d, double now_ms, geo_latlng p,
+                          char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (path_done(s, d, now_ms)) return;
+  geo_latlng q = driver_pos(s, d, now_ms + 1000.0, NULL);
+  double dist_m = geo_haversine_m(p, q);
+  if (dist_m < 0.05) return;
+  double heading = geo_bearing_deg(p, q);
+  if (!(heading >= 0) || heading >= 359.95) heading = 0; /* "%.1f" must stay below 360 */
+  double speed = dist_m * s->cfg.speedup;
+  if (speed <= 100)
+    snprintf(buf, cap, "\"heading\":%.1f,\"speed_mps\":%.2f,", heading, speed);
+  else
+    snprintf(buf, cap, "\"heading\":%.1f,", heading);
 }
 
 static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   double now = sim_ms(s, now_us);
   geo_latlng p = driver_pos(s, d, now, NULL);
+  bool held = false; /* p is not where he is: no motion to report */
   if (!s->in_area || s->in_area(s->area_ud, p.lat, p.lng)) {
     d->last_in_area = p;
     d->have_in_area = true;
   } else if (d->have_in_area) {
     p = d->last_in_area; /* a road that leaves the area for a moment: report where it left */
+    held = true;
   } else {
     return;
   }
@@ -249,9 +294,11 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     s->st.pings_skipped++;
     return;
   }
-  char buf[200];
-  snprintf(buf, sizeof buf, "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,\"ts\":%lld,\"seq\":%lld}",
-           p.lat, p.lng, (long long)epoch_ms(s, now_us), (long long)++d->seq);
+  char buf[256], motion[64] = "";
+  if (s->cfg.send_motion && !held) motion_fields(s, d, now, p, motion, sizeof motion);
+  snprintf(buf, sizeof buf,
+           "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,%s\"ts\":%lld,\"seq\":%lld}",
+           p.lat, p.lng, motion, (long long)epoch_ms(s, now_us), (long long)++d->seq);
   send_text(s, LG_DRIVER, i, buf);
   d->last_ping_us = now_us;
   d->next_ping_ms = now + s->cfg.ping_interval_s * 1000.0;
@@ -448,9 +495,6 @@ static void become_idle(lg_sim *s, driver *d, double now_ms) {
   cruise(s, d, now_ms);
 }
 
-static bool path_done(const driver *d, double now_ms) {
-  return now_ms - d->path_t0_ms >= d->path.total_ms;
-}
 
 /* ---- connections ---- */
 
@@ -487,7 +531,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   if (up(&d->ln)) send_action(s, i, d, now_us); /* control messages that waited for a token */
   switch (d->st) {
   case D_IDLE:
-    if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_OFFERED:
     if (now >= d->decide_at_ms) {
@@ -497,7 +541,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       if (!d->will_accept) d->offer_id[0] = '\0';
       send_action(s, i, d, now_us);
     }
-    if (d->st != D_TO_PICKUP && path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (d->st != D_TO_PICKUP && path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_ACCEPTING:
     if (now_us - d->accepting_us > ACCEPT_WAIT_US) { /* no answer came: give the offer up */
@@ -505,10 +549,10 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       become_idle(s, d, now);
       break;
     }
-    if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_TO_PICKUP:
-    if (path_done(d, now)) {
+    if (path_done(s, d, now)) {
       double actual_s = (now - d->matched_ms) / 1000.0;
       if (d->pred_eta_s >= 1.0)
         lg_samples_add(&s->st.pickup_eta_err_pct, (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
@@ -537,7 +581,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     }
     break;
   case D_ON_TRIP:
-    if (path_done(d, now)) {
+    if (path_done(s, d, now)) {
       queue_action(d, A_COMPLETE, d->trip_id);
       send_action(s, i, d, now_us);
       become_idle(s, d, now);
@@ -649,9 +693,10 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
   if (cfg->drivers == 0 || !(cfg->speedup > 0) || !(cfg->duration_s > 0) ||
       cfg->accept_prob < 0 || cfg->accept_prob > 1 || cfg->cancel_prob < 0 ||
       cfg->cancel_prob > 1 || !(cfg->ping_max_hz > 0) || !(cfg->ping_interval_s > 0) ||
-      cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400) {
+      cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400 || !(cfg->drive_pace >= 0.05) ||
+      !(cfg->drive_pace <= 20)) {
     snprintf(err, errcap, "bad settings (drivers > 0, speedup > 0, duration > 0, "
-                          "probabilities in [0, 1], start in [00:00, 24:00))");
+                          "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20])");
     return NULL;
   }
   lg_sim *s = calloc(1, sizeof *s);

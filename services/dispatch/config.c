@@ -46,6 +46,7 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_DISPATCH_K", "k", "8", "nearest available candidates ranked by road ETA", MRD_CONFIG_INT, 1, 64, &c->k_candidates);
   ADD("MERIDIAN_DISPATCH_MAX_OFFERS", "max-offers", "5", "offers per trip before no_driver", MRD_CONFIG_INT, 1, 64, &c->max_offers);
   ADD("MERIDIAN_DISPATCH_MAX_ETA_S", "max-eta-s", "1200", "candidates slower than this by road are dropped, s", MRD_CONFIG_DOUBLE, 10, 7200, &c->max_eta_s);
+  ADD("MERIDIAN_DISPATCH_PREDICT_MAX_AGE", "predict-max-age", "10s", "moving drivers: position predicted along the road from pings up to this old (heading and speed of the location message); 0: off", MRD_CONFIG_DURATION_MS, 0, 600000, &c->predict_max_age_ms);
   ADD("MERIDIAN_DISPATCH_BATCH", "batch", "false", "batched matching (Hungarian) instead of one by one", MRD_CONFIG_BOOL, 0, 0, &c->batch);
   ADD("MERIDIAN_DISPATCH_BATCH_WINDOW", "batch-window", "1s", "batched mode: the longest a request waits", MRD_CONFIG_DURATION_MS, 1, 60000, &c->batch_window_ms);
   ADD("MERIDIAN_DISPATCH_POLL_BATCH", "poll-batch", "256", "messages consumed per loop iteration at most", MRD_CONFIG_INT, 1, 100000, &c->poll_batch);

@@ -234,6 +234,7 @@ static int core_new(dsvc *s) {
   dc.k_candidates = (uint32_t)cfg->k_candidates;
   dc.max_offers = (uint32_t)cfg->max_offers;
   dc.max_eta_s = cfg->max_eta_s;
+  dc.predict_max_age_ms = cfg->predict_max_age_ms;
   dc.batch.enabled = cfg->batch;
   dc.batch.window_ms = cfg->batch_window_ms;
   dsp_index ix = dsp_qt_index_iface(s->index);

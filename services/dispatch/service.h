@@ -50,6 +50,7 @@ typedef struct dsvc_config {
   int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
   double max_eta_s;
+  int64_t predict_max_age_ms;
   bool batch;
   int64_t batch_window_ms;
   int poll_batch; /* messages consumed per loop iteration at most */
