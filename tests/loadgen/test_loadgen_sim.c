@@ -1,8 +1,11 @@
 /*
  * test_loadgen_sim.c: the simulation without sockets: drivers connect, say available and
  * ping with growing seq positions on the road graph; a rider asks at his trip's time; and the
- * same seed gives the same messages (the replay is deterministic), another seed other ones.
+ * same seed gives the same messages (the replay is deterministic), another seed other ones;
+ * the ping period against the wall-clock cap, the drivers' pace, and the motion (heading,
+ * speed_mps) their locations carry.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -317,12 +320,122 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   geo_graph_free(g);
 }
 
+
+/* Drivers alone (no trip in the window is needed past the first) for 3 s of fake wall time
+ * with cfg's speedup, pace and motion: the log in *f. */
+static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
+  memset(f, 0, sizeof *f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg = *over;
+  cfg.drivers = 3;
+  cfg.duration_s = 3;
+  cfg.drain_s = 1;
+  cfg.cancel_prob = 0;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "m");
+  lg_io io = {f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  for (int k = 0; k < 500 && !lg_sim_done(s); k++) {
+    lg_sim_tick(s, now);
+    if (k == 0)
+      for (int i = 0; i < f->opened[LG_DRIVER]; i++) lg_sim_on_open(s, LG_DRIVER, f->open_idx[LG_DRIVER][i], now);
+    for (int i = 0; i < f->opened[LG_RIDER]; i++) lg_sim_on_open(s, LG_RIDER, f->open_idx[LG_RIDER][i], now);
+    f->opened[LG_RIDER] = 0;
+    now += 10000;
+  }
+  lg_sim_free(s);
+}
+
+/* The speed_mps values of the log's locations: their number, min and max. */
+static size_t speeds(const fake *f, double *lo, double *hi) {
+  size_t n = 0;
+  *lo = 1e9, *hi = -1;
+  for (const char *p = f->log; (p = strstr(p, "\"speed_mps\":")) != NULL; p++) {
+    double v = atof(p + 12);
+    if (v < *lo) *lo = v;
+    if (v > *hi) *hi = v;
+    n++;
+  }
+  return n;
+}
+
+static void test_ping_period_pace_and_motion(void **state) {
+  (void)state;
+  lg_config c;
+  lg_config_defaults(&c);
+  /* the real period (4 s) at 60x needs 15 locations a wall second: the cap (2/s) stretches it
+   * to 30 s of sim time; 8x is the highest speedup that keeps it */
+  assert_true(lg_ping_gap_s(&c) == 30);
+  assert_true(lg_speedup_for_ping(&c) == 8);
+  c.speedup = 8;
+  assert_true(lg_ping_gap_s(&c) == 4);
+  c.speedup = 2;
+  assert_true(lg_ping_gap_s(&c) == 4);
+  /* the calibrated pace of an hour: the graph's hour x day factor, trip base left out */
+  geo_graph *g = grid();
+  assert_true(fabs(lg_drive_pace_at(g, 8, 3) - 1) < 1e-9);
+  geo_graph_calibration cal;
+  geo_graph_calibration_identity(&cal);
+  cal.hour_factor[0][8] = 1.5;
+  cal.day_factor[3] = 1.2;
+  cal.trip_base_ms = 30000;
+  geo_graph *gc = NULL;
+  assert_int_equal(geo_graph_calibrated(g, &cal, &gc), GEO_OK);
+  assert_true(fabs(lg_drive_pace_at(gc, 8, 3) - 1.8) < 1e-6);
+  assert_true(fabs(lg_drive_pace_at(gc, 9, 3) - 1.2) < 1e-6);
+  assert_true(lg_drive_pace_at(gc, 24, 3) == 1 && lg_drive_pace_at(gc, 8, -1) == 1);
+  geo_graph_free(gc);
+
+  /* locations carry heading and speed: the grid's roads take 222 m in 20 s and 253 m in
+   * 25 s (10.1-11.1 m/s); at 2x the position moves twice that a wall second */
+  static fake f;
+  lg_config_defaults(&c);
+  c.speedup = 2;
+  run_drivers(g, &c, &f);
+  double lo, hi;
+  size_t n = speeds(&f, &lo, &hi);
+  assert_true(n >= 3);
+  if (!(lo > 19.5 && hi < 23)) fail_msg("speeds at 2x: %.2f..%.2f m/s", lo, hi);
+  assert_non_null(strstr(f.log, "\"heading\":"));
+  /* at pace 2 (the snapshot's times x 2) they drive half as fast */
+  c.drive_pace = 2;
+  run_drivers(g, &c, &f);
+  n = speeds(&f, &lo, &hi);
+  assert_true(n >= 3);
+  if (!(lo > 9.7 && hi < 11.5)) fail_msg("speeds at pace 2: %.2f..%.2f m/s", lo, hi);
+  /* over the protocol's 100 m/s (at 60x): the heading alone */
+  c.drive_pace = 1;
+  c.speedup = 60;
+  run_drivers(g, &c, &f);
+  assert_int_equal(speeds(&f, &lo, &hi), 0);
+  assert_non_null(strstr(f.log, "\"heading\":"));
+  /* --no-motion: neither */
+  c.send_motion = false;
+  c.speedup = 2;
+  run_drivers(g, &c, &f);
+  assert_null(strstr(f.log, "\"heading\":"));
+  assert_null(strstr(f.log, "\"speed_mps\":"));
+  /* a pace out of range is a bad setting */
+  c.drive_pace = 0;
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
+  assert_non_null(strstr(err, "pace"));
+  geo_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_ping_and_riders_request_at_their_time),
       cmocka_unit_test(test_same_seed_same_messages_other_seed_other_places),
       cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
       cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
+      cmocka_unit_test(test_ping_period_pace_and_motion),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
