@@ -157,6 +157,10 @@ void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_
 /* matcher.c */
 void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms);
 int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms);
+/* Quote t's pickup ETA again from where its driver is now (his latest ping, predicted):
+ * at the match the rider is told the time from there, not from where the offer found him
+ * seconds before. The offer's quote stays when the driver cannot be routed. */
+void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms);
 /* How d was moving at his last ping, aged to now_ms (NAN heading: no prediction). */
 dsp_motion dsp__motion_of(const dsp_shard *s, const dsp_driver *d, int64_t now_ms);
 void dsp__batch_add(dsp_shard *s, dsp_trip *t, int64_t now_ms);

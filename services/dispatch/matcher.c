@@ -97,6 +97,25 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   return DSP_OK;
 }
 
+void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+  const dsp_driver *d = t->driver;
+  if (!d || !d->has_pos || s->cfg.k_candidates < 1) return;
+  s->scr_pos[0] = d->pos;
+  double route_s = INFINITY;
+  int rc;
+  if (s->router.etas_to_moving && s->cfg.predict_max_age_ms > 0) {
+    s->scr_motion[0] = dsp__motion_of(s, d, now_ms);
+    rc = s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos, s->scr_motion, 1,
+                                  s->cfg.max_eta_s, &route_s);
+  } else {
+    rc = s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, 1, s->cfg.max_eta_s,
+                           &route_s);
+  }
+  if (rc != 0 || !isfinite(route_s) || route_s < 0) return; /* the offer's quote stands */
+  t->eta_s = s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, route_s, t->quote_at_ms)
+                                   : route_s;
+}
+
 /* Claim d for t and offer him the ride; false when the claim is not won. */
 static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, int64_t now_ms) {
   char owner[DSP_OWNER_MAX + 1];

@@ -288,6 +288,36 @@ static void test_prediction_off_and_capped_age(void **state) {
   assert_true(fabs(o->pickup_eta_s - 19) < 0.1);
 }
 
+static void test_match_quotes_from_where_the_driver_is_at_accept(void **state) {
+  fixture *f = *state;
+  ping_moving(f, "d", 40.7505, -73.99, 0.0, 10.0, 1000, 1000);
+  assert_int_equal(request(f, "r1", "q1", 40.7525, -73.99, 1000), DSP_OK);
+  const dsp_event *o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_true(fabs(o->pickup_eta_s - 20) < 0.1);
+  char offer[DSP_ID_MAX + 1];
+  strcpy(offer, o->offer_id);
+  check_and_clear(f);
+  /* he drove on while deciding: a block nearer at his ping of 4 s, 1 s more at accept */
+  dsp_location l = {.driver_id = "d",
+                    .pos = {40.7515, -73.99},
+                    .ts_ms = 4000,
+                    .seq = 2,
+                    .has_heading = true,
+                    .heading_deg = 0,
+                    .has_speed = true,
+                    .speed_mps = 10,
+                    .received_ms = 4000};
+  assert_int_equal(dsp_on_location(f->s, &l, 4000), DSP_OK);
+  assert_int_equal(dsp_on_accept(f->s, offer, "d", NULL, 5000), DSP_OK);
+  const dsp_event *m = event_at(f->s, DSP_EV_MATCHED, 0);
+  assert_non_null(m);
+  assert_true(fabs(m->pickup_eta_s - 9) < 0.1);
+  dsp_trip_view v;
+  assert_int_equal(dsp_trip_get(f->s, m->trip_id, &v), DSP_OK);
+  assert_true(fabs(v.pickup_eta_s - 9) < 0.1);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup_city, fixture_teardown)
   const struct CMUnitTest tests[] = {
@@ -301,6 +331,7 @@ int main(void) {
       T(test_router_moving_etas_take_the_heading_and_the_age),
       T(test_offer_quotes_the_predicted_position),
       T(test_prediction_off_and_capped_age),
+      T(test_match_quotes_from_where_the_driver_is_at_accept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
