@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -128,6 +129,63 @@ static void test_fares_report_prices_the_sample_by_pickup_date(void **state) {
   json_decref(j);
 }
 
+/* --per-trip: one line per priced trip; priced over the trip's real duration, the route's
+ * meter comes out at the file's fare for most trips (its fares are the card at the real
+ * duration): what the report's error holds is the ETA's. */
+static void test_fares_per_trip_lines(void **state) {
+  (void)state;
+  if (!getenv("MERIDIAN_GRAPH")) fail_msg("MERIDIAN_GRAPH unset: run under scripts/test (the stack's .run/env)");
+  char out[] = "/tmp/fares_per_trip_XXXXXX";
+  int fd = mkstemp(out);
+  assert_true(fd >= 0);
+  close(fd);
+  const char *args[] = {"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
+                        "--tariffs", path_in_src("data/tariffs"), "--json", "--per-trip", out, NULL};
+  run_result *r = ctl(args);
+  if (r->status != 0) fail_msg("fares report exited %d: %s", r->status, r->err);
+  json_error_t je;
+  json_t *j = json_loads(r->out, 0, &je);
+  assert_non_null(j);
+  size_t n = (size_t)json_integer_value(json_object_get(j, "n"));
+  json_decref(j);
+  free(r);
+  FILE *f = fopen(out, "r");
+  assert_non_null(f);
+  char line[512];
+  assert_non_null(fgets(line, sizeof line, f));
+  assert_string_equal(line, "line,tariff,fare_amount_cents,metered_cents,route_m,eta_s,slow_s,"
+                            "real_duration_s,metered_real_time_cents\n");
+  size_t rows = 0, exact = 0, with_real = 0;
+  while (fgets(line, sizeof line, f)) {
+    unsigned ln;
+    char tariff[64];
+    double truth, metered, route_m, eta_s, slow_s, dur, real;
+    assert_int_equal(sscanf(line, "%u,%63[^,],%lf,%lf,%lf,%lf,%lf,%lf,%lf", &ln, tariff, &truth,
+                            &metered, &route_m, &eta_s, &slow_s, &dur, &real),
+                     9);
+    assert_true(truth > 0 && metered > 0 && route_m >= 0 && slow_s >= 0 && slow_s <= eta_s + 0.1);
+    rows++;
+    if (real > 0) {
+      with_real++;
+      if (fabs(real - truth) <= 0.1 * truth) exact++;
+    }
+  }
+  fclose(f);
+  unlink(out);
+  assert_int_equal(rows, n);
+  printf("fares per trip: %zu of %zu within 10%% over the real duration\n", exact, with_real);
+  assert_true(with_real > n / 2);
+  assert_true(exact * 10 >= with_real * 7); /* the route and the meter are not the error */
+  /* a file that cannot be written is an error */
+  const char *bad[] = {"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
+                       "--tariffs", path_in_src("data/tariffs"), "--per-trip",
+                       "/nonexistent-dir/x.csv", NULL};
+  r = ctl(bad);
+  assert_int_equal(r->status, 1);
+  assert_non_null(strstr(r->err, "/nonexistent-dir/x.csv"));
+  free(r);
+}
+
 int main(void) {
   const char *s = getenv("MERIDIAN_SOURCE_DIR");
   snprintf(src, sizeof src, "%s", s ? s : ".");
@@ -135,6 +193,7 @@ int main(void) {
       cmocka_unit_test(test_fares_bad_usage_exits_2),
       cmocka_unit_test(test_fares_bad_tariff_file_names_file_and_line),
       cmocka_unit_test(test_fares_report_prices_the_sample_by_pickup_date),
+      cmocka_unit_test(test_fares_per_trip_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

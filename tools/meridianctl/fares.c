@@ -47,7 +47,12 @@ static void usage(FILE *f) {
           "                     median_pct (signed), skipped, by_tariff\n"
           "  --graph SNAPSHOT   calibrated graph snapshot (default: $MERIDIAN_GRAPH)\n"
           "  --tariffs DIR      the cards by first day (default: $MERIDIAN_TARIFFS or\n"
-          "                     data/tariffs)\n",
+          "                     data/tariffs)\n"
+          "  --per-trip FILE    also write one CSV line per priced trip: line, tariff,\n"
+          "                     fare_amount_cents, metered_cents, route_m, eta_s, slow_s (time\n"
+          "                     below the slow-traffic speed), real_duration_s and\n"
+          "                     metered_real_time_cents (the same route priced over the trip's\n"
+          "                     real duration: what is left is the route's, not the ETA's)\n",
           SNAP_MAX_M);
 }
 
@@ -75,6 +80,7 @@ typedef struct card_stat {
 static int report(int argc, char **argv) {
   const char *trips = NULL, *tariff = NULL, *graph = getenv("MERIDIAN_GRAPH"),
              *dir = getenv("MERIDIAN_TARIFFS");
+  const char *per_trip = NULL;
   bool json = false;
   if (!dir || !*dir) dir = "data/tariffs";
   for (int i = 1; i < argc; i++) {
@@ -86,6 +92,8 @@ static int report(int argc, char **argv) {
       graph = argv[++i];
     else if (strcmp(argv[i], "--tariffs") == 0 && i + 1 < argc)
       dir = argv[++i];
+    else if (strcmp(argv[i], "--per-trip") == 0 && i + 1 < argc)
+      per_trip = argv[++i];
     else if (strcmp(argv[i], "--json") == 0)
       json = true;
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -118,6 +126,7 @@ static int report(int argc, char **argv) {
     return 1;
   }
   int rc = 1;
+  FILE *pt = NULL;
   lg_trip_set ts = {0};
   geo_graph *g = NULL;
   geo_route_state *st = NULL;
@@ -138,6 +147,15 @@ static int report(int argc, char **argv) {
     goto done;
   }
   if (geo_route_state_new(g, &st) != GEO_OK) goto done;
+  if (per_trip) {
+    pt = fopen(per_trip, "w");
+    if (!pt) {
+      fprintf(stderr, "meridianctl fares report: %s: cannot write\n", per_trip);
+      goto done;
+    }
+    fprintf(pt, "line,tariff,fare_amount_cents,metered_cents,route_m,eta_s,slow_s,"
+                "real_duration_s,metered_real_time_cents\n");
+  }
   abs_pct = malloc((ts.n + 1) * sizeof *abs_pct);
   pct = malloc((ts.n + 1) * sizeof *pct);
   for (size_t i = 0; i < n_cards; i++) cs[i].abs_pct = malloc((ts.n + 1) * sizeof(double));
@@ -200,6 +218,17 @@ static int report(int argc, char **argv) {
       skipped[SK_ROUTE]++;
       continue;
     }
+    if (pt) {
+      /* the same legs over the real duration (each leg's share kept): the ETA taken out */
+      long long real_cents = -1;
+      mrd_fare fr;
+      if (t->duration_s > 0 && f.time_s > 0 &&
+          mrd_fare_price(tf, legs, nl, t->duration_s / f.time_s, w, 1.0, &fr) == 0)
+        real_cents = (long long)fr.metered_cents;
+      fprintf(pt, "%u,%s,%.0f,%lld,%.1f,%.1f,%.1f,%.0f,%lld\n", t->line, tf->name,
+              t->fare_amount_usd * 100, (long long)f.metered_cents, f.distance_m, f.time_s,
+              f.slow_time_s, t->duration_s, real_cents);
+    }
     double truth = t->fare_amount_usd * 100;
     double e = ((double)f.metered_cents - truth) / truth * 100;
     pct[n] = e;
@@ -258,7 +287,13 @@ static int report(int argc, char **argv) {
     goto done;
   }
   rc = 0;
+  if (pt && fclose(pt) != 0) {
+    fprintf(stderr, "meridianctl fares report: %s: write error\n", per_trip);
+    rc = 1;
+  }
+  pt = NULL;
 done:
+  if (pt) fclose(pt);
   if (rc != 0 && !cs) fprintf(stderr, "meridianctl fares report: out of memory\n");
   for (size_t i = 0; cs && i < n_cards; i++) free(cs[i].abs_pct);
   free(cs);
