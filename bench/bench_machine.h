@@ -1,4 +1,4 @@
-/* bench_machine.h: the "machine" string every benchmark puts in its JSON line (DESIGN §8):
+/* bench_machine.h: the "machine" string every benchmark puts in its JSON line (bench/README.md):
  * the CPU model from /proc/cpuinfo and the number of online CPUs. Header-only. */
 #ifndef MERIDIAN_BENCH_MACHINE_H
 #define MERIDIAN_BENCH_MACHINE_H

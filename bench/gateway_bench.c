@@ -41,7 +41,7 @@
  * this client share the machine's cores: what Kafka costs the broker is in the figures.
  *
  * Not a test and not timed by CI; about 45 s. Progress and the human table go to stderr;
- * the last line of stdout is the JSON object (DESIGN.md section 8), with an extra "p99"
+ * the last line of stdout is the JSON object (bench/README.md), with an extra "p99"
  * key in the latency rows.
  */
 #define _POSIX_C_SOURCE 200809L

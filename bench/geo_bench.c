@@ -4,7 +4,7 @@
  * (GEOADD / GEOSEARCH through hiredis, on the server at MERIDIAN_REDIS_URL) and
  * libspatialindex's R*-tree through its C API, measured in the same run on the same data.
  *
- * Workloads (DESIGN.md section 8 names): insert_1m and move_1m (ns per upsert; a move is an
+ * Workloads (bench/README.md names): insert_1m and move_1m (ns per upsert; a move is an
  * existing id moved by up to 50 m, ids in random order as pings arrive), knn10_1m and
  * knn10_avail_1m (us per 10-nearest query, the latter only "available" drivers, half of
  * them), radius1km_1m (us per 1 km radius query, visiting every driver inside), and

@@ -10,7 +10,7 @@
  * snapshot's R-tree). pgRouting: pgr_dijkstra and pgr_aStar on the same `ways` table through
  * libpq, one SQL round trip per query, as a user would call it (MERIDIAN_PG_DSN).
  * Progress and a human table go to stderr; the last line of stdout is the JSON of
- * DESIGN.md section 8. Not a test: it asserts nothing.
+ * bench/README.md. Not a test: it asserts nothing.
  *
  * usage: route_bench [--pairs N] [--pg-pairs N] [--trips CSV]
  */
@@ -111,7 +111,10 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const char *path = getenv("MERIDIAN_GRAPH"), *dsn = getenv("MERIDIAN_PG_DSN");
+  /* pgRouting reads the road graph's tables, which the services' role may not read: the
+   * owner's DSN when .run/env has it (docs/security.md) */
+  const char *path = getenv("MERIDIAN_GRAPH"), *dsn = getenv("MERIDIAN_PG_ADMIN_DSN");
+  if (dsn == NULL || *dsn == '\0') dsn = getenv("MERIDIAN_PG_DSN");
   if (path == NULL || dsn == NULL) {
     fprintf(stderr, "route_bench: set MERIDIAN_GRAPH and MERIDIAN_PG_DSN (source .run/env)\n");
     return 2;

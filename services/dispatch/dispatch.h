@@ -1,5 +1,5 @@
 /*
- * dispatch.h: the pure domain core of one dispatch shard (DESIGN §3): its drivers and
+ * dispatch.h: the pure domain core of one dispatch shard: its drivers and
  * their states, matching by road ETA, offers and their expiry, the trip state machine,
  * and the batched (Hungarian) mode.
  *
@@ -54,7 +54,7 @@ const char *dsp_strerror(int rc);
 
 /* ---------------------------------------------------------------- states */
 
-/* Driver states (DESIGN §3). The numbering is the core's own. */
+/* Driver states. The numbering is the core's own. */
 typedef enum dsp_driver_state {
   DSP_DRIVER_OFFLINE = 0,
   DSP_DRIVER_AVAILABLE,
@@ -202,7 +202,7 @@ typedef struct dsp_claims {
 
 /* ---------------------------------------------------------------- config */
 
-/* Batched mode (DESIGN §3.5): requests wait up to window_ms and are assigned together to
+/* Batched mode: requests wait up to window_ms and are assigned together to
  * minimise the total pickup ETA (Hungarian); above hungarian_max requests (load) the
  * batch is assigned greedily (cheapest pair first). */
 typedef struct dsp_batch_config {
@@ -394,10 +394,17 @@ typedef struct dsp_request {
   /* When the request was made, Unix ms (the gateway's receive time): its quoted ETAs use
    * this time's local hour and weekday (dsp_router.quote_eta_s). 0: now_ms. */
   int64_t at_ms;
+  /* A client's retry: the gateway had seen this (rider, request_id) with the same pickup
+   * and drop-off (its key gw:req:{rider}:{request_id}, schemas/redis.md). It never makes a
+   * trip: the shard answers it from the trip it holds, and when it holds none (the trip
+   * ended and was forgotten after trip_retention_ms, or the shard restarted) it refuses it
+   * (DSP_ESTATE, invalid_state) instead of making a second trip for one request. */
+  bool resend;
 } dsp_request;
 
-/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0). A
- * rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
+/* A rider asks for a ride. The same (rider, request_id) again changes nothing (0): the
+ * trip's state is sent again. A resend the shard holds no trip for is refused
+ * (DSP_ESTATE). A rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
  * pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
  * matching starts now (or at the end of the batch window). Returns 0 or a DSP_E*. */
 int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms);

@@ -45,7 +45,8 @@ int dspc_apply_command(dsp_shard *s, uint32_t shard, const mrd_command *c, int64
                      .pickup = {c->pickup.lat, c->pickup.lon},
                      .dropoff = {c->dropoff.lat, c->dropoff.lon},
                      .trip_suffix = suffix,
-                     .at_ms = c->ts_ms};
+                     .at_ms = c->ts_ms,
+                     .resend = c->resend};
     return dsp_on_request(s, &r, ref, now_ms);
   }
   case MRD_CMD_CANCEL:

@@ -11,7 +11,9 @@
  * Durability order of one batch: events produced and their delivery reports awaited ->
  * snapshots and pointers written to Redis -> consumed offsets committed, each step only
  * while the lease still lets this process act (a paused holder produces and commits
- * nothing once it may have lost its shard). Claims are written
+ * nothing once it may have lost its shard). A ping or
+ * command that does not decode is parked in dispatch-events-dlq (mrd/dlq.h) with the
+ * events, so its delivery too is awaited before the offset is committed past it. Claims are written
  * synchronously while the core runs. Redis keys: docs/dispatch.md ("Redis keys").
  */
 #define _POSIX_C_SOURCE 200809L
@@ -78,6 +80,7 @@ static int metrics_init(dsvc *s) {
   C("meridian_dispatch_commands_total", "commands consumed", &m->commands);
   C("meridian_dispatch_bad_messages_total", "Kafka messages that failed to decode",
     &m->bad_messages);
+  rc |= mrd_dlq_metrics(m->reg, "dispatch", m->dlq);
   C("meridian_dispatch_rejected_total", "commands refused (COMMAND_REJECTED)", &m->rejected);
   C("meridian_dispatch_events_total", "events produced to dispatch-events", &m->events_produced);
   C("meridian_dispatch_delivery_failed_total", "events Kafka failed to deliver",
@@ -637,6 +640,40 @@ static void hot_driver_refresh(dsvc *s, const char *id, int64_t now_ms) {
   dsp_hot_driver(s->hot, id, shown, v.pos, now_ms);
 }
 
+/* A message that does not decode: parked in the dead-letter topic (its delivery is awaited
+ * by dsvc_flush with the events, before the offset is committed past it), counted, logged
+ * once. A message that cannot be queued stops the loop like an undelivered event would
+ * (dsvc_flush fails: exit without committing, a restart reads it again). */
+static void park_undecodable(dsvc *s, const mrd_kafka_msg *msg) {
+  mrd_counter_inc(s->m.bad_messages);
+  mrd_dlq_record r = {.consumer = "dispatch",
+                      .reason = MRD_FAIL_DECODE,
+                      .error = "the payload does not decode",
+                      .attempts = 1,
+                      .topic = msg->topic,
+                      .partition = msg->partition,
+                      .offset = msg->offset,
+                      .key = msg->key,
+                      .key_len = msg->key_len,
+                      .value = msg->value,
+                      .value_len = msg->value_len};
+  int rc;
+  while ((rc = mrd_dlq_park(s->producer, &r, NULL)) == MRD_EFULL)
+    mrd_kafka_producer_poll(s->producer, 10);
+  if (rc != 0) {
+    s->delivery_failures++;
+    mrd_log_error("dlq_park_failed", "topic=%s partition=%d offset=%lld err=%s", msg->topic,
+                  (int)msg->partition, (long long)msg->offset,
+                  mrd_kafka_producer_errstr(s->producer));
+    return;
+  }
+  s->in_flight++;
+  mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
+  mrd_log_warn("message_parked", "topic=%s partition=%d offset=%lld bytes=%zu reason=%s dlq=%s",
+               msg->topic, (int)msg->partition, (long long)msg->offset, msg->value_len,
+               mrd_failure_name(MRD_FAIL_DECODE), MRD_DLQ_TOPIC);
+}
+
 int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
   int n = 0;
   while (n < s->cfg->poll_batch) {
@@ -655,7 +692,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
     if (strcmp(msg.topic, TOPIC_LOC) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
-        mrd_counter_inc(s->m.bad_messages);
+        park_undecodable(s, &msg);
       } else {
         /* routed by a newer map: apply it (and warm) first; by an older one: judged by ours
          * (docs/shards.md, the handoff) */
@@ -680,7 +717,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
       mrd_command c;
       mrd_counter_inc(s->m.commands);
       if (mrd_command_decode(msg.value, msg.value_len, &c) != 0) {
-        mrd_counter_inc(s->m.bad_messages);
+        park_undecodable(s, &msg);
       } else {
         /* the gateway routed it by a newer map: apply that map (its warm-up) before it */
         if (dsp_handoff_gate(s->epoch, c.epoch) == DSP_GATE_LOAD_FIRST) (void)dsvc_epoch_load(s);

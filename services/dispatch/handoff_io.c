@@ -77,7 +77,8 @@ fail:
 }
 
 /* Put the available drivers of the gained ranges into the index, from the hot cells the
- * giving shard keeps in Redis (at most one hot interval old). Returns the drivers warmed,
+ * giving shard keeps in Redis (at most one hot interval old). Returns the drivers warmed
+ * (counting those the index already held, as halo copies of drivers near our ranges),
  * or -1 when Redis could not be read (the shard then learns them from their pings). */
 static long warm(dsvc *s, const dsp_handoff *h, int64_t now_ms) {
   char **keys = NULL;
@@ -111,9 +112,12 @@ static long warm(dsvc *s, const dsp_handoff *h, int64_t now_ms) {
         char gh[GEO_GEOHASH_BUF];
         if (geo_latlng_to_geohash(p, 9, gh) != GEO_OK) continue;
         if (!dsp_handoff_in(h->gained, h->n_gained, gh)) continue;
-        if (dsp_on_warm(s->shard, e->element[0]->str, p, now_ms) == DSP_OK) {
+        int w = dsp_on_warm(s->shard, e->element[0]->str, p, now_ms);
+        if (w == DSP_OK) {
           warmed++;
           dsp_hot_driver(s->hot, e->element[0]->str, true, p, now_ms);
+        } else if (w == 1) {
+          warmed++; /* already in the index (a halo copy from his pings near our ranges): warm */
         }
       }
     freeReplyObject(r);

@@ -1,5 +1,5 @@
 /*
- * matcher.c: matching (DESIGN §3): the k nearest available drivers within a radius
+ * matcher.c: matching: the k nearest available drivers within a radius
  * (spatial index), ranked by road ETA with ONE one-to-many search from the pickup on the
  * reverse graph (router), the best claimed (claim store) and offered; the list walked on
  * decline or expiry; the radius widened step by step when it runs dry; no_driver after

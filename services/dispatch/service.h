@@ -22,6 +22,7 @@
 #include "lease.h"
 #include "lease_pg.h"
 #include "mrd/admin.h"
+#include "mrd/dlq.h"
 #include "mrd/kafka.h"
 #include "warmup.h"
 #include "mrd/metrics.h"
@@ -74,6 +75,7 @@ typedef struct dsvc_metrics {
   mrd_counter *pings, *pings_stale, *commands, *bad_messages, *rejected;
   mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;
   mrd_counter *hot_commands, *restored;
+  mrd_counter *dlq[MRD_FAIL_COUNT]; /* meridian_dlq_events_total{consumer="dispatch"} */
   mrd_gauge *index_size, *drivers, *trips_live, *hot_shown, *redis_up, *epoch;
   /* ownership (labelled {shard}): the on-call alerts' series */
   mrd_gauge *lease_held, *lease_generation;

@@ -156,6 +156,12 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
     dsp__snapshot(s, t, now_ms);
     return DSP_OK;
   }
+  if (req->resend) { /* seen by the gateway, not held here: ended and forgotten */
+    s->st.requests_duplicate++;
+    return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, req->rider_id, NULL, NULL,
+                      req->request_id, NULL,
+                      "request_id: this request has ended; send a new request_id");
+  }
   dsp_trip *cur = dsp_strmap_get(&s->riders, req->rider_id);
   if (cur) {
     char msg[128];

@@ -10,12 +10,29 @@
 #include "mrd/config.h"
 #include "server.h"
 
-static mrd_config_opt opts[40];
+static mrd_config_opt opts[56];
 static mrd_config_spec spec;
 static int poll_us; /* an INT option, copied into the int64 field */
 
 #define OPT(env, flag, def, help, type, lo, hi, dst) \
   {env, flag, def, help, type, lo, hi, false, dst}
+
+/* Issue 13's limits: token lifetime, connection admission, per-user byte budget, header
+ * size and the rate of refusal log lines. Rates and bursts of messages (above) are per
+ * user: all of a user's connections share them. */
+static void add_limits(mrd_config_opt *o, size_t *n, gw_config *c) {
+#define ADDL(...) o[(*n)++] = (mrd_config_opt)OPT(__VA_ARGS__)
+  ADDL("MERIDIAN_GW_TOKEN_MAX_LIFETIME", "token-max-lifetime", "24h", "longest token lifetime accepted (exp - iat, or exp - now without iat)", MRD_CONFIG_DURATION_MS, 1000, 31622400000.0, &c->token_max_lifetime_ms);
+  ADDL("MERIDIAN_GW_MAX_CONNS", "max-conns", "10000", "WebSocket connections open at once (0 = no cap); above -> 503", MRD_CONFIG_INT, 0, 10000000, &c->max_conns);
+  ADDL("MERIDIAN_GW_IP_CONN_RATE", "ip-conn-rate", "50", "new connections per second per client address; above -> 429", MRD_CONFIG_DOUBLE, 0.01, 1000000, &c->ip_conn_rate);
+  ADDL("MERIDIAN_GW_IP_CONN_BURST", "ip-conn-burst", "2500", "new connections per client address in a burst", MRD_CONFIG_DOUBLE, 1, 10000000, &c->ip_conn_burst);
+  ADDL("MERIDIAN_GW_RX_BYTES_RATE", "rx-bytes-rate", "16384", "bytes per second a user may send (all frames, pings included)", MRD_CONFIG_DOUBLE, 1, 1e12, &c->rx_bytes_rate);
+  ADDL("MERIDIAN_GW_RX_BYTES_BURST", "rx-bytes-burst", "65536", "bytes a user may send in a burst; twice this in debt closes with 1008", MRD_CONFIG_DOUBLE, 1024, 1e12, &c->rx_bytes_burst);
+  ADDL("MERIDIAN_GW_RX_CHECK_MS", "rx-check", "250ms", "how often received bytes are charged to the byte budgets", MRD_CONFIG_DURATION_MS, 10, 60000, &c->rx_check_ms);
+  ADDL("MERIDIAN_GW_MAX_HEADER_BYTES", "max-header-bytes", "8192", "HTTP request header bytes; above -> 431", MRD_CONFIG_INT, 1024, 131072, &c->max_header_bytes);
+  ADDL("MERIDIAN_GW_LOG_RATE", "log-rate", "5", "log lines per second for refused upgrades and header errors (the rest counted)", MRD_CONFIG_DOUBLE, 0.01, 100000, &c->log_rate);
+#undef ADDL
+}
 
 void gw_config_load(gw_config *c, int argc, char **argv) {
   size_t n = 0;
@@ -50,6 +67,9 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
   ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);
   ADD("MERIDIAN_GW_REDIS_TIMEOUT_MS", "redis-timeout-ms", "200", "Redis command time limit", MRD_CONFIG_INT, 10, 10000, &c->redis_timeout_ms);
+  add_limits(opts, &n, c);
+  ADD("MERIDIAN_GW_DRAIN_MS", "drain", "10s", "on SIGTERM: time for clients to answer the 1012 close before exit", MRD_CONFIG_DURATION_MS, 0, 600000, &c->drain_ms);
+  ADD("MERIDIAN_GW_REQUEST_TTL", "request-ttl", "24h", "how long a rider's request_id is remembered (gw:req:{rider}:{request_id}): a resend within it never makes a second trip", MRD_CONFIG_DURATION_MS, 60000, 2592000000LL, &c->request_ttl_ms);
 #undef ADD
   spec = (mrd_config_spec){"meridian-gateway",
                            "the WebSocket edge for drivers and riders (docs/protocol.md)", opts, n};

@@ -505,3 +505,27 @@ int gw_format_event(const mrd_dispatch_event *ev, gw_role role, char *buf, size_
   if (!o) return -1;
   return dump(o, buf, cap);
 }
+
+/* ---- idempotency of ride requests -------------------------------------------------------- */
+
+int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
+                     size_t cap) {
+  int n = snprintf(out, cap, "%u|%.6f,%.6f;%.6f,%.6f", shard, pickup.lat, pickup.lon,
+                   dropoff.lat, dropoff.lon);
+  return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *shard) {
+  if (stored == NULL) return GW_REQ_NEW;
+  const char *bar = strchr(stored, '|');
+  const char *vbar = strchr(value, '|');
+  if (!bar || !vbar || bar == stored || strcmp(bar, vbar) != 0) return GW_REQ_CONFLICT;
+  unsigned long k = 0;
+  for (const char *p = stored; p < bar; p++) {
+    if (*p < '0' || *p > '9' || k >= MRD_SHARD_COUNT) return GW_REQ_CONFLICT;
+    k = k * 10 + (unsigned long)(*p - '0');
+  }
+  if (k >= MRD_SHARD_COUNT) return GW_REQ_CONFLICT;
+  *shard = (uint32_t)k;
+  return GW_REQ_RESEND;
+}

@@ -27,7 +27,7 @@
 /* Who is on the other end: fixed by the endpoint and the token's role. */
 typedef enum gw_role { GW_ROLE_DRIVER = 0, GW_ROLE_RIDER = 1 } gw_role;
 
-/* The protocol's error codes (DESIGN §4). GW_OK is not sent. */
+/* The protocol's error codes. GW_OK is not sent. */
 typedef enum gw_code {
   GW_OK = 0,
   GW_BAD_REQUEST,
@@ -143,5 +143,30 @@ void gw_event_targets(const mrd_dispatch_event *ev, const char **rider_id,
  * error; docs/protocol.md "Events"). Returns the length written, 0 when this role gets
  * nothing for ev, -1 when cap is too small. */
 int gw_format_event(const mrd_dispatch_event *ev, gw_role role, char *buf, size_t cap);
+
+/* ---- idempotency of ride requests (the Redis key gw:req:{rider}:{request_id}) ---------- */
+
+/* What the gateway knows of a (rider, request_id) when a request arrives. */
+typedef enum gw_req_seen {
+  GW_REQ_NEW = 0,     /* never seen (or its key expired): route by the pickup */
+  GW_REQ_RESEND = 1,  /* seen with the same pickup and drop-off: a retry, sent to the shard
+                         that holds it, flagged resend (it never makes a second trip) */
+  GW_REQ_CONFLICT = 2 /* seen with another pickup or drop-off (or an unreadable value):
+                         refused with invalid_state, nothing produced */
+} gw_req_seen;
+
+/* Longest value of the key, NUL included. */
+#define GW_REQ_VALUE_MAX 96
+
+/* The key's value for a request routed to shard: "<shard>|<pickup lat>,<pickup lon>;
+ * <drop-off lat>,<drop-off lon>" with 6 decimals (0.11 m: a client re-sending the same
+ * JSON numbers gets the same text). Returns its length, or -1 when cap is too small. */
+int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
+                     size_t cap);
+
+/* Compares the stored value (NULL: no key) with the value this request would store. On
+ * GW_REQ_RESEND, *shard is the stored shard (where the request went the first time).
+ * Pure. */
+gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *shard);
 
 #endif /* MRD_GATEWAY_H */

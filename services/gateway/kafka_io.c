@@ -8,7 +8,9 @@
  * nothing (a slow timer remains as a safety net). A full local queue is reported to the
  * caller (the client gets `unavailable`), never dropped silently. What this file adds to
  * mrd_kafka is the gateway's part: which connection and ref a delivery answers, and the
- * decoding and delivery of events.
+ * decoding and delivery of events. An event that does not decode is parked in
+ * dispatch-events-dlq (mrd/dlq.h; every replica parks its own copy, with consumer=gateway)
+ * and the stream goes on: the gateway commits no offsets (it reads from the end).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
@@ -32,6 +34,9 @@ typedef struct pending {
   bool want_ack;    /* the message had a ref: ack it on delivery */
   struct timespec t0;
   char ack[MRD_REF_MAX + 1];
+  /* a new ride request: its idempotency key, forgotten if the delivery fails */
+  char undo_request_id[MRD_ID_MAX + 1], undo_rider[MRD_ID_MAX + 1];
+  char undo_value[GW_REQ_VALUE_MAX];
 } pending;
 
 static double since_s(const struct timespec *t0) {
@@ -54,6 +59,8 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
   gw_conn *c = p->ref ? p->ref->conn : NULL;
   if (err) {
     mrd_counter_inc(s->m.kafka_failed);
+    if (p->undo_request_id[0])
+      gw_request_forget(s, p->undo_request_id, p->undo_rider, p->undo_value);
     mrd_log_warn("kafka_delivery_failed", "topic=%s partition=%d err=%s", p->topic, (int)partition,
                  errstr ? errstr : "?");
     if (c) {
@@ -144,8 +151,24 @@ bool gw_kafka_poll(gw_server *s) {
     rc = mrd_dispatch_event_decode(m.value, m.value_len, &ev);
     if (rc) {
       mrd_counter_inc(s->m.events_bad);
-      mrd_log_warn("bad_event", "partition=%d offset=%lld err=%s", (int)m.partition,
-                   (long long)m.offset, mrd_proto_strerror(rc));
+      mrd_dlq_record r = {.consumer = "gateway",
+                          .reason = MRD_FAIL_DECODE,
+                          .error = mrd_proto_strerror(rc),
+                          .attempts = 1,
+                          .topic = EVENTS_TOPIC,
+                          .partition = m.partition,
+                          .offset = m.offset,
+                          .key = m.key,
+                          .key_len = m.key_len,
+                          .value = m.value,
+                          .value_len = m.value_len};
+      /* its delivery report comes back with a NULL opaque (nothing to ack) */
+      int prc = mrd_dlq_park(s->producer, &r, NULL);
+      if (prc == 0) mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
+      mrd_log_warn("event_parked", "topic=%s partition=%d offset=%lld reason=%s dlq=%s err=%s",
+                   EVENTS_TOPIC, (int)m.partition, (long long)m.offset,
+                   mrd_failure_name(MRD_FAIL_DECODE), prc ? "not_queued" : MRD_DLQ_TOPIC,
+                   mrd_proto_strerror(rc));
     } else if (!mrd_fence_admit(&s->fence, ev.shard, ev.generation)) {
       mrd_counter_inc(s->m.events_fenced); /* a fenced dispatch process's late event */
       mrd_log_warn("event_fenced", "shard=%u generation=%llu highest=%llu type=%s trip=%s",
@@ -189,6 +212,11 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
   if (c && c->ref) {
     p->ref = c->ref;
     p->ref->refs++;
+  }
+  if (s->undo_request_id && s->undo_rider && s->undo_value) {
+    snprintf(p->undo_request_id, sizeof p->undo_request_id, "%s", s->undo_request_id);
+    snprintf(p->undo_rider, sizeof p->undo_rider, "%s", s->undo_rider);
+    snprintf(p->undo_value, sizeof p->undo_value, "%s", s->undo_value);
   }
   if (ack_ref) {
     p->want_ack = true;

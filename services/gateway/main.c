@@ -1,6 +1,8 @@
 /*
  * main.c: meridian-gateway: config -> log -> load the service area and the shard map ->
- * connect Redis and Kafka -> serve -> on SIGTERM stop taking work, flush Kafka, exit 0.
+ * connect Redis and Kafka -> serve -> on SIGTERM drain: fail /readyz, refuse new upgrades
+ * (503), close every WebSocket with 1012 "service restart" after what is queued for it, wait
+ * up to MERIDIAN_GW_DRAIN_MS for the clients to answer -> flush Kafka, exit 0.
  * Bad configuration exits 2 with one line; a dependency missing at start exits 1.
  */
 #include <stdlib.h>
@@ -16,6 +18,23 @@ static struct lws_context *g_ctx;
 static void wake(void *ud) {
   (void)ud;
   if (g_ctx) lws_cancel_service(g_ctx);
+}
+
+/* The series of issue 13's limits (budgets, admission, token expiry, close codes). */
+static int limits_metrics_init(gw_metrics *m) {
+  static const char *const statuses[6] = {"401", "403", "404", "429", "503", "431"};
+  int rc = 0;
+  for (int i = 0; i < 6; i++)
+    rc |= mrd_metrics_counter(m->reg, "meridian_gateway_upgrades_refused_total",
+                              "WebSocket upgrades and requests refused, by HTTP status (431 counts 400s too)",
+                              (const char *[]){"status", statuses[i], NULL}, &m->refused[i]);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_expired_total", "connections closed 4001 when their token expired", NULL, &m->closed_expired);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_replaced_total", "connections closed 4002 for a newer one of the same user and role", NULL, &m->closed_replaced);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_bad_close_total", "client close frames with an invalid code, answered 1002", NULL, &m->closed_bad_close);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_rx_paused_total", "times a connection stopped being read: its user's byte budget in debt", NULL, &m->rx_paused);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_unrouted_total", "offer/trip commands naming a shard not in the map (answered, not produced)", NULL, &m->unrouted);
+  rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_budgets", "per-user budgets held (connected users and those still recovering)", NULL, &m->budgets);
+  return rc;
 }
 
 static int metrics_init(gw_server *s) {
@@ -47,6 +66,9 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_kafka_failed_total", "Kafka messages that failed delivery", NULL, &m->kafka_failed);
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_total", "dispatch-events consumed", NULL, &m->events_in);
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_bad_total", "dispatch-events that failed to decode", NULL, &m->events_bad);
+  rc |= mrd_dlq_metrics(m->reg, "gateway", m->dlq);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_request_resends_total", "ride requests re-sent with a request_id already seen (same places): sent to the shard that holds it", NULL, &m->request_resends);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_request_conflicts_total", "ride requests refused: request_id already used by the rider with other places", NULL, &m->request_conflicts);
   rc |= mrd_metrics_histogram(m->reg, "meridian_gateway_kafka_produce_seconds", "Kafka produce latency, enqueue to delivery report",
                               NULL, lat, sizeof lat / sizeof lat[0], &m->produce_latency);
   rc |= mrd_metrics_gauge(m->reg, "meridian_gateway_shardmap_epoch", "epoch of the shard map in use", NULL,
@@ -57,6 +79,7 @@ static int metrics_init(gw_server *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_events_fenced_total",
                             "dispatch-events of a stale lease generation, not delivered", NULL,
                             &m->events_fenced);
+  rc |= limits_metrics_init(m);
   return rc ? -1 : 0;
 }
 
@@ -91,7 +114,7 @@ int main(int argc, char **argv) {
     mrd_log_error("redis", "url=%s err=%s", cfg.redis_url, "bad URL");
     goto out;
   }
-  if (gw_kafka_start(&s) || gw_ws_start(&s)) goto out;
+  if (gw_limits_start(&s) || gw_kafka_start(&s) || gw_ws_start(&s)) goto out;
   g_ctx = s.ctx;
   if (mrd_signals_install(wake, NULL)) goto out;
   while (!mrd_should_stop()) {
@@ -100,12 +123,22 @@ int main(int argc, char **argv) {
   mrd_log_info("stopping", "signal=%d", mrd_stop_signal());
   s.stopping = true;
   rc = 0;
+  {
+    size_t asked = gw_ws_drain(&s);
+    int64_t t0 = gw_now_ms(), deadline = t0 + cfg.drain_ms;
+    while (gw_ws_open(&s) > 0 && gw_now_ms() < deadline) {
+      if (gw_ws_run_once(&s) < 0) break;
+    }
+    mrd_log_info("drained", "connections=%zu left_open=%zu ms=%lld", asked, gw_ws_open(&s),
+                 (long long)(gw_now_ms() - t0));
+  }
 out:
   gw_kafka_wake_off(&s); /* before the loop that reads the wake pipe goes */
   g_ctx = NULL; /* a second signal must not reach a context being destroyed */
   gw_ws_stop(&s); /* closes connections: no more work taken */
   if (!s.wake_adopted && s.wake_fd[0] >= 0) close(s.wake_fd[0]);
   gw_kafka_stop(&s, 5000);
+  gw_limits_stop(&s);
   gw_shardmap_free(s.map);
   gw_area_free(s.area);
   mrd_redis_free(s.redis);

@@ -22,6 +22,7 @@
 #include "geo/graph.h"
 
 #define HASH_BUCKETS 131072 /* power of two, 2x the driver table */
+#define REQ_SLOTS 4096      /* power of two: ride requests remembered for request -> offer */
 #define NONE (-1)
 #define SHARDS MRD_SHARD_COUNT
 #define W GW_OPS_RATE_WINDOW_S
@@ -59,6 +60,7 @@ typedef struct trip {
   bool live;
   bool offered_seen;
   int64_t requested_ts_ms; /* dispatch's ts of REQUESTED (0 unknown) */
+  char request_id[MRD_ID_MAX + 1];
   int64_t ended_ms;        /* 0 while live */
   int32_t next;
 } trip;
@@ -92,6 +94,16 @@ struct gw_ops {
   gw_ops_hot_cell *hot;
   size_t n_hot;
   uint32_t hot_version;
+  /* request -> offer: ride requests by request_id hashed into a slot, with the gateway's
+   * receive time of the command (dispatch-commands), or, when the first offer came first,
+   * the offer's time and shard, waiting for the command (a later request in the same slot
+   * takes it: that sample is lost) */
+  struct req_seen {
+    char id[MRD_ID_MAX + 1];
+    int64_t ts_ms;       /* the command's ts_ms (0: not seen yet) */
+    int64_t offer_ts_ms; /* the first offer's ts_ms while the command is awaited (0: none) */
+    uint32_t shard;      /* the offer's shard */
+  } *req;
 };
 
 struct gw_ops_view {
@@ -129,7 +141,8 @@ gw_ops *gw_ops_new(const gw_ops_config *cfg) {
   o->t = calloc(GW_OPS_MAX_TRIPS, sizeof *o->t);
   o->thash = malloc(HASH_BUCKETS * sizeof *o->thash);
   o->tfree = malloc(GW_OPS_MAX_TRIPS * sizeof *o->tfree);
-  if (!o->d || !o->dhash || !o->dfree || !o->t || !o->thash || !o->tfree) {
+  o->req = calloc(REQ_SLOTS, sizeof *o->req);
+  if (!o->d || !o->dhash || !o->dfree || !o->t || !o->thash || !o->tfree || !o->req) {
     gw_ops_free(o);
     return NULL;
   }
@@ -152,6 +165,7 @@ void gw_ops_free(gw_ops *o) {
   free(o->thash);
   free(o->tfree);
   free(o->hot);
+  free(o->req);
   free(o);
 }
 
@@ -253,7 +267,27 @@ int gw_ops_location(gw_ops *o, const mrd_driver_location *loc, int64_t now_ms) {
   return 0;
 }
 
+/* The gateway's receive time of request_id, or 0 when not remembered. */
+static int64_t request_ts(const gw_ops *o, const char *request_id) {
+  if (!request_id[0]) return 0;
+  const struct req_seen *r = &o->req[hash_id(request_id) & (REQ_SLOTS - 1)];
+  return strcmp(r->id, request_id) == 0 ? r->ts_ms : 0; /* 0 also while an offer waits */
+}
+
+static void add_latency(rates *r, int64_t now_ms, double ms);
+
 void gw_ops_command(gw_ops *o, const mrd_command *cmd, int64_t now_ms) {
+  if (cmd->kind == MRD_CMD_REQUEST && cmd->request_id[0] && cmd->ts_ms > 0) {
+    struct req_seen *r = &o->req[hash_id(cmd->request_id) & (REQ_SLOTS - 1)];
+    if (strcmp(r->id, cmd->request_id) == 0 && r->offer_ts_ms > 0) { /* its offer came first */
+      if (r->offer_ts_ms >= cmd->ts_ms) add_latency(&o->r[r->shard], now_ms, (double)(r->offer_ts_ms - cmd->ts_ms));
+    } else {
+      snprintf(r->id, sizeof r->id, "%s", cmd->request_id);
+    }
+    r->ts_ms = cmd->ts_ms;
+    r->offer_ts_ms = 0;
+    return;
+  }
   if (cmd->kind != MRD_CMD_STATUS) return;
   int32_t i = drv_find(o, cmd->driver_id);
   if (i == NONE) return; /* not on the map yet: his first position will show him */
@@ -332,10 +366,24 @@ void gw_ops_event(gw_ops *o, const mrd_dispatch_event *ev, int64_t now_ms) {
   trip *t = &o->t[i];
   t->seq = ev->seq;
   if (ev->type == MRD_EV_REQUESTED) t->requested_ts_ms = ev->ts_ms;
+  if (ev->request_id[0]) snprintf(t->request_id, sizeof t->request_id, "%s", ev->request_id);
   if (ev->type == MRD_EV_OFFERED && !t->offered_seen) {
+    /* from the gateway's receipt of the request (its command), which counts the time in
+     * Kafka and in dispatch's queue. Not from dispatch's REQUESTED time: dispatch makes it
+     * and the first offer in one go (about 0 ms). An offer read before its command waits
+     * for it in the request's slot; a request whose command is never seen (made before
+     * the ops consumer started) gives no sample. */
     t->offered_seen = true;
-    if (t->requested_ts_ms > 0 && ev->ts_ms >= t->requested_ts_ms)
-      add_latency(r, now_ms, (double)(ev->ts_ms - t->requested_ts_ms));
+    int64_t from = request_ts(o, t->request_id);
+    if (from > 0) {
+      if (ev->ts_ms >= from) add_latency(r, now_ms, (double)(ev->ts_ms - from));
+    } else if (t->request_id[0]) {
+      struct req_seen *q = &o->req[hash_id(t->request_id) & (REQ_SLOTS - 1)];
+      snprintf(q->id, sizeof q->id, "%s", t->request_id);
+      q->ts_ms = 0;
+      q->offer_ts_ms = ev->ts_ms > 0 ? ev->ts_ms : 1;
+      q->shard = ev->shard;
+    }
   }
   mrd_trip_status st = ev->status != MRD_TRIP_NONE ? ev->status : status_of(ev->type);
   if (st != MRD_TRIP_NONE) t->status = st;
@@ -368,6 +416,17 @@ int gw_ops_set_hot(gw_ops *o, const gw_ops_hot_cell *cells, size_t n) {
   o->n_hot = n;
   if (!same) o->hot_version++;
   return 0;
+}
+
+const char *gw_ops_move_state(const char *run_state, uint64_t step_epoch, uint64_t gateway_epoch,
+                              uint64_t from_serving, uint64_t to_serving, bool cli_alive) {
+  if (strcmp(run_state, "done") == 0) return "done";
+  if (strcmp(run_state, "running") != 0) return "failed";
+  if (!cli_alive) return "interrupted";
+  if (gateway_epoch < step_epoch) return "switching";
+  if (to_serving < step_epoch) return "warming";
+  if (from_serving < step_epoch) return "releasing";
+  return "confirmed";
 }
 
 void gw_ops_set_shards(gw_ops *o, const gw_shardmap *map, const gw_ops_move *moves, size_t n_moves) {

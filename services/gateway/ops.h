@@ -77,9 +77,24 @@ typedef struct gw_ops_move {
   char start[GW_RANGE_KEY_MAX + 1];
   char end[GW_RANGE_KEY_MAX + 1];
   uint32_t from_shard, to_shard;
-  uint64_t epoch;     /* the epoch the move will make (0 = unknown) */
-  char state[24];     /* as the shard tool says it ("copying", "draining", ...) */
+  uint64_t epoch;     /* the epoch the move makes (written with the map by the shard tool) */
+  char state[24];     /* gw_ops_move_state's word */
 } gw_ops_move;
+
+/* What a step of `meridianctl shards apply|move` (PostgreSQL shard_runs: the run's state and
+ * its step under way) is doing, from the run's state and the epochs involved; the first
+ * that holds:
+ *   "done", "failed"  the run ended (shown for a few seconds after, so that a step quicker
+ *                     than a frame is seen at all; its last step for "done");
+ *   "interrupted"     the run is 'running' but the CLI is gone (its lock is free);
+ *   "switching"       this gateway does not route by the step's epoch yet;
+ *   "warming"         the receiving shard does not serve it yet (it loads the drivers);
+ *   "releasing"       the giving shard does not serve it yet (it lets go of the range);
+ *   "confirmed"       both shards serve it: the run goes on to its next step.
+ * run_state is shard_runs.state ("running", "done", "failed"); serving epochs are the
+ * shards' own reports (dispatch:stats:{k} epoch; 0 = unknown). */
+const char *gw_ops_move_state(const char *run_state, uint64_t step_epoch, uint64_t gateway_epoch,
+                              uint64_t from_serving, uint64_t to_serving, bool cli_alive);
 
 typedef struct gw_ops gw_ops;       /* the city */
 typedef struct gw_ops_view gw_ops_view; /* what one connection has been sent */
@@ -93,7 +108,9 @@ void gw_ops_free(gw_ops *o);
 /* A position from driver-locations (halo copies are ignored). Returns 0, or -1 when the
  * table is full (the driver is not shown). */
 int gw_ops_location(gw_ops *o, const mrd_driver_location *loc, int64_t now_ms);
-/* A status command (dispatch-commands): available / offline. Other kinds are ignored. */
+/* A command (dispatch-commands): a status (available / offline) changes the driver's state;
+ * a ride request's receive time (ts_ms) is remembered by request_id for the request ->
+ * offer latency. Other kinds are ignored. */
 void gw_ops_command(gw_ops *o, const mrd_command *cmd, int64_t now_ms);
 /* A dispatch event: trips, driver states, per-shard rates. */
 void gw_ops_event(gw_ops *o, const mrd_dispatch_event *ev, int64_t now_ms);

@@ -11,6 +11,12 @@
  *     reads them all anyway);
  *   - every 2 s: hot cells from Redis (hot:supply:{shard}, hot:demand:{shard} for every
  *     shard of the map), the shard map in use, expiry;
+ *   - every 0.25 s while an ops client is connected: the move in progress, from PostgreSQL
+ *     (the `shard_runs` row that `meridianctl shards apply|move` keeps: in state 'running',
+ *     or ended in the last 5 s so that a step quicker than a frame is seen; its step under
+ *     way; whether the CLI's advisory lock is still held) and the two shards' serving
+ *     epochs from Redis (dispatch:stats:{k} epoch); gw_ops_move_state names what the step
+ *     is doing;
  *   - on start, the live trips dispatch keeps in Redis (dispatch:live:{shard} and
  *     trip:snap:{trip_id}), so the map shows trips that began before the gateway did;
  *   - one frame per ops connection per period, skipped while its send queue is backed up
@@ -33,6 +39,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "geo/snapshot.h"
 #include "mrd/jwt.h"
 #include "mrd/log.h"
@@ -41,6 +48,12 @@
 #define OPS_MAX_CONNS_LIMIT 64
 #define OPS_TICK_S 0.05
 #define OPS_SLOW_MS 2000   /* hot cells, shard map, expiry */
+#define OPS_MOVES_MS 250   /* the move in progress (a step takes about a second) */
+#define OPS_MOVES_LINGER_S "5" /* a run that ended is shown this long after */
+#define OPS_MOVES_MAX 8
+/* meridianctl shards' advisory lock (tools/meridianctl/shards.c SHARDS_LOCK_KEY): held by
+ * the live CLI for the whole run */
+#define SHARDS_LOCK_KEY "7311822012"
 #define OPS_POLL_MAX 4096  /* Kafka messages per tick */
 #define OPS_IN_RATE 1.0    /* ops client messages per second */
 #define OPS_IN_BURST 5.0
@@ -62,6 +75,10 @@ struct gw_ops_io {
   int64_t idle_since_ms;        /* when the last ops client left (0 = one is connected) */
   ev_timer tick;
   int64_t last_slow_ms;
+  int64_t last_moves_ms;
+  gw_ops_move moves[OPS_MOVES_MAX];
+  size_t n_moves;
+  bool moves_failing;           /* the last read failed (logged once until it works again) */
   char *roads;
   size_t roads_len;
   char web_dir[PATH_MAX];
@@ -229,6 +246,63 @@ static void slow_turn(gw_server *s, gw_ops_io *io, int64_t now) {
   gw_ops_expire(io->city, now);
 }
 
+/* A shard's serving epoch as it last reported it (dispatch:stats:{k} epoch), or 0. */
+static uint64_t serving_epoch(gw_server *s, uint32_t k) {
+  redisReply *rep = NULL;
+  if (mrd_redis_cmdf(s->redis, &rep, "HGET dispatch:stats:%u epoch", (unsigned)k) != 0) return 0;
+  uint64_t e = rep->type == REDIS_REPLY_STRING && rep->str ? strtoull(rep->str, NULL, 10) : 0;
+  freeReplyObject(rep);
+  return e;
+}
+
+/* The step under way of a `meridianctl shards` run (docs/shards.md, shard_runs), as moves.
+ * Keeps the last moves known while PostgreSQL cannot be asked. */
+static void read_moves(gw_server *s, gw_ops_io *io) {
+  if (!mrd_pg_connected(s->pg)) return; /* reconnecting is the epoch check's job */
+  PGresult *res = NULL;
+  if (mrd_pg_exec(s->pg, &res,
+                  "SELECT coalesce(step->>'start', ''), coalesce(step->>'end', ''), "
+                  "coalesce(step->>'from', ''), coalesce(step->>'to', ''), coalesce(step->>'epoch', ''), "
+                  "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                  "AND ((classid::bigint << 32) | objid::bigint) = " SHARDS_LOCK_KEY "), state "
+                  "FROM shard_runs WHERE step IS NOT NULL AND (state = 'running' "
+                  "OR updated_at > now() - interval '" OPS_MOVES_LINGER_S " seconds') ORDER BY id",
+                  0, NULL) != 0) {
+    if (!io->moves_failing) mrd_log_warn("ops_moves", "err=%s", mrd_pg_errstr(s->pg));
+    io->moves_failing = true;
+    return;
+  }
+  io->moves_failing = false;
+  uint64_t gw_epoch = s->map ? gw_shardmap_epoch(s->map) : 0;
+  size_t n = 0;
+  for (int i = 0; i < PQntuples(res) && n < OPS_MOVES_MAX; i++) {
+    const char *start = PQgetvalue(res, i, 0), *end = PQgetvalue(res, i, 1);
+    char *e1, *e2, *e3;
+    unsigned long from = strtoul(PQgetvalue(res, i, 2), &e1, 10);
+    unsigned long to = strtoul(PQgetvalue(res, i, 3), &e2, 10);
+    unsigned long long epoch = strtoull(PQgetvalue(res, i, 4), &e3, 10);
+    if (strlen(start) > GW_RANGE_KEY_MAX || strlen(end) > GW_RANGE_KEY_MAX || *e1 || *e2 || *e3 ||
+        e1 == PQgetvalue(res, i, 2) || e2 == PQgetvalue(res, i, 3) || from >= MRD_SHARD_COUNT ||
+        to >= MRD_SHARD_COUNT) {
+      mrd_log_warn("ops_moves", "err=%s", "a shard_runs step that is not {start,end,from,to,epoch}: skipped");
+      continue;
+    }
+    gw_ops_move *m = &io->moves[n++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->start, sizeof m->start, "%s", start);
+    snprintf(m->end, sizeof m->end, "%s", end);
+    m->from_shard = (uint32_t)from;
+    m->to_shard = (uint32_t)to;
+    m->epoch = epoch;
+    bool cli_alive = PQgetvalue(res, i, 5)[0] == 't';
+    snprintf(m->state, sizeof m->state, "%s",
+             gw_ops_move_state(PQgetvalue(res, i, 6), epoch, gw_epoch, serving_epoch(s, m->from_shard),
+                               serving_epoch(s, m->to_shard), cli_alive));
+  }
+  PQclear(res);
+  io->n_moves = n;
+}
+
 /* The live trips of every shard, from the snapshots dispatch keeps for restarts. */
 static void seed_trips(gw_server *s, gw_ops_io *io, int64_t now) {
   uint64_t shards = s->map ? gw_shardmap_prefix_shards(s->map, "") : 0;
@@ -278,8 +352,12 @@ static void tick(gw_server *s) {
     slow_turn(s, io, now);
     io->last_slow_ms = now;
   }
+  if (io->n_conns > 0 && now - io->last_moves_ms >= OPS_MOVES_MS) {
+    read_moves(s, io);
+    io->last_moves_ms = now;
+  }
   /* the map is borrowed: hand the current one over before any frame (a reload frees the old) */
-  gw_ops_set_shards(io->city, s->map, NULL, 0);
+  gw_ops_set_shards(io->city, s->map, io->moves, io->n_moves);
   for (int i = 0; i < io->n_conns; i++) {
     gw_conn *c = io->conns[i];
     if (now < io->next_frame_ms[i] || c->closing) continue;
@@ -405,6 +483,9 @@ int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user) {
       !mrd_id_valid(cl.sub))
     return 401;
   if (cl.role != MRD_ROLE_OPS) return 403;
+  /* the same policy as the apps' endpoints: sub shape, lifetime at most the maximum */
+  if (gw_token_check_claims(&cl, gw_now_ms() / 1000, s->cfg->token_max_lifetime_ms / 1000) != GW_TOKEN_OK)
+    return 401;
   if (!s->ops || s->ops->n_conns >= s->ops->max_conns) return 503;
   if (user) memcpy(user, cl.sub, strlen(cl.sub) + 1);
   return 0;
@@ -422,8 +503,8 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
   c->ws = true;
   c->role = GW_ROLE_RIDER; /* unused for ops: never in the registry */
   int64_t now = gw_now_ms();
-  gw_bucket_init(&c->bucket, OPS_IN_RATE, OPS_IN_BURST, now);
-  gw_flood_init(&c->flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
+  gw_bucket_init(&c->ops_bucket, OPS_IN_RATE, OPS_IN_BURST, now);
+  gw_flood_init(&c->ops_flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
   consumer_want(io);
   io->next_frame_ms[io->n_conns] = now; /* the first frame at the next tick */
   io->conns[io->n_conns++] = c;
@@ -434,8 +515,8 @@ int gw_ops_io_open(gw_server *s, gw_conn *c) {
 int gw_ops_io_receive(gw_server *s, gw_conn *c) {
   if (c->drain_then_close || c->closing) return 0;
   int64_t now = gw_now_ms();
-  if (!gw_bucket_take(&c->bucket, now)) {
-    if (gw_flood_hit(&c->flood, now) == GW_FLOOD_CLOSE) {
+  if (!gw_bucket_take(&c->ops_bucket, now)) {
+    if (gw_flood_hit(&c->ops_flood, now) == GW_FLOOD_CLOSE) {
       c->drain_then_close = true;
       lws_callback_on_writable(c->wsi);
       return 0;

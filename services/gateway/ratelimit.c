@@ -24,6 +24,22 @@ bool gw_bucket_take(gw_bucket *b, int64_t now_ms) {
   return false;
 }
 
+double gw_bucket_charge(gw_bucket *b, double n, int64_t now_ms) {
+  b->tokens = gw_bucket_level(b, now_ms);
+  if (now_ms > b->last_ms) b->last_ms = now_ms;
+  b->tokens -= n;
+  return b->tokens;
+}
+
+double gw_bucket_level(const gw_bucket *b, int64_t now_ms) {
+  double t = b->tokens;
+  if (now_ms > b->last_ms) {
+    t += (double)(now_ms - b->last_ms) * b->rate_per_s / 1000.0;
+    if (t > b->burst) t = b->burst;
+  }
+  return t;
+}
+
 void gw_flood_init(gw_flood *f, uint32_t max_warnings, int64_t window_ms) {
   f->max_warnings = max_warnings;
   f->window_ms = window_ms > 0 ? window_ms : 1;

@@ -28,6 +28,14 @@ void gw_bucket_init(gw_bucket *b, double rate_per_s, double burst, int64_t now_m
  * nothing (and never removes tokens). */
 bool gw_bucket_take(gw_bucket *b, int64_t now_ms);
 
+/* Charge n tokens at now_ms (after refilling), even when fewer are left: the bucket may go
+ * into debt (negative tokens) and refills from there. Returns the tokens left, negative
+ * while in debt. For byte budgets, where the cost is known only after the fact. */
+double gw_bucket_charge(gw_bucket *b, double n, int64_t now_ms);
+
+/* The tokens the bucket holds at now_ms (refilled, not taken). */
+double gw_bucket_level(const gw_bucket *b, int64_t now_ms);
+
 /* What to do with a connection after a rate-limit hit. */
 typedef enum gw_flood_verdict {
   GW_FLOOD_WARN = 0, /* answer rate_limited and keep the connection */

@@ -16,9 +16,12 @@
 #include <stdint.h>
 
 #include "area.h"
+#include "budget.h"
 #include "gateway.h"
 #include "mrd/admin.h"
+#include "mrd/dlq.h"
 #include "mrd/kafka.h"
+#include "mrd/log.h"
 #include "mrd/metrics.h"
 #include "mrd/pg.h"
 #include "mrd/redis.h"
@@ -52,6 +55,15 @@ typedef struct gw_config {
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
   char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */
   int redis_timeout_ms;               /* 200 */
+  int64_t token_max_lifetime_ms;      /* 24 h: longer-lived tokens are refused (401) */
+  int max_conns;                      /* 10000 WebSocket connections (0 = no cap): 503 */
+  double ip_conn_rate, ip_conn_burst; /* new connections per address: 50/s, 2500: 429 */
+  double rx_bytes_rate, rx_bytes_burst; /* bytes a user sends: 16 KiB/s, 64 KiB */
+  int64_t rx_check_ms;                /* 250 ms: received bytes charged this often */
+  int max_header_bytes;               /* 8192: HTTP headers above -> 431 */
+  double log_rate;                    /* 5 lines/s for refused upgrades, header errors */
+  int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
+  int64_t request_ttl_ms;             /* how long a (rider, request_id) is remembered: 24 h */
 } gw_config;
 
 /* Parse argv and the environment into cfg; on error prints one line and exits 2. */
@@ -81,16 +93,21 @@ typedef struct gw_conn {
   char user[MRD_ID_MAX + 1];    /* the token's sub */
   gw_conn_ref *ref;
   struct gw_conn *next_in_bucket; /* registry chain by (role, user) */
+  bool in_registry;             /* false once replaced by a newer connection of the user */
+  int64_t exp_s;                /* the token's exp: closed with 4001 at that time */
+  gw_budget *budget;            /* the user's budget, shared with his other connections */
+  uint64_t rx_bytes_seen;       /* the socket's bytes received when last charged */
+  int64_t rx_checked_ms;        /* when last charged */
+  bool rx_paused;               /* reading stopped: the user's byte budget is in debt */
   /* receive */
   char rx[GW_MAX_MESSAGE_BYTES];
   size_t rx_len;
   bool rx_too_large, rx_binary;
-  /* rate limits */
-  gw_bucket bucket;   /* locations (driver) or everything (rider) */
-  gw_bucket control;  /* driver messages other than location */
-  gw_flood flood;
   bool closing;       /* close with 1008 at the next writeable (slow consumer) */
-  bool drain_then_close; /* flooding: send what is queued, then close with 1008 */
+  bool drain_then_close; /* send what is queued, then a close frame close_code/close_reason */
+  uint16_t close_code;   /* 1008 flood, 4001 token expired, 4002 replaced */
+  const char *close_reason; /* a string literal */
+  bool going_away;       /* drained: the gateway is shutting down (1012 "service restart") */
   bool close_sent;       /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
@@ -99,9 +116,12 @@ typedef struct gw_conn {
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
   /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
   struct gw_ops_view *ops_view;
+  gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
+  gw_flood ops_flood;
   /* HTTP answer */
   char *http_body;
   size_t http_len;
+  uint64_t http_rx_base; /* socket bytes received before this request (keep-alive) */
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
@@ -116,10 +136,16 @@ typedef struct gw_metrics {
   mrd_counter *rate_limited[2];        /* by role */
   mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
   mrd_counter *kafka_failed, *events_in, *events_bad;
+  mrd_counter *request_resends, *request_conflicts; /* same request_id again: same / other places */
+  mrd_counter *dlq[MRD_FAIL_COUNT];    /* meridian_dlq_events_total{consumer="gateway"} */
   mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
   mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
   mrd_counter *epoch_reloads;          /* maps loaded after an epoch change */
   mrd_counter *events_fenced;          /* dispatch-events of a stale lease generation, dropped */
+  mrd_counter *refused[6];             /* upgrades refused: 401 403 404 429 503 431/400 */
+  mrd_counter *closed_expired, *closed_replaced, *closed_bad_close, *rx_paused;
+  mrd_counter *unrouted;               /* accept/complete... naming a shard not in the map */
+  mrd_gauge *budgets;                  /* per-user budgets held */
 } gw_metrics;
 
 /* The gateway. */
@@ -144,10 +170,19 @@ typedef struct gw_server {
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
+  /* Set around the produce of a new ride request: its idempotency key is forgotten
+   * (gw_request_forget) if Kafka fails to deliver it, so the client's retry is new. */
+  const char *undo_request_id, *undo_rider, *undo_value;
   uint64_t notified_epoch; /* the highest epoch named by the notifications just read */
   unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
   int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
   mrd_fence fence;         /* highest lease generation seen per dispatch shard */
+  gw_budgets *budgets; /* per (role, user), shared by his connections */
+  gw_iprate *iprate;   /* new connections per client address */
+  int open_ws;         /* WebSocket connections established and not yet closed */
+  mrd_log_gate refusal_log; /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
+  lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
+  ev_timer ev_rx;                /* the same on the libev loop */
   struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
 } gw_server;
 
@@ -190,13 +225,21 @@ void gw_epoch_check(gw_server *s);
 /* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
  * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */
 int gw_request_window(gw_server *s, const char *rider, int64_t now_ms);
-/* Remember / check the owner and shard of a request (for cancel). record: 0 with *routed the
- * shard the request goes to (shard for a new id; for a retry of the rider's own id, the
- * shard the first copy went to, so that a retry after a shard-map change reaches the trip
- * it made: docs/shards.md), GW_FORBIDDEN (another rider's id), GW_UNAVAILABLE. lookup: 0
- * with *shard, GW_FORBIDDEN (not his or unknown), GW_UNAVAILABLE. */
+/* The idempotency of a ride request (key gw:req:{rider}:{request_id}, schemas/redis.md):
+ * sets the key to the value of (shard, pickup, dropoff) unless it exists (TTL
+ * cfg->request_ttl_ms), and says in *seen whether this request is new, a resend (then
+ * *route_shard is the shard of the first one) or a conflict (another pickup or drop-off);
+ * value (value_cap >= GW_REQ_VALUE_MAX) gets what this request would store, for
+ * gw_request_forget. Returns 0, GW_UNAVAILABLE (Redis) or GW_INTERNAL. */
 int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
-                      uint32_t *routed);
+                      mrd_latlon pickup, mrd_latlon dropoff, gw_req_seen *seen,
+                      uint32_t *route_shard, char *value, size_t value_cap);
+/* Deletes the key if it still holds value (compare-and-delete): the request it recorded
+ * never reached Kafka, so the client's retry must count as new. Logs a failure. */
+void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
+                       const char *value);
+/* The shard of the rider's request (for cancel): 0 with *shard, GW_FORBIDDEN (not his or
+ * unknown), GW_UNAVAILABLE. */
 int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard);
 /* Nearby drivers from the Redis GEO set: 0 with up to cap points in out and their number in
  * *n, or GW_UNAVAILABLE. */
@@ -213,6 +256,19 @@ int gw_ws_start(gw_server *s);
 /* One turn of the event loop (blocks until something happens or a timer is due): libev's
  * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
 int gw_ws_run_once(gw_server *s);
+
+/* The per-user budgets, per-address rates and refusal log gate (before gw_ws_start).
+ * Returns 0 or -1 (out of memory). */
+int gw_limits_start(gw_server *s);
+/* Free what gw_limits_start made (after gw_ws_stop). */
+void gw_limits_stop(gw_server *s);
+/* Graceful shutdown, step one (s->stopping set first, so /readyz fails and new upgrades get
+ * 503): every open WebSocket sends what it has queued, then a close frame 1012 "service
+ * restart", on which clients reconnect (to another gateway). Returns the connections asked to
+ * close. */
+size_t gw_ws_drain(gw_server *s);
+/* Open WebSocket connections (the registry's). */
+size_t gw_ws_open(const gw_server *s);
 
 /* Destroys the lws context and then the libev loop (each may be NULL). */
 void gw_ws_stop(gw_server *s);

@@ -35,6 +35,39 @@ static int by_start(const void *a, const void *b) {
   return strcmp(((const gw_shard_range *)a)->start, ((const gw_shard_range *)b)->start);
 }
 
+int gw_shard_range_parse(const char *start, const char *end, const char *shard,
+                         gw_shard_range *out, char *err, size_t errcap) {
+  if (!start || !end || !shard) {
+    seterr(err, errcap, "a shard_map row needs range_start, range_end and shard");
+    return -1;
+  }
+  if (strnlen(start, GW_RANGE_KEY_MAX + 1) > GW_RANGE_KEY_MAX ||
+      strnlen(end, GW_RANGE_KEY_MAX + 1) > GW_RANGE_KEY_MAX) {
+    seterr(err, errcap, "a range boundary longer than %d characters", GW_RANGE_KEY_MAX);
+    return -1;
+  }
+  uint32_t v = 0;
+  size_t digits = 0;
+  for (const char *p = shard; *p; p++, digits++) {
+    if (*p < '0' || *p > '9' || digits >= 3) {
+      seterr(err, errcap, "shard \"%.8s\" is not a number below %d", shard, MRD_SHARD_COUNT);
+      return -1;
+    }
+    v = v * 10 + (uint32_t)(*p - '0');
+  }
+  if (digits == 0 || v >= MRD_SHARD_COUNT) {
+    seterr(err, errcap, "shard \"%.8s\" is not a number below %d", shard, MRD_SHARD_COUNT);
+    return -1;
+  }
+  gw_shard_range r;
+  memset(&r, 0, sizeof r);
+  memcpy(r.start, start, strlen(start) + 1);
+  memcpy(r.end, end, strlen(end) + 1);
+  r.shard = v;
+  *out = r;
+  return 0;
+}
+
 gw_shardmap *gw_shardmap_new(uint64_t epoch, const gw_shard_range *ranges, size_t n, char *err,
                              size_t errcap) {
   if (epoch < 1 || !ranges || n == 0) {

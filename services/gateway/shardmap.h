@@ -1,5 +1,5 @@
 /*
- * shardmap.h: the shard map (DESIGN §2) as the gateway caches it: sorted geohash ranges
+ * shardmap.h: the shard map as the gateway caches it: sorted geohash ranges
  * [start, end) -> shard under one epoch, with lookups by binary search, and the routing of a
  * driver position to its owner shard plus the halo shards within a distance.
  *
@@ -25,6 +25,14 @@ typedef struct gw_shard_range {
 } gw_shard_range;
 
 typedef struct gw_shardmap gw_shardmap;
+
+/* One row of the shard_map table as PostgreSQL returns it (text): range_start and
+ * range_end (each at most GW_RANGE_KEY_MAX bytes; a longer one is refused, never
+ * truncated) and shard (decimal digits only, below MRD_SHARD_COUNT). Returns 0 and *out,
+ * or -1 with a one-line reason in err (errcap bytes). Whether the rows tile the world is
+ * gw_shardmap_new's check. */
+int gw_shard_range_parse(const char *start, const char *end, const char *shard,
+                         gw_shard_range *out, char *err, size_t errcap);
 
 /* Build a map of epoch from n ranges in any order (copied). The ranges must tile the
  * world: sorted by start they begin at "", each ends where the next begins, the last ends

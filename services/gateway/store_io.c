@@ -3,12 +3,12 @@
  * from PostgreSQL (LISTEN shard_map for prompt changes, max(epoch) re-read as a
  * fallback), the per-rider sliding window of ride requests (a Lua script, so
  * every replica counts in the same window atomically), request ownership for cancels,
- * nearby drivers (GEOSEARCH on the hot-cell GEO set) and trip snapshots.
+ * idempotency of (rider, request_id) across shards and time, nearby drivers (GEOSEARCH on the hot-cell GEO set) and trip snapshots.
  *
  * Redis calls are synchronous with a short time limit (MERIDIAN_GW_REDIS_TIMEOUT_MS); while
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
  * `unavailable` for what needs Redis, everything else keeps working.
- * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{request_id},
+ * Key layout: schemas/redis.md (gw:rl:req:{rider}, gw:req:{rider}:{request_id},
  * drivers:available, trip:active:{role}:{user}, trip:last:rider:{rider}, trip:snap:{trip_id}).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -42,13 +42,17 @@ int gw_shardmap_load(gw_server *s) {
     return -1;
   }
   uint64_t epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  char err[200];
   for (int i = 0; i < n; i++) {
-    snprintf(r[i].start, sizeof r[i].start, "%s", PQgetvalue(res, i, 1));
-    snprintf(r[i].end, sizeof r[i].end, "%s", PQgetvalue(res, i, 2));
-    r[i].shard = (uint32_t)atoi(PQgetvalue(res, i, 3));
+    if (gw_shard_range_parse(PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                             &r[i], err, sizeof err) != 0) {
+      PQclear(res);
+      free(r);
+      mrd_log_error("shardmap_load", "epoch=%llu row=%d err=%s", (unsigned long long)epoch, i, err);
+      return -1;
+    }
   }
   PQclear(res);
-  char err[200];
   gw_shardmap *m = gw_shardmap_new(epoch, r, (size_t)n, err, sizeof err);
   free(r);
   if (!m) {
@@ -136,45 +140,67 @@ int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
   return rc;
 }
 
+/* gw:req:{rider}:{request_id} (schemas/redis.md) */
+static void request_key(char *key, size_t cap, const char *rider, const char *request_id) {
+  snprintf(key, cap, "gw:req:%s:%s", rider, request_id);
+}
+
 int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
-                      uint32_t *routed) {
-  char key[MRD_ID_MAX + 16], val[MRD_ID_MAX + 16];
-  snprintf(key, sizeof key, "gw:req:%s", request_id);
-  snprintf(val, sizeof val, "%s|%u", rider, shard);
+                      mrd_latlon pickup, mrd_latlon dropoff, gw_req_seen *seen,
+                      uint32_t *route_shard, char *value, size_t value_cap) {
+  char key[2 * MRD_ID_MAX + 16], ttl[24];
+  request_key(key, sizeof key, rider, request_id);
+  if (gw_request_value(shard, pickup, dropoff, value, value_cap) < 0) return GW_INTERNAL;
+  snprintf(ttl, sizeof ttl, "%lld", (long long)(s->cfg->request_ttl_ms / 1000));
+  /* Redis 7: NX with GET sets the key when it is missing and answers the old value */
+  const char *argv[] = {"SET", key, value, "NX", "EX", ttl, "GET"};
   redisReply *rep = NULL;
-  if (mrd_redis_cmdf(s->redis, &rep, "SET %s %s NX EX 86400 GET", key, val) != 0) {
-    /* Redis 7 supports NX with GET; older servers answer an error */
-    return GW_UNAVAILABLE;
-  }
+  if (mrd_redis_cmd(s->redis, &rep, 7, argv, NULL) != 0) return GW_UNAVAILABLE;
+  const char *stored = rep->type == REDIS_REPLY_STRING ? rep->str : NULL;
   int rc = 0;
-  *routed = shard;
-  if (rep->type == REDIS_REPLY_STRING) { /* it existed: same rider retries are fine */
-    const char *bar = strchr(rep->str, '|');
-    size_t n = bar ? (size_t)(bar - rep->str) : 0;
-    if (!bar || n != strlen(rider) || strncmp(rep->str, rider, n) != 0) {
-      rc = GW_FORBIDDEN;
-    } else {
-      unsigned long v = strtoul(bar + 1, NULL, 10);
-      if (v < MRD_SHARD_COUNT) *routed = (uint32_t)v; /* where the first copy went */
-    }
+  if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) {
+    rc = GW_UNAVAILABLE;
+  } else {
+    *route_shard = shard;
+    *seen = gw_request_compare(stored, value, route_shard);
   }
   freeReplyObject(rep);
   return rc;
 }
 
-int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard) {
+static const char CAD_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
+                       const char *value) {
+  char key[2 * MRD_ID_MAX + 16];
+  request_key(key, sizeof key, rider, request_id);
+  const char *argv[] = {"EVAL", CAD_LUA, "1", key, value};
   redisReply *rep = NULL;
-  if (mrd_redis_cmdf(s->redis, &rep, "GET gw:req:%s", request_id) != 0) return GW_UNAVAILABLE;
+  if (mrd_redis_cmd(s->redis, &rep, 5, argv, NULL) != 0) {
+    /* the key stays: a retry is a resend the shard refuses (invalid_state), never a
+     * second trip; the rider sends a new request_id */
+    mrd_log_warn("request_forget_failed", "rider=%s request_id=%s err=%s", rider, request_id,
+                 mrd_redis_errstr(s->redis));
+    return;
+  }
+  freeReplyObject(rep);
+}
+
+int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard) {
+  char key[2 * MRD_ID_MAX + 16];
+  request_key(key, sizeof key, rider, request_id);
+  const char *argv[] = {"GET", key};
+  redisReply *rep = NULL;
+  if (mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) != 0) return GW_UNAVAILABLE;
   int rc = GW_FORBIDDEN;
   if (rep->type == REDIS_REPLY_STRING) {
-    const char *bar = strchr(rep->str, '|');
-    size_t n = bar ? (size_t)(bar - rep->str) : 0;
-    if (bar && n == strlen(rider) && strncmp(rep->str, rider, n) == 0) {
-      unsigned long v = strtoul(bar + 1, NULL, 10);
-      if (v < MRD_SHARD_COUNT) {
-        *shard = (uint32_t)v;
-        rc = 0;
-      }
+    char *end = NULL;
+    unsigned long v = strtoul(rep->str, &end, 10);
+    if (end != rep->str && *end == '|' && v < MRD_SHARD_COUNT) {
+      *shard = (uint32_t)v;
+      rc = 0;
     }
   }
   freeReplyObject(rep);

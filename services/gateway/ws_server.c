@@ -2,14 +2,19 @@
  * ws_server.c: the libwebsockets side of the gateway: one protocol callback that serves
  * HTTP (/healthz, /readyz, /metrics) and the WebSocket endpoints /v1/driver and /v1/rider.
  *
- * Authentication happens before the upgrade (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION):
- * 401 for a missing or bad token, 403 for the wrong role. Messages are accumulated over
+ * Admission and authentication happen before the upgrade
+ * (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION): 503 at the connection cap, 429 for an address
+ * opening connections too fast, 401 for a missing, bad or too long-lived token, 403 for the
+ * wrong role. A user has one live connection per role: the newest wins, the older gets a
+ * close frame 4002. A connection is closed with 4001 when its token expires. The rate
+ * limits are per user (budget.h), bytes of every frame (pings included) count. Messages are accumulated over
  * fragments (4 KiB at most), rate-limited, parsed by gateway.c and routed to Kafka; each
  * connection has a bounded send queue where nearby answers are dropped first and trip
  * events never; a client whose queue stays full is closed. Connections are found by
  * (role, user) in a hash table for event delivery. Not thread-safe: the lws loop only.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +22,12 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include "auth.h"
+#include "checks.h"
 #include "mrd/jwt.h"
 #include "mrd/log.h"
 #include "ops_io.h"
@@ -27,6 +37,9 @@
  * lws_close_reason()"), but the value is part of its ABI (the public enum skips 4 for it)
  * and lws's ws role writes it as a close frame. */
 #define GW_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* RFC 6455 1012 "Service Restart" (IANA registry): the server is going away, the client should
+ * reconnect; lws 4.1 has no name for it. */
+#define GW_CLOSE_SERVICE_RESTART 1012u
 
 int64_t gw_now_ms(void) {
   struct timespec t;
@@ -70,7 +83,7 @@ static int out_kind(const char *json) {
 }
 
 void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable) {
-  if (!c->ws || c->closing) return;
+  if (!c->ws || c->closing || c->close_sent) return; /* nothing after our close frame */
   int cap = s->cfg->sendq;
   if (c->q_len == cap) {
     /* full: drop the oldest droppable message, or this one if it is droppable */
@@ -183,8 +196,10 @@ void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
 
 /* ---- auth ---------------------------------------------------------------------------- */
 
-/* 0 and the claims, or the HTTP status to answer (401, 403, 404). */
-static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user) {
+/* 0 and the claims, or the HTTP status to answer (401, 403, 404) with *why (a literal). */
+static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user,
+                        int64_t *exp_s, const char **why) {
+  *why = "not found";
   char uri[128];
   if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) return 404;
   mrd_role want;
@@ -205,20 +220,251 @@ static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user
   } else {
     token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
   }
+  *why = "no token";
   if (!token || !*token) return 401;
   mrd_jwt_claims cl;
+  int64_t now_s = gw_now_ms() / 1000;
   int rc = mrd_jwt_verify(s->cfg->jwt_secret, strlen(s->cfg->jwt_secret), token, MRD_ROLE_ANY,
-                          gw_now_ms() / 1000, &cl);
-  if (rc || !mrd_id_valid(cl.sub)) return 401;
-  if (cl.role != want) return 403;
+                          now_s, &cl);
+  if (rc) {
+    *why = mrd_strerror(rc);
+    return 401;
+  }
+  if (cl.role != want) { /* an ops token, or the other app's */
+    *why = "role does not match the endpoint";
+    return 403;
+  }
+  gw_token_verdict v = gw_token_check_claims(&cl, now_s, s->cfg->token_max_lifetime_ms / 1000);
+  if (v == GW_TOKEN_BAD_ROLE) {
+    *why = gw_token_verdict_text(v);
+    return 403;
+  }
+  if (v != GW_TOKEN_OK) {
+    *why = gw_token_verdict_text(v);
+    return 401;
+  }
   memcpy(user, cl.sub, strlen(cl.sub) + 1); /* mrd_id_valid: at most 64 bytes */
+  *exp_s = cl.exp_s;
   return 0;
+}
+
+/* ---- limits (issue 13): admission, budgets, token expiry, close and header errors ----- */
+
+int gw_limits_start(gw_server *s) {
+  const gw_config *k = s->cfg;
+  gw_budget_limits lim[2];
+  memset(lim, 0, sizeof lim);
+  lim[GW_ROLE_DRIVER] = (gw_budget_limits){k->driver_rate, k->driver_burst, k->control_rate,
+                                           k->control_burst, k->rx_bytes_rate, k->rx_bytes_burst,
+                                           (uint32_t)k->flood_warnings, k->flood_window_ms};
+  lim[GW_ROLE_RIDER] = (gw_budget_limits){k->rider_rate, k->rider_burst, k->rider_rate,
+                                          k->rider_burst, k->rx_bytes_rate, k->rx_bytes_burst,
+                                          (uint32_t)k->flood_warnings, k->flood_window_ms};
+  s->budgets = gw_budgets_new(lim);
+  s->iprate = gw_iprate_new(k->ip_conn_rate, k->ip_conn_burst);
+  mrd_log_gate_init(&s->refusal_log, k->log_rate, k->log_rate < 1 ? 1 : k->log_rate, gw_now_ms());
+  if (!s->budgets || !s->iprate) {
+    mrd_log_error("limits", "err=%s", "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+void gw_limits_stop(gw_server *s) {
+  gw_budgets_free(s->budgets);
+  gw_iprate_free(s->iprate);
+  s->budgets = NULL;
+  s->iprate = NULL;
+}
+
+static int refused_index(int status) {
+  switch (status) {
+  case 401: return 0;
+  case 403: return 1;
+  case 404: return 2;
+  case 429: return 3;
+  case 503: return 4;
+  default: return 5; /* 431, 400 */
+  }
+}
+
+/* One line per refusal, at most MERIDIAN_GW_LOG_RATE a second; the next line written says
+ * how many were held back. Every refusal is counted in /metrics either way. */
+static void log_refusal(gw_server *s, struct lws *wsi, int status, const char *why) {
+  mrd_counter_inc(s->m.refused[refused_index(status)]);
+  uint64_t held = 0;
+  if (!mrd_log_gate_pass(&s->refusal_log, gw_now_ms(), &held)) return;
+  char ip[64] = "?";
+  if (wsi) lws_get_peer_simple(wsi, ip, sizeof ip);
+  mrd_log_warn("upgrade_refused", "status=%d ip=%s why=\"%s\" suppressed=%llu", status, ip, why,
+               (unsigned long long)held);
+}
+
+/* Write a whole HTTP/1.1 answer on wsi (before the upgrade) and let the caller close. Written
+ * raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict clients
+ * (Python websockets) refuse. */
+static void refuse_http(struct lws *wsi, int status) {
+  const char *line, *body, *extra = "";
+  switch (status) {
+  case 401: line = "Unauthorized"; body = "invalid or missing token\n"; extra = "www-authenticate: Bearer\r\n"; break;
+  case 403: line = "Forbidden"; body = "the token's role does not match the endpoint\n"; break;
+  case 429: line = "Too Many Requests"; body = "too many new connections from this address; retry later\n"; extra = "retry-after: 1\r\n"; break;
+  case 503: line = "Service Unavailable"; body = "the gateway holds all the connections it may; retry later\n"; extra = "retry-after: 5\r\n"; break;
+  case 431: line = "Request Header Fields Too Large"; body = "request header fields too large\n"; break;
+  default: line = "Not Found"; body = "not found\n"; break;
+  }
+  unsigned char buf[LWS_PRE + 512];
+  int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+                   "HTTP/1.1 %d %s\r\n%scontent-type: text/plain\r\ncontent-length: %zu\r\n"
+                   "connection: close\r\n\r\n%s",
+                   status, line, extra, strlen(body), body);
+  if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
+    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+}
+
+/* Send what is queued for c, then a close frame code/reason (a literal, < 124 bytes), then
+ * wait for the client's close (5 s at most); c takes no more work meanwhile. */
+static void close_with(gw_conn *c, uint16_t code, const char *reason) {
+  if (c->drain_then_close || c->closing) return;
+  c->drain_then_close = true;
+  c->close_code = code;
+  c->close_reason = reason;
+  lws_callback_on_writable(c->wsi);
+}
+
+/* The newest connection of a user and role wins: every older one leaves the registry at
+ * once (events go to the new one only) and is closed with 4002 after what it has queued. */
+static void replace_older(gw_server *s, gw_conn *c) {
+  for (gw_conn *o = s->registry[bucket_of(c->role, c->user)]; o;) {
+    gw_conn *next = o->next_in_bucket;
+    if (o != c && o->role == c->role && strcmp(o->user, c->user) == 0) {
+      registry_remove(s, o);
+      o->in_registry = false;
+      mrd_counter_inc(s->m.closed_replaced);
+      close_with(o, 4002, "replaced by a newer connection");
+    }
+    o = next;
+  }
+}
+
+/* The bytes the kernel received on c's socket so far (frames of every kind and the
+ * handshake); false when the socket cannot say. */
+static bool socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent) {
+  int fd = lws_get_socket_fd(wsi);
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
+  if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+    return false;
+  *received = ti.tcpi_bytes_received;
+  *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent ? ti.tcpi_bytes_sent : 0;
+  return true;
+}
+
+/* Charge what c's socket received since the last charge to the user's byte budget, and
+ * pause, resume or close the user's connection accordingly. lws answers pings itself and
+ * never shows them to the gateway: the kernel's count of received bytes sees them. */
+static void rx_charge(gw_server *s, gw_conn *c, int64_t now) {
+  if (!c->ws || !c->budget || c->drain_then_close || c->closing) return;
+  uint64_t got = 0, sent = 0;
+  if (!socket_bytes(c->wsi, &got, &sent)) return;
+  uint64_t delta = got > c->rx_bytes_seen ? got - c->rx_bytes_seen : 0;
+  c->rx_bytes_seen = got;
+  c->rx_checked_ms = now;
+  gw_rx_verdict v = gw_budget_rx_charge(c->budget, delta, now);
+  if (v == GW_RX_CLOSE) {
+    mrd_counter_inc(s->m.closed_flood);
+    mrd_log_info("closed_flood", "role=%s user=%s why=bytes", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+    close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 2); /* it is not read any more */
+  } else if (v == GW_RX_PAUSE && !c->rx_paused) {
+    c->rx_paused = true;
+    mrd_counter_inc(s->m.rx_paused);
+    lws_rx_flow_control(c->wsi, 0);
+  } else if (v == GW_RX_OK && c->rx_paused) {
+    c->rx_paused = false;
+    lws_rx_flow_control(c->wsi, 1);
+  }
+}
+
+/* Every MERIDIAN_GW_RX_CHECK_MS: charge every connection (a ping flood raises no callback). */
+static void rx_check_all(gw_server *s) {
+  int64_t now = gw_now_ms();
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) rx_charge(s, c, now);
+}
+
+/* Once a second: close connections whose token expired (4001), drop budgets and address
+ * buckets that no longer matter. */
+static void limits_housekeeping(gw_server *s, int64_t now_ms) {
+  int64_t now_s = now_ms / 1000;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->exp_s && now_s >= c->exp_s && !c->drain_then_close && !c->closing) {
+        mrd_counter_inc(s->m.closed_expired);
+        close_with(c, 4001, "token expired");
+      }
+    }
+  }
+  gw_budgets_sweep(s->budgets, now_ms);
+  gw_iprate_sweep(s->iprate, now_ms);
+  mrd_gauge_set(s->m.budgets, (double)gw_budgets_count(s->budgets));
+}
+
+/* Request headers above MERIDIAN_GW_MAX_HEADER_BYTES are answered 431. lws itself closes a
+ * connection whose headers overflow its buffer without a word (and has shut the socket
+ * down before any callback could answer), so its buffer is GW_LWS_HEADER_BUFFER, far above
+ * the limit, and the limit is checked here once lws has the whole head: the bytes the
+ * socket received for this request (since the previous request of a keep-alive
+ * connection, from rx_base). True when the request was refused (return -1 then). */
+#define GW_LWS_HEADER_BUFFER (256 * 1024)
+static bool refuse_large_headers(gw_server *s, struct lws *wsi, uint64_t rx_base) {
+  uint64_t got = 0, sent = 0;
+  if (!socket_bytes(wsi, &got, &sent) || got < rx_base ||
+      got - rx_base <= (uint64_t)s->cfg->max_header_bytes)
+    return false;
+  refuse_http(wsi, 431);
+  log_refusal(s, wsi, 431, "request headers too large");
+  return true;
+}
+
+/* A connection lws closed before a whole request arrived (headers beyond even its buffer,
+ * or not HTTP): nothing can be answered any more (lws shut the socket down), but it is
+ * counted and logged at the bounded rate. */
+static void note_header_error(gw_server *s, struct lws *wsi) {
+  uint64_t got = 0, sent = 0;
+  if (!socket_bytes(wsi, &got, &sent) || got == 0 || sent != 0) return;
+  log_refusal(s, wsi, got >= GW_LWS_HEADER_BUFFER ? 431 : 400,
+              got >= GW_LWS_HEADER_BUFFER ? "request headers beyond the buffer: dropped"
+                                          : "incomplete or malformed request: dropped");
+}
+
+/* An accept/decline/arrived/start/complete naming a shard the map does not have would be
+ * produced to a partition no dispatch shard consumes: answer it instead. True when
+ * answered. */
+static bool refuse_unrouted(gw_server *s, gw_conn *c, const gw_msg *m) {
+  gw_code code = gw_target_shard_code(m->type, m->shard, gw_shardmap_prefix_shards(s->map, ""));
+  if (code == GW_OK) return false;
+  mrd_counter_inc(s->m.unrouted);
+  gw_error e;
+  memset(&e, 0, sizeof e);
+  gw_error_set(&e, code, "id", code == GW_UNKNOWN_OFFER ? "no such offer (shard %u is not in the map)"
+                                                        : "no such trip (shard %u is not in the map)",
+               (unsigned)m->shard);
+  if (m->has_ref) {
+    e.has_ref = true;
+    memcpy(e.ref, m->ref, sizeof e.ref);
+  }
+  gw_send_error(s, c, &e);
+  return true;
 }
 
 /* ---- messages ------------------------------------------------------------------------ */
 
-static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
-                            const char *key, bool ack) {
+/* Returns 0 when queued (the client hears of the delivery), else the code it was sent. */
+static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
+                           const char *key, bool ack) {
   uint8_t buf[MRD_PROTO_MAX_SIZE];
   size_t len;
   cmd->epoch = gw_shardmap_epoch(s->map);
@@ -226,12 +472,13 @@ static void produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_comma
   if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
   if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
     send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
-    return;
+    return GW_INTERNAL;
   }
   int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
                             ack && m->has_ref ? m->ref : NULL);
   if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
   else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
+  return rc;
 }
 
 static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
@@ -300,6 +547,7 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
   }
   case GW_MSG_ACCEPT:
   case GW_MSG_DECLINE:
+    if (refuse_unrouted(s, c, m)) return;
     cmd.kind = m->type == GW_MSG_ACCEPT ? MRD_CMD_ACCEPT : MRD_CMD_DECLINE;
     cmd.shard = m->shard;
     memcpy(cmd.offer_id, m->id, sizeof cmd.offer_id);
@@ -309,6 +557,7 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
   case GW_MSG_ARRIVED:
   case GW_MSG_START:
   case GW_MSG_COMPLETE:
+    if (refuse_unrouted(s, c, m)) return;
     cmd.kind = m->type == GW_MSG_ARRIVED ? MRD_CMD_ARRIVED
                : m->type == GW_MSG_START ? MRD_CMD_START
                                          : MRD_CMD_COMPLETE;
@@ -333,23 +582,40 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
       send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
       return;
     }
-    uint32_t routed = r.owner;
-    rc = gw_request_record(s, m->id, c->user, r.owner, &routed);
-    if (rc == GW_FORBIDDEN) {
-      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: used by another rider");
-      return;
-    }
+    /* one (rider, request_id) is one trip, whichever shard the pickup of a resend is on
+     * and however long ago dispatch forgot the trip (docs/protocol.md, "request_id") */
+    gw_req_seen seen = GW_REQ_NEW;
+    uint32_t shard = r.owner;
+    char value[GW_REQ_VALUE_MAX];
+    rc = gw_request_record(s, m->id, c->user, r.owner, m->pickup, m->dropoff, &seen, &shard,
+                           value, sizeof value);
     if (rc) {
       send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
       return;
     }
+    if (seen == GW_REQ_CONFLICT) {
+      mrd_counter_inc(s->m.request_conflicts);
+      send_code(s, c, m, GW_INVALID_STATE, "request_id",
+                "request_id: already used for a ride with another pickup or dropoff; send a "
+                "new request_id");
+      return;
+    }
     cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = routed;
+    cmd.shard = shard;
+    cmd.resend = seen == GW_REQ_RESEND;
+    if (cmd.resend) mrd_counter_inc(s->m.request_resends);
     memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
     memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
     cmd.pickup = m->pickup;
     cmd.dropoff = m->dropoff;
-    produce_command(s, c, m, &cmd, m->id, true);
+    if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
+      s->undo_request_id = m->id;
+      s->undo_rider = c->user;
+      s->undo_value = value;
+    }
+    rc = produce_command(s, c, m, &cmd, m->id, true);
+    s->undo_request_id = s->undo_rider = s->undo_value = NULL;
+    if (rc && !cmd.resend) gw_request_forget(s, m->id, c->user, value);
     return;
   }
   case GW_MSG_CANCEL: {
@@ -407,17 +673,17 @@ static int on_message(gw_server *s, gw_conn *c) {
   }
   mrd_counter_inc(s->m.in[ok == 0 ? m.type : GW_MSG_NONE]);
   /* every message costs a token, valid or not */
+  /* the user's budget: shared by all his connections (budget.h) */
   gw_bucket *b = (c->role == GW_ROLE_DRIVER && !(ok == 0 && m.type == GW_MSG_LOCATION))
-                     ? &c->control
-                     : &c->bucket;
+                     ? &c->budget->control
+                     : &c->budget->msgs;
   if (!gw_bucket_take(b, now)) {
     mrd_counter_inc(s->m.rate_limited[c->role]);
-    if (gw_flood_hit(&c->flood, now) == GW_FLOOD_CLOSE) {
+    if (gw_flood_hit(&c->budget->flood, now) == GW_FLOOD_CLOSE) {
       mrd_counter_inc(s->m.closed_flood);
       mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
       /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
-      c->drain_then_close = true;
-      lws_callback_on_writable(c->wsi);
+      close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
       return 0;
     }
     gw_error r;
@@ -497,6 +763,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     free(c->http_body);
     c->http_body = NULL;
     if (n < 0) return -1;
+    uint64_t sent = 0;
+    socket_bytes(wsi, &c->http_rx_base, &sent); /* the next request's head starts here */
     if (lws_http_transaction_completed(wsi)) return -1;
     return 0;
   }
@@ -507,30 +775,37 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (c) {
       free(c->http_body);
       c->http_body = NULL;
+    } else {
+      note_header_error(s, wsi);
     }
     break;
+  case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+    return refuse_large_headers(s, wsi, c ? c->http_rx_base : 0) ? -1 : 0;
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+    if (refuse_large_headers(s, wsi, 0)) return -1;
+    /* admission first: it costs no HMAC */
+    char ip[GW_IP_MAX + 1] = "";
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
+    if (av != GW_ADMIT_OK) {
+      refuse_http(wsi, (int)av);
+      log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
+      return -1;
+    }
     gw_role role;
     char sub[MRD_ID_MAX + 1];
-    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL) : authenticate(s, wsi, &role, sub);
+    if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
+      refuse_http(wsi, 503);
+      log_refusal(s, wsi, 503, "shutting down");
+      return -1;
+    }
+    int64_t exp_s = 0;
+    const char *why = NULL;
+    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL)
+                                       : authenticate(s, wsi, &role, sub, &exp_s, &why);
     if (status) {
-      /* written raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict
-       * clients (Python websockets) refuse */
-      const char *why = status == 401   ? "Unauthorized\r\nwww-authenticate: Bearer"
-                        : status == 403 ? "Forbidden"
-                        : status == 503 ? "Service Unavailable"
-                                        : "Not Found";
-      const char *body = status == 401   ? "invalid or missing token\n"
-                         : status == 403 ? "the token's role does not match the endpoint\n"
-                         : status == 503 ? "too many ops connections (MERIDIAN_OPS_MAX_CONNS)\n"
-                                         : "not found\n";
-      unsigned char buf[LWS_PRE + 512];
-      int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-                       "HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\ncontent-length: %zu\r\n"
-                       "connection: close\r\n\r\n%s",
-                       status, why, strlen(body), body);
-      if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
-        lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+      refuse_http(wsi, status);
+      log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
       return -1;
     }
     return 0;
@@ -540,7 +815,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     c->wsi = wsi;
     if (gw_ops_io_is_ops(wsi))
       return gw_ops_io_filter(s, wsi, c->user) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
-    if (authenticate(s, wsi, &c->role, c->user) != 0) return -1;
+    const char *why = NULL;
+    if (authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why) != 0) return -1;
     c->ref = calloc(1, sizeof *c->ref);
     c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
     if (!c->ref || !c->q) return -1;
@@ -548,14 +824,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     c->ref->refs = 1;
     c->ws = true;
     int64_t now = gw_now_ms();
-    if (c->role == GW_ROLE_DRIVER) {
-      gw_bucket_init(&c->bucket, s->cfg->driver_rate, s->cfg->driver_burst, now);
-      gw_bucket_init(&c->control, s->cfg->control_rate, s->cfg->control_burst, now);
-    } else {
-      gw_bucket_init(&c->bucket, s->cfg->rider_rate, s->cfg->rider_burst, now);
-    }
-    gw_flood_init(&c->flood, (uint32_t)s->cfg->flood_warnings, s->cfg->flood_window_ms);
+    c->budget = gw_budgets_acquire(s->budgets, c->role, c->user, now);
+    if (!c->budget) return -1;
+    uint64_t sent = 0;
+    socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
+    c->rx_checked_ms = now;
+    s->open_ws++;
+    replace_older(s, c);
     registry_add(s, c);
+    c->in_registry = true;
     mrd_gauge_add(s->m.conns[c->role], 1);
     /* a client that comes back during a trip learns its state at once */
     mrd_dispatch_event ev;
@@ -571,6 +848,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   }
   case LWS_CALLBACK_RECEIVE: {
     if (!c->ws) return -1;
+    if (lws_is_first_fragment(wsi)) {
+      int64_t now = gw_now_ms();
+      if (now - c->rx_checked_ms >= s->cfg->rx_check_ms) rx_charge(s, c, now);
+    }
     if (lws_is_first_fragment(wsi)) {
       c->rx_len = 0;
       c->rx_too_large = false;
@@ -597,11 +878,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * client is still sending then, the unread bytes make the kernel reset the
          * connection and the client loses the warnings and the close frame (seen in 3 of
          * 8 tries here). A client that never answers is cut after 5 s. */
-        unsigned char frame[LWS_PRE + 8];
-        frame[LWS_PRE] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(LWS_CLOSE_STATUS_POLICY_VIOLATION & 0xff);
-        memcpy(frame + LWS_PRE + 2, "flood", 5);
-        if (lws_write(wsi, frame + LWS_PRE, 7, GW_LWS_WRITE_CLOSE) < 7) return -1;
+        unsigned char frame[LWS_PRE + 125];
+        size_t rn = strnlen(c->close_reason ? c->close_reason : "", 123);
+        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+        memcpy(frame + LWS_PRE + 2, c->close_reason ? c->close_reason : "", rn);
+        if (lws_write(wsi, frame + LWS_PRE, 2 + rn, GW_LWS_WRITE_CLOSE) < (int)(2 + rn)) return -1;
         c->close_sent = true;
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
       }
@@ -612,11 +894,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
     break;
   }
+  case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+    /* RFC 6455 7.4: a close frame with a code a peer may not send is a protocol error */
+    if (!gw_close_payload_valid(in, len)) {
+      mrd_counter_inc(s->m.closed_bad_close);
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close code", 18);
+      return -1;
+    }
+    break;
   case LWS_CALLBACK_CLOSED: {
     if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
     else if (!c || !c->ws) break;
     else {
-      registry_remove(s, c);
+      if (c->in_registry) registry_remove(s, c);
+      c->in_registry = false;
+      gw_budgets_release(s->budgets, c->budget);
+      c->budget = NULL;
+      s->open_ws--;
       mrd_gauge_add(s->m.conns[c->role], -1);
     }
     if (!c->ws) break;
@@ -647,6 +941,7 @@ static int64_t kafka_poll_turn(gw_server *s) {
 static void housekeeping(gw_server *s) {
   gw_epoch_check(s);
   int64_t now = gw_now_ms();
+  limits_housekeeping(s, now);
   for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
     for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
       if (c->blocked_since_ms && now - c->blocked_since_ms > s->cfg->blocked_ms && !c->closing) {
@@ -684,6 +979,18 @@ static void on_ev_poll(struct ev_loop *loop, ev_timer *w, int revents) {
   if (us > 1) lws_cancel_service(s->ctx);
   ev_timer_set(w, us > 1 ? (double)us / 1e6 : 0., 0.);
   ev_timer_start(loop, w);
+}
+
+static void on_rx(lws_sorted_usec_list_t *sul) {
+  gw_server *s = lws_container_of(sul, gw_server, sul_rx);
+  rx_check_all(s);
+  lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, s->cfg->rx_check_ms * LWS_US_PER_MS);
+}
+
+static void on_ev_rx(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  rx_check_all(w->data);
 }
 
 static void on_ev_housekeeping(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -729,11 +1036,14 @@ int gw_ws_start(gw_server *s) {
   info.user = s;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
   info.pt_serv_buf_size = 32 * 1024;
+  info.max_http_header_data = 0; /* use data2: the 431 check is ours (refuse_large_headers) */
+  info.max_http_header_data2 = GW_LWS_HEADER_BUFFER;
   info.fd_limit_per_thread = 0;
   /* lws's own loop poll()s every descriptor on each wake-up: O(connections), the largest
    * cost with 1000 busy connections (bench/README.md, gateway_bench). On epoll, through
    * lws's libev plugin with a loop of ours ("foreign"), a wake-up costs O(ready). Being
-   * foreign, lws installs no signal watchers: SIGTERM stays mrd_signals' (PLATFORM.md). */
+   * foreign, lws installs no signal watchers: SIGTERM stays mrd_signals' (an lws
+   * event-loop plugin that installs its own SIGINT/SIGTERM watchers would take them). */
   void *foreign[1] = {NULL};
   if (strcmp(s->cfg->event_loop, "epoll") == 0) {
     s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
@@ -777,7 +1087,12 @@ int gw_ws_start(gw_server *s) {
     ev_timer_init(&s->ev_housekeeping, on_ev_housekeeping, hk_s, hk_s);
     s->ev_housekeeping.data = s;
     ev_timer_start(s->loop, &s->ev_housekeeping);
+    double rx_s = (double)s->cfg->rx_check_ms / 1e3;
+    ev_timer_init(&s->ev_rx, on_ev_rx, rx_s, rx_s);
+    s->ev_rx.data = s;
+    ev_timer_start(s->loop, &s->ev_rx);
   } else {
+    lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, s->cfg->rx_check_ms * LWS_US_PER_MS);
     lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
@@ -796,10 +1111,31 @@ int gw_ws_run_once(gw_server *s) {
   return lws_service(s->ctx, 0) < 0 ? -1 : 0;
 }
 
+size_t gw_ws_drain(gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++) {
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) {
+      if (c->closing || c->close_sent || c->drain_then_close) continue; /* on its way out */
+      close_with(c, GW_CLOSE_SERVICE_RESTART, "service restart");
+      c->going_away = true;
+      n++;
+    }
+  }
+  return n;
+}
+
+size_t gw_ws_open(const gw_server *s) {
+  size_t n = 0;
+  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
+    for (const gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) n++;
+  return n;
+}
+
 void gw_ws_stop(gw_server *s) {
   if (s->loop) {
     ev_timer_stop(s->loop, &s->ev_poll);
     ev_timer_stop(s->loop, &s->ev_housekeeping);
+    ev_timer_stop(s->loop, &s->ev_rx);
   }
   if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
   s->ctx = NULL;

@@ -31,6 +31,10 @@ void tsvc_config_load(tsvc_config *c, int argc, char **argv) {
       MRD_CONFIG_DURATION_MS, 1, 60000, &c->backoff_min_ms);
   ADD("MERIDIAN_TRIPS_BACKOFF_MAX", "backoff-max", "5s", "longest wait between retries",
       MRD_CONFIG_DURATION_MS, 1, 600000, &c->backoff_max_ms);
+  ADD("MERIDIAN_TRIPS_MAX_ATTEMPTS", "max-attempts", "5",
+      "attempts of an event failing transiently (deadlock, time-out) before it is parked in "
+      "dispatch-events-dlq (a lost connection is retried for as long as it lasts)",
+      MRD_CONFIG_INT, 1, 1000, &c->max_attempts);
   ADD("MERIDIAN_GRAPH", "graph", "",
       "road graph snapshot for the trip's route, ETA and fare (empty: none)", MRD_CONFIG_STRING, 0,
       0, &c->graph_path);

@@ -3,7 +3,11 @@
  * assignment from the group's committed offsets), one PostgreSQL transaction per batch of
  * events (trips.h has the statements and why replays change nothing), offsets committed
  * only after that transaction committed, the trip's route, ETA and fare from the road
- * graph snapshot when it is configured, and /healthz /readyz /metrics.
+ * graph snapshot when it is configured, and /healthz /readyz /metrics. An event that
+ * cannot be recorded (it does not decode, lacks trip fields, or the database refuses it
+ * for itself: a constraint, a bad value) is found by tsvc_apply and parked by tsvc_park
+ * in dispatch-events-dlq (mrd/dlq.h), whose delivery is awaited before the batch's offsets
+ * are committed past it; main.c decides with mrd_retry_decide.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -35,6 +39,20 @@ static int ready(void *ud, char *reason, size_t cap) {
   return 0;
 }
 
+static void on_dlq_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
+                            int32_t partition, int64_t offset) {
+  (void)msg_opaque;
+  (void)partition;
+  (void)offset;
+  tsvc *s = ud;
+  if (err) {
+    s->dlq_failed++;
+    mrd_log_warn("dlq_delivery_failed", "err=%s", errstr ? errstr : "?");
+  } else {
+    s->dlq_delivered++;
+  }
+}
+
 int tsvc_open(tsvc *s, tsvc_config *cfg) {
   memset(s, 0, sizeof *s);
   s->cfg = cfg;
@@ -63,6 +81,7 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
                               NULL, lat, sizeof lat / sizeof lat[0], &s->batch_seconds);
   rc |= mrd_metrics_gauge(s->reg, "meridian_trips_pg_up", "1 while PostgreSQL answers", NULL,
                           &s->pg_up);
+  rc |= mrd_dlq_metrics(s->reg, "trips", s->dlq);
   if (rc) return -1;
   s->health = (mrd_health){ready, s, s->reg};
   if (mrd_admin_start(cfg->admin_addr, cfg->admin_port, &s->health, &s->admin) != 0) {
@@ -90,6 +109,14 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
   co.fetch_wait_max_ms = cfg->kafka_fetch_wait_ms;
   if (mrd_kafka_consumer_new(cfg->kafka_brokers, &co, &s->consumer, err, sizeof err) != 0) {
     mrd_log_error("kafka_consumer", "err=%s", err);
+    return -1;
+  }
+  mrd_kafka_producer_opts po = MRD_KAFKA_PRODUCER_OPTS_DEFAULT;
+  po.on_delivery = on_dlq_delivery;
+  po.ud = s;
+  po.message_timeout_ms = 10000;
+  if (mrd_kafka_producer_new(cfg->kafka_brokers, &po, &s->producer, err, sizeof err) != 0) {
+    mrd_log_error("kafka_producer", "err=%s", err);
     return -1;
   }
   mrd_kafka_tp *tps = calloc((size_t)cfg->partitions, sizeof *tps);
@@ -121,18 +148,35 @@ int tsvc_poll(tsvc *s, int wait_ms) {
       mrd_log_warn("kafka_consume", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
       break;
     }
-    tsvc_msg *b = &s->batch[s->n_batch++];
+    tsvc_msg *b = &s->batch[s->n_batch];
+    memset(b, 0, sizeof *b);
+    b->bytes = malloc(m.key_len + m.value_len + 1);
+    if (!b->bytes) { /* not taken: read again after a restart (nothing committed past it) */
+      mrd_kafka_msg_release(&m);
+      mrd_log_error("out_of_memory", "partition=%d offset=%lld", (int)m.partition,
+                    (long long)m.offset);
+      break;
+    }
+    s->n_batch++;
+    if (m.key_len) memcpy(b->bytes, m.key, m.key_len);
+    if (m.value_len) memcpy(b->bytes + m.key_len, m.value, m.value_len);
+    b->key_len = m.key_len;
+    b->value_len = m.value_len;
     b->partition = m.partition;
     b->offset = m.offset;
     b->ok = mrd_dispatch_event_decode(m.value, m.value_len, &b->ev) == 0;
-    if (!b->ok) {
-      mrd_counter_inc(s->bad);
-      mrd_log_warn("bad_event", "partition=%d offset=%lld", (int)m.partition, (long long)m.offset);
-    }
     mrd_kafka_msg_release(&m);
     got++;
   }
   return got;
+}
+
+/* The failure of event i (or of the transaction, i = -1) from the database's error. */
+static int failed(tsvc *s, int i) {
+  s->fail_at = i;
+  s->fail = mrd_failure_of_sqlstate(mrd_pg_sqlstate(s->pg), !mrd_pg_connected(s->pg));
+  snprintf(s->fail_err, sizeof s->fail_err, "%s", mrd_pg_errstr(s->pg));
+  return -1;
 }
 
 /* The highest generation recorded per shard, as the last committed batch left it. */
@@ -171,13 +215,36 @@ static int fence_save(tsvc *s, const mrd_fence *before) {
 
 int tsvc_apply(tsvc *s) {
   double t0 = mono_s();
-  if (!s->fence_loaded && fence_load(s) != 0) goto fail;
+  s->fail_at = -1;
+  s->fail_err[0] = '\0';
+  /* what cannot be recorded whatever the database says fails before it is asked */
+  for (int i = 0; i < s->n_batch; i++) {
+    tsvc_msg *m = &s->batch[i];
+    trp_row row;
+    if (m->parked) continue;
+    if (!m->ok || trp_map_event(&m->ev, &row) < 0) {
+      s->fail_at = i;
+      s->fail = m->ok ? MRD_FAIL_INVALID : MRD_FAIL_DECODE;
+      snprintf(s->fail_err, sizeof s->fail_err, "%s",
+               m->ok ? "the event lacks trip fields (trip id, seq, rider, request, pickup, "
+                       "drop-off, status)"
+                     : "the payload is not a DispatchEvent");
+      return -1;
+    }
+  }
+  if (!s->fence_loaded && fence_load(s) != 0) {
+    failed(s, -1);
+    goto fail;
+  }
   mrd_fence before = s->fence; /* a rolled back batch decides the same way when retried */
-  if (mrd_pg_begin(s->pg) != 0) goto fail;
+  if (mrd_pg_begin(s->pg) != 0) {
+    failed(s, -1);
+    goto fail;
+  }
   uint64_t added = 0, dup = 0, skipped = 0, fenced = 0;
   for (int i = 0; i < s->n_batch; i++) {
     tsvc_msg *m = &s->batch[i];
-    if (!m->ok) continue;
+    if (m->parked) continue;
     if (!mrd_fence_admit(&s->fence, m->ev.shard, m->ev.generation)) {
       fenced++;
       mrd_log_warn("event_fenced", "trip=%s seq=%llu shard=%u generation=%llu highest=%llu",
@@ -194,15 +261,15 @@ int tsvc_apply(tsvc *s) {
       dup++;
     else if (rc == TRP_SKIPPED)
       skipped++;
-    else if (rc == TRP_INCOMPLETE) {
-      mrd_counter_inc(s->bad);
-      mrd_log_warn("event_incomplete", "trip=%s seq=%llu", m->ev.trip_id,
-                   (unsigned long long)m->ev.seq);
-    } else
+    else {
+      failed(s, i);
       goto fail;
+    }
   }
-  if (fence_save(s, &before) != 0) goto fail;
-  if (mrd_pg_commit(s->pg) != 0) goto fail;
+  if (fence_save(s, &before) != 0 || mrd_pg_commit(s->pg) != 0) {
+    failed(s, -1);
+    goto fail;
+  }
   mrd_counter_add(s->fenced, fenced);
   mrd_counter_add(s->events, added);
   mrd_counter_add(s->duplicates, dup);
@@ -215,10 +282,42 @@ fail:
   if (s->fence_loaded) s->fence = before;
   mrd_counter_inc(s->db_failures);
   mrd_gauge_set(s->pg_up, mrd_pg_connected(s->pg) ? 1 : 0);
-  mrd_log_warn("batch_failed", "events=%d err=%s sqlstate=%s", s->n_batch, mrd_pg_errstr(s->pg),
-               mrd_pg_sqlstate(s->pg));
   if (mrd_pg_in_transaction(s->pg)) mrd_pg_rollback(s->pg);
   return -1;
+}
+
+int tsvc_park(tsvc *s, int i, int timeout_ms) {
+  tsvc_msg *m = &s->batch[i];
+  mrd_dlq_record r = {.consumer = "trips",
+                      .reason = s->fail,
+                      .error = s->fail_err,
+                      .attempts = m->attempts,
+                      .topic = TOPIC,
+                      .partition = m->partition,
+                      .offset = m->offset,
+                      .key = m->bytes,
+                      .key_len = m->key_len,
+                      .value = m->bytes + m->key_len,
+                      .value_len = m->value_len};
+  int before_ok = s->dlq_delivered, before_failed = s->dlq_failed;
+  int rc = mrd_dlq_park(s->producer, &r, NULL);
+  if (rc == 0) mrd_kafka_flush(s->producer, timeout_ms); /* serves the delivery report */
+  if (rc != 0 || s->dlq_delivered == before_ok || s->dlq_failed != before_failed) {
+    mrd_log_warn("dlq_park_failed", "partition=%d offset=%lld err=%s", (int)m->partition,
+                 (long long)m->offset,
+                 rc ? mrd_kafka_producer_errstr(s->producer) : "not delivered in time");
+    return -1;
+  }
+  m->parked = true;
+  if (s->fail == MRD_FAIL_DECODE || s->fail == MRD_FAIL_INVALID) mrd_counter_inc(s->bad);
+  if (s->dlq[s->fail]) mrd_counter_inc(s->dlq[s->fail]);
+  mrd_log_warn("event_parked",
+               "topic=%s partition=%d offset=%lld trip=%s seq=%llu reason=%s attempts=%d "
+               "dlq=%s err=\"%s\"",
+               TOPIC, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
+               m->ok ? (unsigned long long)m->ev.seq : 0ULL, mrd_failure_name(s->fail),
+               m->attempts, MRD_DLQ_TOPIC, s->fail_err);
+  return 0;
 }
 
 int tsvc_commit(tsvc *s) {
@@ -240,12 +339,16 @@ int tsvc_commit(tsvc *s) {
       rc = -1; /* at-least-once: the events come again and change nothing */
     }
   }
+  for (int i = 0; i < s->n_batch; i++) free(s->batch[i].bytes);
   s->n_batch = 0;
   return rc;
 }
 
 void tsvc_close(tsvc *s) {
+  for (int i = 0; s->batch && i < s->n_batch; i++) free(s->batch[i].bytes);
   mrd_kafka_consumer_free(s->consumer);
+  if (s->producer) mrd_kafka_flush(s->producer, 2000);
+  mrd_kafka_producer_free(s->producer);
   mrd_pg_free(s->pg);
   geo_route_state_free(s->route);
   geo_graph_free(s->graph);

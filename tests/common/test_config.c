@@ -337,6 +337,26 @@ static void test_config_shared_rows_parse_with_their_defaults(void **state) {
   assert_null(level);
 }
 
+static void test_config_log_masks_credentials_in_urls(void **state) {
+  (void)state;
+  char out[256];
+  assert_string_equal(mrd_config_mask_credentials("postgresql://meridian_app:s3cret@127.0.0.1:5432/meridian", out, sizeof out),
+                      "postgresql://meridian_app:***@127.0.0.1:5432/meridian");
+  assert_string_equal(mrd_config_mask_credentials("redis://meridian-app:p%40ss@h:1/2", out, sizeof out),
+                      "redis://meridian-app:***@h:1/2");
+  assert_string_equal(mrd_config_mask_credentials("redis://:pw@h", out, sizeof out), "redis://:***@h");
+  assert_string_equal(mrd_config_mask_credentials("host=h user=u password=pw dbname=d", out, sizeof out),
+                      "host=h user=u password=*** dbname=d");
+  /* nothing to mask */
+  assert_string_equal(mrd_config_mask_credentials("postgresql://postgres@h/db", out, sizeof out),
+                      "postgresql://postgres@h/db");
+  assert_string_equal(mrd_config_mask_credentials("redis://h:1/a@b", out, sizeof out), "redis://h:1/a@b");
+  assert_string_equal(mrd_config_mask_credentials("info", out, sizeof out), "info");
+  char tiny[4];
+  const char *v = "redis://u:p@h";
+  assert_ptr_equal(mrd_config_mask_credentials(v, tiny, sizeof tiny), v);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -360,6 +380,7 @@ int main(void) {
       T(test_config_load_or_exit_exits_2_with_one_line),
       T(test_config_load_or_exit_help_exits_0),
       T(test_config_shared_rows_parse_with_their_defaults),
+      cmocka_unit_test(test_config_log_masks_credentials_in_urls),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

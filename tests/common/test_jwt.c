@@ -246,6 +246,49 @@ static void test_jwt_base64url_round_trip_and_strictness(void **state) {
   assert_int_equal(mrd_base64url_decode(out, &got, "QUJDR", 5), MRD_EPARSE);
 }
 
+/* iat is read (and must be an integer); the lifetime is exp - iat, or what is left of the
+ * token without iat, and a future iat cannot shorten it. */
+static void test_jwt_iat_and_lifetime(void **state) {
+  (void)state;
+  char tok[2048], payload[256];
+  mrd_jwt_claims c;
+  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"iat\":%lld,\"exp\":%lld}",
+           (long long)NOW - 100, (long long)NOW + 7200);
+  craft(tok, HS256, payload, 1, SECRET);
+  assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), 0);
+  assert_true(c.has_iat);
+  assert_int_equal(c.iat_s, NOW - 100);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW), 7300);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW + 3000), 7300); /* fixed by iat, not by now */
+  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"exp\":%lld}",
+           (long long)NOW + 90000);
+  craft(tok, HS256, payload, 1, SECRET);
+  assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), 0);
+  assert_false(c.has_iat);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW), 90000);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW + 10000), 80000);
+  /* an iat in the future counts from now */
+  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"iat\":%lld,\"exp\":%lld}",
+           (long long)NOW + 89000, (long long)NOW + 90000);
+  craft(tok, HS256, payload, 1, SECRET);
+  assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), 0);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW), 90000);
+  /* iat of the wrong type: malformed */
+  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"iat\":\"now\",\"exp\":%lld}",
+           (long long)NOW + 60);
+  craft(tok, HS256, payload, 1, SECRET);
+  assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), MRD_EPARSE);
+  /* extremes do not overflow */
+  mrd_jwt_claims x = {.exp_s = INT64_MAX, .has_iat = true, .iat_s = INT64_MIN};
+  assert_int_equal(mrd_jwt_lifetime_s(&x, 0), INT64_MAX);
+  /* minted tokens carry iat = now and exp = now + ttl */
+  char *m = NULL;
+  assert_int_equal(mrd_jwt_mint(SECRET_ARGS, "r", MRD_ROLE_RIDER, 600, NOW, &m), 0);
+  assert_int_equal(mrd_jwt_verify(SECRET_ARGS, m, MRD_ROLE_ANY, NOW + 5, &c), 0);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, NOW + 5), 600);
+  free(m);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_jwt_minted_token_verifies_with_claims),
@@ -260,6 +303,7 @@ int main(void) {
       cmocka_unit_test(test_jwt_garbage_rejected_as_malformed),
       cmocka_unit_test(test_jwt_mint_refuses_bad_arguments),
       cmocka_unit_test(test_jwt_base64url_round_trip_and_strictness),
+      cmocka_unit_test(test_jwt_iat_and_lifetime),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,9 +144,31 @@ static void test_signals_hook_runs_on_request_stop(void **state) {
   mrd_signals_reset();
 }
 
+/* A gate writes its burst, then one line per 1/rate; the next line written reports how many
+ * were held back, and the count restarts. */
+static void test_log_gate_bounds_lines_and_counts_the_rest(void **state) {
+  (void)state;
+  mrd_log_gate g;
+  mrd_log_gate_init(&g, 5, 5, 1000);
+  uint64_t held = 99;
+  int passed = 0;
+  for (int i = 0; i < 100; i++) passed += mrd_log_gate_pass(&g, 1000, &held);
+  assert_int_equal(passed, 5);
+  assert_int_equal(g.suppressed, 95);
+  assert_false(mrd_log_gate_pass(&g, 1199, &held)); /* 0.995 line: not yet */
+  assert_true(mrd_log_gate_pass(&g, 1200, &held));
+  assert_int_equal(held, 96);
+  assert_true(g.suppressed == 0);
+  /* one minute of 1000 lines a second writes about 5 a second */
+  passed = 0;
+  for (int64_t t = 1201; t <= 61200; t++) passed += mrd_log_gate_pass(&g, t, &held);
+  assert_in_range(passed, 299, 301);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_log_gate_bounds_lines_and_counts_the_rest),
       T(test_log_line_has_ts_level_svc_msg_and_fields),
       T(test_log_values_quoted_and_escaped),
       T(test_log_many_conversions_in_one_value),

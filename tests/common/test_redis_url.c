@@ -42,10 +42,50 @@ static void test_redis_url_malformed_refused(void **state) {
                    MRD_EPARSE);
 }
 
+static void test_redis_url_acl_user_and_escapes(void **state) {
+  (void)state;
+  char host[64], user[64], pw[64];
+  int port, db;
+  assert_int_equal(mrd_redis_parse_url_auth("redis://meridian-app:s3cret@127.0.0.1:16479/2", host,
+                                            sizeof host, &port, &db, user, sizeof user, pw,
+                                            sizeof pw), 0);
+  assert_string_equal(user, "meridian-app");
+  assert_string_equal(pw, "s3cret");
+  assert_string_equal(host, "127.0.0.1");
+  assert_int_equal(port, 16479);
+  assert_int_equal(db, 2);
+  /* a password with the URL's own separators, percent-encoded */
+  assert_int_equal(mrd_redis_parse_url_auth("redis://u%2Bx:p%40ss%3Aw%2Fd%25@h", host, sizeof host,
+                                            &port, &db, user, sizeof user, pw, sizeof pw), 0);
+  assert_string_equal(user, "u+x");
+  assert_string_equal(pw, "p@ss:w/d%");
+  /* no user: the default user */
+  assert_int_equal(mrd_redis_parse_url_auth("redis://:pw@h", host, sizeof host, &port, &db, user,
+                                            sizeof user, pw, sizeof pw), 0);
+  assert_string_equal(user, "");
+  assert_string_equal(pw, "pw");
+  assert_int_equal(mrd_redis_parse_url_auth("redis://h", host, sizeof host, &port, &db, user,
+                                            sizeof user, pw, sizeof pw), 0);
+  assert_string_equal(user, "");
+  assert_string_equal(pw, "");
+  /* the password-only parser accepts a user and ignores it */
+  assert_int_equal(mrd_redis_parse_url("redis://u:pw@h", host, sizeof host, &port, &db, pw,
+                                       sizeof pw), 0);
+  assert_string_equal(pw, "pw");
+  const char *bad[] = {"redis://u:p%4@h", "redis://u:p%zz@h", "redis://u:p%00@h", "redis://u%:p@h"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    assert_int_equal(mrd_redis_parse_url_auth(bad[i], host, sizeof host, &port, &db, user,
+                                              sizeof user, pw, sizeof pw), MRD_EPARSE);
+  char tiny[3];
+  assert_int_equal(mrd_redis_parse_url_auth("redis://user:pw@h", host, sizeof host, &port, &db,
+                                            tiny, sizeof tiny, pw, sizeof pw), MRD_EPARSE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_redis_url_host_port_db),
       cmocka_unit_test(test_redis_url_malformed_refused),
+      cmocka_unit_test(test_redis_url_acl_user_and_escapes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

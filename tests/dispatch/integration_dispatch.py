@@ -78,6 +78,12 @@ def sql(q):
     return [l.split("|") for l in out.stdout.splitlines() if l]
 
 
+def redis_cli():
+    """redis-cli as the stack's admin user (the services' user may not shut Redis down)."""
+    url = os.environ.get("MERIDIAN_REDIS_ADMIN_URL") or os.environ["MERIDIAN_REDIS_URL"]
+    return ["redis-cli", "--no-auth-warning", "-u", url]
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -273,7 +279,7 @@ async def resync_after_end():
         # the final snapshot reaches Redis with dispatch's next flush (slow on a busy machine)
         port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
         for _ in range(40):
-            got = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GET", f"trip:last:rider:{r.sub}"],
+            got = subprocess.run(redis_cli() + ["--raw", "GET", f"trip:last:rider:{r.sub}"],
                                  capture_output=True, text=True).stdout.strip()
             if got == off["trip_id"]:
                 break
@@ -297,7 +303,7 @@ async def redis_restart_claims():
     port = url.rsplit(":", 1)[1].split("/")[0]
 
     def rcli(*a):
-        return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", *a],
+        return subprocess.run(redis_cli() + ["--raw", *a],
                               capture_output=True, text=True).stdout.strip()
     d = await Driver(f"it-d9-{RUN}", 40.7300, -73.9950).online()
     r = await Client(f"it-r9-{RUN}", "rider").connect()
@@ -529,7 +535,7 @@ async def redis_down():
         a, o1 = offers[0]
         b = d2 if a is d1 else d1
         fb0 = metric(admin0, "meridian_dispatch_claims_fallback_total") or 0
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        subprocess.run(redis_cli() + ["shutdown", "nosave"], capture_output=True)
         started = True
         await asyncio.sleep(0.3)
         await a.send(type="decline", offer_id=o1["offer_id"])
@@ -558,9 +564,9 @@ async def redis_down():
         snap = None
         for _ in range(40):
             await asyncio.sleep(0.25)
-            out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "EXISTS",
+            out = subprocess.run(redis_cli() + ["--raw", "EXISTS",
                                   f"trip:snap:{o2['trip_id']}"], capture_output=True, text=True).stdout.strip()
-            pos = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "--raw", "GEOPOS",
+            pos = subprocess.run(redis_cli() + ["--raw", "GEOPOS",
                                   "drivers:available", b.sub], capture_output=True, text=True).stdout.strip()
             if out == "1" and pos:
                 snap = True
@@ -780,7 +786,7 @@ async def kill_shard(seed, redis_down=False):
     await asyncio.sleep(5.0 if redis_down else 2.5)
     if redis_down:
         port = os.environ["MERIDIAN_REDIS_URL"].rsplit(":", 1)[1].split("/")[0]
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, "shutdown", "nosave"], capture_output=True)
+        subprocess.run(redis_cli() + ["shutdown", "nosave"], capture_output=True)
         print(f"{tag}: Redis shut down (data lost), shard 0 goes on without it", flush=True)
         await asyncio.sleep(0.6)
     pid = pid_of("dispatch-0")
@@ -1002,9 +1008,9 @@ async def sigstop_fenced(kafka_tool, claim_tool):
         # its late claims: refused by Redis (the fence is the new generation)
         url = os.environ["MERIDIAN_REDIS_URL"]
         port = url.rsplit(":", 1)[1].split("/")[0]
-        fence = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", "dispatch:fence:0"],
+        fence = subprocess.run(redis_cli() + ["--raw", "GET", "dispatch:fence:0"],
                                capture_output=True, text=True).stdout.strip()
-        claim = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", f"claim:{d.sub}"],
+        claim = subprocess.run(redis_cli() + ["--raw", "GET", f"claim:{d.sub}"],
                                capture_output=True, text=True).stdout.strip()
         check(fence == str(new_gen), f"sigstop: dispatch:fence:0 is {fence}")
         check(claim.endswith(f"@{new_gen}"), f"sigstop: the driver's claim was adopted by the new holder ({claim})")
@@ -1014,7 +1020,7 @@ async def sigstop_fenced(kafka_tool, claim_tool):
                                      ("try", f"it-ss-x-{RUN}", f"0:t0-late-{RUN}:1"))]
         check(outs[0].startswith("lost") and outs[2].startswith("lost") and all("fenced=1" in o for o in outs),
               f"sigstop: the old generation's late claims are refused ({[o.split() for o in outs]})")
-        after = subprocess.run(["redis-cli", "-p", port, "--raw", "GET", f"claim:{d.sub}"],
+        after = subprocess.run(redis_cli() + ["--raw", "GET", f"claim:{d.sub}"],
                                capture_output=True, text=True).stdout.strip()
         check(after == claim, "sigstop: its late release did not free the driver")
         # its late event: neither delivered by the gateway nor recorded by trips

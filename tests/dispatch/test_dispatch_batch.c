@@ -1,5 +1,5 @@
 /*
- * test_dispatch_batch.c: the batched mode (DESIGN §3.5): requests of a window are
+ * test_dispatch_batch.c: the batched mode: requests of a window are
  * assigned together so that the total pickup ETA is least (Hungarian on the ETA matrix),
  * a request waits at most the window (the latency cap), a full batch goes at once, and
  * above hungarian_max requests the batch is assigned greedily (cheapest pair first).

@@ -1,5 +1,5 @@
 /*
- * test_dispatch_matcher.c: matching as DESIGN §3: the lowest ROAD ETA wins over the
+ * test_dispatch_matcher.c: matching as docs/dispatch.md says: the lowest ROAD ETA wins over the
  * nearest straight line (a river and a one-way street), one one-to-many search ranks the
  * candidates, offers expire to the next candidate, the radius widens, claims contended by
  * another owner (or another shard) are skipped, and no_driver comes after the last try.

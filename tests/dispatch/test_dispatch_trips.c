@@ -428,6 +428,41 @@ static void test_trips_ended_trips_are_forgotten_after_retention(void **state) {
   assert_int_equal(dsp_trip_find(f->s, "r1", "q1", tid), DSP_ENOTFOUND);
 }
 
+/* A resend (the gateway had seen the (rider, request_id)) never makes a trip: answered from
+ * the trip the shard holds, refused once that trip is forgotten (issue 13). */
+static void test_trips_resend_of_a_forgotten_request_makes_no_trip(void **state) {
+  fixture *f = *state;
+  f->cfg.trip_retention_ms = 5000;
+  fixture_restart(f);
+  trip_ids ids;
+  bring_to(f, DSP_TRIP_CANCELLED, &ids);
+  dsp_outputs_clear(f->s);
+  dsp_request r = {.request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99},
+                   .dropoff = {40.752, -73.985}, .resend = true};
+  assert_int_equal(dsp_on_request(f->s, &r, "ref", 6000), DSP_OK); /* still held */
+  assert_int_equal(n_events(f->s, 0), 0);
+  assert_int_equal(n_replies(f->s), 0);
+  dsp_outputs_clear(f->s);
+  dsp_tick(f->s, 20000); /* forgotten */
+  dsp_trip_view v;
+  assert_int_equal(dsp_trip_get(f->s, ids.trip, &v), DSP_ENOTFOUND);
+  dsp_outputs_clear(f->s);
+  assert_int_equal(dsp_on_request(f->s, &r, "ref", 20001), DSP_ESTATE);
+  assert_int_equal(n_events(f->s, 0), 0);
+  assert_int_equal(last_reply(f->s)->code, DSP_ERR_INVALID_STATE);
+  assert_non_null(strstr(last_reply(f->s)->message, "ended"));
+  char tid[DSP_ID_MAX + 1];
+  assert_int_equal(dsp_trip_find(f->s, "r1", "q1", tid), DSP_ENOTFOUND);
+  dsp_stats st;
+  dsp_stats_get(f->s, &st);
+  assert_int_equal(st.requests, 1);
+  /* the same id, not a resend (the gateway's key expired): a new trip, as before */
+  dsp_outputs_clear(f->s);
+  r.resend = false;
+  assert_int_equal(dsp_on_request(f->s, &r, "ref", 20002), DSP_OK);
+  assert_int_equal(n_events(f->s, DSP_EV_REQUESTED), 1);
+}
+
 static void test_trips_bad_config_is_refused(void **state) {
   (void)state;
   fixture f;
@@ -477,6 +512,7 @@ int main(void) {
       T(test_trips_status_offline_en_route_cancels_on_trip_refused),
       T(test_trips_matched_driver_claim_is_renewed_by_tick),
       T(test_trips_ended_trips_are_forgotten_after_retention),
+      T(test_trips_resend_of_a_forgotten_request_makes_no_trip),
       cmocka_unit_test(test_trips_bad_config_is_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,8 @@
  *       reads driver-locations (every partition, from the end) for TIMEOUT_MS and prints one
  *       line per message: "partition=P key=K driver=D halo=0|1 owner=S lat=.. lon=.. seq=N";
  *       prints "ready" on stderr once assigned
+ *   gw_kafka_tool commands BROKERS TIMEOUT_MS
+ *       the same for dispatch-commands: "partition=P kind=K driver=D offer=O trip=T"
  */
 #define _POSIX_C_SOURCE 200809L
 #include <librdkafka/rdkafka.h>
@@ -83,7 +85,7 @@ static int produce_event(const char *brokers, int partition, const char *type, c
   return 0;
 }
 
-static int read_locations(const char *brokers, int timeout_ms) {
+static int read_topic(const char *brokers, const char *topic, int timeout_ms) {
   char err[256];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
@@ -93,7 +95,7 @@ static int read_locations(const char *brokers, int timeout_ms) {
   if (!rk) return 1;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(64);
   for (int i = 0; i < 64; i++)
-    rd_kafka_topic_partition_list_add(l, "driver-locations", i)->offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_END;
   rd_kafka_assign(rk, l);
   rd_kafka_topic_partition_list_destroy(l);
   /* the END offsets are resolved on the first fetches: poll a little before saying ready */
@@ -107,7 +109,15 @@ static int read_locations(const char *brokers, int timeout_ms) {
   while (now_ms() < end) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
     if (!m) continue;
-    if (!m->err) {
+    if (!m->err && strcmp(topic, "dispatch-commands") == 0) {
+      mrd_command c;
+      int rc = mrd_command_decode(m->payload, m->len, &c);
+      if (rc) printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
+      else
+        printf("partition=%d kind=%s driver=%s offer=%s trip=%s\n", (int)m->partition,
+               mrd_cmd_kind_name(c.kind), c.driver_id, c.offer_id, c.trip_id);
+      fflush(stdout);
+    } else if (!m->err) {
       mrd_driver_location loc;
       int rc = mrd_driver_location_decode(m->payload, m->len, &loc);
       if (rc) printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
@@ -131,9 +141,12 @@ int main(int argc, char **argv) {
   if (argc == 11 && strcmp(argv[1], "event") == 0)
     return produce_event(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], argv[8],
                          argv[9], argv[10]);
-  if (argc == 4 && strcmp(argv[1], "locations") == 0) return read_locations(argv[2], atoi(argv[3]));
+  if (argc == 4 && strcmp(argv[1], "locations") == 0)
+    return read_topic(argv[2], "driver-locations", atoi(argv[3]));
+  if (argc == 4 && strcmp(argv[1], "commands") == 0)
+    return read_topic(argv[2], "dispatch-commands", atoi(argv[3]));
   fprintf(stderr, "usage: gw_kafka_tool event BROKERS PARTITION TYPE TRIP RIDER DRIVER "
                   "[SEQ GENERATION REQUEST]\n"
-                  "       gw_kafka_tool locations BROKERS TIMEOUT_MS\n");
+                  "       gw_kafka_tool locations|commands BROKERS TIMEOUT_MS\n");
   return 2;
 }

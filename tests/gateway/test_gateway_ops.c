@@ -300,14 +300,21 @@ static void test_rates_and_latency(void **state) {
   gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
   gw_ops *o = gw_ops_new(&cfg);
   int64_t t = 1700000000000;
-  /* 100 requests over 10 s on shard 1, offered 10..109 ms later; 90 matched, 10 no driver */
+  /* 100 requests over 10 s on shard 1 (received by the gateway at `now`), offered 10..109 ms
+   * later; 90 matched, 10 no driver */
   for (int i = 0; i < 100; i++) {
-    char id[32];
+    char id[32], req[32];
     snprintf(id, sizeof id, "t1-%d", i);
+    snprintf(req, sizeof req, "q1-%d", i);
     int64_t now = t + i * 100;
-    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 1, NULL, now);
+    mrd_command c = {.kind = MRD_CMD_REQUEST, .shard = 1, .epoch = 1, .ts_ms = now};
+    snprintf(c.request_id, sizeof c.request_id, "%s", req);
+    gw_ops_command(o, &c, now);
+    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 1, NULL, now + 10 + i);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o, &e, now);
     e = ev_of(MRD_EV_OFFERED, id, 2, 1, "d", now + 10 + i);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
     gw_ops_event(o, &e, now);
     e = ev_of(i < 90 ? MRD_EV_MATCHED : MRD_EV_NO_DRIVER, id, 3, 1, "d", now + 200);
     gw_ops_event(o, &e, now);
@@ -320,6 +327,32 @@ static void test_rates_and_latency(void **state) {
   assert_true(fabs(s.offer_p50_ms - 59.0) < 1e-9); /* samples 10..109: the 50th is 59 */
   assert_true(fabs(s.offer_p99_ms - 108.0) < 1e-9);
   assert_int_equal(s.trips, 90); /* matched and not ended */
+  /* request -> offer counts from the gateway's receipt of the request (its command):
+   * dispatch makes REQUESTED and the offer in one go (same ts), the time in Kafka and in
+   * dispatch's queue is before that. A command read after its offer still counts; a
+   * command never seen gives no sample (not a false 0). */
+  gw_ops *o2 = gw_ops_new(&cfg);
+  for (int i = 0; i < 10; i++) {
+    char id[32], req[32];
+    snprintf(id, sizeof id, "t2-%d", i);
+    snprintf(req, sizeof req, "q2-%d", i);
+    int64_t now = t + i * 100;
+    mrd_command c = {.kind = MRD_CMD_REQUEST, .shard = 0, .epoch = 1, .ts_ms = now - 300 - i};
+    snprintf(c.request_id, sizeof c.request_id, "%s", req);
+    if (i < 8) gw_ops_command(o2, &c, now); /* i = 8: never seen; i = 9: seen after the offer */
+    mrd_dispatch_event e = ev_of(MRD_EV_REQUESTED, id, 1, 0, NULL, now);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
+    gw_ops_event(o2, &e, now);
+    e = ev_of(MRD_EV_OFFERED, id, 2, 0, "d", now);
+    snprintf(e.request_id, sizeof e.request_id, "%s", req);
+    gw_ops_event(o2, &e, now);
+    if (i == 9) gw_ops_command(o2, &c, now + 20);
+  }
+  gw_ops_shard_stats_get(o2, 0, t + 1000, &s);
+  assert_true(fabs(s.offer_p50_ms - 304.0) < 1e-9); /* 300..307 and 309: the 5th is 304 */
+  assert_true(fabs(s.offer_p99_ms - 309.0) < 1e-9);
+  checked(o2);
+  gw_ops_free(o2);
   gw_ops_shard_stats_get(o, 0, t + 10000, &s);
   assert_true(s.requests_per_s == 0 && s.match_rate < 0 && s.offer_p99_ms < 0);
   /* a minute later the window is empty */
@@ -430,7 +463,7 @@ static void test_shards_and_hot_messages(void **state) {
   char err[100];
   gw_shardmap *map = gw_shardmap_new(3, r, 2, err, sizeof err);
   assert_non_null(map);
-  gw_ops_move mv = {"dr72", "dr73", 1, 0, 4, "copying"};
+  gw_ops_move mv = {"dr72", "dr73", 1, 0, 4, "warming"};
   gw_ops_set_shards(o, map, &mv, 1);
   gw_ops_hot_cell hc[2] = {{"dr5ru7", 4, 2, 0}, {"dr72h1", 1, 7, 1.5}};
   assert_int_equal(gw_ops_set_hot(o, hc, 2), 0);
@@ -442,7 +475,7 @@ static void test_shards_and_hot_messages(void **state) {
   assert_true(json_array_size(json_object_get(json_array_get(ranges, 1), "cells")) > 0);
   json_t *moves = json_object_get(m->shards, "moves");
   assert_int_equal(json_array_size(moves), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(moves, 0), "state")), "copying");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(moves, 0), "state")), "warming");
   json_t *cells = json_object_get(m->hot, "cells");
   assert_int_equal(json_array_size(cells), 2);
   assert_true(json_is_null(json_array_get(json_array_get(cells, 0), 3)));
@@ -463,6 +496,32 @@ static void test_shards_and_hot_messages(void **state) {
   gw_ops_view_free(v);
   model_free(m);
   gw_ops_free(o);
+}
+
+/* A step of the shard tool, epoch 7, moving a range from shard 0 to shard 1: each state in
+ * turn as the gateway and the two shards take the epoch; a CLI gone wins over those, and a
+ * run that ended over everything. */
+static void test_move_state(void **state) {
+  (void)state;
+  const char *R = "running";
+  assert_string_equal(gw_ops_move_state(R, 7, 6, 6, 6, true), "switching");
+  assert_string_equal(gw_ops_move_state(R, 7, 7, 6, 6, true), "warming");
+  assert_string_equal(gw_ops_move_state(R, 7, 7, 6, 0, true), "warming"); /* receiver unknown */
+  assert_string_equal(gw_ops_move_state(R, 7, 7, 6, 7, true), "releasing");
+  assert_string_equal(gw_ops_move_state(R, 7, 7, 7, 7, true), "confirmed");
+  assert_string_equal(gw_ops_move_state(R, 7, 8, 8, 9, true), "confirmed"); /* later epochs too */
+  assert_string_equal(gw_ops_move_state(R, 7, 6, 6, 6, false), "interrupted");
+  assert_string_equal(gw_ops_move_state(R, 7, 7, 7, 7, false), "interrupted");
+  assert_string_equal(gw_ops_move_state("done", 7, 6, 6, 6, false), "done");
+  assert_string_equal(gw_ops_move_state("failed", 7, 7, 7, 7, true), "failed");
+  assert_string_equal(gw_ops_move_state("", 7, 7, 7, 7, true), "failed"); /* unknown: not shown as fine */
+  /* every word fits the move's state field and the schema */
+  const char *words[] = {gw_ops_move_state(R, 2, 1, 1, 1, true), gw_ops_move_state(R, 2, 2, 1, 1, true),
+                         gw_ops_move_state(R, 2, 2, 1, 2, true), gw_ops_move_state(R, 2, 2, 2, 2, true),
+                         gw_ops_move_state(R, 2, 2, 2, 2, false), gw_ops_move_state("done", 2, 2, 2, 2, true),
+                         gw_ops_move_state("failed", 2, 2, 2, 2, true)};
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+    assert_true(strlen(words[i]) < sizeof ((gw_ops_move *)0)->state);
 }
 
 /* 64 shards: the stats message still fits and is JSON; totals count every shard */
@@ -561,7 +620,7 @@ int main(void) {
       cmocka_unit_test(test_rates_and_latency),       cmocka_unit_test(test_budget_sampling),
       cmocka_unit_test(test_range_cells),             cmocka_unit_test(test_shards_and_hot_messages),
       cmocka_unit_test(test_config_message),          cmocka_unit_test(test_bad_config),
-      cmocka_unit_test(test_stats_many_shards),
+      cmocka_unit_test(test_stats_many_shards),       cmocka_unit_test(test_move_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

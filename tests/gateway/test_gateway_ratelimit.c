@@ -105,9 +105,24 @@ static void test_a_flooding_client_is_closed_with_a_steady_bucket(void **state) 
   }
 }
 
+/* A charge may take more than is left: the bucket goes into debt and refills from there. */
+static void test_bucket_charge_goes_into_debt(void **state) {
+  (void)state;
+  gw_bucket b;
+  gw_bucket_init(&b, 100, 1000, 0);
+  assert_true(gw_bucket_charge(&b, 600, 0) == 400);
+  assert_true(gw_bucket_charge(&b, 900, 0) == -500);
+  assert_false(gw_bucket_take(&b, 0));
+  assert_true(gw_bucket_level(&b, 5000) == 0);   /* 100/s for 5 s */
+  assert_true(gw_bucket_level(&b, 20000) == 1000); /* never above the burst */
+  assert_true(gw_bucket_level(&b, -5) == -500);   /* a clock going back refills nothing */
+  assert_true(gw_bucket_charge(&b, 0, 10000) == 500);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bucket_allows_the_burst_then_refuses),
+      cmocka_unit_test(test_bucket_charge_goes_into_debt),
       cmocka_unit_test(test_bucket_sustains_its_rate),
       cmocka_unit_test(test_bucket_refills_only_up_to_the_burst),
       cmocka_unit_test(test_bucket_ignores_a_clock_going_backwards),

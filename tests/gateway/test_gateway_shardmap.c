@@ -217,9 +217,34 @@ static void test_every_point_of_the_halo_circle_is_covered(void **state) {
   gw_shardmap_free(m);
 }
 
+/* A shard_map row from PostgreSQL: boundaries longer than the key are refused, not cut;
+ * the shard must be plain decimal below 64. */
+static void test_range_parse_is_strict(void **state) {
+  (void)state;
+  gw_shard_range r;
+  char err[200];
+  assert_int_equal(gw_shard_range_parse("", "dr72", "0", &r, err, sizeof err), 0);
+  assert_string_equal(r.start, "");
+  assert_string_equal(r.end, "dr72");
+  assert_int_equal(r.shard, 0);
+  assert_int_equal(gw_shard_range_parse("dr72", "~", "63", &r, err, sizeof err), 0);
+  assert_int_equal(r.shard, 63);
+  const char *bad_shards[] = {"64", "-1", "", " 1", "1 ", "0x1", "1000", "+1", "4294967297"};
+  for (size_t i = 0; i < sizeof bad_shards / sizeof *bad_shards; i++) {
+    err[0] = '\0';
+    assert_int_equal(gw_shard_range_parse("", "~", bad_shards[i], &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is not a number below 64"));
+  }
+  assert_int_equal(gw_shard_range_parse("0123456789abcdef", "~", "1", &r, err, sizeof err), -1);
+  assert_non_null(strstr(err, "longer than 15"));
+  assert_int_equal(gw_shard_range_parse("", "0123456789abcde", "1", &r, err, sizeof err), 0);
+  assert_int_equal(gw_shard_range_parse(NULL, "~", "1", &r, err, sizeof err), -1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_new_refuses_maps_that_do_not_tile_the_world),
+      cmocka_unit_test(test_range_parse_is_strict),
       cmocka_unit_test(test_lookup_finds_the_range_of_a_geohash),
       cmocka_unit_test(test_lookup_over_32_one_character_ranges),
       cmocka_unit_test(test_prefix_shards_are_every_shard_a_cell_meets),

@@ -51,22 +51,25 @@ static PGresult *q(PGconn *c, const char *sql) {
 
 static int setup(void **state) {
   (void)state;
-  const char *dsn = getenv("MERIDIAN_PG_DSN");
+  /* a database is made and dropped: the owner's DSN (the services' role may not) */
+  const char *dsn = getenv("MERIDIAN_PG_ADMIN_DSN");
+  if (dsn == NULL || *dsn == '\0') dsn = getenv("MERIDIAN_PG_DSN");
   if (dsn == NULL) return 0; /* the test itself reports it */
   char *err = NULL;
   PQconninfoOption *o = PQconninfoParse(dsn, &err);
   if (o == NULL) return -1;
-  char host[128] = "127.0.0.1", port[16] = "5432", user[64] = "postgres";
+  char host[128] = "127.0.0.1", port[16] = "5432", user[64] = "postgres", pw[160] = "";
   for (PQconninfoOption *p = o; p->keyword; p++) {
     if (!p->val) continue;
     if (!strcmp(p->keyword, "host")) snprintf(host, sizeof host, "%s", p->val);
     if (!strcmp(p->keyword, "port")) snprintf(port, sizeof port, "%s", p->val);
     if (!strcmp(p->keyword, "user")) snprintf(user, sizeof user, "%s", p->val);
+    if (!strcmp(p->keyword, "password")) snprintf(pw, sizeof pw, " password=%s", p->val);
   }
   PQconninfoFree(o);
   snprintf(db_name, sizeof db_name, "meridian_test_monaco_%ld", (long)getpid());
-  snprintf(admin_dsn, sizeof admin_dsn, "host=%s port=%s user=%s dbname=postgres", host, port, user);
-  snprintf(test_dsn, sizeof test_dsn, "host=%s port=%s user=%s dbname=%s", host, port, user, db_name);
+  snprintf(admin_dsn, sizeof admin_dsn, "host=%s port=%s user=%s%s dbname=postgres", host, port, user, pw);
+  snprintf(test_dsn, sizeof test_dsn, "host=%s port=%s user=%s%s dbname=%s", host, port, user, pw, db_name);
   snprintf(snap_path, sizeof snap_path, "/tmp/%s.graph", db_name);
   PGconn *c = PQconnectdb(admin_dsn);
   if (PQstatus(c) != CONNECTION_OK) return -1;

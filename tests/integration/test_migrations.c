@@ -37,7 +37,9 @@ static void exec_admin(const char *sql) {
 
 static int setup(void **state) {
   (void)state;
-  const char *dsn = itest_env("MERIDIAN_PG_DSN");
+  /* databases are made and dropped: the owner's DSN (the services' role may not) */
+  const char *dsn = getenv("MERIDIAN_PG_ADMIN_DSN");
+  if (dsn == NULL || *dsn == '\0') dsn = itest_env("MERIDIAN_PG_DSN");
   dsn_with_db(dsn, "postgres", g_admin_dsn, sizeof g_admin_dsn);
   dsn_with_db(dsn, SCRATCH_DB, g_scratch_dsn, sizeof g_scratch_dsn);
   exec_admin("DROP DATABASE IF EXISTS " SCRATCH_DB);
@@ -154,7 +156,7 @@ static void test_bad_dsn_and_missing_dsn_fail_clearly(void **state) {
   assert_non_null(strstr(r->err, "cannot connect"));
   free(r);
   char *argv2[] = {(char *)run_bin("meridianctl"), "db", "migrate", NULL};
-  const char *env[] = {"MERIDIAN_PG_DSN=", NULL};
+  const char *env[] = {"MERIDIAN_PG_DSN=", "MERIDIAN_PG_ADMIN_DSN=", NULL};
   r = run_cmd(argv2, env);
   assert_int_equal(r->status, 2);
   assert_non_null(strstr(r->err, "MERIDIAN_PG_DSN is not set"));

@@ -126,9 +126,36 @@ static void test_arcs_take_their_cells_factor(void **state) {
   free(m);
 }
 
+/* Found by fuzz_eta_model: factors too small or too fine for a fixed number of decimals
+ * were written so that they could not be read back (5e-81 -> "0.0000", refused), or read
+ * back as another value. Every value now round-trips exactly. */
+static void test_format_round_trips_tiny_and_fine_factors(void **state) {
+  (void)state;
+  mctl_eta_model *m = calloc(1, sizeof *m), *back = calloc(1, sizeof *back);
+  mctl_model_identity(m);
+  m->cal.class_factor[GEO_ROAD_PRIMARY] = 1.0 / 3.0;
+  m->cal.hour_factor[0][3] = 1e-9;
+  m->cal.trip_base_ms = 0.05;
+  m->cell_precision = 6;
+  m->n_cells = 1;
+  strcpy(m->cell[0], "dr5rsw");
+  m->cell_factor[0] = 5.07e-81;
+  char *text = mctl_model_format(m, NULL);
+  assert_non_null(text);
+  assert_non_null(strstr(text, "class.primary=0.3333333333333333\n"));
+  assert_non_null(strstr(text, "day.0=1\n")); /* round values stay short */
+  assert_true(mctl_model_parse(text, back));
+  assert_memory_equal(&m->cal, &back->cal, sizeof m->cal);
+  assert_true(back->cell_factor[0] == 5.07e-81);
+  free(text);
+  free(m);
+  free(back);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_format_then_parse_gives_the_same_model),
+      cmocka_unit_test(test_format_round_trips_tiny_and_fine_factors),
       cmocka_unit_test(test_malformed_entries_are_refused),
       cmocka_unit_test(test_arcs_take_their_cells_factor),
   };

@@ -1,7 +1,9 @@
 /*
  * test_meridianctl_cli.c: meridianctl's command line without servers: --help lists the
  * verbs, unknown verbs and bad arguments exit 2 with one clear line, and `token` prints a
- * JWT that the gateway's verifier (mrd_jwt_verify) accepts with the right sub and role.
+ * JWT that the gateway's verifier (mrd_jwt_verify) and token policy (gw_token_check_claims)
+ * accept with the right sub and role, and refuses every sub, role and ttl the gateway's
+ * policy refuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "auth.h"
 #include "mrd/jwt.h"
 #include "run_cmd.h"
 
@@ -17,7 +20,8 @@
 
 static run_result *mctl(char *a1, char *a2, char *a3, char *a4, char *a5, char *a6) {
   char *argv[] = {(char *)run_bin("meridianctl"), a1, a2, a3, a4, a5, a6, NULL};
-  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=", NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
+                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
   return run_cmd(argv, env);
 }
 
@@ -63,6 +67,59 @@ static void test_token_bad_arguments_exit_2(void **state) {
   free(r);
 }
 
+static run_result *token_ttl(char *ttl) {
+  char *argv[] = {(char *)run_bin("meridianctl"), "token", "--role", "rider", "--sub", "r-1",
+                  "--ttl", ttl, NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
+                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
+  return run_cmd(argv, env);
+}
+
+/* What the gateway refuses, meridianctl does not mint (one policy: gw_token_check). */
+static void test_token_refuses_what_the_gateway_refuses(void **state) {
+  (void)state;
+  run_result *r = mctl("token", "--role", "ops", "--sub", "ops-1", NULL); /* /v1/ops takes it */
+  assert_int_equal(r->status, 0);
+  assert_int_equal(gw_token_check("ops-1", MRD_ROLE_OPS, 60, 86400), GW_TOKEN_OK);
+  free(r);
+  r = mctl("token", "--role", "ops", "--sub", "ops 1", NULL);
+  assert_int_equal(r->status, 2);
+  assert_non_null(strstr(r->err, "the gateway would refuse it"));
+  free(r);
+  char *bad_subs[] = {"driver 42", "rider/1", "d\xc3\xa9", "x\"y",
+                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" /* 65 */};
+  for (size_t i = 0; i < sizeof bad_subs / sizeof *bad_subs; i++) {
+    r = mctl("token", "--role", "driver", "--sub", bad_subs[i], NULL);
+    assert_int_equal(r->status, 2);
+    assert_non_null(strstr(r->err, "the gateway would refuse it"));
+    assert_int_equal(gw_token_check(bad_subs[i], MRD_ROLE_DRIVER, 60, 86400), GW_TOKEN_BAD_SUB);
+    free(r);
+  }
+  /* the default maximum lifetime is 24 h: 86400 s is allowed, one more is not */
+  r = token_ttl("86401");
+  assert_int_equal(r->status, 2);
+  assert_non_null(strstr(r->err, "token lifetime above the maximum (86400 s"));
+  free(r);
+  r = token_ttl("86400");
+  assert_int_equal(r->status, 0);
+  free(r);
+  /* the maximum is the gateway's setting, read from the same variable */
+  char *argv[] = {(char *)run_bin("meridianctl"), "token", "--role", "rider", "--sub", "r-1",
+                  "--ttl", "7200", NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
+                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=1h", NULL};
+  r = run_cmd(argv, env);
+  assert_int_equal(r->status, 2);
+  assert_non_null(strstr(r->err, "(3600 s"));
+  free(r);
+  const char *env_bad[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
+                           "MERIDIAN_GW_TOKEN_MAX_LIFETIME=forever", NULL};
+  r = run_cmd(argv, env_bad);
+  assert_int_equal(r->status, 2);
+  assert_non_null(strstr(r->err, "MERIDIAN_GW_TOKEN_MAX_LIFETIME"));
+  free(r);
+}
+
 static void test_token_is_verified_by_the_gateway_verifier(void **state) {
   (void)state;
   run_result *r = mctl("token", "--role", "driver", "--sub", "driver-42", NULL);
@@ -75,6 +132,9 @@ static void test_token_is_verified_by_the_gateway_verifier(void **state) {
   assert_int_equal(mrd_jwt_verify(SECRET, strlen(SECRET), r->out, MRD_ROLE_DRIVER, now, &c), 0);
   assert_string_equal(c.sub, "driver-42");
   assert_int_equal(c.role, MRD_ROLE_DRIVER);
+  assert_true(c.has_iat);
+  assert_int_equal(mrd_jwt_lifetime_s(&c, now), 3600);
+  assert_int_equal(gw_token_check_claims(&c, now, GW_TOKEN_MAX_LIFETIME_DEFAULT_S), GW_TOKEN_OK);
   /* The default ttl is an hour: expired two hours on, and not a rider token. */
   assert_int_equal(mrd_jwt_verify(SECRET, strlen(SECRET), r->out, MRD_ROLE_ANY, now + 7200, &c),
                    MRD_EEXPIRED);
@@ -99,6 +159,7 @@ int main(void) {
       cmocka_unit_test(test_help_lists_every_verb),
       cmocka_unit_test(test_unknown_verb_and_missing_verb_exit_2),
       cmocka_unit_test(test_token_bad_arguments_exit_2),
+      cmocka_unit_test(test_token_refuses_what_the_gateway_refuses),
       cmocka_unit_test(test_token_is_verified_by_the_gateway_verifier),
       cmocka_unit_test(test_token_without_secret_exits_2),
   };

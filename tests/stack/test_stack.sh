@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_stack.sh: scripts/stack on a port block (the stack's base + 2000) and run directory of its own: `up` twice is
 # harmless, `status` sees every server, `down` leaves no process behind, and `down` also
-# cleans up after a crash (servers killed with SIGKILL, stale pid files, zombies).
+# cleans up after a crash (servers killed with SIGKILL, stale pid files, zombies). Local
+# secrets (issue 13): .run/env 0600, PostgreSQL by password only (the services' role not a
+# superuser, no DDL, no DELETE), Redis with ACL users and no anonymous access.
 set -uo pipefail
 root=${MERIDIAN_SOURCE_DIR:?}
 run=$(mktemp -d /tmp/meridian-stack-test-XXXXXX)
@@ -27,8 +29,33 @@ check "$root/scripts/stack" up
 first_env=$(cat "$run/env")
 check "$root/scripts/stack" up
 check "$root/scripts/stack" status
-check grep -q "MERIDIAN_PG_DSN='postgresql://postgres@127.0.0.1:$pg_port/meridian'" "$run/env"
-check grep -q "MERIDIAN_REDIS_URL='redis://127.0.0.1:$redis_port'" "$run/env"
+check grep -qE "MERIDIAN_PG_DSN='postgresql://meridian_app:[0-9a-f]{64}@127.0.0.1:$pg_port/meridian'" "$run/env"
+check grep -qE "MERIDIAN_PG_ADMIN_DSN='postgresql://postgres:[0-9a-f]{64}@127.0.0.1:$pg_port/meridian'" "$run/env"
+check grep -qE "MERIDIAN_REDIS_URL='redis://meridian-app:[0-9a-f]{64}@127.0.0.1:$redis_port'" "$run/env"
+check grep -qE "MERIDIAN_REDIS_ADMIN_URL='redis://meridian-admin:[0-9a-f]{64}@127.0.0.1:$redis_port'" "$run/env"
+# Local secrets (issue 13): .run/env and the secrets are the owner's alone
+check test "$(stat -c %a "$run/env")" = 600
+check test "$(stat -c %a "$run/secrets")" = 700
+check test "$(stat -c %a "$run/redis.conf")" = 600
+check test -z "$(find "$run/secrets" -type f ! -perm 600)"
+app_dsn=$(sed -n "s/^export MERIDIAN_PG_DSN='\(.*\)'$/\1/p" "$run/env")
+admin_dsn=$(sed -n "s/^export MERIDIAN_PG_ADMIN_DSN='\(.*\)'$/\1/p" "$run/env")
+app_url=$(sed -n "s/^export MERIDIAN_REDIS_URL='\(.*\)'$/\1/p" "$run/env")
+# PostgreSQL trusts nobody over TCP: no password, or a wrong one, is refused
+check bash -c "! PGCONNECT_TIMEOUT=5 psql -X -w -At -h 127.0.0.1 -p $pg_port -U postgres -d meridian -c 'SELECT 1' 2>/dev/null"
+check bash -c "! psql -X -w -At 'postgresql://meridian_app:wrong@127.0.0.1:$pg_port/meridian' -c 'SELECT 1' 2>/dev/null"
+# the services' role: logs in with its password, not a superuser, reads the shard map,
+# cannot create or delete
+check test "$(psql -X -At "$app_dsn" -c 'SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user')" = false
+check test "$(psql -X -At "$app_dsn" -c 'SELECT count(*) > 0 FROM shard_map')" = t
+check bash -c "! psql -X -At '$app_dsn' -c 'CREATE TABLE nope (x int)' 2>/dev/null"
+check bash -c "! psql -X -At '$app_dsn' -c 'DELETE FROM trips' 2>/dev/null"
+check test "$(psql -X -At "$admin_dsn" -c 'SELECT rolsuper::text FROM pg_roles WHERE rolname = current_user')" = true
+# Redis: no anonymous access; the services' user works but may not administer
+check bash -c "redis-cli -h 127.0.0.1 -p $redis_port ping 2>&1 | grep -q NOAUTH"
+check test "$(redis-cli --no-auth-warning -u "$app_url" ping)" = PONG
+check bash -c "redis-cli --no-auth-warning -u '$app_url' config get requirepass 2>&1 | grep -q NOPERM"
+check bash -c "redis-cli --no-auth-warning -u '$app_url' flushall 2>&1 | grep -q NOPERM"
 check test "$(grep JWT_SECRET "$run/env")" = "$(echo "$first_env" | grep JWT_SECRET)"
 before=$(pids)
 check test -n "$before"

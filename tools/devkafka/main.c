@@ -32,7 +32,7 @@ static void usage(FILE *f) {
           "  --brokers N            brokers in the mock cluster (default 3)\n"
           "  --partitions N         partitions of each topic (default 64)\n"
           "  --topic NAME[:N]       a topic to create (repeatable; default: driver-locations,\n"
-          "                         dispatch-commands, dispatch-events)\n"
+          "                         dispatch-commands, dispatch-events, dispatch-events-dlq)\n"
           "  --bootstrap-file FILE  write the bootstrap servers there (atomically)\n"
           "  --help                 this text\n"
           "Prints the bootstrap servers on stdout, then runs until SIGTERM or SIGINT.\n");
@@ -120,8 +120,9 @@ int main(int argc, char **argv) {
     topics[0] = "driver-locations";
     topics[1] = "dispatch-commands";
     topics[2] = "dispatch-events";
-    topic_parts[0] = topic_parts[1] = topic_parts[2] = 0;
-    ntopics = 3;
+    topics[3] = "dispatch-events-dlq"; /* the dead-letter topic (schemas/kafka/README.md) */
+    topic_parts[0] = topic_parts[1] = topic_parts[2] = topic_parts[3] = 0;
+    ntopics = 4;
   }
 
   /* NAME:N overrides the partition count of one topic. */

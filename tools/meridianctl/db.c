@@ -132,7 +132,7 @@ static void db_usage(FILE *f) {
           "usage: meridianctl db <verb> [--dsn DSN]\n"
           "  migrate   apply every pending migration, each once and in a transaction\n"
           "  status    list the migrations not yet applied (changes nothing)\n"
-          "The database is MERIDIAN_PG_DSN unless --dsn is given.\n");
+          "The database is MERIDIAN_PG_ADMIN_DSN (or MERIDIAN_PG_DSN) unless --dsn is given.\n");
 }
 
 int mctl_db_main(int argc, char **argv) {
@@ -141,7 +141,7 @@ int mctl_db_main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   const char *verb = argv[1];
-  const char *dsn = getenv("MERIDIAN_PG_DSN");
+  const char *dsn = mctl_default_dsn();
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) {
       dsn = argv[++i];
@@ -158,7 +158,7 @@ int mctl_db_main(int argc, char **argv) {
     return 2;
   }
   if (dsn == NULL || *dsn == '\0') {
-    fprintf(stderr, "meridianctl db: MERIDIAN_PG_DSN is not set and no --dsn given\n");
+    fprintf(stderr, "meridianctl db: MERIDIAN_PG_ADMIN_DSN / MERIDIAN_PG_DSN is not set and no --dsn given\n");
     return 2;
   }
   PGconn *c = PQconnectdb(dsn);

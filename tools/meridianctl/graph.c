@@ -6,9 +6,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graph.h"
+#include "mctl.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,7 @@ static void usage(FILE *f) {
           "                                constant-speed baselines; with --factors, FILE's model\n"
           "                                measured without fitting\n"
           "  status                        whether a graph is imported, from which file\n\n"
-          "options: --dsn DSN (default: MERIDIAN_PG_DSN)\n"
+          "options: --dsn DSN (default: MERIDIAN_PG_ADMIN_DSN, else MERIDIAN_PG_DSN)\n"
           "exit codes: 0 ok, 1 failure, 2 bad usage\n");
 }
 
@@ -54,9 +56,9 @@ uint64_t mctl_fnv64(const char *s) {
 }
 
 PGconn *mctl_graph_connect(const char *dsn) {
-  if (dsn == NULL) dsn = getenv("MERIDIAN_PG_DSN");
+  if (dsn == NULL) dsn = mctl_default_dsn();
   if (dsn == NULL || *dsn == 0) {
-    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_DSN or pass --dsn\n");
+    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_ADMIN_DSN or MERIDIAN_PG_DSN, or pass --dsn\n");
     return NULL;
   }
   PGconn *c = PQconnectdb(dsn);
@@ -118,6 +120,29 @@ bool mctl_graph_meta_set(PGconn *c, const char *key, const char *value) {
 
 /* Run argv with its stdout sent to our stderr (progress) or to log; returns the exit code,
  * or -1 when it could not start. */
+/* One line of a libpq password file (host:port:db:user:password, ':' and '\\' escaped) in
+ * dir/pgpass, mode 0600; its path in out. Returns 0, or -1 (the import then goes on without). */
+static int write_pgpass(const char *dir, const char *host, const char *port, const char *db,
+                        const char *user, const char *pw, char *out, size_t out_len) {
+  if ((size_t)snprintf(out, out_len, "%s/pgpass", dir) >= out_len) return -1;
+  int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return -1;
+  FILE *f = fdopen(fd, "w");
+  if (!f) {
+    close(fd);
+    return -1;
+  }
+  const char *field[5] = {host, port, db, user, pw};
+  for (int i = 0; i < 5; i++) {
+    for (const char *p = field[i] ? field[i] : "*"; *p; p++) {
+      if (*p == ':' || *p == '\\') fputc('\\', f);
+      fputc(*p, f);
+    }
+    fputc(i < 4 ? ':' : '\n', f);
+  }
+  return fclose(f) == 0 ? 0 : -1;
+}
+
 static int run(char *const argv[], const char *log) {
   pid_t pid = fork();
   if (pid < 0) return -1;
@@ -258,7 +283,7 @@ static int cmd_import(int argc, char **argv) {
   }
   fprintf(stderr, "graph import: [2/3] osm2pgrouting (car profile) into schema %s\n", schema);
   {
-    const char *d = dsn ? dsn : getenv("MERIDIAN_PG_DSN");
+    const char *d = dsn ? dsn : mctl_default_dsn();
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(d, &errmsg);
     if (opts == NULL) {
@@ -280,7 +305,15 @@ static int cmd_import(int argc, char **argv) {
     av[k++] = "-h", av[k++] = (char *)(host ? host : PQhost(c));
     av[k++] = "-p", av[k++] = (char *)(port ? port : PQport(c));
     av[k++] = "-U", av[k++] = (char *)(user ? user : PQuser(c));
-    if (pw) av[k++] = "-W", av[k++] = (char *)pw;
+    /* the password reaches osm2pgrouting's libpq through its environment, not its command
+     * line (which every local user can read in /proc) */
+    if (pw) setenv("PGPASSWORD", pw, 1);
+    /* osm2pgrouting hands libpq an explicit empty password, which hides PGPASSWORD; libpq
+     * then looks in the password file, so one is written for it (0600, in our 0700 temp dir) */
+    char pgpass[PATH_MAX];
+    if (pw && write_pgpass(dir, host ? host : PQhost(c), port ? port : PQport(c),
+                           db ? db : PQdb(c), user ? user : PQuser(c), pw, pgpass, sizeof pgpass) == 0)
+      setenv("PGPASSFILE", pgpass, 1);
     av[k] = NULL;
     snprintf(log, sizeof log, "%s/osm2pgrouting.log", dir);
     int r = run(av, log);
@@ -346,8 +379,8 @@ done:
   }
   if (have_dir) {
     char p[600];
-    const char *names[] = {"roads.osm", "osmium.log", "osm2pgrouting.log"};
-    for (size_t i = 0; i < 3; i++) {
+    const char *names[] = {"roads.osm", "osmium.log", "osm2pgrouting.log", "pgpass"};
+    for (size_t i = 0; i < 4; i++) {
       snprintf(p, sizeof p, "%s/%s", dir, names[i]);
       unlink(p);
     }

@@ -20,7 +20,8 @@ void mctl_model_identity(mctl_eta_model *m) {
 }
 
 /* Append printf-formatted text to a growing buffer; false when out of memory. */
-static bool appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) {
+__attribute__((format(printf, 4, 5))) static bool appendf(char **buf, size_t *len, size_t *cap,
+                                                          const char *fmt, ...) {
   for (;;) {
     va_list ap;
     va_start(ap, fmt);
@@ -38,7 +39,19 @@ static bool appendf(char **buf, size_t *len, size_t *cap, const char *fmt, ...) 
   }
 }
 
+/* v in the fewest significant digits (6 at least) that read back as exactly v: a model
+ * written and read again is the same model (a factor of 5e-81 once became "0.0000", which
+ * the reader refuses; found by tests/fuzz/fuzz_eta_model.c). */
+static const char *exact(double v, char buf[40]) {
+  for (int digits = 6; digits <= 17; digits++) {
+    snprintf(buf, 40, "%.*g", digits, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
 char *mctl_model_format(const mctl_eta_model *m, const char *header) {
+  char v1[40], v2[40];
   char *buf = NULL;
   size_t len = 0, cap = 0;
   bool ok = true;
@@ -49,19 +62,19 @@ char *mctl_model_format(const mctl_eta_model *m, const char *header) {
     h += n + (e != NULL);
   }
   for (int c = 0; ok && c < GEO_ROAD_CLASS_COUNT; c++)
-    ok = appendf(&buf, &len, &cap, "class.%s=%.6f\n", geo_road_class_name((geo_road_class)c),
-                 m->cal.class_factor[c]);
+    ok = appendf(&buf, &len, &cap, "class.%s=%s\n", geo_road_class_name((geo_road_class)c),
+                 exact(m->cal.class_factor[c], v1));
   for (int w = 0; w < 2; w++)
     for (int h = 0; ok && h < 24; h++)
-      ok = appendf(&buf, &len, &cap, "hour.%s.%d=%.6f\n", w ? "weekend" : "weekday", h,
-                   m->cal.hour_factor[w][h]);
+      ok = appendf(&buf, &len, &cap, "hour.%s.%d=%s\n", w ? "weekend" : "weekday", h,
+                   exact(m->cal.hour_factor[w][h], v1));
   for (int d = 0; ok && d < 7; d++)
-    ok = appendf(&buf, &len, &cap, "day.%d=%.6f\n", d, m->cal.day_factor[d]);
+    ok = appendf(&buf, &len, &cap, "day.%d=%s\n", d, exact(m->cal.day_factor[d], v1));
   if (ok)
-    ok = appendf(&buf, &len, &cap, "arc_penalty_ms=%.1f\ntrip_base_ms=%.1f\ncell_precision=%d\n",
-                 m->cal.arc_penalty_ms, m->cal.trip_base_ms, m->cell_precision);
+    ok = appendf(&buf, &len, &cap, "arc_penalty_ms=%s\ntrip_base_ms=%s\ncell_precision=%d\n",
+                 exact(m->cal.arc_penalty_ms, v1), exact(m->cal.trip_base_ms, v2), m->cell_precision);
   for (size_t i = 0; ok && i < m->n_cells; i++)
-    ok = appendf(&buf, &len, &cap, "cell.%s=%.4f\n", m->cell[i], m->cell_factor[i]);
+    ok = appendf(&buf, &len, &cap, "cell.%s=%s\n", m->cell[i], exact(m->cell_factor[i], v1));
   if (!ok) {
     free(buf);
     return NULL;

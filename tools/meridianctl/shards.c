@@ -61,9 +61,11 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
 }
 
 static PGconn *pg_connect(void) {
-  const char *dsn = getenv("MERIDIAN_PG_DSN");
-  if (!dsn || !*dsn) {
-    say("MERIDIAN_PG_DSN is not set (source .run/env)");
+  /* the owner's DSN: the map, its epochs and the runs are written by operators, not by the
+   * services' role meridian_app (docs/security.md) */
+  const char *dsn = mctl_default_dsn();
+  if (!dsn) {
+    say("neither MERIDIAN_PG_ADMIN_DSN nor MERIDIAN_PG_DSN is set (source .run/env)");
     return NULL;
   }
   PGconn *c = PQconnectdb(dsn);
@@ -1190,7 +1192,7 @@ static void usage(FILE *f) {
              "  move --range START:END --to K                   one range to shard K, live\n"
              "  history                                         every epoch: when, by which command\n"
              "exit codes: 0 done, 1 failed (the map as it was or at a consistent later epoch), 2 bad usage\n"
-             "environment: MERIDIAN_PG_DSN, MERIDIAN_REDIS_URL (see .run/env)\n");
+             "environment: MERIDIAN_PG_ADMIN_DSN (else MERIDIAN_PG_DSN), MERIDIAN_REDIS_URL (see .run/env)\n");
 }
 
 int mctl_shards_main(int argc, char **argv) {

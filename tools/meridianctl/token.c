@@ -3,7 +3,10 @@
  *
  * Prints one HS256 token signed with MERIDIAN_JWT_SECRET (or MERIDIAN_JWT_SECRET_FILE), the
  * same secret the gateway verifies with. For development, tests and the load generator; a
- * production deployment mints tokens in its own identity service.
+ * production deployment mints tokens in its own identity service. It refuses what the
+ * gateway would refuse, with the gateway's own check (gw_token_check, services/gateway/
+ * auth.h): a sub that is not an id, a role without an endpoint, a ttl above the
+ * gateway's maximum lifetime (MERIDIAN_GW_TOKEN_MAX_LIFETIME, 24 h by default).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "mctl.h"
+#include "mrd/config.h"
 #include "mrd/err.h"
 #include "mrd/jwt.h"
 
@@ -19,7 +24,9 @@ static void token_usage(FILE *f) {
   fprintf(f,
           "usage: meridianctl token --role driver|rider|ops --sub ID [--ttl SECONDS]\n"
           "  prints an HS256 JWT signed with MERIDIAN_JWT_SECRET (or the file named by\n"
-          "  MERIDIAN_JWT_SECRET_FILE); --ttl defaults to 3600 s\n");
+          "  MERIDIAN_JWT_SECRET_FILE); --ttl defaults to 3600 s. Refuses what the gateway\n"
+          "  refuses: a sub outside [A-Za-z0-9_.:-] or longer than 64 bytes, a role other\n"
+          "  than driver, rider or ops, a ttl above MERIDIAN_GW_TOKEN_MAX_LIFETIME (24h)\n");
 }
 
 /* Reads the secret from the environment or the file it names; returns a heap string. */
@@ -40,6 +47,23 @@ static char *load_secret(void) {
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
   buf[n] = '\0';
   return n ? strdup(buf) : NULL;
+}
+
+/* The gateway's maximum token lifetime in seconds, read as the gateway reads it. */
+static int max_lifetime_s(int64_t *out) {
+  int64_t ms = 0;
+  mrd_config_opt opt = {"MERIDIAN_GW_TOKEN_MAX_LIFETIME", NULL, "24h", "longest token lifetime",
+                        MRD_CONFIG_DURATION_MS, 1000, 31622400000.0, false, &ms};
+  mrd_config_spec spec = {"meridianctl token", "", &opt, 1};
+  char *argv0[] = {"meridianctl", NULL};
+  bool help = false;
+  char err[256];
+  if (mrd_config_parse(&spec, 1, argv0, &help, err, sizeof err) != 0) {
+    fprintf(stderr, "meridianctl token: %s\n", err);
+    return -1;
+  }
+  *out = ms / 1000;
+  return 0;
 }
 
 int mctl_token_main(int argc, char **argv) {
@@ -70,13 +94,25 @@ int mctl_token_main(int argc, char **argv) {
       return 2;
     }
   }
-  mrd_role role;
-  if (role_s == NULL || mrd_role_parse(role_s, &role) != 0) {
-    fprintf(stderr, "meridianctl token: --role must be driver, rider or ops\n");
+  mrd_role role = MRD_ROLE_ANY;
+  if (role_s == NULL || mrd_role_parse(role_s, &role) != 0 || gw_token_check("x", role, 1, 1) == GW_TOKEN_BAD_ROLE) {
+    fprintf(stderr, "meridianctl token: --role must be driver, rider or ops (the gateway's endpoints)\n");
     return 2;
   }
-  if (sub == NULL || *sub == '\0' || strlen(sub) >= MRD_JWT_MAX_SUB) {
-    fprintf(stderr, "meridianctl token: --sub ID is required (1..%d bytes)\n", MRD_JWT_MAX_SUB - 1);
+  if (sub == NULL || *sub == '\0') {
+    fprintf(stderr, "meridianctl token: --sub ID is required\n");
+    return 2;
+  }
+  int64_t max_s = 0;
+  if (max_lifetime_s(&max_s) != 0) return 2;
+  gw_token_verdict v = gw_token_check(sub, role, ttl, max_s);
+  if (v != GW_TOKEN_OK) {
+    if (v == GW_TOKEN_TOO_LONG)
+      fprintf(stderr, "meridianctl token: --ttl %lld: %s (%lld s, MERIDIAN_GW_TOKEN_MAX_LIFETIME)\n",
+              ttl, gw_token_verdict_text(v), (long long)max_s);
+    else
+      fprintf(stderr, "meridianctl token: --sub \"%s\": %s; the gateway would refuse it\n", sub,
+              gw_token_verdict_text(v));
     return 2;
   }
   char *secret = load_secret();

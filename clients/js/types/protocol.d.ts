@@ -219,7 +219,7 @@ export interface OpsHot {
   ts: DefTsMs;
   cells: Array<[string, number, number, number | null]>;
 }
-/** server → ops client: shards: The shard map the gateway routes by: its epoch, each geohash range [start, end) with its shard and the geohash cells that draw it (as fine as fit one message, within the hello's bounds), and the range moves in progress. Sent first and whenever the map or the moves change. */
+/** server → ops client: shards: The shard map the gateway routes by: its epoch, each geohash range [start, end) with its shard and the geohash cells that draw it (as fine as fit one message, within the hello's bounds), and the range moves in progress (the step under way of a `meridianctl shards apply|move` run: the range, the giving and receiving shard, the epoch the step makes, and what it is doing). Sent first and whenever the map or the moves change. */
 export interface OpsShards {
   type: "shards";
   epoch: number;
@@ -235,10 +235,11 @@ export interface OpsShards {
     from: number;
     to: number;
     epoch: number;
-    state: string;
+    /** switching: this gateway does not route by the step's epoch yet; warming: the receiving shard does not serve it yet; releasing: the giving shard does not serve it yet; confirmed: both do (the run goes on to its next step); interrupted: the run is under way but the CLI running it is gone (meridianctl shards show); done, failed: the run ended (its last step is shown for 5 s after) */
+    state: "switching" | "warming" | "releasing" | "confirmed" | "interrupted" | "done" | "failed";
   }>;
 }
-/** server → ops client: stats: Closes every frame: per-shard rates over the last 10 s (requests, matches, no-driver answers, locations per second; match rate = matched / (matched + no_driver), null when neither happened), request -> first offer latency p50/p99 over the last minute (dispatch's timestamps; null when none), drivers and live trips per shard, city totals, and this connection's stream rate, budget and the moved drivers left for a later frame (lag_drivers > 0 means the budget is sampling). */
+/** server → ops client: stats: Closes every frame: per-shard rates over the last 10 s (requests, matches, no-driver answers, locations per second; match rate = matched / (matched + no_driver), null when neither happened), request -> first offer latency p50/p99 over the last minute (from the gateway's receipt of the request, its command's ts_ms, to dispatch's offer event; null when none), drivers and live trips per shard, city totals, and this connection's stream rate, budget and the moved drivers left for a later frame (lag_drivers > 0 means the budget is sampling). */
 export interface OpsStats {
   type: "stats";
   ts: DefTsMs;

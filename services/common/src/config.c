@@ -364,13 +364,51 @@ void mrd_config_log(const mrd_config_spec *spec) {
                                                           **(char **)o->dst == '\0'))
                              ? "unset"
                              : "***";
+    char *masked = NULL;
+    if (!o->secret && o->type == MRD_CONFIG_STRING && (masked = malloc(strlen(val) + 4)) != NULL)
+      val = mrd_config_mask_credentials(val, masked, strlen(val) + 4);
     size_t need = mrd_log_quote(NULL, 0, val);
     char *q = malloc(need + 1);
     if (q == NULL) break;
     mrd_log_quote(q, need + 1, val);
     mrd__buf_printf(&fields, "%s%s=%s", fields.len ? " " : "", o->env, q);
     free(q);
+    free(masked);
   }
   if (!fields.oom) mrd_log(MRD_LOG_INFO, "config", "%s", fields.data ? fields.data : "");
   mrd__buf_free(&fields);
+}
+
+const char *mrd_config_mask_credentials(const char *value, char *out, size_t cap) {
+  if (value == NULL || out == NULL || cap == 0) return value ? value : "";
+  size_t n = strlen(value);
+  if (n + 4 > cap) return value;
+  /* scheme://user:password@host... -> scheme://user:***@host... */
+  const char *sep = strstr(value, "://");
+  if (sep) {
+    const char *auth = sep + 3;
+    const char *stop = auth + strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *p = auth; p < stop; p++)
+      if (*p == '@') at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon) {
+      size_t head = (size_t)(colon + 1 - value);
+      memcpy(out, value, head);
+      memcpy(out + head, "***", 3);
+      strcpy(out + head + 3, at);
+      return out;
+    }
+  }
+  /* key=value DSN: password=secret -> password=*** */
+  const char *pw = strstr(value, "password=");
+  if (pw && (pw == value || pw[-1] == ' ')) {
+    size_t head = (size_t)(pw + 9 - value);
+    const char *end = pw + 9 + strcspn(pw + 9, " ");
+    memcpy(out, value, head);
+    memcpy(out + head, "***", 3);
+    strcpy(out + head + 3, end);
+    return out;
+  }
+  return value;
 }

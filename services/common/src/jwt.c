@@ -197,7 +197,8 @@ int mrd_jwt_verify(const void *secret, size_t secret_len, const char *token, mrd
   json_t *role = json_object_get(claims, "role");
   json_t *exp = json_object_get(claims, "exp");
   json_t *nbf = json_object_get(claims, "nbf");
-  if (!json_is_string(sub) || json_string_length(sub) == 0 ||
+  json_t *iat = json_object_get(claims, "iat");
+  if ((iat && !json_is_integer(iat)) || !json_is_string(sub) || json_string_length(sub) == 0 ||
       json_string_length(sub) >= MRD_JWT_MAX_SUB || strlen(json_string_value(sub)) !=
                                                         json_string_length(sub) ||
       !json_is_string(role) || !json_is_integer(exp) || (nbf && !json_is_integer(nbf))) {
@@ -211,8 +212,18 @@ int mrd_jwt_verify(const void *secret, size_t secret_len, const char *token, mrd
   } else {
     memcpy(c.sub, json_string_value(sub), json_string_length(sub) + 1);
     c.exp_s = (int64_t)json_integer_value(exp);
+    c.has_iat = iat != NULL;
+    c.iat_s = iat ? (int64_t)json_integer_value(iat) : 0;
   }
   json_decref(claims);
   if (rc == 0 && out) *out = c;
   return rc;
+}
+
+int64_t mrd_jwt_lifetime_s(const mrd_jwt_claims *c, int64_t now_s) {
+  int64_t from = (c->has_iat && c->iat_s <= now_s) ? c->iat_s : now_s;
+  /* both are JSON integers (int64): exp - from cannot overflow unless they are extreme */
+  if (c->exp_s < 0 && from > INT64_MAX + c->exp_s) return INT64_MIN;
+  if (c->exp_s > 0 && from < c->exp_s - INT64_MAX) return INT64_MAX;
+  return c->exp_s - from;
 }

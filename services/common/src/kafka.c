@@ -159,11 +159,30 @@ void mrd_kafka_producer_free(mrd_kafka_producer *p) {
 int mrd_kafka_produce(mrd_kafka_producer *p, const char *topic, int32_t partition,
                       const void *key, size_t key_len, const void *value, size_t value_len,
                       void *msg_opaque) {
+  return mrd_kafka_produce_headers(p, topic, partition, key, key_len, value, value_len, NULL, 0,
+                                   msg_opaque);
+}
+
+int mrd_kafka_produce_headers(mrd_kafka_producer *p, const char *topic, int32_t partition,
+                              const void *key, size_t key_len, const void *value,
+                              size_t value_len, const mrd_kafka_header *headers,
+                              size_t n_headers, void *msg_opaque) {
   if (p == NULL || topic == NULL || *topic == '\0' || partition < MRD_KAFKA_PARTITION_ANY ||
-      (value == NULL && value_len > 0) || (key == NULL && key_len > 0))
+      (value == NULL && value_len > 0) || (key == NULL && key_len > 0) ||
+      (headers == NULL && n_headers > 0) || n_headers > MRD_KAFKA_HEADERS_MAX)
     return MRD_EINVAL;
-  rd_kafka_vu_t vus[6];
+  for (size_t i = 0; i < n_headers; i++)
+    if (headers[i].name == NULL || *headers[i].name == '\0' ||
+        (headers[i].value == NULL && headers[i].len > 0))
+      return MRD_EINVAL;
+  rd_kafka_vu_t vus[6 + MRD_KAFKA_HEADERS_MAX];
   size_t n = 0;
+  for (size_t i = 0; i < n_headers; i++) { /* copied by librdkafka */
+    vus[n].vtype = RD_KAFKA_VTYPE_HEADER;
+    vus[n].u.header.name = headers[i].name;
+    vus[n].u.header.val = headers[i].value;
+    vus[n++].u.header.size = (ssize_t)headers[i].len;
+  }
   vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
   vus[n++].u.cstr = topic;
   vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
@@ -539,3 +558,19 @@ int mrd_kafka_consumer_ping(mrd_kafka_consumer *c, int timeout_ms) {
 }
 
 const char *mrd_kafka_consumer_errstr(const mrd_kafka_consumer *c) { return c ? c->errstr : ""; }
+
+int mrd_kafka_msg_header(const mrd_kafka_msg *msg, const char *name, const void **value,
+                         size_t *len) {
+  if (msg == NULL || msg->raw_ == NULL || name == NULL || value == NULL || len == NULL)
+    return MRD_EINVAL;
+  rd_kafka_headers_t *hdrs = NULL;
+  if (rd_kafka_message_headers(msg->raw_, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL)
+    return MRD_ENOTFOUND;
+  const void *v = NULL;
+  size_t n = 0;
+  if (rd_kafka_header_get_last(hdrs, name, &v, &n) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return MRD_ENOTFOUND;
+  *value = v;
+  *len = v ? n : 0;
+  return 0;
+}

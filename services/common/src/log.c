@@ -340,7 +340,51 @@ static void log_library(mrd_log_level level, const char *lib, const char *fac, c
   free(copy);
 }
 
+void mrd_log_gate_init(mrd_log_gate *g, double lines_per_s, double burst, int64_t now_ms) {
+  g->lines_per_s = lines_per_s > 0 ? lines_per_s : 1e-9;
+  g->burst = burst >= 1 ? burst : 1;
+  g->tokens = g->burst;
+  g->last_ms = now_ms;
+  g->suppressed = 0;
+}
+
+bool mrd_log_gate_pass(mrd_log_gate *g, int64_t now_ms, uint64_t *suppressed) {
+  if (now_ms > g->last_ms) {
+    g->tokens += (double)(now_ms - g->last_ms) * g->lines_per_s / 1000.0;
+    if (g->tokens > g->burst) g->tokens = g->burst;
+    g->last_ms = now_ms;
+  }
+  if (g->tokens < 1.0) {
+    g->suppressed++;
+    return false;
+  }
+  g->tokens -= 1.0;
+  if (suppressed) *suppressed = g->suppressed;
+  g->suppressed = 0;
+  return true;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* lws's lines, at most 10 a second (burst 20): a client can make lws complain once per bad
+ * request ("Ran out of header data space"), which must not flood the log. lws logs from
+ * its service thread only. */
+static mrd_log_gate g_lws_gate;
+static bool g_lws_gate_init;
+
 static void lws_emit(int lws_level, const char *line) {
+  int64_t now = mono_ms();
+  if (!g_lws_gate_init) {
+    mrd_log_gate_init(&g_lws_gate, 10, 20, now);
+    g_lws_gate_init = true;
+  }
+  uint64_t held = 0;
+  if (!mrd_log_gate_pass(&g_lws_gate, now, &held)) return;
+  if (held) mrd_log(MRD_LOG_WARN, "lws", "suppressed=%llu", (unsigned long long)held);
   mrd_log_level lvl = lws_level & LLL_ERR      ? MRD_LOG_ERROR
                       : lws_level & LLL_WARN   ? MRD_LOG_WARN
                       : lws_level & LLL_NOTICE ? MRD_LOG_INFO

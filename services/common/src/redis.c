@@ -20,6 +20,7 @@ struct mrd_redis {
   char host[256];
   int port;
   int db;
+  char user[256];     /* ACL user ("" = default) */
   char password[256];
   mrd_redis_opts opts;
   mrd__backoff backoff;
@@ -29,21 +30,53 @@ struct mrd_redis {
   uint64_t connections; /* established so far */
 };
 
+/* Percent-decodes n bytes of src into dst (cap bytes, NUL included). -1 on a bad escape,
+ * an encoded NUL, or no room. */
+static int pct_decode(const char *src, size_t n, char *dst, size_t cap) {
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)src[i];
+    if (c == '%') {
+      int v = 0;
+      for (int k = 1; k <= 2; k++) {
+        char h = i + (size_t)k < n ? src[i + (size_t)k] : '\0';
+        int d = (h >= '0' && h <= '9')   ? h - '0'
+                : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                         : -1;
+        if (d < 0) return -1;
+        v = v * 16 + d;
+      }
+      if (v == 0) return -1;
+      c = (unsigned char)v;
+      i += 2;
+    }
+    if (w + 1 >= cap) return -1;
+    dst[w++] = (char)c;
+  }
+  dst[w] = '\0';
+  return 0;
+}
+
 int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db,
                         char *password, size_t password_cap) {
+  return mrd_redis_parse_url_auth(url, host, host_cap, port, db, NULL, 0, password,
+                                  password_cap);
+}
+
+int mrd_redis_parse_url_auth(const char *url, char *host, size_t host_cap, int *port, int *db,
+                             char *user, size_t user_cap, char *password, size_t password_cap) {
   static const char scheme[] = "redis://";
   if (url == NULL || strncmp(url, scheme, sizeof scheme - 1) != 0) return MRD_EPARSE;
   const char *p = url + sizeof scheme - 1;
   const char *at = strchr(p, '@');
   const char *slash = strchr(p, '/');
-  char pw[256] = "";
+  char pw[256] = "", us[256] = "";
   if (at && (slash == NULL || at < slash)) {
     const char *colon = memchr(p, ':', (size_t)(at - p));
     const char *pws = colon ? colon + 1 : p;
-    size_t n = (size_t)(at - pws);
-    if (n >= sizeof pw) return MRD_EPARSE;
-    memcpy(pw, pws, n);
-    pw[n] = '\0';
+    if (pct_decode(pws, (size_t)(at - pws), pw, sizeof pw) != 0) return MRD_EPARSE;
+    if (colon && pct_decode(p, (size_t)(colon - p), us, sizeof us) != 0) return MRD_EPARSE;
     p = at + 1;
   }
   const char *end = p + strcspn(p, ":/");
@@ -69,14 +102,14 @@ int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port,
   } else {
     return MRD_EPARSE;
   }
+  if (password && password_cap && strlen(pw) >= password_cap) return MRD_EPARSE;
+  if (user && user_cap && strlen(us) >= user_cap) return MRD_EPARSE;
   memcpy(host, p, hlen);
   host[hlen] = '\0';
   *port = prt;
   *db = d;
-  if (password && password_cap) {
-    if (strlen(pw) >= password_cap) return MRD_EPARSE;
-    strcpy(password, pw);
-  }
+  if (password && password_cap) strcpy(password, pw);
+  if (user && user_cap) strcpy(user, us);
   return 0;
 }
 
@@ -147,7 +180,10 @@ static int ensure(mrd_redis *r) {
   redisEnableKeepAlive(c);
   r->ctx = c;
   int rc = 0;
-  if (r->password[0]) rc = setup_cmd(r, "AUTH", 2, (const char *[]){"AUTH", r->password});
+  if (r->password[0] && r->user[0]) /* Redis 6 ACL: AUTH username password */
+    rc = setup_cmd(r, "AUTH", 3, (const char *[]){"AUTH", r->user, r->password});
+  else if (r->password[0])
+    rc = setup_cmd(r, "AUTH", 2, (const char *[]){"AUTH", r->password});
   if (rc == 0 && r->db != 0) {
     char db[16];
     snprintf(db, sizeof db, "%d", r->db);
@@ -173,8 +209,8 @@ int mrd_redis_new(const char *url, const mrd_redis_opts *opts, mrd_redis **out) 
   if (out == NULL) return MRD_EINVAL;
   mrd_redis *r = calloc(1, sizeof *r);
   if (r == NULL) return MRD_ENOMEM;
-  if (mrd_redis_parse_url(url, r->host, sizeof r->host, &r->port, &r->db, r->password,
-                          sizeof r->password) != 0) {
+  if (mrd_redis_parse_url_auth(url, r->host, sizeof r->host, &r->port, &r->db, r->user,
+                               sizeof r->user, r->password, sizeof r->password) != 0) {
     free(r);
     return MRD_EPARSE;
   }

@@ -272,6 +272,8 @@ int mrd_command_encode(const mrd_command *m, uint8_t *buf, size_t cap, size_t *l
     latlon_to_pb(&dropoff, m->dropoff);
     req.pickup = &pickup;
     req.dropoff = &dropoff;
+    req.has_resend = m->resend;
+    req.resend = m->resend;
     pb.body_case = MERIDIAN__V1__DISPATCH_COMMAND__BODY_REQUEST;
     pb.request = &req;
     break;
@@ -362,6 +364,7 @@ int mrd_command_decode(const uint8_t *buf, size_t len, mrd_command *out) {
          copy_str(out->rider_id, sizeof out->rider_id, pb->request->rider_id) &&
          latlon_from_pb(pb->request->pickup, &out->pickup) &&
          latlon_from_pb(pb->request->dropoff, &out->dropoff);
+    out->resend = ok && pb->request->has_resend && pb->request->resend;
     break;
   case MERIDIAN__V1__DISPATCH_COMMAND__BODY_CANCEL:
     out->kind = MRD_CMD_CANCEL;

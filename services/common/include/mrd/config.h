@@ -92,7 +92,7 @@ MRD_EXPORT void mrd_config_log(const mrd_config_spec *spec);
   {"MERIDIAN_PG_DSN", "pg-dsn", NULL, "PostgreSQL connection URI (postgresql://...)",       \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
 #define MRD_OPT_REDIS_URL(dst)                                                              \
-  {"MERIDIAN_REDIS_URL", "redis-url", NULL, "Redis URL (redis://host:port[/db])",           \
+  {"MERIDIAN_REDIS_URL", "redis-url", NULL, "Redis URL (redis://[user:password@]host:port[/db])",           \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
 #define MRD_OPT_KAFKA_BROKERS(dst)                                                          \
   {"MERIDIAN_KAFKA_BROKERS", "kafka-brokers", NULL, "Kafka bootstrap servers (host:port,...)", \
@@ -112,6 +112,12 @@ MRD_EXPORT void mrd_config_log(const mrd_config_spec *spec);
 #define MRD_OPT_ADMIN_ADDR(dst)                                                             \
   {"MERIDIAN_ADMIN_ADDR", "admin-addr", "127.0.0.1", "address /healthz etc. bind to",       \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
+
+/* value with the password of a URL's userinfo (`scheme://user:password@host` ->
+ * `scheme://user:***@host`) or of a `password=` DSN keyword masked, in out (cap >=
+ * strlen(value) + 4); value itself when there is nothing to mask or out is too small.
+ * mrd_config_log applies it to every string option that is not a secret. Pure. */
+MRD_EXPORT const char *mrd_config_mask_credentials(const char *value, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

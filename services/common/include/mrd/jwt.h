@@ -16,6 +16,7 @@
 #ifndef MRD_JWT_H
 #define MRD_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +42,15 @@ typedef struct mrd_jwt_claims {
   char sub[MRD_JWT_MAX_SUB]; /* subject: the driver, rider or operator id */
   mrd_role role;
   int64_t exp_s;             /* expiry, Unix seconds */
+  bool has_iat;              /* the token carries `iat` */
+  int64_t iat_s;             /* issued at, Unix seconds (0 without iat) */
 } mrd_jwt_claims;
+
+/* A token's lifetime in seconds: exp - iat, or exp - now_s when it has no iat (what is
+ * left of it). A token whose iat lies in the future counts from now_s instead, so a
+ * forged iat cannot shorten the lifetime it claims. What a service accepts as a maximum
+ * is its own policy (the gateway's: services/gateway/auth.h). */
+MRD_EXPORT int64_t mrd_jwt_lifetime_s(const mrd_jwt_claims *c, int64_t now_s);
 
 /* "driver", "rider", "ops" ("any" for MRD_ROLE_ANY, "?" otherwise). */
 MRD_EXPORT const char *mrd_role_name(mrd_role role);
@@ -58,7 +67,8 @@ MRD_EXPORT int mrd_jwt_mint(const void *secret, size_t secret_len, const char *s
 
 /* Verifies token against secret at time now_s (Unix seconds). expected is the role the
  * endpoint requires, or MRD_ROLE_ANY. Returns 0 and fills *out (may be NULL), or:
- *   MRD_EPARSE     not three base64url parts, bad JSON, missing or mistyped claim, too long
+ *   MRD_EPARSE     not three base64url parts, bad JSON, missing or mistyped claim (`iat`,
+ *                  when present, must be an integer too), too long
  *   MRD_EALG       header alg is not exactly "HS256" (including "none")
  *   MRD_ESIGNATURE the HMAC does not match (compared in constant time)
  *   MRD_EEXPIRED   now_s >= exp, or now_s < nbf

@@ -10,7 +10,7 @@
  * so a caller can shed load (the gateway answers `unavailable`).
  * Consumer: group.id only for committed offsets, enable.auto.commit=false and
  * rd_kafka_assign() of the partitions given (no subscribe, hence no group join or
- * rebalance: the mock cluster stalls tens of seconds on those, see PLATFORM.md);
+ * rebalance: librdkafka's mock cluster, devkafka, stalls tens of seconds on those);
  * fetch.wait.max.ms configurable (MERIDIAN_KAFKA_FETCH_WAIT_MS, default 5) because the
  * mock holds every fetch for that long. Commits are synchronous.
  * librdkafka's own log lines go through mrd_log. Error text stays on the handle
@@ -112,6 +112,24 @@ MRD_EXPORT int mrd_kafka_produce(mrd_kafka_producer *p, const char *topic, int32
                                  const void *key, size_t key_len, const void *value,
                                  size_t value_len, void *msg_opaque);
 
+/* One Kafka message header: a name and bytes (value may be NULL for a null header). */
+typedef struct mrd_kafka_header {
+  const char *name;
+  const void *value;
+  size_t len;
+} mrd_kafka_header;
+
+/* The most headers mrd_kafka_produce_headers takes for one message. */
+#define MRD_KAFKA_HEADERS_MAX 16
+
+/* As mrd_kafka_produce, with n_headers headers (names and values copied; at most
+ * MRD_KAFKA_HEADERS_MAX, names non-empty). Same returns; MRD_EINVAL for bad headers. */
+MRD_EXPORT int mrd_kafka_produce_headers(mrd_kafka_producer *p, const char *topic,
+                                         int32_t partition, const void *key, size_t key_len,
+                                         const void *value, size_t value_len,
+                                         const mrd_kafka_header *headers, size_t n_headers,
+                                         void *msg_opaque);
+
 /* Serves delivery reports and errors, waiting up to timeout_ms for the first. Returns the
  * number of events served (>= 0). Call it from the service loop. */
 MRD_EXPORT int mrd_kafka_producer_poll(mrd_kafka_producer *p, int timeout_ms);
@@ -149,6 +167,11 @@ MRD_EXPORT int mrd_kafka_consumer_assign(mrd_kafka_consumer *c, const mrd_kafka_
  * mrd_kafka_msg_release), MRD_EAGAIN when none came, or MRD_EKAFKA for an error event
  * (text in errstr; the consumer keeps going, so the loop may simply continue). */
 MRD_EXPORT int mrd_kafka_consume(mrd_kafka_consumer *c, int timeout_ms, mrd_kafka_msg *msg);
+
+/* The value of the last header called name of a consumed message: 0 with *value (borrowed
+ * like the message; NULL for a null header) and *len, MRD_ENOTFOUND, MRD_EINVAL. */
+MRD_EXPORT int mrd_kafka_msg_header(const mrd_kafka_msg *msg, const char *name,
+                                    const void **value, size_t *len);
 
 /* Gives the message back to librdkafka; msg is zeroed. Safe on a zeroed msg. */
 MRD_EXPORT void mrd_kafka_msg_release(mrd_kafka_msg *msg);

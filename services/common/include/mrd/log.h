@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mrd/err.h"
 
@@ -90,6 +91,25 @@ MRD_EXPORT size_t mrd_log_quote(char *dst, size_t cap, const char *value);
 /* libwebsockets: lws_set_log_level() with our emitter; lws ERR/WARN/NOTICE map to
  * error/warn/info, everything finer to debug (enabled only at debug). Process-wide. */
 MRD_EXPORT void mrd_log_hook_lws(void);
+
+/* A bound on how often one kind of line is written (401s, header errors, a library's
+ * repeated complaint): a token bucket of lines_per_s with burst, plus the count of lines
+ * held back since the last one written, which that next line reports. Pure: time comes in
+ * as an argument. Not thread-safe: one gate per thread or per kind. */
+typedef struct mrd_log_gate {
+  double tokens, lines_per_s, burst;
+  int64_t last_ms;
+  uint64_t suppressed;
+} mrd_log_gate;
+
+/* Start a gate full (burst lines may be written at once). lines_per_s > 0, burst >= 1. */
+MRD_EXPORT void mrd_log_gate_init(mrd_log_gate *g, double lines_per_s, double burst,
+                                  int64_t now_ms);
+
+/* Whether a line may be written at now_ms. True: write it, and *suppressed says how many
+ * were held back since the previous one (then reset to 0). False: the line is counted as
+ * held back. */
+MRD_EXPORT bool mrd_log_gate_pass(mrd_log_gate *g, int64_t now_ms, uint64_t *suppressed);
 
 struct rd_kafka_conf_s;
 /* librdkafka: installs the log callback on conf (before rd_kafka_new). Syslog levels

@@ -43,6 +43,16 @@ typedef struct mrd_redis_opts {
 MRD_EXPORT int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port,
                                    int *db, char *password, size_t password_cap);
 
+/* The same with an ACL user: `redis://[[user]:password@]host[:port][/db]`; user and
+ * password are percent-decoded (RFC 3986: a password with `@`, `:` or `/` is written
+ * %40, %3A, %2F); user gets "" when the URL names none (Redis's `default` user). user and
+ * password may be NULL (their cap then ignored). MRD_EPARSE also for a bad %-escape or an
+ * encoded NUL. mrd_redis_new authenticates with `AUTH user password` when both are given,
+ * `AUTH password` with a password only. */
+MRD_EXPORT int mrd_redis_parse_url_auth(const char *url, char *host, size_t host_cap, int *port,
+                                        int *db, char *user, size_t user_cap, char *password,
+                                        size_t password_cap);
+
 /* Creates a handle for url and tries to connect once. A server that is down is not an
  * error here: the handle connects on a later call (see mrd_redis_connected). opts may be
  * NULL. Returns 0 and *out, or MRD_EPARSE (bad URL), MRD_ENOMEM. Free with mrd_redis_free. */

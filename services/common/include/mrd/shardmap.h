@@ -1,5 +1,5 @@
 /*
- * shardmap.h: the shard map as a value (DESIGN §2, docs/shards.md): a list of geohash-string
+ * shardmap.h: the shard map as a value (docs/shards.md): a list of geohash-string
  * ranges [start, end) -> shard, and the pure operations that rebalancing needs: check that
  * ranges tile the world, look a geohash up, give a range to another shard (splitting the
  * ranges it cuts and merging neighbours of one shard), and the difference between two maps

@@ -7,7 +7,8 @@
  * loop checks mrd_should_stop() and drains (stop taking work, flush Kafka, exit 0).
  * With libwebsockets, install the hook `lws_cancel_service(ctx)` (it only writes to lws's
  * own pipe) so a loop blocked in lws_service() wakes at once; do not use an lws event-loop
- * plugin's signal handling together with this (see PLATFORM.md). Not a general signal
+ * plugin's signal handling together with this (it installs its own watchers for the same
+ * signals). Not a general signal
  * dispatcher: no SIGHUP reload, no per-signal callbacks.
  */
 #ifndef MRD_SIGNALS_H

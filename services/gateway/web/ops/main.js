@@ -19,7 +19,8 @@ const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.ho
 
 const state = {
   frameTimes: [], // ms between animation frames (last 600)
-  renders: 0,
+  renders: 0, // rebuilds of the drivers source
+  buildMs: 50, // the interval between rebuilds now (adapts to the frame time)
   history: new Map(), // shard -> [{t, p50, p99}]
   statsUpdates: 0,
   labels: [],
@@ -64,6 +65,10 @@ map.on('load', async () => {
   map.addLayer({ id: 'shard-fill', type: 'fill', source: 'shards', paint: { 'fill-color': ['get', 'color'], 'fill-opacity': 0.07 } });
   map.addLayer({ id: 'roads', type: 'line', source: 'roads', paint: { 'line-color': '#3a4450', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 0.4, 15, 1.5] } });
   map.addLayer({ id: 'shard-line', type: 'line', source: 'shards', paint: { 'line-color': ['get', 'color'], 'line-width': 1, 'line-opacity': 0.6 } });
+  map.addLayer({
+    id: 'shard-moving', type: 'line', source: 'shards', filter: ['==', ['get', 'moving'], true],
+    paint: { 'line-color': '#ffffff', 'line-width': 2.5, 'line-dasharray': [2, 2] },
+  });
   map.addLayer({
     id: 'hot', type: 'heatmap', source: 'hot',
     paint: {
@@ -121,6 +126,8 @@ function start() {
     hot: featureCount('hot'),
     roads: featureCount('roads'),
     labels: state.labels.length,
+    moves: state.moves || 0,
+    movingBoxes: (map.getSource('shards')?.serialize().data.features || []).filter((f) => f.properties.moving).length,
     statsUpdates: state.statsUpdates,
     cityDrivers: city.drivers.size,
     streamBytes: city.bytes,
@@ -141,16 +148,20 @@ function boxFeature(gh, props) {
   return { type: 'Feature', properties: props, geometry: { type: 'Polygon', coordinates: [[[b, a], [d, a], [d, c], [b, c], [b, a]]] } };
 }
 
+// A cell is in a moving range when its geohash is in [start, end) (range keys compare as
+// strings, like the shard map's own lookup; '' and '~' are the world's ends).
+const inRange = (gh, m) => m.start <= gh && (m.end === '~' || gh < m.end);
+
 function drawShards(city) {
   const features = [];
   for (const l of state.labels) l.remove();
   state.labels = [];
-  const moving = new Set((city.shards?.moves || []).map((m) => `${m.start}|${m.end}`));
+  const moves = city.shards?.moves || [];
   for (const r of city.shards?.ranges || []) {
     let latSum = 0, lonSum = 0;
     for (const gh of r.cells) {
-      const f = boxFeature(gh, { shard: r.shard, color: shardColor(r.shard), geohash: gh });
-      features.push(f);
+      const moving = moves.some((m) => inRange(gh, m));
+      features.push(boxFeature(gh, { shard: r.shard, color: shardColor(r.shard), geohash: gh, moving }));
       const [a, b, c, d] = decodeGeohash(gh);
       latSum += (a + c) / 2;
       lonSum += (b + d) / 2;
@@ -159,19 +170,32 @@ function drawShards(city) {
       const el = document.createElement('div');
       el.className = 'shard-label';
       el.style.borderLeft = `4px solid ${shardColor(r.shard)}`;
-      el.textContent = `shard ${r.shard}${moving.size ? '' : ''}`;
+      el.textContent = `shard ${r.shard}`;
       state.labels.push(new maplibregl.Marker({ element: el }).setLngLat([lonSum / r.cells.length, latSum / r.cells.length]).addTo(map));
     }
   }
-  for (const m of city.shards?.moves || []) {
+  // a move in progress: its cells outlined thick and dashed, a label at their middle
+  for (const m of moves) {
+    const cells = features.filter((f) => inRange(f.properties.geohash, m));
     const el = document.createElement('div');
-    el.className = 'shard-label';
-    el.textContent = `moving ${m.start}…${m.end}: ${m.from} → ${m.to} (${m.state})`;
-    const [a, b] = decodeGeohash(m.start || '0');
-    state.labels.push(new maplibregl.Marker({ element: el }).setLngLat([b, a]).addTo(map));
+    el.className = 'shard-label move-label';
+    el.textContent = `moving ${m.start || "''"}…${m.end}: shard ${m.from} → ${m.to}, epoch ${m.epoch} (${m.state})`;
+    let lat = 0, lon = 0;
+    for (const f of cells) {
+      const [a, b, c, d] = decodeGeohash(f.properties.geohash);
+      lat += (a + c) / 2;
+      lon += (b + d) / 2;
+    }
+    const at = cells.length ? [lon / cells.length, lat / cells.length] : (() => {
+      const [a, b, c, d] = decodeGeohash(m.start || '0');
+      return [(b + d) / 2, (a + c) / 2];
+    })();
+    state.labels.push(new maplibregl.Marker({ element: el }).setLngLat(at).addTo(map));
   }
+  state.moves = moves.length;
   map.getSource('shards').setData({ type: 'FeatureCollection', features });
   $('status').dataset.epoch = city.shards?.epoch ?? '';
+  $('moves').textContent = moves.map((m) => `moving ${m.start || "''"}…${m.end}: ${m.from} → ${m.to} (${m.state})`).join('\n');
 }
 
 function drawHot(city) {
@@ -199,14 +223,26 @@ function drawTrips(city) {
 
 // Drivers glide from their previous position to the new one over one stream period; the
 // source is rebuilt at most every 50 ms (20 Hz), the map itself renders at the screen's rate.
+// A machine that cannot keep up (software WebGL, a loaded CPU: each rebuild costs a render)
+// rebuilds less often: every 4 frame times (median of the last 30), up to once a second, so
+// the page stays responsive and the drivers still move at every stream frame.
 let lastBuild = 0;
+const BUILD_MIN_MS = 50;
+const BUILD_MAX_MS = 1000;
+function buildInterval() {
+  const n = state.frameTimes.length;
+  if (n < 10) return BUILD_MIN_MS;
+  const recent = state.frameTimes.slice(-30).sort((a, b) => a - b);
+  return Math.min(BUILD_MAX_MS, Math.max(BUILD_MIN_MS, 4 * recent[recent.length >> 1]));
+}
 function animate(city, t, prev) {
   const dt = t - prev;
   if (dt > 0) {
     state.frameTimes.push(dt);
     if (state.frameTimes.length > 600) state.frameTimes.shift();
   }
-  if (t - lastBuild >= 50) {
+  state.buildMs = buildInterval();
+  if (t - lastBuild >= state.buildMs) {
     lastBuild = t;
     const now = Date.now();
     const period = 1000;

@@ -135,6 +135,7 @@ typedef struct mrd_command {
   mrd_latlon pickup;
   mrd_latlon dropoff;
   mrd_driver_status status;
+  bool resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
 } mrd_command;
 
 /* Encode / decode a command; same contract as mrd_driver_location_encode / _decode. */
@@ -238,7 +239,7 @@ typedef struct mrd_fence {
  * without a generation (0: made before leases) and a shard >= 64 are always used. */
 bool mrd_fence_admit(mrd_fence *f, uint32_t shard, uint64_t generation);
 
-/* True when code is one of the client protocol's error codes (DESIGN §4). */
+/* True when code is one of the client protocol's error codes. */
 bool mrd_error_code_valid(const char *code);
 
 #ifdef __cplusplus
