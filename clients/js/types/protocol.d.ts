@@ -213,7 +213,7 @@ export interface OpsHello {
   /** [min_lat, min_lon, max_lat, max_lon] of the area shard boxes are drawn in. */
   bounds: Array<number>;
 }
-/** server → ops client: hot: The hot cells (Redis hot:supply / hot:demand of every shard, added up), whole, when they changed: [geohash6, supply (available drivers), demand (requests in the last minute), surge multiplier or null while surge pricing does not exist]. An empty list clears the layer. Several messages when they do not fit one. */
+/** server → ops client: hot: The hot cells (Redis hot:supply / hot:demand of every shard, added up, and hot:surge), whole, when they changed: [geohash6, supply (available drivers), demand (requests in the last minute), the cell's published surge multiplier (above 1.0) or null where none is published (1.0 when dispatch prices rides)]. An empty list clears the layer. Several messages when they do not fit one. */
 export interface OpsHot {
   type: "hot";
   ts: DefTsMs;
