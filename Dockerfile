@@ -15,7 +15,8 @@ COPY services /src/services
 COPY tools /src/tools
 COPY loadgen /src/loadgen
 WORKDIR /src
-RUN cmake --preset release -DMERIDIAN_TESTS=OFF -DMERIDIAN_BENCH=OFF && cmake --build --preset release
+RUN cmake --preset release -DMERIDIAN_TESTS=OFF -DMERIDIAN_BENCH=OFF -DMERIDIAN_OPS_WEB=OFF \
+    && cmake --build --preset release
 
 FROM debian:12
 # The runtime libraries of the binaries; libwebsockets-evlib-ev is the libev event-loop

@@ -29,11 +29,9 @@
 #include "geo/geometry.h"
 #include "geo/quadtree.h"
 
-#ifdef GEO_BENCH_HAVE_SIDX
 #include <spatialindex/capi/sidx_api.h>
 
 #include "bench_machine.h"
-#endif
 
 #define MIN_LAT 40.70
 #define MAX_LAT 40.88
@@ -233,7 +231,6 @@ static void bench_meridian(int clustered, size_t nq) {
 
 /* ---- libspatialindex ------------------------------------------------------------------- */
 
-#ifdef GEO_BENCH_HAVE_SIDX
 static size_t g_stream_i;
 static double g_smin[2], g_smax[2];
 static int sidx_next(int64_t *id, double **pmin, double **pmax, uint32_t *ndim, const uint8_t **data,
@@ -349,7 +346,6 @@ static void bench_sidx(size_t nops, size_t nq) {
   free(s);
   Index_Destroy(idx);
 }
-#endif
 
 /* ---- Redis ---------------------------------------------------------------------------- */
 
@@ -486,9 +482,7 @@ int main(void) {
   for (int i = 0; i < NCLUSTERS; i++) g_centres[i] = (geo_latlng){unif(MIN_LAT, MAX_LAT), unif(MIN_LNG, MAX_LNG)};
 
   const char *only = getenv("GEO_BENCH_MERIDIAN_ONLY");
-#ifdef GEO_BENCH_HAVE_SIDX
   g_pair = !(only && *only == '1');
-#endif
   for (int clustered = 0; clustered < 2; clustered++) {
     for (size_t i = 0; i < g_n; i++) {
       g_pos[i] = sample(clustered);
@@ -505,11 +499,7 @@ int main(void) {
     g_perm[i] = (uint32_t)i;
   }
   shuffle(g_perm, g_n);
-#ifdef GEO_BENCH_HAVE_SIDX
   bench_sidx(sidx_ops, nq);
-#else
-  fprintf(stderr, "geo_bench: built without libspatialindex: that anchor is skipped\n");
-#endif
   bench_redis(redis_ops, redis_q);
 
 report:;

@@ -19,6 +19,8 @@
 #include "mrd/tz.h"
 #include "geo/snapshot.h"
 #include "report.h"
+#include "scrape.h"
+#include "ramp_run.h"
 #include "sim.h"
 #include "trips_csv.h"
 #include "ws.h"
@@ -44,6 +46,8 @@ static void usage(FILE *fp) {
           "  --cancel-prob P     a rider cancels with probability P (default 0.03)\n"
           "  --seed S            random seed: same seed, same drivers and choices (default 1)\n"
           "  --json FILE         write the JSON report\n"
+          "  --offer-samples F   write every request -> offer latency (ms), one a line\n"
+          "  --part K/N          replay every N-th trip from the K-th (0-based): one of N processes\n"
           "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
           "  --outcomes FILE     write request_id,trip_id,status of every request\n"
           "  --ping-max-hz H     location messages per driver per wall second at most (default 2; the\n"
@@ -57,6 +61,7 @@ static void usage(FILE *fp) {
           "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
           "  --area FILE         service area GeoJSON (default $MERIDIAN_SERVICE_AREA or data/roads/manhattan-boundary.geojson)\n"
           "  --quiet             no progress lines\n"
+          "       meridian-loadgen ramp --trips FILE [options]   (capacity: meridian-loadgen ramp --help)\n"
           "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens.\n");
 }
 
@@ -89,6 +94,7 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (strcmp(argv[1], "ramp") == 0) return lg_ramp_main(argc, argv);
   if (strcmp(argv[1], "replay") != 0) {
     fprintf(stderr, "meridian-loadgen: unknown command '%s' (try --help)\n", argv[1]);
     return 2;
@@ -97,6 +103,8 @@ int main(int argc, char **argv) {
   lg_config_defaults(&c.cfg);
   c.cfg.settle_s = 1; /* the CLI lets dispatch index the drivers before the first request */
   const char *trips = NULL, *json = NULL, *plot = NULL, *outcomes = NULL, *run_id = NULL;
+  const char *samples = NULL;
+  unsigned part = 0, parts = 1;
   const char *url = getenv("MERIDIAN_GATEWAY_URL"), *graph = getenv("MERIDIAN_GRAPH");
   const char *area_path = getenv("MERIDIAN_SERVICE_AREA");
   bool quiet = false, have_drivers = false, speedup_auto = false, pace_auto = true;
@@ -142,6 +150,12 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--plot") == 0) { NEED(); plot = v; }
     else if (strcmp(a, "--outcomes") == 0) { NEED(); outcomes = v; }
     else if (strcmp(a, "--run-id") == 0) { NEED(); run_id = v; }
+    else if (strcmp(a, "--offer-samples") == 0) { NEED(); samples = v; }
+    else if (strcmp(a, "--part") == 0) {
+      NEED();
+      int n = 0;
+      if (sscanf(v, "%u/%u%n", &part, &parts, &n) != 2 || v[n] || parts < 1 || parts > 64 || part >= parts) BAD();
+    }
     else if (strcmp(a, "--graph") == 0) { NEED(); graph = v; }
     else if (strcmp(a, "--area") == 0) { NEED(); area_path = v; }
     else if (strcmp(a, "--quiet") == 0) { quiet = true; }
@@ -206,6 +220,11 @@ int main(int argc, char **argv) {
     fprintf(stderr, "meridian-loadgen: %s\n", err);
     goto out;
   }
+  if (parts > 1) { /* one of several processes of a ramp step: every parts-th trip */
+    size_t k = 0;
+    for (size_t i = part; i < set.n; i += parts) set.trips[k++] = set.trips[i];
+    set.n = k;
+  }
   if (pace_auto) {
     /* dispatch quotes the calibrated ETA at the real clock's local hour: the simulated
      * drivers drive at that hour's calibrated pace, so that the pickup ETA error measures the
@@ -245,12 +264,28 @@ int main(int argc, char **argv) {
   lg_ws_opts o = {host, port, prefix, secret, 100, 10, !quiet};
   fprintf(stderr, "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s; a location every %g s of sim time; pace %.3f\n", c.cfg.run_id,
           c.cfg.drivers, url, c.cfg.speedup, c.cfg.duration_s, lg_ping_gap_s(&c.cfg), c.cfg.drive_pace);
+  /* the gateway's trace histograms before and after: their difference is this run's hops
+   * (hops.h; another load on the same gateway meanwhile would be counted too) */
+  char *before = NULL, *after = NULL, serr[256] = "";
+  if (lg_http_get(host, port, "/metrics", 5000, &before, serr, sizeof serr) != 0)
+    fprintf(stderr, "meridian-loadgen: gateway metrics: %s (no hop breakdown)\n", serr);
   if (lg_ws_run(&o, c.cfg.drivers, set.n, make_sim, &c, &g_stop, &sim, err, sizeof err) != 0) {
+    free(before);
     fprintf(stderr, "meridian-loadgen: %s\n", err);
     rc = strstr(err, "window") || strstr(err, "settings") ? 2 : 1;
     goto out;
   }
   lg_stats *st = lg_sim_stats(sim);
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) /* includes loading the trips and the graph: small */
+    st->self_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  if (before && lg_http_get(host, port, "/metrics", 5000, &after, serr, sizeof serr) != 0)
+    fprintf(stderr, "meridian-loadgen: gateway metrics: %s (no hop breakdown)\n", serr);
+  if (before && after) lg_hops_from_scrapes(before, after, &st->hops);
+  else snprintf(st->hops.why, sizeof st->hops.why, "the gateway's /metrics could not be read: %.100s", serr);
+  free(before);
+  free(after);
   lg_report_info info = {trips, lg_csv_format_name(set.format), url, c.cfg.run_id,
                          c.cfg.drivers, set.rows, set.skipped_total, set.no_duration,
                          set.skipped, set.first_skipped, set.n_first_skipped, c.cfg.speedup,
@@ -274,6 +309,14 @@ int main(int argc, char **argv) {
       rc = 1;
     } else {
       printf("  plot            %s (data %s.dat)\n", plot, plot);
+    }
+  }
+  if (samples) { /* request -> offer of every trip, for a ramp step's percentiles */
+    FILE *fp = fopen(samples, "w");
+    for (size_t i = 0; fp && i < st->offer_ms.n; i++) fprintf(fp, "%.3f\n", st->offer_ms.v[i]);
+    if (!fp || fclose(fp) != 0) {
+      fprintf(stderr, "meridian-loadgen: %s: %s\n", samples, strerror(errno));
+      rc = 1;
     }
   }
   if (outcomes) {

@@ -197,6 +197,10 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
           w.p95, w.n);
   fprintf(fp, "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
           pe.mean, pe.p50, pe.p95, pe.n);
+  if (st->total_wall_s > 0)
+    fprintf(fp, "  load generator  %.1f%% of one core over %.0f s (its own CPU: one event loop)\n",
+            100.0 * st->self_cpu_s / st->total_wall_s, st->total_wall_s);
+  lg_report_print_hops(fp, &st->hops, &st->offer_ms);
   fprintf(fp, "\n  ETA\n");
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
@@ -216,6 +220,41 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
 }
 
 static json_t *num(double x) { return isfinite(x) ? json_real(x) : json_null(); }
+
+void lg_report_print_hops(FILE *fp, const lg_hops_report *h, const lg_samples *offer_ms) {
+  if (!h->have) {
+    fprintf(fp, "\n  hops            not measured: %s\n", h->why);
+    return;
+  }
+  fprintf(fp, "\n  hops (the gateway's traces of the requests, from its /metrics; p50/p99 within a bucket)\n");
+  double sum_p50 = 0, sum_mean = 0;
+  for (size_t i = 0; i < h->n; i++) {
+    const lg_hop_stat *s = &h->hop[i];
+    fprintf(fp, "    %-16s p50 %7.2f  p99 %7.2f  mean %7.2f ms\n", s->name, s->p50_ms, s->p99_ms,
+            s->mean_ms);
+    sum_p50 += s->p50_ms;
+    sum_mean += s->mean_ms;
+  }
+  lg_summary o = lg_samples_summary(offer_ms);
+  fprintf(fp, "    %-16s p50 %7.2f  p99 %7.2f  mean %7.2f ms  (gateway received -> sent, n=%.0f)\n",
+          "traced", h->total.p50_ms, h->total.p99_ms, h->total.mean_ms, h->total.n);
+  fprintf(fp, "    hops add up to mean %.2f ms (traced mean %.2f), p50s to %.2f ms; the client's "
+              "request -> offer p50 %.2f mean %.2f ms (the rest: the client's send and receive, "
+              "both event loops)\n",
+          sum_mean, h->total.mean_ms, sum_p50, o.p50, o.mean);
+}
+
+static json_t *hops_json(const lg_hops_report *h) {
+  json_t *o = json_object();
+  if (!o || !h->have) return o;
+  for (size_t i = 0; i < h->n; i++) {
+    const lg_hop_stat *s = &h->hop[i];
+    json_object_set_new(o, s->name, json_pack("{s:o,s:o,s:o,s:I}", "p50", num(s->p50_ms), "p99",
+                                              num(s->p99_ms), "mean", num(s->mean_ms), "n",
+                                              (json_int_t)s->n));
+  }
+  return o;
+}
 
 static json_t *lat_json(const lg_samples *s) {
   lg_summary m = lg_samples_summary(s);
@@ -258,6 +297,14 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   }
   json_object_set_new(o, "wait_s", lat_json(&st->wait_s));
   json_object_set_new(o, "pickup_eta_s", lat_json(&st->pickup_eta_s));
+  json_object_set_new(o, "hops_ms", hops_json(&st->hops));
+  json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
+  json_object_set_new(o, "traced_ms",
+                      st->hops.have
+                          ? json_pack("{s:o,s:o,s:o,s:I}", "p50", num(st->hops.total.p50_ms), "p99",
+                                      num(st->hops.total.p99_ms), "mean", num(st->hops.total.mean_ms),
+                                      "n", (json_int_t)st->hops.total.n)
+                          : json_pack("{s:s}", "why", st->hops.why));
   json_object_set_new(o, "offers", json_pack("{s:I,s:I,s:I,s:I}", "sent", (json_int_t)st->offers,
                                              "accepted", (json_int_t)st->accepts, "declined",
                                              (json_int_t)st->declines, "expired",
@@ -295,6 +342,8 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "replay_wall_s", num(st->replay_wall_s));
   json_object_set_new(o, "total_wall_s", num(st->total_wall_s));
+  json_object_set_new(o, "loadgen_cpu_pct",
+                      num(st->total_wall_s > 0 ? 100.0 * st->self_cpu_s / st->total_wall_s : NAN));
   int rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(o);
   if (rc != 0 && errno == 0) errno = EIO;

@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "hops.h"
+
 /* A growable list of samples (ms or %). */
 typedef struct lg_samples {
   double *v; /* owned */
@@ -77,6 +79,8 @@ typedef struct lg_stats {
   double replay_wall_s;  /* wall time of the replay window (updates/s is over it) */
   double total_wall_s;   /* including connecting and draining */
   size_t updates_in_window;
+  lg_hops_report hops;   /* per-hop breakdown from the gateway's /metrics (filled by main.c) */
+  double self_cpu_s;     /* the load generator's own CPU (user + system) over the run; main.c */
 } lg_stats;
 
 /* Count one error of `code` (codes beyond LG_MAX_ERROR_CODES distinct fold into "other"). */
@@ -104,6 +108,8 @@ typedef struct lg_report_info {
   bool motion;          /* locations carried heading and speed_mps */
 } lg_report_info;
 
+/* Print the per-hop breakdown (or why there is none) next to the client's request -> offer. */
+void lg_report_print_hops(FILE *fp, const lg_hops_report *h, const lg_samples *offer_ms);
 /* Print the human report to fp. */
 void lg_report_print(FILE *fp, const lg_report_info *info, const lg_stats *st);
 /* Write the JSON report to path. Returns 0 or -1 (errno set). */

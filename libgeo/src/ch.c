@@ -234,172 +234,247 @@ static void builder_free(builder *b) {
 
 bool geo_ch_present(const geo_graph *g) { return g != NULL && g->has_ch; }
 
-geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats) {
-  if (g == NULL || g->read_only) return GEO_EINVAL;
-  uint32_t n = g->n;
-  builder b = {.n = n};
-  geo_err err = GEO_ENOMEM;
-  uint32_t *rank = NULL, *up_off = NULL, *dn_off = NULL, *fin = NULL;
-  geo_ch_edge *up = NULL, *dn = NULL;
+/* The builder's per-node arrays, all of n (at least 1) elements. */
+static bool builder_init(builder *b, uint32_t n) {
   size_t nn = n ? n : 1;
-  b.out = geo__calloc(nn, sizeof *b.out);
-  b.in = geo__calloc(nn, sizeof *b.in);
-  b.up = geo__calloc(nn, sizeof *b.up);
-  b.dn = geo__calloc(nn, sizeof *b.dn);
-  b.done = geo__calloc(nn, 1);
-  b.deleted = geo__calloc(nn, sizeof *b.deleted);
-  b.prio = geo__calloc(nn, sizeof *b.prio);
-  b.wdist = geo__calloc(nn, sizeof *b.wdist);
-  b.wstamp = geo__calloc(nn, sizeof *b.wstamp);
-  b.hpos = geo__calloc(nn, sizeof *b.hpos);
-  b.hkey = geo__calloc(nn, sizeof *b.hkey);
-  b.hnode = geo__calloc(nn, sizeof *b.hnode);
-  b.qpos = geo__calloc(nn, sizeof *b.qpos);
-  b.qkey = geo__calloc(nn, sizeof *b.qkey);
-  b.qnode = geo__calloc(nn, sizeof *b.qnode);
-  if (!b.out || !b.in || !b.up || !b.dn || !b.done || !b.deleted || !b.prio || !b.wdist ||
-      !b.wstamp || !b.hpos || !b.hkey || !b.hnode || !b.qpos || !b.qkey || !b.qnode)
-    goto fail;
-  /* The initial edges: for each (tail, head) the fastest arc; self-loops never help. */
+  *b = (builder){.n = n};
+  b->out = geo__calloc(nn, sizeof *b->out);
+  b->in = geo__calloc(nn, sizeof *b->in);
+  b->up = geo__calloc(nn, sizeof *b->up);
+  b->dn = geo__calloc(nn, sizeof *b->dn);
+  b->done = geo__calloc(nn, 1);
+  b->deleted = geo__calloc(nn, sizeof *b->deleted);
+  b->prio = geo__calloc(nn, sizeof *b->prio);
+  b->wdist = geo__calloc(nn, sizeof *b->wdist);
+  b->wstamp = geo__calloc(nn, sizeof *b->wstamp);
+  b->hpos = geo__calloc(nn, sizeof *b->hpos);
+  b->hkey = geo__calloc(nn, sizeof *b->hkey);
+  b->hnode = geo__calloc(nn, sizeof *b->hnode);
+  b->qpos = geo__calloc(nn, sizeof *b->qpos);
+  b->qkey = geo__calloc(nn, sizeof *b->qkey);
+  b->qnode = geo__calloc(nn, sizeof *b->qnode);
+  return b->out && b->in && b->up && b->dn && b->done && b->deleted && b->prio && b->wdist &&
+         b->wstamp && b->hpos && b->hkey && b->hnode && b->qpos && b->qkey && b->qnode;
+}
+
+/* The initial edges: for each (tail, head) the fastest arc; self-loops never help. */
+static bool add_graph_edges(builder *b, const geo_graph *g) {
   for (uint32_t a = 0; a < g->m; a++) {
     uint32_t u = g->tail[a], x = g->head[a];
     if (u == x) continue;
-    idlist *uo = &b.out[u];
+    idlist *uo = &b->out[u];
     uint32_t found = NONE;
     for (uint32_t k = 0; k < uo->len; k++)
-      if (b.pool[uo->ids[k]].to == x) found = uo->ids[k];
+      if (b->pool[uo->ids[k]].to == x) found = uo->ids[k];
     if (found != NONE) {
-      if (g->time_ms[a] < b.pool[found].weight) {
-        b.pool[found].weight = g->time_ms[a];
-        b.pool[found].a = a;
+      if (g->time_ms[a] < b->pool[found].weight) {
+        b->pool[found].weight = g->time_ms[a];
+        b->pool[found].a = a;
       }
       continue;
     }
-    uint32_t id = pool_add(&b, u, x, g->time_ms[a], a, NONE);
-    if (id == NONE || !list_push(&b, uo, id) || !list_push(&b, &b.in[x], id)) goto fail;
+    uint32_t id = pool_add(b, u, x, g->time_ms[a], a, NONE);
+    if (id == NONE || !list_push(b, uo, id) || !list_push(b, &b->in[x], id)) return false;
   }
-  /* Initial priorities. */
-  for (uint32_t v = 0; v < n; v++) {
-    b.qkey[v] = priority(&b, v);
-    b.qnode[v] = v;
-    b.qpos[v] = v;
+  return true;
+}
+
+/* Every node in the queue with its initial priority, heapified. */
+static bool queue_init(builder *b) {
+  for (uint32_t v = 0; v < b->n; v++) {
+    b->qkey[v] = priority(b, v);
+    b->qnode[v] = v;
+    b->qpos[v] = v;
   }
-  if (b.oom) goto fail;
-  b.qsize = n;
-  for (uint32_t i = n / 2 + 1; i-- > 0;)
-    if (i < n) hdown(b.qkey, b.qnode, b.qpos, b.qsize, i);
-  rank = geo__calloc(nn, sizeof *rank);
-  if (rank == NULL) goto fail;
-  uint32_t next_rank = 0;
-  while (b.qsize > 0) {
-    uint32_t v = b.qnode[0];
-    /* lazy update: recompute; if it is no longer the minimum, put it back */
-    uint32_t p = priority(&b, v);
-    if (b.oom) goto fail;
-    if (p > b.qkey[0] && b.qsize > 1) {
-      b.qkey[0] = p;
-      hdown(b.qkey, b.qnode, b.qpos, b.qsize, 0);
-      if (b.qnode[0] != v) continue;
-    }
-    b.qpos[v] = NONE;
-    if (--b.qsize > 0) {
-      b.qkey[0] = b.qkey[b.qsize], b.qnode[0] = b.qnode[b.qsize];
-      hdown(b.qkey, b.qnode, b.qpos, b.qsize, 0);
-    }
-    contract(&b, v, false);
-    if (b.oom) goto fail;
-    b.done[v] = 1;
-    rank[v] = next_rank++;
-    /* v's remaining edges become final; neighbours forget v */
-    for (uint32_t i = 0; i < b.out[v].len; i++) {
-      uint32_t id = b.out[v].ids[i], x = b.pool[id].to;
-      if (!list_push(&b, &b.up[v], id)) goto fail;
-      list_remove_node(&b, &b.in[x], v, false);
-      b.deleted[x]++;
-    }
-    for (uint32_t i = 0; i < b.in[v].len; i++) {
-      uint32_t id = b.in[v].ids[i], u = b.pool[id].from;
-      if (!list_push(&b, &b.dn[v], id)) goto fail;
-      list_remove_node(&b, &b.out[u], v, true);
-      b.deleted[u]++;
-    }
-    /* neighbours' priorities change: update them in the queue */
-    for (int side = 0; side < 2; side++) {
-      idlist *l = side ? &b.in[v] : &b.out[v];
-      for (uint32_t i = 0; i < l->len; i++) {
-        uint32_t w = side ? b.pool[l->ids[i]].from : b.pool[l->ids[i]].to;
-        if (b.qpos[w] == NONE) continue;
-        uint32_t np = priority(&b, w);
-        uint32_t pos = b.qpos[w];
-        uint32_t old = b.qkey[pos];
-        b.qkey[pos] = np;
-        if (np < old) hup(b.qkey, b.qnode, b.qpos, pos);
-        else hdown(b.qkey, b.qnode, b.qpos, b.qsize, pos);
-      }
-    }
-    if (b.oom) goto fail;
+  if (b->oom) return false;
+  b->qsize = b->n;
+  for (uint32_t i = b->n / 2 + 1; i-- > 0;)
+    if (i < b->n) hdown(b->qkey, b->qnode, b->qpos, b->qsize, i);
+  return true;
+}
+
+/* Lazy update of the queue's head: its priority is recomputed; when it is no longer the
+ * minimum it goes back into the heap and false says to look at the new head. */
+static bool head_still_first(builder *b) {
+  uint32_t v = b->qnode[0];
+  uint32_t p = priority(b, v);
+  if (p > b->qkey[0] && b->qsize > 1) {
+    b->qkey[0] = p;
+    hdown(b->qkey, b->qnode, b->qpos, b->qsize, 0);
+    return b->qnode[0] == v;
   }
-  /* Final arrays. */
-  size_t n_up = 0, n_dn = 0;
-  for (uint32_t v = 0; v < n; v++) n_up += b.up[v].len, n_dn += b.dn[v].len;
-  if (n_up + n_dn >= NONE - 1) {
-    err = GEO_ERANGE;
-    goto fail;
+  return true;
+}
+
+static uint32_t queue_pop(builder *b) {
+  uint32_t v = b->qnode[0];
+  b->qpos[v] = NONE;
+  if (--b->qsize > 0) {
+    b->qkey[0] = b->qkey[b->qsize], b->qnode[0] = b->qnode[b->qsize];
+    hdown(b->qkey, b->qnode, b->qpos, b->qsize, 0);
   }
-  up_off = geo__calloc((size_t)n + 1, sizeof *up_off);
-  dn_off = geo__calloc((size_t)n + 1, sizeof *dn_off);
-  up = geo__calloc(n_up ? n_up : 1, sizeof *up);
-  dn = geo__calloc(n_dn ? n_dn : 1, sizeof *dn);
-  fin = geo__calloc(b.n_pool ? b.n_pool : 1, sizeof *fin);
-  if (!up_off || !dn_off || !up || !dn || !fin) goto fail;
-  for (size_t i = 0; i < b.n_pool; i++) fin[i] = NONE;
-  uint32_t k = 0;
-  for (uint32_t v = 0; v < n; v++) {
-    up_off[v] = k;
-    for (uint32_t i = 0; i < b.up[v].len; i++) fin[b.up[v].ids[i]] = k++;
+  return v;
+}
+
+/* After contracting v: its remaining edges become final (up and down), its neighbours
+ * forget it. */
+static bool settle(builder *b, uint32_t v) {
+  for (uint32_t i = 0; i < b->out[v].len; i++) {
+    uint32_t id = b->out[v].ids[i], x = b->pool[id].to;
+    if (!list_push(b, &b->up[v], id)) return false;
+    list_remove_node(b, &b->in[x], v, false);
+    b->deleted[x]++;
   }
-  up_off[n] = k;
-  k = 0;
-  for (uint32_t v = 0; v < n; v++) {
-    dn_off[v] = k;
-    for (uint32_t i = 0; i < b.dn[v].len; i++) fin[b.dn[v].ids[i]] = (uint32_t)n_up + k++;
+  for (uint32_t i = 0; i < b->in[v].len; i++) {
+    uint32_t id = b->in[v].ids[i], u = b->pool[id].from;
+    if (!list_push(b, &b->dn[v], id)) return false;
+    list_remove_node(b, &b->out[u], v, true);
+    b->deleted[u]++;
   }
-  dn_off[n] = k;
-  uint32_t n_short = 0;
+  return true;
+}
+
+/* v's neighbours' priorities change: update them in the queue. */
+static void requeue_neighbours(builder *b, uint32_t v) {
   for (int side = 0; side < 2; side++) {
-    for (uint32_t v = 0; v < n; v++) {
-      idlist *l = side ? &b.dn[v] : &b.up[v];
+    idlist *l = side ? &b->in[v] : &b->out[v];
+    for (uint32_t i = 0; i < l->len; i++) {
+      uint32_t w = side ? b->pool[l->ids[i]].from : b->pool[l->ids[i]].to;
+      if (b->qpos[w] == NONE) continue;
+      uint32_t np = priority(b, w);
+      uint32_t pos = b->qpos[w];
+      uint32_t old = b->qkey[pos];
+      b->qkey[pos] = np;
+      if (np < old) hup(b->qkey, b->qnode, b->qpos, pos);
+      else hdown(b->qkey, b->qnode, b->qpos, b->qsize, pos);
+    }
+  }
+}
+
+/* Contracts every node in priority order; rank[v] = the order v was contracted in. */
+static bool contract_all(builder *b, uint32_t *rank) {
+  uint32_t next_rank = 0;
+  while (b->qsize > 0) {
+    bool first = head_still_first(b);
+    if (b->oom) return false;
+    if (!first) continue;
+    uint32_t v = queue_pop(b);
+    contract(b, v, false);
+    if (b->oom) return false;
+    b->done[v] = 1;
+    rank[v] = next_rank++;
+    if (!settle(b, v)) return false;
+    requeue_neighbours(b, v);
+    if (b->oom) return false;
+  }
+  return true;
+}
+
+/* The final hierarchy, as the graph keeps it: CSR up and down edge lists, shortcuts
+ * pointing at their two halves by final index (down edges numbered after the up ones). */
+typedef struct ch_arrays {
+  uint32_t *up_off, *dn_off;
+  geo_ch_edge *up, *dn;
+  size_t n_up, n_dn;
+  uint32_t n_short;
+} ch_arrays;
+
+static void ch_arrays_free(ch_arrays *h) {
+  geo__free(h->up_off);
+  geo__free(h->dn_off);
+  geo__free(h->up);
+  geo__free(h->dn);
+}
+
+/* fin[pool id] = the edge's final index (NONE for edges that ended in neither list), and
+ * the lists' offsets. */
+static void number_final_edges(const builder *b, ch_arrays *h, uint32_t *fin) {
+  for (size_t i = 0; i < b->n_pool; i++) fin[i] = NONE;
+  uint32_t k = 0;
+  for (uint32_t v = 0; v < b->n; v++) {
+    h->up_off[v] = k;
+    for (uint32_t i = 0; i < b->up[v].len; i++) fin[b->up[v].ids[i]] = k++;
+  }
+  h->up_off[b->n] = k;
+  k = 0;
+  for (uint32_t v = 0; v < b->n; v++) {
+    h->dn_off[v] = k;
+    for (uint32_t i = 0; i < b->dn[v].len; i++) fin[b->dn[v].ids[i]] = (uint32_t)h->n_up + k++;
+  }
+  h->dn_off[b->n] = k;
+}
+
+static void copy_final_edges(const builder *b, ch_arrays *h, const uint32_t *fin) {
+  for (int side = 0; side < 2; side++) {
+    for (uint32_t v = 0; v < b->n; v++) {
+      const idlist *l = side ? &b->dn[v] : &b->up[v];
       for (uint32_t i = 0; i < l->len; i++) {
-        const pedge *e = &b.pool[l->ids[i]];
+        const pedge *e = &b->pool[l->ids[i]];
         geo_ch_edge ce = {side ? e->from : e->to, e->weight, e->a, GEO_ARC_NONE};
         if (e->b != NONE) {
           ce.a = fin[e->a];
           ce.b = fin[e->b];
-          n_short++;
+          h->n_short++;
         }
         uint32_t id = fin[l->ids[i]];
-        if (side) dn[id - n_up] = ce;
-        else up[id] = ce;
+        if (side) h->dn[id - h->n_up] = ce;
+        else h->up[id] = ce;
       }
     }
   }
-  /* attach, replacing an earlier hierarchy */
+}
+
+/* The builder's up/down lists flattened into h (empty on failure). */
+static geo_err flatten(const builder *b, ch_arrays *h) {
+  size_t n_up = 0, n_dn = 0;
+  for (uint32_t v = 0; v < b->n; v++) n_up += b->up[v].len, n_dn += b->dn[v].len;
+  if (n_up + n_dn >= NONE - 1) return GEO_ERANGE;
+  *h = (ch_arrays){.n_up = n_up, .n_dn = n_dn};
+  h->up_off = geo__calloc((size_t)b->n + 1, sizeof *h->up_off);
+  h->dn_off = geo__calloc((size_t)b->n + 1, sizeof *h->dn_off);
+  h->up = geo__calloc(n_up ? n_up : 1, sizeof *h->up);
+  h->dn = geo__calloc(n_dn ? n_dn : 1, sizeof *h->dn);
+  uint32_t *fin = geo__calloc(b->n_pool ? b->n_pool : 1, sizeof *fin);
+  if (!h->up_off || !h->dn_off || !h->up || !h->dn || !fin) {
+    geo__free(fin);
+    ch_arrays_free(h);
+    *h = (ch_arrays){0};
+    return GEO_ENOMEM;
+  }
+  number_final_edges(b, h, fin);
+  copy_final_edges(b, h, fin);
+  geo__free(fin);
+  return GEO_OK;
+}
+
+/* The hierarchy goes to g, replacing an earlier one; g takes ownership of rank and h. */
+static void attach(geo_graph *g, uint32_t *rank, const ch_arrays *h) {
   for (int i = 0; i < 5; i++) geo__free(g->ch_mem[i]);
-  g->ch_mem[0] = rank, g->ch_mem[1] = up_off, g->ch_mem[2] = up, g->ch_mem[3] = dn_off,
-  g->ch_mem[4] = dn;
-  g->ch = (geo_ch_data){rank, up_off, up, dn_off, dn, (uint32_t)n_up, (uint32_t)n_dn};
+  g->ch_mem[0] = rank, g->ch_mem[1] = h->up_off, g->ch_mem[2] = h->up, g->ch_mem[3] = h->dn_off,
+  g->ch_mem[4] = h->dn;
+  g->ch = (geo_ch_data){rank, h->up_off, h->up, h->dn_off, h->dn, (uint32_t)h->n_up,
+                        (uint32_t)h->n_dn};
   g->has_ch = true;
-  if (stats) *stats = (geo_ch_stats){(uint32_t)n_up, (uint32_t)n_dn, n_short};
-  rank = up_off = dn_off = NULL;
-  up = dn = NULL;
+}
+
+geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats) {
+  if (g == NULL || g->read_only) return GEO_EINVAL;
+  builder b;
+  geo_err err = GEO_ENOMEM;
+  uint32_t *rank = NULL;
+  ch_arrays h = {0};
+  if (!builder_init(&b, g->n) || !add_graph_edges(&b, g) || !queue_init(&b)) goto fail;
+  rank = geo__calloc(g->n ? g->n : 1, sizeof *rank);
+  if (rank == NULL || !contract_all(&b, rank)) goto fail;
+  if ((err = flatten(&b, &h)) != GEO_OK) goto fail;
+  attach(g, rank, &h);
+  if (stats) *stats = (geo_ch_stats){(uint32_t)h.n_up, (uint32_t)h.n_dn, h.n_short};
+  rank = NULL;
+  h = (ch_arrays){0};
   err = GEO_OK;
 fail:
   geo__free(rank);
-  geo__free(up_off);
-  geo__free(dn_off);
-  geo__free(up);
-  geo__free(dn);
-  geo__free(fin);
+  ch_arrays_free(&h);
   builder_free(&b);
   return err;
 }

@@ -274,12 +274,6 @@ void geo__graph_compute_top_speed(geo_graph *g) {
   g->top_speed = top;
 }
 
-static int cmp_ext(const void *pa, const void *pb) {
-  const key_idx *a = pa, *b = pb;
-  if (a->key != b->key) return a->key < b->key ? -1 : 1;
-  return a->idx < b->idx ? -1 : a->idx > b->idx;
-}
-
 geo_err geo__graph_index_ext(geo_graph *g) {
   uint32_t *idx = geo__graph_alloc(g, g->n, sizeof *idx);
   key_idx *tmp = geo__calloc(g->n ? g->n : 1, sizeof *tmp);
@@ -290,75 +284,94 @@ geo_err geo__graph_index_ext(geo_graph *g) {
   /* Order-preserving map of int64 to uint64: flip the sign bit. */
   for (uint32_t v = 0; v < g->n; v++)
     tmp[v] = (key_idx){(uint64_t)g->node_ext[v] ^ 0x8000000000000000ull, v};
-  qsort(tmp, g->n, sizeof *tmp, cmp_ext);
+  qsort(tmp, g->n, sizeof *tmp, cmp_key_idx);
   for (uint32_t v = 0; v < g->n; v++) idx[v] = tmp[v].idx;
   geo__free(tmp);
   g->node_by_ext = idx;
   return GEO_OK;
 }
 
-geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_build_opts *opts,
-                                geo_graph **out, geo_graph_stats *stats) {
-  if (b == NULL || out == NULL) return GEO_EINVAL;
-  geo_graph_build_opts o = opts ? *opts : (geo_graph_build_opts){true, true};
-  geo_err err = GEO_ENOMEM;
-  geo_graph *g = NULL;
-  b_arc *arcs = NULL;
-  uint32_t *comp = NULL, *newid = NULL, *perm = NULL;
-  key_idx *keys = NULL;
-  uint32_t nb = (uint32_t)b->n_nodes;
-  geo_graph_stats st = {0};
+/* The state of one geo_graph_builder_build, step by step: arcs from the roads, the nodes
+ * kept and their new numbers, the arcs kept in their final order. */
+typedef struct build_ctx {
+  const geo_graph_builder *b;
+  geo_graph_build_opts o;
+  b_arc *arcs;     /* step 1: m0 arcs in road order; step 4: the m kept, sorted */
+  size_t m0, m;
+  uint32_t *newid; /* builder node -> graph node, or UINT32_MAX when dropped */
+  uint32_t n;      /* nodes kept */
+  key_idx *keys;   /* graph node -> builder node (.idx) */
+  uint32_t *perm;  /* arc id before filtering -> index in the graph, or GEO_ARC_NONE */
+  geo_graph_stats st;
+} build_ctx;
 
-  /* 1. Arcs, twins paired, self-loops dropped. */
+/* Step 1: two arcs per two-way road, paired as twins; self-loops dropped (and counted). */
+static geo_err collect_arcs(build_ctx *c) {
+  const geo_graph_builder *b = c->b;
+  c->arcs = geo__calloc(b->n_roads * 2 + 1, sizeof *c->arcs);
+  if (c->arcs == NULL) return GEO_ENOMEM;
   size_t m0 = 0;
-  arcs = geo__calloc(b->n_roads * 2 + 1, sizeof *arcs);
-  if (arcs == NULL) goto fail;
   for (size_t r = 0; r < b->n_roads; r++) {
     const b_road *rd = &b->roads[r];
     if (rd->from == rd->to) {
-      st.self_loops += (rd->fwd != GEO_TIME_NONE) + (rd->bwd != GEO_TIME_NONE);
+      c->st.self_loops += (rd->fwd != GEO_TIME_NONE) + (rd->bwd != GEO_TIME_NONE);
       continue;
     }
     size_t first = m0;
     if (rd->fwd != GEO_TIME_NONE)
-      arcs[m0++] = (b_arc){rd->from, rd->to, rd->fwd, (uint32_t)r, 0, GEO_ARC_NONE, 0};
+      c->arcs[m0++] = (b_arc){rd->from, rd->to, rd->fwd, (uint32_t)r, 0, GEO_ARC_NONE, 0};
     if (rd->bwd != GEO_TIME_NONE)
-      arcs[m0++] = (b_arc){rd->to, rd->from, rd->bwd, (uint32_t)r, 1, GEO_ARC_NONE, 0};
+      c->arcs[m0++] = (b_arc){rd->to, rd->from, rd->bwd, (uint32_t)r, 1, GEO_ARC_NONE, 0};
     if (m0 - first == 2) {
-      arcs[first].pair = (uint32_t)first + 1;
-      arcs[first + 1].pair = (uint32_t)first;
+      c->arcs[first].pair = (uint32_t)first + 1;
+      c->arcs[first + 1].pair = (uint32_t)first;
     }
   }
-  /* 2. Which nodes to keep. */
-  comp = geo__calloc(nb ? nb : 1, sizeof *comp);
-  newid = geo__calloc(nb ? nb : 1, sizeof *newid);
-  if (comp == NULL || newid == NULL) goto fail;
+  c->m0 = m0;
+  return GEO_OK;
+}
+
+/* Step 2: which nodes to keep (all, or the largest strongly connected component), numbered
+ * in builder order for now. GEO_ENOTFOUND when none is left. */
+static geo_err select_nodes(build_ctx *c) {
+  uint32_t nb = (uint32_t)c->b->n_nodes;
+  uint32_t *comp = geo__calloc(nb ? nb : 1, sizeof *comp);
+  c->newid = geo__calloc(nb ? nb : 1, sizeof *c->newid);
+  geo_err err = GEO_ENOMEM;
+  if (comp == NULL || c->newid == NULL) goto done;
   uint32_t keep_comp = 0;
-  if (o.keep_largest_scc) {
-    int64_t c = largest_scc(nb, arcs, m0, comp);
-    if (c == -1) goto fail;
-    if (c == -2) {
+  if (c->o.keep_largest_scc) {
+    int64_t sc = largest_scc(nb, c->arcs, c->m0, comp);
+    if (sc == -1) goto done;
+    if (sc == -2) {
       err = GEO_ENOTFOUND;
-      goto fail;
+      goto done;
     }
-    keep_comp = (uint32_t)c;
+    keep_comp = (uint32_t)sc;
   }
   uint32_t n = 0;
   for (uint32_t v = 0; v < nb; v++) {
-    bool keep = !o.keep_largest_scc || comp[v] == keep_comp;
-    newid[v] = keep ? n++ : UINT32_MAX;
+    bool keep = !c->o.keep_largest_scc || comp[v] == keep_comp;
+    c->newid[v] = keep ? n++ : UINT32_MAX;
   }
-  if (n == 0) {
-    err = GEO_ENOTFOUND;
-    goto fail;
-  }
-  st.dropped_nodes = nb - n;
-  /* 3. Z-order renumbering of the kept nodes. */
-  keys = geo__calloc(n, sizeof *keys);
-  if (keys == NULL) goto fail;
+  c->n = n;
+  c->st.dropped_nodes = nb - n;
+  err = n == 0 ? GEO_ENOTFOUND : GEO_OK;
+done:
+  geo__free(comp);
+  return err;
+}
+
+/* Step 3: the kept nodes renumbered along a Z-order curve over their bounding box (or kept
+ * in builder order when !reorder_nodes), so that nodes near on the map are near in memory. */
+static geo_err order_nodes(build_ctx *c) {
+  const geo_graph_builder *b = c->b;
+  uint32_t nb = (uint32_t)b->n_nodes;
+  c->keys = geo__calloc(c->n, sizeof *c->keys);
+  if (c->keys == NULL) return GEO_ENOMEM;
   double min_lat = 90, max_lat = -90, min_lng = 180, max_lng = -180;
   for (uint32_t v = 0; v < nb; v++) {
-    if (newid[v] == UINT32_MAX) continue;
+    if (c->newid[v] == UINT32_MAX) continue;
     geo_latlng p = b->nodes[v].pos;
     min_lat = fmin(min_lat, p.lat), max_lat = fmax(max_lat, p.lat);
     min_lng = fmin(min_lng, p.lng), max_lng = fmax(max_lng, p.lng);
@@ -366,45 +379,63 @@ geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_buil
   double slat = max_lat > min_lat ? 65535.0 / (max_lat - min_lat) : 0;
   double slng = max_lng > min_lng ? 65535.0 / (max_lng - min_lng) : 0;
   for (uint32_t v = 0; v < nb; v++) {
-    if (newid[v] == UINT32_MAX) continue;
+    if (c->newid[v] == UINT32_MAX) continue;
     geo_latlng p = b->nodes[v].pos;
     uint32_t qy = (uint32_t)((p.lat - min_lat) * slat), qx = (uint32_t)((p.lng - min_lng) * slng);
-    uint64_t key = o.reorder_nodes ? ((uint64_t)(spread16(qy) << 1 | spread16(qx))) : 0;
-    keys[newid[v]] = (key_idx){key, v};
+    uint64_t key = c->o.reorder_nodes ? ((uint64_t)(spread16(qy) << 1 | spread16(qx))) : 0;
+    c->keys[c->newid[v]] = (key_idx){key, v};
   }
-  qsort(keys, n, sizeof *keys, cmp_key_idx);
-  for (uint32_t i = 0; i < n; i++) newid[keys[i].idx] = i;
-  /* 4. Keep, renumber and sort arcs. */
+  qsort(c->keys, c->n, sizeof *c->keys, cmp_key_idx);
+  for (uint32_t i = 0; i < c->n; i++) c->newid[c->keys[i].idx] = i;
+  return GEO_OK;
+}
+
+/* Step 4: the arcs between kept nodes, renumbered and sorted by (tail, head, time); perm
+ * maps an arc's id before filtering to its index. GEO_ERANGE past 2^31 - 1 arcs. */
+static geo_err keep_arcs(build_ctx *c) {
   size_t m = 0;
-  for (size_t i = 0; i < m0; i++) {
-    b_arc a = arcs[i];
-    if (newid[a.tail] == UINT32_MAX || newid[a.head] == UINT32_MAX) {
-      st.dropped_arcs++; /* a twin has the same two ends, so it goes too */
+  for (size_t i = 0; i < c->m0; i++) {
+    b_arc a = c->arcs[i];
+    if (c->newid[a.tail] == UINT32_MAX || c->newid[a.head] == UINT32_MAX) {
+      c->st.dropped_arcs++; /* a twin has the same two ends, so it goes too */
       continue;
     }
-    a.tail = newid[a.tail];
-    a.head = newid[a.head];
+    a.tail = c->newid[a.tail];
+    a.head = c->newid[a.head];
     a.id = (uint32_t)i;
-    arcs[m++] = a;
+    c->arcs[m++] = a;
   }
-  if (m >= 0x7fffffffu) {
-    err = GEO_ERANGE;
-    goto fail;
-  }
-  qsort(arcs, m, sizeof *arcs, cmp_arc);
-  perm = geo__calloc(m0 + 1, sizeof *perm); /* old arc id -> new index */
-  if (perm == NULL) goto fail;
-  for (size_t i = 0; i < m0; i++) perm[i] = GEO_ARC_NONE;
-  for (size_t i = 0; i < m; i++) perm[arcs[i].id] = (uint32_t)i;
+  if (m >= 0x7fffffffu) return GEO_ERANGE;
+  c->m = m;
+  qsort(c->arcs, m, sizeof *c->arcs, cmp_arc);
+  c->perm = geo__calloc(c->m0 + 1, sizeof *c->perm);
+  if (c->perm == NULL) return GEO_ENOMEM;
+  for (size_t i = 0; i < c->m0; i++) c->perm[i] = GEO_ARC_NONE;
+  for (size_t i = 0; i < m; i++) c->perm[c->arcs[i].id] = (uint32_t)i;
+  return GEO_OK;
+}
 
-  /* 5. Fill the graph. */
-  g = geo__calloc(1, sizeof *g);
-  if (g == NULL) goto fail;
-  g->n = n;
-  g->m = (uint32_t)m;
-  geo_latlng *pos = geo__graph_alloc(g, n, sizeof *pos);
-  int64_t *next = geo__graph_alloc(g, n, sizeof *next);
+/* Step 5a: positions and external ids of the nodes, in their new order. */
+static geo_err fill_nodes(const build_ctx *c, geo_graph *g) {
+  geo_latlng *pos = geo__graph_alloc(g, c->n, sizeof *pos);
+  int64_t *next = geo__graph_alloc(g, c->n, sizeof *next);
+  if (!pos || !next) return GEO_ENOMEM;
+  for (uint32_t i = 0; i < c->n; i++) {
+    pos[i] = c->b->nodes[c->keys[i].idx].pos;
+    next[i] = c->b->nodes[c->keys[i].idx].ext;
+  }
+  g->pos = pos;
+  g->node_ext = next;
+  return GEO_OK;
+}
+
+/* Step 5b: the arcs' columns, the forward and reverse CSR offsets, the twins and the road
+ * shapes (reversed for an arc that runs to -> from). */
+static geo_err fill_arcs(const build_ctx *c, geo_graph *g) {
+  uint32_t n = c->n;
+  size_t m = c->m;
   uint32_t *fwd_off = geo__graph_alloc(g, (size_t)n + 1, sizeof *fwd_off);
+  uint32_t *rev_off = geo__graph_alloc(g, (size_t)n + 1, sizeof *rev_off);
   uint32_t *tail = geo__graph_alloc(g, m, sizeof *tail);
   uint32_t *head = geo__graph_alloc(g, m, sizeof *head);
   uint32_t *time = geo__graph_alloc(g, m, sizeof *time);
@@ -413,19 +444,13 @@ geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_buil
   uint32_t *twin = geo__graph_alloc(g, m, sizeof *twin);
   int64_t *aext = geo__graph_alloc(g, m, sizeof *aext);
   uint32_t *shape_off = geo__graph_alloc(g, m + 1, sizeof *shape_off);
-  uint32_t *rev_off = geo__graph_alloc(g, (size_t)n + 1, sizeof *rev_off);
-  uint32_t *rev_arc = geo__graph_alloc(g, m, sizeof *rev_arc);
-  if (!pos || !next || !fwd_off || !tail || !head || !time || !len || !cls || !twin ||
-      !aext || !shape_off || !rev_off || !rev_arc)
-    goto fail;
-  for (uint32_t i = 0; i < n; i++) {
-    pos[i] = b->nodes[keys[i].idx].pos;
-    next[i] = b->nodes[keys[i].idx].ext;
-  }
+  if (!fwd_off || !rev_off || !tail || !head || !time || !len || !cls || !twin || !aext ||
+      !shape_off)
+    return GEO_ENOMEM;
   size_t n_shape = 0;
   for (size_t i = 0; i < m; i++) {
-    const b_arc *a = &arcs[i];
-    const b_road *rd = &b->roads[a->road];
+    const b_arc *a = &c->arcs[i];
+    const b_road *rd = &c->b->roads[a->road];
     tail[i] = a->tail;
     head[i] = a->head;
     time[i] = a->time;
@@ -438,34 +463,26 @@ geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_buil
     n_shape += rd->shape_len;
   }
   shape_off[m] = (uint32_t)n_shape;
-  /* pair was an index into the pre-filter list, which is the old id. */
-  for (size_t i = 0; i < m; i++) {
-    uint32_t p = arcs[i].pair;
-    twin[i] = p == GEO_ARC_NONE ? GEO_ARC_NONE : perm[p];
-  }
-  geo_latlng *shape = geo__graph_alloc(g, n_shape, sizeof *shape);
-  if (shape == NULL) goto fail;
-  for (size_t i = 0; i < m; i++) {
-    const b_road *rd = &b->roads[arcs[i].road];
-    geo_latlng *dst = shape + shape_off[i];
-    const geo_latlng *src = b->shape + rd->shape_first;
-    for (size_t k = 0; k < rd->shape_len; k++)
-      dst[k] = arcs[i].reversed ? src[rd->shape_len - 1 - k] : src[k];
-  }
   for (uint32_t v = 0; v < n; v++) {
     fwd_off[v + 1] += fwd_off[v];
     rev_off[v + 1] += rev_off[v];
   }
-  {
-    uint32_t *fill = geo__calloc(n, sizeof *fill);
-    if (fill == NULL) goto fail;
-    memcpy(fill, rev_off, n * sizeof *fill);
-    for (size_t i = 0; i < m; i++) rev_arc[fill[head[i]]++] = (uint32_t)i;
-    geo__free(fill);
+  /* pair was an index into the pre-filter list, which is the old id. */
+  for (size_t i = 0; i < m; i++) {
+    uint32_t p = c->arcs[i].pair;
+    twin[i] = p == GEO_ARC_NONE ? GEO_ARC_NONE : c->perm[p];
   }
-  g->pos = pos;
-  g->node_ext = next;
+  geo_latlng *shape = geo__graph_alloc(g, n_shape, sizeof *shape);
+  if (shape == NULL) return GEO_ENOMEM;
+  for (size_t i = 0; i < m; i++) {
+    const b_road *rd = &c->b->roads[c->arcs[i].road];
+    geo_latlng *dst = shape + shape_off[i];
+    const geo_latlng *src = c->b->shape + rd->shape_first;
+    for (size_t k = 0; k < rd->shape_len; k++)
+      dst[k] = c->arcs[i].reversed ? src[rd->shape_len - 1 - k] : src[k];
+  }
   g->fwd_off = fwd_off;
+  g->rev_off = rev_off;
   g->tail = tail;
   g->head = head;
   g->time_ms = time;
@@ -475,25 +492,61 @@ geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_buil
   g->arc_ext = aext;
   g->shape_off = shape_off;
   g->shape = shape;
-  g->rev_off = rev_off;
+  return GEO_OK;
+}
+
+/* Step 5c: the reverse adjacency: for each node, the arcs that end there (by rev_off). */
+static geo_err fill_reverse_arcs(geo_graph *g) {
+  uint32_t *rev_arc = geo__graph_alloc(g, g->m, sizeof *rev_arc);
+  uint32_t *fill = geo__calloc(g->n ? g->n : 1, sizeof *fill);
+  if (rev_arc == NULL || fill == NULL) {
+    geo__free(fill);
+    return GEO_ENOMEM;
+  }
+  memcpy(fill, g->rev_off, g->n * sizeof *fill);
+  for (uint32_t i = 0; i < g->m; i++) rev_arc[fill[g->head[i]]++] = i;
+  geo__free(fill);
   g->rev_arc = rev_arc;
+  return GEO_OK;
+}
+
+/* Step 5: the graph itself, owning its arrays; *out untouched on failure. */
+static geo_err fill_graph(const build_ctx *c, geo_graph **out) {
+  geo_graph *g = geo__calloc(1, sizeof *g);
+  if (g == NULL) return GEO_ENOMEM;
+  g->n = c->n;
+  g->m = (uint32_t)c->m;
+  geo_err err;
+  if ((err = fill_nodes(c, g)) != GEO_OK || (err = fill_arcs(c, g)) != GEO_OK ||
+      (err = fill_reverse_arcs(g)) != GEO_OK || (err = geo__graph_index_ext(g)) != GEO_OK) {
+    geo_graph_free(g);
+    return err;
+  }
   geo_graph_calibration_identity(&g->cal);
-  if (geo__graph_index_ext(g) != GEO_OK) goto fail;
   geo__graph_compute_top_speed(g);
-  st.nodes = n;
-  st.arcs = (uint32_t)m;
-  g->stats = st;
-  if (stats) *stats = st;
+  g->stats = c->st;
+  g->stats.nodes = c->n;
+  g->stats.arcs = (uint32_t)c->m;
   *out = g;
-  g = NULL;
-  err = GEO_OK;
-fail:
-  geo_graph_free(g);
-  geo__free(arcs);
-  geo__free(comp);
-  geo__free(newid);
-  geo__free(perm);
-  geo__free(keys);
+  return GEO_OK;
+}
+
+geo_err geo_graph_builder_build(const geo_graph_builder *b, const geo_graph_build_opts *opts,
+                                geo_graph **out, geo_graph_stats *stats) {
+  if (b == NULL || out == NULL) return GEO_EINVAL;
+  build_ctx c = {.b = b, .o = opts ? *opts : (geo_graph_build_opts){true, true}};
+  geo_graph *g = NULL;
+  geo_err err;
+  if ((err = collect_arcs(&c)) == GEO_OK && (err = select_nodes(&c)) == GEO_OK &&
+      (err = order_nodes(&c)) == GEO_OK && (err = keep_arcs(&c)) == GEO_OK &&
+      (err = fill_graph(&c, &g)) == GEO_OK) {
+    if (stats) *stats = g->stats;
+    *out = g;
+  }
+  geo__free(c.arcs);
+  geo__free(c.newid);
+  geo__free(c.perm);
+  geo__free(c.keys);
   return err;
 }
 

@@ -22,6 +22,8 @@ typedef struct dsp_claims_mem dsp_claims_mem;
 dsp_claims_mem *dsp_claims_mem_new(void);
 /* Free the store; NULL is a no-op. */
 void dsp_claims_mem_free(dsp_claims_mem *m);
+/* Test API (no service calls it): the unit tests (dsp_fixture.c) and bench/dispatch_bench.c; the
+ * service uses claims_redis.h. */
 /* The dsp_claims interface backed by m (m must outlive its use). */
 dsp_claims dsp_claims_mem_iface(dsp_claims_mem *m);
 
@@ -33,9 +35,11 @@ dsp_claim_result dsp_claims_mem_refresh(dsp_claims_mem *m, const char *driver_id
                                         int64_t ttl_ms, int64_t now_ms);
 void dsp_claims_mem_release(dsp_claims_mem *m, const char *driver_id, const char *owner,
                             int64_t now_ms);
+/* Test API (no service calls it): the unit tests. */
 /* The owner holding driver_id at now_ms (borrowed, valid until the next call on m), or
  * NULL when nobody does. */
 const char *dsp_claims_mem_owner(dsp_claims_mem *m, const char *driver_id, int64_t now_ms);
+/* Test API (no service calls it): tests/dispatch/test_dispatch_claims.c. */
 /* Drop every expired claim (done lazily anyway); returns how many were dropped. */
 size_t dsp_claims_mem_sweep(dsp_claims_mem *m, int64_t now_ms);
 

@@ -30,6 +30,8 @@ const char *dsp_strerror(int rc) {
     return "stale ping ignored";
   case DSP_ENOTFOUND:
     return "not found";
+  case DSP_ERANGE:
+    return "capacity exceeded";
   default:
     return "unknown error";
   }

@@ -47,6 +47,7 @@ enum {
   DSP_EFORBIDDEN = -5,     /* the sender may not do this (another rider's request) */
   DSP_ESTALE = -6,         /* a ping older than (or the same as) the last one seen: ignored */
   DSP_ENOTFOUND = -7,      /* a query found nothing */
+  DSP_ERANGE = -8,         /* a structure's capacity would be exceeded; it is unchanged */
 };
 
 /* A human-readable name of a DSP_E* code; never NULL. */
@@ -101,13 +102,16 @@ typedef enum dsp_error_code {
   DSP_ERR_INTERNAL,
 } dsp_error_code;
 
+/* dsp_driver_state_name is test API (no service calls it): tests/dispatch/test_dispatch_random.c. */
 /* Lower-case names as the protocol and the events spell them ("en_route", "matched",
  * "offer_expired", "invalid_state"); "?" for an unknown value. Static storage. */
 const char *dsp_driver_state_name(dsp_driver_state s);
 const char *dsp_trip_state_name(dsp_trip_state s);
+/* Test API (no service calls it): the unit tests (dsp_fixture.c). */
 const char *dsp_event_type_name(dsp_event_type t);
 const char *dsp_error_code_name(dsp_error_code c);
 
+/* Test API (no service calls it): the unit tests. */
 /* The trip transition table (docs/dispatch.md): true when a trip in state `from` may go
  * to state `to` by some command or timer. Pure; used by the core and its tests. */
 bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
@@ -119,7 +123,8 @@ bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
 typedef struct dsp_index {
   void *ud; /* passed to every call */
   /* Insert id at pos with his state (a dsp_driver_state) and the ping's server time, or
-   * move him there. Returns 0, or a negative value on failure (out of memory), leaving
+   * move him there. Returns 0, or a negative DSP_E* on failure (DSP_ENOMEM; DSP_EINVAL,
+   * a position or time the index refuses; DSP_ERANGE, a capacity of the index), leaving
    * the index as it was. */
   int (*upsert)(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms);
   /* Record a new state of id, keeping his position. May be NULL (then the index knows
@@ -129,7 +134,7 @@ typedef struct dsp_index {
   void (*remove)(void *ud, uint64_t id);
   /* Up to k ids within radius_m (great-circle metres) of center for which accept(actx,
    * id) is true, nearest first, into out_ids[] and their distances into out_dist_m[].
-   * Returns how many were written (0..k), or a negative value on failure. */
+   * Returns how many were written (0..k), or a negative DSP_E* on failure. */
   int (*knn)(void *ud, geo_latlng center, double radius_m, size_t k,
              bool (*accept)(void *actx, uint64_t id), void *actx, uint64_t *out_ids,
              double *out_dist_m);
@@ -433,6 +438,7 @@ int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const
 int dsp_on_complete(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
                     int64_t now_ms);
 
+/* Test API (no service calls it): the unit tests. */
 /* The trip's driver cancels while matched or arrived: CANCELLED (reason "driver" unless
  * given), the driver is available again. Otherwise DSP_ESTATE. reason may be NULL. */
 int dsp_on_driver_cancel(dsp_shard *s, const char *trip_id, const char *driver_id,
@@ -507,8 +513,10 @@ typedef struct dsp_trip_view {
   uint32_t radius_step; /* index into radius_m of the latest search */
 } dsp_trip_view;
 
+/* Test API (no service calls it): the unit tests. */
 /* The trip's view, or DSP_ENOTFOUND. */
 int dsp_trip_get(const dsp_shard *s, const char *trip_id, dsp_trip_view *out);
+/* Test API (no service calls it): the unit tests. */
 /* The trip made for (rider_id, request_id) into trip_id (DSP_ID_MAX + 1 bytes), or
  * DSP_ENOTFOUND. */
 int dsp_trip_find(const dsp_shard *s, const char *rider_id, const char *request_id, char *trip_id);

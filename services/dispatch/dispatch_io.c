@@ -128,6 +128,23 @@ static int64_t wall_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t wall_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A new span of the request's trace for the event dispatch writes (ids: unique, not secret). */
+static void trace_span(dsvc *s, mrd_trace *t) {
+  uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  uint8_t rnd[8];
+  for (int k = 0; k < 8; k++) rnd[k] = (uint8_t)(z >> (8 * k));
+  mrd_traceparent_child(&t->tp, rnd, &t->tp);
+}
+
 static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -271,6 +288,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   s->cfg = cfg;
   mrd_shardmap_init(&s->hmap);
   s->since_ms = wall_now_ms();
+  s->rng = (uint64_t)wall_now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->shard;
   if (gethostname(s->host, sizeof s->host - 1) != 0) snprintf(s->host, sizeof s->host, "?");
   s->loc_next = s->cmd_next = -1;
   s->loc_committed = s->cmd_committed = -1;
@@ -687,7 +705,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
     n++;
     /* each message at its own time: events are stamped when their message is handled, not
      * when the batch began (claims of two shards compare in trip_events by these stamps) */
-    int64_t msg_now = wall_now_ms();
+    int64_t msg_us = wall_now_us(), msg_now = msg_us / 1000;
     if (msg_now > now_ms) now_ms = msg_now;
     if (strcmp(msg.topic, TOPIC_LOC) == 0) {
       mrd_driver_location loc;
@@ -726,6 +744,18 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
         double t0 = mono_s();
         dspc_apply_command(s->shard, (uint32_t)s->cfg->shard, &c, msg.offset, now_ms);
         size_t after = dsp_outputs(s->shard, &o);
+        if (c.kind == MRD_CMD_REQUEST && c.trace.present) {
+          /* the events it made carry its trace on (REQUESTED, and OFFERED or NO_DRIVER);
+           * in the batched mode the offer comes later, from a tick, untraced */
+          int64_t matched_us = wall_now_us();
+          c.trace.stamp_us[MRD_STAMP_DISPATCH_CONSUMED] = msg_us;
+          c.trace.stamp_us[MRD_STAMP_DISPATCH_MATCHED] = matched_us;
+          for (size_t i = before; i < after && s->n_traces < DSVC_MAX_TRACES; i++)
+            if (o[i].kind == DSP_OUT_EVENT) {
+              s->traces[s->n_traces].out_index = i;
+              s->traces[s->n_traces++].trace = c.trace;
+            }
+        }
         if (c.kind == MRD_CMD_REQUEST && s->n_lat < (int)(sizeof s->lat / sizeof s->lat[0])) {
           for (size_t i = before; i < after; i++)
             if (o[i].kind == DSP_OUT_EVENT && o[i].u.event.type == DSP_EV_REQUESTED) {
@@ -934,7 +964,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   if (s->lease.role != DSP_LEASE_HOLDER) { /* a standby's core makes no events; be sure */
     if (n) mrd_counter_add(s->m.outputs_dropped, n);
     dsp_outputs_clear(s->shard);
-    s->n_lat = s->n_refs = 0;
+    s->n_lat = s->n_refs = s->n_traces = 0;
     return 0;
   }
   /* A holder that may no longer act (paused past its margin: SIGSTOP, store unreachable)
@@ -949,6 +979,13 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
       dspc_event_to_proto(e, &ev);
       dsvc_pricing_event(s->pricing, &ev, now_ms); /* the fare quote, surge demand */
       ev.generation = s->lease.generation;
+      for (int k = 0; k < s->n_traces; k++)
+        if (s->traces[k].out_index == i) {
+          ev.trace = s->traces[k].trace;
+          trace_span(s, &ev.trace);
+          ev.trace.stamp_us[MRD_STAMP_DISPATCH_PRODUCED] = wall_now_us();
+          break;
+        }
       if (produce(s, &ev, e->trip_id) != 0) return -1;
       if (e->driver_id[0]) hot_driver_refresh(s, e->driver_id, now_ms);
       if (e->type == DSP_EV_REQUESTED) dsp_hot_request(s->hot, e->pickup, now_ms);
@@ -967,6 +1004,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
         dsvc_pending *p = pending_for(s, e->trip_id);
         if (!p) continue;
         mrd_dispatch_event se = ev;
+        memset(&se.trace, 0, sizeof se.trace); /* a snapshot is state, not this hop */
         dspc_snapshot_merge(sp, &se);
         size_t len = 0;
         if (mrd_dispatch_event_encode(&se, p->bytes, sizeof p->bytes, &len) != 0) {
@@ -1005,6 +1043,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   dsp_outputs_clear(s->shard);
   s->n_lat = 0;
   s->n_refs = 0;
+  s->n_traces = 0;
   /* durable first: every event delivered (the idempotent producer retries by itself) */
   while (s->in_flight > 0 && !s->delivery_failures)
     mrd_kafka_producer_poll(s->producer, 5);
@@ -1123,7 +1162,7 @@ static void step_down(dsvc *s, const char *why) {
   dsp_claims_redis_fence(s->claims, NULL, 0);
   core_free(s);
   pending_clear(s);
-  s->n_lat = s->n_refs = 0;
+  s->n_lat = s->n_refs = s->n_traces = 0;
   s->ready = false;
   s->cmd_next = -1;
   s->cmd_committed = -1;

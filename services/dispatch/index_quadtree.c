@@ -2,10 +2,29 @@
  * index_quadtree.c: dsp_index over geo_quadtree. The core's accept callback (by handle)
  * becomes a QuadTree filter, applied during the search, so the k nearest *acceptable*
  * drivers come back even when unacceptable ones are nearer.
+ *
+ * It is the boundary between libgeo's positive geo_err and the core's negative DSP_E*:
+ * every geo_err is mapped here, once, by dsp_err_of_geo.
  */
 #include "index_quadtree.h"
 
 #include <stdlib.h>
+
+/* The core's code for a libgeo error (geo_err are positive, DSP_E* negative). */
+static int dsp_err_of_geo(geo_err e) {
+  switch (e) {
+  case GEO_OK:
+    return DSP_OK;
+  case GEO_ENOMEM:
+    return DSP_ENOMEM;
+  case GEO_ENOTFOUND:
+    return DSP_ENOTFOUND;
+  case GEO_ERANGE:
+    return DSP_ERANGE;
+  default: /* GEO_EINVAL; the rest (files, parsing, routes) are not the tree's */
+    return DSP_EINVAL;
+  }
+}
 
 struct dsp_qt_index {
   geo_quadtree *qt;
@@ -17,9 +36,10 @@ int dsp_qt_index_new(dsp_qt_index **out) {
   if (!out) return DSP_EINVAL;
   dsp_qt_index *ix = calloc(1, sizeof *ix);
   if (!ix) return DSP_ENOMEM;
-  if (geo_quadtree_new(&ix->qt) != GEO_OK) {
+  int rc = dsp_err_of_geo(geo_quadtree_new(&ix->qt));
+  if (rc != DSP_OK) {
     free(ix);
-    return DSP_ENOMEM;
+    return rc;
   }
   *out = ix;
   return DSP_OK;
@@ -39,7 +59,7 @@ const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix) {
 static int qi_upsert(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms) {
   dsp_qt_index *ix = ud;
   geo_qt_payload p = {.state = state, .ts_ms = seen_ms};
-  return geo_quadtree_upsert(ix->qt, id, pos, p) == GEO_OK ? 0 : -1;
+  return dsp_err_of_geo(geo_quadtree_upsert(ix->qt, id, pos, p));
 }
 
 static void qi_set_state(void *ud, uint64_t id, uint8_t state) {
@@ -72,15 +92,15 @@ static int qi_knn(void *ud, geo_latlng center, double radius_m, size_t k,
   if (k == 0) return 0;
   if (k > ix->cap) {
     geo_qt_hit *h = realloc(ix->hits, k * sizeof *h);
-    if (!h) return -1;
+    if (!h) return DSP_ENOMEM;
     ix->hits = h;
     ix->cap = k;
   }
   filter_ctx fc = {accept, actx};
   size_t n = 0;
-  if (geo_quadtree_knn(ix->qt, center, k, radius_m, accept ? qi_filter : NULL, &fc, ix->hits, &n) !=
-      GEO_OK)
-    return -1;
+  int rc = dsp_err_of_geo(
+      geo_quadtree_knn(ix->qt, center, k, radius_m, accept ? qi_filter : NULL, &fc, ix->hits, &n));
+  if (rc != DSP_OK) return rc;
   for (size_t i = 0; i < n; i++) {
     out_ids[i] = ix->hits[i].point.id;
     out_dist_m[i] = ix->hits[i].dist_m;

@@ -25,6 +25,7 @@ int dsp_qt_index_new(dsp_qt_index **out);
 void dsp_qt_index_free(dsp_qt_index *ix);
 /* The dsp_index interface backed by ix (ix must outlive the shard using it). */
 dsp_index dsp_qt_index_iface(dsp_qt_index *ix);
+/* Test API (no service calls it): the unit tests. */
 /* The tree itself (borrowed): for read-only searches by the caller. */
 const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix);
 

@@ -76,6 +76,7 @@ typedef struct dsp_lease {
   uint64_t lost;          /* losses so far (not counting releases) */
 } dsp_lease;
 
+/* Test API (no service calls it): tests/dispatch/test_dispatch_lease.c. */
 /* The defaults above. */
 void dsp_lease_config_default(dsp_lease_config *c);
 
@@ -102,6 +103,7 @@ bool dsp_lease_may_act(const dsp_lease *l, int64_t now_ms);
  * lost. A no-op for a standby. */
 void dsp_lease_released(dsp_lease *l, int64_t now_ms);
 
+/* Test API (no service calls it): tests/dispatch/test_dispatch_lease.c. */
 /* The invariants: a holder has a generation and a validity; a standby's validity is 0;
  * counters are consistent (lost <= acquired). For tests and assertions. */
 bool dsp_lease_check(const dsp_lease *l);

@@ -96,6 +96,7 @@ typedef struct dsvc_map {
 } dsvc_map;
 
 #define DSVC_MAX_REFS 64
+#define DSVC_MAX_TRACES 256 /* traced events per batch; beyond, events go out untraced */
 
 /* A trip's snapshot waiting to be written to Redis. */
 typedef struct dsvc_pending {
@@ -182,6 +183,14 @@ typedef struct dsvc {
     char ref[MRD_REF_MAX + 1];
   } refs[DSVC_MAX_REFS];
   int n_refs;
+  /* the traces of the requests of the current batch, by the output index of each event they
+   * made (mrd/trace.h): consumed and matched stamped, produced when the event goes out */
+  struct {
+    size_t out_index;
+    mrd_trace trace;
+  } traces[DSVC_MAX_TRACES];
+  int n_traces;
+  uint64_t rng; /* splitmix64 state for span ids */
   dsp_stats last_stats;
   uint64_t last_fallback;
   uint64_t last_redis_failures;

@@ -146,9 +146,14 @@ bool gw_kafka_poll(gw_server *s) {
       mrd_log_warn("kafka_consume", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
       continue;
     }
+    int64_t consumed_us = gw_now_us();
     mrd_counter_inc(s->m.events_in);
     mrd_dispatch_event ev;
     rc = mrd_dispatch_event_decode(m.value, m.value_len, &ev);
+    /* the first answer to a traced request: its trace goes on with the rider's copy */
+    if (rc == 0 && ev.trace.present && (ev.type == MRD_EV_OFFERED || ev.type == MRD_EV_NO_DRIVER) &&
+        ev.trace.stamp_us[MRD_STAMP_DISPATCH_PRODUCED])
+      ev.trace.stamp_us[MRD_STAMP_GATEWAY_CONSUMED] = consumed_us;
     if (rc) {
       mrd_counter_inc(s->m.events_bad);
       mrd_dlq_record r = {.consumer = "gateway",

@@ -83,6 +83,7 @@ typedef struct gw_out {
   unsigned char *buf;
   size_t len;
   bool droppable; /* a nearby answer: may be dropped when the queue is full */
+  mrd_trace *trace; /* owned, or NULL: a request's trace, finished when this is written */
 } gw_out;
 
 /* Per-connection state (lws per-session data of the one protocol: HTTP and WebSocket). */
@@ -142,6 +143,9 @@ typedef struct gw_metrics {
   mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
   mrd_counter *epoch_reloads;          /* maps loaded after an epoch change */
   mrd_counter *events_fenced;          /* dispatch-events of a stale lease generation, dropped */
+  mrd_histogram *hop[MRD_HOP_COUNT];   /* seconds per hop of traced requests (mrd/trace.h) */
+  mrd_histogram *traced;               /* seconds, gateway received -> answer sent */
+  mrd_counter *traces_ok, *traces_skewed, *traces_broken; /* finished traces by outcome */
   mrd_counter *refused[6];             /* upgrades refused: 401 403 404 429 503 431/400 */
   mrd_counter *closed_expired, *closed_replaced, *closed_bad_close, *rx_paused;
   mrd_counter *unrouted;               /* accept/complete... naming a shard not in the map */
@@ -184,6 +188,8 @@ typedef struct gw_server {
   lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
   ev_timer ev_rx;                /* the same on the libev loop */
   struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
+  int64_t rx_us;      /* when the message being handled arrived (Unix us): a trace's start */
+  uint64_t rng;       /* splitmix64 state for trace and span ids, seeded at start */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */
@@ -276,9 +282,21 @@ void gw_ws_stop(gw_server *s);
 void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable);
 /* Send an error reply. */
 void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err);
-/* Deliver one dispatch event to every connection it concerns. */
+/* Deliver one dispatch event to every connection it concerns. An event whose trace has the
+ * gateway's consumed stamp (kafka_io.c sets it on OFFERED and NO_DRIVER) gives its trace to
+ * the rider's copy, finished (gw_trace_finish) when that copy is written to the socket. */
 void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev);
-/* Milliseconds of wall-clock time (Unix epoch). */
+/* Milliseconds / microseconds of wall-clock time (Unix epoch). */
 int64_t gw_now_ms(void);
+int64_t gw_now_us(void);
+
+/* Traces (ws_server.c) ------------------------------------------------------------------- */
+
+/* n random bytes for trace and span ids (splitmix64 on s->rng: unique, not secret). */
+void gw_random_bytes(gw_server *s, uint8_t *out, size_t n);
+/* A trace is tolerated this much backwards between two processes' clocks (hops clamp to 0). */
+#define GW_TRACE_SKEW_US 1000
+/* Stamp t sent at sent_us, and record its hops and total in the metrics. */
+void gw_trace_finish(gw_server *s, mrd_trace *t, int64_t sent_us);
 
 #endif /* MRD_GATEWAY_SERVER_H */

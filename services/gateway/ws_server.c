@@ -47,6 +47,41 @@ int64_t gw_now_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+int64_t gw_now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* ---- traces (mrd/trace.h) ------------------------------------------------------------- */
+
+void gw_random_bytes(gw_server *s, uint8_t *out, size_t n) {
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for (size_t k = 0; k < 8 && i + k < n; k++) out[i + k] = (uint8_t)(z >> (8 * k));
+  }
+}
+
+void gw_trace_finish(gw_server *s, mrd_trace *t, int64_t sent_us) {
+  t->stamp_us[MRD_STAMP_GATEWAY_SENT] = sent_us;
+  double hops[MRD_HOP_COUNT], total = 0;
+  int rc = mrd_trace_hops_ms(t, GW_TRACE_SKEW_US, hops, &total);
+  if (rc == MRD_TRACE_ESKEW) {
+    mrd_counter_inc(s->m.traces_skewed);
+    return;
+  }
+  if (rc != MRD_TRACE_OK) {
+    mrd_counter_inc(s->m.traces_broken);
+    return;
+  }
+  for (int h = 0; h < MRD_HOP_COUNT; h++) mrd_histogram_observe(s->m.hop[h], hops[h] / 1000.0);
+  mrd_histogram_observe(s->m.traced, total / 1000.0);
+  mrd_counter_inc(s->m.traces_ok);
+}
+
 /* ---- registry of connections by (role, user) ---------------------------------------- */
 
 static size_t bucket_of(gw_role role, const char *user) {
@@ -82,7 +117,16 @@ static int out_kind(const char *json) {
   return 7;
 }
 
-void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable) {
+static void out_free(gw_out *o) {
+  free(o->buf);
+  free(o->trace);
+  o->buf = NULL;
+  o->trace = NULL;
+}
+
+/* Queue json for c; trace (may be NULL) is copied and finished when the message is written. */
+static void send_traced(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable,
+                        const mrd_trace *trace) {
   if (!c->ws || c->closing || c->close_sent) return; /* nothing after our close frame */
   int cap = s->cfg->sendq;
   if (c->q_len == cap) {
@@ -106,7 +150,7 @@ void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppa
       return;
     }
     mrd_counter_inc(s->m.dropped_nearby);
-    free(c->q[(c->q_head + victim) % cap].buf);
+    out_free(&c->q[(c->q_head + victim) % cap]);
     for (int i = victim; i + 1 < c->q_len; i++)
       c->q[(c->q_head + i) % cap] = c->q[(c->q_head + i + 1) % cap];
     c->q_len--;
@@ -114,11 +158,17 @@ void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppa
   unsigned char *buf = malloc(LWS_PRE + len);
   if (!buf) return;
   memcpy(buf + LWS_PRE, json, len);
-  c->q[(c->q_head + c->q_len) % cap] = (gw_out){buf, len, droppable};
+  mrd_trace *t = NULL;
+  if (trace && (t = malloc(sizeof *t)) != NULL) *t = *trace; /* no memory: sent untraced */
+  c->q[(c->q_head + c->q_len) % cap] = (gw_out){buf, len, droppable, t};
   c->q_len++;
   if (c->q_len == cap && !c->blocked_since_ms) c->blocked_since_ms = gw_now_ms();
   mrd_counter_inc(s->m.out_by_type[out_kind(json)]);
   lws_callback_on_writable(c->wsi);
+}
+
+void gw_send(gw_server *s, gw_conn *c, const char *json, size_t len, bool droppable) {
+  send_traced(s, c, json, len, droppable, NULL);
 }
 
 /* Write what is queued for c, as many whole messages as fit in one batch, in one call: each
@@ -133,6 +183,8 @@ static int write_queued(gw_server *s, gw_conn *c) {
   static unsigned char batch[LWS_PRE + GW_WRITE_BATCH];
   unsigned char *p = batch + LWS_PRE, *end = p + GW_WRITE_BATCH;
   int cap = s->cfg->sendq;
+  mrd_trace *traces[16]; /* of the messages in this batch: finished once it is written */
+  int n_traces = 0;
   while (c->q_len) {
     gw_out *o = &c->q[c->q_head];
     size_t hdr = o->len < 126 ? 2 : 4;
@@ -151,13 +203,25 @@ static int write_queued(gw_server *s, gw_conn *c) {
     }
     memcpy(p, o->buf + LWS_PRE, o->len);
     p += o->len;
-    free(o->buf);
+    if (o->trace && n_traces < 16) {
+      traces[n_traces++] = o->trace;
+      o->trace = NULL;
+    }
+    out_free(o);
     c->q_head = (c->q_head + 1) % cap;
     c->q_len--;
   }
   size_t n = (size_t)(p - (batch + LWS_PRE));
   if (n == 0) return 0;
-  return lws_write(c->wsi, batch + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+  int rc = lws_write(c->wsi, batch + LWS_PRE, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+  if (n_traces) {
+    int64_t sent_us = gw_now_us();
+    for (int i = 0; i < n_traces; i++) {
+      if (rc == 0) gw_trace_finish(s, traces[i], sent_us);
+      free(traces[i]);
+    }
+  }
+  return rc;
 }
 
 void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
@@ -187,9 +251,16 @@ void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
     char buf[2048];
     int n = gw_format_event(ev, (gw_role)role, buf, sizeof buf);
     if (n <= 0) continue;
+    /* the rider asked: his copy ends the trace (the driver's goes out in the same turn) */
+    const mrd_trace *trace =
+        role == GW_ROLE_RIDER && ev->trace.present && ev->trace.stamp_us[MRD_STAMP_GATEWAY_CONSUMED]
+            ? &ev->trace
+            : NULL;
     for (gw_conn *c = s->registry[bucket_of((gw_role)role, ids[role])]; c; c = c->next_in_bucket) {
-      if (c->role == (gw_role)role && strcmp(c->user, ids[role]) == 0)
-        gw_send(s, c, buf, (size_t)n, false);
+      if (c->role == (gw_role)role && strcmp(c->user, ids[role]) == 0) {
+        send_traced(s, c, buf, (size_t)n, false, trace);
+        trace = NULL; /* once, should the rider have two connections */
+      }
     }
   }
 }
@@ -469,6 +540,7 @@ static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_comman
   size_t len;
   cmd->epoch = gw_shardmap_epoch(s->map);
   cmd->ts_ms = gw_now_ms();
+  if (cmd->trace.present) cmd->trace.stamp_us[MRD_STAMP_GATEWAY_PRODUCED] = gw_now_us();
   if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
   if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
     send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
@@ -608,6 +680,11 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
     memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
     cmd.pickup = m->pickup;
     cmd.dropoff = m->dropoff;
+    uint8_t rnd[24];
+    gw_random_bytes(s, rnd, sizeof rnd);
+    mrd_traceparent_root(rnd, &cmd.trace.tp); /* every request is traced (docs/architecture.md) */
+    cmd.trace.present = true;
+    cmd.trace.stamp_us[MRD_STAMP_GATEWAY_RECEIVED] = s->rx_us;
     if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
       s->undo_request_id = m->id;
       s->undo_rider = c->user;
@@ -656,7 +733,8 @@ static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
 /* A complete message arrived: rate limit, parse, act. Returns -1 to close the connection. */
 static int on_message(gw_server *s, gw_conn *c) {
   if (c->drain_then_close || c->closing) return 0; /* being closed: take no more work */
-  int64_t now = gw_now_ms();
+  s->rx_us = gw_now_us();
+  int64_t now = s->rx_us / 1000;
   gw_msg m;
   gw_error e;
   int ok = -1;
@@ -914,7 +992,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       mrd_gauge_add(s->m.conns[c->role], -1);
     }
     if (!c->ws) break;
-    for (int i = 0; i < c->q_len; i++) free(c->q[(c->q_head + i) % s->cfg->sendq].buf);
+    for (int i = 0; i < c->q_len; i++) out_free(&c->q[(c->q_head + i) % s->cfg->sendq]);
     free(c->q);
     c->q = NULL;
     c->ref->conn = NULL;

@@ -9,7 +9,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,75 +76,92 @@ static int write_file_atomic(const char *path, const char *text) {
 
 #define MAX_TOPICS 32
 
-int main(int argc, char **argv) {
-  int brokers = 3, partitions = 64;
-  const char *bootstrap_file = NULL;
-  const char *topics[MAX_TOPICS];
-  int topic_parts[MAX_TOPICS];
-  int ntopics = 0;
+/* What the command line asks for; topics resolved to names and partition counts. */
+typedef struct devkafka_opts {
+  int brokers, partitions;
+  const char *bootstrap_file;
+  const char *topic_args[MAX_TOPICS]; /* NAME[:N] as given */
+  int ntopics;
+  char names[MAX_TOPICS][256];
+  int parts[MAX_TOPICS];
+} devkafka_opts;
 
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage(stdout);
-      return 0;
-    } else if (strcmp(a, "--brokers") == 0 && v) {
-      if (parse_int(v, 1, 16, &brokers) != 0) {
-        fprintf(stderr, "devkafka: --brokers: \"%s\" is not an integer in [1, 16]\n", v);
+/* 0: go on; 1: --help was printed (exit 0); 2: bad usage, said on stderr. */
+static int parse_args(int argc, char **argv, devkafka_opts *o) {
+  enum { OPT_BROKERS = 256, OPT_PARTITIONS, OPT_TOPIC, OPT_BOOTSTRAP_FILE };
+  static const struct option longopts[] = {{"brokers", required_argument, NULL, OPT_BROKERS},
+                                           {"partitions", required_argument, NULL, OPT_PARTITIONS},
+                                           {"topic", required_argument, NULL, OPT_TOPIC},
+                                           {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  opterr = 0;
+  int c;
+  while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'h': usage(stdout); return 1;
+    case OPT_BROKERS:
+      if (parse_int(optarg, 1, 16, &o->brokers) != 0) {
+        fprintf(stderr, "devkafka: --brokers: \"%s\" is not an integer in [1, 16]\n", optarg);
         return 2;
       }
-      i++;
-    } else if (strcmp(a, "--partitions") == 0 && v) {
-      if (parse_int(v, 1, 1024, &partitions) != 0) {
-        fprintf(stderr, "devkafka: --partitions: \"%s\" is not an integer in [1, 1024]\n", v);
+      break;
+    case OPT_PARTITIONS:
+      if (parse_int(optarg, 1, 1024, &o->partitions) != 0) {
+        fprintf(stderr, "devkafka: --partitions: \"%s\" is not an integer in [1, 1024]\n", optarg);
         return 2;
       }
-      i++;
-    } else if (strcmp(a, "--topic") == 0 && v) {
-      if (ntopics == MAX_TOPICS) {
+      break;
+    case OPT_TOPIC:
+      if (o->ntopics == MAX_TOPICS) {
         fprintf(stderr, "devkafka: at most %d topics\n", MAX_TOPICS);
         return 2;
       }
-      topics[ntopics] = v;
-      topic_parts[ntopics] = 0;
-      ntopics++;
-      i++;
-    } else if (strcmp(a, "--bootstrap-file") == 0 && v) {
-      bootstrap_file = v;
-      i++;
-    } else {
-      fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n", a);
+      o->topic_args[o->ntopics++] = optarg;
+      break;
+    case OPT_BOOTSTRAP_FILE: o->bootstrap_file = optarg; break;
+    default:
+      fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n", argv[optind - 1]);
       return 2;
     }
   }
-  if (ntopics == 0) {
-    topics[0] = "driver-locations";
-    topics[1] = "dispatch-commands";
-    topics[2] = "dispatch-events";
-    topics[3] = "dispatch-events-dlq"; /* the dead-letter topic (schemas/kafka/README.md) */
-    topic_parts[0] = topic_parts[1] = topic_parts[2] = topic_parts[3] = 0;
-    ntopics = 4;
+  if (optind < argc) {
+    fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n", argv[optind]);
+    return 2;
   }
+  return 0;
+}
 
-  /* NAME:N overrides the partition count of one topic. */
-  static char names[MAX_TOPICS][256];
-  for (int t = 0; t < ntopics; t++) {
-    const char *colon = strchr(topics[t], ':');
-    size_t len = colon ? (size_t)(colon - topics[t]) : strlen(topics[t]);
-    if (len == 0 || len >= sizeof names[t]) {
-      fprintf(stderr, "devkafka: --topic: bad topic name \"%s\"\n", topics[t]);
-      return 2;
-    }
-    memcpy(names[t], topics[t], len);
-    names[t][len] = '\0';
-    if (colon && parse_int(colon + 1, 1, 1024, &topic_parts[t]) != 0) {
-      fprintf(stderr, "devkafka: --topic: bad partition count in \"%s\"\n", topics[t]);
-      return 2;
-    }
-    if (!colon) topic_parts[t] = partitions;
+/* The topics to create: the default four when none was named; NAME:N overrides the
+ * partition count of one topic. 0, or 2 after one line on stderr. */
+static int resolve_topics(devkafka_opts *o) {
+  if (o->ntopics == 0) {
+    static const char *const defaults[] = {"driver-locations", "dispatch-commands", "dispatch-events",
+                                           "dispatch-events-dlq" /* the dead-letter topic
+                                                                    (schemas/kafka/README.md) */};
+    for (int t = 0; t < 4; t++) o->topic_args[t] = defaults[t];
+    o->ntopics = 4;
   }
+  for (int t = 0; t < o->ntopics; t++) {
+    const char *arg = o->topic_args[t];
+    const char *colon = strchr(arg, ':');
+    size_t len = colon ? (size_t)(colon - arg) : strlen(arg);
+    if (len == 0 || len >= sizeof o->names[t]) {
+      fprintf(stderr, "devkafka: --topic: bad topic name \"%s\"\n", arg);
+      return 2;
+    }
+    memcpy(o->names[t], arg, len);
+    o->names[t][len] = '\0';
+    if (colon && parse_int(colon + 1, 1, 1024, &o->parts[t]) != 0) {
+      fprintf(stderr, "devkafka: --topic: bad partition count in \"%s\"\n", arg);
+      return 2;
+    }
+    if (!colon) o->parts[t] = o->partitions;
+  }
+  return 0;
+}
 
+static void install_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
@@ -150,52 +169,75 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+}
 
+/* The handle that hosts the cluster (it never produces), the cluster and its topics.
+ * NULL after one line on stderr. */
+static rd_kafka_mock_cluster_t *cluster_start(const devkafka_opts *o, rd_kafka_t **rk_out) {
   char errstr[512];
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  /* The handle only hosts the cluster; it never produces. */
   if (rd_kafka_conf_set(conf, "client.id", "devkafka", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
     fprintf(stderr, "devkafka: %s\n", errstr);
     rd_kafka_conf_destroy(conf);
-    return 1;
+    return NULL;
   }
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (rk == NULL) {
     fprintf(stderr, "devkafka: rd_kafka_new: %s\n", errstr);
-    return 1;
+    return NULL;
   }
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, brokers);
+  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, o->brokers);
   if (mc == NULL) {
     fprintf(stderr, "devkafka: could not create the mock cluster\n");
     rd_kafka_destroy(rk);
-    return 1;
+    return NULL;
   }
-  for (int t = 0; t < ntopics; t++) {
-    rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, names[t], topic_parts[t], 1);
+  for (int t = 0; t < o->ntopics; t++) {
+    rd_kafka_resp_err_t err = rd_kafka_mock_topic_create(mc, o->names[t], o->parts[t], 1);
     if (err) {
-      fprintf(stderr, "devkafka: creating topic %s: %s\n", names[t], rd_kafka_err2str(err));
+      fprintf(stderr, "devkafka: creating topic %s: %s\n", o->names[t], rd_kafka_err2str(err));
       rd_kafka_mock_cluster_destroy(mc);
       rd_kafka_destroy(rk);
-      return 1;
+      return NULL;
     }
     char extra[320];
-    snprintf(extra, sizeof extra, "topic=%s partitions=%d", names[t], topic_parts[t]);
+    snprintf(extra, sizeof extra, "topic=%s partitions=%d", o->names[t], o->parts[t]);
     log_line("info", "topic created", extra);
   }
+  *rk_out = rk;
+  return mc;
+}
 
+/* The bootstrap servers: to the file (atomically, before anything else can see it), on
+ * stdout and in the log. false when the file cannot be written. */
+static bool announce(const devkafka_opts *o, rd_kafka_mock_cluster_t *mc) {
   const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
-  if (bootstrap_file && write_file_atomic(bootstrap_file, bootstraps) != 0) {
-    fprintf(stderr, "devkafka: cannot write %s: %s\n", bootstrap_file, strerror(errno));
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(rk);
-    return 1;
+  if (o->bootstrap_file && write_file_atomic(o->bootstrap_file, bootstraps) != 0) {
+    fprintf(stderr, "devkafka: cannot write %s: %s\n", o->bootstrap_file, strerror(errno));
+    return false;
   }
   printf("%s\n", bootstraps);
   fflush(stdout);
   char extra[600];
-  snprintf(extra, sizeof extra, "brokers=%d bootstrap=%s", brokers, bootstraps);
+  snprintf(extra, sizeof extra, "brokers=%d bootstrap=%s", o->brokers, bootstraps);
   log_line("info", "ready", extra);
+  return true;
+}
 
+int main(int argc, char **argv) {
+  static devkafka_opts o = {.brokers = 3, .partitions = 64};
+  int rc = parse_args(argc, argv, &o);
+  if (rc == 1) return 0;
+  if (rc != 0 || resolve_topics(&o) != 0) return 2;
+  install_signals();
+  rd_kafka_t *rk = NULL;
+  rd_kafka_mock_cluster_t *mc = cluster_start(&o, &rk);
+  if (mc == NULL) return 1;
+  if (!announce(&o, mc)) {
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+    return 1;
+  }
   while (!g_stop) {
     struct timespec d = {0, 100 * 1000000L}; /* 100 ms */
     nanosleep(&d, NULL);
@@ -203,7 +245,7 @@ int main(int argc, char **argv) {
   log_line("info", "stopping", NULL);
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(rk);
-  if (bootstrap_file) unlink(bootstrap_file);
+  if (o.bootstrap_file) unlink(o.bootstrap_file);
   log_line("info", "stopped", NULL);
   return 0;
 }

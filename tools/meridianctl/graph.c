@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,176 +218,221 @@ static const char *conninfo_value(PQconninfoOption *opts, const char *key) {
   return NULL;
 }
 
-static int cmd_import(int argc, char **argv) {
-  const char *file = NULL, *dsn = NULL;
-  bool if_changed = false;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--if-changed") == 0) if_changed = true;
-    else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) dsn = argv[++i];
-    else if (argv[i][0] != '-' && file == NULL) file = argv[i];
-    else {
-      fprintf(stderr, "meridianctl graph import: unexpected argument %s\n", argv[i]);
+/* One `graph import`: what it was asked, and what it holds until import_close. */
+typedef struct import_job {
+  const char *file, *dsn;
+  bool if_changed;
+  char checksum[64];
+  PGconn *c;
+  char dir[32]; /* private temp directory (0700): the OSM extract, logs, the pgpass file */
+  bool have_dir;
+  char schema[64]; /* staging schema osm2pgrouting writes into */
+  bool have_schema;
+} import_job;
+
+/* FILE [--if-changed] [--dsn DSN]; 0, or 2 after one line on stderr. */
+static int import_parse_args(int argc, char **argv, import_job *job) {
+  static const struct option longopts[] = {
+      {"if-changed", no_argument, NULL, 'c'}, {"dsn", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
+  optind = 0; /* full re-initialisation of getopt: argv is a subverb's, not the process's */
+  opterr = 0;
+  int o;
+  while ((o = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    switch (o) {
+    case 'c': job->if_changed = true; break;
+    case 'd': job->dsn = optarg; break;
+    default:
+      fprintf(stderr, "meridianctl graph import: unexpected argument %s\n", argv[optind - 1]);
       return 2;
     }
   }
-  if (file == NULL) {
+  if (optind < argc) job->file = argv[optind++];
+  if (optind < argc) {
+    fprintf(stderr, "meridianctl graph import: unexpected argument %s\n", argv[optind]);
+    return 2;
+  }
+  if (job->file == NULL) {
     fprintf(stderr, "meridianctl graph import: missing FILE (.osm, .osm.gz, .osm.bz2 or .osm.pbf)\n");
     return 2;
   }
-  char checksum[64];
-  if (!file_checksum(file, checksum, sizeof checksum)) return 1;
-  PGconn *c = mctl_graph_connect(dsn);
-  if (c == NULL) return 1;
-  int rc = 1;
-  char dir[] = "/tmp/meridian-import-XXXXXX";
-  bool have_dir = false;
-  char schema[64];
-  snprintf(schema, sizeof schema, "meridian_import_%ld", (long)getpid());
-  bool have_schema = false;
-  if (!mctl_graph_meta_present(c)) goto done;
-  if (if_changed && graph_present(c)) {
-    char *old = mctl_graph_meta_get(c, "source_checksum");
-    bool same = old && strcmp(old, checksum) == 0;
-    free(old);
-    if (same) {
-      fprintf(stderr, "graph import: %s is already imported (%s): nothing to do\n", file, checksum);
-      rc = 0;
-      goto done;
-    }
-  }
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  if (mkdtemp(dir) == NULL) {
+  return 0;
+}
+
+/* --if-changed: true when the graph in the database came from a file with this checksum. */
+static bool import_is_current(const import_job *job) {
+  if (!job->if_changed || !graph_present(job->c)) return false;
+  char *old = mctl_graph_meta_get(job->c, "source_checksum");
+  bool same = old && strcmp(old, job->checksum) == 0;
+  free(old);
+  return same;
+}
+
+/* [1/3] osmium: the file's highways as OSM XML in the temp directory (osm). */
+static bool import_extract_highways(import_job *job, char *osm, size_t cap) {
+  if (mkdtemp(job->dir) == NULL) {
     fprintf(stderr, "meridianctl graph import: mkdtemp: %s\n", strerror(errno));
-    goto done;
+    return false;
   }
-  have_dir = true;
-  char osm[512], log[512];
-  snprintf(osm, sizeof osm, "%s/roads.osm", dir);
-  snprintf(log, sizeof log, "%s/osmium.log", dir);
-  fprintf(stderr, "graph import: [1/3] osmium: highways of %s -> OSM XML\n", file);
-  {
-    char *av[] = {"osmium", "tags-filter", (char *)file, "w/highway", "-o", osm, "-O", "-f", "osm", NULL};
-    int r = run(av, log);
-    if (r != 0) {
-      fprintf(stderr, "meridianctl graph import: %s is not a readable OSM file (osmium exit %d):\n", file, r);
-      print_file(log);
-      goto done;
-    }
+  job->have_dir = true;
+  char log[512];
+  snprintf(osm, cap, "%s/roads.osm", job->dir);
+  snprintf(log, sizeof log, "%s/osmium.log", job->dir);
+  fprintf(stderr, "graph import: [1/3] osmium: highways of %s -> OSM XML\n", job->file);
+  char *av[] = {"osmium", "tags-filter", (char *)job->file, "w/highway", "-o", osm, "-O", "-f", "osm", NULL};
+  int r = run(av, log);
+  if (r != 0) {
+    fprintf(stderr, "meridianctl graph import: %s is not a readable OSM file (osmium exit %d):\n",
+            job->file, r);
+    print_file(log);
+    return false;
   }
-  /* staging schema: osm2pgrouting writes there; public is untouched until the swap */
-  {
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
-    if (!exec_ok(c, sql, "creating the staging schema")) goto done;
-    have_schema = true;
+  return true;
+}
+
+/* The staging schema: osm2pgrouting writes there; public is untouched until the swap. */
+static bool import_create_staging(import_job *job) {
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", job->schema,
+           job->schema);
+  if (!exec_ok(job->c, sql, "creating the staging schema")) return false;
+  job->have_schema = true;
+  return true;
+}
+
+/* [2/3] osm2pgrouting (car profile) from osm into the staging schema, connecting as the
+ * DSN says (else as our own connection does). */
+static bool import_run_osm2pgrouting(import_job *job, const char *osm) {
+  PGconn *c = job->c;
+  fprintf(stderr, "graph import: [2/3] osm2pgrouting (car profile) into schema %s\n", job->schema);
+  char *errmsg = NULL;
+  PQconninfoOption *opts = PQconninfoParse(job->dsn ? job->dsn : mctl_default_dsn(), &errmsg);
+  if (opts == NULL) {
+    fprintf(stderr, "meridianctl graph import: bad DSN: %s\n", errmsg ? errmsg : "?");
+    PQfreemem(errmsg);
+    return false;
   }
-  fprintf(stderr, "graph import: [2/3] osm2pgrouting (car profile) into schema %s\n", schema);
-  {
-    const char *d = dsn ? dsn : mctl_default_dsn();
-    char *errmsg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(d, &errmsg);
-    if (opts == NULL) {
-      fprintf(stderr, "meridianctl graph import: bad DSN: %s\n", errmsg ? errmsg : "?");
-      PQfreemem(errmsg);
-      goto done;
-    }
-    const char *host = conninfo_value(opts, "host") ? conninfo_value(opts, "host") : conninfo_value(opts, "hostaddr");
-    const char *port = conninfo_value(opts, "port"), *user = conninfo_value(opts, "user");
-    const char *db = conninfo_value(opts, "dbname"), *pw = conninfo_value(opts, "password");
-    char *av[32];
-    int k = 0;
-    av[k++] = "osm2pgrouting";
-    av[k++] = "-f", av[k++] = osm;
-    av[k++] = "-c", av[k++] = MAPCONFIG;
-    av[k++] = "--schema", av[k++] = schema;
-    av[k++] = "--clean";
-    av[k++] = "-d", av[k++] = (char *)(db ? db : PQdb(c));
-    av[k++] = "-h", av[k++] = (char *)(host ? host : PQhost(c));
-    av[k++] = "-p", av[k++] = (char *)(port ? port : PQport(c));
-    av[k++] = "-U", av[k++] = (char *)(user ? user : PQuser(c));
-    /* the password reaches osm2pgrouting's libpq through its environment, not its command
-     * line (which every local user can read in /proc) */
-    if (pw) setenv("PGPASSWORD", pw, 1);
-    /* osm2pgrouting hands libpq an explicit empty password, which hides PGPASSWORD; libpq
-     * then looks in the password file, so one is written for it (0600, in our 0700 temp dir) */
-    char pgpass[PATH_MAX];
-    if (pw && write_pgpass(dir, host ? host : PQhost(c), port ? port : PQport(c),
-                           db ? db : PQdb(c), user ? user : PQuser(c), pw, pgpass, sizeof pgpass) == 0)
-      setenv("PGPASSFILE", pgpass, 1);
-    av[k] = NULL;
-    snprintf(log, sizeof log, "%s/osm2pgrouting.log", dir);
-    int r = run(av, log);
-    PQconninfoFree(opts);
-    if (r != 0) {
-      fprintf(stderr, "meridianctl graph import: osm2pgrouting failed (exit %d):\n", r);
-      print_file(log);
-      goto done;
-    }
+  const char *host = conninfo_value(opts, "host") ? conninfo_value(opts, "host") : conninfo_value(opts, "hostaddr");
+  const char *port = conninfo_value(opts, "port"), *user = conninfo_value(opts, "user");
+  const char *db = conninfo_value(opts, "dbname"), *pw = conninfo_value(opts, "password");
+  host = host ? host : PQhost(c);
+  port = port ? port : PQport(c);
+  user = user ? user : PQuser(c);
+  db = db ? db : PQdb(c);
+  char *av[] = {"osm2pgrouting", "-f", (char *)osm, "-c", MAPCONFIG, "--schema", job->schema, "--clean",
+                "-d", (char *)db, "-h", (char *)host, "-p", (char *)port, "-U", (char *)user, NULL};
+  /* the password reaches osm2pgrouting's libpq through its environment, not its command
+   * line (which every local user can read in /proc) */
+  if (pw) setenv("PGPASSWORD", pw, 1);
+  /* osm2pgrouting hands libpq an explicit empty password, which hides PGPASSWORD; libpq
+   * then looks in the password file, so one is written for it (0600, in our 0700 temp dir) */
+  char pgpass[PATH_MAX];
+  if (pw && write_pgpass(job->dir, host, port, db, user, pw, pgpass, sizeof pgpass) == 0)
+    setenv("PGPASSFILE", pgpass, 1);
+  char log[512];
+  snprintf(log, sizeof log, "%s/osm2pgrouting.log", job->dir);
+  int r = run(av, log);
+  PQconninfoFree(opts);
+  if (r != 0) {
+    fprintf(stderr, "meridianctl graph import: osm2pgrouting failed (exit %d):\n", r);
+    print_file(log);
+    return false;
   }
-  {
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM %s.ways), (SELECT count(*) FROM %s.ways_vertices_pgr)",
-             schema, schema);
-    PGresult *r = PQexec(c, sql);
-    long ways = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : 0;
-    long verts = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 1)) : 0;
-    PQclear(r);
-    if (ways == 0) {
-      fprintf(stderr, "meridianctl graph import: %s has no road a car may use: nothing imported\n", file);
-      goto done;
-    }
-    fprintf(stderr, "graph import: [3/3] swapping in %ld ways, %ld vertices\n", ways, verts);
-    char swap[2048];
-    char now[32];
-    snprintf(now, sizeof now, "%ld", (long)time(NULL));
-    snprintf(swap, sizeof swap,
-             "BEGIN;"
-             "DROP TABLE IF EXISTS public.ways, public.ways_vertices_pgr, public.configuration, "
-             "public.pointsofinterest CASCADE;"
-             "ALTER TABLE %s.ways SET SCHEMA public;"
-             "ALTER TABLE %s.ways_vertices_pgr SET SCHEMA public;"
-             "ALTER TABLE %s.configuration SET SCHEMA public;"
-             "ALTER TABLE %s.pointsofinterest SET SCHEMA public;"
-             "DROP SCHEMA %s CASCADE;",
-             schema, schema, schema, schema, schema);
-    if (!exec_ok(c, swap, "swapping the new graph in")) {
-      PQclear(PQexec(c, "ROLLBACK"));
-      goto done;
-    }
-    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    char counts[64];
-    snprintf(counts, sizeof counts, "%ld", ways);
-    /* a new import invalidates the calibration fitted on the old one */
-    if (!mctl_graph_meta_set(c, "source_file", base) || !mctl_graph_meta_set(c, "source_checksum", checksum) ||
-        !mctl_graph_meta_set(c, "imported_at", now) || !mctl_graph_meta_set(c, "ways", counts) ||
-        !exec_ok(c, "DELETE FROM graph_meta WHERE key = 'calibration'", "clearing calibration") ||
-        !exec_ok(c, "COMMIT", "committing the import")) {
-      PQclear(PQexec(c, "ROLLBACK"));
-      goto done;
-    }
-    have_schema = false;
+  return true;
+}
+
+/* [3/3] in one transaction: the staged tables replace public's, graph_meta says where they
+ * came from, and the calibration fitted on the old graph goes. */
+static bool import_swap_in(import_job *job) {
+  PGconn *c = job->c;
+  const char *s = job->schema;
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM %s.ways), (SELECT count(*) FROM %s.ways_vertices_pgr)",
+           s, s);
+  PGresult *r = PQexec(c, sql);
+  long ways = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : 0;
+  long verts = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 1)) : 0;
+  PQclear(r);
+  if (ways == 0) {
+    fprintf(stderr, "meridianctl graph import: %s has no road a car may use: nothing imported\n", job->file);
+    return false;
   }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  fprintf(stderr, "graph import: done in %.1f s (%s)\n",
-          (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, checksum);
-  rc = 0;
-done:
-  if (have_schema) {
+  fprintf(stderr, "graph import: [3/3] swapping in %ld ways, %ld vertices\n", ways, verts);
+  char swap[2048];
+  snprintf(swap, sizeof swap,
+           "BEGIN;"
+           "DROP TABLE IF EXISTS public.ways, public.ways_vertices_pgr, public.configuration, "
+           "public.pointsofinterest CASCADE;"
+           "ALTER TABLE %s.ways SET SCHEMA public;"
+           "ALTER TABLE %s.ways_vertices_pgr SET SCHEMA public;"
+           "ALTER TABLE %s.configuration SET SCHEMA public;"
+           "ALTER TABLE %s.pointsofinterest SET SCHEMA public;"
+           "DROP SCHEMA %s CASCADE;",
+           s, s, s, s, s);
+  if (!exec_ok(c, swap, "swapping the new graph in")) {
+    PQclear(PQexec(c, "ROLLBACK"));
+    return false;
+  }
+  const char *base = strrchr(job->file, '/') ? strrchr(job->file, '/') + 1 : job->file;
+  char now[32], counts[64];
+  snprintf(now, sizeof now, "%ld", (long)time(NULL));
+  snprintf(counts, sizeof counts, "%ld", ways);
+  /* a new import invalidates the calibration fitted on the old one */
+  if (!mctl_graph_meta_set(c, "source_file", base) || !mctl_graph_meta_set(c, "source_checksum", job->checksum) ||
+      !mctl_graph_meta_set(c, "imported_at", now) || !mctl_graph_meta_set(c, "ways", counts) ||
+      !exec_ok(c, "DELETE FROM graph_meta WHERE key = 'calibration'", "clearing calibration") ||
+      !exec_ok(c, "COMMIT", "committing the import")) {
+    PQclear(PQexec(c, "ROLLBACK"));
+    return false;
+  }
+  job->have_schema = false; /* dropped by the swap */
+  return true;
+}
+
+/* Drops what the job left behind: the staging schema, the temp directory, the connection. */
+static void import_close(import_job *job) {
+  if (job->have_schema) {
     char sql[160];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
-    exec_ok(c, sql, "dropping the staging schema");
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", job->schema);
+    exec_ok(job->c, sql, "dropping the staging schema");
   }
-  if (have_dir) {
+  if (job->have_dir) {
     char p[600];
     const char *names[] = {"roads.osm", "osmium.log", "osm2pgrouting.log", "pgpass"};
     for (size_t i = 0; i < 4; i++) {
-      snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+      snprintf(p, sizeof p, "%s/%s", job->dir, names[i]);
       unlink(p);
     }
-    rmdir(dir);
+    rmdir(job->dir);
   }
-  PQfinish(c);
+  PQfinish(job->c);
+}
+
+static int cmd_import(int argc, char **argv) {
+  import_job job = {.dir = "/tmp/meridian-import-XXXXXX"};
+  int rc = import_parse_args(argc, argv, &job);
+  if (rc != 0) return rc;
+  if (!file_checksum(job.file, job.checksum, sizeof job.checksum)) return 1;
+  job.c = mctl_graph_connect(job.dsn);
+  if (job.c == NULL) return 1;
+  snprintf(job.schema, sizeof job.schema, "meridian_import_%ld", (long)getpid());
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  char osm[512];
+  rc = 1;
+  if (mctl_graph_meta_present(job.c)) { /* else refused, with the line that says why */
+    if (import_is_current(&job)) {
+      fprintf(stderr, "graph import: %s is already imported (%s): nothing to do\n", job.file,
+              job.checksum);
+      rc = 0;
+    } else if (import_extract_highways(&job, osm, sizeof osm) && import_create_staging(&job) &&
+               import_run_osm2pgrouting(&job, osm) && import_swap_in(&job)) {
+      clock_gettime(CLOCK_MONOTONIC, &t1);
+      fprintf(stderr, "graph import: done in %.1f s (%s)\n",
+              (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, job.checksum);
+      rc = 0;
+    }
+  }
+  import_close(&job);
   return rc;
 }
 

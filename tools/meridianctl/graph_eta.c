@@ -241,160 +241,219 @@ static bool cell_lists_build(const trip *t, size_t n, size_t n_cells, cell_lists
   return true;
 }
 
-/* One fit of every factor on the fit trips' current routes. */
-static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec, fit_state *f) {
-  wv *v = malloc((n + 2) * sizeof *v);
-  cell_lists cl = {0};
-  if (v == NULL || (n_cells > 1 && !cell_lists_build(t, n, n_cells, &cl))) goto out;
-  for (int sweep = 0; sweep < 6; sweep++) {
-    /* the trip base: argmin_b sum |h S + b - y| / y */
-    {
-      size_t k = 0;
-      for (size_t i = 0; i < n; i++)
-        if (!t[i].eval)
-          v[k++] = (wv){t[i].dur_s - hour_of(&t[i], f) * trip_sum(&t[i], f), 1 / t[i].dur_s};
-      if (k >= 30) f->cal.trip_base_ms = clampd(weighted_median(v, k), 0, 600) * 1000;
-    }
-    const double base = f->cal.trip_base_ms / 1000;
-    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) {
-      size_t k = 0;
-      double share = 0, all = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (t[i].eval) continue;
-        double a = 0;
-        for (size_t j = 0; j < t[i].n_parts; j++)
-          if (t[i].parts[j].cls == c) a += f->cellf[t[i].parts[j].cell] * t[i].parts[j].raw_s;
-        all += t[i].dur_s;
-        if (a <= 0) continue;
-        share += a;
-        double h = hour_of(&t[i], f), rest = trip_sum(&t[i], f) - f->cal.class_factor[c] * a;
-        v[k++] = (wv){(t[i].dur_s - base - h * rest) / (h * a), h * a / t[i].dur_s};
-      }
-      /* classes with too little driving on the routes keep their factor */
-      if (k < 30 || share < 0.002 * all) continue;
-      double x = weighted_median(v, k);
-      if (isfinite(x)) f->cal.class_factor[c] = clampd(x, 0.3, 30);
-    }
-    /* the per-arc penalty (seconds here) */
-    {
-      size_t k = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (t[i].eval) continue;
-        double a = 0;
-        for (size_t j = 0; j < t[i].n_parts; j++)
-          a += f->cellf[t[i].parts[j].cell] * t[i].parts[j].arcs;
-        if (a <= 0) continue;
-        double h = hour_of(&t[i], f), rest = trip_sum(&t[i], f) - f->cal.arc_penalty_ms / 1000 * a;
-        v[k++] = (wv){(t[i].dur_s - base - h * rest) / (h * a), h * a / t[i].dur_s};
-      }
-      if (k >= 30) f->cal.arc_penalty_ms = clampd(weighted_median(v, k), 0, 60) * 1000;
-    }
-    /* area cells, with a pseudo-observation at 1 */
-    for (size_t c = 0; n_cells > 1 && c < n_cells; c++) {
-      size_t k = 0;
-      for (size_t li = cl.off[c]; li < cl.off[c + 1]; li++) {
-        const trip *x = &t[cl.trip[li]];
-        double a = 0;
-        for (size_t j = 0; j < x->n_parts; j++)
-          if (x->parts[j].cell == c)
-            a += f->cal.class_factor[x->parts[j].cls] * x->parts[j].raw_s +
-                 f->cal.arc_penalty_ms / 1000 * x->parts[j].arcs;
-        if (a <= 0) continue;
-        double h = hour_of(x, f), rest = trip_sum(x, f) - f->cellf[c] * a;
-        v[k++] = (wv){(x->dur_s - base - h * rest) / (h * a), h * a / x->dur_s};
-      }
-      if (k == 0) continue;
-      v[k++] = (wv){1.0, spec->cell_prior};
-      double x = weighted_median(v, k);
-      if (isfinite(x)) f->cellf[c] = clampd(x, 0.25, 4);
-    }
-    for (int gidx = 0; gidx < N_GROUPS; gidx++) {
-      size_t k = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (t[i].eval || group_of(&t[i]) != gidx) continue;
-        double s = trip_sum(&t[i], f) * f->cal.day_factor[t[i].weekday];
-        if (s <= 0) continue;
-        v[k++] = (wv){(t[i].dur_s - base) / s, s / t[i].dur_s};
-      }
-      if (k >= 20) f->cal.hour_factor[gidx / 24][gidx % 24] = clampd(weighted_median(v, k), 0.2, 5);
-    }
-    /* days of the week, on top of the weekday/weekend hour profiles */
-    for (int d = 0; spec->day_factors && d < 7; d++) {
-      size_t k = 0;
-      for (size_t i = 0; i < n; i++) {
-        if (t[i].eval || t[i].weekday != d) continue;
-        int gi = group_of(&t[i]);
-        double s = trip_sum(&t[i], f) * f->cal.hour_factor[gi / 24][gi % 24];
-        if (s <= 0) continue;
-        v[k++] = (wv){(t[i].dur_s - base) / s, s / t[i].dur_s};
-      }
-      if (k >= 50) f->cal.day_factor[d] = clampd(weighted_median(v, k), 0.5, 2);
-    }
-    {
-      /* identifiability: weekday days average 1, weekend days too (the hour profiles
-       * carry the weekday/weekend difference) */
-      double wd = 0, we = (f->cal.day_factor[0] + f->cal.day_factor[6]) / 2;
-      for (int d = 1; d <= 5; d++)
-        wd += f->cal.day_factor[d] / 5;
-      for (int d = 0; d < 7; d++)
-        f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
-      for (int h = 0; h < 24; h++)
-        f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
-    }
-    /* hours with too few trips: the mean of the fitted ones of that kind of day */
-    for (int w = 0; w < 2; w++) {
-      double sum = 0;
-      int cnt = 0, have[24] = {0};
-      for (int h = 0; h < 24; h++) {
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-          k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
-        if (k >= 20) sum += f->cal.hour_factor[w][h], cnt++, have[h] = 1;
-      }
-      for (int h = 0; h < 24; h++)
-        if (!have[h]) f->cal.hour_factor[w][h] = cnt ? sum / cnt : 1.0;
-    }
-    /* identifiability: hour factors average 1, the scale lives in the class factors */
-    double mean = 0;
-    for (int w = 0; w < 2; w++)
-      for (int h = 0; h < 24; h++)
-        mean += f->cal.hour_factor[w][h] / 48;
-    for (int w = 0; w < 2; w++)
-      for (int h = 0; h < 24; h++)
-        f->cal.hour_factor[w][h] /= mean;
-    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
-      f->cal.class_factor[c] *= mean;
-    f->cal.arc_penalty_ms *= mean;
-  }
-  {
-    /* The loss above (mean absolute relative error) favours ETAs below the typical trip
-     * time (its 1/y weights); the metric is the median absolute relative error. One
-     * overall scale, chosen to minimise that median on the fit trips, corrects the bias
-     * (about +6% here). */
-    double *rel = malloc((n + 1) * sizeof *rel), *e = malloc((n + 1) * sizeof *e);
+/* One fit of every factor: the fit trips (eval ones are skipped), the scratch of weighted
+ * values every step reuses (n + 2), and the trips crossing each cell. */
+typedef struct fit_job {
+  const trip *t;
+  size_t n, n_cells;
+  const fit_spec *spec;
+  fit_state *f;
+  wv *v;
+  cell_lists cl;
+} fit_job;
+
+/* The trip base: argmin_b sum |h S + b - y| / y. */
+static void fit_trip_base(const fit_job *j) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  size_t k = 0;
+  for (size_t i = 0; i < j->n; i++)
+    if (!t[i].eval)
+      j->v[k++] = (wv){t[i].dur_s - hour_of(&t[i], f) * trip_sum(&t[i], f), 1 / t[i].dur_s};
+  if (k >= 30) f->cal.trip_base_ms = clampd(weighted_median(j->v, k), 0, 600) * 1000;
+}
+
+/* A factor per road class; classes with too little driving on the routes keep theirs. */
+static void fit_class_factors(const fit_job *j, double base) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) {
     size_t k = 0;
-    for (size_t i = 0; rel && e && i < n; i++)
-      if (!t[i].eval)
-        rel[k++] =
-            (f->cal.trip_base_ms / 1000 + hour_of(&t[i], f) * trip_sum(&t[i], f)) / t[i].dur_s;
-    double best = INFINITY, best_s = 1;
-    for (double sc = 0.7; rel && e && sc <= 1.3; sc += 0.0025) {
-      for (size_t i = 0; i < k; i++)
-        e[i] = fabs(sc * rel[i] - 1);
-      double m = median(e, k);
-      if (m < best) best = m, best_s = sc;
+    double share = 0, all = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      if (t[i].eval) continue;
+      double a = 0;
+      for (size_t p = 0; p < t[i].n_parts; p++)
+        if (t[i].parts[p].cls == c) a += f->cellf[t[i].parts[p].cell] * t[i].parts[p].raw_s;
+      all += t[i].dur_s;
+      if (a <= 0) continue;
+      share += a;
+      double h = hour_of(&t[i], f), rest = trip_sum(&t[i], f) - f->cal.class_factor[c] * a;
+      j->v[k++] = (wv){(t[i].dur_s - base - h * rest) / (h * a), h * a / t[i].dur_s};
     }
-    free(rel);
-    free(e);
-    for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
-      f->cal.class_factor[c] *= best_s;
-    f->cal.arc_penalty_ms *= best_s;
-    f->cal.trip_base_ms *= best_s;
+    if (k < 30 || share < 0.002 * all) continue;
+    double x = weighted_median(j->v, k);
+    if (isfinite(x)) f->cal.class_factor[c] = clampd(x, 0.3, 30);
   }
+}
+
+/* The per-arc penalty (seconds here). */
+static void fit_arc_penalty(const fit_job *j, double base) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  size_t k = 0;
+  for (size_t i = 0; i < j->n; i++) {
+    if (t[i].eval) continue;
+    double a = 0;
+    for (size_t p = 0; p < t[i].n_parts; p++)
+      a += f->cellf[t[i].parts[p].cell] * t[i].parts[p].arcs;
+    if (a <= 0) continue;
+    double h = hour_of(&t[i], f), rest = trip_sum(&t[i], f) - f->cal.arc_penalty_ms / 1000 * a;
+    j->v[k++] = (wv){(t[i].dur_s - base - h * rest) / (h * a), h * a / t[i].dur_s};
+  }
+  if (k >= 30) f->cal.arc_penalty_ms = clampd(weighted_median(j->v, k), 0, 60) * 1000;
+}
+
+/* Area cells, each with a pseudo-observation at 1 (weight spec->cell_prior). */
+static void fit_cell_factors(const fit_job *j, double base) {
+  fit_state *f = j->f;
+  for (size_t c = 0; j->n_cells > 1 && c < j->n_cells; c++) {
+    size_t k = 0;
+    for (size_t li = j->cl.off[c]; li < j->cl.off[c + 1]; li++) {
+      const trip *x = &j->t[j->cl.trip[li]];
+      double a = 0;
+      for (size_t p = 0; p < x->n_parts; p++)
+        if (x->parts[p].cell == c)
+          a += f->cal.class_factor[x->parts[p].cls] * x->parts[p].raw_s +
+               f->cal.arc_penalty_ms / 1000 * x->parts[p].arcs;
+      if (a <= 0) continue;
+      double h = hour_of(x, f), rest = trip_sum(x, f) - f->cellf[c] * a;
+      j->v[k++] = (wv){(x->dur_s - base - h * rest) / (h * a), h * a / x->dur_s};
+    }
+    if (k == 0) continue;
+    j->v[k++] = (wv){1.0, j->spec->cell_prior};
+    double x = weighted_median(j->v, k);
+    if (isfinite(x)) f->cellf[c] = clampd(x, 0.25, 4);
+  }
+}
+
+/* A factor per hour of a weekday and of a weekend day (groups with 20 trips or more). */
+static void fit_hour_factors(const fit_job *j, double base) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  for (int gidx = 0; gidx < N_GROUPS; gidx++) {
+    size_t k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      if (t[i].eval || group_of(&t[i]) != gidx) continue;
+      double s = trip_sum(&t[i], f) * f->cal.day_factor[t[i].weekday];
+      if (s <= 0) continue;
+      j->v[k++] = (wv){(t[i].dur_s - base) / s, s / t[i].dur_s};
+    }
+    if (k >= 20) f->cal.hour_factor[gidx / 24][gidx % 24] = clampd(weighted_median(j->v, k), 0.2, 5);
+  }
+}
+
+/* Days of the week, on top of the weekday/weekend hour profiles (when the spec has them). */
+static void fit_day_factors(const fit_job *j, double base) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  for (int d = 0; j->spec->day_factors && d < 7; d++) {
+    size_t k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+      if (t[i].eval || t[i].weekday != d) continue;
+      int gi = group_of(&t[i]);
+      double s = trip_sum(&t[i], f) * f->cal.hour_factor[gi / 24][gi % 24];
+      if (s <= 0) continue;
+      j->v[k++] = (wv){(t[i].dur_s - base) / s, s / t[i].dur_s};
+    }
+    if (k >= 50) f->cal.day_factor[d] = clampd(weighted_median(j->v, k), 0.5, 2);
+  }
+}
+
+/* Identifiability: weekday days average 1, weekend days too (the hour profiles carry the
+ * weekday/weekend difference). */
+static void normalise_day_factors(fit_state *f) {
+  double wd = 0, we = (f->cal.day_factor[0] + f->cal.day_factor[6]) / 2;
+  for (int d = 1; d <= 5; d++)
+    wd += f->cal.day_factor[d] / 5;
+  for (int d = 0; d < 7; d++)
+    f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
+  for (int h = 0; h < 24; h++)
+    f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
+}
+
+/* Hours with too few trips: the mean of the fitted ones of that kind of day. */
+static void fill_sparse_hours(const fit_job *j) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  for (int w = 0; w < 2; w++) {
+    double sum = 0;
+    int cnt = 0, have[24] = {0};
+    for (int h = 0; h < 24; h++) {
+      size_t k = 0;
+      for (size_t i = 0; i < j->n; i++)
+        k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
+      if (k >= 20) sum += f->cal.hour_factor[w][h], cnt++, have[h] = 1;
+    }
+    for (int h = 0; h < 24; h++)
+      if (!have[h]) f->cal.hour_factor[w][h] = cnt ? sum / cnt : 1.0;
+  }
+}
+
+/* Identifiability: hour factors average 1, the scale lives in the class factors. */
+static void normalise_hour_factors(fit_state *f) {
+  double mean = 0;
+  for (int w = 0; w < 2; w++)
+    for (int h = 0; h < 24; h++)
+      mean += f->cal.hour_factor[w][h] / 48;
+  for (int w = 0; w < 2; w++)
+    for (int h = 0; h < 24; h++)
+      f->cal.hour_factor[w][h] /= mean;
+  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
+    f->cal.class_factor[c] *= mean;
+  f->cal.arc_penalty_ms *= mean;
+}
+
+/* The loss of the sweeps (mean absolute relative error) favours ETAs below the typical
+ * trip time (its 1/y weights); the metric is the median absolute relative error. One
+ * overall scale, chosen to minimise that median on the fit trips, corrects the bias
+ * (about +6% here). */
+static void rescale_to_median_error(const fit_job *j) {
+  const trip *t = j->t;
+  fit_state *f = j->f;
+  double *rel = malloc((j->n + 1) * sizeof *rel), *e = malloc((j->n + 1) * sizeof *e);
+  size_t k = 0;
+  for (size_t i = 0; rel && e && i < j->n; i++)
+    if (!t[i].eval)
+      rel[k++] = (f->cal.trip_base_ms / 1000 + hour_of(&t[i], f) * trip_sum(&t[i], f)) / t[i].dur_s;
+  double best = INFINITY, best_s = 1;
+  for (double sc = 0.7; rel && e && sc <= 1.3; sc += 0.0025) {
+    for (size_t i = 0; i < k; i++)
+      e[i] = fabs(sc * rel[i] - 1);
+    double m = median(e, k);
+    if (m < best) best = m, best_s = sc;
+  }
+  free(rel);
+  free(e);
+  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
+    f->cal.class_factor[c] *= best_s;
+  f->cal.arc_penalty_ms *= best_s;
+  f->cal.trip_base_ms *= best_s;
+}
+
+/* One fit of every factor on the fit trips' current routes: six sweeps of coordinate
+ * descent (each factor the weighted median given the others), then one overall scale. */
+static void fit_factors(trip *t, size_t n, size_t n_cells, const fit_spec *spec, fit_state *f) {
+  fit_job j = {.t = t, .n = n, .n_cells = n_cells, .spec = spec, .f = f};
+  j.v = malloc((n + 2) * sizeof *j.v);
+  if (j.v == NULL || (n_cells > 1 && !cell_lists_build(t, n, n_cells, &j.cl))) goto out;
+  for (int sweep = 0; sweep < 6; sweep++) {
+    fit_trip_base(&j);
+    const double base = f->cal.trip_base_ms / 1000;
+    fit_class_factors(&j, base);
+    fit_arc_penalty(&j, base);
+    fit_cell_factors(&j, base);
+    fit_hour_factors(&j, base);
+    fit_day_factors(&j, base);
+    normalise_day_factors(f);
+    fill_sparse_hours(&j);
+    normalise_hour_factors(f);
+  }
+  rescale_to_median_error(&j);
 out:
-  free(cl.off);
-  free(cl.trip);
-  free(v);
+  free(j.cl.off);
+  free(j.cl.trip);
+  free(j.v);
 }
 
 /* The area cells of a graph at one precision: names and each arc's cell index. */

@@ -15,7 +15,8 @@
 
 static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-const char *mrd_role_name(mrd_role role) {
+/* "driver", "rider", "ops" ("any" for MRD_ROLE_ANY, "?" otherwise). */
+static const char *role_name(mrd_role role) {
   switch (role) {
   case MRD_ROLE_ANY: return "any";
   case MRD_ROLE_DRIVER: return "driver";
@@ -106,7 +107,7 @@ int mrd_jwt_mint(const void *secret, size_t secret_len, const char *sub, mrd_rol
       (role != MRD_ROLE_DRIVER && role != MRD_ROLE_RIDER && role != MRD_ROLE_OPS))
     return MRD_EINVAL;
   static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-  json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "sub", sub, "role", mrd_role_name(role),
+  json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "sub", sub, "role", role_name(role),
                              "iat", (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s));
   if (claims == NULL) return MRD_ENOMEM; /* json_pack also fails on invalid UTF-8 in sub */
   char *payload = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);

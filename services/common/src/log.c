@@ -28,7 +28,9 @@ static void *g_writer_ud;
 
 static const char *const LEVEL_NAMES[] = {"debug", "info", "warn", "error"};
 
-int mrd_log_level_parse(const char *s, mrd_log_level *out) {
+/* Parses "debug", "info", "warn" (or "warning") or "error", case-insensitively.
+ * Returns 0 and sets *out, or MRD_EINVAL (out untouched). */
+static int level_parse(const char *s, mrd_log_level *out) {
   if (s == NULL) return MRD_EINVAL;
   for (int i = 0; i < 4; i++) {
     if (strcasecmp(s, LEVEL_NAMES[i]) == 0) {
@@ -43,7 +45,8 @@ int mrd_log_level_parse(const char *s, mrd_log_level *out) {
   return MRD_EINVAL;
 }
 
-const char *mrd_log_level_name(mrd_log_level level) {
+/* The lower-case name of a level ("info"); "unknown" for out-of-range values. */
+static const char *level_name(mrd_log_level level) {
   return (level >= MRD_LOG_DEBUG && level <= MRD_LOG_ERROR) ? LEVEL_NAMES[level] : "unknown";
 }
 
@@ -52,7 +55,7 @@ int mrd_log_init(const char *svc) {
   const char *env = getenv("MERIDIAN_LOG_LEVEL");
   if (env == NULL || *env == '\0') return 0;
   mrd_log_level lvl;
-  if (mrd_log_level_parse(env, &lvl) != 0) {
+  if (level_parse(env, &lvl) != 0) {
     mrd_log(MRD_LOG_WARN, "bad_log_level", "MERIDIAN_LOG_LEVEL=%s using=info", env);
     atomic_store(&g_level, MRD_LOG_INFO);
     return MRD_EINVAL;
@@ -268,7 +271,7 @@ static void emit(mrd_log_level level, const char *msg, const char *fields, va_li
   mrd__buf line = {0};
   append_timestamp(&line);
   mrd__buf_puts(&line, " level=");
-  mrd__buf_puts(&line, mrd_log_level_name(level));
+  mrd__buf_puts(&line, level_name(level));
   mrd__buf_puts(&line, " svc=");
   append_value(&line, g_svc, strlen(g_svc));
   mrd__buf_puts(&line, " msg=");

@@ -149,7 +149,8 @@ uint32_t mrd_shardmap_lookup(const mrd_shardmap *m, const char *s) {
   return m->r[lo].shard;
 }
 
-void mrd_shardmap_normalize(mrd_shardmap *m) {
+/* Merge adjacent ranges of one shard (m sorted). */
+static void normalize(mrd_shardmap *m) {
   if (m->n == 0) return;
   size_t w = 0;
   for (size_t i = 1; i < m->n; i++) {
@@ -200,7 +201,7 @@ int mrd_shardmap_assign(mrd_shardmap *m, const char *start, const char *end, int
   m->r = r;
   m->n = n;
   m->cap = cap;
-  mrd_shardmap_normalize(m);
+  normalize(m);
   return 0;
 nomem:
   free(r);

@@ -36,7 +36,9 @@ static int by_cell(const void *a, const void *b) {
   return strcmp(((const pcell *)a)->start, ((const pcell *)b)->start);
 }
 
-void mrd_plan_loads(const mrd_shardmap *m, const mrd_cell_load *cells, size_t n, double *out) {
+/* The load per shard (out[MRD_SHARDS_MAX], zeroed first) of n cells under map m (checked):
+ * a cell counts for the shard owning its first string. */
+static void plan_loads(const mrd_shardmap *m, const mrd_cell_load *cells, size_t n, double *out) {
   for (int k = 0; k < MRD_SHARDS_MAX; k++) out[k] = 0;
   for (size_t i = 0; i < n; i++)
     if (isfinite(cells[i].load_per_s)) out[mrd_shardmap_lookup(m, cells[i].cell)] += cells[i].load_per_s;
@@ -210,7 +212,7 @@ int mrd_plan_make(const mrd_shardmap *cur, const mrd_cell_load *cells, size_t n,
     }
   }
 
-  mrd_plan_loads(&out->map, cells, n, out->after_per_s);
+  plan_loads(&out->map, cells, n, out->after_per_s);
   mrd_shard_move *mv = NULL;
   size_t nm = 0;
   if (mrd_shardmap_diff(cur, &out->map, &mv, &nm)) goto fail;

@@ -81,6 +81,57 @@ static bool latlon_from_pb(const Meridian__V1__LatLon *pb, mrd_latlon *out) {
   return mrd_latlon_valid(*out);
 }
 
+/* ---- trace (mrd/trace.h) -------------------------------------------------------------- */
+
+/* The protobuf view of a trace, pointing into tp_buf (MRD_TRACEPARENT_LEN + 1 bytes).
+ * Returns NULL for an absent trace; sets *bad for one that fails mrd_trace_check. */
+static Meridian__V1__Trace *trace_to_pb(const mrd_trace *t, Meridian__V1__Trace *pb, char *tp_buf,
+                                        bool *bad) {
+  if (!t->present) {
+    if (!mrd_trace_check(t)) *bad = true;
+    return NULL;
+  }
+  if (!mrd_trace_check(t) ||
+      mrd_traceparent_format(&t->tp, tp_buf, MRD_TRACEPARENT_LEN + 1) != MRD_TRACEPARENT_LEN) {
+    *bad = true;
+    return NULL;
+  }
+  meridian__v1__trace__init(pb);
+  pb->has_version = 1;
+  pb->version = MRD_TRACE_VERSION;
+  pb->traceparent = tp_buf;
+  int64_t *dst[MRD_STAMP_WIRE_COUNT] = {&pb->gateway_received_us, &pb->gateway_produced_us,
+                                        &pb->dispatch_consumed_us, &pb->dispatch_matched_us,
+                                        &pb->dispatch_produced_us};
+  protobuf_c_boolean *has[MRD_STAMP_WIRE_COUNT] = {
+      &pb->has_gateway_received_us, &pb->has_gateway_produced_us, &pb->has_dispatch_consumed_us,
+      &pb->has_dispatch_matched_us, &pb->has_dispatch_produced_us};
+  for (int i = 0; i < MRD_STAMP_WIRE_COUNT; i++) {
+    *has[i] = t->stamp_us[i] != 0;
+    *dst[i] = t->stamp_us[i];
+  }
+  return pb;
+}
+
+/* Read a trace; anything unreadable (another version, a bad traceparent, a negative stamp,
+ * a gap) leaves *out absent: a trace never makes a payload invalid. */
+static void trace_from_pb(const Meridian__V1__Trace *pb, mrd_trace *out) {
+  memset(out, 0, sizeof *out);
+  if (!pb || !pb->has_version || pb->version != MRD_TRACE_VERSION) return;
+  mrd_trace t;
+  memset(&t, 0, sizeof t);
+  if (!mrd_traceparent_parse(pb->traceparent, &t.tp)) return;
+  t.present = true;
+  const int64_t v[MRD_STAMP_WIRE_COUNT] = {
+      pb->has_gateway_received_us ? pb->gateway_received_us : 0,
+      pb->has_gateway_produced_us ? pb->gateway_produced_us : 0,
+      pb->has_dispatch_consumed_us ? pb->dispatch_consumed_us : 0,
+      pb->has_dispatch_matched_us ? pb->dispatch_matched_us : 0,
+      pb->has_dispatch_produced_us ? pb->dispatch_produced_us : 0};
+  memcpy(t.stamp_us, v, sizeof v);
+  if (mrd_trace_check(&t)) *out = t;
+}
+
 /* Pack msg into buf after checking its size. */
 static int pack(const ProtobufCMessage *msg, uint8_t *buf, size_t cap, size_t *len) {
   size_t need = protobuf_c_message_get_packed_size(msg);
@@ -257,6 +308,11 @@ int mrd_command_encode(const mrd_command *m, uint8_t *buf, size_t cap, size_t *l
   pb.has_ts_ms = 1;
   pb.ts_ms = m->ts_ms;
   pb.ref = opt_str(m->ref);
+  Meridian__V1__Trace trace;
+  char tp_buf[MRD_TRACEPARENT_LEN + 1];
+  bool bad_trace = false;
+  pb.trace = trace_to_pb(&m->trace, &trace, tp_buf, &bad_trace);
+  if (bad_trace) return MRD_PROTO_EINVAL;
   Meridian__V1__RideRequest req;
   Meridian__V1__Cancel cancel;
   Meridian__V1__OfferReply reply;
@@ -357,6 +413,7 @@ int mrd_command_decode(const uint8_t *buf, size_t len, mrd_command *out) {
   out->shard = pb->shard;
   out->epoch = pb->epoch;
   out->ts_ms = pb->ts_ms;
+  trace_from_pb(pb->trace, &out->trace);
   switch (pb->body_case) {
   case MERIDIAN__V1__DISPATCH_COMMAND__BODY_REQUEST:
     out->kind = MRD_CMD_REQUEST;
@@ -542,6 +599,11 @@ int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t 
   pb.fare_quote_cents = m->fare_quote_cents;
   pb.surge = m->surge;
   if (m->has_fare_quote) pb.tariff = opt_str(m->tariff);
+  Meridian__V1__Trace trace;
+  char tp_buf[MRD_TRACEPARENT_LEN + 1];
+  bool bad_trace = false;
+  pb.trace = trace_to_pb(&m->trace, &trace, tp_buf, &bad_trace);
+  if (bad_trace) return MRD_PROTO_EINVAL;
   return pack(&pb.base, buf, cap, len);
 }
 
@@ -603,6 +665,7 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
     out->surge = pb->has_surge ? pb->surge : 1.0;
     if (pb->tariff && !copy_str(out->tariff, sizeof out->tariff, pb->tariff)) rc = MRD_PROTO_EINVAL;
   }
+  trace_from_pb(pb->trace, &out->trace);
   if (rc == MRD_PROTO_OK) rc = event_check(out);
 done:
   meridian__v1__dispatch_event__free_unpacked(pb, NULL);

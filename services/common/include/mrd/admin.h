@@ -52,6 +52,7 @@ typedef struct mrd_http_response {
  * text, anything else -> 404. Returns 0 and *out, or MRD_EINVAL / MRD_ENOMEM. */
 MRD_EXPORT int mrd_admin_respond(const mrd_health *h, const char *path, mrd_http_response *out);
 
+/* Test API (no service calls it): tests/common/test_admin.c (admin.c frees its own responses). */
 /* Frees out->body and zeroes *out. */
 MRD_EXPORT void mrd_http_response_free(mrd_http_response *out);
 
@@ -68,6 +69,7 @@ MRD_EXPORT int mrd_admin_start(const char *bind_addr, int port, const mrd_health
  * few tens of milliseconds. Returns 0, or MRD_EIO when the context failed. */
 MRD_EXPORT int mrd_admin_service(mrd_admin *a);
 
+/* Test API (no service calls it): tests/common/test_admin.c (the port bound when 0 was asked). */
 /* The port actually listened on. */
 MRD_EXPORT int mrd_admin_port(const mrd_admin *a);
 

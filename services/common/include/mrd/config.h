@@ -68,6 +68,8 @@ MRD_EXPORT int mrd_config_parse(const mrd_config_spec *spec, int argc, char *con
 /* Frees the strings mrd_config_parse stored in STRING options and sets them to NULL. */
 MRD_EXPORT void mrd_config_release(const mrd_config_spec *spec);
 
+/* Test API (no service calls it): tests/common/test_config.c (mrd_config_load_or_exit prints
+ * --help with it). */
 /* Prints the usage line, the summary and one block per option (flag, variable, type,
  * default, range, help) to out. */
 MRD_EXPORT void mrd_config_print_help(const mrd_config_spec *spec, FILE *out);
@@ -113,6 +115,7 @@ MRD_EXPORT void mrd_config_log(const mrd_config_spec *spec);
   {"MERIDIAN_ADMIN_ADDR", "admin-addr", "127.0.0.1", "address /healthz etc. bind to",       \
    MRD_CONFIG_STRING, 0, 0, false, (dst)}
 
+/* Test API (no service calls it): tests/common/test_config.c (mrd_config_log masks with it). */
 /* value with the password of a URL's userinfo (`scheme://user:password@host` ->
  * `scheme://user:***@host`) or of a `password=` DSN keyword masked, in out (cap >=
  * strlen(value) + 4); value itself when there is nothing to mask or out is too small.

@@ -73,6 +73,7 @@ typedef struct mrd_retry_policy {
 
 #define MRD_RETRY_POLICY_DEFAULT {5, 100, 5000}
 
+/* Test API (no service calls it): tests/common/test_dlq.c. */
 /* True when p holds its invariants (the ranges above). */
 MRD_EXPORT bool mrd_retry_policy_valid(const mrd_retry_policy *p);
 
@@ -116,6 +117,7 @@ typedef struct mrd_dlq_record {
  * of headers (MRD_DLQ_HEADERS), or MRD_EINVAL (no consumer or topic). Pure. */
 #define MRD_DLQ_HEADERS 9
 #define MRD_DLQ_HEADER_BUF 512
+/* Test API (no service calls it): tests/common/test_dlq.c (mrd_dlq_park writes them). */
 MRD_EXPORT int mrd_dlq_headers(const mrd_dlq_record *r, int64_t now_ms, mrd_kafka_header *out,
                                char *buf);
 

@@ -52,9 +52,6 @@ typedef struct mrd_jwt_claims {
  * is its own policy (the gateway's: services/gateway/auth.h). */
 MRD_EXPORT int64_t mrd_jwt_lifetime_s(const mrd_jwt_claims *c, int64_t now_s);
 
-/* "driver", "rider", "ops" ("any" for MRD_ROLE_ANY, "?" otherwise). */
-MRD_EXPORT const char *mrd_role_name(mrd_role role);
-
 /* Parses "driver" | "rider" | "ops" (exactly, lower case). Returns 0 and *out, or MRD_EINVAL. */
 MRD_EXPORT int mrd_role_parse(const char *s, mrd_role *out);
 
@@ -78,10 +75,13 @@ MRD_EXPORT int mrd_jwt_mint(const void *secret, size_t secret_len, const char *s
 MRD_EXPORT int mrd_jwt_verify(const void *secret, size_t secret_len, const char *token,
                               mrd_role expected, int64_t now_s, mrd_jwt_claims *out);
 
+/* Test API (no service calls it): tests/common/test_jwt.c and tests/fuzz/fuzz_jwt.c (hand-made
+ * tokens). */
 /* base64url without padding (RFC 7515 section 2): encodes n bytes into dst, which must hold
  * ceil(4n/3) + 1 bytes; returns the length written (without the NUL). */
 MRD_EXPORT size_t mrd_base64url_encode(char *dst, const void *src, size_t n);
 
+/* Test API (no service calls it): tests/common/test_jwt.c. */
 /* Decodes len characters of unpadded base64url into dst (room for len * 3 / 4 bytes).
  * Returns 0 and *out_n, or MRD_EPARSE on a character outside the alphabet, padding, an
  * impossible length or non-zero trailing bits. */

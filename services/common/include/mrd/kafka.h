@@ -168,6 +168,7 @@ MRD_EXPORT int mrd_kafka_consumer_assign(mrd_kafka_consumer *c, const mrd_kafka_
  * (text in errstr; the consumer keeps going, so the loop may simply continue). */
 MRD_EXPORT int mrd_kafka_consume(mrd_kafka_consumer *c, int timeout_ms, mrd_kafka_msg *msg);
 
+/* Test API (no service calls it): tests/integration/dlq_tool.c. */
 /* The value of the last header called name of a consumed message: 0 with *value (borrowed
  * like the message; NULL for a null header) and *len, MRD_ENOTFOUND, MRD_EINVAL. */
 MRD_EXPORT int mrd_kafka_msg_header(const mrd_kafka_msg *msg, const char *name,
@@ -182,9 +183,11 @@ MRD_EXPORT void mrd_kafka_msg_release(mrd_kafka_msg *msg);
 MRD_EXPORT int mrd_kafka_commit(mrd_kafka_consumer *c, const char *topic, int32_t partition,
                                 int64_t next_offset);
 
+/* Test API (no service calls it): tests/integration/test_kafka_adapter.c. */
 /* mrd_kafka_commit(topic, partition, msg->offset + 1). */
 MRD_EXPORT int mrd_kafka_commit_msg(mrd_kafka_consumer *c, const mrd_kafka_msg *msg);
 
+/* Test API (no service calls it): tests/integration/test_kafka_adapter.c. */
 /* The group's committed offset for topic/partition (asks the coordinator, up to
  * timeout_ms). Returns 0 and *next_offset (MRD_KAFKA_OFFSET_NONE when nothing was
  * committed), MRD_ESTATE without group, MRD_EKAFKA. */

@@ -42,15 +42,9 @@ typedef enum mrd_log_level {
  * MERIDIAN_LOG_LEVEL is not one of debug|info|warn|error (the level then stays info). */
 MRD_EXPORT int mrd_log_init(const char *svc);
 
-/* Parses "debug", "info", "warn" (or "warning") or "error", case-insensitively.
- * Returns 0 and sets *out, or MRD_EINVAL (out untouched). */
-MRD_EXPORT int mrd_log_level_parse(const char *s, mrd_log_level *out);
-
-/* The lower-case name of a level ("info"); "unknown" for out-of-range values. */
-MRD_EXPORT const char *mrd_log_level_name(mrd_log_level level);
-
 /* Sets / reads the minimum level written. Default: info. */
 MRD_EXPORT void mrd_log_set_level(mrd_log_level level);
+/* Test API (no service calls it): tests/common/test_log.c. */
 MRD_EXPORT mrd_log_level mrd_log_get_level(void);
 
 /* True when a line at this level would be written (to skip costly field formatting). */
@@ -60,6 +54,8 @@ MRD_EXPORT bool mrd_log_enabled(mrd_log_level level);
  * whichever thread logged. */
 typedef void (*mrd_log_writer_fn)(const char *line, size_t len, void *ud);
 
+/* Test API (no service calls it): tests (test_log, test_config, test_pg_adapter capture lines
+ * with it). */
 /* Replaces the writer (default: write(2) to stderr). NULL restores the default. Set it
  * before other threads log; tests use it to capture lines. */
 MRD_EXPORT void mrd_log_set_writer(mrd_log_writer_fn fn, void *ud);
@@ -71,6 +67,7 @@ MRD_EXPORT void mrd_log(mrd_log_level level, const char *msg, const char *fields
 MRD_EXPORT void mrd_vlog(mrd_log_level level, const char *msg, const char *fields, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* Test API (no service calls it): tests/common/test_log.c. */
 /* Writes one line with no fields beyond ts, level, svc and msg. */
 MRD_EXPORT void mrd_log_msg(mrd_log_level level, const char *msg);
 

@@ -64,6 +64,7 @@ MRD_EXPORT uint64_t mrd_counter_value(const mrd_counter *c);
 /* Sets, adds to (delta may be negative) and reads a gauge. */
 MRD_EXPORT void mrd_gauge_set(mrd_gauge *g, double v);
 MRD_EXPORT void mrd_gauge_add(mrd_gauge *g, double delta);
+/* Test API (no service calls it): tests/common/test_metrics.c. */
 MRD_EXPORT double mrd_gauge_value(const mrd_gauge *g);
 
 /* Records one observation (NaN is ignored). */

@@ -36,6 +36,8 @@ typedef struct mrd_redis_opts {
   int backoff_max_ms;     /* 2000 */
 } mrd_redis_opts;
 
+/* Test API (no service calls it): tests/common/test_redis_url.c (the connect functions parse
+ * with it). */
 /* Parses `redis://[:password@]host[:port][/db]` (port 6379 and db 0 by default).
  * host_cap bytes for host (NUL included), password may be NULL when not wanted
  * (password_cap then ignored; a URL with a password is still accepted).
@@ -43,6 +45,8 @@ typedef struct mrd_redis_opts {
 MRD_EXPORT int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port,
                                    int *db, char *password, size_t password_cap);
 
+/* Test API (no service calls it): tests/common/test_redis_url.c (the connect functions parse
+ * with it). */
 /* The same with an ACL user: `redis://[[user]:password@]host[:port][/db]`; user and
  * password are percent-decoded (RFC 3986: a password with `@`, `:` or `/` is written
  * %40, %3A, %2F); user gets "" when the URL names none (Redis's `default` user). user and
@@ -76,6 +80,7 @@ MRD_EXPORT int mrd_redis_cmdf(mrd_redis *r, redisReply **reply, const char *fmt,
  * Returns 0, MRD_ECONN (not connected and the reconnect failed or must wait), MRD_ENOMEM. */
 MRD_EXPORT int mrd_redis_append(mrd_redis *r, int argc, const char *const *argv,
                                 const size_t *argvlen);
+/* Test API (no service calls it): tests/integration/test_redis_adapter.c (pipelining). */
 MRD_EXPORT int mrd_redis_appendf(mrd_redis *r, const char *fmt, ...);
 
 /* Reads the reply of the oldest queued command, with the same results as mrd_redis_cmd.

@@ -82,9 +82,6 @@ MRD_EXPORT uint32_t mrd_shardmap_lookup(const mrd_shardmap *m, const char *s);
 MRD_EXPORT int mrd_shardmap_assign(mrd_shardmap *m, const char *start, const char *end, int from,
                                    uint32_t to);
 
-/* Merge adjacent ranges of one shard (m sorted). */
-MRD_EXPORT void mrd_shardmap_normalize(mrd_shardmap *m);
-
 /* The moves that turn map a into map b (both checked): the maximal intervals whose owner
  * differs, adjacent ones with the same (from, to) merged, in string order. *out is malloc'd
  * (free it; NULL when none). Returns 0 or MRD_ENOMEM. */

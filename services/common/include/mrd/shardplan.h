@@ -58,11 +58,6 @@ MRD_EXPORT int mrd_plan_make(const mrd_shardmap *cur, const mrd_cell_load *cells
                              uint32_t shards, mrd_plan *out, char *err, size_t errcap);
 MRD_EXPORT void mrd_plan_close(mrd_plan *p);
 
-/* The load per shard (out[MRD_SHARDS_MAX], zeroed first) of n cells under map m (checked):
- * a cell counts for the shard owning its first string. */
-MRD_EXPORT void mrd_plan_loads(const mrd_shardmap *m, const mrd_cell_load *cells, size_t n,
-                               double *out);
-
 /* max / mean of load[k] over the shards whose bit is set in mask (1.0 when balanced; 0 when
  * the mask is empty or the loads are all zero). */
 MRD_EXPORT double mrd_plan_imbalance(const double *load, uint64_t mask);
@@ -90,6 +85,7 @@ typedef enum mrd_step_action {
 MRD_EXPORT mrd_step_action mrd_plan_step(const mrd_shardmap *cur, uint64_t epoch,
                                          const mrd_shard_move *mv, const uint64_t *confirmed);
 
+/* Test API (no service calls it): tests/common/test_shardplan.c. */
 /* The action's name ("commit", "wait", "done", "conflict"). */
 MRD_EXPORT const char *mrd_step_action_name(mrd_step_action a);
 

@@ -36,9 +36,12 @@ MRD_EXPORT bool mrd_should_stop(void);
 /* The signal that asked to stop (SIGTERM, SIGINT), 0 for mrd_request_stop or none yet. */
 MRD_EXPORT int mrd_stop_signal(void);
 
+/* Test API (no service calls it): tests (test_log, test_signals). */
 /* Asks the loop to stop, as a signal would (for tests, and fatal errors in callbacks). */
 MRD_EXPORT void mrd_request_stop(void);
 
+/* Test API (no service calls it): tests (test_log, test_signals); for a poll()-based loop, which
+ * no service has today. */
 /* A descriptor that becomes readable when a stop is requested, for poll()-based loops;
  * -1 before mrd_signals_install. Never read it: it stays readable. */
 MRD_EXPORT int mrd_signals_fd(void);

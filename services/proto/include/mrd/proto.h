@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mrd/trace.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -136,6 +138,10 @@ typedef struct mrd_command {
   mrd_latlon dropoff;
   mrd_driver_status status;
   bool resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
+  mrd_trace trace; /* optional (present = false: none): on a request, its trace so far.
+                    * Encode refuses a trace that fails mrd_trace_check and writes its
+                    * first MRD_STAMP_WIRE_COUNT stamps; decode reads a trace of another
+                    * version or malformed as absent (the command itself is still used). */
 } mrd_command;
 
 /* Encode / decode a command; same contract as mrd_driver_location_encode / _decode. */
@@ -211,6 +217,7 @@ typedef struct mrd_dispatch_event {
   char error_code[MRD_ERRCODE_MAX + 1];
   char ref[MRD_REF_MAX + 1];
   uint64_t generation; /* the producing shard's lease generation; 0 = absent */
+  mrd_trace trace;     /* optional: the trace of the request that made it (as in mrd_command) */
   bool has_fare_quote;      /* fare_quote_cents, surge and tariff are set */
   int64_t fare_quote_cents; /* >= 0 */
   double surge;             /* >= 1, finite */
