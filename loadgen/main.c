@@ -56,6 +56,8 @@ static void usage(FILE *fp) {
           "  --pace X|auto       drivers drive the snapshot's times x X; auto (default): the calibrated\n"
           "                      pace of the hour dispatch quotes for (now, in MERIDIAN_TIMEZONE)\n"
           "  --no-motion         locations without heading and speed_mps\n"
+          "  --chain-horizon S   estimate chained trips: drivers ending a trip within S sim seconds\n"
+          "                      timed to each matched pickup (default 120; 0: off; not dispatched)\n"
           "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, 10-120 s)\n"
           "  --run-id ID         names of this run's users and requests (default: from the clock)\n"
           "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
@@ -132,6 +134,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--ping-period") == 0) { NEED(); if (!num_arg(v, 0.5, 600, &c.cfg.ping_interval_s)) BAD(); }
     else if (strcmp(a, "--pace") == 0) { NEED(); if (strcmp(v, "auto") == 0) pace_auto = true; else if (!num_arg(v, 0.05, 20, &c.cfg.drive_pace)) BAD(); else pace_auto = false; }
     else if (strcmp(a, "--no-motion") == 0) { c.cfg.send_motion = false; }
+    else if (strcmp(a, "--chain-horizon") == 0) { NEED(); if (!num_arg(v, 0, 3600, &c.cfg.chain_horizon_s)) BAD(); }
     else if (strcmp(a, "--duration") == 0) { NEED(); if (!num_arg(v, 0.1, 86400, &c.cfg.duration_s)) BAD(); }
     else if (strcmp(a, "--drain") == 0) { NEED(); if (!num_arg(v, 0, 3600, &c.cfg.drain_s)) BAD(); }
     else if (strcmp(a, "--max-trips") == 0) { NEED(); if (!num_arg(v, 1, 1e9, &x) || x != floor(x)) BAD(); c.cfg.max_trips = (size_t)x; }

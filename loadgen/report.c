@@ -122,6 +122,7 @@ void lg_stats_close(lg_stats *st) {
   lg_samples_close(&st->pickup_eta_err_s);
   lg_samples_close(&st->taxi_eta_err_pct);
   lg_samples_close(&st->wait_s);
+  lg_samples_close(&st->chain_saving_s);
   lg_samples_close(&st->pickup_eta_s);
   for (size_t i = 0; i < st->n_secs; i++) {
     lg_samples_close(&st->secs[i].offer_ms);
@@ -197,6 +198,14 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
           w.p95, w.n);
   fprintf(fp, "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
           pe.mean, pe.p50, pe.p95, pe.n);
+  if (st->chain_horizon_s > 0) {
+    lg_summary ch = lg_samples_summary(&st->chain_saving_s);
+    fprintf(fp, "    chained trips   an estimate, not dispatched: a driver ending a trip within %.0f s would\n"
+                "                    have reached the pickup sooner in %zu of %zu matches; mean saving %.1f s a\n"
+                "                    match (%.1f%% of the mean wait)\n",
+            st->chain_horizon_s, st->chain_sooner, ch.n, ch.n ? ch.mean : 0.0,
+            ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0);
+  }
   if (st->total_wall_s > 0)
     fprintf(fp, "  load generator  %.1f%% of one core over %.0f s (its own CPU: one event loop)\n",
             100.0 * st->self_cpu_s / st->total_wall_s, st->total_wall_s);
@@ -297,6 +306,15 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   }
   json_object_set_new(o, "wait_s", lat_json(&st->wait_s));
   json_object_set_new(o, "pickup_eta_s", lat_json(&st->pickup_eta_s));
+  {
+    lg_summary ch = lg_samples_summary(&st->chain_saving_s), w = lg_samples_summary(&st->wait_s);
+    json_object_set_new(
+        o, "chain_estimate",
+        json_pack("{s:o,s:I,s:I,s:o,s:o}", "horizon_s", num(st->chain_horizon_s), "matches",
+                  (json_int_t)ch.n, "sooner", (json_int_t)st->chain_sooner, "saving_mean_s",
+                  num(ch.n ? ch.mean : 0.0), "saving_pct_of_wait_mean",
+                  num(ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0)));
+  }
   json_object_set_new(o, "hops_ms", hops_json(&st->hops));
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "traced_ms",

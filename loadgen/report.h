@@ -72,6 +72,12 @@ typedef struct lg_stats {
   lg_samples wait_s;        /* rider's wait: request sent -> his driver arrived at the pickup
                                (simulated), sim seconds */
   lg_samples pickup_eta_s;  /* the pickup ETA dispatch quoted with the match, s */
+  /* Chained trips, estimated (sim.c chain_estimate): per match, how much sooner a driver
+   * finishing a trip within chain_horizon_s would have reached the pickup than the matched
+   * one (0 when none would), sim seconds; chain_sooner: matches where one would have. */
+  lg_samples chain_saving_s;
+  size_t chain_sooner;
+  double chain_horizon_s;   /* the horizon used (0: not estimated) */
   struct { char code[32]; size_t n; } errors[LG_MAX_ERROR_CODES];
   size_t n_error_codes;
   lg_second *secs; /* timeline, one entry per wall second; owned */

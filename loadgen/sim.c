@@ -86,6 +86,7 @@ typedef struct driver {
   int64_t tokens_us;
   geo_latlng last_in_area;
   bool have_in_area;
+  bool chain_counted;   /* on a trip: already counted as the chained alternative of a match */
   char offer_id[ID_MAX], trip_id[ID_MAX];
   double decide_at_ms;  /* sim */
   bool will_accept;
@@ -155,6 +156,7 @@ void lg_config_defaults(lg_config *c) {
   c->ping_max_hz = 2;
   c->send_motion = true;
   c->drive_pace = 1;
+  c->chain_horizon_s = 120;
   c->control_rate_hz = 1.8;
   c->control_burst = 4;
   c->accept_delay_min_s = 2;
@@ -490,11 +492,51 @@ static void cruise(lg_sim *s, driver *d, double now_ms) {
 
 static void become_idle(lg_sim *s, driver *d, double now_ms) {
   d->st = D_IDLE;
+  d->chain_counted = false;
   if (d->trip_id[0]) snprintf(d->last_trip_id, ID_MAX, "%s", d->trip_id);
   d->trip_id[0] = d->offer_id[0] = '\0';
   cruise(s, d, now_ms);
 }
 
+
+/* Chained trips, ESTIMATED: the dispatch this replays does not offer a trip to a driver
+ * still on one; this measures what doing so could buy. Driver `self` was just matched to a
+ * pickup `to` and will drive drive_ms to it. Every other driver on a trip ending within
+ * chain_horizon_s is timed: what is left of his trip, then his route from its drop-off to
+ * the pickup at the drivers' pace. The saving is drive_ms minus the best of those (0 when
+ * none is sooner); the best driver is counted once per trip (he could chain only one), and
+ * the saving ignores the knock-on effects either way (the matched driver left free for a
+ * later request; the chained one no longer free at his drop-off). */
+static void chain_estimate(lg_sim *s, const driver *self, const geo_route_place *to, geo_latlng to_ll,
+                           double now_ms, double drive_ms) {
+  if (!(s->cfg.chain_horizon_s > 0)) return;
+  const double pace = s->cfg.drive_pace, horizon_ms = s->cfg.chain_horizon_s * 1000.0;
+  const double fastest_mps = 40.0; /* a lower bound of any drive: no road in the city is faster */
+  double best_ms = drive_ms;
+  driver *best = NULL;
+  for (size_t j = 0; j < s->cfg.drivers; j++) {
+    driver *o = &s->d[j];
+    if (o == self || o->st != D_ON_TRIP || o->chain_counted) continue;
+    double left_ms = o->path.total_ms * pace - (now_ms - o->path_t0_ms);
+    if (left_ms < 0) left_ms = 0;
+    if (left_ms > horizon_ms || left_ms >= best_ms) continue;
+    geo_latlng end;
+    geo_route_place end_pl;
+    lg_path_at(&o->path, o->path.total_ms, &end, &end_pl);
+    if (left_ms + geo_equirect_m(end, to_ll) / fastest_mps * 1000.0 * pace >= best_ms) continue;
+    geo_route_result res;
+    geo_err e = geo_route(s->rs, s->g, GEO_ROUTE_CH, &end_pl, to, &res);
+    if (e == GEO_EINVAL) e = geo_route(s->rs, s->g, GEO_ROUTE_ASTAR, &end_pl, to, &res);
+    if (e != GEO_OK) continue;
+    double t_ms = left_ms + res.time_ms * pace;
+    if (t_ms < best_ms) best_ms = t_ms, best = o;
+  }
+  if (best) {
+    best->chain_counted = true;
+    s->st.chain_sooner++;
+  }
+  lg_samples_add(&s->st.chain_saving_s, (drive_ms - best_ms) / 1000.0);
+}
 
 /* ---- connections ---- */
 
@@ -694,9 +736,10 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
       cfg->accept_prob < 0 || cfg->accept_prob > 1 || cfg->cancel_prob < 0 ||
       cfg->cancel_prob > 1 || !(cfg->ping_max_hz > 0) || !(cfg->ping_interval_s > 0) ||
       cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400 || !(cfg->drive_pace >= 0.05) ||
-      !(cfg->drive_pace <= 20)) {
+      !(cfg->drive_pace <= 20) || !(cfg->chain_horizon_s >= 0) || !(cfg->chain_horizon_s <= 3600)) {
     snprintf(err, errcap, "bad settings (drivers > 0, speedup > 0, duration > 0, "
-                          "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20])");
+                          "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20], "
+                          "chain horizon in [0, 3600] s)");
     return NULL;
   }
   lg_sim *s = calloc(1, sizeof *s);
@@ -740,6 +783,7 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
     taxi_eta(s, &r->trip);
   }
   s->st.trips_in_window = s->nr;
+  s->st.chain_horizon_s = s->cfg.chain_horizon_s;
   s->d = calloc(cfg->drivers, sizeof *s->d);
   if (!s->d) goto nomem;
   for (size_t i = 0; i < cfg->drivers; i++) {
@@ -989,6 +1033,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
         return;
       }
       d->st = D_TO_PICKUP;
+      chain_estimate(s, d, &to, d->pickup, now, d->path.total_ms * s->cfg.drive_pace);
     } else if (strcmp(status, "offer_expired") == 0) {
       if (d->st == D_OFFERED || d->st == D_ACCEPTING) become_idle(s, d, now);
     } else if (strcmp(status, "cancelled") == 0) {

@@ -47,6 +47,9 @@ typedef struct lg_config {
   double drive_pace;       /* the drivers' sim time per unit of the snapshot's arc times (1:
                               as the snapshot says); the CLI sets the calibrated pace of the
                               hour dispatch quotes for (lg_drive_pace_at) */
+  double chain_horizon_s;  /* chained trips, ESTIMATED (not dispatched): at each match, the
+                              drivers on a trip ending within this many sim seconds are
+                              timed to the pickup from their drop-off (120; 0: off) */
   double control_rate_hz;  /* a driver's other messages per wall second (gateway: 2/s, burst 5) */
   double control_burst;
   double accept_delay_min_s, accept_delay_max_s; /* human delay before answering, sim s */

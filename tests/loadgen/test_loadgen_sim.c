@@ -3,7 +3,7 @@
  * ping with growing seq positions on the road graph; a rider asks at his trip's time; and the
  * same seed gives the same messages (the replay is deterministic), another seed other ones;
  * the ping period against the wall-clock cap, the drivers' pace, and the motion (heading,
- * speed_mps) their locations carry.
+ * speed_mps) their locations carry; the chained-trip estimate.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -429,6 +429,119 @@ static void test_ping_period_pace_and_motion(void **state) {
   geo_graph_free(g);
 }
 
+/* Chained trips, estimated: driver 0 is matched to a trip from the grid's south-west corner
+ * to its north-east one (P -> Q), drives it and completes it at fake time *complete_us (found
+ * by a first run); driver 1 is matched to a pickup at Q `before_us` of wall time before that
+ * (the replay is deterministic: the same seed and messages give the same run up to then).
+ * Returns the sim's stats in *out (copied counts and the saving samples' sum). */
+typedef struct chain_result {
+  size_t matches, sooner;
+  double saving_sum_s, saving_max_s;
+  int64_t complete_us;
+} chain_result;
+
+static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us, chain_result *out) {
+  static fake f;
+  memset(&f, 0, sizeof f);
+  memset(out, 0, sizeof *out);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 600, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 2;
+  cfg.accept_prob = 1.0;
+  cfg.cancel_prob = 0;
+  cfg.duration_s = 30;
+  cfg.chain_horizon_s = horizon_s;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "c");
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  const char *pq = "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981}";
+  const char *qx = "\"pickup\":{\"lat\":40.756,\"lon\":-73.981},\"dropoff\":{\"lat\":40.750,\"lon\":-73.981}";
+  char m[400];
+  snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",%s,\"pickup_eta_s\":30}", pq);
+  msg(s, LG_DRIVER, 0, m, now);
+  now = advance(s, &f, now, now + 300000, true, seen); /* the accept: 2-8 s of sim time at 60x */
+  assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-a-1\""), 1);
+  snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-a\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", pq);
+  msg(s, LG_DRIVER, 0, m, now);
+  bool offered = false, matched = false;
+  for (int k = 0; k < 2000 && !out->complete_us; k++) {
+    if (match_at_us && !offered && now >= match_at_us - 250000) { /* driver 1: offer, accept, match */
+      snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-b-1\",\"trip_id\":\"t0-b\",%s,\"pickup_eta_s\":30}", qx);
+      msg(s, LG_DRIVER, 1, m, now);
+      offered = true;
+    }
+    if (match_at_us && !matched && now >= match_at_us) {
+      assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-b-1\""), 1);
+      snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-b\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", qx);
+      msg(s, LG_DRIVER, 1, m, now);
+      matched = true;
+    }
+    now = advance(s, &f, now, now + 10000, true, seen);
+    if (strstr(f.log, "\"type\":\"complete\",\"trip_id\":\"t0-a\"")) out->complete_us = now;
+  }
+  assert_true(out->complete_us > 0);
+  assert_true(!match_at_us || matched);
+  const lg_stats *st = lg_sim_stats(s);
+  out->matches = st->chain_saving_s.n;
+  out->sooner = st->chain_sooner;
+  for (size_t i = 0; i < st->chain_saving_s.n; i++) {
+    double v = st->chain_saving_s.v[i];
+    assert_true(v >= 0);
+    out->saving_sum_s += v;
+    if (v > out->saving_max_s) out->saving_max_s = v;
+  }
+  lg_sim_free(s);
+}
+
+/* The chained-trip estimate: driver 1 matched to the drop-off of driver 0's trip 9 s of sim
+ * time (150 ms of wall time at 60x) before driver 0 completes it: driver 0 would have been
+ * there in about 9 s, sooner than driver 1's drive, and the saving is that difference;
+ * outside the horizon, or with the estimate off, nothing is counted. */
+static void test_chain_estimate(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  chain_result first, r;
+  chain_run(g, 120, 0, &first);
+  assert_int_equal(first.matches, 1); /* driver 0's own match: nobody on a trip then */
+  assert_int_equal(first.sooner, 0);
+  assert_true(first.saving_sum_s == 0);
+  int64_t at = first.complete_us - 150000;
+  chain_run(g, 120, at, &r);
+  assert_int_equal(r.complete_us, first.complete_us); /* the same run up to there */
+  assert_int_equal(r.matches, 2);
+  assert_int_equal(r.sooner, 1);
+  /* driver 1's drive to Q minus driver 0's ~9 s left (his route from Q to Q is 0): driver 1
+   * starts somewhere on the grid, 0-7 arcs of 20-25 s from Q */
+  if (!(r.saving_sum_s > 5 && r.saving_sum_s < 7 * 25)) fail_msg("saving %.1f s", r.saving_sum_s);
+  /* a horizon shorter than what driver 0 has left: not counted */
+  chain_run(g, 5, at, &r);
+  assert_int_equal(r.matches, 2);
+  assert_int_equal(r.sooner, 0);
+  assert_true(r.saving_sum_s == 0);
+  /* off */
+  chain_run(g, 0, at, &r);
+  assert_int_equal(r.matches, 0);
+  /* a horizon out of range is a bad setting */
+  lg_config c;
+  lg_config_defaults(&c);
+  c.chain_horizon_s = -1;
+  static fake f;
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
+  assert_non_null(strstr(err, "chain horizon"));
+  geo_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_ping_and_riders_request_at_their_time),
@@ -436,6 +549,7 @@ int main(void) {
       cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
       cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
       cmocka_unit_test(test_ping_period_pace_and_motion),
+      cmocka_unit_test(test_chain_estimate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
