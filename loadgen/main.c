@@ -50,6 +50,7 @@ static void usage(FILE *fp) {
           "  --part K/N          replay every N-th trip from the K-th (0-based): one of N processes\n"
           "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
           "  --outcomes FILE     write request_id,trip_id,status of every request\n"
+          "  --eta-samples FILE  write every match's pickup ETA: quoted, simulated drive, actual\n"
           "  --ping-max-hz H     location messages per driver per wall second at most (default 2; the\n"
           "                      gateway allows 5)\n"
           "  --ping-period S     sim seconds between a driver's locations, as real apps (default 4)\n"
@@ -105,7 +106,7 @@ int main(int argc, char **argv) {
   lg_config_defaults(&c.cfg);
   c.cfg.settle_s = 1; /* the CLI lets dispatch index the drivers before the first request */
   const char *trips = NULL, *json = NULL, *plot = NULL, *outcomes = NULL, *run_id = NULL;
-  const char *samples = NULL;
+  const char *samples = NULL, *eta_samples = NULL;
   unsigned part = 0, parts = 1;
   const char *url = getenv("MERIDIAN_GATEWAY_URL"), *graph = getenv("MERIDIAN_GRAPH");
   const char *area_path = getenv("MERIDIAN_SERVICE_AREA");
@@ -152,6 +153,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--json") == 0) { NEED(); json = v; }
     else if (strcmp(a, "--plot") == 0) { NEED(); plot = v; }
     else if (strcmp(a, "--outcomes") == 0) { NEED(); outcomes = v; }
+    else if (strcmp(a, "--eta-samples") == 0) { NEED(); eta_samples = v; }
     else if (strcmp(a, "--run-id") == 0) { NEED(); run_id = v; }
     else if (strcmp(a, "--offer-samples") == 0) { NEED(); samples = v; }
     else if (strcmp(a, "--part") == 0) {
@@ -321,6 +323,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "meridian-loadgen: %s: %s\n", samples, strerror(errno));
       rc = 1;
     }
+  }
+  if (eta_samples && lg_sim_write_eta_samples(sim, eta_samples) != 0) {
+    fprintf(stderr, "meridian-loadgen: %s: %s\n", eta_samples, strerror(errno));
+    rc = 1;
   }
   if (outcomes) {
     if (lg_sim_write_outcomes(sim, outcomes) != 0) {

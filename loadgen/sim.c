@@ -113,6 +113,11 @@ typedef struct rider {
   bool offered, matched, cancel_planned, cancel_sent, requested;
   double cancel_at_ms;
   char trip_id[ID_MAX];
+  /* his pickup ETA (--eta-samples): quoted with `matched`, the simulated drive it started
+   * (the path's time at the drivers' pace), the drive as it ended, the straight line from
+   * the driver to the pickup at `matched`, the driver (-1: none yet) */
+  double eta_quoted_s, eta_drive_s, eta_actual_s, eta_line_m;
+  long eta_driver;
 } rider;
 
 struct lg_sim {
@@ -601,6 +606,8 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_err_s, actual_s - d->pred_eta_s);
       if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].sent_us > 0)
         lg_samples_add(&s->st.wait_s, (now - sim_ms(s, s->r[d->rider].sent_us)) / 1000.0);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].eta_driver == (long)i)
+        s->r[d->rider].eta_actual_s = actual_s;
       uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | d->n_offers) ^ 0xb0a4d);
       d->board_until_ms = now + 1000.0 * (s->cfg.board_delay_min_s +
                                           unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));
@@ -767,6 +774,7 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
     rider *r = &s->r[s->nr++];
     r->trip = *t;
     r->req_ms = tod * 1000.0;
+    r->eta_driver = -1;
   }
   qsort(s->r, s->nr, sizeof *s->r, cmp_rider);
   if (cfg->max_trips && s->nr > cfg->max_trips) s->nr = cfg->max_trips;
@@ -1034,6 +1042,14 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
       }
       d->st = D_TO_PICKUP;
       chain_estimate(s, d, &to, d->pickup, now, d->path.total_ms * s->cfg.drive_pace);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr) {
+        rider *r = &s->r[d->rider];
+        r->eta_driver = (long)(d - s->d);
+        r->eta_quoted_s = d->pred_eta_s;
+        r->eta_drive_s = d->path.total_ms * s->cfg.drive_pace / 1000.0;
+        r->eta_actual_s = -1;
+        r->eta_line_m = d->path.n ? geo_equirect_m(d->path.pts[0].pos, d->pickup) : -1;
+      }
     } else if (strcmp(status, "offer_expired") == 0) {
       if (d->st == D_OFFERED || d->st == D_ACCEPTING) become_idle(s, d, now);
     } else if (strcmp(status, "cancelled") == 0) {
@@ -1181,6 +1197,19 @@ void lg_sim_progress(lg_sim *s, int64_t now_us, char *buf, size_t cap) {
            (double)(now_us - s->created_us) / 1e6, (int)(tod / 3600), (int)fmod(tod / 60, 60),
            s->st.open_now, s->st.requested, s->st.matched, s->st.no_driver, s->st.completed, ups,
            o.n ? o.p99 : 0.0, m.n ? m.p99 : 0.0);
+}
+
+int lg_sim_write_eta_samples(const lg_sim *s, const char *path) {
+  FILE *fp = fopen(path, "w");
+  if (!fp) return -1;
+  fprintf(fp, "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n");
+  for (size_t i = 0; i < s->nr; i++) {
+    const rider *r = &s->r[i];
+    if (!r->requested || r->eta_driver < 0) continue;
+    fprintf(fp, "q%s-%zu,%s,d%s-%ld,%.1f,%.1f,%.1f,%.0f\n", s->cfg.run_id, i, r->trip_id, s->cfg.run_id,
+            r->eta_driver, r->eta_quoted_s, r->eta_drive_s, r->eta_actual_s, r->eta_line_m);
+  }
+  return fclose(fp) == 0 ? 0 : -1;
 }
 
 int lg_sim_write_outcomes(const lg_sim *s, const char *path) {

@@ -124,5 +124,11 @@ size_t lg_sim_riders(const lg_sim *s);
 /* Riders' outcomes for checking afterwards: writes "request_id,trip_id,status\n" lines
  * (status: completed, cancelled, no_driver, matched, requested, none). Returns 0 or -1. */
 int lg_sim_write_outcomes(const lg_sim *s, const char *path);
+/* Every matched request's pickup ETA, for looking at single cases: writes
+ * "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n" lines (quoted with
+ * `matched`; the simulated drive at that moment, at the drivers' pace; the drive as it ended,
+ * -1 when he did not arrive; the straight line from the driver to the pickup then, m).
+ * Returns 0 or -1 (errno). */
+int lg_sim_write_eta_samples(const lg_sim *s, const char *path);
 
 #endif /* LG_SIM_H */

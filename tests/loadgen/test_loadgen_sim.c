@@ -3,7 +3,8 @@
  * ping with growing seq positions on the road graph; a rider asks at his trip's time; and the
  * same seed gives the same messages (the replay is deterministic), another seed other ones;
  * the ping period against the wall-clock cap, the drivers' pace, and the motion (heading,
- * speed_mps) their locations carry; the chained-trip estimate.
+ * speed_mps) their locations carry; the chained-trip estimate and the per-match pickup ETAs
+ * (--eta-samples).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "geo/geometry.h"
 #include "sim.h"
@@ -440,11 +442,12 @@ typedef struct chain_result {
   int64_t complete_us;
 } chain_result;
 
-static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us, chain_result *out) {
+static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us, chain_result *out,
+                      const char *eta_path) {
   static fake f;
   memset(&f, 0, sizeof f);
   memset(out, 0, sizeof *out);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 600, 0, 0, -1, -1}};
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.750, -73.990, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -464,7 +467,7 @@ static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us,
   const char *pq = "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981}";
   const char *qx = "\"pickup\":{\"lat\":40.756,\"lon\":-73.981},\"dropoff\":{\"lat\":40.750,\"lon\":-73.981}";
   char m[400];
-  snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",%s,\"pickup_eta_s\":30}", pq);
+  snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",\"request_id\":\"qc-0\",%s,\"pickup_eta_s\":30}", pq);
   msg(s, LG_DRIVER, 0, m, now);
   now = advance(s, &f, now, now + 300000, true, seen); /* the accept: 2-8 s of sim time at 60x */
   assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-a-1\""), 1);
@@ -497,6 +500,7 @@ static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us,
     out->saving_sum_s += v;
     if (v > out->saving_max_s) out->saving_max_s = v;
   }
+  if (eta_path) assert_int_equal(lg_sim_write_eta_samples(s, eta_path), 0);
   lg_sim_free(s);
 }
 
@@ -508,12 +512,34 @@ static void test_chain_estimate(void **state) {
   (void)state;
   geo_graph *g = grid();
   chain_result first, r;
-  chain_run(g, 120, 0, &first);
+  char eta_path[] = "/tmp/test_loadgen_sim_eta_XXXXXX";
+  int fd = mkstemp(eta_path);
+  assert_true(fd >= 0);
+  close(fd);
+  chain_run(g, 120, 0, &first, eta_path);
+  /* --eta-samples: driver 0's match of rider 0, quoted 30 s, his drive to the pickup as
+   * simulated when matched, and as it ended (the same: nothing slowed him) */
+  FILE *fp = fopen(eta_path, "r");
+  assert_non_null(fp);
+  char line[256];
+  double quoted, drive, actual, line_m;
+  assert_non_null(fgets(line, sizeof line, fp));
+  assert_string_equal(line, "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n");
+  assert_non_null(fgets(line, sizeof line, fp));
+  /* the rider's trip_id is empty: no rider message came (the fake gateway only answers the
+   * driver) */
+  const char *head = "qc-0,,dc-0,";
+  assert_memory_equal(line, head, strlen(head));
+  assert_int_equal(sscanf(line + strlen(head), "%lf,%lf,%lf,%lf", &quoted, &drive, &actual, &line_m), 4);
+  assert_true(quoted == 30 && drive >= 0 && fabs(actual - drive) < 0.5 && line_m >= 0);
+  assert_null(fgets(line, sizeof line, fp)); /* driver 1 has no rider of this run */
+  fclose(fp);
+  unlink(eta_path);
   assert_int_equal(first.matches, 1); /* driver 0's own match: nobody on a trip then */
   assert_int_equal(first.sooner, 0);
   assert_true(first.saving_sum_s == 0);
   int64_t at = first.complete_us - 150000;
-  chain_run(g, 120, at, &r);
+  chain_run(g, 120, at, &r, NULL);
   assert_int_equal(r.complete_us, first.complete_us); /* the same run up to there */
   assert_int_equal(r.matches, 2);
   assert_int_equal(r.sooner, 1);
@@ -521,12 +547,12 @@ static void test_chain_estimate(void **state) {
    * starts somewhere on the grid, 0-7 arcs of 20-25 s from Q */
   if (!(r.saving_sum_s > 5 && r.saving_sum_s < 7 * 25)) fail_msg("saving %.1f s", r.saving_sum_s);
   /* a horizon shorter than what driver 0 has left: not counted */
-  chain_run(g, 5, at, &r);
+  chain_run(g, 5, at, &r, NULL);
   assert_int_equal(r.matches, 2);
   assert_int_equal(r.sooner, 0);
   assert_true(r.saving_sum_s == 0);
   /* off */
-  chain_run(g, 0, at, &r);
+  chain_run(g, 0, at, &r, NULL);
   assert_int_equal(r.matches, 0);
   /* a horizon out of range is a bad setting */
   lg_config c;
