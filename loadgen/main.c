@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "area.h"
+#include "mrd/tz.h"
 #include "geo/snapshot.h"
 #include "report.h"
 #include "scrape.h"
@@ -35,7 +36,8 @@ static void usage(FILE *fp) {
           "usage: meridian-loadgen replay --trips FILE --drivers N [options]\n"
           "  --trips FILE        trips CSV: data/trips/nyc-taxi-10k.csv format or NYC TLC yellow taxi\n"
           "  --drivers N         simulated drivers\n"
-          "  --speedup X         sim seconds per wall second (default 60)\n"
+          "  --speedup X|auto    sim seconds per wall second (default 60); auto: the highest that keeps\n"
+          "                      the real ping period under --ping-max-hz (ping-max-hz x ping-period)\n"
           "  --duration S        wall seconds of requests to replay (default 60)\n"
           "  --start HH:MM       time of day the replay starts (default 18:00)\n"
           "  --max-trips N       replay at most N trips of the window (default all)\n"
@@ -48,7 +50,15 @@ static void usage(FILE *fp) {
           "  --part K/N          replay every N-th trip from the K-th (0-based): one of N processes\n"
           "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
           "  --outcomes FILE     write request_id,trip_id,status of every request\n"
-          "  --ping-max-hz H     location messages per driver per wall second at most (default 2)\n"
+          "  --eta-samples FILE  write every match's pickup ETA: quoted, simulated drive, actual\n"
+          "  --ping-max-hz H     location messages per driver per wall second at most (default 2; the\n"
+          "                      gateway allows 5)\n"
+          "  --ping-period S     sim seconds between a driver's locations, as real apps (default 4)\n"
+          "  --pace X|auto       drivers drive the snapshot's times x X; auto (default): the calibrated\n"
+          "                      pace of the hour dispatch quotes for (now, in MERIDIAN_TIMEZONE)\n"
+          "  --no-motion         locations without heading and speed_mps\n"
+          "  --chain-horizon S   estimate chained trips: drivers ending a trip within S sim seconds\n"
+          "                      timed to each matched pickup (default 120; 0: off; not dispatched)\n"
           "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, 10-120 s)\n"
           "  --run-id ID         names of this run's users and requests (default: from the clock)\n"
           "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
@@ -96,11 +106,11 @@ int main(int argc, char **argv) {
   lg_config_defaults(&c.cfg);
   c.cfg.settle_s = 1; /* the CLI lets dispatch index the drivers before the first request */
   const char *trips = NULL, *json = NULL, *plot = NULL, *outcomes = NULL, *run_id = NULL;
-  const char *samples = NULL;
+  const char *samples = NULL, *eta_samples = NULL;
   unsigned part = 0, parts = 1;
   const char *url = getenv("MERIDIAN_GATEWAY_URL"), *graph = getenv("MERIDIAN_GRAPH");
   const char *area_path = getenv("MERIDIAN_SERVICE_AREA");
-  bool quiet = false, have_drivers = false;
+  bool quiet = false, have_drivers = false, speedup_auto = false, pace_auto = true;
   if (!url || !*url) url = "ws://127.0.0.1:8080";
   if (!area_path || !*area_path) area_path = "data/roads/manhattan-boundary.geojson";
   for (int i = 2; i < argc; i++) {
@@ -121,7 +131,11 @@ int main(int argc, char **argv) {
   } while (0)
     if (strcmp(a, "--trips") == 0) { NEED(); trips = v; }
     else if (strcmp(a, "--drivers") == 0) { NEED(); if (!num_arg(v, 1, 1e6, &x) || x != floor(x)) BAD(); c.cfg.drivers = (size_t)x; have_drivers = true; }
-    else if (strcmp(a, "--speedup") == 0) { NEED(); if (!num_arg(v, 0.01, 1e5, &c.cfg.speedup)) BAD(); }
+    else if (strcmp(a, "--speedup") == 0) { NEED(); if (strcmp(v, "auto") == 0) speedup_auto = true; else if (!num_arg(v, 0.01, 1e5, &c.cfg.speedup)) BAD(); else speedup_auto = false; }
+    else if (strcmp(a, "--ping-period") == 0) { NEED(); if (!num_arg(v, 0.5, 600, &c.cfg.ping_interval_s)) BAD(); }
+    else if (strcmp(a, "--pace") == 0) { NEED(); if (strcmp(v, "auto") == 0) pace_auto = true; else if (!num_arg(v, 0.05, 20, &c.cfg.drive_pace)) BAD(); else pace_auto = false; }
+    else if (strcmp(a, "--no-motion") == 0) { c.cfg.send_motion = false; }
+    else if (strcmp(a, "--chain-horizon") == 0) { NEED(); if (!num_arg(v, 0, 3600, &c.cfg.chain_horizon_s)) BAD(); }
     else if (strcmp(a, "--duration") == 0) { NEED(); if (!num_arg(v, 0.1, 86400, &c.cfg.duration_s)) BAD(); }
     else if (strcmp(a, "--drain") == 0) { NEED(); if (!num_arg(v, 0, 3600, &c.cfg.drain_s)) BAD(); }
     else if (strcmp(a, "--max-trips") == 0) { NEED(); if (!num_arg(v, 1, 1e9, &x) || x != floor(x)) BAD(); c.cfg.max_trips = (size_t)x; }
@@ -139,6 +153,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--json") == 0) { NEED(); json = v; }
     else if (strcmp(a, "--plot") == 0) { NEED(); plot = v; }
     else if (strcmp(a, "--outcomes") == 0) { NEED(); outcomes = v; }
+    else if (strcmp(a, "--eta-samples") == 0) { NEED(); eta_samples = v; }
     else if (strcmp(a, "--run-id") == 0) { NEED(); run_id = v; }
     else if (strcmp(a, "--offer-samples") == 0) { NEED(); samples = v; }
     else if (strcmp(a, "--part") == 0) {
@@ -165,6 +180,17 @@ int main(int argc, char **argv) {
   } else {
     snprintf(c.cfg.run_id, sizeof c.cfg.run_id, "%llx", (unsigned long long)(lg_epoch_ms() / 1000));
   }
+  /* The ping period: a real app sends its position every ping-period seconds; at a speedup
+   * the wall-clock cap cannot carry, dispatch sees older positions than a real one would. */
+  if (speedup_auto) c.cfg.speedup = lg_speedup_for_ping(&c.cfg);
+  if (lg_ping_gap_s(&c.cfg) > c.cfg.ping_interval_s + 1e-9)
+    fprintf(stderr,
+            "meridian-loadgen: note: at speedup %gx the real ping period (%g s) needs %.1f locations a "
+            "wall second per driver, above --ping-max-hz %g: drivers ping every %.0f s of sim time "
+            "instead, and pickup ETAs are quoted from positions that old (--speedup %g or lower, or "
+            "--speedup auto, keeps the real period)\n",
+            c.cfg.speedup, c.cfg.ping_interval_s, c.cfg.speedup / c.cfg.ping_interval_s,
+            c.cfg.ping_max_hz, lg_ping_gap_s(&c.cfg), lg_speedup_for_ping(&c.cfg));
   const char *secret = getenv("MERIDIAN_JWT_SECRET");
   if (!secret || !*secret) {
     fprintf(stderr, "meridian-loadgen: MERIDIAN_JWT_SECRET is not set (source .run/env)\n");
@@ -204,6 +230,20 @@ int main(int argc, char **argv) {
     for (size_t i = part; i < set.n; i += parts) set.trips[k++] = set.trips[i];
     set.n = k;
   }
+  if (pace_auto) {
+    /* dispatch quotes the calibrated ETA at the real clock's local hour: the simulated
+     * drivers drive at that hour's calibrated pace, so that the pickup ETA error measures the
+     * positions and routes dispatch works from, not the replay's clock against the wall's */
+    const char *tz = getenv("MERIDIAN_TIMEZONE");
+    int hour = -1, wday = -1;
+    if (mrd_timezone_set(tz && *tz ? tz : MRD_TIMEZONE_DEFAULT) != 0 ||
+        mrd_local_hour_weekday(lg_epoch_ms(), &hour, &wday) != 0) {
+      fprintf(stderr, "meridian-loadgen: time zone %s unknown (MERIDIAN_TIMEZONE)\n",
+              tz && *tz ? tz : MRD_TIMEZONE_DEFAULT);
+      goto out;
+    }
+    c.cfg.drive_pace = lg_drive_pace_at(g, hour, wday);
+  }
   c.g = g;
   c.set = &set;
   fprintf(stderr, "meridian-loadgen: %s (%s): %zu rows, %zu trips kept, %zu skipped", trips,
@@ -227,8 +267,8 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
   lg_ws_opts o = {host, port, prefix, secret, 100, 10, !quiet};
-  fprintf(stderr, "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s\n", c.cfg.run_id,
-          c.cfg.drivers, url, c.cfg.speedup, c.cfg.duration_s);
+  fprintf(stderr, "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s; a location every %g s of sim time; pace %.3f\n", c.cfg.run_id,
+          c.cfg.drivers, url, c.cfg.speedup, c.cfg.duration_s, lg_ping_gap_s(&c.cfg), c.cfg.drive_pace);
   /* the gateway's trace histograms before and after: their difference is this run's hops
    * (hops.h; another load on the same gateway meanwhile would be counted too) */
   char *before = NULL, *after = NULL, serr[256] = "";
@@ -255,7 +295,9 @@ int main(int argc, char **argv) {
                          c.cfg.drivers, set.rows, set.skipped_total, set.no_duration,
                          set.skipped, set.first_skipped, set.n_first_skipped, c.cfg.speedup,
                          c.cfg.duration_s, c.cfg.accept_prob, c.cfg.cancel_prob,
-                         c.cfg.start_tod_s, c.cfg.ping_max_hz, c.cfg.seed};
+                         c.cfg.start_tod_s, c.cfg.ping_max_hz, c.cfg.seed,
+                         c.cfg.ping_interval_s, lg_ping_gap_s(&c.cfg), c.cfg.drive_pace,
+                         c.cfg.send_motion};
   lg_report_print(stdout, &info, st);
   rc = 0;
   if (json) {
@@ -281,6 +323,10 @@ int main(int argc, char **argv) {
       fprintf(stderr, "meridian-loadgen: %s: %s\n", samples, strerror(errno));
       rc = 1;
     }
+  }
+  if (eta_samples && lg_sim_write_eta_samples(sim, eta_samples) != 0) {
+    fprintf(stderr, "meridian-loadgen: %s: %s\n", eta_samples, strerror(errno));
+    rc = 1;
   }
   if (outcomes) {
     if (lg_sim_write_outcomes(sim, outcomes) != 0) {

@@ -121,6 +121,9 @@ void lg_stats_close(lg_stats *st) {
   lg_samples_close(&st->pickup_eta_err_pct);
   lg_samples_close(&st->pickup_eta_err_s);
   lg_samples_close(&st->taxi_eta_err_pct);
+  lg_samples_close(&st->wait_s);
+  lg_samples_close(&st->chain_saving_s);
+  lg_samples_close(&st->pickup_eta_s);
   for (size_t i = 0; i < st->n_secs; i++) {
     lg_samples_close(&st->secs[i].offer_ms);
     lg_samples_close(&st->secs[i].match_ms);
@@ -170,6 +173,8 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
               "accept p %.2f, cancel p %.2f; seed %llu\n",
           st->trips_in_window, h, mi, in->speedup, in->duration_s, in->drivers, in->accept_prob,
           in->cancel_prob, (unsigned long long)in->seed);
+  fprintf(fp, "  drivers         a location every %g s of sim time (real apps: %g s)%s; driving the snapshot's times x %.3f\n",
+          in->ping_gap_s, in->ping_period_s, in->motion ? ", with heading and speed" : "", in->drive_pace);
   fprintf(fp, "  gateway         %s; peak %zu connections open, %zu failed to connect, %zu closed by the server\n",
           in->url, st->peak_open, st->connect_failed, st->closed_unexpectedly);
   if (st->reconnect_attempts)
@@ -187,6 +192,20 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   print_lat(fp, "request -> matched", &st->match_ms);
   fprintf(fp, "  location updates %.0f/s sustained over the replay (%zu sent in all)\n",
           updates_per_s(st), st->updates);
+  lg_summary w = lg_samples_summary(&st->wait_s), pe = lg_samples_summary(&st->pickup_eta_s);
+  fprintf(fp, "\n  rider wait (request -> driver at the pickup, simulated)\n");
+  fprintf(fp, "    wait            mean %6.0f  p50 %6.0f  p95 %6.0f s  (n=%zu)\n", w.mean, w.p50,
+          w.p95, w.n);
+  fprintf(fp, "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
+          pe.mean, pe.p50, pe.p95, pe.n);
+  if (st->chain_horizon_s > 0) {
+    lg_summary ch = lg_samples_summary(&st->chain_saving_s);
+    fprintf(fp, "    chained trips   an estimate, not dispatched: a driver ending a trip within %.0f s would\n"
+                "                    have reached the pickup sooner in %zu of %zu matches; mean saving %.1f s a\n"
+                "                    match (%.1f%% of the mean wait)\n",
+            st->chain_horizon_s, st->chain_sooner, ch.n, ch.n ? ch.mean : 0.0,
+            ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0);
+  }
   if (st->total_wall_s > 0)
     fprintf(fp, "  load generator  %.1f%% of one core over %.0f s (its own CPU: one event loop)\n",
             100.0 * st->self_cpu_s / st->total_wall_s, st->total_wall_s);
@@ -195,9 +214,9 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
           st->pickup_eta_err_pct.n);
-  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (positions seen by dispatch are up to %.0f s of sim time old)\n",
+  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (a driver's position reaches dispatch every %.0f s of sim time)\n",
           lg_samples_median_abs(&st->pickup_eta_err_s), mean_of(&st->pickup_eta_err_s),
-          in->speedup / in->ping_max_hz);
+          in->ping_gap_s);
   fprintf(fp, "    route ETA pickup->drop-off vs real taxi duration: median |error| %.1f%%, "
               "mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->taxi_eta_err_pct), mean_of(&st->taxi_eta_err_pct),
@@ -285,6 +304,17 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
     errno = ENOMEM;
     return -1;
   }
+  json_object_set_new(o, "wait_s", lat_json(&st->wait_s));
+  json_object_set_new(o, "pickup_eta_s", lat_json(&st->pickup_eta_s));
+  {
+    lg_summary ch = lg_samples_summary(&st->chain_saving_s), w = lg_samples_summary(&st->wait_s);
+    json_object_set_new(
+        o, "chain_estimate",
+        json_pack("{s:o,s:I,s:I,s:o,s:o}", "horizon_s", num(st->chain_horizon_s), "matches",
+                  (json_int_t)ch.n, "sooner", (json_int_t)st->chain_sooner, "saving_mean_s",
+                  num(ch.n ? ch.mean : 0.0), "saving_pct_of_wait_mean",
+                  num(ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0)));
+  }
   json_object_set_new(o, "hops_ms", hops_json(&st->hops));
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "traced_ms",
@@ -320,6 +350,13 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
                                 "cancel_prob", in->cancel_prob, "start_tod_s", in->start_tod_s,
                                 "seed", (json_int_t)in->seed, "trips_in_window",
                                 (json_int_t)st->trips_in_window));
+  json_t *cfg = json_object_get(o, "config");
+  if (cfg) {
+    json_object_set_new(cfg, "ping_period_s", num(in->ping_period_s));
+    json_object_set_new(cfg, "ping_gap_s", num(in->ping_gap_s));
+    json_object_set_new(cfg, "drive_pace", num(in->drive_pace));
+    json_object_set_new(cfg, "motion", json_boolean(in->motion));
+  }
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
   json_object_set_new(o, "replay_wall_s", num(st->replay_wall_s));
   json_object_set_new(o, "total_wall_s", num(st->total_wall_s));

@@ -69,6 +69,15 @@ typedef struct lg_stats {
   lg_samples pickup_eta_err_pct;        /* (simulated arrival - predicted) / predicted */
   lg_samples pickup_eta_err_s;          /* simulated arrival - predicted, sim seconds */
   lg_samples taxi_eta_err_pct;          /* (Meridian route ETA - real duration) / real */
+  lg_samples wait_s;        /* rider's wait: request sent -> his driver arrived at the pickup
+                               (simulated), sim seconds */
+  lg_samples pickup_eta_s;  /* the pickup ETA dispatch quoted with the match, s */
+  /* Chained trips, estimated (sim.c chain_estimate): per match, how much sooner a driver
+   * finishing a trip within chain_horizon_s would have reached the pickup than the matched
+   * one (0 when none would), sim seconds; chain_sooner: matches where one would have. */
+  lg_samples chain_saving_s;
+  size_t chain_sooner;
+  double chain_horizon_s;   /* the horizon used (0: not estimated) */
   struct { char code[32]; size_t n; } errors[LG_MAX_ERROR_CODES];
   size_t n_error_codes;
   lg_second *secs; /* timeline, one entry per wall second; owned */
@@ -99,6 +108,10 @@ typedef struct lg_report_info {
   double speedup, duration_s, accept_prob, cancel_prob, start_tod_s;
   double ping_max_hz;
   uint64_t seed;
+  double ping_period_s; /* the real ping period asked (sim s) */
+  double ping_gap_s;    /* the one simulated: more when the wall-clock cap cannot carry it */
+  double drive_pace;    /* the drivers' pace: x the snapshot's arc times */
+  bool motion;          /* locations carried heading and speed_mps */
 } lg_report_info;
 
 /* Print the per-hop breakdown (or why there is none) next to the client's request -> offer. */

@@ -86,11 +86,13 @@ typedef struct driver {
   int64_t tokens_us;
   geo_latlng last_in_area;
   bool have_in_area;
+  bool chain_counted;   /* on a trip: already counted as the chained alternative of a match */
   char offer_id[ID_MAX], trip_id[ID_MAX];
   double decide_at_ms;  /* sim */
   bool will_accept;
   double pred_eta_s;    /* pickup ETA of the offer */
   double matched_ms;    /* sim time the trip was matched */
+  long rider;           /* the rider of the offer's request (this run's), or -1 */
   geo_latlng pickup, dropoff;
   double board_until_ms;
 } driver;
@@ -111,6 +113,11 @@ typedef struct rider {
   bool offered, matched, cancel_planned, cancel_sent, requested;
   double cancel_at_ms;
   char trip_id[ID_MAX];
+  /* his pickup ETA (--eta-samples): quoted with `matched`, the simulated drive it started
+   * (the path's time at the drivers' pace), the drive as it ended, the straight line from
+   * the driver to the pickup at `matched`, the driver (-1: none yet) */
+  double eta_quoted_s, eta_drive_s, eta_actual_s, eta_line_m;
+  long eta_driver;
 } rider;
 
 struct lg_sim {
@@ -152,6 +159,9 @@ void lg_config_defaults(lg_config *c) {
   c->start_tod_s = 18 * 3600;
   c->ping_interval_s = 4;
   c->ping_max_hz = 2;
+  c->send_motion = true;
+  c->drive_pace = 1;
+  c->chain_horizon_s = 120;
   c->control_rate_hz = 1.8;
   c->control_burst = 4;
   c->accept_delay_min_s = 2;
@@ -160,6 +170,22 @@ void lg_config_defaults(lg_config *c) {
   c->board_delay_max_s = 60;
   c->cruise_radius_m = 1500;
   snprintf(c->run_id, sizeof c->run_id, "run");
+}
+
+double lg_ping_gap_s(const lg_config *c) {
+  double cap_s = c->speedup / c->ping_max_hz;
+  return cap_s > c->ping_interval_s ? cap_s : c->ping_interval_s;
+}
+
+double lg_speedup_for_ping(const lg_config *c) {
+  return c->ping_max_hz * c->ping_interval_s;
+}
+
+double lg_drive_pace_at(const geo_graph *g, int hour, int weekday) {
+  if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return 1.0;
+  const uint32_t t = 3600000; /* an hour of route time: the factor to 1e-6 */
+  double base = geo_graph_eta_ms(g, 0, hour, weekday);
+  return (geo_graph_eta_ms(g, t, hour, weekday) - base) / t;
 }
 
 /* ---- clocks ---- */
@@ -226,18 +252,45 @@ static bool take_token(lg_sim *s, driver *d, int64_t now_us) {
 static geo_latlng driver_pos(const lg_sim *s, const driver *d, double now_ms,
                              geo_route_place *place) {
   geo_latlng p;
-  lg_path_at(&d->path, now_ms - d->path_t0_ms, &p, place);
+  lg_path_at(&d->path, (now_ms - d->path_t0_ms) / s->cfg.drive_pace, &p, place);
   return p;
+}
+
+static bool path_done(const lg_sim *s, const driver *d, double now_ms) {
+  return now_ms - d->path_t0_ms >= d->path.total_ms * s->cfg.drive_pace;
+}
+
+/* The heading and speed a phone would report with position p (the driver's at sim time
+ * now_ms), as JSON fields with a trailing comma, into buf ("" when he stands still): the
+ * direction of his next second of path and his speed over it. The speed is in metres per
+ * WALL second (the simulated speed x speedup): how fast the reported position moves on the
+ * clock dispatch ages pings by; left out above the protocol's 100 m/s. */
+static void motion_fields(const lg_sim *s, const driver *d, double now_ms, geo_latlng p,
+                          char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (path_done(s, d, now_ms)) return;
+  geo_latlng q = driver_pos(s, d, now_ms + 1000.0, NULL);
+  double dist_m = geo_haversine_m(p, q);
+  if (dist_m < 0.05) return;
+  double heading = geo_bearing_deg(p, q);
+  if (!(heading >= 0) || heading >= 359.95) heading = 0; /* "%.1f" must stay below 360 */
+  double speed = dist_m * s->cfg.speedup;
+  if (speed <= 100)
+    snprintf(buf, cap, "\"heading\":%.1f,\"speed_mps\":%.2f,", heading, speed);
+  else
+    snprintf(buf, cap, "\"heading\":%.1f,", heading);
 }
 
 static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   double now = sim_ms(s, now_us);
   geo_latlng p = driver_pos(s, d, now, NULL);
+  bool held = false; /* p is not where he is: no motion to report */
   if (!s->in_area || s->in_area(s->area_ud, p.lat, p.lng)) {
     d->last_in_area = p;
     d->have_in_area = true;
   } else if (d->have_in_area) {
     p = d->last_in_area; /* a road that leaves the area for a moment: report where it left */
+    held = true;
   } else {
     return;
   }
@@ -248,9 +301,11 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     s->st.pings_skipped++;
     return;
   }
-  char buf[200];
-  snprintf(buf, sizeof buf, "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,\"ts\":%lld,\"seq\":%lld}",
-           p.lat, p.lng, (long long)epoch_ms(s, now_us), (long long)++d->seq);
+  char buf[256], motion[64] = "";
+  if (s->cfg.send_motion && !held) motion_fields(s, d, now, p, motion, sizeof motion);
+  snprintf(buf, sizeof buf,
+           "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,%s\"ts\":%lld,\"seq\":%lld}",
+           p.lat, p.lng, motion, (long long)epoch_ms(s, now_us), (long long)++d->seq);
   send_text(s, LG_DRIVER, i, buf);
   d->last_ping_us = now_us;
   d->next_ping_ms = now + s->cfg.ping_interval_s * 1000.0;
@@ -442,13 +497,50 @@ static void cruise(lg_sim *s, driver *d, double now_ms) {
 
 static void become_idle(lg_sim *s, driver *d, double now_ms) {
   d->st = D_IDLE;
+  d->chain_counted = false;
   if (d->trip_id[0]) snprintf(d->last_trip_id, ID_MAX, "%s", d->trip_id);
   d->trip_id[0] = d->offer_id[0] = '\0';
   cruise(s, d, now_ms);
 }
 
-static bool path_done(const driver *d, double now_ms) {
-  return now_ms - d->path_t0_ms >= d->path.total_ms;
+
+/* Chained trips, ESTIMATED: the dispatch this replays does not offer a trip to a driver
+ * still on one; this measures what doing so could buy. Driver `self` was just matched to a
+ * pickup `to` and will drive drive_ms to it. Every other driver on a trip ending within
+ * chain_horizon_s is timed: what is left of his trip, then his route from its drop-off to
+ * the pickup at the drivers' pace. The saving is drive_ms minus the best of those (0 when
+ * none is sooner); the best driver is counted once per trip (he could chain only one), and
+ * the saving ignores the knock-on effects either way (the matched driver left free for a
+ * later request; the chained one no longer free at his drop-off). */
+static void chain_estimate(lg_sim *s, const driver *self, const geo_route_place *to, geo_latlng to_ll,
+                           double now_ms, double drive_ms) {
+  if (!(s->cfg.chain_horizon_s > 0)) return;
+  const double pace = s->cfg.drive_pace, horizon_ms = s->cfg.chain_horizon_s * 1000.0;
+  const double fastest_mps = 40.0; /* a lower bound of any drive: no road in the city is faster */
+  double best_ms = drive_ms;
+  driver *best = NULL;
+  for (size_t j = 0; j < s->cfg.drivers; j++) {
+    driver *o = &s->d[j];
+    if (o == self || o->st != D_ON_TRIP || o->chain_counted) continue;
+    double left_ms = o->path.total_ms * pace - (now_ms - o->path_t0_ms);
+    if (left_ms < 0) left_ms = 0;
+    if (left_ms > horizon_ms || left_ms >= best_ms) continue;
+    geo_latlng end;
+    geo_route_place end_pl;
+    lg_path_at(&o->path, o->path.total_ms, &end, &end_pl);
+    if (left_ms + geo_equirect_m(end, to_ll) / fastest_mps * 1000.0 * pace >= best_ms) continue;
+    geo_route_result res;
+    geo_err e = geo_route(s->rs, s->g, GEO_ROUTE_CH, &end_pl, to, &res);
+    if (e == GEO_EINVAL) e = geo_route(s->rs, s->g, GEO_ROUTE_ASTAR, &end_pl, to, &res);
+    if (e != GEO_OK) continue;
+    double t_ms = left_ms + res.time_ms * pace;
+    if (t_ms < best_ms) best_ms = t_ms, best = o;
+  }
+  if (best) {
+    best->chain_counted = true;
+    s->st.chain_sooner++;
+  }
+  lg_samples_add(&s->st.chain_saving_s, (drive_ms - best_ms) / 1000.0);
 }
 
 /* ---- connections ---- */
@@ -486,7 +578,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   if (up(&d->ln)) send_action(s, i, d, now_us); /* control messages that waited for a token */
   switch (d->st) {
   case D_IDLE:
-    if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_OFFERED:
     if (now >= d->decide_at_ms) {
@@ -496,7 +588,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       if (!d->will_accept) d->offer_id[0] = '\0';
       send_action(s, i, d, now_us);
     }
-    if (d->st != D_TO_PICKUP && path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (d->st != D_TO_PICKUP && path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_ACCEPTING:
     if (now_us - d->accepting_us > ACCEPT_WAIT_US) { /* no answer came: give the offer up */
@@ -504,14 +596,18 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       become_idle(s, d, now);
       break;
     }
-    if (path_done(d, now) && now >= d->idle_until_ms) cruise(s, d, now);
+    if (path_done(s, d, now) && now >= d->idle_until_ms) cruise(s, d, now);
     break;
   case D_TO_PICKUP:
-    if (path_done(d, now)) {
+    if (path_done(s, d, now)) {
       double actual_s = (now - d->matched_ms) / 1000.0;
       if (d->pred_eta_s >= 1.0)
         lg_samples_add(&s->st.pickup_eta_err_pct, (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
       if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_err_s, actual_s - d->pred_eta_s);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].sent_us > 0)
+        lg_samples_add(&s->st.wait_s, (now - sim_ms(s, s->r[d->rider].sent_us)) / 1000.0);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].eta_driver == (long)i)
+        s->r[d->rider].eta_actual_s = actual_s;
       uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | d->n_offers) ^ 0xb0a4d);
       d->board_until_ms = now + 1000.0 * (s->cfg.board_delay_min_s +
                                           unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));
@@ -534,7 +630,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     }
     break;
   case D_ON_TRIP:
-    if (path_done(d, now)) {
+    if (path_done(s, d, now)) {
       queue_action(d, A_COMPLETE, d->trip_id);
       send_action(s, i, d, now_us);
       become_idle(s, d, now);
@@ -646,9 +742,11 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
   if (cfg->drivers == 0 || !(cfg->speedup > 0) || !(cfg->duration_s > 0) ||
       cfg->accept_prob < 0 || cfg->accept_prob > 1 || cfg->cancel_prob < 0 ||
       cfg->cancel_prob > 1 || !(cfg->ping_max_hz > 0) || !(cfg->ping_interval_s > 0) ||
-      cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400) {
+      cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400 || !(cfg->drive_pace >= 0.05) ||
+      !(cfg->drive_pace <= 20) || !(cfg->chain_horizon_s >= 0) || !(cfg->chain_horizon_s <= 3600)) {
     snprintf(err, errcap, "bad settings (drivers > 0, speedup > 0, duration > 0, "
-                          "probabilities in [0, 1], start in [00:00, 24:00))");
+                          "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20], "
+                          "chain horizon in [0, 3600] s)");
     return NULL;
   }
   lg_sim *s = calloc(1, sizeof *s);
@@ -676,6 +774,7 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
     rider *r = &s->r[s->nr++];
     r->trip = *t;
     r->req_ms = tod * 1000.0;
+    r->eta_driver = -1;
   }
   qsort(s->r, s->nr, sizeof *s->r, cmp_rider);
   if (cfg->max_trips && s->nr > cfg->max_trips) s->nr = cfg->max_trips;
@@ -692,11 +791,13 @@ lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *
     taxi_eta(s, &r->trip);
   }
   s->st.trips_in_window = s->nr;
+  s->st.chain_horizon_s = s->cfg.chain_horizon_s;
   s->d = calloc(cfg->drivers, sizeof *s->d);
   if (!s->d) goto nomem;
   for (size_t i = 0; i < cfg->drivers; i++) {
     driver *d = &s->d[i];
     d->rng = lg_mix64(cfg->seed * 0x9e3779b97f4a7c15ULL + i + 1);
+    d->rider = -1;
     geo_route_place pl;
     geo_latlng pos;
     if (!random_place(s, &d->rng, &pl, &pos) ||
@@ -897,6 +998,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     s->st.offers++;
     long ri = rider_of_request(s, str(m, "request_id"));
     if (ri >= 0) offer_seen(s, &s->r[ri], now_us);
+    if (d->st == D_IDLE) d->rider = ri;
     char oid[ID_MAX];
     if (!copy_id(oid, str(m, "offer_id"))) return;
     if (strcmp(oid, d->offer_id) == 0) return; /* his offer again (a snapshot on reconnection) */
@@ -934,6 +1036,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
       geo_route_place to;
       json_t *eta = json_object_get(m, "pickup_eta_s");
       if (json_is_number(eta)) d->pred_eta_s = json_number_value(eta);
+      if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_s, d->pred_eta_s);
       latlng(m, "pickup", &d->pickup);
       latlng(m, "dropoff", &d->dropoff);
       d->matched_ms = now;
@@ -942,6 +1045,15 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
         return;
       }
       d->st = D_TO_PICKUP;
+      chain_estimate(s, d, &to, d->pickup, now, d->path.total_ms * s->cfg.drive_pace);
+      if (d->rider >= 0 && (size_t)d->rider < s->nr) {
+        rider *r = &s->r[d->rider];
+        r->eta_driver = (long)(d - s->d);
+        r->eta_quoted_s = d->pred_eta_s;
+        r->eta_drive_s = d->path.total_ms * s->cfg.drive_pace / 1000.0;
+        r->eta_actual_s = -1;
+        r->eta_line_m = d->path.n ? geo_equirect_m(d->path.pts[0].pos, d->pickup) : -1;
+      }
     } else if (strcmp(status, "offer_expired") == 0) {
       if (d->st == D_OFFERED || d->st == D_ACCEPTING) become_idle(s, d, now);
     } else if (strcmp(status, "cancelled") == 0) {
@@ -1089,6 +1201,19 @@ void lg_sim_progress(lg_sim *s, int64_t now_us, char *buf, size_t cap) {
            (double)(now_us - s->created_us) / 1e6, (int)(tod / 3600), (int)fmod(tod / 60, 60),
            s->st.open_now, s->st.requested, s->st.matched, s->st.no_driver, s->st.completed, ups,
            o.n ? o.p99 : 0.0, m.n ? m.p99 : 0.0);
+}
+
+int lg_sim_write_eta_samples(const lg_sim *s, const char *path) {
+  FILE *fp = fopen(path, "w");
+  if (!fp) return -1;
+  fprintf(fp, "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n");
+  for (size_t i = 0; i < s->nr; i++) {
+    const rider *r = &s->r[i];
+    if (!r->requested || r->eta_driver < 0) continue;
+    fprintf(fp, "q%s-%zu,%s,d%s-%ld,%.1f,%.1f,%.1f,%.0f\n", s->cfg.run_id, i, r->trip_id, s->cfg.run_id,
+            r->eta_driver, r->eta_quoted_s, r->eta_drive_s, r->eta_actual_s, r->eta_line_m);
+  }
+  return fclose(fp) == 0 ? 0 : -1;
 }
 
 int lg_sim_write_outcomes(const lg_sim *s, const char *path) {

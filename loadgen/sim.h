@@ -40,6 +40,16 @@ typedef struct lg_config {
   size_t max_trips;        /* replay at most this many trips (0: all in the window) */
   double ping_interval_s;  /* sim seconds between a driver's location messages (4) */
   double ping_max_hz;      /* but at most this many per wall second (gateway: 5/s) */
+  bool send_motion;        /* locations carry heading and speed_mps (true): what a phone's
+                              GPS gives; speed_mps is the simulated speed x speedup (how fast
+                              the reported position moves on the wall clock), left out when
+                              over the protocol's 100 m/s */
+  double drive_pace;       /* the drivers' sim time per unit of the snapshot's arc times (1:
+                              as the snapshot says); the CLI sets the calibrated pace of the
+                              hour dispatch quotes for (lg_drive_pace_at) */
+  double chain_horizon_s;  /* chained trips, ESTIMATED (not dispatched): at each match, the
+                              drivers on a trip ending within this many sim seconds are
+                              timed to the pickup from their drop-off (120; 0: off) */
   double control_rate_hz;  /* a driver's other messages per wall second (gateway: 2/s, burst 5) */
   double control_burst;
   double accept_delay_min_s, accept_delay_max_s; /* human delay before answering, sim s */
@@ -48,8 +58,20 @@ typedef struct lg_config {
   char run_id[24];         /* names users and requests of this run: d<run>-<i>, q<run>-<i> */
 } lg_config;
 
-/* Defaults: speedup 60, 60 s, accept 0.9, cancel 0.03, seed 1, start 18:00, ... */
+/* Defaults: speedup 60, 60 s, accept 0.9, cancel 0.03, seed 1, start 18:00, pings every
+ * 4 s of sim time at most 2 a wall second, motion sent, pace 1, ... */
 void lg_config_defaults(lg_config *c);
+
+/* The ping period: sim seconds between two locations of a driver: ping_interval_s, or more
+ * when the wall-clock cap ping_max_hz cannot carry it at the speedup (speedup / ping_max_hz). */
+double lg_ping_gap_s(const lg_config *c);
+/* The highest speedup at which the cap carries the real ping period: ping_max_hz x
+ * ping_interval_s (e.g. 2/s x 4 s = 8x). */
+double lg_speedup_for_ping(const lg_config *c);
+/* The calibrated pace of g at a local hour (0..23) and weekday (0 = Sunday): the factor
+ * geo_graph_eta_ms applies to a route's time then (hour x day factor), without the fixed
+ * trip base; 1 for an hour or weekday out of range. */
+double lg_drive_pace_at(const geo_graph *g, int hour, int weekday);
 
 /* What the simulation asks of the socket layer. Each returns 0 or -1. */
 typedef struct lg_io {
@@ -102,5 +124,11 @@ size_t lg_sim_riders(const lg_sim *s);
 /* Riders' outcomes for checking afterwards: writes "request_id,trip_id,status\n" lines
  * (status: completed, cancelled, no_driver, matched, requested, none). Returns 0 or -1. */
 int lg_sim_write_outcomes(const lg_sim *s, const char *path);
+/* Every matched request's pickup ETA, for looking at single cases: writes
+ * "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n" lines (quoted with
+ * `matched`; the simulated drive at that moment, at the drivers' pace; the drive as it ended,
+ * -1 when he did not arrive; the straight line from the driver to the pickup then, m).
+ * Returns 0 or -1 (errno). */
+int lg_sim_write_eta_samples(const lg_sim *s, const char *path);
 
 #endif /* LG_SIM_H */

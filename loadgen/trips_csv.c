@@ -18,6 +18,7 @@
 typedef struct columns {
   int duration, day, hour, minute, weekday;
   int pu_dt, do_dt;
+  int fare, rate; /* fare_amount, RatecodeID: optional */
   int pu_lon, pu_lat, do_lon, do_lat;
   int n; /* fields in the header */
 } columns;
@@ -90,7 +91,9 @@ static int detect(char **h, int n, columns *c, lg_csv_format *fmt, char *err, si
                            *const pu_lon[] = {"pickup_longitude", "start_lon", NULL},
                            *const pu_lat[] = {"pickup_latitude", "start_lat", NULL},
                            *const do_lon[] = {"dropoff_longitude", "end_lon", NULL},
-                           *const do_lat[] = {"dropoff_latitude", "end_lat", NULL};
+                           *const do_lat[] = {"dropoff_latitude", "end_lat", NULL},
+                           *const fare[] = {"fare_amount", NULL},
+                           *const rate[] = {"ratecodeid", "rate_code", NULL};
   c->n = n;
   c->duration = find(h, n, duration);
   c->day = find(h, n, day);
@@ -103,6 +106,8 @@ static int detect(char **h, int n, columns *c, lg_csv_format *fmt, char *err, si
   c->pu_lat = find(h, n, pu_lat);
   c->do_lon = find(h, n, do_lon);
   c->do_lat = find(h, n, do_lat);
+  c->fare = find(h, n, fare);
+  c->rate = find(h, n, rate);
   if (c->pu_lon < 0 || c->pu_lat < 0 || c->do_lon < 0 || c->do_lat < 0) {
     snprintf(err, errcap,
              "header names no pickup/dropoff longitude/latitude columns (neither the "
@@ -154,8 +159,8 @@ static long days_from_civil(long y, int m, int d) {
 }
 
 /* "YYYY-MM-DD HH:MM:SS" (or 'T' between). Seconds since the epoch, and the parts. */
-static bool datetime(const char *s, long *epoch_s, int *day, int *hour, int *minute, int *second,
-                     int *weekday) {
+static bool datetime(const char *s, long *epoch_s, int *year, int *month, int *day, int *hour,
+                     int *minute, int *second, int *weekday) {
   int y, mo, d, h, mi, se;
   char sep;
   int used = 0;
@@ -167,7 +172,7 @@ static bool datetime(const char *s, long *epoch_s, int *day, int *hour, int *min
     return false;
   long days = days_from_civil(y, mo, d);
   *epoch_s = days * 86400 + h * 3600 + mi * 60 + se;
-  *day = d, *hour = h, *minute = mi, *second = se;
+  *year = y, *month = mo, *day = d, *hour = h, *minute = mi, *second = se;
   *weekday = (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday (4) */
   return true;
 }
@@ -186,6 +191,8 @@ static int row(char **f, int nf, const columns *c, lg_csv_format fmt, lg_area_fn
   t->line = line;
   t->weekday = -1;
   t->duration_s = -1;
+  t->fare_amount_usd = -1;
+  t->rate_code = -1;
   const char *co[4] = {f[c->pu_lat], f[c->pu_lon], f[c->do_lat], f[c->do_lon]};
   double v[4];
   for (int i = 0; i < 4; i++) {
@@ -215,16 +222,22 @@ static int row(char **f, int nf, const columns *c, lg_csv_format fmt, lg_area_fn
     }
   } else {
     long pu, dof;
-    int dd, hh, mm, ss, wd;
-    if (is_missing(f[c->pu_dt]) ||
-        !datetime(f[c->pu_dt], &pu, &t->day, &t->hour, &t->minute, &t->second, &t->weekday))
+    int yy, mo, dd, hh, mm, ss, wd;
+    if (is_missing(f[c->pu_dt]) || !datetime(f[c->pu_dt], &pu, &t->year, &t->month, &t->day,
+                                             &t->hour, &t->minute, &t->second, &t->weekday))
       return LG_SKIP_TIME;
     if (c->do_dt >= 0 && !is_missing(f[c->do_dt]) &&
-        datetime(f[c->do_dt], &dof, &dd, &hh, &mm, &ss, &wd) && dof >= pu)
+        datetime(f[c->do_dt], &dof, &yy, &mo, &dd, &hh, &mm, &ss, &wd) && dof >= pu)
       t->duration_s = (double)(dof - pu);
     else
       *no_duration = true;
   }
+  /* optional TLC columns: a bad value is left unknown, not a reason to skip the trip */
+  double v2;
+  if (c->fare >= 0 && !is_missing(f[c->fare]) && number(f[c->fare], &v2) && v2 >= 0)
+    t->fare_amount_usd = v2;
+  int rc;
+  if (c->rate >= 0 && !is_missing(f[c->rate]) && integer(f[c->rate], 1, 99, &rc)) t->rate_code = rc;
   if (t->second > 59) t->second = 59;
   t->tod_s = t->hour * 3600.0 + t->minute * 60.0 + t->second;
   /* Meridian serves trips inside its area: dispatch refuses a drop-off away from the road

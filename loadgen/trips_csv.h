@@ -43,6 +43,10 @@ typedef struct lg_trip {
   double dropoff_lat, dropoff_lon;
   double duration_s;             /* the real trip time, or -1 when the file has none */
   double tod_s;                  /* pickup time of day in seconds, [0, 86400) */
+  int year, month;               /* pickup date's year and month 1..12; 0 when the file has
+                                    none (the sample format) */
+  double fare_amount_usd;        /* TLC's fare_amount (the meter's fare), or -1 when absent */
+  int rate_code;                 /* TLC's RatecodeID (1 = standard rate), or -1 when absent */
 } lg_trip;
 
 #define LG_FIRST_SKIPPED_MAX 8 /* line numbers of skipped rows kept for the report */

@@ -9,7 +9,7 @@
 #include "mrd/tz.h"
 #include "service.h"
 
-static mrd_config_opt g_opts[48];
+static mrd_config_opt g_opts[64];
 static mrd_config_spec g_spec;
 
 #define ADD(env, flag, def, help, type, lo, hi, dst)                                          \
@@ -46,9 +46,22 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_DISPATCH_K", "k", "8", "nearest available candidates ranked by road ETA", MRD_CONFIG_INT, 1, 64, &c->k_candidates);
   ADD("MERIDIAN_DISPATCH_MAX_OFFERS", "max-offers", "5", "offers per trip before no_driver", MRD_CONFIG_INT, 1, 64, &c->max_offers);
   ADD("MERIDIAN_DISPATCH_MAX_ETA_S", "max-eta-s", "1200", "candidates slower than this by road are dropped, s", MRD_CONFIG_DOUBLE, 10, 7200, &c->max_eta_s);
+  ADD("MERIDIAN_DISPATCH_PREDICT_MAX_AGE", "predict-max-age", "10s", "moving drivers: position predicted along the road from pings up to this old (heading and speed of the location message); 0: off", MRD_CONFIG_DURATION_MS, 0, 600000, &c->predict_max_age_ms);
   ADD("MERIDIAN_DISPATCH_BATCH", "batch", "false", "batched matching (Hungarian) instead of one by one", MRD_CONFIG_BOOL, 0, 0, &c->batch);
   ADD("MERIDIAN_DISPATCH_BATCH_WINDOW", "batch-window", "1s", "batched mode: the longest a request waits", MRD_CONFIG_DURATION_MS, 1, 60000, &c->batch_window_ms);
   ADD("MERIDIAN_DISPATCH_POLL_BATCH", "poll-batch", "256", "messages consumed per loop iteration at most", MRD_CONFIG_INT, 1, 100000, &c->poll_batch);
+  /* fares and surge (pricing_io.c, surge.h; docs/dispatch.md, Fares and surge) */
+  ADD("MERIDIAN_TARIFF", "tariff", "", "rate card quoted to riders (data/tariffs/*.tariff); empty: no quotes", MRD_CONFIG_STRING, 0, 0, &c->tariff_path);
+  ADD("MERIDIAN_SURGE_WINDOW", "surge-window", "5m", "surge: demand (requests, no_driver) counted over this sliding window", MRD_CONFIG_DURATION_MS, 10000, 3600000, &c->surge.window_ms);
+  ADD("MERIDIAN_SURGE_INTERVAL", "surge-interval", "5s", "surge: update period (one smoothing step)", MRD_CONFIG_DURATION_MS, 500, 600000, &c->surge_interval_ms);
+  ADD("MERIDIAN_SURGE_THRESHOLD", "surge-threshold", "1.0", "surge: demand per (available driver + 1) in the window above which surge starts", MRD_CONFIG_DOUBLE, 0, 1000, &c->surge.threshold);
+  ADD("MERIDIAN_SURGE_SENSITIVITY", "surge-sensitivity", "0.25", "surge: multiplier added per unit of that pressure above the threshold", MRD_CONFIG_DOUBLE, 0, 100, &c->surge.sensitivity);
+  ADD("MERIDIAN_SURGE_NO_DRIVER_WEIGHT", "surge-no-driver-weight", "1.0", "surge: extra demand counted for a no_driver outcome", MRD_CONFIG_DOUBLE, 0, 100, &c->surge.no_driver_weight);
+  ADD("MERIDIAN_SURGE_CAP", "surge-cap", "3.0", "surge: highest multiplier", MRD_CONFIG_DOUBLE, 1, 100, &c->surge.cap);
+  ADD("MERIDIAN_SURGE_SMOOTHING", "surge-smoothing", "0.1", "surge: weight of the new target in each update (0..1]", MRD_CONFIG_DOUBLE, 0.001, 1, &c->surge.smoothing);
+  ADD("MERIDIAN_SURGE_HYSTERESIS", "surge-hysteresis", "0.2", "surge: the published multiplier moves only when the smoothed one differs by this", MRD_CONFIG_DOUBLE, 0, 10, &c->surge.hysteresis);
+  ADD("MERIDIAN_SURGE_STEP", "surge-step", "0.1", "surge: published multipliers are multiples of this", MRD_CONFIG_DOUBLE, 0, 1, &c->surge.step);
+  c->surge.precision = 6;
   g_spec = (mrd_config_spec){"meridian-dispatch",
                              "one dispatch shard: matching by road ETA, offers, the trip state machine",
                              g_opts, n};

@@ -159,6 +159,7 @@ void dsp_config_default(dsp_config *c) {
   c->max_eta_s = 1200;
   c->max_offers = 5;
   c->first_ping_available = true;
+  c->predict_max_age_ms = 10000;
   c->batch.enabled = false;
   c->batch.window_ms = 1000;
   c->batch.max_batch = 64;
@@ -178,6 +179,7 @@ static bool config_ok(const dsp_config *c) {
     if (i > 0 && c->radius_m[i] <= c->radius_m[i - 1]) return false; /* widening only */
   }
   if (!(c->max_eta_s > 0)) return false; /* also rejects NaN */
+  if (c->predict_max_age_ms < 0) return false;
   if (c->batch.enabled && (c->batch.window_ms < 1 || c->batch.window_ms > 60000 ||
                            c->batch.max_batch == 0 || c->batch.max_batch > 4096))
     return false;
@@ -207,9 +209,10 @@ int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router 
   s->scr_dist = malloc(k * sizeof *s->scr_dist);
   s->scr_eta = malloc(k * sizeof *s->scr_eta);
   s->scr_pos = malloc(k * sizeof *s->scr_pos);
+  s->scr_motion = malloc(k * sizeof *s->scr_motion);
   s->next_trip = 1;
   s->next_offer = 1;
-  if (!s->scr_ids || !s->scr_dist || !s->scr_eta || !s->scr_pos) {
+  if (!s->scr_ids || !s->scr_dist || !s->scr_eta || !s->scr_pos || !s->scr_motion) {
     dsp_shard_free(s);
     return DSP_ENOMEM;
   }
@@ -244,6 +247,7 @@ void dsp_shard_free(dsp_shard *s) {
   free(s->scr_dist);
   free(s->scr_eta);
   free(s->scr_pos);
+  free(s->scr_motion);
   free(s);
 }
 

@@ -148,6 +148,14 @@ typedef struct dsp_snap {
   uint64_t data[4];  /* router-private */
 } dsp_snap;
 
+/* How a driver was moving at his last ping, for the prediction of where he is now (the
+ * location message's optional heading and speed_mps; docs/dispatch.md, Pickup ETAs). */
+typedef struct dsp_motion {
+  double heading_deg; /* [0, 360) clockwise from north; NAN: unknown (no prediction) */
+  double speed_mps;   /* >= 0; NAN: unknown (the road's calibrated speed is used) */
+  double age_s;       /* since the ping was received, >= 0, capped by predict_max_age_ms */
+} dsp_motion;
+
 /* Routing (production: libgeo's graph, R-tree snapping and one-to-many search). */
 typedef struct dsp_router {
   void *ud;
@@ -165,6 +173,13 @@ typedef struct dsp_router {
    * (production: the calibrated geo_graph_eta_ms at the request's local hour and weekday).
    * Must be non-decreasing in route_s, so ranking by route time ranks by quoted ETA. */
   double (*quote_eta_s)(void *ud, double route_s, int64_t at_ms);
+  /* Optional (NULL: etas_to from the last positions as they are). As etas_to, for origins
+   * that move as motion[i] says (dsp_motion): each is put on the road in the direction of
+   * its heading and moved along it by its speed (or the road's) times its age before the
+   * search. An origin with no heading is taken as etas_to takes it. */
+  int (*etas_to_moving)(void *ud, const dsp_snap *target, const geo_latlng *origins,
+                        const struct dsp_motion *motion, size_t n, double max_eta_s,
+                        double *out_eta_s);
 } dsp_router;
 
 /* Outcome of a claim attempt. */
@@ -219,6 +234,9 @@ typedef struct dsp_config {
   double max_eta_s;               /* candidates slower than this are dropped: 1200 */
   uint32_t max_offers;            /* offers per trip before no_driver: 5 */
   bool first_ping_available;      /* a driver first seen by a ping is available: true */
+  int64_t predict_max_age_ms;     /* a moving driver's position is predicted along his road
+                                     from pings up to this old (older: this age); 0: never.
+                                     10000 */
   dsp_batch_config batch;         /* off; window 1000 ms, max_batch 64, hungarian_max 64 */
 } dsp_config;
 
@@ -326,6 +344,10 @@ typedef struct dsp_location {
   uint64_t seq;  /* the client's sequence number */
   bool halo;     /* a halo copy: the driver is owned by owner_shard */
   uint32_t owner_shard;
+  bool has_heading, has_speed; /* what the app sent of its motion (optional fields) */
+  double heading_deg;          /* [0, 360) when has_heading */
+  double speed_mps;            /* >= 0 when has_speed */
+  int64_t received_ms;         /* when the gateway received it (server clock); 0: now_ms */
 } dsp_location;
 
 /* Record a ping at now_ms. A driver first seen is created (available when

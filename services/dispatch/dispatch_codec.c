@@ -75,7 +75,12 @@ int dspc_apply_location(dsp_shard *s, const mrd_driver_location *m, int64_t now_
                     .ts_ms = m->ts_ms,
                     .seq = m->seq,
                     .halo = m->halo,
-                    .owner_shard = m->owner_shard};
+                    .owner_shard = m->owner_shard,
+                    .has_heading = m->has_heading,
+                    .heading_deg = m->heading_deg,
+                    .has_speed = m->has_speed,
+                    .speed_mps = m->speed_mps,
+                    .received_ms = m->received_ms};
   return dsp_on_location(s, &l, now_ms);
 }
 

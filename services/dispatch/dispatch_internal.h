@@ -28,6 +28,9 @@ typedef struct dsp_driver {
   uint64_t last_seq;
   int64_t last_ts_ms;
   int64_t last_seen_ms;  /* server time of the latest ping or status */
+  int64_t ping_rx_ms;    /* server time the latest ping was received (gateway's clock) */
+  double heading_deg;    /* of the latest ping, NAN when it had none */
+  double speed_mps;      /* of the latest ping, NAN when it had none */
   int64_t skip_until_ms; /* we lost his claim to someone else: skip him until then */
   dsp_trip *trip;        /* the trip he is offered or serving */
 } dsp_driver;
@@ -111,6 +114,7 @@ struct dsp_shard {
   uint64_t *scr_ids;
   double *scr_dist, *scr_eta;
   geo_latlng *scr_pos;
+  dsp_motion *scr_motion;
 };
 
 /* dispatch.c */
@@ -153,6 +157,12 @@ void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_
 /* matcher.c */
 void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms);
 int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms);
+/* Quote t's pickup ETA again from where its driver is now (his latest ping, predicted):
+ * at the match the rider is told the time from there, not from where the offer found him
+ * seconds before. The offer's quote stays when the driver cannot be routed. */
+void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms);
+/* How d was moving at his last ping, aged to now_ms (NAN heading: no prediction). */
+dsp_motion dsp__motion_of(const dsp_shard *s, const dsp_driver *d, int64_t now_ms);
 void dsp__batch_add(dsp_shard *s, dsp_trip *t, int64_t now_ms);
 void dsp__batch_remove(dsp_shard *s, dsp_trip *t);
 void dsp__batch_tick(dsp_shard *s, int64_t now_ms);

@@ -254,6 +254,7 @@ static int core_new(dsvc *s) {
   dc.k_candidates = (uint32_t)cfg->k_candidates;
   dc.max_offers = (uint32_t)cfg->max_offers;
   dc.max_eta_s = cfg->max_eta_s;
+  dc.predict_max_age_ms = cfg->predict_max_age_ms;
   dc.batch.enabled = cfg->batch;
   dc.batch.window_ms = cfg->batch_window_ms;
   dsp_index ix = dsp_qt_index_iface(s->index);
@@ -331,6 +332,11 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
                         cfg->lease_ttl_ms) != DSP_OK)
     return -1;
   if (core_new(s) != 0) return -1;
+  if (dsvc_pricing_open(&s->pricing, &(dsvc_pricing_config){cfg->tariff_path, cfg->surge,
+                                                            cfg->surge_interval_ms,
+                                                            cfg->snap_max_m, cfg->shard},
+                        s->graph, s->m.reg) != 0)
+    return -1;
 
   char err[512];
   mrd_kafka_producer_opts po = MRD_KAFKA_PRODUCER_OPTS_DEFAULT;
@@ -857,6 +863,7 @@ static void redis_resync(dsvc *s, int64_t now_ms) {
     }
   }
   dsp_hot_forget_written(s->hot);
+  dsvc_pricing_forget_written(s->pricing);
   mrd_log_info("redis_back", "resync_snapshots=%zu hot_drivers=%zu claims=%zu", n,
                dsp_hot_tracked(s->hot), reclaimed);
 }
@@ -970,6 +977,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
     if (o[i].kind == DSP_OUT_EVENT) {
       const dsp_event *e = &o[i].u.event;
       dspc_event_to_proto(e, &ev);
+      dsvc_pricing_event(s->pricing, &ev, now_ms); /* the fare quote, surge demand */
       ev.generation = s->lease.generation;
       for (int k = 0; k < s->n_traces; k++)
         if (s->traces[k].out_index == i) {
@@ -1070,12 +1078,16 @@ void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
   redis_resync(s, wall_now_ms());
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
+  int ns = ok ? dsvc_pricing_hot(s->pricing, s->hot, now_ms, hot_emit, s) : 0;
+  if (ns < 0) ok = false;
+  if (ns > 0) n += ns;
   while (mrd_redis_pending(s->redis) > 0) {
     redisReply *r = NULL;
     if (mrd_redis_get_reply(s->redis, &r) != 0) ok = false;
     if (r) freeReplyObject(r);
   }
   dsp_hot_done(s->hot, ok);
+  dsvc_pricing_done(s->pricing, ok && ns >= 0);
   if (!ok) {
     redis_failed(s, "hot_cells", n > 0 ? (size_t)n : 0);
   } else if (n > 0) {
@@ -1091,6 +1103,7 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   mrd_kafka_consumer_free(s->consumer);
   mrd_kafka_producer_free(s->producer);
   core_free(s);
+  dsvc_pricing_free(s->pricing);
   dsp_claims_redis_free(s->claims);
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);

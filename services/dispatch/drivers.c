@@ -6,6 +6,7 @@
  * spatial index and in trips' candidate lists, so a freed and reused slot never passes
  * for the driver who held it before. What a driver does inside a trip is trips.c's.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,11 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms) {
   d->last_seq = loc->seq;
   d->last_ts_ms = loc->ts_ms;
   d->last_seen_ms = now_ms;
+  d->ping_rx_ms = loc->received_ms > 0 && loc->received_ms <= now_ms ? loc->received_ms : now_ms;
+  d->heading_deg =
+      loc->has_heading && loc->heading_deg >= 0 && loc->heading_deg < 360 ? loc->heading_deg : NAN;
+  d->speed_mps =
+      loc->has_speed && loc->speed_mps >= 0 && isfinite(loc->speed_mps) ? loc->speed_mps : NAN;
   d->pos = loc->pos;
   d->has_pos = true;
   d->halo = loc->halo;

@@ -396,3 +396,12 @@ size_t dsp_hot_shown(const dsp_hot *h) {
 size_t dsp_hot_tracked(const dsp_hot *h) {
   return h->drivers.len;
 }
+
+void dsp_hot_each_cell(const dsp_hot *h, void (*fn)(void *ud, const char *cell, int supply,
+                                                   int demand),
+                       void *ud) {
+  for (size_t i = 0; h && fn && i < h->cells.cap; i++) {
+    const hot_cell *c = h->cells.slots[i].key ? h->cells.slots[i].value : NULL;
+    if (c) fn(ud, c->cell, c->supply, c->demand);
+  }
+}

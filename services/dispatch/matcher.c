@@ -47,6 +47,18 @@ static int cand_cmp(const void *a, const void *b) {
   return x->handle < y->handle ? -1 : x->handle > y->handle;
 }
 
+dsp_motion dsp__motion_of(const dsp_shard *s, const dsp_driver *d, int64_t now_ms) {
+  dsp_motion m = {NAN, NAN, 0};
+  if (!d || !d->has_ping) return m;
+  m.heading_deg = d->heading_deg;
+  m.speed_mps = d->speed_mps;
+  int64_t age_ms = now_ms - d->ping_rx_ms;
+  if (age_ms < 0) age_ms = 0;
+  if (age_ms > s->cfg.predict_max_age_ms) age_ms = s->cfg.predict_max_age_ms;
+  m.age_s = (double)age_ms / 1000.0;
+  return m;
+}
+
 int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   s->st.searches++;
   t->n_cands = 0;
@@ -58,16 +70,22 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   if (n < 0) return DSP_ENOMEM;
   if (n == 0) return DSP_OK;
   if ((size_t)n > s->cfg.k_candidates) n = (int)s->cfg.k_candidates;
+  bool predict = s->router.etas_to_moving && s->cfg.predict_max_age_ms > 0;
   for (int i = 0; i < n; i++) {
     const dsp_driver *d = dsp__driver_by_handle(s, s->scr_ids[i]);
     s->scr_pos[i] = d ? d->pos : t->pickup;
+    if (predict) s->scr_motion[i] = dsp__motion_of(s, d, now_ms);
   }
   for (int i = 0; i < n; i++)
     s->scr_eta[i] = INFINITY;
-  /* One search from the pickup ranks every candidate at once. */
-  if (s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n, s->cfg.max_eta_s,
-                        s->scr_eta) != 0)
-    return DSP_EINVAL;
+  /* One search from the pickup ranks every candidate at once; moving drivers are taken
+   * where they are predicted to be now, not where they last pinged. */
+  int rc = predict ? s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos,
+                                              s->scr_motion, (size_t)n, s->cfg.max_eta_s,
+                                              s->scr_eta)
+                   : s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n,
+                                       s->cfg.max_eta_s, s->scr_eta);
+  if (rc != 0) return DSP_EINVAL;
   for (int i = 0; i < n; i++) {
     double eta = s->scr_eta[i];
     if (!dsp__driver_by_handle(s, s->scr_ids[i]) || !isfinite(eta) || eta < 0 ||
@@ -77,6 +95,25 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   }
   qsort(t->cands, t->n_cands, sizeof *t->cands, cand_cmp);
   return DSP_OK;
+}
+
+void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+  const dsp_driver *d = t->driver;
+  if (!d || !d->has_pos || s->cfg.k_candidates < 1) return;
+  s->scr_pos[0] = d->pos;
+  double route_s = INFINITY;
+  int rc;
+  if (s->router.etas_to_moving && s->cfg.predict_max_age_ms > 0) {
+    s->scr_motion[0] = dsp__motion_of(s, d, now_ms);
+    rc = s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos, s->scr_motion, 1,
+                                  s->cfg.max_eta_s, &route_s);
+  } else {
+    rc = s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, 1, s->cfg.max_eta_s,
+                           &route_s);
+  }
+  if (rc != 0 || !isfinite(route_s) || route_s < 0) return; /* the offer's quote stands */
+  t->eta_s = s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, route_s, t->quote_at_ms)
+                                   : route_s;
 }
 
 /* Claim d for t and offer him the ride; false when the claim is not won. */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "geo/geometry.h"
 #include "geo/route.h"
 #include "geo/snap.h"
 
@@ -82,32 +83,25 @@ static geo_route_place place_of(const dsp_snap *s) {
   return pl;
 }
 
-static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
-                   double max_eta_s, double *out_eta_s) {
-  dsp_graph_router *r = ud;
-  if (n == 0) return 0;
-  if (n > r->cap) {
-    geo_route_place *t = realloc(r->targets, n * sizeof *t);
-    if (!t) return -1;
-    r->targets = t;
-    uint32_t *tm = realloc(r->times_ms, n * sizeof *tm);
-    if (!tm) return -1;
-    r->times_ms = tm;
-    bool *off = realloc(r->off, n * sizeof *off);
-    if (!off) return -1;
-    r->off = off;
-    r->cap = n;
-  }
-  /* Origins off the road get the pickup's own place as a stand-in and INFINITY after. */
-  geo_route_place source = place_of(target);
-  bool *off = r->off;
-  for (size_t i = 0; i < n; i++) {
-    geo_snap sn;
-    int rc = snap_to_road(r, origins[i], &sn);
-    if (rc < 0) return -1;
-    off[i] = rc != 0;
-    r->targets[i] = off[i] ? source : sn.place;
-  }
+/* Room for n origins in the scratch arrays. */
+static int grow(dsp_graph_router *r, size_t n) {
+  if (n <= r->cap) return 0;
+  geo_route_place *t = realloc(r->targets, n * sizeof *t);
+  if (!t) return -1;
+  r->targets = t;
+  uint32_t *tm = realloc(r->times_ms, n * sizeof *tm);
+  if (!tm) return -1;
+  r->times_ms = tm;
+  bool *off = realloc(r->off, n * sizeof *off);
+  if (!off) return -1;
+  r->off = off;
+  r->cap = n;
+  return 0;
+}
+
+/* The one search from source to r->targets[0..n) (r->off[i]: no road, INFINITY). */
+static int search(dsp_graph_router *r, geo_route_place source, size_t n, double max_eta_s,
+                  double *out_eta_s) {
   double bound = max_eta_s * 1000.0;
   uint32_t bound_ms = bound >= (double)UINT32_MAX ? GEO_TIME_NONE : (uint32_t)bound;
   r->searches++;
@@ -115,8 +109,145 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
                                     r->targets, n, bound_ms, r->times_ms, NULL);
   if (e != GEO_OK) return -1;
   for (size_t i = 0; i < n; i++)
-    out_eta_s[i] = off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
+    out_eta_s[i] = r->off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
   return 0;
+}
+
+static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
+                   double max_eta_s, double *out_eta_s) {
+  dsp_graph_router *r = ud;
+  if (n == 0) return 0;
+  if (grow(r, n) != 0) return -1;
+  /* Origins off the road get the pickup's own place as a stand-in and INFINITY after. */
+  geo_route_place source = place_of(target);
+  for (size_t i = 0; i < n; i++) {
+    geo_snap sn;
+    int rc = snap_to_road(r, origins[i], &sn);
+    if (rc < 0) return -1;
+    r->off[i] = rc != 0;
+    r->targets[i] = r->off[i] ? source : sn.place;
+  }
+  return search(r, source, n, max_eta_s, out_eta_s);
+}
+
+/* ---- moving drivers: where a driver is now, from his last ping's heading, speed and age */
+
+/* The i-th point of arc a's polyline (0 = tail, count-1 = head). */
+static geo_latlng arc_vertex(const geo_graph *g, uint32_t a, size_t i, size_t count,
+                             const geo_latlng *shape) {
+  if (i == 0) return geo_graph_node_pos(g, geo_graph_arc_tail(g, a));
+  if (i == count - 1) return geo_graph_node_pos(g, geo_graph_arc_head(g, a));
+  return shape[i - 1];
+}
+
+/* The direction of travel on arc a at fraction frac of its length (the bearing of the
+ * polyline's piece there), degrees. */
+static double arc_bearing_at(const geo_graph *g, uint32_t a, double frac) {
+  size_t ns;
+  const geo_latlng *shape = geo_graph_arc_shape(g, a, &ns);
+  size_t count = ns + 2;
+  double total = 0;
+  for (size_t i = 0; i + 1 < count; i++)
+    total += geo_haversine_m(arc_vertex(g, a, i, count, shape), arc_vertex(g, a, i + 1, count, shape));
+  double want = frac * total, acc = 0;
+  for (size_t i = 0; i + 1 < count; i++) {
+    geo_latlng u = arc_vertex(g, a, i, count, shape), v = arc_vertex(g, a, i + 1, count, shape);
+    double len = geo_haversine_m(u, v);
+    if ((acc + len >= want || i + 2 == count) && len > 0) return geo_bearing_deg(u, v);
+    acc += len;
+  }
+  return geo_bearing_deg(geo_graph_node_pos(g, geo_graph_arc_tail(g, a)),
+                         geo_graph_node_pos(g, geo_graph_arc_head(g, a)));
+}
+
+/* |a - b| between two bearings, in [0, 180]. */
+static double angle_between(double a, double b) {
+  double d = fmod(fabs(a - b), 360.0);
+  return d > 180 ? 360 - d : d;
+}
+
+#define TURN_AHEAD_MAX_DEG 100.0 /* a road leaving more sharply is not "straight on" */
+#define HEADING_ON_ROAD_DEG 60.0 /* a heading this far from the road: not moving along it */
+#define PREDICT_MAX_ARCS 64
+
+geo_route_place dsp_graph_predict_place(const geo_graph *g, geo_route_place at, double heading_deg,
+                                        double speed_mps, double age_s) {
+  if (at.arc == GEO_ARC_NONE || !(heading_deg >= 0 && heading_deg < 360)) return at;
+  /* the direction of the road he drives: the arc or its twin, whichever his heading fits */
+  uint32_t a = at.arc;
+  double frac = at.frac;
+  double off = angle_between(heading_deg, arc_bearing_at(g, a, frac));
+  uint32_t twin = geo_graph_arc_twin(g, a);
+  if (twin != GEO_ARC_NONE) {
+    double off_twin = angle_between(heading_deg, arc_bearing_at(g, twin, 1.0 - frac));
+    if (off_twin < off) {
+      a = twin;
+      frac = 1.0 - frac;
+      off = off_twin;
+    }
+  }
+  geo_route_place out = {0, a, frac};
+  if (off > HEADING_ON_ROAD_DEG || !(age_s > 0)) return out; /* turning, or no time passed */
+  double len = geo_graph_arc_length_m(g, a);
+  double v = speed_mps;
+  if (!(v >= 0) || !isfinite(v)) { /* no speed sent: the road's (calibrated) speed */
+    uint32_t t_ms = geo_graph_arc_time_ms(g, a);
+    v = t_ms > 0 ? len / (t_ms / 1000.0) : 0;
+  }
+  double left_m = v * age_s;
+  for (int step = 0; step < PREDICT_MAX_ARCS && left_m > 0; step++) {
+    double rest_m = (1.0 - frac) * len;
+    if (left_m <= rest_m || len <= 0) {
+      if (len > 0) frac += left_m / len;
+      break;
+    }
+    left_m -= rest_m;
+    /* at the arc's head: straight on, the road leaving closest to his direction (no U-turn) */
+    double in_deg = arc_bearing_at(g, a, 1.0);
+    uint32_t head = geo_graph_arc_head(g, a), first, end, next = GEO_ARC_NONE;
+    uint32_t back = geo_graph_arc_twin(g, a);
+    double best = TURN_AHEAD_MAX_DEG;
+    geo_graph_out_arcs(g, head, &first, &end);
+    for (uint32_t b = first; b < end; b++) {
+      if (b == back) continue;
+      double turn = angle_between(in_deg, arc_bearing_at(g, b, 0.0));
+      if (turn < best) best = turn, next = b;
+    }
+    if (next == GEO_ARC_NONE) { /* a dead end or only sharp turns: he waits at the corner */
+      frac = 1.0;
+      break;
+    }
+    a = next;
+    frac = 0;
+    len = geo_graph_arc_length_m(g, a);
+  }
+  out.arc = a;
+  out.frac = frac < 0 ? 0 : (frac > 1 ? 1 : frac);
+  return out;
+}
+
+static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *origins,
+                          const dsp_motion *motion, size_t n, double max_eta_s,
+                          double *out_eta_s) {
+  dsp_graph_router *r = ud;
+  if (n == 0) return 0;
+  if (grow(r, n) != 0) return -1;
+  geo_route_place source = place_of(target);
+  for (size_t i = 0; i < n; i++) {
+    geo_snap sn;
+    int rc = snap_to_road(r, origins[i], &sn);
+    if (rc < 0) return -1;
+    r->off[i] = rc != 0;
+    if (r->off[i]) {
+      r->targets[i] = source;
+      continue;
+    }
+    const dsp_motion *m = motion ? &motion[i] : NULL;
+    r->targets[i] = m ? dsp_graph_predict_place(r->g, sn.place, m->heading_deg, m->speed_mps,
+                                                m->age_s)
+                      : sn.place;
+  }
+  return search(r, source, n, max_eta_s, out_eta_s);
 }
 
 int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday) {
@@ -139,5 +270,9 @@ static double gr_quote(void *ud, double route_s, int64_t at_ms) {
 }
 
 dsp_router dsp_graph_router_iface(dsp_graph_router *r) {
-  return (dsp_router){.ud = r, .snap = gr_snap, .etas_to = gr_etas, .quote_eta_s = gr_quote};
+  return (dsp_router){.ud = r,
+                      .snap = gr_snap,
+                      .etas_to = gr_etas,
+                      .quote_eta_s = gr_quote,
+                      .etas_to_moving = gr_etas_moving};
 }

@@ -15,6 +15,15 @@
  * PROCESS's local time zone (localtime_r): meridian-dispatch sets TZ from MERIDIAN_TIMEZONE
  * (America/New_York, the zone the calibration was fitted in) before anything else.
  *
+ * Moving drivers (dsp_router.etas_to_moving): a driver whose last ping gave a heading is put
+ * on the direction of his road that the heading fits (a two-way street's arc or its twin),
+ * then moved along it by his speed
+ * (the road's speed when the ping had none) times the ping's age, straight on at each corner
+ * (the leaving road closest to his direction, no U-turn, none sharper than 100 degrees); a
+ * heading more than 60 degrees off the road (he is turning) is not moved. The search then
+ * starts from that place as from any (libgeo's places may be left in either direction of a
+ * two-way road: the heading moves him, it does not forbid turning round).
+ *
  * Not thread-safe (one search state): one router per shard thread.
  */
 #ifndef DSP_ROUTER_GRAPH_H
@@ -22,6 +31,7 @@
 
 #include "dispatch.h"
 #include "geo/graph.h"
+#include "geo/route.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +47,11 @@ int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
                          dsp_graph_router **out);
 /* Free the router (not the graph); NULL is a no-op. */
 void dsp_graph_router_free(dsp_graph_router *r);
+/* Where a driver at place `at` (snapped from his last ping) is predicted to be after age_s
+ * seconds, moving at heading_deg (NAN: unknown: `at` is returned) and speed_mps (NAN: the
+ * road's speed); pure. */
+geo_route_place dsp_graph_predict_place(const geo_graph *g, geo_route_place at, double heading_deg,
+                                        double speed_mps, double age_s);
 /* The dsp_router interface backed by r. */
 dsp_router dsp_graph_router_iface(dsp_graph_router *r);
 /* Test API (no service calls it): tests/dispatch/test_dispatch_router.c. */

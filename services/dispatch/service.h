@@ -29,6 +29,7 @@
 #include "mrd/pg.h"
 #include "mrd/proto.h"
 #include "mrd/redis.h"
+#include "pricing_io.h"
 #include "mrd/shardmap.h"
 #include "router_graph.h"
 #include "strmap.h"
@@ -50,9 +51,13 @@ typedef struct dsvc_config {
   int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
   double max_eta_s;
+  int64_t predict_max_age_ms;
   bool batch;
   int64_t batch_window_ms;
   int poll_batch; /* messages consumed per loop iteration at most */
+  char *tariff_path;         /* MERIDIAN_TARIFF: the rate card quoted to riders ("": none) */
+  dsp_surge_config surge;    /* MERIDIAN_SURGE_* */
+  int64_t surge_interval_ms; /* surge update period */
 } dsvc_config;
 
 /* Parse argv and the environment into c (exits 2 on a bad value, 0 after --help). */
@@ -119,6 +124,7 @@ typedef struct dsvc {
   dsp_claims_redis *claims;
   dsp_shard *shard;
   dsp_hot *hot;
+  dsvc_pricing *pricing; /* fare quotes and surge (pricing_io.c) */
   mrd_pg *pg;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;

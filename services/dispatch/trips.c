@@ -304,6 +304,7 @@ int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, con
   dsp__driver_set_state(s, t->driver, DSP_DRIVER_EN_ROUTE);
   t->claim_renew_ms = now_ms + s->cfg.trip_claim_ttl_ms / 3;
   s->st.matched++;
+  dsp__requote(s, t, now_ms); /* he drove on while deciding: the rider's ETA is from now */
   dsp__emit(s, t, DSP_EV_MATCHED, DSP_TRIP_MATCHED, now_ms, NULL);
   return DSP_OK;
 }

@@ -444,6 +444,13 @@ static void set_str(json_t *o, const char *key, const char *s) {
   if (s[0]) json_object_set_new(o, key, json_string(s));
 }
 
+/* The fare quoted at the request (issue 15): its total in cents and the surge in it. */
+static void add_fare(json_t *o, const mrd_dispatch_event *ev) {
+  if (!o || !ev->has_fare_quote) return;
+  json_object_set_new(o, "fare_quote_cents", json_integer((json_int_t)ev->fare_quote_cents));
+  json_object_set_new(o, "surge", json_real(ev->surge));
+}
+
 /* {"type":"trip", ...} with what the event carries; the rider does not learn the driver's
  * id or position before MATCHED, nor the offer id. */
 static json_t *trip_message(const mrd_dispatch_event *ev, gw_role role) {
@@ -464,6 +471,7 @@ static json_t *trip_message(const mrd_dispatch_event *ev, gw_role role) {
   if (ev->has_pickup) json_object_set_new(o, "pickup", point(ev->pickup));
   if (ev->has_dropoff) json_object_set_new(o, "dropoff", point(ev->dropoff));
   set_str(o, "reason", ev->reason);
+  add_fare(o, ev);
   return o;
 }
 
@@ -487,6 +495,7 @@ int gw_format_event(const mrd_dispatch_event *ev, gw_role role, char *buf, size_
                   "driver_id", ev->driver_id, "driver", point(ev->driver_pos), "pickup_eta_s",
                   ev->pickup_eta_s);
     if (o) set_str(o, "request_id", ev->request_id);
+    add_fare(o, ev);
   } else if (role == GW_ROLE_RIDER && ev->type == MRD_EV_NO_DRIVER) {
     o = json_pack("{s:s, s:s, s:s}", "type", "no_driver", "request_id", ev->request_id, "trip_id",
                   ev->trip_id);

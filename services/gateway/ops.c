@@ -402,6 +402,46 @@ void gw_ops_event(gw_ops *o, const mrd_dispatch_event *ev, int64_t now_ms) {
   t->version++;
 }
 
+int gw_ops_hot_add(gw_ops_hot_cell **cells, size_t *n, size_t *cap, const char *geohash,
+                   gw_ops_hot_kind kind, const char *value) {
+  if (!cells || !n || !cap || !geohash || !value) return 1;
+  size_t len = strlen(geohash);
+  if (len == 0 || len > 12 || strspn(geohash, "0123456789bcdefghjkmnpqrstuvwxyz") != len) return 1;
+  char *end = NULL;
+  unsigned long count = 0;
+  double surge = 0;
+  if (kind == GW_OPS_HOT_SURGE) {
+    surge = strtod(value, &end);
+    if (end == value || *end || !isfinite(surge) || surge <= 1.0 || surge > GW_OPS_SURGE_MAX) return 1;
+  } else {
+    if (value[0] < '0' || value[0] > '9') return 1; /* strtoul would take "-1" */
+    count = strtoul(value, &end, 10);
+    if (*end || count > UINT32_MAX) return 1;
+  }
+  size_t j = 0;
+  while (j < *n && strcmp((*cells)[j].geohash, geohash) != 0) j++;
+  if (j == *n) {
+    if (*n == *cap) {
+      size_t nc = *cap ? *cap * 2 : 256;
+      gw_ops_hot_cell *q = realloc(*cells, nc * sizeof *q);
+      if (!q) return -1;
+      *cells = q;
+      *cap = nc;
+    }
+    memset(&(*cells)[j], 0, sizeof **cells); /* padding too: gw_ops_set_hot compares bytes */
+    memcpy((*cells)[j].geohash, geohash, len + 1);
+    (*n)++;
+  }
+  gw_ops_hot_cell *c = &(*cells)[j];
+  if (kind == GW_OPS_HOT_SURGE) {
+    if (surge > c->surge) c->surge = surge; /* a cell is one shard's; after a move, the higher */
+  } else {
+    uint32_t *v = kind == GW_OPS_HOT_SUPPLY ? &c->supply : &c->demand;
+    *v = (uint64_t)*v + count > UINT32_MAX ? UINT32_MAX : *v + (uint32_t)count;
+  }
+  return 0;
+}
+
 int gw_ops_set_hot(gw_ops *o, const gw_ops_hot_cell *cells, size_t n) {
   gw_ops_hot_cell *c = NULL;
   if (n) {

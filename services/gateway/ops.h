@@ -64,13 +64,28 @@ typedef struct gw_ops_config {
 /* Manhattan's box (data/roads/manhattan-boundary.geojson, rounded out). */
 #define GW_OPS_CONFIG_DEFAULT {1000, 150000, 30000, 5000, 40.68, -74.05, 40.89, -73.90}
 
-/* One hot cell (Redis hot:supply / hot:demand, shards added up). */
+/* One hot cell (Redis hot:supply / hot:demand, shards added up, and hot:surge). */
 typedef struct gw_ops_hot_cell {
   char geohash[13];
   uint32_t supply; /* available drivers */
   uint32_t demand; /* ride requests in the last minute */
-  double surge;    /* the surge multiplier, or 0 = unknown (issue 15 fills it in) */
+  double surge;    /* the published surge multiplier (> 1), or 0 = none published */
 } gw_ops_hot_cell;
+
+/* Which Redis hash a hot-cell field comes from. */
+typedef enum gw_ops_hot_kind { GW_OPS_HOT_SUPPLY, GW_OPS_HOT_DEMAND, GW_OPS_HOT_SURGE } gw_ops_hot_kind;
+
+/* Most surge a cell is shown with: dispatch's cap is at most 100 (MERIDIAN_SURGE_CAP). */
+#define GW_OPS_SURGE_MAX 100.0
+
+/* Add one field of a hot hash (hot:supply:{k} / hot:demand:{k}: a count, added up over the
+ * shards; hot:surge:{k}: a multiplier text such as "1.40", the highest kept) to the cell list
+ * *cells (*n used of *cap, grown with realloc; the caller frees it). A geohash of 1-12
+ * base-32 characters; a count is a decimal in 0..2^32-1, a surge a finite decimal in
+ * (1, GW_OPS_SURGE_MAX]. Returns 0 when added, 1 when the field is refused (bad geohash or
+ * value: the cell is not touched), -1 without memory. */
+int gw_ops_hot_add(gw_ops_hot_cell **cells, size_t *n, size_t *cap, const char *geohash,
+                   gw_ops_hot_kind kind, const char *value);
 
 /* A move of a geohash range from one shard to another, in progress. */
 typedef struct gw_ops_move {

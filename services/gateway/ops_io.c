@@ -9,8 +9,8 @@
  *     hands it over: the event loop never waits for it;
  *   - dispatch-events arrive through gw_ops_io_event (kafka_io.c's consumer, every replica
  *     reads them all anyway);
- *   - every 2 s: hot cells from Redis (hot:supply:{shard}, hot:demand:{shard} for every
- *     shard of the map), the shard map in use, expiry;
+ *   - every 2 s: hot cells from Redis (hot:supply:{shard}, hot:demand:{shard} and
+ *     hot:surge:{shard} for every shard of the map), the shard map in use, expiry;
  *   - every 0.25 s while an ops client is connected: the move in progress, from PostgreSQL
  *     (the `shard_runs` row that `meridianctl shards apply|move` keeps: in state 'running',
  *     or ended in the last 5 s so that a step quicker than a frame is seen; its step under
@@ -193,9 +193,9 @@ static int hot_cmp(const void *a, const void *b) {
   return strcmp(((const gw_ops_hot_cell *)a)->geohash, ((const gw_ops_hot_cell *)b)->geohash);
 }
 
-/* Add the cells of one hash (supply or demand of one shard) into cells. */
-static void read_hot(gw_server *s, const char *key, bool supply, gw_ops_hot_cell **cells, size_t *n,
-                     size_t *cap) {
+/* Add the fields of one hot hash of one shard into cells (gw_ops_hot_add). */
+static void read_hot(gw_server *s, const char *key, gw_ops_hot_kind kind, gw_ops_hot_cell **cells,
+                     size_t *n, size_t *cap) {
   redisReply *rep = NULL;
   const char *argv[] = {"HGETALL", key};
   if (mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) != 0) return;
@@ -203,24 +203,7 @@ static void read_hot(gw_server *s, const char *key, bool supply, gw_ops_hot_cell
     for (size_t i = 0; i + 1 < rep->elements; i += 2) {
       const char *gh = rep->element[i]->str;
       const char *val = rep->element[i + 1]->str;
-      if (!gh || !val || strlen(gh) > 12) continue;
-      size_t j = 0;
-      while (j < *n && strcmp((*cells)[j].geohash, gh) != 0) j++;
-      if (j == *n) {
-        if (*n == *cap) {
-          size_t nc = *cap ? *cap * 2 : 256;
-          gw_ops_hot_cell *q = realloc(*cells, nc * sizeof *q);
-          if (!q) break;
-          *cells = q;
-          *cap = nc;
-        }
-        memset(&(*cells)[j], 0, sizeof **cells);
-        snprintf((*cells)[j].geohash, sizeof (*cells)[j].geohash, "%s", gh);
-        (*n)++;
-      }
-      uint32_t v = (uint32_t)strtoul(val, NULL, 10);
-      if (supply) (*cells)[j].supply += v;
-      else (*cells)[j].demand += v;
+      if (gh && val && gw_ops_hot_add(cells, n, cap, gh, kind, val) < 0) break;
     }
   }
   freeReplyObject(rep);
@@ -234,13 +217,13 @@ static void slow_turn(gw_server *s, gw_ops_io *io, int64_t now) {
     if (!(shards & (UINT64_C(1) << k))) continue;
     char key[48];
     snprintf(key, sizeof key, "hot:supply:%u", (unsigned)k);
-    read_hot(s, key, true, &cells, &n, &cap);
+    read_hot(s, key, GW_OPS_HOT_SUPPLY, &cells, &n, &cap);
     snprintf(key, sizeof key, "hot:demand:%u", (unsigned)k);
-    read_hot(s, key, false, &cells, &n, &cap);
+    read_hot(s, key, GW_OPS_HOT_DEMAND, &cells, &n, &cap);
+    snprintf(key, sizeof key, "hot:surge:%u", (unsigned)k);
+    read_hot(s, key, GW_OPS_HOT_SURGE, &cells, &n, &cap);
   }
   if (n) qsort(cells, n, sizeof *cells, hot_cmp);
-  /* surge (issue 15): when dispatch publishes a multiplier per cell, fill cells[i].surge
-   * here; the stream, the schema (hot.cells[i][3]) and the page already carry it. */
   gw_ops_set_hot(io->city, cells, n);
   free(cells);
   gw_ops_expire(io->city, now);

@@ -41,6 +41,9 @@ void tsvc_config_load(tsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_TIMEZONE", "timezone", MRD_TIMEZONE_DEFAULT,
       "local time zone of the trip ETA's hour and weekday (the calibration's)", MRD_CONFIG_STRING,
       0, 0, &c->timezone);
+  ADD("MERIDIAN_TARIFF", "tariff", "",
+      "rate card of the fare estimate and the final fare (data/tariffs/*.tariff; empty: none)",
+      MRD_CONFIG_STRING, 0, 0, &c->tariff_path);
   g_spec = (mrd_config_spec){"meridian-trips",
                              "the durable trip record in PostGIS from dispatch-events", g_opts, n};
   mrd_config_load_or_exit(&g_spec, argc, argv);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "fare.h"
 #include "geo/graph.h"
 #include "geo/route.h"
 #include "mrd/admin.h"
@@ -19,6 +20,7 @@
 
 typedef struct tsvc_config {
   char *pg_dsn, *kafka_brokers, *log_level, *admin_addr, *group, *graph_path;
+  char *tariff_path; /* MERIDIAN_TARIFF: fares (empty: none) */
   char *timezone; /* MERIDIAN_TIMEZONE: the local time of the calibrated trip ETA */
   int admin_port, kafka_fetch_wait_ms, partitions, batch_max;
   int64_t backoff_min_ms, backoff_max_ms;
@@ -60,6 +62,8 @@ typedef struct tsvc {
   int dlq_delivered, dlq_failed; /* delivery reports of parked events */
   geo_graph *graph; /* NULL: no route, trip ETA or fare */
   geo_route_state *route;
+  mrd_tariff tariff; /* when has_tariff */
+  bool has_tariff;
   tsvc_msg *batch;
   int n_batch;
   /* the last failure of tsvc_apply */

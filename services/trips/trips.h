@@ -1,7 +1,7 @@
 /*
  * trips.h: the pure part of meridian-trips: how one DispatchEvent becomes the parameters
  * of the two statements that record it (an append to trip_events, and an upsert of the
- * trip's row in trips), and a simple fare estimate. No database, no Kafka: trips_io.c runs
+ * trip's row in trips), and the fares of a trip's route (services/fare). No database, no Kafka: trips_io.c runs
  * the statements (TRP_SQL_*) with these parameters inside one transaction per batch.
  *
  * Idempotence is in the SQL: trip_events has the primary key (trip_id, seq), the event is
@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fare.h"
 #include "geo/graph.h"
 #include "geo/route.h"
 #include "mrd/pg.h"
@@ -37,8 +38,18 @@ extern "C" {
 
 extern const char TRP_SQL_EVENT[];
 extern const char TRP_SQL_TRIP[];
-/* $1 trip_id, $2 route (WKT LINESTRING), $3 trip_eta_s, $4 fare_estimate_cents: set once. */
+/* $1 trip_id, $2 route (WKT LINESTRING), $3 trip_eta_s, $4 fare_estimate_cents (NULL
+ * without a tariff), $5 route_length_m: set once. */
 extern const char TRP_SQL_ROUTE[];
+#define TRP_ROUTE_PARAMS 5
+/* $1 trip_id, $2 fare_quote_cents, $3 surge_multiplier, $4 fare_tariff: the quote an
+ * event carries (dispatch's, made at the request), set once. */
+extern const char TRP_SQL_QUOTE[];
+/* $1 trip_id -> started_at (Unix ms, NULL when not started), surge_multiplier (NULL when
+ * no quote). */
+extern const char TRP_SQL_FINAL_READ[];
+/* $1 trip_id, $2 fare_final_cents, $3 fare_final_metered_cents: set once. */
+extern const char TRP_SQL_FINAL[];
 
 /* The text parameters of one event (NULL entries are SQL NULL). Strings point into the
  * struct itself. */
@@ -55,9 +66,16 @@ typedef struct trp_row {
  * seq, rider, request, pickup, drop-off). */
 int trp_map_event(const mrd_dispatch_event *ev, trp_row *out);
 
-/* A fare estimate in cents for a trip of length_m metres and time_s seconds: base 300 +
- * 120 per km + 40 per minute (a documented placeholder tariff, not a pricing engine). */
-int trp_fare_cents(double length_m, double time_s);
+/* The fare of the last route on st (result r, graph g) under tariff t, for a ride that
+ * starts at start_ms (its local weekday and time give the time-of-day surcharges): with
+ * duration_s < 0 the legs take the calibrated ETA at that local hour (the estimate), else
+ * they are scaled to take duration_s in all (the final fare: the real time between STARTED
+ * and COMPLETED), each arc keeping its share of the time and so its speed class. surge >=
+ * 1 multiplies the metered part. Returns 0 or -1 (bad arguments, no local time, out of
+ * memory); out untouched on failure. Pure apart from the process's time zone. */
+int trp_route_fare(const geo_graph *g, const geo_route_state *st, const geo_route_result *r,
+                   const mrd_tariff *t, int64_t start_ms, double duration_s, double surge,
+                   mrd_fare *out);
 
 /* Outcomes of trp_record_event. */
 enum {
@@ -75,6 +93,14 @@ enum {
  * it from MERIDIAN_TIMEZONE). Returns a TRP_* outcome. */
 int trp_record_event(mrd_pg *pg, const mrd_dispatch_event *ev, const geo_graph *g,
                      geo_route_state *st);
+
+/* trp_record_event with a rate card (may be NULL: no fares): a new trip's
+ * fare_estimate_cents is t's fare of its route at the calibrated ETA; the quote an event
+ * carries (fare_quote_cents, surge, tariff) is recorded once; at COMPLETED the final fare
+ * is the route priced over the real started -> completed time (trp_route_fare) with the
+ * quote's surge (fare_final_cents, fare_final_metered_cents). */
+int trp_record_event_priced(mrd_pg *pg, const mrd_dispatch_event *ev, const geo_graph *g,
+                            geo_route_state *st, const mrd_tariff *t);
 
 #ifdef __cplusplus
 }

@@ -95,8 +95,15 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
       return -1;
     }
   }
-  if (mrd_pg_new(cfg->pg_dsn, NULL, &s->pg) != 0) return -1;
   char err[512];
+  if (cfg->tariff_path && cfg->tariff_path[0]) {
+    if (mrd_tariff_load(cfg->tariff_path, &s->tariff, err, sizeof err) != 0) {
+      mrd_log_error("tariff", "err=\"%s\"", err);
+      return -1;
+    }
+    s->has_tariff = true;
+  }
+  if (mrd_pg_new(cfg->pg_dsn, NULL, &s->pg) != 0) return -1;
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
   co.group_id = cfg->group;
   co.fetch_wait_max_ms = cfg->kafka_fetch_wait_ms;
@@ -246,7 +253,8 @@ int tsvc_apply(tsvc *s) {
                    (unsigned long long)s->fence.highest[m->ev.shard]);
       continue;
     }
-    int rc = trp_record_event(s->pg, &m->ev, s->graph, s->route);
+    int rc = trp_record_event_priced(s->pg, &m->ev, s->graph, s->route,
+                                     s->has_tariff ? &s->tariff : NULL);
     if (rc == TRP_RECORDED)
       added++;
     else if (rc == TRP_DUPLICATE)

@@ -62,12 +62,20 @@ const char
 const char TRP_SQL_ROUTE[] =
     "UPDATE trips SET route = ST_GeogFromText($2), trip_eta_s = round($3::double "
     "precision)::integer, "
-    "fare_estimate_cents = $4::integer WHERE trip_id = $1 AND route IS NULL";
+    "fare_estimate_cents = $4::integer, route_length_m = $5::double precision "
+    "WHERE trip_id = $1 AND route IS NULL";
 
-int trp_fare_cents(double length_m, double time_s) {
-  if (!isfinite(length_m) || !isfinite(time_s) || length_m < 0 || time_s < 0) return 0;
-  return (int)lround(300 + 120 * length_m / 1000 + 40 * time_s / 60);
-}
+const char TRP_SQL_QUOTE[] =
+    "UPDATE trips SET fare_quote_cents = $2::integer, surge_multiplier = $3::double precision, "
+    "fare_tariff = $4 WHERE trip_id = $1 AND fare_quote_cents IS NULL";
+
+const char TRP_SQL_FINAL_READ[] =
+    "SELECT (extract(epoch from started_at) * 1000)::bigint, surge_multiplier FROM trips "
+    "WHERE trip_id = $1";
+
+const char TRP_SQL_FINAL[] =
+    "UPDATE trips SET fare_final_cents = $2::integer, fare_final_metered_cents = $3::integer "
+    "WHERE trip_id = $1 AND fare_final_cents IS NULL";
 
 static const char *nz(const char *s) {
   return s && s[0] ? s : NULL;

@@ -81,6 +81,15 @@ static int fx_etas(void *ud, const dsp_snap *t, const geo_latlng *o, size_t n, d
   return r.etas_to(r.ud, t, o, n, max_s, out);
 }
 
+static int fx_etas_moving(void *ud, const dsp_snap *t, const geo_latlng *o, const dsp_motion *m,
+                          size_t n, double max_s, double *out) {
+  fixture *f = ud;
+  f->etas_calls++;
+  if (f->fail_etas) return -1;
+  dsp_router r = dsp_graph_router_iface(f->gr);
+  return r.etas_to_moving(r.ud, t, o, m, n, max_s, out);
+}
+
 static double fx_quote(void *ud, double route_s, int64_t at_ms) {
   fixture *f = ud;
   dsp_router r = dsp_graph_router_iface(f->gr);
@@ -92,7 +101,11 @@ void fixture_restart(fixture *f) {
   f->s = NULL;
   f->n_seen = 0;
   dsp_index ix = dsp_qt_index_iface(f->qi);
-  dsp_router rt = {.ud = f, .snap = fx_snap, .etas_to = fx_etas, .quote_eta_s = fx_quote};
+  dsp_router rt = {.ud = f,
+                   .snap = fx_snap,
+                   .etas_to = fx_etas,
+                   .quote_eta_s = fx_quote,
+                   .etas_to_moving = fx_etas_moving};
   dsp_claims cl = dsp_claims_mem_iface(f->cm);
   assert_int_equal(dsp_shard_new(&f->cfg, &ix, &rt, &cl, &f->s), DSP_OK);
 }

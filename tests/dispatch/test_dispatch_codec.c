@@ -4,7 +4,8 @@
  * (mrd_proto checks each type's required fields) and decodes back the same; replies
  * become COMMAND_REJECTED for their sender with the command's whole ref; a request
  * command makes the trip id of its partition offset, the same when consumed again; a
- * command for another shard is ignored; a snapshot stored as an event restores the trip.
+ * command for another shard is ignored; a snapshot stored as an event restores the trip; a
+ * location's heading, speed and receive time reach the core's prediction.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -233,6 +234,43 @@ static void test_snapshot_event_restores_the_trip(void **state) {
   assert_int_equal(dspc_restore_from_proto(&back, &r), DSP_EINVAL);
 }
 
+
+/* A location's heading, speed and gateway receive time reach the core: the offer quotes
+ * the driver where he is predicted to be (dispatch.h, dsp_motion), and a location without
+ * them is taken where it was. */
+static void test_location_motion_reaches_the_core(void **state) {
+  fixture *f = *state;
+  mrd_driver_location m = {.pos = {40.7505, -73.99},
+                           .has_heading = true,
+                           .heading_deg = 0,
+                           .has_speed = true,
+                           .speed_mps = 10,
+                           .ts_ms = 999,
+                           .seq = 1,
+                           .epoch = 1,
+                           .received_ms = 1000};
+  snprintf(m.driver_id, sizeof m.driver_id, "moving");
+  assert_int_equal(dspc_apply_location(f->s, &m, 1200), DSP_OK);
+  /* 5 s after the gateway received it, at 10 m/s north: half a block nearer (15 s) */
+  assert_int_equal(request(f, "r1", "q1", 40.7525, -73.99, 6000), DSP_OK);
+  const dsp_event *o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_string_equal(o->driver_id, "moving");
+  assert_true(fabs(o->pickup_eta_s - 15) < 0.1);
+  check_and_clear(f);
+  /* no motion fields: from the ping's place (2 blocks, 20 s) */
+  mrd_driver_location still = {.pos = {40.7505, -73.985}, .ts_ms = 999, .seq = 1, .epoch = 1};
+  snprintf(still.driver_id, sizeof still.driver_id, "still");
+  assert_int_equal(dspc_apply_location(f->s, &still, 6000), DSP_OK);
+  assert_int_equal(request(f, "r2", "q2", 40.7525, -73.985, 11000), DSP_OK);
+  if (!event_at(f->s, DSP_EV_OFFERED, 0) && last_event(f->s))
+    fail_msg("no offer: event %d reason %s", last_event(f->s)->type, last_event(f->s)->reason);
+  o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_string_equal(o->driver_id, "still");
+  assert_true(fabs(o->pickup_eta_s - 20) < 0.1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_every_event_of_real_rides_encodes, fixture_setup_city,
@@ -240,6 +278,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_request_trip_id_comes_from_its_offset,
                                       fixture_setup_city, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_snapshot_event_restores_the_trip, fixture_setup_city,
+                                      fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_location_motion_reaches_the_core, fixture_setup_city,
                                       fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

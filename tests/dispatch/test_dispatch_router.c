@@ -4,7 +4,9 @@
  * on the nearest node), road times from and to those places, the service-area bound, and the
  * quoted ETA: the calibrated geo_graph_eta_ms at the request's local hour and weekday in
  * America/New_York, carried by offers and matches, while candidates are ranked by route time.
- * No servers; the city is dsp_fixture's 21 x 21 grid (0.001 deg, 10 s a block, two-way).
+ * And moving drivers: the heading of the last ping picks the direction of a two-way street,
+ * and the position is moved along the road by the speed (or the road's) times the ping's age,
+ * straight on through corners, before the search; offers quote that. No servers; the city is dsp_fixture's 21 x 21 grid (0.001 deg, 10 s a block, two-way).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -19,6 +21,8 @@
 
 #include "dsp_fixture.h"
 #include "geo/geo.h"
+#include "geo/geometry.h"
+#include "geo/snap.h"
 
 /* Wed 2024-01-10 08:30 EST (13:30 UTC), Sat 2024-01-13 08:30 EST, Wed 2024-07-10 08:30 EDT. */
 #define WED_0830_WINTER_MS 1704893400000LL
@@ -166,6 +170,154 @@ static void test_router_without_request_time_quotes_at_the_core_clock(void **sta
   assert_true(fabs(o->pickup_eta_s - (20 * 1.25 + 30)) < 1e-6);
 }
 
+
+static geo_latlng place_pos(fixture *f, geo_route_place pl) {
+  geo_latlng a = geo_graph_node_pos(f->g, geo_graph_arc_tail(f->g, pl.arc));
+  geo_latlng b = geo_graph_node_pos(f->g, geo_graph_arc_head(f->g, pl.arc));
+  return (geo_latlng){a.lat + (b.lat - a.lat) * pl.frac, a.lng + (b.lng - a.lng) * pl.frac};
+}
+
+static void test_predict_moves_along_the_road_by_speed_and_age(void **state) {
+  fixture *f = *state;
+  geo_snap sn;
+  assert_int_equal(geo_graph_snap(f->g, (geo_latlng){40.7505, -73.99}, 150, &sn), GEO_OK);
+  /* heading north at 5 m/s for 10 s: half a block north (the fixture's blocks are 100 m long by length_m), at the corner 40.751 */
+  geo_route_place p = dsp_graph_predict_place(f->g, sn.place, 2.0, 5.0, 10);
+  geo_latlng at = place_pos(f, p);
+  assert_true(fabs(at.lat - 40.751) < 2e-5);
+  assert_true(geo_bearing_deg(geo_graph_node_pos(f->g, geo_graph_arc_tail(f->g, p.arc)),
+                              geo_graph_node_pos(f->g, geo_graph_arc_head(f->g, p.arc))) < 1);
+  /* no speed: the road's (a block in 10 s), 10 s: through the corner, straight on */
+  p = dsp_graph_predict_place(f->g, sn.place, 358.0, NAN, 10);
+  at = place_pos(f, p);
+  assert_true(fabs(at.lat - 40.7515) < 2e-5 && fabs(at.lng - -73.99) < 1e-6);
+  /* heading south: the other direction of the street, moved south */
+  p = dsp_graph_predict_place(f->g, sn.place, 180.0, NAN, 2.5);
+  at = place_pos(f, p);
+  assert_true(fabs(at.lat - 40.75025) < 2e-5);
+  /* heading east on a north-south street (turning): the place is not moved */
+  p = dsp_graph_predict_place(f->g, sn.place, 90.0, 10, 10);
+  at = place_pos(f, p);
+  assert_true(fabs(at.lat - 40.7505) < 2e-5);
+  /* no heading: the snapped place as it is, whatever the age */
+  p = dsp_graph_predict_place(f->g, sn.place, NAN, 10, 10);
+  assert_int_equal(p.arc, sn.place.arc);
+  assert_true(p.frac == sn.place.frac);
+  /* the city's north edge: no road straight on, he turns along the edge (a 90 degree turn) */
+  assert_int_equal(geo_graph_snap(f->g, (geo_latlng){40.7595, -73.99}, 150, &sn), GEO_OK);
+  p = dsp_graph_predict_place(f->g, sn.place, 0.0, 10, 10);
+  at = place_pos(f, p);
+  assert_true(fabs(at.lat - 40.760) < 2e-5);
+  assert_true(fabs(fabs(at.lng - -73.99) - 0.0005) < 2e-5);
+}
+
+static void test_router_moving_etas_take_the_heading_and_the_age(void **state) {
+  fixture *f = *state;
+  dsp_router r = dsp_graph_router_iface(f->gr);
+  dsp_snap pickup;
+  assert_int_equal(r.snap(r.ud, (geo_latlng){40.7525, -73.99}, &pickup), 0);
+  geo_latlng at[] = {{40.7505, -73.99}, {40.7505, -73.99}, {40.7505, -73.99}, {40.7505, -73.99}};
+  dsp_motion m[] = {
+      {0.0, NAN, 0},     /* heading north, towards the pickup: 2 blocks, 20 s */
+      {180.0, 10.0, 5},  /* heading south, away, 5 s ago: now at the corner, 2.5 blocks: 25 s */
+      {0.0, 10.0, 5}, /* north, 5 s after the ping: half a block nearer, 15 s */
+      {NAN, 30, 5},      /* no heading: as etas_to (20 s or 30 s by the snapped arc) */
+  };
+  double eta[4], plain[1];
+  assert_int_equal(r.etas_to_moving(r.ud, &pickup, at, m, 4, 1200, eta), 0);
+  assert_true(fabs(eta[0] - 20) < 0.05);
+  assert_true(fabs(eta[1] - 25) < 0.05);
+  assert_true(fabs(eta[2] - 15) < 0.05);
+  assert_int_equal(r.etas_to(r.ud, &pickup, at, 1, 1200, plain), 0);
+  assert_true(fabs(eta[3] - plain[0]) < 1e-9);
+  /* an origin off every road stays unreachable */
+  geo_latlng off[] = {{40.7373, -73.99}};
+  dsp_motion mo[] = {{0.0, 10, 1}};
+  assert_int_equal(r.etas_to_moving(r.ud, &pickup, off, mo, 1, 1200, eta), 0);
+  assert_true(isinf(eta[0]));
+}
+
+/* A ping with motion through the core (dsp_location's optional fields). */
+static void ping_moving(fixture *f, const char *id, double lat, double lng, double heading,
+                        double speed, int64_t rx_ms, int64_t now_ms) {
+  dsp_location l = {.driver_id = id,
+                    .pos = {lat, lng},
+                    .ts_ms = rx_ms,
+                    .seq = 1,
+                    .has_heading = true,
+                    .heading_deg = heading,
+                    .has_speed = isfinite(speed),
+                    .speed_mps = speed,
+                    .received_ms = rx_ms};
+  assert_int_equal(dsp_on_location(f->s, &l, now_ms), DSP_OK);
+}
+
+static void test_offer_quotes_the_predicted_position(void **state) {
+  fixture *f = *state;
+  /* Two drivers 2 blocks south of the pickup, pinged 5 s before the request at a block per
+   * 10 s: one drives towards it (now 1.5 blocks away: 15 s), one away from it (now at the
+   * corner half a block south: 25 s). From the pings alone they would tie; he who comes
+   * is offered, with the ETA from where he is now. */
+  ping_moving(f, "away", 40.7505, -73.99, 180.0, 10.0, 1000, 1000);
+  ping_moving(f, "towards", 40.7505, -73.99003, 0.0, 10.0, 1000, 1000);
+  assert_int_equal(request(f, "r1", "q1", 40.7525, -73.99, 6000), DSP_OK);
+  const dsp_event *o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_string_equal(o->driver_id, "towards");
+  assert_true(fabs(o->pickup_eta_s - 15) < 0.1);
+  check_and_clear(f);
+}
+
+static void test_prediction_off_and_capped_age(void **state) {
+  fixture *f = *state;
+  /* off: the last position as it is, in his heading's direction: 20 s */
+  f->cfg.predict_max_age_ms = 0;
+  fixture_restart(f);
+  ping_moving(f, "d1", 40.7505, -73.99, 0.0, 10.0, 1000, 1000);
+  assert_int_equal(request(f, "r1", "q1", 40.7525, -73.99, 6000), DSP_OK);
+  const dsp_event *o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_true(fabs(o->pickup_eta_s - 20) < 0.1);
+  /* capped at 1 s: a ping 5 s old moves him 1 s worth (0.1 block): 19 s */
+  f->cfg.predict_max_age_ms = 1000;
+  fixture_restart(f);
+  ping_moving(f, "d2", 40.7505, -73.99, 0.0, 10.0, 1000, 1000);
+  assert_int_equal(request(f, "r2", "q2", 40.7525, -73.99, 6000), DSP_OK);
+  o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_true(fabs(o->pickup_eta_s - 19) < 0.1);
+}
+
+static void test_match_quotes_from_where_the_driver_is_at_accept(void **state) {
+  fixture *f = *state;
+  ping_moving(f, "d", 40.7505, -73.99, 0.0, 10.0, 1000, 1000);
+  assert_int_equal(request(f, "r1", "q1", 40.7525, -73.99, 1000), DSP_OK);
+  const dsp_event *o = event_at(f->s, DSP_EV_OFFERED, 0);
+  assert_non_null(o);
+  assert_true(fabs(o->pickup_eta_s - 20) < 0.1);
+  char offer[DSP_ID_MAX + 1];
+  strcpy(offer, o->offer_id);
+  check_and_clear(f);
+  /* he drove on while deciding: a block nearer at his ping of 4 s, 1 s more at accept */
+  dsp_location l = {.driver_id = "d",
+                    .pos = {40.7515, -73.99},
+                    .ts_ms = 4000,
+                    .seq = 2,
+                    .has_heading = true,
+                    .heading_deg = 0,
+                    .has_speed = true,
+                    .speed_mps = 10,
+                    .received_ms = 4000};
+  assert_int_equal(dsp_on_location(f->s, &l, 4000), DSP_OK);
+  assert_int_equal(dsp_on_accept(f->s, offer, "d", NULL, 5000), DSP_OK);
+  const dsp_event *m = event_at(f->s, DSP_EV_MATCHED, 0);
+  assert_non_null(m);
+  assert_true(fabs(m->pickup_eta_s - 9) < 0.1);
+  dsp_trip_view v;
+  assert_int_equal(dsp_trip_get(f->s, m->trip_id, &v), DSP_OK);
+  assert_true(fabs(v.pickup_eta_s - 9) < 0.1);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup_city, fixture_teardown)
   const struct CMUnitTest tests[] = {
@@ -175,6 +327,11 @@ int main(void) {
       T(test_router_quote_is_the_calibrated_eta_at_new_york_local_time),
       T(test_router_offer_and_match_quote_the_calibrated_eta_of_the_request_time),
       T(test_router_without_request_time_quotes_at_the_core_clock),
+      T(test_predict_moves_along_the_road_by_speed_and_age),
+      T(test_router_moving_etas_take_the_heading_and_the_age),
+      T(test_offer_quotes_the_predicted_position),
+      T(test_prediction_off_and_capped_age),
+      T(test_match_quotes_from_where_the_driver_is_at_accept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

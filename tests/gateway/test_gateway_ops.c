@@ -453,6 +453,70 @@ static void test_range_cells(void **state) {
   assert_true(n > 1);
 }
 
+/* The hot hashes of two shards merged: counts added, surge the highest, bad fields refused
+ * without touching the cell; the merged list goes out with surge in slot 3. */
+static void test_hot_add(void **state) {
+  (void)state;
+  gw_ops_hot_cell *c = NULL;
+  size_t n = 0, cap = 0;
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_SUPPLY, "4"), 0);
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_SUPPLY, "3"), 0);
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_DEMAND, "9"), 0);
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_SURGE, "1.40"), 0);
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_SURGE, "1.20"), 0);
+  /* a cell only in hot:surge is shown too (its drivers and requests are 0) */
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr72h1", GW_OPS_HOT_SURGE, "2.5"), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(c[0].geohash, "dr5ru7");
+  assert_int_equal(c[0].supply, 7);
+  assert_int_equal(c[0].demand, 9);
+  assert_true(fabs(c[0].surge - 1.4) < 1e-9);
+  assert_int_equal(c[1].supply, 0);
+  assert_true(fabs(c[1].surge - 2.5) < 1e-9);
+  /* refused: not a multiplier above 1 and at most the cap, not a count, not a geohash */
+  const char *bad_surge[] = {"1.0", "0.9", "", "x", "1.5x", "nan", "inf", "101", "-2"};
+  for (size_t i = 0; i < sizeof bad_surge / sizeof *bad_surge; i++)
+    assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_SURGE, bad_surge[i]), 1);
+  const char *bad_count[] = {"", "-1", "+1", "1.5", "4294967296", "7 "};
+  for (size_t i = 0; i < sizeof bad_count / sizeof *bad_count; i++)
+    assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_DEMAND, bad_count[i]), 1);
+  const char *bad_gh[] = {"", "dr5rua", "DR5RU7", "dr5ru7dr5ru7d"};
+  for (size_t i = 0; i < sizeof bad_gh / sizeof *bad_gh; i++)
+    assert_int_equal(gw_ops_hot_add(&c, &n, &cap, bad_gh[i], GW_OPS_HOT_SUPPLY, "1"), 1);
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, NULL, GW_OPS_HOT_SUPPLY, "1"), 1);
+  assert_int_equal(n, 2);
+  assert_int_equal(c[0].supply, 7);
+  assert_int_equal(c[0].demand, 9);
+  assert_true(fabs(c[0].surge - 1.4) < 1e-9);
+  /* counts saturate instead of wrapping */
+  assert_int_equal(gw_ops_hot_add(&c, &n, &cap, "dr5ru7", GW_OPS_HOT_DEMAND, "4294967295"), 0);
+  assert_int_equal(c[0].demand, UINT32_MAX);
+  /* many cells: the list grows */
+  char gh[16];
+  for (int i = 0; i < 600; i++) {
+    snprintf(gh, sizeof gh, "dr%04d", i);
+    assert_int_equal(gw_ops_hot_add(&c, &n, &cap, gh, GW_OPS_HOT_SUPPLY, "1"), 0);
+  }
+  assert_int_equal(n, 602);
+  assert_true(cap >= n);
+
+  gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
+  gw_ops *o = gw_ops_new(&cfg);
+  gw_ops_view *v = gw_ops_view_new(o);
+  model *m = model_new();
+  assert_int_equal(gw_ops_set_hot(o, c, 2), 0);
+  gw_ops_frame(o, v, 1700000000000, emit, m);
+  json_t *cells = json_object_get(m->hot, "cells");
+  assert_int_equal(json_array_size(cells), 2);
+  assert_true(fabs(json_real_value(json_array_get(json_array_get(cells, 0), 3)) - 1.4) < 1e-9);
+  assert_int_equal(json_integer_value(json_array_get(json_array_get(cells, 1), 2)), 0);
+  assert_true(fabs(json_real_value(json_array_get(json_array_get(cells, 1), 3)) - 2.5) < 1e-9);
+  gw_ops_view_free(v);
+  model_free(m);
+  gw_ops_free(o);
+  free(c);
+}
+
 static void test_shards_and_hot_messages(void **state) {
   (void)state;
   gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
@@ -621,6 +685,7 @@ int main(void) {
       cmocka_unit_test(test_range_cells),             cmocka_unit_test(test_shards_and_hot_messages),
       cmocka_unit_test(test_config_message),          cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_stats_many_shards),       cmocka_unit_test(test_move_state),
+      cmocka_unit_test(test_hot_add),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

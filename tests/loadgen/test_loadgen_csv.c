@@ -111,6 +111,10 @@ static void test_tlc_format_detected_and_duration_from_datetimes(void **state) {
   assert_int_equal(t->second, 39);
   assert_int_equal(t->weekday, 4);
   assert_true(fabs(t->duration_s - (18 * 60 + 3)) < 1e-9);
+  assert_int_equal(t->year, 2015);
+  assert_int_equal(t->month, 1);
+  assert_float_equal(t->fare_amount_usd, 12, 0);
+  assert_int_equal(t->rate_code, 1);
   assert_true(set.trips[1].duration_s < 0);
   lg_trip_set_free(&set);
 }

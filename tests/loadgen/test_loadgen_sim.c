@@ -1,8 +1,12 @@
 /*
  * test_loadgen_sim.c: the simulation without sockets: drivers connect, say available and
  * ping with growing seq positions on the road graph; a rider asks at his trip's time; and the
- * same seed gives the same messages (the replay is deterministic), another seed other ones.
+ * same seed gives the same messages (the replay is deterministic), another seed other ones;
+ * the ping period against the wall-clock cap, the drivers' pace, and the motion (heading,
+ * speed_mps) their locations carry; the chained-trip estimate and the per-match pickup ETAs
+ * (--eta-samples).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "geo/geometry.h"
 #include "sim.h"
@@ -72,8 +77,8 @@ static geo_graph *grid(void) {
 static void run(const geo_graph *g, uint64_t seed, fake *f) {
   memset(f, 0, sizeof *f);
   lg_trip trips[2] = {
-      {2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30},
-      {3, 1, 18, 1, 10, 1, 40.754, -73.984, 40.750, -73.990, -1, 18 * 3600 + 70},
+      {2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1},
+      {3, 1, 18, 1, 10, 1, 40.754, -73.984, 40.750, -73.990, -1, 18 * 3600 + 70, 0, 0, -1, -1},
   };
   lg_trip_set set = {trips, 2, LG_CSV_SAMPLE, 2, {0}, 0, {0}, 0, 0};
   lg_config cfg;
@@ -169,7 +174,7 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -279,7 +284,7 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30}};
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -317,12 +322,260 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   geo_graph_free(g);
 }
 
+
+/* Drivers alone (no trip in the window is needed past the first) for 3 s of fake wall time
+ * with cfg's speedup, pace and motion: the log in *f. */
+static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
+  memset(f, 0, sizeof *f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg = *over;
+  cfg.drivers = 3;
+  cfg.duration_s = 3;
+  cfg.drain_s = 1;
+  cfg.cancel_prob = 0;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "m");
+  lg_io io = {f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  for (int k = 0; k < 500 && !lg_sim_done(s); k++) {
+    lg_sim_tick(s, now);
+    if (k == 0)
+      for (int i = 0; i < f->opened[LG_DRIVER]; i++) lg_sim_on_open(s, LG_DRIVER, f->open_idx[LG_DRIVER][i], now);
+    for (int i = 0; i < f->opened[LG_RIDER]; i++) lg_sim_on_open(s, LG_RIDER, f->open_idx[LG_RIDER][i], now);
+    f->opened[LG_RIDER] = 0;
+    now += 10000;
+  }
+  lg_sim_free(s);
+}
+
+/* The speed_mps values of the log's locations: their number, min and max. */
+static size_t speeds(const fake *f, double *lo, double *hi) {
+  size_t n = 0;
+  *lo = 1e9, *hi = -1;
+  for (const char *p = f->log; (p = strstr(p, "\"speed_mps\":")) != NULL; p++) {
+    double v = atof(p + 12);
+    if (v < *lo) *lo = v;
+    if (v > *hi) *hi = v;
+    n++;
+  }
+  return n;
+}
+
+static void test_ping_period_pace_and_motion(void **state) {
+  (void)state;
+  lg_config c;
+  lg_config_defaults(&c);
+  /* the real period (4 s) at 60x needs 15 locations a wall second: the cap (2/s) stretches it
+   * to 30 s of sim time; 8x is the highest speedup that keeps it */
+  assert_true(lg_ping_gap_s(&c) == 30);
+  assert_true(lg_speedup_for_ping(&c) == 8);
+  c.speedup = 8;
+  assert_true(lg_ping_gap_s(&c) == 4);
+  c.speedup = 2;
+  assert_true(lg_ping_gap_s(&c) == 4);
+  /* the calibrated pace of an hour: the graph's hour x day factor, trip base left out */
+  geo_graph *g = grid();
+  assert_true(fabs(lg_drive_pace_at(g, 8, 3) - 1) < 1e-9);
+  geo_graph_calibration cal;
+  geo_graph_calibration_identity(&cal);
+  cal.hour_factor[0][8] = 1.5;
+  cal.day_factor[3] = 1.2;
+  cal.trip_base_ms = 30000;
+  geo_graph *gc = NULL;
+  assert_int_equal(geo_graph_calibrated(g, &cal, &gc), GEO_OK);
+  assert_true(fabs(lg_drive_pace_at(gc, 8, 3) - 1.8) < 1e-6);
+  assert_true(fabs(lg_drive_pace_at(gc, 9, 3) - 1.2) < 1e-6);
+  assert_true(lg_drive_pace_at(gc, 24, 3) == 1 && lg_drive_pace_at(gc, 8, -1) == 1);
+  geo_graph_free(gc);
+
+  /* locations carry heading and speed: the grid's roads take 222 m in 20 s and 253 m in
+   * 25 s (10.1-11.1 m/s); at 2x the position moves twice that a wall second */
+  static fake f;
+  lg_config_defaults(&c);
+  c.speedup = 2;
+  run_drivers(g, &c, &f);
+  double lo, hi;
+  size_t n = speeds(&f, &lo, &hi);
+  assert_true(n >= 3);
+  if (!(lo > 19.5 && hi < 23)) fail_msg("speeds at 2x: %.2f..%.2f m/s", lo, hi);
+  assert_non_null(strstr(f.log, "\"heading\":"));
+  /* at pace 2 (the snapshot's times x 2) they drive half as fast */
+  c.drive_pace = 2;
+  run_drivers(g, &c, &f);
+  n = speeds(&f, &lo, &hi);
+  assert_true(n >= 3);
+  if (!(lo > 9.7 && hi < 11.5)) fail_msg("speeds at pace 2: %.2f..%.2f m/s", lo, hi);
+  /* over the protocol's 100 m/s (at 60x): the heading alone */
+  c.drive_pace = 1;
+  c.speedup = 60;
+  run_drivers(g, &c, &f);
+  assert_int_equal(speeds(&f, &lo, &hi), 0);
+  assert_non_null(strstr(f.log, "\"heading\":"));
+  /* --no-motion: neither */
+  c.send_motion = false;
+  c.speedup = 2;
+  run_drivers(g, &c, &f);
+  assert_null(strstr(f.log, "\"heading\":"));
+  assert_null(strstr(f.log, "\"speed_mps\":"));
+  /* a pace out of range is a bad setting */
+  c.drive_pace = 0;
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
+  assert_non_null(strstr(err, "pace"));
+  geo_graph_free(g);
+}
+
+/* Chained trips, estimated: driver 0 is matched to a trip from the grid's south-west corner
+ * to its north-east one (P -> Q), drives it and completes it at fake time *complete_us (found
+ * by a first run); driver 1 is matched to a pickup at Q `before_us` of wall time before that
+ * (the replay is deterministic: the same seed and messages give the same run up to then).
+ * Returns the sim's stats in *out (copied counts and the saving samples' sum). */
+typedef struct chain_result {
+  size_t matches, sooner;
+  double saving_sum_s, saving_max_s;
+  int64_t complete_us;
+} chain_result;
+
+static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us, chain_result *out,
+                      const char *eta_path) {
+  static fake f;
+  memset(&f, 0, sizeof f);
+  memset(out, 0, sizeof *out);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.750, -73.990, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 2;
+  cfg.accept_prob = 1.0;
+  cfg.cancel_prob = 0;
+  cfg.duration_s = 30;
+  cfg.chain_horizon_s = horizon_s;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "c");
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  const char *pq = "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981}";
+  const char *qx = "\"pickup\":{\"lat\":40.756,\"lon\":-73.981},\"dropoff\":{\"lat\":40.750,\"lon\":-73.981}";
+  char m[400];
+  snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",\"request_id\":\"qc-0\",%s,\"pickup_eta_s\":30}", pq);
+  msg(s, LG_DRIVER, 0, m, now);
+  now = advance(s, &f, now, now + 300000, true, seen); /* the accept: 2-8 s of sim time at 60x */
+  assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-a-1\""), 1);
+  snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-a\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", pq);
+  msg(s, LG_DRIVER, 0, m, now);
+  bool offered = false, matched = false;
+  for (int k = 0; k < 2000 && !out->complete_us; k++) {
+    if (match_at_us && !offered && now >= match_at_us - 250000) { /* driver 1: offer, accept, match */
+      snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-b-1\",\"trip_id\":\"t0-b\",%s,\"pickup_eta_s\":30}", qx);
+      msg(s, LG_DRIVER, 1, m, now);
+      offered = true;
+    }
+    if (match_at_us && !matched && now >= match_at_us) {
+      assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-b-1\""), 1);
+      snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-b\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", qx);
+      msg(s, LG_DRIVER, 1, m, now);
+      matched = true;
+    }
+    now = advance(s, &f, now, now + 10000, true, seen);
+    if (strstr(f.log, "\"type\":\"complete\",\"trip_id\":\"t0-a\"")) out->complete_us = now;
+  }
+  assert_true(out->complete_us > 0);
+  assert_true(!match_at_us || matched);
+  const lg_stats *st = lg_sim_stats(s);
+  out->matches = st->chain_saving_s.n;
+  out->sooner = st->chain_sooner;
+  for (size_t i = 0; i < st->chain_saving_s.n; i++) {
+    double v = st->chain_saving_s.v[i];
+    assert_true(v >= 0);
+    out->saving_sum_s += v;
+    if (v > out->saving_max_s) out->saving_max_s = v;
+  }
+  if (eta_path) assert_int_equal(lg_sim_write_eta_samples(s, eta_path), 0);
+  lg_sim_free(s);
+}
+
+/* The chained-trip estimate: driver 1 matched to the drop-off of driver 0's trip 9 s of sim
+ * time (150 ms of wall time at 60x) before driver 0 completes it: driver 0 would have been
+ * there in about 9 s, sooner than driver 1's drive, and the saving is that difference;
+ * outside the horizon, or with the estimate off, nothing is counted. */
+static void test_chain_estimate(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  chain_result first, r;
+  char eta_path[] = "/tmp/test_loadgen_sim_eta_XXXXXX";
+  int fd = mkstemp(eta_path);
+  assert_true(fd >= 0);
+  close(fd);
+  chain_run(g, 120, 0, &first, eta_path);
+  /* --eta-samples: driver 0's match of rider 0, quoted 30 s, his drive to the pickup as
+   * simulated when matched, and as it ended (the same: nothing slowed him) */
+  FILE *fp = fopen(eta_path, "r");
+  assert_non_null(fp);
+  char line[256];
+  double quoted, drive, actual, line_m;
+  assert_non_null(fgets(line, sizeof line, fp));
+  assert_string_equal(line, "request_id,trip_id,driver,quoted_s,drive_s,actual_s,line_m\n");
+  assert_non_null(fgets(line, sizeof line, fp));
+  /* the rider's trip_id is empty: no rider message came (the fake gateway only answers the
+   * driver) */
+  const char *head = "qc-0,,dc-0,";
+  assert_memory_equal(line, head, strlen(head));
+  assert_int_equal(sscanf(line + strlen(head), "%lf,%lf,%lf,%lf", &quoted, &drive, &actual, &line_m), 4);
+  assert_true(quoted == 30 && drive >= 0 && fabs(actual - drive) < 0.5 && line_m >= 0);
+  assert_null(fgets(line, sizeof line, fp)); /* driver 1 has no rider of this run */
+  fclose(fp);
+  unlink(eta_path);
+  assert_int_equal(first.matches, 1); /* driver 0's own match: nobody on a trip then */
+  assert_int_equal(first.sooner, 0);
+  assert_true(first.saving_sum_s == 0);
+  int64_t at = first.complete_us - 150000;
+  chain_run(g, 120, at, &r, NULL);
+  assert_int_equal(r.complete_us, first.complete_us); /* the same run up to there */
+  assert_int_equal(r.matches, 2);
+  assert_int_equal(r.sooner, 1);
+  /* driver 1's drive to Q minus driver 0's ~9 s left (his route from Q to Q is 0): driver 1
+   * starts somewhere on the grid, 0-7 arcs of 20-25 s from Q */
+  if (!(r.saving_sum_s > 5 && r.saving_sum_s < 7 * 25)) fail_msg("saving %.1f s", r.saving_sum_s);
+  /* a horizon shorter than what driver 0 has left: not counted */
+  chain_run(g, 5, at, &r, NULL);
+  assert_int_equal(r.matches, 2);
+  assert_int_equal(r.sooner, 0);
+  assert_true(r.saving_sum_s == 0);
+  /* off */
+  chain_run(g, 0, at, &r, NULL);
+  assert_int_equal(r.matches, 0);
+  /* a horizon out of range is a bad setting */
+  lg_config c;
+  lg_config_defaults(&c);
+  c.chain_horizon_s = -1;
+  static fake f;
+  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
+  assert_non_null(strstr(err, "chain horizon"));
+  geo_graph_free(g);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_ping_and_riders_request_at_their_time),
       cmocka_unit_test(test_same_seed_same_messages_other_seed_other_places),
       cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
       cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
+      cmocka_unit_test(test_ping_period_pace_and_motion),
+      cmocka_unit_test(test_chain_estimate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

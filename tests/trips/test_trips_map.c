@@ -152,14 +152,6 @@ static void test_rejections_are_skipped_and_incomplete_events_refused(void **sta
   assert_int_equal(trp_map_event(&e, &r), -1);
 }
 
-static void test_fare_grows_with_distance_and_time(void **state) {
-  (void)state;
-  assert_int_equal(trp_fare_cents(0, 0), 300);
-  assert_int_equal(trp_fare_cents(1000, 60), 300 + 120 + 40);
-  assert_true(trp_fare_cents(5000, 600) > trp_fare_cents(4000, 600));
-  assert_true(trp_fare_cents(5000, 700) > trp_fare_cents(5000, 600));
-  assert_int_equal(trp_fare_cents(-1, 0), 0);
-}
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -168,7 +160,6 @@ int main(void) {
       cmocka_unit_test(test_matched_carries_eta_and_payload_json),
       cmocka_unit_test(test_cancel_reason_is_kept_and_quotes_are_escaped),
       cmocka_unit_test(test_rejections_are_skipped_and_incomplete_events_refused),
-      cmocka_unit_test(test_fare_grows_with_distance_and_time),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

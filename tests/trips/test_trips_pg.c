@@ -3,8 +3,10 @@
  * statements meridian-trips runs): a whole ride gives one row with every timestamp and its
  * events in order; the same events replayed (twice, and out of order) change nothing; a
  * forked replay (same seq, other content, as after a dispatch crash) does not overwrite;
- * the status follows the highest seq; the route, trip ETA and fare come from the graph, the
- * ETA being the calibrated one at the request's New York hour and weekday.
+ * the status follows the highest seq; the route, trip ETA and fare estimate come from the
+ * graph, the ETA being the calibrated one at the request's New York hour and weekday; the
+ * quote an event carries is recorded, and at completion the final fare is the route priced
+ * over the real started -> completed time with the quote's surge.
  * Needs the stack (.run/env: MERIDIAN_PG_DSN, MERIDIAN_GRAPH).
  */
 #include <math.h>
@@ -26,6 +28,7 @@
 #include "trips.h"
 
 static char g_trip[64];
+static mrd_tariff g_tariff; /* data/tariffs/nyc-yellow-2022-12-19.tariff */
 
 static mrd_dispatch_event ev(mrd_event_type type, mrd_trip_status st, uint64_t seq,
                              const char *driver) {
@@ -48,6 +51,12 @@ static mrd_dispatch_event ev(mrd_event_type type, mrd_trip_status st, uint64_t s
     e.has_pickup_eta = true;
     e.pickup_eta_s = 61.4;
   }
+  if (type == MRD_EV_REQUESTED || type == MRD_EV_MATCHED) { /* dispatch's quote */
+    e.has_fare_quote = true;
+    e.fare_quote_cents = 1234;
+    e.surge = 1.3;
+    strcpy(e.tariff, "nyc-yellow-2022-12-19");
+  }
   return e;
 }
 
@@ -55,7 +64,7 @@ static void record_all(mrd_pg *pg, const mrd_dispatch_event *e, size_t n, const 
                        geo_route_state *st, int expect) {
   assert_int_equal(mrd_pg_begin(pg), 0);
   for (size_t i = 0; i < n; i++)
-    assert_int_equal(trp_record_event(pg, &e[i], g, st), expect);
+    assert_int_equal(trp_record_event_priced(pg, &e[i], g, st, g ? &g_tariff : NULL), expect);
   assert_int_equal(mrd_pg_commit(pg), 0);
 }
 
@@ -126,6 +135,23 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
                              &b.place, &rr),
                    GEO_OK);
   double want_s = geo_graph_eta_ms(g, rr.time_ms, 17, 2) / 1000.0;
+  /* fares: the quote as the event carried it; the estimate at least the flag drop and the
+   * fixed surcharges; the final fare over the real 1 s from STARTED to COMPLETED: a ride at
+   * speed, every unit a fifth of a mile of the route, with the quote's surge, the weekday
+   * peak surcharge (Tuesday 17:13) and the fixed surcharges */
+  expect(pg, "SELECT fare_quote_cents || '|' || surge_multiplier || '|' || fare_tariff FROM trips WHERE trip_id = $1",
+         "1234|1.3|nyc-yellow-2022-12-19");
+  expect(pg, "SELECT (fare_estimate_cents >= 300 + 400)::text FROM trips WHERE trip_id = $1", "true");
+  char *len = one(pg, "SELECT route_length_m::text FROM trips WHERE trip_id = $1");
+  assert_true(fabs(strtod(len, NULL) - rr.length_m) < 0.1);
+  free(len);
+  long units = (long)ceil(rr.length_m / (0.2 * 1609.344) - 1e-9);
+  long metered = 300 + 70 * units;
+  long total = metered + lround(metered * 0.3) + 250 + 50 + 100 + 250;
+  char want_fare[64];
+  snprintf(want_fare, sizeof want_fare, "%ld|%ld", total, metered);
+  expect(pg, "SELECT fare_final_cents || '|' || fare_final_metered_cents FROM trips WHERE trip_id = $1",
+         want_fare);
   char *eta = one(pg, "SELECT trip_eta_s::text FROM trips WHERE trip_id = $1");
   if (fabs(strtod(eta, NULL) - want_s) > 0.501) /* the column holds whole seconds */
     fail_msg("trip_eta_s %s, want %.3f (route time %.3f s)", eta, want_s, rr.time_ms / 1000.0);
@@ -137,7 +163,7 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
   /* and replayed backwards */
   assert_int_equal(mrd_pg_begin(pg), 0);
   for (size_t i = n; i-- > 0;)
-    assert_int_equal(trp_record_event(pg, &ride[i], g, st), TRP_DUPLICATE);
+    assert_int_equal(trp_record_event_priced(pg, &ride[i], g, st, &g_tariff), TRP_DUPLICATE);
   assert_int_equal(mrd_pg_commit(pg), 0);
   expect(pg, ROW, row);
   expect(pg, EVENTS, evs);
@@ -186,6 +212,13 @@ static void test_status_follows_highest_seq_when_events_arrive_late(void **state
 int main(void) {
   srand((unsigned)time(NULL));
   if (mrd_timezone_set(MRD_TIMEZONE_DEFAULT) != 0) return 1; /* as meridian-trips does */
+  const char *src = getenv("MERIDIAN_SOURCE_DIR");
+  char path[1024], err[300];
+  snprintf(path, sizeof path, "%s/data/tariffs/nyc-yellow-2022-12-19.tariff", src ? src : ".");
+  if (mrd_tariff_load(path, &g_tariff, err, sizeof err) != 0) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ride_recorded_once_and_replays_change_nothing),
       cmocka_unit_test(test_status_follows_highest_seq_when_events_arrive_late),

@@ -18,6 +18,7 @@ static const verb VERBS[] = {
     {"db", mctl_db_main, "database migrations: migrate, status"},
     {"token", mctl_token_main, "mint a development JWT: --role R --sub ID [--ttl S]"},
     {"graph", mctl_graph_main, "road graph: import, export, status, calibrate, eta-report"},
+    {"fares", mctl_fares_main, "metered fares: report --trips CSV [--tariff FILE] [--json]"},
     {"shards", mctl_shards_main, "shard map: show, plan, apply, move, history (live rebalancing)"},
 };
 

@@ -5,6 +5,7 @@
 
 int mctl_db_main(int argc, char **argv);
 int mctl_token_main(int argc, char **argv);
+int mctl_fares_main(int argc, char **argv); /* fares.c */
 int mctl_shards_main(int argc, char **argv);
 
 /* The database the db and graph verbs work on when no --dsn is given: the owner's

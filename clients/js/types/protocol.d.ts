@@ -24,6 +24,10 @@ export type DefRef = string;
 export type DefTsMs = number;
 /** A non-negative integer, at most 2^53 - 1. */
 export type DefSeq = number;
+/** A fare in the tariff's currency's cents (USD for the NYC cards), tolls and tips left out: a non-negative integer. */
+export type DefFareCents = number;
+/** A surge multiplier: 1.0 (none) or more; it multiplies the metered part of the fare. */
+export type DefSurge = number;
 /** A duration in seconds, non-negative. */
 export type DefEtaS = number;
 
@@ -126,6 +130,10 @@ export interface ServerMatched {
   driver_id: DefId;
   driver: DefPoint;
   pickup_eta_s: DefEtaS;
+  /** The fare quoted when the ride was requested (docs/fares.md): the route's metered fare x surge + surcharges; present when dispatch prices rides. The rider sees it with status requested, before the match, and with the match. */
+  fare_quote_cents?: DefFareCents;
+  /** The surge multiplier in fare_quote_cents (with it). */
+  surge?: DefSurge;
 }
 /** server → client: nearby: To a rider: the answer to his nearby message: available drivers within radius_m, nearest first, at most 20 (config MERIDIAN_NEARBY_MAX). Positions only: no driver ids. */
 export interface ServerNearby {
@@ -165,6 +173,10 @@ export interface ServerTrip {
   dropoff?: DefPoint;
   driver?: DefPoint;
   pickup_eta_s?: DefEtaS;
+  /** The fare quoted when the ride was requested (docs/fares.md): the route's metered fare x surge + surcharges; present when dispatch prices rides. The rider sees it with status requested, before the match, and with the match. */
+  fare_quote_cents?: DefFareCents;
+  /** The surge multiplier in fare_quote_cents (with it). */
+  surge?: DefSurge;
   /** Why a trip was cancelled or an offer ended (e.g. rider_cancelled, driver_cancelled, offer_expired, no_driver). */
   reason?: string;
 }
@@ -201,7 +213,7 @@ export interface OpsHello {
   /** [min_lat, min_lon, max_lat, max_lon] of the area shard boxes are drawn in. */
   bounds: Array<number>;
 }
-/** server → ops client: hot: The hot cells (Redis hot:supply / hot:demand of every shard, added up), whole, when they changed: [geohash6, supply (available drivers), demand (requests in the last minute), surge multiplier or null while surge pricing does not exist]. An empty list clears the layer. Several messages when they do not fit one. */
+/** server → ops client: hot: The hot cells (Redis hot:supply / hot:demand of every shard, added up, and hot:surge), whole, when they changed: [geohash6, supply (available drivers), demand (requests in the last minute), the cell's published surge multiplier (above 1.0) or null where none is published (1.0 when dispatch prices rides)]. An empty list clears the layer. Several messages when they do not fit one. */
 export interface OpsHot {
   type: "hot";
   ts: DefTsMs;

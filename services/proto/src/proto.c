@@ -511,6 +511,9 @@ static int event_check(const mrd_dispatch_event *m) {
     return MRD_PROTO_EINVAL;
   if (m->expires_at_ms < 0 || !reason_valid(m->reason)) return MRD_PROTO_EINVAL;
   if (strnlen(m->ref, MRD_REF_MAX + 1) > MRD_REF_MAX) return MRD_PROTO_EINVAL;
+  if (m->has_fare_quote && (m->fare_quote_cents < 0 || !isfinite(m->surge) || m->surge < 1 ||
+                            strnlen(m->tariff, MRD_TARIFF_MAX + 1) > MRD_TARIFF_MAX))
+    return MRD_PROTO_EINVAL;
   if (m->type == MRD_EV_COMMAND_REJECTED) {
     if (!mrd_error_code_valid(m->error_code)) return MRD_PROTO_EINVAL;
     if (str_nonempty(m->rider_id) == str_nonempty(m->driver_id)) return MRD_PROTO_EINVAL;
@@ -592,6 +595,10 @@ int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t 
   pb.ref = opt_str(m->ref);
   pb.has_generation = m->generation != 0;
   pb.generation = m->generation;
+  pb.has_fare_quote_cents = pb.has_surge = m->has_fare_quote;
+  pb.fare_quote_cents = m->fare_quote_cents;
+  pb.surge = m->surge;
+  if (m->has_fare_quote) pb.tariff = opt_str(m->tariff);
   Meridian__V1__Trace trace;
   char tp_buf[MRD_TRACEPARENT_LEN + 1];
   bool bad_trace = false;
@@ -652,6 +659,12 @@ int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event
   out->pickup_eta_s = pb->pickup_eta_s;
   out->expires_at_ms = pb->has_expires_at_ms ? pb->expires_at_ms : 0;
   out->generation = pb->has_generation ? pb->generation : 0;
+  if (pb->has_fare_quote_cents) {
+    out->has_fare_quote = true;
+    out->fare_quote_cents = pb->fare_quote_cents;
+    out->surge = pb->has_surge ? pb->surge : 1.0;
+    if (pb->tariff && !copy_str(out->tariff, sizeof out->tariff, pb->tariff)) rc = MRD_PROTO_EINVAL;
+  }
   trace_from_pb(pb->trace, &out->trace);
   if (rc == MRD_PROTO_OK) rc = event_check(out);
 done:

@@ -199,13 +199,21 @@ function drawShards(city) {
 }
 
 function drawHot(city) {
+  let surging = 0;
+  let top = 1;
   const features = city.hot.map(([gh, supply, demand, surge]) => {
     const [a, b, c, d] = decodeGeohash(gh);
-    // heat: demand against supply (surge, once it exists, takes over)
-    const w = surge ?? demand / Math.max(1, supply) * 2 + demand * 0.2;
-    return { type: 'Feature', properties: { w, supply, demand }, geometry: { type: 'Point', coordinates: [(b + d) / 2, (a + c) / 2] } };
+    // heat: demand against supply, or the cell's surge where that is hotter (a surge of 3,
+    // dispatch's default cap, is the hottest: weight 10)
+    const w = Math.max(demand / Math.max(1, supply) * 2 + demand * 0.2, surge ? (surge - 1) * 5 : 0);
+    if (surge) {
+      surging++;
+      top = Math.max(top, surge);
+    }
+    return { type: 'Feature', properties: { w, supply, demand, surge: surge ?? 1 }, geometry: { type: 'Point', coordinates: [(b + d) / 2, (a + c) / 2] } };
   });
   map.getSource('hot').setData({ type: 'FeatureCollection', features });
+  $('surge').textContent = surging ? `surge: ${surging} cell${surging > 1 ? 's' : ''}, up to ×${top.toFixed(2)}` : '';
 }
 
 function drawTrips(city) {

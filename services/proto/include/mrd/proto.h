@@ -190,6 +190,8 @@ typedef enum mrd_trip_status {
  *   CANCELLED: rider_id                      NO_DRIVER: rider_id, request_id
  *   COMMAND_REJECTED: error_code (a protocol code) and exactly one of rider_id / driver_id
  * Optional fields are empty strings, has_* false, or 0 when absent. */
+#define MRD_TARIFF_MAX 63 /* bytes of a tariff name */
+
 typedef struct mrd_dispatch_event {
   mrd_event_type type;
   char trip_id[MRD_ID_MAX + 1];
@@ -216,6 +218,10 @@ typedef struct mrd_dispatch_event {
   char ref[MRD_REF_MAX + 1];
   uint64_t generation; /* the producing shard's lease generation; 0 = absent */
   mrd_trace trace;     /* optional: the trace of the request that made it (as in mrd_command) */
+  bool has_fare_quote;      /* fare_quote_cents, surge and tariff are set */
+  int64_t fare_quote_cents; /* >= 0 */
+  double surge;             /* >= 1, finite */
+  char tariff[MRD_TARIFF_MAX + 1];
 } mrd_dispatch_event;
 
 /* Encode / decode an event; same contract as mrd_driver_location_encode / _decode. */
