@@ -59,8 +59,10 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
   gw_conn *c = p->ref ? p->ref->conn : NULL;
   if (err) {
     mrd_counter_inc(s->m.kafka_failed);
-    if (p->undo_request_id[0])
-      gw_request_forget(s, p->undo_request_id, p->undo_rider, p->undo_value);
+    if (p->undo_request_id[0]) {
+      gw_request_key k = {p->undo_request_id, p->undo_rider, p->undo_value};
+      gw_request_forget(s, &k);
+    }
     mrd_log_warn("kafka_delivery_failed", "topic=%s partition=%d err=%s", p->topic, (int)partition,
                  errstr ? errstr : "?");
     if (c) {
@@ -209,19 +211,20 @@ void gw_kafka_stop(gw_server *s, int timeout_ms) {
 }
 
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
-                     const char *key, const void *payload, size_t len, const char *ack_ref) {
+                     const char *key, const void *payload, size_t len, const char *ack_ref,
+                     const gw_request_key *forget) {
   pending *p = calloc(1, sizeof *p);
-  if (!p) return GW_INTERNAL;
+  if (!p) return MRD_ENOMEM;
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
   p->topic = topic;
   if (c && c->ref) {
     p->ref = c->ref;
     p->ref->refs++;
   }
-  if (s->undo_request_id && s->undo_rider && s->undo_value) {
-    snprintf(p->undo_request_id, sizeof p->undo_request_id, "%s", s->undo_request_id);
-    snprintf(p->undo_rider, sizeof p->undo_rider, "%s", s->undo_rider);
-    snprintf(p->undo_value, sizeof p->undo_value, "%s", s->undo_value);
+  if (forget && forget->request_id && forget->rider && forget->value) {
+    snprintf(p->undo_request_id, sizeof p->undo_request_id, "%s", forget->request_id);
+    snprintf(p->undo_rider, sizeof p->undo_rider, "%s", forget->rider);
+    snprintf(p->undo_value, sizeof p->undo_value, "%s", forget->value);
   }
   if (ack_ref) {
     p->want_ack = true;
@@ -231,10 +234,10 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
   if (rc) {
     ref_release(p->ref);
     free(p);
-    if (rc == MRD_EFULL) return GW_UNAVAILABLE;
-    mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
-                 mrd_kafka_producer_errstr(s->producer));
-    return GW_INTERNAL;
+    if (rc != MRD_EFULL) /* a full queue is the client's answer (unavailable), not news */
+      mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
+                   mrd_kafka_producer_errstr(s->producer));
+    return rc;
   }
   return 0;
 }

@@ -231,18 +231,6 @@ void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
   if (n > 0) gw_send(s, c, buf, (size_t)n, false);
 }
 
-static void send_code(gw_server *s, gw_conn *c, const gw_msg *m, gw_code code, const char *field,
-                      const char *msg) {
-  gw_error e;
-  memset(&e, 0, sizeof e);
-  gw_error_set(&e, code, field, "%s", msg);
-  if (m && m->has_ref) {
-    e.has_ref = true;
-    memcpy(e.ref, m->ref, sizeof e.ref);
-  }
-  gw_send_error(s, c, &e);
-}
-
 void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
   const char *ids[2];
   gw_event_targets(ev, &ids[GW_ROLE_RIDER], &ids[GW_ROLE_DRIVER]);
@@ -511,276 +499,68 @@ static void note_header_error(gw_server *s, struct lws *wsi) {
                                           : "incomplete or malformed request: dropped");
 }
 
-/* An accept/decline/arrived/start/complete naming a shard the map does not have would be
- * produced to a partition no dispatch shard consumes: answer it instead. True when
- * answered. */
-static bool refuse_unrouted(gw_server *s, gw_conn *c, const gw_msg *m) {
-  gw_code code = gw_target_shard_code(m->type, m->shard, gw_shardmap_prefix_shards(s->map, ""));
-  if (code == GW_OK) return false;
-  mrd_counter_inc(s->m.unrouted);
-  gw_error e;
-  memset(&e, 0, sizeof e);
-  gw_error_set(&e, code, "id", code == GW_UNKNOWN_OFFER ? "no such offer (shard %u is not in the map)"
-                                                        : "no such trip (shard %u is not in the map)",
-               (unsigned)m->shard);
-  if (m->has_ref) {
-    e.has_ref = true;
-    memcpy(e.ref, m->ref, sizeof e.ref);
-  }
-  gw_send_error(s, c, &e);
-  return true;
-}
+/* ---- messages: the plan of handle.c, carried out ------------------------------------- */
 
-/* ---- messages ------------------------------------------------------------------------ */
-
-/* Returns 0 when queued (the client hears of the delivery), else the code it was sent. */
-static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
-                           const char *key, bool ack) {
-  uint8_t buf[MRD_PROTO_MAX_SIZE];
-  size_t len;
-  cmd->epoch = gw_shardmap_epoch(s->map);
-  cmd->ts_ms = gw_now_ms();
-  if (cmd->trace.present) cmd->trace.stamp_us[MRD_STAMP_GATEWAY_PRODUCED] = gw_now_us();
-  if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
-  if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
-    send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
-    return GW_INTERNAL;
-  }
-  int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
-                            ack && m->has_ref ? m->ref : NULL);
-  if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
-  else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
-  return rc;
-}
-
-static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
-  gw_route r;
-  if (gw_shardmap_route(s->map, m->pos, s->cfg->halo_m, &r) != 0) {
-    send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
-    return;
-  }
-  mrd_driver_location loc;
-  memset(&loc, 0, sizeof loc);
-  memcpy(loc.driver_id, c->user, sizeof loc.driver_id);
-  loc.pos = m->pos;
-  loc.has_heading = m->has_heading;
-  loc.heading_deg = m->heading_deg;
-  loc.has_speed = m->has_speed;
-  loc.speed_mps = m->speed_mps;
-  loc.ts_ms = m->ts_ms;
-  loc.seq = m->seq;
-  loc.owner_shard = r.owner;
-  loc.epoch = gw_shardmap_epoch(s->map);
-  memcpy(loc.geohash, r.geohash, sizeof loc.geohash);
-  loc.received_ms = gw_now_ms();
-  uint8_t buf[MRD_PROTO_MAX_SIZE];
-  size_t len;
-  for (int shard = -1; shard < MRD_SHARD_COUNT; shard++) {
-    bool owner = shard < 0;
-    if (!owner && !(r.halo_mask & (UINT64_C(1) << shard))) continue;
-    loc.halo = !owner;
-    int32_t part = owner ? (int32_t)r.owner : shard;
-    if (mrd_driver_location_encode(&loc, buf, sizeof buf, &len) != 0) {
-      send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the location");
-      return;
-    }
-    int rc = gw_kafka_produce(s, c, "driver-locations", part, c->user, buf, len,
-                              owner && m->has_ref ? m->ref : NULL);
-    if (rc) {
-      if (owner) {
-        send_code(s, c, m, rc == GW_UNAVAILABLE ? GW_UNAVAILABLE : GW_INTERNAL, NULL,
-                  rc == GW_UNAVAILABLE ? "the gateway is overloaded; try again" : "could not queue the location");
-        return;
+/* Carry out plan p for c, in order: replies into c's send queue, records to Kafka (a refused
+ * write answered as the record says), the plan's notes into the metrics. */
+static void run_plan(gw_server *s, gw_conn *c, const gw_plan *p) {
+  if (p->notes & GW_NOTE_RATE_LIMITED) mrd_counter_inc(s->m.rate_limited[c->role]);
+  if (p->notes & GW_NOTE_REQUEST_RESEND) mrd_counter_inc(s->m.request_resends);
+  if (p->notes & GW_NOTE_REQUEST_CONFLICT) mrd_counter_inc(s->m.request_conflicts);
+  if (p->notes & GW_NOTE_UNROUTED) mrd_counter_inc(s->m.unrouted);
+  const gw_request_key key = {p->request_id, p->rider, p->request_value};
+  for (size_t i = 0; i < p->n; i++) {
+    const gw_action *a = &p->act[i];
+    switch (a->kind) {
+    case GW_ACT_ERROR: gw_send_error(s, c, &a->u.error); break;
+    case GW_ACT_TEXT: gw_send(s, c, p->text + a->u.text.off, a->u.text.len, a->u.text.droppable); break;
+    case GW_ACT_FORGET: gw_request_forget(s, &key); break;
+    case GW_ACT_PRODUCE: {
+      const gw_record *r = &a->u.record;
+      int rc = gw_kafka_produce(s, c, r->topic, r->partition, r->key, r->payload, r->len,
+                                r->acked ? p->msg->ref : NULL, r->forget ? &key : NULL);
+      if (rc == 0) break;
+      if (r->forget) gw_request_forget(s, &key); /* it never reaches Kafka */
+      if (r->on_fail == GW_FAIL_COUNT) {
+        mrd_counter_inc(s->m.kafka_failed); /* a lost halo copy: the next ping brings another */
+        break;
       }
-      mrd_counter_inc(s->m.kafka_failed); /* a lost halo copy: the next ping brings another */
+      gw_error e;
+      gw_plan_write_failed(p, r, rc, &e);
+      gw_send_error(s, c, &e);
+      if (r->on_fail == GW_FAIL_REPLY_STOP) return;
+      break;
+    }
     }
   }
 }
 
-static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
-  mrd_command cmd;
-  memset(&cmd, 0, sizeof cmd);
-  switch (m->type) {
-  case GW_MSG_LOCATION: handle_location(s, c, m); return;
-  case GW_MSG_STATUS: {
-    /* every shard of the map: whichever holds the driver (owner or halo) learns it */
-    uint64_t all = gw_shardmap_prefix_shards(s->map, "");
-    cmd.kind = MRD_CMD_STATUS;
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    cmd.status = m->status;
-    bool first = true;
-    for (uint32_t k = 0; k < MRD_SHARD_COUNT; k++) {
-      if (!(all & (UINT64_C(1) << k))) continue;
-      cmd.shard = k;
-      produce_command(s, c, m, &cmd, c->user, first); /* one ack, for the first shard */
-      first = false;
-    }
-    return;
-  }
-  case GW_MSG_ACCEPT:
-  case GW_MSG_DECLINE:
-    if (refuse_unrouted(s, c, m)) return;
-    cmd.kind = m->type == GW_MSG_ACCEPT ? MRD_CMD_ACCEPT : MRD_CMD_DECLINE;
-    cmd.shard = m->shard;
-    memcpy(cmd.offer_id, m->id, sizeof cmd.offer_id);
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  case GW_MSG_ARRIVED:
-  case GW_MSG_START:
-  case GW_MSG_COMPLETE:
-    if (refuse_unrouted(s, c, m)) return;
-    cmd.kind = m->type == GW_MSG_ARRIVED ? MRD_CMD_ARRIVED
-               : m->type == GW_MSG_START ? MRD_CMD_START
-                                         : MRD_CMD_COMPLETE;
-    cmd.shard = m->shard;
-    memcpy(cmd.trip_id, m->id, sizeof cmd.trip_id);
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  case GW_MSG_REQUEST: {
-    int rc = gw_request_window(s, c->user, gw_now_ms());
-    if (rc == GW_RATE_LIMITED) {
-      mrd_counter_inc(s->m.rate_limited[c->role]);
-      send_code(s, c, m, GW_RATE_LIMITED, NULL, "too many ride requests; wait a minute");
-      return;
-    }
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
-      return;
-    }
-    gw_route r;
-    if (gw_shardmap_route(s->map, m->pickup, 0, &r) != 0) {
-      send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
-      return;
-    }
-    /* one (rider, request_id) is one trip, whichever shard the pickup of a resend is on
-     * and however long ago dispatch forgot the trip (docs/protocol.md, "request_id") */
-    gw_req_seen seen = GW_REQ_NEW;
-    uint32_t shard = r.owner;
-    char value[GW_REQ_VALUE_MAX];
-    rc = gw_request_record(s, m->id, c->user, r.owner, m->pickup, m->dropoff, &seen, &shard,
-                           value, sizeof value);
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
-      return;
-    }
-    if (seen == GW_REQ_CONFLICT) {
-      mrd_counter_inc(s->m.request_conflicts);
-      send_code(s, c, m, GW_INVALID_STATE, "request_id",
-                "request_id: already used for a ride with another pickup or dropoff; send a "
-                "new request_id");
-      return;
-    }
-    cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = shard;
-    cmd.resend = seen == GW_REQ_RESEND;
-    if (cmd.resend) mrd_counter_inc(s->m.request_resends);
-    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
-    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
-    cmd.pickup = m->pickup;
-    cmd.dropoff = m->dropoff;
-    uint8_t rnd[24];
-    gw_random_bytes(s, rnd, sizeof rnd);
-    mrd_traceparent_root(rnd, &cmd.trace.tp); /* every request is traced (docs/architecture.md) */
-    cmd.trace.present = true;
-    cmd.trace.stamp_us[MRD_STAMP_GATEWAY_RECEIVED] = s->rx_us;
-    if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
-      s->undo_request_id = m->id;
-      s->undo_rider = c->user;
-      s->undo_value = value;
-    }
-    rc = produce_command(s, c, m, &cmd, m->id, true);
-    s->undo_request_id = s->undo_rider = s->undo_value = NULL;
-    if (rc && !cmd.resend) gw_request_forget(s, m->id, c->user, value);
-    return;
-  }
-  case GW_MSG_CANCEL: {
-    uint32_t shard = 0;
-    int rc = gw_request_lookup(s, m->id, c->user, &shard);
-    if (rc == GW_FORBIDDEN) {
-      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: not a request of yours");
-      return;
-    }
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "cancel is unavailable; try again");
-      return;
-    }
-    cmd.kind = MRD_CMD_CANCEL;
-    cmd.shard = shard;
-    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
-    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  }
-  case GW_MSG_NEARBY: {
-    mrd_latlon pts[100];
-    size_t n = 0;
-    size_t cap = (size_t)s->cfg->nearby_max;
-    if (gw_nearby(s, m->pos, m->radius_m, pts, cap < 100 ? cap : 100, &n) != 0) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "nearby is unavailable; try again");
-      return;
-    }
-    char buf[4096];
-    int len = gw_format_nearby(pts, n, m->has_ref ? m->ref : NULL, buf, sizeof buf);
-    if (len > 0) gw_send(s, c, buf, (size_t)len, true);
-    return;
-  }
-  default: send_code(s, c, m, GW_INTERNAL, NULL, "unhandled message"); return;
-  }
-}
-
-/* A complete message arrived: rate limit, parse, act. Returns -1 to close the connection. */
+/* A complete message arrived: intake (budget, parse), then its plan. Returns -1 to close the
+ * connection. */
 static int on_message(gw_server *s, gw_conn *c) {
   if (c->drain_then_close || c->closing) return 0; /* being closed: take no more work */
-  s->rx_us = gw_now_us();
-  int64_t now = s->rx_us / 1000;
+  int64_t rx_us = gw_now_us();
   gw_msg m;
   gw_error e;
-  int ok = -1;
-  if (c->rx_too_large) {
-    memset(&e, 0, sizeof e);
-    gw_error_set(&e, GW_TOO_LARGE, NULL, "messages are limited to %d bytes", GW_MAX_MESSAGE_BYTES);
-    memset(&m, 0, sizeof m);
-  } else if (c->rx_binary) {
-    memset(&e, 0, sizeof e);
-    gw_error_set(&e, GW_BAD_REQUEST, NULL, "binary messages are not accepted; send JSON text");
-    memset(&m, 0, sizeof m);
-  } else {
-    ok = gw_parse(c->rx, c->rx_len, c->role, s->area, &m, &e);
-  }
-  mrd_counter_inc(s->m.in[ok == 0 ? m.type : GW_MSG_NONE]);
-  /* every message costs a token, valid or not */
-  /* the user's budget: shared by all his connections (budget.h) */
-  gw_bucket *b = (c->role == GW_ROLE_DRIVER && !(ok == 0 && m.type == GW_MSG_LOCATION))
-                     ? &c->budget->control
-                     : &c->budget->msgs;
-  if (!gw_bucket_take(b, now)) {
-    mrd_counter_inc(s->m.rate_limited[c->role]);
-    if (gw_flood_hit(&c->budget->flood, now) == GW_FLOOD_CLOSE) {
-      mrd_counter_inc(s->m.closed_flood);
-      mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
-      /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
-      close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
-      return 0;
-    }
-    gw_error r;
-    memset(&r, 0, sizeof r);
-    gw_error_set(&r, GW_RATE_LIMITED, NULL, "over the rate limit; slow down");
-    r.has_ref = (ok == 0) ? m.has_ref : e.has_ref;
-    memcpy(r.ref, ok == 0 ? m.ref : e.ref, sizeof r.ref);
-    gw_send_error(s, c, &r);
+  gw_intake in = gw_intake_frame(c->rx, c->rx_len, c->rx_too_large, c->rx_binary, c->role,
+                                 s->area, c->budget, rx_us / 1000, &m, &e);
+  mrd_counter_inc(s->m.in[in.counted]);
+  if (in.rate_limited) mrd_counter_inc(s->m.rate_limited[c->role]);
+  if (in.verdict == GW_INTAKE_FLOOD) {
+    mrd_counter_inc(s->m.closed_flood);
+    mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+    /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
+    close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
     return 0;
   }
-  if (ok != 0) {
+  if (in.verdict == GW_INTAKE_REFUSE) {
     gw_send_error(s, c, &e);
     return 0;
   }
-  if (!s->map) {
-    send_code(s, c, &m, GW_UNAVAILABLE, NULL, "no shard map yet; try again");
-    return 0;
-  }
-  handle_message(s, c, &m);
+  gw_handle_config hc = {s->cfg->halo_m, s->cfg->nearby_max};
+  gw_ports ports = gw_store_ports(s);
+  gw_handle(&m, c->role, c->user, s->map, &hc, &ports, rx_us, s->plan);
+  run_plan(s, c, s->plan);
   return 0;
 }
 
@@ -914,13 +694,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     mrd_gauge_add(s->m.conns[c->role], 1);
     /* a client that comes back during a trip learns its state at once */
     mrd_dispatch_event ev;
-    if (gw_trip_snapshot(s, c->role, c->user, &ev) == 1) {
+    bool found = false;
+    if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) == 0 && found) {
       char buf[2048];
-      int n = gw_format_event(&ev, c->role, buf, sizeof buf);
-      const char *rid, *did;
-      gw_event_targets(&ev, &rid, &did);
-      const char *mine = c->role == GW_ROLE_DRIVER ? did : rid;
-      if (n > 0 && mine && strcmp(mine, c->user) == 0) gw_send(s, c, buf, (size_t)n, false);
+      int n = gw_format_snapshot(&ev, c->role, c->user, buf, sizeof buf);
+      if (n > 0) gw_send(s, c, buf, (size_t)n, false);
     }
     break;
   }
@@ -1137,6 +915,11 @@ int gw_ws_start(gw_server *s) {
     info.options |= LWS_SERVER_OPTION_LIBEV;
   }
   s->health = (mrd_health){ready, s, s->m.reg};
+  s->plan = gw_plan_new();
+  if (!s->plan) {
+    mrd_log_error("ws_start", "err=%s", "no memory for the message plan");
+    return -1;
+  }
   if (gw_ops_io_start(s) != 0) {
     mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
     return -1;
@@ -1218,6 +1001,8 @@ void gw_ws_stop(gw_server *s) {
   if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
   s->ctx = NULL;
   gw_ops_io_stop(s);
+  gw_plan_free(s->plan);
+  s->plan = NULL;
   if (s->loop) ev_loop_destroy(s->loop);
   s->loop = NULL;
 }
