@@ -87,10 +87,20 @@ typedef struct gw_out {
   mrd_trace *trace; /* owned, or NULL: a request's trace, finished when this is written */
 } gw_out;
 
-/* Per-connection state (lws per-session data of the one protocol: HTTP and WebSocket). */
+/* One HTTP connection (lws per-session data of the "http" protocol, http_server.c). */
+typedef struct gw_http_conn {
+  char *body;       /* the answer being written (heap), NULL when none */
+  size_t len;
+  uint64_t rx_base; /* socket bytes received before this request (keep-alive) */
+} gw_http_conn;
+
+/* One WebSocket connection (lws per-session data of the "meridian" protocol, ws_server.c):
+ * made when the upgrade is filtered, where its token is verified, once. */
 typedef struct gw_conn {
   struct lws *wsi;
-  bool ws;                      /* an authenticated WebSocket (else plain HTTP) */
+  bool authenticated;           /* the upgrade's token was verified (role, user, exp_s set) */
+  bool is_ops;                  /* an ops stream connection (/v1/ops) */
+  bool ws;                      /* an established WebSocket */
   gw_role role;
   char user[MRD_ID_MAX + 1];    /* the token's sub */
   gw_conn_ref *ref;
@@ -120,10 +130,6 @@ typedef struct gw_conn {
   struct gw_ops_view *ops_view;
   gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
   gw_flood ops_flood;
-  /* HTTP answer */
-  char *http_body;
-  size_t http_len;
-  uint64_t http_rx_base; /* socket bytes received before this request (keep-alive) */
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
@@ -260,6 +266,31 @@ gw_ports gw_store_ports(gw_server *s);
  * lately): 0 with *found and *ev, or a negative MRD_E*. */
 int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev,
                      bool *found);
+
+/* HTTP side (http_server.c) ------------------------------------------------------------ */
+
+/* The HTTP protocol callback: /healthz /readyz /metrics, /v1/ops/roads, keep-alive, the 431
+ * check, connections dropped before a whole request. user: a gw_http_conn, or NULL. */
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+/* /readyz (mrd_health's callback, ud = the gw_server): Kafka assigned, a shard map loaded,
+ * Redis answering, not stopping. 0 ready, 1 not (with the reasons in reason). */
+int gw_ready(void *ud, char *reason, size_t cap);
+/* Write a whole raw HTTP/1.1 answer of status (401 403 404 429 503 431) before the upgrade;
+ * the caller then closes. */
+void gw_refuse_http(struct lws *wsi, int status);
+/* Count a refusal in /metrics and log it, at most MERIDIAN_GW_LOG_RATE lines a second. */
+void gw_log_refusal(gw_server *s, struct lws *wsi, int status, const char *why);
+/* The bytes the kernel received and sent on wsi's socket (TCP_INFO); false when it cannot say. */
+bool gw_socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent);
+/* lws's own header buffer: far above MERIDIAN_GW_MAX_HEADER_BYTES, so that the 431 check
+ * runs once lws has the whole head (lws drops a request beyond it without an answer). */
+#define GW_LWS_HEADER_BUFFER (256 * 1024)
+/* Answer 431 (and log) when the request's head, the bytes received since rx_base, passes
+ * MERIDIAN_GW_MAX_HEADER_BYTES. True when refused: the callback returns -1. */
+bool gw_refuse_large_headers(gw_server *s, struct lws *wsi, uint64_t rx_base);
+/* A connection lws closed before a whole request arrived: counted and logged (rate-limited). */
+void gw_note_header_error(gw_server *s, struct lws *wsi);
 
 /* WebSocket side (ws_server.c) ---------------------------------------------------------- */
 

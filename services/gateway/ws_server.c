@@ -1,17 +1,22 @@
 /*
- * ws_server.c: the libwebsockets side of the gateway: one protocol callback that serves
- * HTTP (/healthz, /readyz, /metrics) and the WebSocket endpoints /v1/driver and /v1/rider.
+ * ws_server.c: the gateway's WebSocket side on libwebsockets: the lws context and its event
+ * loop (libev's epoll, or lws's poll), the WebSocket protocol callback of /v1/driver,
+ * /v1/rider and /v1/ops, the Kafka wake-up and the timers. HTTP is http_server.c's callback;
+ * what a client message means is handle.c's (pure): this file moves bytes and carries plans
+ * out.
  *
  * Admission and authentication happen before the upgrade
  * (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION): 503 at the connection cap, 429 for an address
  * opening connections too fast, 401 for a missing, bad or too long-lived token, 403 for the
- * wrong role. A user has one live connection per role: the newest wins, the older gets a
- * close frame 4002. A connection is closed with 4001 when its token expires. The rate
- * limits are per user (budget.h), bytes of every frame (pings included) count. Messages are accumulated over
- * fragments (4 KiB at most), rate-limited, parsed by gateway.c and routed to Kafka; each
- * connection has a bounded send queue where nearby answers are dropped first and trip
- * events never; a client whose queue stays full is closed. Connections are found by
- * (role, user) in a hash table for event delivery. Not thread-safe: the lws loop only.
+ * wrong role. The token is verified there, once per connection: its role, sub and expiry
+ * stay in the connection. A user has one live connection per role: the newest wins, the
+ * older gets a close frame 4002. A connection is closed with 4001 when its token expires.
+ * The rate limits are per user (budget.h), bytes of every frame (pings included) count.
+ * Messages are accumulated over fragments (4 KiB at most), taken in and planned by handle.c
+ * and the plan carried out (run_plan); each connection has a bounded send queue where nearby
+ * answers are dropped first and trip events never; a client whose queue stays full is
+ * closed. Connections are found by (role, user) in a hash table for event delivery. Not
+ * thread-safe: the lws loop only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
@@ -336,51 +341,6 @@ void gw_limits_stop(gw_server *s) {
   s->iprate = NULL;
 }
 
-static int refused_index(int status) {
-  switch (status) {
-  case 401: return 0;
-  case 403: return 1;
-  case 404: return 2;
-  case 429: return 3;
-  case 503: return 4;
-  default: return 5; /* 431, 400 */
-  }
-}
-
-/* One line per refusal, at most MERIDIAN_GW_LOG_RATE a second; the next line written says
- * how many were held back. Every refusal is counted in /metrics either way. */
-static void log_refusal(gw_server *s, struct lws *wsi, int status, const char *why) {
-  mrd_counter_inc(s->m.refused[refused_index(status)]);
-  uint64_t held = 0;
-  if (!mrd_log_gate_pass(&s->refusal_log, gw_now_ms(), &held)) return;
-  char ip[64] = "?";
-  if (wsi) lws_get_peer_simple(wsi, ip, sizeof ip);
-  mrd_log_warn("upgrade_refused", "status=%d ip=%s why=\"%s\" suppressed=%llu", status, ip, why,
-               (unsigned long long)held);
-}
-
-/* Write a whole HTTP/1.1 answer on wsi (before the upgrade) and let the caller close. Written
- * raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict clients
- * (Python websockets) refuse. */
-static void refuse_http(struct lws *wsi, int status) {
-  const char *line, *body, *extra = "";
-  switch (status) {
-  case 401: line = "Unauthorized"; body = "invalid or missing token\n"; extra = "www-authenticate: Bearer\r\n"; break;
-  case 403: line = "Forbidden"; body = "the token's role does not match the endpoint\n"; break;
-  case 429: line = "Too Many Requests"; body = "too many new connections from this address; retry later\n"; extra = "retry-after: 1\r\n"; break;
-  case 503: line = "Service Unavailable"; body = "the gateway holds all the connections it may; retry later\n"; extra = "retry-after: 5\r\n"; break;
-  case 431: line = "Request Header Fields Too Large"; body = "request header fields too large\n"; break;
-  default: line = "Not Found"; body = "not found\n"; break;
-  }
-  unsigned char buf[LWS_PRE + 512];
-  int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-                   "HTTP/1.1 %d %s\r\n%scontent-type: text/plain\r\ncontent-length: %zu\r\n"
-                   "connection: close\r\n\r\n%s",
-                   status, line, extra, strlen(body), body);
-  if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
-    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
-}
-
 /* Send what is queued for c, then a close frame code/reason (a literal, < 124 bytes), then
  * wait for the client's close (5 s at most); c takes no more work meanwhile. */
 static void close_with(gw_conn *c, uint16_t code, const char *reason) {
@@ -406,28 +366,13 @@ static void replace_older(gw_server *s, gw_conn *c) {
   }
 }
 
-/* The bytes the kernel received on c's socket so far (frames of every kind and the
- * handshake); false when the socket cannot say. */
-static bool socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent) {
-  int fd = lws_get_socket_fd(wsi);
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  memset(&ti, 0, sizeof ti);
-  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
-  if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-    return false;
-  *received = ti.tcpi_bytes_received;
-  *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent ? ti.tcpi_bytes_sent : 0;
-  return true;
-}
-
 /* Charge what c's socket received since the last charge to the user's byte budget, and
  * pause, resume or close the user's connection accordingly. lws answers pings itself and
  * never shows them to the gateway: the kernel's count of received bytes sees them. */
 static void rx_charge(gw_server *s, gw_conn *c, int64_t now) {
   if (!c->ws || !c->budget || c->drain_then_close || c->closing) return;
   uint64_t got = 0, sent = 0;
-  if (!socket_bytes(c->wsi, &got, &sent)) return;
+  if (!gw_socket_bytes(c->wsi, &got, &sent)) return;
   uint64_t delta = got > c->rx_bytes_seen ? got - c->rx_bytes_seen : 0;
   c->rx_bytes_seen = got;
   c->rx_checked_ms = now;
@@ -469,34 +414,6 @@ static void limits_housekeeping(gw_server *s, int64_t now_ms) {
   gw_budgets_sweep(s->budgets, now_ms);
   gw_iprate_sweep(s->iprate, now_ms);
   mrd_gauge_set(s->m.budgets, (double)gw_budgets_count(s->budgets));
-}
-
-/* Request headers above MERIDIAN_GW_MAX_HEADER_BYTES are answered 431. lws itself closes a
- * connection whose headers overflow its buffer without a word (and has shut the socket
- * down before any callback could answer), so its buffer is GW_LWS_HEADER_BUFFER, far above
- * the limit, and the limit is checked here once lws has the whole head: the bytes the
- * socket received for this request (since the previous request of a keep-alive
- * connection, from rx_base). True when the request was refused (return -1 then). */
-#define GW_LWS_HEADER_BUFFER (256 * 1024)
-static bool refuse_large_headers(gw_server *s, struct lws *wsi, uint64_t rx_base) {
-  uint64_t got = 0, sent = 0;
-  if (!socket_bytes(wsi, &got, &sent) || got < rx_base ||
-      got - rx_base <= (uint64_t)s->cfg->max_header_bytes)
-    return false;
-  refuse_http(wsi, 431);
-  log_refusal(s, wsi, 431, "request headers too large");
-  return true;
-}
-
-/* A connection lws closed before a whole request arrived (headers beyond even its buffer,
- * or not HTTP): nothing can be answered any more (lws shut the socket down), but it is
- * counted and logged at the bounded rate. */
-static void note_header_error(gw_server *s, struct lws *wsi) {
-  uint64_t got = 0, sent = 0;
-  if (!socket_bytes(wsi, &got, &sent) || got == 0 || sent != 0) return;
-  log_refusal(s, wsi, got >= GW_LWS_HEADER_BUFFER ? 431 : 400,
-              got >= GW_LWS_HEADER_BUFFER ? "request headers beyond the buffer: dropped"
-                                          : "incomplete or malformed request: dropped");
 }
 
 /* ---- messages: the plan of handle.c, carried out ------------------------------------- */
@@ -564,117 +481,75 @@ static int on_message(gw_server *s, gw_conn *c) {
   return 0;
 }
 
-/* ---- HTTP ---------------------------------------------------------------------------- */
+/* ---- the WebSocket protocol callback ---------------------------------------------------- */
 
-static int http_reply(struct lws *wsi, gw_conn *c, unsigned status, const char *type,
-                      char *body /* heap, taken */, size_t len) {
-  unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-  c->http_body = body;
-  c->http_len = len;
-  if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
-      lws_finalize_write_http_header(wsi, start, &p, end))
-    return 1;
-  lws_callback_on_writable(wsi);
+/* The upgrade of a WebSocket (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION): the head's size,
+ * admission (it costs no HMAC), shutting down, then the token, verified here and only here:
+ * its role, sub and expiry stay in c for the connection's life. 0 admits, -1 refuses (the
+ * raw HTTP answer written). */
+static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
+  if (gw_refuse_large_headers(s, wsi, 0)) return -1;
+  char ip[GW_IP_MAX + 1] = "";
+  lws_get_peer_simple(wsi, ip, sizeof ip);
+  gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
+  if (av != GW_ADMIT_OK) {
+    gw_refuse_http(wsi, (int)av);
+    gw_log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
+    return -1;
+  }
+  if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
+    gw_refuse_http(wsi, 503);
+    gw_log_refusal(s, wsi, 503, "shutting down");
+    return -1;
+  }
+  if (!c) { /* lws gives every upgrade the protocol's session data: cannot happen */
+    gw_refuse_http(wsi, 503);
+    gw_log_refusal(s, wsi, 503, "no session data for the connection");
+    return -1;
+  }
+  memset(c, 0, sizeof *c);
+  c->wsi = wsi;
+  c->is_ops = gw_ops_io_is_ops(wsi);
+  const char *why = NULL;
+  int status = c->is_ops ? gw_ops_io_filter(s, wsi, c->user)
+                         : authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why);
+  if (status) {
+    gw_refuse_http(wsi, status);
+    gw_log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
+    return -1;
+  }
+  c->authenticated = true;
   return 0;
 }
 
-/* /readyz: Kafka assigned, a shard map loaded, Redis answering, not stopping. */
-static int ready(void *ud, char *reason, size_t cap) {
-  gw_server *s = ud;
-  bool redis = mrd_redis_ping(s->redis) == 0;
-  if (s->kafka_ready && s->map && redis && !s->stopping) return 0;
-  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "", s->kafka_ready ? "" : "kafka: down; ",
-           s->map ? "" : "no shard map; ", redis ? "" : "redis: down; ");
-  return 1;
-}
-
-/* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
-static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
-  unsigned ops_status;
-  const char *ops_type;
-  char *ops_body;
-  size_t ops_len;
-  int ops = gw_ops_io_http(s, path, &ops_status, &ops_type, &ops_body, &ops_len);
-  if (ops < 0) return 1;
-  if (ops > 0) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
-  mrd_http_response r;
-  if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
-  return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
-}
-
-/* ---- the protocol callback ------------------------------------------------------------ */
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len) {
+/* The WebSocket protocol ("meridian", the vhost's default, so that upgrades without a
+ * subprotocol land here): the upgrade, the established connection, frames in, queued
+ * messages out, close. Until lws routes a connection's first request it gives it to the
+ * default protocol too: the HTTP-phase reasons that can arrive then are answered as the HTTP
+ * callback answers them (http_server.c), with no HTTP session yet. */
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
   gw_server *s = lws_context_user(lws_get_context(wsi));
   gw_conn *c = user;
   switch (reason) {
-  case LWS_CALLBACK_HTTP:
-    return on_http(s, wsi, c, (const char *)in);
-  case LWS_CALLBACK_HTTP_WRITEABLE: {
-    if (!c || !c->http_body) break;
-    unsigned char *buf = malloc(LWS_PRE + c->http_len + 1);
-    if (!buf) return -1;
-    memcpy(buf + LWS_PRE, c->http_body, c->http_len);
-    int n = lws_write(wsi, buf + LWS_PRE, c->http_len, LWS_WRITE_HTTP_FINAL);
-    free(buf);
-    free(c->http_body);
-    c->http_body = NULL;
-    if (n < 0) return -1;
-    uint64_t sent = 0;
-    socket_bytes(wsi, &c->http_rx_base, &sent); /* the next request's head starts here */
-    if (lws_http_transaction_completed(wsi)) return -1;
-    return 0;
-  }
-  case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a file of the /ops mount went out: keep-alive */
-    if (lws_http_transaction_completed(wsi)) return -1;
-    break;
-  case LWS_CALLBACK_CLOSED_HTTP:
-    if (c) {
-      free(c->http_body);
-      c->http_body = NULL;
-    } else {
-      note_header_error(s, wsi);
-    }
-    break;
   case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
-    return refuse_large_headers(s, wsi, c ? c->http_rx_base : 0) ? -1 : 0;
-  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-    if (refuse_large_headers(s, wsi, 0)) return -1;
-    /* admission first: it costs no HMAC */
-    char ip[GW_IP_MAX + 1] = "";
-    lws_get_peer_simple(wsi, ip, sizeof ip);
-    gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
-    if (av != GW_ADMIT_OK) {
-      refuse_http(wsi, (int)av);
-      log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
-      return -1;
-    }
-    gw_role role;
-    char sub[MRD_ID_MAX + 1];
-    if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
-      refuse_http(wsi, 503);
-      log_refusal(s, wsi, 503, "shutting down");
-      return -1;
-    }
-    int64_t exp_s = 0;
-    const char *why = NULL;
-    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL)
-                                       : authenticate(s, wsi, &role, sub, &exp_s, &why);
-    if (status) {
-      refuse_http(wsi, status);
-      log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
-      return -1;
-    }
-    return 0;
-  }
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+    return gw_http_callback(wsi, reason, NULL, in, len);
+  case LWS_CALLBACK_HTTP:
+    /* a first request of the /ops mount that lws has no file for: not found, and close
+     * (the HTTP callback's own 404 needs its session data, which lws did not make) */
+    gw_refuse_http(wsi, 404);
+    return -1;
+  case LWS_CALLBACK_CLOSED_HTTP:
+    /* no session data: closed before a whole request (else a refused upgrade, answered) */
+    if (!c) gw_note_header_error(s, wsi);
+    break;
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    return filter_upgrade(s, wsi, c);
   case LWS_CALLBACK_ESTABLISHED: {
-    memset(c, 0, sizeof *c);
+    if (!c || !c->authenticated) return -1; /* every upgrade is filtered first */
     c->wsi = wsi;
-    if (gw_ops_io_is_ops(wsi))
-      return gw_ops_io_filter(s, wsi, c->user) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
-    const char *why = NULL;
-    if (authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why) != 0) return -1;
+    if (c->is_ops) return gw_ops_io_open(s, c) == 0 ? 0 : -1;
     c->ref = calloc(1, sizeof *c->ref);
     c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
     if (!c->ref || !c->q) return -1;
@@ -685,7 +560,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     c->budget = gw_budgets_acquire(s->budgets, c->role, c->user, now);
     if (!c->budget) return -1;
     uint64_t sent = 0;
-    socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
+    gw_socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
     c->rx_checked_ms = now;
     s->open_ws++;
     replace_older(s, c);
@@ -878,14 +753,22 @@ static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   return 0;
 }
 
+/* "http" is protocols[0], which lws binds a request no mount serves to; "meridian" is the
+ * vhost's default (pvo "default"), which an upgrade without Sec-WebSocket-Protocol binds to:
+ * the apps send none. */
 static const struct lws_protocols protocols[] = {
-    {"meridian", callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
+    {"http", gw_http_callback, sizeof(gw_http_conn), 0, 0, NULL, 0},
+    {"meridian", ws_callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
     {"gw-kafka-wake", wake_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo_meridian = {NULL, &pvo_default, "meridian", ""};
 
 int gw_ws_start(gw_server *s) {
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
+  info.pvo = &pvo_meridian;
   info.port = s->cfg->port;
   info.iface = s->cfg->host;
   info.protocols = protocols;
@@ -914,7 +797,7 @@ int gw_ws_start(gw_server *s) {
     info.foreign_loops = foreign;
     info.options |= LWS_SERVER_OPTION_LIBEV;
   }
-  s->health = (mrd_health){ready, s, s->m.reg};
+  s->health = (mrd_health){gw_ready, s, s->m.reg};
   s->plan = gw_plan_new();
   if (!s->plan) {
     mrd_log_error("ws_start", "err=%s", "no memory for the message plan");
