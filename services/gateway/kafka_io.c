@@ -13,6 +13,7 @@
  * and the stream goes on: the gateway commits no offsets (it reads from the end).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,35 +95,42 @@ int gw_kafka_start(gw_server *s) {
    * is the point here (bench/README.md, gateway_bench). */
   static const char *const extra[] = {"socket.nagle.disable", "true", NULL};
   po.extra = extra;
-  if (mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err)) {
+  int rc = mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err);
+  if (rc) {
     mrd_log_error("kafka_producer", "err=%s", err);
-    return -1;
+    return rc;
   }
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
   co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
-  if (mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err)) {
+  rc = mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err);
+  if (rc) {
     mrd_log_error("kafka_consumer", "err=%s", err);
-    return -1;
+    return rc;
   }
   int32_t parts = 0;
-  if (mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts)) {
+  rc = mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts);
+  if (rc) {
     mrd_log_error("kafka_metadata", "topic=%s err=%s", EVENTS_TOPIC, mrd_kafka_consumer_errstr(s->consumer));
-    return -1;
+    return rc;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
-  if (!tps) return -1;
+  if (!tps) {
+    mrd_log_error("kafka_assign", "err=%s", mrd_strerror(MRD_ENOMEM));
+    return MRD_ENOMEM;
+  }
   for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){EVENTS_TOPIC, i, MRD_KAFKA_OFFSET_END};
-  int rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
+  rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
     mrd_log_error("kafka_assign", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
-    return -1;
+    return rc;
   }
   if (pipe(s->wake_fd) != 0 || fcntl(s->wake_fd[0], F_SETFL, O_NONBLOCK) != 0 ||
       fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
       fcntl(s->wake_fd[1], F_SETFD, FD_CLOEXEC) != 0) {
-    mrd_log_error("kafka_wake_pipe", "err=%s", "pipe failed");
-    return -1;
+    rc = mrd_err_from_errno(errno); /* converted at the failing call */
+    mrd_log_error("kafka_wake_pipe", "err=\"pipe failed: %s\"", strerror(errno));
+    return rc;
   }
   mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
   mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);

@@ -200,7 +200,7 @@ typedef struct gw_server {
 
 /* Create the producer and the consumer of every partition of dispatch-events from the
  * end, and the wake pipe (s->wake_fd) librdkafka writes to when either has work. Returns
- * 0, or -1 with a log line. */
+ * 0, or a negative MRD_E* with a log line. */
 int gw_kafka_start(gw_server *s);
 /* Serve delivery reports and dispatch-events without blocking (on a wake-up of the pipe,
  * and from a slow fallback timer). Returns true when events are left (the bound per call
@@ -229,7 +229,9 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
 
 /* Stores (store_io.c): Redis and PostgreSQL ------------------------------------------ */
 
-/* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0 or -1. */
+/* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0, or a
+ * negative MRD_E* (logged): PostgreSQL's, MRD_ENOTFOUND (no rows), MRD_EPARSE (a bad row),
+ * MRD_EINVAL (rows that do not tile the world), MRD_ENOMEM. */
 int gw_shardmap_load(gw_server *s);
 /* LISTEN shard_map on the PostgreSQL handle (again after each reconnect). Returns 0 or
  * an MRD_E* (logged; the periodic read still works). */
@@ -294,15 +296,16 @@ void gw_note_header_error(gw_server *s, struct lws *wsi);
 
 /* WebSocket side (ws_server.c) ---------------------------------------------------------- */
 
-/* Create the lws context and listen. Returns 0 or -1. */
+/* Create the lws context and listen. Returns 0, or a negative MRD_E* with a log line
+ * (MRD_ENOMEM; MRD_EIO: lws could not make its context, listen or adopt the wake pipe). */
 int gw_ws_start(gw_server *s);
 
 /* One turn of the event loop (blocks until something happens or a timer is due): libev's
- * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
+ * ev_run(EVRUN_ONCE) or lws_service(). Returns 0, or MRD_EIO when the loop cannot continue. */
 int gw_ws_run_once(gw_server *s);
 
 /* The per-user budgets, per-address rates and refusal log gate (before gw_ws_start).
- * Returns 0 or -1 (out of memory). */
+ * Returns 0 or MRD_ENOMEM. */
 int gw_limits_start(gw_server *s);
 /* Free what gw_limits_start made (after gw_ws_stop). */
 void gw_limits_stop(gw_server *s);

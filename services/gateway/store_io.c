@@ -28,18 +28,19 @@ int gw_shardmap_load(gw_server *s) {
                        0, NULL);
   if (rc) {
     mrd_log_error("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
-    return -1;
+    return rc;
   }
   int n = PQntuples(res);
   if (n < 1) {
     PQclear(res);
     mrd_log_error("shardmap_load", "err=%s", "shard_map is empty");
-    return -1;
+    return MRD_ENOTFOUND;
   }
   gw_shard_range *r = calloc((size_t)n, sizeof *r);
   if (!r) {
     PQclear(res);
-    return -1;
+    mrd_log_error("shardmap_load", "err=%s", mrd_strerror(MRD_ENOMEM));
+    return MRD_ENOMEM;
   }
   uint64_t epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   char err[200];
@@ -49,7 +50,7 @@ int gw_shardmap_load(gw_server *s) {
       PQclear(res);
       free(r);
       mrd_log_error("shardmap_load", "epoch=%llu row=%d err=%s", (unsigned long long)epoch, i, err);
-      return -1;
+      return MRD_EPARSE;
     }
   }
   PQclear(res);
@@ -57,7 +58,7 @@ int gw_shardmap_load(gw_server *s) {
   free(r);
   if (!m) {
     mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)epoch, err);
-    return -1;
+    return MRD_EINVAL; /* rows that do not tile the world (or no memory: said in err) */
   }
   gw_shardmap_free(s->map);
   s->map = m;
@@ -66,11 +67,12 @@ int gw_shardmap_load(gw_server *s) {
   return 0;
 }
 
-/* The newest epoch in shard_map: 0 and *epoch, or -1 (logged once per outage). */
+/* The newest epoch in shard_map: 0 and *epoch, or mrd_pg_exec's MRD_E* (logged by
+ * mrd_pg once per outage). */
 static int read_max_epoch(gw_server *s, uint64_t *epoch) {
   PGresult *res = NULL;
-  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0)
-    return -1;
+  int rc = mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL);
+  if (rc != 0) return rc;
   *epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   return 0;

@@ -329,7 +329,7 @@ int gw_limits_start(gw_server *s) {
   mrd_log_gate_init(&s->refusal_log, k->log_rate, k->log_rate < 1 ? 1 : k->log_rate, gw_now_ms());
   if (!s->budgets || !s->iprate) {
     mrd_log_error("limits", "err=%s", "out of memory");
-    return -1;
+    return MRD_ENOMEM;
   }
   return 0;
 }
@@ -522,6 +522,122 @@ static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
   return 0;
 }
 
+/* The upgrade is done (c was filled by filter_upgrade): an ops connection joins the ops
+ * stream; an app's gets its send queue and its user's budget, replaces the user's older
+ * connection, and learns the state of its trip if one is under way. -1 closes. */
+static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
+  if (!c || !c->authenticated) return -1; /* every upgrade is filtered first */
+  c->wsi = wsi;
+  if (c->is_ops) return gw_ops_io_open(s, c) == 0 ? 0 : -1;
+  int64_t now = gw_now_ms();
+  c->ref = calloc(1, sizeof *c->ref);
+  c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
+  c->budget = c->ref && c->q ? gw_budgets_acquire(s->budgets, c->role, c->user, now) : NULL;
+  if (!c->budget) { /* out of memory: nothing of it is kept (c->ws stays false) */
+    free(c->ref);
+    free(c->q);
+    c->ref = NULL;
+    c->q = NULL;
+    return -1;
+  }
+  c->ref->conn = c;
+  c->ref->refs = 1;
+  c->ws = true;
+  uint64_t sent = 0;
+  gw_socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
+  c->rx_checked_ms = now;
+  s->open_ws++;
+  replace_older(s, c);
+  registry_add(s, c);
+  c->in_registry = true;
+  mrd_gauge_add(s->m.conns[c->role], 1);
+  /* a client that comes back during a trip learns its state at once */
+  mrd_dispatch_event ev;
+  bool found = false;
+  if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) == 0 && found) {
+    char buf[2048];
+    int n = gw_format_snapshot(&ev, c->role, c->user, buf, sizeof buf);
+    if (n > 0) gw_send(s, c, buf, (size_t)n, false);
+  }
+  return 0;
+}
+
+/* A fragment of a frame: charge the socket's bytes at most every MERIDIAN_GW_RX_CHECK_MS,
+ * accumulate (4 KiB at most; beyond, the frame is too_large), and hand a whole message to
+ * the ops stream or to on_message. -1 closes. */
+static int on_receive(gw_server *s, gw_conn *c, struct lws *wsi, const void *in, size_t len) {
+  if (!c->ws) return -1;
+  if (lws_is_first_fragment(wsi)) {
+    int64_t now = gw_now_ms();
+    if (now - c->rx_checked_ms >= s->cfg->rx_check_ms) rx_charge(s, c, now);
+    c->rx_len = 0;
+    c->rx_too_large = false;
+    c->rx_binary = lws_frame_is_binary(wsi);
+  }
+  if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
+  else if (!c->rx_too_large) {
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+  }
+  if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+    return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
+  return 0;
+}
+
+/* The socket can take more: a slow consumer is closed 1008; what is queued goes out in one
+ * write; a connection being closed sends its close frame once its queue is empty. -1 closes. */
+static int on_writeable(gw_server *s, gw_conn *c, struct lws *wsi) {
+  if (c->closing) {
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow consumer", 13);
+    return -1;
+  }
+  if (c->q_len == 0) {
+    if (c->drain_then_close && !c->close_sent) {
+      /* Send the close frame and wait for the client's, which lws answers and then
+       * closes. lws_close_reason() + return -1 closes the socket at once: a flooding
+       * client is still sending then, the unread bytes make the kernel reset the
+       * connection and the client loses the warnings and the close frame (seen in 3 of
+       * 8 tries here). A client that never answers is cut after 5 s. */
+      unsigned char frame[LWS_PRE + 125];
+      size_t rn = strnlen(c->close_reason ? c->close_reason : "", 123);
+      frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+      frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+      memcpy(frame + LWS_PRE + 2, c->close_reason ? c->close_reason : "", rn);
+      if (lws_write(wsi, frame + LWS_PRE, 2 + rn, GW_LWS_WRITE_CLOSE) < (int)(2 + rn)) return -1;
+      c->close_sent = true;
+      lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+    }
+    return 0;
+  }
+  if (write_queued(s, c) != 0) return -1;
+  c->blocked_since_ms = 0;
+  if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
+  return 0;
+}
+
+/* The connection is gone: out of the registry (or the ops stream), its budget given back,
+ * its queue freed; Kafka delivery reports still pending find c->ref->conn == NULL. */
+static void on_closed(gw_server *s, gw_conn *c) {
+  if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
+  else if (!c || !c->ws) return;
+  else {
+    if (c->in_registry) registry_remove(s, c);
+    c->in_registry = false;
+    gw_budgets_release(s->budgets, c->budget);
+    c->budget = NULL;
+    s->open_ws--;
+    mrd_gauge_add(s->m.conns[c->role], -1);
+  }
+  if (!c->ws) return;
+  for (int i = 0; i < c->q_len; i++) out_free(&c->q[(c->q_head + i) % s->cfg->sendq]);
+  free(c->q);
+  c->q = NULL;
+  c->ref->conn = NULL;
+  if (--c->ref->refs == 0) free(c->ref);
+  c->ref = NULL;
+  c->ws = false;
+}
+
 /* The WebSocket protocol ("meridian", the vhost's default, so that upgrades without a
  * subprotocol land here): the upgrade, the established connection, frames in, queued
  * messages out, close. Until lws routes a connection's first request it gives it to the
@@ -546,85 +662,9 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     break;
   case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
     return filter_upgrade(s, wsi, c);
-  case LWS_CALLBACK_ESTABLISHED: {
-    if (!c || !c->authenticated) return -1; /* every upgrade is filtered first */
-    c->wsi = wsi;
-    if (c->is_ops) return gw_ops_io_open(s, c) == 0 ? 0 : -1;
-    c->ref = calloc(1, sizeof *c->ref);
-    c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
-    if (!c->ref || !c->q) return -1;
-    c->ref->conn = c;
-    c->ref->refs = 1;
-    c->ws = true;
-    int64_t now = gw_now_ms();
-    c->budget = gw_budgets_acquire(s->budgets, c->role, c->user, now);
-    if (!c->budget) return -1;
-    uint64_t sent = 0;
-    gw_socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
-    c->rx_checked_ms = now;
-    s->open_ws++;
-    replace_older(s, c);
-    registry_add(s, c);
-    c->in_registry = true;
-    mrd_gauge_add(s->m.conns[c->role], 1);
-    /* a client that comes back during a trip learns its state at once */
-    mrd_dispatch_event ev;
-    bool found = false;
-    if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) == 0 && found) {
-      char buf[2048];
-      int n = gw_format_snapshot(&ev, c->role, c->user, buf, sizeof buf);
-      if (n > 0) gw_send(s, c, buf, (size_t)n, false);
-    }
-    break;
-  }
-  case LWS_CALLBACK_RECEIVE: {
-    if (!c->ws) return -1;
-    if (lws_is_first_fragment(wsi)) {
-      int64_t now = gw_now_ms();
-      if (now - c->rx_checked_ms >= s->cfg->rx_check_ms) rx_charge(s, c, now);
-    }
-    if (lws_is_first_fragment(wsi)) {
-      c->rx_len = 0;
-      c->rx_too_large = false;
-      c->rx_binary = lws_frame_is_binary(wsi);
-    }
-    if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
-    else if (!c->rx_too_large) {
-      memcpy(c->rx + c->rx_len, in, len);
-      c->rx_len += len;
-    }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
-      return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
-    break;
-  }
-  case LWS_CALLBACK_SERVER_WRITEABLE: {
-    if (c->closing) {
-      lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow consumer", 13);
-      return -1;
-    }
-    if (c->q_len == 0) {
-      if (c->drain_then_close && !c->close_sent) {
-        /* Send the close frame and wait for the client's, which lws answers and then
-         * closes. lws_close_reason() + return -1 closes the socket at once: a flooding
-         * client is still sending then, the unread bytes make the kernel reset the
-         * connection and the client loses the warnings and the close frame (seen in 3 of
-         * 8 tries here). A client that never answers is cut after 5 s. */
-        unsigned char frame[LWS_PRE + 125];
-        size_t rn = strnlen(c->close_reason ? c->close_reason : "", 123);
-        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-        memcpy(frame + LWS_PRE + 2, c->close_reason ? c->close_reason : "", rn);
-        if (lws_write(wsi, frame + LWS_PRE, 2 + rn, GW_LWS_WRITE_CLOSE) < (int)(2 + rn)) return -1;
-        c->close_sent = true;
-        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
-      }
-      break;
-    }
-    if (write_queued(s, c) != 0) return -1;
-    c->blocked_since_ms = 0;
-    if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
-    break;
-  }
+  case LWS_CALLBACK_ESTABLISHED: return on_established(s, c, wsi);
+  case LWS_CALLBACK_RECEIVE: return on_receive(s, c, wsi, in, len);
+  case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(s, c, wsi);
   case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     /* RFC 6455 7.4: a close frame with a code a peer may not send is a protocol error */
     if (!gw_close_payload_valid(in, len)) {
@@ -633,27 +673,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
       return -1;
     }
     break;
-  case LWS_CALLBACK_CLOSED: {
-    if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
-    else if (!c || !c->ws) break;
-    else {
-      if (c->in_registry) registry_remove(s, c);
-      c->in_registry = false;
-      gw_budgets_release(s->budgets, c->budget);
-      c->budget = NULL;
-      s->open_ws--;
-      mrd_gauge_add(s->m.conns[c->role], -1);
-    }
-    if (!c->ws) break;
-    for (int i = 0; i < c->q_len; i++) out_free(&c->q[(c->q_head + i) % s->cfg->sendq]);
-    free(c->q);
-    c->q = NULL;
-    c->ref->conn = NULL;
-    if (--c->ref->refs == 0) free(c->ref);
-    c->ref = NULL;
-    c->ws = false;
-    break;
-  }
+  case LWS_CALLBACK_CLOSED: on_closed(s, c); break;
   default: break;
   }
   return 0;
@@ -788,7 +808,7 @@ int gw_ws_start(gw_server *s) {
     s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!s->loop) {
       mrd_log_error("event_loop", "err=%s", "libev could not create an epoll loop");
-      return -1;
+      return MRD_EIO;
     }
     /* lws 4.1.6's libev glue logs every watcher change at NOTICE (elops_io_ev), i.e. a
      * line per message: keep lws's errors and warnings only (NULL keeps mrd_log's emitter) */
@@ -801,17 +821,17 @@ int gw_ws_start(gw_server *s) {
   s->plan = gw_plan_new();
   if (!s->plan) {
     mrd_log_error("ws_start", "err=%s", "no memory for the message plan");
-    return -1;
+    return MRD_ENOMEM;
   }
   if (gw_ops_io_start(s) != 0) {
     mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
-    return -1;
+    return MRD_ENOMEM;
   }
   info.mounts = gw_ops_io_mount(s);
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
-    return -1;
+    return MRD_EIO;
   }
   if (s->wake_fd[0] >= 0) {
     lws_sock_file_fd_type fd;
@@ -819,7 +839,7 @@ int gw_ws_start(gw_server *s) {
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
     if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-kafka-wake", NULL)) {
       mrd_log_error("kafka_wake_adopt", "err=%s", "lws could not adopt the pipe");
-      return -1;
+      return MRD_EIO;
     }
     s->wake_adopted = true; /* lws closes it with the context */
   }
@@ -841,7 +861,10 @@ int gw_ws_start(gw_server *s) {
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
   }
-  if (gw_ops_io_timers(s) != 0) return -1;
+  if (gw_ops_io_timers(s) != 0) { /* ops_io.h's 0 / -1: the ops stream was not started */
+    mrd_log_error("ops_timers", "err=%s", "the ops stream is not started");
+    return MRD_ESTATE;
+  }
   mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
                s->loop ? "epoll" : "poll");
   return 0;
@@ -852,7 +875,7 @@ int gw_ws_run_once(gw_server *s) {
     ev_run(s->loop, EVRUN_ONCE); /* returns on a signal too (EINTR) */
     return 0;
   }
-  return lws_service(s->ctx, 0) < 0 ? -1 : 0;
+  return lws_service(s->ctx, 0) < 0 ? MRD_EIO : 0;
 }
 
 size_t gw_ws_drain(gw_server *s) {
