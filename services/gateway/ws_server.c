@@ -260,55 +260,24 @@ void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
 
 /* ---- auth ---------------------------------------------------------------------------- */
 
-/* 0 and the claims, or the HTTP status to answer (401, 403, 404) with *why (a literal). */
-static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user,
-                        int64_t *exp_s, const char **why) {
-  *why = "not found";
+/* The upgrade's path and token (the bearer token, else the token= argument) from lws's
+ * headers, judged by auth.c's gw_upgrade_check: 0 with c's role, user and exp_s, or the
+ * HTTP status to answer with *why (a literal). */
+static int authenticate(gw_server *s, struct lws *wsi, gw_conn *c, const char **why) {
   char uri[128];
-  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) return 404;
-  mrd_role want;
-  if (strcmp(uri, "/v1/driver") == 0) {
-    want = MRD_ROLE_DRIVER;
-    *role = GW_ROLE_DRIVER;
-  } else if (strcmp(uri, "/v1/rider") == 0) {
-    want = MRD_ROLE_RIDER;
-    *role = GW_ROLE_RIDER;
-  } else {
-    return 404;
-  }
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) uri[0] = '\0';
   static char tok[MRD_JWT_MAX_TOKEN + 16];
   const char *token = NULL;
   int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
-  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) {
-    token = tok + 7;
-  } else {
-    token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
-  }
-  *why = "no token";
-  if (!token || !*token) return 401;
-  mrd_jwt_claims cl;
-  int64_t now_s = gw_now_ms() / 1000;
-  int rc = mrd_jwt_verify(s->cfg->jwt_secret, strlen(s->cfg->jwt_secret), token, MRD_ROLE_ANY,
-                          now_s, &cl);
-  if (rc) {
-    *why = mrd_strerror(rc);
-    return 401;
-  }
-  if (cl.role != want) { /* an ops token, or the other app's */
-    *why = "role does not match the endpoint";
-    return 403;
-  }
-  gw_token_verdict v = gw_token_check_claims(&cl, now_s, s->cfg->token_max_lifetime_ms / 1000);
-  if (v == GW_TOKEN_BAD_ROLE) {
-    *why = gw_token_verdict_text(v);
-    return 403;
-  }
-  if (v != GW_TOKEN_OK) {
-    *why = gw_token_verdict_text(v);
-    return 401;
-  }
-  memcpy(user, cl.sub, strlen(cl.sub) + 1); /* mrd_id_valid: at most 64 bytes */
-  *exp_s = cl.exp_s;
+  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) token = tok + 7;
+  else token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
+  gw_upgrade_claims cl;
+  gw_upgrade_verdict v = gw_upgrade_check(uri, token, s->cfg->jwt_secret, gw_now_ms() / 1000,
+                                          s->cfg->token_max_lifetime_ms / 1000, &cl, why);
+  if (v != GW_UPGRADE_OK) return (int)v;
+  c->role = cl.role;
+  memcpy(c->user, cl.user, sizeof c->user);
+  c->exp_s = cl.exp_s;
   return 0;
 }
 
@@ -512,7 +481,7 @@ static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
   c->is_ops = gw_ops_io_is_ops(wsi);
   const char *why = NULL;
   int status = c->is_ops ? gw_ops_io_filter(s, wsi, c->user)
-                         : authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why);
+                         : authenticate(s, wsi, c, &why);
   if (status) {
     gw_refuse_http(wsi, status);
     gw_log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
