@@ -160,12 +160,12 @@ typedef struct dsp_motion {
 typedef struct dsp_router {
   void *ud;
   /* Snap p onto the road graph. Returns 0 and fills *out; 1 when p is outside the
-   * service area (no road near enough); a negative value on failure. */
+   * service area (no road near enough); a negative DSP_E* on failure. */
   int (*snap)(void *ud, geo_latlng p, dsp_snap *out);
   /* Road ETA in seconds from each of the n origins to target, by ONE search on the
    * reverse graph from target (one-to-many), stopping once all origins are settled or
    * max_eta_s is passed. out_eta_s[i] = INFINITY when origin i cannot reach target
-   * within max_eta_s. Returns 0, or a negative value on failure. */
+   * within max_eta_s. Returns 0, or a negative DSP_E* on failure. */
   int (*etas_to)(void *ud, const dsp_snap *target, const geo_latlng *origins, size_t n,
                  double max_eta_s, double *out_eta_s);
   /* Optional (NULL: the route time is quoted as is). The ETA, in seconds, quoted to rider
@@ -353,7 +353,9 @@ typedef struct dsp_location {
 /* Record a ping at now_ms. A driver first seen is created (available when
  * first_ping_available, else offline); a ping older than the last one seen (seq, then
  * ts) or equal to it is ignored and counted. Returns 0; DSP_ESTALE (ignored);
- * DSP_EINVAL (bad id or position, counted); DSP_ENOMEM. Pings get no reply. */
+ * DSP_EINVAL (bad id or position, counted); DSP_ENOMEM; or the index's failure as it
+ * returned it (DSP_ERANGE: the index is full), a new driver then not kept. Pings get no
+ * reply. */
 int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
 
 /* ---- rebalancing (docs/shards.md, "The handoff") */
@@ -363,7 +365,7 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
  * seen at now_ms (so the TTL drops him if no ping follows), with no ping order yet (his next
  * ping is accepted whatever its seq). A driver this shard already knows is left as he is.
  * Returns 0 (created), 1 (he was already known), DSP_EINVAL (bad id or
- * position), DSP_ENOMEM. */
+ * position), DSP_ENOMEM, or the index's failure as it returned it (DSP_ERANGE: full). */
 int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms);
 
 /* Says whether a position belongs to another shard under the new map, and which. */

@@ -89,9 +89,11 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms) {
     s->st.pings_stale++;
     return DSP_ESTALE;
   }
-  if (s->index.upsert(s->index.ud, d->handle, loc->pos, (uint8_t)d->state, now_ms) != 0) {
+  /* the index's own DSP_E* (a full index is DSP_ERANGE, not out of memory) */
+  int rc = s->index.upsert(s->index.ud, d->handle, loc->pos, (uint8_t)d->state, now_ms);
+  if (rc != 0) {
     if (fresh) dsp__driver_free(s, d);
-    return DSP_ENOMEM;
+    return rc;
   }
   d->in_index = true;
   d->has_ping = true;
@@ -171,9 +173,10 @@ int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now
   if (dsp_strmap_get(&s->drivers, driver_id)) return 1;
   dsp_driver *d = driver_new(s, driver_id, DSP_DRIVER_AVAILABLE, now_ms);
   if (!d) return DSP_ENOMEM;
-  if (s->index.upsert(s->index.ud, d->handle, pos, (uint8_t)d->state, now_ms) != 0) {
+  int rc = s->index.upsert(s->index.ud, d->handle, pos, (uint8_t)d->state, now_ms);
+  if (rc != 0) {
     dsp__driver_free(s, d);
-    return DSP_ENOMEM;
+    return rc;
   }
   d->in_index = true;
   d->has_ping = false; /* no order yet: his next ping is taken whatever its seq */

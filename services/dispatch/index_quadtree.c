@@ -4,27 +4,13 @@
  * drivers come back even when unacceptable ones are nearer.
  *
  * It is the boundary between libgeo's positive geo_err and the core's negative DSP_E*:
- * every geo_err is mapped here, once, by dsp_err_of_geo.
+ * every geo_err is mapped here, once, by dsp_err_of_geo (dsp_geo_err.h).
  */
 #include "index_quadtree.h"
 
 #include <stdlib.h>
 
-/* The core's code for a libgeo error (geo_err are positive, DSP_E* negative). */
-static int dsp_err_of_geo(geo_err e) {
-  switch (e) {
-  case GEO_OK:
-    return DSP_OK;
-  case GEO_ENOMEM:
-    return DSP_ENOMEM;
-  case GEO_ENOTFOUND:
-    return DSP_ENOTFOUND;
-  case GEO_ERANGE:
-    return DSP_ERANGE;
-  default: /* GEO_EINVAL; the rest (files, parsing, routes) are not the tree's */
-    return DSP_EINVAL;
-  }
-}
+#include "dsp_geo_err.h"
 
 struct dsp_qt_index {
   geo_quadtree *qt;

@@ -67,7 +67,7 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
   accept_ctx ctx = {s, t, now_ms};
   int n = s->index.knn(s->index.ud, t->pickup, radius_m, s->cfg.k_candidates, accept_cb, &ctx,
                        s->scr_ids, s->scr_dist);
-  if (n < 0) return DSP_ENOMEM;
+  if (n < 0) return n; /* the index's DSP_E* */
   if (n == 0) return DSP_OK;
   if ((size_t)n > s->cfg.k_candidates) n = (int)s->cfg.k_candidates;
   bool predict = s->router.etas_to_moving && s->cfg.predict_max_age_ms > 0;
@@ -85,7 +85,7 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
                                               s->scr_eta)
                    : s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n,
                                        s->cfg.max_eta_s, s->scr_eta);
-  if (rc != 0) return DSP_EINVAL;
+  if (rc != 0) return rc; /* the router's DSP_E* */
   for (int i = 0; i < n; i++) {
     double eta = s->scr_eta[i];
     if (!dsp__driver_by_handle(s, s->scr_ids[i]) || !isfinite(eta) || eta < 0 ||

@@ -3,6 +3,9 @@
  * graph's R-tree of road segments), one-to-many search between snapped places
  * (geo_route_one_to_many) and the calibrated ETA quote (geo_graph_eta_ms). A snapped
  * place keeps its arc in dsp_snap.data[0] and the bits of its fraction in data[1].
+ *
+ * Like index_quadtree.c it is a boundary between libgeo's positive geo_err and the core's
+ * negative DSP_E*: every geo_err is mapped once, where it is returned, by dsp_err_of_geo.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "router_graph.h"
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dsp_geo_err.h"
 #include "geo/geometry.h"
 #include "geo/route.h"
 #include "geo/snap.h"
@@ -36,9 +40,10 @@ int dsp_graph_router_new(const geo_graph *g, double snap_max_m, bool use_ch,
   r->g = g;
   r->snap_max_m = snap_max_m;
   r->use_ch = use_ch;
-  if (geo_route_state_new(g, &r->st) != GEO_OK) {
+  int rc = dsp_err_of_geo(geo_route_state_new(g, &r->st));
+  if (rc != DSP_OK) {
     dsp_graph_router_free(r);
-    return DSP_ENOMEM;
+    return rc;
   }
   *out = r;
   return DSP_OK;
@@ -58,11 +63,11 @@ uint64_t dsp_graph_router_searches(const dsp_graph_router *r) {
 }
 
 /* The nearest road place within snap_max_m of p: 0, 1 when none (or p is not a valid
- * position), -1 when snapping failed otherwise. */
+ * position: outside the service area either way), or the DSP_E* of another failure. */
 static int snap_to_road(const dsp_graph_router *r, geo_latlng p, geo_snap *out) {
   geo_err e = geo_graph_snap(r->g, p, r->snap_max_m, out);
-  if (e == GEO_OK) return 0;
-  return e == GEO_ENOTFOUND || e == GEO_EINVAL ? 1 : -1;
+  if (e == GEO_ENOTFOUND || e == GEO_EINVAL) return 1;
+  return dsp_err_of_geo(e);
 }
 
 static int gr_snap(void *ud, geo_latlng p, dsp_snap *out) {
@@ -87,13 +92,13 @@ static geo_route_place place_of(const dsp_snap *s) {
 static int grow(dsp_graph_router *r, size_t n) {
   if (n <= r->cap) return 0;
   geo_route_place *t = realloc(r->targets, n * sizeof *t);
-  if (!t) return -1;
+  if (!t) return DSP_ENOMEM;
   r->targets = t;
   uint32_t *tm = realloc(r->times_ms, n * sizeof *tm);
-  if (!tm) return -1;
+  if (!tm) return DSP_ENOMEM;
   r->times_ms = tm;
   bool *off = realloc(r->off, n * sizeof *off);
-  if (!off) return -1;
+  if (!off) return DSP_ENOMEM;
   r->off = off;
   r->cap = n;
   return 0;
@@ -107,7 +112,7 @@ static int search(dsp_graph_router *r, geo_route_place source, size_t n, double 
   r->searches++;
   geo_err e = geo_route_one_to_many(r->st, r->g, r->use_ch, GEO_ROUTE_TO_SOURCE, &source,
                                     r->targets, n, bound_ms, r->times_ms, NULL);
-  if (e != GEO_OK) return -1;
+  if (e != GEO_OK) return dsp_err_of_geo(e);
   for (size_t i = 0; i < n; i++)
     out_eta_s[i] = r->off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
   return 0;
@@ -117,13 +122,14 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
                    double max_eta_s, double *out_eta_s) {
   dsp_graph_router *r = ud;
   if (n == 0) return 0;
-  if (grow(r, n) != 0) return -1;
+  int grown = grow(r, n);
+  if (grown != 0) return grown;
   /* Origins off the road get the pickup's own place as a stand-in and INFINITY after. */
   geo_route_place source = place_of(target);
   for (size_t i = 0; i < n; i++) {
     geo_snap sn;
     int rc = snap_to_road(r, origins[i], &sn);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     r->off[i] = rc != 0;
     r->targets[i] = r->off[i] ? source : sn.place;
   }
@@ -231,12 +237,13 @@ static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *or
                           double *out_eta_s) {
   dsp_graph_router *r = ud;
   if (n == 0) return 0;
-  if (grow(r, n) != 0) return -1;
+  int grown = grow(r, n);
+  if (grown != 0) return grown;
   geo_route_place source = place_of(target);
   for (size_t i = 0; i < n; i++) {
     geo_snap sn;
     int rc = snap_to_road(r, origins[i], &sn);
-    if (rc < 0) return -1;
+    if (rc < 0) return rc;
     r->off[i] = rc != 0;
     if (r->off[i]) {
       r->targets[i] = source;
@@ -253,7 +260,7 @@ static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *or
 int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday) {
   time_t t = (time_t)(unix_ms >= 0 ? unix_ms / 1000 : -((-unix_ms + 999) / 1000));
   struct tm tm;
-  if (!localtime_r(&t, &tm)) return -1;
+  if (!localtime_r(&t, &tm)) return DSP_ERANGE; /* EOVERFLOW: beyond the calendar */
   *hour = tm.tm_hour;
   *weekday = tm.tm_wday;
   return 0;

@@ -56,7 +56,7 @@ geo_route_place dsp_graph_predict_place(const geo_graph *g, geo_route_place at, 
 dsp_router dsp_graph_router_iface(dsp_graph_router *r);
 /* Test API (no service calls it): tests/dispatch/test_dispatch_router.c. */
 /* The local hour (0..23) and weekday (0 = Sunday) of Unix time unix_ms in the process's time
- * zone (localtime_r). Returns 0, or -1 when the time cannot be converted. */
+ * zone (localtime_r). Returns 0, or DSP_ERANGE when the time cannot be converted. */
 int dsp_local_hour_weekday(int64_t unix_ms, int *hour, int *weekday);
 /* How many one-to-many searches r has run (each etas_to call runs at most one). */
 uint64_t dsp_graph_router_searches(const dsp_graph_router *r);

@@ -515,17 +515,26 @@ int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char
   return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
+bool gw_request_shard(const char *value, uint32_t *shard) {
+  const char *bar = strchr(value, '|');
+  if (!bar || bar == value) return false;
+  unsigned long k = 0;
+  for (const char *p = value; p < bar; p++) {
+    if (*p < '0' || *p > '9' || k >= MRD_SHARD_COUNT) return false;
+    k = k * 10 + (unsigned long)(*p - '0');
+  }
+  if (k >= MRD_SHARD_COUNT) return false;
+  *shard = (uint32_t)k;
+  return true;
+}
+
 gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *shard) {
   if (stored == NULL) return GW_REQ_NEW;
   const char *bar = strchr(stored, '|');
   const char *vbar = strchr(value, '|');
-  if (!bar || !vbar || bar == stored || strcmp(bar, vbar) != 0) return GW_REQ_CONFLICT;
-  unsigned long k = 0;
-  for (const char *p = stored; p < bar; p++) {
-    if (*p < '0' || *p > '9' || k >= MRD_SHARD_COUNT) return GW_REQ_CONFLICT;
-    k = k * 10 + (unsigned long)(*p - '0');
-  }
-  if (k >= MRD_SHARD_COUNT) return GW_REQ_CONFLICT;
-  *shard = (uint32_t)k;
+  uint32_t k = 0;
+  if (!bar || !vbar || strcmp(bar, vbar) != 0 || !gw_request_shard(stored, &k))
+    return GW_REQ_CONFLICT;
+  *shard = k;
   return GW_REQ_RESEND;
 }

@@ -169,4 +169,8 @@ int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char
  * Pure. */
 gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *shard);
 
+/* The shard a stored value names (its digits before '|', below MRD_SHARD_COUNT): true with
+ * *shard, false (and *shard untouched) when the value does not name one. Pure. */
+bool gw_request_shard(const char *value, uint32_t *shard);
+
 #endif /* MRD_GATEWAY_H */

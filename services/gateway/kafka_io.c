@@ -13,6 +13,7 @@
  * and the stream goes on: the gateway commits no offsets (it reads from the end).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +60,10 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
   gw_conn *c = p->ref ? p->ref->conn : NULL;
   if (err) {
     mrd_counter_inc(s->m.kafka_failed);
-    if (p->undo_request_id[0])
-      gw_request_forget(s, p->undo_request_id, p->undo_rider, p->undo_value);
+    if (p->undo_request_id[0]) {
+      gw_request_key k = {p->undo_request_id, p->undo_rider, p->undo_value};
+      gw_request_forget(s, &k);
+    }
     mrd_log_warn("kafka_delivery_failed", "topic=%s partition=%d err=%s", p->topic, (int)partition,
                  errstr ? errstr : "?");
     if (c) {
@@ -92,35 +95,42 @@ int gw_kafka_start(gw_server *s) {
    * is the point here (bench/README.md, gateway_bench). */
   static const char *const extra[] = {"socket.nagle.disable", "true", NULL};
   po.extra = extra;
-  if (mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err)) {
+  int rc = mrd_kafka_producer_new(s->cfg->brokers, &po, &s->producer, err, sizeof err);
+  if (rc) {
     mrd_log_error("kafka_producer", "err=%s", err);
-    return -1;
+    return rc;
   }
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
   co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
-  if (mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err)) {
+  rc = mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err);
+  if (rc) {
     mrd_log_error("kafka_consumer", "err=%s", err);
-    return -1;
+    return rc;
   }
   int32_t parts = 0;
-  if (mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts)) {
+  rc = mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts);
+  if (rc) {
     mrd_log_error("kafka_metadata", "topic=%s err=%s", EVENTS_TOPIC, mrd_kafka_consumer_errstr(s->consumer));
-    return -1;
+    return rc;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
-  if (!tps) return -1;
+  if (!tps) {
+    mrd_log_error("kafka_assign", "err=%s", mrd_strerror(MRD_ENOMEM));
+    return MRD_ENOMEM;
+  }
   for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){EVENTS_TOPIC, i, MRD_KAFKA_OFFSET_END};
-  int rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
+  rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
     mrd_log_error("kafka_assign", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
-    return -1;
+    return rc;
   }
   if (pipe(s->wake_fd) != 0 || fcntl(s->wake_fd[0], F_SETFL, O_NONBLOCK) != 0 ||
       fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
       fcntl(s->wake_fd[1], F_SETFD, FD_CLOEXEC) != 0) {
-    mrd_log_error("kafka_wake_pipe", "err=%s", "pipe failed");
-    return -1;
+    rc = mrd_err_from_errno(errno); /* converted at the failing call */
+    mrd_log_error("kafka_wake_pipe", "err=\"pipe failed: %s\"", strerror(errno));
+    return rc;
   }
   mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
   mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);
@@ -209,19 +219,20 @@ void gw_kafka_stop(gw_server *s, int timeout_ms) {
 }
 
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
-                     const char *key, const void *payload, size_t len, const char *ack_ref) {
+                     const char *key, const void *payload, size_t len, const char *ack_ref,
+                     const gw_request_key *forget) {
   pending *p = calloc(1, sizeof *p);
-  if (!p) return GW_INTERNAL;
+  if (!p) return MRD_ENOMEM;
   clock_gettime(CLOCK_MONOTONIC, &p->t0);
   p->topic = topic;
   if (c && c->ref) {
     p->ref = c->ref;
     p->ref->refs++;
   }
-  if (s->undo_request_id && s->undo_rider && s->undo_value) {
-    snprintf(p->undo_request_id, sizeof p->undo_request_id, "%s", s->undo_request_id);
-    snprintf(p->undo_rider, sizeof p->undo_rider, "%s", s->undo_rider);
-    snprintf(p->undo_value, sizeof p->undo_value, "%s", s->undo_value);
+  if (forget && forget->request_id && forget->rider && forget->value) {
+    snprintf(p->undo_request_id, sizeof p->undo_request_id, "%s", forget->request_id);
+    snprintf(p->undo_rider, sizeof p->undo_rider, "%s", forget->rider);
+    snprintf(p->undo_value, sizeof p->undo_value, "%s", forget->value);
   }
   if (ack_ref) {
     p->want_ack = true;
@@ -231,10 +242,10 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
   if (rc) {
     ref_release(p->ref);
     free(p);
-    if (rc == MRD_EFULL) return GW_UNAVAILABLE;
-    mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
-                 mrd_kafka_producer_errstr(s->producer));
-    return GW_INTERNAL;
+    if (rc != MRD_EFULL) /* a full queue is the client's answer (unavailable), not news */
+      mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
+                   mrd_kafka_producer_errstr(s->producer));
+    return rc;
   }
   return 0;
 }

@@ -2,7 +2,7 @@
  * server.h: the running gateway: its configuration, the shared state of the event loop
  * (libwebsockets context, Kafka producer and consumer, Redis, PostgreSQL, shard map,
  * metrics) and one connection's state. Shared by main.c and the *_io.c adapters only; the
- * domain logic (gateway.h, ratelimit.h, shardmap.h, area.h) never sees it.
+ * domain logic (gateway.h, handle.h, ratelimit.h, shardmap.h, area.h) never sees it.
  *
  * Everything runs on one thread, the lws event loop: callbacks, Kafka polling (delivery
  * reports and dispatch-events) and timers. Nothing here is thread-safe, by design.
@@ -18,6 +18,7 @@
 #include "area.h"
 #include "budget.h"
 #include "gateway.h"
+#include "handle.h"
 #include "mrd/admin.h"
 #include "mrd/dlq.h"
 #include "mrd/kafka.h"
@@ -86,10 +87,20 @@ typedef struct gw_out {
   mrd_trace *trace; /* owned, or NULL: a request's trace, finished when this is written */
 } gw_out;
 
-/* Per-connection state (lws per-session data of the one protocol: HTTP and WebSocket). */
+/* One HTTP connection (lws per-session data of the "http" protocol, http_server.c). */
+typedef struct gw_http_conn {
+  char *body;       /* the answer being written (heap), NULL when none */
+  size_t len;
+  uint64_t rx_base; /* socket bytes received before this request (keep-alive) */
+} gw_http_conn;
+
+/* One WebSocket connection (lws per-session data of the "meridian" protocol, ws_server.c):
+ * made when the upgrade is filtered, where its token is verified, once. */
 typedef struct gw_conn {
   struct lws *wsi;
-  bool ws;                      /* an authenticated WebSocket (else plain HTTP) */
+  bool authenticated;           /* the upgrade's token was verified (role, user, exp_s set) */
+  bool is_ops;                  /* an ops stream connection (/v1/ops) */
+  bool ws;                      /* an established WebSocket */
   gw_role role;
   char user[MRD_ID_MAX + 1];    /* the token's sub */
   gw_conn_ref *ref;
@@ -119,10 +130,6 @@ typedef struct gw_conn {
   struct gw_ops_view *ops_view;
   gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
   gw_flood ops_flood;
-  /* HTTP answer */
-  char *http_body;
-  size_t http_len;
-  uint64_t http_rx_base; /* socket bytes received before this request (keep-alive) */
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
@@ -174,9 +181,7 @@ typedef struct gw_server {
   bool kafka_ready, stopping;
   bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
   uint64_t counter; /* for unique ids (rate-limit window members) */
-  /* Set around the produce of a new ride request: its idempotency key is forgotten
-   * (gw_request_forget) if Kafka fails to deliver it, so the client's retry is new. */
-  const char *undo_request_id, *undo_rider, *undo_value;
+  gw_plan *plan;       /* the plan of the message being handled (handle.h), refilled each time */
   uint64_t notified_epoch; /* the highest epoch named by the notifications just read */
   unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
   int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
@@ -188,7 +193,6 @@ typedef struct gw_server {
   lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
   ev_timer ev_rx;                /* the same on the libev loop */
   struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
-  int64_t rx_us;      /* when the message being handled arrived (Unix us): a trace's start */
   uint64_t rng;       /* splitmix64 state for trace and span ids, seeded at start */
 } gw_server;
 
@@ -196,7 +200,7 @@ typedef struct gw_server {
 
 /* Create the producer and the consumer of every partition of dispatch-events from the
  * end, and the wake pipe (s->wake_fd) librdkafka writes to when either has work. Returns
- * 0, or -1 with a log line. */
+ * 0, or a negative MRD_E* with a log line. */
 int gw_kafka_start(gw_server *s);
 /* Serve delivery reports and dispatch-events without blocking (on a wake-up of the pipe,
  * and from a slow fallback timer). Returns true when events are left (the bound per call
@@ -207,16 +211,27 @@ void gw_kafka_wake_off(gw_server *s);
 /* Flush the producer for at most timeout_ms, then destroy both handles and the pipe's
  * write end (the loop closed the read end). */
 void gw_kafka_stop(gw_server *s, int timeout_ms);
+/* A ride request's idempotency key gw:req:{rider}:{request_id} and the value this gateway
+ * set it to (all borrowed). */
+typedef struct gw_request_key {
+  const char *request_id, *rider, *value;
+} gw_request_key;
+
 /* Produce payload to topic/partition with key; topic must be a string literal (kept
  * until the delivery report). When ack_ref is non-NULL the client gets
- * ack {ref} on delivery (or error unavailable on failure). Returns 0, or GW_UNAVAILABLE
- * when the local queue is full, GW_INTERNAL on other errors. */
+ * ack {ref} on delivery (or error unavailable on failure). forget (copied; may be NULL): a
+ * new ride request's key, deleted (gw_request_forget) if the delivery fails, so that the
+ * client's retry is new. Returns 0 or a negative MRD_E*: MRD_EFULL when the local queue is
+ * full, MRD_ENOMEM, or the producer's error (logged). */
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
-                     const char *key, const void *payload, size_t len, const char *ack_ref);
+                     const char *key, const void *payload, size_t len, const char *ack_ref,
+                     const gw_request_key *forget);
 
 /* Stores (store_io.c): Redis and PostgreSQL ------------------------------------------ */
 
-/* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0 or -1. */
+/* Load the newest shard map from PostgreSQL; swaps it in on success. Returns 0, or a
+ * negative MRD_E* (logged): PostgreSQL's, MRD_ENOTFOUND (no rows), MRD_EPARSE (a bad row),
+ * MRD_EINVAL (rows that do not tile the world), MRD_ENOMEM. */
 int gw_shardmap_load(gw_server *s);
 /* LISTEN shard_map on the PostgreSQL handle (again after each reconnect). Returns 0 or
  * an MRD_E* (logged; the periodic read still works). */
@@ -228,43 +243,69 @@ int gw_epoch_listen(gw_server *s);
 void gw_epoch_notified(gw_server *s);
 /* The fallback: read max(epoch) from PostgreSQL and reload the map when it differs. */
 void gw_epoch_check(gw_server *s);
-/* The sliding-window limit on ride requests per rider across gateways. Returns 0 when
- * allowed, GW_RATE_LIMITED, or GW_UNAVAILABLE when Redis cannot answer. */
-int gw_request_window(gw_server *s, const char *rider, int64_t now_ms);
-/* The idempotency of a ride request (key gw:req:{rider}:{request_id}, schemas/redis.md):
- * sets the key to the value of (shard, pickup, dropoff) unless it exists (TTL
- * cfg->request_ttl_ms), and says in *seen whether this request is new, a resend (then
- * *route_shard is the shard of the first one) or a conflict (another pickup or drop-off);
- * value (value_cap >= GW_REQ_VALUE_MAX) gets what this request would store, for
- * gw_request_forget. Returns 0, GW_UNAVAILABLE (Redis) or GW_INTERNAL. */
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
-                      mrd_latlon pickup, mrd_latlon dropoff, gw_req_seen *seen,
-                      uint32_t *route_shard, char *value, size_t value_cap);
-/* Deletes the key if it still holds value (compare-and-delete): the request it recorded
- * never reached Kafka, so the client's retry must count as new. Logs a failure. */
-void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
-                       const char *value);
-/* The shard of the rider's request (for cancel): 0 with *shard, GW_FORBIDDEN (not his or
- * unknown), GW_UNAVAILABLE. */
-int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard);
-/* Nearby drivers from the Redis GEO set: 0 with up to cap points in out and their number in
- * *n, or GW_UNAVAILABLE. */
+/* The Redis side of handle.h's ports (gw_ports), each 0 or a negative MRD_E* (Redis
+ * unreachable, timed out, or an unexpected reply: MRD_EREPLY): */
+/* the sliding-window limit on ride requests per rider across gateways (*allowed);
+ * MERIDIAN_GW_REQUESTS_PER_MIN in 60 s */
+int gw_request_window(gw_server *s, const char *rider, int64_t now_ms, bool *allowed);
+/* SET gw:req:{rider}:{request_id} value NX EX <request TTL> GET (schemas/redis.md): the old
+ * value into stored (cap bytes) with *existed, or *existed = false when the key was new */
+int gw_request_claim(gw_server *s, const char *rider, const char *request_id, const char *value,
+                     bool *existed, char *stored, size_t cap);
+/* GET gw:req:{rider}:{request_id} into value (cap bytes): MRD_ENOTFOUND when there is none */
+int gw_request_get(gw_server *s, const char *rider, const char *request_id, char *value,
+                   size_t cap);
+/* GEOSEARCH of the available drivers' GEO set: up to cap points within radius_m, in out, *n */
 int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
               size_t *n);
-/* The latest event of the user's active trip, if any: 1 with *ev, 0 none, -1 error. */
-int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev);
+/* Deletes the request's key if it still holds k->value (compare-and-delete): the request it
+ * recorded never reached Kafka, so the client's retry must count as new. Logs a failure (the
+ * key then stays: a retry is a resend the shard refuses, never a second trip). */
+void gw_request_forget(gw_server *s, const gw_request_key *k);
+/* handle.h's ports on s: the functions above, the wall clock and gw_random_bytes. */
+gw_ports gw_store_ports(gw_server *s);
+/* The latest event of the user's active trip (or, for a rider, of his trip that ended
+ * lately): 0 with *found and *ev, or a negative MRD_E*. */
+int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev,
+                     bool *found);
+
+/* HTTP side (http_server.c) ------------------------------------------------------------ */
+
+/* The HTTP protocol callback: /healthz /readyz /metrics, /v1/ops/roads, keep-alive, the 431
+ * check, connections dropped before a whole request. user: a gw_http_conn, or NULL. */
+int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+/* /readyz (mrd_health's callback, ud = the gw_server): Kafka assigned, a shard map loaded,
+ * Redis answering, not stopping. 0 ready, 1 not (with the reasons in reason). */
+int gw_ready(void *ud, char *reason, size_t cap);
+/* Write a whole raw HTTP/1.1 answer of status (401 403 404 429 503 431) before the upgrade;
+ * the caller then closes. */
+void gw_refuse_http(struct lws *wsi, int status);
+/* Count a refusal in /metrics and log it, at most MERIDIAN_GW_LOG_RATE lines a second. */
+void gw_log_refusal(gw_server *s, struct lws *wsi, int status, const char *why);
+/* The bytes the kernel received and sent on wsi's socket (TCP_INFO); false when it cannot say. */
+bool gw_socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent);
+/* lws's own header buffer: far above MERIDIAN_GW_MAX_HEADER_BYTES, so that the 431 check
+ * runs once lws has the whole head (lws drops a request beyond it without an answer). */
+#define GW_LWS_HEADER_BUFFER (256 * 1024)
+/* Answer 431 (and log) when the request's head, the bytes received since rx_base, passes
+ * MERIDIAN_GW_MAX_HEADER_BYTES. True when refused: the callback returns -1. */
+bool gw_refuse_large_headers(gw_server *s, struct lws *wsi, uint64_t rx_base);
+/* A connection lws closed before a whole request arrived: counted and logged (rate-limited). */
+void gw_note_header_error(gw_server *s, struct lws *wsi);
 
 /* WebSocket side (ws_server.c) ---------------------------------------------------------- */
 
-/* Create the lws context and listen. Returns 0 or -1. */
+/* Create the lws context and listen. Returns 0, or a negative MRD_E* with a log line
+ * (MRD_ENOMEM; MRD_EIO: lws could not make its context, listen or adopt the wake pipe). */
 int gw_ws_start(gw_server *s);
 
 /* One turn of the event loop (blocks until something happens or a timer is due): libev's
- * ev_run(EVRUN_ONCE) or lws_service(). Returns -1 when the loop cannot continue. */
+ * ev_run(EVRUN_ONCE) or lws_service(). Returns 0, or MRD_EIO when the loop cannot continue. */
 int gw_ws_run_once(gw_server *s);
 
 /* The per-user budgets, per-address rates and refusal log gate (before gw_ws_start).
- * Returns 0 or -1 (out of memory). */
+ * Returns 0 or MRD_ENOMEM. */
 int gw_limits_start(gw_server *s);
 /* Free what gw_limits_start made (after gw_ws_stop). */
 void gw_limits_stop(gw_server *s);

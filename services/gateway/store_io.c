@@ -28,18 +28,19 @@ int gw_shardmap_load(gw_server *s) {
                        0, NULL);
   if (rc) {
     mrd_log_error("shardmap_load", "err=%s", mrd_pg_errstr(s->pg));
-    return -1;
+    return rc;
   }
   int n = PQntuples(res);
   if (n < 1) {
     PQclear(res);
     mrd_log_error("shardmap_load", "err=%s", "shard_map is empty");
-    return -1;
+    return MRD_ENOTFOUND;
   }
   gw_shard_range *r = calloc((size_t)n, sizeof *r);
   if (!r) {
     PQclear(res);
-    return -1;
+    mrd_log_error("shardmap_load", "err=%s", mrd_strerror(MRD_ENOMEM));
+    return MRD_ENOMEM;
   }
   uint64_t epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   char err[200];
@@ -49,7 +50,7 @@ int gw_shardmap_load(gw_server *s) {
       PQclear(res);
       free(r);
       mrd_log_error("shardmap_load", "epoch=%llu row=%d err=%s", (unsigned long long)epoch, i, err);
-      return -1;
+      return MRD_EPARSE;
     }
   }
   PQclear(res);
@@ -57,7 +58,7 @@ int gw_shardmap_load(gw_server *s) {
   free(r);
   if (!m) {
     mrd_log_error("shardmap_load", "epoch=%llu err=%s", (unsigned long long)epoch, err);
-    return -1;
+    return MRD_EINVAL; /* rows that do not tile the world (or no memory: said in err) */
   }
   /* Every shard an epoch ever named: a shard whose ranges all moved away still finishes
    * its offers and trips, whose commands must reach it (gw_shardmap_trip_shards). */
@@ -77,11 +78,12 @@ int gw_shardmap_load(gw_server *s) {
   return 0;
 }
 
-/* The newest epoch in shard_map: 0 and *epoch, or -1 (logged once per outage). */
+/* The newest epoch in shard_map: 0 and *epoch, or mrd_pg_exec's MRD_E* (logged by
+ * mrd_pg once per outage). */
 static int read_max_epoch(gw_server *s, uint64_t *epoch) {
   PGresult *res = NULL;
-  if (mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL) != 0)
-    return -1;
+  int rc = mrd_pg_exec(s->pg, &res, "SELECT coalesce(max(epoch), 0) FROM shard_map", 0, NULL);
+  if (rc != 0) return rc;
   *epoch = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
   PQclear(res);
   return 0;
@@ -136,7 +138,7 @@ static const char WINDOW_LUA[] =
     "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
     "return 1\n";
 
-int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
+int gw_request_window(gw_server *s, const char *rider, int64_t now_ms, bool *allowed) {
   char key[MRD_ID_MAX + 16], now[32], member[64], limit[16];
   snprintf(key, sizeof key, "gw:rl:req:%s", rider);
   snprintf(now, sizeof now, "%lld", (long long)now_ms);
@@ -145,10 +147,11 @@ int gw_request_window(gw_server *s, const char *rider, int64_t now_ms) {
   snprintf(limit, sizeof limit, "%d", s->cfg->requests_per_min);
   const char *argv[] = {"EVAL", WINDOW_LUA, "1", key, now, "60000", limit, member};
   redisReply *rep = NULL;
-  if (mrd_redis_cmd(s->redis, &rep, 8, argv, NULL) != 0) return GW_UNAVAILABLE;
-  int rc = (rep->type == REDIS_REPLY_INTEGER && rep->integer == 1) ? 0 : GW_RATE_LIMITED;
+  int rc = mrd_redis_cmd(s->redis, &rep, 8, argv, NULL);
+  if (rc != 0) return rc;
+  *allowed = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
   freeReplyObject(rep);
-  return rc;
+  return 0;
 }
 
 /* gw:req:{rider}:{request_id} (schemas/redis.md) */
@@ -156,24 +159,23 @@ static void request_key(char *key, size_t cap, const char *rider, const char *re
   snprintf(key, cap, "gw:req:%s:%s", rider, request_id);
 }
 
-int gw_request_record(gw_server *s, const char *request_id, const char *rider, uint32_t shard,
-                      mrd_latlon pickup, mrd_latlon dropoff, gw_req_seen *seen,
-                      uint32_t *route_shard, char *value, size_t value_cap) {
+int gw_request_claim(gw_server *s, const char *rider, const char *request_id, const char *value,
+                     bool *existed, char *stored, size_t cap) {
   char key[2 * MRD_ID_MAX + 16], ttl[24];
   request_key(key, sizeof key, rider, request_id);
-  if (gw_request_value(shard, pickup, dropoff, value, value_cap) < 0) return GW_INTERNAL;
   snprintf(ttl, sizeof ttl, "%lld", (long long)(s->cfg->request_ttl_ms / 1000));
   /* Redis 7: NX with GET sets the key when it is missing and answers the old value */
   const char *argv[] = {"SET", key, value, "NX", "EX", ttl, "GET"};
   redisReply *rep = NULL;
-  if (mrd_redis_cmd(s->redis, &rep, 7, argv, NULL) != 0) return GW_UNAVAILABLE;
-  const char *stored = rep->type == REDIS_REPLY_STRING ? rep->str : NULL;
-  int rc = 0;
-  if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL) {
-    rc = GW_UNAVAILABLE;
+  int rc = mrd_redis_cmd(s->redis, &rep, 7, argv, NULL);
+  if (rc != 0) return rc;
+  if (rep->type == REDIS_REPLY_STRING) {
+    *existed = true;
+    snprintf(stored, cap, "%s", rep->str); /* a longer value is not one we wrote: a conflict */
+  } else if (rep->type == REDIS_REPLY_NIL) {
+    *existed = false;
   } else {
-    *route_shard = shard;
-    *seen = gw_request_compare(stored, value, route_shard);
+    rc = MRD_EREPLY;
   }
   freeReplyObject(rep);
   return rc;
@@ -183,37 +185,31 @@ static const char CAD_LUA[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
     "return 0";
 
-void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
-                       const char *value) {
+void gw_request_forget(gw_server *s, const gw_request_key *k) {
   char key[2 * MRD_ID_MAX + 16];
-  request_key(key, sizeof key, rider, request_id);
-  const char *argv[] = {"EVAL", CAD_LUA, "1", key, value};
+  request_key(key, sizeof key, k->rider, k->request_id);
+  const char *argv[] = {"EVAL", CAD_LUA, "1", key, k->value};
   redisReply *rep = NULL;
   if (mrd_redis_cmd(s->redis, &rep, 5, argv, NULL) != 0) {
     /* the key stays: a retry is a resend the shard refuses (invalid_state), never a
      * second trip; the rider sends a new request_id */
-    mrd_log_warn("request_forget_failed", "rider=%s request_id=%s err=%s", rider, request_id,
-                 mrd_redis_errstr(s->redis));
+    mrd_log_warn("request_forget_failed", "rider=%s request_id=%s err=%s", k->rider,
+                 k->request_id, mrd_redis_errstr(s->redis));
     return;
   }
   freeReplyObject(rep);
 }
 
-int gw_request_lookup(gw_server *s, const char *request_id, const char *rider, uint32_t *shard) {
+int gw_request_get(gw_server *s, const char *rider, const char *request_id, char *value,
+                   size_t cap) {
   char key[2 * MRD_ID_MAX + 16];
   request_key(key, sizeof key, rider, request_id);
   const char *argv[] = {"GET", key};
   redisReply *rep = NULL;
-  if (mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) != 0) return GW_UNAVAILABLE;
-  int rc = GW_FORBIDDEN;
-  if (rep->type == REDIS_REPLY_STRING) {
-    char *end = NULL;
-    unsigned long v = strtoul(rep->str, &end, 10);
-    if (end != rep->str && *end == '|' && v < MRD_SHARD_COUNT) {
-      *shard = (uint32_t)v;
-      rc = 0;
-    }
-  }
+  int rc = mrd_redis_cmd(s->redis, &rep, 2, argv, NULL);
+  if (rc != 0) return rc;
+  if (rep->type == REDIS_REPLY_STRING) snprintf(value, cap, "%s", rep->str);
+  else rc = MRD_ENOTFOUND; /* nil: unknown, expired or another rider's */
   freeReplyObject(rep);
   return rc;
 }
@@ -228,7 +224,8 @@ int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, siz
   snprintf(count, sizeof count, "%zu", cap);
   const char *argv[] = {"GEOSEARCH", s->cfg->nearby_key, "FROMLONLAT", lon, lat, "BYRADIUS", rad,
                         "m", "ASC", "COUNT", count, "WITHCOORD"};
-  if (mrd_redis_cmd(s->redis, &rep, 12, argv, NULL) != 0) return GW_UNAVAILABLE;
+  int rc = mrd_redis_cmd(s->redis, &rep, 12, argv, NULL);
+  if (rc != 0) return rc;
   *n = 0;
   if (rep->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i < rep->elements && *n < cap; i++) {
@@ -244,28 +241,56 @@ int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, siz
   return 0;
 }
 
-int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev) {
+int gw_trip_snapshot(gw_server *s, gw_role role, const char *user, mrd_dispatch_event *ev,
+                     bool *found) {
   redisReply *rep = NULL;
-  if (mrd_redis_cmdf(s->redis, &rep, "GET trip:active:%s:%s",
-                     role == GW_ROLE_DRIVER ? "driver" : "rider", user) != 0)
-    return -1;
+  *found = false;
+  int rc = mrd_redis_cmdf(s->redis, &rep, "GET trip:active:%s:%s",
+                          role == GW_ROLE_DRIVER ? "driver" : "rider", user);
+  if (rc != 0) return rc;
   char trip[MRD_ID_MAX + 1] = "";
   if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
     snprintf(trip, sizeof trip, "%s", rep->str);
   freeReplyObject(rep);
   if (!trip[0] && role == GW_ROLE_RIDER) {
     /* no live trip: his latest one if it ended lately (he may have missed its end) */
-    if (mrd_redis_cmdf(s->redis, &rep, "GET trip:last:rider:%s", user) != 0) return -1;
+    rc = mrd_redis_cmdf(s->redis, &rep, "GET trip:last:rider:%s", user);
+    if (rc != 0) return rc;
     if (rep->type == REDIS_REPLY_STRING && mrd_trip_id_shard(rep->str, NULL))
       snprintf(trip, sizeof trip, "%s", rep->str);
     freeReplyObject(rep);
   }
   if (!trip[0]) return 0;
-  if (mrd_redis_cmdf(s->redis, &rep, "GET trip:snap:%s", trip) != 0) return -1;
-  int rc = 0;
-  if (rep->type == REDIS_REPLY_STRING &&
-      mrd_dispatch_event_decode((const uint8_t *)rep->str, rep->len, ev) == 0)
-    rc = 1;
+  rc = mrd_redis_cmdf(s->redis, &rep, "GET trip:snap:%s", trip);
+  if (rc != 0) return rc;
+  *found = rep->type == REDIS_REPLY_STRING &&
+           mrd_dispatch_event_decode((const uint8_t *)rep->str, rep->len, ev) == 0;
   freeReplyObject(rep);
-  return rc;
+  return 0;
+}
+
+/* ---- handle.h's ports ---------------------------------------------------------------- */
+
+static int port_window(void *ud, const char *rider, int64_t now_ms, bool *allowed) {
+  return gw_request_window(ud, rider, now_ms, allowed);
+}
+static int port_claim(void *ud, const char *rider, const char *request_id, const char *value,
+                      bool *existed, char *stored, size_t cap) {
+  return gw_request_claim(ud, rider, request_id, value, existed, stored, cap);
+}
+static int port_get(void *ud, const char *rider, const char *request_id, char *value, size_t cap) {
+  return gw_request_get(ud, rider, request_id, value, cap);
+}
+static int port_nearby(void *ud, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
+                       size_t *n) {
+  return gw_nearby(ud, at, radius_m, out, cap, n);
+}
+static int64_t port_now_us(void *ud) {
+  (void)ud;
+  return gw_now_us();
+}
+static void port_random(void *ud, uint8_t *out, size_t n) { gw_random_bytes(ud, out, n); }
+
+gw_ports gw_store_ports(gw_server *s) {
+  return (gw_ports){s, port_window, port_claim, port_get, port_nearby, port_now_us, port_random};
 }

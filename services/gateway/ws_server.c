@@ -1,17 +1,22 @@
 /*
- * ws_server.c: the libwebsockets side of the gateway: one protocol callback that serves
- * HTTP (/healthz, /readyz, /metrics) and the WebSocket endpoints /v1/driver and /v1/rider.
+ * ws_server.c: the gateway's WebSocket side on libwebsockets: the lws context and its event
+ * loop (libev's epoll, or lws's poll), the WebSocket protocol callback of /v1/driver,
+ * /v1/rider and /v1/ops, the Kafka wake-up and the timers. HTTP is http_server.c's callback;
+ * what a client message means is handle.c's (pure): this file moves bytes and carries plans
+ * out.
  *
  * Admission and authentication happen before the upgrade
  * (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION): 503 at the connection cap, 429 for an address
  * opening connections too fast, 401 for a missing, bad or too long-lived token, 403 for the
- * wrong role. A user has one live connection per role: the newest wins, the older gets a
- * close frame 4002. A connection is closed with 4001 when its token expires. The rate
- * limits are per user (budget.h), bytes of every frame (pings included) count. Messages are accumulated over
- * fragments (4 KiB at most), rate-limited, parsed by gateway.c and routed to Kafka; each
- * connection has a bounded send queue where nearby answers are dropped first and trip
- * events never; a client whose queue stays full is closed. Connections are found by
- * (role, user) in a hash table for event delivery. Not thread-safe: the lws loop only.
+ * wrong role. The token is verified there, once per connection: its role, sub and expiry
+ * stay in the connection. A user has one live connection per role: the newest wins, the
+ * older gets a close frame 4002. A connection is closed with 4001 when its token expires.
+ * The rate limits are per user (budget.h), bytes of every frame (pings included) count.
+ * Messages are accumulated over fragments (4 KiB at most), taken in and planned by handle.c
+ * and the plan carried out (run_plan); each connection has a bounded send queue where nearby
+ * answers are dropped first and trip events never; a client whose queue stays full is
+ * closed. Connections are found by (role, user) in a hash table for event delivery. Not
+ * thread-safe: the lws loop only.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
@@ -231,18 +236,6 @@ void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
   if (n > 0) gw_send(s, c, buf, (size_t)n, false);
 }
 
-static void send_code(gw_server *s, gw_conn *c, const gw_msg *m, gw_code code, const char *field,
-                      const char *msg) {
-  gw_error e;
-  memset(&e, 0, sizeof e);
-  gw_error_set(&e, code, field, "%s", msg);
-  if (m && m->has_ref) {
-    e.has_ref = true;
-    memcpy(e.ref, m->ref, sizeof e.ref);
-  }
-  gw_send_error(s, c, &e);
-}
-
 void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
   const char *ids[2];
   gw_event_targets(ev, &ids[GW_ROLE_RIDER], &ids[GW_ROLE_DRIVER]);
@@ -267,55 +260,24 @@ void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
 
 /* ---- auth ---------------------------------------------------------------------------- */
 
-/* 0 and the claims, or the HTTP status to answer (401, 403, 404) with *why (a literal). */
-static int authenticate(gw_server *s, struct lws *wsi, gw_role *role, char *user,
-                        int64_t *exp_s, const char **why) {
-  *why = "not found";
+/* The upgrade's path and token (the bearer token, else the token= argument) from lws's
+ * headers, judged by auth.c's gw_upgrade_check: 0 with c's role, user and exp_s, or the
+ * HTTP status to answer with *why (a literal). */
+static int authenticate(gw_server *s, struct lws *wsi, gw_conn *c, const char **why) {
   char uri[128];
-  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) return 404;
-  mrd_role want;
-  if (strcmp(uri, "/v1/driver") == 0) {
-    want = MRD_ROLE_DRIVER;
-    *role = GW_ROLE_DRIVER;
-  } else if (strcmp(uri, "/v1/rider") == 0) {
-    want = MRD_ROLE_RIDER;
-    *role = GW_ROLE_RIDER;
-  } else {
-    return 404;
-  }
+  if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0) uri[0] = '\0';
   static char tok[MRD_JWT_MAX_TOKEN + 16];
   const char *token = NULL;
   int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
-  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) {
-    token = tok + 7;
-  } else {
-    token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
-  }
-  *why = "no token";
-  if (!token || !*token) return 401;
-  mrd_jwt_claims cl;
-  int64_t now_s = gw_now_ms() / 1000;
-  int rc = mrd_jwt_verify(s->cfg->jwt_secret, strlen(s->cfg->jwt_secret), token, MRD_ROLE_ANY,
-                          now_s, &cl);
-  if (rc) {
-    *why = mrd_strerror(rc);
-    return 401;
-  }
-  if (cl.role != want) { /* an ops token, or the other app's */
-    *why = "role does not match the endpoint";
-    return 403;
-  }
-  gw_token_verdict v = gw_token_check_claims(&cl, now_s, s->cfg->token_max_lifetime_ms / 1000);
-  if (v == GW_TOKEN_BAD_ROLE) {
-    *why = gw_token_verdict_text(v);
-    return 403;
-  }
-  if (v != GW_TOKEN_OK) {
-    *why = gw_token_verdict_text(v);
-    return 401;
-  }
-  memcpy(user, cl.sub, strlen(cl.sub) + 1); /* mrd_id_valid: at most 64 bytes */
-  *exp_s = cl.exp_s;
+  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) token = tok + 7;
+  else token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
+  gw_upgrade_claims cl;
+  gw_upgrade_verdict v = gw_upgrade_check(uri, token, s->cfg->jwt_secret, gw_now_ms() / 1000,
+                                          s->cfg->token_max_lifetime_ms / 1000, &cl, why);
+  if (v != GW_UPGRADE_OK) return (int)v;
+  c->role = cl.role;
+  memcpy(c->user, cl.user, sizeof c->user);
+  c->exp_s = cl.exp_s;
   return 0;
 }
 
@@ -336,7 +298,7 @@ int gw_limits_start(gw_server *s) {
   mrd_log_gate_init(&s->refusal_log, k->log_rate, k->log_rate < 1 ? 1 : k->log_rate, gw_now_ms());
   if (!s->budgets || !s->iprate) {
     mrd_log_error("limits", "err=%s", "out of memory");
-    return -1;
+    return MRD_ENOMEM;
   }
   return 0;
 }
@@ -346,51 +308,6 @@ void gw_limits_stop(gw_server *s) {
   gw_iprate_free(s->iprate);
   s->budgets = NULL;
   s->iprate = NULL;
-}
-
-static int refused_index(int status) {
-  switch (status) {
-  case 401: return 0;
-  case 403: return 1;
-  case 404: return 2;
-  case 429: return 3;
-  case 503: return 4;
-  default: return 5; /* 431, 400 */
-  }
-}
-
-/* One line per refusal, at most MERIDIAN_GW_LOG_RATE a second; the next line written says
- * how many were held back. Every refusal is counted in /metrics either way. */
-static void log_refusal(gw_server *s, struct lws *wsi, int status, const char *why) {
-  mrd_counter_inc(s->m.refused[refused_index(status)]);
-  uint64_t held = 0;
-  if (!mrd_log_gate_pass(&s->refusal_log, gw_now_ms(), &held)) return;
-  char ip[64] = "?";
-  if (wsi) lws_get_peer_simple(wsi, ip, sizeof ip);
-  mrd_log_warn("upgrade_refused", "status=%d ip=%s why=\"%s\" suppressed=%llu", status, ip, why,
-               (unsigned long long)held);
-}
-
-/* Write a whole HTTP/1.1 answer on wsi (before the upgrade) and let the caller close. Written
- * raw: lws_return_http_status() answers HTTP/1.0 at this stage, which strict clients
- * (Python websockets) refuse. */
-static void refuse_http(struct lws *wsi, int status) {
-  const char *line, *body, *extra = "";
-  switch (status) {
-  case 401: line = "Unauthorized"; body = "invalid or missing token\n"; extra = "www-authenticate: Bearer\r\n"; break;
-  case 403: line = "Forbidden"; body = "the token's role does not match the endpoint\n"; break;
-  case 429: line = "Too Many Requests"; body = "too many new connections from this address; retry later\n"; extra = "retry-after: 1\r\n"; break;
-  case 503: line = "Service Unavailable"; body = "the gateway holds all the connections it may; retry later\n"; extra = "retry-after: 5\r\n"; break;
-  case 431: line = "Request Header Fields Too Large"; body = "request header fields too large\n"; break;
-  default: line = "Not Found"; body = "not found\n"; break;
-  }
-  unsigned char buf[LWS_PRE + 512];
-  int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-                   "HTTP/1.1 %d %s\r\n%scontent-type: text/plain\r\ncontent-length: %zu\r\n"
-                   "connection: close\r\n\r\n%s",
-                   status, line, extra, strlen(body), body);
-  if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
-    lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
 }
 
 /* Send what is queued for c, then a close frame code/reason (a literal, < 124 bytes), then
@@ -418,28 +335,13 @@ static void replace_older(gw_server *s, gw_conn *c) {
   }
 }
 
-/* The bytes the kernel received on c's socket so far (frames of every kind and the
- * handshake); false when the socket cannot say. */
-static bool socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent) {
-  int fd = lws_get_socket_fd(wsi);
-  struct tcp_info ti;
-  socklen_t len = sizeof ti;
-  memset(&ti, 0, sizeof ti);
-  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return false;
-  if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
-    return false;
-  *received = ti.tcpi_bytes_received;
-  *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent ? ti.tcpi_bytes_sent : 0;
-  return true;
-}
-
 /* Charge what c's socket received since the last charge to the user's byte budget, and
  * pause, resume or close the user's connection accordingly. lws answers pings itself and
  * never shows them to the gateway: the kernel's count of received bytes sees them. */
 static void rx_charge(gw_server *s, gw_conn *c, int64_t now) {
   if (!c->ws || !c->budget || c->drain_then_close || c->closing) return;
   uint64_t got = 0, sent = 0;
-  if (!socket_bytes(c->wsi, &got, &sent)) return;
+  if (!gw_socket_bytes(c->wsi, &got, &sent)) return;
   uint64_t delta = got > c->rx_bytes_seen ? got - c->rx_bytes_seen : 0;
   c->rx_bytes_seen = got;
   c->rx_checked_ms = now;
@@ -489,496 +391,255 @@ static void limits_housekeeping(gw_server *s, int64_t now_ms) {
   mrd_gauge_set(s->m.budgets, (double)gw_budgets_count(s->budgets));
 }
 
-/* Request headers above MERIDIAN_GW_MAX_HEADER_BYTES are answered 431. lws itself closes a
- * connection whose headers overflow its buffer without a word (and has shut the socket
- * down before any callback could answer), so its buffer is GW_LWS_HEADER_BUFFER, far above
- * the limit, and the limit is checked here once lws has the whole head: the bytes the
- * socket received for this request (since the previous request of a keep-alive
- * connection, from rx_base). True when the request was refused (return -1 then). */
-#define GW_LWS_HEADER_BUFFER (256 * 1024)
-static bool refuse_large_headers(gw_server *s, struct lws *wsi, uint64_t rx_base) {
-  uint64_t got = 0, sent = 0;
-  if (!socket_bytes(wsi, &got, &sent) || got < rx_base ||
-      got - rx_base <= (uint64_t)s->cfg->max_header_bytes)
-    return false;
-  refuse_http(wsi, 431);
-  log_refusal(s, wsi, 431, "request headers too large");
-  return true;
-}
+/* ---- messages: the plan of handle.c, carried out ------------------------------------- */
 
-/* A connection lws closed before a whole request arrived (headers beyond even its buffer,
- * or not HTTP): nothing can be answered any more (lws shut the socket down), but it is
- * counted and logged at the bounded rate. */
-static void note_header_error(gw_server *s, struct lws *wsi) {
-  uint64_t got = 0, sent = 0;
-  if (!socket_bytes(wsi, &got, &sent) || got == 0 || sent != 0) return;
-  log_refusal(s, wsi, got >= GW_LWS_HEADER_BUFFER ? 431 : 400,
-              got >= GW_LWS_HEADER_BUFFER ? "request headers beyond the buffer: dropped"
-                                          : "incomplete or malformed request: dropped");
-}
-
-/* An accept/decline/arrived/start/complete naming a shard that no epoch of the map ever
- * named would be produced to a partition no dispatch shard consumes: answer it instead.
- * A shard whose ranges all moved away is still named (gw_shardmap_trip_shards): it
- * finishes its live offers and trips. True when answered. */
-static bool refuse_unrouted(gw_server *s, gw_conn *c, const gw_msg *m) {
-  gw_code code = gw_target_shard_code(m->type, m->shard, gw_shardmap_trip_shards(s->map));
-  if (code == GW_OK) return false;
-  mrd_counter_inc(s->m.unrouted);
-  gw_error e;
-  memset(&e, 0, sizeof e);
-  gw_error_set(&e, code, "id", code == GW_UNKNOWN_OFFER ? "no such offer (shard %u was never in the map)"
-                                                        : "no such trip (shard %u was never in the map)",
-               (unsigned)m->shard);
-  if (m->has_ref) {
-    e.has_ref = true;
-    memcpy(e.ref, m->ref, sizeof e.ref);
-  }
-  gw_send_error(s, c, &e);
-  return true;
-}
-
-/* ---- messages ------------------------------------------------------------------------ */
-
-/* Returns 0 when queued (the client hears of the delivery), else the code it was sent. */
-static int produce_command(gw_server *s, gw_conn *c, const gw_msg *m, mrd_command *cmd,
-                           const char *key, bool ack) {
-  uint8_t buf[MRD_PROTO_MAX_SIZE];
-  size_t len;
-  cmd->epoch = gw_shardmap_epoch(s->map);
-  cmd->ts_ms = gw_now_ms();
-  if (cmd->trace.present) cmd->trace.stamp_us[MRD_STAMP_GATEWAY_PRODUCED] = gw_now_us();
-  if (m->has_ref) memcpy(cmd->ref, m->ref, sizeof cmd->ref);
-  if (mrd_command_encode(cmd, buf, sizeof buf, &len) != 0) {
-    send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the command");
-    return GW_INTERNAL;
-  }
-  int rc = gw_kafka_produce(s, c, "dispatch-commands", (int32_t)cmd->shard, key, buf, len,
-                            ack && m->has_ref ? m->ref : NULL);
-  if (rc == GW_UNAVAILABLE) send_code(s, c, m, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
-  else if (rc) send_code(s, c, m, GW_INTERNAL, NULL, "could not queue the command");
-  return rc;
-}
-
-static void handle_location(gw_server *s, gw_conn *c, const gw_msg *m) {
-  gw_route r;
-  if (gw_shardmap_route(s->map, m->pos, s->cfg->halo_m, &r) != 0) {
-    send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
-    return;
-  }
-  mrd_driver_location loc;
-  memset(&loc, 0, sizeof loc);
-  memcpy(loc.driver_id, c->user, sizeof loc.driver_id);
-  loc.pos = m->pos;
-  loc.has_heading = m->has_heading;
-  loc.heading_deg = m->heading_deg;
-  loc.has_speed = m->has_speed;
-  loc.speed_mps = m->speed_mps;
-  loc.ts_ms = m->ts_ms;
-  loc.seq = m->seq;
-  loc.owner_shard = r.owner;
-  loc.epoch = gw_shardmap_epoch(s->map);
-  memcpy(loc.geohash, r.geohash, sizeof loc.geohash);
-  loc.received_ms = gw_now_ms();
-  uint8_t buf[MRD_PROTO_MAX_SIZE];
-  size_t len;
-  for (int shard = -1; shard < MRD_SHARD_COUNT; shard++) {
-    bool owner = shard < 0;
-    if (!owner && !(r.halo_mask & (UINT64_C(1) << shard))) continue;
-    loc.halo = !owner;
-    int32_t part = owner ? (int32_t)r.owner : shard;
-    if (mrd_driver_location_encode(&loc, buf, sizeof buf, &len) != 0) {
-      send_code(s, c, m, GW_INTERNAL, NULL, "could not encode the location");
-      return;
-    }
-    int rc = gw_kafka_produce(s, c, "driver-locations", part, c->user, buf, len,
-                              owner && m->has_ref ? m->ref : NULL);
-    if (rc) {
-      if (owner) {
-        send_code(s, c, m, rc == GW_UNAVAILABLE ? GW_UNAVAILABLE : GW_INTERNAL, NULL,
-                  rc == GW_UNAVAILABLE ? "the gateway is overloaded; try again" : "could not queue the location");
-        return;
+/* Carry out plan p for c, in order: replies into c's send queue, records to Kafka (a refused
+ * write answered as the record says), the plan's notes into the metrics. */
+static void run_plan(gw_server *s, gw_conn *c, const gw_plan *p) {
+  if (p->notes & GW_NOTE_RATE_LIMITED) mrd_counter_inc(s->m.rate_limited[c->role]);
+  if (p->notes & GW_NOTE_REQUEST_RESEND) mrd_counter_inc(s->m.request_resends);
+  if (p->notes & GW_NOTE_REQUEST_CONFLICT) mrd_counter_inc(s->m.request_conflicts);
+  if (p->notes & GW_NOTE_UNROUTED) mrd_counter_inc(s->m.unrouted);
+  const gw_request_key key = {p->request_id, p->rider, p->request_value};
+  for (size_t i = 0; i < p->n; i++) {
+    const gw_action *a = &p->act[i];
+    switch (a->kind) {
+    case GW_ACT_ERROR: gw_send_error(s, c, &a->u.error); break;
+    case GW_ACT_TEXT: gw_send(s, c, p->text + a->u.text.off, a->u.text.len, a->u.text.droppable); break;
+    case GW_ACT_FORGET: gw_request_forget(s, &key); break;
+    case GW_ACT_PRODUCE: {
+      const gw_record *r = &a->u.record;
+      int rc = gw_kafka_produce(s, c, r->topic, r->partition, r->key, r->payload, r->len,
+                                r->acked ? p->msg->ref : NULL, r->forget ? &key : NULL);
+      if (rc == 0) break;
+      if (r->forget) gw_request_forget(s, &key); /* it never reaches Kafka */
+      if (r->on_fail == GW_FAIL_COUNT) {
+        mrd_counter_inc(s->m.kafka_failed); /* a lost halo copy: the next ping brings another */
+        break;
       }
-      mrd_counter_inc(s->m.kafka_failed); /* a lost halo copy: the next ping brings another */
+      gw_error e;
+      gw_plan_write_failed(p, r, rc, &e);
+      gw_send_error(s, c, &e);
+      if (r->on_fail == GW_FAIL_REPLY_STOP) return;
+      break;
+    }
     }
   }
 }
 
-static void handle_message(gw_server *s, gw_conn *c, const gw_msg *m) {
-  mrd_command cmd;
-  memset(&cmd, 0, sizeof cmd);
-  switch (m->type) {
-  case GW_MSG_LOCATION: handle_location(s, c, m); return;
-  case GW_MSG_STATUS: {
-    /* every shard of the map: whichever holds the driver (owner or halo) learns it */
-    uint64_t all = gw_shardmap_prefix_shards(s->map, "");
-    cmd.kind = MRD_CMD_STATUS;
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    cmd.status = m->status;
-    bool first = true;
-    for (uint32_t k = 0; k < MRD_SHARD_COUNT; k++) {
-      if (!(all & (UINT64_C(1) << k))) continue;
-      cmd.shard = k;
-      produce_command(s, c, m, &cmd, c->user, first); /* one ack, for the first shard */
-      first = false;
-    }
-    return;
-  }
-  case GW_MSG_ACCEPT:
-  case GW_MSG_DECLINE:
-    if (refuse_unrouted(s, c, m)) return;
-    cmd.kind = m->type == GW_MSG_ACCEPT ? MRD_CMD_ACCEPT : MRD_CMD_DECLINE;
-    cmd.shard = m->shard;
-    memcpy(cmd.offer_id, m->id, sizeof cmd.offer_id);
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  case GW_MSG_ARRIVED:
-  case GW_MSG_START:
-  case GW_MSG_COMPLETE:
-    if (refuse_unrouted(s, c, m)) return;
-    cmd.kind = m->type == GW_MSG_ARRIVED ? MRD_CMD_ARRIVED
-               : m->type == GW_MSG_START ? MRD_CMD_START
-                                         : MRD_CMD_COMPLETE;
-    cmd.shard = m->shard;
-    memcpy(cmd.trip_id, m->id, sizeof cmd.trip_id);
-    memcpy(cmd.driver_id, c->user, sizeof cmd.driver_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  case GW_MSG_REQUEST: {
-    int rc = gw_request_window(s, c->user, gw_now_ms());
-    if (rc == GW_RATE_LIMITED) {
-      mrd_counter_inc(s->m.rate_limited[c->role]);
-      send_code(s, c, m, GW_RATE_LIMITED, NULL, "too many ride requests; wait a minute");
-      return;
-    }
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
-      return;
-    }
-    gw_route r;
-    if (gw_shardmap_route(s->map, m->pickup, 0, &r) != 0) {
-      send_code(s, c, m, GW_INTERNAL, NULL, "routing failed");
-      return;
-    }
-    /* one (rider, request_id) is one trip, whichever shard the pickup of a resend is on
-     * and however long ago dispatch forgot the trip (docs/protocol.md, "request_id") */
-    gw_req_seen seen = GW_REQ_NEW;
-    uint32_t shard = r.owner;
-    char value[GW_REQ_VALUE_MAX];
-    rc = gw_request_record(s, m->id, c->user, r.owner, m->pickup, m->dropoff, &seen, &shard,
-                           value, sizeof value);
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
-      return;
-    }
-    if (seen == GW_REQ_CONFLICT) {
-      mrd_counter_inc(s->m.request_conflicts);
-      send_code(s, c, m, GW_INVALID_STATE, "request_id",
-                "request_id: already used for a ride with another pickup or dropoff; send a "
-                "new request_id");
-      return;
-    }
-    cmd.kind = MRD_CMD_REQUEST;
-    cmd.shard = shard;
-    cmd.resend = seen == GW_REQ_RESEND;
-    if (cmd.resend) mrd_counter_inc(s->m.request_resends);
-    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
-    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
-    cmd.pickup = m->pickup;
-    cmd.dropoff = m->dropoff;
-    uint8_t rnd[24];
-    gw_random_bytes(s, rnd, sizeof rnd);
-    mrd_traceparent_root(rnd, &cmd.trace.tp); /* every request is traced (docs/architecture.md) */
-    cmd.trace.present = true;
-    cmd.trace.stamp_us[MRD_STAMP_GATEWAY_RECEIVED] = s->rx_us;
-    if (!cmd.resend) { /* a new request that never reaches Kafka must not stay recorded */
-      s->undo_request_id = m->id;
-      s->undo_rider = c->user;
-      s->undo_value = value;
-    }
-    rc = produce_command(s, c, m, &cmd, m->id, true);
-    s->undo_request_id = s->undo_rider = s->undo_value = NULL;
-    if (rc && !cmd.resend) gw_request_forget(s, m->id, c->user, value);
-    return;
-  }
-  case GW_MSG_CANCEL: {
-    uint32_t shard = 0;
-    int rc = gw_request_lookup(s, m->id, c->user, &shard);
-    if (rc == GW_FORBIDDEN) {
-      send_code(s, c, m, GW_FORBIDDEN, "request_id", "request_id: not a request of yours");
-      return;
-    }
-    if (rc) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "cancel is unavailable; try again");
-      return;
-    }
-    cmd.kind = MRD_CMD_CANCEL;
-    cmd.shard = shard;
-    memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
-    memcpy(cmd.rider_id, c->user, sizeof cmd.rider_id);
-    produce_command(s, c, m, &cmd, m->id, true);
-    return;
-  }
-  case GW_MSG_NEARBY: {
-    mrd_latlon pts[100];
-    size_t n = 0;
-    size_t cap = (size_t)s->cfg->nearby_max;
-    if (gw_nearby(s, m->pos, m->radius_m, pts, cap < 100 ? cap : 100, &n) != 0) {
-      send_code(s, c, m, GW_UNAVAILABLE, NULL, "nearby is unavailable; try again");
-      return;
-    }
-    char buf[4096];
-    int len = gw_format_nearby(pts, n, m->has_ref ? m->ref : NULL, buf, sizeof buf);
-    if (len > 0) gw_send(s, c, buf, (size_t)len, true);
-    return;
-  }
-  default: send_code(s, c, m, GW_INTERNAL, NULL, "unhandled message"); return;
-  }
-}
-
-/* A complete message arrived: rate limit, parse, act. Returns -1 to close the connection. */
+/* A complete message arrived: intake (budget, parse), then its plan. Returns -1 to close the
+ * connection. */
 static int on_message(gw_server *s, gw_conn *c) {
   if (c->drain_then_close || c->closing) return 0; /* being closed: take no more work */
-  s->rx_us = gw_now_us();
-  int64_t now = s->rx_us / 1000;
+  int64_t rx_us = gw_now_us();
   gw_msg m;
   gw_error e;
-  int ok = -1;
-  if (c->rx_too_large) {
-    memset(&e, 0, sizeof e);
-    gw_error_set(&e, GW_TOO_LARGE, NULL, "messages are limited to %d bytes", GW_MAX_MESSAGE_BYTES);
-    memset(&m, 0, sizeof m);
-  } else if (c->rx_binary) {
-    memset(&e, 0, sizeof e);
-    gw_error_set(&e, GW_BAD_REQUEST, NULL, "binary messages are not accepted; send JSON text");
-    memset(&m, 0, sizeof m);
-  } else {
-    ok = gw_parse(c->rx, c->rx_len, c->role, s->area, &m, &e);
-  }
-  mrd_counter_inc(s->m.in[ok == 0 ? m.type : GW_MSG_NONE]);
-  /* every message costs a token, valid or not */
-  /* the user's budget: shared by all his connections (budget.h) */
-  gw_bucket *b = (c->role == GW_ROLE_DRIVER && !(ok == 0 && m.type == GW_MSG_LOCATION))
-                     ? &c->budget->control
-                     : &c->budget->msgs;
-  if (!gw_bucket_take(b, now)) {
-    mrd_counter_inc(s->m.rate_limited[c->role]);
-    if (gw_flood_hit(&c->budget->flood, now) == GW_FLOOD_CLOSE) {
-      mrd_counter_inc(s->m.closed_flood);
-      mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
-      /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
-      close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
-      return 0;
-    }
-    gw_error r;
-    memset(&r, 0, sizeof r);
-    gw_error_set(&r, GW_RATE_LIMITED, NULL, "over the rate limit; slow down");
-    r.has_ref = (ok == 0) ? m.has_ref : e.has_ref;
-    memcpy(r.ref, ok == 0 ? m.ref : e.ref, sizeof r.ref);
-    gw_send_error(s, c, &r);
+  gw_intake in = gw_intake_frame(c->rx, c->rx_len, c->rx_too_large, c->rx_binary, c->role,
+                                 s->area, c->budget, rx_us / 1000, &m, &e);
+  mrd_counter_inc(s->m.in[in.counted]);
+  if (in.rate_limited) mrd_counter_inc(s->m.rate_limited[c->role]);
+  if (in.verdict == GW_INTAKE_FLOOD) {
+    mrd_counter_inc(s->m.closed_flood);
+    mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+    /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
+    close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
     return 0;
   }
-  if (ok != 0) {
+  if (in.verdict == GW_INTAKE_REFUSE) {
     gw_send_error(s, c, &e);
     return 0;
   }
-  if (!s->map) {
-    send_code(s, c, &m, GW_UNAVAILABLE, NULL, "no shard map yet; try again");
+  gw_handle_config hc = {s->cfg->halo_m, s->cfg->nearby_max};
+  gw_ports ports = gw_store_ports(s);
+  gw_handle(&m, c->role, c->user, s->map, &hc, &ports, rx_us, s->plan);
+  run_plan(s, c, s->plan);
+  return 0;
+}
+
+/* ---- the WebSocket protocol callback ---------------------------------------------------- */
+
+/* The upgrade of a WebSocket (LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION): the head's size,
+ * admission (it costs no HMAC), shutting down, then the token, verified here and only here:
+ * its role, sub and expiry stay in c for the connection's life. 0 admits, -1 refuses (the
+ * raw HTTP answer written). */
+static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
+  if (gw_refuse_large_headers(s, wsi, 0)) return -1;
+  char ip[GW_IP_MAX + 1] = "";
+  lws_get_peer_simple(wsi, ip, sizeof ip);
+  gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
+  if (av != GW_ADMIT_OK) {
+    gw_refuse_http(wsi, (int)av);
+    gw_log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
+    return -1;
+  }
+  if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
+    gw_refuse_http(wsi, 503);
+    gw_log_refusal(s, wsi, 503, "shutting down");
+    return -1;
+  }
+  if (!c) { /* lws gives every upgrade the protocol's session data: cannot happen */
+    gw_refuse_http(wsi, 503);
+    gw_log_refusal(s, wsi, 503, "no session data for the connection");
+    return -1;
+  }
+  memset(c, 0, sizeof *c);
+  c->wsi = wsi;
+  c->is_ops = gw_ops_io_is_ops(wsi);
+  const char *why = NULL;
+  int status = c->is_ops ? gw_ops_io_filter(s, wsi, c->user, &c->exp_s)
+                         : authenticate(s, wsi, c, &why);
+  if (status) {
+    gw_refuse_http(wsi, status);
+    gw_log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
+    return -1;
+  }
+  c->authenticated = true;
+  return 0;
+}
+
+/* The upgrade is done (c was filled by filter_upgrade): an ops connection joins the ops
+ * stream; an app's gets its send queue and its user's budget, replaces the user's older
+ * connection, and learns the state of its trip if one is under way. -1 closes. */
+static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
+  if (!c || !c->authenticated) return -1; /* every upgrade is filtered first */
+  c->wsi = wsi;
+  if (c->is_ops) return gw_ops_io_open(s, c) == 0 ? 0 : -1;
+  int64_t now = gw_now_ms();
+  c->ref = calloc(1, sizeof *c->ref);
+  c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
+  c->budget = c->ref && c->q ? gw_budgets_acquire(s->budgets, c->role, c->user, now) : NULL;
+  if (!c->budget) { /* out of memory: nothing of it is kept (c->ws stays false) */
+    free(c->ref);
+    free(c->q);
+    c->ref = NULL;
+    c->q = NULL;
+    return -1;
+  }
+  c->ref->conn = c;
+  c->ref->refs = 1;
+  c->ws = true;
+  uint64_t sent = 0;
+  gw_socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
+  c->rx_checked_ms = now;
+  s->open_ws++;
+  replace_older(s, c);
+  registry_add(s, c);
+  c->in_registry = true;
+  mrd_gauge_add(s->m.conns[c->role], 1);
+  /* a client that comes back during a trip learns its state at once */
+  mrd_dispatch_event ev;
+  bool found = false;
+  if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) == 0 && found) {
+    char buf[2048];
+    int n = gw_format_snapshot(&ev, c->role, c->user, buf, sizeof buf);
+    if (n > 0) gw_send(s, c, buf, (size_t)n, false);
+  }
+  return 0;
+}
+
+/* A fragment of a frame: charge the socket's bytes at most every MERIDIAN_GW_RX_CHECK_MS,
+ * accumulate (4 KiB at most; beyond, the frame is too_large), and hand a whole message to
+ * the ops stream or to on_message. -1 closes. */
+static int on_receive(gw_server *s, gw_conn *c, struct lws *wsi, const void *in, size_t len) {
+  if (!c->ws) return -1;
+  if (lws_is_first_fragment(wsi)) {
+    int64_t now = gw_now_ms();
+    if (now - c->rx_checked_ms >= s->cfg->rx_check_ms) rx_charge(s, c, now);
+    c->rx_len = 0;
+    c->rx_too_large = false;
+    c->rx_binary = lws_frame_is_binary(wsi);
+  }
+  if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
+  else if (!c->rx_too_large) {
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+  }
+  if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+    return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
+  return 0;
+}
+
+/* The socket can take more: a slow consumer is closed 1008; what is queued goes out in one
+ * write; a connection being closed sends its close frame once its queue is empty. -1 closes. */
+static int on_writeable(gw_server *s, gw_conn *c, struct lws *wsi) {
+  if (c->closing) {
+    lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow consumer", 13);
+    return -1;
+  }
+  if (c->q_len == 0) {
+    if (c->drain_then_close && !c->close_sent) {
+      /* Send the close frame and wait for the client's, which lws answers and then
+       * closes. lws_close_reason() + return -1 closes the socket at once: a flooding
+       * client is still sending then, the unread bytes make the kernel reset the
+       * connection and the client loses the warnings and the close frame (seen in 3 of
+       * 8 tries here). A client that never answers is cut after 5 s. */
+      unsigned char frame[LWS_PRE + 125];
+      size_t rn = strnlen(c->close_reason ? c->close_reason : "", 123);
+      frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+      frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+      memcpy(frame + LWS_PRE + 2, c->close_reason ? c->close_reason : "", rn);
+      if (lws_write(wsi, frame + LWS_PRE, 2 + rn, GW_LWS_WRITE_CLOSE) < (int)(2 + rn)) return -1;
+      c->close_sent = true;
+      lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+    }
     return 0;
   }
-  handle_message(s, c, &m);
+  if (write_queued(s, c) != 0) return -1;
+  c->blocked_since_ms = 0;
+  if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
   return 0;
 }
 
-/* ---- HTTP ---------------------------------------------------------------------------- */
-
-static int http_reply(struct lws *wsi, gw_conn *c, unsigned status, const char *type,
-                      char *body /* heap, taken */, size_t len) {
-  unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof hdr - 1;
-  c->http_body = body;
-  c->http_len = len;
-  if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
-      lws_finalize_write_http_header(wsi, start, &p, end))
-    return 1;
-  lws_callback_on_writable(wsi);
-  return 0;
+/* The connection is gone: out of the registry (or the ops stream), its budget given back,
+ * its queue freed; Kafka delivery reports still pending find c->ref->conn == NULL. */
+static void on_closed(gw_server *s, gw_conn *c) {
+  if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
+  else if (!c || !c->ws) return;
+  else {
+    if (c->in_registry) registry_remove(s, c);
+    c->in_registry = false;
+    gw_budgets_release(s->budgets, c->budget);
+    c->budget = NULL;
+    s->open_ws--;
+    mrd_gauge_add(s->m.conns[c->role], -1);
+  }
+  if (!c->ws) return;
+  for (int i = 0; i < c->q_len; i++) out_free(&c->q[(c->q_head + i) % s->cfg->sendq]);
+  free(c->q);
+  c->q = NULL;
+  c->ref->conn = NULL;
+  if (--c->ref->refs == 0) free(c->ref);
+  c->ref = NULL;
+  c->ws = false;
 }
 
-/* /readyz: Kafka assigned, a shard map loaded, Redis answering, not stopping. */
-static int ready(void *ud, char *reason, size_t cap) {
-  gw_server *s = ud;
-  bool redis = mrd_redis_ping(s->redis) == 0;
-  if (s->kafka_ready && s->map && redis && !s->stopping) return 0;
-  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "", s->kafka_ready ? "" : "kafka: down; ",
-           s->map ? "" : "no shard map; ", redis ? "" : "redis: down; ");
-  return 1;
-}
-
-/* /healthz, /readyz, /metrics (services/common's responder), anything else 404. */
-static int on_http(gw_server *s, struct lws *wsi, gw_conn *c, const char *path) {
-  unsigned ops_status;
-  const char *ops_type;
-  char *ops_body;
-  size_t ops_len;
-  int ops = gw_ops_io_http(s, path, &ops_status, &ops_type, &ops_body, &ops_len);
-  if (ops < 0) return 1;
-  if (ops > 0) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
-  mrd_http_response r;
-  if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
-  return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);
-}
-
-/* ---- the protocol callback ------------------------------------------------------------ */
-
-static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len) {
+/* The WebSocket protocol ("meridian", the vhost's default, so that upgrades without a
+ * subprotocol land here): the upgrade, the established connection, frames in, queued
+ * messages out, close. Until lws routes a connection's first request it gives it to the
+ * default protocol too: the HTTP-phase reasons that can arrive then are answered as the HTTP
+ * callback answers them (http_server.c), with no HTTP session yet. */
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len) {
   gw_server *s = lws_context_user(lws_get_context(wsi));
   gw_conn *c = user;
   switch (reason) {
-  case LWS_CALLBACK_HTTP:
-    return on_http(s, wsi, c, (const char *)in);
-  case LWS_CALLBACK_HTTP_WRITEABLE: {
-    if (!c || !c->http_body) break;
-    unsigned char *buf = malloc(LWS_PRE + c->http_len + 1);
-    if (!buf) return -1;
-    memcpy(buf + LWS_PRE, c->http_body, c->http_len);
-    int n = lws_write(wsi, buf + LWS_PRE, c->http_len, LWS_WRITE_HTTP_FINAL);
-    free(buf);
-    free(c->http_body);
-    c->http_body = NULL;
-    if (n < 0) return -1;
-    uint64_t sent = 0;
-    socket_bytes(wsi, &c->http_rx_base, &sent); /* the next request's head starts here */
-    if (lws_http_transaction_completed(wsi)) return -1;
-    return 0;
-  }
-  case LWS_CALLBACK_HTTP_FILE_COMPLETION: /* a file of the /ops mount went out: keep-alive */
-    if (lws_http_transaction_completed(wsi)) return -1;
-    break;
-  case LWS_CALLBACK_CLOSED_HTTP:
-    if (c) {
-      free(c->http_body);
-      c->http_body = NULL;
-    } else {
-      note_header_error(s, wsi);
-    }
-    break;
   case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
-    return refuse_large_headers(s, wsi, c ? c->http_rx_base : 0) ? -1 : 0;
-  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-    if (refuse_large_headers(s, wsi, 0)) return -1;
-    /* admission first: it costs no HMAC */
-    char ip[GW_IP_MAX + 1] = "";
-    lws_get_peer_simple(wsi, ip, sizeof ip);
-    gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
-    if (av != GW_ADMIT_OK) {
-      refuse_http(wsi, (int)av);
-      log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
-      return -1;
-    }
-    gw_role role;
-    char sub[MRD_ID_MAX + 1];
-    if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
-      refuse_http(wsi, 503);
-      log_refusal(s, wsi, 503, "shutting down");
-      return -1;
-    }
-    int64_t exp_s = 0;
-    const char *why = NULL;
-    int status = gw_ops_io_is_ops(wsi) ? gw_ops_io_filter(s, wsi, NULL, NULL)
-                                       : authenticate(s, wsi, &role, sub, &exp_s, &why);
-    if (status) {
-      refuse_http(wsi, status);
-      log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
-      return -1;
-    }
-    return 0;
-  }
-  case LWS_CALLBACK_ESTABLISHED: {
-    memset(c, 0, sizeof *c);
-    c->wsi = wsi;
-    if (gw_ops_io_is_ops(wsi))
-      return gw_ops_io_filter(s, wsi, c->user, &c->exp_s) == 0 && gw_ops_io_open(s, c) == 0 ? 0 : -1;
-    const char *why = NULL;
-    if (authenticate(s, wsi, &c->role, c->user, &c->exp_s, &why) != 0) return -1;
-    c->ref = calloc(1, sizeof *c->ref);
-    c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
-    if (!c->ref || !c->q) return -1;
-    c->ref->conn = c;
-    c->ref->refs = 1;
-    c->ws = true;
-    int64_t now = gw_now_ms();
-    c->budget = gw_budgets_acquire(s->budgets, c->role, c->user, now);
-    if (!c->budget) return -1;
-    uint64_t sent = 0;
-    socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
-    c->rx_checked_ms = now;
-    s->open_ws++;
-    replace_older(s, c);
-    registry_add(s, c);
-    c->in_registry = true;
-    mrd_gauge_add(s->m.conns[c->role], 1);
-    /* a client that comes back during a trip learns its state at once */
-    mrd_dispatch_event ev;
-    if (gw_trip_snapshot(s, c->role, c->user, &ev) == 1) {
-      char buf[2048];
-      int n = gw_format_event(&ev, c->role, buf, sizeof buf);
-      const char *rid, *did;
-      gw_event_targets(&ev, &rid, &did);
-      const char *mine = c->role == GW_ROLE_DRIVER ? did : rid;
-      if (n > 0 && mine && strcmp(mine, c->user) == 0) gw_send(s, c, buf, (size_t)n, false);
-    }
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+    return gw_http_callback(wsi, reason, NULL, in, len);
+  case LWS_CALLBACK_HTTP:
+    /* a first request of the /ops mount that lws has no file for: not found, and close
+     * (the HTTP callback's own 404 needs its session data, which lws did not make) */
+    gw_refuse_http(wsi, 404);
+    return -1;
+  case LWS_CALLBACK_CLOSED_HTTP:
+    /* no session data: closed before a whole request (else a refused upgrade, answered) */
+    if (!c) gw_note_header_error(s, wsi);
     break;
-  }
-  case LWS_CALLBACK_RECEIVE: {
-    if (!c->ws) return -1;
-    if (lws_is_first_fragment(wsi)) {
-      int64_t now = gw_now_ms();
-      if (now - c->rx_checked_ms >= s->cfg->rx_check_ms) rx_charge(s, c, now);
-    }
-    if (lws_is_first_fragment(wsi)) {
-      c->rx_len = 0;
-      c->rx_too_large = false;
-      c->rx_binary = lws_frame_is_binary(wsi);
-    }
-    if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
-    else if (!c->rx_too_large) {
-      memcpy(c->rx + c->rx_len, in, len);
-      c->rx_len += len;
-    }
-    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
-      return c->ops_view ? gw_ops_io_receive(s, c) : on_message(s, c);
-    break;
-  }
-  case LWS_CALLBACK_SERVER_WRITEABLE: {
-    if (c->closing) {
-      lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"slow consumer", 13);
-      return -1;
-    }
-    if (c->q_len == 0) {
-      if (c->drain_then_close && !c->close_sent) {
-        /* Send the close frame and wait for the client's, which lws answers and then
-         * closes. lws_close_reason() + return -1 closes the socket at once: a flooding
-         * client is still sending then, the unread bytes make the kernel reset the
-         * connection and the client loses the warnings and the close frame (seen in 3 of
-         * 8 tries here). A client that never answers is cut after 5 s. */
-        unsigned char frame[LWS_PRE + 125];
-        size_t rn = strnlen(c->close_reason ? c->close_reason : "", 123);
-        frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
-        frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
-        memcpy(frame + LWS_PRE + 2, c->close_reason ? c->close_reason : "", rn);
-        if (lws_write(wsi, frame + LWS_PRE, 2 + rn, GW_LWS_WRITE_CLOSE) < (int)(2 + rn)) return -1;
-        c->close_sent = true;
-        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
-      }
-      break;
-    }
-    if (write_queued(s, c) != 0) return -1;
-    c->blocked_since_ms = 0;
-    if (c->q_len || (c->drain_then_close && !c->close_sent)) lws_callback_on_writable(wsi);
-    break;
-  }
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+    return filter_upgrade(s, wsi, c);
+  case LWS_CALLBACK_ESTABLISHED: return on_established(s, c, wsi);
+  case LWS_CALLBACK_RECEIVE: return on_receive(s, c, wsi, in, len);
+  case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(s, c, wsi);
   case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
     /* RFC 6455 7.4: a close frame with a code a peer may not send is a protocol error */
     if (!gw_close_payload_valid(in, len)) {
@@ -987,27 +648,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       return -1;
     }
     break;
-  case LWS_CALLBACK_CLOSED: {
-    if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
-    else if (!c || !c->ws) break;
-    else {
-      if (c->in_registry) registry_remove(s, c);
-      c->in_registry = false;
-      gw_budgets_release(s->budgets, c->budget);
-      c->budget = NULL;
-      s->open_ws--;
-      mrd_gauge_add(s->m.conns[c->role], -1);
-    }
-    if (!c->ws) break;
-    for (int i = 0; i < c->q_len; i++) out_free(&c->q[(c->q_head + i) % s->cfg->sendq]);
-    free(c->q);
-    c->q = NULL;
-    c->ref->conn = NULL;
-    if (--c->ref->refs == 0) free(c->ref);
-    c->ref = NULL;
-    c->ws = false;
-    break;
-  }
+  case LWS_CALLBACK_CLOSED: on_closed(s, c); break;
   default: break;
   }
   return 0;
@@ -1107,14 +748,22 @@ static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   return 0;
 }
 
+/* "http" is protocols[0], which lws binds a request no mount serves to; "meridian" is the
+ * vhost's default (pvo "default"), which an upgrade without Sec-WebSocket-Protocol binds to:
+ * the apps send none. */
 static const struct lws_protocols protocols[] = {
-    {"meridian", callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
+    {"http", gw_http_callback, sizeof(gw_http_conn), 0, 0, NULL, 0},
+    {"meridian", ws_callback, sizeof(gw_conn), GW_MAX_MESSAGE_BYTES, 0, NULL, 0},
     {"gw-kafka-wake", wake_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
+static const struct lws_protocol_vhost_options pvo_meridian = {NULL, &pvo_default, "meridian", ""};
 
 int gw_ws_start(gw_server *s) {
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
+  info.pvo = &pvo_meridian;
   info.port = s->cfg->port;
   info.iface = s->cfg->host;
   info.protocols = protocols;
@@ -1134,7 +783,7 @@ int gw_ws_start(gw_server *s) {
     s->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!s->loop) {
       mrd_log_error("event_loop", "err=%s", "libev could not create an epoll loop");
-      return -1;
+      return MRD_EIO;
     }
     /* lws 4.1.6's libev glue logs every watcher change at NOTICE (elops_io_ev), i.e. a
      * line per message: keep lws's errors and warnings only (NULL keeps mrd_log's emitter) */
@@ -1143,16 +792,21 @@ int gw_ws_start(gw_server *s) {
     info.foreign_loops = foreign;
     info.options |= LWS_SERVER_OPTION_LIBEV;
   }
-  s->health = (mrd_health){ready, s, s->m.reg};
+  s->health = (mrd_health){gw_ready, s, s->m.reg};
+  s->plan = gw_plan_new();
+  if (!s->plan) {
+    mrd_log_error("ws_start", "err=%s", "no memory for the message plan");
+    return MRD_ENOMEM;
+  }
   if (gw_ops_io_start(s) != 0) {
     mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
-    return -1;
+    return MRD_ENOMEM;
   }
   info.mounts = gw_ops_io_mount(s);
   s->ctx = lws_create_context(&info);
   if (!s->ctx) {
     mrd_log_error("listen_failed", "host=%s port=%d", s->cfg->host, s->cfg->port);
-    return -1;
+    return MRD_EIO;
   }
   if (s->wake_fd[0] >= 0) {
     lws_sock_file_fd_type fd;
@@ -1160,7 +814,7 @@ int gw_ws_start(gw_server *s) {
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
     if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-kafka-wake", NULL)) {
       mrd_log_error("kafka_wake_adopt", "err=%s", "lws could not adopt the pipe");
-      return -1;
+      return MRD_EIO;
     }
     s->wake_adopted = true; /* lws closes it with the context */
   }
@@ -1182,7 +836,10 @@ int gw_ws_start(gw_server *s) {
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
   }
-  if (gw_ops_io_timers(s) != 0) return -1;
+  if (gw_ops_io_timers(s) != 0) { /* ops_io.h's 0 / -1: the ops stream was not started */
+    mrd_log_error("ops_timers", "err=%s", "the ops stream is not started");
+    return MRD_ESTATE;
+  }
   mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
                s->loop ? "epoll" : "poll");
   return 0;
@@ -1193,7 +850,7 @@ int gw_ws_run_once(gw_server *s) {
     ev_run(s->loop, EVRUN_ONCE); /* returns on a signal too (EINTR) */
     return 0;
   }
-  return lws_service(s->ctx, 0) < 0 ? -1 : 0;
+  return lws_service(s->ctx, 0) < 0 ? MRD_EIO : 0;
 }
 
 size_t gw_ws_drain(gw_server *s) {
@@ -1225,6 +882,8 @@ void gw_ws_stop(gw_server *s) {
   if (s->ctx) lws_context_destroy(s->ctx); /* closes connections: no more work taken */
   s->ctx = NULL;
   gw_ops_io_stop(s);
+  gw_plan_free(s->plan);
+  s->plan = NULL;
   if (s->loop) ev_loop_destroy(s->loop);
   s->loop = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * test_dispatch_drivers.c: the shard's drivers: pings create and move them in the index,
  * out-of-order pings (by seq, then ts) are ignored and counted, silent drivers leave the
- * index after the TTL, status available/offline, halo copies.
+ * index after the TTL, status available/offline, halo copies, a full index (DSP_ERANGE).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -277,6 +277,42 @@ static void test_drivers_halo_copies_are_kept_and_matched(void **state) {
   assert_int_equal(v.owner_shard, 3);
 }
 
+/* An index that is full: every upsert answers DSP_ERANGE (index_quadtree.c's mapping of
+ * libgeo's GEO_ERANGE, more points than the tree holds). */
+static int full_upsert(void *ud, uint64_t id, geo_latlng pos, uint8_t st, int64_t seen_ms) {
+  (void)ud, (void)id, (void)pos, (void)st, (void)seen_ms;
+  return DSP_ERANGE;
+}
+static void full_remove(void *ud, uint64_t id) { (void)ud, (void)id; }
+static int full_knn(void *ud, geo_latlng c, double r_m, size_t k, bool (*accept)(void *, uint64_t),
+                    void *actx, uint64_t *ids, double *dist_m) {
+  (void)ud, (void)c, (void)r_m, (void)k, (void)accept, (void)actx, (void)ids, (void)dist_m;
+  return 0;
+}
+
+static void test_drivers_full_index_is_a_range_error_not_out_of_memory(void **state) {
+  fixture *f = *state;
+  dsp_index ix = {.ud = NULL, .upsert = full_upsert, .remove = full_remove, .knn = full_knn};
+  dsp_router rt = dsp_graph_router_iface(f->gr);
+  dsp_claims cl = dsp_claims_mem_iface(f->cm);
+  dsp_shard *s = NULL;
+  assert_int_equal(dsp_shard_new(&f->cfg, &ix, &rt, &cl, &s), DSP_OK);
+  dsp_location l;
+  memset(&l, 0, sizeof l);
+  l.driver_id = "d1";
+  l.pos = (geo_latlng){40.75, -73.99};
+  l.seq = 1;
+  l.ts_ms = 1000;
+  /* the index's code comes back as it is (it was DSP_ENOMEM whatever the index said) */
+  assert_int_equal(dsp_on_location(s, &l, 1000), DSP_ERANGE);
+  dsp_driver_view v;
+  assert_int_equal(dsp_driver_get(s, "d1", &v), DSP_ENOTFOUND); /* not kept half-made */
+  assert_int_equal(dsp_on_warm(s, "d2", l.pos, 1000), DSP_ERANGE);
+  assert_int_equal(dsp_driver_get(s, "d2", &v), DSP_ENOTFOUND);
+  assert_true(strcmp(dsp_strerror(DSP_ERANGE), dsp_strerror(DSP_ENOMEM)) != 0);
+  dsp_shard_free(s);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup_city, fixture_teardown)
   const struct CMUnitTest tests[] = {
@@ -293,6 +329,7 @@ int main(void) {
       T(test_drivers_status_before_first_ping_is_remembered),
       T(test_drivers_first_ping_offline_when_configured),
       T(test_drivers_halo_copies_are_kept_and_matched),
+      T(test_drivers_full_index_is_a_range_error_not_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

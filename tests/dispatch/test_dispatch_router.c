@@ -3,7 +3,8 @@
  * segment snapping (a position lands on the nearest road at its place along the block, not
  * on the nearest node), road times from and to those places, the service-area bound, and the
  * quoted ETA: the calibrated geo_graph_eta_ms at the request's local hour and weekday in
- * America/New_York, carried by offers and matches, while candidates are ranked by route time.
+ * America/New_York, carried by offers and matches, while candidates are ranked by route time;
+ * libgeo's failures as DSP_E* codes.
  * And moving drivers: the heading of the last ping picks the direction of a two-way street,
  * and the position is moved along the road by the speed (or the road's) times the ping's age,
  * straight on through corners, before the search; offers quote that. No servers; the city is dsp_fixture's 21 x 21 grid (0.001 deg, 10 s a block, two-way).
@@ -318,10 +319,50 @@ static void test_match_quotes_from_where_the_driver_is_at_accept(void **state) {
   assert_true(fabs(v.pickup_eta_s - 9) < 0.1);
 }
 
+/* An allocator for libgeo that fails every call once armed. */
+static bool g_fail;
+static void *failing_malloc(size_t size, void *ud) {
+  (void)ud;
+  return g_fail ? NULL : malloc(size);
+}
+static void *failing_realloc(void *p, size_t size, void *ud) {
+  (void)ud;
+  return g_fail ? NULL : realloc(p, size);
+}
+static void plain_free(void *p, void *ud) {
+  (void)ud;
+  free(p);
+}
+
+/* libgeo's failures reach the core as DSP_E* (dsp_err_of_geo): the search's first use of its
+ * queues allocates, and out of memory is DSP_ENOMEM (it was -1, which reads as DSP_EINVAL);
+ * a place the graph does not have is DSP_EINVAL. */
+static void test_router_failures_are_dsp_codes(void **state) {
+  fixture *f = *state;
+  dsp_router r = dsp_graph_router_iface(f->gr);
+  dsp_snap pickup;
+  assert_int_equal(r.snap(r.ud, (geo_latlng){40.7505, -73.99}, &pickup), 0);
+  geo_latlng drivers[] = {{40.752, -73.99}};
+  double eta[1];
+  geo_allocator a = {failing_malloc, failing_realloc, plain_free, NULL};
+  geo_set_allocator(&a);
+  g_fail = true;
+  int rc = r.etas_to(r.ud, &pickup, drivers, 1, 1200, eta);
+  g_fail = false;
+  geo_set_allocator(NULL);
+  assert_int_equal(rc, DSP_ENOMEM);
+  assert_int_equal(r.etas_to(r.ud, &pickup, drivers, 1, 1200, eta), 0);
+  assert_true(fabs(eta[0] - 15) < 0.002);
+  dsp_snap bogus = pickup;
+  bogus.data[0] = UINT32_MAX / 2; /* an arc the graph does not have */
+  assert_int_equal(r.etas_to(r.ud, &bogus, drivers, 1, 1200, eta), DSP_EINVAL);
+}
+
 int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup_city, fixture_teardown)
   const struct CMUnitTest tests[] = {
       T(test_router_snaps_onto_the_segment_not_the_node),
+      T(test_router_failures_are_dsp_codes),
       T(test_router_times_run_from_and_to_places_along_blocks),
       T(test_router_beyond_snap_max_is_out_of_area),
       T(test_router_quote_is_the_calibrated_eta_at_new_york_local_time),

@@ -1,11 +1,13 @@
 /*
  * test_gateway_auth.c: the gateway's token policy (auth.h), shared with meridianctl token:
- * sub shape, roles with an endpoint, lifetime bounds (exp - iat, or exp - now without iat).
+ * sub shape, roles with an endpoint, lifetime bounds (exp - iat, or exp - now without iat),
+ * and the verdict on an app's upgrade (gw_upgrade_check).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -68,10 +70,60 @@ static void test_token_policy_on_claims(void **state) {
   assert_int_equal(gw_token_check_claims(&c, NOW, 3 * 86400), GW_TOKEN_OK);
 }
 
+/* An app's upgrade, judged once (at the upgrade, ws_server.c keeps the claims): the
+ * endpoint, the token's signature and expiry, its role against the endpoint, the policy. */
+static void test_upgrade_verdicts(void **state) {
+  (void)state;
+  const char *secret = "test-secret";
+  char *drv = NULL, *rid = NULL, *ops = NULL, *old = NULL, *year = NULL, *other = NULL;
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 3600, NOW, &drv), 0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "rider-1", MRD_ROLE_RIDER, 3600, NOW, &rid), 0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "ops-1", MRD_ROLE_OPS, 3600, NOW, &ops), 0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 60, NOW - 120, &old), 0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 31536000, NOW, &year), 0);
+  assert_int_equal(mrd_jwt_mint("other", 5, "drv-1", MRD_ROLE_DRIVER, 3600, NOW, &other), 0);
+  static const int64_t MAX_S = 86400;
+  const struct {
+    const char *path, *token;
+    gw_upgrade_verdict want;
+  } rows[] = {
+      {"/v1/driver", drv, GW_UPGRADE_OK},
+      {"/v1/rider", rid, GW_UPGRADE_OK},
+      {"/v1/rider", drv, GW_UPGRADE_FORBIDDEN},  /* the other app's token */
+      {"/v1/driver", ops, GW_UPGRADE_FORBIDDEN}, /* an ops token on an app's endpoint */
+      {"/v1/driver", NULL, GW_UPGRADE_UNAUTHORIZED},
+      {"/v1/driver", "", GW_UPGRADE_UNAUTHORIZED},
+      {"/v1/driver", "not.a.token", GW_UPGRADE_UNAUTHORIZED},
+      {"/v1/driver", old, GW_UPGRADE_UNAUTHORIZED},   /* expired */
+      {"/v1/driver", year, GW_UPGRADE_UNAUTHORIZED},  /* lifetime above the maximum */
+      {"/v1/driver", other, GW_UPGRADE_UNAUTHORIZED}, /* another secret's signature */
+      {"/v1/ops", ops, GW_UPGRADE_NOT_FOUND},         /* ops_io.c's, not this check's */
+      {"/v1/drivers", drv, GW_UPGRADE_NOT_FOUND},
+      {"", drv, GW_UPGRADE_NOT_FOUND},
+      {NULL, drv, GW_UPGRADE_NOT_FOUND},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+    gw_upgrade_claims cl;
+    memset(&cl, 0, sizeof cl);
+    const char *why = NULL;
+    gw_upgrade_verdict v = gw_upgrade_check(rows[i].path, rows[i].token, secret, NOW, MAX_S, &cl, &why);
+    if (v != rows[i].want) fail_msg("row %zu: got %d, want %d (%s)", i, v, rows[i].want, why ? why : "");
+    if (v != GW_UPGRADE_OK) assert_true(why && *why);
+  }
+  gw_upgrade_claims cl;
+  const char *why = NULL;
+  assert_int_equal(gw_upgrade_check("/v1/rider", rid, secret, NOW, MAX_S, &cl, &why), GW_UPGRADE_OK);
+  assert_int_equal(cl.role, GW_ROLE_RIDER);
+  assert_string_equal(cl.user, "rider-1");
+  assert_int_equal(cl.exp_s, NOW + 3600);
+  free(drv), free(rid), free(ops), free(old), free(year), free(other);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_token_policy_table),
       cmocka_unit_test(test_token_policy_on_claims),
+      cmocka_unit_test(test_upgrade_verdicts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
