@@ -29,11 +29,9 @@
 #include "geo/ch.h"
 #include "geo/snapshot.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "service.h"
 
-#define TOPIC_LOC "driver-locations"
-#define TOPIC_CMD "dispatch-commands"
-#define TOPIC_EV "dispatch-events"
 #define POINTER_TTL_S "21600" /* active-trip pointers and live snapshots: a safety net */
 
 static const char *const no_driver_reasons[6] = {"pickup_out_of_area", "dropoff_out_of_area",
@@ -354,8 +352,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
 }
 
 int dsvc_assign(dsvc *s, bool with_commands) {
-  mrd_kafka_tp tps[2] = {{TOPIC_LOC, s->cfg->shard, MRD_KAFKA_OFFSET_STORED},
-                         {TOPIC_CMD, s->cfg->shard, MRD_KAFKA_OFFSET_STORED}};
+  mrd_kafka_tp tps[2] = {{MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, MRD_KAFKA_OFFSET_STORED},
+                         {MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, MRD_KAFKA_OFFSET_STORED}};
   /* A re-assignment restarts a partition at its committed offset: commit what was read */
   if (s->loc_next >= 0) tps[0].start = s->loc_next;
   int rc = mrd_kafka_consumer_assign(s->consumer, tps, with_commands ? 2 : 1);
@@ -419,18 +417,18 @@ static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
   mrd_kafka_tp *tps = NULL;
   bool *done = NULL;
   int rc = -1;
-  if (mrd_kafka_consumer_partitions(c, TOPIC_EV, 5000, &n) != 0) goto out;
+  if (mrd_kafka_consumer_partitions(c, MRD_TOPIC_DISPATCH_EVENTS, 5000, &n) != 0) goto out;
   r = calloc((size_t)n, sizeof *r);
   tps = calloc((size_t)n, sizeof *tps);
   done = calloc((size_t)n, sizeof *done);
   if (!r || !tps || !done) goto out;
-  if (mrd_kafka_offsets_since(c, TOPIC_EV, n, since_ms, 5000, r) != 0) goto out;
+  if (mrd_kafka_offsets_since(c, MRD_TOPIC_DISPATCH_EVENTS, n, since_ms, 5000, r) != 0) goto out;
   size_t n_tp = 0, left = 0;
   bool exact = true;
   for (int32_t p = 0; p < n; p++) {
     done[p] = r[p].start >= r[p].end;
     if (!done[p]) {
-      tps[n_tp++] = (mrd_kafka_tp){TOPIC_EV, p, r[p].start};
+      tps[n_tp++] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, p, r[p].start};
       left++;
     }
     exact &= r[p].exact;
@@ -683,7 +681,7 @@ static void park_undecodable(dsvc *s, const mrd_kafka_msg *msg) {
   mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
   mrd_log_warn("message_parked", "topic=%s partition=%d offset=%lld bytes=%zu reason=%s dlq=%s",
                msg->topic, (int)msg->partition, (long long)msg->offset, msg->value_len,
-               mrd_failure_name(MRD_FAIL_DECODE), MRD_DLQ_TOPIC);
+               mrd_failure_name(MRD_FAIL_DECODE), MRD_TOPIC_DLQ);
 }
 
 int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
@@ -701,7 +699,7 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
      * when the batch began (claims of two shards compare in trip_events by these stamps) */
     int64_t msg_us = wall_now_us(), msg_now = msg_us / 1000;
     if (msg_now > now_ms) now_ms = msg_now;
-    if (strcmp(msg.topic, TOPIC_LOC) == 0) {
+    if (strcmp(msg.topic, MRD_TOPIC_DRIVER_LOCATIONS) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
         park_undecodable(s, &msg);
@@ -798,7 +796,7 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
     return 0; /* a bug, not a reason to stop: logged and dropped */
   }
   for (;;) {
-    rc = mrd_kafka_produce(s->producer, TOPIC_EV, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
+    rc = mrd_kafka_produce(s->producer, MRD_TOPIC_DISPATCH_EVENTS, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
                            len, NULL);
     if (rc == MRD_EFULL) {
       mrd_kafka_producer_poll(s->producer, 10);
@@ -1046,11 +1044,11 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   write_snapshots(s);
   /* then the offsets of what was consumed */
   if (s->loc_next > s->loc_committed) {
-    if (mrd_kafka_commit(s->consumer, TOPIC_LOC, s->cfg->shard, s->loc_next) == 0)
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, s->loc_next) == 0)
       s->loc_committed = s->loc_next;
   }
   if (s->cmd_next > s->cmd_committed) {
-    if (mrd_kafka_commit(s->consumer, TOPIC_CMD, s->cfg->shard, s->cmd_next) == 0)
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, s->cmd_next) == 0)
       s->cmd_committed = s->cmd_next;
     else
       mrd_log_warn("kafka_commit", "err=%s", mrd_kafka_consumer_errstr(s->consumer));

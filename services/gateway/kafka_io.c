@@ -21,10 +21,10 @@
 #include <time.h>
 
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "ops_io.h"
 #include "server.h"
 
-#define EVENTS_TOPIC "dispatch-events"
 
 /* What a delivery report needs: the connection (if still there), the ref to ack, the
  * topic for the log, and the enqueue time for the produce-latency metric. */
@@ -103,13 +103,13 @@ int gw_kafka_start(gw_server *s) {
     return -1;
   }
   int32_t parts = 0;
-  if (mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts)) {
-    mrd_log_error("kafka_metadata", "topic=%s err=%s", EVENTS_TOPIC, mrd_kafka_consumer_errstr(s->consumer));
+  if (mrd_kafka_consumer_partitions(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, 10000, &parts)) {
+    mrd_log_error("kafka_metadata", "topic=%s err=%s", MRD_TOPIC_DISPATCH_EVENTS, mrd_kafka_consumer_errstr(s->consumer));
     return -1;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
   if (!tps) return -1;
-  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){EVENTS_TOPIC, i, MRD_KAFKA_OFFSET_END};
+  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_END};
   int rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
@@ -160,7 +160,7 @@ bool gw_kafka_poll(gw_server *s) {
                           .reason = MRD_FAIL_DECODE,
                           .error = mrd_proto_strerror(rc),
                           .attempts = 1,
-                          .topic = EVENTS_TOPIC,
+                          .topic = MRD_TOPIC_DISPATCH_EVENTS,
                           .partition = m.partition,
                           .offset = m.offset,
                           .key = m.key,
@@ -171,8 +171,8 @@ bool gw_kafka_poll(gw_server *s) {
       int prc = mrd_dlq_park(s->producer, &r, NULL);
       if (prc == 0) mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
       mrd_log_warn("event_parked", "topic=%s partition=%d offset=%lld reason=%s dlq=%s err=%s",
-                   EVENTS_TOPIC, (int)m.partition, (long long)m.offset,
-                   mrd_failure_name(MRD_FAIL_DECODE), prc ? "not_queued" : MRD_DLQ_TOPIC,
+                   MRD_TOPIC_DISPATCH_EVENTS, (int)m.partition, (long long)m.offset,
+                   mrd_failure_name(MRD_FAIL_DECODE), prc ? "not_queued" : MRD_TOPIC_DLQ,
                    mrd_proto_strerror(rc));
     } else if (!mrd_fence_admit(&s->fence, ev.shard, ev.generation)) {
       mrd_counter_inc(s->m.events_fenced); /* a fenced dispatch process's late event */

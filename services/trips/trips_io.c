@@ -19,10 +19,10 @@
 #include "geo/ch.h"
 #include "geo/snapshot.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "service.h"
 #include "trips.h"
 
-#define TOPIC "dispatch-events"
 
 static double mono_s(void) {
   struct timespec ts;
@@ -119,7 +119,7 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
     return -1;
   }
   for (int i = 0; i < cfg->partitions; i++)
-    tps[i] = (mrd_kafka_tp){TOPIC, i, MRD_KAFKA_OFFSET_STORED};
+    tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_STORED};
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)cfg->partitions);
   free(tps);
   if (rc != 0) {
@@ -284,7 +284,7 @@ int tsvc_park(tsvc *s, int i, int timeout_ms) {
                       .reason = s->fail,
                       .error = s->fail_err,
                       .attempts = m->attempts,
-                      .topic = TOPIC,
+                      .topic = MRD_TOPIC_DISPATCH_EVENTS,
                       .partition = m->partition,
                       .offset = m->offset,
                       .key = m->bytes,
@@ -306,9 +306,9 @@ int tsvc_park(tsvc *s, int i, int timeout_ms) {
   mrd_log_warn("event_parked",
                "topic=%s partition=%d offset=%lld trip=%s seq=%llu reason=%s attempts=%d "
                "dlq=%s err=\"%s\"",
-               TOPIC, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
+               MRD_TOPIC_DISPATCH_EVENTS, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
                m->ok ? (unsigned long long)m->ev.seq : 0ULL, mrd_failure_name(s->fail),
-               m->attempts, MRD_DLQ_TOPIC, s->fail_err);
+               m->attempts, MRD_TOPIC_DLQ, s->fail_err);
   return 0;
 }
 
@@ -325,7 +325,7 @@ int tsvc_commit(tsvc *s) {
       if (s->batch[k].offset + 1 > next) next = s->batch[k].offset + 1;
     }
     if (!first) continue;
-    if (mrd_kafka_commit(s->consumer, TOPIC, p, next) != 0) {
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, p, next) != 0) {
       mrd_log_warn("kafka_commit", "partition=%d err=%s", (int)p,
                    mrd_kafka_consumer_errstr(s->consumer));
       rc = -1; /* at-least-once: the events come again and change nothing */

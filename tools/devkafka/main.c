@@ -21,6 +21,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "mrd/proto.h"
+
 static volatile sig_atomic_t g_stop = 0;
 
 static void on_signal(int sig) {
@@ -136,9 +138,8 @@ static int parse_args(int argc, char **argv, devkafka_opts *o) {
  * partition count of one topic. 0, or 2 after one line on stderr. */
 static int resolve_topics(devkafka_opts *o) {
   if (o->ntopics == 0) {
-    static const char *const defaults[] = {"driver-locations", "dispatch-commands", "dispatch-events",
-                                           "dispatch-events-dlq" /* the dead-letter topic
-                                                                    (schemas/kafka/README.md) */};
+    static const char *const defaults[] = {MRD_TOPIC_DRIVER_LOCATIONS, MRD_TOPIC_DISPATCH_COMMANDS,
+                                           MRD_TOPIC_DISPATCH_EVENTS, MRD_TOPIC_DLQ};
     for (int t = 0; t < 4; t++) o->topic_args[t] = defaults[t];
     o->ntopics = 4;
   }

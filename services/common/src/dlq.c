@@ -104,7 +104,7 @@ int mrd_dlq_park(mrd_kafka_producer *p, const mrd_dlq_record *r, void *msg_opaqu
   char buf[MRD_DLQ_HEADER_BUF];
   int n = mrd_dlq_headers(r, now_ms, h, buf);
   if (n < 0) return n;
-  return mrd_kafka_produce_headers(p, MRD_DLQ_TOPIC, MRD_KAFKA_PARTITION_ANY,
+  return mrd_kafka_produce_headers(p, MRD_TOPIC_DLQ, MRD_KAFKA_PARTITION_ANY,
                                    r->key_len ? r->key : NULL, r->key_len, r->value,
                                    r->value_len, h, (size_t)n, msg_opaque);
 }
