@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mrd/clock.h"
 #include "mrd/log.h"
 #include "mrd/proto.h"
 #include "ops_io.h"
@@ -32,18 +33,12 @@ typedef struct pending {
   gw_conn_ref *ref; /* the sender (NULL for none) */
   const char *topic; /* a string literal of the caller's */
   bool want_ack;    /* the message had a ref: ack it on delivery */
-  struct timespec t0;
+  int64_t t0_us;     /* enqueued, mrd_mono_us */
   char ack[MRD_REF_MAX + 1];
   /* a new ride request: its idempotency key, forgotten if the delivery fails */
   char undo_request_id[MRD_ID_MAX + 1], undo_rider[MRD_ID_MAX + 1];
   char undo_value[GW_REQ_VALUE_MAX];
 } pending;
-
-static double since_s(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static void ref_release(gw_conn_ref *r) {
   if (r && --r->refs == 0) free(r);
@@ -55,7 +50,7 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
   gw_server *s = ud;
   pending *p = msg_opaque;
   if (!p) return;
-  mrd_histogram_observe(s->m.produce_latency, since_s(&p->t0));
+  mrd_histogram_observe(s->m.produce_latency, (double)(mrd_mono_us() - p->t0_us) / 1e6);
   gw_conn *c = p->ref ? p->ref->conn : NULL;
   if (err) {
     mrd_counter_inc(s->m.kafka_failed);
@@ -212,7 +207,7 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
                      const char *key, const void *payload, size_t len, const char *ack_ref) {
   pending *p = calloc(1, sizeof *p);
   if (!p) return GW_INTERNAL;
-  clock_gettime(CLOCK_MONOTONIC, &p->t0);
+  p->t0_us = mrd_mono_us();
   p->topic = topic;
   if (c && c->ref) {
     p->ref = c->ref;

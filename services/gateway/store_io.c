@@ -168,15 +168,11 @@ int gw_request_record(gw_server *s, const char *request_id, const char *rider, u
   return rc;
 }
 
-static const char CAD_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-    "return 0";
-
 void gw_request_forget(gw_server *s, const char *request_id, const char *rider,
                        const char *value) {
   char key[2 * MRD_ID_MAX + 16];
   request_key(key, sizeof key, rider, request_id);
-  const char *argv[] = {"EVAL", CAD_LUA, "1", key, value};
+  const char *argv[] = {"EVAL", MRD_REDIS_CAD_LUA, "1", key, value};
   redisReply *rep = NULL;
   if (mrd_redis_cmd(s->redis, &rep, 5, argv, NULL) != 0) {
     /* the key stays: a retry is a resend the shard refuses (invalid_state), never a

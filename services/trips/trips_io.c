@@ -18,17 +18,12 @@
 
 #include "geo/ch.h"
 #include "geo/snapshot.h"
+#include "mrd/clock.h"
 #include "mrd/log.h"
 #include "mrd/proto.h"
 #include "service.h"
 #include "trips.h"
 
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int ready(void *ud, char *reason, size_t cap) {
   tsvc *s = ud;
@@ -207,7 +202,7 @@ static int fence_save(tsvc *s, const mrd_fence *before) {
 }
 
 int tsvc_apply(tsvc *s) {
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   s->fail_at = -1;
   s->fail_err[0] = '\0';
   /* what cannot be recorded whatever the database says fails before it is asked */
@@ -267,7 +262,7 @@ int tsvc_apply(tsvc *s) {
   mrd_counter_add(s->duplicates, dup);
   mrd_counter_add(s->rejected_skipped, skipped);
   mrd_counter_inc(s->batches);
-  mrd_histogram_observe(s->batch_seconds, mono_s() - t0);
+  mrd_histogram_observe(s->batch_seconds, mrd_mono_s() - t0);
   mrd_gauge_set(s->pg_up, 1);
   return 0;
 fail:

@@ -21,6 +21,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "mrd/clock.h"
 #include "mrd/proto.h"
 
 static volatile sig_atomic_t g_stop = 0;
@@ -52,10 +53,9 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static void log_line(const char *level, const char *msg, const char *extra) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  fprintf(stderr, "ts=%lld.%03ld level=%s svc=devkafka msg=\"%s\"%s%s\n", (long long)ts.tv_sec,
-          ts.tv_nsec / 1000000, level, msg, extra ? " " : "", extra ? extra : "");
+  int64_t now_ms = mrd_wall_ms();
+  fprintf(stderr, "ts=%lld.%03d level=%s svc=devkafka msg=\"%s\"%s%s\n", (long long)(now_ms / 1000),
+          (int)(now_ms % 1000), level, msg, extra ? " " : "", extra ? extra : "");
 }
 
 static int write_file_atomic(const char *path, const char *text) {

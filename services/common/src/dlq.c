@@ -3,6 +3,7 @@
  * its one adapter, mrd_dlq_park, which writes a message to the dead-letter topic. No state.
  */
 #include "mrd/dlq.h"
+#include "mrd/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -97,9 +98,7 @@ int mrd_dlq_headers(const mrd_dlq_record *r, int64_t now_ms, mrd_kafka_header *o
 
 int mrd_dlq_park(mrd_kafka_producer *p, const mrd_dlq_record *r, void *msg_opaque) {
   if (p == NULL || r == NULL) return MRD_EINVAL;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t now_ms = mrd_wall_ms();
   mrd_kafka_header h[MRD_DLQ_HEADERS];
   char buf[MRD_DLQ_HEADER_BUF];
   int n = mrd_dlq_headers(r, now_ms, h, buf);
