@@ -6,6 +6,8 @@
 #define _DEFAULT_SOURCE /* wait4 */
 #include "ramp_run.h"
 
+#include "mrd/clock.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -50,12 +52,6 @@ static void usage(FILE *fp) {
           "  --match-min-pct X    floor on the match rate (default 95)\n"
           "  --start HH:MM, --seed S, --url, --graph, --area: as replay\n"
           "Environment: MERIDIAN_JWT_SECRET (required), MERIDIAN_GATEWAY_URL, MERIDIAN_GRAPH.\n");
-}
-
-static double mono_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
 /* CPU seconds (user + system) of pid so far, from /proc/<pid>/stat; NAN when unreadable. */
@@ -117,7 +113,7 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
     fprintf(stderr, "meridian-loadgen ramp: gateway metrics: %s\n", err);
   double cpu0[LG_RAMP_MAX_PROCS];
   for (size_t k = 0; k < o->n_pids; k++) cpu0[k] = proc_cpu_s(o->pid[k]);
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   pid_t kids[64];
   int n = o->procs;
   size_t per = plan->drivers / (size_t)n, extra = plan->drivers % (size_t)n;
@@ -185,7 +181,7 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
       rc = -1;
     }
   }
-  double wall = mono_s() - t0;
+  double wall = mrd_mono_s() - t0;
   for (size_t k = 0; k < o->n_pids; k++) {
     double c1 = proc_cpu_s(o->pid[k]);
     snprintf(st->proc_name[k], LG_RAMP_NAME_MAX, "%s", o->pid_name[k]);

@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "scrape.h"
 
+#include "mrd/clock.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -19,16 +21,10 @@
 
 #define BODY_MAX (8u << 20)
 
-static long long now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Wait until fd is ready for events or the deadline passes: 1 ready, 0 timeout, -1 error. */
 static int wait_fd(int fd, short events, long long deadline) {
   for (;;) {
-    long long left = deadline - now_ms();
+    long long left = deadline - mrd_mono_ms();
     if (left <= 0) return 0;
     struct pollfd p = {fd, events, 0};
     int rc = poll(&p, 1, (int)left);
@@ -40,7 +36,7 @@ static int wait_fd(int fd, short events, long long deadline) {
 int lg_http_get(const char *host, int port, const char *path, int timeout_ms, char **body,
                 char *err, size_t errcap) {
   *body = NULL;
-  long long deadline = now_ms() + timeout_ms;
+  long long deadline = mrd_mono_ms() + timeout_ms;
   char portstr[16];
   snprintf(portstr, sizeof portstr, "%d", port);
   struct addrinfo hints = {0}, *ai = NULL;

@@ -7,6 +7,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ws.h"
 
+#include "mrd/clock.h"
+
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,17 +54,9 @@ typedef struct run {
   bool finished;
 } run;
 
-int64_t lg_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
+int64_t lg_now_us(void) { return mrd_mono_us(); }
 
-int64_t lg_epoch_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t lg_epoch_ms(void) { return mrd_wall_ms(); }
 
 int lg_ws_parse_url(const char *url, char *host, size_t hostcap, int *port, char *prefix,
                     size_t prefixcap) {

@@ -119,6 +119,24 @@ const char *dsp_error_code_name(dsp_error_code c) {
   return "?";
 }
 
+const char *dsp_no_driver_reason_name(dsp_no_driver_reason r) {
+  switch (r) {
+  case DSP_NO_DRIVER_PICKUP_OUT_OF_AREA:
+    return "pickup_out_of_area";
+  case DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA:
+    return "dropoff_out_of_area";
+  case DSP_NO_DRIVER_NEARBY:
+    return "no_driver_nearby";
+  case DSP_NO_DRIVER_MAX_OFFERS:
+    return "max_offers";
+  case DSP_NO_DRIVER_ROUTING_ERROR:
+    return "routing_error";
+  case DSP_NO_DRIVER_REASON_COUNT:
+    break;
+  }
+  return "?";
+}
+
 bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to) {
   switch (from) {
   case DSP_TRIP_REQUESTED:
@@ -373,6 +391,7 @@ void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to
       e->has_driver_pos = true;
       e->driver_pos = t->driver->pos;
     }
+    if (type == DSP_EV_NO_DRIVER) e->no_driver = t->no_driver;
     if (reason) {
       size_t n = strlen(reason);
       if (n > DSP_REASON_MAX) n = DSP_REASON_MAX;

@@ -92,6 +92,17 @@ typedef enum dsp_event_type {
   DSP_EV_NO_DRIVER = 10,
 } dsp_event_type;
 
+/* Why a trip ended with no driver. The names (dsp_no_driver_reason_name) are the NO_DRIVER
+ * event's reason and the reason label of meridian_dispatch_no_driver_total. */
+typedef enum dsp_no_driver_reason {
+  DSP_NO_DRIVER_PICKUP_OUT_OF_AREA = 0, /* "pickup_out_of_area": no road near the pickup */
+  DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA,    /* "dropoff_out_of_area" */
+  DSP_NO_DRIVER_NEARBY,                 /* "no_driver_nearby": the widest radius ran dry */
+  DSP_NO_DRIVER_MAX_OFFERS,             /* "max_offers": max_offers offers made */
+  DSP_NO_DRIVER_ROUTING_ERROR,          /* "routing_error": the router or index failed */
+  DSP_NO_DRIVER_REASON_COUNT
+} dsp_no_driver_reason;
+
 /* Error codes of replies: the protocol's `error.code` strings (dsp_error_code_name). */
 typedef enum dsp_error_code {
   DSP_ERR_BAD_REQUEST = 1,
@@ -110,6 +121,8 @@ const char *dsp_trip_state_name(dsp_trip_state s);
 /* Test API (no service calls it): the unit tests (dsp_fixture.c). */
 const char *dsp_event_type_name(dsp_event_type t);
 const char *dsp_error_code_name(dsp_error_code c);
+/* "pickup_out_of_area", ... as above; "?" out of range. Static storage. */
+const char *dsp_no_driver_reason_name(dsp_no_driver_reason r);
 
 /* Test API (no service calls it): the unit tests. */
 /* The trip transition table (docs/dispatch.md): true when a trip in state `from` may go
@@ -270,6 +283,7 @@ typedef struct dsp_event {
   bool has_driver_pos;
   geo_latlng driver_pos;           /* the driver's last known position */
   char reason[DSP_REASON_MAX + 1]; /* CANCELLED / NO_DRIVER: why ("rider", ...) */
+  dsp_no_driver_reason no_driver;  /* NO_DRIVER: why (reason is its name) */
 } dsp_event;
 
 /* A refusal of a command, for its sender (exactly one of rider_id / driver_id is set). */

@@ -72,6 +72,7 @@ struct dsp_trip {
   int64_t created_ms, ended_ms;
   bool in_batch;
   bool resume;     /* restored while requested: match again at the next tick */
+  dsp_no_driver_reason no_driver; /* set with the NO_DRIVER event */
   dsp_trip *prev, *next; /* the live list, or the ended list */
 };
 
@@ -151,6 +152,8 @@ void dsp__trips_tick(dsp_shard *s, int64_t now_ms);
 void dsp__trip_free(dsp_trip *t);
 int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
                           int64_t now_ms);
+/* End t with NO_DRIVER for reason why (its name is the event's reason). */
+void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why, int64_t now_ms);
 void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
                     const char *reason);
 

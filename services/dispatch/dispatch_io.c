@@ -28,23 +28,13 @@
 #include "handoff.h"
 #include "geo/ch.h"
 #include "geo/snapshot.h"
+#include "mrd/clock.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "service.h"
 
-#define TOPIC_LOC "driver-locations"
-#define TOPIC_CMD "dispatch-commands"
-#define TOPIC_EV "dispatch-events"
 #define POINTER_TTL_S "21600" /* active-trip pointers and live snapshots: a safety net */
 
-static const char *const no_driver_reasons[6] = {"pickup_out_of_area", "dropoff_out_of_area",
-                                                 "no_driver_nearby",   "max_offers",
-                                                 "routing_error",      "other"};
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ---------------------------------------------------------------- metrics, readiness */
 
@@ -65,10 +55,11 @@ static int metrics_init(dsvc *s) {
   C("meridian_dispatch_expiries_total", "offers expired", &m->expiries);
   C("meridian_dispatch_cancelled_total", "trips cancelled", &m->cancelled);
   C("meridian_dispatch_completed_total", "trips completed", &m->completed);
-  for (int i = 0; i < 6; i++)
+  for (int i = 0; i < DSP_NO_DRIVER_REASON_COUNT; i++)
     rc |= mrd_metrics_counter(
         m->reg, "meridian_dispatch_no_driver_total", "trips ended with no driver, by reason",
-        (const char *[]){"reason", no_driver_reasons[i], NULL}, &m->no_driver[i]);
+        (const char *[]){"reason", dsp_no_driver_reason_name((dsp_no_driver_reason)i), NULL},
+        &m->no_driver[i]);
   C("meridian_dispatch_claims_contended_total", "claims lost to another owner",
     &m->claims_contended);
   C("meridian_dispatch_claim_errors_total", "claim store failures", &m->claim_errors);
@@ -122,18 +113,6 @@ static int metrics_init(dsvc *s) {
   return rc ? -1 : 0;
 }
 
-static int64_t wall_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A new span of the request's trace for the event dispatch writes (ids: unique, not secret). */
 static void trace_span(dsvc *s, mrd_trace *t) {
   uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
@@ -145,18 +124,12 @@ static void trace_span(dsvc *s, mrd_trace *t) {
   mrd_traceparent_child(&t->tp, rnd, &t->tp);
 }
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int ready(void *ud, char *reason, size_t cap) {
   dsvc *s = ud;
   if (!s->graph) return snprintf(reason, cap, "graph not loaded"), 1;
   /* a standby is ready once its index is warm: it is doing its job (waiting to take over) */
   if (s->lease.role == DSP_LEASE_STANDBY) {
-    if (wall_now_ms() - s->warm_since_ms < s->cfg->warmup_ms)
+    if (mrd_wall_ms() - s->warm_since_ms < s->cfg->warmup_ms)
       return snprintf(reason, cap, "standby warming up (reading pings)"), 1;
   } else if (!s->ready) {
     return snprintf(reason, cap, "warming up (restoring trips, reading pings)"), 1;
@@ -248,7 +221,7 @@ static int core_new(dsvc *s) {
   dsp_config_default(&dc);
   dc.shard = (uint32_t)cfg->shard;
   dc.epoch = s->epoch;
-  dc.incarnation = (uint64_t)wall_now_ms(); /* ids unique across restarts and step-downs */
+  dc.incarnation = (uint64_t)mrd_wall_ms(); /* ids unique across restarts and step-downs */
   dc.offer_timeout_ms = cfg->offer_timeout_ms;
   dc.driver_ttl_ms = cfg->driver_ttl_ms;
   dc.k_candidates = (uint32_t)cfg->k_candidates;
@@ -287,8 +260,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   memset(s, 0, sizeof *s);
   s->cfg = cfg;
   mrd_shardmap_init(&s->hmap);
-  s->since_ms = wall_now_ms();
-  s->rng = (uint64_t)wall_now_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->shard;
+  s->since_ms = mrd_wall_ms();
+  s->rng = (uint64_t)mrd_wall_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)cfg->shard;
   if (gethostname(s->host, sizeof s->host - 1) != 0) snprintf(s->host, sizeof s->host, "?");
   s->loc_next = s->cmd_next = -1;
   s->loc_committed = s->cmd_committed = -1;
@@ -308,7 +281,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
                   "cannot listen");
     return -1;
   }
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   geo_err ge = geo_snapshot_load(cfg->graph_path, &s->graph);
   if (ge != GEO_OK) {
     mrd_log_error("graph", "path=%s err=%s", cfg->graph_path, geo_strerror(ge));
@@ -318,7 +291,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   if (dsp_graph_router_new(s->graph, cfg->snap_max_m, ch, &s->router) != DSP_OK)
     return mrd_log_error("router", "err=%s", "out of memory"), -1;
   mrd_log_info("graph_loaded", "path=%s ch=%d ms=%.1f", cfg->graph_path, (int)ch,
-               (mono_s() - t0) * 1e3);
+               (mrd_mono_s() - t0) * 1e3);
 
   if (mrd_redis_new(cfg->redis_url, NULL, &s->redis) != 0)
     return mrd_log_error("redis", "url=%s err=%s", cfg->redis_url, "bad URL"), -1;
@@ -352,7 +325,7 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   co.fetch_wait_max_ms = cfg->kafka_fetch_wait_ms;
   if (mrd_kafka_consumer_new(cfg->kafka_brokers, &co, &s->consumer, err, sizeof err) != 0)
     return mrd_log_error("kafka_consumer", "err=%s", err), -1;
-  s->warm_since_ms = wall_now_ms();
+  s->warm_since_ms = mrd_wall_ms();
   dsp_warmup_init(&s->warm, s->warm_since_ms, s->cfg->warmup_ms);
   mrd_log_info("shard_open", "shard=%d epoch=%llu host=%s pid=%d group=%s", cfg->shard,
                (unsigned long long)s->epoch, host, (int)getpid(), group);
@@ -360,8 +333,8 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
 }
 
 int dsvc_assign(dsvc *s, bool with_commands) {
-  mrd_kafka_tp tps[2] = {{TOPIC_LOC, s->cfg->shard, MRD_KAFKA_OFFSET_STORED},
-                         {TOPIC_CMD, s->cfg->shard, MRD_KAFKA_OFFSET_STORED}};
+  mrd_kafka_tp tps[2] = {{MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, MRD_KAFKA_OFFSET_STORED},
+                         {MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, MRD_KAFKA_OFFSET_STORED}};
   /* A re-assignment restarts a partition at its committed offset: commit what was read */
   if (s->loc_next >= 0) tps[0].start = s->loc_next;
   int rc = mrd_kafka_consumer_assign(s->consumer, tps, with_commands ? 2 : 1);
@@ -425,18 +398,18 @@ static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
   mrd_kafka_tp *tps = NULL;
   bool *done = NULL;
   int rc = -1;
-  if (mrd_kafka_consumer_partitions(c, TOPIC_EV, 5000, &n) != 0) goto out;
+  if (mrd_kafka_consumer_partitions(c, MRD_TOPIC_DISPATCH_EVENTS, 5000, &n) != 0) goto out;
   r = calloc((size_t)n, sizeof *r);
   tps = calloc((size_t)n, sizeof *tps);
   done = calloc((size_t)n, sizeof *done);
   if (!r || !tps || !done) goto out;
-  if (mrd_kafka_offsets_since(c, TOPIC_EV, n, since_ms, 5000, r) != 0) goto out;
+  if (mrd_kafka_offsets_since(c, MRD_TOPIC_DISPATCH_EVENTS, n, since_ms, 5000, r) != 0) goto out;
   size_t n_tp = 0, left = 0;
   bool exact = true;
   for (int32_t p = 0; p < n; p++) {
     done[p] = r[p].start >= r[p].end;
     if (!done[p]) {
-      tps[n_tp++] = (mrd_kafka_tp){TOPIC_EV, p, r[p].start};
+      tps[n_tp++] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, p, r[p].start};
       left++;
     }
     exact &= r[p].exact;
@@ -444,9 +417,9 @@ static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
   mrd_log_info("restore_read", "partitions=%d to_read=%zu since_ms=%lld exact=%d", (int)n, left,
                (long long)since_ms, (int)exact);
   if (n_tp > 0 && mrd_kafka_consumer_assign(c, tps, n_tp) != 0) goto out;
-  double deadline = mono_s() + (double)s->cfg->restore_timeout_ms / 1e3;
+  double deadline = mrd_mono_s() + (double)s->cfg->restore_timeout_ms / 1e3;
   while (left > 0) {
-    if (mono_s() > deadline) {
+    if (mrd_mono_s() > deadline) {
       mrd_log_warn("restore_read", "err=%s partitions_left=%zu", "timed out", left);
       goto out;
     }
@@ -531,9 +504,9 @@ static int by_ts_desc(const void *a, const void *b) {
 int dsvc_restore(dsvc *s, int64_t now_ms) {
   dsp_strmap m;
   dsp_strmap_init(&m);
-  int64_t since = wall_now_ms() - s->cfg->restore_window_ms;
+  int64_t since = mrd_wall_ms() - s->cfg->restore_window_ms;
   long n_msgs = 0;
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   bool kafka_ok = read_events(s, since < 0 ? 0 : since, &m, &n_msgs) == 0;
   size_t from_kafka = m.len;
   /* Redis: the live set names trips whose latest event may be older than the window
@@ -640,7 +613,7 @@ int dsvc_restore(dsvc *s, int64_t now_ms) {
                "restored=%d ended=%d refused=%d rematched=%d kafka=%d events_read=%ld "
                "trips_in_window=%zu from_redis=%d redis=%d ms=%.0f",
                n, ended, bad, downgraded, (int)kafka_ok, n_msgs, from_kafka, from_redis,
-               (int)redis_ok, (mono_s() - t0) * 1e3);
+               (int)redis_ok, (mrd_mono_s() - t0) * 1e3);
   /* the snapshots of restored and corrected trips are written now (or once Redis is back) */
   write_snapshots(s);
   return n;
@@ -689,7 +662,7 @@ static void park_undecodable(dsvc *s, const mrd_kafka_msg *msg) {
   mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
   mrd_log_warn("message_parked", "topic=%s partition=%d offset=%lld bytes=%zu reason=%s dlq=%s",
                msg->topic, (int)msg->partition, (long long)msg->offset, msg->value_len,
-               mrd_failure_name(MRD_FAIL_DECODE), MRD_DLQ_TOPIC);
+               mrd_failure_name(MRD_FAIL_DECODE), MRD_TOPIC_DLQ);
 }
 
 int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
@@ -705,9 +678,9 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
     n++;
     /* each message at its own time: events are stamped when their message is handled, not
      * when the batch began (claims of two shards compare in trip_events by these stamps) */
-    int64_t msg_us = wall_now_us(), msg_now = msg_us / 1000;
+    int64_t msg_us = mrd_wall_us(), msg_now = msg_us / 1000;
     if (msg_now > now_ms) now_ms = msg_now;
-    if (strcmp(msg.topic, TOPIC_LOC) == 0) {
+    if (strcmp(msg.topic, MRD_TOPIC_DRIVER_LOCATIONS) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(msg.value, msg.value_len, &loc) != 0) {
         park_undecodable(s, &msg);
@@ -741,13 +714,13 @@ int dsvc_poll(dsvc *s, int wait_ms, int64_t now_ms) {
         if (dsp_handoff_gate(s->epoch, c.epoch) == DSP_GATE_LOAD_FIRST) (void)dsvc_epoch_load(s);
         const dsp_output *o;
         size_t before = dsp_outputs(s->shard, &o);
-        double t0 = mono_s();
+        double t0 = mrd_mono_s();
         dspc_apply_command(s->shard, (uint32_t)s->cfg->shard, &c, msg.offset, now_ms);
         size_t after = dsp_outputs(s->shard, &o);
         if (c.kind == MRD_CMD_REQUEST && c.trace.present) {
           /* the events it made carry its trace on (REQUESTED, and OFFERED or NO_DRIVER);
            * in the batched mode the offer comes later, from a tick, untraced */
-          int64_t matched_us = wall_now_us();
+          int64_t matched_us = mrd_wall_us();
           c.trace.stamp_us[MRD_STAMP_DISPATCH_CONSUMED] = msg_us;
           c.trace.stamp_us[MRD_STAMP_DISPATCH_MATCHED] = matched_us;
           for (size_t i = before; i < after && s->n_traces < DSVC_MAX_TRACES; i++)
@@ -804,7 +777,7 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
     return 0; /* a bug, not a reason to stop: logged and dropped */
   }
   for (;;) {
-    rc = mrd_kafka_produce(s->producer, TOPIC_EV, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
+    rc = mrd_kafka_produce(s->producer, MRD_TOPIC_DISPATCH_EVENTS, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
                            len, NULL);
     if (rc == MRD_EFULL) {
       mrd_kafka_producer_poll(s->producer, 10);
@@ -821,15 +794,6 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
   mrd_counter_inc(s->m.events_produced);
   return 0;
 }
-
-static int no_driver_index(const char *reason) {
-  for (int i = 0; i < 5; i++)
-    if (strcmp(reason, no_driver_reasons[i]) == 0) return i;
-  return 5;
-}
-
-static const char CAD_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /* After Redis failed, and once it answers again: it may have restarted empty, so every
  * live trip's snapshot and pointers and every hot-cell entry are written again, and every
@@ -871,10 +835,9 @@ static void redis_resync(dsvc *s, int64_t now_ms) {
 static void redis_failed(dsvc *s, const char *what, size_t n) {
   mrd_counter_inc(s->m.redis_failures);
   s->redis_lost = true;
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  if (ts.tv_sec - s->last_redis_log_s >= 5) { /* once per 5 s, not per batch */
-    s->last_redis_log_s = ts.tv_sec;
+  int64_t now_s = mrd_mono_ms() / 1000;
+  if (now_s - s->last_redis_log_s >= 5) { /* once per 5 s, not per batch */
+    s->last_redis_log_s = now_s;
     mrd_log_warn("redis_write_failed", "what=%s items=%zu err=%s (kept, retried)", what, n,
                  mrd_redis_errstr(s->redis));
   }
@@ -883,7 +846,7 @@ static void redis_failed(dsvc *s, const char *what, size_t n) {
 /* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
  * restarted empty gets them again); ended trips' are forgotten once written. */
 static void write_snapshots(dsvc *s) {
-  redis_resync(s, wall_now_ms());
+  redis_resync(s, mrd_wall_ms());
   if (s->n_dirty == 0) return;
   int queued = 0;
   bool fail = false;
@@ -899,7 +862,7 @@ static void write_snapshots(dsvc *s) {
     queued++;
     for (int r = 0; r < p->n_released && !fail; r++) {
       snprintf(key, sizeof key, "trip:active:driver:%s", p->released[r]);
-      const char *e[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
+      const char *e[] = {"EVAL", MRD_REDIS_CAD_LUA, "1", key, p->trip_id};
       fail |= mrd_redis_append(s->redis, 5, e, NULL) != 0;
       queued++;
     }
@@ -918,7 +881,7 @@ static void write_snapshots(dsvc *s) {
       }
     } else {
       const char *a1[] = {"SREM", s->live_key, p->trip_id};
-      const char *a2[] = {"EVAL", CAD_LUA, "1", key, p->trip_id};
+      const char *a2[] = {"EVAL", MRD_REDIS_CAD_LUA, "1", key, p->trip_id};
       fail |= mrd_redis_append(s->redis, 3, a1, NULL) != 0 ||
               mrd_redis_append(s->redis, 5, a2, NULL) != 0;
       /* the rider's latest trip, for as long as its final snapshot is kept: a rider who
@@ -970,7 +933,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   /* A holder that may no longer act (paused past its margin: SIGSTOP, store unreachable)
    * keeps its outputs queued until a renew says whether it still holds the shard. */
   if (!dsvc_may_act(s)) return 0;
-  double t_now = mono_s();
+  double t_now = mrd_mono_s();
   /* the latest event of each trip in this batch, for its snapshot */
   mrd_dispatch_event ev;
   for (size_t i = 0; i < n; i++) {
@@ -983,13 +946,13 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
         if (s->traces[k].out_index == i) {
           ev.trace = s->traces[k].trace;
           trace_span(s, &ev.trace);
-          ev.trace.stamp_us[MRD_STAMP_DISPATCH_PRODUCED] = wall_now_us();
+          ev.trace.stamp_us[MRD_STAMP_DISPATCH_PRODUCED] = mrd_wall_us();
           break;
         }
       if (produce(s, &ev, e->trip_id) != 0) return -1;
       if (e->driver_id[0]) hot_driver_refresh(s, e->driver_id, now_ms);
       if (e->type == DSP_EV_REQUESTED) dsp_hot_request(s->hot, e->pickup, now_ms);
-      if (e->type == DSP_EV_NO_DRIVER) mrd_counter_inc(s->m.no_driver[no_driver_index(e->reason)]);
+      if (e->type == DSP_EV_NO_DRIVER) mrd_counter_inc(s->m.no_driver[e->no_driver]);
       if (e->type == DSP_EV_OFFERED) {
         for (int k = 0; k < s->n_lat; k++)
           if (strcmp(s->lat[k].trip_id, e->trip_id) == 0) {
@@ -1054,11 +1017,11 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   write_snapshots(s);
   /* then the offsets of what was consumed */
   if (s->loc_next > s->loc_committed) {
-    if (mrd_kafka_commit(s->consumer, TOPIC_LOC, s->cfg->shard, s->loc_next) == 0)
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, s->loc_next) == 0)
       s->loc_committed = s->loc_next;
   }
   if (s->cmd_next > s->cmd_committed) {
-    if (mrd_kafka_commit(s->consumer, TOPIC_CMD, s->cfg->shard, s->cmd_next) == 0)
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, s->cmd_next) == 0)
       s->cmd_committed = s->cmd_next;
     else
       mrd_log_warn("kafka_commit", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
@@ -1075,7 +1038,7 @@ static int hot_emit(void *ud, int argc, const char *const *argv) {
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {
   if (!dsvc_may_act(s)) return;
-  redis_resync(s, wall_now_ms());
+  redis_resync(s, mrd_wall_ms());
   int n = dsp_hot_collect(s->hot, now_ms, hot_emit, s);
   bool ok = n >= 0;
   int ns = ok ? dsvc_pricing_hot(s->pricing, s->hot, now_ms, hot_emit, s) : 0;
@@ -1120,7 +1083,7 @@ void dsvc_close(dsvc *s, int timeout_ms) {
 
 /* ---------------------------------------------------------------- ownership */
 
-bool dsvc_may_act(const dsvc *s) { return dsp_lease_may_act(&s->lease, mono_ms()); }
+bool dsvc_may_act(const dsvc *s) { return dsp_lease_may_act(&s->lease, mrd_mono_ms()); }
 
 /* Raise dispatch:fence:<shard> to our generation (retried every loop turn until Redis
  * answers): from then on Redis refuses the claims of every older holder. */
@@ -1171,7 +1134,7 @@ static void step_down(dsvc *s, const char *why) {
     mrd_log_error("step_down", "err=%s", "cannot rebuild the core; exiting");
     exit(1);
   }
-  s->warm_since_ms = wall_now_ms();
+  s->warm_since_ms = mrd_wall_ms();
   dsp_warmup_init(&s->warm, s->warm_since_ms, s->cfg->warmup_ms);
 }
 
@@ -1199,7 +1162,7 @@ void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
                    op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew", (int)dsvc_may_act(s),
                    mrd_pg_errstr(s->pg));
     }
-    dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mono_ms(), a, gen);
+    dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mrd_mono_ms(), a, gen);
     if (ch == DSP_LEASE_ACQUIRED) take_over(s, now_ms);
     else if (ch == DSP_LEASE_LOST) step_down(s, "renew found another generation in shard_leases");
   }
@@ -1231,5 +1194,5 @@ void dsvc_lease_release(dsvc *s) {
   if (dsp_lease_pg_release(&s->lease_store, s->lease.generation) == 0)
     mrd_log_info("lease_released", "shard=%d generation=%llu", s->cfg->shard,
                  (unsigned long long)s->lease.generation);
-  dsp_lease_released(&s->lease, mono_ms());
+  dsp_lease_released(&s->lease, mrd_mono_ms());
 }

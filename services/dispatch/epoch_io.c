@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mrd/clock.h"
 #include "mrd/log.h"
 #include "service.h"
 
@@ -60,16 +61,10 @@ static int map_read(dsvc *s, dsvc_map *out) {
   return 0;
 }
 
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void dsvc_on_epoch(dsvc *s, dsvc_map *next) {
   uint32_t me = (uint32_t)s->cfg->shard;
   /* the handoff first: the ranges gained are warm before the epoch is served */
-  (void)dsvc_handoff(s, next, wall_ms());
+  (void)dsvc_handoff(s, next, mrd_wall_ms());
   char owns[512];
   size_t w = 0;
   owns[0] = '\0';

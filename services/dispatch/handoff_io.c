@@ -16,16 +16,11 @@
 
 #include "geo/geohash.h"
 #include "handoff.h"
+#include "mrd/clock.h"
 #include "mrd/log.h"
 #include "service.h"
 
 #define STATS_TTL_MS "15000" /* dispatch:stats:{shard} outlives a dead shard by this long */
-
-static double mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---------------------------------------------------------------- warm-up */
 
@@ -170,7 +165,7 @@ int dsvc_handoff(dsvc *s, const dsvc_map *next, int64_t now_ms) {
     mrd_shardmap_close(&nm);
     return -1;
   }
-  double t0 = mono_ms();
+  double t0 = ((double)mrd_mono_us() / 1e3);
   long warmed = 0;
   size_t released_n = 0;
   if (s->shard && s->hot && h.n_gained) {
@@ -183,7 +178,7 @@ int dsvc_handoff(dsvc *s, const dsvc_map *next, int64_t now_ms) {
     release_ctx rc = {s, &nm};
     released_n = dsp_release_owned(s->shard, owner_of, &rc, released);
   }
-  double ms = mono_ms() - t0;
+  double ms = ((double)mrd_mono_us() / 1e3) - t0;
   for (size_t i = 0; i < h.n_gained; i++)
     mrd_log_info("handoff_gained", "epoch=%llu range=%s:%s from=%u", (unsigned long long)epoch,
                  h.gained[i].start, h.gained[i].end, h.gained[i].from);

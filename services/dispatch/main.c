@@ -14,26 +14,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "mrd/clock.h"
 #include "mrd/log.h"
 #include "mrd/signals.h"
 #include "mrd/tz.h"
 #include "service.h"
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int main(int argc, char **argv) {
@@ -52,12 +41,12 @@ int main(int argc, char **argv) {
   int rc = 1;
   if (dsvc_open(&s, &cfg) != 0) goto out;
   if (dsvc_assign(&s, false) != 0) goto out; /* pings only until this process holds the lease */
-  int64_t t = now_ms();
+  int64_t t = mrd_wall_ms();
   int64_t next_tick = t, next_hot = t, next_metrics = t;
   rc = 0;
   while (!mrd_should_stop()) {
-    t = now_ms();
-    dsvc_lease_step(&s, mono_ms(), t);
+    t = mrd_wall_ms();
+    dsvc_lease_step(&s, mrd_mono_ms(), t);
     /* a holder that may not act (past its margin, the renew unanswered) consumes nothing */
     bool holder = s.lease.role == DSP_LEASE_HOLDER;
     bool act = holder && dsvc_may_act(&s);
@@ -66,7 +55,7 @@ int main(int argc, char **argv) {
     if (wait < 0) wait = 0;
     if (!holder || act) dsvc_poll(&s, wait, t);
     else sleep_ms(wait > 0 ? wait : 5);
-    t = now_ms();
+    t = mrd_wall_ms();
     if (t >= next_tick) {
       if (s.ready && act) dsp_tick(s.shard, t);
       else if (!holder) dsp_tick(s.shard, t); /* a standby's index forgets silent drivers too */

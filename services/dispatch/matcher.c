@@ -159,8 +159,7 @@ static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, in
 void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
   for (;;) {
     if (t->offers_made >= s->cfg.max_offers) {
-      dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "max_offers",
-                    DSP_DRIVER_AVAILABLE);
+      dsp__trip_no_driver(s, t, DSP_NO_DRIVER_MAX_OFFERS, now_ms);
       return;
     }
     while (t->cand_next < t->n_cands) {
@@ -171,16 +170,14 @@ void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
     /* The list is used up: search (first time) or widen the radius. */
     if (t->searched) {
       if (t->radius_step + 1 >= s->cfg.n_radii) {
-        dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "no_driver_nearby",
-                      DSP_DRIVER_AVAILABLE);
+        dsp__trip_no_driver(s, t, DSP_NO_DRIVER_NEARBY, now_ms);
         return;
       }
       t->radius_step++;
       s->st.widenings++;
     }
     if (dsp__search(s, t, s->cfg.radius_m[t->radius_step], now_ms) != 0) {
-      dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, "routing_error",
-                    DSP_DRIVER_AVAILABLE);
+      dsp__trip_no_driver(s, t, DSP_NO_DRIVER_ROUTING_ERROR, now_ms);
       return;
     }
   }

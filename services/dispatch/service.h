@@ -70,7 +70,7 @@ typedef struct dsvc_metrics {
   mrd_metrics *reg;
   mrd_histogram *match_latency; /* request consumed -> first offer produced */
   mrd_counter *offers, *accepts, *declines, *expiries, *requests, *cancelled, *completed;
-  mrd_counter *no_driver[6]; /* by reason: dsvc_no_driver_reasons */
+  mrd_counter *no_driver[DSP_NO_DRIVER_REASON_COUNT]; /* by dsp_no_driver_reason */
   mrd_counter *claims_contended, *claim_errors, *claims_fallback;
   mrd_counter *pings, *pings_stale, *commands, *bad_messages, *rejected;
   mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;

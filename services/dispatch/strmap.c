@@ -4,16 +4,13 @@
  */
 #include "strmap.h"
 
+#include "mrd/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 static uint64_t hash_str(const char *s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
-  return h;
+  return mrd_fnv1a64_str(MRD_FNV1A64_SEED, s);
 }
 
 void dsp_strmap_init(dsp_strmap *m) {

@@ -106,6 +106,12 @@ void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_stat
   if (to == DSP_TRIP_COMPLETED) s->st.completed++;
 }
 
+void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why, int64_t now_ms) {
+  t->no_driver = why;
+  dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, dsp_no_driver_reason_name(why),
+                DSP_DRIVER_AVAILABLE);
+}
+
 /* The live offer of t ends without a match (declined, expired, driver offline): one
  * event, the claim released, the driver available again, the trip back to requested. */
 void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
@@ -199,10 +205,10 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   dsp__emit(s, t, DSP_EV_REQUESTED, DSP_TRIP_REQUESTED, now_ms, NULL);
   if (rp != 0 || rd != 0) {
     bool failed = rp < 0 || rd < 0;
-    const char *reason = failed    ? "routing_error"
-                         : rp != 0 ? "pickup_out_of_area"
-                                   : "dropoff_out_of_area";
-    dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, reason, DSP_DRIVER_AVAILABLE);
+    dsp_no_driver_reason why = failed    ? DSP_NO_DRIVER_ROUTING_ERROR
+                               : rp != 0 ? DSP_NO_DRIVER_PICKUP_OUT_OF_AREA
+                                         : DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA;
+    dsp__trip_no_driver(s, t, why, now_ms);
     if (!failed)
       dsp__reply(
           s, DSP_OK, DSP_ERR_OUT_OF_AREA, ref, req->rider_id, NULL, t->id, req->request_id, NULL,

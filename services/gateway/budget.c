@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "budget.h"
+#include "mrd/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +19,8 @@ struct gw_budgets {
   size_t count;
 };
 
-static uint64_t fnv1a(uint64_t h, const char *s) {
-  for (const char *p = s; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  return h;
-}
-
 static size_t budget_chain(gw_role role, const char *user) {
-  return (size_t)(fnv1a(1469598103934665603ULL ^ (uint64_t)role, user) % BUDGET_CHAINS);
+  return (size_t)(mrd_fnv1a64_str(MRD_FNV1A64_SEED ^ (uint64_t)role, user) % BUDGET_CHAINS);
 }
 
 gw_budgets *gw_budgets_new(const gw_budget_limits limits[2]) {
@@ -168,7 +164,7 @@ bool gw_iprate_allow(gw_iprate *t, const char *ip, int64_t now_ms) {
   size_t n = strnlen(ip, GW_IP_MAX);
   memcpy(key, ip, n);
   key[n] = '\0';
-  size_t c = (size_t)(fnv1a(1469598103934665603ULL, key) % IP_CHAINS);
+  size_t c = (size_t)(mrd_fnv1a64_str(MRD_FNV1A64_SEED, key) % IP_CHAINS);
   ip_entry *e = t->chain[c];
   while (e && strcmp(e->ip, key) != 0) e = e->next;
   if (!e) {

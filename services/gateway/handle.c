@@ -15,8 +15,6 @@
 #include "checks.h"
 #include "mrd/err.h"
 
-#define TOPIC_LOCATIONS "driver-locations"
-#define TOPIC_COMMANDS "dispatch-commands"
 #define NEARBY_CAP 100 /* drivers in one nearby answer, whatever the configuration */
 
 /* ---- intake ------------------------------------------------------------------------------ */
@@ -143,7 +141,7 @@ static void plan_location(gw_plan *p, const char *user, const gw_shardmap *map,
     return;
   }
   p->used += own_len;
-  add_record(p, TOPIC_LOCATIONS, (int32_t)r.owner, user, own, own_len, m->has_ref,
+  add_record(p, MRD_TOPIC_DRIVER_LOCATIONS, (int32_t)r.owner, user, own, own_len, m->has_ref,
              GW_FAIL_REPLY_STOP, true, false);
   if (!r.halo_mask) return;
   loc.halo = true;
@@ -156,7 +154,7 @@ static void plan_location(gw_plan *p, const char *user, const gw_shardmap *map,
   p->used += halo_len;
   for (int shard = 0; shard < MRD_SHARD_COUNT; shard++) {
     if (r.halo_mask & (UINT64_C(1) << shard))
-      add_record(p, TOPIC_LOCATIONS, shard, user, halo, halo_len, false, GW_FAIL_COUNT, true,
+      add_record(p, MRD_TOPIC_DRIVER_LOCATIONS, shard, user, halo, halo_len, false, GW_FAIL_COUNT, true,
                  false);
   }
 }
@@ -181,7 +179,7 @@ static void add_command(gw_plan *p, mrd_command *cmd, const gw_shardmap *map, co
     return;
   }
   p->used += len;
-  add_record(p, TOPIC_COMMANDS, (int32_t)cmd->shard, key, buf, len, acked && p->msg->has_ref,
+  add_record(p, MRD_TOPIC_DISPATCH_COMMANDS, (int32_t)cmd->shard, key, buf, len, acked && p->msg->has_ref,
              GW_FAIL_REPLY, false, forget);
 }
 

@@ -21,11 +21,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "mrd/clock.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "ops_io.h"
 #include "server.h"
 
-#define EVENTS_TOPIC "dispatch-events"
 
 /* What a delivery report needs: the connection (if still there), the ref to ack, the
  * topic for the log, and the enqueue time for the produce-latency metric. */
@@ -33,18 +34,12 @@ typedef struct pending {
   gw_conn_ref *ref; /* the sender (NULL for none) */
   const char *topic; /* a string literal of the caller's */
   bool want_ack;    /* the message had a ref: ack it on delivery */
-  struct timespec t0;
+  int64_t t0_us;     /* enqueued, mrd_mono_us */
   char ack[MRD_REF_MAX + 1];
   /* a new ride request: its idempotency key, forgotten if the delivery fails */
   char undo_request_id[MRD_ID_MAX + 1], undo_rider[MRD_ID_MAX + 1];
   char undo_value[GW_REQ_VALUE_MAX];
 } pending;
-
-static double since_s(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 static void ref_release(gw_conn_ref *r) {
   if (r && --r->refs == 0) free(r);
@@ -56,7 +51,7 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
   gw_server *s = ud;
   pending *p = msg_opaque;
   if (!p) return;
-  mrd_histogram_observe(s->m.produce_latency, since_s(&p->t0));
+  mrd_histogram_observe(s->m.produce_latency, (double)(mrd_mono_us() - p->t0_us) / 1e6);
   gw_conn *c = p->ref ? p->ref->conn : NULL;
   if (err) {
     mrd_counter_inc(s->m.kafka_failed);
@@ -108,9 +103,9 @@ int gw_kafka_start(gw_server *s) {
     return rc;
   }
   int32_t parts = 0;
-  rc = mrd_kafka_consumer_partitions(s->consumer, EVENTS_TOPIC, 10000, &parts);
+  rc = mrd_kafka_consumer_partitions(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, 10000, &parts);
   if (rc) {
-    mrd_log_error("kafka_metadata", "topic=%s err=%s", EVENTS_TOPIC, mrd_kafka_consumer_errstr(s->consumer));
+    mrd_log_error("kafka_metadata", "topic=%s err=%s", MRD_TOPIC_DISPATCH_EVENTS, mrd_kafka_consumer_errstr(s->consumer));
     return rc;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
@@ -118,7 +113,7 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_assign", "err=%s", mrd_strerror(MRD_ENOMEM));
     return MRD_ENOMEM;
   }
-  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){EVENTS_TOPIC, i, MRD_KAFKA_OFFSET_END};
+  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_END};
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
@@ -170,7 +165,7 @@ bool gw_kafka_poll(gw_server *s) {
                           .reason = MRD_FAIL_DECODE,
                           .error = mrd_proto_strerror(rc),
                           .attempts = 1,
-                          .topic = EVENTS_TOPIC,
+                          .topic = MRD_TOPIC_DISPATCH_EVENTS,
                           .partition = m.partition,
                           .offset = m.offset,
                           .key = m.key,
@@ -181,8 +176,8 @@ bool gw_kafka_poll(gw_server *s) {
       int prc = mrd_dlq_park(s->producer, &r, NULL);
       if (prc == 0) mrd_counter_inc(s->m.dlq[MRD_FAIL_DECODE]);
       mrd_log_warn("event_parked", "topic=%s partition=%d offset=%lld reason=%s dlq=%s err=%s",
-                   EVENTS_TOPIC, (int)m.partition, (long long)m.offset,
-                   mrd_failure_name(MRD_FAIL_DECODE), prc ? "not_queued" : MRD_DLQ_TOPIC,
+                   MRD_TOPIC_DISPATCH_EVENTS, (int)m.partition, (long long)m.offset,
+                   mrd_failure_name(MRD_FAIL_DECODE), prc ? "not_queued" : MRD_TOPIC_DLQ,
                    mrd_proto_strerror(rc));
     } else if (!mrd_fence_admit(&s->fence, ev.shard, ev.generation)) {
       mrd_counter_inc(s->m.events_fenced); /* a fenced dispatch process's late event */
@@ -223,7 +218,7 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
                      const gw_request_key *forget) {
   pending *p = calloc(1, sizeof *p);
   if (!p) return MRD_ENOMEM;
-  clock_gettime(CLOCK_MONOTONIC, &p->t0);
+  p->t0_us = mrd_mono_us();
   p->topic = topic;
   if (c && c->ref) {
     p->ref = c->ref;

@@ -7,6 +7,7 @@
  * bytes. Everything is O(drivers + trips) per frame; nothing allocates per message.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "mrd/hash.h"
 #include "ops.h"
 
 #include <jansson.h>
@@ -121,9 +122,7 @@ struct gw_ops_view {
 };
 
 static uint32_t hash_id(const char *id) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (const char *p = id; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-  return h & (HASH_BUCKETS - 1);
+  return (uint32_t)(mrd_fnv1a64_str(MRD_FNV1A64_SEED, id) & (HASH_BUCKETS - 1));
 }
 
 static int32_t q5(double deg) { return (int32_t)lround(deg * GW_OPS_E5); }

@@ -43,6 +43,7 @@
 #include "geo/snapshot.h"
 #include "mrd/jwt.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "ops.h"
 
 #define OPS_MAX_CONNS_LIMIT 64
@@ -113,7 +114,7 @@ static void *assign_main(void *arg) {
     atomic_store(&io->assign_state, 3);
     return NULL;
   }
-  static const char *const topics[] = {"driver-locations", "dispatch-commands"};
+  static const char *const topics[] = {MRD_TOPIC_DRIVER_LOCATIONS, MRD_TOPIC_DISPATCH_COMMANDS};
   mrd_kafka_tp tps[2 * MRD_SHARD_COUNT];
   size_t n = 0;
   for (int t = 0; t < 2; t++) {
@@ -176,7 +177,7 @@ static void poll_kafka(gw_ops_io *io, int64_t now) {
     int rc = mrd_kafka_consume(io->consumer, 0, &m);
     if (rc == MRD_EAGAIN) return;
     if (rc) continue;
-    if (m.topic && strcmp(m.topic, "driver-locations") == 0) {
+    if (m.topic && strcmp(m.topic, MRD_TOPIC_DRIVER_LOCATIONS) == 0) {
       mrd_driver_location loc;
       if (mrd_driver_location_decode(m.value, m.value_len, &loc) == 0) gw_ops_location(io->city, &loc, now);
     } else {

@@ -181,14 +181,10 @@ int gw_request_claim(gw_server *s, const char *rider, const char *request_id, co
   return rc;
 }
 
-static const char CAD_LUA[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-    "return 0";
-
 void gw_request_forget(gw_server *s, const gw_request_key *k) {
   char key[2 * MRD_ID_MAX + 16];
   request_key(key, sizeof key, k->rider, k->request_id);
-  const char *argv[] = {"EVAL", CAD_LUA, "1", key, k->value};
+  const char *argv[] = {"EVAL", MRD_REDIS_CAD_LUA, "1", key, k->value};
   redisReply *rep = NULL;
   if (mrd_redis_cmd(s->redis, &rep, 5, argv, NULL) != 0) {
     /* the key stays: a retry is a resend the shard refuses (invalid_state), never a

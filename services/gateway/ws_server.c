@@ -33,6 +33,8 @@
 
 #include "auth.h"
 #include "checks.h"
+#include "mrd/clock.h"
+#include "mrd/hash.h"
 #include "mrd/jwt.h"
 #include "mrd/log.h"
 #include "ops_io.h"
@@ -46,17 +48,9 @@
  * reconnect; lws 4.1 has no name for it. */
 #define GW_CLOSE_SERVICE_RESTART 1012u
 
-int64_t gw_now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
+int64_t gw_now_ms(void) { return mrd_wall_ms(); }
 
-int64_t gw_now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
+int64_t gw_now_us(void) { return mrd_wall_us(); }
 
 /* ---- traces (mrd/trace.h) ------------------------------------------------------------- */
 
@@ -90,9 +84,7 @@ void gw_trace_finish(gw_server *s, mrd_trace *t, int64_t sent_us) {
 /* ---- registry of connections by (role, user) ---------------------------------------- */
 
 static size_t bucket_of(gw_role role, const char *user) {
-  uint64_t h = 1469598103934665603ULL ^ (uint64_t)role; /* FNV-1a */
-  for (const char *p = user; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  return (size_t)(h % GW_REGISTRY_BUCKETS);
+  return (size_t)(mrd_fnv1a64_str(MRD_FNV1A64_SEED ^ (uint64_t)role, user) % GW_REGISTRY_BUCKETS);
 }
 
 static void registry_add(gw_server *s, gw_conn *c) {

@@ -18,17 +18,12 @@
 
 #include "geo/ch.h"
 #include "geo/snapshot.h"
+#include "mrd/clock.h"
 #include "mrd/log.h"
+#include "mrd/proto.h"
 #include "service.h"
 #include "trips.h"
 
-#define TOPIC "dispatch-events"
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int ready(void *ud, char *reason, size_t cap) {
   tsvc *s = ud;
@@ -126,7 +121,7 @@ int tsvc_open(tsvc *s, tsvc_config *cfg) {
     return -1;
   }
   for (int i = 0; i < cfg->partitions; i++)
-    tps[i] = (mrd_kafka_tp){TOPIC, i, MRD_KAFKA_OFFSET_STORED};
+    tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_STORED};
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)cfg->partitions);
   free(tps);
   if (rc != 0) {
@@ -214,7 +209,7 @@ static int fence_save(tsvc *s, const mrd_fence *before) {
 }
 
 int tsvc_apply(tsvc *s) {
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   s->fail_at = -1;
   s->fail_err[0] = '\0';
   /* what cannot be recorded whatever the database says fails before it is asked */
@@ -275,7 +270,7 @@ int tsvc_apply(tsvc *s) {
   mrd_counter_add(s->duplicates, dup);
   mrd_counter_add(s->rejected_skipped, skipped);
   mrd_counter_inc(s->batches);
-  mrd_histogram_observe(s->batch_seconds, mono_s() - t0);
+  mrd_histogram_observe(s->batch_seconds, mrd_mono_s() - t0);
   mrd_gauge_set(s->pg_up, 1);
   return 0;
 fail:
@@ -292,7 +287,7 @@ int tsvc_park(tsvc *s, int i, int timeout_ms) {
                       .reason = s->fail,
                       .error = s->fail_err,
                       .attempts = m->attempts,
-                      .topic = TOPIC,
+                      .topic = MRD_TOPIC_DISPATCH_EVENTS,
                       .partition = m->partition,
                       .offset = m->offset,
                       .key = m->bytes,
@@ -314,9 +309,9 @@ int tsvc_park(tsvc *s, int i, int timeout_ms) {
   mrd_log_warn("event_parked",
                "topic=%s partition=%d offset=%lld trip=%s seq=%llu reason=%s attempts=%d "
                "dlq=%s err=\"%s\"",
-               TOPIC, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
+               MRD_TOPIC_DISPATCH_EVENTS, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
                m->ok ? (unsigned long long)m->ev.seq : 0ULL, mrd_failure_name(s->fail),
-               m->attempts, MRD_DLQ_TOPIC, s->fail_err);
+               m->attempts, MRD_TOPIC_DLQ, s->fail_err);
   return 0;
 }
 
@@ -333,7 +328,7 @@ int tsvc_commit(tsvc *s) {
       if (s->batch[k].offset + 1 > next) next = s->batch[k].offset + 1;
     }
     if (!first) continue;
-    if (mrd_kafka_commit(s->consumer, TOPIC, p, next) != 0) {
+    if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, p, next) != 0) {
       mrd_log_warn("kafka_commit", "partition=%d err=%s", (int)p,
                    mrd_kafka_consumer_errstr(s->consumer));
       rc = -1; /* at-least-once: the events come again and change nothing */

@@ -169,6 +169,7 @@ static void test_matcher_offer_expiry_moves_to_next_candidate(void **state) {
   const dsp_event *nd = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(nd);
   assert_string_equal(nd->reason, "no_driver_nearby");
+  assert_int_equal(nd->no_driver, DSP_NO_DRIVER_NEARBY);
   dsp_stats st;
   dsp_stats_get(f->s, &st);
   assert_int_equal(st.offers_expired, 2);
@@ -232,6 +233,7 @@ static void test_matcher_no_driver_after_the_widest_radius(void **state) {
   const dsp_event *e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);
   assert_string_equal(e->reason, "no_driver_nearby");
+  assert_int_equal(e->no_driver, DSP_NO_DRIVER_NEARBY);
   assert_int_equal(e->status, DSP_TRIP_NO_DRIVER);
   dsp_stats st;
   dsp_stats_get(f->s, &st);
@@ -258,6 +260,7 @@ static void test_matcher_no_driver_after_max_offers(void **state) {
   const dsp_event *e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);
   assert_string_equal(e->reason, "max_offers");
+  assert_int_equal(e->no_driver, DSP_NO_DRIVER_MAX_OFFERS);
   assert_int_equal(n_events(f->s, DSP_EV_OFFERED), 0);
 }
 
@@ -422,6 +425,7 @@ static void test_matcher_pickup_out_of_area_is_no_driver_with_reason(void **stat
   const dsp_event *e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);
   assert_string_equal(e->reason, "pickup_out_of_area");
+  assert_int_equal(e->no_driver, DSP_NO_DRIVER_PICKUP_OUT_OF_AREA);
   const dsp_reply *rep = last_reply(f->s);
   assert_non_null(rep);
   assert_int_equal(rep->code, DSP_ERR_OUT_OF_AREA);
@@ -436,6 +440,7 @@ static void test_matcher_pickup_out_of_area_is_no_driver_with_reason(void **stat
   e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);
   assert_string_equal(e->reason, "dropoff_out_of_area");
+  assert_int_equal(e->no_driver, DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA);
   dsp_driver_view v;
   dsp_driver_get(f->s, "d1", &v);
   assert_int_equal(v.state, DSP_DRIVER_AVAILABLE);
@@ -449,6 +454,7 @@ static void test_matcher_router_failure_is_no_driver(void **state) {
   const dsp_event *e = event_at(f->s, DSP_EV_NO_DRIVER, 0);
   assert_non_null(e);
   assert_string_equal(e->reason, "routing_error");
+  assert_int_equal(e->no_driver, DSP_NO_DRIVER_ROUTING_ERROR);
   dsp_driver_view v;
   dsp_driver_get(f->s, "d1", &v);
   assert_int_equal(v.state, DSP_DRIVER_AVAILABLE);

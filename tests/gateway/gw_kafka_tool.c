@@ -71,7 +71,7 @@ static int produce_event(const char *brokers, int partition, const char *type, c
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) return 1;
-  rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("dispatch-events"),
+  rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(MRD_TOPIC_DISPATCH_EVENTS),
                                             RD_KAFKA_V_PARTITION(partition),
                                             RD_KAFKA_V_KEY(trip, strlen(trip)),
                                             RD_KAFKA_V_VALUE(buf, len),
@@ -109,7 +109,7 @@ static int read_topic(const char *brokers, const char *topic, int timeout_ms) {
   while (now_ms() < end) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
     if (!m) continue;
-    if (!m->err && strcmp(topic, "dispatch-commands") == 0) {
+    if (!m->err && strcmp(topic, MRD_TOPIC_DISPATCH_COMMANDS) == 0) {
       mrd_command c;
       int rc = mrd_command_decode(m->payload, m->len, &c);
       if (rc) printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
@@ -142,9 +142,9 @@ int main(int argc, char **argv) {
     return produce_event(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], argv[8],
                          argv[9], argv[10]);
   if (argc == 4 && strcmp(argv[1], "locations") == 0)
-    return read_topic(argv[2], "driver-locations", atoi(argv[3]));
+    return read_topic(argv[2], MRD_TOPIC_DRIVER_LOCATIONS, atoi(argv[3]));
   if (argc == 4 && strcmp(argv[1], "commands") == 0)
-    return read_topic(argv[2], "dispatch-commands", atoi(argv[3]));
+    return read_topic(argv[2], MRD_TOPIC_DISPATCH_COMMANDS, atoi(argv[3]));
   fprintf(stderr, "usage: gw_kafka_tool event BROKERS PARTITION TYPE TRIP RIDER DRIVER "
                   "[SEQ GENERATION REQUEST]\n"
                   "       gw_kafka_tool locations|commands BROKERS TIMEOUT_MS\n");

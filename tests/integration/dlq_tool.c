@@ -117,14 +117,14 @@ static int find(char **a) {
     return 2;
   }
   int32_t parts = 0;
-  if (mrd_kafka_consumer_partitions(c, MRD_DLQ_TOPIC, 10000, &parts) != 0) {
+  if (mrd_kafka_consumer_partitions(c, MRD_TOPIC_DLQ, 10000, &parts) != 0) {
     fprintf(stderr, "dlq_tool: %s\n", mrd_kafka_consumer_errstr(c));
     mrd_kafka_consumer_free(c);
     return 2;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
   for (int32_t i = 0; tps && i < parts; i++)
-    tps[i] = (mrd_kafka_tp){MRD_DLQ_TOPIC, i, MRD_KAFKA_OFFSET_BEGINNING};
+    tps[i] = (mrd_kafka_tp){MRD_TOPIC_DLQ, i, MRD_KAFKA_OFFSET_BEGINNING};
   if (!tps || mrd_kafka_consumer_assign(c, tps, (size_t)parts) != 0) {
     free(tps);
     mrd_kafka_consumer_free(c);

@@ -21,6 +21,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "mrd/clock.h"
+#include "mrd/proto.h"
+
 static volatile sig_atomic_t g_stop = 0;
 
 static void on_signal(int sig) {
@@ -50,10 +53,9 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static void log_line(const char *level, const char *msg, const char *extra) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  fprintf(stderr, "ts=%lld.%03ld level=%s svc=devkafka msg=\"%s\"%s%s\n", (long long)ts.tv_sec,
-          ts.tv_nsec / 1000000, level, msg, extra ? " " : "", extra ? extra : "");
+  int64_t now_ms = mrd_wall_ms();
+  fprintf(stderr, "ts=%lld.%03d level=%s svc=devkafka msg=\"%s\"%s%s\n", (long long)(now_ms / 1000),
+          (int)(now_ms % 1000), level, msg, extra ? " " : "", extra ? extra : "");
 }
 
 static int write_file_atomic(const char *path, const char *text) {
@@ -136,9 +138,8 @@ static int parse_args(int argc, char **argv, devkafka_opts *o) {
  * partition count of one topic. 0, or 2 after one line on stderr. */
 static int resolve_topics(devkafka_opts *o) {
   if (o->ntopics == 0) {
-    static const char *const defaults[] = {"driver-locations", "dispatch-commands", "dispatch-events",
-                                           "dispatch-events-dlq" /* the dead-letter topic
-                                                                    (schemas/kafka/README.md) */};
+    static const char *const defaults[] = {MRD_TOPIC_DRIVER_LOCATIONS, MRD_TOPIC_DISPATCH_COMMANDS,
+                                           MRD_TOPIC_DISPATCH_EVENTS, MRD_TOPIC_DLQ};
     for (int t = 0; t < 4; t++) o->topic_args[t] = defaults[t];
     o->ntopics = 4;
   }

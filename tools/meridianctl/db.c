@@ -15,16 +15,12 @@
 
 #include "mctl.h"
 #include "migrations.h"
+#include "mrd/hash.h"
 
 #define MIGRATE_LOCK_KEY "7311822001" /* pg_advisory_lock key: "meridian migrate" */
 
 static void checksum_hex(const char *s, char out[17]) {
-  uint64_t h = 1469598103934665603ULL; /* FNV-1a 64 */
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
-    h *= 1099511628211ULL;
-  }
-  snprintf(out, 17, "%016llx", (unsigned long long)h);
+  snprintf(out, 17, "%016llx", (unsigned long long)mrd_fnv1a64_str(MRD_FNV1A64_SEED, s));
 }
 
 static int exec_ok(PGconn *c, const char *sql, const char *what) {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "geo/snapshot.h"
+#include "mrd/clock.h"
 
 #define MAPCONFIG "/usr/share/osm2pgrouting/mapconfig_for_cars.xml"
 
@@ -48,12 +49,6 @@ static void usage(FILE *f) {
           "  status                        whether a graph is imported, from which file\n\n"
           "options: --dsn DSN (default: MERIDIAN_PG_ADMIN_DSN, else MERIDIAN_PG_DSN)\n"
           "exit codes: 0 ok, 1 failure, 2 bad usage\n");
-}
-
-uint64_t mctl_fnv64(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-  return h;
 }
 
 PGconn *mctl_graph_connect(const char *dsn) {
@@ -415,8 +410,7 @@ static int cmd_import(int argc, char **argv) {
   job.c = mctl_graph_connect(job.dsn);
   if (job.c == NULL) return 1;
   snprintf(job.schema, sizeof job.schema, "meridian_import_%ld", (long)getpid());
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  double t0_s = mrd_mono_s();
   char osm[512];
   rc = 1;
   if (mctl_graph_meta_present(job.c)) { /* else refused, with the line that says why */
@@ -426,9 +420,7 @@ static int cmd_import(int argc, char **argv) {
       rc = 0;
     } else if (import_extract_highways(&job, osm, sizeof osm) && import_create_staging(&job) &&
                import_run_osm2pgrouting(&job, osm) && import_swap_in(&job)) {
-      clock_gettime(CLOCK_MONOTONIC, &t1);
-      fprintf(stderr, "graph import: done in %.1f s (%s)\n",
-              (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, job.checksum);
+      fprintf(stderr, "graph import: done in %.1f s (%s)\n", mrd_mono_s() - t0_s, job.checksum);
       rc = 0;
     }
   }

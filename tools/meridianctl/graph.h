@@ -81,8 +81,6 @@ geo_err mctl_model_apply(const mctl_eta_model *m, const geo_graph *raw, geo_grap
  * 16 MB. */
 char *mctl_read_text(const char *path);
 
-/* 64-bit FNV-1a of a string, for the snapshot's source tag. */
-uint64_t mctl_fnv64(const char *s);
 
 /* The calibrate and eta-report subverbs (graph_eta.c). */
 int mctl_graph_calibrate(int argc, char **argv);

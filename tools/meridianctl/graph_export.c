@@ -18,6 +18,8 @@
 #include "geo/ch.h"
 #include "geo/snap.h"
 #include "geo/snapshot.h"
+#include "mrd/clock.h"
+#include "mrd/hash.h"
 
 /* km/h when a way has no maxspeed: osm2pgrouting's car profile values. */
 static double default_speed_kmh(geo_road_class c) {
@@ -30,12 +32,6 @@ static double default_speed_kmh(geo_road_class c) {
   case GEO_ROAD_LIVING_STREET: return 20;
   default: return 50;
   }
-}
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
 /* Parse "LINESTRING(x y,x y,...)" into pts (lat/lng); returns the count or -1. */
@@ -168,7 +164,7 @@ static uint64_t source_tag(PGconn *c, const char *cal_text) {
   snprintf(buf, sizeof buf, "%s|%s|", sum ? sum : "", at ? at : "");
   free(sum);
   free(at);
-  uint64_t h = mctl_fnv64(buf), cal = mctl_fnv64(cal_text);
+  uint64_t h = mrd_fnv1a64_str(MRD_FNV1A64_SEED, buf), cal = mrd_fnv1a64_str(MRD_FNV1A64_SEED, cal_text);
   return h ^ (cal * 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2));
 }
 
@@ -225,7 +221,7 @@ int mctl_graph_export(int argc, char **argv) {
       }
     }
   }
-  double t0 = now_s();
+  double t0 = mrd_mono_s();
   fprintf(stderr, "graph export: reading ways from PostGIS\n");
   geo_graph_stats st;
   raw = mctl_graph_from_pg(c, MCTL_COST_TIME, &st);
@@ -246,14 +242,14 @@ int mctl_graph_export(int argc, char **argv) {
             model->n_cells);
   else
     fprintf(stderr, "graph export: calibration: none (raw speeds)\n");
-  double t1 = now_s();
+  double t1 = mrd_mono_s();
   geo_ch_stats cs;
   geo_err e = geo_ch_build(g, &cs);
   if (e != GEO_OK) {
     fprintf(stderr, "meridianctl graph export: contraction hierarchy: %s\n", geo_strerror(e));
     goto done;
   }
-  double t2 = now_s();
+  double t2 = mrd_mono_s();
   fprintf(stderr, "graph export: contraction hierarchy: %u up + %u down edges, %u shortcuts (%.2f s)\n",
           cs.up_edges, cs.down_edges, cs.shortcuts, t2 - t1);
   e = geo_graph_build_rtree(g);
@@ -269,7 +265,7 @@ int mctl_graph_export(int argc, char **argv) {
   }
   struct stat sb;
   stat(out, &sb);
-  fprintf(stderr, "graph export: wrote %s (%.1f MB) in %.2f s\n", out, sb.st_size / 1e6, now_s() - t0);
+  fprintf(stderr, "graph export: wrote %s (%.1f MB) in %.2f s\n", out, sb.st_size / 1e6, mrd_mono_s() - t0);
   rc = 0;
 done:
   free(model);

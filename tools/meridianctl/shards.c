@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "mctl.h"
+#include "mrd/clock.h"
+#include "mrd/hash.h"
 #include "mrd/log.h"
 #include "mrd/redis.h"
 #include "mrd/shardmap.h"
@@ -33,18 +35,6 @@
 #define CONFIRM_TIMEOUT_MS 60000     /* longest a step waits for its shards to confirm */
 
 /* ---------------------------------------------------------------- helpers */
-
-static int64_t wall_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -162,7 +152,7 @@ static void read_stats(mrd_redis *rd, shard_stats *st) {
     const char *argv[] = {"HGETALL", key};
     if (mrd_redis_append(rd, 2, argv, NULL) != 0) return;
   }
-  int64_t now = wall_ms();
+  int64_t now = mrd_wall_ms();
   for (int k = 0; k < MRD_SHARDS_MAX; k++) {
     redisReply *r = NULL;
     if (mrd_redis_get_reply(rd, &r) != 0 || !r) continue;
@@ -619,12 +609,7 @@ static void set_command(int argc, char **argv) {
 }
 
 static void fnv_hex(const char *s, size_t n, char out[17]) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)s[i];
-    h *= 1099511628211ULL;
-  }
-  snprintf(out, 17, "%016llx", (unsigned long long)h);
+  snprintf(out, 17, "%016llx", (unsigned long long)mrd_fnv1a64(MRD_FNV1A64_SEED, s, n));
 }
 
 /* Write the next epoch: the current map with mv carried out, in one transaction with its
@@ -728,7 +713,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     const mrd_shard_move *mv = &steps[i].mv;
     char rs[64];
     range_str(mv->start, mv->end, rs, sizeof rs);
-    double t0 = mono_s();
+    double t0 = mrd_mono_s();
     static shard_stats st[MRD_SHARDS_MAX];
     read_stats(rd, st);
     read_leases(c, st);
@@ -766,7 +751,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     }
     /* wait until the receiver has warmed and serves the epoch, and the giver let go */
     bool ok = a == MRD_STEP_DONE;
-    while (!ok && !g_stop && mono_s() - t0 < CONFIRM_TIMEOUT_MS / 1000.0) {
+    while (!ok && !g_stop && mrd_mono_s() - t0 < CONFIRM_TIMEOUT_MS / 1000.0) {
       sleep_ms(100);
       read_stats(rd, st);
       read_leases(c, st);
@@ -798,7 +783,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
             "%.0f ms  confirmed in %.2f s  (%ld available at the move)\n",
             i + 1 + (size_t)already, n + (size_t)already, rs, mv->from, mv->to,
             (unsigned long long)epoch, steps[i].load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
-            mono_s() - t0, available < 0 ? 0 : available);
+            mrd_mono_s() - t0, available < 0 ? 0 : available);
   }
   return 0;
 }
@@ -1033,16 +1018,16 @@ static int execute(const char *plan_file, const char *hash, step *steps, size_t 
   if (run < 0) goto out_map;
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  double t0 = mono_s();
+  double t0 = mrd_mono_s();
   rc = run_steps(c, rd, run, steps, n, already);
   uint64_t e2 = epoch;
   mrd_shardmap m2;
   if (load_map(c, &e2, &m2) == 0) mrd_shardmap_close(&m2);
   char msg[160];
   snprintf(msg, sizeof msg, "%s at epoch %llu after %.1f s", rc == 0 ? "done" : "failed",
-           (unsigned long long)e2, mono_s() - t0);
+           (unsigned long long)e2, mrd_mono_s() - t0);
   end_run(c, run, rc == 0, msg);
-  if (rc == 0) fprintf(stderr, "done: %zu steps, the map is at epoch %llu (%.1f s)\n", n, (unsigned long long)e2, mono_s() - t0);
+  if (rc == 0) fprintf(stderr, "done: %zu steps, the map is at epoch %llu (%.1f s)\n", n, (unsigned long long)e2, mrd_mono_s() - t0);
 out_map:
   mrd_shardmap_close(&m);
 out:

@@ -3,6 +3,7 @@
  * its one adapter, mrd_dlq_park, which writes a message to the dead-letter topic. No state.
  */
 #include "mrd/dlq.h"
+#include "mrd/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -97,14 +98,12 @@ int mrd_dlq_headers(const mrd_dlq_record *r, int64_t now_ms, mrd_kafka_header *o
 
 int mrd_dlq_park(mrd_kafka_producer *p, const mrd_dlq_record *r, void *msg_opaque) {
   if (p == NULL || r == NULL) return MRD_EINVAL;
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  int64_t now_ms = mrd_wall_ms();
   mrd_kafka_header h[MRD_DLQ_HEADERS];
   char buf[MRD_DLQ_HEADER_BUF];
   int n = mrd_dlq_headers(r, now_ms, h, buf);
   if (n < 0) return n;
-  return mrd_kafka_produce_headers(p, MRD_DLQ_TOPIC, MRD_KAFKA_PARTITION_ANY,
+  return mrd_kafka_produce_headers(p, MRD_TOPIC_DLQ, MRD_KAFKA_PARTITION_ANY,
                                    r->key_len ? r->key : NULL, r->key_len, r->value,
                                    r->value_len, h, (size_t)n, msg_opaque);
 }

@@ -1,5 +1,6 @@
 /* internal.c: the growable string, clocks and backoff of mrd_internal.h. */
 #include "mrd_internal.h"
+#include "mrd/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -78,11 +79,7 @@ char *mrd__buf_take(mrd__buf *b, size_t *len) {
   return s;
 }
 
-int64_t mrd__mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t mrd__mono_ms(void) { return mrd_mono_ms(); }
 
 void mrd__sleep_ms(int64_t ms) {
   if (ms <= 0) return;

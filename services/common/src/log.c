@@ -4,6 +4,7 @@
  * after formatting; it is not a general printf replacement (no positional arguments).
  */
 #include "mrd/log.h"
+#include "mrd/clock.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -254,13 +255,13 @@ static void format_text(mrd__buf *out, const char *start, const char *end, va_li
 }
 
 static void append_timestamp(mrd__buf *b) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now_ms = mrd_wall_ms();
+  time_t sec = (time_t)(now_ms / 1000);
   struct tm tm;
-  gmtime_r(&ts.tv_sec, &tm);
+  gmtime_r(&sec, &tm);
   char t[40];
   size_t n = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(t + n, sizeof t - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+  snprintf(t + n, sizeof t - n, ".%03dZ", (int)(now_ms % 1000));
   mrd__buf_puts(b, "ts=");
   mrd__buf_puts(b, t);
 }
@@ -367,12 +368,6 @@ bool mrd_log_gate_pass(mrd_log_gate *g, int64_t now_ms, uint64_t *suppressed) {
   return true;
 }
 
-static int64_t mono_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* lws's lines, at most 10 a second (burst 20): a client can make lws complain once per bad
  * request ("Ran out of header data space"), which must not flood the log. lws logs from
  * its service thread only. */
@@ -380,7 +375,7 @@ static mrd_log_gate g_lws_gate;
 static bool g_lws_gate_init;
 
 static void lws_emit(int lws_level, const char *line) {
-  int64_t now = mono_ms();
+  int64_t now = mrd_mono_ms();
   if (!g_lws_gate_init) {
     mrd_log_gate_init(&g_lws_gate, 10, 20, now);
     g_lws_gate_init = true;

@@ -29,13 +29,12 @@
 #include "mrd/err.h"
 #include "mrd/kafka.h"
 #include "mrd/metrics.h"
+#include "mrd/proto.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The dead-letter topic (exact name; devkafka creates it, k8s declares it). */
-#define MRD_DLQ_TOPIC "dispatch-events-dlq"
 /* The version of the header layout below (header dlq-version). */
 #define MRD_DLQ_VERSION 1
 

@@ -28,6 +28,13 @@ extern "C" {
 
 typedef struct mrd_redis mrd_redis;
 
+/* Compare-and-delete, the one script every service EVALs with one key and one argument:
+ * KEYS[1] is deleted only while it still holds ARGV[1] (a pointer or key that another
+ * writer has replaced stays). Replies 1 when deleted, 0 otherwise. */
+#define MRD_REDIS_CAD_LUA                                                                   \
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "   \
+  "return 0"
+
 /* Connection settings; a zero field takes the default shown. */
 typedef struct mrd_redis_opts {
   int connect_timeout_ms; /* 1000 */

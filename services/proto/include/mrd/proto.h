@@ -31,6 +31,13 @@ extern "C" {
 #define MRD_SHARD_COUNT 64     /* shards are numbered 0..63 (= topic partitions) */
 #define MRD_PROTO_MAX_SIZE 2048 /* bytes: no valid payload encodes larger */
 
+/* The Kafka topics (exact names: every producer, consumer and devkafka uses these; k8s/
+ * and schemas/kafka/README.md declare them). */
+#define MRD_TOPIC_DRIVER_LOCATIONS "driver-locations"   /* mrd_driver_location, by shard */
+#define MRD_TOPIC_DISPATCH_COMMANDS "dispatch-commands" /* mrd_dispatch_command, by shard */
+#define MRD_TOPIC_DISPATCH_EVENTS "dispatch-events"     /* mrd_dispatch_event, key trip_id */
+#define MRD_TOPIC_DLQ "dispatch-events-dlq" /* the dead-letter topic (mrd/dlq.h) */
+
 /* Errors: 0 on success, one of these (negative) otherwise. */
 enum {
   MRD_PROTO_OK = 0,
