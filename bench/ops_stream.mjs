@@ -2,7 +2,7 @@
 // ops_stream.mjs: the ops stream's bandwidth and the ops page's frame time with N moving
 // drivers (default 2,000), against the running stack (scripts/stack up; source .run/env).
 //   node bench/ops_stream.mjs [--drivers 2000] [--seconds 30] [--baseline REF] [--rounds 2]
-//                             [--out out/bench/ops_stream.json]
+//                             [--feed] [--no-page] [--out out/bench/ops_stream.json]
 // A replay (meridian-loadgen, at most one location per driver per wall second: the drivers
 // cruise the road graph) moves the drivers. The bench waits until the stream has them
 // all, or until their count stops growing for 30 s (a loaded machine may not connect all
@@ -24,10 +24,14 @@
 //     Besides the frame times, each block counts how often the drivers moved on screen
 //     (draws of the drivers per second: the old page rebuilt a GeoJSON source, the current
 //     one draws its own layer).
+// --feed moves the drivers with ops_feed instead of a replay: their positions go straight into
+// Kafka's driver-locations (the gateway's ops consumer reads them as it reads its own), for more
+// drivers than this machine can connect as apps (--drivers 20000). --no-page measures the
+// stream only (no browser).
 // Progress goes to stderr, with the whole result; --out gets the result as JSON; the last
 // line of stdout is the benchmarks' usual line (bench/README.md): page frame p50/p95 of
 // the current page, the baseline's and the two anchors, stream bytes/s and its anchor.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus as cpus_, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -47,6 +51,8 @@ const seconds = Number(arg('seconds', 30));
 const out = arg('out', 'out/bench/ops_stream.json');
 const baseline = arg('baseline', '');
 const rounds = Number(arg('rounds', 2));
+const feed = process.argv.includes('--feed');
+const noPage = process.argv.includes('--no-page');
 if (!(drivers > 0) || !(seconds > 0) || !(rounds >= 1)) {
   process.stderr.write('usage: node bench/ops_stream.mjs [--drivers N > 0] [--seconds S > 0] [--baseline GIT-REF] [--rounds R >= 1] [--out FILE]\n');
   process.exit(2);
@@ -116,12 +122,25 @@ function treeCpuMs(root) {
   return total;
 }
 
+/** ops_feed in the background, like replay(): .kill(), .done (its JSON line and stderr). */
+function feedDrivers(n, seconds) {
+  const child = spawn(join(env('MERIDIAN_BIN_DIR'), 'ops_feed'), ['--drivers', String(n), '--seconds', String(seconds), '--prefix', `feed${runId()}`],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let outText = '', errText = '';
+  child.stdout.on('data', (d) => (outText += d));
+  child.stderr.on('data', (d) => (errText = (errText + d).slice(-4000)));
+  child.done = new Promise((res) => child.on('exit', (code) => res({ code, out: outText, err: errText })));
+  return child;
+}
+
 async function frameTimes(page, ms) {
-  await page.evaluate(`window.__ft = []; window.__d0 = ${DRAWS}; (function f(t0){ requestAnimationFrame((t) => { window.__ft.push(t - t0); f(t); }); })(performance.now())`, undefined, 120000);
+  // the CPU window encloses the frames' window: from before the first call to after the last
   const c0 = treeCpuMs(browser.pid), w0 = Date.now();
+  await page.evaluate(`window.__ft = []; window.__d0 = ${DRAWS}; (function f(t0){ requestAnimationFrame((t) => { window.__ft.push(t - t0); f(t); }); })(performance.now())`, undefined, 120000);
   await sleep(ms);
-  const cpuMs = treeCpuMs(browser.pid) - c0, wallS = (Date.now() - w0) / 1000;
   const { ft, draws } = await page.evaluate(`({ ft: window.__ft, draws: ${DRAWS} - window.__d0 })`, undefined, 120000);
+  const cpuMs = treeCpuMs(browser.pid) - c0, wallS = (Date.now() - w0) / 1000;
+  ms = Math.max(ms, ft.reduce((a, b) => a + b, 0)); // a busy page answers late: its frames span more
   return {
     browser_cpu_ms_per_s: Math.round(cpuMs / wallS), browser_cpu_ms_per_frame: ft.length ? Math.round(cpuMs / ft.length) : null,
     frames: ft.length, fps: +(ft.length / (ms / 1000)).toFixed(2), p50_ms: pct(ft, 0.5), p95_ms: pct(ft, 0.95),
@@ -135,28 +154,37 @@ if (baseline) {
   await buildBaseline(baseline);
   log(`baseline page of ${baseline} in ${baselineDir}`);
 }
-const browser = await launchChromium({ width: 1200, height: 750 });
+const browser = noPage ? null : await launchChromium({ width: 1200, height: 750 });
 let run = null;
 let ops = null;
 try {
-  const page = await browser.newPage('ops page');
+  const page = browser ? await browser.newPage('ops page') : null;
+  let idle = null, repaint = null;
+  if (page) {
   // anchor for the frame time: the map with its roads, no stream
   await page.goto(`${gatewayHttp()}/ops/`);
   await until(tolerant(() => page.evaluate('!!(window.meridianOps && window.meridianOps.map && window.meridianOps.map.loaded() && window.meridianOps.map.getSource("roads").serialize().data.features.length)')),
     180000, 'the idle map with its roads');
   await sleep(3000);
-  const idle = await frameTimes(page, 10000);
+  idle = await frameTimes(page, 10000);
   log(`idle page (anchor): ${JSON.stringify(idle)}`);
   await page.evaluate('window.__repaint = true; (function f(){ if (!window.__repaint) return; window.meridianOps.map.triggerRepaint(); requestAnimationFrame(f); })()');
-  const repaint = await frameTimes(page, 10000);
+  repaint = await frameTimes(page, 10000);
   await page.evaluate('window.__repaint = false');
   log(`page repainted every frame, no stream (anchor): ${JSON.stringify(repaint)}`);
+  }
 
   const tag = runId();
-  log(`replay: ${drivers} drivers, at most one location a second each`);
-  run = replay({ drivers, durationS: rounds * (baseline ? 2 : 1) * (seconds + 180) + 900, runTag: tag, pingMaxHz: 1 });
+  const runS = rounds * (page ? (baseline ? 2 : 1) * (seconds + 180) : seconds) + 900;
   ops = await connectOps({ url: gatewayWs(), token: token('ops', `${tag}-bench`) });
-  await page.goto(`${gatewayHttp()}/ops/?token=${token('ops', `${tag}-page`)}`, 180000);
+  if (feed) {
+    log(`ops_feed: ${drivers} drivers into driver-locations, one position a second each`);
+    run = feedDrivers(drivers, runS);
+  } else {
+    log(`replay: ${drivers} drivers, at most one location a second each`);
+    run = replay({ drivers, durationS: runS, runTag: tag, pingMaxHz: 1 });
+  }
+  if (page) await page.goto(`${gatewayHttp()}/ops/?token=${token('ops', `${tag}-page`)}`, 180000);
   // all drivers, or a plateau: no growth for 30 s
   let best = 0, since = Date.now();
   await until(() => {
@@ -166,7 +194,7 @@ try {
       best = n;
       since = Date.now();
     }
-    return n >= drivers * 0.98 || Date.now() - since > 30000;
+    return n >= drivers * 0.98 || (n > 0 && Date.now() - since > 30000); // none yet: keep waiting
   }, 600000, `${drivers} drivers in the stream`);
   log(`${ops.city.drivers.size} drivers in the stream (of ${drivers})`);
 
@@ -185,7 +213,11 @@ try {
     locs.push(s.totals.locations_per_s);
     stats++;
   });
-  for (let r = 0; r < rounds; r++) {
+  if (!page) {
+    log(`the stream only: measuring for ${rounds * seconds} s`);
+    await sleep(rounds * seconds * 1000);
+  }
+  for (let r = 0; r < rounds && page; r++) {
     for (const [name, path] of pages) {
       await page.goto(`${gatewayHttp()}${path}?token=${token('ops', `${tag}-page`)}`, 180000);
       await until(tolerant(async () => (await page.evaluate('window.meridianOps.counts().drivers')) >= ops.city.drivers.size * 0.9),
@@ -214,8 +246,8 @@ try {
       browser_cpu_ms_per_s: med('browser_cpu_ms_per_s'), browser_cpu_ms_per_frame: med('browser_cpu_ms_per_frame'),
     };
   };
-  const current = summary('current');
-  const before = baseline ? summary(pages[0][0]) : null;
+  const current = page ? summary('current') : null;
+  const before = page && baseline ? summary(pages[0][0]) : null;
   const result = {
     drivers_asked: drivers,
     drivers_in_stream: ops.city.drivers.size,
@@ -227,7 +259,7 @@ try {
       anchor_plain_json_bytes_per_s: Math.round(plain / secs), ratio_to_anchor: +(streamBps / (plain / secs)).toFixed(3),
       max_lag_drivers: lag, frames_sampling: lagFrames,
     },
-    page: {
+    page: page && {
       current, baseline: before, baseline_ref: baseline || null, blocks,
       anchor_idle: idle, anchor_repaint_every_frame: repaint,
       p50_ratio_baseline_to_current: before && current.p50_ms ? +(before.p50_ms / current.p50_ms).toFixed(2) : null,
@@ -241,26 +273,29 @@ try {
   // the contract line (bench/README.md): one JSON object, the last line of stdout
   const row = (workload, impl, unit, median, p95, n) => ({ workload, impl, unit, median, p95, n });
   const rows = [
-    row(`page_frame_${drivers}_drivers`, 'meridian', 'ms', current.p50_ms, current.p95_ms, current.blocks),
-    row(`page_frame_${drivers}_drivers`, 'idle-map', 'ms', idle.p50_ms, idle.p95_ms, 1),
-    row(`page_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.p50_ms, repaint.p95_ms, 1),
     row(`stream_${drivers}_drivers`, 'meridian', 'B/s', result.stream.bytes_per_s, null, 1),
     row(`stream_${drivers}_drivers`, 'plain-json', 'B/s', result.stream.anchor_plain_json_bytes_per_s, null, 1),
   ];
-  rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'meridian', 'ms', current.browser_cpu_ms_per_frame, null, current.blocks));
-  rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.browser_cpu_ms_per_frame, null, 1));
+  if (page) {
+    rows.push(row(`page_frame_${drivers}_drivers`, 'meridian', 'ms', current.p50_ms, current.p95_ms, current.blocks));
+    rows.push(row(`page_frame_${drivers}_drivers`, 'idle-map', 'ms', idle.p50_ms, idle.p95_ms, 1));
+    rows.push(row(`page_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.p50_ms, repaint.p95_ms, 1));
+    rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'meridian', 'ms', current.browser_cpu_ms_per_frame, null, current.blocks));
+    rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.browser_cpu_ms_per_frame, null, 1));
+  }
   if (before) {
-    rows.splice(1, 0, row(`page_frame_${drivers}_drivers`, `page-${baseline}`, 'ms', before.p50_ms, before.p95_ms, before.blocks));
+    rows.push(row(`page_frame_${drivers}_drivers`, `page-${baseline}`, 'ms', before.p50_ms, before.p95_ms, before.blocks));
     rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, `page-${baseline}`, 'ms', before.browser_cpu_ms_per_frame, null, before.blocks));
   }
   const cpus = cpus_();
   console.log(JSON.stringify({ bench: 'ops_stream', machine: `${cpus.length} x ${cpus[0]?.model || '?'}, load ${result.load_average_1m.start}-${result.load_average_1m.end}`, rows }));
 } finally {
   if (ops) ops.close();
-  await browser.close();
+  if (browser) await browser.close();
   if (baseline) rmSync(baselineDir, { recursive: true, force: true });
   if (run) {
     run.kill('SIGTERM');
-    await run.done;
+    const r = await run.done;
+    if (feed) log(`ops_feed: ${r.out.trim()} ${r.err.trim().split('\n').slice(-2).join(' | ')}`);
   }
 }
