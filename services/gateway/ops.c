@@ -251,10 +251,38 @@ static size_t rate_row(rates *r, int64_t now_ms) {
 
 /* ---- inputs ----------------------------------------------------------------------------- */
 
+/* The map state of a driver named by a live trip in status st (AVAILABLE: none). */
+static gw_ops_state state_for_trip(mrd_trip_status st) {
+  switch (st) {
+  case MRD_TRIP_OFFERED: return GW_OPS_OFFERED;
+  case MRD_TRIP_MATCHED:
+  case MRD_TRIP_ARRIVED: return GW_OPS_PICKUP;
+  case MRD_TRIP_STARTED: return GW_OPS_ON_TRIP;
+  default: return GW_OPS_AVAILABLE;
+  }
+}
+
+/* A driver's state when he first appears on the map: that of the live trip naming him, if
+ * any. His trip's events may all have come before his first position (a gateway restarted
+ * mid-trip seeds the trips from Redis, while drivers appear only with their next ping), and
+ * set_driver_state skips a driver not on the map yet. A scan of the trip table, once per new
+ * driver: tlimit is the live trips' high-water mark. */
+static gw_ops_state first_state(const gw_ops *o, const char *id) {
+  for (uint32_t i = 0; i < o->tlimit; i++) {
+    const trip *t = &o->t[i];
+    if (t->live && !t->ended_ms && t->driver[0] == id[0] && strcmp(t->driver, id) == 0)
+      return state_for_trip(t->status);
+  }
+  return GW_OPS_AVAILABLE;
+}
+
 int gw_ops_location(gw_ops *o, const mrd_driver_location *loc, int64_t now_ms) {
   if (loc->halo) return 0;
   int32_t i = drv_find(o, loc->driver_id);
-  if (i == NONE) i = drv_add(o, loc->driver_id);
+  if (i == NONE) {
+    i = drv_add(o, loc->driver_id);
+    if (i != NONE) o->d[i].state = (uint8_t)first_state(o, loc->driver_id);
+  }
   if (i == NONE) return -1;
   drv *d = &o->d[i];
   d->lat_e5 = q5(loc->pos.lat);

@@ -295,6 +295,62 @@ static void test_states_and_trips(void **state) {
   gw_ops_free(o);
 }
 
+/* A gateway restarted mid-trip seeds the live trips (trip:snap) before any driver has
+ * pinged: a driver who then appears takes the state of the live trip naming him, not
+ * "available" until his trip's next event. One with no live trip, or whose trip ended, is
+ * available. */
+static void test_driver_first_seen_mid_trip(void **state) {
+  (void)state;
+  gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
+  gw_ops *o = gw_ops_new(&cfg);
+  gw_ops_view *v = gw_ops_view_new(o);
+  model *m = model_new();
+  int64_t t = 1700000000000;
+  const struct {
+    mrd_event_type type;
+    const char *trip, *driver;
+    gw_ops_state want;
+  } cases[] = {
+      {MRD_EV_STARTED, "t0-a", "drv-a", GW_OPS_ON_TRIP}, {MRD_EV_ARRIVED, "t0-b", "drv-b", GW_OPS_PICKUP},
+      {MRD_EV_MATCHED, "t0-c", "drv-c", GW_OPS_PICKUP},  {MRD_EV_OFFERED, "t0-d", "drv-d", GW_OPS_OFFERED},
+      {MRD_EV_COMPLETED, "t0-e", "drv-e", GW_OPS_AVAILABLE},
+  };
+  const size_t n = sizeof cases / sizeof cases[0];
+  for (size_t i = 0; i < n; i++) { /* the seed: one event per trip, no driver on the map */
+    mrd_dispatch_event e = ev_of(cases[i].type, cases[i].trip, 9, 0, cases[i].driver, t);
+    gw_ops_event(o, &e, t);
+  }
+  /* t0-e's driver: an earlier live trip, then its completion */
+  mrd_dispatch_event e = ev_of(MRD_EV_STARTED, "t0-f", 3, 0, "drv-e", t);
+  gw_ops_event(o, &e, t);
+  e = ev_of(MRD_EV_COMPLETED, "t0-f", 4, 0, "drv-e", t + 1);
+  gw_ops_event(o, &e, t + 1);
+  assert_int_equal(gw_ops_driver_count(o), 0);
+  for (size_t i = 0; i < n; i++) {
+    mrd_driver_location l = loc_of(cases[i].driver, 40.75 + 0.001 * (double)i, -73.98, 0);
+    gw_ops_location(o, &l, t + 500);
+  }
+  mrd_driver_location l = loc_of("drv-z", 40.74, -73.99, 0); /* no trip at all */
+  gw_ops_location(o, &l, t + 500);
+  gw_ops_frame(o, v, t + 600, emit, m);
+  for (size_t i = 0; i < n; i++) {
+    int s = find_slot(m, cases[i].driver);
+    assert_true(s >= 0);
+    if (m->state[s] != (int)cases[i].want)
+      fail_msg("%s after %s: state %d, want %d", cases[i].driver, cases[i].trip, m->state[s], (int)cases[i].want);
+  }
+  assert_int_equal(m->state[find_slot(m, "drv-z")], GW_OPS_AVAILABLE);
+  /* and the next trip event still moves him on */
+  e = ev_of(MRD_EV_COMPLETED, "t0-a", 10, 0, "drv-a", t + 700);
+  gw_ops_event(o, &e, t + 700);
+  gw_ops_frame(o, v, t + 1600, emit, m);
+  assert_int_equal(m->state[find_slot(m, "drv-a")], GW_OPS_AVAILABLE);
+  checked(o);
+  gw_ops_view_free(v);
+  model_free(m);
+  gw_ops_free(o);
+}
+
 static void test_rates_and_latency(void **state) {
   (void)state;
   gw_ops_config cfg = GW_OPS_CONFIG_DEFAULT;
@@ -681,6 +737,7 @@ static void test_bad_config(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_drivers_add_move_delete), cmocka_unit_test(test_states_and_trips),
+      cmocka_unit_test(test_driver_first_seen_mid_trip),
       cmocka_unit_test(test_rates_and_latency),       cmocka_unit_test(test_budget_sampling),
       cmocka_unit_test(test_range_cells),             cmocka_unit_test(test_shards_and_hot_messages),
       cmocka_unit_test(test_config_message),          cmocka_unit_test(test_bad_config),

@@ -1,13 +1,16 @@
 // ops_page.test.mjs (integration, real stack, headless Chromium; ctest test_web_pages):
 //   1. the ops map at /ops/ without a token says so; with an ops token, during a short
-//      replay, it draws the road graph, drivers, shard boxes (one label per shard) and trip
-//      lines: features counted in the map's sources, and the drivers and boxes also found
-//      among the rendered features; its numbers update (stats frames arrive, the panel
-//      changes, requests/s > 0, a row per shard); no page error. Screenshot out/web/ops-map.png.
+//      replay, it draws the road graph, shard ranges (one merged outline and one label per
+//      shard) and trip lines, features counted in the map's sources, the outlines also found
+//      among the rendered features; and the drivers, counted in their own layer (which is
+//      not a map source: drivers_layer.js), inside the view, and as painted pixels of that
+//      layer's canvas; its numbers update (stats frames arrive, the panel changes,
+//      requests/s > 0, a row per shard); no page error. Screenshot out/web/ops-map.png.
 //   2. the SDK's example pages (/ops/try/) do one ride: the driver page goes available at
 //      the pickup; on the rider page the test clicks the map at the pickup and at the
 //      drop-off (map.project of the coordinates); the driver page's buttons accept, arrived,
-//      start, complete; the rider page sees matched, started, completed. Screenshots
+//      start, complete; the rider page sees matched, started, completed, and its hint
+//      follows (on the way to the pickup, to the drop-off, arrived). Screenshots
 //      out/web/try-rider.png and out/web/try-driver.png.
 // Bounded: each wait has its own deadline and says what it waited for; all deadlines are
 // multiplied by MERIDIAN_WEB_TIMEOUT_SCALE (default 1; they are already generous for a
@@ -58,9 +61,17 @@ test('the ops map, live during a replay', { timeout: scale(480000) }, async () =
     await page.goto(`${gatewayHttp()}/ops/?token=${token('ops', `${runId()}-ops`)}`);
     const counts = () => page.evaluate('window.meridianOps.counts()');
     await wait(async () => (await counts()).roads > 0, 90000, 'the road graph in the map (source "roads")');
-    await wait(async () => (await counts()).shardBoxes > 0, 90000, 'shard boxes in the map (source "shards")');
+    await wait(async () => (await counts()).shardOutlines > 0, 90000, 'shard outlines in the map (source "shards")');
     await wait(async () => (await counts()).drivers >= REPLAY_DRIVERS / 3, 90000,
-      `at least ${REPLAY_DRIVERS / 3} of the replay's ${REPLAY_DRIVERS} drivers in the map (source "drivers")`);
+      `at least ${REPLAY_DRIVERS / 3} of the replay's ${REPLAY_DRIVERS} drivers in the drivers layer`);
+    {
+      // one merged outline and fill per shard, not one box per geohash cell
+      const c = await counts();
+      const nShards = await page.evaluate('new Set(window.meridianOps.client.city.shards.ranges.map((r) => r.shard)).size');
+      assert.equal(c.shardOutlines, nShards, `one outline per shard: ${JSON.stringify(c)}`);
+      assert.equal(c.shardFills, nShards, `one fill per shard: ${JSON.stringify(c)}`);
+      assert.ok(c.shardCells > nShards, `the outlines merge the ranges' cells: ${JSON.stringify(c)}`);
+    }
     // numbers update
     const text = (sel) => page.evaluate(`document.querySelector(${JSON.stringify(sel)}).textContent`);
     const panel1 = await text('#totals');
@@ -71,11 +82,17 @@ test('the ops map, live during a replay', { timeout: scale(480000) }, async () =
     await wait(() => page.evaluate('document.querySelectorAll("#shards tr").length >= 1 + new Set(window.meridianOps.client.city.shards.ranges.map((r) => r.shard)).size'),
       90000, 'a row per shard in the panel');
     await wait(async () => (await counts()).trips > 0, 90000, 'trip lines in the map (source "trips")');
-    // drawn, not only held: the drivers and boxes are among the rendered features
+    // drawn, not only held: the outlines are among the rendered features, the drivers inside
+    // the view and painted on their layer's canvas (at least a pixel each, on average)
     await wait(async () => {
       const c = await counts();
-      return c.driversRendered > 0 && c.shardBoxesRendered > 0;
-    }, 90000, 'drivers and shard boxes rendered (queryRenderedFeatures)');
+      return c.driversRendered > 0 && c.shardOutlinesRendered > 0;
+    }, 90000, 'drivers inside the view and shard outlines rendered (queryRenderedFeatures)');
+    await wait(async () => {
+      const c = await counts();
+      const px = await page.evaluate('window.meridianOps.drivers.paintedPixels()');
+      return px >= c.driversRendered;
+    }, 90000, 'the drivers painted on their layer (pixels of its canvas)');
     const shards = await page.evaluate('window.meridianOps.client.city.shards.ranges.map((r) => r.shard)');
     const labels = await page.evaluate('[...document.querySelectorAll(".shard-label")].map((e) => e.textContent)');
     for (const k of new Set(shards)) assert.ok(labels.includes(`shard ${k}`), `a label for shard ${k}: ${labels}`);
@@ -138,17 +155,22 @@ test('the example pages do one ride', { timeout: scale(360000) }, async () => {
     };
     const riderSees = (status) => wait(() => rider.evaluate((s) => !!window.meridianExample.rider &&
       [...window.meridianExample.rider.trips.values()].some((t) => t.status === s), status), 60000, `the rider page sees ${status}`);
+    const hint = (re, what) => wait(async () => re.test(await rider.evaluate('document.getElementById("hint").textContent')), 60000, `the rider's hint: ${what}`);
     await step('accept', 90000);
     await riderSees('matched');
+    await hint(/on the way to the pickup/, 'a driver on the way to the pickup');
     await step('arrived');
     await riderSees('arrived');
+    await hint(/at the pickup/, 'the driver at the pickup');
     await step('start');
     await riderSees('started');
+    await hint(/on the way to the drop-off/, 'on the way to the drop-off');
     await sleep(500);
     await rider.screenshot(join(outDir(), 'try-rider.png'));
     await driver.screenshot(join(outDir(), 'try-driver.png'));
     await step('complete');
     await riderSees('completed');
+    await hint(/^arrived/, 'arrived');
     assert.deepEqual([...driver.errors, ...rider.errors], [], 'no error in the pages');
   } finally {
     await browser.close();

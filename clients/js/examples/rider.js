@@ -12,8 +12,27 @@ let pickup = null;
 const $ = (id) => document.getElementById(id);
 window.meridianExample = { trip: null, events: [] };
 
+// What the rider is told, by the trip's status (the trip as the SDK keeps it: it follows
+// the ride's events, so the hint does too).
+const HINTS = {
+  requested: 'requested: waiting for a driver',
+  offered: 'requested: waiting for a driver',
+  matched: 'a driver is on the way to the pickup',
+  arrived: 'your driver is at the pickup',
+  started: 'on the way to the drop-off',
+  completed: 'arrived: click the pickup for another ride',
+  cancelled: 'cancelled: click the pickup for another ride',
+  no_driver: 'no driver found: click the pickup to try again',
+};
+function hintFor(trip) {
+  return (trip && HINTS[trip.status]) || 'click the pickup';
+}
+
 function show(trip) {
   window.meridianExample.trip = trip;
+  // the live trip, else the last one (its end); not while a new pickup waits for its drop-off
+  const trips = window.meridianExample.rider ? [...window.meridianExample.rider.trips.values()] : [];
+  if (!pickup) $('hint').textContent = hintFor(trip || trips[trips.length - 1]);
   $('trip').textContent = trip ? `${trip.trip_id}: ${trip.status}${trip.driver_id ? ` (driver ${trip.driver_id})` : ''}` : 'no trip';
   if (trip && trip.driver) driverM.setLngLat([trip.driver.lon, trip.driver.lat]).addTo(map);
   $('cancel').disabled = !trip || !trip.request_id || ['completed', 'cancelled', 'no_driver'].includes(trip.status);
@@ -47,7 +66,7 @@ if (token) {
       try {
         const { request_id } = await rider.request({ pickup, dropoff: p });
         log(`request ${request_id} acked`);
-        $('hint').textContent = 'requested: waiting for a driver';
+        $('hint').textContent = rider.trip ? hintFor(rider.trip) : HINTS.requested; // its events may have come first
       } catch (err) {
         log(`request refused: ${err.message}`);
         $('hint').textContent = 'click the pickup';

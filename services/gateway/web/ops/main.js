@@ -1,11 +1,24 @@
 // The ops map (/ops/): MapLibre GL JS draws the road graph (GET /v1/ops/roads, from the
-// gateway's snapshot), shard ranges as outlined geohash boxes labelled with their shard,
-// hot cells as a heat layer, trips as lines pickup -> drop-off, and drivers by state,
-// moving smoothly between the stream's frames; the panel shows the live numbers and a
-// small chart of request -> offer latency per shard. The stream is the SDK's connectOps
-// (clients/js). window.meridianOps exposes counts for the browser test.
+// gateway's snapshot), shard ranges as outlined geohash areas labelled with their shard,
+// hot cells as a heat layer and trips as lines pickup -> drop-off; the drivers, by state,
+// moving smoothly between the stream's frames, are a layer of their own on top
+// (drivers_layer.js); the panel shows the live numbers and a small chart of request ->
+// offer latency per shard. The stream is the SDK's connectOps (clients/js).
+// window.meridianOps exposes counts for the browser test and the bench.
+//
+// What is redrawn when, so that 2,000 moving drivers stay smooth on a machine without a GPU
+// (bench/ops_stream.mjs measures it):
+//   - the drivers: at every animation frame while they glide or the camera moves, on their
+//     own canvas, from typed arrays: the map does not repaint for them;
+//   - shard ranges (one merged fill and outline per shard, shapes.js): only when the map's
+//     epoch, ranges or moves change;
+//   - trips (live ones only: an ended trip leaves the map) and hot cells: at most every
+//     STATIC_MS, both in the same tick, so the map repaints once for both;
+//   - the map itself: when one of those changes, or the camera moves.
 import maplibregl from 'maplibre-gl';
 import { OpsClient, decodeGeohash } from '../../../../clients/js/src/index.js';
+import { DriversLayer } from './drivers_layer.js';
+import { shardShapes } from './shapes.js';
 
 const STATE_COLORS = { available: '#4caf50', offered: '#ffeb3b', pickup: '#ff9800', on_trip: '#2196f3', offline: '#757575' };
 const TRIP_COLORS = { requested: '#b39ddb', offered: '#ffeb3b', matched: '#ff9800', arrived: '#ff5722', started: '#2196f3', completed: '#9e9e9e', cancelled: '#f44336', no_driver: '#f44336' };
@@ -17,13 +30,18 @@ const params = new URLSearchParams(location.search);
 const token = params.get('token') || sessionStorage.getItem('meridian-ops-token') || '';
 const wsBase = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
 
+const STATIC_MS = 2000; // trips and hot cells reach the map at most this often
+const ENDED_TRIPS = new Set(['completed', 'cancelled', 'no_driver']);
+
 const state = {
   frameTimes: [], // ms between animation frames (last 600)
-  renders: 0, // rebuilds of the drivers source
-  buildMs: 50, // the interval between rebuilds now (adapts to the frame time)
   history: new Map(), // shard -> [{t, p50, p99}]
   statsUpdates: 0,
   labels: [],
+  shardsKey: '', // what the shard layer shows (epoch, ranges, moves): redrawn when it changes
+  shardCells: 0,
+  staticUpdates: { shards: 0, trips: 0, hot: 0 }, // setData calls on the map, by source
+  periodMs: 1000, // the stream's frame period (hello)
 };
 window.meridianOps = { state, counts: () => ({}) };
 
@@ -61,12 +79,13 @@ map.on('load', async () => {
   map.addSource('shards', { type: 'geojson', data: empty() });
   map.addSource('hot', { type: 'geojson', data: empty() });
   map.addSource('trips', { type: 'geojson', data: empty() });
-  map.addSource('drivers', { type: 'geojson', data: empty() });
-  map.addLayer({ id: 'shard-fill', type: 'fill', source: 'shards', paint: { 'fill-color': ['get', 'color'], 'fill-opacity': 0.07 } });
+  // shards: per shard one fill (kind "fill") and one outline ("outline"); per move one
+  // dashed outline ("moving")
+  map.addLayer({ id: 'shard-fill', type: 'fill', source: 'shards', filter: ['==', ['get', 'kind'], 'fill'], paint: { 'fill-color': ['get', 'color'], 'fill-opacity': 0.07 } });
   map.addLayer({ id: 'roads', type: 'line', source: 'roads', paint: { 'line-color': '#3a4450', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 0.4, 15, 1.5] } });
-  map.addLayer({ id: 'shard-line', type: 'line', source: 'shards', paint: { 'line-color': ['get', 'color'], 'line-width': 1, 'line-opacity': 0.6 } });
+  map.addLayer({ id: 'shard-line', type: 'line', source: 'shards', filter: ['==', ['get', 'kind'], 'outline'], paint: { 'line-color': ['get', 'color'], 'line-width': 1.2, 'line-opacity': 0.8 } });
   map.addLayer({
-    id: 'shard-moving', type: 'line', source: 'shards', filter: ['==', ['get', 'moving'], true],
+    id: 'shard-moving', type: 'line', source: 'shards', filter: ['==', ['get', 'kind'], 'moving'],
     paint: { 'line-color': '#ffffff', 'line-width': 2.5, 'line-dasharray': [2, 2] },
   });
   map.addLayer({
@@ -78,13 +97,6 @@ map.on('load', async () => {
     },
   });
   map.addLayer({ id: 'trips', type: 'line', source: 'trips', paint: { 'line-color': ['get', 'color'], 'line-width': 1.6, 'line-opacity': 0.8 } });
-  map.addLayer({
-    id: 'drivers', type: 'circle', source: 'drivers',
-    paint: {
-      'circle-color': ['match', ['get', 's'], ...Object.entries(STATE_COLORS).flat(), '#fff'],
-      'circle-radius': ['interpolate', ['linear'], ['zoom'], 11, 2, 15, 5],
-    },
-  });
   $('legend').innerHTML = Object.entries(STATE_COLORS).map(([s, c]) => `<span><i style="background:${c}"></i>${s}</span>`).join('');
   try {
     const r = await fetch('/v1/ops/roads');
@@ -99,38 +111,57 @@ function start() {
   const client = new OpsClient({ url: wsBase, token });
   window.meridianOps.client = client;
   const city = client.city;
+  const drivers = new DriversLayer(map, city.states, STATE_COLORS);
+  window.meridianOps.drivers = drivers;
+  const dirty = { trips: false, hot: false };
+  client.on('hello', (m) => {
+    state.periodMs = m.period_ms;
+    drivers.setStates(city.states);
+    state.shardsKey = '';
+    dirty.trips = dirty.hot = true;
+  });
+  client.on('drivers', () => drivers.touch());
   client.on('open', () => status('live'));
   client.on('close', (e) => status(`disconnected (${e.code}); reconnecting…`, true));
   client.on('error', (e) => {
     if (e.status === 401 || e.status === 403) status(`token refused: ${e.message}`, true);
   });
   client.on('shards', () => drawShards(city));
-  client.on('hot', () => drawHot(city));
-  client.on('trips', () => drawTrips(city));
+  client.on('hot', () => (dirty.hot = true));
+  client.on('trips', () => (dirty.trips = true));
   client.on('stats', () => {
     state.statsUpdates++;
     drawPanel(city);
   });
   client.connect().catch((e) => status(`not connected: ${e.message}`, true));
-  requestAnimationFrame((t) => animate(city, t, t));
+  requestAnimationFrame((t) => animate(city, drivers, t, t));
+  // trips and hot cells: batched, at most every STATIC_MS (each setData repaints the map)
   setInterval(() => {
     city.expire(Date.now());
-    drawTrips(city);
-  }, 1000);
+    if (dirty.trips) drawTrips(city);
+    if (dirty.hot) drawHot(city);
+    dirty.trips = dirty.hot = false;
+  }, STATIC_MS);
+  const features = (id) => map.getSource(id)?.serialize().data.features || [];
+  const kind = (k) => features('shards').filter((f) => f.properties.kind === k).length;
   window.meridianOps.counts = () => ({
-    drivers: featureCount('drivers'),
-    driversRendered: map.queryRenderedFeatures({ layers: ['drivers'] }).length,
-    shardBoxes: featureCount('shards'),
-    shardBoxesRendered: map.queryRenderedFeatures({ layers: ['shard-line'] }).length,
+    drivers: drivers.n, // in the drivers layer's arrays at its last draw
+    driversRendered: drivers.drawn, // of those, inside the view
+    shardOutlines: kind('outline'), // one per shard, in the map's source "shards"
+    shardOutlinesRendered: map.queryRenderedFeatures({ layers: ['shard-line'] }).length,
+    shardFills: kind('fill'),
+    shardCells: state.shardCells, // the geohash cells they merge
     trips: featureCount('trips'),
     hot: featureCount('hot'),
     roads: featureCount('roads'),
     labels: state.labels.length,
     moves: state.moves || 0,
-    movingBoxes: (map.getSource('shards')?.serialize().data.features || []).filter((f) => f.properties.moving).length,
+    movingOutlines: kind('moving'),
     statsUpdates: state.statsUpdates,
     cityDrivers: city.drivers.size,
     streamBytes: city.bytes,
+    staticUpdates: { ...state.staticUpdates },
+    driverDraws: drivers.draws,
   });
 }
 
@@ -143,58 +174,42 @@ function featureCount(id) {
 
 // ---- layers ---------------------------------------------------------------------------
 
-function boxFeature(gh, props) {
-  const [a, b, c, d] = decodeGeohash(gh);
-  return { type: 'Feature', properties: props, geometry: { type: 'Polygon', coordinates: [[[b, a], [d, a], [d, c], [b, c], [b, a]]] } };
-}
-
-// A cell is in a moving range when its geohash is in [start, end) (range keys compare as
-// strings, like the shard map's own lookup; '' and '~' are the world's ends).
-const inRange = (gh, m) => m.start <= gh && (m.end === '~' || gh < m.end);
-
+// The shard layer: redrawn only when what it shows changes (the epoch, the ranges' cells or
+// the moves); labels are DOM markers, one per shard and one per move.
 function drawShards(city) {
-  const features = [];
+  const sh = city.shards;
+  const moves = sh?.moves || [];
+  const ranges = sh?.ranges || [];
+  const key = JSON.stringify([sh?.epoch, ranges.map((r) => [r.shard, r.cells.length, r.cells[0], r.cells[r.cells.length - 1]]), moves]);
+  if (key === state.shardsKey) return;
+  state.shardsKey = key;
   for (const l of state.labels) l.remove();
   state.labels = [];
-  const moves = city.shards?.moves || [];
-  for (const r of city.shards?.ranges || []) {
-    let latSum = 0, lonSum = 0;
-    for (const gh of r.cells) {
-      const moving = moves.some((m) => inRange(gh, m));
-      features.push(boxFeature(gh, { shard: r.shard, color: shardColor(r.shard), geohash: gh, moving }));
-      const [a, b, c, d] = decodeGeohash(gh);
-      latSum += (a + c) / 2;
-      lonSum += (b + d) / 2;
-    }
-    if (r.cells.length) {
-      const el = document.createElement('div');
-      el.className = 'shard-label';
-      el.style.borderLeft = `4px solid ${shardColor(r.shard)}`;
-      el.textContent = `shard ${r.shard}`;
-      state.labels.push(new maplibregl.Marker({ element: el }).setLngLat([lonSum / r.cells.length, latSum / r.cells.length]).addTo(map));
-    }
+  const shapes = shardShapes(ranges, moves, decodeGeohash, shardColor);
+  for (const { shard, at } of shapes.labels) {
+    const el = document.createElement('div');
+    el.className = 'shard-label';
+    el.style.borderLeft = `4px solid ${shardColor(shard)}`;
+    el.textContent = `shard ${shard}`;
+    state.labels.push(new maplibregl.Marker({ element: el }).setLngLat(at).addTo(map));
   }
   // a move in progress: its cells outlined thick and dashed, a label at their middle
-  for (const m of moves) {
-    const cells = features.filter((f) => inRange(f.properties.geohash, m));
+  moves.forEach((m, i) => {
     const el = document.createElement('div');
     el.className = 'shard-label move-label';
     el.textContent = `moving ${m.start || "''"}…${m.end}: shard ${m.from} → ${m.to}, epoch ${m.epoch} (${m.state})`;
-    let lat = 0, lon = 0;
-    for (const f of cells) {
-      const [a, b, c, d] = decodeGeohash(f.properties.geohash);
-      lat += (a + c) / 2;
-      lon += (b + d) / 2;
-    }
-    const at = cells.length ? [lon / cells.length, lat / cells.length] : (() => {
+    const at = shapes.moveAt[i] || (() => {
       const [a, b, c, d] = decodeGeohash(m.start || '0');
       return [(b + d) / 2, (a + c) / 2];
     })();
     state.labels.push(new maplibregl.Marker({ element: el }).setLngLat(at).addTo(map));
-  }
+  });
   state.moves = moves.length;
-  map.getSource('shards').setData({ type: 'FeatureCollection', features });
-  $('status').dataset.epoch = city.shards?.epoch ?? '';
+  state.shardCells = shapes.cells;
+  const tag = (k, fs) => fs.map((f) => ({ ...f, properties: { ...f.properties, kind: k } }));
+  map.getSource('shards').setData({ type: 'FeatureCollection', features: [...tag('fill', shapes.fill), ...tag('outline', shapes.outline), ...tag('moving', shapes.moving)] });
+  state.staticUpdates.shards++;
+  $('status').dataset.epoch = sh?.epoch ?? '';
   $('moves').textContent = moves.map((m) => `moving ${m.start || "''"}…${m.end}: ${m.from} → ${m.to} (${m.state})`).join('\n');
 }
 
@@ -214,12 +229,14 @@ function drawHot(city) {
   });
   map.getSource('hot').setData({ type: 'FeatureCollection', features });
   $('surge').textContent = surging ? `surge: ${surging} cell${surging > 1 ? 's' : ''}, up to ×${top.toFixed(2)}` : '';
+  state.staticUpdates.hot++;
 }
 
+// Live trips only: an ended one leaves the map at once (the panel counts it).
 function drawTrips(city) {
   const features = [];
   for (const t of city.trips.values()) {
-    if (!t.pickup || !t.dropoff) continue;
+    if (!t.pickup || !t.dropoff || ENDED_TRIPS.has(t.state)) continue;
     features.push({
       type: 'Feature',
       properties: { id: t.id, state: t.state, color: TRIP_COLORS[t.state] || '#fff' },
@@ -227,47 +244,19 @@ function drawTrips(city) {
     });
   }
   map.getSource('trips')?.setData({ type: 'FeatureCollection', features });
+  state.staticUpdates.trips++;
 }
 
-// Drivers glide from their previous position to the new one over one stream period; the
-// source is rebuilt at most every 50 ms (20 Hz), the map itself renders at the screen's rate.
-// A machine that cannot keep up (software WebGL, a loaded CPU: each rebuild costs a render)
-// rebuilds less often: every 4 frame times (median of the last 30), up to once a second, so
-// the page stays responsive and the drivers still move at every stream frame.
-let lastBuild = 0;
-const BUILD_MIN_MS = 50;
-const BUILD_MAX_MS = 1000;
-function buildInterval() {
-  const n = state.frameTimes.length;
-  if (n < 10) return BUILD_MIN_MS;
-  const recent = state.frameTimes.slice(-30).sort((a, b) => a - b);
-  return Math.min(BUILD_MAX_MS, Math.max(BUILD_MIN_MS, 4 * recent[recent.length >> 1]));
-}
-function animate(city, t, prev) {
+// Every animation frame: the frame time, and the drivers layer (which draws only when the
+// stream or the camera changed something, or drivers still glide to their new positions).
+function animate(city, drivers, t, prev) {
   const dt = t - prev;
   if (dt > 0) {
     state.frameTimes.push(dt);
     if (state.frameTimes.length > 600) state.frameTimes.shift();
   }
-  state.buildMs = buildInterval();
-  if (t - lastBuild >= state.buildMs) {
-    lastBuild = t;
-    const now = Date.now();
-    const period = 1000;
-    const features = new Array(city.drivers.size);
-    let i = 0;
-    for (const d of city.drivers.values()) {
-      const k = Math.min(1, (now - d.movedAt) / period);
-      features[i++] = {
-        type: 'Feature',
-        properties: { s: d.state },
-        geometry: { type: 'Point', coordinates: [d.prevLon + (d.lon - d.prevLon) * k, d.prevLat + (d.lat - d.prevLat) * k] },
-      };
-    }
-    map.getSource('drivers')?.setData({ type: 'FeatureCollection', features });
-    state.renders++;
-  }
-  requestAnimationFrame((t2) => animate(city, t2, t));
+  drivers.frame(city.drivers, Date.now(), state.periodMs);
+  requestAnimationFrame((t2) => animate(city, drivers, t2, t));
 }
 
 // ---- panel ------------------------------------------------------------------------------
