@@ -62,7 +62,7 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
   ADD("MERIDIAN_GW_NEARBY_KEY", "nearby-key", "drivers:available", "Redis GEO set of available drivers", MRD_CONFIG_STRING, 0, 0, &c->nearby_key);
   ADD("MERIDIAN_GW_EPOCH_CHECK_MS", "epoch-check", "1s", "how often max(epoch) of shard_map is re-read (the fallback of LISTEN shard_map) and blocked clients are looked for", MRD_CONFIG_DURATION_MS, 10, 3600000, &c->epoch_check_ms);
   ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "1", "producer linger.ms", MRD_CONFIG_INT, 0, 10000, &c->linger_ms);
-  ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "10", "consumer fetch.wait.max.ms", MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
+  ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "100", "consumer fetch.wait.max.ms", MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000", "producer local queue (messages); full -> unavailable", MRD_CONFIG_INT, 1, 10000000, &c->queue_max);
   ADD("MERIDIAN_GW_POLL_US", "poll-us", "100000", "fallback Kafka poll period on the event loop (us); librdkafka wakes the loop itself", MRD_CONFIG_INT, 100, 1000000, &poll_us);
   ADD("MERIDIAN_GW_EVENT_LOOP", "event-loop", "epoll", "event loop under lws: epoll (libev) or poll (lws's own)", MRD_CONFIG_STRING, 0, 0, &c->event_loop);

@@ -51,7 +51,7 @@ typedef struct gw_config {
   char *nearby_key;                   /* Redis GEO set of available drivers */
   int64_t epoch_check_ms;             /* 1 s: max(epoch) re-read (NOTIFY is the fast path) */
   int linger_ms;                      /* Kafka producer linger: 1 ms */
-  int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 10 ms */
+  int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 100 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
   char *event_loop;                   /* "epoll" (libev under lws, default) or "poll" (lws's own) */

@@ -259,7 +259,7 @@ def main():
             print(f"FAIL: {k} is not set (run under scripts/test or source .run/env)")
             return 1
     port = int(os.environ.get("MERIDIAN_STACK_PORT_BASE", "15400")) + 81  # next to the stack's gateway
-    env = dict(os.environ, MERIDIAN_GATEWAY_PORT=str(port), MERIDIAN_KAFKA_FETCH_WAIT_MS="5",
+    env = dict(os.environ, MERIDIAN_GATEWAY_PORT=str(port),
                MERIDIAN_SERVICE_AREA=os.path.join(args.root, "data/roads/manhattan-boundary.geojson"))
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-it-{os.getpid()}.log"), "w")
     gw = subprocess.Popen([args.gateway], env=env, stdout=log, stderr=subprocess.STDOUT)

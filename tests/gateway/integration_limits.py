@@ -146,7 +146,7 @@ def read_close(s, rest, timeout=5.0):
 class Gateway:
     def __init__(self, binary, root, port, extra):
         self.port = port
-        env = dict(os.environ, MERIDIAN_GATEWAY_PORT=str(port), MERIDIAN_KAFKA_FETCH_WAIT_MS="5",
+        env = dict(os.environ, MERIDIAN_GATEWAY_PORT=str(port),
                    MERIDIAN_SERVICE_AREA=os.path.join(root, "data/roads/manhattan-boundary.geojson"))
         env.update(extra)
         self.log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"gw-limits-{os.getpid()}-{port}.log")

@@ -6,6 +6,10 @@
  * and the bootstrap servers written to a file for the other processes. It is a real
  * Kafka-protocol broker held in memory, for development and tests; it is not a Kafka
  * replacement (no persistence, about 5 MiB kept per partition). See README.md.
+ *
+ * Clients reach the brokers through the long-poll front (front.h): the mock holds an empty
+ * Fetch for its whole MaxWait, the front answers it as soon as a produce reaches it, as a real
+ * broker does. --no-long-poll announces the mock's own ports instead (to compare).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -21,6 +25,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "front.h"
 #include "mrd/clock.h"
 #include "mrd/proto.h"
 
@@ -39,6 +44,8 @@ static void usage(FILE *f) {
           "  --topic NAME[:N]       a topic to create (repeatable; default: driver-locations,\n"
           "                         dispatch-commands, dispatch-events, dispatch-events-dlq)\n"
           "  --bootstrap-file FILE  write the bootstrap servers there (atomically)\n"
+          "  --no-long-poll         no front: clients talk to the mock brokers, whose Fetch\n"
+          "                         with no data waits its whole fetch.wait.max.ms\n"
           "  --help                 this text\n"
           "Prints the bootstrap servers on stdout, then runs until SIGTERM or SIGINT.\n");
 }
@@ -81,6 +88,7 @@ static int write_file_atomic(const char *path, const char *text) {
 /* What the command line asks for; topics resolved to names and partition counts. */
 typedef struct devkafka_opts {
   int brokers, partitions;
+  bool long_poll; /* clients go through the front (default) */
   const char *bootstrap_file;
   const char *topic_args[MAX_TOPICS]; /* NAME[:N] as given */
   int ntopics;
@@ -90,11 +98,12 @@ typedef struct devkafka_opts {
 
 /* 0: go on; 1: --help was printed (exit 0); 2: bad usage, said on stderr. */
 static int parse_args(int argc, char **argv, devkafka_opts *o) {
-  enum { OPT_BROKERS = 256, OPT_PARTITIONS, OPT_TOPIC, OPT_BOOTSTRAP_FILE };
+  enum { OPT_BROKERS = 256, OPT_PARTITIONS, OPT_TOPIC, OPT_BOOTSTRAP_FILE, OPT_NO_LONG_POLL };
   static const struct option longopts[] = {{"brokers", required_argument, NULL, OPT_BROKERS},
                                            {"partitions", required_argument, NULL, OPT_PARTITIONS},
                                            {"topic", required_argument, NULL, OPT_TOPIC},
                                            {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
+                                           {"no-long-poll", no_argument, NULL, OPT_NO_LONG_POLL},
                                            {"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
   opterr = 0;
@@ -122,6 +131,7 @@ static int parse_args(int argc, char **argv, devkafka_opts *o) {
       o->topic_args[o->ntopics++] = optarg;
       break;
     case OPT_BOOTSTRAP_FILE: o->bootstrap_file = optarg; break;
+    case OPT_NO_LONG_POLL: o->long_poll = false; break;
     default:
       fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n", argv[optind - 1]);
       return 2;
@@ -209,10 +219,50 @@ static rd_kafka_mock_cluster_t *cluster_start(const devkafka_opts *o, rd_kafka_t
   return mc;
 }
 
+/* The mock brokers' ports, in the order of its bootstrap list ("127.0.0.1:P,..."). The count,
+ * or -1 when the list is not of that form. */
+static int mock_ports(const char *bootstraps, int32_t *ports, int cap) {
+  int n = 0;
+  const char *p = bootstraps;
+  while (*p) {
+    const char *colon = strchr(p, ':');
+    if (colon == NULL || n == cap) return -1;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || port <= 0 || port > 65535 || (*end != ',' && *end != '\0')) return -1;
+    ports[n++] = (int32_t)port;
+    p = *end == ',' ? end + 1 : end;
+  }
+  return n;
+}
+
+/* The front before the mock's brokers, and its bootstrap list in out. NULL after one line on
+ * stderr. */
+static dk_front *front_start(rd_kafka_mock_cluster_t *mc, char *out, size_t out_len) {
+  int32_t ports[16];
+  int n = mock_ports(rd_kafka_mock_cluster_bootstraps(mc), ports, 16);
+  if (n <= 0) {
+    fprintf(stderr, "devkafka: cannot read the mock's bootstrap list \"%s\"\n",
+            rd_kafka_mock_cluster_bootstraps(mc));
+    return NULL;
+  }
+  char err[256];
+  dk_front *f = dk_front_new(ports, (size_t)n, err, sizeof err);
+  if (f == NULL) {
+    fprintf(stderr, "devkafka: %s\n", err);
+    return NULL;
+  }
+  size_t at = 0;
+  out[0] = '\0';
+  for (int i = 0; i < n && at < out_len; i++)
+    at += (size_t)snprintf(out + at, out_len - at, "%s127.0.0.1:%d", i ? "," : "",
+                           (int)dk_front_port(f, (size_t)i));
+  return f;
+}
+
 /* The bootstrap servers: to the file (atomically, before anything else can see it), on
  * stdout and in the log. false when the file cannot be written. */
-static bool announce(const devkafka_opts *o, rd_kafka_mock_cluster_t *mc) {
-  const char *bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
+static bool announce(const devkafka_opts *o, const char *bootstraps) {
   if (o->bootstrap_file && write_file_atomic(o->bootstrap_file, bootstraps) != 0) {
     fprintf(stderr, "devkafka: cannot write %s: %s\n", o->bootstrap_file, strerror(errno));
     return false;
@@ -220,13 +270,27 @@ static bool announce(const devkafka_opts *o, rd_kafka_mock_cluster_t *mc) {
   printf("%s\n", bootstraps);
   fflush(stdout);
   char extra[600];
-  snprintf(extra, sizeof extra, "brokers=%d bootstrap=%s", o->brokers, bootstraps);
+  snprintf(extra, sizeof extra, "brokers=%d long_poll=%s bootstrap=%s", o->brokers,
+           o->long_poll ? "on" : "off", bootstraps);
   log_line("info", "ready", extra);
   return true;
 }
 
+static void log_front_stats(const dk_front *f) {
+  dk_front_stats st = dk_front_get_stats(f);
+  char extra[400];
+  snprintf(extra, sizeof extra,
+           "connections=%llu fetches=%llu held=%llu released_by_produce=%llu "
+           "released_at_max_wait=%llu produces=%llu produce_unreadable=%llu ports_rewritten=%llu",
+           (unsigned long long)st.connections, (unsigned long long)st.fetches,
+           (unsigned long long)st.fetches_held, (unsigned long long)st.released_by_produce,
+           (unsigned long long)st.released_at_max_wait, (unsigned long long)st.produces,
+           (unsigned long long)st.produce_unreadable, (unsigned long long)st.ports_rewritten);
+  log_line("info", "front", extra);
+}
+
 int main(int argc, char **argv) {
-  static devkafka_opts o = {.brokers = 3, .partitions = 64};
+  static devkafka_opts o = {.brokers = 3, .partitions = 64, .long_poll = true};
   int rc = parse_args(argc, argv, &o);
   if (rc == 1) return 0;
   if (rc != 0 || resolve_topics(&o) != 0) return 2;
@@ -234,19 +298,29 @@ int main(int argc, char **argv) {
   rd_kafka_t *rk = NULL;
   rd_kafka_mock_cluster_t *mc = cluster_start(&o, &rk);
   if (mc == NULL) return 1;
-  if (!announce(&o, mc)) {
-    rd_kafka_mock_cluster_destroy(mc);
-    rd_kafka_destroy(rk);
-    return 1;
+  dk_front *front = NULL;
+  static char bootstraps[16 * 32];
+  if (o.long_poll) {
+    front = front_start(mc, bootstraps, sizeof bootstraps);
+    rc = front ? 0 : 1;
+  } else {
+    snprintf(bootstraps, sizeof bootstraps, "%s", rd_kafka_mock_cluster_bootstraps(mc));
   }
-  while (!g_stop) {
+  if (rc == 0 && !announce(&o, bootstraps)) rc = 1;
+  if (rc == 0 && front && dk_front_run(front, &g_stop) != 0) {
+    log_line("error", "front: epoll failed", NULL);
+    rc = 1;
+  }
+  while (rc == 0 && !g_stop) { /* no front: the mock's threads do the work */
     struct timespec d = {0, 100 * 1000000L}; /* 100 ms */
     nanosleep(&d, NULL);
   }
   log_line("info", "stopping", NULL);
+  if (front) log_front_stats(front);
+  dk_front_free(front);
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(rk);
   if (o.bootstrap_file) unlink(o.bootstrap_file);
   log_line("info", "stopped", NULL);
-  return 0;
+  return rc;
 }

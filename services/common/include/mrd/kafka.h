@@ -11,8 +11,9 @@
  * Consumer: group.id only for committed offsets, enable.auto.commit=false and
  * rd_kafka_assign() of the partitions given (no subscribe, hence no group join or
  * rebalance: librdkafka's mock cluster, devkafka, stalls tens of seconds on those);
- * fetch.wait.max.ms configurable (MERIDIAN_KAFKA_FETCH_WAIT_MS, default 5) because the
- * mock holds every fetch for that long. Commits are synchronous.
+ * fetch.wait.max.ms configurable (MERIDIAN_KAFKA_FETCH_WAIT_MS, default 100: the broker, and
+ * devkafka's long-poll front, answer as soon as data arrives, so a long wait costs no latency
+ * and keeps an idle consumer cheap). Commits are synchronous.
  * librdkafka's own log lines go through mrd_log. Error text stays on the handle
  * (mrd_kafka_producer_errstr / mrd_kafka_consumer_errstr); _new failures write it to a
  * caller buffer. Handles are not thread-safe (librdkafka's internal threads are its own).
@@ -64,13 +65,13 @@ typedef struct mrd_kafka_producer_opts {
 /* Consumer settings. Start from MRD_KAFKA_CONSUMER_OPTS_DEFAULT. */
 typedef struct mrd_kafka_consumer_opts {
   const char *group_id;      /* committed offsets live under it; NULL: no commits */
-  int fetch_wait_max_ms;     /* fetch.wait.max.ms: 5 */
+  int fetch_wait_max_ms;     /* fetch.wait.max.ms: 100 */
   bool reset_to_beginning;   /* where STORED starts when the group has no offset yet:
                                 true = oldest (default, nothing missed), false = end */
   const char *const *extra;  /* NULL or NULL-terminated librdkafka key, value pairs, last */
 } mrd_kafka_consumer_opts;
 
-#define MRD_KAFKA_CONSUMER_OPTS_DEFAULT {NULL, 5, true, NULL}
+#define MRD_KAFKA_CONSUMER_OPTS_DEFAULT {NULL, 100, true, NULL}
 
 /* One partition to read and where to start. */
 typedef struct mrd_kafka_tp {
