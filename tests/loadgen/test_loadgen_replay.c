@@ -128,10 +128,15 @@ static void test_short_replay_matches_completes_and_records_every_trip(void **st
   json_t *errors = json_object_get(r, "errors");
   const char *code;
   json_t *n;
+  long updates = (long)json_integer_value(json_object_get(r, "updates"));
   json_object_foreach(errors, code, n) {
-    printf("error %s: %lld\n", code, (long long)json_integer_value(n));
-    if (strcmp(code, "unknown_offer") != 0 && strcmp(code, "invalid_state") != 0)
-      fail_msg("unexpected error code %s (%lld times)", code, (long long)json_integer_value(n));
+    long times = (long)json_integer_value(n);
+    printf("error %s: %ld\n", code, times);
+    if (strcmp(code, "unknown_offer") == 0 || strcmp(code, "invalid_state") == 0) continue;
+    /* a simulated driver driving a real road may leave the service area's polygon for a ping
+     * or two (the road runs along its edge); the gateway refuses those pings, as it must */
+    if (strcmp(code, "out_of_area") == 0 && times * 100 <= updates) continue;
+    fail_msg("unexpected error code %s (%ld times in %ld updates)", code, times, updates);
   }
   assert_true(json_real_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p99")) > 0);
   check_hops(r, requested);
