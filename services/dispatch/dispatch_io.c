@@ -93,6 +93,9 @@ static int metrics_init(dsvc *s) {
   C("meridian_dispatch_outputs_dropped_total",
     "events and replies not produced because the lease was lost (the next holder redoes them)",
     &m->outputs_dropped);
+  C("meridian_dispatch_outputs_lost_total",
+    "events, replies and snapshots the core could not queue (out of memory): lost, not produced",
+    &m->outputs_lost);
   char sh[12];
   snprintf(sh, sizeof sh, "%d", s->cfg->shard);
   const char *lab[] = {"shard", sh, NULL};
@@ -157,7 +160,12 @@ void dsvc_metrics_sync(dsvc *s) {
   D(pings, pings);
   D(pings_stale, pings_stale);
   D(rejected, rejected);
+  D(outputs_lost, outputs_lost);
 #undef D
+  if (st.outputs_lost > o->outputs_lost)
+    mrd_log_error("outputs_lost", "n=%llu total=%llu (out of memory: events not produced)",
+                  (unsigned long long)(st.outputs_lost - o->outputs_lost),
+                  (unsigned long long)st.outputs_lost);
   *o = st;
   mrd_gauge_set(s->m.index_size, (double)st.drivers_indexed);
   mrd_gauge_set(s->m.drivers, (double)st.drivers);
