@@ -57,6 +57,7 @@ static void test_replay_usage_errors_exit_2_with_one_line(void **state) {
   expect(lg(true, NULL, ARGS("replay", "stray")), 2, "unknown option 'stray'");
   expect(lg(true, NULL, ARGS("replay", "--drivers", "x")), 2, "bad value for --drivers: 'x'");
   expect(lg(true, NULL, ARGS("replay", "--drivers", "2.5")), 2, "bad value for --drivers: '2.5'");
+  expect(lg(true, NULL, ARGS("replay", "--drivers=0")), 2, "bad value for --drivers: '0'");
   expect(lg(true, NULL, ARGS("replay", "--speedup", "0")), 2, "bad value for --speedup: '0'");
   expect(lg(true, NULL, ARGS("replay", "--pace", "fast")), 2, "bad value for --pace: 'fast'");
   expect(lg(true, NULL, ARGS("replay", "--seed", "12x")), 2, "bad value for --seed: '12x'");
