@@ -2,7 +2,8 @@
  * test_loadgen_cli.c: meridian-loadgen's command line, run as a child process, no servers:
  * --help prints the usage (exit 0); no command, an unknown command or option, a missing or
  * bad value, a missing required flag, a bad --run-id, --url, secret, graph or area each
- * exit 2 with one clear line on stderr, before anything connects.
+ * exit 2 with one clear line on stderr, before anything connects; and likewise `ramp`'s
+ * options, steps and --url.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,11 +88,31 @@ static void test_replay_environment_and_inputs_are_checked_before_connecting(voi
          2, "service area /nonexistent.geojson");
 }
 
+static void test_ramp_usage_errors_exit_2_with_one_line(void **state) {
+  (void)state;
+  expect(lg(true, NULL, ARGS("ramp", "--help")), 0, "usage: meridian-loadgen ramp --trips FILE");
+  expect(lg(true, NULL, ARGS("ramp")), 2, "ramp: needs --trips FILE");
+  expect(lg(true, NULL, ARGS("ramp", "--trips")), 2, "ramp: --trips needs a value");
+  expect(lg(true, NULL, ARGS("ramp", "--bogus", "x")), 2, "ramp: unknown option '--bogus'");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--hold", "0")), 2,
+         "ramp: bad value for --hold: '0'");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--procs", "2.5")), 2,
+         "ramp: bad value for --procs: '2.5'");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--pids", "a=1,b")), 2,
+         "ramp: bad value for --pids: 'a=1,b'");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--steps", "zz")), 2, "ramp: --steps: step 1");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--steps", "1:60", "--procs", "2")), 2,
+         "step 1 has fewer drivers than --procs");
+  expect(lg(true, NULL, ARGS("ramp", "--trips", "t", "--url", "http://x")), 2,
+         "ramp: --url must be ws://HOST:PORT, not 'http://x'");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_and_missing_or_unknown_command),
       cmocka_unit_test(test_replay_usage_errors_exit_2_with_one_line),
       cmocka_unit_test(test_replay_environment_and_inputs_are_checked_before_connecting),
+      cmocka_unit_test(test_ramp_usage_errors_exit_2_with_one_line),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
