@@ -147,7 +147,12 @@ void dsvc_metrics_sync(dsvc *s) {
   dsp_stats st;
   dsp_stats_get(s->shard, &st);
   dsp_stats *o = &s->last_stats;
+  if (st.outputs_lost > o->outputs_lost)
+    mrd_log_error("outputs_lost", "n=%llu total=%llu (out of memory: events not produced)",
+                  (unsigned long long)(st.outputs_lost - o->outputs_lost),
+                  (unsigned long long)st.outputs_lost);
 #define D(field, c) mrd_counter_add(s->m.c, st.field - o->field)
+  D(outputs_lost, outputs_lost);
   D(requests, requests);
   D(offers, offers);
   D(matched, accepts);
@@ -160,12 +165,7 @@ void dsvc_metrics_sync(dsvc *s) {
   D(pings, pings);
   D(pings_stale, pings_stale);
   D(rejected, rejected);
-  D(outputs_lost, outputs_lost);
 #undef D
-  if (st.outputs_lost > o->outputs_lost)
-    mrd_log_error("outputs_lost", "n=%llu total=%llu (out of memory: events not produced)",
-                  (unsigned long long)(st.outputs_lost - o->outputs_lost),
-                  (unsigned long long)st.outputs_lost);
   *o = st;
   mrd_gauge_set(s->m.index_size, (double)st.drivers_indexed);
   mrd_gauge_set(s->m.drivers, (double)st.drivers);
