@@ -9,6 +9,7 @@
 #include "mrd/clock.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -255,96 +256,259 @@ static bool num_arg(const char *s, double lo, double hi, double *out) {
   return true;
 }
 
-int lg_ramp_main(int argc, char **argv) {
-  ramp_opts o;
-  memset(&o, 0, sizeof o);
-  o.url = getenv("MERIDIAN_GATEWAY_URL");
-  if (!o.url || !*o.url) o.url = "ws://127.0.0.1:8080";
-  o.out = "out/capacity";
-  o.hold_s = 20;
-  o.procs = 2;
-  o.ping_hz = 1;
-  o.drain_s = 3;
-  const char *steps_s = DEFAULT_STEPS;
-  lg_ramp_criteria crit = {50, 95, 0};
-  for (int i = 2; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    double x;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+enum {
+  RO_TRIPS = 256,
+  RO_STEPS,
+  RO_HOLD,
+  RO_PROCS,
+  RO_PING_MAX_HZ,
+  RO_DRAIN,
+  RO_OUT,
+  RO_PLOT,
+  RO_P99_MAX_MS,
+  RO_MATCH_MIN_PCT,
+  RO_URL,
+  RO_GRAPH,
+  RO_AREA,
+  RO_START,
+  RO_SEED,
+  RO_PIDS,
+};
+
+static const struct option ramp_longopts[] = {
+    {"trips", required_argument, NULL, RO_TRIPS},
+    {"steps", required_argument, NULL, RO_STEPS},
+    {"hold", required_argument, NULL, RO_HOLD},
+    {"procs", required_argument, NULL, RO_PROCS},
+    {"ping-max-hz", required_argument, NULL, RO_PING_MAX_HZ},
+    {"drain", required_argument, NULL, RO_DRAIN},
+    {"out", required_argument, NULL, RO_OUT},
+    {"plot", required_argument, NULL, RO_PLOT},
+    {"p99-max-ms", required_argument, NULL, RO_P99_MAX_MS},
+    {"match-min-pct", required_argument, NULL, RO_MATCH_MIN_PCT},
+    {"url", required_argument, NULL, RO_URL},
+    {"graph", required_argument, NULL, RO_GRAPH},
+    {"area", required_argument, NULL, RO_AREA},
+    {"start", required_argument, NULL, RO_START},
+    {"seed", required_argument, NULL, RO_SEED},
+    {"pids", required_argument, NULL, RO_PIDS},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* --pids NAME=PID,... into o; false when one is malformed or there are too many. */
+static bool pids_arg(const char *v, ramp_opts *o) {
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", v);
+  for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    char *e = NULL;
+    long pid = eq ? strtol(eq + 1, &e, 10) : 0;
+    if (!eq || eq == tok || (size_t)(eq - tok) >= LG_RAMP_NAME_MAX || !e || *e || pid <= 0 ||
+        o->n_pids + 1 >= LG_RAMP_MAX_PROCS)
+      return false;
+    snprintf(o->pid_name[o->n_pids], LG_RAMP_NAME_MAX, "%.*s", (int)(eq - tok), tok);
+    o->pid[o->n_pids++] = pid;
+  }
+  return true;
+}
+
+/* One option (getopt_long's code) with its value v into o, *steps and crit; false when the
+ * value is bad. */
+static bool ramp_option(int opt, const char *v, ramp_opts *o, const char **steps,
+                        lg_ramp_criteria *crit) {
+  double x;
+  switch (opt) {
+  case RO_TRIPS:
+    o->trips = v;
+    return true;
+  case RO_STEPS:
+    *steps = v;
+    return true;
+  case RO_HOLD:
+    return num_arg(v, 1, 3600, &o->hold_s);
+  case RO_PROCS:
+    if (!num_arg(v, 1, 64, &x) || x != floor(x)) return false;
+    o->procs = (int)x;
+    return true;
+  case RO_PING_MAX_HZ:
+    return num_arg(v, 0.01, 5, &o->ping_hz);
+  case RO_DRAIN:
+    return num_arg(v, 0, 3600, &o->drain_s);
+  case RO_OUT:
+    o->out = v;
+    return true;
+  case RO_PLOT:
+    o->plot = v;
+    return true;
+  case RO_P99_MAX_MS:
+    return num_arg(v, 0.001, 1e6, &crit->p99_max_ms);
+  case RO_MATCH_MIN_PCT:
+    return num_arg(v, 0, 100, &crit->match_min_pct);
+  case RO_URL:
+    o->url = v;
+    return true;
+  case RO_GRAPH:
+    o->graph = v;
+    return true;
+  case RO_AREA:
+    o->area = v;
+    return true;
+  case RO_START:
+    o->start = v;
+    return true;
+  case RO_SEED:
+    o->seed = v;
+    return true;
+  case RO_PIDS:
+    return pids_arg(v, o);
+  }
+  return false;
+}
+
+/* argv of `ramp` (argv[1]) into o, *steps and crit, with the defaults. 0; -1 after the
+ * usage (--help); 2 after one line on stderr (a bad usage). */
+static int ramp_parse_args(int argc, char **argv, ramp_opts *o, const char **steps,
+                           lg_ramp_criteria *crit) {
+  memset(o, 0, sizeof *o);
+  o->url = getenv("MERIDIAN_GATEWAY_URL");
+  if (!o->url || !*o->url) o->url = "ws://127.0.0.1:8080";
+  o->out = "out/capacity";
+  o->hold_s = 20;
+  o->procs = 2;
+  o->ping_hz = 1;
+  o->drain_s = 3;
+  *steps = DEFAULT_STEPS;
+  *crit = (lg_ramp_criteria){50, 95, 0};
+  optind = 2; /* after the command */
+  opterr = 0;
+  int opt, li = -1;
+  /* "+": stop at the first non-option (refused below); ":": tell a missing value apart */
+  while ((opt = getopt_long(argc, argv, "+:h", ramp_longopts, &li)) != -1) {
+    const char *a = argv[optind - 1];
+    if (opt == 'h') {
       usage(stdout);
-      return 0;
+      return -1;
     }
-    if (!v) {
+    if (opt == ':') {
       fprintf(stderr, "meridian-loadgen ramp: %s needs a value (try --help)\n", a);
       return 2;
     }
-    i++;
-    bool ok = true;
-    if (strcmp(a, "--trips") == 0) o.trips = v;
-    else if (strcmp(a, "--steps") == 0) steps_s = v;
-    else if (strcmp(a, "--hold") == 0) ok = num_arg(v, 1, 3600, &o.hold_s);
-    else if (strcmp(a, "--procs") == 0) { ok = num_arg(v, 1, 64, &x) && x == floor(x); o.procs = (int)x; }
-    else if (strcmp(a, "--ping-max-hz") == 0) ok = num_arg(v, 0.01, 5, &o.ping_hz);
-    else if (strcmp(a, "--drain") == 0) ok = num_arg(v, 0, 3600, &o.drain_s);
-    else if (strcmp(a, "--out") == 0) o.out = v;
-    else if (strcmp(a, "--plot") == 0) o.plot = v;
-    else if (strcmp(a, "--p99-max-ms") == 0) ok = num_arg(v, 0.001, 1e6, &crit.p99_max_ms);
-    else if (strcmp(a, "--match-min-pct") == 0) ok = num_arg(v, 0, 100, &crit.match_min_pct);
-    else if (strcmp(a, "--url") == 0) o.url = v;
-    else if (strcmp(a, "--graph") == 0) o.graph = v;
-    else if (strcmp(a, "--area") == 0) o.area = v;
-    else if (strcmp(a, "--start") == 0) o.start = v;
-    else if (strcmp(a, "--seed") == 0) o.seed = v;
-    else if (strcmp(a, "--pids") == 0) {
-      char buf[1024];
-      snprintf(buf, sizeof buf, "%s", v);
-      for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(tok, '=');
-        char *e = NULL;
-        long pid = eq ? strtol(eq + 1, &e, 10) : 0;
-        if (!eq || eq == tok || (size_t)(eq - tok) >= LG_RAMP_NAME_MAX || !e || *e || pid <= 0 ||
-            o.n_pids + 1 >= LG_RAMP_MAX_PROCS) {
-          ok = false;
-          break;
-        }
-        snprintf(o.pid_name[o.n_pids], LG_RAMP_NAME_MAX, "%.*s", (int)(eq - tok), tok);
-        o.pid[o.n_pids++] = pid;
-      }
-    } else {
+    if (opt == '?') {
       fprintf(stderr, "meridian-loadgen ramp: unknown option '%s' (try --help)\n", a);
       return 2;
     }
-    if (!ok) {
-      fprintf(stderr, "meridian-loadgen ramp: bad value for %s: '%s'\n", a, v);
+    if (!ramp_option(opt, optarg, o, steps, crit)) {
+      fprintf(stderr, "meridian-loadgen ramp: bad value for --%s: '%s'\n", ramp_longopts[li].name,
+              optarg);
       return 2;
     }
   }
-  if (!o.trips) {
+  if (optind < argc) {
+    fprintf(stderr, "meridian-loadgen ramp: unknown option '%s' (try --help)\n", argv[optind]);
+    return 2;
+  }
+  if (!o->trips) {
     fprintf(stderr, "meridian-loadgen ramp: needs --trips FILE (try --help)\n");
     return 2;
   }
-  lg_ramp_plan_step plan[LG_RAMP_MAX_STEPS];
+  return 0;
+}
+
+/* The steps (--steps, each with at least --procs drivers), the gateway's address and the
+ * output directory. n_steps, or -1 after one line on stderr. */
+static int ramp_prepare(const ramp_opts *o, const char *steps_s, lg_ramp_plan_step *plan,
+                        char *host, size_t host_cap, int *port, char *prefix, size_t prefix_cap) {
   char err[256];
   int n_steps = lg_ramp_parse_steps(steps_s, plan, LG_RAMP_MAX_STEPS, err, sizeof err);
   if (n_steps < 0) {
     fprintf(stderr, "meridian-loadgen ramp: --steps: %s\n", err);
-    return 2;
+    return -1;
   }
   for (int s = 0; s < n_steps; s++)
-    if (plan[s].drivers < (size_t)o.procs) {
+    if (plan[s].drivers < (size_t)o->procs) {
       fprintf(stderr, "meridian-loadgen ramp: step %d has fewer drivers than --procs\n", s + 1);
-      return 2;
+      return -1;
     }
+  if (lg_ws_parse_url(o->url, host, host_cap, port, prefix, prefix_cap) != 0) {
+    fprintf(stderr, "meridian-loadgen ramp: --url must be ws://HOST:PORT, not '%s'\n", o->url);
+    return -1;
+  }
+  if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "meridian-loadgen ramp: %s: %s\n", o->out, strerror(errno));
+    return -1;
+  }
+  return n_steps;
+}
+
+/* Run the steps in turn, each a set of child replays, until one cannot run. How many ran;
+ * *rc 1 when one could not. */
+static size_t ramp_run_steps(const ramp_opts *o, const char *self, const char *host, int port,
+                             const lg_ramp_plan_step *plan, int n_steps,
+                             const lg_ramp_criteria *crit, lg_ramp_step *steps, int *rc) {
+  char run_base[16];
+  snprintf(run_base, sizeof run_base, "c%llx",
+           (unsigned long long)(lg_epoch_ms() / 1000) & 0xffffffULL);
+  size_t done = 0;
+  *rc = 0;
+  for (int s = 0; s < n_steps; s++) {
+    fprintf(stderr,
+            "meridian-loadgen ramp: step %d/%d: %zu drivers, speedup %g, %d processes, hold %g s\n",
+            s + 1, n_steps, plan[s].drivers, plan[s].speedup, o->procs, o->hold_s);
+    if (run_step(o, self, host, port, run_base, (size_t)s, &plan[s], &steps[s]) != 0) {
+      *rc = 1;
+      break;
+    }
+    done++;
+    const lg_ramp_step *st = &steps[s];
+    fprintf(stderr,
+            "meridian-loadgen ramp: step %d: %.0f updates/s, %.1f requests/s, p99 %.1f ms, "
+            "dropped %.0f, skipped %.0f: %s\n",
+            s + 1, st->updates_per_s, st->requests_per_s, st->offer_p99_ms, st->dropped,
+            st->skipped, lg_ramp_step_ok(st, crit) ? "ok" : "over");
+  }
+  return done;
+}
+
+/* The table, the plot (gnuplot) and the knee line. */
+static void ramp_report(const ramp_opts *o, const lg_ramp_step *steps, size_t done, int n_steps,
+                        const lg_ramp_criteria *crit) {
+  printf(
+      "Meridian capacity ramp: %zu of %d steps, hold %g s, %d load processes, ping at most %g/s\n",
+      done, n_steps, o->hold_s, o->procs, o->ping_hz);
+  printf("criteria: request -> offer p99 < %g ms, match >= %g%%, no update dropped; CPU in %% of "
+         "one core over each step\n\n",
+         crit->p99_max_ms, crit->match_min_pct);
+  lg_ramp_print_table(stdout, steps, done, crit);
+  char png[4096];
+  if (o->plot)
+    snprintf(png, sizeof png, "%s", o->plot);
+  else
+    snprintf(png, sizeof png, "%s/capacity.png", o->out);
+  if (done && lg_ramp_write_plot(png, steps, done, crit) == 0) {
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s.gp' 2>&1", png);
+    fflush(NULL);
+    int g = system(cmd);
+    if (g == 0)
+      printf("\nplot %s (data %s.dat)\n", png, png);
+    else
+      fprintf(stderr, "meridian-loadgen ramp: gnuplot failed (%d); data in %s.dat\n", g, png);
+  }
+  lg_ramp_print_knee(stdout, steps, done, crit);
+}
+
+int lg_ramp_main(int argc, char **argv) {
+  ramp_opts o;
+  const char *steps_s;
+  lg_ramp_criteria crit;
+  int rc = ramp_parse_args(argc, argv, &o, &steps_s, &crit);
+  if (rc != 0) return rc < 0 ? 0 : rc;
+  lg_ramp_plan_step plan[LG_RAMP_MAX_STEPS];
   char host[256], prefix[256];
   int port;
-  if (lg_ws_parse_url(o.url, host, sizeof host, &port, prefix, sizeof prefix) != 0) {
-    fprintf(stderr, "meridian-loadgen ramp: --url must be ws://HOST:PORT, not '%s'\n", o.url);
-    return 2;
-  }
-  if (mkdir(o.out, 0755) != 0 && errno != EEXIST) {
-    fprintf(stderr, "meridian-loadgen ramp: %s: %s\n", o.out, strerror(errno));
-    return 2;
-  }
+  int n_steps = ramp_prepare(&o, steps_s, plan, host, sizeof host, &port, prefix, sizeof prefix);
+  if (n_steps < 0) return 2;
   char self[4096];
   ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
   if (sl <= 0) {
@@ -352,42 +516,9 @@ int lg_ramp_main(int argc, char **argv) {
     return 1;
   }
   self[sl] = '\0';
-  char run_base[16];
-  snprintf(run_base, sizeof run_base, "c%llx", (unsigned long long)(lg_epoch_ms() / 1000) & 0xffffffULL);
   signal(SIGPIPE, SIG_IGN);
   lg_ramp_step steps[LG_RAMP_MAX_STEPS];
-  size_t done = 0;
-  int rc = 0;
-  for (int s = 0; s < n_steps; s++) {
-    fprintf(stderr, "meridian-loadgen ramp: step %d/%d: %zu drivers, speedup %g, %d processes, hold %g s\n",
-            s + 1, n_steps, plan[s].drivers, plan[s].speedup, o.procs, o.hold_s);
-    if (run_step(&o, self, host, port, run_base, (size_t)s, &plan[s], &steps[s]) != 0) {
-      rc = 1;
-      break;
-    }
-    done++;
-    const lg_ramp_step *st = &steps[s];
-    fprintf(stderr, "meridian-loadgen ramp: step %d: %.0f updates/s, %.1f requests/s, p99 %.1f ms, "
-                    "dropped %.0f, skipped %.0f: %s\n",
-            s + 1, st->updates_per_s, st->requests_per_s, st->offer_p99_ms, st->dropped, st->skipped,
-            lg_ramp_step_ok(st, &crit) ? "ok" : "over");
-  }
-  printf("Meridian capacity ramp: %zu of %d steps, hold %g s, %d load processes, ping at most %g/s\n",
-         done, n_steps, o.hold_s, o.procs, o.ping_hz);
-  printf("criteria: request -> offer p99 < %g ms, match >= %g%%, no update dropped; CPU in %% of one core over each step\n\n",
-         crit.p99_max_ms, crit.match_min_pct);
-  lg_ramp_print_table(stdout, steps, done, &crit);
-  char png[4096];
-  if (o.plot) snprintf(png, sizeof png, "%s", o.plot);
-  else snprintf(png, sizeof png, "%s/capacity.png", o.out);
-  if (done && lg_ramp_write_plot(png, steps, done, &crit) == 0) {
-    char cmd[8400];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s.gp' 2>&1", png);
-    fflush(NULL);
-    int g = system(cmd);
-    if (g == 0) printf("\nplot %s (data %s.dat)\n", png, png);
-    else fprintf(stderr, "meridian-loadgen ramp: gnuplot failed (%d); data in %s.dat\n", g, png);
-  }
-  lg_ramp_print_knee(stdout, steps, done, &crit);
+  size_t done = ramp_run_steps(&o, self, host, port, plan, n_steps, &crit, steps, &rc);
+  ramp_report(&o, steps, done, n_steps, &crit);
   return rc;
 }

@@ -5,6 +5,7 @@
  * Commands live in drivers.c (pings, status), trips.c (the trip state machine) and
  * matcher.c (search and offers). Nothing here does I/O or reads a clock.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,26 +136,6 @@ const char *dsp_no_driver_reason_name(dsp_no_driver_reason r) {
     break;
   }
   return "?";
-}
-
-bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to) {
-  switch (from) {
-  case DSP_TRIP_REQUESTED:
-    return to == DSP_TRIP_OFFERED || to == DSP_TRIP_NO_DRIVER || to == DSP_TRIP_CANCELLED;
-  case DSP_TRIP_OFFERED: /* back to requested: declined, expired, driver went offline */
-    return to == DSP_TRIP_REQUESTED || to == DSP_TRIP_MATCHED || to == DSP_TRIP_CANCELLED;
-  case DSP_TRIP_MATCHED:
-    return to == DSP_TRIP_ARRIVED || to == DSP_TRIP_CANCELLED;
-  case DSP_TRIP_ARRIVED:
-    return to == DSP_TRIP_STARTED || to == DSP_TRIP_CANCELLED;
-  case DSP_TRIP_STARTED:
-    return to == DSP_TRIP_COMPLETED;
-  case DSP_TRIP_COMPLETED:
-  case DSP_TRIP_CANCELLED:
-  case DSP_TRIP_NO_DRIVER:
-    return false;
-  }
-  return false;
 }
 
 void dsp_config_default(dsp_config *c) {
@@ -326,9 +307,13 @@ int dsp__reserve_outputs(dsp_shard *s, size_t n) {
 }
 
 /* The next output slot. Callers reserve first; if they did not (a bug) or the reserve
- * was too small, grow here and drop the output only when memory is exhausted. */
+ * was too small, grow here, and drop the output only when memory is exhausted: counted
+ * (outputs_lost, on /metrics), never silently. */
 static dsp_output *push_output(dsp_shard *s) {
-  if (s->n_out == s->cap_out && dsp__reserve_outputs(s, 1) != 0) return NULL;
+  if (s->n_out == s->cap_out && dsp__reserve_outputs(s, 1) != 0) {
+    s->st.outputs_lost++;
+    return NULL;
+  }
   dsp_output *o = &s->out[s->n_out++];
   memset(o, 0, sizeof *o);
   return o;
@@ -361,9 +346,13 @@ void dsp__snapshot(dsp_shard *s, const dsp_trip *t, int64_t now_ms) {
 
 /* Move trip t to state `to` with one event of `type`, then queue its snapshot. The
  * event carries the trip's driver as it is at that moment (callers clear the driver
- * after emitting when the event is about him leaving). */
+ * after emitting when the event is about him leaving). The move is one of the transition
+ * table's (trips.c); the first event of a trip is its REQUESTED. An output that cannot be
+ * queued (no memory beyond what the command reserved) is counted in outputs_lost. */
 void dsp__emit(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to, int64_t now_ms,
                const char *reason) {
+  assert(t->seq == 0 ? type == DSP_EV_REQUESTED && to == DSP_TRIP_REQUESTED
+                     : dsp__transition_ok(t->state, type, to));
   t->state = to;
   t->seq++;
   dsp_output *o = push_output(s);

@@ -124,9 +124,9 @@ const char *dsp_error_code_name(dsp_error_code c);
 /* "pickup_out_of_area", ... as above; "?" out of range. Static storage. */
 const char *dsp_no_driver_reason_name(dsp_no_driver_reason r);
 
-/* Test API (no service calls it): the unit tests. */
-/* The trip transition table (docs/dispatch.md): true when a trip in state `from` may go
- * to state `to` by some command or timer. Pure; used by the core and its tests. */
+/* The trip transition table (docs/dispatch.md; trips.c): true when a trip in state `from`
+ * may go to state `to` by some command or timer. Pure; the core asserts every transition
+ * against the table (dsp__emit), its tests check every event with this. */
 bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to);
 
 /* ---------------------------------------------------------------- interfaces */
@@ -550,9 +550,19 @@ typedef struct dsp_stats {
   uint64_t searches, widenings;
   uint64_t batches_hungarian, batches_greedy;
   uint64_t trips_live; /* gauge */
+  uint64_t outputs_lost; /* outputs (events, replies, snapshots) not queued for want of
+                            memory: counted, never dropped silently */
 } dsp_stats;
 
 void dsp_stats_get(const dsp_shard *s, dsp_stats *out);
+
+/* Test API (the unit tests call it after every step, as libgeo's tests call
+ * geo_quadtree_check): check the shard's invariants, those of every trip over its state
+ * and flags (stated at struct dsp_trip in dispatch_internal.h), of every driver (a busy
+ * one has the trip that names him, an idle one none) and of the maps, lists and batch
+ * (they agree with the trips). Returns DSP_OK, or DSP_ESTATE with the first invariant
+ * found broken in why (why_cap bytes; why may be NULL). Linear in the shard's size. */
+int dsp_check(const dsp_shard *s, char *why, size_t why_cap);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,25 @@ typedef struct dsp_cand {
   double dist_m;
 } dsp_cand;
 
+/* A trip. Its state changes only in trips.c, by the transition table there (every change
+ * one event through dsp__emit). Invariants over its state and its six flags (offer_live,
+ * claimed, searched, in_batch, resume, and driver != NULL), checked by dsp_check:
+ *  - seq >= 1 (the REQUESTED event is emitted when it is made); releasing is "" between
+ *    events;
+ *  - live (on s->live, in s->riders under rider_id): state is requested, offered,
+ *    matched, arrived or started; ended (on s->ended, ended_ms set): completed,
+ *    cancelled or no_driver, with no driver, no claim, no live offer, not in the batch;
+ *  - driver != NULL <=> the state is offered, matched, arrived or started; then
+ *    driver->trip == t, driver_id is his id, and his state is offered (offered), en_route
+ *    (matched, arrived) or on_trip (started);
+ *  - claimed <=> driver != NULL (owner is the claim's owner string);
+ *  - offer_live <=> state == offered, and then s->offers maps offer_id to t;
+ *  - in_batch => state == requested, and t is in s->batch exactly once (and every trip in
+ *    s->batch has in_batch);
+ *  - resume => live and state == requested, not in_batch (restored: matched at the tick);
+ *  - searched false => no candidates (n_cands == cand_next == 0); always
+ *    cand_next <= n_cands <= k_candidates, radius_step < n_radii, and
+ *    n_tried == offers_made <= max_offers. */
 struct dsp_trip {
   char id[DSP_ID_MAX + 1];
   char rider_id[DSP_ID_MAX + 1];
@@ -145,30 +164,50 @@ dsp_driver *dsp__driver_get_or_new(dsp_shard *s, const char *id, dsp_driver_stat
                                    int64_t now_ms);
 
 /* trips.c */
-void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
-                   int64_t now_ms, const char *reason, dsp_driver_state driver_to);
-void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t now_ms);
+/* The trip needs a driver (just requested, or its offer ended): ask the matcher, and
+ * apply its decision (an OFFERED or a NO_DRIVER transition). */
+void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms);
+/* d, offered or serving a trip, goes offline: his offer is declined (then the next
+ * candidate is offered), or his trip (en route) cancelled ("driver_offline"). */
+void dsp__trip_driver_offline(dsp_shard *s, dsp_driver *d, int64_t now_ms);
 void dsp__trips_tick(dsp_shard *s, int64_t now_ms);
+/* The batch window: match the waiting requests when the oldest has waited window_ms. */
+void dsp__batch_tick(dsp_shard *s, int64_t now_ms);
 void dsp__trip_free(dsp_trip *t);
-int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
-                          int64_t now_ms);
-/* End t with NO_DRIVER for reason why (its name is the event's reason). */
-void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why, int64_t now_ms);
-void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
-                    const char *reason);
+/* True when the transition table (trips.c) has the move from -> to by an event of type. */
+bool dsp__transition_ok(dsp_trip_state from, dsp_event_type type, dsp_trip_state to);
 
 /* matcher.c */
-void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms);
+/* What the matcher decided for a trip that needs a driver. */
+typedef struct dsp_match {
+  bool offer;                    /* true: offer driver; false: no driver, for why */
+  dsp_driver *driver;            /* claimed for the trip under owner */
+  double route_s;                /* his road time to the pickup (the ranking's) */
+  char owner[DSP_OWNER_MAX + 1]; /* the claim's owner string */
+  dsp_no_driver_reason why;
+} dsp_match;
+/* Walk t's ranked candidates (searching, then widening, when the list runs dry) and claim
+ * the first one that can be offered the trip; or decide there is no driver (max_offers
+ * reached, the widest radius ran dry, the router or index failed). Changes t's search
+ * state and the claim store, never its state: trips.c applies the decision. */
+void dsp__match_next(dsp_shard *s, dsp_trip *t, int64_t now_ms, dsp_match *out);
 int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms);
 /* Quote t's pickup ETA again from where its driver is now (his latest ping, predicted):
  * at the match the rider is told the time from there, not from where the offer found him
  * seconds before. The offer's quote stays when the driver cannot be routed. */
 void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms);
+/* The ETA quoted for a route time of route_s (dsp_router.quote_eta_s at t's request time). */
+double dsp__quote(const dsp_shard *s, const dsp_trip *t, double route_s);
 /* How d was moving at his last ping, aged to now_ms (NAN heading: no prediction). */
 dsp_motion dsp__motion_of(const dsp_shard *s, const dsp_driver *d, int64_t now_ms);
-void dsp__batch_add(dsp_shard *s, dsp_trip *t, int64_t now_ms);
+/* Queue t for the batch window; false when there is no room (match it alone). */
+bool dsp__batch_add(dsp_shard *s, dsp_trip *t);
 void dsp__batch_remove(dsp_shard *s, dsp_trip *t);
-void dsp__batch_tick(dsp_shard *s, int64_t now_ms);
-void dsp__batch_flush(dsp_shard *s, int64_t now_ms);
+/* Take the waiting requests out of the batch and plan their assignment: each one's
+ * candidates searched and its assigned driver first in its list. *order (malloc'd, the
+ * caller frees it) is the order to offer them in: assigned requests first, so those left
+ * over cannot take their drivers. Returns how many; 0 (the batch kept, retried at the next
+ * tick) when memory runs out. */
+size_t dsp__batch_plan(dsp_shard *s, int64_t now_ms, dsp_trip ***order);
 
 #endif /* DSP_DISPATCH_INTERNAL_H */

@@ -93,6 +93,9 @@ static int metrics_init(dsvc *s) {
   C("meridian_dispatch_outputs_dropped_total",
     "events and replies not produced because the lease was lost (the next holder redoes them)",
     &m->outputs_dropped);
+  C("meridian_dispatch_outputs_lost_total",
+    "events, replies and snapshots the core could not queue (out of memory): lost, not produced",
+    &m->outputs_lost);
   char sh[12];
   snprintf(sh, sizeof sh, "%d", s->cfg->shard);
   const char *lab[] = {"shard", sh, NULL};
@@ -144,7 +147,12 @@ void dsvc_metrics_sync(dsvc *s) {
   dsp_stats st;
   dsp_stats_get(s->shard, &st);
   dsp_stats *o = &s->last_stats;
+  if (st.outputs_lost > o->outputs_lost)
+    mrd_log_error("outputs_lost", "n=%llu total=%llu (out of memory: events not produced)",
+                  (unsigned long long)(st.outputs_lost - o->outputs_lost),
+                  (unsigned long long)st.outputs_lost);
 #define D(field, c) mrd_counter_add(s->m.c, st.field - o->field)
+  D(outputs_lost, outputs_lost);
   D(requests, requests);
   D(offers, offers);
   D(matched, accepts);
@@ -379,6 +387,35 @@ static restore_rec *rec_for(dsp_strmap *m, const char *trip_id) {
   return r;
 }
 
+/* One message of dispatch-events read back: kept in m when it is an event of one of this
+ * shard's trips (its key, the trip id, names the shard: only those are decoded) from
+ * since_ms on, and the latest of its trip so far. */
+static void keep_event(dsvc *s, int64_t since_ms, const mrd_kafka_msg *msg, dsp_strmap *m) {
+  char key[DSP_ID_MAX + 1];
+  uint32_t sh = 0;
+  mrd_dispatch_event ev;
+  if (msg->timestamp_ms < since_ms || !msg->key || msg->key_len >= sizeof key ||
+      msg->value_len > MRD_PROTO_MAX_SIZE)
+    return;
+  memcpy(key, msg->key, msg->key_len);
+  key[msg->key_len] = '\0';
+  if (!mrd_trip_id_shard(key, &sh) || sh != (uint32_t)s->cfg->shard ||
+      mrd_dispatch_event_decode(msg->value, msg->value_len, &ev) != 0 ||
+      ev.type == MRD_EV_COMMAND_REJECTED || ev.shard != (uint32_t)s->cfg->shard ||
+      strcmp(ev.trip_id, key) != 0)
+    return;
+  restore_rec *rr = dsp_strmap_get(m, ev.trip_id);
+  /* the highest seq; on a tie the newer holder's (a fenced process may have made the same
+   * seq late), then the later one */
+  if (rr && !(ev.seq > rr->seq || (ev.seq == rr->seq && ev.generation >= rr->generation))) return;
+  rr = rr ? rr : rec_for(m, ev.trip_id);
+  if (!rr) return;
+  rr->seq = ev.seq;
+  rr->generation = ev.generation;
+  rr->ts_ms = ev.ts_ms;
+  rr->len = msg->value_len;
+  memcpy(rr->bytes, msg->value, msg->value_len);
+}
 
 /* Reads dispatch-events back, every partition, from the first message at or after since_ms
  * up to the ends captured here, and keeps in m the latest event (highest seq; the later
@@ -433,33 +470,7 @@ static int read_events(dsvc *s, int64_t since_ms, dsp_strmap *m, long *n_msgs) {
         left--;
       }
       (*n_msgs)++;
-      char key[DSP_ID_MAX + 1];
-      uint32_t sh = 0;
-      mrd_dispatch_event ev;
-      /* the key is the trip id, which names its shard: decode only this shard's */
-      if (msg.timestamp_ms >= since_ms && msg.key && msg.key_len < sizeof key &&
-          msg.value_len <= MRD_PROTO_MAX_SIZE) {
-        memcpy(key, msg.key, msg.key_len);
-        key[msg.key_len] = '\0';
-        if (mrd_trip_id_shard(key, &sh) && sh == (uint32_t)s->cfg->shard &&
-            mrd_dispatch_event_decode(msg.value, msg.value_len, &ev) == 0 &&
-            ev.type != MRD_EV_COMMAND_REJECTED && ev.shard == (uint32_t)s->cfg->shard &&
-            strcmp(ev.trip_id, key) == 0) {
-          restore_rec *rr = dsp_strmap_get(m, ev.trip_id);
-          /* the highest seq; on a tie the newer holder's (a fenced process may have made
-           * the same seq late), then the later one */
-          if (!rr || ev.seq > rr->seq || (ev.seq == rr->seq && ev.generation >= rr->generation)) {
-            rr = rr ? rr : rec_for(m, ev.trip_id);
-            if (rr) {
-              rr->seq = ev.seq;
-              rr->generation = ev.generation;
-              rr->ts_ms = ev.ts_ms;
-              rr->len = msg.value_len;
-              memcpy(rr->bytes, msg.value, msg.value_len);
-            }
-          }
-        }
-      }
+      keep_event(s, since_ms, &msg, m);
     }
     mrd_kafka_msg_release(&msg);
   }
@@ -501,17 +512,17 @@ static int by_ts_desc(const void *a, const void *b) {
   return x->ts_ms < y->ts_ms ? 1 : x->ts_ms > y->ts_ms ? -1 : 0;
 }
 
-int dsvc_restore(dsvc *s, int64_t now_ms) {
-  dsp_strmap m;
-  dsp_strmap_init(&m);
-  int64_t since = mrd_wall_ms() - s->cfg->restore_window_ms;
-  long n_msgs = 0;
-  double t0 = mrd_mono_s();
-  bool kafka_ok = read_events(s, since < 0 ? 0 : since, &m, &n_msgs) == 0;
-  size_t from_kafka = m.len;
-  /* Redis: the live set names trips whose latest event may be older than the window
-   * (their snapshot is then the restore source), and stale live entries to correct */
-  int from_redis = 0;
+static void restore_recs_free(dsp_strmap *m) {
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i].key) free(m->slots[i].value);
+  dsp_strmap_close(m);
+}
+
+/* Redis: the live set names trips whose latest event may be older than the window (their
+ * snapshot is then the restore source), and stale live entries to correct. Marks the
+ * records of m that Redis holds live, adds those Kafka did not give (*from_redis counts
+ * them), drops expired or bad entries from the live set. False when Redis did not answer. */
+static bool restore_merge_redis(dsvc *s, dsp_strmap *m, bool kafka_ok, int *from_redis) {
   redisReply *rep = NULL;
   const char *argv[] = {"SMEMBERS", s->live_key};
   bool redis_ok = mrd_redis_cmd(s->redis, &rep, 2, argv, NULL) == 0;
@@ -519,7 +530,7 @@ int dsvc_restore(dsvc *s, int64_t now_ms) {
   for (size_t i = 0; redis_ok && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
     const char *id = rep->element[i]->str;
     if (!id || strlen(id) > DSP_ID_MAX) continue;
-    restore_rec *rr = kafka_ok ? dsp_strmap_get(&m, id) : NULL;
+    restore_rec *rr = kafka_ok ? dsp_strmap_get(m, id) : NULL;
     if (rr) {
       rr->redis_live = true;
       continue;
@@ -529,16 +540,16 @@ int dsvc_restore(dsvc *s, int64_t now_ms) {
     mrd_dispatch_event ev;
     if (sr->type == REDIS_REPLY_STRING && sr->len <= MRD_PROTO_MAX_SIZE &&
         mrd_dispatch_event_decode((const uint8_t *)sr->str, sr->len, &ev) == 0) {
-      rr = dsp_strmap_get(&m, id);
+      rr = dsp_strmap_get(m, id);
       if (!rr || ev.seq > rr->seq) { /* Kafka unread: the snapshot is all there is */
-        rr = rr ? rr : rec_for(&m, id);
+        rr = rr ? rr : rec_for(m, id);
         if (rr) {
           rr->seq = ev.seq;
           rr->ts_ms = ev.ts_ms;
           rr->from_redis = true;
           rr->len = sr->len;
           memcpy(rr->bytes, sr->str, sr->len);
-          from_redis++;
+          (*from_redis)++;
         }
       }
       if (rr) rr->redis_live = true;
@@ -548,75 +559,100 @@ int dsvc_restore(dsvc *s, int64_t now_ms) {
     freeReplyObject(sr);
   }
   if (rep) freeReplyObject(rep);
-  if (!kafka_ok && !redis_ok) {
-    for (size_t i = 0; i < m.cap; i++)
-      if (m.slots[i].key) free(m.slots[i].value);
-    dsp_strmap_close(&m);
-    return -1;
+  return redis_ok;
+}
+
+/* What the restore did with the trips it read. */
+typedef struct restore_tally {
+  int restored, ended, refused, downgraded;
+} restore_tally;
+
+/* Put one trip's latest state back: an ended trip only corrects the gateway's view (a live
+ * snapshot left by a crash); a live one goes back into the core (matched again when its
+ * driver is on a newer trip) and its snapshot is rewritten. */
+static void restore_one(dsvc *s, restore_rec *rr, int64_t retention_ms, int64_t now_ms,
+                        restore_tally *t) {
+  mrd_dispatch_event ev;
+  dsp_trip_restore r;
+  if (mrd_dispatch_event_decode(rr->bytes, rr->len, &ev) != 0) {
+    t->refused++;
+    return;
   }
-  /* newest first: should two trips name one driver (events of one batch delivered to some
-   * partitions and not others), the newer keeps him and the older is matched again */
-  restore_rec **all = calloc(m.len + 1, sizeof *all);
+  if (!dspc_status_live(ev.status)) {
+    t->ended++;
+    /* the gateway's view (a live snapshot left by a crash) catches up */
+    if (rr->redis_live) rewrite_snapshot(s, rr, &ev, false, retention_ms);
+    return;
+  }
+  if (dspc_restore_from_proto(&ev, &r) != DSP_OK) {
+    t->refused++;
+    mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, "not a live trip");
+    return;
+  }
+  int rc = dsp_restore_trip(s->shard, &r, now_ms);
+  if (rc == DSP_ESTATE && r.status != DSP_TRIP_REQUESTED) {
+    r.status = DSP_TRIP_REQUESTED; /* his newer trip has the driver: match this one again */
+    r.driver_id = "";
+    r.offer_id = "";
+    r.expires_at_ms = 0;
+    r.has_driver_pos = false;
+    rc = dsp_restore_trip(s->shard, &r, now_ms);
+    if (rc == DSP_OK) t->downgraded++;
+  }
+  if (rc == DSP_OK) {
+    t->restored++;
+    rewrite_snapshot(s, rr, &ev, true, 0);
+    mrd_log_info("trip_restored", "trip=%s status=%s seq=%llu driver=%s source=%s", ev.trip_id,
+                 mrd_trip_status_name((mrd_trip_status)r.status), (unsigned long long)ev.seq,
+                 r.driver_id, rr->from_redis ? "redis" : "kafka");
+  } else {
+    t->refused++;
+    mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, dsp_strerror(rc));
+  }
+}
+
+/* Every record of m restored, newest first: should two trips name one driver (events of
+ * one batch delivered to some partitions and not others), the newer keeps him and the
+ * older is matched again. */
+static void restore_all(dsvc *s, dsp_strmap *m, int64_t now_ms, restore_tally *t) {
+  restore_rec **all = calloc(m->len + 1, sizeof *all);
   size_t n_all = 0;
-  for (size_t i = 0; all && i < m.cap; i++)
-    if (m.slots[i].key) all[n_all++] = m.slots[i].value;
+  for (size_t i = 0; all && i < m->cap; i++)
+    if (m->slots[i].key) all[n_all++] = m->slots[i].value;
   if (n_all) qsort(all, n_all, sizeof *all, by_ts_desc);
   dsp_config dc;
   dsp_config_default(&dc);
-  int n = 0, ended = 0, bad = 0, downgraded = 0;
-  for (size_t i = 0; i < n_all; i++) {
-    restore_rec *rr = all[i];
-    mrd_dispatch_event ev;
-    dsp_trip_restore r;
-    if (mrd_dispatch_event_decode(rr->bytes, rr->len, &ev) != 0) {
-      bad++;
-      continue;
-    }
-    if (!dspc_status_live(ev.status)) {
-      ended++;
-      /* the gateway's view (a live snapshot left by a crash) catches up */
-      if (rr->redis_live) rewrite_snapshot(s, rr, &ev, false, dc.trip_retention_ms);
-      continue;
-    }
-    if (dspc_restore_from_proto(&ev, &r) != DSP_OK) {
-      bad++;
-      mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, "not a live trip");
-      continue;
-    }
-    int rc = dsp_restore_trip(s->shard, &r, now_ms);
-    if (rc == DSP_ESTATE && r.status != DSP_TRIP_REQUESTED) {
-      r.status = DSP_TRIP_REQUESTED; /* his newer trip has the driver: match this one again */
-      r.driver_id = "";
-      r.offer_id = "";
-      r.expires_at_ms = 0;
-      r.has_driver_pos = false;
-      rc = dsp_restore_trip(s->shard, &r, now_ms);
-      if (rc == DSP_OK) downgraded++;
-    }
-    if (rc == DSP_OK) {
-      n++;
-      rewrite_snapshot(s, rr, &ev, true, 0);
-      mrd_log_info("trip_restored", "trip=%s status=%s seq=%llu driver=%s source=%s", ev.trip_id,
-                   mrd_trip_status_name((mrd_trip_status)r.status), (unsigned long long)ev.seq,
-                   r.driver_id, rr->from_redis ? "redis" : "kafka");
-    } else {
-      bad++;
-      mrd_log_warn("trip_restore_failed", "trip=%s err=%s", ev.trip_id, dsp_strerror(rc));
-    }
-  }
+  for (size_t i = 0; i < n_all; i++)
+    restore_one(s, all[i], dc.trip_retention_ms, now_ms, t);
   free(all);
-  for (size_t i = 0; i < m.cap; i++)
-    if (m.slots[i].key) free(m.slots[i].value);
-  dsp_strmap_close(&m);
-  mrd_counter_add(s->m.restored, (uint64_t)n);
+}
+
+int dsvc_restore(dsvc *s, int64_t now_ms) {
+  dsp_strmap m;
+  dsp_strmap_init(&m);
+  int64_t since = mrd_wall_ms() - s->cfg->restore_window_ms;
+  long n_msgs = 0;
+  double t0 = mrd_mono_s();
+  bool kafka_ok = read_events(s, since < 0 ? 0 : since, &m, &n_msgs) == 0;
+  size_t from_kafka = m.len;
+  int from_redis = 0;
+  bool redis_ok = restore_merge_redis(s, &m, kafka_ok, &from_redis);
+  if (!kafka_ok && !redis_ok) {
+    restore_recs_free(&m);
+    return -1;
+  }
+  restore_tally t = {0};
+  restore_all(s, &m, now_ms, &t);
+  restore_recs_free(&m);
+  mrd_counter_add(s->m.restored, (uint64_t)t.restored);
   mrd_log_info("restore_done",
                "restored=%d ended=%d refused=%d rematched=%d kafka=%d events_read=%ld "
                "trips_in_window=%zu from_redis=%d redis=%d ms=%.0f",
-               n, ended, bad, downgraded, (int)kafka_ok, n_msgs, from_kafka, from_redis,
-               (int)redis_ok, (mrd_mono_s() - t0) * 1e3);
+               t.restored, t.ended, t.refused, t.downgraded, (int)kafka_ok, n_msgs, from_kafka,
+               from_redis, (int)redis_ok, (mrd_mono_s() - t0) * 1e3);
   /* the snapshots of restored and corrected trips are written now (or once Redis is back) */
   write_snapshots(s);
-  return n;
+  return t.restored;
 }
 
 /* ---------------------------------------------------------------- consume */

@@ -4,7 +4,8 @@
  *
  * A driver record lives in a slot; its handle (generation << 32 | slot) is his id in the
  * spatial index and in trips' candidate lists, so a freed and reused slot never passes
- * for the driver who held it before. What a driver does inside a trip is trips.c's.
+ * for the driver who held it before. What a driver does inside a trip is trips.c's (also
+ * what his going offline does to his offer or trip).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -135,15 +136,10 @@ int dsp_on_status(dsp_shard *s, const char *driver_id, bool available, const cha
   case DSP_DRIVER_AVAILABLE:
     dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
     return DSP_OK;
-  case DSP_DRIVER_OFFERED: { /* going offline declines the offer */
-    dsp_trip *t = d->trip;
-    dsp__offer_end(s, t, DSP_EV_OFFER_DECLINED, now_ms, "driver_offline");
-    dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
-    dsp__offer_next(s, t, now_ms);
-    return DSP_OK;
-  }
+  case DSP_DRIVER_OFFERED:  /* going offline declines the offer */
   case DSP_DRIVER_EN_ROUTE: /* going offline on the way cancels the trip */
-    return dsp__cancel_by_driver(s, d->trip, DSP_DRIVER_OFFLINE, "driver_offline", now_ms);
+    dsp__trip_driver_offline(s, d, now_ms);
+    return DSP_OK;
   case DSP_DRIVER_ON_TRIP:
     break;
   }

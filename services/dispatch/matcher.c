@@ -1,13 +1,15 @@
 /*
  * matcher.c: matching: the k nearest available drivers within a radius
  * (spatial index), ranked by road ETA with ONE one-to-many search from the pickup on the
- * reverse graph (router), the best claimed (claim store) and offered; the list walked on
- * decline or expiry; the radius widened step by step when it runs dry; no_driver after
- * the last step or max_offers offers. And the batched mode: requests of a window are
- * assigned together by the Hungarian algorithm on their ETA matrix (total ETA least),
- * greedily (cheapest pair first) above hungarian_max requests.
+ * reverse graph (router), the best claimed (claim store); the list walked on decline or
+ * expiry; the radius widened step by step when it runs dry; no driver after the last step
+ * or max_offers offers. And the batched mode: requests of a window are assigned together
+ * by the Hungarian algorithm on their ETA matrix (total ETA least), greedily (cheapest
+ * pair first) above hungarian_max requests.
  *
- * What happens to a trip after its offer (accept, decline, expiry) is trips.c's.
+ * The matcher decides (dsp_match: this claimed driver, or no driver and why) and changes
+ * no trip's state: trips.c makes the offer or ends the trip, as it applies every
+ * transition.
  */
 #include <math.h>
 #include <stdio.h>
@@ -80,11 +82,11 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
     s->scr_eta[i] = INFINITY;
   /* One search from the pickup ranks every candidate at once; moving drivers are taken
    * where they are predicted to be now, not where they last pinged. */
-  int rc = predict ? s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos,
-                                              s->scr_motion, (size_t)n, s->cfg.max_eta_s,
-                                              s->scr_eta)
-                   : s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n,
-                                       s->cfg.max_eta_s, s->scr_eta);
+  int rc = predict
+               ? s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos, s->scr_motion,
+                                          (size_t)n, s->cfg.max_eta_s, s->scr_eta)
+               : s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, (size_t)n,
+                                   s->cfg.max_eta_s, s->scr_eta);
   if (rc != 0) return rc; /* the router's DSP_E* */
   for (int i = 0; i < n; i++) {
     double eta = s->scr_eta[i];
@@ -108,18 +110,23 @@ void dsp__requote(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
     rc = s->router.etas_to_moving(s->router.ud, &t->pickup_snap, s->scr_pos, s->scr_motion, 1,
                                   s->cfg.max_eta_s, &route_s);
   } else {
-    rc = s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, 1, s->cfg.max_eta_s,
-                           &route_s);
+    rc =
+        s->router.etas_to(s->router.ud, &t->pickup_snap, s->scr_pos, 1, s->cfg.max_eta_s, &route_s);
   }
   if (rc != 0 || !isfinite(route_s) || route_s < 0) return; /* the offer's quote stands */
-  t->eta_s = s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, route_s, t->quote_at_ms)
-                                   : route_s;
+  t->eta_s = dsp__quote(s, t, route_s);
 }
 
-/* Claim d for t and offer him the ride; false when the claim is not won. */
-static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, int64_t now_ms) {
-  char owner[DSP_OWNER_MAX + 1];
-  snprintf(owner, sizeof owner, "%u:%s:%llu", s->cfg.shard, t->id,
+double dsp__quote(const dsp_shard *s, const dsp_trip *t, double route_s) {
+  return s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, route_s, t->quote_at_ms)
+                               : route_s;
+}
+
+/* Claim d for t's offer under owner; false when the claim is not won (or there is no room
+ * for the offer). */
+static bool try_claim(dsp_shard *s, const dsp_trip *t, dsp_driver *d, int64_t now_ms,
+                      char owner[DSP_OWNER_MAX + 1]) {
+  snprintf(owner, DSP_OWNER_MAX + 1, "%u:%s:%llu", s->cfg.shard, t->id,
            (unsigned long long)s->cfg.epoch);
   if (dsp_strmap_reserve(&s->offers, 1) != 0) return false;
   dsp_claim_result cr = s->claims.try_claim(
@@ -133,51 +140,42 @@ static bool try_offer(dsp_shard *s, dsp_trip *t, dsp_driver *d, double eta_s, in
     s->st.claim_errors++;
     return false;
   }
-  char inc[16], num[16];
-  dsp__base36(s->cfg.incarnation, inc);
-  dsp__base36(s->next_offer++, num);
-  snprintf(t->offer_id, sizeof t->offer_id, "o%u-%s-%s", s->cfg.shard, inc, num);
-  memcpy(t->owner, owner, sizeof owner);
-  t->claimed = true;
-  t->offer_live = true;
-  dsp_strmap_put(&s->offers, t->offer_id, t); /* reserved above */
-  t->offer_expires_ms = now_ms + s->cfg.offer_timeout_ms;
-  t->driver = d;
-  dsp__copy_id(t->driver_id, d->id);
-  /* Ranked by route time; quoted as the calibrated ETA at the request's local time. */
-  t->eta_s = s->router.quote_eta_s ? s->router.quote_eta_s(s->router.ud, eta_s, t->quote_at_ms)
-                                   : eta_s;
-  t->offers_made++;
-  t->tried[t->n_tried++] = d->handle;
-  dsp__driver_set_state(s, d, DSP_DRIVER_OFFERED);
-  d->trip = t;
-  s->st.offers++;
-  dsp__emit(s, t, DSP_EV_OFFERED, DSP_TRIP_OFFERED, now_ms, NULL);
   return true;
 }
 
-void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+static void no_driver(dsp_match *out, dsp_no_driver_reason why) {
+  out->offer = false;
+  out->why = why;
+}
+
+void dsp__match_next(dsp_shard *s, dsp_trip *t, int64_t now_ms, dsp_match *out) {
+  memset(out, 0, sizeof *out);
   for (;;) {
     if (t->offers_made >= s->cfg.max_offers) {
-      dsp__trip_no_driver(s, t, DSP_NO_DRIVER_MAX_OFFERS, now_ms);
+      no_driver(out, DSP_NO_DRIVER_MAX_OFFERS);
       return;
     }
     while (t->cand_next < t->n_cands) {
       const dsp_cand *c = &t->cands[t->cand_next++];
       dsp_driver *d = dsp__driver_by_handle(s, c->handle);
-      if (offerable(s, t, d, now_ms) && try_offer(s, t, d, c->eta_s, now_ms)) return;
+      if (offerable(s, t, d, now_ms) && try_claim(s, t, d, now_ms, out->owner)) {
+        out->offer = true;
+        out->driver = d;
+        out->route_s = c->eta_s;
+        return;
+      }
     }
     /* The list is used up: search (first time) or widen the radius. */
     if (t->searched) {
       if (t->radius_step + 1 >= s->cfg.n_radii) {
-        dsp__trip_no_driver(s, t, DSP_NO_DRIVER_NEARBY, now_ms);
+        no_driver(out, DSP_NO_DRIVER_NEARBY);
         return;
       }
       t->radius_step++;
       s->st.widenings++;
     }
     if (dsp__search(s, t, s->cfg.radius_m[t->radius_step], now_ms) != 0) {
-      dsp__trip_no_driver(s, t, DSP_NO_DRIVER_ROUTING_ERROR, now_ms);
+      no_driver(out, DSP_NO_DRIVER_ROUTING_ERROR);
       return;
     }
   }
@@ -185,20 +183,17 @@ void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
 
 /* ---------------------------------------------------------------- batched mode */
 
-void dsp__batch_add(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+bool dsp__batch_add(dsp_shard *s, dsp_trip *t) {
   if (s->n_batch == s->cap_batch) {
     size_t cap = s->cap_batch ? s->cap_batch * 2 : 16;
     dsp_trip **b = realloc(s->batch, cap * sizeof *b);
-    if (!b) { /* no room to wait: match it alone, now */
-      dsp__offer_next(s, t, now_ms);
-      return;
-    }
+    if (!b) return false; /* no room to wait */
     s->batch = b;
     s->cap_batch = cap;
   }
   s->batch[s->n_batch++] = t;
   t->in_batch = true;
-  if (s->n_batch >= s->cfg.batch.max_batch) dsp__batch_flush(s, now_ms);
+  return true;
 }
 
 void dsp__batch_remove(dsp_shard *s, dsp_trip *t) {
@@ -209,11 +204,6 @@ void dsp__batch_remove(dsp_shard *s, dsp_trip *t) {
     break;
   }
   t->in_batch = false;
-}
-
-void dsp__batch_tick(dsp_shard *s, int64_t now_ms) {
-  if (s->n_batch > 0 && now_ms - s->batch[0]->created_ms >= s->cfg.batch.window_ms)
-    dsp__batch_flush(s, now_ms);
 }
 
 static int u64_cmp(const void *a, const void *b) {
@@ -263,19 +253,19 @@ static int greedy(const double *cost, size_t rows, size_t cols, int *row_to_col)
   return 0;
 }
 
-void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
+size_t dsp__batch_plan(dsp_shard *s, int64_t now_ms, dsp_trip ***order) {
   size_t n = s->n_batch;
-  if (n == 0) return;
-  if (dsp__reserve_outputs(s, n * 8) != 0) return; /* retried on the next tick */
-  dsp_trip **trips = malloc(n * sizeof *trips);
-  if (!trips) return;
+  *order = NULL;
+  if (n == 0) return 0;
+  dsp_trip **trips = malloc(2 * n * sizeof *trips); /* the requests, then their order */
+  if (!trips) return 0;
   memcpy(trips, s->batch, n * sizeof *trips);
   s->n_batch = 0;
   for (size_t i = 0; i < n; i++) {
     trips[i]->in_batch = false;
     trips[i]->radius_step = 0;
     if (dsp__search(s, trips[i], s->cfg.radius_m[0], now_ms) != 0) {
-      trips[i]->n_cands = 0; /* offer_next widens, and reports a broken router */
+      trips[i]->n_cands = 0; /* match_next widens, and reports a broken router */
       trips[i]->searched = false;
     }
   }
@@ -316,10 +306,7 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
       assigned = true;
     }
   }
-  if (!assigned) { /* nothing to assign, or no memory: arrival order, best first */
-    for (size_t i = 0; i < n; i++)
-      dsp__offer_next(s, trips[i], now_ms);
-  } else {
+  if (assigned) {
     /* The assigned driver goes first in each list (the rest are the fallbacks). */
     for (size_t i = 0; i < n; i++) {
       if (assign[i] < 0) continue;
@@ -333,13 +320,16 @@ void dsp__batch_flush(dsp_shard *s, int64_t now_ms) {
       }
     }
     /* Assigned requests first, so those left over cannot take their drivers. */
+    size_t k = n;
     for (size_t i = 0; i < n; i++)
-      if (assign[i] >= 0) dsp__offer_next(s, trips[i], now_ms);
+      if (assign[i] >= 0) trips[k++] = trips[i];
     for (size_t i = 0; i < n; i++)
-      if (assign[i] < 0) dsp__offer_next(s, trips[i], now_ms);
-  }
+      if (assign[i] < 0) trips[k++] = trips[i];
+    memcpy(trips, trips + n, n * sizeof *trips);
+  } /* else nothing to assign, or no memory: arrival order, best first */
   free(cost);
   free(cols);
   free(assign);
-  free(trips);
+  *order = trips;
+  return n;
 }

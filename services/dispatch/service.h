@@ -80,6 +80,7 @@ typedef struct dsvc_metrics {
   /* ownership (labelled {shard}): the on-call alerts' series */
   mrd_gauge *lease_held, *lease_generation;
   mrd_counter *lease_lost, *lease_acquired, *claims_fenced, *outputs_dropped;
+  mrd_counter *outputs_lost; /* dsp_stats.outputs_lost: outputs the core had no memory for */
 } dsvc_metrics;
 
 /* One range of the shard map: geohash strings s with start <= s < end belong to shard. */

@@ -5,8 +5,10 @@
  *
  * Every command is checked against the trip's state, its rider or its driver before
  * anything changes: a refused command queues one reply to its sender and nothing else.
- * Every transition is one event (dsp__emit) followed by the trip's snapshot. Finding and
- * offering drivers is matcher.c's.
+ * Every transition is made here, along the transition table below, as one event
+ * (dsp__emit, which asserts the table) followed by the trip's snapshot: also those that
+ * follow from the matcher's decision (offered, no_driver) and from a driver going offline
+ * (declined, cancelled). Finding and claiming drivers is matcher.c's.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +20,40 @@
 /* Outputs one command can queue at most: two events with their snapshots, a reply, and
  * room to spare. */
 #define CMD_OUTPUTS 8
+
+/* The trip transition table (docs/dispatch.md): the only moves of a trip's state, by
+ * event. The REQUESTED event makes the trip (seq 1) and moves nothing. */
+static const struct {
+  dsp_event_type type;
+  dsp_trip_state from, to;
+} transitions[] = {
+    {DSP_EV_OFFERED, DSP_TRIP_REQUESTED, DSP_TRIP_OFFERED},
+    {DSP_EV_NO_DRIVER, DSP_TRIP_REQUESTED, DSP_TRIP_NO_DRIVER},
+    {DSP_EV_CANCELLED, DSP_TRIP_REQUESTED, DSP_TRIP_CANCELLED},
+    /* back to requested: declined (also by going offline), expired, claim lost */
+    {DSP_EV_OFFER_DECLINED, DSP_TRIP_OFFERED, DSP_TRIP_REQUESTED},
+    {DSP_EV_OFFER_EXPIRED, DSP_TRIP_OFFERED, DSP_TRIP_REQUESTED},
+    {DSP_EV_MATCHED, DSP_TRIP_OFFERED, DSP_TRIP_MATCHED},
+    {DSP_EV_CANCELLED, DSP_TRIP_OFFERED, DSP_TRIP_CANCELLED},
+    {DSP_EV_ARRIVED, DSP_TRIP_MATCHED, DSP_TRIP_ARRIVED},
+    {DSP_EV_CANCELLED, DSP_TRIP_MATCHED, DSP_TRIP_CANCELLED},
+    {DSP_EV_STARTED, DSP_TRIP_ARRIVED, DSP_TRIP_STARTED},
+    {DSP_EV_CANCELLED, DSP_TRIP_ARRIVED, DSP_TRIP_CANCELLED},
+    {DSP_EV_COMPLETED, DSP_TRIP_STARTED, DSP_TRIP_COMPLETED},
+};
+
+bool dsp__transition_ok(dsp_trip_state from, dsp_event_type type, dsp_trip_state to) {
+  for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
+    if (transitions[i].type == type && transitions[i].from == from && transitions[i].to == to)
+      return true;
+  return false;
+}
+
+bool dsp_trip_transition_allowed(dsp_trip_state from, dsp_trip_state to) {
+  for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++)
+    if (transitions[i].from == from && transitions[i].to == to) return true;
+  return false;
+}
 
 void dsp__trip_free(dsp_trip *t) {
   if (!t) return;
@@ -69,7 +105,7 @@ static dsp_trip *trip_new(dsp_shard *s, const dsp_request *req, int64_t now_ms) 
   return t;
 }
 
-void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t now_ms) {
+static void dsp__release_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state to, int64_t now_ms) {
   dsp_driver *d = t->driver;
   if (t->claimed) {
     s->claims.release(s->claims.ud, t->driver_id, t->owner, now_ms);
@@ -89,8 +125,8 @@ static void drop_live_offer(dsp_shard *s, dsp_trip *t) {
   }
 }
 
-void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
-                   int64_t now_ms, const char *reason, dsp_driver_state driver_to) {
+static void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_state to,
+                          int64_t now_ms, const char *reason, dsp_driver_state driver_to) {
   drop_live_offer(s, t);
   if (t->in_batch) dsp__batch_remove(s, t);
   t->ended_ms = now_ms;
@@ -106,7 +142,8 @@ void dsp__trip_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, dsp_trip_stat
   if (to == DSP_TRIP_COMPLETED) s->st.completed++;
 }
 
-void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why, int64_t now_ms) {
+static void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why,
+                                int64_t now_ms) {
   t->no_driver = why;
   dsp__trip_end(s, t, DSP_EV_NO_DRIVER, DSP_TRIP_NO_DRIVER, now_ms, dsp_no_driver_reason_name(why),
                 DSP_DRIVER_AVAILABLE);
@@ -114,8 +151,8 @@ void dsp__trip_no_driver(dsp_shard *s, dsp_trip *t, dsp_no_driver_reason why, in
 
 /* The live offer of t ends without a match (declined, expired, driver offline): one
  * event, the claim released, the driver available again, the trip back to requested. */
-void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
-                    const char *reason) {
+static void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_ms,
+                           const char *reason) {
   drop_live_offer(s, t);
   if (type == DSP_EV_OFFER_EXPIRED)
     s->st.offers_expired++;
@@ -129,10 +166,72 @@ void dsp__offer_end(dsp_shard *s, dsp_trip *t, dsp_event_type type, int64_t now_
   t->eta_s = NAN;
 }
 
-int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to, const char *reason,
-                          int64_t now_ms) {
+static int dsp__cancel_by_driver(dsp_shard *s, dsp_trip *t, dsp_driver_state driver_to,
+                                 const char *reason, int64_t now_ms) {
   dsp__trip_end(s, t, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, now_ms, reason, driver_to);
   return DSP_OK;
+}
+
+/* Make t's offer to the driver the matcher claimed for it: the OFFERED transition. */
+static void make_offer(dsp_shard *s, dsp_trip *t, const dsp_match *m, int64_t now_ms) {
+  dsp_driver *d = m->driver;
+  char inc[16], num[16];
+  dsp__base36(s->cfg.incarnation, inc);
+  dsp__base36(s->next_offer++, num);
+  snprintf(t->offer_id, sizeof t->offer_id, "o%u-%s-%s", s->cfg.shard, inc, num);
+  memcpy(t->owner, m->owner, sizeof t->owner);
+  t->claimed = true;
+  t->offer_live = true;
+  dsp_strmap_put(&s->offers, t->offer_id, t); /* reserved by the matcher */
+  t->offer_expires_ms = now_ms + s->cfg.offer_timeout_ms;
+  t->driver = d;
+  dsp__copy_id(t->driver_id, d->id);
+  /* Ranked by route time; quoted as the calibrated ETA at the request's local time. */
+  t->eta_s = dsp__quote(s, t, m->route_s);
+  t->offers_made++;
+  t->tried[t->n_tried++] = d->handle;
+  dsp__driver_set_state(s, d, DSP_DRIVER_OFFERED);
+  d->trip = t;
+  s->st.offers++;
+  dsp__emit(s, t, DSP_EV_OFFERED, DSP_TRIP_OFFERED, now_ms, NULL);
+}
+
+void dsp__offer_next(dsp_shard *s, dsp_trip *t, int64_t now_ms) {
+  dsp_match m;
+  dsp__match_next(s, t, now_ms, &m);
+  if (m.offer)
+    make_offer(s, t, &m, now_ms);
+  else
+    dsp__trip_no_driver(s, t, m.why, now_ms);
+}
+
+void dsp__trip_driver_offline(dsp_shard *s, dsp_driver *d, int64_t now_ms) {
+  dsp_trip *t = d->trip;
+  if (d->state == DSP_DRIVER_OFFERED) { /* going offline declines the offer */
+    dsp__offer_end(s, t, DSP_EV_OFFER_DECLINED, now_ms, "driver_offline");
+    dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
+    dsp__offer_next(s, t, now_ms);
+  } else { /* en route: going offline on the way cancels the trip */
+    dsp__cancel_by_driver(s, t, DSP_DRIVER_OFFLINE, "driver_offline", now_ms);
+  }
+}
+
+/* ---------------------------------------------------------------- batched mode */
+
+/* Match the requests waiting in the batch, in the order the matcher's plan gives. */
+static void batch_flush(dsp_shard *s, int64_t now_ms) {
+  if (s->n_batch == 0) return;
+  if (dsp__reserve_outputs(s, s->n_batch * 8) != 0) return; /* retried on the next tick */
+  dsp_trip **order;
+  size_t n = dsp__batch_plan(s, now_ms, &order);
+  for (size_t i = 0; i < n; i++)
+    dsp__offer_next(s, order[i], now_ms);
+  free(order);
+}
+
+void dsp__batch_tick(dsp_shard *s, int64_t now_ms) {
+  if (s->n_batch > 0 && now_ms - s->batch[0]->created_ms >= s->cfg.batch.window_ms)
+    batch_flush(s, now_ms);
 }
 
 /* ---------------------------------------------------------------- rider commands */
@@ -215,10 +314,11 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
           rp != 0 ? "pickup is outside the service area" : "dropoff is outside the service area");
     return DSP_OK;
   }
-  if (s->cfg.batch.enabled)
-    dsp__batch_add(s, t, now_ms);
-  else
+  if (s->cfg.batch.enabled && dsp__batch_add(s, t)) {
+    if (s->n_batch >= s->cfg.batch.max_batch) batch_flush(s, now_ms);
+  } else { /* immediate mode, or no room to wait: match it alone, now */
     dsp__offer_next(s, t, now_ms);
+  }
   return DSP_OK;
 }
 

@@ -3,8 +3,8 @@
  * steps, cancels and ticks against one shard (immediate and batched), checking after every
  * step that: every event follows the transition table with seq + 1 (check_and_clear); a
  * busy driver has exactly the trip that names him, in the matching state; a driver with a
- * live offer or trip holds the claim of that trip; an idle driver holds no trip. Prints its
- * seed; SEED=n replays.
+ * live offer or trip holds the claim of that trip; an idle driver holds no trip; and the
+ * core's own invariant checker (dsp_check) holds. Prints its seed; SEED=n replays.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -56,6 +56,8 @@ static void absorb(world *w) {
 }
 
 static void check_invariants(world *w) {
+  char why[256];
+  if (dsp_check(w->f.s, why, sizeof why) != DSP_OK) fail_msg("dsp_check: %s", why);
   char id[16];
   for (int i = 0; i < N_DRIVERS; i++) {
     drv(i, id);
@@ -196,6 +198,7 @@ static void run(unsigned seed, bool batch) {
           (unsigned long long)st.batches_hungarian, (unsigned long long)st.batches_greedy);
   assert_true(st.matched > 0);
   assert_true(st.completed > 0);
+  assert_int_equal(st.outputs_lost, 0);
   fixture_close(&w->f);
   free(w);
 }
