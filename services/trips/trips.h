@@ -86,7 +86,8 @@ enum {
   TRP_DB_ERROR = -1   /* a statement failed: the caller rolls the transaction back */
 };
 
-/* Record ev with pg, inside the caller's transaction (trips_db.c). g and st (may be NULL)
+/* Record ev with pg, inside the caller's transaction (trips_db.c). Test API (meridian-trips
+ * calls trp_record_event_priced): tests/trips/test_trips_pg.c. g and st (may be NULL)
  * give a new trip its route line, trip ETA and fare estimate: the ETA (trip_eta_s, and the
  * fare's minutes) is the calibrated geo_graph_eta_ms of the route time at the local hour and
  * weekday of the REQUESTED event's ts_ms, in the process's time zone (meridian-trips sets
