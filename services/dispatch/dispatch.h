@@ -381,8 +381,7 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
  * Returns 0, with *created (may be NULL) saying whether he was created (false: he was
  * already known), or DSP_EINVAL (bad id or position), DSP_ENOMEM, or the index's failure
  * as it returned it (DSP_ERANGE: full). */
-int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms,
-                bool *created);
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms, bool *created);
 
 /* Says whether a position belongs to another shard under the new map, and which. */
 typedef bool (*dsp_owner_fn)(void *ud, geo_latlng pos, uint32_t *owner);

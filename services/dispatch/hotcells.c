@@ -256,8 +256,8 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
   /* silent drivers stop being shown */
   for (size_t i = 0; i < h->drivers.cap; i++) {
     hot_driver *d = h->drivers.slots[i].key ? h->drivers.slots[i].value : NULL;
-    int rc = d && d->want && now_ms - d->last_ms >= h->c.ttl_ms ? set_want(h, d, false, d->want_pos)
-                                                                 : 0;
+    int rc =
+        d && d->want && now_ms - d->last_ms >= h->c.ttl_ms ? set_want(h, d, false, d->want_pos) : 0;
     if (rc != 0) return rc;
   }
   /* old requests leave the demand */

@@ -22,7 +22,8 @@ int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t,
   if (e != GEO_OK) return dsp_err_of_geo(e);
   size_t n = 0;
   /* mrd_fare's -1: the arguments are checked above, so legs too small */
-  if (mrd_fare_route_legs(g, st, &r, when.hour, when.weekday, legs, cap, &n) != 0) return DSP_ERANGE;
+  if (mrd_fare_route_legs(g, st, &r, when.hour, when.weekday, legs, cap, &n) != 0)
+    return DSP_ERANGE;
   mrd_fare f;
   mrd_fare_when w = {when.weekday, when.hour * 60 + when.minute};
   if (mrd_fare_price(t, legs, n, 1.0, w, surge, &f) != 0) return DSP_EINVAL;

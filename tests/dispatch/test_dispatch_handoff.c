@@ -100,7 +100,8 @@ static void test_warmed_driver_is_matched_before_his_first_ping(void **state) {
   assert_true(created);
   assert_int_equal(dsp_on_warm(f->s, "dw", (geo_latlng){40.745, -73.995}, 1000, &created), DSP_OK);
   assert_false(created); /* known */
-  assert_int_equal(dsp_on_warm(f->s, "", (geo_latlng){40.745, -73.995}, 1000, &created), DSP_EINVAL);
+  assert_int_equal(dsp_on_warm(f->s, "", (geo_latlng){40.745, -73.995}, 1000, &created),
+                   DSP_EINVAL);
   assert_false(created);
   assert_int_equal(dsp_on_warm(f->s, "dx", (geo_latlng){91, 0}, 1000, NULL), DSP_EINVAL);
   dsp_driver_view v;

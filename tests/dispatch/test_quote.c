@@ -71,8 +71,8 @@ static void test_quote_counts_time_on_slow_and_distance_on_fast_roads(void **sta
   /* refused, each with its own code: an end off the graph or not a position, too few legs,
    * no tariff */
   mrd_fare keep = f;
-  assert_int_equal(dsp_quote_ride(g, st, &t, a, (geo_latlng){40.80, -73.90}, 50, noon_tue, 1, legs, 16, &f),
-                   DSP_ENOTFOUND);
+  geo_latlng far = {40.80, -73.90};
+  assert_int_equal(dsp_quote_ride(g, st, &t, a, far, 50, noon_tue, 1, legs, 16, &f), DSP_ENOTFOUND);
   assert_int_equal(dsp_quote_ride(g, st, &t, (geo_latlng){91, 0}, c, 50, noon_tue, 1, legs, 16, &f),
                    DSP_ENOTFOUND);
   assert_int_equal(dsp_quote_ride(g, st, &t, a, c, 50, noon_tue, 1, legs, 1, &f), DSP_ERANGE);
