@@ -1,6 +1,7 @@
 # meridian_add_test(NAME SOURCES a.c [b.c] LIBS x y [LABELS unit|integration] [TIMEOUT s])
-# One cmocka executable per source file (STYLE.md). Integration tests carry the label
-# "integration" and read the servers' addresses from the environment (.run/env).
+# One cmocka executable per test source file, as a rule named after it
+# (tests/<part>/test_<what>.c -> test_<what>), so ctest -R selects by file. Integration tests
+# carry the label "integration" and read the servers' addresses from the environment (.run/env).
 function(meridian_add_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS;ENV" ${ARGN})
   if(NOT MERIDIAN_TESTS)

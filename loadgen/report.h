@@ -91,7 +91,8 @@ typedef struct lg_stats {
 
 /* Count one error of `code` (codes beyond LG_MAX_ERROR_CODES distinct fold into "other"). */
 void lg_stats_error(lg_stats *st, const char *code);
-/* The number of errors with `code` (0 if none). */
+/* The number of errors with `code` (0 if none). Test API (the report prints every code):
+ * tests/loadgen/test_loadgen_report.c. */
 size_t lg_stats_errors(const lg_stats *st, const char *code);
 /* The timeline entry of wall second `sec` (grown as needed); NULL when out of memory. */
 lg_second *lg_stats_second(lg_stats *st, size_t sec);

@@ -118,7 +118,8 @@ lg_stats *lg_sim_stats(lg_sim *s);
 void lg_sim_progress(lg_sim *s, int64_t now_us, char *buf, size_t cap);
 /* The sim time of day (s) at wall time now_us. */
 double lg_sim_clock_s(const lg_sim *s, int64_t now_us);
-/* The number of riders (trips chosen) and drivers. */
+/* The number of riders (trips chosen). Test API (no command calls it):
+ * tests/loadgen/test_loadgen_sim.c. */
 size_t lg_sim_riders(const lg_sim *s);
 
 /* Riders' outcomes for checking afterwards: writes "request_id,trip_id,status\n" lines

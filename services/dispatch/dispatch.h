@@ -172,8 +172,8 @@ typedef struct dsp_motion {
 /* Routing (production: libgeo's graph, R-tree snapping and one-to-many search). */
 typedef struct dsp_router {
   void *ud;
-  /* Snap p onto the road graph. Returns 0 and fills *out; 1 when p is outside the
-   * service area (no road near enough); a negative DSP_E* on failure. */
+  /* Snap p onto the road graph. Returns 0 and fills *out; DSP_ENOTFOUND when p is outside
+   * the service area (no road near enough, or not a position); another DSP_E* on failure. */
   int (*snap)(void *ud, geo_latlng p, dsp_snap *out);
   /* Road ETA in seconds from each of the n origins to target, by ONE search on the
    * reverse graph from target (one-to-many), stopping once all origins are settled or
@@ -378,9 +378,10 @@ int dsp_on_location(dsp_shard *s, const dsp_location *loc, int64_t now_ms);
  * before his first ping here: created available at pos, owned by this shard, in the index,
  * seen at now_ms (so the TTL drops him if no ping follows), with no ping order yet (his next
  * ping is accepted whatever its seq). A driver this shard already knows is left as he is.
- * Returns 0 (created), 1 (he was already known), DSP_EINVAL (bad id or
- * position), DSP_ENOMEM, or the index's failure as it returned it (DSP_ERANGE: full). */
-int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms);
+ * Returns 0, with *created (may be NULL) saying whether he was created (false: he was
+ * already known), or DSP_EINVAL (bad id or position), DSP_ENOMEM, or the index's failure
+ * as it returned it (DSP_ERANGE: full). */
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms, bool *created);
 
 /* Says whether a position belongs to another shard under the new map, and which. */
 typedef bool (*dsp_owner_fn)(void *ud, geo_latlng pos, uint32_t *owner);

@@ -1069,7 +1069,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
 
 static int hot_emit(void *ud, int argc, const char *const *argv) {
   dsvc *s = ud;
-  return mrd_redis_append(s->redis, argc, argv, NULL) != 0;
+  return mrd_redis_append(s->redis, argc, argv, NULL); /* 0 or its MRD_E*, passed on */
 }
 
 void dsvc_hot_flush(dsvc *s, int64_t now_ms) {

@@ -164,9 +164,11 @@ void dsp__drivers_sweep(dsp_shard *s, int64_t now_ms) {
   }
 }
 
-int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms) {
+int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now_ms,
+                bool *created) {
+  if (created) *created = false;
   if (!dsp__id_ok(driver_id) || !geo_latlng_is_valid(pos)) return DSP_EINVAL;
-  if (dsp_strmap_get(&s->drivers, driver_id)) return 1;
+  if (dsp_strmap_get(&s->drivers, driver_id)) return DSP_OK;
   dsp_driver *d = driver_new(s, driver_id, DSP_DRIVER_AVAILABLE, now_ms);
   if (!d) return DSP_ENOMEM;
   int rc = s->index.upsert(s->index.ud, d->handle, pos, (uint8_t)d->state, now_ms);
@@ -180,6 +182,7 @@ int dsp_on_warm(dsp_shard *s, const char *driver_id, geo_latlng pos, int64_t now
   d->has_pos = true;
   d->halo = false;
   d->owner_shard = s->cfg.shard;
+  if (created) *created = true;
   return DSP_OK;
 }
 

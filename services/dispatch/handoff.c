@@ -13,14 +13,14 @@ int dsp_handoff_diff(const mrd_shardmap *old_map, const mrd_shardmap *new_map, u
   if (!old_map || old_map->n == 0) return 0;
   mrd_shard_move *mv = NULL;
   size_t n = 0;
-  if (mrd_shardmap_diff(old_map, new_map, &mv, &n) != 0) return -1;
+  if (mrd_shardmap_diff(old_map, new_map, &mv, &n) != 0) return DSP_ENOMEM; /* its one failure */
   if (n) {
     h->gained = calloc(n, sizeof *h->gained);
     h->lost = calloc(n, sizeof *h->lost);
     if (!h->gained || !h->lost) {
       free(mv);
       dsp_handoff_close(h);
-      return -1;
+      return DSP_ENOMEM;
     }
   }
   for (size_t i = 0; i < n; i++) {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dispatch.h" /* DSP_E* */
 #include "mrd/shardmap.h"
 
 /* What one epoch change means for shard `shard`. */
@@ -25,7 +26,7 @@ typedef struct dsp_handoff {
 } dsp_handoff;
 
 /* Fill h from the old map (NULL or empty: the shard's first map, nothing to hand over) and
- * the new one (both checked). Returns 0 or -1 (out of memory; h empty). Free with
+ * the new one (both checked). Returns 0 or DSP_ENOMEM (h empty). Free with
  * dsp_handoff_close. */
 int dsp_handoff_diff(const mrd_shardmap *old_map, const mrd_shardmap *new_map, uint32_t shard,
                      dsp_handoff *h);

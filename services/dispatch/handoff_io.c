@@ -107,12 +107,11 @@ static long warm(dsvc *s, const dsp_handoff *h, int64_t now_ms) {
         char gh[GEO_GEOHASH_BUF];
         if (geo_latlng_to_geohash(p, 9, gh) != GEO_OK) continue;
         if (!dsp_handoff_in(h->gained, h->n_gained, gh)) continue;
-        int w = dsp_on_warm(s->shard, e->element[0]->str, p, now_ms);
-        if (w == DSP_OK) {
+        /* created, or known already (a halo copy from his pings near our ranges): warm */
+        bool created;
+        if (dsp_on_warm(s->shard, e->element[0]->str, p, now_ms, &created) == DSP_OK) {
           warmed++;
-          dsp_hot_driver(s->hot, e->element[0]->str, true, p, now_ms);
-        } else if (w == 1) {
-          warmed++; /* already in the index (a halo copy from his pings near our ranges): warm */
+          if (created) dsp_hot_driver(s->hot, e->element[0]->str, true, p, now_ms);
         }
       }
     freeReplyObject(r);

@@ -67,7 +67,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size) {
   while (n < need)
     n *= 2;
   void *p = realloc(*arr, n * size);
-  if (!p) return -1;
+  if (!p) return DSP_ENOMEM;
   *arr = p;
   *cap = n;
   return 0;
@@ -80,9 +80,9 @@ int dsp_hot_new(const dsp_hot_config *c, dsp_hot **out) {
       c->cell_precision > 12 || c->count_precision < 1 || c->count_precision > 12 ||
       c->demand_window_ms <= 0 || c->ttl_ms <= 0 || c->move_m < 0 ||
       (c->updates_key && strlen(c->updates_key) > KEY_MAX))
-    return -1;
+    return DSP_EINVAL;
   dsp_hot *h = calloc(1, sizeof *h);
-  if (!h) return -1;
+  if (!h) return DSP_ENOMEM;
   h->c = *c;
   strcpy(h->geo_key, c->geo_key);
   strcpy(h->cell_prefix, c->cell_prefix);
@@ -125,7 +125,7 @@ static hot_cell *cell_get(dsp_hot *h, const char *gh) {
 
 static int cell_dirty(dsp_hot *h, hot_cell *c) {
   if (c->dirty) return 0;
-  if (grow((void **)&h->dc, &h->cap_dc, h->n_dc + 1, sizeof *h->dc)) return -1;
+  if (grow((void **)&h->dc, &h->cap_dc, h->n_dc + 1, sizeof *h->dc)) return DSP_ENOMEM;
   h->dc[h->n_dc++] = c;
   c->dirty = true;
   return 0;
@@ -133,29 +133,30 @@ static int cell_dirty(dsp_hot *h, hot_cell *c) {
 
 static int driver_dirty(dsp_hot *h, hot_driver *d) {
   if (d->dirty) return 0;
-  if (grow((void **)&h->dd, &h->cap_dd, h->n_dd + 1, sizeof *h->dd)) return -1;
+  if (grow((void **)&h->dd, &h->cap_dd, h->n_dd + 1, sizeof *h->dd)) return DSP_ENOMEM;
   h->dd[h->n_dd++] = d;
   d->dirty = true;
   return 0;
 }
 
-/* Move d's wanted state to (shown, pos), keeping the cell supply counts in step. */
+/* Move d's wanted state to (shown, pos), keeping the cell supply counts in step. 0,
+ * DSP_EINVAL (pos has no geohash) or DSP_ENOMEM. */
 static int set_want(dsp_hot *h, hot_driver *d, bool shown, geo_latlng pos) {
   char cell[GH_MAX] = "", ccell[GH_MAX] = "";
   if (shown && (geo_latlng_to_geohash(pos, h->c.cell_precision, cell) != GEO_OK ||
                 geo_latlng_to_geohash(pos, h->c.count_precision, ccell) != GEO_OK))
-    return -1;
+    return DSP_EINVAL;
   hot_cell *old = d->want ? dsp_strmap_get(&h->cells, d->want_ccell) : NULL;
   hot_cell *neu = shown ? cell_get(h, ccell) : NULL;
-  if (shown && !neu) return -1;
+  if (shown && !neu) return DSP_ENOMEM;
   if (old != neu || d->want != shown) {
     if (old) {
       old->supply--;
-      if (cell_dirty(h, old)) return -1;
+      if (cell_dirty(h, old)) return DSP_ENOMEM;
     }
     if (neu) {
       neu->supply++;
-      if (cell_dirty(h, neu)) return -1;
+      if (cell_dirty(h, neu)) return DSP_ENOMEM;
     }
   }
   bool changed = d->want != shown || (shown && (!d->have || strcmp(cell, d->have_cell) != 0 ||
@@ -171,16 +172,16 @@ static int set_want(dsp_hot *h, hot_driver *d, bool shown, geo_latlng pos) {
 }
 
 int dsp_hot_driver(dsp_hot *h, const char *id, bool shown, geo_latlng pos, int64_t now_ms) {
-  if (!id || !id[0] || strlen(id) > 64 || (shown && !geo_latlng_is_valid(pos))) return -1;
+  if (!id || !id[0] || strlen(id) > 64 || (shown && !geo_latlng_is_valid(pos))) return DSP_EINVAL;
   hot_driver *d = dsp_strmap_get(&h->drivers, id);
   if (!d) {
     if (!shown) return 0; /* never shown: nothing to take back */
     d = calloc(1, sizeof *d);
-    if (!d) return -1;
+    if (!d) return DSP_ENOMEM;
     snprintf(d->id, sizeof d->id, "%s", id);
     if (dsp_strmap_put(&h->drivers, d->id, d) != 0) {
       free(d);
-      return -1;
+      return DSP_ENOMEM;
     }
   }
   d->last_ms = now_ms;
@@ -189,13 +190,13 @@ int dsp_hot_driver(dsp_hot *h, const char *id, bool shown, geo_latlng pos, int64
 
 int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms) {
   char ccell[GH_MAX];
-  if (geo_latlng_to_geohash(pickup, h->c.count_precision, ccell) != GEO_OK) return -1;
+  if (geo_latlng_to_geohash(pickup, h->c.count_precision, ccell) != GEO_OK) return DSP_EINVAL;
   hot_cell *c = cell_get(h, ccell);
-  if (!c) return -1;
+  if (!c) return DSP_ENOMEM;
   if (h->r_len == h->r_cap) { /* grow the ring, unrolled */
     size_t cap = h->r_cap ? h->r_cap * 2 : 256;
     hot_req *n = malloc(cap * sizeof *n);
-    if (!n) return -1;
+    if (!n) return DSP_ENOMEM;
     for (size_t i = 0; i < h->r_len; i++)
       n[i] = h->reqs[(h->r_head + i) % h->r_cap];
     free(h->reqs);
@@ -219,9 +220,9 @@ static void upd_roll(hot_cell *c, int64_t b) {
 int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms) {
   if (!h->updates_key[0]) return 0;
   char ccell[GH_MAX];
-  if (geo_latlng_to_geohash(pos, h->c.count_precision, ccell) != GEO_OK) return -1;
+  if (geo_latlng_to_geohash(pos, h->c.count_precision, ccell) != GEO_OK) return DSP_EINVAL;
   hot_cell *c = cell_get(h, ccell);
-  if (!c) return -1;
+  if (!c) return DSP_ENOMEM;
   int64_t b = now_ms / UPD_BUCKET_MS;
   if (c->upd_bucket == 0) c->upd_bucket = b;
   upd_roll(c, b);
@@ -232,7 +233,8 @@ int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms) {
 int dsp_hot_disown(dsp_hot *h, const char *id) {
   hot_driver *d = id ? dsp_strmap_get(&h->drivers, id) : NULL;
   if (!d) return 0;
-  if (set_want(h, d, false, d->want_pos)) return -1; /* out of this shard's supply */
+  int rc = set_want(h, d, false, d->want_pos); /* out of this shard's supply */
+  if (rc != 0) return rc;
   if (d->have) { /* written: the entry is the new owner's now, nothing to take back */
     h->shown--;
     d->have = false;
@@ -254,14 +256,15 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
   /* silent drivers stop being shown */
   for (size_t i = 0; i < h->drivers.cap; i++) {
     hot_driver *d = h->drivers.slots[i].key ? h->drivers.slots[i].value : NULL;
-    if (d && d->want && now_ms - d->last_ms >= h->c.ttl_ms && set_want(h, d, false, d->want_pos))
-      return -1;
+    int rc =
+        d && d->want && now_ms - d->last_ms >= h->c.ttl_ms ? set_want(h, d, false, d->want_pos) : 0;
+    if (rc != 0) return rc;
   }
   /* old requests leave the demand */
   while (h->r_len && now_ms - h->reqs[h->r_head].at_ms >= h->c.demand_window_ms) {
     hot_cell *c = h->reqs[h->r_head].cell;
     c->demand--;
-    if (cell_dirty(h, c)) return -1;
+    if (cell_dirty(h, c)) return DSP_ENOMEM;
     h->r_head = (h->r_head + 1) % h->r_cap;
     h->r_len--;
   }
@@ -277,11 +280,11 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
       for (int j = 0; j < 6; j++) sum += c->upd[j];
       if (sum != c->updates) {
         c->updates = sum;
-        if (cell_dirty(h, c)) return -1;
+        if (cell_dirty(h, c)) return DSP_ENOMEM;
       }
     }
   }
-  int n = 0;
+  int n = 0, rc;
   char key[2 * KEY_MAX + 2];
   for (size_t i = 0; i < h->n_dd; i++) {
     hot_driver *d = h->dd[i];
@@ -289,21 +292,21 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
       bool moved = !d->have || strcmp(d->want_cell, d->have_cell) != 0 ||
                    geo_equirect_m(d->want_pos, d->have_pos) > h->c.move_m;
       if (!moved) continue;
-      if (emit_geoadd(h, emit, ud, h->geo_key, d)) return -1;
+      if ((rc = emit_geoadd(h, emit, ud, h->geo_key, d)) != 0) return rc;
       snprintf(key, sizeof key, "%s%s", h->cell_prefix, d->want_cell);
-      if (emit_geoadd(h, emit, ud, key, d)) return -1;
+      if ((rc = emit_geoadd(h, emit, ud, key, d)) != 0) return rc;
       n += 2;
       if (d->have && strcmp(d->want_cell, d->have_cell) != 0) {
         snprintf(key, sizeof key, "%s%s", h->cell_prefix, d->have_cell);
         const char *argv[] = {"ZREM", key, d->id};
-        if (emit(ud, 3, argv)) return -1;
+        if ((rc = emit(ud, 3, argv)) != 0) return rc;
         n++;
       }
     } else if (d->have) {
       const char *a1[] = {"ZREM", h->geo_key, d->id};
       snprintf(key, sizeof key, "%s%s", h->cell_prefix, d->have_cell);
       const char *a2[] = {"ZREM", key, d->id};
-      if (emit(ud, 3, a1) || emit(ud, 3, a2)) return -1;
+      if ((rc = emit(ud, 3, a1)) != 0 || (rc = emit(ud, 3, a2)) != 0) return rc;
       n += 2;
     }
   }
@@ -314,21 +317,21 @@ int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud) 
       snprintf(num, sizeof num, "%d", c->supply);
       const char *set[] = {"HSET", h->supply_key, c->cell, num};
       const char *del[] = {"HDEL", h->supply_key, c->cell};
-      if (c->supply > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) return -1;
+      if ((rc = c->supply > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) != 0) return rc;
       n++;
     }
     if (c->demand != c->demand_written) {
       snprintf(num, sizeof num, "%d", c->demand);
       const char *set[] = {"HSET", h->demand_key, c->cell, num};
       const char *del[] = {"HDEL", h->demand_key, c->cell};
-      if (c->demand > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) return -1;
+      if ((rc = c->demand > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) != 0) return rc;
       n++;
     }
     if (h->updates_key[0] && c->updates != c->updates_written) {
       snprintf(num, sizeof num, "%d", c->updates);
       const char *set[] = {"HSET", h->updates_key, c->cell, num};
       const char *del[] = {"HDEL", h->updates_key, c->cell};
-      if (c->updates > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) return -1;
+      if ((rc = c->updates > 0 ? emit(ud, 4, set) : emit(ud, 3, del)) != 0) return rc;
       n++;
     }
   }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dispatch.h" /* DSP_E* */
 #include "geo/geo.h"
 
 #ifdef __cplusplus
@@ -45,35 +46,38 @@ typedef struct dsp_hot_config {
 typedef struct dsp_hot dsp_hot;
 
 /* A new tracker; the config's strings are copied (each at most 64 bytes). Errors:
- * -1 (bad config or out of memory). Free with dsp_hot_free. */
+ * DSP_EINVAL (bad config), DSP_ENOMEM. Free with dsp_hot_free. */
 int dsp_hot_new(const dsp_hot_config *c, dsp_hot **out);
 void dsp_hot_free(dsp_hot *h);
 
 /* The driver's state as the shard sees it at now_ms: shown (available, owned, with a
- * fresh position) at pos, or not shown. Returns 0 or -1 (out of memory, bad id). */
+ * fresh position) at pos, or not shown. Returns 0, DSP_EINVAL (bad id or position) or
+ * DSP_ENOMEM. */
 int dsp_hot_driver(dsp_hot *h, const char *id, bool shown, geo_latlng pos, int64_t now_ms);
 
-/* A ride request at pickup, counted in its cell's demand for demand_window_ms. */
+/* A ride request at pickup, counted in its cell's demand for demand_window_ms. Returns 0,
+ * DSP_EINVAL (bad position) or DSP_ENOMEM. */
 int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms);
 
 /* A location update at pos, counted in its cell's updates for the last minute (in 6 buckets
  * of 10 s; the count is recounted, and rewritten when it changed, when a new bucket begins).
- * Returns 0 or -1 (bad position, out of memory). */
+ * Returns 0, DSP_EINVAL (bad position) or DSP_ENOMEM. */
 int dsp_hot_update(dsp_hot *h, geo_latlng pos, int64_t now_ms);
 
 /* The driver is now another shard's (his range moved): stop showing him and counting him in
  * this shard's supply, but leave the GEO entries alone (the new owner keeps them). Returns 0
- * or -1 (out of memory). */
+ * or DSP_ENOMEM. */
 int dsp_hot_disown(dsp_hot *h, const char *id);
 
-/* Receives one Redis command (argv strings valid during the call). Returns 0, or
- * non-zero to stop the batch (nothing of it is then marked written). */
+/* Receives one Redis command (argv strings valid during the call). Returns 0, or a negative
+ * code (the write's own, such as an MRD_E*) to stop the batch (nothing of it is then marked
+ * written); dsp_hot_collect returns that code as it is. */
 typedef int (*dsp_hot_emit_fn)(void *ud, int argc, const char *const *argv);
 
 /* Hands emit the commands that bring Redis from the written state to the wanted one at
  * now_ms (drivers not updated for ttl_ms are no longer shown; requests older than the
- * window leave the demand). Returns the number of commands, or -1 when emit failed. Then
- * call dsp_hot_done with whether they all took effect. */
+ * window leave the demand). Returns the number of commands, emit's code when emit failed, or
+ * DSP_ENOMEM. Then call dsp_hot_done with whether they all took effect. */
 int dsp_hot_collect(dsp_hot *h, int64_t now_ms, dsp_hot_emit_fn emit, void *ud);
 
 /* ok: the last collected batch is written (remembered as such); !ok: it is not, and the

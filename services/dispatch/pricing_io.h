@@ -43,7 +43,7 @@ void dsvc_pricing_free(dsvc_pricing *p);
 void dsvc_pricing_event(dsvc_pricing *p, mrd_dispatch_event *ev, int64_t now_ms);
 
 /* With the hot cells' supply: a surge update when interval_ms passed, then the Redis
- * commands of what changed, appended through emit. Returns how many, or -1 (emit failed).
+ * commands of what changed, appended through emit. Returns how many, or emit's negative code.
  * dsvc_pricing_done says whether they took effect. */
 int dsvc_pricing_hot(dsvc_pricing *p, const dsp_hot *hot, int64_t now_ms,
                      dsp_surge_emit_fn emit, void *ud);

@@ -7,6 +7,7 @@
 #ifndef DSP_QUOTE_H
 #define DSP_QUOTE_H
 
+#include "dispatch.h"
 #include "fare.h"
 #include "geo/graph.h"
 #include "geo/route.h"
@@ -24,8 +25,10 @@ typedef struct dsp_quote_when {
 
 /* Price the ride from pickup to dropoff (each snapped within snap_max_m of a road of g)
  * with tariff t and surge (>= 1) into *out, using st (a route state of g) and legs (cap
- * entries; the route's arcs + 1 are needed, else -1). Returns 0, or -1 (an end off the
- * graph, no route, legs too small, bad arguments); *out untouched on failure. */
+ * entries; the route's arcs + 1 are needed). Returns 0, or a DSP_E* (dispatch.h):
+ * DSP_ENOTFOUND (an end off the graph, or no route), DSP_ERANGE (legs too small),
+ * DSP_ENOMEM, DSP_EINVAL (bad arguments, a fare the tariff cannot price); *out untouched
+ * on failure. */
 int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t,
                    geo_latlng pickup, geo_latlng dropoff, double snap_max_m, dsp_quote_when when,
                    double surge, mrd_fare_leg *legs, size_t cap, mrd_fare *out);

@@ -62,12 +62,11 @@ uint64_t dsp_graph_router_searches(const dsp_graph_router *r) {
   return r->searches;
 }
 
-/* The nearest road place within snap_max_m of p: 0, 1 when none (or p is not a valid
- * position: outside the service area either way), or the DSP_E* of another failure. */
+/* The nearest road place within snap_max_m of p: 0, DSP_ENOTFOUND when none (or p is not a
+ * valid position: outside the service area either way), or the DSP_E* of another failure. */
 static int snap_to_road(const dsp_graph_router *r, geo_latlng p, geo_snap *out) {
   geo_err e = geo_graph_snap(r->g, p, r->snap_max_m, out);
-  if (e == GEO_ENOTFOUND || e == GEO_EINVAL) return 1;
-  return dsp_err_of_geo(e);
+  return e == GEO_EINVAL ? DSP_ENOTFOUND : dsp_err_of_geo(e);
 }
 
 static int gr_snap(void *ud, geo_latlng p, dsp_snap *out) {
@@ -129,8 +128,8 @@ static int gr_etas(void *ud, const dsp_snap *target, const geo_latlng *origins, 
   for (size_t i = 0; i < n; i++) {
     geo_snap sn;
     int rc = snap_to_road(r, origins[i], &sn);
-    if (rc < 0) return rc;
-    r->off[i] = rc != 0;
+    if (rc != 0 && rc != DSP_ENOTFOUND) return rc;
+    r->off[i] = rc == DSP_ENOTFOUND;
     r->targets[i] = r->off[i] ? source : sn.place;
   }
   return search(r, source, n, max_eta_s, out_eta_s);
@@ -243,8 +242,8 @@ static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *or
   for (size_t i = 0; i < n; i++) {
     geo_snap sn;
     int rc = snap_to_road(r, origins[i], &sn);
-    if (rc < 0) return rc;
-    r->off[i] = rc != 0;
+    if (rc != 0 && rc != DSP_ENOTFOUND) return rc;
+    r->off[i] = rc == DSP_ENOTFOUND;
     if (r->off[i]) {
       r->targets[i] = source;
       continue;

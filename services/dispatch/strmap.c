@@ -4,6 +4,7 @@
  */
 #include "strmap.h"
 
+#include "dispatch.h" /* DSP_ENOMEM */
 #include "mrd/hash.h"
 
 #include <stdlib.h>
@@ -38,7 +39,7 @@ void *dsp_strmap_get(const dsp_strmap *m, const char *key) {
 
 static int grow(dsp_strmap *m, size_t cap) {
   dsp_strmap_slot *slots = calloc(cap, sizeof *slots);
-  if (!slots) return -1;
+  if (!slots) return DSP_ENOMEM;
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->slots[i].key) continue;
     size_t j = m->slots[i].hash & (cap - 1);
@@ -62,7 +63,7 @@ int dsp_strmap_reserve(dsp_strmap *m, size_t n) {
 }
 
 int dsp_strmap_put(dsp_strmap *m, const char *key, void *value) {
-  if (dsp_strmap_reserve(m, 1) != 0) return -1;
+  if (dsp_strmap_reserve(m, 1) != 0) return DSP_ENOMEM;
   uint64_t h = hash_str(key);
   size_t i = find(m, key, h);
   if (!m->slots[i].key) m->len++;

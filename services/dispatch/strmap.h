@@ -30,10 +30,10 @@ void dsp_strmap_init(dsp_strmap *m);
 void dsp_strmap_close(dsp_strmap *m);
 /* The value under key, or NULL. */
 void *dsp_strmap_get(const dsp_strmap *m, const char *key);
-/* Put key -> value, replacing an existing value. Returns 0, or -1 when memory runs out
- * (the map is unchanged). */
+/* Put key -> value, replacing an existing value. Returns 0, or DSP_ENOMEM (dispatch.h) when
+ * memory runs out (the map is unchanged). */
 int dsp_strmap_put(dsp_strmap *m, const char *key, void *value);
-/* Ensure room for n more keys without allocating in put. Returns 0 or -1. */
+/* Ensure room for n more keys without allocating in put. Returns 0 or DSP_ENOMEM. */
 int dsp_strmap_reserve(dsp_strmap *m, size_t n);
 /* Remove key; returns its value, or NULL when absent. */
 void *dsp_strmap_del(dsp_strmap *m, const char *key);

@@ -69,9 +69,9 @@ double dsp_surge_target(double requests, double no_drivers, double supply,
 }
 
 int dsp_surge_new(const dsp_surge_config *c, dsp_surge **out) {
-  if (!out || !config_ok(c)) return -1;
+  if (!out || !config_ok(c)) return DSP_EINVAL;
   dsp_surge *s = calloc(1, sizeof *s);
-  if (!s) return -1;
+  if (!s) return DSP_ENOMEM;
   s->c = *c;
   dsp_strmap_init(&s->cells);
   *out = s;
@@ -105,13 +105,13 @@ static surge_cell *cell_get(dsp_surge *s, const char *name) {
 
 int dsp_surge_demand(dsp_surge *s, geo_latlng pickup, bool no_driver, int64_t now_ms) {
   char gh[GH_MAX];
-  if (!s || geo_latlng_to_geohash(pickup, s->c.precision, gh) != GEO_OK) return -1;
+  if (!s || geo_latlng_to_geohash(pickup, s->c.precision, gh) != GEO_OK) return DSP_EINVAL;
   surge_cell *c = cell_get(s, gh);
-  if (!c) return -1;
+  if (!c) return DSP_ENOMEM;
   if (s->len == s->cap) {
     size_t nc = s->cap ? s->cap * 2 : 256;
     surge_dem *r = malloc(nc * sizeof *r);
-    if (!r) return -1;
+    if (!r) return DSP_ENOMEM;
     for (size_t i = 0; i < s->len; i++) r[i] = s->ring[(s->head + i) % s->cap];
     free(s->ring);
     s->ring = r, s->cap = nc, s->head = 0;
@@ -125,9 +125,9 @@ int dsp_surge_demand(dsp_surge *s, geo_latlng pickup, bool no_driver, int64_t no
 }
 
 int dsp_surge_supply(dsp_surge *s, const char *cell, int drivers) {
-  if (!s || !cell || drivers < 0 || strlen(cell) != (size_t)s->c.precision) return -1;
+  if (!s || !cell || drivers < 0 || strlen(cell) != (size_t)s->c.precision) return DSP_EINVAL;
   surge_cell *c = cell_get(s, cell);
-  if (!c) return -1;
+  if (!c) return DSP_ENOMEM;
   c->supply = drivers;
   return 0;
 }
@@ -213,7 +213,7 @@ double dsp_surge_max(const dsp_surge *s) {
 }
 
 int dsp_surge_collect(dsp_surge *s, const char *key, dsp_surge_emit_fn emit, void *ud) {
-  if (!s || !key || !emit) return -1;
+  if (!s || !key || !emit) return DSP_EINVAL;
   int n = 0;
   s->n_dc_batch = s->n_dc;
   for (size_t i = 0; i < s->n_dc; i++) {
@@ -228,7 +228,7 @@ int dsp_surge_collect(dsp_surge *s, const char *key, dsp_surge_emit_fn emit, voi
       const char *argv[] = {"HDEL", key, c->cell};
       rc = emit(ud, 3, argv);
     }
-    if (rc != 0) return -1;
+    if (rc != 0) return rc; /* emit's own code */
     n++;
   }
   return n;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dispatch.h" /* DSP_E* */
 #include "geo/geo.h"
 
 #ifdef __cplusplus
@@ -42,7 +43,8 @@ typedef struct dsp_surge_config {
   int precision;           /* geohash length of a cell: 6 */
 } dsp_surge_config;
 
-/* The defaults above. */
+/* The defaults above. Test API (meridian-dispatch takes them from its config table, config.c):
+ * tests/dispatch/test_surge.c. */
 dsp_surge_config dsp_surge_config_default(void);
 
 /* The unsmoothed multiplier of a cell with these counts (in [1, cap]); NAN-free for any
@@ -52,18 +54,19 @@ double dsp_surge_target(double requests, double no_drivers, double supply,
 
 typedef struct dsp_surge dsp_surge;
 
-/* A new state. Errors: -1 (config out of range: window <= 0, cap < 1, smoothing outside
- * (0, 1], negative hysteresis / sensitivity / weight / step, precision outside 1..12; or out
- * of memory). Free with dsp_surge_free (NULL is a no-op). */
+/* A new state. Errors: DSP_EINVAL (config out of range: window <= 0, cap < 1, smoothing
+ * outside (0, 1], negative hysteresis / sensitivity / weight / step, precision outside
+ * 1..12), DSP_ENOMEM. Free with dsp_surge_free (NULL is a no-op). */
 int dsp_surge_new(const dsp_surge_config *c, dsp_surge **out);
 void dsp_surge_free(dsp_surge *s);
 
 /* A request (no_driver false) or a no_driver outcome (true) at pickup, at now_ms. Returns
- * 0 or -1 (out of memory). */
+ * 0, DSP_EINVAL (not a position) or DSP_ENOMEM. */
 int dsp_surge_demand(dsp_surge *s, geo_latlng pickup, bool no_driver, int64_t now_ms);
 
 /* Set a cell's current supply (available drivers); cells not set since the last update
- * count 0. cell is a geohash of the config's precision. Returns 0 or -1. */
+ * count 0. cell is a geohash of the config's precision. Returns 0, DSP_EINVAL (not such a
+ * cell, drivers < 0) or DSP_ENOMEM. */
 int dsp_surge_supply(dsp_surge *s, const char *cell, int drivers);
 
 /* One smoothing step at now_ms: drops demand older than the window, recomputes every
@@ -80,20 +83,22 @@ double dsp_surge_of_cell(const dsp_surge *s, const char *cell);
 size_t dsp_surge_active(const dsp_surge *s);
 double dsp_surge_max(const dsp_surge *s);
 
-/* Receives one Redis command (argv valid during the call); non-zero stops the batch. */
+/* Receives one Redis command (argv valid during the call). Returns 0, or a negative code
+ * (the write's own, such as an MRD_E*) to stop the batch; dsp_surge_collect returns it. */
 typedef int (*dsp_surge_emit_fn)(void *ud, int argc, const char *const *argv);
 
 /* Hands emit the commands bringing Redis hash `key` to the published values (HSET for a
  * cell above 1.0 that changed, HDEL for one back at 1.0). Returns the number of commands,
- * or -1 when emit failed; then call dsp_surge_done with whether they took effect (when not,
- * the next collect sends them again). */
+ * DSP_EINVAL (no state, key or emit), or emit's code when it failed; then call
+ * dsp_surge_done with whether they took effect (when not, the next collect sends them
+ * again). */
 int dsp_surge_collect(dsp_surge *s, const char *key, dsp_surge_emit_fn emit, void *ud);
 void dsp_surge_done(dsp_surge *s, bool ok);
 /* Forget what was written (Redis restarted empty): the next collect writes every cell. */
 void dsp_surge_forget_written(dsp_surge *s);
 
 /* Invariants: every published value in [1, cap], a multiple of step (or 1), smoothed in
- * [1, cap], counts non-negative. */
+ * [1, cap], counts non-negative. Test API (no service calls it): tests/dispatch/test_surge.c. */
 bool dsp_surge_check(const dsp_surge *s);
 
 #ifdef __cplusplus

@@ -303,7 +303,7 @@ int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_
   if (rp == 0 && rd == 0) t->dropoff = drop.pos;
   dsp__emit(s, t, DSP_EV_REQUESTED, DSP_TRIP_REQUESTED, now_ms, NULL);
   if (rp != 0 || rd != 0) {
-    bool failed = rp < 0 || rd < 0;
+    bool failed = (rp != 0 && rp != DSP_ENOTFOUND) || (rd != 0 && rd != DSP_ENOTFOUND);
     dsp_no_driver_reason why = failed    ? DSP_NO_DRIVER_ROUTING_ERROR
                                : rp != 0 ? DSP_NO_DRIVER_PICKUP_OUT_OF_AREA
                                          : DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA;

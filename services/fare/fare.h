@@ -133,7 +133,8 @@ int mrd_fare_price(const mrd_tariff *t, const mrd_fare_leg *legs, size_t n, doub
 /* The cents of t's time-of-day windows for a trip starting at when. */
 int64_t mrd_fare_time_surcharge_cents(const mrd_tariff *t, mrd_fare_when when);
 
-/* The invariants of a priced fare (sums add up, nothing negative, surge >= 1). */
+/* The invariants of a priced fare (sums add up, nothing negative, surge >= 1). Test API (no
+ * service calls it): tests/fare/test_fare.c, tests/dispatch/test_quote.c, fuzz_tariff. */
 bool mrd_fare_check(const mrd_fare *f);
 
 #ifdef __cplusplus

@@ -102,7 +102,7 @@ void gw_iprate_free(gw_iprate *t);
 bool gw_iprate_allow(gw_iprate *t, const char *ip, int64_t now_ms);
 /* Free the addresses whose bucket is full again. Returns how many. */
 size_t gw_iprate_sweep(gw_iprate *t, int64_t now_ms);
-/* Addresses held. */
+/* Addresses held. Test API (no service calls it): tests/gateway/test_gateway_budget.c. */
 size_t gw_iprate_count(const gw_iprate *t);
 
 /* The verdict at the upgrade. */

@@ -141,9 +141,9 @@ static int on_http(gw_server *s, struct lws *wsi, gw_http_conn *c, const char *p
   const char *ops_type;
   char *ops_body;
   size_t ops_len;
-  int ops = gw_ops_io_http(s, path, &ops_status, &ops_type, &ops_body, &ops_len);
-  if (ops < 0) return 1;
-  if (ops > 0) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
+  bool ops;
+  if (gw_ops_io_http(s, path, &ops, &ops_status, &ops_type, &ops_body, &ops_len) != 0) return 1;
+  if (ops) return http_reply(wsi, c, ops_status, ops_type, ops_body, ops_len);
   mrd_http_response r;
   if (mrd_admin_respond(&s->health, path, &r) != 0) return 1;
   return http_reply(wsi, c, (unsigned)r.status, r.content_type, r.body, r.body_len);

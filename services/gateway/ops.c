@@ -33,10 +33,6 @@
 static const char *const STATE_NAMES[GW_OPS_STATE_COUNT] = {"available", "offered", "pickup",
                                                             "on_trip", "offline"};
 
-const char *gw_ops_state_name(gw_ops_state s) {
-  return (unsigned)s < GW_OPS_STATE_COUNT ? STATE_NAMES[s] : "available";
-}
-
 typedef struct drv {
   char id[MRD_ID_MAX + 1];
   int32_t lat_e5, lon_e5;
@@ -661,7 +657,6 @@ void gw_ops_view_free(gw_ops_view *v) {
   free(v);
 }
 
-double gw_ops_view_bps(const gw_ops_view *v) { return v->bps; }
 int64_t gw_ops_view_period_ms(const gw_ops_view *v) { return v->period_ms; }
 
 static void frame_hello(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {

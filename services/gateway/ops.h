@@ -44,8 +44,6 @@ typedef enum gw_ops_state {
   GW_OPS_STATE_COUNT
 } gw_ops_state;
 
-const char *gw_ops_state_name(gw_ops_state s);
-
 #define GW_OPS_E5 100000.0      /* quantisation: 1e-5 degree */
 #define GW_OPS_MSG_MAX 16000    /* bytes of one stream message (the send path's batch) */
 #define GW_OPS_MAX_DRIVERS 65536
@@ -171,9 +169,6 @@ typedef int (*gw_ops_emit_fn)(void *ud, const char *json, size_t len);
  * message is handed to emit. Returns the bytes emitted. */
 size_t gw_ops_frame(gw_ops *o, gw_ops_view *v, int64_t now_ms, gw_ops_emit_fn emit, void *ud);
 
-/* The view's bytes per second over the last frames (what `stats.stream` reports). */
-double gw_ops_view_bps(const gw_ops_view *v);
-
 /* ---- the ops client's messages (/v1/ops) ------------------------------------------------- */
 
 /* `{"type":"config","period_ms"?,"budget_bps"?,"ref"?}`: changes this view's period (250 to
@@ -204,7 +199,8 @@ size_t gw_ops_range_cells(const char *start, const char *end, double min_lat, do
 struct geo_graph;
 int gw_ops_roads_geojson(const struct geo_graph *g, char **out, size_t *len);
 
-/* Check the invariants; 0 when they hold, else -1 with a reason in why. */
+/* Check the invariants; 0 when they hold, else -1 with a reason in why. Test API (no
+ * service calls it): tests/gateway/test_gateway_ops.c. */
 int gw_ops_check(const gw_ops *o, char *why, size_t cap);
 
 #endif /* MRD_GATEWAY_OPS_H */

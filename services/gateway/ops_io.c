@@ -366,14 +366,14 @@ static void on_ev_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 int gw_ops_io_start(gw_server *s) {
   gw_ops_io *io = calloc(1, sizeof *io);
-  if (!io) return -1;
+  if (!io) return MRD_ENOMEM;
   s->ops = io;
   io->cfg = (gw_ops_config)GW_OPS_CONFIG_DEFAULT;
   io->cfg.period_ms = env_int("MERIDIAN_OPS_PERIOD_MS", 1000, 100, 60000);
   io->cfg.budget_bps = env_int("MERIDIAN_OPS_BUDGET_BPS", 150000, 10000, 100000000);
   io->max_conns = (int)env_int("MERIDIAN_OPS_MAX_CONNS", 8, 0, OPS_MAX_CONNS_LIMIT);
   io->city = gw_ops_new(&io->cfg);
-  if (!io->city) return -1;
+  if (!io->city) return MRD_ENOMEM;
   snprintf(io->brokers, sizeof io->brokers, "%s", s->cfg->brokers);
   io->fetch_wait_ms = s->cfg->fetch_wait_ms;
   mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_frames_total", "ops stream frames sent", NULL, &io->frames);
@@ -418,7 +418,7 @@ int gw_ops_io_start(gw_server *s) {
 
 int gw_ops_io_timers(gw_server *s) {
   gw_ops_io *io = s->ops;
-  if (!io) return -1;
+  if (!io) return MRD_ESTATE;
   if (!s->loop) {
     mrd_log_error("ops", "err=%s", "the ops stream needs the epoll event loop (MERIDIAN_GW_EVENT_LOOP=epoll)");
     return 0; /* the rest of the gateway works; /v1/ops streams nothing */
@@ -479,11 +479,12 @@ int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s) 
 
 int gw_ops_io_open(gw_server *s, gw_conn *c) {
   gw_ops_io *io = s->ops;
-  if (!io || io->n_conns >= io->max_conns) return -1;
+  if (!io) return MRD_ESTATE;
+  if (io->n_conns >= io->max_conns) return MRD_EFULL;
   c->ops_view = gw_ops_view_new(io->city);
   c->ref = calloc(1, sizeof *c->ref);
   c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
-  if (!c->ops_view || !c->ref || !c->q) return -1;
+  if (!c->ops_view || !c->ref || !c->q) return MRD_ENOMEM;
   c->ref->conn = c;
   c->ref->refs = 1;
   c->ws = true;
@@ -560,9 +561,10 @@ void gw_ops_io_close(gw_server *s, gw_conn *c) {
 
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
-int gw_ops_io_http(gw_server *s, const char *path, unsigned *status, const char **type, char **body,
-                   size_t *len) {
-  if (strcmp(path, "/v1/ops/roads") != 0) return 0;
+int gw_ops_io_http(gw_server *s, const char *path, bool *answered, unsigned *status,
+                   const char **type, char **body, size_t *len) {
+  *answered = strcmp(path, "/v1/ops/roads") == 0;
+  if (!*answered) return 0;
   gw_ops_io *io = s->ops;
   *type = "application/geo+json";
   if (!io || !io->roads) {
@@ -573,7 +575,7 @@ int gw_ops_io_http(gw_server *s, const char *path, unsigned *status, const char 
     *body = malloc(io->roads_len);
     if (*body) memcpy(*body, io->roads, io->roads_len);
   }
-  if (!*body) return -1;
+  if (!*body) return MRD_ENOMEM;
   *len = *status == 200 ? io->roads_len : strlen(*body);
-  return 1;
+  return 0;
 }

@@ -12,9 +12,11 @@
 typedef struct gw_ops_io gw_ops_io;
 
 /* Build the city state, read the configuration, load the road graph, seed the live trips
- * from Redis. After the shard map, Redis and Kafka, before gw_ws_start's context. 0 / -1. */
+ * from Redis. After the shard map, Redis and Kafka, before gw_ws_start's context. 0 or
+ * MRD_ENOMEM. */
 int gw_ops_io_start(gw_server *s);
-/* Start the stream's timer on the loop (after the lws context exists). 0 / -1. */
+/* Start the stream's timer on the loop (after the lws context exists). 0, or MRD_ESTATE
+ * when gw_ops_io_start has not run. */
 int gw_ops_io_timers(gw_server *s);
 /* The /ops static mount (the page's files), or NULL. */
 const struct lws_http_mount *gw_ops_io_mount(gw_server *s);
@@ -29,7 +31,8 @@ bool gw_ops_io_is_ops(struct lws *wsi);
  * may be NULL), or the HTTP status to answer: 401 bad token, 403 not an ops token, 503 too
  * many ops connections. */
 int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s);
-/* A new ops connection (user already in c->user); -1 closes it. */
+/* A new ops connection (user already in c->user): 0, or MRD_EFULL (as many ops connections
+ * as allowed) or MRD_ENOMEM, and the caller closes it. */
 int gw_ops_io_open(gw_server *s, gw_conn *c);
 /* The open ops connections (borrowed, valid until the next open or close): their number. */
 int gw_ops_io_conns(gw_server *s, gw_conn *const **conns);
@@ -38,9 +41,9 @@ int gw_ops_io_receive(gw_server *s, gw_conn *c);
 /* The connection is gone (before its queue is freed). */
 void gw_ops_io_close(gw_server *s, gw_conn *c);
 
-/* HTTP GET path: 1 with the answer (body malloc'd, taken by the caller), 0 when the path
- * is not the ops stream's, -1 on no memory. */
-int gw_ops_io_http(gw_server *s, const char *path, unsigned *status, const char **type, char **body,
-                   size_t *len);
+/* HTTP GET path: 0 with *answered saying whether the path is the ops stream's, and then the
+ * answer (body malloc'd, taken by the caller); MRD_ENOMEM. */
+int gw_ops_io_http(gw_server *s, const char *path, bool *answered, unsigned *status,
+                   const char **type, char **body, size_t *len);
 
 #endif /* MRD_GATEWAY_OPS_IO_H */

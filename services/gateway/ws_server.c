@@ -790,9 +790,10 @@ int gw_ws_start(gw_server *s) {
     mrd_log_error("ws_start", "err=%s", "no memory for the message plan");
     return MRD_ENOMEM;
   }
-  if (gw_ops_io_start(s) != 0) {
-    mrd_log_error("ops_start", "err=%s", "no memory for the ops stream");
-    return MRD_ENOMEM;
+  int ops = gw_ops_io_start(s);
+  if (ops != 0) {
+    mrd_log_error("ops_start", "err=%s", mrd_strerror(ops));
+    return ops;
   }
   info.mounts = gw_ops_io_mount(s);
   s->ctx = lws_create_context(&info);
@@ -828,9 +829,10 @@ int gw_ws_start(gw_server *s) {
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
   }
-  if (gw_ops_io_timers(s) != 0) { /* ops_io.h's 0 / -1: the ops stream was not started */
-    mrd_log_error("ops_timers", "err=%s", "the ops stream is not started");
-    return MRD_ESTATE;
+  int timers = gw_ops_io_timers(s);
+  if (timers != 0) {
+    mrd_log_error("ops_timers", "err=%s", mrd_strerror(timers));
+    return timers;
   }
   mrd_log_info("listening", "host=%s port=%d event_loop=%s", s->cfg->host, s->cfg->port,
                s->loop ? "epoll" : "poll");

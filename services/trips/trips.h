@@ -61,9 +61,10 @@ typedef struct trp_row {
   char payload[1024];
 } trp_row;
 
-/* Fill *out for ev. Returns 0; 1 when the event is not part of a trip's record
- * (COMMAND_REJECTED: nothing to write); -1 when it lacks what the record needs (trip id,
- * seq, rider, request, pickup, drop-off). */
+/* Fill *out for ev. Returns 0, or the TRP_* outcome (below) that stops it: TRP_SKIPPED (not
+ * part of a trip's record: COMMAND_REJECTED, nothing to write), TRP_INCOMPLETE (it lacks
+ * what the record needs: trip id, seq, rider, request, pickup, drop-off, status; or its
+ * fields do not fit the row), TRP_NOMEM. */
 int trp_map_event(const mrd_dispatch_event *ev, trp_row *out);
 
 /* The fare of the last route on st (result r, graph g) under tariff t, for a ride that
@@ -71,22 +72,27 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *out);
  * duration_s < 0 the legs take the calibrated ETA at that local hour (the estimate), else
  * they are scaled to take duration_s in all (the final fare: the real time between STARTED
  * and COMPLETED), each arc keeping its share of the time and so its speed class. surge >=
- * 1 multiplies the metered part. Returns 0 or -1 (bad arguments, no local time, out of
- * memory); out untouched on failure. Pure apart from the process's time zone. */
+ * 1 multiplies the metered part. Returns 0, TRP_INCOMPLETE (what the fare needs is not
+ * there: bad arguments, a start beyond the calendar, legs the meter cannot price) or
+ * TRP_NOMEM; out untouched on failure. Pure apart from the process's time zone. */
 int trp_route_fare(const geo_graph *g, const geo_route_state *st, const geo_route_result *r,
                    const mrd_tariff *t, int64_t start_ms, double duration_s, double surge,
                    mrd_fare *out);
 
-/* Outcomes of trp_record_event. */
+/* Outcomes of trp_map_event and trp_record_event: what happened to an event (>= 0, the
+ * event's own), or a failure (< 0) after which the caller rolls the transaction back and
+ * may try again. */
 enum {
   TRP_RECORDED = 0,   /* a new event: appended, and the trip row upserted */
   TRP_DUPLICATE = 1,  /* (trip_id, seq) was recorded already: nothing changed */
   TRP_SKIPPED = 2,    /* not part of a trip's record (COMMAND_REJECTED) */
   TRP_INCOMPLETE = 3, /* lacks what the record needs: nothing written */
-  TRP_DB_ERROR = -1   /* a statement failed: the caller rolls the transaction back */
+  TRP_DB_ERROR = -1,  /* a statement failed */
+  TRP_NOMEM = -2      /* out of memory: nothing written */
 };
 
-/* Record ev with pg, inside the caller's transaction (trips_db.c). g and st (may be NULL)
+/* Record ev with pg, inside the caller's transaction (trips_db.c). Test API (meridian-trips
+ * calls trp_record_event_priced): tests/trips/test_trips_pg.c. g and st (may be NULL)
  * give a new trip its route line, trip ETA and fare estimate: the ETA (trip_eta_s, and the
  * fare's minutes) is the calibrated geo_graph_eta_ms of the route time at the local hour and
  * weekday of the REQUESTED event's ts_ms, in the process's time zone (meridian-trips sets

@@ -94,8 +94,7 @@ int trp_record_event_priced(mrd_pg *pg, const mrd_dispatch_event *ev, const geo_
                             geo_route_state *st, const mrd_tariff *t) {
   trp_row row;
   int mr = trp_map_event(ev, &row);
-  if (mr == 1) return TRP_SKIPPED;
-  if (mr != 0) return TRP_INCOMPLETE;
+  if (mr != 0) return mr; /* TRP_SKIPPED, TRP_INCOMPLETE or TRP_NOMEM */
   PGresult *res = NULL;
   if (mrd_pg_exec(pg, &res, TRP_SQL_EVENT, TRP_EVENT_PARAMS, row.ev) != 0) return TRP_DB_ERROR;
   bool is_new = strcmp(PQcmdTuples(res), "1") == 0;

@@ -14,15 +14,16 @@
 int trp_route_fare(const geo_graph *g, const geo_route_state *st, const geo_route_result *r,
                    const mrd_tariff *t, int64_t start_ms, double duration_s, double surge,
                    mrd_fare *out) {
-  if (!g || !st || !r || !t || !out || !isfinite(duration_s) || !isfinite(surge)) return -1;
+  if (!g || !st || !r || !t || !out || !isfinite(duration_s) || !isfinite(surge))
+    return TRP_INCOMPLETE;
   time_t ts = (time_t)(start_ms / 1000);
   struct tm tm;
-  if (!localtime_r(&ts, &tm)) return -1;
+  if (!localtime_r(&ts, &tm)) return TRP_INCOMPLETE; /* beyond the calendar */
   size_t n = 0;
   mrd_fare_route_legs(g, st, r, tm.tm_hour, tm.tm_wday, NULL, 0, &n);
   mrd_fare_leg *legs = malloc(n * sizeof *legs);
-  if (!legs) return -1;
-  int rc = -1;
+  if (!legs) return TRP_NOMEM;
+  int rc = TRP_INCOMPLETE; /* mrd_fare's -1: a leg or a scale it cannot price */
   if (mrd_fare_route_legs(g, st, r, tm.tm_hour, tm.tm_wday, legs, n, &n) != 0) goto done;
   double scale = 1.0;
   if (duration_s >= 0) {
@@ -32,7 +33,7 @@ int trp_route_fare(const geo_graph *g, const geo_route_state *st, const geo_rout
     scale = sum_s > 0 && duration_s > 0 ? duration_s / sum_s : 1e-9;
   }
   mrd_fare_when w = {tm.tm_wday, tm.tm_hour * 60 + tm.tm_min};
-  rc = mrd_fare_price(t, legs, n, scale, w, surge, out);
+  if (mrd_fare_price(t, legs, n, scale, w, surge, out) == 0) rc = 0;
 done:
   free(legs);
   return rc;

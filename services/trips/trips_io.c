@@ -217,7 +217,8 @@ int tsvc_apply(tsvc *s) {
     tsvc_msg *m = &s->batch[i];
     trp_row row;
     if (m->parked) continue;
-    if (!m->ok || trp_map_event(&m->ev, &row) < 0) {
+    /* (out of memory, TRP_NOMEM, is not the event's fault: it fails below and is retried) */
+    if (!m->ok || trp_map_event(&m->ev, &row) == TRP_INCOMPLETE) {
       s->fail_at = i;
       s->fail = m->ok ? MRD_FAIL_INVALID : MRD_FAIL_DECODE;
       snprintf(s->fail_err, sizeof s->fail_err, "%s",

@@ -83,10 +83,10 @@ static const char *nz(const char *s) {
 
 int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
   memset(o, 0, sizeof *o);
-  if (ev->type == MRD_EV_COMMAND_REJECTED) return 1;
+  if (ev->type == MRD_EV_COMMAND_REJECTED) return TRP_SKIPPED;
   if (!ev->trip_id[0] || ev->seq < 1 || ev->seq > INT32_MAX || !ev->rider_id[0] ||
       !ev->request_id[0] || !ev->has_pickup || !ev->has_dropoff || ev->status == MRD_TRIP_NONE)
-    return -1;
+    return TRP_INCOMPLETE;
   snprintf(o->seq, sizeof o->seq, "%llu", (unsigned long long)ev->seq);
   snprintf(o->type, sizeof o->type, "%s", mrd_event_type_name(ev->type));
   snprintf(o->shard, sizeof o->shard, "%u", ev->shard);
@@ -100,7 +100,7 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
   if (ev->has_pickup_eta) snprintf(o->eta, sizeof o->eta, "%.3f", ev->pickup_eta_s);
 
   json_t *j = json_object();
-  if (!j) return -1;
+  if (!j) return TRP_NOMEM;
   json_object_set_new(j, "status", json_string(o->status));
   json_object_set_new(j, "rider_id", json_string(ev->rider_id));
   json_object_set_new(j, "request_id", json_string(ev->request_id));
@@ -115,7 +115,7 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
         json_pack("{s:f,s:f}", "lat", ev->driver_pos.lat, "lon", ev->driver_pos.lon));
   int w = json_dumpb(j, o->payload, sizeof o->payload - 1, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(j);
-  if (w <= 0 || (size_t)w >= sizeof o->payload) return -1;
+  if (w <= 0 || (size_t)w >= sizeof o->payload) return TRP_INCOMPLETE; /* does not fit */
   o->payload[w] = '\0';
 
   bool matched = ev->type == MRD_EV_MATCHED;

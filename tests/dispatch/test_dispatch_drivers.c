@@ -307,7 +307,7 @@ static void test_drivers_full_index_is_a_range_error_not_out_of_memory(void **st
   assert_int_equal(dsp_on_location(s, &l, 1000), DSP_ERANGE);
   dsp_driver_view v;
   assert_int_equal(dsp_driver_get(s, "d1", &v), DSP_ENOTFOUND); /* not kept half-made */
-  assert_int_equal(dsp_on_warm(s, "d2", l.pos, 1000), DSP_ERANGE);
+  assert_int_equal(dsp_on_warm(s, "d2", l.pos, 1000, NULL), DSP_ERANGE);
   assert_int_equal(dsp_driver_get(s, "d2", &v), DSP_ENOTFOUND);
   assert_true(strcmp(dsp_strerror(DSP_ERANGE), dsp_strerror(DSP_ENOMEM)) != 0);
   dsp_shard_free(s);

@@ -95,10 +95,15 @@ static void test_gate_and_stale_pings(void **st) {
 static void test_warmed_driver_is_matched_before_his_first_ping(void **state) {
   fixture *f = *state;
   /* the receiver knows nobody; the warm-up puts in the range's driver from Redis */
-  assert_int_equal(dsp_on_warm(f->s, "dw", (geo_latlng){40.745, -73.995}, 1000), DSP_OK);
-  assert_int_equal(dsp_on_warm(f->s, "dw", (geo_latlng){40.745, -73.995}, 1000), 1); /* known */
-  assert_int_equal(dsp_on_warm(f->s, "", (geo_latlng){40.745, -73.995}, 1000), DSP_EINVAL);
-  assert_int_equal(dsp_on_warm(f->s, "dx", (geo_latlng){91, 0}, 1000), DSP_EINVAL);
+  bool created = false;
+  assert_int_equal(dsp_on_warm(f->s, "dw", (geo_latlng){40.745, -73.995}, 1000, &created), DSP_OK);
+  assert_true(created);
+  assert_int_equal(dsp_on_warm(f->s, "dw", (geo_latlng){40.745, -73.995}, 1000, &created), DSP_OK);
+  assert_false(created); /* known */
+  assert_int_equal(dsp_on_warm(f->s, "", (geo_latlng){40.745, -73.995}, 1000, &created),
+                   DSP_EINVAL);
+  assert_false(created);
+  assert_int_equal(dsp_on_warm(f->s, "dx", (geo_latlng){91, 0}, 1000, NULL), DSP_EINVAL);
   dsp_driver_view v;
   assert_int_equal(dsp_driver_get(f->s, "dw", &v), DSP_OK);
   assert_int_equal(v.state, DSP_DRIVER_AVAILABLE);
@@ -228,7 +233,7 @@ static void test_hot_cells_disown_without_removing_and_count_updates(void **st) 
   assert_int_equal(count(&k, "HSET hot:updates:0 dr5ru7 10"), 1); /* the first one left */
   batch(h, &k, 180000);
   assert_int_equal(count(&k, "HDEL hot:updates:0 dr5ru7"), 1); /* and the second */
-  assert_int_equal(dsp_hot_update(h, (geo_latlng){91, 0}, 1), -1);
+  assert_int_equal(dsp_hot_update(h, (geo_latlng){91, 0}, 1), DSP_EINVAL);
   dsp_hot_free(h);
 }
 

@@ -17,12 +17,15 @@
 typedef struct sink {
   char cmds[64][160];
   int n;
-  int fail_at; /* emit returns non-zero at this command (-1: never) */
+  int fail_at; /* emit returns EMIT_FAILED at this command (-1: never) */
 } sink;
+
+/* A write's own failure code, which dsp_hot_collect passes on as it is. */
+#define EMIT_FAILED (-42)
 
 static int emit(void *ud, int argc, const char *const *argv) {
   sink *k = ud;
-  if (k->n == k->fail_at) return 1;
+  if (k->n == k->fail_at) return EMIT_FAILED;
   char *c = k->cmds[k->n++];
   c[0] = '\0';
   for (int i = 0; i < argc; i++) {
@@ -163,7 +166,7 @@ static void test_failed_batch_is_sent_again(void **state) {
   sink k = {.fail_at = 1};
   dsp_hot_driver(h, "d1", true, A, 0);
   k.n = 0;
-  assert_int_equal(dsp_hot_collect(h, 10, emit, &k), -1);
+  assert_int_equal(dsp_hot_collect(h, 10, emit, &k), EMIT_FAILED);
   dsp_hot_done(h, false);
   assert_int_equal(dsp_hot_shown(h), 0);
   /* Redis answered with an error on a command: the caller says not ok */
@@ -191,7 +194,7 @@ static void test_forget_written_rewrites_everything_shown(void **state) {
   dsp_hot_driver(h, "d2", false, A, 30);
   k.n = 0;
   k.fail_at = 0;
-  assert_int_equal(dsp_hot_collect(h, 40, emit, &k), -1);
+  assert_int_equal(dsp_hot_collect(h, 40, emit, &k), EMIT_FAILED);
   dsp_hot_done(h, false);
   /* Redis is back, maybe empty: everything shown is written again, and d2's removal */
   dsp_hot_forget_written(h);
@@ -210,10 +213,11 @@ static void test_bad_config_and_ids_refused(void **state) {
   (void)state;
   dsp_hot_config c = {0};
   dsp_hot *h = NULL;
-  assert_int_equal(dsp_hot_new(&c, &h), -1);
+  assert_int_equal(dsp_hot_new(&c, &h), DSP_EINVAL);
   h = mk();
-  assert_int_equal(dsp_hot_driver(h, "", true, A, 0), -1);
-  assert_int_equal(dsp_hot_driver(h, "d1", true, (geo_latlng){91, 0}, 0), -1);
+  assert_int_equal(dsp_hot_driver(h, "", true, A, 0), DSP_EINVAL);
+  assert_int_equal(dsp_hot_driver(h, "d1", true, (geo_latlng){91, 0}, 0), DSP_EINVAL);
+  assert_int_equal(dsp_hot_request(h, (geo_latlng){91, 0}, 0), DSP_EINVAL);
   dsp_hot_free(h);
   dsp_hot_free(NULL);
 }

@@ -71,8 +71,8 @@ static void test_router_beyond_snap_max_is_out_of_area(void **state) {
   dsp_router r = dsp_graph_router_iface(f->gr);
   dsp_snap s;
   /* 300 m south of the city's southern edge (snap radius 150 m). */
-  assert_int_equal(r.snap(r.ud, (geo_latlng){40.7373, -73.99}, &s), 1);
-  assert_int_equal(r.snap(r.ud, (geo_latlng){91, 0}, &s), 1);
+  assert_int_equal(r.snap(r.ud, (geo_latlng){40.7373, -73.99}, &s), DSP_ENOTFOUND);
+  assert_int_equal(r.snap(r.ud, (geo_latlng){91, 0}, &s), DSP_ENOTFOUND);
   dsp_snap pickup;
   assert_int_equal(r.snap(r.ud, (geo_latlng){40.75, -73.99}, &pickup), 0);
   geo_latlng drivers[] = {{40.7373, -73.99}, {40.751, -73.99}};

@@ -1,8 +1,8 @@
 /*
  * test_quote.c: a ride's fare quote in dispatch (services/dispatch/quote.c) on a small
  * built graph: a slow street then a fast avenue, so the meter counts time on the first
- * and distance on the second; surge on the metered part; an end off the graph and a
- * legs buffer too small are refused.
+ * and distance on the second; surge on the metered part; an end off the graph (or not a
+ * position), a legs buffer too small and no tariff are refused, each with its DSP_E*.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -68,11 +68,15 @@ static void test_quote_counts_time_on_slow_and_distance_on_fast_roads(void **sta
   assert_int_equal(f.surge_cents, 290);
   assert_int_equal(f.total_cents, 580 + 290 + 250 + 50);
   assert_true(mrd_fare_check(&f));
-  /* refused: an end off the graph, too few legs, no tariff */
+  /* refused, each with its own code: an end off the graph or not a position, too few legs,
+   * no tariff */
   mrd_fare keep = f;
-  assert_int_equal(dsp_quote_ride(g, st, &t, a, (geo_latlng){40.80, -73.90}, 50, noon_tue, 1, legs, 16, &f), -1);
-  assert_int_equal(dsp_quote_ride(g, st, &t, a, c, 50, noon_tue, 1, legs, 1, &f), -1);
-  assert_int_equal(dsp_quote_ride(g, st, NULL, a, c, 50, noon_tue, 1, legs, 16, &f), -1);
+  geo_latlng far = {40.80, -73.90};
+  assert_int_equal(dsp_quote_ride(g, st, &t, a, far, 50, noon_tue, 1, legs, 16, &f), DSP_ENOTFOUND);
+  assert_int_equal(dsp_quote_ride(g, st, &t, (geo_latlng){91, 0}, c, 50, noon_tue, 1, legs, 16, &f),
+                   DSP_ENOTFOUND);
+  assert_int_equal(dsp_quote_ride(g, st, &t, a, c, 50, noon_tue, 1, legs, 1, &f), DSP_ERANGE);
+  assert_int_equal(dsp_quote_ride(g, st, NULL, a, c, 50, noon_tue, 1, legs, 16, &f), DSP_EINVAL);
   assert_memory_equal(&keep, &f, sizeof f);
   geo_route_state_free(st);
   geo_graph_free(g);

@@ -43,10 +43,10 @@ static void test_surge_target_is_monotone_bounded_and_floored(void **state) {
   bad.cap = 0.5;
   assert_float_equal(dsp_surge_target(100, 0, 0, &bad), 1.0, 0);
   dsp_surge *s = NULL;
-  assert_int_equal(dsp_surge_new(&bad, &s), -1);
+  assert_int_equal(dsp_surge_new(&bad, &s), DSP_EINVAL);
   bad = c;
   bad.smoothing = 0;
-  assert_int_equal(dsp_surge_new(&bad, &s), -1);
+  assert_int_equal(dsp_surge_new(&bad, &s), DSP_EINVAL);
   dsp_surge_free(NULL);
 }
 
@@ -114,7 +114,7 @@ typedef struct cmds {
 
 static int emit(void *ud, int argc, const char *const *argv) {
   cmds *c = ud;
-  if (c->fail) return -1;
+  if (c->fail) return -42; /* a write's own code: passed on as it is */
   c->n++;
   for (int i = 0; i < argc && i < 4; i++) snprintf(c->last[i], sizeof c->last[i], "%s", argv[i]);
   return 0;
@@ -134,7 +134,7 @@ static void test_surge_writes_only_changes_and_retries_a_failed_batch(void **sta
   assert_float_equal(dsp_surge_at(s, MIDTOWN), 2.0, 1e-9);
   cmds k = {0};
   k.fail = 1;
-  assert_int_equal(dsp_surge_collect(s, "hot:surge:0", emit, &k), -1);
+  assert_int_equal(dsp_surge_collect(s, "hot:surge:0", emit, &k), -42);
   dsp_surge_done(s, false);
   k.fail = 0;
   assert_int_equal(dsp_surge_collect(s, "hot:surge:0", emit, &k), 1);
@@ -156,8 +156,8 @@ static void test_surge_writes_only_changes_and_retries_a_failed_batch(void **sta
   assert_string_equal(k.last[0], "HDEL");
   dsp_surge_done(s, true);
   assert_true(dsp_surge_check(s));
-  assert_int_equal(dsp_surge_supply(s, "abc", 1), -1); /* not a geohash-6 */
-  assert_int_equal(dsp_surge_supply(s, cell, -1), -1);
+  assert_int_equal(dsp_surge_supply(s, "abc", 1), DSP_EINVAL); /* not a geohash-6 */
+  assert_int_equal(dsp_surge_supply(s, cell, -1), DSP_EINVAL);
   dsp_surge_free(s);
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_stack.sh: scripts/stack on a port block (the stack's base + 2000) and run directory of its own: `up` twice is
-# harmless, `status` sees every server, `down` leaves no process behind, and `down` also
+# harmless, a binary not built stops `up` with an error naming it, `status` sees every server,
+# `down` leaves no process behind, and `down` also
 # cleans up after a crash (servers killed with SIGKILL, stale pid files, zombies). Local
 # secrets (issue 13): .run/env 0600, PostgreSQL by password only (the services' role not a
 # superuser, no DDL, no DELETE), Redis with ACL users and no anonymous access.
@@ -29,6 +30,10 @@ check "$root/scripts/stack" up
 first_env=$(cat "$run/env")
 check "$root/scripts/stack" up
 check "$root/scripts/stack" status
+# A binary that is not built stops `up` with an error naming it (never a part skipped)
+out=$(MERIDIAN_BUILD=not-built MERIDIAN_STACK_SERVICES=1 "$root/scripts/stack" up 2>&1); rc=$?
+check test "$rc" -ne 0
+check grep -q "build/not-built/bin/meridianctl is not built" <<<"$out"
 check grep -qE "MERIDIAN_PG_DSN='postgresql://meridian_app:[0-9a-f]{64}@127.0.0.1:$pg_port/meridian'" "$run/env"
 check grep -qE "MERIDIAN_PG_ADMIN_DSN='postgresql://postgres:[0-9a-f]{64}@127.0.0.1:$pg_port/meridian'" "$run/env"
 check grep -qE "MERIDIAN_REDIS_URL='redis://meridian-app:[0-9a-f]{64}@127.0.0.1:$redis_port'" "$run/env"

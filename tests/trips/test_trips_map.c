@@ -138,18 +138,18 @@ static void test_rejections_are_skipped_and_incomplete_events_refused(void **sta
   (void)state;
   trp_row r;
   mrd_dispatch_event e = base(MRD_EV_COMMAND_REJECTED, MRD_TRIP_NONE, 0);
-  assert_int_equal(trp_map_event(&e, &r), 1);
+  assert_int_equal(trp_map_event(&e, &r), TRP_SKIPPED);
   e = base(MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 0); /* no seq */
-  assert_int_equal(trp_map_event(&e, &r), -1);
+  assert_int_equal(trp_map_event(&e, &r), TRP_INCOMPLETE);
   e = base(MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 5);
   e.has_pickup = false;
-  assert_int_equal(trp_map_event(&e, &r), -1);
+  assert_int_equal(trp_map_event(&e, &r), TRP_INCOMPLETE);
   e = base(MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 5);
   e.request_id[0] = '\0';
-  assert_int_equal(trp_map_event(&e, &r), -1);
+  assert_int_equal(trp_map_event(&e, &r), TRP_INCOMPLETE);
   e = base(MRD_EV_ARRIVED, MRD_TRIP_ARRIVED, 5);
   e.status = MRD_TRIP_NONE;
-  assert_int_equal(trp_map_event(&e, &r), -1);
+  assert_int_equal(trp_map_event(&e, &r), TRP_INCOMPLETE);
 }
 
 

@@ -112,6 +112,8 @@ bool dk_offsets_produced(dk_offsets *t, const char *topic, size_t topic_len, int
 /* Stop trusting the table (a produce that could not be read passed): dk_fetch_should_hold is
  * false from then on. */
 void dk_offsets_distrust(dk_offsets *t);
+/* Whether the table is still trusted. Test API (no tool calls it):
+ * tests/devkafka/test_devkafka_longpoll.c. */
 bool dk_offsets_trusted(const dk_offsets *t);
 
 /* Whether to hold a Fetch: the table is trusted, it is not incremental, MaxWait > 0, every
@@ -122,7 +124,8 @@ bool dk_offsets_trusted(const dk_offsets *t);
  * broker with its error at MaxWait. */
 bool dk_fetch_should_hold(const dk_offsets *t, const dk_fetch *f, const dk_part *parts, size_t cap);
 
-/* The table's invariant (every end >= 0, partitions within bounds): 0, or -1. */
+/* The table's invariant (every end >= 0, partitions within bounds): 0, or -1. Test API (no
+ * tool calls it): tests/devkafka/test_devkafka_longpoll.c. */
 int dk_offsets_check(const dk_offsets *t);
 
 #endif

@@ -81,13 +81,6 @@ char *mrd__buf_take(mrd__buf *b, size_t *len) {
 
 int64_t mrd__mono_ms(void) { return mrd_mono_ms(); }
 
-void mrd__sleep_ms(int64_t ms) {
-  if (ms <= 0) return;
-  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
-
 void mrd__backoff_init(mrd__backoff *b, int64_t min_ms, int64_t max_ms) {
   b->min_ms = min_ms > 0 ? min_ms : 1;
   b->max_ms = max_ms >= b->min_ms ? max_ms : b->min_ms;

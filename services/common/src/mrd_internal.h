@@ -31,8 +31,6 @@ char *mrd__buf_take(mrd__buf *b, size_t *len);
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 int64_t mrd__mono_ms(void);
-/* Sleeps for ms milliseconds (restarted on EINTR unless a stop was requested). */
-void mrd__sleep_ms(int64_t ms);
 
 /* Exponential reconnect backoff: the first retry is immediate, then min_ms doubling up to
  * max_ms. ready() says whether an attempt may be made now. */

@@ -59,6 +59,7 @@ MRD_EXPORT int mrd_metrics_histogram(mrd_metrics *m, const char *name, const cha
 /* Adds n (>= 0 by type) to a counter; inc adds 1. */
 MRD_EXPORT void mrd_counter_add(mrd_counter *c, uint64_t n);
 MRD_EXPORT void mrd_counter_inc(mrd_counter *c);
+/* Test API (no service calls it): tests/common/test_metrics.c. */
 MRD_EXPORT uint64_t mrd_counter_value(const mrd_counter *c);
 
 /* Sets, adds to (delta may be negative) and reads a gauge. */

@@ -73,7 +73,9 @@ bool mrd_id_valid(const char *s);
 bool mrd_offer_id_shard(const char *id, uint32_t *shard);
 bool mrd_trip_id_shard(const char *id, uint32_t *shard);
 
-/* Write the offer or trip id for shard and suffix into buf (cap bytes, NUL included).
+/* Write the offer or trip id for shard and suffix into buf (cap bytes, NUL included). Test
+ * API (dispatch, which links no codec, writes the same shape itself; trips.c, matcher.c):
+ * tests/proto/test_proto_ids.c.
  * Returns MRD_PROTO_OK, MRD_PROTO_EINVAL for a shard >= 64 or a suffix that is empty or
  * has other characters, MRD_PROTO_ERANGE when the id would exceed 64 characters or cap. */
 int mrd_offer_id_format(uint32_t shard, const char *suffix, char *buf, size_t cap);
@@ -155,7 +157,8 @@ typedef struct mrd_command {
 int mrd_command_encode(const mrd_command *m, uint8_t *buf, size_t cap, size_t *len);
 int mrd_command_decode(const uint8_t *buf, size_t len, mrd_command *out);
 
-/* The name of a command kind ("request", "accept", ...); "none" for others. */
+/* The name of a command kind ("request", "accept", ...); "none" for others. Test API (no
+ * service calls it): tests/gateway/gw_kafka_tool.c, fuzz_kafka_decode. */
 const char *mrd_cmd_kind_name(mrd_cmd_kind kind);
 
 /* ---- dispatch-events ---------------------------------------------------------------- */
