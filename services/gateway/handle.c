@@ -183,11 +183,13 @@ static void add_command(gw_plan *p, mrd_command *cmd, const gw_shardmap *map, co
              GW_FAIL_REPLY, false, forget);
 }
 
-/* status: every shard of the map (whichever holds the driver, owner or halo, learns it); the
- * ack follows the first shard's copy. */
+/* status: every shard of the map (whichever holds the driver, owner or halo, learns it) and
+ * every shard an earlier epoch named (gw_shardmap_trip_shards): a shard whose ranges all
+ * moved away still holds its live offers and trips, and a driver going offline must decline
+ * his offer or cancel his trip there too. The ack follows the first shard's copy. */
 static void plan_status(gw_plan *p, const char *user, const gw_shardmap *map,
                         const gw_ports *ports) {
-  uint64_t all = gw_shardmap_prefix_shards(map, "");
+  uint64_t all = gw_shardmap_trip_shards(map);
   mrd_command cmd;
   memset(&cmd, 0, sizeof cmd);
   cmd.kind = MRD_CMD_STATUS;

@@ -7,8 +7,8 @@
  * core (services/dispatch/dispatch.h): message in, list of outputs out.
  *
  * The decisions live here: the owner partition and the halo fan-out of a location (by the
- * shard map), status to every shard of the map, offer and trip ids to the shard they name
- * (or refused when the map has no such shard), the order of a ride request (per-rider window,
+ * shard map), status to every shard of the map and to every shard an earlier epoch named,
+ * offer and trip ids to the shard they name (or refused when no epoch named that shard), the order of a ride request (per-rider window,
  * route by the pickup, idempotency key, resend to the first shard or conflict), cancel by
  * the shard recorded for the request, nearby. What needs Redis or a clock comes through
  * gw_ports, which the caller provides (store_io.c in the gateway, fakes in the unit tests,

@@ -2,10 +2,11 @@
  * test_gateway_handle.c: the plan of a client message (handle.h), with fake ports for Redis
  * and the clock: the frame's intake (size, binary, parse, the user's budget and flood), a
  * location to its owner partition (acked) and one unacked halo copy per other shard near it,
- * status to every shard of the map, offer and trip ids to the shard they name or refused, the
- * order of a ride request (window, then key, then record) with resend and conflict, cancel by
- * the recorded shard, nearby, the answers to a refused write, the snapshot on connect. The
- * map is the real two-shard Manhattan one ('dr72' starts shard 1 at latitude 40.78125).
+ * status to every shard of the map and every shard an earlier epoch named, offer and trip ids to
+ * the shard they name or refused, the order of a ride request (window, then key, then record) with
+ * resend and conflict, cancel by the recorded shard, nearby, the answers to a refused write, the
+ * snapshot on connect. The map is the real two-shard Manhattan one ('dr72' starts shard 1 at
+ * latitude 40.78125).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -304,6 +305,38 @@ static void test_status_goes_to_every_shard_of_the_map_acked_once(void **state) 
   }
 }
 
+/* A shard whose ranges all moved away (an earlier epoch named it) still holds its live offers
+ * and trips: a driver's status reaches it too (going offline there declines his offer or
+ * cancels his trip), once, with one ack for the whole message; a shard never named gets none. */
+static void test_status_also_goes_to_shards_an_earlier_epoch_named(void **state) {
+  ctx *c = *state;
+  gw_shardmap_set_history(c->map, (UINT64_C(1) << 5) | (UINT64_C(1) << 1) | (UINT64_C(1) << 63));
+  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1",
+                          "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"s\"}");
+  assert_int_equal(p->n, 4);
+  int32_t want[] = {0, 1, 5, 63}; /* 1 is in the map and named before: one copy */
+  for (size_t i = 0; i < 4; i++) {
+    const gw_record *rec = record_at(p, i);
+    assert_int_equal(rec->partition, want[i]);
+    assert_string_equal(rec->topic, MRD_TOPIC_DISPATCH_COMMANDS);
+    assert_string_equal(rec->key, "drv-1");
+    assert_int_equal(rec->acked, i == 0);
+    mrd_command cmd = command_of(rec);
+    assert_int_equal(cmd.kind, MRD_CMD_STATUS);
+    assert_int_equal(cmd.shard, (uint32_t)want[i]);
+    assert_int_equal(cmd.status, MRD_DRIVER_OFFLINE);
+    assert_int_equal(cmd.epoch, 1);
+  }
+  /* without history: the map's two shards only */
+  gw_shardmap_set_history(c->map, 0);
+  p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"status\",\"status\":\"available\"}");
+  assert_int_equal(p->n, 2);
+  assert_int_equal(record_at(p, 0)->partition, 0);
+  assert_int_equal(record_at(p, 1)->partition, 1);
+  assert_false(record_at(p, 0)->acked); /* no ref */
+  assert_int_equal(command_of(record_at(p, 1)).status, MRD_DRIVER_AVAILABLE);
+}
+
 static void test_offer_and_trip_ids_go_to_the_shard_they_name(void **state) {
   ctx *c = *state;
   const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"accept\",\"offer_id\":\"o1-abc\",\"ref\":\"x\"}");
@@ -565,6 +598,7 @@ int main(void) {
       T(test_location_goes_to_its_owner_acked_and_one_halo_copy_per_near_shard),
       T(test_location_far_from_a_border_has_no_halo_and_no_ack_without_ref),
       T(test_status_goes_to_every_shard_of_the_map_acked_once),
+      T(test_status_also_goes_to_shards_an_earlier_epoch_named),
       T(test_offer_and_trip_ids_go_to_the_shard_they_name),
       T(test_ids_of_shards_not_in_the_map_are_answered_not_produced),
       T(test_ids_of_shards_an_earlier_epoch_named_are_produced),

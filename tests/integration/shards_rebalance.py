@@ -5,7 +5,9 @@
   --shards 4` + `apply` moves ranges from 2 to 4 shards and then `shards move` sends one range
   back, and then a `shards move --range :~` gives the whole city to one shard, so the other
   three own no range while their trips are live. Checked: the replay matched >= 95% of its
-  requests and every request ended (completed, cancelled or no_driver); the trips live
+  requests and every request ended (completed, cancelled or no_driver); every matched ride
+  completed or was cancelled by its rider (PostGIS `trips`: none cancelled otherwise, e.g.
+  "driver_offline" at the sign-off of a driver whose trip steps were lost); the trips live
   across the moves finished normally (trip steps answered invalid_state: at most 2% of the
   matched rides, as without moves); every trip has exactly one final event and no request made two
   trips; trip_events show no driver with overlapping offers or trips; `shards show --json`
@@ -280,6 +282,24 @@ def check_replay(report, rows, run_id):
     check(refused <= max(3, matched * 0.02),
           f"trips live across the moves finished normally: {refused} trip steps answered invalid_state "
           f"(at most {max(3, matched * 0.02):.0f}; errors {json.dumps(errs)})")
+    # Matched rides complete across the moves: every ride a driver accepted ends completed, or
+    # cancelled by its rider (the replay's planned cancels, --cancel-prob). A ride whose trip
+    # steps or status were lost between shards would end otherwise (the driver's sign-off at
+    # the end cancels it "driver_offline") or stay open. The durable record says which.
+    ends = sql("SELECT CASE WHEN status = 'cancelled' THEN 'cancelled:' || coalesce(reason, '') ELSE status END, "
+               f"count(*) FROM trips WHERE request_id LIKE 'q{run_id}-%' AND matched_at IS NOT NULL GROUP BY 1")
+    ends = {k: int(n) for k, n in ends}
+    n_matched = sum(ends.values())
+    lost = {k: n for k, n in ends.items() if k not in ("completed", "cancelled:rider")}
+    check(n_matched >= matched * 0.98 and ends.get("completed", 0) > 0,
+          f"the matched rides are in PostGIS ({n_matched} with a matched_at; loadgen saw {matched})")
+    check(sum(lost.values()) <= max(3, n_matched * 0.01),
+          f"matched rides completed across the moves: {ends.get('completed', 0)} completed, "
+          f"{ends.get('cancelled:rider', 0)} cancelled by their rider, {sum(lost.values())} otherwise "
+          f"(at most {max(3, n_matched * 0.01):.0f}; {json.dumps(lost)})")
+    check(report["completed"] + report["cancelled"] >= matched,
+          f"loadgen: every matched ride ended completed or cancelled ({report['completed']} + "
+          f"{report['cancelled']} >= {matched})")
     check(not bad, f"no driver with overlapping offers or trips ({len(bad)} overlaps; "
                    f"{len(strict) - len(bad)} more within the {SKEW_MS} ms of the stamps' precision)")
     for b in strict[:5]:
