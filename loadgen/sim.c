@@ -74,6 +74,10 @@ typedef struct driver {
   int64_t accepting_us; /* wall time the accept was queued */
   int64_t resync_until_us; /* after a reconnection: the gateway's snapshot may come until then */
   char last_trip_id[ID_MAX]; /* the trip he left last: its late events are not taken up */
+  bool last_completed;       /* ...and he left it by completing it (his `complete` is re-sent
+                                while not acked) */
+  bool fresh;                /* reconnected, nothing received yet: a `trip` now is the
+                                gateway's snapshot */
   uint64_t rng;
   uint32_t n_offers;
   lg_path path;
@@ -407,9 +411,20 @@ static bool still_relevant(const driver *d, daction a, const char *id) {
   case A_DECLINE: return true; /* harmless when the offer is gone: it frees the rider sooner */
   case A_ARRIVED:
   case A_START:
-  case A_COMPLETE: return d->trip_id[0] && strcmp(id, d->trip_id) == 0;
+  case A_COMPLETE: /* he is free at once after it: the trip he just completed */
+    return (d->trip_id[0] && strcmp(id, d->trip_id) == 0) ||
+           (d->last_completed && strcmp(id, d->last_trip_id) == 0);
   default: return false;
   }
+}
+
+/* Is control message a about id waiting to be sent, or sent and not acked? */
+static bool in_flight(const driver *d, daction a, const char *id) {
+  for (int k = 0; k < d->n_pending; k++)
+    if (d->pending[k].a == a && strcmp(d->pending[k].id, id) == 0) return true;
+  for (int k = 0; k < d->n_unacked; k++)
+    if (d->unacked[k].a == a && strcmp(d->unacked[k].id, id) == 0) return true;
+  return false;
 }
 
 /* After a reconnection: say available again (dispatch ignores it while he is busy), then
@@ -498,6 +513,7 @@ static void cruise(lg_sim *s, driver *d, double now_ms) {
 static void become_idle(lg_sim *s, driver *d, double now_ms) {
   d->st = D_IDLE;
   d->chain_counted = false;
+  d->last_completed = false;
   if (d->trip_id[0]) snprintf(d->last_trip_id, ID_MAX, "%s", d->trip_id);
   d->trip_id[0] = d->offer_id[0] = '\0';
   cruise(s, d, now_ms);
@@ -634,6 +650,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       queue_action(d, A_COMPLETE, d->trip_id);
       send_action(s, i, d, now_us);
       become_idle(s, d, now);
+      d->last_completed = true;
     }
     break;
   default:
@@ -889,6 +906,7 @@ void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
     } else {
       resync_driver(s, d);
       d->resync_until_us = now_us + 5000000; /* the snapshot comes first, in well under 5 s */
+      d->fresh = true;
     }
     send_action(s, idx, d, now_us);
     send_ping(s, idx, d, now_us);
@@ -991,9 +1009,37 @@ static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, cons
   return true;
 }
 
+/* The gateway's snapshot on reconnection shows his trip (tid, status) behind the steps he
+ * took: those it does not show, that are neither waiting nor unacked, were lost with the
+ * connection (or refused as unavailable meanwhile): send them again, in order. A step
+ * dispatch applied meanwhile (the snapshot was read before it) is answered as done. */
+static void resend_behind(lg_sim *s, uint32_t i, driver *d, const char *status, const char *tid,
+                          int64_t now_us) {
+  /* 1 matched, 2 arrived, 3 started, 4 completed; step[k] takes the trip to k */
+  static const daction step[] = {A_NONE, A_NONE, A_ARRIVED, A_START, A_COMPLETE};
+  int shown = strcmp(status, "matched") == 0   ? 1
+              : strcmp(status, "arrived") == 0 ? 2
+              : strcmp(status, "started") == 0 ? 3
+                                               : 0;
+  int took = 0;
+  if (d->trip_id[0] && strcmp(tid, d->trip_id) == 0)
+    took = d->st == D_TO_PICKUP ? 1 : d->st == D_BOARDING ? 2 : d->st == D_ON_TRIP ? 3 : 0;
+  else if (d->last_completed && strcmp(tid, d->last_trip_id) == 0)
+    took = 4;
+  if (!shown || took <= shown) return;
+  for (int k = shown + 1; k <= took; k++)
+    if (!in_flight(d, step[k], tid)) {
+      queue_action(d, step[k], tid);
+      s->st.resent++;
+    }
+  send_action(s, i, d, now_us);
+}
+
 static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, int64_t now_us) {
   driver *d = &s->d[i];
   double now = sim_ms(s, now_us);
+  bool snapshot = d->fresh && strcmp(type, "trip") == 0; /* the first message after a reconnection */
+  d->fresh = false;
   if (strcmp(type, "offer") == 0) {
     s->st.offers++;
     long ri = rider_of_request(s, str(m, "request_id"));
@@ -1030,6 +1076,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
   if (strcmp(type, "trip") == 0) {
     const char *status = str(m, "status"), *tid = str(m, "trip_id");
     if (status && strcmp(status, "offer_expired") == 0) s->st.offers_expired++;
+    if (snapshot && status && tid) resend_behind(s, i, d, status, tid, now_us);
     if (status && tid && strcmp(tid, d->trip_id) != 0 && adopt_trip(s, d, m, status, tid, now, now_us)) return;
     if (!status || !tid || strcmp(tid, d->trip_id) != 0) return;
     if (strcmp(status, "matched") == 0 && d->st == D_ACCEPTING) {

@@ -439,15 +439,20 @@ int dsp_on_cancel(dsp_shard *s, const char *request_id, const char *rider_id, co
 
 /* The driver answers an offer. Only the offered driver, only the live offer, only before
  * it expires: otherwise DSP_EUNKNOWN_OFFER. Accept: MATCHED, the driver goes en route.
- * Decline: the claim is released and the next candidate is offered. */
+ * Decline: the claim is released and the next candidate is offered. An accept repeated
+ * (the offer's trip is his and matched, arrived or started already: re-sent after a
+ * reconnection, or read again after a restart) is DSP_OK with no output, counted in
+ * dsp_stats.commands_repeated. */
 int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
                   int64_t now_ms);
 int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
                    int64_t now_ms);
 
 /* Trip steps by the trip's driver: arrived (matched -> arrived), start (arrived ->
- * started), complete (started -> completed, the driver is available again). Anything
- * else (wrong state, unknown trip, another driver's trip): DSP_ESTATE. */
+ * started), complete (started -> completed, the driver is available again). A step
+ * repeated (his trip is in that state or past it, also ended completed while this shard
+ * still holds it) is DSP_OK with no output, counted in dsp_stats.commands_repeated.
+ * Anything else (wrong state, unknown trip, another driver's trip): DSP_ESTATE. */
 int dsp_on_arrived(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
                    int64_t now_ms);
 int dsp_on_start(dsp_shard *s, const char *trip_id, const char *driver_id, const char *ref,
@@ -547,7 +552,8 @@ typedef struct dsp_stats {
   uint64_t offers, offers_declined, offers_expired;
   uint64_t claims_lost, claim_errors, claim_refresh_lost;
   uint64_t matched, no_driver, cancelled, completed;
-  uint64_t rejected; /* replies sent */
+  uint64_t rejected;          /* replies sent */
+  uint64_t commands_repeated; /* accepts and trip steps already applied: answered as done */
   uint64_t searches, widenings;
   uint64_t batches_hungarian, batches_greedy;
   uint64_t trips_live; /* gauge */

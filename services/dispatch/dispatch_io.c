@@ -73,6 +73,10 @@ static int metrics_init(dsvc *s) {
     &m->bad_messages);
   rc |= mrd_dlq_metrics(m->reg, "dispatch", m->dlq);
   C("meridian_dispatch_rejected_total", "commands refused (COMMAND_REJECTED)", &m->rejected);
+  C("meridian_dispatch_commands_repeated_total",
+    "accepts and trip steps already applied (re-sent, or read again after a restart): "
+    "answered as done",
+    &m->commands_repeated);
   C("meridian_dispatch_events_total", "events produced to dispatch-events", &m->events_produced);
   C("meridian_dispatch_delivery_failed_total", "events Kafka failed to deliver",
     &m->delivery_failed);
@@ -165,6 +169,7 @@ void dsvc_metrics_sync(dsvc *s) {
   D(pings, pings);
   D(pings_stale, pings_stale);
   D(rejected, rejected);
+  D(commands_repeated, commands_repeated);
 #undef D
   *o = st;
   mrd_gauge_set(s->m.index_size, (double)st.drivers_indexed);

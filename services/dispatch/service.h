@@ -72,7 +72,7 @@ typedef struct dsvc_metrics {
   mrd_counter *offers, *accepts, *declines, *expiries, *requests, *cancelled, *completed;
   mrd_counter *no_driver[DSP_NO_DRIVER_REASON_COUNT]; /* by dsp_no_driver_reason */
   mrd_counter *claims_contended, *claim_errors, *claims_fallback;
-  mrd_counter *pings, *pings_stale, *commands, *bad_messages, *rejected;
+  mrd_counter *pings, *pings_stale, *commands, *bad_messages, *rejected, *commands_repeated;
   mrd_counter *events_produced, *delivery_failed, *redis_failures, *snapshots_written;
   mrd_counter *hot_commands, *restored;
   mrd_counter *dlq[MRD_FAIL_COUNT]; /* meridian_dlq_events_total{consumer="dispatch"} */

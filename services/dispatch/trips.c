@@ -384,9 +384,31 @@ static dsp_trip *live_offer(dsp_shard *s, const char *offer_id, const char *driv
   return t;
 }
 
+/* A command that repeats one already applied: an app re-sends what it did not see acked
+ * after a reconnection, and a restarted shard reads again the commands after its committed
+ * offset although their events are out (and restored). It is answered as the first one
+ * was (no refusal, nothing emitted again: the events are out) and counted. */
+static int repeated(dsp_shard *s) {
+  s->st.commands_repeated++;
+  return DSP_OK;
+}
+
+/* Has driver_id's accept of offer_id been applied already: his trip (of this shard) is
+ * the offer's and matched or past it? */
+static bool accept_applied(dsp_shard *s, const char *offer_id, const char *driver_id) {
+  if (!dsp__id_ok(offer_id) || !dsp__id_ok(driver_id)) return false;
+  if (dsp_strmap_get(&s->offers, offer_id)) return false; /* still live: not accepted yet */
+  const dsp_driver *d = dsp_strmap_get(&s->drivers, driver_id);
+  const dsp_trip *t = d ? d->trip : NULL;
+  return t && t->driver == d && strcmp(t->offer_id, offer_id) == 0 &&
+         (t->state == DSP_TRIP_MATCHED || t->state == DSP_TRIP_ARRIVED ||
+          t->state == DSP_TRIP_STARTED);
+}
+
 int dsp_on_accept(dsp_shard *s, const char *offer_id, const char *driver_id, const char *ref,
                   int64_t now_ms) {
   if (dsp__reserve_outputs(s, CMD_OUTPUTS) != 0) return DSP_ENOMEM;
+  if (accept_applied(s, offer_id, driver_id)) return repeated(s);
   int rc = DSP_OK;
   dsp_trip *t = live_offer(s, offer_id, driver_id, ref, now_ms, &rc);
   if (!t) return rc;
@@ -443,9 +465,28 @@ static const char *step_name(dsp_trip_state to) {
   }
 }
 
+/* Where a trip stands on the way offered -> matched -> arrived -> started -> completed
+ * (0: requested, offered, or ended otherwise), to tell a step already taken. */
+static int progress(dsp_trip_state st) {
+  switch (st) {
+  case DSP_TRIP_MATCHED:
+    return 1;
+  case DSP_TRIP_ARRIVED:
+    return 2;
+  case DSP_TRIP_STARTED:
+    return 3;
+  case DSP_TRIP_COMPLETED:
+    return 4;
+  default:
+    return 0;
+  }
+}
+
 /* The trip trip_id if driver_id is its driver and it is in one of the states from[0..n);
- * otherwise NULL after queueing the invalid_state reply. Another driver's trip and an
- * unknown trip get the same answer, so trip ids cannot be probed. */
+ * otherwise NULL with *rc set: DSP_OK when the step was applied already (the driver's
+ * trip is in state `to` or past it: a repeat, counted, nothing queued), else after
+ * queueing the invalid_state reply. Another driver's trip and an unknown trip get the same
+ * answer, so trip ids cannot be probed. */
 static dsp_trip *own_trip(dsp_shard *s, const char *trip_id, const char *driver_id,
                           const dsp_trip_state *from, size_t n, dsp_trip_state to, const char *ref,
                           int *rc) {
@@ -457,6 +498,13 @@ static dsp_trip *own_trip(dsp_shard *s, const char *trip_id, const char *driver_
   }
   dsp_trip *t = dsp_strmap_get(&s->trips, trip_id);
   char msg[128];
+  /* his trip, in that state or past it (an ended one no longer holds him: t->driver is
+   * NULL, its driver_id stays) */
+  if (t && strcmp(t->driver_id, driver_id) == 0 && progress(to) > 0 &&
+      progress(t->state) >= progress(to)) {
+    *rc = repeated(s);
+    return NULL;
+  }
   if (!t || !t->driver || strcmp(t->driver_id, driver_id) != 0 || t->state == DSP_TRIP_OFFERED) {
     snprintf(msg, sizeof msg, "%s: no such trip for this driver", step_name(to));
     *rc = dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id, trip_id, NULL,
@@ -644,6 +692,8 @@ int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms) {
     t->driver = d;
     d->trip = t;
     dsp__copy_id(t->driver_id, d->id);
+    /* the accepted offer (a matched trip's event names it): a repeated accept is told */
+    if (r->offer_id && dsp__id_ok(r->offer_id)) dsp__copy_id(t->offer_id, r->offer_id);
     t->eta_s = isfinite(r->pickup_eta_s) ? r->pickup_eta_s : NAN;
     snprintf(t->owner, sizeof t->owner, "%u:%s:%llu", s->cfg.shard, t->id,
              (unsigned long long)r->epoch);

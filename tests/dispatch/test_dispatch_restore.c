@@ -210,6 +210,51 @@ static void test_restored_matched_trip_keeps_driver_busy(void **state) {
   dsp_outputs_clear(f->s);
 }
 
+/* A shard killed after its events went out but before it committed the commands' offset
+ * reads those commands again once restored: the accept and the arrived it applied are
+ * repeats (answered as done, nothing emitted, counted), the next step goes on. */
+static void test_commands_read_again_after_a_restart_are_repeats(void **state) {
+  fixture *f = *state;
+  dsp_snapshot snap = {.seq = 4,
+                       .status = DSP_TRIP_ARRIVED,
+                       .pickup = {40.75, -73.99},
+                       .dropoff = {40.753, -73.987},
+                       .pickup_eta_s = 30};
+  strcpy(snap.trip_id, "t3-old-2");
+  strcpy(snap.rider_id, "r1");
+  strcpy(snap.request_id, "q1");
+  strcpy(snap.driver_id, "d1");
+  strcpy(snap.offer_id, "o3-old-1"); /* the offer he accepted */
+  crash_and_restart(f);
+  dsp_trip_restore r = from_snapshot(&snap, 1);
+  assert_int_equal(dsp_restore_trip(f->s, &r, 100), DSP_OK);
+  assert_int_equal(dsp_on_accept(f->s, "o3-old-1", "d1", "a1", 200), DSP_OK);
+  assert_int_equal(dsp_on_arrived(f->s, "t3-old-2", "d1", "p1", 201), DSP_OK);
+  assert_int_equal(n_events(f->s, 0), 0);
+  assert_int_equal(n_replies(f->s), 0);
+  dsp_stats st;
+  dsp_stats_get(f->s, &st);
+  assert_int_equal(st.commands_repeated, 2);
+  /* another offer id, or another driver, is still refused */
+  assert_int_equal(dsp_on_accept(f->s, "o3-old-9", "d1", "a2", 202), DSP_EUNKNOWN_OFFER);
+  assert_int_equal(dsp_on_arrived(f->s, "t3-old-2", "d2", "p2", 203), DSP_ESTATE);
+  assert_int_equal(n_replies(f->s), 2);
+  dsp_outputs_clear(f->s);
+  assert_int_equal(dsp_on_start(f->s, "t3-old-2", "d1", "p3", 300), DSP_OK);
+  assert_int_equal(last_event(f->s)->type, DSP_EV_STARTED);
+  assert_int_equal(last_event(f->s)->seq, 5);
+  dsp_outputs_clear(f->s);
+  assert_int_equal(dsp_on_complete(f->s, "t3-old-2", "d1", "p4", 400), DSP_OK);
+  assert_int_equal(last_event(f->s)->type, DSP_EV_COMPLETED);
+  dsp_outputs_clear(f->s);
+  /* the complete again (its ack was lost): done, nothing emitted */
+  assert_int_equal(dsp_on_complete(f->s, "t3-old-2", "d1", "p5", 500), DSP_OK);
+  assert_int_equal(n_events(f->s, 0), 0);
+  assert_int_equal(n_replies(f->s), 0);
+  dsp_stats_get(f->s, &st);
+  assert_int_equal(st.commands_repeated, 3);
+}
+
 static void test_restore_refuses_bad_or_conflicting_snapshots(void **state) {
   fixture *f = *state;
   dsp_snapshot snap = {.seq = 2,
@@ -300,6 +345,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_restored_matched_trip_keeps_driver_busy,
                                       fixture_setup_city, fixture_teardown),
       cmocka_unit_test_setup_teardown(test_restore_refuses_bad_or_conflicting_snapshots,
+                                      fixture_setup_city, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_commands_read_again_after_a_restart_are_repeats,
                                       fixture_setup_city, fixture_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,15 +93,20 @@ typedef struct outcome {
   dsp_event_type event;    /* first event when allowed */
   dsp_trip_state after;    /* trip state when allowed */
   dsp_driver_state driver; /* d1 afterwards when allowed */
+  bool repeat;             /* applied already: DSP_OK, nothing emitted or changed, counted */
 } outcome;
 
 #define NO_OFFER                                                                                   \
   { DSP_EUNKNOWN_OFFER, 0, 0, 0 }
 #define BAD                                                                                        \
   { DSP_ESTATE, 0, 0, 0 }
+#define REPEAT                                                                                     \
+  { 0, 0, 0, 0, true }
 
 /* The table of docs/dispatch.md, command by command. Declining the only near driver's
- * offer goes on to the next candidate (d2, farther): the trip is offered again. */
+ * offer goes on to the next candidate (d2, farther): the trip is offered again. A step the
+ * trip has taken already, by its driver (his accept of its offer while he is on it, a
+ * trip step in that state or past it, also once completed) is a repeat. */
 /* clang-format off */
 static const outcome table[9][N_CMDS] = {
     [DSP_TRIP_REQUESTED] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD,
@@ -112,20 +117,20 @@ static const outcome table[9][N_CMDS] = {
                           BAD, BAD, BAD,
                           {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE},
                           BAD},
-    [DSP_TRIP_MATCHED] = {NO_OFFER, NO_OFFER,
+    [DSP_TRIP_MATCHED] = {REPEAT, NO_OFFER,
                           {0, DSP_EV_ARRIVED, DSP_TRIP_ARRIVED, DSP_DRIVER_EN_ROUTE},
                           BAD, BAD,
                           {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE},
                           {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE}},
-    [DSP_TRIP_ARRIVED] = {NO_OFFER, NO_OFFER, BAD,
+    [DSP_TRIP_ARRIVED] = {REPEAT, NO_OFFER, REPEAT,
                           {0, DSP_EV_STARTED, DSP_TRIP_STARTED, DSP_DRIVER_ON_TRIP},
                           BAD,
                           {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE},
                           {0, DSP_EV_CANCELLED, DSP_TRIP_CANCELLED, DSP_DRIVER_AVAILABLE}},
-    [DSP_TRIP_STARTED] = {NO_OFFER, NO_OFFER, BAD, BAD,
+    [DSP_TRIP_STARTED] = {REPEAT, NO_OFFER, REPEAT, REPEAT,
                           {0, DSP_EV_COMPLETED, DSP_TRIP_COMPLETED, DSP_DRIVER_AVAILABLE},
                           BAD, BAD},
-    [DSP_TRIP_COMPLETED] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD, BAD, BAD},
+    [DSP_TRIP_COMPLETED] = {NO_OFFER, NO_OFFER, REPEAT, REPEAT, REPEAT, BAD, BAD},
     [DSP_TRIP_CANCELLED] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD, BAD, BAD},
     [DSP_TRIP_NO_DRIVER] = {NO_OFFER, NO_OFFER, BAD, BAD, BAD, BAD, BAD},
 };
@@ -133,7 +138,7 @@ static const outcome table[9][N_CMDS] = {
 
 static void test_trips_every_command_in_every_state(void **state) {
   (void)state;
-  int checked_allowed = 0, checked_forbidden = 0;
+  int checked_allowed = 0, checked_forbidden = 0, checked_repeats = 0;
   for (int st = DSP_TRIP_REQUESTED; st <= DSP_TRIP_NO_DRIVER; st++) {
     for (int c = 0; c < N_CMDS; c++) {
       fixture f;
@@ -146,6 +151,8 @@ static void test_trips_every_command_in_every_state(void **state) {
       dsp_driver_view d_before, d_after;
       dsp_trip_get(f.s, ids.trip, &before);
       dsp_driver_get(f.s, "d1", &d_before);
+      dsp_stats st_before, st_after;
+      dsp_stats_get(f.s, &st_before);
       const outcome *want = &table[st][c];
       int rc = run(&f, (enum cmd)c, &ids, "d1", "r1");
       if (rc != want->rc)
@@ -153,7 +160,17 @@ static void test_trips_every_command_in_every_state(void **state) {
                  dsp_trip_state_name((dsp_trip_state)st), rc, dsp_strerror(rc), want->rc);
       dsp_trip_get(f.s, ids.trip, &after);
       dsp_driver_get(f.s, "d1", &d_after);
-      if (want->rc == 0) {
+      dsp_stats_get(f.s, &st_after);
+      if (want->repeat) {
+        /* Answered as done: no event, no reply, nothing changed, counted once. */
+        assert_int_equal(n_events(f.s, 0), 0);
+        assert_int_equal(n_replies(f.s), 0);
+        assert_int_equal(after.state, before.state);
+        assert_int_equal(after.seq, before.seq);
+        assert_int_equal(d_after.state, d_before.state);
+        assert_int_equal(st_after.commands_repeated, st_before.commands_repeated + 1);
+        checked_repeats++;
+      } else if (want->rc == 0) {
         const dsp_event *e = event_at(f.s, 0, 0);
         assert_non_null(e);
         if (e->type != want->event)
@@ -163,6 +180,7 @@ static void test_trips_every_command_in_every_state(void **state) {
         assert_int_equal(after.state, want->after);
         assert_int_equal(d_after.state, want->driver);
         assert_int_equal(n_replies(f.s), 0);
+        assert_int_equal(st_after.commands_repeated, st_before.commands_repeated);
         checked_allowed++;
       } else {
         /* Refused: one reply to the sender, no event, nothing changed. */
@@ -179,13 +197,15 @@ static void test_trips_every_command_in_every_state(void **state) {
         assert_int_equal(after.state, before.state);
         assert_int_equal(after.seq, before.seq);
         assert_int_equal(d_after.state, d_before.state);
+        assert_int_equal(st_after.commands_repeated, st_before.commands_repeated);
         checked_forbidden++;
       }
       fixture_close(&f); /* checks the events against the transition table */
     }
   }
-  assert_int_equal(checked_allowed + checked_forbidden, 8 * N_CMDS);
+  assert_int_equal(checked_allowed + checked_forbidden + checked_repeats, 8 * N_CMDS);
   assert_int_equal(checked_allowed, 11);
+  assert_int_equal(checked_repeats, 9);
 }
 
 /* Another driver (d2) and another rider (r2) never move r1's trip with d1. */
@@ -437,8 +457,11 @@ static void test_trips_resend_of_a_forgotten_request_makes_no_trip(void **state)
   trip_ids ids;
   bring_to(f, DSP_TRIP_CANCELLED, &ids);
   dsp_outputs_clear(f->s);
-  dsp_request r = {.request_id = "q1", .rider_id = "r1", .pickup = {40.75, -73.99},
-                   .dropoff = {40.752, -73.985}, .resend = true};
+  dsp_request r = {.request_id = "q1",
+                   .rider_id = "r1",
+                   .pickup = {40.75, -73.99},
+                   .dropoff = {40.752, -73.985},
+                   .resend = true};
   assert_int_equal(dsp_on_request(f->s, &r, "ref", 6000), DSP_OK); /* still held */
   assert_int_equal(n_events(f->s, 0), 0);
   assert_int_equal(n_replies(f->s), 0);

@@ -323,6 +323,105 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
 }
 
 
+/* Ack the latest message of the driver's log that carries `what` ("\"type\":\"complete\"").
+ */
+static void ack_latest(lg_sim *s, const fake *f, const char *what, int64_t now) {
+  const char *at = NULL;
+  for (const char *p = strstr(f->log, what); p; p = strstr(p + 1, what)) at = p;
+  assert_non_null(at);
+  const char *ref = strstr(at, "\"ref\":\"");
+  assert_non_null(ref);
+  char ack[80];
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""), ref + 7);
+  msg(s, LG_DRIVER, 0, ack, now);
+}
+
+/* A driver's trip steps lost with the connection are sent again: the `complete` he sent
+ * just before the drop (he is free at once after it) while it is not acked, and, when the
+ * gateway's snapshot on reconnection shows his trip behind what he did (the step was lost
+ * after all), the steps it does not show. Only the snapshot (the first message after the
+ * reconnection) does that, not a late event. */
+static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  static fake f;
+  memset(&f, 0, sizeof f);
+  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.drivers = 1;
+  cfg.accept_prob = 1.0;
+  cfg.cancel_prob = 0;
+  cfg.duration_s = 60;
+  cfg.drain_s = 1;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "t");
+  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  char err[200];
+  int64_t now = 1000000;
+  const int64_t epoch0 = 1700000000000;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, epoch0, err, sizeof err);
+  assert_non_null(s);
+  int seen[2] = {0, 0};
+  now = advance(s, &f, now, now + 20000, true, seen);
+  char offer[600];
+  snprintf(offer, sizeof offer,
+           "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+           "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_at\":%lld}",
+           (long long)(epoch0 + 10000));
+  msg(s, LG_DRIVER, 0, offer, now);
+  now = advance(s, &f, now, now + 300000, true, seen);
+  ack_latest(s, &f, "\"type\":\"accept\"", now);
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
+  /* he drives to the pickup, boards, drives to the drop-off; each step acked but the last */
+  const char *steps[] = {"\"type\":\"arrived\",\"trip_id\":\"t0-x\"", "\"type\":\"start\",\"trip_id\":\"t0-x\""};
+  for (int k = 0; k < 2; k++) {
+    for (int n = 0; n < 2000 && !strstr(f.log, steps[k]); n++) now = advance(s, &f, now, now + 10000, true, seen);
+    assert_non_null(strstr(f.log, steps[k]));
+    ack_latest(s, &f, steps[k], now);
+  }
+  const char *complete = "\"type\":\"complete\",\"trip_id\":\"t0-x\"";
+  for (int n = 0; n < 3000 && !strstr(f.log, complete); n++) now = advance(s, &f, now, now + 10000, true, seen);
+  assert_int_equal(count(f.log, complete), 1);
+  uint64_t resent0 = lg_sim_stats(s)->resent;
+
+  /* the connection drops before the complete's ack: sent again on reconnection */
+  lg_sim_on_closed(s, LG_DRIVER, 0, true, "closed", now);
+  now = advance(s, &f, now, now + 1100000, true, seen);
+  assert_int_equal(f.opened[LG_DRIVER], 2);
+  assert_int_equal(count(f.log, complete), 2);
+  assert_int_equal(lg_sim_stats(s)->resent, resent0 + 1);
+  /* refused as unavailable (Redis restarting): sent again */
+  const char *at = NULL;
+  for (const char *p = strstr(f.log, complete); p; p = strstr(p + 1, complete)) at = p;
+  const char *ref = strstr(at, "\"ref\":\"");
+  char unavail[200];
+  snprintf(unavail, sizeof unavail, "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"x\",\"ref\":\"%.*s\"}",
+           (int)strcspn(ref + 7, "\""), ref + 7);
+  msg(s, LG_DRIVER, 0, unavail, now);
+  now = advance(s, &f, now, now + 100000, true, seen);
+  assert_int_equal(count(f.log, complete), 3);
+  ack_latest(s, &f, complete, now);
+
+  /* acked, yet the snapshot on the next reconnection shows the trip started (the step was
+   * lost after all): the complete goes again; a late `started` event later does not */
+  lg_sim_on_closed(s, LG_DRIVER, 0, true, "closed", now);
+  now = advance(s, &f, now, now + 1100000, true, seen);
+  assert_int_equal(f.opened[LG_DRIVER], 3);
+  assert_int_equal(count(f.log, complete), 3);
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  now = advance(s, &f, now, now + 100000, true, seen);
+  assert_int_equal(count(f.log, complete), 4);
+  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  now = advance(s, &f, now, now + 100000, true, seen);
+  assert_int_equal(count(f.log, complete), 4);
+  assert_int_equal(count(f.log, "\"type\":\"arrived\""), 1);
+  assert_int_equal(count(f.log, "\"type\":\"start\""), 1);
+  assert_int_equal(lg_sim_stats(s)->resent, resent0 + 2);
+  lg_sim_free(s);
+  geo_graph_free(g);
+}
+
 /* Drivers alone (no trip in the window is needed past the first) for 3 s of fake wall time
  * with cfg's speedup, pace and motion: the log in *f. */
 static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
@@ -574,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_same_seed_same_messages_other_seed_other_places),
       cmocka_unit_test(test_dropped_connections_reconnect_with_backoff_and_resync),
       cmocka_unit_test(test_accept_refused_after_its_ack_frees_the_driver),
+      cmocka_unit_test(test_trip_steps_lost_with_the_connection_are_sent_again),
       cmocka_unit_test(test_ping_period_pace_and_motion),
       cmocka_unit_test(test_chain_estimate),
   };
