@@ -6,7 +6,9 @@ meridian-trips wrote in PostGIS (psql).
 
 Scenarios (--part flows):  a full ride (one row in trips with every timestamp, its events in
 order in trip_events); decline then a second driver, then the rider cancels; no driver; offer
-expiry; a pickup near the shard border matched to a driver across it (halo).
+expiry; a pickup near the shard border matched to a driver across it (halo); a driver en route
+on shard 0 goes offline after the whole city moved to shard 1 (`meridianctl shards move`): his
+status still reaches shard 0, which cancels the trip driver_offline (issue 12).
 (--part load): 200 concurrent requests against 50 drivers over both shards (no driver ever
 holds two overlapping offers or trips, checked from trip_events; every request ends in exactly
 one final state); then kill -9 of dispatch shard 0 in the middle of a run of requests and its
@@ -405,6 +407,68 @@ async def no_driver():
         rows = await wait_sql(f"SELECT status, reason FROM trips WHERE trip_id = '{m['trip_id']}'", lambda x: bool(x))
         check(rows == [["no_driver", "no_driver_nearby"]], "no driver: row no_driver, reason no_driver_nearby")
     await r.close()
+
+
+def shards_cli(*args):
+    """meridianctl shards ... (the stack's build): (rc, stdout, stderr)."""
+    ctl = os.path.join(os.environ.get("MERIDIAN_BIN_DIR") or os.path.join(ROOT, "build", "asan", "bin"),
+                       "meridianctl")
+    p = subprocess.run([ctl, "shards", *args], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, MERIDIAN_LOG_LEVEL="warn"))
+    return p.returncode, p.stdout, p.stderr
+
+
+async def offline_on_shard_left_without_range():
+    """Issue 12: a driver whose trip lives on a shard the map has left with no range (the whole
+    city moved to the other shard) goes offline: his status must reach that shard too (the
+    gateway sends status to every shard any epoch named), which cancels the trip
+    driver_offline; sent to the current map's shards only, it would leave the trip en route
+    with a driver who is gone."""
+    rc, out, err = shards_cli("show", "--json")
+    check(rc == 0, f"offline after a move: shards show ({err.strip()[:100]})")
+    if rc != 0:
+        return
+    original = json.loads(out)["ranges"]
+    other = next((r["shard"] for r in original if r["shard"] != 0), None)
+    check(other is not None, f"offline after a move: a second shard owns ranges ({original})")
+    if other is None:
+        return
+    pickup, drop = (40.7150, -74.0090), (40.7190, -74.0040)
+    d = await Driver(f"it-d9-{RUN}", 40.7155, -74.0085).online()
+    r = await Client(f"it-r9-{RUN}", "rider").connect()
+    moved = False
+    try:
+        check(await visible(r, d.lat, d.lon), "offline after a move: driver visible")
+        await r.send(type="request", request_id=f"off-{RUN}", pickup={"lat": pickup[0], "lon": pickup[1]},
+                     dropoff={"lat": drop[0], "lon": drop[1]})
+        off = await d.wait(typ("offer"))
+        check(off is not None and off["trip_id"].startswith("t0-"), "offline after a move: offered by shard 0")
+        if not off:
+            return
+        await d.send(type="accept", offer_id=off["offer_id"], ref="acc9")
+        check(await r.wait(typ("matched")) is not None, "offline after a move: matched (en route)")
+        rc, _, err = shards_cli("move", "--range", ":~", "--to", str(other))
+        moved = rc == 0
+        check(moved, f"offline after a move: the whole city moved to shard {other} ({err.strip()[-160:]})")
+        await asyncio.sleep(1.0)  # the gateway learns the epoch by NOTIFY (ms) or its 1 s re-read
+        await d.send(type="status", status="offline", ref="off9")
+        check(await d.wait(typ("ack", ref="off9")) is not None, "offline after a move: status acked")
+        c = await r.wait(typ("trip", status="cancelled"), 10)
+        check(c is not None and c.get("trip_id") == off["trip_id"] and c.get("reason") == "driver_offline",
+              f"offline after a move: shard 0 (no range left) cancelled the trip driver_offline ({c})")
+        rows = await wait_sql(f"SELECT status, reason FROM trips WHERE trip_id = '{off['trip_id']}'",
+                              lambda x: bool(x) and x[0][0] == "cancelled")
+        check(rows == [["cancelled", "driver_offline"]], f"offline after a move: trips row {rows}")
+    finally:
+        if moved:
+            ok = True
+            for rg in original:
+                rc, _, err = shards_cli("move", "--range", f"{rg['start']}:{rg['end']}", "--to", str(rg["shard"]))
+                ok = ok and rc == 0
+            rc, out, _ = shards_cli("show", "--json")
+            check(ok and rc == 0 and json.loads(out)["ranges"] == original, "offline after a move: the map put back")
+        await d.offline()
+        await r.close()
 
 
 async def offer_expiry():
@@ -1100,7 +1164,8 @@ async def main(part, seed):
         await failover(KAFKA_TOOL, CLAIM_TOOL)
     elif part == "flows":
         for scenario in (no_driver, full_ride, decline_then_second_and_cancel, halo, offer_expiry, pg_down,
-                         redis_down, resync_after_end, redis_restart_claims):
+                         redis_down, resync_after_end, redis_restart_claims,
+                         offline_on_shard_left_without_range):
             try:
                 await scenario()
             except Exception as e:  # a broken scenario fails, the others still run

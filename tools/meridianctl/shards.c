@@ -689,13 +689,12 @@ static void on_signal(int sig) {
   g_stop = 1;
 }
 
-/* The available drivers in mv's range, as the shards last published them (hot:supply:<k>,
- * per geohash-6 cell, at most one hot interval old): what the receiver should warm. -1 when
- * Redis could not be read. */
-static long available_in(mrd_redis *rd, const mrd_shard_move *mv) {
+/* The load of mv's range by `by`, all shards added up (read_cells: per second, or available
+ * drivers); -1 when Redis could not be read. */
+static double range_load(mrd_redis *rd, const mrd_shard_move *mv, load_by by) {
   mrd_cell_load *c = NULL;
   size_t n = 0;
-  if (read_cells(rd, BY_DRIVERS, &c, &n) != 0) {
+  if (read_cells(rd, by, &c, &n) != 0) {
     free(c);
     return -1;
   }
@@ -703,7 +702,15 @@ static long available_in(mrd_redis *rd, const mrd_shard_move *mv) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(mv->start, c[i].cell) <= 0 && strcmp(c[i].cell, mv->end) < 0) sum += c[i].load_per_s;
   free(c);
-  return (long)(sum + 0.5);
+  return sum;
+}
+
+/* The available drivers in mv's range, as the shards last published them (hot:supply:<k>,
+ * per geohash-6 cell, at most one hot interval old): what the receiver should warm. -1 when
+ * Redis could not be read. */
+static long available_in(mrd_redis *rd, const mrd_shard_move *mv) {
+  double sum = range_load(rd, mv, BY_DRIVERS);
+  return sum < 0 ? -1 : (long)(sum + 0.5);
 }
 
 /* Carry out steps[0..n) live, one epoch each. Run bookkeeping in shard_runs; the lock is
@@ -733,6 +740,10 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     }
     long available = -1; /* the range's available drivers as the giver last published them */
     if (a == MRD_STEP_COMMIT) available = available_in(rd, mv);
+    /* a step of `move` has no planned load (< 0): the range's location updates/s, measured */
+    double load = steps[i].load;
+    if (load < 0) load = a == MRD_STEP_COMMIT ? range_load(rd, mv, BY_UPDATES) : 0;
+    if (load < 0) load = 0;
     if (a == MRD_STEP_COMMIT) {
       if (!st[mv->to].alive) {
         say("step %zu/%zu: shard %u is not alive (no dispatch process has reported for it in the last "
@@ -782,7 +793,7 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
             "step %zu/%zu: %-22s shard %u -> %u  epoch %llu  %.1f load  shard %u warmed %ld drivers in "
             "%.0f ms  confirmed in %.2f s  (%ld available at the move)\n",
             i + 1 + (size_t)already, n + (size_t)already, rs, mv->from, mv->to,
-            (unsigned long long)epoch, steps[i].load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
+            (unsigned long long)epoch, load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
             mrd_mono_s() - t0, available < 0 ? 0 : available);
   }
   return 0;
@@ -1130,7 +1141,10 @@ static int cmd_move(int argc, char **argv) {
             (unsigned long long)epoch);
   } else {
     step *steps = calloc(n, sizeof *steps);
-    for (size_t i = 0; i < n; i++) steps[i].mv = mv[i];
+    for (size_t i = 0; i < n; i++) {
+      steps[i].mv = mv[i];
+      steps[i].load = -1; /* measured when the step commits */
+    }
     rc = execute(NULL, NULL, steps, n, false);
     free(steps);
   }
