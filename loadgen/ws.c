@@ -178,6 +178,13 @@ static size_t io_queued(void *ud, lg_role role, uint32_t idx) {
 
 /* ---- connecting ---- */
 
+/* A connection that went silent without a close seen (its server killed -9 with the FIN
+ * lost on a busy machine, a half-open socket) would swallow every message sent on it, and the
+ * app would wait forever: WebSocket pings after 5 s without traffic, hang up after 10 s, and
+ * the app reconnects and resynchronises as for any dropped connection. */
+static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 5,
+                                           .secs_since_valid_hangup = 10};
+
 static void start_connects(run *r) {
   while (r->queue_head && r->connecting < r->o->max_connecting) {
     conn *c = r->queue_head;
@@ -196,6 +203,7 @@ static void start_connects(run *r) {
     i.protocol = NULL;
     i.opaque_user_data = c;
     i.pwsi = &c->wsi;
+    i.retry_and_idle_policy = &idle_policy;
     c->st = C_CONNECTING;
     r->connecting++;
     r->live_wsi++;

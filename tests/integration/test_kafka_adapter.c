@@ -394,6 +394,67 @@ static void test_kafka_offsets_since_bound_a_read_of_recent_messages(void **stat
   mrd_kafka_producer_free(p);
 }
 
+/* A partition the broker cannot look up by time (devkafka's mock) is narrowed by
+ * bisection on timestamps: the read starts within a few slacks before the first recent
+ * message, not at the oldest one; a broker that looks times up is left alone. */
+static void test_kafka_narrow_since_skips_old_messages(void **state) {
+  (void)state;
+  delivery d = {0};
+  mrd_kafka_producer *p = producer(&d);
+  int32_t part = 58;
+  char key[80];
+  int64_t first_old = -1;
+  for (int i = 0; i < 300; i++) {
+    if (d.count == 60) memset(&d, 0, sizeof d); /* the report log holds 64 */
+    snprintf(key, sizeof key, "old-%s-%d", run_id, i);
+    int64_t off = produce_one(p, &d, part, key, "old");
+    if (first_old < 0) first_old = off;
+  }
+  nanosleep(&(struct timespec){0, 30000000}, NULL);
+  int64_t since = wall_ms();
+  nanosleep(&(struct timespec){0, 5000000}, NULL);
+  int64_t recent[3];
+  memset(&d, 0, sizeof d);
+  for (int i = 0; i < 3; i++) {
+    snprintf(key, sizeof key, "new-%s-%d", run_id, i);
+    recent[i] = produce_one(p, &d, part, key, "new");
+  }
+  mrd_kafka_consumer *c = consumer(NULL);
+  int32_t n = 0;
+  assert_int_equal(mrd_kafka_consumer_partitions(c, TOPIC, 10000, &n), 0);
+  mrd_kafka_range *r = calloc((size_t)n, sizeof *r);
+  assert_non_null(r);
+  assert_int_equal(mrd_kafka_offsets_since(c, TOPIC, n, since, 5000, r), 0);
+  mrd_kafka_range was = r[part];
+  const int64_t slack = 4;
+  static const char *const small[] = {"max.partition.fetch.bytes", "1024", NULL};
+  mrd_kafka_consumer_opts o = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
+  o.fetch_wait_max_ms = 10;
+  o.extra = small;
+  mrd_kafka_consumer *b = NULL;
+  assert_int_equal(mrd_kafka_consumer_new(itest_env("MERIDIAN_KAFKA_BROKERS"), &o, &b, NULL, 0), 0);
+  int rounds = mrd_kafka_narrow_since(b, TOPIC, n, since, slack, 2000, 30, r);
+  assert_true(rounds >= 0);
+  assert_int_equal(r[part].end, was.end);
+  if (was.exact) {
+    assert_int_equal(r[part].start, was.start); /* nothing to narrow */
+  } else {
+    assert_true(rounds >= 5);                            /* 300+ messages down to 2 * slack */
+    assert_true(r[part].start <= recent[0]);             /* nothing recent skipped */
+    assert_true(r[part].start >= recent[0] - 3 * slack); /* and hardly anything old read */
+    assert_true(r[part].start > first_old);
+    assert_int_equal(read_range_since(part, r[part], since, recent, 3), 3);
+  }
+  /* misuse */
+  assert_int_equal(mrd_kafka_narrow_since(b, TOPIC, n, since, 0, 2000, 30, r), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_narrow_since(b, "", n, since, slack, 2000, 30, r), MRD_EINVAL);
+  assert_int_equal(mrd_kafka_narrow_since(b, TOPIC, n, since, slack, 2000, 30, NULL), MRD_EINVAL);
+  free(r);
+  mrd_kafka_consumer_free(b);
+  mrd_kafka_consumer_free(c);
+  mrd_kafka_producer_free(p);
+}
+
 /* Waits up to timeout_ms for fd to be readable, then reads what is there; returns the
  * number of bytes read (0 on timeout). */
 static int wait_wake(int fd, int timeout_ms) {
@@ -479,6 +540,7 @@ int main(void) {
       cmocka_unit_test(test_kafka_bad_partition_and_settings_are_errors),
       cmocka_unit_test(test_kafka_partition_count_from_metadata_or_an_error),
       cmocka_unit_test(test_kafka_offsets_since_bound_a_read_of_recent_messages),
+      cmocka_unit_test(test_kafka_narrow_since_skips_old_messages),
       cmocka_unit_test(test_kafka_wake_fd_signals_reports_and_messages),
       cmocka_unit_test(test_kafka_unreachable_cluster_fails_ping),
   };

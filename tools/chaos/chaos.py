@@ -163,7 +163,19 @@ def kill9(name):
     return pid
 
 
+# The dispatch shards this replay restarts read back the last RESTORE_WINDOW of
+# dispatch-events (every shard's: docs/dispatch.md, "Restart"). The replay runs 60x faster
+# than the evening it replays, so the default 15 min of wall time would be 15 h of it: every
+# event of the run, read again at each restart (tens of thousands late in --long), which
+# under ASan on a busy machine alone outlasts the recovery target. 2 min of wall time is
+# still 2 h of the evening, longer than any ride; older live trips come from their Redis
+# snapshots as usual. Only the restarted processes get it (scripts/stack restart passes the
+# environment on); an explicit MERIDIAN_DISPATCH_RESTORE_WINDOW wins.
+RESTORE_WINDOW = "2m"
+
+
 async def restart(name):
+    os.environ.setdefault("MERIDIAN_DISPATCH_RESTORE_WINDOW", RESTORE_WINDOW)
     p = await asyncio.create_subprocess_exec(os.path.join(ROOT, "scripts", "stack"), "restart", name,
                                              stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     _, err = await p.communicate()

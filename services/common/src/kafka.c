@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mrd/clock.h"
 #include "mrd/log.h"
 
 /* errstr comes first in both handles: the error callback gets the handle as its opaque
@@ -353,6 +354,68 @@ int mrd_kafka_offsets_since(mrd_kafka_consumer *c, const char *topic, int32_t n_
   free(lo);
   free(got);
   return rc;
+}
+
+int mrd_kafka_narrow_since(mrd_kafka_consumer *c, const char *topic, int32_t n_partitions,
+                           int64_t since_ms, int64_t slack, int round_ms, int max_rounds,
+                           mrd_kafka_range *r) {
+  if (c == NULL || topic == NULL || *topic == '\0' || n_partitions < 1 || r == NULL ||
+      slack < 1 || round_ms < 1 || max_rounds < 0)
+    return MRD_EINVAL;
+  /* per partition: every message before lo is older than since_ms (as far as known); the
+   * one at hi is not (or hi is the end); narrowing while hi - lo > 2 * slack */
+  int64_t *lo = calloc((size_t)n_partitions, sizeof *lo);
+  int64_t *hi = calloc((size_t)n_partitions, sizeof *hi);
+  int64_t *mid = calloc((size_t)n_partitions, sizeof *mid);
+  bool *active = calloc((size_t)n_partitions, sizeof *active);
+  mrd_kafka_tp *tps = calloc((size_t)n_partitions, sizeof *tps);
+  if (!lo || !hi || !mid || !active || !tps) {
+    free(lo), free(hi), free(mid), free(active), free(tps);
+    return MRD_ENOMEM;
+  }
+  for (int32_t p = 0; p < n_partitions; p++) {
+    lo[p] = r[p].start;
+    hi[p] = r[p].end;
+    active[p] = !r[p].exact && hi[p] - lo[p] > 2 * slack;
+  }
+  int rounds = 0;
+  while (rounds < max_rounds) {
+    size_t k = 0;
+    for (int32_t p = 0; p < n_partitions; p++) {
+      if (active[p] && hi[p] - lo[p] <= 2 * slack) active[p] = false;
+      if (!active[p]) continue;
+      mid[p] = lo[p] + (hi[p] - lo[p]) / 2;
+      tps[k++] = (mrd_kafka_tp){topic, p, mid[p]};
+    }
+    if (k == 0 || mrd_kafka_consumer_assign(c, tps, k) != 0) break;
+    rounds++;
+    size_t seen = 0;
+    bool *got = calloc((size_t)n_partitions, sizeof *got);
+    if (!got) break;
+    int64_t t_end = mrd_mono_ms() + round_ms;
+    while (seen < k && mrd_mono_ms() < t_end) {
+      mrd_kafka_msg m;
+      if (mrd_kafka_consume(c, 20, &m) != 0) continue;
+      int32_t p = m.partition;
+      if (p >= 0 && p < n_partitions && active[p] && !got[p] && m.offset == mid[p]) {
+        got[p] = true;
+        seen++;
+        if (m.timestamp_ms >= 0 && m.timestamp_ms < since_ms) lo[p] = mid[p] + 1;
+        else hi[p] = mid[p];
+      }
+      mrd_kafka_msg_release(&m);
+    }
+    for (int32_t p = 0; p < n_partitions; p++)
+      if (active[p] && !got[p]) active[p] = false; /* no answer in time: leave it there */
+    free(got);
+  }
+  /* lo is at most the first message not older than since_ms, less the slack to spare */
+  for (int32_t p = 0; p < n_partitions; p++) {
+    int64_t start = lo[p] - slack;
+    if (start > r[p].start) r[p].start = start;
+  }
+  free(lo), free(hi), free(mid), free(active), free(tps);
+  return rounds;
 }
 
 int mrd_kafka_producer_ping(mrd_kafka_producer *p, int timeout_ms) {

@@ -241,6 +241,22 @@ MRD_EXPORT int mrd_kafka_offsets_since(mrd_kafka_consumer *c, const char *topic,
                                        int32_t n_partitions, int64_t since_ms, int timeout_ms,
                                        mrd_kafka_range *out);
 
+/* For the partitions of r[0 .. n_partitions) that mrd_kafka_offsets_since could not look
+ * up by time (exact false: start is the oldest offset kept, e.g. on devkafka's mock),
+ * moves start forward by bisection on the timestamps of single messages, every such
+ * partition at once (one assignment and one message per partition a round): to the first
+ * offset whose message is not older than since_ms, give or take slack messages (start
+ * stays at or before it, as far as the partition's timestamps grow with its offsets). So a
+ * time-bounded read costs the window's messages plus slack, not the whole partition.
+ * Partitions of at most 2 * slack messages are left as they are. c is a consumer of its
+ * own (its assignment is replaced; made with a small max.partition.fetch.bytes, each round
+ * fetches little). Gives up narrowing (start stays where it got to) on a partition whose
+ * message does not come within round_ms, and on all of them after max_rounds. Returns the
+ * rounds made (0: nothing to narrow), or MRD_EINVAL (bad arguments, slack < 1). */
+MRD_EXPORT int mrd_kafka_narrow_since(mrd_kafka_consumer *c, const char *topic,
+                                      int32_t n_partitions, int64_t since_ms, int64_t slack,
+                                      int round_ms, int max_rounds, mrd_kafka_range *r);
+
 /* As mrd_kafka_producer_ping, for a consumer. */
 MRD_EXPORT int mrd_kafka_consumer_ping(mrd_kafka_consumer *c, int timeout_ms);
 
