@@ -86,8 +86,7 @@ static size_t load_trips(const char *path, trip_pt *out, size_t cap) {
   while (n < cap && fgets(line, sizeof line, f)) {
     double v[4];
     char *p = line;
-    for (int col = 0; col < 7 && p; col++)
-      p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+    for (int col = 0; col < 7 && p; col++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
     if (!p || sscanf(p, "%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3]) != 4) continue;
     out[n].pickup = (geo_latlng){v[1], v[0]};
     out[n].dropoff = (geo_latlng){v[3], v[2]};

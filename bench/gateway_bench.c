@@ -34,10 +34,10 @@
  * connection) and 20k/s over 1000 connections are far above the default 5/s, burst 10,
  * and staying within it would take 4000+ connections, where lws's default poll() loop
  * (GW_BENCH_EVENT_LOOP=poll; the default is epoll through libev in all three processes)
- * costs O(connections) per wake-up and the client would measure itself. The token bucket is still checked on every message.
- * GW_BENCH_GATEWAY_URL=ws://host:port uses a running gateway instead (its limits apply).
- * The echo server is a child process (its own loop, like the gateway), on another free
- * port, configured like the gateway's listener. devkafka, the gateway, the echo server and
+ * costs O(connections) per wake-up and the client would measure itself. The token bucket is still
+ * checked on every message. GW_BENCH_GATEWAY_URL=ws://host:port uses a running gateway instead (its
+ * limits apply). The echo server is a child process (its own loop, like the gateway), on another
+ * free port, configured like the gateway's listener. devkafka, the gateway, the echo server and
  * this client share the machine's cores: what Kafka costs the broker is in the figures.
  *
  * Not a test and not timed by CI; about 45 s. Progress and the human table go to stderr;
@@ -76,8 +76,8 @@
 #define RX_MAX 1024         /* answers are ~60 B (ack) to ~150 B (echo) */
 #define INTERVAL_NS 250e6   /* throughput is counted per 250 ms */
 #define MAX_INTERVALS 64
-#define WARMUP_NS 0.5e9     /* before each measured phase */
-#define DRAIN_NS 5e9        /* at most, for the answers of a phase before the next */
+#define WARMUP_NS 0.5e9 /* before each measured phase */
+#define DRAIN_NS 5e9    /* at most, for the answers of a phase before the next */
 
 /* ---- the event loop under lws ------------------------------------------------------------ */
 
@@ -88,7 +88,8 @@
 static bool g_epoll = true;
 
 /* Sets info up for the loop: a new libev loop in *loop (NULL on poll). Returns 0 or -1. */
-static int loop_setup(struct lws_context_creation_info *info, void **foreign, struct ev_loop **loop) {
+static int loop_setup(struct lws_context_creation_info *info, void **foreign,
+                      struct ev_loop **loop) {
   *loop = NULL;
   if (!g_epoll) return 0;
   *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
@@ -155,12 +156,12 @@ static double quantile(const double *v, size_t n, double q) {
 typedef struct series {
   char workload[32];
   char impl[16];
-  bool has_p99;           /* latency rows also report p99 */
-  double *v;              /* us: interval costs (update_cost) or latencies */
+  bool has_p99; /* latency rows also report p99 */
+  double *v;    /* us: interval costs (update_cost) or latencies */
   size_t n, cap;
   int rounds, unsustained;
   uint64_t errors, unanswered;
-  double min_rate;        /* the lowest rate answered in a round that did not sustain */
+  double min_rate;         /* the lowest rate answered in a round that did not sustain */
   double median, p95, p99; /* filled by finish_series */
 } series;
 
@@ -169,7 +170,8 @@ static size_t g_nseries;
 
 static series *series_get(const char *w, const char *impl, bool has_p99) {
   for (size_t i = 0; i < g_nseries; i++)
-    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0) return &g_series[i];
+    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0)
+      return &g_series[i];
   if (g_nseries == sizeof g_series / sizeof g_series[0]) abort();
   series *r = &g_series[g_nseries++];
   snprintf(r->workload, sizeof r->workload, "%s", w);
@@ -199,7 +201,8 @@ static void finish_series(series *r) {
 
 static const series *find_series(const char *w, const char *impl) {
   for (size_t i = 0; i < g_nseries; i++)
-    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0) return &g_series[i];
+    if (strcmp(g_series[i].workload, w) == 0 && strcmp(g_series[i].impl, impl) == 0)
+      return &g_series[i];
   return NULL;
 }
 
@@ -265,8 +268,8 @@ static int echo_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
 
 /* The child: an lws server on 127.0.0.1:port, configured like the gateway's, until killed. */
 static void echo_server_run(int port) {
-  static const struct lws_protocols protos[] = {{"echo", echo_cb, sizeof(echo_sess), 4096, 0, NULL, 0},
-                                                {NULL, NULL, 0, 0, 0, NULL, 0}};
+  static const struct lws_protocols protos[] = {
+      {"echo", echo_cb, sizeof(echo_sess), 4096, 0, NULL, 0}, {NULL, NULL, 0, 0, 0, NULL, 0}};
   lws_set_log_level(LLL_ERR, NULL);
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -339,7 +342,8 @@ static int http_status(int port, const char *path) {
   if (fd < 0) return -1;
   int status = -1;
   char req[256], resp[256];
-  int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
   struct timeval tv = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (write(fd, req, (size_t)n) == n) {
@@ -425,7 +429,7 @@ typedef struct bconn {
   int idx;
   bool up, failed, active; /* active: takes part in the current phase */
   char path[MRD_JWT_MAX_TOKEN + 64];
-  double lat, lon;  /* home position, moved a little by every update */
+  double lat, lon; /* home position, moved a little by every update */
   uint64_t seq;
   int inflight;
   double next_due_ns; /* fixed rate: when the next update is due */
@@ -441,20 +445,20 @@ static struct {
   bconn *conns;
   int nconns, up, failed, closed;
   mode mode;
-  int phase;             /* in every ref, so late answers of an earlier phase are ignored */
-  int window;            /* closed loop: updates in flight per connection */
-  double period_ns;      /* fixed rate: between two updates of one connection */
+  int phase;        /* in every ref, so late answers of an earlier phase are ignored */
+  int window;       /* closed loop: updates in flight per connection */
+  double period_ns; /* fixed rate: between two updates of one connection */
   double t0, measure_from, measure_to, send_until;
-  double *sent_ns;       /* by message id: when it was due / sent; < 0 once answered */
+  double *sent_ns; /* by message id: when it was due / sent; < 0 once answered */
   uint32_t next_id;
-  double *lat_us;        /* latencies of answers to messages sent in [measure_from, measure_to) */
+  double *lat_us; /* latencies of answers to messages sent in [measure_from, measure_to) */
   size_t nlat;
   uint64_t per_interval[MAX_INTERVALS];
   uint64_t sent, answered, errors, unknown;
   uint64_t answered_in_window; /* fixed rate: answers received in [measure_from, measure_to) */
   char first_error[256];
   lws_sorted_usec_list_t tick; /* the 1 ms tick on lws's poll() loop */
-  ev_timer ev_tick;             /* the same on libev */
+  ev_timer ev_tick;            /* the same on libev */
 } g;
 
 /* Midtown, Upper West Side, Harlem, Chelsea, Lower East Side, Upper East Side, Financial
@@ -543,8 +547,7 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
   switch (reason) {
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
     if (!c) break;
-    if (g.failed++ < 3)
-      say("connection %d failed: %s", c->idx, in ? (const char *)in : "?");
+    if (g.failed++ < 3) say("connection %d failed: %s", c->idx, in ? (const char *)in : "?");
     c->failed = true;
     c->wsi = NULL;
     break;
@@ -557,15 +560,18 @@ static int client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *us
       c->rx_len = 0;
       c->rx_overflow = false;
     }
-    if (c->rx_len + len >= sizeof c->rx) c->rx_overflow = true;
+    if (c->rx_len + len >= sizeof c->rx)
+      c->rx_overflow = true;
     else {
       memcpy(c->rx + c->rx_len, in, len);
       c->rx_len += len;
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
       c->rx[c->rx_len] = '\0';
-      if (c->rx_overflow) g.unknown++;
-      else on_answer(c);
+      if (c->rx_overflow)
+        g.unknown++;
+      else
+        on_answer(c);
     }
     break;
   case LWS_CALLBACK_CLIENT_WRITEABLE: return on_writeable(c);
@@ -683,8 +689,10 @@ static int connect_all(int port, const char *secret) {
 }
 
 static void disconnect_all(void) {
-  if (g.loop) ev_timer_stop(g.loop, &g.ev_tick);
-  else lws_sul_cancel(&g.tick);
+  if (g.loop)
+    ev_timer_stop(g.loop, &g.ev_tick);
+  else
+    lws_sul_cancel(&g.tick);
   lws_context_destroy(g.ctx);
   g.ctx = NULL;
   if (g.loop) ev_loop_destroy(g.loop);
@@ -706,9 +714,9 @@ static void phase_reset(mode m, int active) {
 }
 
 static void report_phase(const char *impl, const char *what) {
-  say("%-8s %-15s sent %llu answered %llu errors %llu unmatched %llu", impl,
-          what, (unsigned long long)g.sent, (unsigned long long)g.answered, (unsigned long long)g.errors,
-          (unsigned long long)g.unknown);
+  say("%-8s %-15s sent %llu answered %llu errors %llu unmatched %llu", impl, what,
+      (unsigned long long)g.sent, (unsigned long long)g.answered, (unsigned long long)g.errors,
+      (unsigned long long)g.unknown);
   if (g.first_error[0]) say("  first error: %s", g.first_error);
 }
 
@@ -784,11 +792,11 @@ typedef struct params {
 
 /* Runs every workload on one target. *rate80: the rate of latency_at_80pct; 0 = set it
  * from this target's closed-loop rate (Meridian runs first, the anchor then uses the same). */
-static int run_target(const char *impl, int port, const char *secret, const params *p, double *rate80) {
+static int run_target(const char *impl, int port, const char *secret, const params *p,
+                      double *rate80) {
   double t = now_ns();
   int up = connect_all(port, secret);
-  say("%-8s %d of %d connections up in %.1f s", impl, up, g.nconns,
-          (now_ns() - t) / 1e9);
+  say("%-8s %d of %d connections up in %.1f s", impl, up, g.nconns, (now_ns() - t) / 1e9);
   if (up < g.nconns) {
     disconnect_all();
     return -1;
@@ -799,7 +807,8 @@ static int run_target(const char *impl, int port, const char *secret, const para
   fixed_rate(impl, "latency_at_20k", p->rate, p->measure_s);
   /* when the target rate is beyond what this machine sustains through the gateway, also
    * at 80% of that: a latency that is not queueing behind an overload */
-  if (*rate80 >= 1000 && *rate80 < 0.95 * p->rate) fixed_rate(impl, "latency_at_80pct", *rate80, p->measure_s);
+  if (*rate80 >= 1000 && *rate80 < 0.95 * p->rate)
+    fixed_rate(impl, "latency_at_80pct", *rate80, p->measure_s);
   disconnect_all();
   say("%-8s done", impl);
   return 0;
@@ -841,11 +850,13 @@ static void print_report(const params *p, int rounds) {
   char mach[200];
   bench_machine(mach, sizeof mach);
   for (size_t i = 0; i < g_nseries; i++) finish_series(&g_series[i]);
-  fprintf(stderr, "\ngateway_bench: %d driver connections (closed loop: %d x %d in flight; open loop: all), "
-                  "%d interleaved rounds, lws on %s, machine: %s\n", g.nconns, p->nsat, p->window, rounds,
-          g_epoll ? "epoll (libev)" : "poll()", mach);
-  fprintf(stderr, "%-16s %-9s %4s %10s %10s %10s %7s %9s  %s\n", "workload", "impl", "unit", "median", "p95",
-          "p99", "n", "vs anchor", "note");
+  fprintf(
+      stderr,
+      "\ngateway_bench: %d driver connections (closed loop: %d x %d in flight; open loop: all), "
+      "%d interleaved rounds, lws on %s, machine: %s\n",
+      g.nconns, p->nsat, p->window, rounds, g_epoll ? "epoll (libev)" : "poll()", mach);
+  fprintf(stderr, "%-16s %-9s %4s %10s %10s %10s %7s %9s  %s\n", "workload", "impl", "unit",
+          "median", "p95", "p99", "n", "vs anchor", "note");
   for (size_t i = 0; i < g_nseries; i++) {
     const series *r = &g_series[i];
     char ratio[16] = "", p99[16] = "-", note[96] = "";
@@ -854,36 +865,46 @@ static void print_report(const params *p, int rounds) {
     if (r->has_p99) snprintf(p99, sizeof p99, "%.1f", r->p99);
     int len = 0;
     if (r->unsustained)
-      len = snprintf(note, sizeof note, "not sustained in %d of %d rounds (down to %.0f/s)%s", r->unsustained,
-                     r->rounds, r->min_rate, r->errors || r->unanswered ? "; " : "");
+      len =
+          snprintf(note, sizeof note, "not sustained in %d of %d rounds (down to %.0f/s)%s",
+                   r->unsustained, r->rounds, r->min_rate, r->errors || r->unanswered ? "; " : "");
     if (r->errors || r->unanswered)
-      snprintf(note + len, sizeof note - (size_t)len, "%llu errors, %llu unanswered", (unsigned long long)r->errors,
-               (unsigned long long)r->unanswered);
-    fprintf(stderr, "%-16s %-9s %4s %10.1f %10.1f %10s %7zu %9s  %s\n", r->workload, r->impl, "us", r->median,
-            r->p95, p99, r->n, ratio, note);
+      snprintf(note + len, sizeof note - (size_t)len, "%llu errors, %llu unanswered",
+               (unsigned long long)r->errors, (unsigned long long)r->unanswered);
+    fprintf(stderr, "%-16s %-9s %4s %10.1f %10.1f %10s %7zu %9s  %s\n", r->workload, r->impl, "us",
+            r->median, r->p95, p99, r->n, ratio, note);
   }
-  fprintf(stderr, "(vs anchor: lws-echo's median over Meridian's; for update_cost that is Meridian's "
-                  "rate over the echo rate)\n");
-  const series *me = find_series("update_cost", "meridian"), *ae = find_series("update_cost", "lws-echo");
+  fprintf(stderr,
+          "(vs anchor: lws-echo's median over Meridian's; for update_cost that is Meridian's "
+          "rate over the echo rate)\n");
+  const series *me = find_series("update_cost", "meridian"),
+               *ae = find_series("update_cost", "lws-echo");
   if (me && ae && me->median > 0 && ae->median > 0)
-    fprintf(stderr, "sustained: meridian %.0f updates/s acked, lws-echo %.0f/s: %.2f of the echo rate "
-                    "(target >= 0.60)\n", 1e6 / me->median, 1e6 / ae->median, ae->median / me->median);
+    fprintf(stderr,
+            "sustained: meridian %.0f updates/s acked, lws-echo %.0f/s: %.2f of the echo rate "
+            "(target >= 0.60)\n",
+            1e6 / me->median, 1e6 / ae->median, ae->median / me->median);
   if (g_others > 0)
-    fprintf(stderr, "note: %d other Meridian services (the stack's dispatch shards, trips, gateway) ran on "
-                    "these cores and consumed what the bench produced; for the gateway alone, run the "
-                    "stack with MERIDIAN_STACK_SERVICES=0\n", g_others);
+    fprintf(stderr,
+            "note: %d other Meridian services (the stack's dispatch shards, trips, gateway) ran on "
+            "these cores and consumed what the bench produced; for the gateway alone, run the "
+            "stack with MERIDIAN_STACK_SERVICES=0\n",
+            g_others);
   const char *lat[] = {"latency_at_1k", "latency_at_20k", "latency_at_80pct"};
   for (int i = 0; i < 3; i++) {
     const series *ml = find_series(lat[i], "meridian"), *al = find_series(lat[i], "lws-echo");
     if (ml && al)
-      fprintf(stderr, "%s: ack p50 %.0f us, p99 %.0f us; echo p50 %.0f us, p99 %.0f us; added p50 %.0f us, "
-                      "p99 %.0f us%s\n", lat[i], ml->median, ml->p99, al->median, al->p99, ml->median - al->median,
+      fprintf(stderr,
+              "%s: ack p50 %.0f us, p99 %.0f us; echo p50 %.0f us, p99 %.0f us; added p50 %.0f us, "
+              "p99 %.0f us%s\n",
+              lat[i], ml->median, ml->p99, al->median, al->p99, ml->median - al->median,
               ml->p99 - al->p99, i == 1 ? " (target p99 added < 5000 us)" : "");
   }
   printf("{\"bench\": \"gateway_bench\", \"machine\": \"%s\", \"rows\": [", mach);
   for (size_t i = 0; i < g_nseries; i++) {
     const series *r = &g_series[i];
-    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"us\", \"median\": %.2f, \"p95\": %.2f, ",
+    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"us\", \"median\": %.2f, "
+           "\"p95\": %.2f, ",
            i ? ", " : "", r->workload, r->impl, r->median, r->p95);
     if (r->has_p99) printf("\"p99\": %.2f, ", r->p99);
     printf("\"n\": %zu}", r->n);
@@ -916,8 +937,9 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const char *secret = getenv("MERIDIAN_JWT_SECRET");
   if (!secret || !*secret) {
-    fprintf(stderr, "gateway_bench: MERIDIAN_JWT_SECRET is not set: run `set -a; . .run/env; set +a` "
-                    "after scripts/stack up\n");
+    fprintf(stderr,
+            "gateway_bench: MERIDIAN_JWT_SECRET is not set: run `set -a; . .run/env; set +a` "
+            "after scripts/stack up\n");
     return 2;
   }
   g.nconns = env_int("GW_BENCH_CONNS", 1000, 10, 15000);
@@ -969,7 +991,8 @@ int main(void) {
       tail_log(g_gw_log);
       goto out;
     }
-    say("meridian-gateway on 127.0.0.1:%d (pid %d) ready in %.1f s, MERIDIAN_GW_DRIVER_RATE/BURST=100000",
+    say("meridian-gateway on 127.0.0.1:%d (pid %d) ready in %.1f s, "
+        "MERIDIAN_GW_DRIVER_RATE/BURST=100000",
         gw_port, (int)gw_pid, (now_ns() - t) / 1e9);
   }
   int echo_port = pick_port(gw_port + 1);
@@ -984,7 +1007,8 @@ int main(void) {
   g_others = other_services(gw_pid);
   if (g_others > 0)
     say("warning: %d other Meridian services run on this machine (MERIDIAN_STACK_SERVICES=0 starts "
-        "the stack without them)", g_others);
+        "the stack without them)",
+        g_others);
   for (int r = 0; r < rounds; r++) {
     say("round %d of %d", r + 1, rounds);
     if (run_target("meridian", gw_port, secret, &p, &rate80)) {

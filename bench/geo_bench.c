@@ -74,8 +74,8 @@ static void add_row(const char *workload, const char *impl, const char *unit, do
   r->median = s[n / 2];
   r->p95 = s[(size_t)((double)(n - 1) * 0.95)];
   r->n = n;
-  fprintf(stderr, "  %-28s %-16s median %10.3f %-5s p95 %10.3f (n=%zu)\n", workload, impl, r->median,
-          unit, r->p95, n);
+  fprintf(stderr, "  %-28s %-16s median %10.3f %-5s p95 %10.3f (n=%zu)\n", workload, impl,
+          r->median, unit, r->p95, n);
 }
 
 static void progress(const char *fmt, ...) {
@@ -96,7 +96,9 @@ static uint64_t rnd(void) {
   z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
   return z ^ (z >> 31);
 }
-static double unif(double lo, double hi) { return lo + (hi - lo) * ((double)(rnd() >> 11) / 9007199254740992.0); }
+static double unif(double lo, double hi) {
+  return lo + (hi - lo) * ((double)(rnd() >> 11) / 9007199254740992.0);
+}
 static double gauss(void) {
   double u = unif(1e-12, 1), v = unif(0, 1);
   return sqrt(-2 * log(u)) * cos(2 * 3.14159265358979 * v);
@@ -113,10 +115,12 @@ static geo_latlng g_centres[NCLUSTERS];
 
 /* Uniform in the box, or 80% around 200 hot spots (sigma 300 m) and 20% uniform. */
 static geo_latlng sample(int clustered) {
-  if (!clustered || unif(0, 1) < 0.2) return (geo_latlng){unif(MIN_LAT, MAX_LAT), unif(MIN_LNG, MAX_LNG)};
+  if (!clustered || unif(0, 1) < 0.2)
+    return (geo_latlng){unif(MIN_LAT, MAX_LAT), unif(MIN_LNG, MAX_LNG)};
   geo_latlng c = g_centres[rnd() % NCLUSTERS];
   double s = 300.0 / 111195.0;
-  return clamp_box((geo_latlng){c.lat + gauss() * s, c.lng + gauss() * s / cos(c.lat * 3.14159265358979 / 180)});
+  return clamp_box(
+      (geo_latlng){c.lat + gauss() * s, c.lng + gauss() * s / cos(c.lat * 3.14159265358979 / 180)});
 }
 
 static geo_latlng nudge(geo_latlng p) {
@@ -196,7 +200,8 @@ static void bench_meridian(int clustered, size_t nq) {
   snprintf(name, sizeof name, "bytes_per_driver%s", sfx);
   double bpd = (double)geo_quadtree_memory_bytes(qt) / (double)g_n;
   add_row(name, "meridian", "bytes", &bpd, 1);
-  progress("meridian: %.1f bytes per driver after the moves (%.1f just after loading)", bpd, bpd_loaded);
+  progress("meridian: %.1f bytes per driver after the moves (%.1f just after loading)", bpd,
+           bpd_loaded);
 
   geo_qt_hit out[10];
   size_t n;
@@ -225,16 +230,18 @@ static void bench_meridian(int clustered, size_t nq) {
   snprintf(name, sizeof name, "radius1km_1m%s", sfx);
   add_row(name, "meridian", "us", s, nr);
   free(s);
-  if (!clustered && g_pair) g_qt_uniform = qt;
-  else geo_quadtree_free(qt);
+  if (!clustered && g_pair)
+    g_qt_uniform = qt;
+  else
+    geo_quadtree_free(qt);
 }
 
 /* ---- libspatialindex ------------------------------------------------------------------- */
 
 static size_t g_stream_i;
 static double g_smin[2], g_smax[2];
-static int sidx_next(int64_t *id, double **pmin, double **pmax, uint32_t *ndim, const uint8_t **data,
-                     size_t *len) {
+static int sidx_next(int64_t *id, double **pmin, double **pmax, uint32_t *ndim,
+                     const uint8_t **data, size_t *len) {
   if (g_stream_i >= g_n) return 1; /* nonzero: end of stream */
   uint32_t k = (uint32_t)g_stream_i++;
   g_smin[0] = g_smax[0] = g_pos[k].lng;
@@ -260,7 +267,8 @@ static int sidx_next(int64_t *id, double **pmin, double **pmax, uint32_t *ndim, 
 #define PAIR_WARM 2000
 static void knn_paired(IndexH idx, size_t nq) {
   progress("kNN(10): %zu queries each for meridian and libspatialindex (planar lng/lat distance), "
-           "in alternating blocks of %d", nq, PAIR_BLOCK);
+           "in alternating blocks of %d",
+           nq, PAIR_BLOCK);
   double *sm = malloc(nq * sizeof *sm), *sx = malloc(nq * sizeof *sx);
   static geo_latlng q[PAIR_BLOCK];
   geo_qt_hit out[10];
@@ -391,7 +399,7 @@ static void bench_redis(size_t nops, size_t nq) {
   double *s = malloc((nb + nops + nq + 1) * sizeof *s);
   const char **argv = malloc((2 + 3 * per) * sizeof *argv);
   size_t *argl = malloc((2 + 3 * per) * sizeof *argl);
-  char (*buf)[3][32] = malloc(per * sizeof *buf);
+  char(*buf)[3][32] = malloc(per * sizeof *buf);
   const size_t depth = 16; /* commands in flight */
   size_t sent = 0, got = 0, nsamp = 0;
   double t_batch = now_ns();
@@ -448,7 +456,8 @@ static void bench_redis(size_t nops, size_t nq) {
   for (size_t i = 0; i < nr; i++) {
     geo_latlng q = sample(0);
     double t0 = now_ns();
-    redisReply *r = redisCommand(c, "GEOSEARCH %s FROMLONLAT %.7f %.7f BYRADIUS 1 km", key, q.lng, q.lat);
+    redisReply *r =
+        redisCommand(c, "GEOSEARCH %s FROMLONLAT %.7f %.7f BYRADIUS 1 km", key, q.lng, q.lat);
     s[i] = (now_ns() - t0) / 1e3;
     if (r) freeReplyObject(r);
   }
@@ -479,7 +488,8 @@ int main(void) {
   g_pos = malloc(g_n * sizeof *g_pos);
   g_state = malloc(g_n);
   g_perm = malloc(g_n * sizeof *g_perm);
-  for (int i = 0; i < NCLUSTERS; i++) g_centres[i] = (geo_latlng){unif(MIN_LAT, MAX_LAT), unif(MIN_LNG, MAX_LNG)};
+  for (int i = 0; i < NCLUSTERS; i++)
+    g_centres[i] = (geo_latlng){unif(MIN_LAT, MAX_LAT), unif(MIN_LNG, MAX_LNG)};
 
   const char *only = getenv("GEO_BENCH_MERIDIAN_ONLY");
   g_pair = !(only && *only == '1');
@@ -506,21 +516,22 @@ report:;
   char mach[200];
   bench_machine(mach, sizeof mach);
   fprintf(stderr, "\ngeo_bench: %zu drivers, Manhattan box; machine: %s\n", g_n, mach);
-  fprintf(stderr, "%-26s %-16s %5s %12s %12s %8s %10s\n", "workload", "impl", "unit", "median", "p95", "n",
-          "vs anchor");
+  fprintf(stderr, "%-26s %-16s %5s %12s %12s %8s %10s\n", "workload", "impl", "unit", "median",
+          "p95", "n", "vs anchor");
   for (size_t i = 0; i < g_nrows; i++) {
     const row *r = &g_rows[i];
     char ratio[32] = "";
     const row *m = find_row(r->workload, "meridian");
     if (m && r != m && m->median > 0) snprintf(ratio, sizeof ratio, "%.0fx", r->median / m->median);
-    fprintf(stderr, "%-26s %-16s %5s %12.3f %12.3f %8zu %10s\n", r->workload, r->impl, r->unit, r->median,
-            r->p95, r->n, ratio);
+    fprintf(stderr, "%-26s %-16s %5s %12.3f %12.3f %8zu %10s\n", r->workload, r->impl, r->unit,
+            r->median, r->p95, r->n, ratio);
   }
   fprintf(stderr, "(vs anchor: the anchor's median over Meridian's, same workload)\n");
   printf("{\"bench\": \"geo_bench\", \"machine\": \"%s\", \"rows\": [", mach);
   for (size_t i = 0; i < g_nrows; i++) {
     const row *r = &g_rows[i];
-    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.4f, \"p95\": %.4f, "
+    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.4f, "
+           "\"p95\": %.4f, "
            "\"n\": %zu}",
            i ? ", " : "", r->workload, r->impl, r->unit, r->median, r->p95, r->n);
   }

@@ -38,7 +38,7 @@
 #define PARTITIONS 64
 
 typedef struct config {
-  const char *impl;   /* "meridian" (front) or "librdkafka-mock" */
+  const char *impl; /* "meridian" (front) or "librdkafka-mock" */
   bool long_poll;
   int fetch_wait_ms;
 } config;
@@ -57,7 +57,8 @@ static int64_t mono_ns(void) {
 
 static void sleep_ms(int ms) {
   struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&d, &d) != 0 && errno == EINTR) {}
+  while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+  }
 }
 
 /* utime + stime of a process, in seconds. */
@@ -73,15 +74,16 @@ static double proc_cpu_s(pid_t pid) {
   if (p == NULL) return -1;
   unsigned long ut = 0, st = 0;
   /* after ")": state(3) ... utime is field 14, stime 15 */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    return -1;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static double self_cpu_s(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-         (double)ru.ru_stime.tv_usec / 1e6;
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -95,7 +97,8 @@ static double quantile(const double *sorted, size_t n, double q) {
 }
 
 /* Starts devkafka; its pid, and its bootstrap list in bs. -1 when it does not come up. */
-static pid_t devkafka_start(const char *bin, bool long_poll, const char *bsfile, char *bs, size_t bslen) {
+static pid_t devkafka_start(const char *bin, bool long_poll, const char *bsfile, char *bs,
+                            size_t bslen) {
   unlink(bsfile);
   pid_t pid = fork();
   if (pid == 0) {
@@ -105,10 +108,11 @@ static pid_t devkafka_start(const char *bin, bool long_poll, const char *bsfile,
       dup2(null, 2);
     }
     if (long_poll)
-      execl(bin, "devkafka", "--brokers", "3", "--partitions", "64", "--bootstrap-file", bsfile, (char *)NULL);
+      execl(bin, "devkafka", "--brokers", "3", "--partitions", "64", "--bootstrap-file", bsfile,
+            (char *)NULL);
     else
-      execl(bin, "devkafka", "--brokers", "3", "--partitions", "64", "--no-long-poll", "--bootstrap-file",
-            bsfile, (char *)NULL);
+      execl(bin, "devkafka", "--brokers", "3", "--partitions", "64", "--no-long-poll",
+            "--bootstrap-file", bsfile, (char *)NULL);
     _exit(127);
   }
   for (int i = 0; i < 300 && pid > 0; i++) { /* 30 s */
@@ -154,7 +158,8 @@ static int run(const char *bin, const config *cf, int msgs, int rate, int idle_s
     fprintf(stderr, "kafka_hop_bench: devkafka (%s) did not start\n", bin);
     return -1;
   }
-  rd_kafka_t *p = client(RD_KAFKA_PRODUCER, bs, 0), *c = client(RD_KAFKA_CONSUMER, bs, cf->fetch_wait_ms);
+  rd_kafka_t *p = client(RD_KAFKA_PRODUCER, bs, 0),
+             *c = client(RD_KAFKA_CONSUMER, bs, cf->fetch_wait_ms);
   int rc = -1;
   double *lat = calloc((size_t)msgs, sizeof *lat);
   if (p == NULL || c == NULL || lat == NULL) goto done;
@@ -188,8 +193,8 @@ static int run(const char *bin, const config *cf, int msgs, int rate, int idle_s
       int64_t t = mono_ns();
       int32_t part = (int32_t)(rand_r(&seed) % PARTITIONS);
       if (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                            RD_KAFKA_V_VALUE(&t, sizeof t), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_END) == 0)
+                            RD_KAFKA_V_VALUE(&t, sizeof t),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == 0)
         sent++;
       next += period;
       if (sent == msgs) next = mono_ns();
@@ -272,7 +277,8 @@ int main(int argc, char **argv) {
   int idle_s = env_int("KAFKA_HOP_BENCH_IDLE_S", 20, 1, 3600);
   /* The front with the services' new default wait, then the mock with the gateway's old one
    * (10 ms) and the low-latency setting (1 ms). */
-  const config cfs[] = {{"meridian", true, 100}, {"librdkafka-mock", false, 10}, {"librdkafka-mock", false, 1}};
+  const config cfs[] = {
+      {"meridian", true, 100}, {"librdkafka-mock", false, 10}, {"librdkafka-mock", false, 1}};
   const size_t ncf = sizeof cfs / sizeof cfs[0];
   result res[sizeof cfs / sizeof cfs[0]];
   double la0[3] = {0}, la1[3] = {0};
@@ -281,26 +287,31 @@ int main(int argc, char **argv) {
           "p99_ms", "lost", "broker_idle%", "client_idle%");
   for (size_t i = 0; i < ncf; i++) {
     if (run(bin, &cfs[i], msgs, rate, idle_s, &res[i]) != 0) return 1;
-    fprintf(stderr, "%-16s %8d %9.2f %9.2f %9.2f %6zu %12.1f %12.1f\n", cfs[i].impl, cfs[i].fetch_wait_ms,
-            res[i].p50_ms, res[i].p95_ms, res[i].p99_ms, res[i].lost, res[i].broker_cpu_pct,
-            res[i].client_cpu_pct);
+    fprintf(stderr, "%-16s %8d %9.2f %9.2f %9.2f %6zu %12.1f %12.1f\n", cfs[i].impl,
+            cfs[i].fetch_wait_ms, res[i].p50_ms, res[i].p95_ms, res[i].p99_ms, res[i].lost,
+            res[i].broker_cpu_pct, res[i].client_cpu_pct);
   }
   getloadavg(la1, 3);
-  fprintf(stderr, "load average (1 min) %.2f before, %.2f after; %d msgs at %d/s, idle %d s\n", la0[0],
-          la1[0], msgs, rate, idle_s);
+  fprintf(stderr, "load average (1 min) %.2f before, %.2f after; %d msgs at %d/s, idle %d s\n",
+          la0[0], la1[0], msgs, rate, idle_s);
   char machine[256];
   bench_machine(machine, sizeof machine);
-  printf("{\"bench\": \"kafka_hop_bench\", \"machine\": \"%s\", \"loadavg_1m\": [%.2f, %.2f], \"rows\": [",
+  printf("{\"bench\": \"kafka_hop_bench\", \"machine\": \"%s\", \"loadavg_1m\": [%.2f, %.2f], "
+         "\"rows\": [",
          machine, la0[0], la1[0]);
   for (size_t i = 0; i < ncf; i++) {
     const char *sfx = cfs[i].fetch_wait_ms == 1 ? "_fw1" : "";
-    printf("%s{\"workload\": \"produce_to_consume%s\", \"impl\": \"%s\", \"unit\": \"ms\", \"median\": %.3f, "
+    printf("%s{\"workload\": \"produce_to_consume%s\", \"impl\": \"%s\", \"unit\": \"ms\", "
+           "\"median\": %.3f, "
            "\"p95\": %.3f, \"n\": %zu, \"fetch_wait_ms\": %d}",
-           i ? ", " : "", sfx, cfs[i].impl, res[i].p50_ms, res[i].p95_ms, res[i].n, cfs[i].fetch_wait_ms);
-    printf(", {\"workload\": \"idle_cpu_broker%s\", \"impl\": \"%s\", \"unit\": \"pct_core\", \"median\": %.2f, "
+           i ? ", " : "", sfx, cfs[i].impl, res[i].p50_ms, res[i].p95_ms, res[i].n,
+           cfs[i].fetch_wait_ms);
+    printf(", {\"workload\": \"idle_cpu_broker%s\", \"impl\": \"%s\", \"unit\": \"pct_core\", "
+           "\"median\": %.2f, "
            "\"p95\": %.2f, \"n\": 1, \"fetch_wait_ms\": %d}",
            sfx, cfs[i].impl, res[i].broker_cpu_pct, res[i].broker_cpu_pct, cfs[i].fetch_wait_ms);
-    printf(", {\"workload\": \"idle_cpu_client%s\", \"impl\": \"%s\", \"unit\": \"pct_core\", \"median\": %.2f, "
+    printf(", {\"workload\": \"idle_cpu_client%s\", \"impl\": \"%s\", \"unit\": \"pct_core\", "
+           "\"median\": %.2f, "
            "\"p95\": %.2f, \"n\": 1, \"fetch_wait_ms\": %d}",
            sfx, cfs[i].impl, res[i].client_cpu_pct, res[i].client_cpu_pct, cfs[i].fetch_wait_ms);
   }

@@ -76,11 +76,14 @@ typedef struct counts {
   long delivered, failed;
 } counts;
 
-static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int32_t partition, int64_t offset) {
+static void on_delivery(void *ud, void *opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset) {
   (void)opaque, (void)errstr, (void)partition, (void)offset;
   counts *c = ud;
-  if (err) c->failed++;
-  else c->delivered++;
+  if (err)
+    c->failed++;
+  else
+    c->delivered++;
 }
 
 /* Move a car by dt seconds, turning back at the box's edges. Pure. */
@@ -115,7 +118,10 @@ static int parse_opts(int argc, char **argv, feed_opts *o) {
     case 's': o->seconds = (int)strtol(optarg, &end, 10); break;
     case 'v': o->speed_mps = strtod(optarg, &end); break;
     case 'f': o->first_partition = (int)strtol(optarg, &end, 10); break;
-    case 'p': o->prefix = optarg; end = optarg + strlen(optarg); break;
+    case 'p':
+      o->prefix = optarg;
+      end = optarg + strlen(optarg);
+      break;
     default: return -1;
     }
     if (!end || *end) {
@@ -136,12 +142,15 @@ static int parse_opts(int argc, char **argv, feed_opts *o) {
 int main(int argc, char **argv) {
   feed_opts o;
   if (parse_opts(argc, argv, &o) != 0) {
-    fprintf(stderr, "usage: ops_feed [--drivers N] [--hz H] [--seconds S] [--speed-mps V] [--prefix P] [--first-partition K]\n");
+    fprintf(stderr, "usage: ops_feed [--drivers N] [--hz H] [--seconds S] [--speed-mps V] "
+                    "[--prefix P] [--first-partition K]\n");
     return 2;
   }
   const char *brokers = getenv("MERIDIAN_KAFKA_BROKERS");
   if (!brokers || !*brokers) {
-    fprintf(stderr, "ops_feed: MERIDIAN_KAFKA_BROKERS is not set (source .run/env after scripts/stack up)\n");
+    fprintf(
+        stderr,
+        "ops_feed: MERIDIAN_KAFKA_BROKERS is not set (source .run/env after scripts/stack up)\n");
     return 2;
   }
   counts cnt = {0, 0};
@@ -204,25 +213,31 @@ int main(int argc, char **argv) {
         break;
       }
       int kl = snprintf(key, sizeof key, "%s", loc.driver_id);
-      int rc = mrd_kafka_produce(p, TOPIC, o.first_partition + cursor % (64 - o.first_partition), key,
-                                 (size_t)kl, buf, len, NULL);
-      if (rc == 0) sent++;
-      else full++; /* MRD_EFULL: the brokers are behind; this report is dropped */
+      int rc = mrd_kafka_produce(p, TOPIC, o.first_partition + cursor % (64 - o.first_partition),
+                                 key, (size_t)kl, buf, len, NULL);
+      if (rc == 0)
+        sent++;
+      else
+        full++; /* MRD_EFULL: the brokers are behind; this report is dropped */
       cursor = (cursor + 1) % o.drivers;
     }
     mrd_kafka_producer_poll(p, 0);
     next += BATCH_MS;
     int64_t now = now_ms();
     if (now - last_log >= 1000) {
-      fprintf(stderr, "ops_feed: %.0f s: sent %.0f/s, delivered %.0f/s, dropped (queue full) %ld, failed %ld\n",
-              (now - t0) / 1000.0, (sent - sent_at_log) * 1000.0 / (now - last_log),
-              (cnt.delivered - delivered_at_log) * 1000.0 / (now - last_log), full, cnt.failed);
+      fprintf(
+          stderr,
+          "ops_feed: %.0f s: sent %.0f/s, delivered %.0f/s, dropped (queue full) %ld, failed %ld\n",
+          (now - t0) / 1000.0, (sent - sent_at_log) * 1000.0 / (now - last_log),
+          (cnt.delivered - delivered_at_log) * 1000.0 / (now - last_log), full, cnt.failed);
       sent_at_log = sent;
       delivered_at_log = cnt.delivered;
       last_log = now;
     }
-    if (next > now) sleep_ms(next - now);
-    else next = now; /* behind: no catch-up burst */
+    if (next > now)
+      sleep_ms(next - now);
+    else
+      next = now; /* behind: no catch-up burst */
   }
   mrd_kafka_flush(p, 10000);
   double secs = (now_ms() - t0) / 1000.0;

@@ -54,7 +54,8 @@ static void add_row(const char *w, const char *impl, const char *unit, double *v
   qsort(v, n, sizeof *v, cmp_d);
   row r = {w, impl, unit, n ? v[n / 2] : NAN, n ? v[(size_t)(n * 0.95)] : NAN, n};
   rows[n_rows++] = r;
-  fprintf(stderr, "  %-22s %-10s median %10.2f %-5s p95 %10.2f (n=%zu)\n", w, impl, r.median, unit, r.p95, n);
+  fprintf(stderr, "  %-22s %-10s median %10.2f %-5s p95 %10.2f (n=%zu)\n", w, impl, r.median, unit,
+          r.p95, n);
 }
 
 typedef struct pair {
@@ -89,9 +90,12 @@ static size_t load_pairs(const geo_graph *g, const char *path, pair *out, size_t
     geo_snap sa, sb;
     if (!geo_latlng_is_valid(a) || !geo_latlng_is_valid(b)) continue;
     if (n_ends + 2 <= sizeof ends / sizeof ends[0]) ends[n_ends++] = a, ends[n_ends++] = b;
-    if (geo_graph_snap(g, a, 100, &sa) != GEO_OK || geo_graph_snap(g, b, 100, &sb) != GEO_OK) continue;
-    uint32_t na = sa.place.frac < 0.5 ? geo_graph_arc_tail(g, sa.place.arc) : geo_graph_arc_head(g, sa.place.arc);
-    uint32_t nb = sb.place.frac < 0.5 ? geo_graph_arc_tail(g, sb.place.arc) : geo_graph_arc_head(g, sb.place.arc);
+    if (geo_graph_snap(g, a, 100, &sa) != GEO_OK || geo_graph_snap(g, b, 100, &sb) != GEO_OK)
+      continue;
+    uint32_t na = sa.place.frac < 0.5 ? geo_graph_arc_tail(g, sa.place.arc)
+                                      : geo_graph_arc_head(g, sa.place.arc);
+    uint32_t nb = sb.place.frac < 0.5 ? geo_graph_arc_tail(g, sb.place.arc)
+                                      : geo_graph_arc_head(g, sb.place.arc);
     if (na == nb) continue;
     out[n++] = (pair){na, nb};
   }
@@ -103,9 +107,12 @@ int main(int argc, char **argv) {
   size_t want = 1000, pg_want = 1000;
   const char *trips = "data/trips/nyc-taxi-10k.csv";
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc) want = (size_t)atol(argv[++i]);
-    else if (strcmp(argv[i], "--pg-pairs") == 0 && i + 1 < argc) pg_want = (size_t)atol(argv[++i]);
-    else if (strcmp(argv[i], "--trips") == 0 && i + 1 < argc) trips = argv[++i];
+    if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
+      want = (size_t)atol(argv[++i]);
+    else if (strcmp(argv[i], "--pg-pairs") == 0 && i + 1 < argc)
+      pg_want = (size_t)atol(argv[++i]);
+    else if (strcmp(argv[i], "--trips") == 0 && i + 1 < argc)
+      trips = argv[++i];
     else {
       fprintf(stderr, "usage: route_bench [--pairs N] [--pg-pairs N] [--trips CSV]\n");
       return 2;
@@ -133,8 +140,10 @@ int main(int argc, char **argv) {
       return 1;
     }
     if (i > 0) v[k++] = (t1 - t0) / 1000.0;
-    if (g == NULL) g = h;
-    else geo_graph_free(h);
+    if (g == NULL)
+      g = h;
+    else
+      geo_graph_free(h);
   }
   fprintf(stderr, "route_bench: %s: %u nodes, %u arcs, CH %s\n", path, geo_graph_node_count(g),
           geo_graph_arc_count(g), geo_ch_present(g) ? "yes" : "no");
@@ -187,7 +196,8 @@ int main(int argc, char **argv) {
     uint32_t times[16], s;
     for (int j = 0; j < 16; j++) tg[j] = geo_route_place_node(pairs[i + 1 + j].b);
     double t0 = now_us();
-    geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_TO_SOURCE, &src, tg, 16, GEO_TIME_NONE, times, &s);
+    geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_TO_SOURCE, &src, tg, 16, GEO_TIME_NONE, times,
+                          &s);
     double t1 = now_us();
     settled[k] = s;
     v[k++] = t1 - t0;
@@ -201,7 +211,8 @@ int main(int argc, char **argv) {
     uint32_t times[16], s;
     for (int j = 0; j < 16; j++) tg[j] = geo_route_place_node(pairs[i + 1 + j].b);
     double t0 = now_us();
-    geo_route_one_to_many(st, g, false, GEO_ROUTE_TO_SOURCE, &src, tg, 16, GEO_TIME_NONE, times, &s);
+    geo_route_one_to_many(st, g, false, GEO_ROUTE_TO_SOURCE, &src, tg, 16, GEO_TIME_NONE, times,
+                          &s);
     v[k++] = now_us() - t0;
   }
   add_row("one_to_many_16_dijkstra", "meridian", "us", v, k);
@@ -216,11 +227,13 @@ int main(int argc, char **argv) {
       "SELECT max(agg_cost) FROM pgr_dijkstra('SELECT gid AS id, source, target, cost_s AS cost, "
       "reverse_cost_s AS reverse_cost FROM ways', $1::bigint, $2::bigint, directed := true)",
       "SELECT max(agg_cost) FROM pgr_aStar('SELECT gid AS id, source, target, cost_s AS cost, "
-      "reverse_cost_s AS reverse_cost, x1, y1, x2, y2 FROM ways', $1::bigint, $2::bigint, directed := true)"};
+      "reverse_cost_s AS reverse_cost, x1, y1, x2, y2 FROM ways', $1::bigint, $2::bigint, directed "
+      ":= true)"};
   size_t pq = pg_want < nq ? pg_want : nq;
   for (int a = 0; a < 2; a++) {
     k = 0;
-    fprintf(stderr, "route_bench: pgRouting %s on %zu pairs...\n", a ? "pgr_aStar" : "pgr_dijkstra", pq);
+    fprintf(stderr, "route_bench: pgRouting %s on %zu pairs...\n", a ? "pgr_aStar" : "pgr_dijkstra",
+            pq);
     for (size_t i = 0; i < pq; i++) {
       char s1[32], s2[32];
       snprintf(s1, sizeof s1, "%lld", (long long)geo_graph_node_ext_id(g, pairs[i].a));
@@ -243,22 +256,30 @@ int main(int argc, char **argv) {
   /* ratios */
   double pg_astar = 0, pg_dij = 0, ch = 0, m_dij = 0, otm = 0;
   for (int i = 0; i < n_rows; i++) {
-    if (!strcmp(rows[i].impl, "pgrouting") && !strcmp(rows[i].workload, "p2p_astar")) pg_astar = rows[i].median;
-    if (!strcmp(rows[i].impl, "pgrouting") && !strcmp(rows[i].workload, "p2p_dijkstra")) pg_dij = rows[i].median;
-    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "p2p_ch")) ch = rows[i].median;
-    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "p2p_dijkstra")) m_dij = rows[i].median;
-    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "one_to_many_16")) otm = rows[i].median;
+    if (!strcmp(rows[i].impl, "pgrouting") && !strcmp(rows[i].workload, "p2p_astar"))
+      pg_astar = rows[i].median;
+    if (!strcmp(rows[i].impl, "pgrouting") && !strcmp(rows[i].workload, "p2p_dijkstra"))
+      pg_dij = rows[i].median;
+    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "p2p_ch"))
+      ch = rows[i].median;
+    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "p2p_dijkstra"))
+      m_dij = rows[i].median;
+    if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "one_to_many_16"))
+      otm = rows[i].median;
   }
-  fprintf(stderr,
-          "ratios (median): p2p_dijkstra pgRouting/Meridian %.0fx; p2p_astar pgRouting/Meridian %.0fx; "
-          "pgRouting astar / Meridian CH %.0fx; one_to_many_16 / p2p_astar %.2f\n",
-          pg_dij / m_dij, pg_astar / astar_median, pg_astar / ch, otm / astar_median);
+  fprintf(
+      stderr,
+      "ratios (median): p2p_dijkstra pgRouting/Meridian %.0fx; p2p_astar pgRouting/Meridian %.0fx; "
+      "pgRouting astar / Meridian CH %.0fx; one_to_many_16 / p2p_astar %.2f\n",
+      pg_dij / m_dij, pg_astar / astar_median, pg_astar / ch, otm / astar_median);
   char m[512];
   bench_machine(m, sizeof m);
   printf("{\"bench\": \"route_bench\", \"machine\": \"%s\", \"rows\": [", m);
   for (int i = 0; i < n_rows; i++)
-    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.3f, \"p95\": %.3f, \"n\": %zu}",
-           i ? ", " : "", rows[i].workload, rows[i].impl, rows[i].unit, rows[i].median, rows[i].p95, rows[i].n);
+    printf("%s{\"workload\": \"%s\", \"impl\": \"%s\", \"unit\": \"%s\", \"median\": %.3f, "
+           "\"p95\": %.3f, \"n\": %zu}",
+           i ? ", " : "", rows[i].workload, rows[i].impl, rows[i].unit, rows[i].median, rows[i].p95,
+           rows[i].n);
   printf("]}\n");
   geo_route_state_free(st);
   geo_graph_free(g);

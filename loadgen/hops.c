@@ -13,8 +13,8 @@
 /* Read the label set starting at p (just after '{') up to the closing '}': the value of
  * `label` into val (valcap bytes) and of `le` into le (lecap). Returns a pointer past '}'
  * or NULL when malformed. A missing label leaves its buffer "". */
-static const char *read_labels(const char *p, const char *label, char *val, size_t valcap,
-                               char *le, size_t lecap) {
+static const char *read_labels(const char *p, const char *label, char *val, size_t valcap, char *le,
+                               size_t lecap) {
   val[0] = le[0] = '\0';
   for (;;) {
     if (*p == '}') return p + 1;
@@ -80,29 +80,36 @@ static lg_hist *series_for(lg_hist_set *out, const char *name) {
 int lg_prom_histograms(const char *text, const char *family, const char *label, lg_hist_set *out) {
   memset(out, 0, sizeof *out);
   size_t flen = strlen(family);
-  for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+  for (const char *line = text; line && *line;
+       line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
     if (*line == '#' || strncmp(line, family, flen) != 0) continue;
     const char *p = line + flen;
     enum { BUCKET, SUM, COUNT } kind;
-    if (strncmp(p, "_bucket", 7) == 0) kind = BUCKET, p += 7;
-    else if (strncmp(p, "_sum", 4) == 0) kind = SUM, p += 4;
-    else if (strncmp(p, "_count", 6) == 0) kind = COUNT, p += 6;
-    else continue; /* another family sharing the prefix */
+    if (strncmp(p, "_bucket", 7) == 0)
+      kind = BUCKET, p += 7;
+    else if (strncmp(p, "_sum", 4) == 0)
+      kind = SUM, p += 4;
+    else if (strncmp(p, "_count", 6) == 0)
+      kind = COUNT, p += 6;
+    else
+      continue; /* another family sharing the prefix */
     char val[LG_HOP_NAME_MAX + 1], le[64];
     val[0] = le[0] = '\0';
     if (*p == '{') {
       p = read_labels(p + 1, label, val, sizeof val, le, sizeof le);
       if (!p) return -1;
     }
-    if (*p != ' ') continue; /* e.g. family "x" and a line "x_bucketz" */
+    if (*p != ' ') continue;        /* e.g. family "x" and a line "x_bucketz" */
     if (label && !val[0]) continue; /* a series without the label: not ours */
     double v;
     const char *end;
     if (!parse_double(p, &end, &v) || (*end && *end != '\n' && *end != ' ')) return -1;
     lg_hist *h = series_for(out, label ? val : "");
     if (!h) return -1;
-    if (kind == SUM) h->sum = v;
-    else if (kind == COUNT) h->count = v;
+    if (kind == SUM)
+      h->sum = v;
+    else if (kind == COUNT)
+      h->count = v;
     else {
       double bound;
       const char *e2;

@@ -21,11 +21,11 @@
 
 /* One histogram series: cumulative counts by upper bound, +Inf last. */
 typedef struct lg_hist {
-  size_t n;                         /* buckets, the last one +Inf when complete */
-  double le[LG_HIST_MAX_BUCKETS];   /* upper bounds, strictly increasing */
-  double cum[LG_HIST_MAX_BUCKETS];  /* cumulative counts */
-  double sum;                       /* _sum (seconds) */
-  double count;                     /* _count */
+  size_t n;                        /* buckets, the last one +Inf when complete */
+  double le[LG_HIST_MAX_BUCKETS];  /* upper bounds, strictly increasing */
+  double cum[LG_HIST_MAX_BUCKETS]; /* cumulative counts */
+  double sum;                      /* _sum (seconds) */
+  double count;                    /* _count */
 } lg_hist;
 
 /* The series of one family, by the value of one label (in order of first appearance). */
@@ -67,7 +67,7 @@ typedef struct lg_hop_stat {
 /* The breakdown of a run: every hop in the gateway's order, and the whole traced span
  * (gateway received -> answer sent). */
 typedef struct lg_hops_report {
-  bool have;      /* false: why says why (no gateway metrics, nothing traced, ...) */
+  bool have; /* false: why says why (no gateway metrics, nothing traced, ...) */
   char why[160];
   size_t n;
   lg_hop_stat hop[LG_MAX_HOPS];

@@ -33,40 +33,46 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *fp) {
-  fprintf(fp,
-          "usage: meridian-loadgen replay --trips FILE --drivers N [options]\n"
-          "  --trips FILE        trips CSV: data/trips/nyc-taxi-10k.csv format or NYC TLC yellow taxi\n"
-          "  --drivers N         simulated drivers\n"
-          "  --speedup X|auto    sim seconds per wall second (default 60); auto: the highest that keeps\n"
-          "                      the real ping period under --ping-max-hz (ping-max-hz x ping-period)\n"
-          "  --duration S        wall seconds of requests to replay (default 60)\n"
-          "  --start HH:MM       time of day the replay starts (default 18:00)\n"
-          "  --max-trips N       replay at most N trips of the window (default all)\n"
-          "  --url ws://H:P      gateway (default $MERIDIAN_GATEWAY_URL or ws://127.0.0.1:8080)\n"
-          "  --accept-prob P     a driver accepts an offer with probability P (default 0.9)\n"
-          "  --cancel-prob P     a rider cancels with probability P (default 0.03)\n"
-          "  --seed S            random seed: same seed, same drivers and choices (default 1)\n"
-          "  --json FILE         write the JSON report\n"
-          "  --offer-samples F   write every request -> offer latency (ms), one a line\n"
-          "  --part K/N          replay every N-th trip from the K-th (0-based): one of N processes\n"
-          "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
-          "  --outcomes FILE     write request_id,trip_id,status of every request\n"
-          "  --eta-samples FILE  write every match's pickup ETA: quoted, simulated drive, actual\n"
-          "  --ping-max-hz H     location messages per driver per wall second at most (default 2; the\n"
-          "                      gateway allows 5)\n"
-          "  --ping-period S     sim seconds between a driver's locations, as real apps (default 4)\n"
-          "  --pace X|auto       drivers drive the snapshot's times x X; auto (default): the calibrated\n"
-          "                      pace of the hour dispatch quotes for (now, in MERIDIAN_TIMEZONE)\n"
-          "  --no-motion         locations without heading and speed_mps\n"
-          "  --chain-horizon S   estimate chained trips: drivers ending a trip within S sim seconds\n"
-          "                      timed to each matched pickup (default 120; 0: off; not dispatched)\n"
-          "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, 10-120 s)\n"
-          "  --run-id ID         names of this run's users and requests (default: from the clock)\n"
-          "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
-          "  --area FILE         service area GeoJSON (default $MERIDIAN_SERVICE_AREA or data/roads/manhattan-boundary.geojson)\n"
-          "  --quiet             no progress lines\n"
-          "       meridian-loadgen ramp --trips FILE [options]   (capacity: meridian-loadgen ramp --help)\n"
-          "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens.\n");
+  fprintf(
+      fp,
+      "usage: meridian-loadgen replay --trips FILE --drivers N [options]\n"
+      "  --trips FILE        trips CSV: data/trips/nyc-taxi-10k.csv format or NYC TLC yellow taxi\n"
+      "  --drivers N         simulated drivers\n"
+      "  --speedup X|auto    sim seconds per wall second (default 60); auto: the highest that "
+      "keeps\n"
+      "                      the real ping period under --ping-max-hz (ping-max-hz x ping-period)\n"
+      "  --duration S        wall seconds of requests to replay (default 60)\n"
+      "  --start HH:MM       time of day the replay starts (default 18:00)\n"
+      "  --max-trips N       replay at most N trips of the window (default all)\n"
+      "  --url ws://H:P      gateway (default $MERIDIAN_GATEWAY_URL or ws://127.0.0.1:8080)\n"
+      "  --accept-prob P     a driver accepts an offer with probability P (default 0.9)\n"
+      "  --cancel-prob P     a rider cancels with probability P (default 0.03)\n"
+      "  --seed S            random seed: same seed, same drivers and choices (default 1)\n"
+      "  --json FILE         write the JSON report\n"
+      "  --offer-samples F   write every request -> offer latency (ms), one a line\n"
+      "  --part K/N          replay every N-th trip from the K-th (0-based): one of N processes\n"
+      "  --plot FILE.png     draw latency and match rate over time (gnuplot)\n"
+      "  --outcomes FILE     write request_id,trip_id,status of every request\n"
+      "  --eta-samples FILE  write every match's pickup ETA: quoted, simulated drive, actual\n"
+      "  --ping-max-hz H     location messages per driver per wall second at most (default 2; the\n"
+      "                      gateway allows 5)\n"
+      "  --ping-period S     sim seconds between a driver's locations, as real apps (default 4)\n"
+      "  --pace X|auto       drivers drive the snapshot's times x X; auto (default): the "
+      "calibrated\n"
+      "                      pace of the hour dispatch quotes for (now, in MERIDIAN_TIMEZONE)\n"
+      "  --no-motion         locations without heading and speed_mps\n"
+      "  --chain-horizon S   estimate chained trips: drivers ending a trip within S sim seconds\n"
+      "                      timed to each matched pickup (default 120; 0: off; not dispatched)\n"
+      "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, "
+      "10-120 s)\n"
+      "  --run-id ID         names of this run's users and requests (default: from the clock)\n"
+      "  --graph FILE        graph snapshot (default $MERIDIAN_GRAPH)\n"
+      "  --area FILE         service area GeoJSON (default $MERIDIAN_SERVICE_AREA or "
+      "data/roads/manhattan-boundary.geojson)\n"
+      "  --quiet             no progress lines\n"
+      "       meridian-loadgen ramp --trips FILE [options]   (capacity: meridian-loadgen ramp "
+      "--help)\n"
+      "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens.\n");
 }
 
 static bool area_fn(void *ud, double lat, double lon) { return gw_area_contains(ud, lat, lon); }
@@ -81,7 +87,8 @@ typedef struct ctx {
 
 static lg_sim *make_sim(void *ud, const lg_io *io, char *err, size_t errcap) {
   ctx *c = ud;
-  return lg_sim_new(&c->cfg, c->g, c->set, area_fn, c->area, io, lg_now_us(), lg_epoch_ms(), err, errcap);
+  return lg_sim_new(&c->cfg, c->g, c->set, area_fn, c->area, io, lg_now_us(), lg_epoch_ms(), err,
+                    errcap);
 }
 
 static bool num_arg(const char *s, double lo, double hi, double *out) {
@@ -182,34 +189,19 @@ static bool replay_option(int opt, const char *v, lg_config *cfg, replay_opts *o
   int n = 0, h, m;
   char *e;
   switch (opt) {
-  case OPT_TRIPS:
-    o->trips = v;
-    return true;
-  case OPT_DRIVERS:
-    return o->have_drivers = count_arg(v, 1, 1e6, &cfg->drivers);
-  case OPT_SPEEDUP:
-    return auto_or_num(v, 0.01, 1e5, &o->speedup_auto, &cfg->speedup);
-  case OPT_PING_PERIOD:
-    return num_arg(v, 0.5, 600, &cfg->ping_interval_s);
-  case OPT_PACE:
-    return auto_or_num(v, 0.05, 20, &o->pace_auto, &cfg->drive_pace);
-  case OPT_NO_MOTION:
-    cfg->send_motion = false;
-    return true;
-  case OPT_CHAIN_HORIZON:
-    return num_arg(v, 0, 3600, &cfg->chain_horizon_s);
-  case OPT_DURATION:
-    return num_arg(v, 0.1, 86400, &cfg->duration_s);
-  case OPT_DRAIN:
-    return num_arg(v, 0, 3600, &cfg->drain_s);
-  case OPT_MAX_TRIPS:
-    return count_arg(v, 1, 1e9, &cfg->max_trips);
-  case OPT_ACCEPT_PROB:
-    return num_arg(v, 0, 1, &cfg->accept_prob);
-  case OPT_CANCEL_PROB:
-    return num_arg(v, 0, 1, &cfg->cancel_prob);
-  case OPT_PING_MAX_HZ:
-    return num_arg(v, 0.01, 5, &cfg->ping_max_hz);
+  case OPT_TRIPS: o->trips = v; return true;
+  case OPT_DRIVERS: return o->have_drivers = count_arg(v, 1, 1e6, &cfg->drivers);
+  case OPT_SPEEDUP: return auto_or_num(v, 0.01, 1e5, &o->speedup_auto, &cfg->speedup);
+  case OPT_PING_PERIOD: return num_arg(v, 0.5, 600, &cfg->ping_interval_s);
+  case OPT_PACE: return auto_or_num(v, 0.05, 20, &o->pace_auto, &cfg->drive_pace);
+  case OPT_NO_MOTION: cfg->send_motion = false; return true;
+  case OPT_CHAIN_HORIZON: return num_arg(v, 0, 3600, &cfg->chain_horizon_s);
+  case OPT_DURATION: return num_arg(v, 0.1, 86400, &cfg->duration_s);
+  case OPT_DRAIN: return num_arg(v, 0, 3600, &cfg->drain_s);
+  case OPT_MAX_TRIPS: return count_arg(v, 1, 1e9, &cfg->max_trips);
+  case OPT_ACCEPT_PROB: return num_arg(v, 0, 1, &cfg->accept_prob);
+  case OPT_CANCEL_PROB: return num_arg(v, 0, 1, &cfg->cancel_prob);
+  case OPT_PING_MAX_HZ: return num_arg(v, 0.01, 5, &cfg->ping_max_hz);
   case OPT_SEED:
     errno = 0;
     cfg->seed = strtoull(v, &e, 10);
@@ -219,39 +211,19 @@ static bool replay_option(int opt, const char *v, lg_config *cfg, replay_opts *o
       return false;
     cfg->start_tod_s = h * 3600.0 + m * 60.0;
     return true;
-  case OPT_URL:
-    o->url = v;
-    return true;
-  case OPT_JSON:
-    o->json = v;
-    return true;
-  case OPT_PLOT:
-    o->plot = v;
-    return true;
-  case OPT_OUTCOMES:
-    o->outcomes = v;
-    return true;
-  case OPT_ETA_SAMPLES:
-    o->eta_samples = v;
-    return true;
-  case OPT_RUN_ID:
-    o->run_id = v;
-    return true;
-  case OPT_OFFER_SAMPLES:
-    o->samples = v;
-    return true;
+  case OPT_URL: o->url = v; return true;
+  case OPT_JSON: o->json = v; return true;
+  case OPT_PLOT: o->plot = v; return true;
+  case OPT_OUTCOMES: o->outcomes = v; return true;
+  case OPT_ETA_SAMPLES: o->eta_samples = v; return true;
+  case OPT_RUN_ID: o->run_id = v; return true;
+  case OPT_OFFER_SAMPLES: o->samples = v; return true;
   case OPT_PART:
     return sscanf(v, "%u/%u%n", &o->part, &o->parts, &n) == 2 && !v[n] && o->parts >= 1 &&
            o->parts <= 64 && o->part < o->parts;
-  case OPT_GRAPH:
-    o->graph = v;
-    return true;
-  case OPT_AREA:
-    o->area_path = v;
-    return true;
-  case OPT_QUIET:
-    o->quiet = true;
-    return true;
+  case OPT_GRAPH: o->graph = v; return true;
+  case OPT_AREA: o->area_path = v; return true;
+  case OPT_QUIET: o->quiet = true; return true;
   }
   return false;
 }
@@ -371,8 +343,7 @@ static int replay_load(const replay_opts *o, ctx *c, geo_graph **g, lg_trip_set 
   }
   if (o->parts > 1) { /* one of several processes of a ramp step: every parts-th trip */
     size_t k = 0;
-    for (size_t i = o->part; i < set->n; i += o->parts)
-      set->trips[k++] = set->trips[i];
+    for (size_t i = o->part; i < set->n; i += o->parts) set->trips[k++] = set->trips[i];
     set->n = k;
   }
   if (o->pace_auto) {
@@ -395,8 +366,7 @@ static int replay_load(const replay_opts *o, ctx *c, geo_graph **g, lg_trip_set 
           lg_csv_format_name(set->format), set->rows, set->n, set->skipped_total);
   if (set->n_first_skipped) {
     fprintf(stderr, " (first at lines");
-    for (size_t i = 0; i < set->n_first_skipped; i++)
-      fprintf(stderr, " %u", set->first_skipped[i]);
+    for (size_t i = 0; i < set->n_first_skipped; i++) fprintf(stderr, " %u", set->first_skipped[i]);
     fprintf(stderr, ")");
   }
   fprintf(stderr, "\n");
@@ -480,8 +450,7 @@ static int replay_write_files(const replay_opts *o, const lg_report_info *info, 
   }
   if (o->samples) { /* request -> offer of every trip, for a ramp step's percentiles */
     FILE *fp = fopen(o->samples, "w");
-    for (size_t i = 0; fp && i < st->offer_ms.n; i++)
-      fprintf(fp, "%.3f\n", st->offer_ms.v[i]);
+    for (size_t i = 0; fp && i < st->offer_ms.n; i++) fprintf(fp, "%.3f\n", st->offer_ms.v[i]);
     if (!fp || fclose(fp) != 0) {
       fprintf(stderr, "meridian-loadgen: %s: %s\n", o->samples, strerror(errno));
       rc = 1;

@@ -155,8 +155,10 @@ void lg_path_at(const lg_path *p, double t_ms, geo_latlng *pos, geo_route_place 
   } else {
     while (hi - lo > 1) { /* pts[lo].t <= t < pts[hi].t */
       size_t mid = (lo + hi) / 2;
-      if (p->pts[mid].t_ms <= t_ms) lo = mid;
-      else hi = mid;
+      if (p->pts[mid].t_ms <= t_ms)
+        lo = mid;
+      else
+        hi = mid;
     }
   }
   const lg_path_pt *a = &p->pts[lo], *b = &p->pts[hi];

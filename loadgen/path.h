@@ -16,9 +16,9 @@
 /* One point of a path. */
 typedef struct lg_path_pt {
   geo_latlng pos;
-  double t_ms;   /* time from the start of the path at which the vehicle is here */
-  uint32_t arc;  /* the arc it is on (GEO_ARC_NONE for a path that stays at a node) */
-  double frac;   /* fraction of that arc (of its length and of its time) from its tail */
+  double t_ms;  /* time from the start of the path at which the vehicle is here */
+  uint32_t arc; /* the arc it is on (GEO_ARC_NONE for a path that stays at a node) */
+  double frac;  /* fraction of that arc (of its length and of its time) from its tail */
 } lg_path_pt;
 
 /* A path: n points in time order, first at t_ms 0, last at total_ms. */

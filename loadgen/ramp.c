@@ -22,7 +22,8 @@ int lg_ramp_parse_steps(const char *s, lg_ramp_plan_step *out, size_t cap, char 
     errno = 0;
     double d = strtod(p, &e);
     if (e == p || *e != ':' || errno || !(d >= 1) || d > 1e6 || d != floor(d)) {
-      snprintf(err, errcap, "step %zu: want DRIVERS:SPEEDUP (drivers a whole number >= 1) at '%.20s'", n + 1, p);
+      snprintf(err, errcap,
+               "step %zu: want DRIVERS:SPEEDUP (drivers a whole number >= 1) at '%.20s'", n + 1, p);
       return -1;
     }
     p = e + 1;
@@ -62,14 +63,17 @@ int lg_ramp_knee(const lg_ramp_step *steps, size_t n, const lg_ramp_criteria *c)
 }
 
 void lg_ramp_print_table(FILE *fp, const lg_ramp_step *steps, size_t n, const lg_ramp_criteria *c) {
-  fprintf(fp, "step drivers speedup updates/s requests/s  offer p50    p99 ms  match%%  dropped  skipped  ok");
-  if (n) for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(fp, " %10.10s%%", steps[0].proc_name[k]);
+  fprintf(fp, "step drivers speedup updates/s requests/s  offer p50    p99 ms  match%%  dropped  "
+              "skipped  ok");
+  if (n)
+    for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(fp, " %10.10s%%", steps[0].proc_name[k]);
   fprintf(fp, "\n");
   for (size_t i = 0; i < n; i++) {
     const lg_ramp_step *s = &steps[i];
-    fprintf(fp, "%4zu %7zu %7.0f %9.0f %10.1f %10.2f %9.2f %7.1f %8.0f %8.0f %3s", i + 1, s->drivers,
-            s->speedup, s->updates_per_s, s->requests_per_s, s->offer_p50_ms, s->offer_p99_ms,
-            match_pct(s), s->dropped, s->skipped, lg_ramp_step_ok(s, c) ? "yes" : "no");
+    fprintf(fp, "%4zu %7zu %7.0f %9.0f %10.1f %10.2f %9.2f %7.1f %8.0f %8.0f %3s", i + 1,
+            s->drivers, s->speedup, s->updates_per_s, s->requests_per_s, s->offer_p50_ms,
+            s->offer_p99_ms, match_pct(s), s->dropped, s->skipped,
+            lg_ramp_step_ok(s, c) ? "yes" : "no");
     for (size_t k = 0; k < s->n_procs; k++) fprintf(fp, " %11.1f", s->cpu_pct[k]);
     fprintf(fp, "\n");
   }
@@ -97,7 +101,8 @@ int lg_ramp_write_plot(const char *png_path, const lg_ramp_step *steps, size_t n
   FILE *d = fopen(path, "w");
   if (!d) return -1;
   fprintf(d, "# step updates_per_s requests_per_s offer_p50_ms offer_p99_ms");
-  if (n) for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(d, " cpu_%s", steps[0].proc_name[k]);
+  if (n)
+    for (size_t k = 0; k < steps[0].n_procs; k++) fprintf(d, " cpu_%s", steps[0].proc_name[k]);
   fprintf(d, "\n");
   for (size_t i = 0; i < n; i++) {
     const lg_ramp_step *s = &steps[i];
@@ -112,10 +117,14 @@ int lg_ramp_write_plot(const char *png_path, const lg_ramp_step *steps, size_t n
   if (!g) return -1;
   fprintf(g, "set terminal pngcairo size 1100,800 noenhanced\nset output '%s'\n", png_path);
   fprintf(g, "set multiplot layout 2,1 title 'Meridian capacity ramp'\n");
-  fprintf(g, "set grid\nset key left top\nset xlabel 'location updates/s (requests/s grow with them)'\n");
+  fprintf(
+      g,
+      "set grid\nset key left top\nset xlabel 'location updates/s (requests/s grow with them)'\n");
   fprintf(g, "set ylabel 'request -> offer (ms)'\nset logscale y\n");
-  fprintf(g, "plot '%s.dat' using 2:4 with linespoints title 'p50', '' using 2:5 with linespoints title 'p99', "
-             "%g with lines dashtype 2 title 'p99 bound'\n",
+  fprintf(g,
+          "plot '%s.dat' using 2:4 with linespoints title 'p50', '' using 2:5 with linespoints "
+          "title 'p99', "
+          "%g with lines dashtype 2 title 'p99 bound'\n",
           png_path, c->p99_max_ms);
   fprintf(g, "unset logscale y\nset ylabel 'CPU (%% of one core)'\n");
   if (n && steps[0].n_procs) {

@@ -36,16 +36,16 @@ int lg_ramp_parse_steps(const char *s, lg_ramp_plan_step *out, size_t cap, char 
 typedef struct lg_ramp_step {
   size_t drivers;
   double speedup;
-  double updates_per_s;   /* location updates sent per second (all load processes) */
-  double requests_per_s;  /* ride requests sent per second */
+  double updates_per_s;  /* location updates sent per second (all load processes) */
+  double requests_per_s; /* ride requests sent per second */
   size_t requested, matched;
   double offer_p50_ms, offer_p99_ms; /* request -> offer at the client, all processes */
-  double dropped;         /* updates Meridian did not take: sent but not received by the
-                             gateway, refused by its rate limit, failed to Kafka */
-  double skipped;         /* positions the clients did not send because the previous one was
-                             still queued (backpressure; one per driver at connection is usual:
-                             its `status` goes first): shown, not judged */
-  double hops_p50_ms[8];  /* the gateway's per-hop p50 (hops.h order), NAN when unknown */
+  double dropped;                    /* updates Meridian did not take: sent but not received by the
+                                        gateway, refused by its rate limit, failed to Kafka */
+  double skipped;        /* positions the clients did not send because the previous one was
+                            still queued (backpressure; one per driver at connection is usual:
+                            its `status` goes first): shown, not judged */
+  double hops_p50_ms[8]; /* the gateway's per-hop p50 (hops.h order), NAN when unknown */
   size_t n_hops;
   size_t n_procs;
   char proc_name[LG_RAMP_MAX_PROCS][LG_RAMP_NAME_MAX];

@@ -33,26 +33,27 @@
 #define DEFAULT_STEPS "500:30,1000:60,2000:120,4000:180,8000:240,12000:300,16000:300,20000:300"
 
 static void usage(FILE *fp) {
-  fprintf(fp,
-          "usage: meridian-loadgen ramp --trips FILE [options]\n"
-          "Raises the load step by step (drivers x ping rate for locations, the replay's speedup for\n"
-          "requests), holds each step, and finds the knee: the highest step, before the first that\n"
-          "fails, where request -> offer p99 < --p99-max-ms, match rate >= --match-min-pct and no\n"
-          "location update was dropped. Prints the steps as a table, writes the plot, and ends with\n"
-          "one JSON line: knee_updates_per_s, knee_requests_per_s, ...\n"
-          "  --trips FILE         trips CSV (as replay)\n"
-          "  --steps LIST         DRIVERS:SPEEDUP,... (default " DEFAULT_STEPS ")\n"
-          "  --hold S             wall seconds of requests per step (default 20)\n"
-          "  --procs N            load processes per step, drivers and trips split (default 2)\n"
-          "  --ping-max-hz H      location messages per driver per second at most (default 1)\n"
-          "  --drain S            wall seconds a step waits for trips to finish (default 3)\n"
-          "  --pids NAME=PID,...  stack processes whose CPU to report (scripts/capacity passes them)\n"
-          "  --out DIR            children's reports and the plot data (default out/capacity)\n"
-          "  --plot FILE.png      the plot (default DIR/capacity.png)\n"
-          "  --p99-max-ms X       bound on request -> offer p99 (default 50)\n"
-          "  --match-min-pct X    floor on the match rate (default 95)\n"
-          "  --start HH:MM, --seed S, --url, --graph, --area: as replay\n"
-          "Environment: MERIDIAN_JWT_SECRET (required), MERIDIAN_GATEWAY_URL, MERIDIAN_GRAPH.\n");
+  fprintf(
+      fp,
+      "usage: meridian-loadgen ramp --trips FILE [options]\n"
+      "Raises the load step by step (drivers x ping rate for locations, the replay's speedup for\n"
+      "requests), holds each step, and finds the knee: the highest step, before the first that\n"
+      "fails, where request -> offer p99 < --p99-max-ms, match rate >= --match-min-pct and no\n"
+      "location update was dropped. Prints the steps as a table, writes the plot, and ends with\n"
+      "one JSON line: knee_updates_per_s, knee_requests_per_s, ...\n"
+      "  --trips FILE         trips CSV (as replay)\n"
+      "  --steps LIST         DRIVERS:SPEEDUP,... (default " DEFAULT_STEPS ")\n"
+      "  --hold S             wall seconds of requests per step (default 20)\n"
+      "  --procs N            load processes per step, drivers and trips split (default 2)\n"
+      "  --ping-max-hz H      location messages per driver per second at most (default 1)\n"
+      "  --drain S            wall seconds a step waits for trips to finish (default 3)\n"
+      "  --pids NAME=PID,...  stack processes whose CPU to report (scripts/capacity passes them)\n"
+      "  --out DIR            children's reports and the plot data (default out/capacity)\n"
+      "  --plot FILE.png      the plot (default DIR/capacity.png)\n"
+      "  --p99-max-ms X       bound on request -> offer p99 (default 50)\n"
+      "  --match-min-pct X    floor on the match rate (default 95)\n"
+      "  --start HH:MM, --seed S, --url, --graph, --area: as replay\n"
+      "Environment: MERIDIAN_JWT_SECRET (required), MERIDIAN_GATEWAY_URL, MERIDIAN_GRAPH.\n");
 }
 
 /* CPU seconds (user + system) of pid so far, from /proc/<pid>/stat; NAN when unreadable. */
@@ -67,17 +68,22 @@ static double proc_cpu_s(long pid) {
   char *p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
   if (!p) return NAN;
   unsigned long long ut = 0, st = 0;
-  /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return NAN;
+  /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14)
+   * stime(15) */
+  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+    return NAN;
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* One counter sample `name{label="value"} N` (label NULL: no labels) from Prometheus text;
  * 0 when absent. */
-static double prom_counter(const char *text, const char *name, const char *label, const char *value) {
+static double prom_counter(const char *text, const char *name, const char *label,
+                           const char *value) {
   char want[256];
-  if (label) snprintf(want, sizeof want, "%s{%s=\"%s\"} ", name, label, value);
-  else snprintf(want, sizeof want, "%s ", name);
+  if (label)
+    snprintf(want, sizeof want, "%s{%s=\"%s\"} ", name, label, value);
+  else
+    snprintf(want, sizeof want, "%s ", name);
   size_t n = strlen(want);
   for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
     if (strncmp(p, want, n) == 0) return strtod(p + n, NULL);
@@ -134,22 +140,45 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
     int a = 0;
     argv[a++] = self;
     argv[a++] = "replay";
-    argv[a++] = "--trips"; argv[a++] = o->trips;
-    argv[a++] = "--drivers"; argv[a++] = drivers;
-    argv[a++] = "--speedup"; argv[a++] = speedup;
-    argv[a++] = "--duration"; argv[a++] = hold;
-    argv[a++] = "--ping-max-hz"; argv[a++] = hz;
-    argv[a++] = "--drain"; argv[a++] = drain;
-    argv[a++] = "--part"; argv[a++] = part;
-    argv[a++] = "--run-id"; argv[a++] = run;
-    argv[a++] = "--json"; argv[a++] = json;
-    argv[a++] = "--offer-samples"; argv[a++] = samples;
-    argv[a++] = "--url"; argv[a++] = o->url;
+    argv[a++] = "--trips";
+    argv[a++] = o->trips;
+    argv[a++] = "--drivers";
+    argv[a++] = drivers;
+    argv[a++] = "--speedup";
+    argv[a++] = speedup;
+    argv[a++] = "--duration";
+    argv[a++] = hold;
+    argv[a++] = "--ping-max-hz";
+    argv[a++] = hz;
+    argv[a++] = "--drain";
+    argv[a++] = drain;
+    argv[a++] = "--part";
+    argv[a++] = part;
+    argv[a++] = "--run-id";
+    argv[a++] = run;
+    argv[a++] = "--json";
+    argv[a++] = json;
+    argv[a++] = "--offer-samples";
+    argv[a++] = samples;
+    argv[a++] = "--url";
+    argv[a++] = o->url;
     argv[a++] = "--quiet";
-    if (o->graph) { argv[a++] = "--graph"; argv[a++] = o->graph; }
-    if (o->area) { argv[a++] = "--area"; argv[a++] = o->area; }
-    if (o->start) { argv[a++] = "--start"; argv[a++] = o->start; }
-    if (o->seed) { argv[a++] = "--seed"; argv[a++] = o->seed; }
+    if (o->graph) {
+      argv[a++] = "--graph";
+      argv[a++] = o->graph;
+    }
+    if (o->area) {
+      argv[a++] = "--area";
+      argv[a++] = o->area;
+    }
+    if (o->start) {
+      argv[a++] = "--start";
+      argv[a++] = o->start;
+    }
+    if (o->seed) {
+      argv[a++] = "--seed";
+      argv[a++] = o->seed;
+    }
     argv[a] = NULL;
     fflush(NULL);
     pid_t p = fork();
@@ -173,12 +202,14 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
   for (int k = 0; k < n; k++) {
     int status = 0;
     struct rusage ru;
-    while (wait4(kids[k], &status, 0, &ru) < 0 && errno == EINTR) {}
+    while (wait4(kids[k], &status, 0, &ru) < 0 && errno == EINTR) {
+    }
     lg_cpu += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fprintf(stderr, "meridian-loadgen ramp: step %zu process %d failed (see %s/step%zu-p%d.txt)\n",
-              i + 1, k, o->out, i + 1, k);
+      fprintf(stderr,
+              "meridian-loadgen ramp: step %zu process %d failed (see %s/step%zu-p%d.txt)\n", i + 1,
+              k, o->out, i + 1, k);
       rc = -1;
     }
   }
@@ -227,8 +258,9 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
   st->skipped = skipped;
   for (size_t h = 0; h < 8; h++) st->hops_p50_ms[h] = NAN;
   if (before && after) {
-    double received = prom_counter(after, "meridian_gateway_messages_in_total", "type", "location") -
-                      prom_counter(before, "meridian_gateway_messages_in_total", "type", "location");
+    double received =
+        prom_counter(after, "meridian_gateway_messages_in_total", "type", "location") -
+        prom_counter(before, "meridian_gateway_messages_in_total", "type", "location");
     double limited = prom_counter(after, "meridian_gateway_rate_limited_total", "role", "driver") -
                      prom_counter(before, "meridian_gateway_rate_limited_total", "role", "driver");
     double failed = prom_counter(after, "meridian_gateway_kafka_failed_total", NULL, NULL) -
@@ -319,49 +351,25 @@ static bool ramp_option(int opt, const char *v, ramp_opts *o, const char **steps
                         lg_ramp_criteria *crit) {
   double x;
   switch (opt) {
-  case RO_TRIPS:
-    o->trips = v;
-    return true;
-  case RO_STEPS:
-    *steps = v;
-    return true;
-  case RO_HOLD:
-    return num_arg(v, 1, 3600, &o->hold_s);
+  case RO_TRIPS: o->trips = v; return true;
+  case RO_STEPS: *steps = v; return true;
+  case RO_HOLD: return num_arg(v, 1, 3600, &o->hold_s);
   case RO_PROCS:
     if (!num_arg(v, 1, 64, &x) || x != floor(x)) return false;
     o->procs = (int)x;
     return true;
-  case RO_PING_MAX_HZ:
-    return num_arg(v, 0.01, 5, &o->ping_hz);
-  case RO_DRAIN:
-    return num_arg(v, 0, 3600, &o->drain_s);
-  case RO_OUT:
-    o->out = v;
-    return true;
-  case RO_PLOT:
-    o->plot = v;
-    return true;
-  case RO_P99_MAX_MS:
-    return num_arg(v, 0.001, 1e6, &crit->p99_max_ms);
-  case RO_MATCH_MIN_PCT:
-    return num_arg(v, 0, 100, &crit->match_min_pct);
-  case RO_URL:
-    o->url = v;
-    return true;
-  case RO_GRAPH:
-    o->graph = v;
-    return true;
-  case RO_AREA:
-    o->area = v;
-    return true;
-  case RO_START:
-    o->start = v;
-    return true;
-  case RO_SEED:
-    o->seed = v;
-    return true;
-  case RO_PIDS:
-    return pids_arg(v, o);
+  case RO_PING_MAX_HZ: return num_arg(v, 0.01, 5, &o->ping_hz);
+  case RO_DRAIN: return num_arg(v, 0, 3600, &o->drain_s);
+  case RO_OUT: o->out = v; return true;
+  case RO_PLOT: o->plot = v; return true;
+  case RO_P99_MAX_MS: return num_arg(v, 0.001, 1e6, &crit->p99_max_ms);
+  case RO_MATCH_MIN_PCT: return num_arg(v, 0, 100, &crit->match_min_pct);
+  case RO_URL: o->url = v; return true;
+  case RO_GRAPH: o->graph = v; return true;
+  case RO_AREA: o->area = v; return true;
+  case RO_START: o->start = v; return true;
+  case RO_SEED: o->seed = v; return true;
+  case RO_PIDS: return pids_arg(v, o);
   }
   return false;
 }

@@ -169,16 +169,24 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
     fprintf(fp, ")");
   }
   fprintf(fp, ", %zu without a real duration\n", in->no_duration);
-  fprintf(fp, "  replay          %zu trips from %02d:%02d at speedup %gx for %.0f s wall; %zu drivers; "
-              "accept p %.2f, cancel p %.2f; seed %llu\n",
+  fprintf(fp,
+          "  replay          %zu trips from %02d:%02d at speedup %gx for %.0f s wall; %zu drivers; "
+          "accept p %.2f, cancel p %.2f; seed %llu\n",
           st->trips_in_window, h, mi, in->speedup, in->duration_s, in->drivers, in->accept_prob,
           in->cancel_prob, (unsigned long long)in->seed);
-  fprintf(fp, "  drivers         a location every %g s of sim time (real apps: %g s)%s; driving the snapshot's times x %.3f\n",
-          in->ping_gap_s, in->ping_period_s, in->motion ? ", with heading and speed" : "", in->drive_pace);
-  fprintf(fp, "  gateway         %s; peak %zu connections open, %zu failed to connect, %zu closed by the server\n",
+  fprintf(fp,
+          "  drivers         a location every %g s of sim time (real apps: %g s)%s; driving the "
+          "snapshot's times x %.3f\n",
+          in->ping_gap_s, in->ping_period_s, in->motion ? ", with heading and speed" : "",
+          in->drive_pace);
+  fprintf(fp,
+          "  gateway         %s; peak %zu connections open, %zu failed to connect, %zu closed by "
+          "the server\n",
           in->url, st->peak_open, st->connect_failed, st->closed_unexpectedly);
   if (st->reconnect_attempts)
-    fprintf(fp, "  reconnections   %zu of %zu tries (jittered backoff); %zu messages sent again, %zu trips taken up from a snapshot\n",
+    fprintf(fp,
+            "  reconnections   %zu of %zu tries (jittered backoff); %zu messages sent again, %zu "
+            "trips taken up from a snapshot\n",
             st->reconnects, st->reconnect_attempts, st->resent, st->resync_adopted);
   fprintf(fp, "\n  trips requested %zu\n", st->requested);
   fprintf(fp, "    matched       %zu (%.1f%%)\n", st->matched, pct(st->matched, st->requested));
@@ -196,13 +204,18 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
   fprintf(fp, "\n  rider wait (request -> driver at the pickup, simulated)\n");
   fprintf(fp, "    wait            mean %6.0f  p50 %6.0f  p95 %6.0f s  (n=%zu)\n", w.mean, w.p50,
           w.p95, w.n);
-  fprintf(fp, "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
-          pe.mean, pe.p50, pe.p95, pe.n);
+  fprintf(
+      fp,
+      "    pickup ETA      mean %6.0f  p50 %6.0f  p95 %6.0f s  (quoted with the match, n=%zu)\n",
+      pe.mean, pe.p50, pe.p95, pe.n);
   if (st->chain_horizon_s > 0) {
     lg_summary ch = lg_samples_summary(&st->chain_saving_s);
-    fprintf(fp, "    chained trips   an estimate, not dispatched: a driver ending a trip within %.0f s would\n"
-                "                    have reached the pickup sooner in %zu of %zu matches; mean saving %.1f s a\n"
-                "                    match (%.1f%% of the mean wait)\n",
+    fprintf(fp,
+            "    chained trips   an estimate, not dispatched: a driver ending a trip within %.0f s "
+            "would\n"
+            "                    have reached the pickup sooner in %zu of %zu matches; mean saving "
+            "%.1f s a\n"
+            "                    match (%.1f%% of the mean wait)\n",
             st->chain_horizon_s, st->chain_sooner, ch.n, ch.n ? ch.mean : 0.0,
             ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0);
   }
@@ -211,14 +224,19 @@ void lg_report_print(FILE *fp, const lg_report_info *in, const lg_stats *st) {
             100.0 * st->self_cpu_s / st->total_wall_s, st->total_wall_s);
   lg_report_print_hops(fp, &st->hops, &st->offer_ms);
   fprintf(fp, "\n  ETA\n");
-  fprintf(fp, "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
-          lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
-          st->pickup_eta_err_pct.n);
-  fprintf(fp, "      in sim seconds: median |error| %.0f s, mean error %+.0f s (a driver's position reaches dispatch every %.0f s of sim time)\n",
+  fprintf(
+      fp,
+      "    pickup ETA vs simulated arrival: median |error| %.1f%%, mean error %+.1f%% (n=%zu)\n",
+      lg_samples_median_abs(&st->pickup_eta_err_pct), mean_of(&st->pickup_eta_err_pct),
+      st->pickup_eta_err_pct.n);
+  fprintf(fp,
+          "      in sim seconds: median |error| %.0f s, mean error %+.0f s (a driver's position "
+          "reaches dispatch every %.0f s of sim time)\n",
           lg_samples_median_abs(&st->pickup_eta_err_s), mean_of(&st->pickup_eta_err_s),
           in->ping_gap_s);
-  fprintf(fp, "    route ETA pickup->drop-off vs real taxi duration: median |error| %.1f%%, "
-              "mean error %+.1f%% (n=%zu)\n",
+  fprintf(fp,
+          "    route ETA pickup->drop-off vs real taxi duration: median |error| %.1f%%, "
+          "mean error %+.1f%% (n=%zu)\n",
           lg_samples_median_abs(&st->taxi_eta_err_pct), mean_of(&st->taxi_eta_err_pct),
           st->taxi_eta_err_pct.n);
   fprintf(fp, "\n  errors by code:");
@@ -235,7 +253,8 @@ void lg_report_print_hops(FILE *fp, const lg_hops_report *h, const lg_samples *o
     fprintf(fp, "\n  hops            not measured: %s\n", h->why);
     return;
   }
-  fprintf(fp, "\n  hops (the gateway's traces of the requests, from its /metrics; p50/p99 within a bucket)\n");
+  fprintf(fp, "\n  hops (the gateway's traces of the requests, from its /metrics; p50/p99 within a "
+              "bucket)\n");
   double sum_p50 = 0, sum_mean = 0;
   for (size_t i = 0; i < h->n; i++) {
     const lg_hop_stat *s = &h->hop[i];
@@ -247,9 +266,10 @@ void lg_report_print_hops(FILE *fp, const lg_hops_report *h, const lg_samples *o
   lg_summary o = lg_samples_summary(offer_ms);
   fprintf(fp, "    %-16s p50 %7.2f  p99 %7.2f  mean %7.2f ms  (gateway received -> sent, n=%.0f)\n",
           "traced", h->total.p50_ms, h->total.p99_ms, h->total.mean_ms, h->total.n);
-  fprintf(fp, "    hops add up to mean %.2f ms (traced mean %.2f), p50s to %.2f ms; the client's "
-              "request -> offer p50 %.2f mean %.2f ms (the rest: the client's send and receive, "
-              "both event loops)\n",
+  fprintf(fp,
+          "    hops add up to mean %.2f ms (traced mean %.2f), p50s to %.2f ms; the client's "
+          "request -> offer p50 %.2f mean %.2f ms (the rest: the client's send and receive, "
+          "both event loops)\n",
           sum_mean, h->total.mean_ms, sum_p50, o.p50, o.mean);
 }
 
@@ -258,9 +278,9 @@ static json_t *hops_json(const lg_hops_report *h) {
   if (!o || !h->have) return o;
   for (size_t i = 0; i < h->n; i++) {
     const lg_hop_stat *s = &h->hop[i];
-    json_object_set_new(o, s->name, json_pack("{s:o,s:o,s:o,s:I}", "p50", num(s->p50_ms), "p99",
-                                              num(s->p99_ms), "mean", num(s->mean_ms), "n",
-                                              (json_int_t)s->n));
+    json_object_set_new(o, s->name,
+                        json_pack("{s:o,s:o,s:o,s:I}", "p50", num(s->p50_ms), "p99", num(s->p99_ms),
+                                  "mean", num(s->mean_ms), "n", (json_int_t)s->n));
   }
   return o;
 }
@@ -281,22 +301,21 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   for (size_t i = 0; i < in->n_first_skipped; i++)
     json_array_append_new(first, json_integer(in->first_skipped[i]));
   json_t *o = json_pack(
-      "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "run_id",
-      in->run_id, "requested", (json_int_t)st->requested, "matched", (json_int_t)st->matched,
-      "no_driver", (json_int_t)st->no_driver, "cancelled", (json_int_t)st->cancelled,
-      "completed", (json_int_t)st->completed, "cancel_sent", (json_int_t)st->cancel_sent,
-      "matched_pct", num(pct(st->matched, st->requested)), "no_driver_pct",
-      num(pct(st->no_driver, st->requested)), "match_latency_ms", lat_json(&st->match_ms),
-      "offer_latency_ms", lat_json(&st->offer_ms), "updates_per_s", num(updates_per_s(st)),
-      "eta_error_pct", num(lg_samples_median_abs(&st->pickup_eta_err_pct)),
-      "eta_error", json_pack("{s:o,s:o,s:I,s:o,s:o,s:o,s:I}", "pickup_median_abs_pct",
-                             num(lg_samples_median_abs(&st->pickup_eta_err_pct)),
-                             "pickup_mean_pct", num(mean_of(&st->pickup_eta_err_pct)),
-                             "pickup_n", (json_int_t)st->pickup_eta_err_pct.n,
-                             "pickup_median_abs_s", num(lg_samples_median_abs(&st->pickup_eta_err_s)),
-                             "taxi_median_abs_pct", num(lg_samples_median_abs(&st->taxi_eta_err_pct)),
-                             "taxi_mean_pct", num(mean_of(&st->taxi_eta_err_pct)), "taxi_n",
-                             (json_int_t)st->taxi_eta_err_pct.n),
+      "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "run_id", in->run_id,
+      "requested", (json_int_t)st->requested, "matched", (json_int_t)st->matched, "no_driver",
+      (json_int_t)st->no_driver, "cancelled", (json_int_t)st->cancelled, "completed",
+      (json_int_t)st->completed, "cancel_sent", (json_int_t)st->cancel_sent, "matched_pct",
+      num(pct(st->matched, st->requested)), "no_driver_pct", num(pct(st->no_driver, st->requested)),
+      "match_latency_ms", lat_json(&st->match_ms), "offer_latency_ms", lat_json(&st->offer_ms),
+      "updates_per_s", num(updates_per_s(st)), "eta_error_pct",
+      num(lg_samples_median_abs(&st->pickup_eta_err_pct)), "eta_error",
+      json_pack("{s:o,s:o,s:I,s:o,s:o,s:o,s:I}", "pickup_median_abs_pct",
+                num(lg_samples_median_abs(&st->pickup_eta_err_pct)), "pickup_mean_pct",
+                num(mean_of(&st->pickup_eta_err_pct)), "pickup_n",
+                (json_int_t)st->pickup_eta_err_pct.n, "pickup_median_abs_s",
+                num(lg_samples_median_abs(&st->pickup_eta_err_s)), "taxi_median_abs_pct",
+                num(lg_samples_median_abs(&st->taxi_eta_err_pct)), "taxi_mean_pct",
+                num(mean_of(&st->taxi_eta_err_pct)), "taxi_n", (json_int_t)st->taxi_eta_err_pct.n),
       "taxi_eta_error_pct", num(lg_samples_median_abs(&st->taxi_eta_err_pct)), "errors", errors);
   if (!o) {
     json_decref(skipped);
@@ -308,47 +327,45 @@ int lg_report_write_json(const char *path, const lg_report_info *in, const lg_st
   json_object_set_new(o, "pickup_eta_s", lat_json(&st->pickup_eta_s));
   {
     lg_summary ch = lg_samples_summary(&st->chain_saving_s), w = lg_samples_summary(&st->wait_s);
-    json_object_set_new(
-        o, "chain_estimate",
-        json_pack("{s:o,s:I,s:I,s:o,s:o}", "horizon_s", num(st->chain_horizon_s), "matches",
-                  (json_int_t)ch.n, "sooner", (json_int_t)st->chain_sooner, "saving_mean_s",
-                  num(ch.n ? ch.mean : 0.0), "saving_pct_of_wait_mean",
-                  num(ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0)));
+    json_object_set_new(o, "chain_estimate",
+                        json_pack("{s:o,s:I,s:I,s:o,s:o}", "horizon_s", num(st->chain_horizon_s),
+                                  "matches", (json_int_t)ch.n, "sooner",
+                                  (json_int_t)st->chain_sooner, "saving_mean_s",
+                                  num(ch.n ? ch.mean : 0.0), "saving_pct_of_wait_mean",
+                                  num(ch.n && w.n && w.mean > 0 ? 100.0 * ch.mean / w.mean : 0.0)));
   }
   json_object_set_new(o, "hops_ms", hops_json(&st->hops));
   json_object_set_new(o, "updates", json_integer((json_int_t)st->updates));
-  json_object_set_new(o, "traced_ms",
-                      st->hops.have
-                          ? json_pack("{s:o,s:o,s:o,s:I}", "p50", num(st->hops.total.p50_ms), "p99",
-                                      num(st->hops.total.p99_ms), "mean", num(st->hops.total.mean_ms),
-                                      "n", (json_int_t)st->hops.total.n)
-                          : json_pack("{s:s}", "why", st->hops.why));
-  json_object_set_new(o, "offers", json_pack("{s:I,s:I,s:I,s:I}", "sent", (json_int_t)st->offers,
-                                             "accepted", (json_int_t)st->accepts, "declined",
-                                             (json_int_t)st->declines, "expired",
-                                             (json_int_t)st->offers_expired));
-  json_object_set_new(o, "connections",
-                      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
-                                "connect_failed", (json_int_t)st->connect_failed,
-                                "closed_by_server", (json_int_t)st->closed_unexpectedly,
-                                "riders", (json_int_t)st->riders_connected,
-                                "reconnect_attempts", (json_int_t)st->reconnect_attempts,
-                                "reconnects", (json_int_t)st->reconnects,
-                                "resent", (json_int_t)st->resent,
-                                "trips_adopted", (json_int_t)st->resync_adopted,
-                                "pings_skipped", (json_int_t)st->pings_skipped));
+  json_object_set_new(
+      o, "traced_ms",
+      st->hops.have ? json_pack("{s:o,s:o,s:o,s:I}", "p50", num(st->hops.total.p50_ms), "p99",
+                                num(st->hops.total.p99_ms), "mean", num(st->hops.total.mean_ms),
+                                "n", (json_int_t)st->hops.total.n)
+                    : json_pack("{s:s}", "why", st->hops.why));
+  json_object_set_new(o, "offers",
+                      json_pack("{s:I,s:I,s:I,s:I}", "sent", (json_int_t)st->offers, "accepted",
+                                (json_int_t)st->accepts, "declined", (json_int_t)st->declines,
+                                "expired", (json_int_t)st->offers_expired));
+  json_object_set_new(
+      o, "connections",
+      json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "peak_open", (json_int_t)st->peak_open,
+                "connect_failed", (json_int_t)st->connect_failed, "closed_by_server",
+                (json_int_t)st->closed_unexpectedly, "riders", (json_int_t)st->riders_connected,
+                "reconnect_attempts", (json_int_t)st->reconnect_attempts, "reconnects",
+                (json_int_t)st->reconnects, "resent", (json_int_t)st->resent, "trips_adopted",
+                (json_int_t)st->resync_adopted, "pings_skipped", (json_int_t)st->pings_skipped));
   json_object_set_new(o, "input",
-                      json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "file", in->trips_file,
-                                "format", in->format, "rows", (json_int_t)in->rows,
-                                "skipped_total", (json_int_t)in->skipped_total, "skipped",
-                                skipped, "first_skipped_lines", first, "no_duration",
+                      json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:I}", "file", in->trips_file, "format",
+                                in->format, "rows", (json_int_t)in->rows, "skipped_total",
+                                (json_int_t)in->skipped_total, "skipped", skipped,
+                                "first_skipped_lines", first, "no_duration",
                                 (json_int_t)in->no_duration));
   json_object_set_new(o, "config",
-                      json_pack("{s:s,s:I,s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "url", in->url,
-                                "drivers", (json_int_t)in->drivers, "speedup", in->speedup,
-                                "duration_s", in->duration_s, "accept_prob", in->accept_prob,
-                                "cancel_prob", in->cancel_prob, "start_tod_s", in->start_tod_s,
-                                "seed", (json_int_t)in->seed, "trips_in_window",
+                      json_pack("{s:s,s:I,s:f,s:f,s:f,s:f,s:f,s:I,s:I}", "url", in->url, "drivers",
+                                (json_int_t)in->drivers, "speedup", in->speedup, "duration_s",
+                                in->duration_s, "accept_prob", in->accept_prob, "cancel_prob",
+                                in->cancel_prob, "start_tod_s", in->start_tod_s, "seed",
+                                (json_int_t)in->seed, "trips_in_window",
                                 (json_int_t)st->trips_in_window));
   json_t *cfg = json_object_get(o, "config");
   if (cfg) {
@@ -395,8 +412,10 @@ int lg_report_plot(const char *png, const lg_stats *st, char *err, size_t errcap
     fprintf(fp, "%zu %u %u %u %u ", i, s->requested, s->matched, s->no_driver, s->completed);
     double v[5] = {o.p50, o.p99, m.p50, m.p99, pct(cm, cm + cn)};
     for (int k = 0; k < 5; k++) {
-      if (isfinite(v[k])) fprintf(fp, "%.2f ", v[k]);
-      else fprintf(fp, "NaN ");
+      if (isfinite(v[k]))
+        fprintf(fp, "%.2f ", v[k]);
+      else
+        fprintf(fp, "NaN ");
     }
     fprintf(fp, "%u\n", s->updates);
   }
@@ -429,7 +448,8 @@ int lg_report_plot(const char *png, const lg_stats *st, char *err, size_t errcap
           "set y2range [0:105]\n"
           "set y2tics\n"
           "plot '%s' u 1:2 w boxes fs solid 0.3 t 'requests/s', '' u 1:3 w l lw 2 t 'matched/s', "
-          "'' u 1:4 w l t 'no driver/s', '' u 1:10 axes x1y2 w l lw 2 dt 2 t 'matched %% (cumulative)'\n"
+          "'' u 1:4 w l t 'no driver/s', '' u 1:10 axes x1y2 w l lw 2 dt 2 t 'matched %% "
+          "(cumulative)'\n"
           "unset multiplot\n",
           png, dat, dat);
   if (fclose(fp) != 0) {

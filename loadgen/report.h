@@ -54,39 +54,42 @@ typedef struct lg_second {
 
 /* Everything a replay counts. */
 typedef struct lg_stats {
-  size_t trips_in_window;   /* trips of the file chosen for the replay */
+  size_t trips_in_window; /* trips of the file chosen for the replay */
   size_t requested, offered, matched, no_driver, cancel_sent, cancelled, completed;
   size_t offers, accepts, declines, offers_expired;
-  size_t updates;           /* location messages sent */
+  size_t updates; /* location messages sent */
   size_t drivers_connected, riders_connected, connect_failed, closed_unexpectedly;
   size_t reconnect_attempts, reconnects; /* connections tried again after one dropped, and opened */
-  size_t resent;            /* messages sent again after a reconnection or `unavailable` */
-  size_t resync_adopted;    /* trips a driver took up from the gateway's snapshot */
-  size_t pings_skipped;     /* positions not sent because the previous one was still queued */
-  size_t open_now;          /* connections open at this moment */
+  size_t resent;         /* messages sent again after a reconnection or `unavailable` */
+  size_t resync_adopted; /* trips a driver took up from the gateway's snapshot */
+  size_t pings_skipped;  /* positions not sent because the previous one was still queued */
+  size_t open_now;       /* connections open at this moment */
   size_t peak_open;
-  lg_samples offer_ms, match_ms;        /* request -> offer, request -> matched (wall ms) */
-  lg_samples pickup_eta_err_pct;        /* (simulated arrival - predicted) / predicted */
-  lg_samples pickup_eta_err_s;          /* simulated arrival - predicted, sim seconds */
-  lg_samples taxi_eta_err_pct;          /* (Meridian route ETA - real duration) / real */
-  lg_samples wait_s;        /* rider's wait: request sent -> his driver arrived at the pickup
-                               (simulated), sim seconds */
-  lg_samples pickup_eta_s;  /* the pickup ETA dispatch quoted with the match, s */
+  lg_samples offer_ms, match_ms; /* request -> offer, request -> matched (wall ms) */
+  lg_samples pickup_eta_err_pct; /* (simulated arrival - predicted) / predicted */
+  lg_samples pickup_eta_err_s;   /* simulated arrival - predicted, sim seconds */
+  lg_samples taxi_eta_err_pct;   /* (Meridian route ETA - real duration) / real */
+  lg_samples wait_s;             /* rider's wait: request sent -> his driver arrived at the pickup
+                                    (simulated), sim seconds */
+  lg_samples pickup_eta_s;       /* the pickup ETA dispatch quoted with the match, s */
   /* Chained trips, estimated (sim.c chain_estimate): per match, how much sooner a driver
    * finishing a trip within chain_horizon_s would have reached the pickup than the matched
    * one (0 when none would), sim seconds; chain_sooner: matches where one would have. */
   lg_samples chain_saving_s;
   size_t chain_sooner;
-  double chain_horizon_s;   /* the horizon used (0: not estimated) */
-  struct { char code[32]; size_t n; } errors[LG_MAX_ERROR_CODES];
+  double chain_horizon_s; /* the horizon used (0: not estimated) */
+  struct {
+    char code[32];
+    size_t n;
+  } errors[LG_MAX_ERROR_CODES];
   size_t n_error_codes;
   lg_second *secs; /* timeline, one entry per wall second; owned */
   size_t n_secs;
-  double replay_wall_s;  /* wall time of the replay window (updates/s is over it) */
-  double total_wall_s;   /* including connecting and draining */
+  double replay_wall_s; /* wall time of the replay window (updates/s is over it) */
+  double total_wall_s;  /* including connecting and draining */
   size_t updates_in_window;
-  lg_hops_report hops;   /* per-hop breakdown from the gateway's /metrics (filled by main.c) */
-  double self_cpu_s;     /* the load generator's own CPU (user + system) over the run; main.c */
+  lg_hops_report hops; /* per-hop breakdown from the gateway's /metrics (filled by main.c) */
+  double self_cpu_s;   /* the load generator's own CPU (user + system) over the run; main.c */
 } lg_stats;
 
 /* Count one error of `code` (codes beyond LG_MAX_ERROR_CODES distinct fold into "other"). */
@@ -103,7 +106,7 @@ void lg_stats_close(lg_stats *st);
 typedef struct lg_report_info {
   const char *trips_file, *format, *url, *run_id;
   size_t drivers, rows, skipped_total, no_duration;
-  const size_t *skipped;   /* by lg_skip_reason, LG_SKIP_REASON_COUNT entries */
+  const size_t *skipped; /* by lg_skip_reason, LG_SKIP_REASON_COUNT entries */
   const uint32_t *first_skipped;
   size_t n_first_skipped;
   double speedup, duration_s, accept_prob, cancel_prob, start_tod_s;

@@ -20,7 +20,7 @@
 #include "path.h"
 
 #define ID_MAX 72
-#define CONNECT_LEAD_WALL_S 1.0 /* a rider connects this long before his request */
+#define CONNECT_LEAD_WALL_S 1.0    /* a rider connects this long before his request */
 #define PING_KEEPALIVE_US 10000000 /* ping at least every 10 s of wall time (dispatch TTL 30 s) */
 #define ACCEPT_WAIT_US 30000000    /* an accept with no answer for 30 s of wall time is given up */
 #define RETRY_US 1000000           /* `unavailable` (Redis or Kafka busy): send again after 1 s */
@@ -45,12 +45,20 @@ typedef enum dstate {
   D_OFFERED,   /* deciding on an offer */
   D_ACCEPTING, /* accept sent, waiting for the trip to be matched */
   D_TO_PICKUP,
-  D_BOARDING,  /* at the pickup, rider getting in */
+  D_BOARDING, /* at the pickup, rider getting in */
   D_ON_TRIP
 } dstate;
 
 /* The next control message a driver must send when a token allows. */
-typedef enum daction { A_NONE = 0, A_STATUS, A_ACCEPT, A_DECLINE, A_ARRIVED, A_START, A_COMPLETE } daction;
+typedef enum daction {
+  A_NONE = 0,
+  A_STATUS,
+  A_ACCEPT,
+  A_DECLINE,
+  A_ARRIVED,
+  A_START,
+  A_COMPLETE
+} daction;
 
 /* One simulated driver. */
 /* A control message waiting for a token, with the offer or trip id it names. */
@@ -67,12 +75,14 @@ typedef struct driver {
   link ln;
   pending_msg pending[PENDING_MAX];
   int n_pending;
-  pending_msg unacked[UNACKED_MAX]; /* sent, neither acked nor refused yet: re-sent after a reconnection */
+  pending_msg
+      unacked[UNACKED_MAX]; /* sent, neither acked nor refused yet: re-sent after a reconnection */
   int n_unacked;
-  pending_msg sent[UNACKED_MAX]; /* the latest sent (ring): dispatch's refusal comes after the ack */
+  pending_msg
+      sent[UNACKED_MAX]; /* the latest sent (ring): dispatch's refusal comes after the ack */
   int sent_next;
-  int64_t accepting_us; /* wall time the accept was queued */
-  int64_t resync_until_us; /* after a reconnection: the gateway's snapshot may come until then */
+  int64_t accepting_us;      /* wall time the accept was queued */
+  int64_t resync_until_us;   /* after a reconnection: the gateway's snapshot may come until then */
   char last_trip_id[ID_MAX]; /* the trip he left last: its late events are not taken up */
   bool last_completed;       /* ...and he left it by completing it (his `complete` is re-sent
                                 while not acked) */
@@ -90,19 +100,27 @@ typedef struct driver {
   int64_t tokens_us;
   geo_latlng last_in_area;
   bool have_in_area;
-  bool chain_counted;   /* on a trip: already counted as the chained alternative of a match */
+  bool chain_counted; /* on a trip: already counted as the chained alternative of a match */
   char offer_id[ID_MAX], trip_id[ID_MAX];
-  double decide_at_ms;  /* sim */
+  double decide_at_ms; /* sim */
   bool will_accept;
-  double pred_eta_s;    /* pickup ETA of the offer */
-  double matched_ms;    /* sim time the trip was matched */
-  long rider;           /* the rider of the offer's request (this run's), or -1 */
+  double pred_eta_s; /* pickup ETA of the offer */
+  double matched_ms; /* sim time the trip was matched */
+  long rider;        /* the rider of the offer's request (this run's), or -1 */
   geo_latlng pickup, dropoff;
   double board_until_ms;
 } driver;
 
 typedef enum rstate { R_WAIT = 0, R_CONNECTING, R_OPEN, R_REQUESTED, R_MATCHED, R_DONE } rstate;
-typedef enum routcome { O_NONE = 0, O_REQUESTED, O_MATCHED, O_COMPLETED, O_CANCELLED, O_NO_DRIVER, O_REFUSED } routcome;
+typedef enum routcome {
+  O_NONE = 0,
+  O_REQUESTED,
+  O_MATCHED,
+  O_COMPLETED,
+  O_CANCELLED,
+  O_NO_DRIVER,
+  O_REFUSED
+} routcome;
 
 /* One rider: one trip of the file. */
 typedef struct rider {
@@ -112,8 +130,8 @@ typedef struct rider {
   bool req_acked, cancel_acked;
   int64_t req_resend_us, cancel_resend_us; /* wall time to send again (0: no need) */
   lg_trip trip;
-  double req_ms;        /* sim time of the request (time of day, may pass 24 h) */
-  int64_t sent_us;      /* wall time the request was sent */
+  double req_ms;   /* sim time of the request (time of day, may pass 24 h) */
+  int64_t sent_us; /* wall time the request was sent */
   bool offered, matched, cancel_planned, cancel_sent, requested;
   double cancel_at_ms;
   char trip_id[ID_MAX];
@@ -134,7 +152,7 @@ struct lg_sim {
   driver *d;
   rider *r;
   size_t nr;
-  size_t next_rider;       /* riders before this are past R_WAIT */
+  size_t next_rider; /* riders before this are past R_WAIT */
   size_t riders_done;
   int64_t created_us, t0_us; /* t0: the replay clock started (0 while connecting) */
   int64_t all_open_us;       /* when every driver was first connected (0 before) */
@@ -143,7 +161,7 @@ struct lg_sim {
   bool stopped, done, window_over;
   uint64_t ref_counter;
   lg_stats st;
-  size_t last_updates;     /* for the progress line */
+  size_t last_updates; /* for the progress line */
   int64_t last_progress_us;
 };
 
@@ -181,9 +199,7 @@ double lg_ping_gap_s(const lg_config *c) {
   return cap_s > c->ping_interval_s ? cap_s : c->ping_interval_s;
 }
 
-double lg_speedup_for_ping(const lg_config *c) {
-  return c->ping_max_hz * c->ping_interval_s;
-}
+double lg_speedup_for_ping(const lg_config *c) { return c->ping_max_hz * c->ping_interval_s; }
 
 double lg_drive_pace_at(const geo_graph *g, int hour, int weekday) {
   if (hour < 0 || hour > 23 || weekday < 0 || weekday > 6) return 1.0;
@@ -238,14 +254,17 @@ static long rider_of_request(const lg_sim *s, const char *req) {
 /* ---- sending ---- */
 
 static void send_text(lg_sim *s, lg_role role, uint32_t idx, const char *text) {
-  if (s->io.send(s->io.ud, role, idx, text, strlen(text)) != 0) lg_stats_error(&s->st, "send_failed");
+  if (s->io.send(s->io.ud, role, idx, text, strlen(text)) != 0)
+    lg_stats_error(&s->st, "send_failed");
 }
 
 /* Take a control token of driver d, if there is one. */
 static bool take_token(lg_sim *s, driver *d, int64_t now_us) {
   double rate = s->cfg.control_rate_hz, burst = s->cfg.control_burst;
-  if (d->tokens_us == 0) d->tokens = burst;
-  else d->tokens += (double)(now_us - d->tokens_us) / 1e6 * rate;
+  if (d->tokens_us == 0)
+    d->tokens = burst;
+  else
+    d->tokens += (double)(now_us - d->tokens_us) / 1e6 * rate;
   if (d->tokens > burst) d->tokens = burst;
   d->tokens_us = now_us;
   if (d->tokens < 1.0) return false;
@@ -269,8 +288,8 @@ static bool path_done(const lg_sim *s, const driver *d, double now_ms) {
  * direction of his next second of path and his speed over it. The speed is in metres per
  * WALL second (the simulated speed x speedup): how fast the reported position moves on the
  * clock dispatch ages pings by; left out above the protocol's 100 m/s. */
-static void motion_fields(const lg_sim *s, const driver *d, double now_ms, geo_latlng p,
-                          char *buf, size_t cap) {
+static void motion_fields(const lg_sim *s, const driver *d, double now_ms, geo_latlng p, char *buf,
+                          size_t cap) {
   buf[0] = '\0';
   if (path_done(s, d, now_ms)) return;
   geo_latlng q = driver_pos(s, d, now_ms + 1000.0, NULL);
@@ -308,15 +327,16 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   char buf[256], motion[64] = "";
   if (s->cfg.send_motion && !held) motion_fields(s, d, now, p, motion, sizeof motion);
   snprintf(buf, sizeof buf,
-           "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,%s\"ts\":%lld,\"seq\":%lld}",
-           p.lat, p.lng, motion, (long long)epoch_ms(s, now_us), (long long)++d->seq);
+           "{\"type\":\"location\",\"lat\":%.6f,\"lon\":%.6f,%s\"ts\":%lld,\"seq\":%lld}", p.lat,
+           p.lng, motion, (long long)epoch_ms(s, now_us), (long long)++d->seq);
   send_text(s, LG_DRIVER, i, buf);
   d->last_ping_us = now_us;
   d->next_ping_ms = now + s->cfg.ping_interval_s * 1000.0;
   s->st.updates++;
   lg_second *sec = second(s, now_us);
   if (sec) sec->updates++;
-  if (s->t0_us && now_us <= s->t0_us + (int64_t)(s->cfg.duration_s * 1e6)) s->st.updates_in_window++;
+  if (s->t0_us && now_us <= s->t0_us + (int64_t)(s->cfg.duration_s * 1e6))
+    s->st.updates_in_window++;
 }
 
 /* Queue control message a about id (an offer or trip id; NULL for none). */
@@ -347,25 +367,28 @@ static bool send_one(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   d->n_pending--;
   switch (p.a) {
   case A_STATUS:
-    snprintf(buf, sizeof buf, "{\"type\":\"status\",\"status\":\"available\",\"ref\":\"s%llu\"}", ref);
+    snprintf(buf, sizeof buf, "{\"type\":\"status\",\"status\":\"available\",\"ref\":\"s%llu\"}",
+             ref);
     break;
   case A_ACCEPT:
-    snprintf(buf, sizeof buf, "{\"type\":\"accept\",\"offer_id\":\"%s\",\"ref\":\"a%llu\"}", p.id, ref);
+    snprintf(buf, sizeof buf, "{\"type\":\"accept\",\"offer_id\":\"%s\",\"ref\":\"a%llu\"}", p.id,
+             ref);
     s->st.accepts++;
     break;
   case A_DECLINE:
-    snprintf(buf, sizeof buf, "{\"type\":\"decline\",\"offer_id\":\"%s\",\"ref\":\"d%llu\"}", p.id, ref);
+    snprintf(buf, sizeof buf, "{\"type\":\"decline\",\"offer_id\":\"%s\",\"ref\":\"d%llu\"}", p.id,
+             ref);
     s->st.declines++;
     break;
   case A_ARRIVED:
   case A_START:
   case A_COMPLETE: {
     const char *t = p.a == A_ARRIVED ? "arrived" : p.a == A_START ? "start" : "complete";
-    snprintf(buf, sizeof buf, "{\"type\":\"%s\",\"trip_id\":\"%s\",\"ref\":\"p%llu\"}", t, p.id, ref);
+    snprintf(buf, sizeof buf, "{\"type\":\"%s\",\"trip_id\":\"%s\",\"ref\":\"p%llu\"}", t, p.id,
+             ref);
     break;
   }
-  default:
-    return true;
+  default: return true;
   }
   send_text(s, LG_DRIVER, i, buf);
   if (p.a != A_STATUS) { /* a status is sent afresh on every connection, never re-sent */
@@ -396,7 +419,8 @@ static bool take_unacked(driver *d, unsigned long long ref, pending_msg *out) {
   for (int k = 0; k < d->n_unacked; k++)
     if (d->unacked[k].ref == ref) {
       *out = d->unacked[k];
-      memmove(d->unacked + k, d->unacked + k + 1, (size_t)(d->n_unacked - k - 1) * sizeof *d->unacked);
+      memmove(d->unacked + k, d->unacked + k + 1,
+              (size_t)(d->n_unacked - k - 1) * sizeof *d->unacked);
       d->n_unacked--;
       return true;
     }
@@ -519,7 +543,6 @@ static void become_idle(lg_sim *s, driver *d, double now_ms) {
   cruise(s, d, now_ms);
 }
 
-
 /* Chained trips, ESTIMATED: the dispatch this replays does not offer a trip to a driver
  * still on one; this measures what doing so could buy. Driver `self` was just matched to a
  * pickup `to` and will drive drive_ms to it. Every other driver on a trip ending within
@@ -528,8 +551,8 @@ static void become_idle(lg_sim *s, driver *d, double now_ms) {
  * none is sooner); the best driver is counted once per trip (he could chain only one), and
  * the saving ignores the knock-on effects either way (the matched driver left free for a
  * later request; the chained one no longer free at his drop-off). */
-static void chain_estimate(lg_sim *s, const driver *self, const geo_route_place *to, geo_latlng to_ll,
-                           double now_ms, double drive_ms) {
+static void chain_estimate(lg_sim *s, const driver *self, const geo_route_place *to,
+                           geo_latlng to_ll, double now_ms, double drive_ms) {
   if (!(s->cfg.chain_horizon_s > 0)) return;
   const double pace = s->cfg.drive_pace, horizon_ms = s->cfg.chain_horizon_s * 1000.0;
   const double fastest_mps = 40.0; /* a lower bound of any drive: no road in the city is faster */
@@ -580,8 +603,10 @@ static void link_tick(lg_sim *s, link *ln, lg_role role, uint32_t idx, int64_t n
 /* The connection closed or failed: wait a jittered, growing delay before the next try. */
 static void link_lost(lg_sim *s, link *ln, lg_role role, uint32_t idx, int64_t now_us) {
   lg_backoff_policy p = lg_backoff_default();
-  ln->failures = lg_backoff_next_failures(&p, ln->failures, ln->st == CS_OPEN ? ln->opened_us : 0, now_us);
-  uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)role << 62) ^ ((uint64_t)idx << 24) ^ ln->attempts));
+  ln->failures =
+      lg_backoff_next_failures(&p, ln->failures, ln->st == CS_OPEN ? ln->opened_us : 0, now_us);
+  uint64_t h = lg_mix64(s->cfg.seed ^
+                        lg_mix64(((uint64_t)role << 62) ^ ((uint64_t)idx << 24) ^ ln->attempts));
   ln->retry_at_us = now_us + lg_backoff_delay_us(&p, ln->failures, h);
   ln->st = CS_WAIT;
 }
@@ -618,15 +643,17 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
     if (path_done(s, d, now)) {
       double actual_s = (now - d->matched_ms) / 1000.0;
       if (d->pred_eta_s >= 1.0)
-        lg_samples_add(&s->st.pickup_eta_err_pct, (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
+        lg_samples_add(&s->st.pickup_eta_err_pct,
+                       (actual_s - d->pred_eta_s) / d->pred_eta_s * 100.0);
       if (d->pred_eta_s >= 0) lg_samples_add(&s->st.pickup_eta_err_s, actual_s - d->pred_eta_s);
       if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].sent_us > 0)
         lg_samples_add(&s->st.wait_s, (now - sim_ms(s, s->r[d->rider].sent_us)) / 1000.0);
       if (d->rider >= 0 && (size_t)d->rider < s->nr && s->r[d->rider].eta_driver == (long)i)
         s->r[d->rider].eta_actual_s = actual_s;
       uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | d->n_offers) ^ 0xb0a4d);
-      d->board_until_ms = now + 1000.0 * (s->cfg.board_delay_min_s +
-                                          unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));
+      d->board_until_ms =
+          now + 1000.0 * (s->cfg.board_delay_min_s +
+                          unit(h) * (s->cfg.board_delay_max_s - s->cfg.board_delay_min_s));
       d->st = D_BOARDING;
       queue_action(d, A_ARRIVED, d->trip_id);
       send_action(s, i, d, now_us);
@@ -653,8 +680,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
       d->last_completed = true;
     }
     break;
-  default:
-    break;
+  default: break;
   }
   /* pings: every ping interval of sim time, no faster than the wall-clock cap, and at
    * least every 10 s of wall time so that dispatch keeps the driver */
@@ -756,14 +782,15 @@ static void taxi_eta(lg_sim *s, const lg_trip *t) {
 lg_sim *lg_sim_new(const lg_config *cfg, const geo_graph *g, const lg_trip_set *set,
                    lg_area_fn in_area, void *area_ud, const lg_io *io, int64_t now_us,
                    int64_t now_epoch_ms, char *err, size_t errcap) {
-  if (cfg->drivers == 0 || !(cfg->speedup > 0) || !(cfg->duration_s > 0) ||
-      cfg->accept_prob < 0 || cfg->accept_prob > 1 || cfg->cancel_prob < 0 ||
-      cfg->cancel_prob > 1 || !(cfg->ping_max_hz > 0) || !(cfg->ping_interval_s > 0) ||
-      cfg->start_tod_s < 0 || cfg->start_tod_s >= 86400 || !(cfg->drive_pace >= 0.05) ||
-      !(cfg->drive_pace <= 20) || !(cfg->chain_horizon_s >= 0) || !(cfg->chain_horizon_s <= 3600)) {
-    snprintf(err, errcap, "bad settings (drivers > 0, speedup > 0, duration > 0, "
-                          "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20], "
-                          "chain horizon in [0, 3600] s)");
+  if (cfg->drivers == 0 || !(cfg->speedup > 0) || !(cfg->duration_s > 0) || cfg->accept_prob < 0 ||
+      cfg->accept_prob > 1 || cfg->cancel_prob < 0 || cfg->cancel_prob > 1 ||
+      !(cfg->ping_max_hz > 0) || !(cfg->ping_interval_s > 0) || cfg->start_tod_s < 0 ||
+      cfg->start_tod_s >= 86400 || !(cfg->drive_pace >= 0.05) || !(cfg->drive_pace <= 20) ||
+      !(cfg->chain_horizon_s >= 0) || !(cfg->chain_horizon_s <= 3600)) {
+    snprintf(err, errcap,
+             "bad settings (drivers > 0, speedup > 0, duration > 0, "
+             "probabilities in [0, 1], start in [00:00, 24:00), pace in [0.05, 20], "
+             "chain horizon in [0, 3600] s)");
     return NULL;
   }
   lg_sim *s = calloc(1, sizeof *s);
@@ -848,8 +875,9 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
   /* the replay clock starts settle_s after every driver is connected (their first positions
    * indexed by dispatch before the first rider asks), or after connect_s */
   if (!s->all_open_us && s->drivers_open == s->cfg.drivers) s->all_open_us = now_us;
-  if (!s->t0_us && ((s->all_open_us && now_us - s->all_open_us >= (int64_t)(s->cfg.settle_s * 1e6)) ||
-                    now_us - s->created_us >= (int64_t)(s->cfg.connect_s * 1e6) || s->stopped)) {
+  if (!s->t0_us &&
+      ((s->all_open_us && now_us - s->all_open_us >= (int64_t)(s->cfg.settle_s * 1e6)) ||
+       now_us - s->created_us >= (int64_t)(s->cfg.connect_s * 1e6) || s->stopped)) {
     s->t0_us = now_us;
     for (size_t i = 0; i < s->cfg.drivers; i++) s->d[i].path_t0_ms = sim_ms(s, now_us);
   }
@@ -860,7 +888,8 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
     s->window_over = true;
     s->st.replay_wall_s = (double)((now_us < end_us ? now_us : end_us) - s->t0_us) / 1e6;
     for (uint32_t i = 0; i < s->nr; i++) /* riders who never got to ask */
-      if (s->r[i].st != R_REQUESTED && s->r[i].st != R_MATCHED) rider_done(s, i, &s->r[i], s->r[i].outcome);
+      if (s->r[i].st != R_REQUESTED && s->r[i].st != R_MATCHED)
+        rider_done(s, i, &s->r[i], s->r[i].outcome);
   }
   double now = sim_ms(s, now_us), lead = CONNECT_LEAD_WALL_S * s->cfg.speedup * 1000.0;
   while (!s->window_over && s->next_rider < s->nr && s->r[s->next_rider].req_ms - lead <= now) {
@@ -870,8 +899,8 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
   for (uint32_t i = 0; i < s->next_rider; i++)
     if (s->r[i].st != R_DONE) tick_rider(s, i, &s->r[i], now_us);
   bool all_done = s->riders_done == s->nr;
-  if (s->window_over && (all_done || s->stopped ||
-                         now_us >= end_us + (int64_t)(s->cfg.drain_s * 1e6))) {
+  if (s->window_over &&
+      (all_done || s->stopped || now_us >= end_us + (int64_t)(s->cfg.drain_s * 1e6))) {
     s->done = true;
     s->st.total_wall_s = (double)(now_us - s->created_us) / 1e6;
     for (uint32_t i = 0; i < s->nr; i++)
@@ -941,7 +970,9 @@ void lg_sim_on_closed(lg_sim *s, lg_role role, uint32_t idx, bool was_open, cons
   (void)why;
 }
 
-static const char *str(json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *str(json_t *o, const char *k) {
+  return json_string_value(json_object_get(o, k));
+}
 
 static bool latlng(json_t *o, const char *k, geo_latlng *out) {
   json_t *p = json_object_get(o, k);
@@ -981,8 +1012,8 @@ static void debug_error(lg_role role, uint32_t i, json_t *m) {
  * was cut off. He takes it up where it is. Late events of the trip he just left (he sends
  * `complete` and is free before its `started` comes back) are not snapshots. Returns true
  * when adopted. */
-static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, const char *tid, double now,
-                       int64_t now_us) {
+static bool adopt_trip(lg_sim *s, driver *d, json_t *m, const char *status, const char *tid,
+                       double now, int64_t now_us) {
   bool matched = strcmp(status, "matched") == 0, arrived = strcmp(status, "arrived") == 0,
        started = strcmp(status, "started") == 0;
   if (!(matched || arrived || started) || d->st > D_ACCEPTING) return false;
@@ -1038,7 +1069,8 @@ static void resend_behind(lg_sim *s, uint32_t i, driver *d, const char *status, 
 static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, int64_t now_us) {
   driver *d = &s->d[i];
   double now = sim_ms(s, now_us);
-  bool snapshot = d->fresh && strcmp(type, "trip") == 0; /* the first message after a reconnection */
+  bool snapshot =
+      d->fresh && strcmp(type, "trip") == 0; /* the first message after a reconnection */
   d->fresh = false;
   if (strcmp(type, "offer") == 0) {
     s->st.offers++;
@@ -1048,7 +1080,7 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     char oid[ID_MAX];
     if (!copy_id(oid, str(m, "offer_id"))) return;
     if (strcmp(oid, d->offer_id) == 0) return; /* his offer again (a snapshot on reconnection) */
-    if (d->st != D_IDLE) { /* busy: say no at once */
+    if (d->st != D_IDLE) {                     /* busy: say no at once */
       queue_action(d, A_DECLINE, oid);
       send_action(s, i, d, now_us);
       return;
@@ -1060,8 +1092,9 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     if (!latlng(m, "pickup", &d->pickup) || !latlng(m, "dropoff", &d->dropoff)) d->pred_eta_s = -1;
     uint64_t h = lg_mix64(s->cfg.seed ^ lg_mix64(((uint64_t)i << 32) | ++d->n_offers));
     d->will_accept = unit(h) < s->cfg.accept_prob;
-    double delay_ms = 1000.0 * (s->cfg.accept_delay_min_s +
-                                unit(lg_mix64(h)) * (s->cfg.accept_delay_max_s - s->cfg.accept_delay_min_s));
+    double delay_ms =
+        1000.0 * (s->cfg.accept_delay_min_s +
+                  unit(lg_mix64(h)) * (s->cfg.accept_delay_max_s - s->cfg.accept_delay_min_s));
     /* answer before the offer runs out, whatever the speedup */
     json_t *exp = json_object_get(m, "expires_at");
     if (json_is_number(exp)) {
@@ -1077,7 +1110,9 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     const char *status = str(m, "status"), *tid = str(m, "trip_id");
     if (status && strcmp(status, "offer_expired") == 0) s->st.offers_expired++;
     if (snapshot && status && tid) resend_behind(s, i, d, status, tid, now_us);
-    if (status && tid && strcmp(tid, d->trip_id) != 0 && adopt_trip(s, d, m, status, tid, now, now_us)) return;
+    if (status && tid && strcmp(tid, d->trip_id) != 0 &&
+        adopt_trip(s, d, m, status, tid, now, now_us))
+      return;
     if (!status || !tid || strcmp(tid, d->trip_id) != 0) return;
     if (strcmp(status, "matched") == 0 && d->st == D_ACCEPTING) {
       geo_route_place to;
@@ -1132,9 +1167,11 @@ static void driver_message(lg_sim *s, uint32_t i, json_t *m, const char *type, i
     }
     /* refused by dispatch: the offer or the trip is not his any more (it expired, or was
      * cancelled while he was cut off) */
-    if (p.a == A_ACCEPT && d->st == D_ACCEPTING && strcmp(p.id, d->offer_id) == 0) become_idle(s, d, now);
-    else if ((p.a == A_ARRIVED || p.a == A_START || p.a == A_COMPLETE) && strcmp(p.id, d->trip_id) == 0 &&
-             code && strcmp(code, "invalid_state") == 0 && d->st >= D_TO_PICKUP && d->st <= D_ON_TRIP) {
+    if (p.a == A_ACCEPT && d->st == D_ACCEPTING && strcmp(p.id, d->offer_id) == 0)
+      become_idle(s, d, now);
+    else if ((p.a == A_ARRIVED || p.a == A_START || p.a == A_COMPLETE) &&
+             strcmp(p.id, d->trip_id) == 0 && code && strcmp(code, "invalid_state") == 0 &&
+             d->st >= D_TO_PICKUP && d->st <= D_ON_TRIP) {
       d->n_pending = 0;
       become_idle(s, d, now);
     }
@@ -1207,8 +1244,10 @@ static void rider_message(lg_sim *s, uint32_t i, json_t *m, const char *type, in
     debug_error(LG_RIDER, i, m);
     bool again = code && (strcmp(code, "unavailable") == 0 || strcmp(code, "rate_limited") == 0);
     if (ref && ref[0] == 'r') {
-      if (again) r->req_resend_us = now_us + RETRY_US; /* Redis or Kafka busy: a bit later */
-      else if (!r->req_acked) rider_done(s, i, r, O_REFUSED); /* the request itself was refused */
+      if (again)
+        r->req_resend_us = now_us + RETRY_US; /* Redis or Kafka busy: a bit later */
+      else if (!r->req_acked)
+        rider_done(s, i, r, O_REFUSED); /* the request itself was refused */
     } else if (ref && ref[0] == 'c' && again) {
       r->cancel_resend_us = now_us + RETRY_US;
     }
@@ -1257,8 +1296,9 @@ int lg_sim_write_eta_samples(const lg_sim *s, const char *path) {
   for (size_t i = 0; i < s->nr; i++) {
     const rider *r = &s->r[i];
     if (!r->requested || r->eta_driver < 0) continue;
-    fprintf(fp, "q%s-%zu,%s,d%s-%ld,%.1f,%.1f,%.1f,%.0f\n", s->cfg.run_id, i, r->trip_id, s->cfg.run_id,
-            r->eta_driver, r->eta_quoted_s, r->eta_drive_s, r->eta_actual_s, r->eta_line_m);
+    fprintf(fp, "q%s-%zu,%s,d%s-%ld,%.1f,%.1f,%.1f,%.0f\n", s->cfg.run_id, i, r->trip_id,
+            s->cfg.run_id, r->eta_driver, r->eta_quoted_s, r->eta_drive_s, r->eta_actual_s,
+            r->eta_line_m);
   }
   return fclose(fp) == 0 ? 0 : -1;
 }
@@ -1266,7 +1306,8 @@ int lg_sim_write_eta_samples(const lg_sim *s, const char *path) {
 int lg_sim_write_outcomes(const lg_sim *s, const char *path) {
   FILE *fp = fopen(path, "w");
   if (!fp) return -1;
-  static const char *names[] = {"none", "requested", "matched", "completed", "cancelled", "no_driver", "refused"};
+  static const char *names[] = {"none",      "requested", "matched", "completed",
+                                "cancelled", "no_driver", "refused"};
   fprintf(fp, "request_id,trip_id,status\n");
   for (size_t i = 0; i < s->nr; i++)
     if (s->r[i].requested)

@@ -27,35 +27,35 @@ typedef enum lg_role { LG_DRIVER = 0, LG_RIDER = 1 } lg_role;
 /* The replay's settings (lg_config_defaults fills them). */
 typedef struct lg_config {
   size_t drivers;
-  double speedup;          /* sim seconds per wall second */
-  double duration_s;       /* wall seconds of requests replayed */
-  double drain_s;          /* wall seconds at most to let trips finish afterwards */
-  double connect_s;        /* wall seconds at most to connect the drivers before the replay */
-  double settle_s;         /* wall seconds between the last driver connected and the replay
-                              clock (their first positions indexed); 0 in lg_config_defaults */
-  double accept_prob;      /* a driver accepts an offer with this probability */
-  double cancel_prob;      /* a rider cancels his request with this probability */
+  double speedup;     /* sim seconds per wall second */
+  double duration_s;  /* wall seconds of requests replayed */
+  double drain_s;     /* wall seconds at most to let trips finish afterwards */
+  double connect_s;   /* wall seconds at most to connect the drivers before the replay */
+  double settle_s;    /* wall seconds between the last driver connected and the replay
+                         clock (their first positions indexed); 0 in lg_config_defaults */
+  double accept_prob; /* a driver accepts an offer with this probability */
+  double cancel_prob; /* a rider cancels his request with this probability */
   uint64_t seed;
-  double start_tod_s;      /* time of day where the replay starts, [0, 86400) */
-  size_t max_trips;        /* replay at most this many trips (0: all in the window) */
-  double ping_interval_s;  /* sim seconds between a driver's location messages (4) */
-  double ping_max_hz;      /* but at most this many per wall second (gateway: 5/s) */
-  bool send_motion;        /* locations carry heading and speed_mps (true): what a phone's
-                              GPS gives; speed_mps is the simulated speed x speedup (how fast
-                              the reported position moves on the wall clock), left out when
-                              over the protocol's 100 m/s */
-  double drive_pace;       /* the drivers' sim time per unit of the snapshot's arc times (1:
-                              as the snapshot says); the CLI sets the calibrated pace of the
-                              hour dispatch quotes for (lg_drive_pace_at) */
-  double chain_horizon_s;  /* chained trips, ESTIMATED (not dispatched): at each match, the
-                              drivers on a trip ending within this many sim seconds are
-                              timed to the pickup from their drop-off (120; 0: off) */
-  double control_rate_hz;  /* a driver's other messages per wall second (gateway: 2/s, burst 5) */
+  double start_tod_s;     /* time of day where the replay starts, [0, 86400) */
+  size_t max_trips;       /* replay at most this many trips (0: all in the window) */
+  double ping_interval_s; /* sim seconds between a driver's location messages (4) */
+  double ping_max_hz;     /* but at most this many per wall second (gateway: 5/s) */
+  bool send_motion;       /* locations carry heading and speed_mps (true): what a phone's
+                             GPS gives; speed_mps is the simulated speed x speedup (how fast
+                             the reported position moves on the wall clock), left out when
+                             over the protocol's 100 m/s */
+  double drive_pace;      /* the drivers' sim time per unit of the snapshot's arc times (1:
+                             as the snapshot says); the CLI sets the calibrated pace of the
+                             hour dispatch quotes for (lg_drive_pace_at) */
+  double chain_horizon_s; /* chained trips, ESTIMATED (not dispatched): at each match, the
+                             drivers on a trip ending within this many sim seconds are
+                             timed to the pickup from their drop-off (120; 0: off) */
+  double control_rate_hz; /* a driver's other messages per wall second (gateway: 2/s, burst 5) */
   double control_burst;
   double accept_delay_min_s, accept_delay_max_s; /* human delay before answering, sim s */
   double board_delay_min_s, board_delay_max_s;   /* at the pickup before `start`, sim s */
-  double cruise_radius_m;  /* an idle driver cruises to places this close */
-  char run_id[24];         /* names users and requests of this run: d<run>-<i>, q<run>-<i> */
+  double cruise_radius_m;                        /* an idle driver cruises to places this close */
+  char run_id[24]; /* names users and requests of this run: d<run>-<i>, q<run>-<i> */
 } lg_config;
 
 /* Defaults: speedup 60, 60 s, accept 0.9, cancel 0.03, seed 1, start 18:00, pings every

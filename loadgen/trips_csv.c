@@ -35,8 +35,8 @@ const char *lg_csv_format_name(lg_csv_format f) {
 }
 
 const char *lg_skip_reason_name(lg_skip_reason r) {
-  static const char *names[LG_SKIP_REASON_COUNT] = {"columns", "number", "missing",
-                                                    "out_of_area", "time"};
+  static const char *names[LG_SKIP_REASON_COUNT] = {"columns", "number", "missing", "out_of_area",
+                                                    "time"};
   return (unsigned)r < LG_SKIP_REASON_COUNT ? names[r] : "?";
 }
 
@@ -81,19 +81,17 @@ static int find(char **h, int n, const char *const *names) {
 }
 
 static int detect(char **h, int n, columns *c, lg_csv_format *fmt, char *err, size_t errcap) {
-  static const char *const duration[] = {"duration", NULL}, *const day[] = {"day", NULL},
-                           *const hour[] = {"hour", NULL}, *const minute[] = {"minute", NULL},
-                           *const weekday[] = {"weekday", NULL},
-                           *const pu_dt[] = {"tpep_pickup_datetime", "pickup_datetime",
-                                             "trip_pickup_datetime", NULL},
-                           *const do_dt[] = {"tpep_dropoff_datetime", "dropoff_datetime",
-                                             "trip_dropoff_datetime", NULL},
-                           *const pu_lon[] = {"pickup_longitude", "start_lon", NULL},
-                           *const pu_lat[] = {"pickup_latitude", "start_lat", NULL},
-                           *const do_lon[] = {"dropoff_longitude", "end_lon", NULL},
-                           *const do_lat[] = {"dropoff_latitude", "end_lat", NULL},
-                           *const fare[] = {"fare_amount", NULL},
-                           *const rate[] = {"ratecodeid", "rate_code", NULL};
+  static const char *const
+      duration[] = {"duration", NULL},
+      *const day[] = {"day", NULL}, *const hour[] = {"hour", NULL},
+      *const minute[] = {"minute", NULL}, *const weekday[] = {"weekday", NULL},
+      *const pu_dt[] = {"tpep_pickup_datetime", "pickup_datetime", "trip_pickup_datetime", NULL},
+      *const do_dt[] = {"tpep_dropoff_datetime", "dropoff_datetime", "trip_dropoff_datetime", NULL},
+      *const pu_lon[] = {"pickup_longitude", "start_lon", NULL},
+      *const pu_lat[] = {"pickup_latitude", "start_lat", NULL},
+      *const do_lon[] = {"dropoff_longitude", "end_lon", NULL},
+      *const do_lat[] = {"dropoff_latitude", "end_lat", NULL},
+      *const fare[] = {"fare_amount", NULL}, *const rate[] = {"ratecodeid", "rate_code", NULL};
   c->n = n;
   c->duration = find(h, n, duration);
   c->day = find(h, n, day);
@@ -184,8 +182,8 @@ static void skip(lg_trip_set *s, lg_skip_reason r, uint32_t line) {
 }
 
 /* Parse one data row; returns the skip reason or -1 when *t is filled. */
-static int row(char **f, int nf, const columns *c, lg_csv_format fmt, lg_area_fn in_area,
-               void *ud, uint64_t seed, uint32_t line, lg_trip *t, bool *no_duration) {
+static int row(char **f, int nf, const columns *c, lg_csv_format fmt, lg_area_fn in_area, void *ud,
+               uint64_t seed, uint32_t line, lg_trip *t, bool *no_duration) {
   if (nf != c->n) return LG_SKIP_COLUMNS;
   memset(t, 0, sizeof *t);
   t->line = line;
@@ -242,14 +240,14 @@ static int row(char **f, int nf, const columns *c, lg_csv_format fmt, lg_area_fn
   t->tod_s = t->hour * 3600.0 + t->minute * 60.0 + t->second;
   /* Meridian serves trips inside its area: dispatch refuses a drop-off away from the road
    * graph (no_driver, dropoff_out_of_area), so such rows are not replayed either */
-  if (in_area && (!in_area(ud, t->pickup_lat, t->pickup_lon) ||
-                  !in_area(ud, t->dropoff_lat, t->dropoff_lon)))
+  if (in_area &&
+      (!in_area(ud, t->pickup_lat, t->pickup_lon) || !in_area(ud, t->dropoff_lat, t->dropoff_lon)))
     return LG_SKIP_OUT_OF_AREA;
   return -1;
 }
 
-int lg_trips_parse(const char *text, size_t len, lg_area_fn in_area, void *area_ud,
-                   uint64_t seed, lg_trip_set *out, char *err, size_t errcap) {
+int lg_trips_parse(const char *text, size_t len, lg_area_fn in_area, void *area_ud, uint64_t seed,
+                   lg_trip_set *out, char *err, size_t errcap) {
   memset(out, 0, sizeof *out);
   char *buf = malloc(len + 1);
   if (!buf) {

@@ -26,11 +26,11 @@ typedef enum lg_csv_format {
 
 /* Why a row was skipped. */
 typedef enum lg_skip_reason {
-  LG_SKIP_COLUMNS = 0,  /* not as many fields as the header */
-  LG_SKIP_NUMBER,       /* a field that must be a number is not one (or out of range) */
-  LG_SKIP_MISSING,      /* a pickup or drop-off coordinate is empty, NA or 0 */
-  LG_SKIP_OUT_OF_AREA,  /* the pickup or the drop-off is outside the service area */
-  LG_SKIP_TIME,         /* the pickup time is missing or malformed */
+  LG_SKIP_COLUMNS = 0, /* not as many fields as the header */
+  LG_SKIP_NUMBER,      /* a field that must be a number is not one (or out of range) */
+  LG_SKIP_MISSING,     /* a pickup or drop-off coordinate is empty, NA or 0 */
+  LG_SKIP_OUT_OF_AREA, /* the pickup or the drop-off is outside the service area */
+  LG_SKIP_TIME,        /* the pickup time is missing or malformed */
   LG_SKIP_REASON_COUNT
 } lg_skip_reason;
 
@@ -41,12 +41,12 @@ typedef struct lg_trip {
   int weekday;                   /* 0 = Sunday .. 6 = Saturday; -1 when unknown */
   double pickup_lat, pickup_lon;
   double dropoff_lat, dropoff_lon;
-  double duration_s;             /* the real trip time, or -1 when the file has none */
-  double tod_s;                  /* pickup time of day in seconds, [0, 86400) */
-  int year, month;               /* pickup date's year and month 1..12; 0 when the file has
-                                    none (the sample format) */
-  double fare_amount_usd;        /* TLC's fare_amount (the meter's fare), or -1 when absent */
-  int rate_code;                 /* TLC's RatecodeID (1 = standard rate), or -1 when absent */
+  double duration_s;      /* the real trip time, or -1 when the file has none */
+  double tod_s;           /* pickup time of day in seconds, [0, 86400) */
+  int year, month;        /* pickup date's year and month 1..12; 0 when the file has
+                             none (the sample format) */
+  double fare_amount_usd; /* TLC's fare_amount (the meter's fare), or -1 when absent */
+  int rate_code;          /* TLC's RatecodeID (1 = standard rate), or -1 when absent */
 } lg_trip;
 
 #define LG_FIRST_SKIPPED_MAX 8 /* line numbers of skipped rows kept for the report */
@@ -61,7 +61,7 @@ typedef struct lg_trip_set {
   size_t skipped_total;
   uint32_t first_skipped[LG_FIRST_SKIPPED_MAX]; /* line numbers of the first skipped rows */
   size_t n_first_skipped;
-  size_t no_duration;      /* kept rows without a real duration */
+  size_t no_duration; /* kept rows without a real duration */
 } lg_trip_set;
 
 /* The service area: true when (lat, lon) is inside. */
@@ -73,8 +73,8 @@ typedef bool (*lg_area_fn)(void *ud, double lat, double lon);
  * Returns 0, or -1 with a one-line reason in err (errcap bytes) when the header is of
  * neither format, no column names the coordinates, or memory runs out. Bad rows are not
  * errors: they are skipped and counted in *out. */
-int lg_trips_parse(const char *text, size_t len, lg_area_fn in_area, void *area_ud,
-                   uint64_t seed, lg_trip_set *out, char *err, size_t errcap);
+int lg_trips_parse(const char *text, size_t len, lg_area_fn in_area, void *area_ud, uint64_t seed,
+                   lg_trip_set *out, char *err, size_t errcap);
 
 /* lg_trips_parse on the contents of the file at path; err also says why it cannot be read. */
 int lg_trips_load(const char *path, lg_area_fn in_area, void *area_ud, uint64_t seed,

@@ -27,10 +27,10 @@ typedef struct conn {
   lg_role role;
   uint32_t idx;
   cstate st;
-  bool closing; /* the simulation closed it: flush, then close */
+  bool closing;  /* the simulation closed it: flush, then close */
   bool in_queue; /* in the list waiting to connect */
-  char *path;   /* request path with the token */
-  char **q;     /* outgoing messages (ring) */
+  char *path;    /* request path with the token */
+  char **q;      /* outgoing messages (ring) */
   size_t qhead, qlen, qcap;
   char *rx;
   size_t rx_len, rx_cap;
@@ -123,15 +123,18 @@ static int io_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
     free(tok);
     return -1;
   }
-  snprintf(c->path, n, "%s/v1/%s?token=%s", r->o->base_path, role == LG_DRIVER ? "driver" : "rider", tok);
+  snprintf(c->path, n, "%s/v1/%s?token=%s", r->o->base_path, role == LG_DRIVER ? "driver" : "rider",
+           tok);
   free(tok);
   c->role = role;
   c->idx = idx;
   c->st = C_QUEUED;
   c->in_queue = true;
   c->next_queued = NULL;
-  if (r->queue_tail) r->queue_tail->next_queued = c;
-  else r->queue_head = c;
+  if (r->queue_tail)
+    r->queue_tail->next_queued = c;
+  else
+    r->queue_head = c;
   r->queue_tail = c;
   return 0;
 }
@@ -269,7 +272,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       }
     }
     if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
-      if (!c->rx_drop && !c->closing) lg_sim_on_message(r->sim, c->role, c->idx, c->rx, c->rx_len, lg_now_us());
+      if (!c->rx_drop && !c->closing)
+        lg_sim_on_message(r->sim, c->role, c->idx, c->rx, c->rx_len, lg_now_us());
       c->rx_len = 0;
     }
     break;
@@ -295,8 +299,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     if (!c) break;
     if (c->st == C_OPEN) {
       c->st = C_DONE;
-      if (!c->closing) lg_sim_on_closed(r->sim, c->role, c->idx, true, "closed", lg_now_us());
-      else lg_sim_on_closed(r->sim, c->role, c->idx, true, "closed by us", lg_now_us());
+      if (!c->closing)
+        lg_sim_on_closed(r->sim, c->role, c->idx, true, "closed", lg_now_us());
+      else
+        lg_sim_on_closed(r->sim, c->role, c->idx, true, "closed by us", lg_now_us());
     }
     break;
   case LWS_CALLBACK_WSI_DESTROY:
@@ -312,8 +318,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     conn_reset(c);
     if (r->live_wsi) r->live_wsi--;
     break;
-  default:
-    break;
+  default: break;
   }
   return 0;
 }

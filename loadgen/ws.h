@@ -14,7 +14,7 @@
 
 /* Where to connect and how to authenticate. */
 typedef struct lg_ws_opts {
-  const char *host;   /* "127.0.0.1" */
+  const char *host; /* "127.0.0.1" */
   int port;
   const char *base_path; /* "" or a prefix before /v1/... */
   const char *jwt_secret;

@@ -60,7 +60,8 @@ static bool list_push(builder *b, idlist *l, uint32_t id) {
   return true;
 }
 
-static uint32_t pool_add(builder *b, uint32_t from, uint32_t to, uint32_t w, uint32_t a, uint32_t bb) {
+static uint32_t pool_add(builder *b, uint32_t from, uint32_t to, uint32_t w, uint32_t a,
+                         uint32_t bb) {
   if (b->n_pool == b->cap_pool) {
     size_t nc = b->cap_pool ? b->cap_pool * 2 : 1024;
     pedge *p = geo__realloc(b->pool, b->cap_pool * sizeof *p, nc * sizeof *p);
@@ -348,8 +349,10 @@ static void requeue_neighbours(builder *b, uint32_t v) {
       uint32_t pos = b->qpos[w];
       uint32_t old = b->qkey[pos];
       b->qkey[pos] = np;
-      if (np < old) hup(b->qkey, b->qnode, b->qpos, pos);
-      else hdown(b->qkey, b->qnode, b->qpos, b->qsize, pos);
+      if (np < old)
+        hup(b->qkey, b->qnode, b->qpos, pos);
+      else
+        hdown(b->qkey, b->qnode, b->qpos, b->qsize, pos);
     }
   }
 }
@@ -420,8 +423,10 @@ static void copy_final_edges(const builder *b, ch_arrays *h, const uint32_t *fin
           h->n_short++;
         }
         uint32_t id = fin[l->ids[i]];
-        if (side) h->dn[id - h->n_up] = ce;
-        else h->up[id] = ce;
+        if (side)
+          h->dn[id - h->n_up] = ce;
+        else
+          h->up[id] = ce;
       }
     }
   }
@@ -548,8 +553,8 @@ static void attach(geo_graph *g, uint32_t *rank, const ch_arrays *h, const geo_c
   g->chq = *q;
   g->ch_mem[0] = rank, g->ch_mem[1] = h->up_off, g->ch_mem[2] = h->up, g->ch_mem[3] = h->dn_off,
   g->ch_mem[4] = h->dn;
-  g->ch = (geo_ch_data){rank, h->up_off, h->up, h->dn_off, h->dn, (uint32_t)h->n_up,
-                        (uint32_t)h->n_dn};
+  g->ch =
+      (geo_ch_data){rank, h->up_off, h->up, h->dn_off, h->dn, (uint32_t)h->n_up, (uint32_t)h->n_dn};
   g->has_ch = true;
 }
 

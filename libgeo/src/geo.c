@@ -13,9 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *libc_malloc(size_t size, void *ud) { (void)ud; return malloc(size); }
-static void *libc_realloc(void *p, size_t size, void *ud) { (void)ud; return realloc(p, size); }
-static void libc_free(void *p, void *ud) { (void)ud; free(p); }
+static void *libc_malloc(size_t size, void *ud) {
+  (void)ud;
+  return malloc(size);
+}
+static void *libc_realloc(void *p, size_t size, void *ud) {
+  (void)ud;
+  return realloc(p, size);
+}
+static void libc_free(void *p, void *ud) {
+  (void)ud;
+  free(p);
+}
 
 static geo_allocator g_alloc = {libc_malloc, libc_realloc, libc_free, NULL};
 
@@ -78,6 +87,6 @@ const char *geo_strerror(geo_err err) {
 }
 
 bool geo_latlng_is_valid(geo_latlng p) {
-  return isfinite(p.lat) && isfinite(p.lng) && p.lat >= -90.0 && p.lat <= 90.0 &&
-         p.lng >= -180.0 && p.lng <= 180.0;
+  return isfinite(p.lat) && isfinite(p.lng) && p.lat >= -90.0 && p.lat <= 90.0 && p.lng >= -180.0 &&
+         p.lng <= 180.0;
 }

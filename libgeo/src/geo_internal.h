@@ -58,7 +58,8 @@ static inline double geo__hav_m(const geo__hav_origin *o, geo_latlng b) {
   double cos_p2 = o->cos_a * cos_dp - o->sin_a * geo__sin_small(dp);
   double h = s1 * s1 + o->cos_a * cos_p2 * s2 * s2;
   double y = sqrt(h), y2 = h;
-  double as = y + y * y2 * (1.0 / 6.0 + y2 * (3.0 / 40.0 + y2 * (5.0 / 112.0 + y2 * (35.0 / 1152.0))));
+  double as =
+      y + y * y2 * (1.0 / 6.0 + y2 * (3.0 / 40.0 + y2 * (5.0 / 112.0 + y2 * (35.0 / 1152.0))));
   return 2.0 * GEO_EARTH_RADIUS_M * as;
 }
 

@@ -48,8 +48,10 @@ static geo_geohash interleave(uint64_t row, uint64_t col, int len) {
   uint64_t bits = 0;
   for (int i = 0; i < nb; i++) {
     bits <<= 1;
-    if (i % 2 == 0) bits |= (col >> (--nlng)) & 1u;
-    else bits |= (row >> (--nlat)) & 1u;
+    if (i % 2 == 0)
+      bits |= (col >> (--nlng)) & 1u;
+    else
+      bits |= (row >> (--nlat)) & 1u;
   }
   return (geo_geohash){bits, (uint8_t)len};
 }
@@ -59,8 +61,10 @@ static void deinterleave(geo_geohash h, uint64_t *row, uint64_t *col) {
   uint64_t r = 0, c = 0;
   for (int i = 0; i < nb; i++) {
     uint64_t bit = (h.bits >> (nb - 1 - i)) & 1u;
-    if (i % 2 == 0) c = (c << 1) | bit;
-    else r = (r << 1) | bit;
+    if (i % 2 == 0)
+      c = (c << 1) | bit;
+    else
+      r = (r << 1) | bit;
   }
   *row = r;
   *col = c;
@@ -78,8 +82,7 @@ geo_err geo_geohash_from_latlng(geo_latlng p, int precision, geo_geohash *out) {
 
 geo_err geo_geohash_format(geo_geohash h, char *out) {
   if (out == NULL || !valid_len(h.len)) return GEO_EINVAL;
-  for (int i = 0; i < h.len; i++)
-    out[i] = BASE32[(h.bits >> (5 * (h.len - 1 - i))) & 31u];
+  for (int i = 0; i < h.len; i++) out[i] = BASE32[(h.bits >> (5 * (h.len - 1 - i))) & 31u];
   out[h.len] = '\0';
   return GEO_OK;
 }
@@ -160,8 +163,8 @@ geo_err geo_geohash_neighbours(geo_geohash h, geo_geohash out[8], size_t *n_out)
 }
 
 geo_err geo_geohash_precision_for_size(double size_m, double lat_deg, int *out) {
-  if (!isfinite(size_m) || size_m < 0 || !isfinite(lat_deg) || lat_deg < -90.0 ||
-      lat_deg > 90.0 || out == NULL)
+  if (!isfinite(size_m) || size_m < 0 || !isfinite(lat_deg) || lat_deg < -90.0 || lat_deg > 90.0 ||
+      out == NULL)
     return GEO_EINVAL;
   const double m_per_deg = GEO_EARTH_RADIUS_M * 3.14159265358979323846 / 180.0;
   double coslat = cos(lat_deg * 3.14159265358979323846 / 180.0);
@@ -169,8 +172,10 @@ geo_err geo_geohash_precision_for_size(double size_m, double lat_deg, int *out) 
   for (int p = 1; p <= GEO_GEOHASH_MAX_LEN; p++) {
     double h_m = 180.0 / (double)(UINT64_C(1) << lat_bits(p)) * m_per_deg;
     double w_m = 360.0 / (double)(UINT64_C(1) << lng_bits(p)) * m_per_deg * coslat;
-    if (h_m >= size_m && w_m >= size_m) best = p;
-    else break;
+    if (h_m >= size_m && w_m >= size_m)
+      best = p;
+    else
+      break;
   }
   *out = best;
   return GEO_OK;
@@ -201,12 +206,12 @@ geo_err geo_geohash_cover_circle(geo_latlng centre, double radius_m, int precisi
   uint64_t ncols = UINT64_C(1) << nlng;
   uint64_t r0 = bisect(bb.min_lat, -90.0, 90.0, nlat), r1 = bisect(bb.max_lat, -90.0, 90.0, nlat);
   /* Column runs: one, or two when the box crosses the antimeridian. */
-  uint64_t c0 = bisect(bb.min_lng, -180.0, 180.0, nlng), c1 = bisect(bb.max_lng, -180.0, 180.0, nlng);
+  uint64_t c0 = bisect(bb.min_lng, -180.0, 180.0, nlng),
+           c1 = bisect(bb.max_lng, -180.0, 180.0, nlng);
   uint64_t ncand_cols = bb.min_lng <= bb.max_lng ? c1 - c0 + 1 : (ncols - c0) + c1 + 1;
   if (ncand_cols > ncols) ncand_cols = ncols;
   uint64_t nrows = r1 - r0 + 1;
-  if (nrows > MAX_COVER_CANDIDATES || ncand_cols > MAX_COVER_CANDIDATES / nrows)
-    return GEO_ERANGE;
+  if (nrows > MAX_COVER_CANDIDATES || ncand_cols > MAX_COVER_CANDIDATES / nrows) return GEO_ERANGE;
   geo_geohash *arr = NULL;
   size_t cnt = 0, cap = 0;
   for (uint64_t r = r0; r <= r1; r++) {

@@ -15,8 +15,8 @@
 #define MAX_ARC_TIME_MS 0x7fffffffu
 
 static const char *const CLASS_NAMES[GEO_ROAD_CLASS_COUNT] = {
-    "motorway",     "motorway_link", "trunk",          "trunk_link", "primary",
-    "primary_link", "secondary",     "secondary_link", "tertiary",   "tertiary_link",
+    "motorway",     "motorway_link", "trunk",          "trunk_link",   "primary",
+    "primary_link", "secondary",     "secondary_link", "tertiary",     "tertiary_link",
     "residential",  "living_street", "service",        "unclassified", "other"};
 
 const char *geo_road_class_name(geo_road_class c) {
@@ -98,8 +98,7 @@ geo_err geo_graph_builder_add_node(geo_graph_builder *b, int64_t ext_id, geo_lat
                                    uint32_t *index) {
   if (b == NULL || !geo_latlng_is_valid(pos)) return GEO_EINVAL;
   if (b->n_nodes >= 0x7fffffffu) return GEO_ERANGE;
-  if (!grow((void **)&b->nodes, &b->cap_nodes, b->n_nodes + 1, sizeof *b->nodes))
-    return GEO_ENOMEM;
+  if (!grow((void **)&b->nodes, &b->cap_nodes, b->n_nodes + 1, sizeof *b->nodes)) return GEO_ENOMEM;
   b->nodes[b->n_nodes] = (b_node){ext_id, pos};
   if (index) *index = (uint32_t)b->n_nodes;
   b->n_nodes++;
@@ -122,9 +121,9 @@ geo_err geo_graph_builder_add_road(geo_graph_builder *b, const geo_graph_road *r
       !grow((void **)&b->shape, &b->cap_shape, b->n_shape + r->shape_len, sizeof *b->shape))
     return GEO_ENOMEM;
   if (r->shape_len) memcpy(b->shape + b->n_shape, r->shape, r->shape_len * sizeof *r->shape);
-  b->roads[b->n_roads++] = (b_road){r->from,     r->to,          r->fwd_time_ms,
+  b->roads[b->n_roads++] = (b_road){r->from,        r->to,       r->fwd_time_ms,
                                     r->bwd_time_ms, r->length_m, (uint8_t)r->road_class,
-                                    r->ext_id,   b->n_shape,     r->shape_len};
+                                    r->ext_id,      b->n_shape,  r->shape_len};
   b->n_shape += r->shape_len;
   return GEO_OK;
 }
@@ -150,7 +149,8 @@ static int cmp_arc(const void *pa, const void *pb) {
  * largest component, or -1 on allocation failure. */
 static int64_t largest_scc(uint32_t n, const b_arc *arcs, size_t m, uint32_t *comp) {
   int64_t result = -1;
-  uint32_t *fo = geo__calloc((size_t)n + 1, sizeof *fo), *ro = geo__calloc((size_t)n + 1, sizeof *ro);
+  uint32_t *fo = geo__calloc((size_t)n + 1, sizeof *fo),
+           *ro = geo__calloc((size_t)n + 1, sizeof *ro);
   uint32_t *fa = geo__calloc(m, sizeof *fa), *ra = geo__calloc(m, sizeof *ra);
   uint32_t *order = geo__calloc(n, sizeof *order), *stack = geo__calloc(n, sizeof *stack);
   uint32_t *it = geo__calloc(n, sizeof *it), *size = NULL;
@@ -296,7 +296,7 @@ geo_err geo__graph_index_ext(geo_graph *g) {
 typedef struct build_ctx {
   const geo_graph_builder *b;
   geo_graph_build_opts o;
-  b_arc *arcs;     /* step 1: m0 arcs in road order; step 4: the m kept, sorted */
+  b_arc *arcs; /* step 1: m0 arcs in road order; step 4: the m kept, sorted */
   size_t m0, m;
   uint32_t *newid; /* builder node -> graph node, or UINT32_MAX when dropped */
   uint32_t n;      /* nodes kept */
@@ -586,12 +586,12 @@ geo_err geo_graph_calibrated_arcs(const geo_graph *g, const geo_graph_calibratio
   uint32_t n = g->n, m = g->m, ns = g->shape_off[g->m];
   c->n = n;
   c->m = m;
-#define DUP(field, count)                                                    \
-  do {                                                                       \
-    void *p_ = geo__graph_alloc(c, (count), sizeof *g->field);               \
-    if (p_ == NULL) goto fail;                                               \
-    memcpy(p_, g->field, (size_t)(count) * sizeof *g->field);                \
-    c->field = p_;                                                           \
+#define DUP(field, count)                                                                          \
+  do {                                                                                             \
+    void *p_ = geo__graph_alloc(c, (count), sizeof *g->field);                                     \
+    if (p_ == NULL) goto fail;                                                                     \
+    memcpy(p_, g->field, (size_t)(count) * sizeof *g->field);                                      \
+    c->field = p_;                                                                                 \
   } while (0)
   DUP(pos, n);
   DUP(node_ext, n);
@@ -645,8 +645,10 @@ geo_err geo_graph_node_by_ext_id(const geo_graph *g, int64_t ext, uint32_t *node
   uint32_t lo = 0, hi = g->n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (g->node_ext[g->node_by_ext[mid]] < ext) lo = mid + 1;
-    else hi = mid;
+    if (g->node_ext[g->node_by_ext[mid]] < ext)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   if (lo == g->n || g->node_ext[g->node_by_ext[lo]] != ext) return GEO_ENOTFOUND;
   *node = g->node_by_ext[lo];

@@ -45,9 +45,10 @@ typedef struct geo_ch_arc {
  * permutations; off rises from 0 to n_up + n_dn; every arc leads to a lower query id and
  * names, in edge[], the CH edge it copies (same ends and weight), each CH edge exactly once. */
 typedef struct geo_ch_query {
-  uint32_t *cid;   /* n: graph node -> query id */
-  uint32_t *node;  /* n: query id -> graph node */
-  uint32_t *off;   /* 2n + 1: query id q's up arcs [off[2q], off[2q+1]), down [off[2q+1], off[2q+2]) */
+  uint32_t *cid;  /* n: graph node -> query id */
+  uint32_t *node; /* n: query id -> graph node */
+  uint32_t
+      *off; /* 2n + 1: query id q's up arcs [off[2q], off[2q+1]), down [off[2q+1], off[2q+2]) */
   geo_ch_arc *arc; /* n_up + n_dn */
   uint32_t *edge;  /* n_up + n_dn: the CH edge id (up[] then dn[]) of each arc, for paths */
 } geo_ch_query;
@@ -64,34 +65,34 @@ geo_err geo__ch_query_check(const geo_ch_data *ch, uint32_t n, const geo_ch_quer
 
 struct geo_graph {
   uint32_t n, m;
-  const geo_latlng *pos;        /* n */
-  const int64_t *node_ext;      /* n */
-  const uint32_t *node_by_ext;  /* n: node indices sorted by node_ext */
-  const uint32_t *fwd_off;      /* n + 1 */
-  const uint32_t *tail;         /* m */
-  const uint32_t *head;         /* m */
-  const uint32_t *time_ms;      /* m */
-  const float *len_m;           /* m */
-  const uint8_t *cls;           /* m */
-  const uint32_t *twin;         /* m */
-  const int64_t *arc_ext;       /* m */
-  const uint32_t *shape_off;    /* m + 1 */
-  const geo_latlng *shape;      /* shape_off[m] */
-  const uint32_t *rev_off;      /* n + 1 */
-  const uint32_t *rev_arc;      /* m */
-  double top_speed;             /* m per ms; 0 = no heuristic */
+  const geo_latlng *pos;       /* n */
+  const int64_t *node_ext;     /* n */
+  const uint32_t *node_by_ext; /* n: node indices sorted by node_ext */
+  const uint32_t *fwd_off;     /* n + 1 */
+  const uint32_t *tail;        /* m */
+  const uint32_t *head;        /* m */
+  const uint32_t *time_ms;     /* m */
+  const float *len_m;          /* m */
+  const uint8_t *cls;          /* m */
+  const uint32_t *twin;        /* m */
+  const int64_t *arc_ext;      /* m */
+  const uint32_t *shape_off;   /* m + 1 */
+  const geo_latlng *shape;     /* shape_off[m] */
+  const uint32_t *rev_off;     /* n + 1 */
+  const uint32_t *rev_arc;     /* m */
+  double top_speed;            /* m per ms; 0 = no heuristic */
   geo_graph_calibration cal;
   geo_graph_stats stats;
   uint64_t source_tag;
   bool has_ch;
   geo_ch_data ch;
-  void *ch_mem[5];              /* owned arrays of ch (built in memory) */
-  geo_ch_query chq;             /* ch's query layout (owned, always built in memory) */
-  geo_rtree *rtree;             /* owned; may view the snapshot */
+  void *ch_mem[5];  /* owned arrays of ch (built in memory) */
+  geo_ch_query chq; /* ch's query layout (owned, always built in memory) */
+  geo_rtree *rtree; /* owned; may view the snapshot */
   void *owned[GEO_GRAPH_MAX_OWNED];
   int n_owned;
-  bool read_only;               /* opened from a snapshot */
-  void *map;                    /* snapshot mapping, or NULL */
+  bool read_only; /* opened from a snapshot */
+  void *map;      /* snapshot mapping, or NULL */
   size_t map_len;
 };
 

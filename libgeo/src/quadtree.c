@@ -60,9 +60,9 @@
 #endif
 
 #define NONE UINT32_MAX
-#define FIX 1e7                 /* fixed-point units per degree */
+#define FIX 1e7 /* fixed-point units per degree */
 #define MERGE_MAX (GEO_QT_LEAF_MAX / 2)
-#define SLOT_MAX 0xFFFFFFu      /* 24 bits of slot in a table entry */
+#define SLOT_MAX 0xFFFFFFu /* 24 bits of slot in a table entry */
 #define STACK_MAX (3 * GEO_QT_MAX_DEPTH + 8)
 #define TS_LIMIT (INT64_C(1) << 55) /* ts_ms must lie in [-TS_LIMIT, TS_LIMIT) */
 #define DEG2RAD GEO__DEG2RAD
@@ -102,7 +102,7 @@ typedef struct tab_ent {
 static const qt_box ROOT_BOX = {-900000000, 900000000, -1800000000, 1800000000};
 
 struct geo_quadtree {
-  qt_node *nodes;     /* 64-byte aligned inside nodes_raw: a block of 4 is one cache line */
+  qt_node *nodes; /* 64-byte aligned inside nodes_raw: a block of 4 is one cache line */
   void *nodes_raw;
   qt_meta *meta;
   uint32_t n_nodes, cap_nodes;
@@ -139,7 +139,9 @@ typedef struct qt_ent {
   uint64_t id;
   uint64_t pl;
 } qt_ent;
-static inline qt_pos *L_pos(const unsigned char *mem) { return (qt_pos *)(void *)(mem + HDR_BYTES); }
+static inline qt_pos *L_pos(const unsigned char *mem) {
+  return (qt_pos *)(void *)(mem + HDR_BYTES);
+}
 static inline qt_ent *L_ent(const unsigned char *mem, uint32_t cap) {
   return (qt_ent *)(void *)(mem + HDR_BYTES + sizeof(qt_pos) * cap);
 }
@@ -162,9 +164,7 @@ static inline int32_t deg_to_fix(double d) {
   return (int32_t)(t + (int64_t)(frac >= 0.5) - (int64_t)(frac <= -0.5));
 }
 
-static inline uint64_t pack_pl(geo_qt_payload pl) {
-  return ((uint64_t)pl.ts_ms << 8) | pl.state;
-}
+static inline uint64_t pack_pl(geo_qt_payload pl) { return ((uint64_t)pl.ts_ms << 8) | pl.state; }
 static inline geo_qt_payload unpack_pl(uint64_t v) {
   int64_t ts = (int64_t)(v >> 8);
   if (ts & TS_LIMIT) ts -= 2 * TS_LIMIT; /* sign-extend 56 bits */
@@ -278,7 +278,8 @@ static inline unsigned quadrant(const qt_box *b, int32_t lat, int32_t lng) {
 /* Without branches: a search descends through random quadrants, so a branch per border
  * would be mispredicted half the time (about 13 levels per descent at 1M points). */
 static inline qt_box child_box(const qt_box *b, unsigned q) {
-  uint32_t mlat = (uint32_t)mid32(b->min_lat, b->max_lat), mlng = (uint32_t)mid32(b->min_lng, b->max_lng);
+  uint32_t mlat = (uint32_t)mid32(b->min_lat, b->max_lat),
+           mlng = (uint32_t)mid32(b->min_lng, b->max_lng);
   uint32_t north = 0u - ((q >> 1) & 1u), east = 0u - (q & 1u); /* all ones or zero */
   qt_box c;
   c.min_lat = (int32_t)((mlat & north) | ((uint32_t)b->min_lat & ~north));
@@ -306,7 +307,8 @@ static geo_err block_alloc(geo_quadtree *qt, uint32_t *out) {
   if (qt->n_nodes + 4 > qt->cap_nodes) {
     if (qt->cap_nodes > (NONE - 8) / 2) return GEO_ENOMEM;
     uint32_t ncap = qt->cap_nodes * 2;
-    qt_meta *m = geo__realloc(qt->meta, (size_t)qt->cap_nodes * sizeof *m, (size_t)ncap * sizeof *m);
+    qt_meta *m =
+        geo__realloc(qt->meta, (size_t)qt->cap_nodes * sizeof *m, (size_t)ncap * sizeof *m);
     if (m == NULL) return GEO_ENOMEM;
     qt->meta = m; /* larger than cap_nodes says until nodes grow too: harmless */
     void *raw;
@@ -387,9 +389,14 @@ static geo_err leaf_split(geo_quadtree *qt, uint32_t idx) {
   for (uint32_t q = 0; q < 4; q++) {
     qt_box cb = child_box(&box, q);
     qt->nodes[b + q] = (qt_node){NONE, 0, mem[q]};
-    qt->meta[b + q] = (qt_meta){cb.min_lat, cb.max_lat, cb.min_lng, cb.max_lng, idx,
+    qt->meta[b + q] = (qt_meta){cb.min_lat,
+                                cb.max_lat,
+                                cb.min_lng,
+                                cb.max_lng,
+                                idx,
                                 mem[q] ? round8(cnt[q]) : 0,
-                                qt->meta[idx].depth + 1, 0};
+                                qt->meta[idx].depth + 1,
+                                0};
     if (mem[q]) qt->leaf_bytes += block_bytes(round8(cnt[q]));
   }
   for (uint32_t i = 0; i < n; i++) {
@@ -486,8 +493,8 @@ static geo_err descend_reserve(geo_quadtree *qt, uint32_t start, int32_t lat, in
   return GEO_OK;
 }
 
-static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_t lat,
-                            int32_t lng, geo_qt_payload pl) {
+static uint32_t leaf_append(geo_quadtree *qt, uint32_t leaf, uint64_t id, int32_t lat, int32_t lng,
+                            geo_qt_payload pl) {
   uint32_t s = qt->nodes[leaf].count;
   unsigned char *mem = qt->nodes[leaf].mem;
   uint32_t cap = qt->meta[leaf].cap;
@@ -535,8 +542,8 @@ geo_err geo_quadtree_new(geo_quadtree **out) {
     qt->nodes[i] = (qt_node){NONE, 0, NULL};
     qt->meta[i] = (qt_meta){0, 0, 0, 0, NONE, 0, 0, 0};
   }
-  qt->meta[0] = (qt_meta){ROOT_BOX.min_lat, ROOT_BOX.max_lat, ROOT_BOX.min_lng, ROOT_BOX.max_lng,
-                          NONE, 0, 0, 0};
+  qt->meta[0] = (qt_meta){
+      ROOT_BOX.min_lat, ROOT_BOX.max_lat, ROOT_BOX.min_lng, ROOT_BOX.max_lng, NONE, 0, 0, 0};
   *out = qt;
   return GEO_OK;
 }
@@ -569,8 +576,7 @@ geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos, geo_q
     /* Leaving the leaf: the last point will fill the hole and its table entry be re-pointed;
      * start that miss now so it overlaps the descent to the new leaf. */
     uint32_t last = qt->nodes[leaf].count - 1;
-    if (s != last)
-      PREFETCH(&qt->tab[tab_home(L_ent(mem, mt->cap)[last].id, qt->tab_cap)]);
+    if (s != last) PREFETCH(&qt->tab[tab_home(L_ent(mem, mt->cap)[last].id, qt->tab_cap)]);
     entry_cover(qt, lat, lng);
     uint32_t anc = qt->meta[leaf].parent;
     while (!box_contains(meta_box(&qt->meta[anc]), lat, lng)) anc = qt->meta[anc].parent;
@@ -666,9 +672,9 @@ typedef struct search {
   geo_latlng q;
   geo__hav_origin o; /* q prepared for geo__hav_m */
   double cos_q;
-  double thresh_h;      /* prune when a lower bound of h exceeds this */
-  int64_t qlat, qlng;   /* q rounded to fixed point */
-  int64_t tlat, tlng;   /* rectangle prefilter (fixed point), INT64_MAX when off */
+  double thresh_h;    /* prune when a lower bound of h exceeds this */
+  int64_t qlat, qlng; /* q rounded to fixed point */
+  int64_t tlat, tlng; /* rectangle prefilter (fixed point), INT64_MAX when off */
 } search;
 
 /* Half an angle in radians per fixed-point unit. */
@@ -761,8 +767,10 @@ static double box_lb_h(const search *sq, const qt_box *b) {
   double minlat = b->min_lat * 1e-7, maxlat = b->max_lat * 1e-7;
   double minlng = b->min_lng * 1e-7, maxlng = b->max_lng * 1e-7;
   double dphi = 0, dlam = 0;
-  if (sq->q.lat > maxlat) dphi = sq->q.lat - maxlat;
-  else if (sq->q.lat < minlat) dphi = minlat - sq->q.lat;
+  if (sq->q.lat > maxlat)
+    dphi = sq->q.lat - maxlat;
+  else if (sq->q.lat < minlat)
+    dphi = minlat - sq->q.lat;
   if (sq->q.lng < minlng || sq->q.lng > maxlng) {
     double dw = fabs(sq->q.lng - minlng), de = fabs(sq->q.lng - maxlng);
     if (dw > 180.0) dw = 360.0 - dw;
@@ -911,9 +919,12 @@ static void cand_select(cand *c, uint32_t m, uint32_t r) {
         i++;
       }
     }
-    if (r < lt) hi = lt;
-    else if (r <= gt) return;
-    else lo = gt;
+    if (r < lt)
+      hi = lt;
+    else if (r <= gt)
+      return;
+    else
+      lo = gt;
   }
 }
 
@@ -997,13 +1008,12 @@ typedef struct knn_state {
   double max_dist_m;
   geo_qt_filter filter;
   void *filter_ud;
-  geo_qt_hit *out; /* the n best so far: see scan */
-  size_t worst;     /* out[worst] is the worst of them (0 for a heap) */
-  bool scan;        /* k <= SCAN_K: out is unordered and worst found by a scan, else a heap */
+  geo_qt_hit *out;   /* the n best so far: see scan */
+  size_t worst;      /* out[worst] is the worst of them (0 for a heap) */
+  bool scan;         /* k <= SCAN_K: out is unordered and worst found by a scan, else a heap */
   double dk[SCAN_K]; /* scan mode: out[i].dist_m, -inf past n (what arg_worst reads) */
-  bool rect_stale;  /* thresh_h tightened since the rectangle prefilter was derived */
+  bool rect_stale;   /* thresh_h tightened since the rectangle prefilter was derived */
 } knn_state;
-
 
 /* Index of the worst of the k entries of a full scan-mode result (see knn_state.dk): the
  * largest distance, then the largest id among those at that distance. Which entry holds the
@@ -1012,7 +1022,7 @@ typedef struct knn_state {
 static size_t arg_worst(const knn_state *ks) {
   const double *dk = ks->dk;
   const size_t n = (ks->k + 1) & ~(size_t)1; /* k <= SCAN_K, rounded up to even: -inf pads */
-  uint32_t at_top = 0;                        /* bit i: dk[i] is the largest */
+  uint32_t at_top = 0;                       /* bit i: dk[i] is the largest */
 #if defined(QT_SSE2)
   __m128d mx = _mm_loadu_pd(dk);
   for (size_t j = 2; j < n; j += 2) mx = _mm_max_pd(mx, _mm_loadu_pd(dk + j));
@@ -1066,8 +1076,10 @@ static void knn_offer(knn_state *ks, const unsigned char *mem, uint32_t cap, uin
   PREFETCH(e); /* it enters the heap: start the miss that reading the results would take */
   if (ks->n < ks->k) {
     ks->out[ks->n] = hit;
-    if (ks->scan) ks->dk[ks->n++] = hit.dist_m;
-    else heap_sift_up(ks->out, ks->n++);
+    if (ks->scan)
+      ks->dk[ks->n++] = hit.dist_m;
+    else
+      heap_sift_up(ks->out, ks->n++);
     if (ks->n == ks->k) {
       if (ks->scan) ks->worst = arg_worst(ks);
       knn_tighten(ks);
@@ -1100,8 +1112,7 @@ static void knn_offer_bounded(knn_state *ks, const unsigned char *mem, uint32_t 
 /* Rank points [from, to) of a leaf by a cheap planar key (squared fixed-point gaps, the
  * longitude one scaled by cos(lat_q)): an estimate used only to choose which points to offer
  * first while the heap is not full, never to rule a point out. */
-static uint32_t leaf_keys(const search *sq, const qt_pos *sl, uint32_t from, uint32_t to,
-                          cand *c) {
+static uint32_t leaf_keys(const search *sq, const qt_pos *sl, uint32_t from, uint32_t to, cand *c) {
   const int64_t qlat = sq->qlat, qlng = sq->qlng;
   const double cq = sq->cos_q;
   for (uint32_t i = from; i < to; i++) {
@@ -1208,12 +1219,12 @@ static uint32_t keys_at_most(const double *key, uint32_t m, double t, uint64_t *
 #define FILL_SHRINK 2   /* narrow it when it holds more than this many times k */
 /* Steps 1 and 2 of knn_fill: the keys of points [from, to) into key, and in sel the points
  * within a key radius *t that holds at least k of them (how many is returned). */
-static uint32_t fill_select(const knn_state *ks, const qt_box *box, const qt_pos *sl,
-                            uint32_t from, uint32_t to, double *key, uint64_t *sel, double *t_out) {
+static uint32_t fill_select(const knn_state *ks, const qt_box *box, const qt_pos *sl, uint32_t from,
+                            uint32_t to, double *key, uint64_t *sel, double *t_out) {
   const uint32_t m = to - from, k = (uint32_t)ks->k; /* k < m <= CHUNK */
   fill_keys(&ks->sq, box, sl, from, to, key);
-  double area = ((double)box->max_lat - box->min_lat) * ((double)box->max_lng - box->min_lng) *
-                ks->sq.cos_q;
+  double area =
+      ((double)box->max_lat - box->min_lat) * ((double)box->max_lng - box->min_lng) * ks->sq.cos_q;
   double t = area * (FILL_TARGET * k) / (3.141592653589793 * m); /* pi t (m / area) */
   if (!(t > 0 && t < INFINITY)) t = INFINITY;
   uint64_t bits[CHUNK / 64];
@@ -1238,9 +1249,9 @@ static uint32_t fill_select(const knn_state *ks, const qt_box *box, const qt_pos
 /* The end of a first leaf's scan: points [from, to) of the leaf not in `offered` (bit j for
  * point from + j) go through the rectangle prefilter and the lower bound against the heap's
  * threshold, and those left are offered. */
-static void knn_offer_rest(knn_state *ks, const unsigned char *mem, uint32_t cap,
-                           const qt_pos *sl, const qt_box *box, double cc, uint32_t from,
-                           uint32_t to, const uint64_t *offered) {
+static void knn_offer_rest(knn_state *ks, const unsigned char *mem, uint32_t cap, const qt_pos *sl,
+                           const qt_box *box, double cc, uint32_t from, uint32_t to,
+                           const uint64_t *offered) {
   uint64_t bits[CHUNK / 64];
   knn_rect(ks);
   rect_bits(&ks->sq, box, sl, from, to, bits);
@@ -1277,7 +1288,8 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
       if (n < k) {
         if (ks->scan) ks->dk[n] = hit.dist_m;
         out[n++] = hit;
-        if (n == k && ks->scan) worst = arg_worst(ks);
+        if (n == k && ks->scan)
+          worst = arg_worst(ks);
         else if (n == k)
           for (uint32_t h = k / 2; h-- > 0;) heap_sift_down(out, k, h);
       } else if (hit_worse(&out[worst], &hit)) {
@@ -1285,8 +1297,8 @@ static void knn_fill(knn_state *ks, const unsigned char *mem, uint32_t cap, cons
         if (ks->scan) {
           ks->dk[worst] = hit.dist_m;
           worst = arg_worst(ks);
-        }
-        else heap_sift_down(out, k, 0);
+        } else
+          heap_sift_down(out, k, 0);
       }
     }
   if (n < k && !ks->scan)
@@ -1339,8 +1351,10 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
   for (uint32_t from = 0; from < nd->count; from += CHUNK) {
     uint32_t to = nd->count - from > CHUNK ? from + CHUNK : nd->count;
     if (ks->n == 0 && to - from > ks->k) {
-      if (ks->filter) knn_fill_filtered(ks, mem, cap, sl, box, cc, from, to);
-      else knn_fill(ks, mem, cap, sl, box, cc, from, to);
+      if (ks->filter)
+        knn_fill_filtered(ks, mem, cap, sl, box, cc, from, to);
+      else
+        knn_fill(ks, mem, cap, sl, box, cc, from, to);
       continue;
     }
     if (ks->n < ks->k) {
@@ -1351,8 +1365,10 @@ static void knn_leaf(knn_state *ks, const qt_node *nd, const qt_box *box) {
       while (j < m && ks->n < ks->k) {
         uint32_t r = (uint32_t)(ks->k - ks->n);
         if (m - j > r) {
-          if (r <= 32) cand_select_small(c + j, m - j, r);
-          else cand_select(c + j, m - j, r);
+          if (r <= 32)
+            cand_select_small(c + j, m - j, r);
+          else
+            cand_select(c + j, m - j, r);
         } else {
           r = m - j;
         }
@@ -1425,8 +1441,7 @@ static int knn_push_children(const geo_quadtree *qt, const knn_state *ks, uint32
 }
 
 geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double max_dist_m,
-                         geo_qt_filter filter, void *filter_ud, geo_qt_hit *out,
-                         size_t *n_out) {
+                         geo_qt_filter filter, void *filter_ud, geo_qt_hit *out, size_t *n_out) {
   if (qt == NULL || n_out == NULL || (out == NULL && k > 0) || !geo_latlng_is_valid(q) ||
       isnan(max_dist_m) || max_dist_m < 0)
     return GEO_EINVAL;
@@ -1435,8 +1450,12 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     return GEO_OK;
   }
   if (k > UINT32_MAX) k = UINT32_MAX; /* never more points than that anyway */
-  knn_state ks = {.k = k, .max_dist_m = max_dist_m, .filter = filter, .filter_ud = filter_ud,
-                  .out = out, .scan = k <= SCAN_K};
+  knn_state ks = {.k = k,
+                  .max_dist_m = max_dist_m,
+                  .filter = filter,
+                  .filter_ud = filter_ud,
+                  .out = out,
+                  .scan = k <= SCAN_K};
   for (size_t i = 0; i < SCAN_K; i++) ks.dk[i] = -INFINITY;
   search_init(&ks.sq, q, max_dist_m);
   /* 1. Straight down to the leaf whose cell holds q (one quadrant test a level, no stack),
@@ -1488,8 +1507,10 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
       knn_rect(&ks);
       if (box_far(&ks.sq, &it.box)) continue;
       const qt_node *nd = &qt->nodes[it.node];
-      if (nd->child != NONE) sp = knn_push_children(qt, &ks, it.node, &it.box, NONE, st, sp);
-      else if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h) knn_leaf(&ks, nd, &it.box);
+      if (nd->child != NONE)
+        sp = knn_push_children(qt, &ks, it.node, &it.box, NONE, st, sp);
+      else if (box_lb_h(&ks.sq, &it.box) <= ks.sq.thresh_h)
+        knn_leaf(&ks, nd, &it.box);
     }
   }
   /* Ascending order: for a usual k, by ranks without branches; heapsort otherwise.
@@ -1510,7 +1531,8 @@ geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t k, double 
     if (ties)
       for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < m; j++)
-          rank[i] += (uint32_t)((eq[i] > 1) & (dd[j] == dd[i]) & (hit_ent(&out[j])->id < hit_ent(&out[i])->id));
+          rank[i] += (uint32_t)((eq[i] > 1) & (dd[j] == dd[i]) &
+                                (hit_ent(&out[j])->id < hit_ent(&out[i])->id));
     for (size_t i = 0; i < m; i++) sorted[rank[i]] = out[i];
     memcpy(out, sorted, m * sizeof *out);
     m = 0;
@@ -1648,8 +1670,7 @@ static geo_err check_node(const geo_quadtree *qt, uint32_t idx, uint32_t parent,
     for (uint32_t i = 0; i < nd->count; i++) {
       if (!box_contains(&box, L_pos(nd->mem)[i].lat, L_pos(nd->mem)[i].lng)) return GEO_EFORMAT;
       size_t ti = tab_find(qt, slot_id(qt, idx, i));
-      if (ti == SIZE_MAX || qt->tab[ti].node != idx || qt->tab[ti].slot != i)
-        return GEO_EFORMAT;
+      if (ti == SIZE_MAX || qt->tab[ti].node != idx || qt->tab[ti].slot != i) return GEO_EFORMAT;
     }
     *points += nd->count;
     return GEO_OK;

@@ -142,9 +142,7 @@ const char *geo_route_algo_name(geo_route_algo algo) {
   }
 }
 
-geo_route_place geo_route_place_node(uint32_t v) {
-  return (geo_route_place){v, GEO_ARC_NONE, 0.0};
-}
+geo_route_place geo_route_place_node(uint32_t v) { return (geo_route_place){v, GEO_ARC_NONE, 0.0}; }
 
 /* ---- labels and heap ------------------------------------------------------------------ */
 
@@ -274,9 +272,12 @@ static uint32_t direct_route(const geo_graph *g, const geo_route_place *from,
   }
   uint32_t a = from->arc, b = g->twin[a];
   double ft; /* the target's fraction on arc a */
-  if (to->arc == a) ft = to->frac;
-  else if (b != GEO_ARC_NONE && to->arc == b) ft = 1.0 - to->frac;
-  else return INF;
+  if (to->arc == a)
+    ft = to->frac;
+  else if (b != GEO_ARC_NONE && to->arc == b)
+    ft = 1.0 - to->frac;
+  else
+    return INF;
   if (ft >= from->frac) {
     *arc = a, *f0 = from->frac, *f1 = ft;
     return part_ms(g->time_ms[a], ft - from->frac);
@@ -344,9 +345,12 @@ static double path_length(const geo_route_state *st, const geo_graph *g) {
   double len = 0;
   for (size_t i = 0; i < st->path_len; i++) {
     double f = 1.0;
-    if (st->path_len == 1 && st->first_partial && st->last_partial) f = st->last_frac - st->first_frac;
-    else if (i == 0 && st->first_partial) f = 1.0 - st->first_frac;
-    else if (i + 1 == st->path_len && st->last_partial) f = st->last_frac;
+    if (st->path_len == 1 && st->first_partial && st->last_partial)
+      f = st->last_frac - st->first_frac;
+    else if (i == 0 && st->first_partial)
+      f = 1.0 - st->first_frac;
+    else if (i + 1 == st->path_len && st->last_partial)
+      f = st->last_frac;
     len += f * g->len_m[st->path[i]];
   }
   return len;
@@ -524,13 +528,14 @@ static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uin
 static void ch_seed(dir_state *d, const geo_ch_query *q, const seeds *ss) {
   for (int i = 0; i < ss->n; i++) {
     uint32_t v = q->cid[ss->s[i].node];
-    if (ss->s[i].off < dist_of(d, v)) relax_to(d, v, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
+    if (ss->s[i].off < dist_of(d, v))
+      relax_to(d, v, ss->s[i].off, SEED_BASE + (uint32_t)i, ss->s[i].off);
   }
 }
 
 /* Returns the best time and the meeting node (a query id). */
-static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *ss,
-                          const seeds *ts, uint32_t *meet, uint32_t *settled) {
+static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *ss, const seeds *ts,
+                          uint32_t *meet, uint32_t *settled) {
   const geo_ch_query *q = &g->chq;
   dir_state *f = &st->d[0], *b = &st->d[1];
   dir_reset(f, st->n);
@@ -540,7 +545,7 @@ static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *
   uint32_t mu = INF, count = 0;
   bool turn = false;
   for (;;) {
-    bool fo = f->hsize > 0 && heap_min_key(f) < mu, bo = b->hsize > 0 && heap_min_key(b) < mu;
+    bool fo = f->hsize > 0 && heap_min_key(f)<mu, bo = b->hsize> 0 && heap_min_key(b) < mu;
     if (!fo && !bo) break;
     int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
     ch_step(st, q, dir, &mu, meet);
@@ -632,7 +637,8 @@ static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
 /* ---- point-to-point entry --------------------------------------------------------------- */
 
 static int seed_of(const dir_state *d, uint32_t v, const geo_graph *g, bool forward) {
-  while (d->lab[v].pred < SEED_BASE) v = forward ? g->tail[d->lab[v].pred] : g->head[d->lab[v].pred];
+  while (d->lab[v].pred < SEED_BASE)
+    v = forward ? g->tail[d->lab[v].pred] : g->head[d->lab[v].pred];
   return (int)(d->lab[v].pred - SEED_BASE);
 }
 
@@ -659,7 +665,9 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   uint32_t meet = 0, settled = 0, best = INF;
   int tseed = 0;
   switch (algo) {
-  case GEO_ROUTE_DIJKSTRA: best = search_uni(st, g, &ss, &ts, false, &meet, &tseed, &settled); break;
+  case GEO_ROUTE_DIJKSTRA:
+    best = search_uni(st, g, &ss, &ts, false, &meet, &tseed, &settled);
+    break;
   case GEO_ROUTE_ASTAR: best = search_uni(st, g, &ss, &ts, true, &meet, &tseed, &settled); break;
   case GEO_ROUTE_BIDIR: best = search_bidir(st, g, &ss, &ts, &meet, &settled); break;
   case GEO_ROUTE_CH: best = search_ch(st, g, &ss, &ts, &meet, &settled); break;
@@ -697,8 +705,8 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   return GEO_OK;
 }
 
-geo_err geo_route_nodes(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
-                        uint32_t from, uint32_t to, geo_route_result *out) {
+geo_err geo_route_nodes(geo_route_state *st, const geo_graph *g, geo_route_algo algo, uint32_t from,
+                        uint32_t to, geo_route_result *out) {
   geo_route_place a = geo_route_place_node(from), b = geo_route_place_node(to);
   return geo_route(st, g, algo, &a, &b, out);
 }
@@ -726,15 +734,16 @@ static size_t emit_arc(const geo_graph *g, uint32_t a, double f0, double f1, geo
                        size_t cap, size_t n, bool skip_first) {
   size_t np = g->shape_off[a + 1] - g->shape_off[a] + 2;
   double total = 0;
-  for (size_t i = 0; i + 1 < np; i++) total += geo_haversine_m(arc_pt(g, a, i, np), arc_pt(g, a, i + 1, np));
+  for (size_t i = 0; i + 1 < np; i++)
+    total += geo_haversine_m(arc_pt(g, a, i, np), arc_pt(g, a, i + 1, np));
   double t0 = f0 * total, t1 = f1 * total, acc = 0;
-#define EMIT(p)                         \
-  do {                                  \
-    if (!skip_first) {                  \
-      if (n < cap) buf[n] = (p);        \
-      n++;                              \
-    }                                   \
-    skip_first = false;                 \
+#define EMIT(p)                                                                                    \
+  do {                                                                                             \
+    if (!skip_first) {                                                                             \
+      if (n < cap) buf[n] = (p);                                                                   \
+      n++;                                                                                         \
+    }                                                                                              \
+    skip_first = false;                                                                            \
   } while (0)
   bool started = false;
   for (size_t i = 0; i + 1 < np; i++) {
@@ -927,8 +936,10 @@ geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_
   /* The search starts where the source is left (forward) or reached (reverse); target seeds
    * go into a bounded stack buffer, in chunks, so that nothing is allocated per query. */
   seeds src;
-  if (rev) target_seeds(g, source, &src);
-  else source_seeds(g, source, &src);
+  if (rev)
+    target_seeds(g, source, &src);
+  else
+    source_seeds(g, source, &src);
   uint32_t count = 0;
   geo_err err = GEO_OK;
   enum { CHUNK = 256 };
@@ -939,8 +950,10 @@ geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_
     size_t kc = k - base < CHUNK ? k - base : CHUNK;
     for (size_t i = 0; i < kc; i++) {
       const geo_route_place *t = &targets[base + i];
-      if (rev) source_seeds(g, t, &tsd[i]);
-      else target_seeds(g, t, &tsd[i]);
+      if (rev)
+        source_seeds(g, t, &tsd[i]);
+      else
+        target_seeds(g, t, &tsd[i]);
       uint32_t darc;
       double f0, f1;
       uint32_t direct = rev ? direct_route(g, t, source, &darc, &f0, &f1)
@@ -948,8 +961,10 @@ geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_
       times_ms[base + i] = direct;
     }
     uint32_t c = 0;
-    if (use_ch) err = many_ch(st, g, rev ? 0 : 1, &src, tsd, kc, bound_ms, times_ms + base, &c);
-    else err = many_dijkstra(st, g, rev, &src, tsd, kc, bound_ms, times_ms + base, &c);
+    if (use_ch)
+      err = many_ch(st, g, rev ? 0 : 1, &src, tsd, kc, bound_ms, times_ms + base, &c);
+    else
+      err = many_dijkstra(st, g, rev, &src, tsd, kc, bound_ms, times_ms + base, &c);
     count += c;
     if (err != GEO_OK) return err;
     for (size_t i = 0; i < kc; i++)

@@ -59,7 +59,9 @@ static box4 seg_box(const geo_segment *s) {
   return (box4){fmin(s->a.lat, s->b.lat), fmin(s->a.lng, s->b.lng), fmax(s->a.lat, s->b.lat),
                 fmax(s->a.lng, s->b.lng)};
 }
-static box4 node_box(const rt_node *n) { return (box4){n->min_lat, n->min_lng, n->max_lat, n->max_lng}; }
+static box4 node_box(const rt_node *n) {
+  return (box4){n->min_lat, n->min_lng, n->max_lat, n->max_lng};
+}
 static void set_box(rt_node *n, box4 b) {
   n->min_lat = b.min_lat;
   n->min_lng = b.min_lng;
@@ -75,7 +77,8 @@ static double box_area(box4 b) {
 }
 
 static bool seg_valid(const geo_segment *s) {
-  return geo_latlng_is_valid(s->a) && geo_latlng_is_valid(s->b) && fabs(s->a.lng - s->b.lng) <= 180.0;
+  return geo_latlng_is_valid(s->a) && geo_latlng_is_valid(s->b) &&
+         fabs(s->a.lng - s->b.lng) <= 180.0;
 }
 
 static box4 entry_box(const geo_rtree *t, const rt_node *n, uint32_t j) {
@@ -188,7 +191,8 @@ geo_err geo_rtree_bulk_load(const geo_segment *segs, size_t n, geo_rtree **out) 
   t->n_segs = (uint32_t)n;
   for (size_t i = 0; i < n; i++) {
     box4 b = seg_box(&segs[i]);
-    items[i] = (sort_item){(b.min_lng + b.max_lng) * 0.5, (uint32_t)i, (b.min_lat + b.max_lat) * 0.5};
+    items[i] =
+        (sort_item){(b.min_lng + b.max_lng) * 0.5, (uint32_t)i, (b.min_lat + b.max_lat) * 0.5};
   }
   size_t level_n = n, first = 0;
   bool leaf = true;
@@ -401,7 +405,8 @@ static void nn_visit(nn_ctx *c, uint32_t idx, int level) {
       h.id = s->id;
       h.dist_m = geo_project_on_segment(c->p, s->a, s->b, &h.proj, &h.frac);
       if (h.dist_m > c->max_d) continue;
-      if (!c->found || h.dist_m < c->best.dist_m || (h.dist_m == c->best.dist_m && h.id < c->best.id)) {
+      if (!c->found || h.dist_m < c->best.dist_m ||
+          (h.dist_m == c->best.dist_m && h.id < c->best.id)) {
         c->best = h;
         c->found = true;
       }
@@ -452,10 +457,13 @@ typedef struct range_ctx {
 } range_ctx;
 
 static bool meets(box4 a, box4 b) {
-  return a.min_lat <= b.max_lat && a.max_lat >= b.min_lat && a.min_lng <= b.max_lng && a.max_lng >= b.min_lng;
+  return a.min_lat <= b.max_lat && a.max_lat >= b.min_lat && a.min_lng <= b.max_lng &&
+         a.max_lng >= b.min_lng;
 }
 
-static bool meets_query(const range_ctx *c, box4 b) { return meets(c->q1, b) || (c->two && meets(c->q2, b)); }
+static bool meets_query(const range_ctx *c, box4 b) {
+  return meets(c->q1, b) || (c->two && meets(c->q2, b));
+}
 
 static void range_visit(range_ctx *c, uint32_t idx, int level) {
   const rt_node *n = &c->t->nodes[idx];
@@ -471,12 +479,13 @@ static void range_visit(range_ctx *c, uint32_t idx, int level) {
   }
 }
 
-size_t geo_rtree_range(const geo_rtree *t, geo_bbox box, bool (*fn)(const geo_segment *seg, void *ud),
-                       void *ud) {
+size_t geo_rtree_range(const geo_rtree *t, geo_bbox box,
+                       bool (*fn)(const geo_segment *seg, void *ud), void *ud) {
   if (t == NULL || fn == NULL || isnan(box.min_lat) || isnan(box.max_lat) || isnan(box.min_lng) ||
       isnan(box.max_lng) || box.min_lat > box.max_lat)
     return 0;
-  range_ctx c = {t, {box.min_lat, box.min_lng, box.max_lat, box.max_lng}, EMPTY_BOX, false, fn, ud, 0, false};
+  range_ctx c = {
+      t, {box.min_lat, box.min_lng, box.max_lat, box.max_lng}, EMPTY_BOX, false, fn, ud, 0, false};
   if (box.min_lng > box.max_lng) { /* crosses the antimeridian */
     c.q1 = (box4){box.min_lat, box.min_lng, box.max_lat, 180.0};
     c.q2 = (box4){box.min_lat, -180.0, box.max_lat, box.max_lng};
@@ -494,7 +503,8 @@ size_t geo_rtree_range(const geo_rtree *t, geo_bbox box, bool (*fn)(const geo_se
 
 size_t geo_rtree_blob_size(const geo_rtree *t) {
   if (t == NULL) return 0;
-  return sizeof(rt_blob_hdr) + (size_t)t->n_nodes * sizeof(rt_node) + (size_t)t->n_segs * sizeof(geo_segment);
+  return sizeof(rt_blob_hdr) + (size_t)t->n_nodes * sizeof(rt_node) +
+         (size_t)t->n_segs * sizeof(geo_segment);
 }
 
 geo_err geo_rtree_write_blob(const geo_rtree *t, void *buf, size_t len) {
@@ -527,7 +537,8 @@ geo_err geo_rtree_write_blob(const geo_rtree *t, void *buf, size_t len) {
     }
   }
   if (next != t->n_nodes) return GEO_EFORMAT; /* unreachable nodes: cannot happen */
-  memcpy(b + sizeof h + (size_t)t->n_nodes * sizeof(rt_node), t->segs, (size_t)t->n_segs * sizeof(geo_segment));
+  memcpy(b + sizeof h + (size_t)t->n_nodes * sizeof(rt_node), t->segs,
+         (size_t)t->n_segs * sizeof(geo_segment));
   return GEO_OK;
 }
 
@@ -545,7 +556,8 @@ geo_err geo_rtree_open_blob(const void *buf, size_t len, geo_rtree **out) {
   if (need > len) return GEO_EFORMAT;
   const unsigned char *b = buf;
   const rt_node *nodes = (const rt_node *)(const void *)(b + sizeof h);
-  const geo_segment *segs = (const geo_segment *)(const void *)(b + sizeof h + (size_t)h.n_nodes * sizeof(rt_node));
+  const geo_segment *segs =
+      (const geo_segment *)(const void *)(b + sizeof h + (size_t)h.n_nodes * sizeof(rt_node));
   for (uint32_t i = 0; i < h.n_segs; i++)
     if (!seg_valid(&segs[i])) return GEO_EFORMAT;
   uint8_t *level = geo__calloc(h.n_nodes, 1);

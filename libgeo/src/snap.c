@@ -55,7 +55,8 @@ geo_err geo_graph_snap(const geo_graph *g, geo_latlng p, double max_dist_m, geo_
     if (e != GEO_OK) return e;
     uint64_t a = hit.id >> SEG_BITS, seg = hit.id & ((1u << SEG_BITS) - 1);
     /* ids come from the snapshot: check them like any other index */
-    if (a >= g->m || seg + 1 >= (uint64_t)(g->shape_off[a + 1] - g->shape_off[a] + 2)) return GEO_ENOTFOUND;
+    if (a >= g->m || seg + 1 >= (uint64_t)(g->shape_off[a + 1] - g->shape_off[a] + 2))
+      return GEO_ENOTFOUND;
     geo_latlng q = p;
     double f;
     double d = arc_distance(g, (uint32_t)a, p, (uint32_t)seg, &q, &f);
@@ -81,7 +82,8 @@ geo_err geo_graph_snap(const geo_graph *g, geo_latlng p, double max_dist_m, geo_
     }
     double dy = p.lat < lo_lat ? lo_lat - p.lat : p.lat > hi_lat ? p.lat - hi_lat : 0;
     double dx = p.lng < lo_lng ? lo_lng - p.lng : p.lng > hi_lng ? p.lng - hi_lng : 0;
-    double lower = sqrt(dy * m_per_deg_lat * dy * m_per_deg_lat + dx * m_per_deg_lng * dx * m_per_deg_lng);
+    double lower =
+        sqrt(dy * m_per_deg_lat * dy * m_per_deg_lat + dx * m_per_deg_lng * dx * m_per_deg_lng);
     if (lower > best || lower > max_dist_m) continue;
     geo_latlng q = p;
     double f;
@@ -107,7 +109,8 @@ geo_err geo_graph_build_rtree(geo_graph *g) {
     if (!indexed(g, a)) continue;
     uint32_t np = g->shape_off[a + 1] - g->shape_off[a] + 2;
     for (uint32_t i = 0; i + 1 < np && i < (1u << SEG_BITS); i++)
-      segs[k++] = (geo_segment){pt(g, a, i, np), pt(g, a, i + 1, np), ((uint64_t)a << SEG_BITS) | i};
+      segs[k++] =
+          (geo_segment){pt(g, a, i, np), pt(g, a, i + 1, np), ((uint64_t)a << SEG_BITS) | i};
   }
   geo_rtree *t = NULL;
   geo_err e = geo_rtree_bulk_load(segs, k, &t);

@@ -23,9 +23,29 @@
 #define MAX_TIME 0x7fffffffu
 
 enum {
-  S_POS = 1, S_NODE_EXT, S_NODE_BY_EXT, S_FWD_OFF, S_TAIL, S_HEAD, S_TIME, S_LEN, S_CLS,
-  S_TWIN, S_ARC_EXT, S_SHAPE_OFF, S_SHAPE, S_REV_OFF, S_REV_ARC, S_META, S_CH_RANK,
-  S_CH_UP_OFF, S_CH_UP, S_CH_DN_OFF, S_CH_DN, S_RTREE, S_COUNT
+  S_POS = 1,
+  S_NODE_EXT,
+  S_NODE_BY_EXT,
+  S_FWD_OFF,
+  S_TAIL,
+  S_HEAD,
+  S_TIME,
+  S_LEN,
+  S_CLS,
+  S_TWIN,
+  S_ARC_EXT,
+  S_SHAPE_OFF,
+  S_SHAPE,
+  S_REV_OFF,
+  S_REV_ARC,
+  S_META,
+  S_CH_RANK,
+  S_CH_UP_OFF,
+  S_CH_UP,
+  S_CH_DN_OFF,
+  S_CH_DN,
+  S_RTREE,
+  S_COUNT
 };
 
 #define FLAG_CH 1u
@@ -188,7 +208,8 @@ geo_err geo_snapshot_write(const geo_graph *g, const char *path) {
     ok = fflush(f) == 0 && ok;
     ok = fsync(fileno(f)) == 0 && ok;
     ok = fclose(f) == 0 && ok;
-    if (ok && rename(tmp, path) == 0) err = GEO_OK;
+    if (ok && rename(tmp, path) == 0)
+      err = GEO_OK;
     else {
       int e = errno;
       remove(tmp);
@@ -227,8 +248,8 @@ static geo_err check_graph(const geo_graph *g) {
       return GEO_EFORMAT;
     if (!isfinite(g->len_m[a]) || g->len_m[a] < 0) return GEO_EFORMAT;
     uint32_t t = g->twin[a];
-    if (t != GEO_ARC_NONE && (t >= m || g->twin[t] != a || g->tail[t] != g->head[a] ||
-                              g->head[t] != g->tail[a]))
+    if (t != GEO_ARC_NONE &&
+        (t >= m || g->twin[t] != a || g->tail[t] != g->head[a] || g->head[t] != g->tail[a]))
       return GEO_EFORMAT;
   }
   for (uint32_t v = 0; v < n; v++)
@@ -344,10 +365,10 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
   const struct {
     int id;
     uint64_t size;
-  } need[] = {{S_POS, n * 16},        {S_NODE_EXT, n * 8}, {S_NODE_BY_EXT, n * 4},
-              {S_FWD_OFF, (n + 1) * 4}, {S_TAIL, m * 4},    {S_HEAD, m * 4},
-              {S_TIME, m * 4},         {S_LEN, m * 4},      {S_CLS, m},
-              {S_TWIN, m * 4},         {S_ARC_EXT, m * 8},  {S_SHAPE, (uint64_t)k * 16},
+  } need[] = {{S_POS, n * 16},          {S_NODE_EXT, n * 8}, {S_NODE_BY_EXT, n * 4},
+              {S_FWD_OFF, (n + 1) * 4}, {S_TAIL, m * 4},     {S_HEAD, m * 4},
+              {S_TIME, m * 4},          {S_LEN, m * 4},      {S_CLS, m},
+              {S_TWIN, m * 4},          {S_ARC_EXT, m * 8},  {S_SHAPE, (uint64_t)k * 16},
               {S_REV_OFF, (n + 1) * 4}, {S_REV_ARC, m * 4},  {S_META, sizeof(meta)}};
   for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
     if (sec[need[i].id] == NULL || ssize[need[i].id] != need[i].size) return GEO_EFORMAT;
@@ -392,7 +413,7 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
     for (size_t i = 0; i < sizeof chs / sizeof chs[0]; i++)
       if (sec[chs[i].id] == NULL || ssize[chs[i].id] != chs[i].size) return GEO_EFORMAT;
     g->ch = (geo_ch_data){sec[S_CH_RANK], sec[S_CH_UP_OFF], sec[S_CH_UP], sec[S_CH_DN_OFF],
-                          sec[S_CH_DN], mt.n_up, mt.n_dn};
+                          sec[S_CH_DN],   mt.n_up,          mt.n_dn};
     if ((err = check_ch(g)) != GEO_OK) return err;
     /* the query layout is derived, not stored: a checked hierarchy always makes one */
     if ((err = geo__ch_query_make(&g->ch, g->n, &g->chq)) != GEO_OK) return err;

@@ -35,8 +35,7 @@ static dsp_driver_state driver_state_for(dsp_trip_state st) {
 
 static size_t batch_count(const dsp_shard *s, const dsp_trip *t) {
   size_t n = 0;
-  for (size_t i = 0; i < s->n_batch; i++)
-    n += s->batch[i] == t;
+  for (size_t i = 0; i < s->n_batch; i++) n += s->batch[i] == t;
   return n;
 }
 
@@ -152,8 +151,7 @@ int dsp_check(const dsp_shard *s, char *why, size_t why_cap) {
   if (s->riders.len != n_live)
     return broken(why, why_cap, "%zu riders in the map, %zu live trips", s->riders.len, n_live);
   size_t offers = 0;
-  for (const dsp_trip *t = s->live.head; t; t = t->next)
-    offers += t->offer_live;
+  for (const dsp_trip *t = s->live.head; t; t = t->next) offers += t->offer_live;
   if (s->offers.len != offers)
     return broken(why, why_cap, "%zu offers in the map, %zu live", s->offers.len, offers);
   for (size_t i = 0; i < s->n_batch; i++)

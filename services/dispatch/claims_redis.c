@@ -29,21 +29,18 @@
 /* KEYS[1] = the claim, KEYS[2] = the fence key ("" without a fence); ARGV[1] = owner,
  * ARGV[2] = TTL in ms, ARGV[3] = generation (0: none). Returns 1 done, 0 another owner's
  * (or absent, for a refresh), -2 fenced (a newer generation holds the shard). */
-#define FENCE_LUA                                                                            \
-  "local g = tonumber(ARGV[3]) "                                                              \
-  "if g > 0 and g < tonumber(redis.call('GET', KEYS[2]) or '0') then return -2 end "          \
-  "local v = redis.call('GET', KEYS[1]) "                                                     \
-  "local mine = v and (v == ARGV[1] or string.match(v, '^(.*)@%d+$') == ARGV[1]) "            \
+#define FENCE_LUA                                                                                  \
+  "local g = tonumber(ARGV[3]) "                                                                   \
+  "if g > 0 and g < tonumber(redis.call('GET', KEYS[2]) or '0') then return -2 end "               \
+  "local v = redis.call('GET', KEYS[1]) "                                                          \
+  "local mine = v and (v == ARGV[1] or string.match(v, '^(.*)@%d+$') == ARGV[1]) "                 \
   "local nv = ARGV[1] if g > 0 then nv = ARGV[1] .. '@' .. ARGV[3] end "
-static const char TRY_LUA[] = FENCE_LUA
-    "if v and not mine then return 0 end "
-    "redis.call('SET', KEYS[1], nv, 'PX', ARGV[2]) return 1";
-static const char RENEW_LUA[] = FENCE_LUA
-    "if not mine then return 0 end "
-    "redis.call('SET', KEYS[1], nv, 'PX', ARGV[2]) return 1";
-static const char RELEASE_LUA[] = FENCE_LUA
-    "if not mine then return 0 end "
-    "redis.call('DEL', KEYS[1]) return 1";
+static const char TRY_LUA[] = FENCE_LUA "if v and not mine then return 0 end "
+                                        "redis.call('SET', KEYS[1], nv, 'PX', ARGV[2]) return 1";
+static const char RENEW_LUA[] = FENCE_LUA "if not mine then return 0 end "
+                                          "redis.call('SET', KEYS[1], nv, 'PX', ARGV[2]) return 1";
+static const char RELEASE_LUA[] = FENCE_LUA "if not mine then return 0 end "
+                                            "redis.call('DEL', KEYS[1]) return 1";
 
 struct dsp_claims_redis {
   mrd_redis *r;

@@ -2,9 +2,9 @@
  * claims_redis.h: the dispatch core's claim store (dsp_claims) on Redis, shared by every
  * shard: one Lua script per operation takes a free driver (SET PX), renews (compare owner,
  * SET PX) or releases (compare owner, DEL) only the caller's own claim, and refuses a
- * fenced caller (a lease generation below the shard's fence). While Redis cannot be reached, claims fall back to an in-memory store
- * (claims_mem.h), which keeps this shard from offering one driver twice but cannot see
- * other shards; once Redis answers again, renewals move the claims back there.
+ * fenced caller (a lease generation below the shard's fence). While Redis cannot be reached, claims
+ * fall back to an in-memory store (claims_mem.h), which keeps this shard from offering one driver
+ * twice but cannot see other shards; once Redis answers again, renewals move the claims back there.
  *
  * An I/O adapter: not part of dispatch_core. Uses the caller's mrd_redis handle
  * (services/common), which reconnects by itself. Not thread-safe.

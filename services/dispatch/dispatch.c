@@ -15,125 +15,80 @@
 
 const char *dsp_strerror(int rc) {
   switch (rc) {
-  case DSP_OK:
-    return "ok";
-  case DSP_EINVAL:
-    return "invalid argument";
-  case DSP_ENOMEM:
-    return "out of memory";
-  case DSP_ESTATE:
-    return "not allowed in the current state";
-  case DSP_EUNKNOWN_OFFER:
-    return "unknown or expired offer";
-  case DSP_EFORBIDDEN:
-    return "forbidden";
-  case DSP_ESTALE:
-    return "stale ping ignored";
-  case DSP_ENOTFOUND:
-    return "not found";
-  case DSP_ERANGE:
-    return "capacity exceeded";
-  default:
-    return "unknown error";
+  case DSP_OK: return "ok";
+  case DSP_EINVAL: return "invalid argument";
+  case DSP_ENOMEM: return "out of memory";
+  case DSP_ESTATE: return "not allowed in the current state";
+  case DSP_EUNKNOWN_OFFER: return "unknown or expired offer";
+  case DSP_EFORBIDDEN: return "forbidden";
+  case DSP_ESTALE: return "stale ping ignored";
+  case DSP_ENOTFOUND: return "not found";
+  case DSP_ERANGE: return "capacity exceeded";
+  default: return "unknown error";
   }
 }
 
 const char *dsp_driver_state_name(dsp_driver_state st) {
   switch (st) {
-  case DSP_DRIVER_OFFLINE:
-    return "offline";
-  case DSP_DRIVER_AVAILABLE:
-    return "available";
-  case DSP_DRIVER_OFFERED:
-    return "offered";
-  case DSP_DRIVER_EN_ROUTE:
-    return "en_route";
-  case DSP_DRIVER_ON_TRIP:
-    return "on_trip";
+  case DSP_DRIVER_OFFLINE: return "offline";
+  case DSP_DRIVER_AVAILABLE: return "available";
+  case DSP_DRIVER_OFFERED: return "offered";
+  case DSP_DRIVER_EN_ROUTE: return "en_route";
+  case DSP_DRIVER_ON_TRIP: return "on_trip";
   }
   return "?";
 }
 
 const char *dsp_trip_state_name(dsp_trip_state st) {
   switch (st) {
-  case DSP_TRIP_REQUESTED:
-    return "requested";
-  case DSP_TRIP_OFFERED:
-    return "offered";
-  case DSP_TRIP_MATCHED:
-    return "matched";
-  case DSP_TRIP_ARRIVED:
-    return "arrived";
-  case DSP_TRIP_STARTED:
-    return "started";
-  case DSP_TRIP_COMPLETED:
-    return "completed";
-  case DSP_TRIP_CANCELLED:
-    return "cancelled";
-  case DSP_TRIP_NO_DRIVER:
-    return "no_driver";
+  case DSP_TRIP_REQUESTED: return "requested";
+  case DSP_TRIP_OFFERED: return "offered";
+  case DSP_TRIP_MATCHED: return "matched";
+  case DSP_TRIP_ARRIVED: return "arrived";
+  case DSP_TRIP_STARTED: return "started";
+  case DSP_TRIP_COMPLETED: return "completed";
+  case DSP_TRIP_CANCELLED: return "cancelled";
+  case DSP_TRIP_NO_DRIVER: return "no_driver";
   }
   return "?";
 }
 
 const char *dsp_event_type_name(dsp_event_type t) {
   switch (t) {
-  case DSP_EV_REQUESTED:
-    return "requested";
-  case DSP_EV_OFFERED:
-    return "offered";
-  case DSP_EV_OFFER_DECLINED:
-    return "offer_declined";
-  case DSP_EV_OFFER_EXPIRED:
-    return "offer_expired";
-  case DSP_EV_MATCHED:
-    return "matched";
-  case DSP_EV_ARRIVED:
-    return "arrived";
-  case DSP_EV_STARTED:
-    return "started";
-  case DSP_EV_COMPLETED:
-    return "completed";
-  case DSP_EV_CANCELLED:
-    return "cancelled";
-  case DSP_EV_NO_DRIVER:
-    return "no_driver";
+  case DSP_EV_REQUESTED: return "requested";
+  case DSP_EV_OFFERED: return "offered";
+  case DSP_EV_OFFER_DECLINED: return "offer_declined";
+  case DSP_EV_OFFER_EXPIRED: return "offer_expired";
+  case DSP_EV_MATCHED: return "matched";
+  case DSP_EV_ARRIVED: return "arrived";
+  case DSP_EV_STARTED: return "started";
+  case DSP_EV_COMPLETED: return "completed";
+  case DSP_EV_CANCELLED: return "cancelled";
+  case DSP_EV_NO_DRIVER: return "no_driver";
   }
   return "?";
 }
 
 const char *dsp_error_code_name(dsp_error_code c) {
   switch (c) {
-  case DSP_ERR_BAD_REQUEST:
-    return "bad_request";
-  case DSP_ERR_OUT_OF_AREA:
-    return "out_of_area";
-  case DSP_ERR_UNKNOWN_OFFER:
-    return "unknown_offer";
-  case DSP_ERR_INVALID_STATE:
-    return "invalid_state";
-  case DSP_ERR_FORBIDDEN:
-    return "forbidden";
-  case DSP_ERR_INTERNAL:
-    return "internal";
+  case DSP_ERR_BAD_REQUEST: return "bad_request";
+  case DSP_ERR_OUT_OF_AREA: return "out_of_area";
+  case DSP_ERR_UNKNOWN_OFFER: return "unknown_offer";
+  case DSP_ERR_INVALID_STATE: return "invalid_state";
+  case DSP_ERR_FORBIDDEN: return "forbidden";
+  case DSP_ERR_INTERNAL: return "internal";
   }
   return "?";
 }
 
 const char *dsp_no_driver_reason_name(dsp_no_driver_reason r) {
   switch (r) {
-  case DSP_NO_DRIVER_PICKUP_OUT_OF_AREA:
-    return "pickup_out_of_area";
-  case DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA:
-    return "dropoff_out_of_area";
-  case DSP_NO_DRIVER_NEARBY:
-    return "no_driver_nearby";
-  case DSP_NO_DRIVER_MAX_OFFERS:
-    return "max_offers";
-  case DSP_NO_DRIVER_ROUTING_ERROR:
-    return "routing_error";
-  case DSP_NO_DRIVER_REASON_COUNT:
-    break;
+  case DSP_NO_DRIVER_PICKUP_OUT_OF_AREA: return "pickup_out_of_area";
+  case DSP_NO_DRIVER_DROPOFF_OUT_OF_AREA: return "dropoff_out_of_area";
+  case DSP_NO_DRIVER_NEARBY: return "no_driver_nearby";
+  case DSP_NO_DRIVER_MAX_OFFERS: return "max_offers";
+  case DSP_NO_DRIVER_ROUTING_ERROR: return "routing_error";
+  case DSP_NO_DRIVER_REASON_COUNT: break;
   }
   return "?";
 }
@@ -221,8 +176,7 @@ int dsp_shard_new(const dsp_config *c, const dsp_index *index, const dsp_router 
 
 void dsp_shard_free(dsp_shard *s) {
   if (!s) return;
-  for (size_t i = 0; i < s->n_slots; i++)
-    free(s->slots[i]);
+  for (size_t i = 0; i < s->n_slots; i++) free(s->slots[i]);
   for (dsp_trip *t = s->live.head, *n; t; t = n) {
     n = t->next;
     dsp__trip_free(t);
@@ -250,18 +204,14 @@ void dsp_shard_free(dsp_shard *s) {
   free(s);
 }
 
-void dsp_shard_set_epoch(dsp_shard *s, uint64_t epoch) {
-  s->cfg.epoch = epoch;
-}
+void dsp_shard_set_epoch(dsp_shard *s, uint64_t epoch) { s->cfg.epoch = epoch; }
 
 size_t dsp_outputs(const dsp_shard *s, const dsp_output **out) {
   *out = s->out;
   return s->n_out;
 }
 
-void dsp_outputs_clear(dsp_shard *s) {
-  s->n_out = 0;
-}
+void dsp_outputs_clear(dsp_shard *s) { s->n_out = 0; }
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -289,16 +239,14 @@ void dsp__base36(uint64_t v, char *buf) {
     tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
     v /= 36;
   } while (v);
-  for (size_t i = 0; i < n; i++)
-    buf[i] = tmp[n - 1 - i];
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
   buf[n] = '\0';
 }
 
 int dsp__reserve_outputs(dsp_shard *s, size_t n) {
   if (s->n_out + n <= s->cap_out) return 0;
   size_t cap = s->cap_out ? s->cap_out : 32;
-  while (cap < s->n_out + n)
-    cap *= 2;
+  while (cap < s->n_out + n) cap *= 2;
   dsp_output *o = realloc(s->out, cap * sizeof *o);
   if (!o) return DSP_ENOMEM;
   s->out = o;
@@ -501,6 +449,5 @@ void dsp_stats_get(const dsp_shard *s, dsp_stats *out) {
   for (size_t i = 0; i < s->n_slots; i++)
     if (s->slots[i] && s->slots[i]->in_index) out->drivers_indexed++;
   out->trips_live = 0;
-  for (const dsp_trip *t = s->live.head; t; t = t->next)
-    out->trips_live++;
+  for (const dsp_trip *t = s->live.head; t; t = t->next) out->trips_live++;
 }

@@ -113,7 +113,8 @@ typedef enum dsp_error_code {
   DSP_ERR_INTERNAL,
 } dsp_error_code;
 
-/* dsp_driver_state_name is test API (no service calls it): tests/dispatch/test_dispatch_random.c. */
+/* dsp_driver_state_name is test API (no service calls it): tests/dispatch/test_dispatch_random.c.
+ */
 /* Lower-case names as the protocol and the events spell them ("en_route", "matched",
  * "offer_expired", "invalid_state"); "?" for an unknown value. Static storage. */
 const char *dsp_driver_state_name(dsp_driver_state s);
@@ -394,7 +395,6 @@ typedef bool (*dsp_owner_fn)(void *ud, geo_latlng pos, uint32_t *owner);
 size_t dsp_release_owned(dsp_shard *s, dsp_owner_fn owner_of, void *ud,
                          void (*released)(void *ud, const char *driver_id));
 
-
 /* The driver says he is available (true) or going offline (false). Offline while offered
  * declines the offer; offline while en route cancels the trip (reason
  * "driver_offline"); offline on a trip is refused (DSP_ESTATE). Available while busy
@@ -426,8 +426,8 @@ typedef struct dsp_request {
 
 /* A rider asks for a ride. The same (rider, request_id) again changes nothing (0): the
  * trip's state is sent again. A resend the shard holds no trip for is refused
- * (DSP_ESTATE). A rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made (REQUESTED),
- * pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
+ * (DSP_ESTATE). A rider with a live trip is refused (DSP_ESTATE). Otherwise a trip is made
+ * (REQUESTED), pickup and drop-off are snapped (outside the area: NO_DRIVER with a reason) and
  * matching starts now (or at the end of the batch window). Returns 0 or a DSP_E*. */
 int dsp_on_request(dsp_shard *s, const dsp_request *req, const char *ref, int64_t now_ms);
 
@@ -556,7 +556,7 @@ typedef struct dsp_stats {
   uint64_t commands_repeated; /* accepts and trip steps already applied: answered as done */
   uint64_t searches, widenings;
   uint64_t batches_hungarian, batches_greedy;
-  uint64_t trips_live; /* gauge */
+  uint64_t trips_live;   /* gauge */
   uint64_t outputs_lost; /* outputs (events, replies, snapshots) not queued for want of
                             memory: counted, never dropped silently */
 } dsp_stats;

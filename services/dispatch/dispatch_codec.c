@@ -16,8 +16,7 @@ static void b36(uint64_t v, char *buf) {
     tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36];
     v /= 36;
   } while (v);
-  for (size_t i = 0; i < n; i++)
-    buf[i] = tmp[n - 1 - i];
+  for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
   buf[n] = '\0';
 }
 
@@ -28,9 +27,7 @@ void dspc_trip_suffix(int64_t ts_ms, int64_t offset, char out[DSPC_SUFFIX_MAX]) 
   snprintf(out, DSPC_SUFFIX_MAX, "%s-%s", a, b);
 }
 
-static const char *nz(const char *s) {
-  return s[0] ? s : NULL;
-}
+static const char *nz(const char *s) { return s[0] ? s : NULL; }
 
 int dspc_apply_command(dsp_shard *s, uint32_t shard, const mrd_command *c, int64_t offset,
                        int64_t now_ms) {
@@ -49,23 +46,16 @@ int dspc_apply_command(dsp_shard *s, uint32_t shard, const mrd_command *c, int64
                      .resend = c->resend};
     return dsp_on_request(s, &r, ref, now_ms);
   }
-  case MRD_CMD_CANCEL:
-    return dsp_on_cancel(s, c->request_id, c->rider_id, ref, now_ms);
-  case MRD_CMD_ACCEPT:
-    return dsp_on_accept(s, c->offer_id, c->driver_id, ref, now_ms);
-  case MRD_CMD_DECLINE:
-    return dsp_on_decline(s, c->offer_id, c->driver_id, ref, now_ms);
-  case MRD_CMD_ARRIVED:
-    return dsp_on_arrived(s, c->trip_id, c->driver_id, ref, now_ms);
-  case MRD_CMD_START:
-    return dsp_on_start(s, c->trip_id, c->driver_id, ref, now_ms);
-  case MRD_CMD_COMPLETE:
-    return dsp_on_complete(s, c->trip_id, c->driver_id, ref, now_ms);
+  case MRD_CMD_CANCEL: return dsp_on_cancel(s, c->request_id, c->rider_id, ref, now_ms);
+  case MRD_CMD_ACCEPT: return dsp_on_accept(s, c->offer_id, c->driver_id, ref, now_ms);
+  case MRD_CMD_DECLINE: return dsp_on_decline(s, c->offer_id, c->driver_id, ref, now_ms);
+  case MRD_CMD_ARRIVED: return dsp_on_arrived(s, c->trip_id, c->driver_id, ref, now_ms);
+  case MRD_CMD_START: return dsp_on_start(s, c->trip_id, c->driver_id, ref, now_ms);
+  case MRD_CMD_COMPLETE: return dsp_on_complete(s, c->trip_id, c->driver_id, ref, now_ms);
   case MRD_CMD_STATUS:
     if (c->status != MRD_DRIVER_AVAILABLE && c->status != MRD_DRIVER_OFFLINE) return DSP_EINVAL;
     return dsp_on_status(s, c->driver_id, c->status == MRD_DRIVER_AVAILABLE, ref, now_ms);
-  default:
-    return DSP_EINVAL;
+  default: return DSP_EINVAL;
   }
 }
 
@@ -84,9 +74,7 @@ int dspc_apply_location(dsp_shard *s, const mrd_driver_location *m, int64_t now_
   return dsp_on_location(s, &l, now_ms);
 }
 
-static mrd_latlon ll(geo_latlng p) {
-  return (mrd_latlon){p.lat, p.lng};
-}
+static mrd_latlon ll(geo_latlng p) { return (mrd_latlon){p.lat, p.lng}; }
 
 void dspc_event_to_proto(const dsp_event *e, mrd_dispatch_event *out) {
   memset(out, 0, sizeof *out);

@@ -90,9 +90,9 @@ struct dsp_trip {
   size_t n_tried;
   int64_t created_ms, ended_ms;
   bool in_batch;
-  bool resume;     /* restored while requested: match again at the next tick */
+  bool resume;                    /* restored while requested: match again at the next tick */
   dsp_no_driver_reason no_driver; /* set with the NO_DRIVER event */
-  dsp_trip *prev, *next; /* the live list, or the ended list */
+  dsp_trip *prev, *next;          /* the live list, or the ended list */
 };
 
 typedef struct dsp_trip_list {

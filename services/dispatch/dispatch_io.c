@@ -35,7 +35,6 @@
 
 #define POINTER_TTL_S "21600" /* active-trip pointers and live snapshots: a safety net */
 
-
 /* ---------------------------------------------------------------- metrics, readiness */
 
 static int metrics_init(dsvc *s) {
@@ -318,9 +317,9 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
                         cfg->lease_ttl_ms) != DSP_OK)
     return -1;
   if (core_new(s) != 0) return -1;
-  if (dsvc_pricing_open(&s->pricing, &(dsvc_pricing_config){cfg->tariff_path, cfg->surge,
-                                                            cfg->surge_interval_ms,
-                                                            cfg->snap_max_m, cfg->shard},
+  if (dsvc_pricing_open(&s->pricing,
+                        &(dsvc_pricing_config){cfg->tariff_path, cfg->surge, cfg->surge_interval_ms,
+                                               cfg->snap_max_m, cfg->shard},
                         s->graph, s->m.reg) != 0)
     return -1;
 
@@ -365,7 +364,6 @@ int dsvc_assign(dsvc *s, bool with_commands) {
 static dsvc_pending *pending_for(dsvc *s, const char *trip_id);
 static void write_snapshots(dsvc *s);
 
-
 /* One trip's latest state found at start: its latest event read back from dispatch-events
  * (or, for a trip older than the window, its Redis snapshot), encoded. */
 typedef struct restore_rec {
@@ -373,8 +371,8 @@ typedef struct restore_rec {
   uint64_t seq;
   uint64_t generation; /* of the process that made it: breaks a tie of seq */
   int64_t ts_ms;
-  bool from_redis;   /* the snapshot, not an event */
-  bool redis_live;   /* listed in dispatch:live:<shard> */
+  bool from_redis; /* the snapshot, not an event */
+  bool redis_live; /* listed in dispatch:live:<shard> */
   size_t len;
   uint8_t bytes[MRD_PROTO_MAX_SIZE];
 } restore_rec;
@@ -445,8 +443,8 @@ static void narrow(dsvc *s, int32_t n, int64_t since_ms, mrd_kafka_range *r) {
   int64_t before = 0, after = 0;
   for (int32_t p = 0; p < n; p++) before += r[p].end - r[p].start;
   double t0 = mrd_mono_s();
-  int rounds = mrd_kafka_narrow_since(c, MRD_TOPIC_DISPATCH_EVENTS, n, since_ms - 60000, 8, 2000,
-                                      24, r);
+  int rounds =
+      mrd_kafka_narrow_since(c, MRD_TOPIC_DISPATCH_EVENTS, n, since_ms - 60000, 8, 2000, 24, r);
   for (int32_t p = 0; p < n; p++) after += r[p].end - r[p].start;
   mrd_log_info("restore_narrow", "rounds=%d messages_before=%lld messages_after=%lld ms=%.0f",
                rounds, (long long)before, (long long)after, (mrd_mono_s() - t0) * 1e3);
@@ -659,8 +657,7 @@ static void restore_all(dsvc *s, dsp_strmap *m, int64_t now_ms, restore_tally *t
   if (n_all) qsort(all, n_all, sizeof *all, by_ts_desc);
   dsp_config dc;
   dsp_config_default(&dc);
-  for (size_t i = 0; i < n_all; i++)
-    restore_one(s, all[i], dc.trip_retention_ms, now_ms, t);
+  for (size_t i = 0; i < n_all; i++) restore_one(s, all[i], dc.trip_retention_ms, now_ms, t);
   free(all);
 }
 
@@ -850,8 +847,8 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
     return 0; /* a bug, not a reason to stop: logged and dropped */
   }
   for (;;) {
-    rc = mrd_kafka_produce(s->producer, MRD_TOPIC_DISPATCH_EVENTS, MRD_KAFKA_PARTITION_ANY, key, strlen(key), buf,
-                           len, NULL);
+    rc = mrd_kafka_produce(s->producer, MRD_TOPIC_DISPATCH_EVENTS, MRD_KAFKA_PARTITION_ANY, key,
+                           strlen(key), buf, len, NULL);
     if (rc == MRD_EFULL) {
       mrd_kafka_producer_poll(s->producer, 10);
       continue;
@@ -1081,8 +1078,7 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   s->n_refs = 0;
   s->n_traces = 0;
   /* durable first: every event delivered (the idempotent producer retries by itself) */
-  while (s->in_flight > 0 && !s->delivery_failures)
-    mrd_kafka_producer_poll(s->producer, 5);
+  while (s->in_flight > 0 && !s->delivery_failures) mrd_kafka_producer_poll(s->producer, 5);
   if (s->delivery_failures) return -1;
   /* Paused while waiting (SIGSTOP): the events are out, fenced downstream if another
    * holder took over; the snapshots and offsets wait for the renew to say who holds. */
@@ -1191,9 +1187,10 @@ static void step_down(dsvc *s, const char *why) {
   size_t n = s->shard ? dsp_outputs(s->shard, &o) : 0;
   mrd_counter_inc(s->m.lease_lost);
   mrd_counter_add(s->m.outputs_dropped, n);
-  mrd_log_warn("lease_lost", "shard=%d generation=%llu why=%s outputs_dropped=%zu "
-               "snapshots_dropped=%zu action=%s", s->cfg->shard,
-               (unsigned long long)s->lease.generation, why, n, s->n_dirty,
+  mrd_log_warn("lease_lost",
+               "shard=%d generation=%llu why=%s outputs_dropped=%zu "
+               "snapshots_dropped=%zu action=%s",
+               s->cfg->shard, (unsigned long long)s->lease.generation, why, n, s->n_dirty,
                "standby: trips forgotten, nothing committed, pings only");
   dsp_claims_redis_fence(s->claims, NULL, 0);
   core_free(s);
@@ -1236,8 +1233,10 @@ void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
                    mrd_pg_errstr(s->pg));
     }
     dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mrd_mono_ms(), a, gen);
-    if (ch == DSP_LEASE_ACQUIRED) take_over(s, now_ms);
-    else if (ch == DSP_LEASE_LOST) step_down(s, "renew found another generation in shard_leases");
+    if (ch == DSP_LEASE_ACQUIRED)
+      take_over(s, now_ms);
+    else if (ch == DSP_LEASE_LOST)
+      step_down(s, "renew found another generation in shard_leases");
   }
   fence_raise(s);
   bool holder = s->lease.role == DSP_LEASE_HOLDER, act = dsvc_may_act(s);

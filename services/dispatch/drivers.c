@@ -131,17 +131,13 @@ int dsp_on_status(dsp_shard *s, const char *driver_id, bool available, const cha
     return DSP_OK; /* already available, or busy: nothing to change */
   }
   switch (d->state) {
-  case DSP_DRIVER_OFFLINE:
-    return DSP_OK;
-  case DSP_DRIVER_AVAILABLE:
-    dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE);
-    return DSP_OK;
+  case DSP_DRIVER_OFFLINE: return DSP_OK;
+  case DSP_DRIVER_AVAILABLE: dsp__driver_set_state(s, d, DSP_DRIVER_OFFLINE); return DSP_OK;
   case DSP_DRIVER_OFFERED:  /* going offline declines the offer */
   case DSP_DRIVER_EN_ROUTE: /* going offline on the way cancels the trip */
     dsp__trip_driver_offline(s, d, now_ms);
     return DSP_OK;
-  case DSP_DRIVER_ON_TRIP:
-    break;
+  case DSP_DRIVER_ON_TRIP: break;
   }
   return dsp__reply(s, DSP_ESTATE, DSP_ERR_INVALID_STATE, ref, NULL, driver_id,
                     d->trip ? d->trip->id : NULL, NULL, NULL,

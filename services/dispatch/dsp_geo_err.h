@@ -20,8 +20,7 @@ static inline int dsp_err_of_geo(geo_err e) {
   case GEO_OK: return DSP_OK;
   case GEO_ENOMEM: return DSP_ENOMEM;
   case GEO_ENOTFOUND:
-  case GEO_EUNREACHABLE:
-    return DSP_ENOTFOUND;
+  case GEO_EUNREACHABLE: return DSP_ENOTFOUND;
   case GEO_ERANGE: return DSP_ERANGE;
   default: return DSP_EINVAL;
   }

@@ -74,8 +74,10 @@ void dsvc_on_epoch(dsvc *s, dsvc_map *next) {
                             next->ranges[i].start, next->ranges[i].end);
   int n = dsvc_map_owned(next, me);
   if (n == 0)
-    mrd_log_warn("shardmap", "epoch=%llu shard=%d ranges=0 (owns nothing: halo and in-flight "
-                 "trips only)", (unsigned long long)next->epoch, s->cfg->shard);
+    mrd_log_warn("shardmap",
+                 "epoch=%llu shard=%d ranges=0 (owns nothing: halo and in-flight "
+                 "trips only)",
+                 (unsigned long long)next->epoch, s->cfg->shard);
   else
     mrd_log_info("shardmap", "epoch=%llu shard=%d ranges=%d owns=%s",
                  (unsigned long long)next->epoch, s->cfg->shard, n, owns);

@@ -24,8 +24,10 @@ int dsp_handoff_diff(const mrd_shardmap *old_map, const mrd_shardmap *new_map, u
     }
   }
   for (size_t i = 0; i < n; i++) {
-    if (mv[i].to == shard) h->gained[h->n_gained++] = mv[i];
-    else if (mv[i].from == shard) h->lost[h->n_lost++] = mv[i];
+    if (mv[i].to == shard)
+      h->gained[h->n_gained++] = mv[i];
+    else if (mv[i].from == shard)
+      h->lost[h->n_lost++] = mv[i];
   }
   free(mv);
   return 0;

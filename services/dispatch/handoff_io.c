@@ -90,7 +90,8 @@ static long warm(dsvc *s, const dsp_handoff *h, int64_t now_ms) {
     char lon[32], lat[32];
     snprintf(lon, sizeof lon, "%.7f", c.lng);
     snprintf(lat, sizeof lat, "%.7f", c.lat);
-    const char *argv[] = {"GEOSEARCH", keys[i], "FROMLONLAT", lon, lat, "BYRADIUS", "50", "km", "WITHCOORD"};
+    const char *argv[] = {"GEOSEARCH", keys[i], "FROMLONLAT", lon,        lat,
+                          "BYRADIUS",  "50",    "km",         "WITHCOORD"};
     if (mrd_redis_cmd(s->redis, &r, 9, argv, NULL) != 0) {
       rc = -1;
       break;
@@ -232,10 +233,11 @@ void dsvc_stats_publish(dsvc *s, int64_t now_ms) {
   snprintf(v[9], sizeof v[9], "%.1f", s->last_warm_ms);
   snprintf(v[10], sizeof v[10], "%d", ranges);
   snprintf(v[11], sizeof v[11], "%d", s->ready ? 1 : 0);
-  const char *argv[] = {"HSET", key, "epoch", v[0], "ts_ms", v[1], "host", s->host, "pid", v[2],
-                        "since_ms", v[3], "drivers", v[4], "open_trips", v[5], "updates_per_s",
-                        v[6], "requests_per_s", v[7], "warmed", v[8], "warm_ms", v[9], "ranges",
-                        v[10], "ready", v[11]};
+  const char *argv[] = {"HSET",           key,     "epoch",      v[0], "ts_ms",         v[1],
+                        "host",           s->host, "pid",        v[2], "since_ms",      v[3],
+                        "drivers",        v[4],    "open_trips", v[5], "updates_per_s", v[6],
+                        "requests_per_s", v[7],    "warmed",     v[8], "warm_ms",       v[9],
+                        "ranges",         v[10],   "ready",      v[11]};
   const char *exp[] = {"PEXPIRE", key, STATS_TTL_MS};
   if (mrd_redis_append(s->redis, (int)(sizeof argv / sizeof argv[0]), argv, NULL) != 0 ||
       mrd_redis_append(s->redis, 3, exp, NULL) != 0)

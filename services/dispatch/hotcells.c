@@ -32,8 +32,8 @@ typedef struct hot_cell {
   char cell[GH_MAX];
   int supply, supply_written;
   int demand, demand_written;
-  int upd[6];          /* location updates per 10 s bucket, upd[bucket % 6] */
-  int64_t upd_bucket;  /* the bucket (now_ms / 10000) upd was last advanced to */
+  int upd[6];                   /* location updates per 10 s bucket, upd[bucket % 6] */
+  int64_t upd_bucket;           /* the bucket (now_ms / 10000) upd was last advanced to */
   int updates, updates_written; /* the sum of the 6 buckets when last rolled */
   bool dirty;
 } hot_cell;
@@ -64,8 +64,7 @@ struct dsp_hot {
 static int grow(void **arr, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return 0;
   size_t n = *cap ? *cap * 2 : 64;
-  while (n < need)
-    n *= 2;
+  while (n < need) n *= 2;
   void *p = realloc(*arr, n * size);
   if (!p) return DSP_ENOMEM;
   *arr = p;
@@ -197,8 +196,7 @@ int dsp_hot_request(dsp_hot *h, geo_latlng pickup, int64_t now_ms) {
     size_t cap = h->r_cap ? h->r_cap * 2 : 256;
     hot_req *n = malloc(cap * sizeof *n);
     if (!n) return DSP_ENOMEM;
-    for (size_t i = 0; i < h->r_len; i++)
-      n[i] = h->reqs[(h->r_head + i) % h->r_cap];
+    for (size_t i = 0; i < h->r_len; i++) n[i] = h->reqs[(h->r_head + i) % h->r_cap];
     free(h->reqs);
     h->reqs = n;
     h->r_cap = cap;
@@ -393,16 +391,11 @@ void dsp_hot_forget_written(dsp_hot *h) {
   }
 }
 
-size_t dsp_hot_shown(const dsp_hot *h) {
-  return h->shown;
-}
-size_t dsp_hot_tracked(const dsp_hot *h) {
-  return h->drivers.len;
-}
+size_t dsp_hot_shown(const dsp_hot *h) { return h->shown; }
+size_t dsp_hot_tracked(const dsp_hot *h) { return h->drivers.len; }
 
-void dsp_hot_each_cell(const dsp_hot *h, void (*fn)(void *ud, const char *cell, int supply,
-                                                   int demand),
-                       void *ud) {
+void dsp_hot_each_cell(const dsp_hot *h,
+                       void (*fn)(void *ud, const char *cell, int supply, int demand), void *ud) {
   for (size_t i = 0; h && fn && i < h->cells.cap; i++) {
     const hot_cell *c = h->cells.slots[i].key ? h->cells.slots[i].value : NULL;
     if (c) fn(ud, c->cell, c->supply, c->demand);

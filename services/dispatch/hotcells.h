@@ -91,9 +91,8 @@ void dsp_hot_forget_written(dsp_hot *h);
 /* Calls fn for every count cell (geohash of count_precision) with its wanted supply
  * (available drivers shown in it) and demand (requests in the window at the last collect):
  * what surge pricing reads. */
-void dsp_hot_each_cell(const dsp_hot *h, void (*fn)(void *ud, const char *cell, int supply,
-                                                   int demand),
-                       void *ud);
+void dsp_hot_each_cell(const dsp_hot *h,
+                       void (*fn)(void *ud, const char *cell, int supply, int demand), void *ud);
 
 /* Drivers shown as last written, and drivers tracked. */
 size_t dsp_hot_shown(const dsp_hot *h);

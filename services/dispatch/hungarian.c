@@ -86,8 +86,7 @@ int dsp_hungarian(const double *cost, size_t rows, size_t cols, int *row_to_col,
     } while (j0 != 0);
   }
 
-  for (size_t r = 0; r < rows; r++)
-    row_to_col[r] = -1;
+  for (size_t r = 0; r < rows; r++) row_to_col[r] = -1;
   double sum = 0;
   for (size_t j = 1; j <= m; j++) {
     if (p[j] == 0) continue;

@@ -38,9 +38,7 @@ void dsp_qt_index_free(dsp_qt_index *ix) {
   free(ix);
 }
 
-const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix) {
-  return ix->qt;
-}
+const geo_quadtree *dsp_qt_index_tree(const dsp_qt_index *ix) { return ix->qt; }
 
 static int qi_upsert(void *ud, uint64_t id, geo_latlng pos, uint8_t state, int64_t seen_ms) {
   dsp_qt_index *ix = ud;

@@ -37,8 +37,8 @@ static dsp_lease_change become_standby(dsp_lease *l, int64_t now_ms) {
   return DSP_LEASE_LOST;
 }
 
-dsp_lease_change dsp_lease_answered(dsp_lease *l, dsp_lease_op op, int64_t sent_ms,
-                                    int64_t now_ms, dsp_lease_answer a, uint64_t generation) {
+dsp_lease_change dsp_lease_answered(dsp_lease *l, dsp_lease_op op, int64_t sent_ms, int64_t now_ms,
+                                    dsp_lease_answer a, uint64_t generation) {
   if (op == DSP_LEASE_OP_ACQUIRE && l->role == DSP_LEASE_STANDBY) {
     if (a != DSP_LEASE_GRANTED || generation == 0) {
       l->next_op_ms = now_ms + l->cfg.retry_ms;
@@ -58,12 +58,8 @@ dsp_lease_change dsp_lease_answered(dsp_lease *l, dsp_lease_op op, int64_t sent_
       l->next_op_ms = sent_ms + l->cfg.renew_ms;
       if (l->next_op_ms <= now_ms) l->next_op_ms = now_ms + 1; /* a slow answer: not a spin */
       return DSP_LEASE_SAME;
-    case DSP_LEASE_TAKEN:
-      l->lost++;
-      return become_standby(l, now_ms);
-    case DSP_LEASE_UNREACHABLE:
-      l->next_op_ms = now_ms + l->cfg.retry_ms;
-      return DSP_LEASE_SAME;
+    case DSP_LEASE_TAKEN: l->lost++; return become_standby(l, now_ms);
+    case DSP_LEASE_UNREACHABLE: l->next_op_ms = now_ms + l->cfg.retry_ms; return DSP_LEASE_SAME;
     }
   }
   return DSP_LEASE_SAME;

@@ -92,8 +92,8 @@ dsp_lease_op dsp_lease_due(const dsp_lease *l, int64_t now_ms);
  * generation: the store's new generation when an ACQUIRE is GRANTED (> 0), else ignored.
  * An answer that does not fit the role (a RENEW answered for a standby, an ACQUIRE for a
  * holder, a grant with generation 0) changes nothing. Returns what changed. */
-dsp_lease_change dsp_lease_answered(dsp_lease *l, dsp_lease_op op, int64_t sent_ms,
-                                    int64_t now_ms, dsp_lease_answer a, uint64_t generation);
+dsp_lease_change dsp_lease_answered(dsp_lease *l, dsp_lease_op op, int64_t sent_ms, int64_t now_ms,
+                                    dsp_lease_answer a, uint64_t generation);
 
 /* True when this process may act as its shard's holder at now_ms: holder, and now_ms <
  * valid_until_ms - margin_ms. */

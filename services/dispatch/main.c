@@ -53,12 +53,16 @@ int main(int argc, char **argv) {
     int wait = (int)(next_tick - t);
     if (wait > 5) wait = 5;
     if (wait < 0) wait = 0;
-    if (!holder || act) dsvc_poll(&s, wait, t);
-    else sleep_ms(wait > 0 ? wait : 5);
+    if (!holder || act)
+      dsvc_poll(&s, wait, t);
+    else
+      sleep_ms(wait > 0 ? wait : 5);
     t = mrd_wall_ms();
     if (t >= next_tick) {
-      if (s.ready && act) dsp_tick(s.shard, t);
-      else if (!holder) dsp_tick(s.shard, t); /* a standby's index forgets silent drivers too */
+      if (s.ready && act)
+        dsp_tick(s.shard, t);
+      else if (!holder)
+        dsp_tick(s.shard, t); /* a standby's index forgets silent drivers too */
       next_tick = t + cfg.tick_ms;
     }
     if (dsvc_flush(&s, t) != 0) {

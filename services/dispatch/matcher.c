@@ -78,8 +78,7 @@ int dsp__search(dsp_shard *s, dsp_trip *t, double radius_m, int64_t now_ms) {
     s->scr_pos[i] = d ? d->pos : t->pickup;
     if (predict) s->scr_motion[i] = dsp__motion_of(s, d, now_ms);
   }
-  for (int i = 0; i < n; i++)
-    s->scr_eta[i] = INFINITY;
+  for (int i = 0; i < n; i++) s->scr_eta[i] = INFINITY;
   /* One search from the pickup ranks every candidate at once; moving drivers are taken
    * where they are predicted to be now, not where they last pinged. */
   int rc = predict
@@ -241,8 +240,7 @@ static int greedy(const double *cost, size_t rows, size_t cols, int *row_to_col)
       if (isfinite(cost[r * cols + c]))
         p[np++] = (pair){cost[r * cols + c], (uint32_t)r, (uint32_t)c};
   qsort(p, np, sizeof *p, pair_cmp);
-  for (size_t r = 0; r < rows; r++)
-    row_to_col[r] = -1;
+  for (size_t r = 0; r < rows; r++) row_to_col[r] = -1;
   for (size_t i = 0; i < np; i++) {
     if (row_to_col[p[i].row] >= 0 || col_used[p[i].col]) continue;
     row_to_col[p[i].row] = (int)p[i].col;
@@ -271,8 +269,7 @@ size_t dsp__batch_plan(dsp_shard *s, int64_t now_ms, dsp_trip ***order) {
   }
   /* Columns: every candidate driver of any request, once. */
   size_t m = 0;
-  for (size_t i = 0; i < n; i++)
-    m += trips[i]->n_cands;
+  for (size_t i = 0; i < n; i++) m += trips[i]->n_cands;
   uint64_t *cols = malloc((m ? m : 1) * sizeof *cols);
   int *assign = malloc(n * sizeof *assign);
   double *cost = NULL;
@@ -280,8 +277,7 @@ size_t dsp__batch_plan(dsp_shard *s, int64_t now_ms, dsp_trip ***order) {
   if (cols && assign) {
     m = 0;
     for (size_t i = 0; i < n; i++)
-      for (size_t j = 0; j < trips[i]->n_cands; j++)
-        cols[m++] = trips[i]->cands[j].handle;
+      for (size_t j = 0; j < trips[i]->n_cands; j++) cols[m++] = trips[i]->cands[j].handle;
     qsort(cols, m, sizeof *cols, u64_cmp);
     size_t u = 0;
     for (size_t j = 0; j < m; j++)
@@ -290,8 +286,7 @@ size_t dsp__batch_plan(dsp_shard *s, int64_t now_ms, dsp_trip ***order) {
     cost = m ? malloc(n * m * sizeof *cost) : NULL;
   }
   if (cost) {
-    for (size_t i = 0; i < n * m; i++)
-      cost[i] = INFINITY;
+    for (size_t i = 0; i < n * m; i++) cost[i] = INFINITY;
     for (size_t i = 0; i < n; i++)
       for (size_t j = 0; j < trips[i]->n_cands; j++) {
         const uint64_t *c = bsearch(&trips[i]->cands[j].handle, cols, m, sizeof *cols, u64_cmp);

@@ -61,13 +61,19 @@ int dsvc_pricing_open(dsvc_pricing **out, const dsvc_pricing_config *c, const ge
     mrd_log_error("surge", "err=%s", "bad surge config");
     goto fail;
   }
-  if (g && (geo_route_state_new(g, &p->st) != GEO_OK || !(p->legs = malloc(LEGS_MAX * sizeof *p->legs))))
+  if (g &&
+      (geo_route_state_new(g, &p->st) != GEO_OK || !(p->legs = malloc(LEGS_MAX * sizeof *p->legs))))
     goto fail;
   int rc = 0;
-  rc |= mrd_metrics_gauge(reg, "meridian_dispatch_surge_max", "highest surge multiplier published", NULL, &p->g_max);
-  rc |= mrd_metrics_gauge(reg, "meridian_dispatch_surge_cells", "cells with a surge above 1.0", NULL, &p->g_cells);
-  rc |= mrd_metrics_counter(reg, "meridian_dispatch_quotes_total", "rides quoted a fare", NULL, &p->c_quotes);
-  rc |= mrd_metrics_counter(reg, "meridian_dispatch_quote_failed_total", "requests that could not be quoted (no route)", NULL, &p->c_quote_failed);
+  rc |= mrd_metrics_gauge(reg, "meridian_dispatch_surge_max", "highest surge multiplier published",
+                          NULL, &p->g_max);
+  rc |= mrd_metrics_gauge(reg, "meridian_dispatch_surge_cells", "cells with a surge above 1.0",
+                          NULL, &p->g_cells);
+  rc |= mrd_metrics_counter(reg, "meridian_dispatch_quotes_total", "rides quoted a fare", NULL,
+                            &p->c_quotes);
+  rc |=
+      mrd_metrics_counter(reg, "meridian_dispatch_quote_failed_total",
+                          "requests that could not be quoted (no route)", NULL, &p->c_quote_failed);
   if (rc != 0) goto fail;
   mrd_gauge_set(p->g_max, 1.0);
   *out = p;
@@ -145,8 +151,8 @@ static void supply_of(void *ud, const char *cell, int supply, int demand) {
   dsp_surge_supply(ud, cell, supply);
 }
 
-int dsvc_pricing_hot(dsvc_pricing *p, const dsp_hot *hot, int64_t now_ms,
-                     dsp_surge_emit_fn emit, void *ud) {
+int dsvc_pricing_hot(dsvc_pricing *p, const dsp_hot *hot, int64_t now_ms, dsp_surge_emit_fn emit,
+                     void *ud) {
   if (!p) return 0;
   if (p->last_update_ms < 0 || now_ms - p->last_update_ms >= p->interval_ms) {
     dsp_hot_each_cell(hot, supply_of, p->surge);

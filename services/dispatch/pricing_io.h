@@ -26,11 +26,11 @@
 typedef struct dsvc_pricing dsvc_pricing;
 
 typedef struct dsvc_pricing_config {
-  const char *tariff_path;  /* rate card file; NULL or "": no quotes (surge still runs) */
+  const char *tariff_path; /* rate card file; NULL or "": no quotes (surge still runs) */
   dsp_surge_config surge;
-  int64_t interval_ms;      /* surge update period */
-  double snap_max_m;        /* as the shard's service area */
-  int shard;                /* for the Redis key hot:surge:<shard> */
+  int64_t interval_ms; /* surge update period */
+  double snap_max_m;   /* as the shard's service area */
+  int shard;           /* for the Redis key hot:surge:<shard> */
 } dsvc_pricing_config;
 
 /* Load the tariff, create the surge state and register the metrics in reg. Returns 0, or
@@ -45,8 +45,8 @@ void dsvc_pricing_event(dsvc_pricing *p, mrd_dispatch_event *ev, int64_t now_ms)
 /* With the hot cells' supply: a surge update when interval_ms passed, then the Redis
  * commands of what changed, appended through emit. Returns how many, or emit's negative code.
  * dsvc_pricing_done says whether they took effect. */
-int dsvc_pricing_hot(dsvc_pricing *p, const dsp_hot *hot, int64_t now_ms,
-                     dsp_surge_emit_fn emit, void *ud);
+int dsvc_pricing_hot(dsvc_pricing *p, const dsp_hot *hot, int64_t now_ms, dsp_surge_emit_fn emit,
+                     void *ud);
 void dsvc_pricing_done(dsvc_pricing *p, bool ok);
 /* Redis lost its data: publish everything again. */
 void dsvc_pricing_forget_written(dsvc_pricing *p);

@@ -8,9 +8,9 @@
 #include "geo/ch.h"
 #include "geo/snap.h"
 
-int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t,
-                   geo_latlng pickup, geo_latlng dropoff, double snap_max_m, dsp_quote_when when,
-                   double surge, mrd_fare_leg *legs, size_t cap, mrd_fare *out) {
+int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t, geo_latlng pickup,
+                   geo_latlng dropoff, double snap_max_m, dsp_quote_when when, double surge,
+                   mrd_fare_leg *legs, size_t cap, mrd_fare *out) {
   if (!g || !st || !t || !out || !legs) return DSP_EINVAL;
   geo_snap a, b;
   geo_err e = geo_graph_snap(g, pickup, snap_max_m, &a);

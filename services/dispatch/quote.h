@@ -29,9 +29,9 @@ typedef struct dsp_quote_when {
  * DSP_ENOTFOUND (an end off the graph, or no route), DSP_ERANGE (legs too small),
  * DSP_ENOMEM, DSP_EINVAL (bad arguments, a fare the tariff cannot price); *out untouched
  * on failure. */
-int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t,
-                   geo_latlng pickup, geo_latlng dropoff, double snap_max_m, dsp_quote_when when,
-                   double surge, mrd_fare_leg *legs, size_t cap, mrd_fare *out);
+int dsp_quote_ride(const geo_graph *g, geo_route_state *st, const mrd_tariff *t, geo_latlng pickup,
+                   geo_latlng dropoff, double snap_max_m, dsp_quote_when when, double surge,
+                   mrd_fare_leg *legs, size_t cap, mrd_fare *out);
 
 #ifdef __cplusplus
 }

@@ -58,9 +58,7 @@ void dsp_graph_router_free(dsp_graph_router *r) {
   free(r);
 }
 
-uint64_t dsp_graph_router_searches(const dsp_graph_router *r) {
-  return r->searches;
-}
+uint64_t dsp_graph_router_searches(const dsp_graph_router *r) { return r->searches; }
 
 /* The nearest road place within snap_max_m of p: 0, DSP_ENOTFOUND when none (or p is not a
  * valid position: outside the service area either way), or the DSP_E* of another failure. */
@@ -113,7 +111,8 @@ static int search(dsp_graph_router *r, geo_route_place source, size_t n, double 
                                     r->targets, n, bound_ms, r->times_ms, NULL);
   if (e != GEO_OK) return dsp_err_of_geo(e);
   for (size_t i = 0; i < n; i++)
-    out_eta_s[i] = r->off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
+    out_eta_s[i] =
+        r->off[i] || r->times_ms[i] == GEO_TIME_NONE ? INFINITY : r->times_ms[i] / 1000.0;
   return 0;
 }
 
@@ -153,7 +152,8 @@ static double arc_bearing_at(const geo_graph *g, uint32_t a, double frac) {
   size_t count = ns + 2;
   double total = 0;
   for (size_t i = 0; i + 1 < count; i++)
-    total += geo_haversine_m(arc_vertex(g, a, i, count, shape), arc_vertex(g, a, i + 1, count, shape));
+    total +=
+        geo_haversine_m(arc_vertex(g, a, i, count, shape), arc_vertex(g, a, i + 1, count, shape));
   double want = frac * total, acc = 0;
   for (size_t i = 0; i + 1 < count; i++) {
     geo_latlng u = arc_vertex(g, a, i, count, shape), v = arc_vertex(g, a, i + 1, count, shape);
@@ -232,8 +232,7 @@ geo_route_place dsp_graph_predict_place(const geo_graph *g, geo_route_place at, 
 }
 
 static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *origins,
-                          const dsp_motion *motion, size_t n, double max_eta_s,
-                          double *out_eta_s) {
+                          const dsp_motion *motion, size_t n, double max_eta_s, double *out_eta_s) {
   dsp_graph_router *r = ud;
   if (n == 0) return 0;
   int grown = grow(r, n);
@@ -249,9 +248,9 @@ static int gr_etas_moving(void *ud, const dsp_snap *target, const geo_latlng *or
       continue;
     }
     const dsp_motion *m = motion ? &motion[i] : NULL;
-    r->targets[i] = m ? dsp_graph_predict_place(r->g, sn.place, m->heading_deg, m->speed_mps,
-                                                m->age_s)
-                      : sn.place;
+    r->targets[i] =
+        m ? dsp_graph_predict_place(r->g, sn.place, m->heading_deg, m->speed_mps, m->age_s)
+          : sn.place;
   }
   return search(r, source, n, max_eta_s, out_eta_s);
 }

@@ -54,7 +54,7 @@ typedef struct dsvc_config {
   int64_t predict_max_age_ms;
   bool batch;
   int64_t batch_window_ms;
-  int poll_batch; /* messages consumed per loop iteration at most */
+  int poll_batch;            /* messages consumed per loop iteration at most */
   char *tariff_path;         /* MERIDIAN_TARIFF: the rate card quoted to riders ("": none) */
   dsp_surge_config surge;    /* MERIDIAN_SURGE_* */
   int64_t surge_interval_ms; /* surge update period */
@@ -129,8 +129,8 @@ typedef struct dsvc {
   mrd_pg *pg;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
-  uint64_t epoch;  /* = map.epoch */
-  dsvc_map map;    /* the shard map in force (dsvc_on_epoch) */
+  uint64_t epoch;    /* = map.epoch */
+  dsvc_map map;      /* the shard map in force (dsvc_on_epoch) */
   mrd_shardmap hmap; /* the same map as a checked tiling, for the handoff (handoff_io.c) */
   bool have_hmap;
   long last_warmed;    /* drivers warmed from Redis for the last ranges gained */
@@ -151,22 +151,22 @@ typedef struct dsvc {
   /* ownership: docs/shards.md */
   dsp_lease lease;
   dsp_lease_pg lease_store;
-  char fence_key[32];   /* dispatch:fence:<shard> */
-  bool fence_raised;    /* the fence key holds our generation */
-  bool paused;          /* holder, but its lease is unconfirmed past the margin: not acting */
+  char fence_key[32];    /* dispatch:fence:<shard> */
+  bool fence_raised;     /* the fence key holds our generation */
+  bool paused;           /* holder, but its lease is unconfirmed past the margin: not acting */
   int64_t warm_since_ms; /* pings read since (wall ms): a standby's warm index */
   int64_t warm_until_ms; /* holder: commands from then on */
   uint64_t last_fenced;
-  bool ready; /* restored and consuming commands */
+  bool ready;      /* restored and consuming commands */
   dsp_warmup warm; /* until ready: the positions read so far (warmup.h) */
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
   int64_t loc_committed, cmd_committed; /* what was committed */
   int in_flight;                        /* events produced, not yet reported */
   int delivery_failures;                /* since the last flush */
-  dsp_strmap pending; /* trip id -> dsvc_pending: live trips, and ended ones unwritten */
-  size_t n_dirty;     /* entries of pending to write */
-  bool redis_lost;    /* a Redis write failed: resync when it answers again */
+  dsp_strmap pending;         /* trip id -> dsvc_pending: live trips, and ended ones unwritten */
+  size_t n_dirty;             /* entries of pending to write */
+  bool redis_lost;            /* a Redis write failed: resync when it answers again */
   uint64_t redis_connections; /* mrd_redis_connections when last in sync: a new connection
                                * may reach a Redis that restarted empty */
   int64_t redis_checked_ms;   /* last PING that looks for such a restart */

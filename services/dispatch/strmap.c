@@ -10,13 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash_str(const char *s) {
-  return mrd_fnv1a64_str(MRD_FNV1A64_SEED, s);
-}
+static uint64_t hash_str(const char *s) { return mrd_fnv1a64_str(MRD_FNV1A64_SEED, s); }
 
-void dsp_strmap_init(dsp_strmap *m) {
-  memset(m, 0, sizeof *m);
-}
+void dsp_strmap_init(dsp_strmap *m) { memset(m, 0, sizeof *m); }
 
 void dsp_strmap_close(dsp_strmap *m) {
   free(m->slots);
@@ -43,8 +39,7 @@ static int grow(dsp_strmap *m, size_t cap) {
   for (size_t i = 0; i < m->cap; i++) {
     if (!m->slots[i].key) continue;
     size_t j = m->slots[i].hash & (cap - 1);
-    while (slots[j].key)
-      j = (j + 1) & (cap - 1);
+    while (slots[j].key) j = (j + 1) & (cap - 1);
     slots[j] = m->slots[i];
   }
   free(m->slots);
@@ -57,8 +52,7 @@ int dsp_strmap_reserve(dsp_strmap *m, size_t n) {
   size_t need = (m->len + n) * 2;
   if (need <= m->cap) return 0;
   size_t cap = m->cap ? m->cap : 16;
-  while (cap < need)
-    cap *= 2;
+  while (cap < need) cap *= 2;
   return grow(m, cap);
 }
 

@@ -132,9 +132,7 @@ int dsp_surge_supply(dsp_surge *s, const char *cell, int drivers) {
   return 0;
 }
 
-static double round_step(double v, double step) {
-  return step > 0 ? round(v / step) * step : v;
-}
+static double round_step(double v, double step) { return step > 0 ? round(v / step) * step : v; }
 
 static void mark_dirty(dsp_surge *s, surge_cell *c) {
   if (c->dirty) return;

@@ -224,8 +224,7 @@ static void batch_flush(dsp_shard *s, int64_t now_ms) {
   if (dsp__reserve_outputs(s, s->n_batch * 8) != 0) return; /* retried on the next tick */
   dsp_trip **order;
   size_t n = dsp__batch_plan(s, now_ms, &order);
-  for (size_t i = 0; i < n; i++)
-    dsp__offer_next(s, order[i], now_ms);
+  for (size_t i = 0; i < n; i++) dsp__offer_next(s, order[i], now_ms);
   free(order);
 }
 
@@ -452,16 +451,11 @@ int dsp_on_decline(dsp_shard *s, const char *offer_id, const char *driver_id, co
 
 static const char *step_name(dsp_trip_state to) {
   switch (to) {
-  case DSP_TRIP_ARRIVED:
-    return "arrived";
-  case DSP_TRIP_STARTED:
-    return "start";
-  case DSP_TRIP_COMPLETED:
-    return "complete";
-  case DSP_TRIP_CANCELLED:
-    return "cancel";
-  default:
-    return "step";
+  case DSP_TRIP_ARRIVED: return "arrived";
+  case DSP_TRIP_STARTED: return "start";
+  case DSP_TRIP_COMPLETED: return "complete";
+  case DSP_TRIP_CANCELLED: return "cancel";
+  default: return "step";
   }
 }
 
@@ -469,16 +463,11 @@ static const char *step_name(dsp_trip_state to) {
  * (0: requested, offered, or ended otherwise), to tell a step already taken. */
 static int progress(dsp_trip_state st) {
   switch (st) {
-  case DSP_TRIP_MATCHED:
-    return 1;
-  case DSP_TRIP_ARRIVED:
-    return 2;
-  case DSP_TRIP_STARTED:
-    return 3;
-  case DSP_TRIP_COMPLETED:
-    return 4;
-  default:
-    return 0;
+  case DSP_TRIP_MATCHED: return 1;
+  case DSP_TRIP_ARRIVED: return 2;
+  case DSP_TRIP_STARTED: return 3;
+  case DSP_TRIP_COMPLETED: return 4;
+  default: return 0;
   }
 }
 
@@ -641,13 +630,11 @@ int dsp_restore_trip(dsp_shard *s, const dsp_trip_restore *r, int64_t now_ms) {
   case DSP_TRIP_REQUESTED:
   case DSP_TRIP_MATCHED:
   case DSP_TRIP_ARRIVED:
-  case DSP_TRIP_STARTED:
-    break;
+  case DSP_TRIP_STARTED: break;
   case DSP_TRIP_OFFERED:
     if (!dsp__id_ok(r->offer_id)) return DSP_EINVAL;
     break;
-  default:
-    return DSP_EINVAL;
+  default: return DSP_EINVAL;
   }
   if (with_driver && !dsp__id_ok(r->driver_id)) return DSP_EINVAL;
   if (dsp_strmap_get(&s->trips, r->trip_id)) return DSP_OK;

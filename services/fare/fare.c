@@ -39,9 +39,8 @@ int64_t mrd_fare_time_surcharge_cents(const mrd_tariff *t, mrd_fare_when when) {
 
 int mrd_fare_price(const mrd_tariff *t, const mrd_fare_leg *legs, size_t n, double time_scale,
                    mrd_fare_when when, double surge, mrd_fare *out) {
-  if (!t || !out || (n && !legs) || !isfinite(time_scale) || time_scale <= 0 ||
-      !isfinite(surge) || t->increment_distance_m <= 0 || t->increment_time_s <= 0 ||
-      t->slow_speed_mps <= 0)
+  if (!t || !out || (n && !legs) || !isfinite(time_scale) || time_scale <= 0 || !isfinite(surge) ||
+      t->increment_distance_m <= 0 || t->increment_time_s <= 0 || t->slow_speed_mps <= 0)
     return -1;
   mrd_fare f;
   memset(&f, 0, sizeof f);

@@ -25,10 +25,10 @@
 extern "C" {
 #endif
 
-#define MRD_TARIFF_NAME_MAX 64     /* bytes, NUL included */
-#define MRD_TARIFF_WINDOWS_MAX 8   /* time-of-day surcharges per tariff */
-#define MRD_TARIFF_FIXED_MAX 8     /* fixed per-trip surcharges per tariff */
-#define MRD_TARIFF_FILE_MAX 65536  /* bytes: a longer tariff file is refused */
+#define MRD_TARIFF_NAME_MAX 64    /* bytes, NUL included */
+#define MRD_TARIFF_WINDOWS_MAX 8  /* time-of-day surcharges per tariff */
+#define MRD_TARIFF_FIXED_MAX 8    /* fixed per-trip surcharges per tariff */
+#define MRD_TARIFF_FILE_MAX 65536 /* bytes: a longer tariff file is refused */
 
 /* A surcharge for trips that begin in a window of the week: on the days of days_mask
  * (bit d = weekday d, 0 = Sunday), from from_min to to_min minutes after local midnight;
@@ -50,13 +50,13 @@ typedef struct mrd_tariff_fixed {
 /* One rate card. */
 typedef struct mrd_tariff {
   char name[MRD_TARIFF_NAME_MAX];
-  int64_t first_day;             /* days since 1970-01-01 of the first day in force */
-  int32_t flag_drop_cents;       /* charged once, at the start */
-  int32_t increment_cents;       /* charged per unit begun */
-  double increment_distance_m;   /* one distance unit, > 0 */
-  double increment_time_s;       /* one time unit (slow traffic or stopped), > 0 */
-  double slow_speed_mps;         /* below this speed the meter counts time, > 0 */
-  int32_t minimum_cents;         /* metered fare floor (0: none) */
+  int64_t first_day;           /* days since 1970-01-01 of the first day in force */
+  int32_t flag_drop_cents;     /* charged once, at the start */
+  int32_t increment_cents;     /* charged per unit begun */
+  double increment_distance_m; /* one distance unit, > 0 */
+  double increment_time_s;     /* one time unit (slow traffic or stopped), > 0 */
+  double slow_speed_mps;       /* below this speed the meter counts time, > 0 */
+  int32_t minimum_cents;       /* metered fare floor (0: none) */
   mrd_tariff_window windows[MRD_TARIFF_WINDOWS_MAX];
   size_t n_windows;
   mrd_tariff_fixed fixed[MRD_TARIFF_FIXED_MAX];
@@ -102,7 +102,7 @@ typedef struct mrd_fare_leg {
 
 /* When the trip starts, in local time, for the time-of-day surcharges. */
 typedef struct mrd_fare_when {
-  int weekday;    /* 0 = Sunday .. 6 = Saturday; -1 unknown: no time-of-day surcharge */
+  int weekday;       /* 0 = Sunday .. 6 = Saturday; -1 unknown: no time-of-day surcharge */
   int minute_of_day; /* 0..1439 */
 } mrd_fare_when;
 

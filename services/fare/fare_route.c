@@ -4,9 +4,8 @@
  */
 #include "fare_route.h"
 
-int mrd_fare_route_legs(const geo_graph *g, const geo_route_state *st,
-                        const geo_route_result *r, int hour, int weekday, mrd_fare_leg *legs,
-                        size_t cap, size_t *n) {
+int mrd_fare_route_legs(const geo_graph *g, const geo_route_state *st, const geo_route_result *r,
+                        int hour, int weekday, mrd_fare_leg *legs, size_t cap, size_t *n) {
   if (!g || !st || !r || !n) return -1;
   size_t na = 0;
   const uint32_t *arcs = geo_route_path_arcs(st, &na);

@@ -23,9 +23,8 @@ extern "C" {
  * class (below the slow-traffic speed or not) is thus its calibrated speed at that hour.
  * Variable-size output: *n receives the number of legs needed (path arcs + 1, at least 2)
  * even when cap is too small. Returns 0; -1 for a NULL argument or cap < *n. */
-int mrd_fare_route_legs(const geo_graph *g, const geo_route_state *st,
-                        const geo_route_result *r, int hour, int weekday, mrd_fare_leg *legs,
-                        size_t cap, size_t *n);
+int mrd_fare_route_legs(const geo_graph *g, const geo_route_state *st, const geo_route_result *r,
+                        int hour, int weekday, mrd_fare_leg *legs, size_t cap, size_t *n);
 
 #ifdef __cplusplus
 }

@@ -21,7 +21,8 @@
 #define MI_M 1609.344   /* metres per statute mile */
 #define MPH_MPS 0.44704 /* metres per second per mile per hour */
 
-__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void errf(char *err, size_t cap, const char *fmt,
+                                                       ...) {
   if (!err || cap == 0) return;
   va_list ap;
   va_start(ap, fmt);
@@ -157,17 +158,7 @@ static int words(char *v, char **w, int max) {
   return n;
 }
 
-enum {
-  K_NAME,
-  K_FIRST_DAY,
-  K_FLAG,
-  K_INC,
-  K_INC_DIST,
-  K_INC_TIME,
-  K_SLOW,
-  K_MIN,
-  K_COUNT
-};
+enum { K_NAME, K_FIRST_DAY, K_FLAG, K_INC, K_INC_DIST, K_INC_TIME, K_SLOW, K_MIN, K_COUNT };
 
 int mrd_tariff_parse(const char *text, size_t len, mrd_tariff *out, char *err, size_t errcap) {
   if (!text || !out) {
@@ -240,7 +231,7 @@ int mrd_tariff_parse(const char *text, size_t len, mrd_tariff *out, char *err, s
         errf(err, errcap, "line %d: %s: not an integer in [0, 100000]", line, key);
         goto done;
       }
-      int32_t *dst = k == K_FLAG ? &out->flag_drop_cents
+      int32_t *dst = k == K_FLAG  ? &out->flag_drop_cents
                      : k == K_INC ? &out->increment_cents
                                   : &out->minimum_cents;
       *dst = (int32_t)iv;
@@ -249,7 +240,8 @@ int mrd_tariff_parse(const char *text, size_t len, mrd_tariff *out, char *err, s
       k = K_INC_DIST;
       bool mi = key[strlen(key) - 1] == 'i';
       if (!parse_num(val, 0, mi ? 10 : 16093.44, &dv)) {
-        errf(err, errcap, "line %d: %s: not a number in (0, %s]", line, key, mi ? "10" : "16093.44");
+        errf(err, errcap, "line %d: %s: not a number in (0, %s]", line, key,
+             mi ? "10" : "16093.44");
         goto done;
       }
       out->increment_distance_m = mi ? dv * MI_M : dv;
@@ -324,9 +316,13 @@ int mrd_tariff_parse(const char *text, size_t len, mrd_tariff *out, char *err, s
       seen[k] = line;
     }
   }
-  static const char *const required[K_MIN] = {
-      "name", "first_day", "flag_drop_cents", "increment_cents", "increment_distance_m (or _mi)",
-      "increment_time_s", "slow_speed_mph (or _kmh, _mps)"};
+  static const char *const required[K_MIN] = {"name",
+                                              "first_day",
+                                              "flag_drop_cents",
+                                              "increment_cents",
+                                              "increment_distance_m (or _mi)",
+                                              "increment_time_s",
+                                              "slow_speed_mph (or _kmh, _mps)"};
   for (int k = 0; k < K_MIN; k++)
     if (!seen[k]) {
       errf(err, errcap, "missing %s", required[k]);

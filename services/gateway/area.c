@@ -33,7 +33,8 @@ struct gw_area {
   size_t nvertices;
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
+                                                         ...) {
   if (!err || !cap) return;
   va_list ap;
   va_start(ap, fmt);
@@ -130,7 +131,8 @@ static int add_geometry(gw_area *a, json_t *g, int depth, char *err, size_t errc
   }
   size_t i;
   json_t *item;
-  if (strcmp(type, "Polygon") == 0) return add_polygon(a, json_object_get(g, "coordinates"), err, errcap);
+  if (strcmp(type, "Polygon") == 0)
+    return add_polygon(a, json_object_get(g, "coordinates"), err, errcap);
   if (strcmp(type, "MultiPolygon") == 0) {
     json_t *coords = json_object_get(g, "coordinates");
     if (!json_is_array(coords)) {
@@ -142,10 +144,11 @@ static int add_geometry(gw_area *a, json_t *g, int depth, char *err, size_t errc
     }
     return 0;
   }
-  if (strcmp(type, "Feature") == 0) return add_geometry(a, json_object_get(g, "geometry"), depth + 1, err, errcap);
+  if (strcmp(type, "Feature") == 0)
+    return add_geometry(a, json_object_get(g, "geometry"), depth + 1, err, errcap);
   const char *key = strcmp(type, "FeatureCollection") == 0    ? "features"
                     : strcmp(type, "GeometryCollection") == 0 ? "geometries"
-                                                               : NULL;
+                                                              : NULL;
   if (!key) {
     seterr(err, errcap, "unsupported GeoJSON type \"%s\" (want polygons)", type);
     return -1;

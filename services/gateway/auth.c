@@ -12,7 +12,8 @@
 gw_token_verdict gw_token_check(const char *sub, mrd_role role, int64_t lifetime_s,
                                 int64_t max_lifetime_s) {
   if (!mrd_id_valid(sub)) return GW_TOKEN_BAD_SUB;
-  if (role != MRD_ROLE_DRIVER && role != MRD_ROLE_RIDER && role != MRD_ROLE_OPS) return GW_TOKEN_BAD_ROLE;
+  if (role != MRD_ROLE_DRIVER && role != MRD_ROLE_RIDER && role != MRD_ROLE_OPS)
+    return GW_TOKEN_BAD_ROLE;
   if (lifetime_s > max_lifetime_s) return GW_TOKEN_TOO_LONG;
   if (lifetime_s <= 0) return GW_TOKEN_NO_LIFETIME;
   return GW_TOKEN_OK;
@@ -35,8 +36,8 @@ const char *gw_token_verdict_text(gw_token_verdict v) {
 }
 
 gw_upgrade_verdict gw_upgrade_check(const char *path, const char *token, const char *secret,
-                                    int64_t now_s, int64_t max_lifetime_s,
-                                    gw_upgrade_claims *out, const char **why) {
+                                    int64_t now_s, int64_t max_lifetime_s, gw_upgrade_claims *out,
+                                    const char **why) {
   mrd_role want;
   gw_role role;
   *why = "not found";

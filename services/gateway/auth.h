@@ -24,9 +24,9 @@
 /* Why a token is refused (GW_TOKEN_OK = accepted). */
 typedef enum gw_token_verdict {
   GW_TOKEN_OK = 0,
-  GW_TOKEN_BAD_SUB,   /* sub is not a Meridian id */
-  GW_TOKEN_BAD_ROLE,  /* the role has no endpoint here (unknown) */
-  GW_TOKEN_TOO_LONG,  /* lifetime above the maximum */
+  GW_TOKEN_BAD_SUB,    /* sub is not a Meridian id */
+  GW_TOKEN_BAD_ROLE,   /* the role has no endpoint here (unknown) */
+  GW_TOKEN_TOO_LONG,   /* lifetime above the maximum */
   GW_TOKEN_NO_LIFETIME /* lifetime <= 0 (already expired, or exp before iat) */
 } gw_token_verdict;
 
@@ -53,9 +53,9 @@ typedef enum gw_upgrade_verdict {
 
 /* The claims an accepted app upgrade carries for the connection's life. */
 typedef struct gw_upgrade_claims {
-  gw_role role;                  /* the endpoint's */
-  char user[MRD_ID_MAX + 1];     /* the token's sub (a Meridian id) */
-  int64_t exp_s;                 /* the token's exp: the connection is closed 4001 then */
+  gw_role role;              /* the endpoint's */
+  char user[MRD_ID_MAX + 1]; /* the token's sub (a Meridian id) */
+  int64_t exp_s;             /* the token's exp: the connection is closed 4001 then */
 } gw_upgrade_claims;
 
 /* Decide an upgrade to path ("/v1/driver" or "/v1/rider") with token (the bearer token or
@@ -64,7 +64,7 @@ typedef struct gw_upgrade_claims {
  * with max_lifetime_s. Returns GW_UPGRADE_OK with *out, or the refusal with *why (a static
  * sentence for the log). Pure: the secret and the time are arguments. */
 gw_upgrade_verdict gw_upgrade_check(const char *path, const char *token, const char *secret,
-                                    int64_t now_s, int64_t max_lifetime_s,
-                                    gw_upgrade_claims *out, const char **why);
+                                    int64_t now_s, int64_t max_lifetime_s, gw_upgrade_claims *out,
+                                    const char **why);
 
 #endif /* MRD_GATEWAY_AUTH_H */

@@ -43,7 +43,7 @@ typedef struct gw_budget {
   gw_bucket control; /* a driver's messages other than location */
   gw_bucket bytes;   /* every received byte, control frames included; may go into debt */
   gw_flood flood;
-  int refs;          /* connections holding it */
+  int refs; /* connections holding it */
   struct gw_budget *next;
 } gw_budget;
 
@@ -70,9 +70,9 @@ bool gw_budget_idle(const gw_budget *b, int64_t now_ms);
 
 /* What to do with a user's connections after bytes were charged to his byte budget. */
 typedef enum gw_rx_verdict {
-  GW_RX_OK = 0,   /* within budget: read on (resume a paused connection) */
-  GW_RX_PAUSE,    /* in debt: stop reading until the bucket is out of debt */
-  GW_RX_CLOSE     /* in debt by more than a whole burst: a flood, close with 1008 */
+  GW_RX_OK = 0, /* within budget: read on (resume a paused connection) */
+  GW_RX_PAUSE,  /* in debt: stop reading until the bucket is out of debt */
+  GW_RX_CLOSE   /* in debt by more than a whole burst: a flood, close with 1008 */
 } gw_rx_verdict;
 
 /* Charge bytes received (by the kernel, control frames included) to b's byte bucket at
@@ -108,8 +108,8 @@ size_t gw_iprate_count(const gw_iprate *t);
 /* The verdict at the upgrade. */
 typedef enum gw_admit_verdict {
   GW_ADMIT_OK = 0,
-  GW_ADMIT_FULL = 503,     /* open_conns >= max_conns: the gateway is at its cap */
-  GW_ADMIT_IP_RATE = 429   /* this address opens connections too fast */
+  GW_ADMIT_FULL = 503,   /* open_conns >= max_conns: the gateway is at its cap */
+  GW_ADMIT_IP_RATE = 429 /* this address opens connections too fast */
 } gw_admit_verdict;
 
 /* Decide on a new connection from ip at now_ms with open_conns open and a cap of

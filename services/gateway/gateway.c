@@ -35,10 +35,10 @@ const char *gw_code_name(gw_code code) {
 }
 
 static const char *const type_names[GW_MSG_TYPE_COUNT] = {
-    [GW_MSG_NONE] = "none",         [GW_MSG_LOCATION] = "location", [GW_MSG_STATUS] = "status",
-    [GW_MSG_ACCEPT] = "accept",     [GW_MSG_DECLINE] = "decline",   [GW_MSG_ARRIVED] = "arrived",
-    [GW_MSG_START] = "start",       [GW_MSG_COMPLETE] = "complete", [GW_MSG_REQUEST] = "request",
-    [GW_MSG_CANCEL] = "cancel",     [GW_MSG_NEARBY] = "nearby",
+    [GW_MSG_NONE] = "none",     [GW_MSG_LOCATION] = "location", [GW_MSG_STATUS] = "status",
+    [GW_MSG_ACCEPT] = "accept", [GW_MSG_DECLINE] = "decline",   [GW_MSG_ARRIVED] = "arrived",
+    [GW_MSG_START] = "start",   [GW_MSG_COMPLETE] = "complete", [GW_MSG_REQUEST] = "request",
+    [GW_MSG_CANCEL] = "cancel", [GW_MSG_NEARBY] = "nearby",
 };
 
 const char *gw_msg_type_name(gw_msg_type type) {
@@ -64,8 +64,10 @@ static int json_depth(const char *text, size_t len, int limit) {
   for (size_t i = 0; i < len; i++) {
     char c = text[i];
     if (in_str) {
-      if (c == '\\') i++;
-      else if (c == '"') in_str = false;
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
     } else if (c == '"') {
       in_str = true;
     } else if (c == '{' || c == '[') {
@@ -137,8 +139,8 @@ static int get_number(json_t *obj, const char *key, const char *field, double lo
   return 0;
 }
 
-static int get_integer(json_t *obj, const char *key, long long lo, long long hi,
-                       long long *out, gw_error *err) {
+static int get_integer(json_t *obj, const char *key, long long lo, long long hi, long long *out,
+                       gw_error *err) {
   json_t *v = json_object_get(obj, key);
   if (!v) {
     gw_error_set(err, GW_BAD_REQUEST, key, "%s: required", key);
@@ -238,8 +240,8 @@ static int parse_fields(json_t *root, gw_msg *m, gw_error *err) {
   }
   case GW_MSG_ACCEPT:
   case GW_MSG_DECLINE:
-    if (get_id(root, "offer_id", check_offer_id, "an offer id o<shard>-<id> (64 characters at most)",
-               m->id, err))
+    if (get_id(root, "offer_id", check_offer_id,
+               "an offer id o<shard>-<id> (64 characters at most)", m->id, err))
       return -1;
     mrd_offer_id_shard(m->id, &m->shard);
     return 0;
@@ -403,8 +405,7 @@ int gw_format_nearby(const mrd_latlon *drivers, size_t n, const char *ref, char 
 
 /* ---- events -------------------------------------------------------------------------- */
 
-void gw_event_targets(const mrd_dispatch_event *ev, const char **rider_id,
-                      const char **driver_id) {
+void gw_event_targets(const mrd_dispatch_event *ev, const char **rider_id, const char **driver_id) {
   bool rider = false, driver = false;
   switch (ev->type) {
   case MRD_EV_REQUESTED:
@@ -508,10 +509,9 @@ int gw_format_event(const mrd_dispatch_event *ev, gw_role role, char *buf, size_
 
 /* ---- idempotency of ride requests -------------------------------------------------------- */
 
-int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
-                     size_t cap) {
-  int n = snprintf(out, cap, "%u|%.6f,%.6f;%.6f,%.6f", shard, pickup.lat, pickup.lon,
-                   dropoff.lat, dropoff.lon);
+int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%u|%.6f,%.6f;%.6f,%.6f", shard, pickup.lat, pickup.lon, dropoff.lat,
+                   dropoff.lon);
   return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 

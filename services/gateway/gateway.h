@@ -129,15 +129,13 @@ int gw_format_ack(const char *ref, char *buf, size_t cap);
 int gw_format_error(const gw_error *err, char *buf, size_t cap);
 
 /* {"type":"nearby","drivers":[{"lat":..,"lon":..}...],"ref"?:...}; ref may be NULL. */
-int gw_format_nearby(const mrd_latlon *drivers, size_t n, const char *ref, char *buf,
-                     size_t cap);
+int gw_format_nearby(const mrd_latlon *drivers, size_t n, const char *ref, char *buf, size_t cap);
 
 /* ---- dispatch-events -> clients ------------------------------------------------------ */
 
 /* The users a dispatch event is for: *rider_id / *driver_id are set to the event's ids
  * (borrowed from ev) when the rider / the driver gets a message for it, NULL otherwise. */
-void gw_event_targets(const mrd_dispatch_event *ev, const char **rider_id,
-                      const char **driver_id);
+void gw_event_targets(const mrd_dispatch_event *ev, const char **rider_id, const char **driver_id);
 
 /* The client message that a user of `role` gets for ev (offer, matched, no_driver, trip or
  * error; docs/protocol.md "Events"). Returns the length written, 0 when this role gets
@@ -161,8 +159,7 @@ typedef enum gw_req_seen {
 /* The key's value for a request routed to shard: "<shard>|<pickup lat>,<pickup lon>;
  * <drop-off lat>,<drop-off lon>" with 6 decimals (0.11 m: a client re-sending the same
  * JSON numbers gets the same text). Returns its length, or -1 when cap is too small. */
-int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
-                     size_t cap);
+int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out, size_t cap);
 
 /* Compares the stored value (NULL: no key) with the value this request would store. On
  * GW_REQ_RESEND, *shard is the stored shard (where the request went the first time).

@@ -102,8 +102,7 @@ static void add_record(gw_plan *p, const char *topic, int32_t partition, const c
   gw_action *a = next_action(p);
   if (!a) return;
   a->kind = GW_ACT_PRODUCE;
-  a->u.record = (gw_record){topic,  partition, key,     payload, len,
-                            acked, forget,    on_fail, location};
+  a->u.record = (gw_record){topic, partition, key, payload, len, acked, forget, on_fail, location};
 }
 
 static int64_t now_us(const gw_ports *ports) { return ports->now_us(ports->ud); }
@@ -154,8 +153,8 @@ static void plan_location(gw_plan *p, const char *user, const gw_shardmap *map,
   p->used += halo_len;
   for (int shard = 0; shard < MRD_SHARD_COUNT; shard++) {
     if (r.halo_mask & (UINT64_C(1) << shard))
-      add_record(p, MRD_TOPIC_DRIVER_LOCATIONS, shard, user, halo, halo_len, false, GW_FAIL_COUNT, true,
-                 false);
+      add_record(p, MRD_TOPIC_DRIVER_LOCATIONS, shard, user, halo, halo_len, false, GW_FAIL_COUNT,
+                 true, false);
   }
 }
 
@@ -179,8 +178,8 @@ static void add_command(gw_plan *p, mrd_command *cmd, const gw_shardmap *map, co
     return;
   }
   p->used += len;
-  add_record(p, MRD_TOPIC_DISPATCH_COMMANDS, (int32_t)cmd->shard, key, buf, len, acked && p->msg->has_ref,
-             GW_FAIL_REPLY, false, forget);
+  add_record(p, MRD_TOPIC_DISPATCH_COMMANDS, (int32_t)cmd->shard, key, buf, len,
+             acked && p->msg->has_ref, GW_FAIL_REPLY, false, forget);
 }
 
 /* status: every shard of the map (whichever holds the driver, owner or halo, learns it) and
@@ -258,8 +257,8 @@ static void plan_request(gw_plan *p, const char *user, const gw_shardmap *map,
   }
   char stored[GW_REQ_VALUE_MAX];
   bool existed = false;
-  if (gw_request_value(r.owner, m->pickup, m->dropoff, p->request_value,
-                       sizeof p->request_value) < 0 ||
+  if (gw_request_value(r.owner, m->pickup, m->dropoff, p->request_value, sizeof p->request_value) <
+          0 ||
       ports->request_claim(ports->ud, user, m->id, p->request_value, &existed, stored,
                            sizeof stored) != 0) {
     reply(p, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
@@ -325,8 +324,8 @@ static void plan_nearby(gw_plan *p, const gw_handle_config *cfg, const gw_ports 
   mrd_latlon pts[NEARBY_CAP];
   size_t n = 0;
   size_t cap = cfg->nearby_max > 0 ? (size_t)cfg->nearby_max : 0;
-  if (ports->nearby(ports->ud, m->pos, m->radius_m, pts, cap < NEARBY_CAP ? cap : NEARBY_CAP,
-                    &n) != 0) {
+  if (ports->nearby(ports->ud, m->pos, m->radius_m, pts, cap < NEARBY_CAP ? cap : NEARBY_CAP, &n) !=
+      0) {
     reply(p, GW_UNAVAILABLE, NULL, "nearby is unavailable; try again");
     return;
   }
@@ -373,8 +372,8 @@ void gw_plan_write_failed(const gw_plan *p, const gw_record *r, int rc, gw_error
   if (rc == MRD_EFULL)
     gw_error_set(out, GW_UNAVAILABLE, NULL, "the gateway is overloaded; try again");
   else
-    gw_error_set(out, GW_INTERNAL, NULL, r->location ? "could not queue the location"
-                                                     : "could not queue the command");
+    gw_error_set(out, GW_INTERNAL, NULL,
+                 r->location ? "could not queue the location" : "could not queue the command");
   if (p->msg && p->msg->has_ref) {
     out->has_ref = true;
     memcpy(out->ref, p->msg->ref, sizeof out->ref);

@@ -8,11 +8,11 @@
  *
  * The decisions live here: the owner partition and the halo fan-out of a location (by the
  * shard map), status to every shard of the map and to every shard an earlier epoch named,
- * offer and trip ids to the shard they name (or refused when no epoch named that shard), the order of a ride request (per-rider window,
- * route by the pickup, idempotency key, resend to the first shard or conflict), cancel by
- * the shard recorded for the request, nearby. What needs Redis or a clock comes through
- * gw_ports, which the caller provides (store_io.c in the gateway, fakes in the unit tests,
- * as the dispatch core's index, router and claims): the core never touches a socket.
+ * offer and trip ids to the shard they name (or refused when no epoch named that shard), the order
+ * of a ride request (per-rider window, route by the pickup, idempotency key, resend to the first
+ * shard or conflict), cancel by the shard recorded for the request, nearby. What needs Redis or a
+ * clock comes through gw_ports, which the caller provides (store_io.c in the gateway, fakes in the
+ * unit tests, as the dispatch core's index, router and claims): the core never touches a socket.
  *
  * Errors (services/common/README.md, "Errors"): the ports return 0 or a negative MRD_E*, as
  * the adapters behind them do; this file maps each to the protocol code the client gets,
@@ -40,8 +40,8 @@ typedef enum gw_intake_verdict {
 
 typedef struct gw_intake {
   gw_intake_verdict verdict;
-  gw_msg_type counted;  /* the type to count the frame under (GW_MSG_NONE: not a valid message) */
-  bool rate_limited;    /* the user's budget had no token for it */
+  gw_msg_type counted; /* the type to count the frame under (GW_MSG_NONE: not a valid message) */
+  bool rate_limited;   /* the user's budget had no token for it */
 } gw_intake;
 
 /* A complete frame from a client of `role`: len bytes of text (need not be NUL-terminated),
@@ -71,11 +71,9 @@ typedef struct gw_ports {
                        bool *existed, char *stored, size_t cap);
   /* The value of gw:req:{rider}:{request_id} into value (cap bytes): 0, MRD_ENOTFOUND when
    * there is none, or another MRD_E*. */
-  int (*request_get)(void *ud, const char *rider, const char *request_id, char *value,
-                     size_t cap);
+  int (*request_get)(void *ud, const char *rider, const char *request_id, char *value, size_t cap);
   /* Up to cap available drivers within radius_m of at, nearest first, into out; *n of them. */
-  int (*nearby)(void *ud, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
-                size_t *n);
+  int (*nearby)(void *ud, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap, size_t *n);
   /* Now, Unix microseconds (wall clock): the time stamped on records and traces. */
   int64_t (*now_us)(void *ud);
   /* n random bytes (trace and span ids: unique, not secret). */
@@ -90,24 +88,25 @@ typedef struct gw_handle_config {
 
 /* What a refused write of a record means. */
 typedef enum gw_on_fail {
-  GW_FAIL_REPLY = 0, /* answer the client (gw_plan_write_failed) and go on with the plan */
-  GW_FAIL_REPLY_STOP, /* answer the client and drop the rest of the plan (a location's owner copy) */
-  GW_FAIL_COUNT      /* only count it (a halo copy: the driver's next ping brings another) */
+  GW_FAIL_REPLY = 0,  /* answer the client (gw_plan_write_failed) and go on with the plan */
+  GW_FAIL_REPLY_STOP, /* answer the client and drop the rest of the plan (a location's owner copy)
+                       */
+  GW_FAIL_COUNT       /* only count it (a halo copy: the driver's next ping brings another) */
 } gw_on_fail;
 
 /* One record for Kafka. Pointers are borrowed from the plan, the message or the sender, and
  * valid until the plan is filled again. */
 typedef struct gw_record {
-  const char *topic;     /* "driver-locations" or "dispatch-commands" (a string literal) */
-  int32_t partition;     /* the shard */
-  const char *key;       /* the driver's id (locations, status) or the message's id */
+  const char *topic; /* "driver-locations" or "dispatch-commands" (a string literal) */
+  int32_t partition; /* the shard */
+  const char *key;   /* the driver's id (locations, status) or the message's id */
   const uint8_t *payload;
   size_t len;
-  bool acked;            /* its delivery report answers the message's ref (ack, or unavailable) */
-  bool forget;           /* a new ride request: if it never reaches Kafka, its idempotency key
-                            (gw_plan.request_*) is deleted, so that the client's retry is new */
+  bool acked;  /* its delivery report answers the message's ref (ack, or unavailable) */
+  bool forget; /* a new ride request: if it never reaches Kafka, its idempotency key
+                  (gw_plan.request_*) is deleted, so that the client's retry is new */
   gw_on_fail on_fail;
-  bool location;         /* a driver location (else a command): the text of a failed write */
+  bool location; /* a driver location (else a command): the text of a failed write */
 } gw_record;
 
 typedef enum gw_action_kind {
@@ -132,10 +131,10 @@ typedef struct gw_action {
 
 /* Things to count in the gateway's metrics, as bits of gw_plan.notes. */
 enum {
-  GW_NOTE_RATE_LIMITED = 1u << 0,    /* the rider's window refused a request */
-  GW_NOTE_REQUEST_RESEND = 1u << 1,  /* a request_id seen before with the same places */
+  GW_NOTE_RATE_LIMITED = 1u << 0,     /* the rider's window refused a request */
+  GW_NOTE_REQUEST_RESEND = 1u << 1,   /* a request_id seen before with the same places */
   GW_NOTE_REQUEST_CONFLICT = 1u << 2, /* a request_id seen before with other places */
-  GW_NOTE_UNROUTED = 1u << 3         /* an offer or trip id naming a shard not in the map */
+  GW_NOTE_UNROUTED = 1u << 3          /* an offer or trip id naming a shard not in the map */
 };
 
 /* Most actions one message makes: a location's owner copy, a halo copy per other shard and a
@@ -147,7 +146,7 @@ enum {
 typedef struct gw_plan {
   gw_action act[GW_PLAN_MAX_ACTIONS];
   size_t n;
-  unsigned notes; /* GW_NOTE_* */
+  unsigned notes;    /* GW_NOTE_* */
   const gw_msg *msg; /* the message planned (borrowed) */
   /* a ride request: the idempotency key's parts and the value it was set to, for forget */
   const char *request_id, *rider;

@@ -53,12 +53,33 @@ void gw_log_refusal(gw_server *s, struct lws *wsi, int status, const char *why) 
 void gw_refuse_http(struct lws *wsi, int status) {
   const char *line, *body, *extra = "";
   switch (status) {
-  case 401: line = "Unauthorized"; body = "invalid or missing token\n"; extra = "www-authenticate: Bearer\r\n"; break;
-  case 403: line = "Forbidden"; body = "the token's role does not match the endpoint\n"; break;
-  case 429: line = "Too Many Requests"; body = "too many new connections from this address; retry later\n"; extra = "retry-after: 1\r\n"; break;
-  case 503: line = "Service Unavailable"; body = "the gateway holds all the connections it may; retry later\n"; extra = "retry-after: 5\r\n"; break;
-  case 431: line = "Request Header Fields Too Large"; body = "request header fields too large\n"; break;
-  default: line = "Not Found"; body = "not found\n"; break;
+  case 401:
+    line = "Unauthorized";
+    body = "invalid or missing token\n";
+    extra = "www-authenticate: Bearer\r\n";
+    break;
+  case 403:
+    line = "Forbidden";
+    body = "the token's role does not match the endpoint\n";
+    break;
+  case 429:
+    line = "Too Many Requests";
+    body = "too many new connections from this address; retry later\n";
+    extra = "retry-after: 1\r\n";
+    break;
+  case 503:
+    line = "Service Unavailable";
+    body = "the gateway holds all the connections it may; retry later\n";
+    extra = "retry-after: 5\r\n";
+    break;
+  case 431:
+    line = "Request Header Fields Too Large";
+    body = "request header fields too large\n";
+    break;
+  default:
+    line = "Not Found";
+    body = "not found\n";
+    break;
   }
   unsigned char buf[LWS_PRE + 512];
   int n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
@@ -80,7 +101,9 @@ bool gw_socket_bytes(struct lws *wsi, uint64_t *received, uint64_t *sent) {
   if (len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
     return false;
   *received = ti.tcpi_bytes_received;
-  *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent ? ti.tcpi_bytes_sent : 0;
+  *sent = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof ti.tcpi_bytes_sent
+              ? ti.tcpi_bytes_sent
+              : 0;
   return true;
 }
 
@@ -107,8 +130,8 @@ void gw_note_header_error(gw_server *s, struct lws *wsi) {
   uint64_t got = 0, sent = 0;
   if (!gw_socket_bytes(wsi, &got, &sent) || got == 0 || sent != 0) return;
   gw_log_refusal(s, wsi, got >= GW_LWS_HEADER_BUFFER ? 431 : 400,
-              got >= GW_LWS_HEADER_BUFFER ? "request headers beyond the buffer: dropped"
-                                          : "incomplete or malformed request: dropped");
+                 got >= GW_LWS_HEADER_BUFFER ? "request headers beyond the buffer: dropped"
+                                             : "incomplete or malformed request: dropped");
 }
 
 /* ---- answers ------------------------------------------------------------------------------- */
@@ -130,8 +153,9 @@ int gw_ready(void *ud, char *reason, size_t cap) {
   gw_server *s = ud;
   bool redis = mrd_redis_ping(s->redis) == 0;
   if (s->kafka_ready && s->map && redis && !s->stopping) return 0;
-  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "", s->kafka_ready ? "" : "kafka: down; ",
-           s->map ? "" : "no shard map; ", redis ? "" : "redis: down; ");
+  snprintf(reason, cap, "%s%s%s%s", s->stopping ? "stopping; " : "",
+           s->kafka_ready ? "" : "kafka: down; ", s->map ? "" : "no shard map; ",
+           redis ? "" : "redis: down; ");
   return 1;
 }
 
@@ -157,8 +181,7 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
   gw_server *s = lws_context_user(lws_get_context(wsi));
   gw_http_conn *c = user; /* NULL before lws binds a request to this protocol */
   switch (reason) {
-  case LWS_CALLBACK_HTTP:
-    return on_http(s, wsi, c, (const char *)in);
+  case LWS_CALLBACK_HTTP: return on_http(s, wsi, c, (const char *)in);
   case LWS_CALLBACK_HTTP_WRITEABLE: {
     if (!c || !c->body) break;
     unsigned char *buf = malloc(LWS_PRE + c->len + 1);

@@ -27,13 +27,12 @@
 #include "ops_io.h"
 #include "server.h"
 
-
 /* What a delivery report needs: the connection (if still there), the ref to ack, the
  * topic for the log, and the enqueue time for the produce-latency metric. */
 typedef struct pending {
-  gw_conn_ref *ref; /* the sender (NULL for none) */
+  gw_conn_ref *ref;  /* the sender (NULL for none) */
   const char *topic; /* a string literal of the caller's */
-  bool want_ack;    /* the message had a ref: ack it on delivery */
+  bool want_ack;     /* the message had a ref: ack it on delivery */
   int64_t t0_us;     /* enqueued, mrd_mono_us */
   char ack[MRD_REF_MAX + 1];
   /* a new ride request: its idempotency key, forgotten if the delivery fails */
@@ -45,8 +44,8 @@ static void ref_release(gw_conn_ref *r) {
   if (r && --r->refs == 0) free(r);
 }
 
-static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
-                        int32_t partition, int64_t offset) {
+static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset) {
   (void)offset;
   gw_server *s = ud;
   pending *p = msg_opaque;
@@ -105,7 +104,8 @@ int gw_kafka_start(gw_server *s) {
   int32_t parts = 0;
   rc = mrd_kafka_consumer_partitions(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, 10000, &parts);
   if (rc) {
-    mrd_log_error("kafka_metadata", "topic=%s err=%s", MRD_TOPIC_DISPATCH_EVENTS, mrd_kafka_consumer_errstr(s->consumer));
+    mrd_log_error("kafka_metadata", "topic=%s err=%s", MRD_TOPIC_DISPATCH_EVENTS,
+                  mrd_kafka_consumer_errstr(s->consumer));
     return rc;
   }
   mrd_kafka_tp *tps = calloc((size_t)parts, sizeof *tps);
@@ -113,7 +113,8 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_assign", "err=%s", mrd_strerror(MRD_ENOMEM));
     return MRD_ENOMEM;
   }
-  for (int32_t i = 0; i < parts; i++) tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_END};
+  for (int32_t i = 0; i < parts; i++)
+    tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_END};
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
@@ -121,7 +122,8 @@ int gw_kafka_start(gw_server *s) {
     return rc;
   }
   if (pipe(s->wake_fd) != 0 || fcntl(s->wake_fd[0], F_SETFL, O_NONBLOCK) != 0 ||
-      fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 || fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
+      fcntl(s->wake_fd[1], F_SETFL, O_NONBLOCK) != 0 ||
+      fcntl(s->wake_fd[0], F_SETFD, FD_CLOEXEC) != 0 ||
       fcntl(s->wake_fd[1], F_SETFD, FD_CLOEXEC) != 0) {
     rc = mrd_err_from_errno(errno); /* converted at the failing call */
     mrd_log_error("kafka_wake_pipe", "err=\"pipe failed: %s\"", strerror(errno));

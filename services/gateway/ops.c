@@ -38,10 +38,10 @@ typedef struct drv {
   int32_t lat_e5, lon_e5;
   uint8_t state;
   bool live;
-  uint32_t gen;      /* bumped when the slot is given to another driver */
-  uint32_t owner;    /* shard owning the last position */
+  uint32_t gen;   /* bumped when the slot is given to another driver */
+  uint32_t owner; /* shard owning the last position */
   int64_t seen_ms;
-  int32_t next;      /* hash chain */
+  int32_t next; /* hash chain */
 } drv;
 
 typedef struct trip {
@@ -58,7 +58,7 @@ typedef struct trip {
   bool offered_seen;
   int64_t requested_ts_ms; /* dispatch's ts of REQUESTED (0 unknown) */
   char request_id[MRD_ID_MAX + 1];
-  int64_t ended_ms;        /* 0 while live */
+  int64_t ended_ms; /* 0 while live */
   int32_t next;
 } trip;
 
@@ -100,21 +100,21 @@ struct gw_ops {
     int64_t ts_ms;       /* the command's ts_ms (0: not seen yet) */
     int64_t offer_ts_ms; /* the first offer's ts_ms while the command is awaited (0: none) */
     uint32_t shard;      /* the offer's shard */
-  } *req;
+  } * req;
 };
 
 struct gw_ops_view {
-  uint32_t *dgen;   /* per driver slot: generation sent (0 = nothing sent) */
+  uint32_t *dgen; /* per driver slot: generation sent (0 = nothing sent) */
   int32_t *dlat, *dlon;
   uint8_t *dstate;
   uint32_t *tgen, *tver;
-  uint32_t cursor;  /* round-robin position for moved drivers */
+  uint32_t cursor; /* round-robin position for moved drivers */
   uint32_t shards_version, hot_version;
   bool hello_sent;
   int64_t period_ms, budget_bps;
   int64_t last_frame_ms;
-  double bps;       /* smoothed bytes per second */
-  uint32_t lag;     /* moved drivers left for a later frame, last frame */
+  double bps;   /* smoothed bytes per second */
+  uint32_t lag; /* moved drivers left for a later frame, last frame */
 };
 
 static uint32_t hash_id(const char *id) {
@@ -303,7 +303,8 @@ void gw_ops_command(gw_ops *o, const mrd_command *cmd, int64_t now_ms) {
   if (cmd->kind == MRD_CMD_REQUEST && cmd->request_id[0] && cmd->ts_ms > 0) {
     struct req_seen *r = &o->req[hash_id(cmd->request_id) & (REQ_SLOTS - 1)];
     if (strcmp(r->id, cmd->request_id) == 0 && r->offer_ts_ms > 0) { /* its offer came first */
-      if (r->offer_ts_ms >= cmd->ts_ms) add_latency(&o->r[r->shard], now_ms, (double)(r->offer_ts_ms - cmd->ts_ms));
+      if (r->offer_ts_ms >= cmd->ts_ms)
+        add_latency(&o->r[r->shard], now_ms, (double)(r->offer_ts_ms - cmd->ts_ms));
     } else {
       snprintf(r->id, sizeof r->id, "%s", cmd->request_id);
     }
@@ -316,8 +317,10 @@ void gw_ops_command(gw_ops *o, const mrd_command *cmd, int64_t now_ms) {
   if (i == NONE) return; /* not on the map yet: his first position will show him */
   drv *d = &o->d[i];
   d->seen_ms = now_ms;
-  if (cmd->status == MRD_DRIVER_OFFLINE) d->state = GW_OPS_OFFLINE;
-  else if (cmd->status == MRD_DRIVER_AVAILABLE && d->state == GW_OPS_OFFLINE) d->state = GW_OPS_AVAILABLE;
+  if (cmd->status == MRD_DRIVER_OFFLINE)
+    d->state = GW_OPS_OFFLINE;
+  else if (cmd->status == MRD_DRIVER_AVAILABLE && d->state == GW_OPS_OFFLINE)
+    d->state = GW_OPS_AVAILABLE;
 }
 
 static void set_driver_state(gw_ops *o, const char *id, gw_ops_state s, bool only_if_offered) {
@@ -359,9 +362,12 @@ void gw_ops_event(gw_ops *o, const mrd_dispatch_event *ev, int64_t now_ms) {
   if (ev->type == MRD_EV_COMMAND_REJECTED || ev->type == MRD_EV_NONE || ev->shard >= SHARDS) return;
   rates *r = &o->r[ev->shard];
   size_t row = rate_row(r, now_ms);
-  if (ev->type == MRD_EV_REQUESTED) r->req[row]++;
-  else if (ev->type == MRD_EV_MATCHED) r->matched[row]++;
-  else if (ev->type == MRD_EV_NO_DRIVER) r->no_driver[row]++;
+  if (ev->type == MRD_EV_REQUESTED)
+    r->req[row]++;
+  else if (ev->type == MRD_EV_MATCHED)
+    r->matched[row]++;
+  else if (ev->type == MRD_EV_NO_DRIVER)
+    r->no_driver[row]++;
 
   /* an event older than the trip's latest changes nothing */
   int32_t i = trip_find(o, ev->trip_id);
@@ -435,7 +441,8 @@ int gw_ops_hot_add(gw_ops_hot_cell **cells, size_t *n, size_t *cap, const char *
   double surge = 0;
   if (kind == GW_OPS_HOT_SURGE) {
     surge = strtod(value, &end);
-    if (end == value || *end || !isfinite(surge) || surge <= 1.0 || surge > GW_OPS_SURGE_MAX) return 1;
+    if (end == value || *end || !isfinite(surge) || surge <= 1.0 || surge > GW_OPS_SURGE_MAX)
+      return 1;
   } else {
     if (value[0] < '0' || value[0] > '9') return 1; /* strtoul would take "-1" */
     count = strtoul(value, &end, 10);
@@ -492,7 +499,8 @@ const char *gw_ops_move_state(const char *run_state, uint64_t step_epoch, uint64
   return "confirmed";
 }
 
-void gw_ops_set_shards(gw_ops *o, const gw_shardmap *map, const gw_ops_move *moves, size_t n_moves) {
+void gw_ops_set_shards(gw_ops *o, const gw_shardmap *map, const gw_ops_move *moves,
+                       size_t n_moves) {
   if (n_moves > MAX_MOVES) n_moves = MAX_MOVES;
   uint64_t epoch = map ? gw_shardmap_epoch(map) : 0;
   /* a new map may reuse the old one's address: the epoch tells them apart */
@@ -563,11 +571,11 @@ typedef struct jb {
   size_t len;
   size_t head_len; /* bytes of the message's opening (re-used by each chunk) */
   size_t items;
-  bool full;       /* the last append did not fit */
+  bool full; /* the last append did not fit */
   gw_ops_emit_fn emit;
   void *ud;
   size_t emitted;
-  bool stopped;    /* emit asked to stop */
+  bool stopped; /* emit asked to stop */
 } jb;
 
 __attribute__((format(printf, 2, 3))) static bool jb_add(jb *b, const char *fmt, ...) {
@@ -661,8 +669,9 @@ int64_t gw_ops_view_period_ms(const gw_ops_view *v) { return v->period_ms; }
 
 static void frame_hello(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
   b->len = 0;
-  jb_add(b, "{\"type\":\"hello\",\"ts\":%lld,\"period_ms\":%lld,\"budget_bps\":%lld,\"e5\":%d,"
-            "\"states\":[",
+  jb_add(b,
+         "{\"type\":\"hello\",\"ts\":%lld,\"period_ms\":%lld,\"budget_bps\":%lld,\"e5\":%d,"
+         "\"states\":[",
          (long long)now_ms, (long long)v->period_ms, (long long)v->budget_bps, (int)GW_OPS_E5);
   for (int s = 0; s < GW_OPS_STATE_COUNT; s++) jb_add(b, "%s\"%s\"", s ? "," : "", STATE_NAMES[s]);
   jb_add(b, "],\"bounds\":[%.5f,%.5f,%.5f,%.5f]", o->cfg.min_lat, o->cfg.min_lon, o->cfg.max_lat,
@@ -686,21 +695,23 @@ static void frame_shards(gw_ops *o, jb *b) {
            (unsigned long long)gw_shardmap_epoch(o->map));
     for (size_t i = 0; i < gw_shardmap_size(o->map); i++) {
       const gw_shard_range *r = gw_shardmap_range(o->map, i);
-      size_t n = gw_ops_range_cells(r->start, r->end, o->cfg.min_lat, o->cfg.min_lon, o->cfg.max_lat,
-                                    o->cfg.max_lon, prec, cells, 2048);
+      size_t n = gw_ops_range_cells(r->start, r->end, o->cfg.min_lat, o->cfg.min_lon,
+                                    o->cfg.max_lat, o->cfg.max_lon, prec, cells, 2048);
       if (n > 2048) {
         b->full = true;
         break;
       }
-      jb_add(b, "%s{\"start\":\"%s\",\"end\":\"%s\",\"shard\":%u,\"cells\":[", i ? "," : "", r->start,
-             r->end, (unsigned)r->shard);
+      jb_add(b, "%s{\"start\":\"%s\",\"end\":\"%s\",\"shard\":%u,\"cells\":[", i ? "," : "",
+             r->start, r->end, (unsigned)r->shard);
       for (size_t c = 0; c < n; c++) jb_add(b, "%s\"%s\"", c ? "," : "", cells[c]);
       jb_add(b, "]}");
     }
     jb_add(b, "],\"moves\":[");
     for (size_t i = 0; i < o->n_moves; i++) {
       const gw_ops_move *m = &o->moves[i];
-      jb_add(b, "%s{\"start\":\"%s\",\"end\":\"%s\",\"from\":%u,\"to\":%u,\"epoch\":%llu,\"state\":\"%s\"}",
+      jb_add(b,
+             "%s{\"start\":\"%s\",\"end\":\"%s\",\"from\":%u,\"to\":%u,\"epoch\":%llu,\"state\":\"%"
+             "s\"}",
              i ? "," : "", m->start, m->end, (unsigned)m->from_shard, (unsigned)m->to_shard,
              (unsigned long long)m->epoch, m->state);
     }
@@ -719,9 +730,10 @@ static void frame_hot(gw_ops *o, int64_t now_ms, jb *b) {
   char item[96];
   for (size_t i = 0; i < o->n_hot; i++) {
     const gw_ops_hot_cell *c = &o->hot[i];
-    int n = c->surge > 0
-                ? snprintf(item, sizeof item, "[\"%s\",%u,%u,%.2f]", c->geohash, c->supply, c->demand, c->surge)
-                : snprintf(item, sizeof item, "[\"%s\",%u,%u,null]", c->geohash, c->supply, c->demand);
+    int n = c->surge > 0 ? snprintf(item, sizeof item, "[\"%s\",%u,%u,%.2f]", c->geohash, c->supply,
+                                    c->demand, c->surge)
+                         : snprintf(item, sizeof item, "[\"%s\",%u,%u,null]", c->geohash, c->supply,
+                                    c->demand);
     jb_item(b, item, (size_t)n, "]}");
   }
   jb_end(b, "]}", true); /* an empty list clears the layer */
@@ -731,8 +743,8 @@ static void frame_trips(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
   char head[96];
   snprintf(head, sizeof head, "{\"type\":\"trips\",\"ts\":%lld,\"trips\":[", (long long)now_ms);
   jb_begin(b, head);
-  static const char *const st[] = {"none",      "requested", "offered",   "matched", "arrived",
-                                   "started",   "completed", "cancelled", "no_driver"};
+  static const char *const st[] = {"none",    "requested", "offered",   "matched",  "arrived",
+                                   "started", "completed", "cancelled", "no_driver"};
   char item[512];
   for (uint32_t i = 0; i < o->tlimit; i++) {
     trip *t = &o->t[i];
@@ -742,15 +754,17 @@ static void frame_trips(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
       v->tver[i] = t->version;
       continue;
     }
-    int n = snprintf(item, sizeof item, "{\"id\":\"%s\",\"state\":\"%s\",\"shard\":%u,\"seq\":%llu", t->id,
-                     (unsigned)t->status < 9 ? st[t->status] : "none", (unsigned)t->shard,
+    int n = snprintf(item, sizeof item, "{\"id\":\"%s\",\"state\":\"%s\",\"shard\":%u,\"seq\":%llu",
+                     t->id, (unsigned)t->status < 9 ? st[t->status] : "none", (unsigned)t->shard,
                      (unsigned long long)t->seq);
     if (t->has_pickup)
-      n += snprintf(item + n, sizeof item - (size_t)n, ",\"pickup\":[%.5f,%.5f]", t->pickup.lat, t->pickup.lon);
+      n += snprintf(item + n, sizeof item - (size_t)n, ",\"pickup\":[%.5f,%.5f]", t->pickup.lat,
+                    t->pickup.lon);
     if (t->has_dropoff)
       n += snprintf(item + n, sizeof item - (size_t)n, ",\"dropoff\":[%.5f,%.5f]", t->dropoff.lat,
                     t->dropoff.lon);
-    if (t->driver[0]) n += snprintf(item + n, sizeof item - (size_t)n, ",\"driver\":\"%s\"", t->driver);
+    if (t->driver[0])
+      n += snprintf(item + n, sizeof item - (size_t)n, ",\"driver\":\"%s\"", t->driver);
     n += snprintf(item + n, sizeof item - (size_t)n, "}");
     jb_item(b, item, (size_t)n, "]}");
     v->tgen[i] = t->gen;
@@ -804,8 +818,8 @@ static size_t frame_drivers(gw_ops *o, gw_ops_view *v, int64_t now_ms, int64_t a
   jb_end(b, "]}", false);
 
   /* moves: flat [dslot,dlat,dlon, ...] with dslot from the previous entry's slot */
-  snprintf(head, sizeof head, "{\"type\":\"drivers\",\"ts\":%lld,\"n\":%zu,\"move\":[", (long long)now_ms,
-           o->ndrivers);
+  snprintf(head, sizeof head, "{\"type\":\"drivers\",\"ts\":%lld,\"n\":%zu,\"move\":[",
+           (long long)now_ms, o->ndrivers);
   jb_begin(b, head);
   uint32_t lim = o->dlimit, sent = 0, moved = 0;
   int64_t prev = 0;
@@ -831,7 +845,8 @@ static size_t frame_drivers(gw_ops *o, gw_ops_view *v, int64_t now_ms, int64_t a
       b->items = 0;
       prev = 0;
     }
-    int n = snprintf(item, sizeof item, "%lld,%d,%d", (long long)((int64_t)i - prev), (int)dl, (int)dn);
+    int n =
+        snprintf(item, sizeof item, "%lld,%d,%d", (long long)((int64_t)i - prev), (int)dl, (int)dn);
     jb_item(b, item, (size_t)n, "]}");
     prev = i;
     v->dlat[i] = d->lat_e5;
@@ -849,7 +864,8 @@ static void frame_stats(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
   jb_add(b, "{\"type\":\"stats\",\"ts\":%lld,\"shards\":[", (long long)now_ms);
   uint64_t mask = 0;
   if (o->map)
-    for (size_t i = 0; i < gw_shardmap_size(o->map); i++) mask |= UINT64_C(1) << gw_shardmap_range(o->map, i)->shard;
+    for (size_t i = 0; i < gw_shardmap_size(o->map); i++)
+      mask |= UINT64_C(1) << gw_shardmap_range(o->map, i)->shard;
   double req = 0, matched = 0, nod = 0, loc = 0;
   bool first = true;
   for (uint32_t k = 0; k < SHARDS; k++) {
@@ -862,14 +878,20 @@ static void frame_stats(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
     loc += s.locations_per_s;
     /* as many shards as fit one message with the totals after them (about 40 of 64) */
     if (b->len + 420 > sizeof b->buf - 800) continue;
-    jb_add(b, "%s{\"shard\":%u,\"requests_per_s\":%.2f,\"matched_per_s\":%.2f,\"no_driver_per_s\":%.2f,"
-              "\"locations_per_s\":%.1f,\"drivers\":%u,\"trips\":%u",
-           first ? "" : ",", (unsigned)k, s.requests_per_s, s.matched_per_s, s.no_driver_per_s,
-           s.locations_per_s, s.drivers, s.trips);
-    if (s.match_rate >= 0) jb_add(b, ",\"match_rate\":%.4f", s.match_rate);
-    else jb_add(b, ",\"match_rate\":null");
-    if (s.offer_p50_ms >= 0) jb_add(b, ",\"offer_p50_ms\":%.1f,\"offer_p99_ms\":%.1f", s.offer_p50_ms, s.offer_p99_ms);
-    else jb_add(b, ",\"offer_p50_ms\":null,\"offer_p99_ms\":null");
+    jb_add(
+        b,
+        "%s{\"shard\":%u,\"requests_per_s\":%.2f,\"matched_per_s\":%.2f,\"no_driver_per_s\":%.2f,"
+        "\"locations_per_s\":%.1f,\"drivers\":%u,\"trips\":%u",
+        first ? "" : ",", (unsigned)k, s.requests_per_s, s.matched_per_s, s.no_driver_per_s,
+        s.locations_per_s, s.drivers, s.trips);
+    if (s.match_rate >= 0)
+      jb_add(b, ",\"match_rate\":%.4f", s.match_rate);
+    else
+      jb_add(b, ",\"match_rate\":null");
+    if (s.offer_p50_ms >= 0)
+      jb_add(b, ",\"offer_p50_ms\":%.1f,\"offer_p99_ms\":%.1f", s.offer_p50_ms, s.offer_p99_ms);
+    else
+      jb_add(b, ",\"offer_p50_ms\":null,\"offer_p99_ms\":null");
     jb_add(b, "}");
     first = false;
   }
@@ -879,10 +901,13 @@ static void frame_stats(gw_ops *o, gw_ops_view *v, int64_t now_ms, jb *b) {
   size_t live_trips = 0;
   for (uint32_t i = 0; i < o->tlimit; i++)
     if (o->t[i].live && !o->t[i].ended_ms) live_trips++;
-  jb_add(b, "],\"totals\":{\"drivers\":%zu,\"trips\":%zu,\"requests_per_s\":%.2f,\"matched_per_s\":%.2f,"
-            "\"no_driver_per_s\":%.2f,\"locations_per_s\":%.1f,\"by_state\":{",
-         o->ndrivers, live_trips, req, matched, nod, loc);
-  for (int s = 0; s < GW_OPS_STATE_COUNT; s++) jb_add(b, "%s\"%s\":%u", s ? "," : "", STATE_NAMES[s], by_state[s]);
+  jb_add(
+      b,
+      "],\"totals\":{\"drivers\":%zu,\"trips\":%zu,\"requests_per_s\":%.2f,\"matched_per_s\":%.2f,"
+      "\"no_driver_per_s\":%.2f,\"locations_per_s\":%.1f,\"by_state\":{",
+      o->ndrivers, live_trips, req, matched, nod, loc);
+  for (int s = 0; s < GW_OPS_STATE_COUNT; s++)
+    jb_add(b, "%s\"%s\":%u", s ? "," : "", STATE_NAMES[s], by_state[s]);
   jb_add(b, "}},\"stream\":{\"bytes_per_s\":%.0f,\"budget_bps\":%lld,\"lag_drivers\":%u}", v->bps,
          (long long)v->budget_bps, v->lag);
   jb_emit(b, "}");
@@ -895,7 +920,8 @@ size_t gw_ops_frame(gw_ops *o, gw_ops_view *v, int64_t now_ms, gw_ops_emit_fn em
   b.ud = ud;
   b.emitted = 0;
   b.stopped = false;
-  int64_t period = v->last_frame_ms && now_ms > v->last_frame_ms ? now_ms - v->last_frame_ms : v->period_ms;
+  int64_t period =
+      v->last_frame_ms && now_ms > v->last_frame_ms ? now_ms - v->last_frame_ms : v->period_ms;
   if (period > 10 * v->period_ms) period = 10 * v->period_ms;
   int64_t allowance = v->budget_bps * period / 1000;
   if (!v->hello_sent) {
@@ -937,8 +963,11 @@ static int reply_error(char *reply, size_t cap, gw_code code, const char *field,
   return -1;
 }
 
-int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char *reply, size_t cap) {
-  if (len > IN_MAX) return reply_error(reply, cap, GW_TOO_LARGE, NULL, NULL, "ops messages are limited to 1024 bytes");
+int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char *reply,
+                  size_t cap) {
+  if (len > IN_MAX)
+    return reply_error(reply, cap, GW_TOO_LARGE, NULL, NULL,
+                       "ops messages are limited to 1024 bytes");
   json_error_t je;
   json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
   if (!root || !json_is_object(root)) {
@@ -949,9 +978,11 @@ int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char 
   json_t *jr = json_object_get(root, "ref");
   char refbuf[MRD_REF_MAX + 1] = "";
   if (jr) {
-    if (!json_is_string(jr) || json_string_length(jr) > GW_REF_MAX_CHARS || json_string_length(jr) > MRD_REF_MAX) {
+    if (!json_is_string(jr) || json_string_length(jr) > GW_REF_MAX_CHARS ||
+        json_string_length(jr) > MRD_REF_MAX) {
       json_decref(root);
-      return reply_error(reply, cap, GW_BAD_REQUEST, "ref", NULL, "ref: must be a string of at most 128 characters");
+      return reply_error(reply, cap, GW_BAD_REQUEST, "ref", NULL,
+                         "ref: must be a string of at most 128 characters");
     }
     snprintf(refbuf, sizeof refbuf, "%s", json_string_value(jr));
     ref = refbuf;
@@ -959,7 +990,8 @@ int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char 
   json_t *jt = json_object_get(root, "type");
   if (!json_is_string(jt) || strcmp(json_string_value(jt), "config") != 0) {
     json_decref(root);
-    return reply_error(reply, cap, GW_BAD_REQUEST, "type", ref, "type: the ops stream takes only \"config\"");
+    return reply_error(reply, cap, GW_BAD_REQUEST, "type", ref,
+                       "type: the ops stream takes only \"config\"");
   }
   const char *key;
   json_t *val;
@@ -968,8 +1000,10 @@ int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char 
   json_object_foreach(root, key, val) {
     if (strcmp(key, "type") == 0 || strcmp(key, "ref") == 0) continue;
     if (strcmp(key, "period_ms") == 0) {
-      if (!json_is_integer(val) || json_integer_value(val) < 250 || json_integer_value(val) > 10000) {
-        rc = reply_error(reply, cap, GW_BAD_REQUEST, "period_ms", ref, "period_ms: must be an integer in [250, 10000]");
+      if (!json_is_integer(val) || json_integer_value(val) < 250 ||
+          json_integer_value(val) > 10000) {
+        rc = reply_error(reply, cap, GW_BAD_REQUEST, "period_ms", ref,
+                         "period_ms: must be an integer in [250, 10000]");
         break;
       }
       period = json_integer_value(val);
@@ -977,7 +1011,8 @@ int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char 
       if (!json_is_integer(val) || json_integer_value(val) < 10000 ||
           json_integer_value(val) > o->cfg.budget_bps) {
         char msg[96];
-        snprintf(msg, sizeof msg, "budget_bps: must be an integer in [10000, %lld]", (long long)o->cfg.budget_bps);
+        snprintf(msg, sizeof msg, "budget_bps: must be an integer in [10000, %lld]",
+                 (long long)o->cfg.budget_bps);
         rc = reply_error(reply, cap, GW_BAD_REQUEST, "budget_bps", ref, msg);
         break;
       }
@@ -1076,7 +1111,8 @@ int gw_ops_check(const gw_ops *o, char *why, size_t cap) {
     }
   }
   if (live != o->ndrivers || live + (size_t)o->dfree_top != GW_OPS_MAX_DRIVERS) {
-    snprintf(why, cap, "driver count %zu, live slots %zu, free slots %d", o->ndrivers, live, (int)o->dfree_top);
+    snprintf(why, cap, "driver count %zu, live slots %zu, free slots %d", o->ndrivers, live,
+             (int)o->dfree_top);
     return -1;
   }
   size_t tl = 0;
@@ -1089,7 +1125,8 @@ int gw_ops_check(const gw_ops *o, char *why, size_t cap) {
     }
   }
   if (tl != o->ntrips || tl + (size_t)o->tfree_top != GW_OPS_MAX_TRIPS) {
-    snprintf(why, cap, "trip count %zu, live slots %zu, free slots %d", o->ntrips, tl, (int)o->tfree_top);
+    snprintf(why, cap, "trip count %zu, live slots %zu, free slots %d", o->ntrips, tl,
+             (int)o->tfree_top);
     return -1;
   }
   return 0;
@@ -1142,8 +1179,9 @@ int gw_ops_roads_geojson(const geo_graph *g, char **out, size_t *len) {
       uint32_t twin = geo_graph_arc_twin(g, a);
       if (twin != GEO_ARC_NONE && twin < a) continue; /* the road is drawn once */
       if (first_line) {
-        sb_add(&b, "%s{\"type\":\"Feature\",\"properties\":{\"class\":%d},\"geometry\":"
-                   "{\"type\":\"MultiLineString\",\"coordinates\":[",
+        sb_add(&b,
+               "%s{\"type\":\"Feature\",\"properties\":{\"class\":%d},\"geometry\":"
+               "{\"type\":\"MultiLineString\",\"coordinates\":[",
                first_feature ? "" : ",", cls);
         first_feature = false;
       }

@@ -44,23 +44,24 @@ typedef enum gw_ops_state {
   GW_OPS_STATE_COUNT
 } gw_ops_state;
 
-#define GW_OPS_E5 100000.0      /* quantisation: 1e-5 degree */
-#define GW_OPS_MSG_MAX 16000    /* bytes of one stream message (the send path's batch) */
+#define GW_OPS_E5 100000.0   /* quantisation: 1e-5 degree */
+#define GW_OPS_MSG_MAX 16000 /* bytes of one stream message (the send path's batch) */
 #define GW_OPS_MAX_DRIVERS 65536
 #define GW_OPS_MAX_TRIPS 32768
 #define GW_OPS_RATE_WINDOW_S 10 /* rates are averaged over the last 10 s */
 #define GW_OPS_LAT_SAMPLES 512  /* request -> offer latencies kept per shard */
 
 typedef struct gw_ops_config {
-  int64_t period_ms;        /* frame period: 1000 */
-  int64_t budget_bps;       /* bytes a second per connection for the whole stream: 150000 */
-  int64_t driver_ttl_ms;    /* a driver not heard of for this long leaves the map: 30000 */
-  int64_t trip_linger_ms;   /* an ended trip stays on the map this long: 5000 */
+  int64_t period_ms;      /* frame period: 1000 */
+  int64_t budget_bps;     /* bytes a second per connection for the whole stream: 150000 */
+  int64_t driver_ttl_ms;  /* a driver not heard of for this long leaves the map: 30000 */
+  int64_t trip_linger_ms; /* an ended trip stays on the map this long: 5000 */
   double min_lat, min_lon, max_lat, max_lon; /* the box shard ranges are drawn in */
 } gw_ops_config;
 
 /* Manhattan's box (data/roads/manhattan-boundary.geojson, rounded out). */
-#define GW_OPS_CONFIG_DEFAULT {1000, 150000, 30000, 5000, 40.68, -74.05, 40.89, -73.90}
+#define GW_OPS_CONFIG_DEFAULT                                                                      \
+  { 1000, 150000, 30000, 5000, 40.68, -74.05, 40.89, -73.90 }
 
 /* One hot cell (Redis hot:supply / hot:demand, shards added up, and hot:surge). */
 typedef struct gw_ops_hot_cell {
@@ -71,7 +72,11 @@ typedef struct gw_ops_hot_cell {
 } gw_ops_hot_cell;
 
 /* Which Redis hash a hot-cell field comes from. */
-typedef enum gw_ops_hot_kind { GW_OPS_HOT_SUPPLY, GW_OPS_HOT_DEMAND, GW_OPS_HOT_SURGE } gw_ops_hot_kind;
+typedef enum gw_ops_hot_kind {
+  GW_OPS_HOT_SUPPLY,
+  GW_OPS_HOT_DEMAND,
+  GW_OPS_HOT_SURGE
+} gw_ops_hot_kind;
 
 /* Most surge a cell is shown with: dispatch's cap is at most 100 (MERIDIAN_SURGE_CAP). */
 #define GW_OPS_SURGE_MAX 100.0
@@ -90,8 +95,8 @@ typedef struct gw_ops_move {
   char start[GW_RANGE_KEY_MAX + 1];
   char end[GW_RANGE_KEY_MAX + 1];
   uint32_t from_shard, to_shard;
-  uint64_t epoch;     /* the epoch the move makes (written with the map by the shard tool) */
-  char state[24];     /* gw_ops_move_state's word */
+  uint64_t epoch; /* the epoch the move makes (written with the map by the shard tool) */
+  char state[24]; /* gw_ops_move_state's word */
 } gw_ops_move;
 
 /* What a step of `meridianctl shards apply|move` (PostgreSQL shard_runs: the run's state and
@@ -109,7 +114,7 @@ typedef struct gw_ops_move {
 const char *gw_ops_move_state(const char *run_state, uint64_t step_epoch, uint64_t gateway_epoch,
                               uint64_t from_serving, uint64_t to_serving, bool cli_alive);
 
-typedef struct gw_ops gw_ops;       /* the city */
+typedef struct gw_ops gw_ops;           /* the city */
 typedef struct gw_ops_view gw_ops_view; /* what one connection has been sent */
 
 /* A new, empty city. NULL on a bad config (period or budget <= 0) or no memory. */
@@ -144,10 +149,10 @@ size_t gw_ops_trip_count(const gw_ops *o);
 typedef struct gw_ops_shard_stats {
   uint32_t shard;
   double requests_per_s, matched_per_s, no_driver_per_s, locations_per_s;
-  double match_rate;       /* matched / (matched + no_driver) over the window; -1 when none */
+  double match_rate; /* matched / (matched + no_driver) over the window; -1 when none */
   double offer_p50_ms, offer_p99_ms; /* request -> first offer (dispatch's clock); -1 none */
-  uint32_t drivers;        /* drivers on the map whose last position the shard owns */
-  uint32_t trips;          /* live trips of the shard */
+  uint32_t drivers;                  /* drivers on the map whose last position the shard owns */
+  uint32_t trips;                    /* live trips of the shard */
 } gw_ops_shard_stats;
 
 /* The stats of shard k at now_ms. */
@@ -174,8 +179,7 @@ size_t gw_ops_frame(gw_ops *o, gw_ops_view *v, int64_t now_ms, gw_ops_emit_fn em
 /* `{"type":"config","period_ms"?,"budget_bps"?,"ref"?}`: changes this view's period (250 to
  * 10000 ms) and budget (10000 to the gateway's budget). Returns 0 and writes the ack into
  * reply, or -1 and writes an error message (docs/protocol.md error object) into reply. */
-int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char *reply,
-                  size_t cap);
+int gw_ops_handle(gw_ops *o, gw_ops_view *v, const char *text, size_t len, char *reply, size_t cap);
 
 /* The frame period the view asked for. */
 int64_t gw_ops_view_period_ms(const gw_ops_view *v);

@@ -48,15 +48,15 @@
 
 #define OPS_MAX_CONNS_LIMIT 64
 #define OPS_TICK_S 0.05
-#define OPS_SLOW_MS 2000   /* hot cells, shard map, expiry */
-#define OPS_MOVES_MS 250   /* the move in progress (a step takes about a second) */
+#define OPS_SLOW_MS 2000       /* hot cells, shard map, expiry */
+#define OPS_MOVES_MS 250       /* the move in progress (a step takes about a second) */
 #define OPS_MOVES_LINGER_S "5" /* a run that ended is shown this long after */
 #define OPS_MOVES_MAX 8
 /* meridianctl shards' advisory lock (tools/meridianctl/shards.c SHARDS_LOCK_KEY): held by
  * the live CLI for the whole run */
 #define SHARDS_LOCK_KEY "7311822012"
-#define OPS_POLL_MAX 4096  /* Kafka messages per tick */
-#define OPS_IN_RATE 1.0    /* ops client messages per second */
+#define OPS_POLL_MAX 4096 /* Kafka messages per tick */
+#define OPS_IN_RATE 1.0   /* ops client messages per second */
 #define OPS_IN_BURST 5.0
 
 struct gw_ops_io {
@@ -70,16 +70,16 @@ struct gw_ops_io {
   /* the helper thread that makes it: state 0 none, 1 making, 2 made, 3 failed */
   atomic_int assign_state;
   pthread_t assign_thread;
-  mrd_kafka_consumer *made;     /* written by the helper, read after state 2 + join */
+  mrd_kafka_consumer *made; /* written by the helper, read after state 2 + join */
   char brokers[1024];
   int fetch_wait_ms;
-  int64_t idle_since_ms;        /* when the last ops client left (0 = one is connected) */
+  int64_t idle_since_ms; /* when the last ops client left (0 = one is connected) */
   ev_timer tick;
   int64_t last_slow_ms;
   int64_t last_moves_ms;
   gw_ops_move moves[OPS_MOVES_MAX];
   size_t n_moves;
-  bool moves_failing;           /* the last read failed (logged once until it works again) */
+  bool moves_failing; /* the last read failed (logged once until it works again) */
   char *roads;
   size_t roads_len;
   char web_dir[PATH_MAX];
@@ -94,7 +94,8 @@ static int64_t env_int(const char *name, int64_t def, int64_t lo, int64_t hi) {
   errno = 0;
   long long x = strtoll(v, &end, 10);
   if (errno || *end || x < lo || x > hi) {
-    mrd_log_warn("ops_config", "var=%s value=%s err=%s default=%lld", name, v, "out of range", (long long)def);
+    mrd_log_warn("ops_config", "var=%s value=%s err=%s default=%lld", name, v, "out of range",
+                 (long long)def);
     return def;
   }
   return x;
@@ -179,7 +180,8 @@ static void poll_kafka(gw_ops_io *io, int64_t now) {
     if (rc) continue;
     if (m.topic && strcmp(m.topic, MRD_TOPIC_DRIVER_LOCATIONS) == 0) {
       mrd_driver_location loc;
-      if (mrd_driver_location_decode(m.value, m.value_len, &loc) == 0) gw_ops_location(io->city, &loc, now);
+      if (mrd_driver_location_decode(m.value, m.value_len, &loc) == 0)
+        gw_ops_location(io->city, &loc, now);
     } else {
       mrd_command cmd;
       if (mrd_command_decode(m.value, m.value_len, &cmd) == 0) gw_ops_command(io->city, &cmd, now);
@@ -244,14 +246,15 @@ static uint64_t serving_epoch(gw_server *s, uint32_t k) {
 static void read_moves(gw_server *s, gw_ops_io *io) {
   if (!mrd_pg_connected(s->pg)) return; /* reconnecting is the epoch check's job */
   PGresult *res = NULL;
-  if (mrd_pg_exec(s->pg, &res,
-                  "SELECT coalesce(step->>'start', ''), coalesce(step->>'end', ''), "
-                  "coalesce(step->>'from', ''), coalesce(step->>'to', ''), coalesce(step->>'epoch', ''), "
-                  "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                  "AND ((classid::bigint << 32) | objid::bigint) = " SHARDS_LOCK_KEY "), state "
-                  "FROM shard_runs WHERE step IS NOT NULL AND (state = 'running' "
-                  "OR updated_at > now() - interval '" OPS_MOVES_LINGER_S " seconds') ORDER BY id",
-                  0, NULL) != 0) {
+  if (mrd_pg_exec(
+          s->pg, &res,
+          "SELECT coalesce(step->>'start', ''), coalesce(step->>'end', ''), "
+          "coalesce(step->>'from', ''), coalesce(step->>'to', ''), coalesce(step->>'epoch', ''), "
+          "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+          "AND ((classid::bigint << 32) | objid::bigint) = " SHARDS_LOCK_KEY "), state "
+          "FROM shard_runs WHERE step IS NOT NULL AND (state = 'running' "
+          "OR updated_at > now() - interval '" OPS_MOVES_LINGER_S " seconds') ORDER BY id",
+          0, NULL) != 0) {
     if (!io->moves_failing) mrd_log_warn("ops_moves", "err=%s", mrd_pg_errstr(s->pg));
     io->moves_failing = true;
     return;
@@ -268,7 +271,8 @@ static void read_moves(gw_server *s, gw_ops_io *io) {
     if (strlen(start) > GW_RANGE_KEY_MAX || strlen(end) > GW_RANGE_KEY_MAX || *e1 || *e2 || *e3 ||
         e1 == PQgetvalue(res, i, 2) || e2 == PQgetvalue(res, i, 3) || from >= MRD_SHARD_COUNT ||
         to >= MRD_SHARD_COUNT) {
-      mrd_log_warn("ops_moves", "err=%s", "a shard_runs step that is not {start,end,from,to,epoch}: skipped");
+      mrd_log_warn("ops_moves", "err=%s",
+                   "a shard_runs step that is not {start,end,from,to,epoch}: skipped");
       continue;
     }
     gw_ops_move *m = &io->moves[n++];
@@ -280,8 +284,9 @@ static void read_moves(gw_server *s, gw_ops_io *io) {
     m->epoch = epoch;
     bool cli_alive = PQgetvalue(res, i, 5)[0] == 't';
     snprintf(m->state, sizeof m->state, "%s",
-             gw_ops_move_state(PQgetvalue(res, i, 6), epoch, gw_epoch, serving_epoch(s, m->from_shard),
-                               serving_epoch(s, m->to_shard), cli_alive));
+             gw_ops_move_state(PQgetvalue(res, i, 6), epoch, gw_epoch,
+                               serving_epoch(s, m->from_shard), serving_epoch(s, m->to_shard),
+                               cli_alive));
   }
   PQclear(res);
   io->n_moves = n;
@@ -376,8 +381,10 @@ int gw_ops_io_start(gw_server *s) {
   if (!io->city) return MRD_ENOMEM;
   snprintf(io->brokers, sizeof io->brokers, "%s", s->cfg->brokers);
   io->fetch_wait_ms = s->cfg->fetch_wait_ms;
-  mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_frames_total", "ops stream frames sent", NULL, &io->frames);
-  mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_bytes_total", "ops stream bytes queued", NULL, &io->bytes);
+  mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_frames_total", "ops stream frames sent", NULL,
+                      &io->frames);
+  mrd_metrics_counter(s->m.reg, "meridian_gateway_ops_bytes_total", "ops stream bytes queued", NULL,
+                      &io->bytes);
   /* the page's files: MERIDIAN_OPS_WEB_DIR, or <bin>/../ops-web */
   const char *dir = getenv("MERIDIAN_OPS_WEB_DIR");
   if (dir && *dir) {
@@ -389,11 +396,13 @@ int gw_ops_io_start(gw_server *s) {
       exe[n] = 0;
       char *slash = strrchr(exe, '/');
       if (slash) *slash = 0;
-      snprintf(io->web_dir, sizeof io->web_dir, "%.*s/../ops-web", (int)(sizeof io->web_dir - 16), exe);
+      snprintf(io->web_dir, sizeof io->web_dir, "%.*s/../ops-web", (int)(sizeof io->web_dir - 16),
+               exe);
     }
   }
   if (access(io->web_dir, R_OK) != 0)
-    mrd_log_warn("ops_web", "dir=%s err=%s", io->web_dir, "missing: /ops/ answers 404 (build with web/node_modules)");
+    mrd_log_warn("ops_web", "dir=%s err=%s", io->web_dir,
+                 "missing: /ops/ answers 404 (build with web/node_modules)");
   io->mount.mountpoint = "/ops";
   io->mount.mountpoint_len = 4;
   io->mount.origin = io->web_dir;
@@ -408,7 +417,8 @@ int gw_ops_io_start(gw_server *s) {
         mrd_log_info("ops_roads", "graph=%s bytes=%zu", graph, io->roads_len);
       geo_graph_free(g);
     } else {
-      mrd_log_warn("ops_roads", "graph=%s err=%s", graph, "cannot load the snapshot: no roads on the map");
+      mrd_log_warn("ops_roads", "graph=%s err=%s", graph,
+                   "cannot load the snapshot: no roads on the map");
     }
   }
   seed_trips(s, io, gw_now_ms());
@@ -420,7 +430,8 @@ int gw_ops_io_timers(gw_server *s) {
   gw_ops_io *io = s->ops;
   if (!io) return MRD_ESTATE;
   if (!s->loop) {
-    mrd_log_error("ops", "err=%s", "the ops stream needs the epoll event loop (MERIDIAN_GW_EVENT_LOOP=epoll)");
+    mrd_log_error("ops", "err=%s",
+                  "the ops stream needs the epoll event loop (MERIDIAN_GW_EVENT_LOOP=epoll)");
     return 0; /* the rest of the gateway works; /v1/ops streams nothing */
   }
   ev_timer_init(&io->tick, on_ev_tick, OPS_TICK_S, OPS_TICK_S);
@@ -429,7 +440,9 @@ int gw_ops_io_timers(gw_server *s) {
   return 0;
 }
 
-const struct lws_http_mount *gw_ops_io_mount(gw_server *s) { return s->ops ? &s->ops->mount : NULL; }
+const struct lws_http_mount *gw_ops_io_mount(gw_server *s) {
+  return s->ops ? &s->ops->mount : NULL;
+}
 
 void gw_ops_io_stop(gw_server *s) {
   gw_ops_io *io = s->ops;
@@ -459,8 +472,10 @@ int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s) 
   static char tok[MRD_JWT_MAX_TOKEN + 16];
   const char *token = NULL;
   int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
-  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) token = tok + 7;
-  else token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
+  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0)
+    token = tok + 7;
+  else
+    token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
   if (!token || !*token) return 401;
   mrd_jwt_claims cl;
   if (mrd_jwt_verify(s->cfg->jwt_secret, strlen(s->cfg->jwt_secret), token, MRD_ROLE_ANY,
@@ -469,7 +484,8 @@ int gw_ops_io_filter(gw_server *s, struct lws *wsi, char *user, int64_t *exp_s) 
     return 401;
   if (cl.role != MRD_ROLE_OPS) return 403;
   /* the same policy as the apps' endpoints: sub shape, lifetime at most the maximum */
-  if (gw_token_check_claims(&cl, gw_now_ms() / 1000, s->cfg->token_max_lifetime_ms / 1000) != GW_TOKEN_OK)
+  if (gw_token_check_claims(&cl, gw_now_ms() / 1000, s->cfg->token_max_lifetime_ms / 1000) !=
+      GW_TOKEN_OK)
     return 401;
   if (!s->ops || s->ops->n_conns >= s->ops->max_conns) return 503;
   if (user) memcpy(user, cl.sub, strlen(cl.sub) + 1);

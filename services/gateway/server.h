@@ -31,14 +31,14 @@
 
 /* The effective configuration (config.c: one table, env MERIDIAN_*, flags override). */
 typedef struct gw_config {
-  char *host;           /* listen address, 127.0.0.1 */
-  int port;             /* 8080 */
-  char *brokers;        /* Kafka bootstrap servers (required) */
-  char *redis_url;      /* redis://... (required) */
-  char *pg_dsn;         /* postgresql://... (required) */
-  char *jwt_secret;     /* HS256 secret (required, secret) */
-  char *service_area;   /* GeoJSON path */
-  double halo_m;        /* 1000 */
+  char *host;                         /* listen address, 127.0.0.1 */
+  int port;                           /* 8080 */
+  char *brokers;                      /* Kafka bootstrap servers (required) */
+  char *redis_url;                    /* redis://... (required) */
+  char *pg_dsn;                       /* postgresql://... (required) */
+  char *jwt_secret;                   /* HS256 secret (required, secret) */
+  char *service_area;                 /* GeoJSON path */
+  double halo_m;                      /* 1000 */
   double driver_rate, driver_burst;   /* locations per connection: 5/s, 10 */
   double control_rate, control_burst; /* other driver messages: 2/s, 5 */
   double rider_rate, rider_burst;     /* rider messages: 2/s, 5 */
@@ -60,11 +60,11 @@ typedef struct gw_config {
   int max_conns;                      /* 10000 WebSocket connections (0 = no cap): 503 */
   double ip_conn_rate, ip_conn_burst; /* new connections per address: 50/s, 2500: 429 */
   double rx_bytes_rate, rx_bytes_burst; /* bytes a user sends: 16 KiB/s, 64 KiB */
-  int64_t rx_check_ms;                /* 250 ms: received bytes charged this often */
-  int max_header_bytes;               /* 8192: HTTP headers above -> 431 */
-  double log_rate;                    /* 5 lines/s for refused upgrades, header errors */
-  int64_t drain_ms;                   /* on SIGTERM: how long to wait for clients to close: 10 s */
-  int64_t request_ttl_ms;             /* how long a (rider, request_id) is remembered: 24 h */
+  int64_t rx_check_ms;                  /* 250 ms: received bytes charged this often */
+  int max_header_bytes;                 /* 8192: HTTP headers above -> 431 */
+  double log_rate;                      /* 5 lines/s for refused upgrades, header errors */
+  int64_t drain_ms;       /* on SIGTERM: how long to wait for clients to close: 10 s */
+  int64_t request_ttl_ms; /* how long a (rider, request_id) is remembered: 24 h */
 } gw_config;
 
 /* Parse argv and the environment into cfg; on error prints one line and exits 2. */
@@ -83,13 +83,13 @@ typedef struct gw_conn_ref {
 typedef struct gw_out {
   unsigned char *buf;
   size_t len;
-  bool droppable; /* a nearby answer: may be dropped when the queue is full */
+  bool droppable;   /* a nearby answer: may be dropped when the queue is full */
   mrd_trace *trace; /* owned, or NULL: a request's trace, finished when this is written */
 } gw_out;
 
 /* One HTTP connection (lws per-session data of the "http" protocol, http_server.c). */
 typedef struct gw_http_conn {
-  char *body;       /* the answer being written (heap), NULL when none */
+  char *body; /* the answer being written (heap), NULL when none */
   size_t len;
   uint64_t rx_base; /* socket bytes received before this request (keep-alive) */
 } gw_http_conn;
@@ -98,29 +98,29 @@ typedef struct gw_http_conn {
  * made when the upgrade is filtered, where its token is verified, once. */
 typedef struct gw_conn {
   struct lws *wsi;
-  bool authenticated;           /* the upgrade's token was verified (role, user, exp_s set) */
-  bool is_ops;                  /* an ops stream connection (/v1/ops) */
-  bool ws;                      /* an established WebSocket */
+  bool authenticated; /* the upgrade's token was verified (role, user, exp_s set) */
+  bool is_ops;        /* an ops stream connection (/v1/ops) */
+  bool ws;            /* an established WebSocket */
   gw_role role;
-  char user[MRD_ID_MAX + 1];    /* the token's sub */
+  char user[MRD_ID_MAX + 1]; /* the token's sub */
   gw_conn_ref *ref;
   struct gw_conn *next_in_bucket; /* registry chain by (role, user) */
-  bool in_registry;             /* false once replaced by a newer connection of the user */
-  int64_t exp_s;                /* the token's exp: closed with 4001 at that time */
-  gw_budget *budget;            /* the user's budget, shared with his other connections */
-  uint64_t rx_bytes_seen;       /* the socket's bytes received when last charged */
-  int64_t rx_checked_ms;        /* when last charged */
-  bool rx_paused;               /* reading stopped: the user's byte budget is in debt */
+  bool in_registry;               /* false once replaced by a newer connection of the user */
+  int64_t exp_s;                  /* the token's exp: closed with 4001 at that time */
+  gw_budget *budget;              /* the user's budget, shared with his other connections */
+  uint64_t rx_bytes_seen;         /* the socket's bytes received when last charged */
+  int64_t rx_checked_ms;          /* when last charged */
+  bool rx_paused;                 /* reading stopped: the user's byte budget is in debt */
   /* receive */
   char rx[GW_MAX_MESSAGE_BYTES];
   size_t rx_len;
   bool rx_too_large, rx_binary;
-  bool closing;       /* close with 1008 at the next writeable (slow consumer) */
-  bool drain_then_close; /* send what is queued, then a close frame close_code/close_reason */
-  uint16_t close_code;   /* 1008 flood, 4001 token expired, 4002 replaced */
+  bool closing;             /* close with 1008 at the next writeable (slow consumer) */
+  bool drain_then_close;    /* send what is queued, then a close frame close_code/close_reason */
+  uint16_t close_code;      /* 1008 flood, 4001 token expired, 4002 replaced */
   const char *close_reason; /* a string literal */
-  bool going_away;       /* drained: the gateway is shutting down (1012 "service restart") */
-  bool close_sent;       /* our close frame is out: waiting for the client's */
+  bool going_away;          /* drained: the gateway is shutting down (1012 "service restart") */
+  bool close_sent;          /* our close frame is out: waiting for the client's */
   const char *close_why;
   /* send queue: a ring */
   gw_out *q;
@@ -128,7 +128,7 @@ typedef struct gw_conn {
   int64_t blocked_since_ms; /* when the queue became full (0 = not full) */
   /* ops stream (ops_io.c): the view of an ops connection, NULL for drivers and riders */
   struct gw_ops_view *ops_view;
-  gw_bucket ops_bucket;          /* ops only: its own messages rate (ops clients have no user budget) */
+  gw_bucket ops_bucket; /* ops only: its own messages rate (ops clients have no user budget) */
   gw_flood ops_flood;
 } gw_conn;
 
@@ -137,26 +137,26 @@ typedef struct gw_conn {
 /* Metrics series, got once at start. */
 typedef struct gw_metrics {
   mrd_metrics *reg;
-  mrd_gauge *conns[2];                 /* by role */
-  mrd_counter *in[GW_MSG_TYPE_COUNT];  /* by type; [GW_MSG_NONE] = unparsable */
-  mrd_counter *out_by_type[8];         /* ack error offer matched no_driver trip nearby other */
-  mrd_counter *errors[GW_CODE_COUNT];  /* by code */
-  mrd_counter *rate_limited[2];        /* by role */
+  mrd_gauge *conns[2];                /* by role */
+  mrd_counter *in[GW_MSG_TYPE_COUNT]; /* by type; [GW_MSG_NONE] = unparsable */
+  mrd_counter *out_by_type[8];        /* ack error offer matched no_driver trip nearby other */
+  mrd_counter *errors[GW_CODE_COUNT]; /* by code */
+  mrd_counter *rate_limited[2];       /* by role */
   mrd_counter *closed_flood, *closed_slow, *dropped_nearby;
   mrd_counter *kafka_failed, *events_in, *events_bad;
   mrd_counter *request_resends, *request_conflicts; /* same request_id again: same / other places */
-  mrd_counter *dlq[MRD_FAIL_COUNT];    /* meridian_dlq_events_total{consumer="gateway"} */
-  mrd_histogram *produce_latency;      /* seconds, enqueue to delivery report */
-  mrd_gauge *shardmap_epoch;           /* the epoch of the map in use */
-  mrd_counter *epoch_reloads;          /* maps loaded after an epoch change */
-  mrd_counter *events_fenced;          /* dispatch-events of a stale lease generation, dropped */
-  mrd_histogram *hop[MRD_HOP_COUNT];   /* seconds per hop of traced requests (mrd/trace.h) */
-  mrd_histogram *traced;               /* seconds, gateway received -> answer sent */
+  mrd_counter *dlq[MRD_FAIL_COUNT];  /* meridian_dlq_events_total{consumer="gateway"} */
+  mrd_histogram *produce_latency;    /* seconds, enqueue to delivery report */
+  mrd_gauge *shardmap_epoch;         /* the epoch of the map in use */
+  mrd_counter *epoch_reloads;        /* maps loaded after an epoch change */
+  mrd_counter *events_fenced;        /* dispatch-events of a stale lease generation, dropped */
+  mrd_histogram *hop[MRD_HOP_COUNT]; /* seconds per hop of traced requests (mrd/trace.h) */
+  mrd_histogram *traced;             /* seconds, gateway received -> answer sent */
   mrd_counter *traces_ok, *traces_skewed, *traces_broken; /* finished traces by outcome */
-  mrd_counter *refused[6];             /* upgrades refused: 401 403 404 429 503 431/400 */
+  mrd_counter *refused[6]; /* upgrades refused: 401 403 404 429 503 431/400 */
   mrd_counter *closed_expired, *closed_replaced, *closed_bad_close, *rx_paused;
-  mrd_counter *unrouted;               /* accept/complete... naming a shard not in the map */
-  mrd_gauge *budgets;                  /* per-user budgets held */
+  mrd_counter *unrouted; /* accept/complete... naming a shard not in the map */
+  mrd_gauge *budgets;    /* per-user budgets held */
 } gw_metrics;
 
 /* The gateway. */
@@ -169,8 +169,8 @@ typedef struct gw_server {
   gw_shardmap *map;
   mrd_kafka_producer *producer;
   mrd_kafka_consumer *consumer;
-  int wake_fd[2];     /* pipe librdkafka writes to when a Kafka queue gets work; the read
-                         end is adopted by the lws loop (-1 when not made) */
+  int wake_fd[2]; /* pipe librdkafka writes to when a Kafka queue gets work; the read
+                     end is adopted by the lws loop (-1 when not made) */
   mrd_redis *redis;
   mrd_pg *pg;
   gw_metrics m;
@@ -179,21 +179,21 @@ typedef struct gw_server {
   lws_sorted_usec_list_t sul_poll, sul_housekeeping; /* timers on lws's poll() loop */
   ev_timer ev_poll, ev_housekeeping;                 /* the same on the libev loop */
   bool kafka_ready, stopping;
-  bool wake_adopted;  /* the lws loop owns wake_fd[0] (and closes it) */
-  uint64_t counter; /* for unique ids (rate-limit window members) */
-  gw_plan *plan;       /* the plan of the message being handled (handle.h), refilled each time */
-  uint64_t notified_epoch; /* the highest epoch named by the notifications just read */
-  unsigned pg_connects;    /* mrd_pg_reconnects when last looked at */
-  int64_t next_notify_ms;  /* notifications are read at most every GW_NOTIFY_MS */
-  mrd_fence fence;         /* highest lease generation seen per dispatch shard */
-  gw_budgets *budgets; /* per (role, user), shared by his connections */
-  gw_iprate *iprate;   /* new connections per client address */
-  int open_ws;         /* WebSocket connections established and not yet closed */
-  mrd_log_gate refusal_log; /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
+  bool wake_adopted; /* the lws loop owns wake_fd[0] (and closes it) */
+  uint64_t counter;  /* for unique ids (rate-limit window members) */
+  gw_plan *plan;     /* the plan of the message being handled (handle.h), refilled each time */
+  uint64_t notified_epoch;       /* the highest epoch named by the notifications just read */
+  unsigned pg_connects;          /* mrd_pg_reconnects when last looked at */
+  int64_t next_notify_ms;        /* notifications are read at most every GW_NOTIFY_MS */
+  mrd_fence fence;               /* highest lease generation seen per dispatch shard */
+  gw_budgets *budgets;           /* per (role, user), shared by his connections */
+  gw_iprate *iprate;             /* new connections per client address */
+  int open_ws;                   /* WebSocket connections established and not yet closed */
+  mrd_log_gate refusal_log;      /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
   lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
   ev_timer ev_rx;                /* the same on the libev loop */
-  struct gw_ops_io *ops; /* the ops stream (ops_io.c); NULL until started */
-  uint64_t rng;       /* splitmix64 state for trace and span ids, seeded at start */
+  struct gw_ops_io *ops;         /* the ops stream (ops_io.c); NULL until started */
+  uint64_t rng;                  /* splitmix64 state for trace and span ids, seeded at start */
 } gw_server;
 
 /* Kafka (kafka_io.c) ---------------------------------------------------------------- */
@@ -256,8 +256,7 @@ int gw_request_claim(gw_server *s, const char *rider, const char *request_id, co
 int gw_request_get(gw_server *s, const char *rider, const char *request_id, char *value,
                    size_t cap);
 /* GEOSEARCH of the available drivers' GEO set: up to cap points within radius_m, in out, *n */
-int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap,
-              size_t *n);
+int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, size_t cap, size_t *n);
 /* Deletes the request's key if it still holds k->value (compare-and-delete): the request it
  * recorded never reached Kafka, so the client's retry must count as new. Logs a failure (the
  * key then stays: a retry is a resend the shard refuses, never a second trip). */

@@ -24,7 +24,8 @@ struct gw_shardmap {
   uint64_t named_before; /* bit k: an earlier epoch named shard k (gw_shardmap_set_history) */
 };
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
+                                                         ...) {
   if (!err || !cap) return;
   va_list ap;
   va_start(ap, fmt);
@@ -36,8 +37,8 @@ static int by_start(const void *a, const void *b) {
   return strcmp(((const gw_shard_range *)a)->start, ((const gw_shard_range *)b)->start);
 }
 
-int gw_shard_range_parse(const char *start, const char *end, const char *shard,
-                         gw_shard_range *out, char *err, size_t errcap) {
+int gw_shard_range_parse(const char *start, const char *end, const char *shard, gw_shard_range *out,
+                         char *err, size_t errcap) {
   if (!start || !end || !shard) {
     seterr(err, errcap, "a shard_map row needs range_start, range_end and shard");
     return -1;
@@ -151,8 +152,10 @@ static size_t find(const gw_shardmap *map, const char *s) {
   size_t lo = 0, hi = map->n; /* answer in [lo, hi) */
   while (hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(map->ranges[mid].start, s) <= 0) lo = mid;
-    else hi = mid;
+    if (strcmp(map->ranges[mid].start, s) <= 0)
+      lo = mid;
+    else
+      hi = mid;
   }
   return lo;
 }

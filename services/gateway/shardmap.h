@@ -31,8 +31,8 @@ typedef struct gw_shardmap gw_shardmap;
  * truncated) and shard (decimal digits only, below MRD_SHARD_COUNT). Returns 0 and *out,
  * or -1 with a one-line reason in err (errcap bytes). Whether the rows tile the world is
  * gw_shardmap_new's check. */
-int gw_shard_range_parse(const char *start, const char *end, const char *shard,
-                         gw_shard_range *out, char *err, size_t errcap);
+int gw_shard_range_parse(const char *start, const char *end, const char *shard, gw_shard_range *out,
+                         char *err, size_t errcap);
 
 /* Build a map of epoch from n ranges in any order (copied). The ranges must tile the
  * world: sorted by start they begin at "", each ends where the next begins, the last ends
@@ -75,7 +75,7 @@ uint64_t gw_shardmap_prefix_shards(const gw_shardmap *map, const char *prefix);
  * cell that intersects the circle of halo_m around it (the halo copies). */
 typedef struct gw_route {
   uint32_t owner;
-  uint64_t halo_mask; /* never contains owner */
+  uint64_t halo_mask;                /* never contains owner */
   char geohash[MRD_GEOHASH_MAX + 1]; /* the position's geohash at GW_ROUTE_PRECISION */
 } gw_route;
 

@@ -3,7 +3,8 @@
  * from PostgreSQL (LISTEN shard_map for prompt changes, max(epoch) re-read as a
  * fallback), the per-rider sliding window of ride requests (a Lua script, so
  * every replica counts in the same window atomically), request ownership for cancels,
- * idempotency of (rider, request_id) across shards and time, nearby drivers (GEOSEARCH on the hot-cell GEO set) and trip snapshots.
+ * idempotency of (rider, request_id) across shards and time, nearby drivers (GEOSEARCH on the
+ * hot-cell GEO set) and trip snapshots.
  *
  * Redis calls are synchronous with a short time limit (MERIDIAN_GW_REDIS_TIMEOUT_MS); while
  * Redis is down the adapter fails fast (mrd_redis backoff) and callers answer
@@ -189,8 +190,8 @@ void gw_request_forget(gw_server *s, const gw_request_key *k) {
   if (mrd_redis_cmd(s->redis, &rep, 5, argv, NULL) != 0) {
     /* the key stays: a retry is a resend the shard refuses (invalid_state), never a
      * second trip; the rider sends a new request_id */
-    mrd_log_warn("request_forget_failed", "rider=%s request_id=%s err=%s", k->rider,
-                 k->request_id, mrd_redis_errstr(s->redis));
+    mrd_log_warn("request_forget_failed", "rider=%s request_id=%s err=%s", k->rider, k->request_id,
+                 mrd_redis_errstr(s->redis));
     return;
   }
   freeReplyObject(rep);
@@ -204,8 +205,10 @@ int gw_request_get(gw_server *s, const char *rider, const char *request_id, char
   redisReply *rep = NULL;
   int rc = mrd_redis_cmd(s->redis, &rep, 2, argv, NULL);
   if (rc != 0) return rc;
-  if (rep->type == REDIS_REPLY_STRING) snprintf(value, cap, "%s", rep->str);
-  else rc = MRD_ENOTFOUND; /* nil: unknown, expired or another rider's */
+  if (rep->type == REDIS_REPLY_STRING)
+    snprintf(value, cap, "%s", rep->str);
+  else
+    rc = MRD_ENOTFOUND; /* nil: unknown, expired or another rider's */
   freeReplyObject(rep);
   return rc;
 }
@@ -218,8 +221,9 @@ int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, siz
   snprintf(lat, sizeof lat, "%.7f", at.lat);
   snprintf(rad, sizeof rad, "%.1f", radius_m);
   snprintf(count, sizeof count, "%zu", cap);
-  const char *argv[] = {"GEOSEARCH", s->cfg->nearby_key, "FROMLONLAT", lon, lat, "BYRADIUS", rad,
-                        "m", "ASC", "COUNT", count, "WITHCOORD"};
+  const char *argv[] = {
+      "GEOSEARCH", s->cfg->nearby_key, "FROMLONLAT", lon, lat, "BYRADIUS", rad, "m", "ASC", "COUNT",
+      count,       "WITHCOORD"};
   int rc = mrd_redis_cmd(s->redis, &rep, 12, argv, NULL);
   if (rc != 0) return rc;
   *n = 0;

@@ -102,7 +102,8 @@ static void registry_remove(gw_server *s, gw_conn *c) {
 /* ---- sending ------------------------------------------------------------------------- */
 
 static int out_kind(const char *json) {
-  static const char *const kinds[] = {"ack", "error", "offer", "matched", "no_driver", "trip", "nearby"};
+  static const char *const kinds[] = {"ack",       "error", "offer", "matched",
+                                      "no_driver", "trip",  "nearby"};
   const char *t = strstr(json, "\"type\":\"");
   if (t) {
     t += 8;
@@ -261,8 +262,10 @@ static int authenticate(gw_server *s, struct lws *wsi, gw_conn *c, const char **
   static char tok[MRD_JWT_MAX_TOKEN + 16];
   const char *token = NULL;
   int n = lws_hdr_copy(wsi, tok, sizeof tok, WSI_TOKEN_HTTP_AUTHORIZATION);
-  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0) token = tok + 7;
-  else token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
+  if (n > 7 && strncmp(tok, "Bearer ", 7) == 0)
+    token = tok + 7;
+  else
+    token = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof tok);
   gw_upgrade_claims cl;
   gw_upgrade_verdict v = gw_upgrade_check(uri, token, s->cfg->jwt_secret, gw_now_ms() / 1000,
                                           s->cfg->token_max_lifetime_ms / 1000, &cl, why);
@@ -279,12 +282,22 @@ int gw_limits_start(gw_server *s) {
   const gw_config *k = s->cfg;
   gw_budget_limits lim[2];
   memset(lim, 0, sizeof lim);
-  lim[GW_ROLE_DRIVER] = (gw_budget_limits){k->driver_rate, k->driver_burst, k->control_rate,
-                                           k->control_burst, k->rx_bytes_rate, k->rx_bytes_burst,
-                                           (uint32_t)k->flood_warnings, k->flood_window_ms};
-  lim[GW_ROLE_RIDER] = (gw_budget_limits){k->rider_rate, k->rider_burst, k->rider_rate,
-                                          k->rider_burst, k->rx_bytes_rate, k->rx_bytes_burst,
-                                          (uint32_t)k->flood_warnings, k->flood_window_ms};
+  lim[GW_ROLE_DRIVER] = (gw_budget_limits){k->driver_rate,
+                                           k->driver_burst,
+                                           k->control_rate,
+                                           k->control_burst,
+                                           k->rx_bytes_rate,
+                                           k->rx_bytes_burst,
+                                           (uint32_t)k->flood_warnings,
+                                           k->flood_window_ms};
+  lim[GW_ROLE_RIDER] = (gw_budget_limits){k->rider_rate,
+                                          k->rider_burst,
+                                          k->rider_rate,
+                                          k->rider_burst,
+                                          k->rx_bytes_rate,
+                                          k->rx_bytes_burst,
+                                          (uint32_t)k->flood_warnings,
+                                          k->flood_window_ms};
   s->budgets = gw_budgets_new(lim);
   s->iprate = gw_iprate_new(k->ip_conn_rate, k->ip_conn_burst);
   mrd_log_gate_init(&s->refusal_log, k->log_rate, k->log_rate < 1 ? 1 : k->log_rate, gw_now_ms());
@@ -340,7 +353,8 @@ static void rx_charge(gw_server *s, gw_conn *c, int64_t now) {
   gw_rx_verdict v = gw_budget_rx_charge(c->budget, delta, now);
   if (v == GW_RX_CLOSE) {
     mrd_counter_inc(s->m.closed_flood);
-    mrd_log_info("closed_flood", "role=%s user=%s why=bytes", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+    mrd_log_info("closed_flood", "role=%s user=%s why=bytes",
+                 c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
     close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 2); /* it is not read any more */
   } else if (v == GW_RX_PAUSE && !c->rx_paused) {
@@ -397,7 +411,9 @@ static void run_plan(gw_server *s, gw_conn *c, const gw_plan *p) {
     const gw_action *a = &p->act[i];
     switch (a->kind) {
     case GW_ACT_ERROR: gw_send_error(s, c, &a->u.error); break;
-    case GW_ACT_TEXT: gw_send(s, c, p->text + a->u.text.off, a->u.text.len, a->u.text.droppable); break;
+    case GW_ACT_TEXT:
+      gw_send(s, c, p->text + a->u.text.off, a->u.text.len, a->u.text.droppable);
+      break;
     case GW_ACT_FORGET: gw_request_forget(s, &key); break;
     case GW_ACT_PRODUCE: {
       const gw_record *r = &a->u.record;
@@ -426,13 +442,14 @@ static int on_message(gw_server *s, gw_conn *c) {
   int64_t rx_us = gw_now_us();
   gw_msg m;
   gw_error e;
-  gw_intake in = gw_intake_frame(c->rx, c->rx_len, c->rx_too_large, c->rx_binary, c->role,
-                                 s->area, c->budget, rx_us / 1000, &m, &e);
+  gw_intake in = gw_intake_frame(c->rx, c->rx_len, c->rx_too_large, c->rx_binary, c->role, s->area,
+                                 c->budget, rx_us / 1000, &m, &e);
   mrd_counter_inc(s->m.in[in.counted]);
   if (in.rate_limited) mrd_counter_inc(s->m.rate_limited[c->role]);
   if (in.verdict == GW_INTAKE_FLOOD) {
     mrd_counter_inc(s->m.closed_flood);
-    mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user);
+    mrd_log_info("closed_flood", "role=%s user=%s", c->role == GW_ROLE_DRIVER ? "driver" : "rider",
+                 c->user);
     /* the warnings already queued go out first, then the close (SERVER_WRITEABLE) */
     close_with(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "flood");
     return 0;
@@ -461,7 +478,9 @@ static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
   gw_admit_verdict av = gw_admit(s->iprate, ip, s->open_ws, s->cfg->max_conns, gw_now_ms());
   if (av != GW_ADMIT_OK) {
     gw_refuse_http(wsi, (int)av);
-    gw_log_refusal(s, wsi, (int)av, av == GW_ADMIT_FULL ? "connection cap reached" : "address over its connection rate");
+    gw_log_refusal(s, wsi, (int)av,
+                   av == GW_ADMIT_FULL ? "connection cap reached"
+                                       : "address over its connection rate");
     return -1;
   }
   if (s->stopping) { /* shutting down: no new connections (the client retries elsewhere) */
@@ -478,11 +497,12 @@ static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
   c->wsi = wsi;
   c->is_ops = gw_ops_io_is_ops(wsi);
   const char *why = NULL;
-  int status = c->is_ops ? gw_ops_io_filter(s, wsi, c->user, &c->exp_s)
-                         : authenticate(s, wsi, c, &why);
+  int status =
+      c->is_ops ? gw_ops_io_filter(s, wsi, c->user, &c->exp_s) : authenticate(s, wsi, c, &why);
   if (status) {
     gw_refuse_http(wsi, status);
-    gw_log_refusal(s, wsi, status, why ? why : "ops stream: bad token, wrong role or too many ops connections");
+    gw_log_refusal(s, wsi, status,
+                   why ? why : "ops stream: bad token, wrong role or too many ops connections");
     return -1;
   }
   c->authenticated = true;
@@ -541,7 +561,8 @@ static int on_receive(gw_server *s, gw_conn *c, struct lws *wsi, const void *in,
     c->rx_too_large = false;
     c->rx_binary = lws_frame_is_binary(wsi);
   }
-  if (c->rx_len + len > sizeof c->rx) c->rx_too_large = true;
+  if (c->rx_len + len > sizeof c->rx)
+    c->rx_too_large = true;
   else if (!c->rx_too_large) {
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
@@ -585,8 +606,10 @@ static int on_writeable(gw_server *s, gw_conn *c, struct lws *wsi) {
 /* The connection is gone: out of the registry (or the ops stream), its budget given back,
  * its queue freed; Kafka delivery reports still pending find c->ref->conn == NULL. */
 static void on_closed(gw_server *s, gw_conn *c) {
-  if (c && c->ops_view) gw_ops_io_close(s, c); /* ops: never in the registry */
-  else if (!c || !c->ws) return;
+  if (c && c->ops_view)
+    gw_ops_io_close(s, c); /* ops: never in the registry */
+  else if (!c || !c->ws)
+    return;
   else {
     if (c->in_registry) registry_remove(s, c);
     c->in_registry = false;
@@ -616,8 +639,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
   gw_conn *c = user;
   switch (reason) {
   case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
-  case LWS_CALLBACK_HTTP_FILE_COMPLETION:
-    return gw_http_callback(wsi, reason, NULL, in, len);
+  case LWS_CALLBACK_HTTP_FILE_COMPLETION: return gw_http_callback(wsi, reason, NULL, in, len);
   case LWS_CALLBACK_HTTP:
     /* a first request of the /ops mount that lws has no file for: not found, and close
      * (the HTTP callback's own 404 needs its session data, which lws did not make) */
@@ -627,8 +649,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     /* no session data: closed before a whole request (else a refused upgrade, answered) */
     if (!c) gw_note_header_error(s, wsi);
     break;
-  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-    return filter_upgrade(s, wsi, c);
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return filter_upgrade(s, wsi, c);
   case LWS_CALLBACK_ESTABLISHED: return on_established(s, c, wsi);
   case LWS_CALLBACK_RECEIVE: return on_receive(s, c, wsi, in, len);
   case LWS_CALLBACK_SERVER_WRITEABLE: return on_writeable(s, c, wsi);
@@ -636,7 +657,8 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     /* RFC 6455 7.4: a close frame with a code a peer may not send is a protocol error */
     if (!gw_close_payload_valid(in, len)) {
       mrd_counter_inc(s->m.closed_bad_close);
-      lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close code", 18);
+      lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"invalid close code",
+                       18);
       return -1;
     }
     break;
@@ -651,9 +673,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
 /* A fallback: librdkafka wakes the loop through the pipe (wake_cb); this timer also runs
  * at once while a poll left events behind (its bound reached). Returns the delay to the
  * next run in us. */
-static int64_t kafka_poll_turn(gw_server *s) {
-  return gw_kafka_poll(s) ? 1 : s->cfg->poll_us;
-}
+static int64_t kafka_poll_turn(gw_server *s) { return gw_kafka_poll(s) ? 1 : s->cfg->poll_us; }
 
 /* Every epoch_check_ms: the shard-map epoch, and clients blocked too long. */
 static void housekeeping(gw_server *s) {
@@ -760,7 +780,8 @@ int gw_ws_start(gw_server *s) {
   info.iface = s->cfg->host;
   info.protocols = protocols;
   info.user = s;
-  info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
+  info.options =
+      LWS_SERVER_OPTION_DISABLE_IPV6; /* UTF-8 is checked by the parser: an error, not a close */
   info.pt_serv_buf_size = 32 * 1024;
   info.max_http_header_data = 0; /* use data2: the 431 check is ours (refuse_large_headers) */
   info.max_http_header_data2 = GW_LWS_HEADER_BUFFER;
@@ -805,7 +826,8 @@ int gw_ws_start(gw_server *s) {
     lws_sock_file_fd_type fd;
     fd.filefd = s->wake_fd[0];
     struct lws_vhost *vh = lws_get_vhost_by_name(s->ctx, "default");
-    if (!vh || !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-kafka-wake", NULL)) {
+    if (!vh ||
+        !lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "gw-kafka-wake", NULL)) {
       mrd_log_error("kafka_wake_adopt", "err=%s", "lws could not adopt the pipe");
       return MRD_EIO;
     }

@@ -9,9 +9,7 @@ static mrd_config_opt g_opts[20];
 static mrd_config_spec g_spec;
 
 #define ADD(env, flag, def, help, type, lo, hi, dst)                                               \
-  g_opts[n++] = (mrd_config_opt) {                                                                 \
-    env, flag, def, help, type, lo, hi, false, dst                                                 \
-  }
+  g_opts[n++] = (mrd_config_opt) { env, flag, def, help, type, lo, hi, false, dst }
 
 void tsvc_config_load(tsvc_config *c, int argc, char **argv) {
   size_t n = 0;
@@ -49,9 +47,5 @@ void tsvc_config_load(tsvc_config *c, int argc, char **argv) {
   mrd_config_load_or_exit(&g_spec, argc, argv);
 }
 
-void tsvc_config_log(void) {
-  mrd_config_log(&g_spec);
-}
-void tsvc_config_release(void) {
-  mrd_config_release(&g_spec);
-}
+void tsvc_config_log(void) { mrd_config_log(&g_spec); }
+void tsvc_config_release(void) { mrd_config_release(&g_spec); }

@@ -68,9 +68,9 @@ int main(int argc, char **argv) {
           mrd_log_warn("batch_failed",
                        "events=%d failures=%d class=%s partition=%d offset=%lld retry_in_ms=%lld "
                        "err=\"%s\" sqlstate=%s",
-                       s.n_batch, batch_failures, mrd_failure_name(f),
-                       m ? (int)m->partition : -1, m ? (long long)m->offset : -1LL,
-                       (long long)v.wait_ms, s.fail_err, mrd_pg_sqlstate(s.pg));
+                       s.n_batch, batch_failures, mrd_failure_name(f), m ? (int)m->partition : -1,
+                       m ? (long long)m->offset : -1LL, (long long)v.wait_ms, s.fail_err,
+                       mrd_pg_sqlstate(s.pg));
         sleep_ms(&s, v.wait_ms);
       }
       if (!done) break; /* stopping with the batch unrecorded: nothing committed */

@@ -21,7 +21,7 @@
 typedef struct tsvc_config {
   char *pg_dsn, *kafka_brokers, *log_level, *admin_addr, *group, *graph_path;
   char *tariff_path; /* MERIDIAN_TARIFF: fares (empty: none) */
-  char *timezone; /* MERIDIAN_TIMEZONE: the local time of the calibrated trip ETA */
+  char *timezone;    /* MERIDIAN_TIMEZONE: the local time of the calibrated trip ETA */
   int admin_port, kafka_fetch_wait_ms, partitions, batch_max;
   int64_t backoff_min_ms, backoff_max_ms;
   int max_attempts; /* of a transient failure of one event before it is parked */
@@ -49,8 +49,8 @@ typedef struct tsvc {
   mrd_metrics *reg;
   mrd_counter *events, *duplicates, *bad, *rejected_skipped, *db_failures, *batches;
   mrd_counter *dlq[MRD_FAIL_COUNT]; /* meridian_dlq_events_total{consumer="trips"} */
-  mrd_counter *fenced; /* events of a stale lease generation, not recorded */
-  mrd_fence fence;     /* highest generation recorded per shard (dispatch_generations) */
+  mrd_counter *fenced;              /* events of a stale lease generation, not recorded */
+  mrd_fence fence; /* highest generation recorded per shard (dispatch_generations) */
   bool fence_loaded;
   mrd_histogram *batch_seconds;
   mrd_gauge *pg_up;
@@ -58,18 +58,18 @@ typedef struct tsvc {
   mrd_admin *admin;
   mrd_pg *pg;
   mrd_kafka_consumer *consumer;
-  mrd_kafka_producer *producer; /* the dead-letter topic only */
+  mrd_kafka_producer *producer;  /* the dead-letter topic only */
   int dlq_delivered, dlq_failed; /* delivery reports of parked events */
-  geo_graph *graph; /* NULL: no route, trip ETA or fare */
+  geo_graph *graph;              /* NULL: no route, trip ETA or fare */
   geo_route_state *route;
   mrd_tariff tariff; /* when has_tariff */
   bool has_tariff;
   tsvc_msg *batch;
   int n_batch;
   /* the last failure of tsvc_apply */
-  int fail_at;          /* the batch index of the event that failed, -1: the transaction */
-  mrd_failure fail;     /* its class (mrd_failure_of_sqlstate, or decode / invalid) */
-  char fail_err[256];   /* its text */
+  int fail_at;        /* the batch index of the event that failed, -1: the transaction */
+  mrd_failure fail;   /* its class (mrd_failure_of_sqlstate, or decode / invalid) */
+  char fail_err[256]; /* its text */
 } tsvc;
 
 int tsvc_open(tsvc *s, tsvc_config *cfg);

@@ -1,8 +1,9 @@
 /*
  * trips.h: the pure part of meridian-trips: how one DispatchEvent becomes the parameters
  * of the two statements that record it (an append to trip_events, and an upsert of the
- * trip's row in trips), and the fares of a trip's route (services/fare). No database, no Kafka: trips_io.c runs
- * the statements (TRP_SQL_*) with these parameters inside one transaction per batch.
+ * trip's row in trips), and the fares of a trip's route (services/fare). No database, no Kafka:
+ * trips_io.c runs the statements (TRP_SQL_*) with these parameters inside one transaction per
+ * batch.
  *
  * Idempotence is in the SQL: trip_events has the primary key (trip_id, seq), the event is
  * inserted with ON CONFLICT DO NOTHING, and the trip row is only upserted when that insert

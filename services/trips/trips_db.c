@@ -70,13 +70,14 @@ static int record_final_fare(mrd_pg *pg, const mrd_dispatch_event *ev, const geo
   if (mrd_pg_exec(pg, &res, TRP_SQL_FINAL_READ, 1, p1) != 0) return -1;
   bool started = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
   int64_t started_ms = started ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-  double surge = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ? strtod(PQgetvalue(res, 0, 1), NULL) : 1.0;
+  double surge =
+      PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ? strtod(PQgetvalue(res, 0, 1), NULL) : 1.0;
   PQclear(res);
   geo_route_result r;
   mrd_fare f;
   if (!started || ev->ts_ms < started_ms || !route_only(g, st, ev, &r) ||
-      trp_route_fare(g, st, &r, t, started_ms, (double)(ev->ts_ms - started_ms) / 1000.0,
-                     surge, &f) != 0)
+      trp_route_fare(g, st, &r, t, started_ms, (double)(ev->ts_ms - started_ms) / 1000.0, surge,
+                     &f) != 0)
     return 0;
   char total[24], metered[24];
   snprintf(total, sizeof total, "%lld", (long long)f.total_cents);

@@ -24,7 +24,6 @@
 #include "service.h"
 #include "trips.h"
 
-
 static int ready(void *ud, char *reason, size_t cap) {
   tsvc *s = ud;
   if (mrd_pg_ping(s->pg) != 0)
@@ -310,9 +309,9 @@ int tsvc_park(tsvc *s, int i, int timeout_ms) {
   mrd_log_warn("event_parked",
                "topic=%s partition=%d offset=%lld trip=%s seq=%llu reason=%s attempts=%d "
                "dlq=%s err=\"%s\"",
-               MRD_TOPIC_DISPATCH_EVENTS, (int)m->partition, (long long)m->offset, m->ok ? m->ev.trip_id : "-",
-               m->ok ? (unsigned long long)m->ev.seq : 0ULL, mrd_failure_name(s->fail),
-               m->attempts, MRD_TOPIC_DLQ, s->fail_err);
+               MRD_TOPIC_DISPATCH_EVENTS, (int)m->partition, (long long)m->offset,
+               m->ok ? m->ev.trip_id : "-", m->ok ? (unsigned long long)m->ev.seq : 0ULL,
+               mrd_failure_name(s->fail), m->attempts, MRD_TOPIC_DLQ, s->fail_err);
   return 0;
 }
 

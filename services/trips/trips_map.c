@@ -17,47 +17,47 @@ const char TRP_SQL_EVENT[] =
     "ON CONFLICT (trip_id, seq) DO NOTHING";
 
 #define TS(n) "to_timestamp($" #n "::double precision / 1000)"
-const char
-    TRP_SQL_TRIP[] = "INSERT INTO trips (trip_id, request_id, rider_id, driver_id, status, shard, "
-                     "epoch, pickup, "
-                     "dropoff, pickup_eta_s, reason, last_seq, requested_at, offered_at, "
-                     "matched_at, arrived_at, "
-                     "started_at, completed_at, cancelled_at, updated_at) "
-                     "VALUES ($1, $2, $3, $4, $5, $6::integer, $7::bigint, ST_GeogFromText($8), "
-                     "ST_GeogFromText($9), round($10::double precision)::integer, $11, "
-                     "$12::integer, " TS(13) ", " TS(14) ", " TS(15) ", " TS(16) ", " TS(
-                         17) ", " TS(18) ", " TS(19) ", now()) "
-                                                     "ON CONFLICT (trip_id) DO UPDATE SET "
-                                                     "status = CASE WHEN EXCLUDED.last_seq > "
-                                                     "trips.last_seq THEN EXCLUDED.status ELSE "
-                                                     "trips.status END, "
-                                                     "reason = CASE WHEN EXCLUDED.last_seq > "
-                                                     "trips.last_seq THEN "
-                                                     "COALESCE(EXCLUDED.reason, trips.reason) "
-                                                     "ELSE COALESCE(trips.reason, EXCLUDED.reason) "
-                                                     "END, "
-                                                     "last_seq = GREATEST(trips.last_seq, "
-                                                     "EXCLUDED.last_seq), "
-                                                     "driver_id = COALESCE(EXCLUDED.driver_id, "
-                                                     "trips.driver_id), "
-                                                     "pickup_eta_s = "
-                                                     "COALESCE(EXCLUDED.pickup_eta_s, "
-                                                     "trips.pickup_eta_s), "
-                                                     "requested_at = LEAST(trips.requested_at, "
-                                                     "EXCLUDED.requested_at), "
-                                                     "offered_at = COALESCE(trips.offered_at, "
-                                                     "EXCLUDED.offered_at), "
-                                                     "matched_at = COALESCE(trips.matched_at, "
-                                                     "EXCLUDED.matched_at), "
-                                                     "arrived_at = COALESCE(trips.arrived_at, "
-                                                     "EXCLUDED.arrived_at), "
-                                                     "started_at = COALESCE(trips.started_at, "
-                                                     "EXCLUDED.started_at), "
-                                                     "completed_at = COALESCE(trips.completed_at, "
-                                                     "EXCLUDED.completed_at), "
-                                                     "cancelled_at = COALESCE(trips.cancelled_at, "
-                                                     "EXCLUDED.cancelled_at), "
-                                                     "updated_at = now()";
+const char TRP_SQL_TRIP[] =
+    "INSERT INTO trips (trip_id, request_id, rider_id, driver_id, status, shard, "
+    "epoch, pickup, "
+    "dropoff, pickup_eta_s, reason, last_seq, requested_at, offered_at, "
+    "matched_at, arrived_at, "
+    "started_at, completed_at, cancelled_at, updated_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6::integer, $7::bigint, ST_GeogFromText($8), "
+    "ST_GeogFromText($9), round($10::double precision)::integer, $11, "
+    "$12::integer, " TS(13) ", " TS(14) ", " TS(15) ", " TS(16) ", " TS(17) ", " TS(18) ", " TS(
+        19) ", now()) "
+            "ON CONFLICT (trip_id) DO UPDATE SET "
+            "status = CASE WHEN EXCLUDED.last_seq > "
+            "trips.last_seq THEN EXCLUDED.status ELSE "
+            "trips.status END, "
+            "reason = CASE WHEN EXCLUDED.last_seq > "
+            "trips.last_seq THEN "
+            "COALESCE(EXCLUDED.reason, trips.reason) "
+            "ELSE COALESCE(trips.reason, EXCLUDED.reason) "
+            "END, "
+            "last_seq = GREATEST(trips.last_seq, "
+            "EXCLUDED.last_seq), "
+            "driver_id = COALESCE(EXCLUDED.driver_id, "
+            "trips.driver_id), "
+            "pickup_eta_s = "
+            "COALESCE(EXCLUDED.pickup_eta_s, "
+            "trips.pickup_eta_s), "
+            "requested_at = LEAST(trips.requested_at, "
+            "EXCLUDED.requested_at), "
+            "offered_at = COALESCE(trips.offered_at, "
+            "EXCLUDED.offered_at), "
+            "matched_at = COALESCE(trips.matched_at, "
+            "EXCLUDED.matched_at), "
+            "arrived_at = COALESCE(trips.arrived_at, "
+            "EXCLUDED.arrived_at), "
+            "started_at = COALESCE(trips.started_at, "
+            "EXCLUDED.started_at), "
+            "completed_at = COALESCE(trips.completed_at, "
+            "EXCLUDED.completed_at), "
+            "cancelled_at = COALESCE(trips.cancelled_at, "
+            "EXCLUDED.cancelled_at), "
+            "updated_at = now()";
 
 const char TRP_SQL_ROUTE[] =
     "UPDATE trips SET route = ST_GeogFromText($2), trip_eta_s = round($3::double "
@@ -77,9 +77,7 @@ const char TRP_SQL_FINAL[] =
     "UPDATE trips SET fare_final_cents = $2::integer, fare_final_metered_cents = $3::integer "
     "WHERE trip_id = $1 AND fare_final_cents IS NULL";
 
-static const char *nz(const char *s) {
-  return s && s[0] ? s : NULL;
-}
+static const char *nz(const char *s) { return s && s[0] ? s : NULL; }
 
 int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
   memset(o, 0, sizeof *o);
@@ -147,26 +145,13 @@ int trp_map_event(const mrd_dispatch_event *ev, trp_row *o) {
   t[12] = o->at;
   int col = -1; /* offered_at .. cancelled_at = 13 .. 18 */
   switch (ev->type) {
-  case MRD_EV_OFFERED:
-    col = 13;
-    break;
-  case MRD_EV_MATCHED:
-    col = 14;
-    break;
-  case MRD_EV_ARRIVED:
-    col = 15;
-    break;
-  case MRD_EV_STARTED:
-    col = 16;
-    break;
-  case MRD_EV_COMPLETED:
-    col = 17;
-    break;
-  case MRD_EV_CANCELLED:
-    col = 18;
-    break;
-  default:
-    break;
+  case MRD_EV_OFFERED: col = 13; break;
+  case MRD_EV_MATCHED: col = 14; break;
+  case MRD_EV_ARRIVED: col = 15; break;
+  case MRD_EV_STARTED: col = 16; break;
+  case MRD_EV_COMPLETED: col = 17; break;
+  case MRD_EV_CANCELLED: col = 18; break;
+  default: break;
   }
   if (col >= 0) t[col] = o->at;
   return 0;

@@ -80,7 +80,8 @@ typedef struct request {
 static void *client(void *arg) {
   request *rq = arg;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)rq->port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)rq->port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
     char req[256];
@@ -127,7 +128,8 @@ static void test_admin_server_answers_over_http(void **state) {
     snprintf(v, sizeof v, "%d", i);
     mrd_counter *c;
     assert_int_equal(mrd_metrics_counter(m, "messages_total", "Messages by shard.",
-                                         (const char *[]){"shard", v, NULL}, &c), 0);
+                                         (const char *[]){"shard", v, NULL}, &c),
+                     0);
     mrd_counter_add(c, (uint64_t)i);
   }
   mrd_health h = {ready_cb, NULL, m};

@@ -24,22 +24,29 @@ static int64_t offer_ttl_ms;
 static char *jwt_secret;
 
 static mrd_config_opt opts[] = {
-    {"MERIDIAN_TEST_PORT", "port", "8080", "WebSocket port", MRD_CONFIG_INT, 1, 65535, false, &port},
-    {"MERIDIAN_TEST_HALO_KM", "halo-km", "1.0", "halo width", MRD_CONFIG_DOUBLE, 0, 50, false, &halo_km},
-    {"MERIDIAN_TEST_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN", MRD_CONFIG_STRING, 0, 0, false, &pg_dsn},
-    {"MERIDIAN_TEST_OPS", "ops", "false", "serve /v1/ops", MRD_CONFIG_BOOL, 0, 0, false, &ops_enabled},
-    {"MERIDIAN_TEST_OFFER_TTL", "offer-ttl", "10s", "offer expiry", MRD_CONFIG_DURATION_MS, 100, 600000, false, &offer_ttl_ms},
-    {"MERIDIAN_TEST_JWT_SECRET", NULL, "dev-secret", "HS256 key", MRD_CONFIG_STRING, 0, 0, true, &jwt_secret},
+    {"MERIDIAN_TEST_PORT", "port", "8080", "WebSocket port", MRD_CONFIG_INT, 1, 65535, false,
+     &port},
+    {"MERIDIAN_TEST_HALO_KM", "halo-km", "1.0", "halo width", MRD_CONFIG_DOUBLE, 0, 50, false,
+     &halo_km},
+    {"MERIDIAN_TEST_PG_DSN", "pg-dsn", NULL, "PostgreSQL DSN", MRD_CONFIG_STRING, 0, 0, false,
+     &pg_dsn},
+    {"MERIDIAN_TEST_OPS", "ops", "false", "serve /v1/ops", MRD_CONFIG_BOOL, 0, 0, false,
+     &ops_enabled},
+    {"MERIDIAN_TEST_OFFER_TTL", "offer-ttl", "10s", "offer expiry", MRD_CONFIG_DURATION_MS, 100,
+     600000, false, &offer_ttl_ms},
+    {"MERIDIAN_TEST_JWT_SECRET", NULL, "dev-secret", "HS256 key", MRD_CONFIG_STRING, 0, 0, true,
+     &jwt_secret},
 };
-static const mrd_config_spec spec = {"meridian-test", "a test service", opts, sizeof opts / sizeof opts[0]};
+static const mrd_config_spec spec = {"meridian-test", "a test service", opts,
+                                     sizeof opts / sizeof opts[0]};
 
 static char err[256];
 
 static int setup(void **state) {
   (void)state;
-  static const char *const vars[] = {"MERIDIAN_TEST_PORT", "MERIDIAN_TEST_HALO_KM",
-                                     "MERIDIAN_TEST_PG_DSN", "MERIDIAN_TEST_OPS",
-                                     "MERIDIAN_TEST_OFFER_TTL", "MERIDIAN_TEST_JWT_SECRET",
+  static const char *const vars[] = {"MERIDIAN_TEST_PORT",           "MERIDIAN_TEST_HALO_KM",
+                                     "MERIDIAN_TEST_PG_DSN",         "MERIDIAN_TEST_OPS",
+                                     "MERIDIAN_TEST_OFFER_TTL",      "MERIDIAN_TEST_JWT_SECRET",
                                      "MERIDIAN_TEST_JWT_SECRET_FILE"};
   for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) unsetenv(vars[i]);
   setenv("MERIDIAN_TEST_PG_DSN", "postgresql://x", 1);
@@ -149,8 +156,8 @@ static void test_config_malformed_and_out_of_range_duration(void **state) {
   char *argv[] = {"prog"};
   setenv("MERIDIAN_TEST_OFFER_TTL", "10 parsecs", 1);
   assert_int_equal(parse(1, argv), MRD_EINVAL);
-  assert_string_equal(err,
-                      "MERIDIAN_TEST_OFFER_TTL: \"10 parsecs\" is not a duration (like 250ms, 5s, 2m)");
+  assert_string_equal(
+      err, "MERIDIAN_TEST_OFFER_TTL: \"10 parsecs\" is not a duration (like 250ms, 5s, 2m)");
   setenv("MERIDIAN_TEST_OFFER_TTL", "-5s", 1);
   assert_int_equal(parse(1, argv), MRD_EINVAL);
   setenv("MERIDIAN_TEST_OFFER_TTL", "50ms", 1);
@@ -312,9 +319,9 @@ static void test_config_shared_rows_parse_with_their_defaults(void **state) {
   char *level = NULL, *brokers = NULL, *secret = NULL;
   int linger = -1, fetch_wait = -1, admin_port = -1;
   mrd_config_opt shared[] = {
-      MRD_OPT_LOG_LEVEL(&level),         MRD_OPT_KAFKA_BROKERS(&brokers),
-      MRD_OPT_KAFKA_LINGER_MS(&linger),  MRD_OPT_KAFKA_FETCH_WAIT_MS(&fetch_wait),
-      MRD_OPT_JWT_SECRET(&secret),       MRD_OPT_ADMIN_PORT("9102", &admin_port),
+      MRD_OPT_LOG_LEVEL(&level),        MRD_OPT_KAFKA_BROKERS(&brokers),
+      MRD_OPT_KAFKA_LINGER_MS(&linger), MRD_OPT_KAFKA_FETCH_WAIT_MS(&fetch_wait),
+      MRD_OPT_JWT_SECRET(&secret),      MRD_OPT_ADMIN_PORT("9102", &admin_port),
   };
   mrd_config_spec s = {"svc", NULL, shared, sizeof shared / sizeof shared[0]};
   setenv("MERIDIAN_KAFKA_BROKERS", "127.0.0.1:1", 1);
@@ -331,7 +338,8 @@ static void test_config_shared_rows_parse_with_their_defaults(void **state) {
   assert_string_equal(secret, "k");
   unsetenv("MERIDIAN_JWT_SECRET");
   assert_int_equal(mrd_config_parse(&s, 1, argv, &help, err, sizeof err), MRD_EINVAL);
-  assert_string_equal(err, "MERIDIAN_JWT_SECRET: required but not set (nor MERIDIAN_JWT_SECRET_FILE)");
+  assert_string_equal(err,
+                      "MERIDIAN_JWT_SECRET: required but not set (nor MERIDIAN_JWT_SECRET_FILE)");
   unsetenv("MERIDIAN_KAFKA_BROKERS");
   mrd_config_release(&s);
   assert_null(level);
@@ -340,17 +348,23 @@ static void test_config_shared_rows_parse_with_their_defaults(void **state) {
 static void test_config_log_masks_credentials_in_urls(void **state) {
   (void)state;
   char out[256];
-  assert_string_equal(mrd_config_mask_credentials("postgresql://meridian_app:s3cret@127.0.0.1:5432/meridian", out, sizeof out),
-                      "postgresql://meridian_app:***@127.0.0.1:5432/meridian");
-  assert_string_equal(mrd_config_mask_credentials("redis://meridian-app:p%40ss@h:1/2", out, sizeof out),
-                      "redis://meridian-app:***@h:1/2");
-  assert_string_equal(mrd_config_mask_credentials("redis://:pw@h", out, sizeof out), "redis://:***@h");
-  assert_string_equal(mrd_config_mask_credentials("host=h user=u password=pw dbname=d", out, sizeof out),
-                      "host=h user=u password=*** dbname=d");
+  assert_string_equal(
+      mrd_config_mask_credentials("postgresql://meridian_app:s3cret@127.0.0.1:5432/meridian", out,
+                                  sizeof out),
+      "postgresql://meridian_app:***@127.0.0.1:5432/meridian");
+  assert_string_equal(
+      mrd_config_mask_credentials("redis://meridian-app:p%40ss@h:1/2", out, sizeof out),
+      "redis://meridian-app:***@h:1/2");
+  assert_string_equal(mrd_config_mask_credentials("redis://:pw@h", out, sizeof out),
+                      "redis://:***@h");
+  assert_string_equal(
+      mrd_config_mask_credentials("host=h user=u password=pw dbname=d", out, sizeof out),
+      "host=h user=u password=*** dbname=d");
   /* nothing to mask */
   assert_string_equal(mrd_config_mask_credentials("postgresql://postgres@h/db", out, sizeof out),
                       "postgresql://postgres@h/db");
-  assert_string_equal(mrd_config_mask_credentials("redis://h:1/a@b", out, sizeof out), "redis://h:1/a@b");
+  assert_string_equal(mrd_config_mask_credentials("redis://h:1/a@b", out, sizeof out),
+                      "redis://h:1/a@b");
   assert_string_equal(mrd_config_mask_credentials("info", out, sizeof out), "info");
   char tiny[4];
   const char *v = "redis://u:p@h";

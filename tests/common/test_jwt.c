@@ -92,9 +92,8 @@ static void test_jwt_expired_token_rejected(void **state) {
 static void test_jwt_not_yet_valid_token_rejected(void **state) {
   (void)state;
   char tok[2048], payload[256];
-  snprintf(payload, sizeof payload,
-           "{\"sub\":\"d\",\"role\":\"driver\",\"exp\":%lld,\"nbf\":%lld}", (long long)NOW + 600,
-           (long long)NOW + 300);
+  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"exp\":%lld,\"nbf\":%lld}",
+           (long long)NOW + 600, (long long)NOW + 300);
   craft(tok, HS256, payload, 1, SECRET);
   assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_DRIVER, NOW, NULL), MRD_EEXPIRED);
   assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_DRIVER, NOW + 300, NULL), 0);
@@ -186,7 +185,13 @@ static void test_jwt_wrong_role_rejected(void **state) {
 static void test_jwt_garbage_rejected_as_malformed(void **state) {
   (void)state;
   static const char *const garbage[] = {
-      "", "abc", "a.b", "a.b.c.d", "..", "!!!.???.###", "eyJhbGciOiJIUzI1NiJ9..sig",
+      "",
+      "abc",
+      "a.b",
+      "a.b.c.d",
+      "..",
+      "!!!.???.###",
+      "eyJhbGciOiJIUzI1NiJ9..sig",
       "bm90IGpzb24.e30.AAAA", /* header "not json" */
   };
   for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++)
@@ -274,8 +279,8 @@ static void test_jwt_iat_and_lifetime(void **state) {
   assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), 0);
   assert_int_equal(mrd_jwt_lifetime_s(&c, NOW), 90000);
   /* iat of the wrong type: malformed */
-  snprintf(payload, sizeof payload, "{\"sub\":\"d\",\"role\":\"driver\",\"iat\":\"now\",\"exp\":%lld}",
-           (long long)NOW + 60);
+  snprintf(payload, sizeof payload,
+           "{\"sub\":\"d\",\"role\":\"driver\",\"iat\":\"now\",\"exp\":%lld}", (long long)NOW + 60);
   craft(tok, HS256, payload, 1, SECRET);
   assert_int_equal(mrd_jwt_verify(SECRET_ARGS, tok, MRD_ROLE_ANY, NOW, &c), MRD_EPARSE);
   /* extremes do not overflow */

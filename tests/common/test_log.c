@@ -60,8 +60,8 @@ static void test_log_line_has_ts_level_svc_msg_and_fields(void **state) {
 
 static void test_log_values_quoted_and_escaped(void **state) {
   (void)state;
-  mrd_log(MRD_LOG_WARN, "bad input", "err=%s empty=%s eq=%s ctl=%s", "say \"hi\"\nnow\\",
-          "", "a=b", "\x01");
+  mrd_log(MRD_LOG_WARN, "bad input", "err=%s empty=%s eq=%s ctl=%s", "say \"hi\"\nnow\\", "", "a=b",
+          "\x01");
   assert_string_equal(after_ts(), "level=warn svc=gateway msg=\"bad input\" "
                                   "err=\"say \\\"hi\\\"\\nnow\\\\\" empty=\"\" eq=\"a=b\" "
                                   "ctl=\"\\x01\"\n");

@@ -39,9 +39,11 @@ static void test_metrics_counter_and_gauge_exact_text(void **state) {
   mrd_counter *loc, *req;
   mrd_gauge *conns;
   assert_int_equal(mrd_metrics_counter(m, "gw_messages_total", "Messages received.",
-                                       (const char *[]){"type", "location", NULL}, &loc), 0);
+                                       (const char *[]){"type", "location", NULL}, &loc),
+                   0);
   assert_int_equal(mrd_metrics_counter(m, "gw_messages_total", "ignored",
-                                       (const char *[]){"type", "request", NULL}, &req), 0);
+                                       (const char *[]){"type", "request", NULL}, &req),
+                   0);
   assert_int_equal(mrd_metrics_gauge(m, "gw_connections", "Open connections.", NULL, &conns), 0);
   mrd_counter_add(loc, 41);
   mrd_counter_inc(loc);
@@ -80,7 +82,8 @@ static void test_metrics_histogram_buckets_cumulative_with_sum_and_count(void **
   mrd_histogram *h;
   const double bounds[] = {0.005, 0.01, 0.1};
   assert_int_equal(mrd_metrics_histogram(m, "match_seconds", "Time to match.",
-                                         (const char *[]){"shard", "3", NULL}, bounds, 3, &h), 0);
+                                         (const char *[]){"shard", "3", NULL}, bounds, 3, &h),
+                   0);
   mrd_histogram_observe(h, 0.001);
   mrd_histogram_observe(h, 0.005); /* le is inclusive */
   mrd_histogram_observe(h, 0.05);
@@ -105,7 +108,8 @@ static void test_metrics_label_values_and_help_escaped(void **state) {
   assert_int_equal(mrd_metrics_new(&m), 0);
   mrd_counter *c;
   assert_int_equal(mrd_metrics_counter(m, "err_total", "Errors\\by \"kind\"\nsecond line",
-                                       (const char *[]){"msg", "a \"q\" \\ b\nc", NULL}, &c), 0);
+                                       (const char *[]){"msg", "a \"q\" \\ b\nc", NULL}, &c),
+                   0);
   char *t = render(m);
   assert_string_equal(t, "# HELP err_total Errors\\\\by \"kind\"\\nsecond line\n"
                          "# TYPE err_total counter\n"
@@ -150,11 +154,13 @@ static void test_metrics_bad_names_and_mismatches_refused(void **state) {
                    MRD_EINVAL);
   assert_int_equal(mrd_metrics_counter(m, "ok", "h", (const char *[]){"__x", "v", NULL}, &c),
                    MRD_EINVAL);
-  assert_int_equal(mrd_metrics_counter(m, "ok", "h", (const char *[]){"a", "1", "a", "2", NULL}, &c),
-                   MRD_EINVAL);
+  assert_int_equal(
+      mrd_metrics_counter(m, "ok", "h", (const char *[]){"a", "1", "a", "2", NULL}, &c),
+      MRD_EINVAL);
   assert_int_equal(mrd_metrics_counter(m, "ok", "h", (const char *[]){"a", "1", NULL}, &c), 0);
   /* same family, other type or other label names */
-  assert_int_equal(mrd_metrics_gauge(m, "ok", "h", (const char *[]){"a", "1", NULL}, &g), MRD_EINVAL);
+  assert_int_equal(mrd_metrics_gauge(m, "ok", "h", (const char *[]){"a", "1", NULL}, &g),
+                   MRD_EINVAL);
   assert_int_equal(mrd_metrics_counter(m, "ok", "h", (const char *[]){"b", "1", NULL}, &c),
                    MRD_EINVAL);
   assert_int_equal(mrd_metrics_counter(m, "ok", "h", NULL, &c), MRD_EINVAL);
@@ -163,8 +169,9 @@ static void test_metrics_bad_names_and_mismatches_refused(void **state) {
   const double inf[] = {1, INFINITY};
   assert_int_equal(mrd_metrics_histogram(m, "hh", "h", NULL, inf, 2, &h), MRD_EINVAL);
   const double ok[] = {MRD_BUCKETS_LATENCY_S};
-  assert_int_equal(mrd_metrics_histogram(m, "hh", "h", (const char *[]){"le", "1", NULL}, ok, 2, &h),
-                   MRD_EINVAL);
+  assert_int_equal(
+      mrd_metrics_histogram(m, "hh", "h", (const char *[]){"le", "1", NULL}, ok, 2, &h),
+      MRD_EINVAL);
   assert_int_equal(mrd_metrics_histogram(m, "hh", "h", NULL, ok, sizeof ok / sizeof ok[0], &h), 0);
   assert_int_equal(mrd_metrics_histogram(m, "hh", "h", NULL, ok, 3, &h), MRD_EINVAL);
   mrd_metrics_free(m);

@@ -64,7 +64,8 @@ static void test_check_explains_gaps_overlaps_and_open_ends(void **st) {
       assert_int_equal(mrd_shardmap_add(&m, bad[i].rows[j][0], bad[i].rows[j][1], (uint32_t)j), 0);
     err[0] = '\0';
     assert_int_equal(mrd_shardmap_check(&m, err, sizeof err), MRD_EINVAL);
-    if (!strstr(err, bad[i].reason)) fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].reason);
+    if (!strstr(err, bad[i].reason))
+      fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].reason);
     mrd_shardmap_close(&m);
   }
   mrd_shardmap m;
@@ -131,7 +132,8 @@ static void test_diff_lists_each_change_of_owner_once(void **st) {
   assert_int_equal(n, 0);
   assert_null(mv);
   assert_int_equal(mrd_shardmap_assign(&b, "dr5r", "dr5s", -1, 2), 0);
-  assert_int_equal(mrd_shardmap_assign(&b, "dr5s", "dr5t", -1, 2), 0); /* merges with the one before */
+  assert_int_equal(mrd_shardmap_assign(&b, "dr5s", "dr5t", -1, 2),
+                   0); /* merges with the one before */
   assert_int_equal(mrd_shardmap_assign(&b, "dr75", "dr76", -1, 0), 0);
   assert_int_equal(mrd_shardmap_diff(&a, &b, &mv, &n), 0);
   assert_int_equal(n, 2);

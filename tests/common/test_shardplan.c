@@ -82,7 +82,8 @@ static void test_plan_two_to_four_balances_within_ten_percent_and_moves_little(v
   (void)st;
   static mrd_cell_load cells[2048];
   for (int run = 0; run < 20; run++) {
-    unsigned long long seed = getenv("SEED") ? strtoull(getenv("SEED"), NULL, 10) : 1000 + (unsigned)run;
+    unsigned long long seed =
+        getenv("SEED") ? strtoull(getenv("SEED"), NULL, 10) : 1000 + (unsigned)run;
     g_rng = seed;
     size_t n = skewed_cells(cells);
     mrd_shardmap cur;
@@ -100,12 +101,14 @@ static void test_plan_two_to_four_balances_within_ten_percent_and_moves_little(v
     for (size_t i = 0; i < n; i++)
       if (cells[i].load_per_s > max_cell) max_cell = cells[i].load_per_s;
     double moved = moved_load(&p);
-    printf("seed %llu: worst deviation %.2f%%, moved %.0f (least possible %.0f), %zu moves, %zu ranges, imbalance %.3f -> %.3f\n",
+    printf("seed %llu: worst deviation %.2f%%, moved %.0f (least possible %.0f), %zu moves, %zu "
+           "ranges, imbalance %.3f -> %.3f\n",
            seed, worst * 100, moved, need, p.n_moves, p.map.n,
            mrd_plan_imbalance(p.before_per_s, 0xf), mrd_plan_imbalance(p.after_per_s, 0xf));
     if (worst > 0.10) fail_msg("seed %llu: a shard is %.1f%% off the ideal", seed, worst * 100);
     /* moves minimal: the receivers' shortfall must move; not much more than that */
-    if (moved > need * 1.05 + 2 * max_cell) fail_msg("seed %llu: moved %.0f, need %.0f", seed, moved, need);
+    if (moved > need * 1.05 + 2 * max_cell)
+      fail_msg("seed %llu: moved %.0f, need %.0f", seed, moved, need);
     /* shard 1 (north, at about the ideal already) gives little */
     double from1 = 0;
     for (size_t i = 0; i < p.n_moves; i++)

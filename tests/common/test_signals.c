@@ -26,9 +26,7 @@ static void hook_a(void *ud) {
   (void)ud;
   g_hook_a++;
 }
-static void hook_b(void *ud) {
-  *(volatile sig_atomic_t *)ud += 1;
-}
+static void hook_b(void *ud) { *(volatile sig_atomic_t *)ud += 1; }
 
 static bool fd_readable(int fd) {
   struct pollfd p = {.fd = fd, .events = POLLIN};

@@ -41,9 +41,9 @@ static void test_tz_new_york_follows_daylight_saving(void **state) {
 static void test_tz_utc_and_times_before_1970(void **state) {
   (void)state;
   assert_int_equal(mrd_timezone_set("UTC"), 0);
-  assert_local(0, 0, 4);       /* 1970-01-01 was a Thursday */
-  assert_local(-1, 23, 3);     /* one millisecond earlier: Wednesday 23:59:59.999 */
-  assert_local(-1000, 23, 3);  /* whole seconds round down too */
+  assert_local(0, 0, 4);      /* 1970-01-01 was a Thursday */
+  assert_local(-1, 23, 3);    /* one millisecond earlier: Wednesday 23:59:59.999 */
+  assert_local(-1000, 23, 3); /* whole seconds round down too */
   assert_local(1704893400000LL, 13, 3);
   int hour, weekday;
   assert_int_equal(mrd_local_hour_weekday(INT64_MAX, &hour, &weekday), 0);
@@ -54,8 +54,12 @@ static void test_tz_utc_and_times_before_1970(void **state) {
 static void test_tz_refuses_unknown_zones_and_keeps_the_current_one(void **state) {
   (void)state;
   assert_int_equal(mrd_timezone_set("America/New_York"), 0);
-  const char *bad[] = {"", "Mars/Olympus_Mons", "../../etc/passwd", "America/../../../etc/passwd",
-                       "/usr/share/zoneinfo/America/New_York", "America/New_York_"};
+  const char *bad[] = {"",
+                       "Mars/Olympus_Mons",
+                       "../../etc/passwd",
+                       "America/../../../etc/passwd",
+                       "/usr/share/zoneinfo/America/New_York",
+                       "America/New_York_"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     assert_int_equal(mrd_timezone_set(bad[i]), MRD_EINVAL);
     assert_string_equal(getenv("TZ"), "America/New_York");

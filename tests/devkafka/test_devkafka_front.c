@@ -43,7 +43,8 @@ static int64_t mono_ms(void) {
 
 static void sleep_ms(int ms) {
   struct timespec d = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&d, &d) != 0 && errno == EINTR) {}
+  while (nanosleep(&d, &d) != 0 && errno == EINTR) {
+  }
 }
 
 static int start_devkafka(void **state) {
@@ -59,8 +60,8 @@ static int start_devkafka(void **state) {
   unlink(g_bsfile);
   g_pid = fork();
   if (g_pid == 0) {
-    execl(bin, "devkafka", "--brokers", "1", "--partitions", "8", "--topic", TOPIC, "--bootstrap-file",
-          g_bsfile, (char *)NULL);
+    execl(bin, "devkafka", "--brokers", "1", "--partitions", "8", "--topic", TOPIC,
+          "--bootstrap-file", g_bsfile, (char *)NULL);
     _exit(127);
   }
   for (int i = 0; i < 300; i++) {
@@ -120,7 +121,8 @@ static rd_kafka_t *consumer(int fetch_wait_ms) {
   assert_non_null(rk);
   rd_kafka_poll_set_consumer(rk);
   rd_kafka_topic_partition_list_t *tl = rd_kafka_topic_partition_list_new(NPART);
-  for (int i = 0; i < NPART; i++) rd_kafka_topic_partition_list_add(tl, TOPIC, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  for (int i = 0; i < NPART; i++)
+    rd_kafka_topic_partition_list_add(tl, TOPIC, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
   assert_int_equal(rd_kafka_assign(rk, tl), RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_topic_partition_list_destroy(tl);
   return rk;
@@ -128,8 +130,8 @@ static rd_kafka_t *consumer(int fetch_wait_ms) {
 
 static void produce(rd_kafka_t *p, int32_t part, const void *v, size_t len) {
   assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(TOPIC), RD_KAFKA_V_PARTITION(part),
-                                     RD_KAFKA_V_VALUE((void *)v, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                     RD_KAFKA_V_END),
+                                     RD_KAFKA_V_VALUE((void *)v, len),
+                                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
                    RD_KAFKA_RESP_ERR_NO_ERROR);
 }
 

@@ -78,20 +78,20 @@ static void fetch_v(wr *w, int ver, int32_t max_wait, int32_t session_id, int32_
     if (ver >= 5) w64(w, -1); /* log_start_offset */
     w32(w, 1048576);
   }
-  if (ver >= 7) w32(w, 0);      /* forgotten topics */
-  if (ver >= 11) wstr(w, "");   /* rack_id */
+  if (ver >= 7) w32(w, 0);    /* forgotten topics */
+  if (ver >= 11) wstr(w, ""); /* rack_id */
 }
 
 /* One RecordBatch header (magic 2) with lastOffsetDelta = records - 1 and a body of pad bytes. */
 static void batch(wr *w, int records, int magic) {
   const int pad = 40; /* stands for the records themselves */
-  w64(w, 0);             /* baseOffset */
-  w32(w, 49 + pad);      /* batchLength: from partitionLeaderEpoch to the end */
-  w32(w, -1);            /* partitionLeaderEpoch */
+  w64(w, 0);          /* baseOffset */
+  w32(w, 49 + pad);   /* batchLength: from partitionLeaderEpoch to the end */
+  w32(w, -1);         /* partitionLeaderEpoch */
   w8(w, magic);
-  w32(w, 0);             /* crc */
-  w16(w, 0);             /* attributes */
-  w32(w, records - 1);   /* lastOffsetDelta */
+  w32(w, 0);                                                      /* crc */
+  w16(w, 0);                                                      /* attributes */
+  w32(w, records - 1);                                            /* lastOffsetDelta */
   for (int i = 0; i < 8 + 8 + 8 + 2 + 4 + 4 + pad; i++) w8(w, 0); /* timestamps .. records */
 }
 
@@ -393,7 +393,8 @@ static void test_find_coordinator_port_points_at_the_front(void **state) {
     size_t at = w.n;
     w32(&w, 40002);
     const int32_t from[2] = {40001, 40002}, to[2] = {50001, 50002};
-    assert_int_equal(dk_rewrite_ports(w.b, w.n, DK_API_FIND_COORDINATOR, (int16_t)v, from, to, 2), 1);
+    assert_int_equal(dk_rewrite_ports(w.b, w.n, DK_API_FIND_COORDINATOR, (int16_t)v, from, to, 2),
+                     1);
     assert_int_equal(rd32(w.b + at), 50002);
   }
 }
@@ -401,11 +402,14 @@ static void test_find_coordinator_port_points_at_the_front(void **state) {
 static void test_api_versions_are_clamped_to_what_is_read(void **state) {
   (void)state;
   wr w = {.n = 0};
-  w32(&w, 1); /* correlation id */
-  w16(&w, 0); /* error */
+  w32(&w, 1);    /* correlation id */
+  w16(&w, 0);    /* error */
   w8(&w, 5 + 1); /* compact array of 5 */
-  const int keys[5][3] = {{DK_API_PRODUCE, 0, 9}, {DK_API_FETCH, 0, 13}, {DK_API_METADATA, 0, 12},
-                          {DK_API_FIND_COORDINATOR, 0, 4}, {19 /* CreateTopics */, 0, 7}};
+  const int keys[5][3] = {{DK_API_PRODUCE, 0, 9},
+                          {DK_API_FETCH, 0, 13},
+                          {DK_API_METADATA, 0, 12},
+                          {DK_API_FIND_COORDINATOR, 0, 4},
+                          {19 /* CreateTopics */, 0, 7}};
   size_t at[5];
   for (int k = 0; k < 5; k++) {
     w16(&w, keys[k][0]);
@@ -472,7 +476,8 @@ static void test_every_prefix_is_refused_or_read_in_bounds(void **state) {
     memcpy(cut, p.b, n);
     dk_req_hdr h;
     int16_t acks;
-    if (dk_req_header(cut, n, &h)) assert_int_equal(dk_produce_parse(cut, n, &h, &acks, parts, 4), -1);
+    if (dk_req_header(cut, n, &h))
+      assert_int_equal(dk_produce_parse(cut, n, &h, &acks, parts, 4), -1);
     free(cut);
   }
   for (size_t n = 0; n + 4 < r.n; n++) { /* the trailing throttle time is not read */
@@ -491,7 +496,8 @@ static void test_random_bytes_never_crash(void **state) {
   for (int i = 0; i < 20000; i++) {
     size_t n = (size_t)(rand_r(&seed) % 200);
     uint8_t *b = malloc(n ? n : 1);
-    for (size_t k = 0; k < n; k++) b[k] = (uint8_t)(rand_r(&seed) % 4 == 0 ? 0xff : rand_r(&seed) % 4);
+    for (size_t k = 0; k < n; k++)
+      b[k] = (uint8_t)(rand_r(&seed) % 4 == 0 ? 0xff : rand_r(&seed) % 4);
     dk_req_hdr h;
     if (dk_req_header(b, n, &h)) {
       dk_fetch fe;
@@ -504,7 +510,8 @@ static void test_random_bytes_never_crash(void **state) {
       (void)dk_produce_parse(b, n, &h, &acks, parts, 8);
     }
     (void)dk_produce_response_parse(b, n, (int16_t)(3 + i % 6), parts, 8);
-    (void)dk_rewrite_ports(b, n, i % 2 ? DK_API_METADATA : DK_API_FIND_COORDINATOR, (int16_t)(i % 3), from, to, 1);
+    (void)dk_rewrite_ports(b, n, i % 2 ? DK_API_METADATA : DK_API_FIND_COORDINATOR,
+                           (int16_t)(i % 3), from, to, 1);
     (void)dk_clamp_api_versions(b, n, (int16_t)(i % 4));
     free(b);
   }

@@ -61,9 +61,7 @@ void fixture_grid(fixture *f, double lat0, double lng0, uint32_t rows, uint32_t 
     }
 }
 
-void fixture_city(fixture *f) {
-  fixture_grid(f, 40.74, -74.0, 21, 21, 0.001, 10);
-}
+void fixture_city(fixture *f) { fixture_grid(f, 40.74, -74.0, 21, 21, 0.001, 10); }
 
 /* The router, with a switch to make etas_to fail and a call counter. */
 static int fx_snap(void *ud, geo_latlng p, dsp_snap *out) {
@@ -172,8 +170,7 @@ size_t n_events(const dsp_shard *s, int type) {
 size_t n_replies(const dsp_shard *s) {
   const dsp_output *o;
   size_t n = dsp_outputs(s, &o), c = 0;
-  for (size_t i = 0; i < n; i++)
-    c += o[i].kind == DSP_OUT_REPLY;
+  for (size_t i = 0; i < n; i++) c += o[i].kind == DSP_OUT_REPLY;
   return c;
 }
 

@@ -166,7 +166,7 @@ static void test_claims_redis_falls_back_to_memory_and_back(void **state) {
   assert_true(st.redis_failures >= 3);
 
   pid = itest_start_redis(port); /* back, and empty */
-  itest_sleep_ms(100);             /* past the reconnect backoff */
+  itest_sleep_ms(100);           /* past the reconnect backoff */
   /* The renewal finds no claim in Redis: LOST, and the core claims again, in Redis. */
   dsp_claim_result res = DSP_CLAIM_ERROR;
   for (int i = 0; i < 50 && res != DSP_CLAIM_LOST; i++) {

@@ -235,7 +235,6 @@ static void test_snapshot_event_restores_the_trip(void **state) {
   assert_int_equal(dspc_restore_from_proto(&back, &r), DSP_EINVAL);
 }
 
-
 /* A location's heading, speed and gateway receive time reach the core: the offer quotes
  * the driver where he is predicted to be (dispatch.h, dsp_motion), and a location without
  * them is taken where it was. */

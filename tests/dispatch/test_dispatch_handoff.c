@@ -23,14 +23,16 @@
 
 static void map_of(mrd_shardmap *m, const char *const rows[][2], const uint32_t *shards, size_t n) {
   mrd_shardmap_init(m);
-  for (size_t i = 0; i < n; i++) assert_int_equal(mrd_shardmap_add(m, rows[i][0], rows[i][1], shards[i]), 0);
+  for (size_t i = 0; i < n; i++)
+    assert_int_equal(mrd_shardmap_add(m, rows[i][0], rows[i][1], shards[i]), 0);
   assert_int_equal(mrd_shardmap_check(m, NULL, 0), 0);
 }
 
 static void test_diff_gives_the_receiver_its_gains_and_the_giver_its_losses(void **st) {
   (void)st;
   static const char *const r1[][2] = {{"", "dr72"}, {"dr72", "~"}};
-  static const char *const r2[][2] = {{"", "dr5r"}, {"dr5r", "dr5s"}, {"dr5s", "dr72"}, {"dr72", "~"}};
+  static const char *const r2[][2] = {
+      {"", "dr5r"}, {"dr5r", "dr5s"}, {"dr5s", "dr72"}, {"dr72", "~"}};
   mrd_shardmap a, b;
   map_of(&a, r1, (uint32_t[]){0, 1}, 2);
   map_of(&b, r2, (uint32_t[]){0, 2, 0, 1}, 4);
@@ -194,10 +196,16 @@ static int batch(dsp_hot *h, sink *k, int64_t now) {
 
 static void test_hot_cells_disown_without_removing_and_count_updates(void **st) {
   (void)st;
-  dsp_hot_config c = {.geo_key = "drivers:available", .cell_prefix = "hot:drivers:",
-                      .supply_key = "hot:supply:0", .demand_key = "hot:demand:0",
-                      .updates_key = "hot:updates:0", .cell_precision = 5, .count_precision = 6,
-                      .demand_window_ms = 60000, .ttl_ms = 30000, .move_m = 5};
+  dsp_hot_config c = {.geo_key = "drivers:available",
+                      .cell_prefix = "hot:drivers:",
+                      .supply_key = "hot:supply:0",
+                      .demand_key = "hot:demand:0",
+                      .updates_key = "hot:updates:0",
+                      .cell_precision = 5,
+                      .count_precision = 6,
+                      .demand_window_ms = 60000,
+                      .ttl_ms = 30000,
+                      .move_m = 5};
   dsp_hot *h = NULL;
   assert_int_equal(dsp_hot_new(&c, &h), 0);
   geo_latlng a = {40.7580, -73.9855}; /* dr5ru7 */

@@ -37,8 +37,7 @@ static int emit(void *ud, int argc, const char *const *argv) {
 
 static int has(const sink *k, const char *prefix) {
   int c = 0;
-  for (int i = 0; i < k->n; i++)
-    c += strncmp(k->cmds[i], prefix, strlen(prefix)) == 0;
+  for (int i = 0; i < k->n; i++) c += strncmp(k->cmds[i], prefix, strlen(prefix)) == 0;
   return c;
 }
 
@@ -153,8 +152,7 @@ static void test_demand_counts_requests_of_the_last_minute(void **state) {
   assert_int_equal(has(&k, "HSET hot:demand:0 dr5ru7 1"), 1);
   assert_int_equal(batch(h, &k, 61000), 1);
   assert_int_equal(has(&k, "HDEL hot:demand:0 dr5ru7"), 1);
-  for (int i = 0; i < 1000; i++)
-    dsp_hot_request(h, A, 70000 + i); /* the ring grows */
+  for (int i = 0; i < 1000; i++) dsp_hot_request(h, A, 70000 + i); /* the ring grows */
   batch(h, &k, 71000);
   assert_int_equal(has(&k, "HSET hot:demand:0 dr5ru7 1000"), 1);
   dsp_hot_free(h);

@@ -67,7 +67,8 @@ static void test_index_maps_invalid_input_to_dsp_einval(void **state) {
   uint64_t ids[1];
   double dist_m[1];
   assert_int_equal(in.knn(in.ud, TIMES_SQUARE, -1.0, 1, NULL, NULL, ids, dist_m), DSP_EINVAL);
-  assert_int_equal(in.knn(in.ud, (geo_latlng){0.0, 200.0}, 100, 1, NULL, NULL, ids, dist_m), DSP_EINVAL);
+  assert_int_equal(in.knn(in.ud, (geo_latlng){0.0, 200.0}, 100, 1, NULL, NULL, ids, dist_m),
+                   DSP_EINVAL);
   /* nothing was inserted */
   assert_int_equal(geo_quadtree_count(dsp_qt_index_tree(*state)), 0);
 }
@@ -113,7 +114,8 @@ static void test_index_maps_libgeo_out_of_memory_to_dsp_enomem(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_index_knn_returns_nearest_acceptable_first, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_index_knn_returns_nearest_acceptable_first, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_index_maps_invalid_input_to_dsp_einval, setup, teardown),
       cmocka_unit_test(test_index_maps_libgeo_out_of_memory_to_dsp_enomem),
   };

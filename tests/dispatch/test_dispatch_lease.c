@@ -240,8 +240,10 @@ static void test_lease_random_never_two_act_at_once(void **state) {
     for (int i = 0; i < 3; i++) {
       if (t < stopped_until[i]) continue;
       int r = rand() % 4000;
-      if (r == 0) stopped_until[i] = t + rand() % 12000; /* SIGSTOP for up to 12 s */
-      else if (r == 1) init(&p[i]);                       /* kill -9 and restart */
+      if (r == 0)
+        stopped_until[i] = t + rand() % 12000; /* SIGSTOP for up to 12 s */
+      else if (r == 1)
+        init(&p[i]); /* kill -9 and restart */
       if (step(&p[i], &st, i, t, rand() % 200) == DSP_LEASE_ACQUIRED) takeovers++;
     }
     int acting = 0;

@@ -21,8 +21,7 @@ static char g_offer[DSP_ID_MAX + 1], g_trip[DSP_ID_MAX + 1];
 /* Remember the latest OFFERED event's ids; assert it offers driver. */
 static const dsp_event *expect_offer(fixture *f, const char *driver) {
   const dsp_event *e = NULL;
-  for (size_t i = 0; event_at(f->s, DSP_EV_OFFERED, i); i++)
-    e = event_at(f->s, DSP_EV_OFFERED, i);
+  for (size_t i = 0; event_at(f->s, DSP_EV_OFFERED, i); i++) e = event_at(f->s, DSP_EV_OFFERED, i);
   if (!e) fail_msg("no offer queued, expected one to %s", driver);
   assert_string_equal(e->driver_id, driver);
   strcpy(g_offer, e->offer_id);

@@ -47,15 +47,9 @@ static bool fail_now(void) {
   return fa.fail_at && (fa.calls == fa.fail_at || (fa.fail_after && fa.calls > fa.fail_at));
 }
 
-void *__wrap_malloc(size_t n) {
-  return fail_now() ? NULL : __real_malloc(n);
-}
-void *__wrap_calloc(size_t n, size_t size) {
-  return fail_now() ? NULL : __real_calloc(n, size);
-}
-void *__wrap_realloc(void *p, size_t n) {
-  return fail_now() ? NULL : __real_realloc(p, n);
-}
+void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t size) { return fail_now() ? NULL : __real_calloc(n, size); }
+void *__wrap_realloc(void *p, size_t n) { return fail_now() ? NULL : __real_realloc(p, n); }
 
 static void fa_arm(long fail_at, bool fail_after) {
   fa.calls = 0;
@@ -244,8 +238,7 @@ static void test_an_output_with_no_room_and_no_memory_is_counted_lost(void **sta
   dsp_shard *s = f->s;
   dsp_trip *t = dsp_strmap_get(&s->trips, trip);
   assert_non_null(t);
-  while (s->n_out < s->cap_out)
-    dsp__snapshot(s, t, 1002);
+  while (s->n_out < s->cap_out) dsp__snapshot(s, t, 1002);
   size_t n = s->n_out;
   dsp_stats st;
   dsp_stats_get(s, &st);

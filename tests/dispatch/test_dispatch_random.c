@@ -33,12 +33,8 @@ typedef struct world {
   int n_req;
 } world;
 
-static void drv(int i, char *out) {
-  snprintf(out, 16, "d%d", i);
-}
-static void rdr(int i, char *out) {
-  snprintf(out, 16, "r%d", i);
-}
+static void drv(int i, char *out) { snprintf(out, 16, "d%d", i); }
+static void rdr(int i, char *out) { snprintf(out, 16, "r%d", i); }
 
 /* Learn the trips from the queued events, then validate and clear them. */
 static void absorb(world *w) {
@@ -125,46 +121,25 @@ static void step(world *w) {
     const char *who = t.driver_id[0] && rand() % 8 ? t.driver_id : "d0";
     if (rand() % 2) { /* the step the trip expects next, so trips do run to the end */
       switch (t.state) {
-      case DSP_TRIP_OFFERED:
-        dsp_on_accept(s, t.offer_id, who, NULL, w->now);
-        return;
-      case DSP_TRIP_MATCHED:
-        dsp_on_arrived(s, w->trips[k], who, NULL, w->now);
-        return;
-      case DSP_TRIP_ARRIVED:
-        dsp_on_start(s, w->trips[k], who, NULL, w->now);
-        return;
-      case DSP_TRIP_STARTED:
-        dsp_on_complete(s, w->trips[k], who, NULL, w->now);
-        return;
-      default:
-        break;
+      case DSP_TRIP_OFFERED: dsp_on_accept(s, t.offer_id, who, NULL, w->now); return;
+      case DSP_TRIP_MATCHED: dsp_on_arrived(s, w->trips[k], who, NULL, w->now); return;
+      case DSP_TRIP_ARRIVED: dsp_on_start(s, w->trips[k], who, NULL, w->now); return;
+      case DSP_TRIP_STARTED: dsp_on_complete(s, w->trips[k], who, NULL, w->now); return;
+      default: break;
       }
     }
     switch (rand() % 8) {
     case 0:
-    case 1:
-      dsp_on_accept(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now);
-      break;
-    case 2:
-      dsp_on_decline(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now);
-      break;
-    case 3:
-      dsp_on_arrived(s, w->trips[k], who, NULL, w->now);
-      break;
-    case 4:
-      dsp_on_start(s, w->trips[k], who, NULL, w->now);
-      break;
-    case 5:
-      dsp_on_complete(s, w->trips[k], who, NULL, w->now);
-      break;
+    case 1: dsp_on_accept(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now); break;
+    case 2: dsp_on_decline(s, t.offer_id[0] ? t.offer_id : "o3-x", who, NULL, w->now); break;
+    case 3: dsp_on_arrived(s, w->trips[k], who, NULL, w->now); break;
+    case 4: dsp_on_start(s, w->trips[k], who, NULL, w->now); break;
+    case 5: dsp_on_complete(s, w->trips[k], who, NULL, w->now); break;
     case 6:
       rdr(rand() % 6 ? w->rider_of[k] : rand() % N_RIDERS, rid);
       dsp_on_cancel(s, w->reqs[k], rid, NULL, w->now);
       break;
-    default:
-      dsp_on_driver_cancel(s, w->trips[k], who, NULL, NULL, w->now);
-      break;
+    default: dsp_on_driver_cancel(s, w->trips[k], who, NULL, NULL, w->now); break;
     }
   } else {
     w->now += rand() % 1500;

@@ -7,7 +7,8 @@
  * libgeo's failures as DSP_E* codes.
  * And moving drivers: the heading of the last ping picks the direction of a two-way street,
  * and the position is moved along the road by the speed (or the road's) times the ping's age,
- * straight on through corners, before the search; offers quote that. No servers; the city is dsp_fixture's 21 x 21 grid (0.001 deg, 10 s a block, two-way).
+ * straight on through corners, before the search; offers quote that. No servers; the city is
+ * dsp_fixture's 21 x 21 grid (0.001 deg, 10 s a block, two-way).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -171,7 +172,6 @@ static void test_router_without_request_time_quotes_at_the_core_clock(void **sta
   assert_true(fabs(o->pickup_eta_s - (20 * 1.25 + 30)) < 1e-6);
 }
 
-
 static geo_latlng place_pos(fixture *f, geo_route_place pl) {
   geo_latlng a = geo_graph_node_pos(f->g, geo_graph_arc_tail(f->g, pl.arc));
   geo_latlng b = geo_graph_node_pos(f->g, geo_graph_arc_head(f->g, pl.arc));
@@ -182,7 +182,8 @@ static void test_predict_moves_along_the_road_by_speed_and_age(void **state) {
   fixture *f = *state;
   geo_snap sn;
   assert_int_equal(geo_graph_snap(f->g, (geo_latlng){40.7505, -73.99}, 150, &sn), GEO_OK);
-  /* heading north at 5 m/s for 10 s: half a block north (the fixture's blocks are 100 m long by length_m), at the corner 40.751 */
+  /* heading north at 5 m/s for 10 s: half a block north (the fixture's blocks are 100 m long by
+   * length_m), at the corner 40.751 */
   geo_route_place p = dsp_graph_predict_place(f->g, sn.place, 2.0, 5.0, 10);
   geo_latlng at = place_pos(f, p);
   assert_true(fabs(at.lat - 40.751) < 2e-5);
@@ -219,10 +220,10 @@ static void test_router_moving_etas_take_the_heading_and_the_age(void **state) {
   assert_int_equal(r.snap(r.ud, (geo_latlng){40.7525, -73.99}, &pickup), 0);
   geo_latlng at[] = {{40.7505, -73.99}, {40.7505, -73.99}, {40.7505, -73.99}, {40.7505, -73.99}};
   dsp_motion m[] = {
-      {0.0, NAN, 0},     /* heading north, towards the pickup: 2 blocks, 20 s */
-      {180.0, 10.0, 5},  /* heading south, away, 5 s ago: now at the corner, 2.5 blocks: 25 s */
-      {0.0, 10.0, 5}, /* north, 5 s after the ping: half a block nearer, 15 s */
-      {NAN, 30, 5},      /* no heading: as etas_to (20 s or 30 s by the snapped arc) */
+      {0.0, NAN, 0},    /* heading north, towards the pickup: 2 blocks, 20 s */
+      {180.0, 10.0, 5}, /* heading south, away, 5 s ago: now at the corner, 2.5 blocks: 25 s */
+      {0.0, 10.0, 5},   /* north, 5 s after the ping: half a block nearer, 15 s */
+      {NAN, 30, 5},     /* no heading: as etas_to (20 s or 30 s by the snapped arc) */
   };
   double eta[4], plain[1];
   assert_int_equal(r.etas_to_moving(r.ud, &pickup, at, m, 4, 1200, eta), 0);

@@ -67,22 +67,14 @@ static void bring_to(fixture *f, dsp_trip_state to, trip_ids *ids) {
 static int run(fixture *f, enum cmd c, const trip_ids *ids, const char *driver, const char *rider) {
   const int64_t now = 100;
   switch (c) {
-  case ACCEPT:
-    return dsp_on_accept(f->s, ids->offer, driver, "ref", now);
-  case DECLINE:
-    return dsp_on_decline(f->s, ids->offer, driver, "ref", now);
-  case ARRIVED:
-    return dsp_on_arrived(f->s, ids->trip, driver, "ref", now);
-  case START:
-    return dsp_on_start(f->s, ids->trip, driver, "ref", now);
-  case COMPLETE:
-    return dsp_on_complete(f->s, ids->trip, driver, "ref", now);
-  case RIDER_CANCEL:
-    return dsp_on_cancel(f->s, "q1", rider, "ref", now);
-  case DRIVER_CANCEL:
-    return dsp_on_driver_cancel(f->s, ids->trip, driver, NULL, "ref", now);
-  default:
-    return -100;
+  case ACCEPT: return dsp_on_accept(f->s, ids->offer, driver, "ref", now);
+  case DECLINE: return dsp_on_decline(f->s, ids->offer, driver, "ref", now);
+  case ARRIVED: return dsp_on_arrived(f->s, ids->trip, driver, "ref", now);
+  case START: return dsp_on_start(f->s, ids->trip, driver, "ref", now);
+  case COMPLETE: return dsp_on_complete(f->s, ids->trip, driver, "ref", now);
+  case RIDER_CANCEL: return dsp_on_cancel(f->s, "q1", rider, "ref", now);
+  case DRIVER_CANCEL: return dsp_on_driver_cancel(f->s, ids->trip, driver, NULL, "ref", now);
+  default: return -100;
   }
 }
 
@@ -417,16 +409,14 @@ static void test_trips_matched_driver_claim_is_renewed_by_tick(void **state) {
   fixture *f = *state;
   trip_ids ids;
   bring_to(f, DSP_TRIP_MATCHED, &ids); /* accepted at t = 2: claim until 60002 */
-  for (int64_t t = 1000; t <= 100000; t += 1000)
-    dsp_tick(f->s, t);
+  for (int64_t t = 1000; t <= 100000; t += 1000) dsp_tick(f->s, t);
   assert_non_null(dsp_claims_mem_owner(f->cm, "d1", 100000));
   /* The store lost it (Redis restarted): the next renewal takes it again. */
   const char *owner = dsp_claims_mem_owner(f->cm, "d1", 100000);
   char saved[128];
   strcpy(saved, owner);
   dsp_claims_mem_release(f->cm, "d1", saved, 100000);
-  for (int64_t t = 101000; t <= 130000; t += 1000)
-    dsp_tick(f->s, t);
+  for (int64_t t = 101000; t <= 130000; t += 1000) dsp_tick(f->s, t);
   assert_non_null(dsp_claims_mem_owner(f->cm, "d1", 130000));
   dsp_stats st;
   dsp_stats_get(f->s, &st);

@@ -26,7 +26,7 @@ static void test_backlog_of_a_whole_warmup_ends_it_once_caught_up(void **state) 
   (void)state;
   dsp_warmup w;
   dsp_warmup_init(&w, 100000, 5000);
-  dsp_warmup_ping(&w, 92000); /* written while the shard was down, 8 s ago */
+  dsp_warmup_ping(&w, 92000);                /* written while the shard was down, 8 s ago */
   assert_false(dsp_warmup_done(&w, 100100)); /* not caught up: the rest is still unread */
   dsp_warmup_ping(&w, 96000);
   assert_false(dsp_warmup_done(&w, 100200));

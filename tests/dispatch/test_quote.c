@@ -33,7 +33,9 @@ static geo_graph *line_graph(geo_latlng *a, geo_latlng *c) {
   assert_int_equal(geo_graph_builder_new(&b), GEO_OK);
   uint32_t n[3];
   for (int i = 0; i < 3; i++)
-    assert_int_equal(geo_graph_builder_add_node(b, i + 1, (geo_latlng){40.75 + i * 0.0045, -73.99}, &n[i]), GEO_OK);
+    assert_int_equal(
+        geo_graph_builder_add_node(b, i + 1, (geo_latlng){40.75 + i * 0.0045, -73.99}, &n[i]),
+        GEO_OK);
   geo_graph_road r1 = {n[0], n[1], 100000, 100000, 500, GEO_ROAD_RESIDENTIAL, 1, NULL, 0};
   geo_graph_road r2 = {n[1], n[2], 40000, 40000, 500, GEO_ROAD_PRIMARY, 2, NULL, 0};
   assert_int_equal(geo_graph_builder_add_road(b, &r1), GEO_OK);
@@ -64,7 +66,8 @@ static void test_quote_counts_time_on_slow_and_distance_on_fast_roads(void **sta
   assert_int_equal(f.metered_cents, 300 + 4 * 70);
   assert_int_equal(f.total_cents, 580 + 50);
   /* surge on the metered part; the peak surcharge at 17:00 on a Tuesday */
-  assert_int_equal(dsp_quote_ride(g, st, &t, a, c, 50, (dsp_quote_when){2, 17, 0}, 1.5, legs, 16, &f), 0);
+  assert_int_equal(
+      dsp_quote_ride(g, st, &t, a, c, 50, (dsp_quote_when){2, 17, 0}, 1.5, legs, 16, &f), 0);
   assert_int_equal(f.surge_cents, 290);
   assert_int_equal(f.total_cents, 580 + 290 + 250 + 50);
   assert_true(mrd_fare_check(&f));

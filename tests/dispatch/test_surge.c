@@ -98,9 +98,9 @@ static void test_surge_does_not_flap_on_noisy_input(void **state) {
   printf("published changes %d (reversed within 1 min: %d), unsmoothed changes %d, over 1440 "
          "updates; final %.2f\n",
          changes, quick_reversals, raw_changes, last);
-  assert_true(last > 1.0);          /* the pressure is real: surge holds */
-  assert_true(raw_changes > 500);   /* the input is noisy */
-  assert_true(changes <= 24);       /* at most one change per 5 min on average */
+  assert_true(last > 1.0);              /* the pressure is real: surge holds */
+  assert_true(raw_changes > 500);       /* the input is noisy */
+  assert_true(changes <= 24);           /* at most one change per 5 min on average */
   assert_int_equal(quick_reversals, 0); /* and never back within a minute */
   assert_true(dsp_surge_active(s) == 1);
   assert_float_equal(dsp_surge_max(s), last, 0);
@@ -200,7 +200,7 @@ static void test_surge_rises_in_the_evening_rush_and_falls_after(void **state) {
   char best[13] = "";
   int best_n = 0;
   {
-    char (*cells)[13] = calloc(n, sizeof *cells);
+    char(*cells)[13] = calloc(n, sizeof *cells);
     int *cnt = calloc(n, sizeof *cnt);
     size_t nc = 0;
     assert_non_null(cells);
@@ -209,7 +209,8 @@ static void test_surge_rises_in_the_evening_rush_and_falls_after(void **state) {
       const lg_trip *t = &set.trips[order[k]];
       if (at[order[k]] < 5 * 3600.0 || at[order[k]] >= 8 * 3600.0) continue;
       char gh[13];
-      assert_int_equal(geo_latlng_to_geohash((geo_latlng){t->pickup_lat, t->pickup_lon}, 6, gh), GEO_OK);
+      assert_int_equal(geo_latlng_to_geohash((geo_latlng){t->pickup_lat, t->pickup_lon}, 6, gh),
+                       GEO_OK);
       size_t j = 0;
       while (j < nc && strcmp(cells[j], gh) != 0) j++;
       if (j == nc) strcpy(cells[nc++], gh);

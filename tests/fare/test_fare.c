@@ -91,12 +91,13 @@ static void test_fare_time_of_day_windows(void **state) {
     int wd, h, m;
     int64_t cents;
   } cases[] = {
-      {2, 12, 0, 0},   {2, 16, 0, 100}, {2, 19, 59, 100}, {2, 20, 0, 50},
-      {5, 23, 0, 50},  {6, 3, 0, 50},   {6, 6, 0, 0},     {6, 16, 30, 0},
-      {0, 17, 0, 0},   {1, 5, 59, 50},  {1, 16, 0, 100},  {5, 16, 0, 100},
+      {2, 12, 0, 0},  {2, 16, 0, 100}, {2, 19, 59, 100}, {2, 20, 0, 50},
+      {5, 23, 0, 50}, {6, 3, 0, 50},   {6, 6, 0, 0},     {6, 16, 30, 0},
+      {0, 17, 0, 0},  {1, 5, 59, 50},  {1, 16, 0, 100},  {5, 16, 0, 100},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    int64_t c = mrd_fare_time_surcharge_cents(&t, (mrd_fare_when){cases[i].wd, cases[i].h * 60 + cases[i].m});
+    int64_t c = mrd_fare_time_surcharge_cents(
+        &t, (mrd_fare_when){cases[i].wd, cases[i].h * 60 + cases[i].m});
     if (c != cases[i].cents)
       fail_msg("weekday %d %02d:%02d: %lld cents, expected %lld", cases[i].wd, cases[i].h,
                cases[i].m, (long long)c, (long long)cases[i].cents);
@@ -146,7 +147,8 @@ static void test_fare_refuses_bad_input(void **state) {
   mrd_fare f = {0};
   f.total_cents = 12345;
   mrd_fare_leg bad[] = {{-1, 10}, {10, -1}, {NAN, 1}, {1, INFINITY}};
-  for (size_t i = 0; i < 4; i++) assert_int_equal(mrd_fare_price(&t, &bad[i], 1, 1.0, NOON_TUE, 1, &f), -1);
+  for (size_t i = 0; i < 4; i++)
+    assert_int_equal(mrd_fare_price(&t, &bad[i], 1, 1.0, NOON_TUE, 1, &f), -1);
   mrd_fare_leg ok = {10, 10};
   assert_int_equal(mrd_fare_price(&t, &ok, 1, 0, NOON_TUE, 1, &f), -1);
   assert_int_equal(mrd_fare_price(&t, &ok, 1, NAN, NOON_TUE, 1, &f), -1);

@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err[0] == '\0' || memchr(err, '\0', sizeof err) == NULL) abort();
   } else {
     if (gw_area_polygon_count(a) == 0 || gw_area_vertex_count(a) < 4) abort();
-    const double pts[][2] = {{40.758, -73.9855}, {0, 0}, {90, 180}, {-90, -180}, {NAN, 0}, {0, INFINITY}};
+    const double pts[][2] = {{40.758, -73.9855}, {0, 0},   {90, 180},
+                             {-90, -180},        {NAN, 0}, {0, INFINITY}};
     for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
       bool in = gw_area_contains(a, pts[i][0], pts[i][1]);
       if (in && (!isfinite(pts[i][0]) || !isfinite(pts[i][1]))) abort();

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char s[GEO_GEOHASH_BUF];
     if (geo_geohash_format(h, s) != GEO_OK) abort();
     geo_geohash h2;
-    if (geo_geohash_parse(s, strlen(s), &h2) != GEO_OK || h2.bits != h.bits || h2.len != h.len) abort();
+    if (geo_geohash_parse(s, strlen(s), &h2) != GEO_OK || h2.bits != h.bits || h2.len != h.len)
+      abort();
     geo_bbox box;
     geo_latlng c;
     if (geo_geohash_cell(h, &box, &c) != GEO_OK || !geo_bbox_contains(box, c)) abort();
@@ -44,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * [a, b); the next prefix is not. */
     geo_geohash p;
     char lower[GEO_GEOHASH_BUF], longer[GEO_GEOHASH_BUF + 2];
-    if (geo_geohash_parse(z, strlen(z), &p) != GEO_OK || geo_geohash_format(p, lower) != GEO_OK) abort();
+    if (geo_geohash_parse(z, strlen(z), &p) != GEO_OK || geo_geohash_format(p, lower) != GEO_OK)
+      abort();
     if (!geo_geohash_in_range(lower, a, b)) abort();
     memcpy(longer, lower, strlen(lower));
     memcpy(longer + strlen(lower), "zz", 3);

@@ -20,19 +20,20 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_rc(int rc) {
-  if (rc != MRD_PROTO_OK && rc != MRD_PROTO_EPARSE && rc != MRD_PROTO_EVERSION && rc != MRD_PROTO_EINVAL)
+  if (rc != MRD_PROTO_OK && rc != MRD_PROTO_EPARSE && rc != MRD_PROTO_EVERSION &&
+      rc != MRD_PROTO_EINVAL)
     abort();
 }
 
 /* enc1 is the encoding of a decoded message; decoding it and encoding again must give it back. */
-#define FIXED_POINT(type, encode, decode, enc1, len1)                                    \
-  do {                                                                                   \
-    type again_;                                                                         \
-    uint8_t enc2_[MRD_PROTO_MAX_SIZE];                                                   \
-    size_t len2_;                                                                        \
-    if (decode(enc1, len1, &again_) != MRD_PROTO_OK) abort();                            \
-    if (encode(&again_, enc2_, sizeof enc2_, &len2_) != MRD_PROTO_OK) abort();           \
-    if (len2_ != (len1) || memcmp(enc2_, enc1, len1) != 0) abort();                      \
+#define FIXED_POINT(type, encode, decode, enc1, len1)                                              \
+  do {                                                                                             \
+    type again_;                                                                                   \
+    uint8_t enc2_[MRD_PROTO_MAX_SIZE];                                                             \
+    size_t len2_;                                                                                  \
+    if (decode(enc1, len1, &again_) != MRD_PROTO_OK) abort();                                      \
+    if (encode(&again_, enc2_, sizeof enc2_, &len2_) != MRD_PROTO_OK) abort();                     \
+    if (len2_ != (len1) || memcmp(enc2_, enc1, len1) != 0) abort();                                \
   } while (0)
 
 static void check_event_json(const mrd_dispatch_event *ev, gw_role role) {
@@ -56,7 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_rc(rc);
   if (rc == MRD_PROTO_OK) {
     if (mrd_driver_location_encode(&loc, enc, sizeof enc, &len) != MRD_PROTO_OK) abort();
-    FIXED_POINT(mrd_driver_location, mrd_driver_location_encode, mrd_driver_location_decode, enc, len);
+    FIXED_POINT(mrd_driver_location, mrd_driver_location_encode, mrd_driver_location_decode, enc,
+                len);
   }
 
   mrd_command cmd;

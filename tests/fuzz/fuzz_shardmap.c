@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[200];
   bool bad = false;
   char *save = NULL;
-  for (char *line = strtok_r(text, "\n", &save); line && n < MAX_ROWS; line = strtok_r(NULL, "\n", &save)) {
+  for (char *line = strtok_r(text, "\n", &save); line && n < MAX_ROWS;
+       line = strtok_r(NULL, "\n", &save)) {
     char *f[3] = {line, NULL, NULL};
     for (int k = 1; k < 3; k++) {
       char *tab = f[k - 1] ? strchr(f[k - 1], '\t') : NULL;

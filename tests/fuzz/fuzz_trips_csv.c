@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (t->line <= last) abort();
       last = t->line;
       if (!(t->tod_s >= 0 && t->tod_s < 86400)) abort();
-      if (!in_box(NULL, t->pickup_lat, t->pickup_lon) || !in_box(NULL, t->dropoff_lat, t->dropoff_lon))
+      if (!in_box(NULL, t->pickup_lat, t->pickup_lon) ||
+          !in_box(NULL, t->dropoff_lat, t->dropoff_lon))
         abort();
       if (t->weekday < -1 || t->weekday > 6) abort();
       if (!(t->duration_s == -1 || (isfinite(t->duration_s) && t->duration_s >= 0))) abort();

@@ -71,11 +71,10 @@ static int produce_event(const char *brokers, int partition, const char *type, c
   rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err);
   rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
   if (!rk) return 1;
-  rd_kafka_resp_err_t e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(MRD_TOPIC_DISPATCH_EVENTS),
-                                            RD_KAFKA_V_PARTITION(partition),
-                                            RD_KAFKA_V_KEY(trip, strlen(trip)),
-                                            RD_KAFKA_V_VALUE(buf, len),
-                                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      rk, RD_KAFKA_V_TOPIC(MRD_TOPIC_DISPATCH_EVENTS), RD_KAFKA_V_PARTITION(partition),
+      RD_KAFKA_V_KEY(trip, strlen(trip)), RD_KAFKA_V_VALUE(buf, len),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
   if (!e) e = rd_kafka_flush(rk, 10000);
   rd_kafka_destroy(rk);
   if (e) {
@@ -112,7 +111,8 @@ static int read_topic(const char *brokers, const char *topic, int timeout_ms) {
     if (!m->err && strcmp(topic, MRD_TOPIC_DISPATCH_COMMANDS) == 0) {
       mrd_command c;
       int rc = mrd_command_decode(m->payload, m->len, &c);
-      if (rc) printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
+      if (rc)
+        printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
       else
         printf("partition=%d kind=%s driver=%s offer=%s trip=%s\n", (int)m->partition,
                mrd_cmd_kind_name(c.kind), c.driver_id, c.offer_id, c.trip_id);
@@ -120,7 +120,8 @@ static int read_topic(const char *brokers, const char *topic, int timeout_ms) {
     } else if (!m->err) {
       mrd_driver_location loc;
       int rc = mrd_driver_location_decode(m->payload, m->len, &loc);
-      if (rc) printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
+      if (rc)
+        printf("partition=%d bad=%s\n", (int)m->partition, mrd_proto_strerror(rc));
       else
         printf("partition=%d key=%.*s driver=%s halo=%d owner=%u lat=%.6f lon=%.6f seq=%llu\n",
                (int)m->partition, (int)m->key_len, (const char *)m->key, loc.driver_id, loc.halo,

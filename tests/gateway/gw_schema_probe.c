@@ -32,8 +32,10 @@ static int parse_mode(void) {
     }
     gw_msg m;
     gw_error e;
-    if (gw_parse(json, strlen(json), role, NULL, &m, &e) == 0) puts("ok");
-    else printf("error %s %s\n", gw_code_name(e.code), e.field[0] ? e.field : "-");
+    if (gw_parse(json, strlen(json), role, NULL, &m, &e) == 0)
+      puts("ok");
+    else
+      printf("error %s %s\n", gw_code_name(e.code), e.field[0] ? e.field : "-");
   }
   return 0;
 }

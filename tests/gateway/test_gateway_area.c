@@ -26,9 +26,9 @@ static void test_polygon_with_a_hole(void **state) {
   gw_area *a = from("{\"type\":\"Polygon\",\"coordinates\":["
                     "[[0,0],[10,0],[10,10],[0,10],[0,0]],"
                     "[[4,4],[6,4],[6,6],[4,6],[4,4]]]}");
-  assert_true(gw_area_contains(a, 1, 1));   /* lat 1, lon 1 */
+  assert_true(gw_area_contains(a, 1, 1)); /* lat 1, lon 1 */
   assert_true(gw_area_contains(a, 9, 5));
-  assert_false(gw_area_contains(a, 5, 5));  /* in the hole */
+  assert_false(gw_area_contains(a, 5, 5)); /* in the hole */
   assert_false(gw_area_contains(a, 11, 5));
   assert_false(gw_area_contains(a, 5, -0.1));
   assert_int_equal(gw_area_polygon_count(a), 1);
@@ -43,7 +43,7 @@ static void test_feature_collection_of_polygons(void **state) {
                     "\"coordinates\":[[[0,0],[1,0],[1,1],[0,0]]]}},"
                     "{\"type\":\"Feature\",\"geometry\":{\"type\":\"MultiPolygon\",\"coordinates\":"
                     "[[[[5,5],[6,5],[6,6],[5,6],[5,5]]]]}}]}");
-  assert_true(gw_area_contains(a, 0.2, 0.8));  /* below the diagonal of the triangle */
+  assert_true(gw_area_contains(a, 0.2, 0.8)); /* below the diagonal of the triangle */
   assert_false(gw_area_contains(a, 0.8, 0.2));
   assert_true(gw_area_contains(a, 5.5, 5.5));
   assert_false(gw_area_contains(a, 3, 3));

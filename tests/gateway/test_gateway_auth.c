@@ -25,24 +25,28 @@ static void test_token_policy_table(void **state) {
     gw_token_verdict want;
   } rows[] = {
       {"driver-42", MRD_ROLE_DRIVER, 3600, 86400, GW_TOKEN_OK},
-      {"r.1:a_b-c", MRD_ROLE_RIDER, 86400, 86400, GW_TOKEN_OK},      /* exactly the maximum */
-      {"r", MRD_ROLE_RIDER, 86401, 86400, GW_TOKEN_TOO_LONG},         /* one second more */
-      {"r", MRD_ROLE_RIDER, 31536000, 86400, GW_TOKEN_TOO_LONG},      /* a year */
+      {"r.1:a_b-c", MRD_ROLE_RIDER, 86400, 86400, GW_TOKEN_OK},  /* exactly the maximum */
+      {"r", MRD_ROLE_RIDER, 86401, 86400, GW_TOKEN_TOO_LONG},    /* one second more */
+      {"r", MRD_ROLE_RIDER, 31536000, 86400, GW_TOKEN_TOO_LONG}, /* a year */
       {"r", MRD_ROLE_RIDER, 0, 86400, GW_TOKEN_NO_LIFETIME},
       {"r", MRD_ROLE_RIDER, -5, 86400, GW_TOKEN_NO_LIFETIME},
-      {"ops-1", MRD_ROLE_OPS, 60, 86400, GW_TOKEN_OK},                /* /v1/ops takes ops */
+      {"ops-1", MRD_ROLE_OPS, 60, 86400, GW_TOKEN_OK}, /* /v1/ops takes ops */
       {"x", MRD_ROLE_ANY, 60, 86400, GW_TOKEN_BAD_ROLE},
       {"", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
       {"a b", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
       {"d\xc3\xa9", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
       {"a/b", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
-      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_OK},
-      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", MRD_ROLE_DRIVER, 60, 86400, GW_TOKEN_BAD_SUB},
-      {"bad sub", MRD_ROLE_OPS, 999999, 86400, GW_TOKEN_BAD_SUB},      /* the first reason wins */
+      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", MRD_ROLE_DRIVER, 60,
+       86400, GW_TOKEN_OK},
+      {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", MRD_ROLE_DRIVER, 60,
+       86400, GW_TOKEN_BAD_SUB},
+      {"bad sub", MRD_ROLE_OPS, 999999, 86400, GW_TOKEN_BAD_SUB}, /* the first reason wins */
   };
   for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
-    gw_token_verdict v = gw_token_check(rows[i].sub, rows[i].role, rows[i].lifetime_s, rows[i].max_s);
-    if (v != rows[i].want) fail_msg("row %zu (%s): got %d, want %d", i, rows[i].sub, v, rows[i].want);
+    gw_token_verdict v =
+        gw_token_check(rows[i].sub, rows[i].role, rows[i].lifetime_s, rows[i].max_s);
+    if (v != rows[i].want)
+      fail_msg("row %zu (%s): got %d, want %d", i, rows[i].sub, v, rows[i].want);
     assert_non_null(gw_token_verdict_text(v));
   }
   assert_null(NULL);
@@ -76,11 +80,15 @@ static void test_upgrade_verdicts(void **state) {
   (void)state;
   const char *secret = "test-secret";
   char *drv = NULL, *rid = NULL, *ops = NULL, *old = NULL, *year = NULL, *other = NULL;
-  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 3600, NOW, &drv), 0);
-  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "rider-1", MRD_ROLE_RIDER, 3600, NOW, &rid), 0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 3600, NOW, &drv),
+                   0);
+  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "rider-1", MRD_ROLE_RIDER, 3600, NOW, &rid),
+                   0);
   assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "ops-1", MRD_ROLE_OPS, 3600, NOW, &ops), 0);
-  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 60, NOW - 120, &old), 0);
-  assert_int_equal(mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 31536000, NOW, &year), 0);
+  assert_int_equal(
+      mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 60, NOW - 120, &old), 0);
+  assert_int_equal(
+      mrd_jwt_mint(secret, strlen(secret), "drv-1", MRD_ROLE_DRIVER, 31536000, NOW, &year), 0);
   assert_int_equal(mrd_jwt_mint("other", 5, "drv-1", MRD_ROLE_DRIVER, 3600, NOW, &other), 0);
   static const int64_t MAX_S = 86400;
   const struct {
@@ -106,13 +114,16 @@ static void test_upgrade_verdicts(void **state) {
     gw_upgrade_claims cl;
     memset(&cl, 0, sizeof cl);
     const char *why = NULL;
-    gw_upgrade_verdict v = gw_upgrade_check(rows[i].path, rows[i].token, secret, NOW, MAX_S, &cl, &why);
-    if (v != rows[i].want) fail_msg("row %zu: got %d, want %d (%s)", i, v, rows[i].want, why ? why : "");
+    gw_upgrade_verdict v =
+        gw_upgrade_check(rows[i].path, rows[i].token, secret, NOW, MAX_S, &cl, &why);
+    if (v != rows[i].want)
+      fail_msg("row %zu: got %d, want %d (%s)", i, v, rows[i].want, why ? why : "");
     if (v != GW_UPGRADE_OK) assert_true(why && *why);
   }
   gw_upgrade_claims cl;
   const char *why = NULL;
-  assert_int_equal(gw_upgrade_check("/v1/rider", rid, secret, NOW, MAX_S, &cl, &why), GW_UPGRADE_OK);
+  assert_int_equal(gw_upgrade_check("/v1/rider", rid, secret, NOW, MAX_S, &cl, &why),
+                   GW_UPGRADE_OK);
   assert_int_equal(cl.role, GW_ROLE_RIDER);
   assert_string_equal(cl.user, "rider-1");
   assert_int_equal(cl.exp_s, NOW + 3600);

@@ -15,8 +15,9 @@
 
 static gw_budgets *table(void) {
   gw_budget_limits lim[2] = {
-      {5, 10, 2, 5, 1000, 4000, 3, 10000}, /* driver: 5/s burst 10; control 2/s 5; 1000 B/s, 4000 B */
-      {2, 5, 2, 5, 1000, 4000, 3, 10000},  /* rider */
+      {5, 10, 2, 5, 1000, 4000, 3,
+       10000}, /* driver: 5/s burst 10; control 2/s 5; 1000 B/s, 4000 B */
+      {2, 5, 2, 5, 1000, 4000, 3, 10000}, /* rider */
   };
   gw_budgets *t = gw_budgets_new(lim);
   assert_non_null(t);
@@ -69,7 +70,7 @@ static void test_budget_outlives_its_connections_until_refilled(void **state) {
   assert_ptr_equal(again, a);
   assert_false(gw_bucket_take(&again->msgs, 1100)); /* still empty after reconnecting */
   gw_budgets_release(t, again);
-  assert_false(gw_budget_idle(again, 3000));  /* 2/s refills 5 tokens in 2.5 s */
+  assert_false(gw_budget_idle(again, 3000)); /* 2/s refills 5 tokens in 2.5 s */
   assert_true(gw_budget_idle(again, 3600));
   assert_int_equal(gw_budgets_sweep(t, 3600), 1);
   assert_int_equal(gw_budgets_count(t), 0);

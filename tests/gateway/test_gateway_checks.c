@@ -16,10 +16,10 @@ static void test_close_codes(void **state) {
   static const struct {
     uint16_t code;
     bool valid;
-  } rows[] = {{0, false},    {999, false},  {1000, true},  {1001, true},  {1002, true},
-              {1003, true},  {1004, false}, {1005, false}, {1006, false}, {1007, true},
-              {1011, true},  {1014, true},  {1015, false}, {1016, false}, {2999, false},
-              {3000, true},  {4000, true},  {4999, true},  {5000, false}, {65535, false}};
+  } rows[] = {{0, false},   {999, false},  {1000, true},  {1001, true},  {1002, true},
+              {1003, true}, {1004, false}, {1005, false}, {1006, false}, {1007, true},
+              {1011, true}, {1014, true},  {1015, false}, {1016, false}, {2999, false},
+              {3000, true}, {4000, true},  {4999, true},  {5000, false}, {65535, false}};
   for (size_t i = 0; i < sizeof rows / sizeof *rows; i++)
     if (gw_close_code_valid(rows[i].code) != rows[i].valid) fail_msg("code %u", rows[i].code);
 }
@@ -30,7 +30,7 @@ static void test_close_payloads(void **state) {
   assert_true(gw_close_payload_valid(NULL, 0));
   assert_true(gw_close_payload_valid(normal, sizeof normal));
   assert_true(gw_close_payload_valid(normal, 2));
-  assert_false(gw_close_payload_valid(normal, 1)); /* a lone byte is no code */
+  assert_false(gw_close_payload_valid(normal, 1));       /* a lone byte is no code */
   assert_false(gw_close_payload_valid(bad, sizeof bad)); /* 1005 */
   assert_false(gw_close_payload_valid(big, sizeof big)); /* 5000 */
   uint8_t long_reason[126] = {0x03, 0xe8};

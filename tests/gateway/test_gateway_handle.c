@@ -80,7 +80,8 @@ static int f_nearby(void *ud, mrd_latlon at, double radius_m, mrd_latlon *out, s
   (void)radius_m;
   f->nearby_cap = cap;
   *n = 0;
-  for (size_t i = 0; i < cap && i < 3; i++) out[(*n)++] = (mrd_latlon){at.lat + 0.001 * (double)i, at.lon};
+  for (size_t i = 0; i < cap && i < 3; i++)
+    out[(*n)++] = (mrd_latlon){at.lat + 0.001 * (double)i, at.lon};
   return f->nearby_rc;
 }
 static int64_t f_now_us(void *ud) { return ((fake *)ud)->now_us; }
@@ -158,7 +159,8 @@ static gw_budget *budget(gw_budgets **t, gw_role role, double msg_burst, double 
   gw_budget_limits lim[2];
   memset(lim, 0, sizeof lim);
   for (int r = 0; r < 2; r++)
-    lim[r] = (gw_budget_limits){0.001, msg_burst, 0.001, control_burst, 1000, 1000, warnings, 10000};
+    lim[r] =
+        (gw_budget_limits){0.001, msg_burst, 0.001, control_burst, 1000, 1000, warnings, 10000};
   *t = gw_budgets_new(lim);
   assert_non_null(*t);
   return gw_budgets_acquire(*t, role, "u-1", 0);
@@ -199,12 +201,19 @@ static void test_intake_charges_the_budget_then_warns_then_floods(void **state) 
   gw_budget *b = budget(&t, GW_ROLE_DRIVER, 2, 1, 2); /* 2 locations, 1 control, 2 warnings */
   gw_msg m;
   gw_error e;
-  const char *loc = "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1,\"ref\":\"L\"}";
+  const char *loc =
+      "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1,\"ref\":\"L\"}";
   const char *st = "{\"type\":\"status\",\"status\":\"available\",\"ref\":\"S\"}";
   /* a driver's locations and his other messages draw on two buckets */
-  assert_int_equal(gw_intake_frame(loc, strlen(loc), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict, GW_INTAKE_HANDLE);
-  assert_int_equal(gw_intake_frame(st, strlen(st), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict, GW_INTAKE_HANDLE);
-  assert_int_equal(gw_intake_frame(loc, strlen(loc), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict, GW_INTAKE_HANDLE);
+  assert_int_equal(
+      gw_intake_frame(loc, strlen(loc), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict,
+      GW_INTAKE_HANDLE);
+  assert_int_equal(
+      gw_intake_frame(st, strlen(st), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict,
+      GW_INTAKE_HANDLE);
+  assert_int_equal(
+      gw_intake_frame(loc, strlen(loc), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e).verdict,
+      GW_INTAKE_HANDLE);
   /* control empty: rate_limited, with the message's ref, counted under its type */
   gw_intake in = gw_intake_frame(st, strlen(st), false, false, GW_ROLE_DRIVER, NULL, b, 1, &m, &e);
   assert_int_equal(in.verdict, GW_INTAKE_REFUSE);
@@ -232,7 +241,8 @@ static void test_location_goes_to_its_owner_acked_and_one_halo_copy_per_near_sha
   char json[256];
   double lat = BORDER_LAT - 150 / 111195.0; /* 150 m south of the border: shard 0, halo 1 */
   snprintf(json, sizeof json,
-           "{\"type\":\"location\",\"lat\":%.7f,\"lon\":-73.97,\"heading\":90,\"ts\":5,\"seq\":9,\"ref\":\"a1\"}",
+           "{\"type\":\"location\",\"lat\":%.7f,\"lon\":-73.97,\"heading\":90,\"ts\":5,\"seq\":9,"
+           "\"ref\":\"a1\"}",
            lat);
   const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", json);
   assert_int_equal(p->n, 2);
@@ -267,12 +277,14 @@ static void test_location_goes_to_its_owner_acked_and_one_halo_copy_per_near_sha
 static void test_location_far_from_a_border_has_no_halo_and_no_ack_without_ref(void **state) {
   ctx *c = *state;
   const gw_plan *p =
-      plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1}");
+      plan(c, GW_ROLE_DRIVER, "drv-1",
+           "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1}");
   assert_int_equal(p->n, 1);
   assert_int_equal(record_at(p, 0)->partition, 0);
   assert_false(record_at(p, 0)->acked);
   /* north of the border: shard 1 owns it */
-  p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"location\",\"lat\":40.80,\"lon\":-73.95,\"ts\":1,\"seq\":2}");
+  p = plan(c, GW_ROLE_DRIVER, "drv-1",
+           "{\"type\":\"location\",\"lat\":40.80,\"lon\":-73.95,\"ts\":1,\"seq\":2}");
   assert_int_equal(p->n, 1);
   assert_int_equal(record_at(p, 0)->partition, 1);
 }
@@ -286,7 +298,8 @@ static void test_status_goes_to_every_shard_of_the_map_acked_once(void **state) 
   char err[160];
   c->map = gw_shardmap_new(3, r, 3, err, sizeof err);
   assert_non_null(c->map);
-  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"s\"}");
+  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1",
+                          "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"s\"}");
   assert_int_equal(p->n, 3);
   int32_t want[] = {0, 1, 5};
   for (size_t i = 0; i < 3; i++) {
@@ -339,7 +352,8 @@ static void test_status_also_goes_to_shards_an_earlier_epoch_named(void **state)
 
 static void test_offer_and_trip_ids_go_to_the_shard_they_name(void **state) {
   ctx *c = *state;
-  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"accept\",\"offer_id\":\"o1-abc\",\"ref\":\"x\"}");
+  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1",
+                          "{\"type\":\"accept\",\"offer_id\":\"o1-abc\",\"ref\":\"x\"}");
   assert_int_equal(p->n, 1);
   const gw_record *rec = record_at(p, 0);
   assert_int_equal(rec->partition, 1);
@@ -372,7 +386,8 @@ static void test_offer_and_trip_ids_go_to_the_shard_they_name(void **state) {
 
 static void test_ids_of_shards_not_in_the_map_are_answered_not_produced(void **state) {
   ctx *c = *state;
-  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"accept\",\"offer_id\":\"o5-x\",\"ref\":\"r5\"}");
+  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1",
+                          "{\"type\":\"accept\",\"offer_id\":\"o5-x\",\"ref\":\"r5\"}");
   assert_int_equal(p->n, 1);
   const gw_error *e = error_at(p, 0);
   assert_int_equal(e->code, GW_UNKNOWN_OFFER);
@@ -391,7 +406,8 @@ static void test_ids_of_shards_not_in_the_map_are_answered_not_produced(void **s
 static void test_ids_of_shards_an_earlier_epoch_named_are_produced(void **state) {
   ctx *c = *state;
   gw_shardmap_set_history(c->map, UINT64_C(1) << 5);
-  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"accept\",\"offer_id\":\"o5-x\",\"ref\":\"r5\"}");
+  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1",
+                          "{\"type\":\"accept\",\"offer_id\":\"o5-x\",\"ref\":\"r5\"}");
   assert_int_equal(p->n, 1);
   mrd_command cmd = command_of(record_at(p, 0));
   assert_int_equal(cmd.kind, MRD_CMD_ACCEPT);
@@ -403,11 +419,12 @@ static void test_ids_of_shards_an_earlier_epoch_named_are_produced(void **state)
 
 /* ---- ride requests ----------------------------------------------------------------------- */
 
-#define REQUEST_JSON \
-  "{\"type\":\"request\",\"request_id\":\"req-1\",\"pickup\":{\"lat\":40.75,\"lon\":-73.99}," \
+#define REQUEST_JSON                                                                               \
+  "{\"type\":\"request\",\"request_id\":\"req-1\",\"pickup\":{\"lat\":40.75,\"lon\":-73.99},"      \
   "\"dropoff\":{\"lat\":40.80,\"lon\":-73.95},\"ref\":\"q\"}"
 
-static void test_request_checks_the_window_then_the_key_then_is_traced_to_the_pickup_shard(void **state) {
+static void
+test_request_checks_the_window_then_the_key_then_is_traced_to_the_pickup_shard(void **state) {
   ctx *c = *state;
   const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", REQUEST_JSON);
   assert_string_equal(c->f.calls, "window,claim");
@@ -439,7 +456,8 @@ static void test_request_checks_the_window_then_the_key_then_is_traced_to_the_pi
   assert_int_equal(p->notes, 0);
 }
 
-static void test_request_over_the_window_or_with_redis_down_is_refused_before_the_key(void **state) {
+static void
+test_request_over_the_window_or_with_redis_down_is_refused_before_the_key(void **state) {
   ctx *c = *state;
   c->f.window_allowed = false;
   const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", REQUEST_JSON);
@@ -467,7 +485,8 @@ static void test_request_over_the_window_or_with_redis_down_is_refused_before_th
 static void test_request_resend_goes_to_the_first_shard_and_other_places_conflict(void **state) {
   ctx *c = *state;
   char first[GW_REQ_VALUE_MAX];
-  gw_request_value(1, (mrd_latlon){40.75, -73.99}, (mrd_latlon){40.80, -73.95}, first, sizeof first);
+  gw_request_value(1, (mrd_latlon){40.75, -73.99}, (mrd_latlon){40.80, -73.95}, first,
+                   sizeof first);
   c->f.claim_stored = first; /* sent before, to shard 1 (under another map) */
   const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", REQUEST_JSON);
   const gw_record *rec = record_at(p, 0);
@@ -488,7 +507,8 @@ static void test_request_resend_goes_to_the_first_shard_and_other_places_conflic
 static void test_cancel_goes_to_the_recorded_shard_only_for_its_rider(void **state) {
   ctx *c = *state;
   c->f.get_value = "1|40.750000,-73.990000;40.800000,-73.950000";
-  const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", "{\"type\":\"cancel\",\"request_id\":\"req-1\",\"ref\":\"c\"}");
+  const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1",
+                          "{\"type\":\"cancel\",\"request_id\":\"req-1\",\"ref\":\"c\"}");
   assert_string_equal(c->f.calls, "get");
   const gw_record *rec = record_at(p, 0);
   assert_int_equal(rec->partition, 1);
@@ -514,7 +534,9 @@ static void test_cancel_goes_to_the_recorded_shard_only_for_its_rider(void **sta
 static void test_nearby_is_a_droppable_answer_capped_by_the_configuration(void **state) {
   ctx *c = *state;
   c->cfg.nearby_max = 2;
-  const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500,\"ref\":\"n\"}");
+  const gw_plan *p =
+      plan(c, GW_ROLE_RIDER, "rider-1",
+           "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500,\"ref\":\"n\"}");
   assert_int_equal(c->f.nearby_cap, 2);
   assert_int_equal(p->n, 1);
   assert_int_equal(p->act[0].kind, GW_ACT_TEXT);
@@ -525,10 +547,12 @@ static void test_nearby_is_a_droppable_answer_capped_by_the_configuration(void *
   assert_int_equal(p->act[0].u.text.len, n);
   assert_memory_equal(p->text + p->act[0].u.text.off, want, (size_t)n);
   c->cfg.nearby_max = 1000; /* never more than 100 */
-  plan(c, GW_ROLE_RIDER, "rider-1", "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500}");
+  plan(c, GW_ROLE_RIDER, "rider-1",
+       "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500}");
   assert_int_equal(c->f.nearby_cap, 100);
   c->f.nearby_rc = MRD_ETIMEDOUT;
-  p = plan(c, GW_ROLE_RIDER, "rider-1", "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500}");
+  p = plan(c, GW_ROLE_RIDER, "rider-1",
+           "{\"type\":\"nearby\",\"lat\":40.75,\"lon\":-73.99,\"radius_m\":500}");
   assert_int_equal(error_at(p, 0)->code, GW_UNAVAILABLE);
 }
 
@@ -547,7 +571,9 @@ static void test_without_a_shard_map_every_message_is_unavailable(void **state) 
 
 static void test_a_refused_write_is_unavailable_when_the_queue_is_full_else_internal(void **state) {
   ctx *c = *state;
-  const gw_plan *p = plan(c, GW_ROLE_DRIVER, "drv-1", "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1,\"ref\":\"w\"}");
+  const gw_plan *p = plan(
+      c, GW_ROLE_DRIVER, "drv-1",
+      "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1,\"ref\":\"w\"}");
   gw_error e;
   gw_plan_write_failed(p, record_at(p, 0), MRD_EFULL, &e);
   assert_int_equal(e.code, GW_UNAVAILABLE);

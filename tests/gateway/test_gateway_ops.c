@@ -34,7 +34,7 @@ typedef struct model {
   json_t *shards; /* last shards */
   json_t *hot;    /* last hot */
   bool hello;
-  long n;         /* the n of the last move message */
+  long n; /* the n of the last move message */
 } model;
 
 static int emit(void *ud, const char *json, size_t len) {
@@ -54,7 +54,8 @@ static int emit(void *ud, const char *json, size_t len) {
     json_t *a;
     size_t i;
     json_t *x;
-    if ((a = json_object_get(j, "del"))) json_array_foreach(a, i, x) m->known[json_integer_value(x)] = false;
+    if ((a = json_object_get(j, "del")))
+      json_array_foreach(a, i, x) m->known[json_integer_value(x)] = false;
     if ((a = json_object_get(j, "add"))) {
       json_array_foreach(a, i, x) {
         long s = (long)json_integer_value(json_array_get(x, 0));
@@ -234,7 +235,8 @@ static void test_states_and_trips(void **state) {
   assert_string_equal(json_string_value(json_object_get(tr, "state")), "offered");
   assert_int_equal(json_integer_value(json_object_get(tr, "shard")), 0);
   assert_string_equal(json_string_value(json_object_get(tr, "driver")), "drv-7");
-  assert_true(fabs(json_real_value(json_array_get(json_object_get(tr, "pickup"), 0)) - 40.75) < 1e-9);
+  assert_true(fabs(json_real_value(json_array_get(json_object_get(tr, "pickup"), 0)) - 40.75) <
+              1e-9);
 
   e = ev_of(MRD_EV_MATCHED, "t0-x", 3, 0, "drv-7", t + 2000);
   gw_ops_event(o, &e, t + 2000);
@@ -259,8 +261,10 @@ static void test_states_and_trips(void **state) {
   gw_ops_event(o, &e, t + 4000);
   gw_ops_frame(o, v, t + 4100, emit, m);
   assert_int_equal(m->state[s], GW_OPS_AVAILABLE);
-  assert_string_equal(json_string_value(json_object_get(json_object_get(m->trips, "t0-x"), "state")), "completed");
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(m->stats, "totals"), "trips")), 0);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(m->trips, "t0-x"), "state")), "completed");
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(m->stats, "totals"), "trips")), 0);
   c.status = MRD_DRIVER_OFFLINE;
   gw_ops_command(o, &c, t + 4200);
   gw_ops_frame(o, v, t + 4300, emit, m);
@@ -311,8 +315,10 @@ static void test_driver_first_seen_mid_trip(void **state) {
     const char *trip, *driver;
     gw_ops_state want;
   } cases[] = {
-      {MRD_EV_STARTED, "t0-a", "drv-a", GW_OPS_ON_TRIP}, {MRD_EV_ARRIVED, "t0-b", "drv-b", GW_OPS_PICKUP},
-      {MRD_EV_MATCHED, "t0-c", "drv-c", GW_OPS_PICKUP},  {MRD_EV_OFFERED, "t0-d", "drv-d", GW_OPS_OFFERED},
+      {MRD_EV_STARTED, "t0-a", "drv-a", GW_OPS_ON_TRIP},
+      {MRD_EV_ARRIVED, "t0-b", "drv-b", GW_OPS_PICKUP},
+      {MRD_EV_MATCHED, "t0-c", "drv-c", GW_OPS_PICKUP},
+      {MRD_EV_OFFERED, "t0-d", "drv-d", GW_OPS_OFFERED},
       {MRD_EV_COMPLETED, "t0-e", "drv-e", GW_OPS_AVAILABLE},
   };
   const size_t n = sizeof cases / sizeof cases[0];
@@ -337,7 +343,8 @@ static void test_driver_first_seen_mid_trip(void **state) {
     int s = find_slot(m, cases[i].driver);
     assert_true(s >= 0);
     if (m->state[s] != (int)cases[i].want)
-      fail_msg("%s after %s: state %d, want %d", cases[i].driver, cases[i].trip, m->state[s], (int)cases[i].want);
+      fail_msg("%s after %s: state %d, want %d", cases[i].driver, cases[i].trip, m->state[s],
+               (int)cases[i].want);
   }
   assert_int_equal(m->state[find_slot(m, "drv-z")], GW_OPS_AVAILABLE);
   /* and the next trip event still moves him on */
@@ -431,7 +438,8 @@ static void test_budget_sampling(void **state) {
   for (int i = 0; i < N; i++) {
     char id[32];
     snprintf(id, sizeof id, "drv-%05d", i);
-    mrd_driver_location l = loc_of(id, 40.70 + (i % 200) * 0.001, -74.0 + (i / 200) * 0.001, (uint32_t)(i & 1));
+    mrd_driver_location l =
+        loc_of(id, 40.70 + (i % 200) * 0.001, -74.0 + (i / 200) * 0.001, (uint32_t)(i & 1));
     gw_ops_location(o, &l, t);
   }
   /* the first frames bring the city in, within the budget each */
@@ -463,8 +471,8 @@ static void test_budget_sampling(void **state) {
     gw_ops_frame(o, v, now, emit, m);
   }
   double bps = (double)(m->bytes - before) / 30.0;
-  print_message("20,000 drivers moving every second: %.0f bytes/s (budget %lld), max message %zu\n", bps,
-                (long long)cfg.budget_bps, m->max_msg);
+  print_message("20,000 drivers moving every second: %.0f bytes/s (budget %lld), max message %zu\n",
+                bps, (long long)cfg.budget_bps, m->max_msg);
   assert_true(bps <= (double)cfg.budget_bps * 1.05);
   assert_true(bps >= (double)cfg.budget_bps * 0.5); /* the budget is used, not wasted */
   /* then they stop: within a few frames every driver is exactly where he is */
@@ -476,7 +484,8 @@ static void test_budget_sampling(void **state) {
     assert_true(s >= 0);
     assert_int_equal(m->lat[s], (int32_t)lround((40.70 + (i % 200) * 0.001 + 30 * 0.0001) * 1e5));
   }
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(m->stats, "stream"), "lag_drivers")), 0);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(m->stats, "stream"), "lag_drivers")), 0);
   checked(o);
   gw_ops_view_free(v);
   model_free(m);
@@ -595,7 +604,8 @@ static void test_shards_and_hot_messages(void **state) {
   assert_true(json_array_size(json_object_get(json_array_get(ranges, 1), "cells")) > 0);
   json_t *moves = json_object_get(m->shards, "moves");
   assert_int_equal(json_array_size(moves), 1);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(moves, 0), "state")), "warming");
+  assert_string_equal(json_string_value(json_object_get(json_array_get(moves, 0), "state")),
+                      "warming");
   json_t *cells = json_object_get(m->hot, "cells");
   assert_int_equal(json_array_size(cells), 2);
   assert_true(json_is_null(json_array_get(json_array_get(cells, 0), 3)));
@@ -634,14 +644,16 @@ static void test_move_state(void **state) {
   assert_string_equal(gw_ops_move_state(R, 7, 7, 7, 7, false), "interrupted");
   assert_string_equal(gw_ops_move_state("done", 7, 6, 6, 6, false), "done");
   assert_string_equal(gw_ops_move_state("failed", 7, 7, 7, 7, true), "failed");
-  assert_string_equal(gw_ops_move_state("", 7, 7, 7, 7, true), "failed"); /* unknown: not shown as fine */
+  assert_string_equal(gw_ops_move_state("", 7, 7, 7, 7, true),
+                      "failed"); /* unknown: not shown as fine */
   /* every word fits the move's state field and the schema */
-  const char *words[] = {gw_ops_move_state(R, 2, 1, 1, 1, true), gw_ops_move_state(R, 2, 2, 1, 1, true),
-                         gw_ops_move_state(R, 2, 2, 1, 2, true), gw_ops_move_state(R, 2, 2, 2, 2, true),
-                         gw_ops_move_state(R, 2, 2, 2, 2, false), gw_ops_move_state("done", 2, 2, 2, 2, true),
-                         gw_ops_move_state("failed", 2, 2, 2, 2, true)};
+  const char *words[] = {
+      gw_ops_move_state(R, 2, 1, 1, 1, true),       gw_ops_move_state(R, 2, 2, 1, 1, true),
+      gw_ops_move_state(R, 2, 2, 1, 2, true),       gw_ops_move_state(R, 2, 2, 2, 2, true),
+      gw_ops_move_state(R, 2, 2, 2, 2, false),      gw_ops_move_state("done", 2, 2, 2, 2, true),
+      gw_ops_move_state("failed", 2, 2, 2, 2, true)};
   for (size_t i = 0; i < sizeof words / sizeof *words; i++)
-    assert_true(strlen(words[i]) < sizeof ((gw_ops_move *)0)->state);
+    assert_true(strlen(words[i]) < sizeof((gw_ops_move *)0)->state);
 }
 
 /* 64 shards: the stats message still fits and is JSON; totals count every shard */
@@ -657,7 +669,8 @@ static void test_stats_many_shards(void **state) {
   for (int i = 0; i < 64; i++) r[i].shard = (uint32_t)i;
   /* ranges "", "0g", "10", "1g", ... "vg": starts of 2-character prefixes, each to the next */
   snprintf(r[0].start, sizeof r[0].start, "%s", "");
-  for (int i = 1; i < 64; i++) snprintf(r[i].start, sizeof r[i].start, "%c%c", B32[i / 2], B32[(i % 2) * 16]);
+  for (int i = 1; i < 64; i++)
+    snprintf(r[i].start, sizeof r[i].start, "%c%c", B32[i / 2], B32[(i % 2) * 16]);
   for (int i = 0; i < 63; i++) memcpy(r[i].end, r[i + 1].start, sizeof r[i].end);
   snprintf(r[63].end, sizeof r[63].end, "~");
   char err[128];
@@ -675,7 +688,9 @@ static void test_stats_many_shards(void **state) {
   assert_non_null(m->stats);
   size_t listed = json_array_size(json_object_get(m->stats, "shards"));
   assert_true(listed > 0 && listed <= 64);
-  assert_true(fabs(json_real_value(json_object_get(json_object_get(m->stats, "totals"), "requests_per_s")) - 6.4) < 0.01);
+  assert_true(
+      fabs(json_real_value(json_object_get(json_object_get(m->stats, "totals"), "requests_per_s")) -
+           6.4) < 0.01);
   gw_ops_set_shards(o, NULL, NULL, 0);
   gw_shardmap_free(map);
   gw_ops_view_free(v);
@@ -709,7 +724,8 @@ static void test_config_message(void **state) {
     json_t *j = json_loads(reply, 0, NULL);
     assert_non_null(j);
     assert_string_equal(json_string_value(json_object_get(j, "code")), bad[i].code);
-    if (bad[i].field) assert_string_equal(json_string_value(json_object_get(j, "field")), bad[i].field);
+    if (bad[i].field)
+      assert_string_equal(json_string_value(json_object_get(j, "field")), bad[i].field);
     json_decref(j);
   }
   char big[2000];
@@ -736,12 +752,17 @@ static void test_bad_config(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_drivers_add_move_delete), cmocka_unit_test(test_states_and_trips),
+      cmocka_unit_test(test_drivers_add_move_delete),
+      cmocka_unit_test(test_states_and_trips),
       cmocka_unit_test(test_driver_first_seen_mid_trip),
-      cmocka_unit_test(test_rates_and_latency),       cmocka_unit_test(test_budget_sampling),
-      cmocka_unit_test(test_range_cells),             cmocka_unit_test(test_shards_and_hot_messages),
-      cmocka_unit_test(test_config_message),          cmocka_unit_test(test_bad_config),
-      cmocka_unit_test(test_stats_many_shards),       cmocka_unit_test(test_move_state),
+      cmocka_unit_test(test_rates_and_latency),
+      cmocka_unit_test(test_budget_sampling),
+      cmocka_unit_test(test_range_cells),
+      cmocka_unit_test(test_shards_and_hot_messages),
+      cmocka_unit_test(test_config_message),
+      cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_stats_many_shards),
+      cmocka_unit_test(test_move_state),
       cmocka_unit_test(test_hot_add),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,8 +71,10 @@ static void test_location_parses_every_field(void **state) {
   assert_false(m.has_speed);
   assert_false(m.has_ref);
   assert_true(m.pos.lat == -90 && m.pos.lon == 180 && m.seq == 0);
-  parse_ok(D, "{\"seq\":9007199254740991,\"ts\":9007199254740991,\"lon\":0,\"lat\":0,"
-              "\"type\":\"location\",\"heading\":0,\"speed_mps\":100}", &m);
+  parse_ok(D,
+           "{\"seq\":9007199254740991,\"ts\":9007199254740991,\"lon\":0,\"lat\":0,"
+           "\"type\":\"location\",\"heading\":0,\"speed_mps\":100}",
+           &m);
   assert_true(m.seq == 9007199254740991ULL);
   /* 7.0 is an integer for JSON Schema, and for the gateway */
   parse_ok(D, "{\"type\":\"location\",\"lat\":0,\"lon\":0,\"ts\":1e3,\"seq\":7.0}", &m);
@@ -83,33 +85,52 @@ static void test_location_bad_cases_name_the_field(void **state) {
   (void)state;
   static const bad_case cases[] = {
       {D, "{\"type\":\"location\",\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":\"40\",\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":null,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":true,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":90.0001,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":-91,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lat"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":180.5,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lon"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":[1],\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, "lon"},
+      {D, "{\"type\":\"location\",\"lat\":\"40\",\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lat"},
+      {D, "{\"type\":\"location\",\"lat\":null,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lat"},
+      {D, "{\"type\":\"location\",\"lat\":true,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lat"},
+      {D, "{\"type\":\"location\",\"lat\":90.0001,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lat"},
+      {D, "{\"type\":\"location\",\"lat\":-91,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lat"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":180.5,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lon"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":[1],\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       "lon"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"seq\":0}", GW_BAD_REQUEST, "ts"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1.5,\"seq\":0}", GW_BAD_REQUEST, "ts"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":9007199254740992.0}", GW_BAD_REQUEST, "seq"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":-1.0}", GW_BAD_REQUEST, "seq"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":9007199254740992.0}",
+       GW_BAD_REQUEST, "seq"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":-1.0}", GW_BAD_REQUEST,
+       "seq"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":0,\"seq\":0}", GW_BAD_REQUEST, "ts"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":9007199254740992,\"seq\":0}", GW_BAD_REQUEST, "ts"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":9007199254740992,\"seq\":0}",
+       GW_BAD_REQUEST, "ts"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1}", GW_BAD_REQUEST, "seq"},
       {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":-1}", GW_BAD_REQUEST, "seq"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":\"1\"}", GW_BAD_REQUEST, "seq"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"heading\":360}", GW_BAD_REQUEST, "heading"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"heading\":-0.1}", GW_BAD_REQUEST, "heading"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"speed_mps\":101}", GW_BAD_REQUEST, "speed_mps"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"speed_mps\":null}", GW_BAD_REQUEST, "speed_mps"},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"driver_id\":\"x\"}", GW_BAD_REQUEST, "driver_id"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":\"1\"}", GW_BAD_REQUEST,
+       "seq"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"heading\":360}",
+       GW_BAD_REQUEST, "heading"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"heading\":-0.1}",
+       GW_BAD_REQUEST, "heading"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"speed_mps\":101}",
+       GW_BAD_REQUEST, "speed_mps"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"speed_mps\":null}",
+       GW_BAD_REQUEST, "speed_mps"},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":1,\"driver_id\":\"x\"}",
+       GW_BAD_REQUEST, "driver_id"},
       /* NaN and Infinity are not JSON; a number too large for a double is refused too */
       {D, "{\"type\":\"location\",\"lat\":NaN,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, ""},
-      {D, "{\"type\":\"location\",\"lat\":Infinity,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, ""},
-      {D, "{\"type\":\"location\",\"lat\":-Infinity,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, ""},
+      {D, "{\"type\":\"location\",\"lat\":Infinity,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       ""},
+      {D, "{\"type\":\"location\",\"lat\":-Infinity,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST,
+       ""},
       {D, "{\"type\":\"location\",\"lat\":1e999,\"lon\":1,\"ts\":1,\"seq\":0}", GW_BAD_REQUEST, ""},
-      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":99999999999999999999}", GW_BAD_REQUEST, ""},
+      {D, "{\"type\":\"location\",\"lat\":1,\"lon\":1,\"ts\":1,\"seq\":99999999999999999999}",
+       GW_BAD_REQUEST, ""},
   };
   expect_bad(cases, sizeof cases / sizeof cases[0]);
 }
@@ -146,7 +167,8 @@ static void test_offer_and_trip_messages_carry_their_shard(void **state) {
   } steps[] = {{"arrived", GW_MSG_ARRIVED}, {"start", GW_MSG_START}, {"complete", GW_MSG_COMPLETE}};
   for (size_t i = 0; i < 3; i++) {
     char json[128];
-    snprintf(json, sizeof json, "{\"type\":\"%s\",\"trip_id\":\"t0-q.1\",\"ref\":\"\"}", steps[i].type);
+    snprintf(json, sizeof json, "{\"type\":\"%s\",\"trip_id\":\"t0-q.1\",\"ref\":\"\"}",
+             steps[i].type);
     parse_ok(D, json, &m);
     assert_int_equal(m.type, steps[i].want);
     assert_string_equal(m.id, "t0-q.1");
@@ -161,12 +183,14 @@ static void test_offer_and_trip_messages_carry_their_shard(void **state) {
       {D, "{\"type\":\"accept\",\"offer_id\":\"o1-\"}", GW_BAD_REQUEST, "offer_id"},
       {D, "{\"type\":\"accept\",\"offer_id\":7}", GW_BAD_REQUEST, "offer_id"},
       {D, "{\"type\":\"decline\",\"offer_id\":\"o1-a b\"}", GW_BAD_REQUEST, "offer_id"},
-      {D, "{\"type\":\"decline\",\"offer_id\":\"o1-abc\",\"trip_id\":\"t1-a\"}", GW_BAD_REQUEST, "trip_id"},
+      {D, "{\"type\":\"decline\",\"offer_id\":\"o1-abc\",\"trip_id\":\"t1-a\"}", GW_BAD_REQUEST,
+       "trip_id"},
       {D, "{\"type\":\"arrived\",\"trip_id\":\"o1-abc\"}", GW_BAD_REQUEST, "trip_id"},
       {D, "{\"type\":\"start\"}", GW_BAD_REQUEST, "trip_id"},
       {D, "{\"type\":\"complete\",\"trip_id\":\"t01-x\"}", GW_BAD_REQUEST, "trip_id"},
-      {D, "{\"type\":\"complete\",\"trip_id\":"
-          "\"t1-01234567890123456789012345678901234567890123456789012345678901\"}",
+      {D,
+       "{\"type\":\"complete\",\"trip_id\":"
+       "\"t1-01234567890123456789012345678901234567890123456789012345678901\"}",
        GW_BAD_REQUEST, "trip_id"}, /* 65 characters */
   };
   expect_bad(cases, sizeof cases / sizeof cases[0]);
@@ -175,10 +199,11 @@ static void test_offer_and_trip_messages_carry_their_shard(void **state) {
 static void test_request_cancel_and_nearby_for_riders(void **state) {
   (void)state;
   gw_msg m;
-  parse_ok(R,
-           "{\"type\":\"request\",\"request_id\":\"req-1\",\"pickup\":{\"lat\":40.75,\"lon\":-73.99},"
-           "\"dropoff\":{\"lon\":-73.95,\"lat\":40.8},\"ref\":\"r\"}",
-           &m);
+  parse_ok(
+      R,
+      "{\"type\":\"request\",\"request_id\":\"req-1\",\"pickup\":{\"lat\":40.75,\"lon\":-73.99},"
+      "\"dropoff\":{\"lon\":-73.95,\"lat\":40.8},\"ref\":\"r\"}",
+      &m);
   assert_int_equal(m.type, GW_MSG_REQUEST);
   assert_string_equal(m.id, "req-1");
   assert_true(m.pickup.lat == 40.75 && m.pickup.lon == -73.99);
@@ -190,21 +215,46 @@ static void test_request_cancel_and_nearby_for_riders(void **state) {
   assert_int_equal(m.type, GW_MSG_NEARBY);
   assert_true(m.radius_m == 5000 && m.pos.lon == -74);
   static const bad_case cases[] = {
-      {R, "{\"type\":\"request\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "request_id"},
-      {R, "{\"type\":\"request\",\"request_id\":\"\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "request_id"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "pickup"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":[1,1],\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "pickup"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":91,\"lon\":1},\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "pickup.lat"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1},\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "pickup.lon"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1,\"alt\":3},\"dropoff\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "pickup"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{\"lat\":1,\"lon\":\"x\"}}", GW_BAD_REQUEST, "dropoff.lon"},
-      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1}}", GW_BAD_REQUEST, "dropoff"},
+      {R,
+       "{\"type\":\"request\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "request_id"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{"
+       "\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "request_id"},
+      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"dropoff\":{\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "pickup"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":[1,1],\"dropoff\":{\"lat\":1,\"lon\":"
+       "1}}",
+       GW_BAD_REQUEST, "pickup"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":91,\"lon\":1},\"dropoff\":{"
+       "\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "pickup.lat"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1},\"dropoff\":{\"lat\":1,"
+       "\"lon\":1}}",
+       GW_BAD_REQUEST, "pickup.lon"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1,\"alt\":3},"
+       "\"dropoff\":{\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "pickup"},
+      {R,
+       "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1},\"dropoff\":{"
+       "\"lat\":1,\"lon\":\"x\"}}",
+       GW_BAD_REQUEST, "dropoff.lon"},
+      {R, "{\"type\":\"request\",\"request_id\":\"r\",\"pickup\":{\"lat\":1,\"lon\":1}}",
+       GW_BAD_REQUEST, "dropoff"},
       {R, "{\"type\":\"cancel\",\"request_id\":\"a/b\"}", GW_BAD_REQUEST, "request_id"},
-      {R, "{\"type\":\"cancel\",\"request_id\":"
-          "\"01234567890123456789012345678901234567890123456789012345678901234\"}", GW_BAD_REQUEST, "request_id"},
+      {R,
+       "{\"type\":\"cancel\",\"request_id\":"
+       "\"01234567890123456789012345678901234567890123456789012345678901234\"}",
+       GW_BAD_REQUEST, "request_id"},
       {R, "{\"type\":\"nearby\",\"lat\":1,\"lon\":1}", GW_BAD_REQUEST, "radius_m"},
       {R, "{\"type\":\"nearby\",\"lat\":1,\"lon\":1,\"radius_m\":0.5}", GW_BAD_REQUEST, "radius_m"},
-      {R, "{\"type\":\"nearby\",\"lat\":1,\"lon\":1,\"radius_m\":5000.01}", GW_BAD_REQUEST, "radius_m"},
+      {R, "{\"type\":\"nearby\",\"lat\":1,\"lon\":1,\"radius_m\":5000.01}", GW_BAD_REQUEST,
+       "radius_m"},
       {R, "{\"type\":\"nearby\",\"lat\":1,\"radius_m\":10}", GW_BAD_REQUEST, "lon"},
   };
   expect_bad(cases, sizeof cases / sizeof cases[0]);
@@ -238,7 +288,8 @@ static void test_malformed_json_is_a_bad_request(void **state) {
       {D, "{'type':'status'}", GW_BAD_REQUEST, ""},
       {D, "{\"type\":\"status\",\"status\":\"offline\",}", GW_BAD_REQUEST, ""},
       /* duplicate keys: which one would win is not a question we answer */
-      {D, "{\"type\":\"status\",\"status\":\"offline\",\"status\":\"available\"}", GW_BAD_REQUEST, ""},
+      {D, "{\"type\":\"status\",\"status\":\"offline\",\"status\":\"available\"}", GW_BAD_REQUEST,
+       ""},
       /* "\u0000" inside a string */
       {D, "{\"type\":\"status\",\"status\":\"off\\u0000line\"}", GW_BAD_REQUEST, ""},
   };
@@ -249,8 +300,8 @@ static void test_invalid_utf8_is_refused(void **state) {
   (void)state;
   static const char *const bad[] = {
       "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xff\"}",
-      "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xc3\"}",       /* truncated */
-      "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xc0\xaf\"}",   /* overlong '/' */
+      "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xc3\"}",         /* truncated */
+      "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xc0\xaf\"}",     /* overlong '/' */
       "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"\xed\xa0\x80\"}", /* surrogate */
       "{\"type\":\"status\",\"st\xe9tus\":\"offline\"}",
   };
@@ -262,20 +313,24 @@ static void test_invalid_utf8_is_refused(void **state) {
   }
   /* bytes that are not UTF-8 in a token jansson cannot read: its error text quotes them,
    * and the error must still format as JSON (a client gets an answer) */
-  static const char *const unquotable[] = {"\"c\\\xde\x8f", "{\"type\":\xff\xfe}", "{\"a\":tru\xc3\xa9}"};
+  static const char *const unquotable[] = {"\"c\\\xde\x8f", "{\"type\":\xff\xfe}",
+                                           "{\"a\":tru\xc3\xa9}"};
   for (size_t i = 0; i < sizeof unquotable / sizeof unquotable[0]; i++) {
     gw_msg m;
     gw_error e;
     memset(&e, 0, sizeof e);
     assert_int_equal(gw_parse(unquotable[i], strlen(unquotable[i]), D, NULL, &m, &e), -1);
     assert_int_equal(e.code, GW_BAD_REQUEST);
-    for (const char *p = e.message; *p; p++) assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
+    for (const char *p = e.message; *p; p++)
+      assert_true((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f);
     char buf[1024];
     assert_true(gw_format_error(&e, buf, sizeof buf) > 0);
   }
   /* valid multi-byte UTF-8 in a ref is fine and comes back intact */
   gw_msg m;
-  parse_ok(D, "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"caf\xc3\xa9 \xf0\x9f\x9a\x95\"}", &m);
+  parse_ok(D,
+           "{\"type\":\"status\",\"status\":\"offline\",\"ref\":\"caf\xc3\xa9 \xf0\x9f\x9a\x95\"}",
+           &m);
   assert_string_equal(m.ref, "caf\xc3\xa9 \xf0\x9f\x9a\x95");
 }
 
@@ -377,7 +432,8 @@ static void test_positions_and_pickups_outside_the_area_are_out_of_area(void **s
   gw_msg m;
   gw_error e;
   const char *in = "{\"type\":\"location\",\"lat\":40.758,\"lon\":-73.9855,\"ts\":1,\"seq\":1}";
-  const char *out = "{\"type\":\"location\",\"lat\":40.6782,\"lon\":-73.9442,\"ts\":1,\"seq\":1}"; /* Brooklyn */
+  const char *out =
+      "{\"type\":\"location\",\"lat\":40.6782,\"lon\":-73.9442,\"ts\":1,\"seq\":1}"; /* Brooklyn */
   assert_int_equal(gw_parse(in, strlen(in), D, area, &m, &e), 0);
   assert_int_equal(gw_parse(out, strlen(out), D, area, &m, &e), -1);
   assert_int_equal(e.code, GW_OUT_OF_AREA);
@@ -401,9 +457,9 @@ static void test_positions_and_pickups_outside_the_area_are_out_of_area(void **s
 
 static void test_names_of_codes_and_types(void **state) {
   (void)state;
-  static const char *const want[] = {"bad_request", "unauthorized", "forbidden", "rate_limited",
-                                     "out_of_area", "unknown_offer", "invalid_state", "too_large",
-                                     "unavailable", "internal"};
+  static const char *const want[] = {
+      "bad_request",   "unauthorized",  "forbidden", "rate_limited", "out_of_area",
+      "unknown_offer", "invalid_state", "too_large", "unavailable",  "internal"};
   for (int c = GW_BAD_REQUEST; c < GW_CODE_COUNT; c++) {
     assert_string_equal(gw_code_name((gw_code)c), want[c - 1]);
     assert_true(mrd_error_code_valid(gw_code_name((gw_code)c)));

@@ -100,8 +100,10 @@ static void test_a_flooding_client_is_closed_with_a_steady_bucket(void **state) 
     for (int64_t t = 0; t < 60000 && closed_at < 0; t += 1000 / rate) {
       if (!gw_bucket_take(&b, t) && gw_flood_hit(&f, t) == GW_FLOOD_CLOSE) closed_at = t;
     }
-    if (rate == 4) assert_true(closed_at < 0);
-    else assert_in_range(closed_at, 1, 3000);
+    if (rate == 4)
+      assert_true(closed_at < 0);
+    else
+      assert_in_range(closed_at, 1, 3000);
   }
 }
 
@@ -113,9 +115,9 @@ static void test_bucket_charge_goes_into_debt(void **state) {
   assert_true(gw_bucket_charge(&b, 600, 0) == 400);
   assert_true(gw_bucket_charge(&b, 900, 0) == -500);
   assert_false(gw_bucket_take(&b, 0));
-  assert_true(gw_bucket_level(&b, 5000) == 0);   /* 100/s for 5 s */
+  assert_true(gw_bucket_level(&b, 5000) == 0);     /* 100/s for 5 s */
   assert_true(gw_bucket_level(&b, 20000) == 1000); /* never above the burst */
-  assert_true(gw_bucket_level(&b, -5) == -500);   /* a clock going back refills nothing */
+  assert_true(gw_bucket_level(&b, -5) == -500);    /* a clock going back refills nothing */
   assert_true(gw_bucket_charge(&b, 0, 10000) == 500);
 }
 

@@ -71,9 +71,8 @@ static void test_lookup_finds_the_range_of_a_geohash(void **state) {
     const char *gh;
     uint32_t shard;
   } table[] = {
-      {"0", 0},         {"dr5ru6j2c", 0}, {"dr71zzzzz", 0}, {"dr72", 1},
-      {"dr720000", 1},  {"dr72h", 1},     {"dr7", 0},       {"zzzzzzzzzzzz", 1},
-      {"", 0},          {"s00000000", 1},
+      {"0", 0},     {"dr5ru6j2c", 0}, {"dr71zzzzz", 0},    {"dr72", 1}, {"dr720000", 1},
+      {"dr72h", 1}, {"dr7", 0},       {"zzzzzzzzzzzz", 1}, {"", 0},     {"s00000000", 1},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     if (gw_shardmap_lookup(m, table[i].gh) != table[i].shard)
@@ -150,8 +149,7 @@ static void test_route_at_the_manhattan_border_adds_halo_copies(void **state) {
     assert_int_equal(gw_shardmap_route(m, p, 1000, &r), 0);
     if (r.owner != table[i].owner || r.halo_mask != table[i].halo)
       fail_msg("%s: owner %u halo %llx, want %u %llx", table[i].where, r.owner,
-               (unsigned long long)r.halo_mask, table[i].owner,
-               (unsigned long long)table[i].halo);
+               (unsigned long long)r.halo_mask, table[i].owner, (unsigned long long)table[i].halo);
     assert_int_equal(strlen(r.geohash), GW_ROUTE_PRECISION);
     assert_int_equal(gw_shardmap_lookup(m, r.geohash), r.owner);
   }
@@ -170,7 +168,8 @@ static void test_route_at_the_manhattan_border_adds_halo_copies(void **state) {
 static void test_route_near_a_three_shard_corner(void **state) {
   (void)state;
   /* 'dr5r' (Midtown) becomes shard 2: the corner of dr5r, dr5x, dr72 meets three shards */
-  gw_shard_range r[] = {{"", "dr5r", 0}, {"dr5r", "dr5s", 2}, {"dr5s", "dr72", 0}, {"dr72", "~", 1}};
+  gw_shard_range r[] = {
+      {"", "dr5r", 0}, {"dr5r", "dr5s", 2}, {"dr5s", "dr72", 0}, {"dr72", "~", 1}};
   char err[160];
   gw_shardmap *m = gw_shardmap_new(3, r, 4, err, sizeof err);
   if (!m) fail_msg("%s", err);
@@ -191,8 +190,11 @@ static void test_every_point_of_the_halo_circle_is_covered(void **state) {
   unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)time(NULL);
   printf("test_every_point_of_the_halo_circle_is_covered: SEED=%u\n", seed);
   srand(seed);
-  gw_shard_range r[] = {{"", "dr5r", 0}, {"dr5r", "dr5rs", 2}, {"dr5rs", "dr72", 3},
-                        {"dr72", "dr72k", 1}, {"dr72k", "~", 4}};
+  gw_shard_range r[] = {{"", "dr5r", 0},
+                        {"dr5r", "dr5rs", 2},
+                        {"dr5rs", "dr72", 3},
+                        {"dr72", "dr72k", 1},
+                        {"dr72k", "~", 4}};
   char err[160];
   gw_shardmap *m = gw_shardmap_new(4, r, 5, err, sizeof err);
   if (!m) fail_msg("%s", err);
@@ -210,8 +212,8 @@ static void test_every_point_of_the_halo_circle_is_covered(void **state) {
       assert_int_equal(geo_latlng_to_geohash(q, 12, gh), GEO_OK);
       uint32_t s = gw_shardmap_lookup(m, gh);
       if (!(all & BIT(s)))
-        fail_msg("SEED=%u: point %.6f,%.6f at %.0f m of %.6f,%.6f is in shard %u, not routed",
-                 seed, q.lat, q.lng, d, p.lat, p.lon, s);
+        fail_msg("SEED=%u: point %.6f,%.6f at %.0f m of %.6f,%.6f is in shard %u, not routed", seed,
+                 q.lat, q.lng, d, p.lat, p.lon, s);
     }
   }
   gw_shardmap_free(m);

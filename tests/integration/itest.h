@@ -58,7 +58,8 @@ static inline int itest_free_port(void) {
 static inline int itest_port_open(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
   close(fd);
@@ -89,14 +90,13 @@ static inline void itest_kill(pid_t pid, int sig) {
   }
 }
 
-
 /* Starts a private redis-server (no persistence) on 127.0.0.1:port and waits up to 5 s for
  * it to listen; fails the test otherwise. Stop it with itest_kill(pid, ...). */
 static inline pid_t itest_start_redis(int port) {
   char p[16];
   snprintf(p, sizeof p, "%d", port);
-  char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                  "--appendonly", "no", NULL};
+  char *argv[] = {"redis-server", "--port", p,   "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no",     NULL};
   pid_t pid = itest_spawn(argv);
   int64_t deadline = itest_now_ms() + 5000;
   while (!itest_port_open(port)) {

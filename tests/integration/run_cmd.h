@@ -48,11 +48,14 @@ static inline run_result *run_cmd(char *const argv[], const char *const env[]) {
       const char *eq = strchr(env[i], '=');
       if (eq == NULL) continue;
       char name[256];
-      size_t len = (size_t)(eq - env[i]) < sizeof name - 1 ? (size_t)(eq - env[i]) : sizeof name - 1;
+      size_t len =
+          (size_t)(eq - env[i]) < sizeof name - 1 ? (size_t)(eq - env[i]) : sizeof name - 1;
       memcpy(name, env[i], len);
       name[len] = '\0';
-      if (eq[1] == '\0') unsetenv(name);
-      else setenv(name, eq + 1, 1);
+      if (eq[1] == '\0')
+        unsetenv(name);
+      else
+        setenv(name, eq + 1, 1);
     }
     dup2(ofd, 1);
     dup2(efd, 2);

@@ -31,13 +31,15 @@ static char db_name[64], test_dsn[512], admin_dsn[512], snap_path[256];
 
 static const char *env(const char *name) {
   const char *v = getenv(name);
-  if (v == NULL || *v == 0) fail_msg("%s is not set: run under scripts/test (it sources .run/env)", name);
+  if (v == NULL || *v == 0)
+    fail_msg("%s is not set: run under scripts/test (it sources .run/env)", name);
   return v;
 }
 
 static int run_ctl(const char *args) {
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl graph %s --dsn '%s'", env("MERIDIAN_BINARY_DIR"), args, test_dsn);
+  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl graph %s --dsn '%s'", env("MERIDIAN_BINARY_DIR"),
+           args, test_dsn);
   int rc = system(cmd);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -68,8 +70,10 @@ static int setup(void **state) {
   }
   PQconninfoFree(o);
   snprintf(db_name, sizeof db_name, "meridian_test_monaco_%ld", (long)getpid());
-  snprintf(admin_dsn, sizeof admin_dsn, "host=%s port=%s user=%s%s dbname=postgres", host, port, user, pw);
-  snprintf(test_dsn, sizeof test_dsn, "host=%s port=%s user=%s%s dbname=%s", host, port, user, pw, db_name);
+  snprintf(admin_dsn, sizeof admin_dsn, "host=%s port=%s user=%s%s dbname=postgres", host, port,
+           user, pw);
+  snprintf(test_dsn, sizeof test_dsn, "host=%s port=%s user=%s%s dbname=%s", host, port, user, pw,
+           db_name);
   snprintf(snap_path, sizeof snap_path, "/tmp/%s.graph", db_name);
   PGconn *c = PQconnectdb(admin_dsn);
   if (PQstatus(c) != CONNECTION_OK) return -1;
@@ -122,7 +126,8 @@ static void check_factors_file(const geo_graph *raw) {
     char text[512];
     snprintf(text, sizeof text,
              "# test factors\nclass.residential=2\narc_penalty_ms=100\ntrip_base_ms=5000\n"
-             "hour.weekday.8=1.2\nday.2=1.1\ncell_precision=1\ncell.s=%.2f\n", cell_f[round]);
+             "hour.weekday.8=1.2\nday.2=1.1\ncell_precision=1\ncell.s=%.2f\n",
+             cell_f[round]);
     write_text(factors, text);
     snprintf(args, sizeof args, "export --if-stale --factors %s --out %s", factors, cal_path);
     assert_int_equal(run_ctl(args), 0);
@@ -162,7 +167,8 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
   /* graph_meta is a migration: an unmigrated database is refused with a clear error */
   assert_int_not_equal(run_ctl(args), 0);
   char cmd[2048];
-  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl db migrate --dsn '%s' >/dev/null", env("MERIDIAN_BINARY_DIR"), test_dsn);
+  snprintf(cmd, sizeof cmd, "%s/bin/meridianctl db migrate --dsn '%s' >/dev/null",
+           env("MERIDIAN_BINARY_DIR"), test_dsn);
   assert_int_equal(system(cmd), 0);
   assert_int_equal(run_ctl(args), 0);
   PGconn *c = PQconnectdb(test_dsn);
@@ -201,10 +207,12 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
     uint32_t a = (uint32_t)rand() % n, b = (uint32_t)rand() % n;
     if (a == b) continue;
     char sql[512];
-    snprintf(sql, sizeof sql,
-             "SELECT coalesce(max(agg_cost), -1), count(*) FROM pgr_dijkstra('SELECT gid AS id, source, target, "
-             "cost_s AS cost, reverse_cost_s AS reverse_cost FROM ways', %lld, %lld, directed := true)",
-             (long long)geo_graph_node_ext_id(g, a), (long long)geo_graph_node_ext_id(g, b));
+    snprintf(
+        sql, sizeof sql,
+        "SELECT coalesce(max(agg_cost), -1), count(*) FROM pgr_dijkstra('SELECT gid AS id, source, "
+        "target, "
+        "cost_s AS cost, reverse_cost_s AS reverse_cost FROM ways', %lld, %lld, directed := true)",
+        (long long)geo_graph_node_ext_id(g, a), (long long)geo_graph_node_ext_id(g, b));
     r = q(c, sql);
     double pg_s = atof(PQgetvalue(r, 0, 0));
     long rows = atol(PQgetvalue(r, 0, 1));
@@ -219,7 +227,8 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
       geo_route_path_arcs(st, &arcs);
       double tol_ms = (double)(arcs > (size_t)rows ? arcs : (size_t)rows) * 0.5 + 1;
       if (fabs(res.time_ms - pg_s * 1000) > tol_ms)
-        fail_msg("%s %u->%u: %u ms, pgr_dijkstra %.1f ms", geo_route_algo_name(algo), a, b, res.time_ms, pg_s * 1000);
+        fail_msg("%s %u->%u: %u ms, pgr_dijkstra %.1f ms", geo_route_algo_name(algo), a, b,
+                 res.time_ms, pg_s * 1000);
     }
     compared++;
   }
@@ -232,7 +241,8 @@ static void test_monaco_import_export_and_route_costs_equal_pgr_dijkstra(void **
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_monaco_import_export_and_route_costs_equal_pgr_dijkstra, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_monaco_import_export_and_route_costs_equal_pgr_dijkstra,
+                                      setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,8 +26,8 @@ typedef struct delivery {
   intptr_t opaque[64];
 } delivery;
 
-static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
-                        int32_t partition, int64_t offset) {
+static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr, int32_t partition,
+                        int64_t offset) {
   (void)errstr;
   delivery *d = ud;
   if (err) d->errors++;
@@ -64,8 +64,8 @@ static mrd_kafka_consumer *consumer(const char *group) {
 }
 
 /* Produces one message and waits for its report; returns its offset. */
-static int64_t produce_one(mrd_kafka_producer *p, delivery *d, int32_t partition,
-                           const char *key, const char *value) {
+static int64_t produce_one(mrd_kafka_producer *p, delivery *d, int32_t partition, const char *key,
+                           const char *value) {
   int before = d->count;
   int rc = mrd_kafka_produce(p, TOPIC, partition, key, strlen(key), value, strlen(value),
                              (void *)(intptr_t)(before + 1));
@@ -232,8 +232,8 @@ static void test_kafka_full_local_queue_is_a_distinct_error(void **state) {
   o.ud = &d;
   mrd_kafka_producer *p = NULL;
   char err[256];
-  assert_int_equal(mrd_kafka_producer_new(itest_env("MERIDIAN_KAFKA_BROKERS"), &o, &p, err,
-                                          sizeof err), 0);
+  assert_int_equal(
+      mrd_kafka_producer_new(itest_env("MERIDIAN_KAFKA_BROKERS"), &o, &p, err, sizeof err), 0);
   int rc = 0, sent = 0;
   for (int i = 0; i < 20 && rc == 0; i++) {
     rc = mrd_kafka_produce(p, TOPIC, 5, "k", 1, "v", 1, NULL);
@@ -304,8 +304,8 @@ static void test_kafka_partition_count_from_metadata_or_an_error(void **state) {
 
 /* Reads [r.start, r.end) of one partition and returns how many messages have a timestamp
  * >= since_ms, checking that each of them is one of want[0..n_want) in order. */
-static int read_range_since(int32_t part, mrd_kafka_range r, int64_t since_ms,
-                            const int64_t *want, int n_want) {
+static int read_range_since(int32_t part, mrd_kafka_range r, int64_t since_ms, const int64_t *want,
+                            int n_want) {
   if (r.start >= r.end) return 0;
   mrd_kafka_consumer *c = consumer(NULL);
   mrd_kafka_tp tp = {TOPIC, part, r.start};

@@ -149,8 +149,12 @@ static void test_shard_map_epoch_one_tiles_the_world(void **state) {
 
 static void test_bad_dsn_and_missing_dsn_fail_clearly(void **state) {
   (void)state;
-  char *argv[] = {(char *)run_bin("meridianctl"), "db", "migrate", "--dsn",
-                  "postgresql://postgres@127.0.0.1:1/nothing", NULL};
+  char *argv[] = {(char *)run_bin("meridianctl"),
+                  "db",
+                  "migrate",
+                  "--dsn",
+                  "postgresql://postgres@127.0.0.1:1/nothing",
+                  NULL};
   run_result *r = run_cmd(argv, NULL);
   assert_int_equal(r->status, 1);
   assert_non_null(strstr(r->err, "cannot connect"));
@@ -165,7 +169,8 @@ static void test_bad_dsn_and_missing_dsn_fail_clearly(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_migrate_twice_is_a_noop_with_the_same_schema, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_migrate_twice_is_a_noop_with_the_same_schema, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_edited_migration_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shard_map_epoch_one_tiles_the_world, setup, teardown),
       cmocka_unit_test(test_bad_dsn_and_missing_dsn_fail_clearly),

@@ -26,21 +26,26 @@ static void test_pg_parameterised_round_trip_keeps_hostile_text_as_data(void **s
   mrd_pg *pg = connect_stack();
   assert_int_equal(mrd_pg_exec(pg, NULL,
                                "CREATE TEMP TABLE people (id int PRIMARY KEY, name text, "
-                               "score double precision)", 0, NULL), 0);
+                               "score double precision)",
+                               0, NULL),
+                   0);
   const char *hostile = "Robert'); DROP TABLE people;-- \"quoted\" \\ $1 \xc3\xa9";
   assert_int_equal(mrd_pg_exec(pg, NULL, "INSERT INTO people VALUES ($1, $2, $3)", 3,
-                               (const char *[]){"1", hostile, "2.5"}), 0);
+                               (const char *[]){"1", hostile, "2.5"}),
+                   0);
   assert_int_equal(mrd_pg_exec(pg, NULL, "INSERT INTO people VALUES ($1, $2, $3)", 3,
-                               (const char *[]){"2", NULL, NULL}), 0);
+                               (const char *[]){"2", NULL, NULL}),
+                   0);
   PGresult *res = NULL;
   assert_int_equal(mrd_pg_exec(pg, &res, "SELECT name, score FROM people WHERE id = $1", 1,
-                               (const char *[]){"1"}), 0);
+                               (const char *[]){"1"}),
+                   0);
   assert_int_equal(PQntuples(res), 1);
   assert_string_equal(PQgetvalue(res, 0, 0), hostile);
   assert_string_equal(PQgetvalue(res, 0, 1), "2.5");
   PQclear(res);
-  assert_int_equal(mrd_pg_exec(pg, &res, "SELECT count(*) FROM people WHERE name IS NULL", 0,
-                               NULL), 0);
+  assert_int_equal(mrd_pg_exec(pg, &res, "SELECT count(*) FROM people WHERE name IS NULL", 0, NULL),
+                   0);
   assert_string_equal(PQgetvalue(res, 0, 0), "1");
   PQclear(res);
   mrd_pg_free(pg);
@@ -49,14 +54,12 @@ static void test_pg_parameterised_round_trip_keeps_hostile_text_as_data(void **s
 static void test_pg_sql_error_gives_message_and_sqlstate(void **state) {
   (void)state;
   mrd_pg *pg = connect_stack();
-  assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT * FROM no_such_table_here", 0, NULL),
-                   MRD_EREPLY);
+  assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT * FROM no_such_table_here", 0, NULL), MRD_EREPLY);
   assert_string_equal(mrd_pg_sqlstate(pg), "42P01");
   assert_non_null(strstr(mrd_pg_errstr(pg), "does not exist"));
   /* two statements in one string are refused: no way to smuggle a second one */
   assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT 1; SELECT 2", 0, NULL), MRD_EREPLY);
-  assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT $1::int", 1, (const char *[]){"abc"}),
-                   MRD_EREPLY);
+  assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT $1::int", 1, (const char *[]){"abc"}), MRD_EREPLY);
   assert_string_equal(mrd_pg_sqlstate(pg), "22P02");
   assert_int_equal(mrd_pg_ping(pg), 0);
   assert_string_equal(mrd_pg_errstr(pg), "");
@@ -98,8 +101,9 @@ static char *backend_pid(mrd_pg *pg) {
 static void terminate(const char *pid) {
   mrd_pg *killer = connect_stack();
   PGresult *res;
-  assert_int_equal(mrd_pg_exec(killer, &res, "SELECT pg_terminate_backend($1::int)", 1,
-                               (const char *[]){pid}), 0);
+  assert_int_equal(
+      mrd_pg_exec(killer, &res, "SELECT pg_terminate_backend($1::int)", 1, (const char *[]){pid}),
+      0);
   assert_string_equal(PQgetvalue(res, 0, 0), "t");
   PQclear(res);
   mrd_pg_free(killer);
@@ -141,8 +145,10 @@ static void on_note(void *ud, const char *channel, const char *payload) {
 
 static int wait_notes(mrd_pg *pg, notes *ns, int want) {
   for (int64_t t0 = itest_now_ms(); ns->n < want && itest_now_ms() - t0 < 3000;) {
-    if (mrd_pg_notifications(pg, on_note, ns) < 0) itest_sleep_ms(10);
-    else if (ns->n < want) itest_sleep_ms(5);
+    if (mrd_pg_notifications(pg, on_note, ns) < 0)
+      itest_sleep_ms(10);
+    else if (ns->n < want)
+      itest_sleep_ms(5);
   }
   return ns->n;
 }
@@ -245,7 +251,9 @@ static void test_pg_postgis_knn_returns_nearest_rows(void **state) {
   mrd_pg *pg = connect_stack();
   assert_int_equal(mrd_pg_exec(pg, NULL,
                                "CREATE TEMP TABLE cars (id int PRIMARY KEY, "
-                               "geom geometry(Point, 4326) NOT NULL)", 0, NULL), 0);
+                               "geom geometry(Point, 4326) NOT NULL)",
+                               0, NULL),
+                   0);
   static double lon[N_POINTS], lat[N_POINTS];
   assert_int_equal(mrd_pg_begin(pg), 0);
   for (int i = 0; i < N_POINTS; i++) {
@@ -257,9 +265,11 @@ static void test_pg_postgis_knn_returns_nearest_rows(void **state) {
     snprintf(y, sizeof y, "%.9f", lat[i]);
     lon[i] = strtod(x, NULL); /* what the server stores */
     lat[i] = strtod(y, NULL);
-    assert_int_equal(mrd_pg_exec(pg, NULL,
-                                 "INSERT INTO cars VALUES ($1, ST_SetSRID(ST_MakePoint($2, $3), 4326))",
-                                 3, (const char *[]){id, x, y}), 0);
+    assert_int_equal(
+        mrd_pg_exec(pg, NULL,
+                    "INSERT INTO cars VALUES ($1, ST_SetSRID(ST_MakePoint($2, $3), 4326))", 3,
+                    (const char *[]){id, x, y}),
+        0);
   }
   assert_int_equal(mrd_pg_commit(pg), 0);
   assert_int_equal(mrd_pg_exec(pg, NULL, "CREATE INDEX ON cars USING gist (geom)", 0, NULL), 0);
@@ -277,7 +287,8 @@ static void test_pg_postgis_knn_returns_nearest_rows(void **state) {
     assert_int_equal(mrd_pg_exec(pg, &res,
                                  "SELECT id FROM cars ORDER BY geom <-> "
                                  "ST_SetSRID(ST_MakePoint($1, $2), 4326) LIMIT $3",
-                                 3, (const char *[]){x, y, k}), 0);
+                                 3, (const char *[]){x, y, k}),
+                     0);
     assert_int_equal(PQntuples(res), K);
     /* brute force: planar distance in degrees, as <-> on geometry measures */
     int best[K];

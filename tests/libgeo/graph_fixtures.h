@@ -46,13 +46,16 @@ static inline uint64_t fx_seed(const char *test) {
  * a share of the roads is one-way, some arcs take 0 ms, some nodes share a position
  * (zero-length roads), and parallel roads appear. The largest SCC is NOT extracted
  * (unreachable pairs are part of the test) unless keep_scc. */
-static inline geo_graph *fx_random_graph(uint32_t n, uint32_t extra_roads, bool zero_times, bool keep_scc) {
+static inline geo_graph *fx_random_graph(uint32_t n, uint32_t extra_roads, bool zero_times,
+                                         bool keep_scc) {
   geo_graph_builder *b = NULL;
   assert_int_equal(geo_graph_builder_new(&b), GEO_OK);
   geo_latlng *pos = calloc(n, sizeof *pos);
   for (uint32_t i = 0; i < n; i++) {
-    if (i > 0 && fx_below(10) == 0) pos[i] = pos[fx_below(i)]; /* same spot */
-    else pos[i] = (geo_latlng){40.70 + 0.05 * fx_unit(), -74.01 + 0.05 * fx_unit()};
+    if (i > 0 && fx_below(10) == 0)
+      pos[i] = pos[fx_below(i)]; /* same spot */
+    else
+      pos[i] = (geo_latlng){40.70 + 0.05 * fx_unit(), -74.01 + 0.05 * fx_unit()};
     assert_int_equal(geo_graph_builder_add_node(b, 1000 + (int64_t)i, pos[i], NULL), GEO_OK);
   }
   uint32_t roads = n + extra_roads;
@@ -72,7 +75,8 @@ static inline geo_graph *fx_random_graph(uint32_t n, uint32_t extra_roads, bool 
     if (zero_times && fx_below(8) == 0) t = 0;
     uint32_t back = fx_below(3) == 0 ? GEO_TIME_NONE : t + fx_below(2000);
     geo_latlng mid = {(pos[u].lat + pos[v].lat) / 2 + 0.0001, (pos[u].lng + pos[v].lng) / 2};
-    geo_graph_road road = {u, v, t, back, len, (geo_road_class)fx_below(GEO_ROAD_CLASS_COUNT),
+    geo_graph_road road = {u,          v,    t,
+                           back,       len,  (geo_road_class)fx_below(GEO_ROAD_CLASS_COUNT),
                            (int64_t)r, &mid, fx_below(2)};
     assert_int_equal(geo_graph_builder_add_road(b, &road), GEO_OK);
   }
@@ -139,9 +143,15 @@ static inline int fx_load_table(const char *name, geo_graph **out, fx_case *case
         if (ids[i] == c) ic = i;
       }
       if (ia == UINT32_MAX || ic == UINT32_MAX) fail_msg("%s:%d unknown node", name, lineno);
-      geo_graph_road r = {ia, ic, fwd[0] == '-' ? GEO_TIME_NONE : (uint32_t)atol(fwd),
-                          bwd[0] == '-' ? GEO_TIME_NONE : (uint32_t)atol(bwd), len,
-                          GEO_ROAD_RESIDENTIAL, road_no++, NULL, 0};
+      geo_graph_road r = {ia,
+                          ic,
+                          fwd[0] == '-' ? GEO_TIME_NONE : (uint32_t)atol(fwd),
+                          bwd[0] == '-' ? GEO_TIME_NONE : (uint32_t)atol(bwd),
+                          len,
+                          GEO_ROAD_RESIDENTIAL,
+                          road_no++,
+                          NULL,
+                          0};
       assert_int_equal(geo_graph_builder_add_road(b, &r), GEO_OK);
     } else if (strcmp(kind, "route") == 0) {
       fx_case *c = &cases[n_cases];

@@ -21,16 +21,17 @@ static void test_geohash_encodes_well_known_places(void **state) {
     int prec;
     const char *hash;
   } v[] = {
-      {57.64911, 10.40744, 11, "u4pruydqqvj"},           /* Wikipedia's example (Jutland) */
-      {42.6, -5.6, 5, "ezs42"},                           /* Wikipedia's decoding example */
-      {37.8324, 112.5584, 9, "ww8p1r4t8"},                /* geohash.org / ngeohash tests */
+      {57.64911, 10.40744, 11, "u4pruydqqvj"}, /* Wikipedia's example (Jutland) */
+      {42.6, -5.6, 5, "ezs42"},                /* Wikipedia's decoding example */
+      {37.8324, 112.5584, 9, "ww8p1r4t8"},     /* geohash.org / ngeohash tests */
       {38.89710201881826, -77.03669792041183, 12, "dqcjqcp84c6e"}, /* White House */
       {90, 180, 6, "zzzzzz"},
       {-90, -180, 6, "000000"},
   };
   char buf[GEO_GEOHASH_BUF];
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-    assert_int_equal(geo_latlng_to_geohash((geo_latlng){v[i].lat, v[i].lng}, v[i].prec, buf), GEO_OK);
+    assert_int_equal(geo_latlng_to_geohash((geo_latlng){v[i].lat, v[i].lng}, v[i].prec, buf),
+                     GEO_OK);
     assert_string_equal(buf, v[i].hash);
     geo_bbox box;
     geo_latlng c;
@@ -208,7 +209,8 @@ static void check_cover(geo_latlng c, double r, int prec) {
     geo_bbox b;
     geo_latlng cc;
     geo_geohash_cell(cells[i], &b, &cc);
-    double half_diag = geo_haversine_m((geo_latlng){b.min_lat, b.min_lng}, (geo_latlng){b.max_lat, b.max_lng});
+    double half_diag =
+        geo_haversine_m((geo_latlng){b.min_lat, b.min_lng}, (geo_latlng){b.max_lat, b.max_lng});
     assert_true(geo_haversine_m(c, cc) <= r + half_diag);
   }
   geo_geohash_cells_free(cells);
@@ -219,8 +221,8 @@ static void test_geohash_cover_contains_every_point_of_the_circle(void **state) 
   tu_seed("cover");
   check_cover((geo_latlng){40.75, -73.98}, 1000, 6);
   check_cover((geo_latlng){40.75, -73.98}, 0, 7);
-  check_cover((geo_latlng){0.0, 179.999}, 3000, 5);  /* across the antimeridian */
-  check_cover((geo_latlng){89.99, 45.0}, 5000, 4);    /* over the north pole */
+  check_cover((geo_latlng){0.0, 179.999}, 3000, 5);    /* across the antimeridian */
+  check_cover((geo_latlng){89.99, 45.0}, 5000, 4);     /* over the north pole */
   check_cover((geo_latlng){-89.999, -120.0}, 2000, 3); /* south pole */
   for (int i = 0; i < 200; i++) {
     geo_latlng c = {tu_uniform(-90, 90), tu_uniform(-180, 180)};
@@ -287,7 +289,8 @@ static void test_geohash_shard_range_helpers(void **state) {
     geo_latlng p = {tu_uniform(-90, 90), tu_uniform(-180, 180)};
     geo_latlng_to_geohash(p, 12, h);
     char pre[GEO_GEOHASH_BUF];
-    geo_latlng_to_geohash((geo_latlng){tu_uniform(-90, 90), tu_uniform(-180, 180)}, 1 + (int)tu_below(2), pre);
+    geo_latlng_to_geohash((geo_latlng){tu_uniform(-90, 90), tu_uniform(-180, 180)},
+                          1 + (int)tu_below(2), pre);
     if (tu_below(2)) memcpy(pre, h, 2), pre[1 + tu_below(2)] = '\0';
     assert_int_equal(geo_geohash_prefix_range(pre, a, b), GEO_OK);
     assert_int_equal(geo_geohash_in_range(h, a, b), strncmp(h, pre, strlen(pre)) == 0);

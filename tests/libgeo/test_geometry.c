@@ -27,9 +27,12 @@ static void test_haversine_matches_published_distances(void **state) {
   geo_latlng le = dms(50, 3, 59, -5, 42, 53), jog = dms(58, 38, 38, -3, 4, 12);
   assert_true(fabs(geo_haversine_m(le, jog) - 968900.0) < 100.0);
   /* One degree along a meridian, and half the circumference between antipodes. */
-  assert_true(fabs(geo_haversine_m((geo_latlng){0, 0}, (geo_latlng){1, 0}) - GEO_EARTH_RADIUS_M * M_PI / 180) < 1e-6);
-  assert_true(fabs(geo_haversine_m((geo_latlng){0, 0}, (geo_latlng){0, 180}) - GEO_EARTH_RADIUS_M * M_PI) < 1e-3);
-  assert_true(fabs(geo_haversine_m((geo_latlng){90, 0}, (geo_latlng){-90, 33}) - GEO_EARTH_RADIUS_M * M_PI) < 1e-3);
+  assert_true(fabs(geo_haversine_m((geo_latlng){0, 0}, (geo_latlng){1, 0}) -
+                   GEO_EARTH_RADIUS_M * M_PI / 180) < 1e-6);
+  assert_true(fabs(geo_haversine_m((geo_latlng){0, 0}, (geo_latlng){0, 180}) -
+                   GEO_EARTH_RADIUS_M * M_PI) < 1e-3);
+  assert_true(fabs(geo_haversine_m((geo_latlng){90, 0}, (geo_latlng){-90, 33}) -
+                   GEO_EARTH_RADIUS_M * M_PI) < 1e-3);
   /* Across the antimeridian the short way, and symmetric bit for bit. */
   geo_latlng a = {10, 179.9}, b = {10, -179.9};
   assert_true(geo_haversine_m(a, b) < 25000);
@@ -136,7 +139,8 @@ static void test_equirect_stays_within_its_documented_error_bound(void **state) 
       if (r > worst1000) worst1000 = r;
     }
   }
-  fprintf(stderr, "equirect worst relative error: %.2e (<= 10 km), %.2e (<= 1000 km)\n", worst10, worst1000);
+  fprintf(stderr, "equirect worst relative error: %.2e (<= 10 km), %.2e (<= 1000 km)\n", worst10,
+          worst1000);
   assert_true(worst10 <= 1e-5);
   assert_true(worst1000 <= 1e-2);
   /* The short way round the antimeridian. */
@@ -167,7 +171,8 @@ static void test_normalize_lng_and_projection_on_segment(void **state) {
  * polynomials within 0.02 rad, libm beyond) must agree with at every scale. */
 static double haversine_ref_m(geo_latlng a, geo_latlng b) {
   const long double d2r = 3.14159265358979323846264338327950288L / 180.0L;
-  long double p1 = a.lat * d2r, p2 = b.lat * d2r, dp = p2 - p1, dl = ((long double)b.lng - a.lng) * d2r;
+  long double p1 = a.lat * d2r, p2 = b.lat * d2r, dp = p2 - p1,
+              dl = ((long double)b.lng - a.lng) * d2r;
   long double s1 = sinl(dp / 2), s2 = sinl(dl / 2);
   long double h = s1 * s1 + cosl(p1) * cosl(p2) * s2 * s2;
   if (h > 1) h = 1;

@@ -13,7 +13,9 @@ static geo_graph_builder *line_builder(void) {
   geo_graph_builder *b = NULL;
   assert_int_equal(geo_graph_builder_new(&b), GEO_OK);
   for (int i = 0; i < 7; i++)
-    assert_int_equal(geo_graph_builder_add_node(b, 100 + i, (geo_latlng){40.7 + 0.001 * i, -74.0}, NULL), GEO_OK);
+    assert_int_equal(
+        geo_graph_builder_add_node(b, 100 + i, (geo_latlng){40.7 + 0.001 * i, -74.0}, NULL),
+        GEO_OK);
   geo_latlng bend = {40.7005, -73.9995};
   geo_graph_road roads[] = {
       {0, 1, 1000, 1100, 111, GEO_ROAD_PRIMARY, 7, &bend, 1},
@@ -193,9 +195,18 @@ static void test_allocation_failures_are_reported_and_leak_nothing(void **state)
     geo_route_state *st = NULL;
     geo_err e = geo_graph_builder_new(&b);
     for (int i = 0; e == GEO_OK && i < 30; i++)
-      e = geo_graph_builder_add_node(b, i, (geo_latlng){40.7 + 0.001 * (i % 5), -74 + 0.001 * (i / 5)}, NULL);
+      e = geo_graph_builder_add_node(
+          b, i, (geo_latlng){40.7 + 0.001 * (i % 5), -74 + 0.001 * (i / 5)}, NULL);
     for (int i = 0; e == GEO_OK && i < 60; i++) {
-      geo_graph_road r = {(uint32_t)(i % 30), (uint32_t)((i * 7 + 1) % 30), 100 + i, 120 + i, 10, GEO_ROAD_PRIMARY, i, NULL, 0};
+      geo_graph_road r = {(uint32_t)(i % 30),
+                          (uint32_t)((i * 7 + 1) % 30),
+                          100 + i,
+                          120 + i,
+                          10,
+                          GEO_ROAD_PRIMARY,
+                          i,
+                          NULL,
+                          0};
       if (r.from != r.to) e = geo_graph_builder_add_road(b, &r);
     }
     if (e == GEO_OK) e = geo_graph_builder_build(b, NULL, &g, NULL);

@@ -52,7 +52,8 @@ static geo_qt_payload payload_of(uint64_t id) {
 
 static model *g_sort_model;
 static int cmp_lat(const void *a, const void *b) {
-  double x = g_sort_model->pos[*(const size_t *)a].lat, y = g_sort_model->pos[*(const size_t *)b].lat;
+  double x = g_sort_model->pos[*(const size_t *)a].lat,
+         y = g_sort_model->pos[*(const size_t *)b].lat;
   return x < y ? -1 : x > y;
 }
 
@@ -66,8 +67,10 @@ static size_t lower_lat(const model *m, double lat) {
   size_t lo = 0, hi = m->n;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;
-    if (m->pos[m->by_lat[mid]].lat < lat) lo = mid + 1;
-    else hi = mid;
+    if (m->pos[m->by_lat[mid]].lat < lat)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -89,11 +92,11 @@ static size_t model_knn(const model *m, geo_latlng q, size_t k, double max_d, bo
   size_t up = lower_lat(m, q.lat), down = up; /* take the nearer in latitude each time */
   const double mpd = GEO_EARTH_RADIUS_M * M_PI / 180.0;
   for (;;) {
-    bool can_up = up < m->n, can_down = down > 0;
+    bool can_up = up<m->n, can_down = down> 0;
     if (!can_up && !can_down) break;
     size_t idx;
-    if (can_up && (!can_down || m->pos[m->by_lat[up]].lat - q.lat <=
-                                    q.lat - m->pos[m->by_lat[down - 1]].lat))
+    if (can_up &&
+        (!can_down || m->pos[m->by_lat[up]].lat - q.lat <= q.lat - m->pos[m->by_lat[down - 1]].lat))
       idx = m->by_lat[up++];
     else
       idx = m->by_lat[--down];
@@ -194,7 +197,8 @@ static geo_latlng random_pos(const model *m, region reg) {
     return (geo_latlng){clat + tu_uniform(-3e-4, 3e-4), clng + tu_uniform(-3e-4, 3e-4)};
   }
   if (kind < 0.35) /* a grid of 1e-3 degree lines: shared coordinates, cell borders */
-    return (geo_latlng){40.70 + 1e-3 * (double)tu_below(180), -74.02 + 1e-3 * (double)tu_below(110)};
+    return (geo_latlng){40.70 + 1e-3 * (double)tu_below(180),
+                        -74.02 + 1e-3 * (double)tu_below(110)};
   return (geo_latlng){tu_uniform(40.70, 40.88), tu_uniform(-74.02, -73.91)};
 }
 
@@ -248,8 +252,8 @@ static void run_queries(const geo_quadtree *qt, model *m, region reg, int nq) {
       size_t k = ks[tu_below(7)];
       double max_d = tu_below(4) == 0 ? tu_uniform(0, reg == CITY ? 300 : 500000) : INFINITY;
       size_t n;
-      assert_int_equal(geo_quadtree_knn(qt, q, k, max_d, avail ? avail_filter : NULL, NULL, got, &n),
-                       GEO_OK);
+      assert_int_equal(
+          geo_quadtree_knn(qt, q, k, max_d, avail ? avail_filter : NULL, NULL, got, &n), GEO_OK);
       size_t wn = model_knn(m, q, k, max_d, avail, want);
       assert_int_equal(n, wn);
       for (size_t i = 0; i < n; i++) assert_same_hit(&got[i], &want[i]);
@@ -260,7 +264,8 @@ static void run_queries(const geo_quadtree *qt, model *m, region reg, int nq) {
       a.n = b.n = 0;
       size_t nv;
       assert_int_equal(geo_quadtree_within_radius(qt, q, r, avail ? avail_filter : NULL, NULL,
-                                                  collect_visit, &a, &nv), GEO_OK);
+                                                  collect_visit, &a, &nv),
+                       GEO_OK);
       model_radius(m, q, r, avail, &b);
       assert_int_equal(nv, a.n);
       assert_int_equal(a.n, b.n);
@@ -282,7 +287,8 @@ static void run_queries(const geo_quadtree *qt, model *m, region reg, int nq) {
       a.n = b.n = 0;
       size_t nv;
       assert_int_equal(geo_quadtree_within_box(qt, box, avail ? avail_filter : NULL, NULL,
-                                               collect_visit, &a, &nv), GEO_OK);
+                                               collect_visit, &a, &nv),
+                       GEO_OK);
       model_box(m, box, avail, &b);
       assert_int_equal(a.n, b.n);
       if (a.n) qsort(a.hits, a.n, sizeof *a.hits, cmp_hit_id);
@@ -417,11 +423,13 @@ static void test_quadtree_rounds_positions_half_away_from_zero(void **state) {
     double lat = units / 1e7, lng = lat * 2;
     if (id % 3 == 2) lat = nextafter(lat, id % 2 ? 100.0 : -100.0);
     if (id < 8) {
-      static const double edge[] = {90, -90, 0, -0.0, 0.00000005, -0.00000005, 89.99999995, -89.99999995};
+      static const double edge[] = {90,         -90,         0,           -0.0,
+                                    0.00000005, -0.00000005, 89.99999995, -89.99999995};
       lat = edge[id];
       lng = lat * 2;
     }
-    assert_int_equal(geo_quadtree_upsert(qt, id, (geo_latlng){lat, lng}, (geo_qt_payload){0, 0}), GEO_OK);
+    assert_int_equal(geo_quadtree_upsert(qt, id, (geo_latlng){lat, lng}, (geo_qt_payload){0, 0}),
+                     GEO_OK);
     geo_qt_point p;
     assert_int_equal(geo_quadtree_get(qt, id, &p), GEO_OK);
     assert_true(p.pos.lat == quantize(lat));
@@ -437,8 +445,10 @@ static void test_quadtree_knn_with_k_larger_than_count_returns_all_sorted(void *
   assert_int_equal(geo_quadtree_new(&qt), GEO_OK);
   geo_latlng q = {40.75, -73.98};
   for (uint64_t id = 10; id > 0; id--)
-    assert_int_equal(geo_quadtree_upsert(qt, id, (geo_latlng){40.75 + 1e-4 * (double)(id % 5), -73.98},
-                                         (geo_qt_payload){1, 0}), GEO_OK);
+    assert_int_equal(geo_quadtree_upsert(qt, id,
+                                         (geo_latlng){40.75 + 1e-4 * (double)(id % 5), -73.98},
+                                         (geo_qt_payload){1, 0}),
+                     GEO_OK);
   geo_qt_hit out[100];
   size_t n;
   assert_int_equal(geo_quadtree_knn(qt, q, 100, INFINITY, NULL, NULL, out, &n), GEO_OK);
@@ -459,7 +469,8 @@ static void test_quadtree_many_points_on_one_spot_stay_bounded_and_searchable(vo
   assert_int_equal(geo_quadtree_new(&qt), GEO_OK);
   geo_latlng spot = {40.7580, -73.9855};
   for (uint64_t id = 1; id <= 20000; id++)
-    assert_int_equal(geo_quadtree_upsert(qt, id, spot, (geo_qt_payload){(uint8_t)(id % 2), 0}), GEO_OK);
+    assert_int_equal(geo_quadtree_upsert(qt, id, spot, (geo_qt_payload){(uint8_t)(id % 2), 0}),
+                     GEO_OK);
   assert_int_equal(geo_quadtree_check(qt), GEO_OK);
   geo_qt_hit out[5];
   size_t n;
@@ -468,7 +479,8 @@ static void test_quadtree_many_points_on_one_spot_stay_bounded_and_searchable(vo
   for (size_t i = 0; i < 5; i++) assert_int_equal(out[i].point.id, 2 * i + 1); /* odd = state 1 */
   collect c = {0};
   size_t nv;
-  assert_int_equal(geo_quadtree_within_radius(qt, spot, 0.0, NULL, NULL, collect_visit, &c, &nv), GEO_OK);
+  assert_int_equal(geo_quadtree_within_radius(qt, spot, 0.0, NULL, NULL, collect_visit, &c, &nv),
+                   GEO_OK);
   assert_int_equal(nv, 20000);
   free(c.hits);
   for (uint64_t id = 1; id <= 20000; id++) assert_int_equal(geo_quadtree_remove(qt, id), GEO_OK);
@@ -484,8 +496,10 @@ static void test_quadtree_move_within_leaf_allocates_nothing(void **state) {
   geo_quadtree *qt;
   assert_int_equal(geo_quadtree_new(&qt), GEO_OK);
   for (uint64_t id = 1; id <= 5000; id++)
-    assert_int_equal(geo_quadtree_upsert(qt, id, (geo_latlng){tu_uniform(40.70, 40.88), tu_uniform(-74.02, -73.91)},
-                                         (geo_qt_payload){1, 0}), GEO_OK);
+    assert_int_equal(geo_quadtree_upsert(
+                         qt, id, (geo_latlng){tu_uniform(40.70, 40.88), tu_uniform(-74.02, -73.91)},
+                         (geo_qt_payload){1, 0}),
+                     GEO_OK);
   long calls = tu_a.calls;
   geo_qt_point p;
   assert_int_equal(geo_quadtree_get(qt, 77, &p), GEO_OK);
@@ -514,14 +528,25 @@ static void test_quadtree_rejects_bad_arguments(void **state) {
   assert_int_equal(geo_quadtree_set_payload(qt, 1, pl), GEO_ENOTFOUND);
   geo_qt_hit out[1];
   size_t n = 99;
-  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 0}, 1, -1, NULL, NULL, out, &n), GEO_EINVAL);
-  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 200}, 1, 1, NULL, NULL, out, &n), GEO_EINVAL);
-  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 0}, 1, INFINITY, NULL, NULL, out, &n), GEO_OK);
+  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 0}, 1, -1, NULL, NULL, out, &n),
+                   GEO_EINVAL);
+  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 200}, 1, 1, NULL, NULL, out, &n),
+                   GEO_EINVAL);
+  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){0, 0}, 1, INFINITY, NULL, NULL, out, &n),
+                   GEO_OK);
   assert_int_equal(n, 0);
-  assert_int_equal(geo_quadtree_within_radius(qt, (geo_latlng){0, 0}, NAN, NULL, NULL, collect_visit, NULL, NULL), GEO_EINVAL);
-  assert_int_equal(geo_quadtree_within_box(qt, (geo_bbox){1, 0, 0, 1}, NULL, NULL, collect_visit, NULL, NULL), GEO_EINVAL);
-  assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, INT64_C(1) << 55}), GEO_EINVAL);
-  assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, -(INT64_C(1) << 55) - 1}), GEO_EINVAL);
+  assert_int_equal(geo_quadtree_within_radius(qt, (geo_latlng){0, 0}, NAN, NULL, NULL,
+                                              collect_visit, NULL, NULL),
+                   GEO_EINVAL);
+  assert_int_equal(
+      geo_quadtree_within_box(qt, (geo_bbox){1, 0, 0, 1}, NULL, NULL, collect_visit, NULL, NULL),
+      GEO_EINVAL);
+  assert_int_equal(
+      geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, INT64_C(1) << 55}),
+      GEO_EINVAL);
+  assert_int_equal(
+      geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, (geo_qt_payload){0, -(INT64_C(1) << 55) - 1}),
+      GEO_EINVAL);
   assert_int_equal(geo_quadtree_upsert(qt, 1, (geo_latlng){1, 1}, pl), GEO_OK);
   assert_int_equal(geo_quadtree_set_payload(qt, 1, (geo_qt_payload){3, 42}), GEO_OK);
   assert_int_equal(geo_quadtree_get(qt, 1, &p), GEO_OK);
@@ -582,10 +607,12 @@ static void oom_run(long fail_at, int fail_after, uint64_t seed) {
   tu_alloc_disarm();
   verify_contents(qt, &m);
   /* Still usable: grows and searches normally once memory is back. */
-  assert_int_equal(geo_quadtree_upsert(qt, next, (geo_latlng){40.75, -73.98}, (geo_qt_payload){1, 0}), GEO_OK);
+  assert_int_equal(
+      geo_quadtree_upsert(qt, next, (geo_latlng){40.75, -73.98}, (geo_qt_payload){1, 0}), GEO_OK);
   geo_qt_hit out[3];
   size_t n;
-  assert_int_equal(geo_quadtree_knn(qt, (geo_latlng){40.75, -73.98}, 3, INFINITY, NULL, NULL, out, &n), GEO_OK);
+  assert_int_equal(
+      geo_quadtree_knn(qt, (geo_latlng){40.75, -73.98}, 3, INFINITY, NULL, NULL, out, &n), GEO_OK);
   assert_int_equal(out[0].point.id, next);
   geo_quadtree_free(qt);
   model_free(&m);

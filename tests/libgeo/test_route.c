@@ -14,7 +14,8 @@ static uint32_t node_of(const geo_graph *g, int64_t id) {
   return v;
 }
 
-static void check_case(const geo_graph *g, geo_route_state *st, const fx_case *c, geo_route_algo algo) {
+static void check_case(const geo_graph *g, geo_route_state *st, const fx_case *c,
+                       geo_route_algo algo) {
   geo_route_result r = {0};
   geo_err e = geo_route_nodes(st, g, algo, node_of(g, c->from), node_of(g, c->to), &r);
   if (c->time_ms < 0) {
@@ -23,24 +24,29 @@ static void check_case(const geo_graph *g, geo_route_state *st, const fx_case *c
                geo_route_algo_name(algo), (long long)c->from, (long long)c->to, e);
     return;
   }
-  if (e != GEO_OK) fail_msg("line %d %s: error %s", c->line, geo_route_algo_name(algo), geo_strerror(e));
+  if (e != GEO_OK)
+    fail_msg("line %d %s: error %s", c->line, geo_route_algo_name(algo), geo_strerror(e));
   if ((long)r.time_ms != c->time_ms)
-    fail_msg("line %d %s: %lld -> %lld took %u ms, expected %ld", c->line, geo_route_algo_name(algo),
-             (long long)c->from, (long long)c->to, r.time_ms, c->time_ms);
+    fail_msg("line %d %s: %lld -> %lld took %u ms, expected %ld", c->line,
+             geo_route_algo_name(algo), (long long)c->from, (long long)c->to, r.time_ms,
+             c->time_ms);
   size_t n = 0;
   const uint32_t *arcs = geo_route_path_arcs(st, &n);
   /* the node sequence of the route */
   int64_t seq[64];
   int len = 0;
   seq[len++] = n ? geo_graph_node_ext_id(g, geo_graph_arc_tail(g, arcs[0])) : c->from;
-  for (size_t i = 0; i < n && len < 64; i++) seq[len++] = geo_graph_node_ext_id(g, geo_graph_arc_head(g, arcs[i]));
+  for (size_t i = 0; i < n && len < 64; i++)
+    seq[len++] = geo_graph_node_ext_id(g, geo_graph_arc_head(g, arcs[i]));
   bool same = len == c->path_len;
   for (int i = 0; same && i < len; i++) same = seq[i] == c->path[i];
   if (!same) {
     char got[512] = "";
     for (int i = 0; i < len; i++)
-      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "", (long long)seq[i]);
-    fail_msg("line %d %s: route %s differs from the table", c->line, geo_route_algo_name(algo), got);
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
+               (long long)seq[i]);
+    fail_msg("line %d %s: route %s differs from the table", c->line, geo_route_algo_name(algo),
+             got);
   }
   double len_m = 0;
   for (size_t i = 0; i < n; i++) len_m += geo_graph_arc_length_m(g, arcs[i]);
@@ -74,18 +80,21 @@ static void test_grid_table_one_to_many_matches(void **state) {
     const fx_case *c = &cases[i];
     uint32_t want = c->time_ms < 0 ? GEO_TIME_NONE : (uint32_t)c->time_ms;
     geo_route_place from = geo_route_place_node(node_of(g, c->from));
-    geo_route_place to[2] = {geo_route_place_node(node_of(g, c->to)), geo_route_place_node(node_of(g, c->from))};
+    geo_route_place to[2] = {geo_route_place_node(node_of(g, c->to)),
+                             geo_route_place_node(node_of(g, c->from))};
     for (int use_ch = 0; use_ch < 2; use_ch++) {
       uint32_t t[2];
       assert_int_equal(geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_FROM_SOURCE, &from, to, 2,
-                                             GEO_TIME_NONE, t, NULL), GEO_OK);
+                                             GEO_TIME_NONE, t, NULL),
+                       GEO_OK);
       assert_int_equal(t[0], want);
       assert_int_equal(t[1], 0);
       /* reverse: from the table's destination, asking the time from its origin to it */
       geo_route_place dst = to[0];
       geo_route_place orig = from;
       assert_int_equal(geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_TO_SOURCE, &dst, &orig, 1,
-                                             GEO_TIME_NONE, t, NULL), GEO_OK);
+                                             GEO_TIME_NONE, t, NULL),
+                       GEO_OK);
       assert_int_equal(t[0], want);
     }
   }
@@ -129,9 +138,11 @@ static void test_places_on_one_way_and_two_way_roads(void **state) {
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
     for (int algo = 0; algo < GEO_ROUTE_ALGO_COUNT; algo++) {
       geo_route_result r = {0};
-      assert_int_equal(geo_route(st, g, (geo_route_algo)algo, rows[i].from, rows[i].to, &r), GEO_OK);
+      assert_int_equal(geo_route(st, g, (geo_route_algo)algo, rows[i].from, rows[i].to, &r),
+                       GEO_OK);
       if (r.time_ms != rows[i].time_ms)
-        fail_msg("row %zu %s: %u ms, expected %u", i, geo_route_algo_name(algo), r.time_ms, rows[i].time_ms);
+        fail_msg("row %zu %s: %u ms, expected %u", i, geo_route_algo_name(algo), r.time_ms,
+                 rows[i].time_ms);
       assert_true(fabs(r.length_m - rows[i].length_m) < 1e-3);
     }
   }
@@ -181,7 +192,9 @@ static void test_bad_arguments_are_errors(void **state) {
   bad.frac = NAN;
   assert_int_equal(geo_route(st, g, GEO_ROUTE_DIJKSTRA, &ok, &bad, &r), GEO_EINVAL);
   uint32_t t;
-  assert_int_equal(geo_route_one_to_many(st, g, true, GEO_ROUTE_FROM_SOURCE, &ok, &ok, 1, 0, &t, NULL), GEO_EINVAL);
+  assert_int_equal(
+      geo_route_one_to_many(st, g, true, GEO_ROUTE_FROM_SOURCE, &ok, &ok, 1, 0, &t, NULL),
+      GEO_EINVAL);
   assert_int_equal(geo_route_polyline(st, g, NULL, 0, &(size_t){0}), GEO_EINVAL); /* no route yet */
   /* a state made for another graph size is refused */
   geo_graph *small = fx_random_graph(5, 3, false, false);

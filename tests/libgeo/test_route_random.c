@@ -7,8 +7,8 @@
  */
 #include "graph_fixtures.h"
 
-static uint32_t path_time(const geo_graph *g, const geo_route_state *st, const geo_route_place *from,
-                          const geo_route_place *to) {
+static uint32_t path_time(const geo_graph *g, const geo_route_state *st,
+                          const geo_route_place *from, const geo_route_place *to) {
   size_t n = 0;
   const uint32_t *arcs = geo_route_path_arcs(st, &n);
   if (n == 0) return 0;
@@ -66,9 +66,11 @@ static void check_all_pairs(geo_graph *g, geo_route_state *st) {
                                                GEO_TIME_NONE, times, NULL),
                          GEO_OK);
         for (uint32_t t = 0; t < n; t++) {
-          uint32_t want = dir == GEO_ROUTE_FROM_SOURCE ? ref[(size_t)s * n + t] : ref[(size_t)t * n + s];
+          uint32_t want =
+              dir == GEO_ROUTE_FROM_SOURCE ? ref[(size_t)s * n + t] : ref[(size_t)t * n + s];
           if (times[t] != want)
-            fail_msg("one_to_many ch=%d dir=%d %u/%u: %u, dijkstra %u", use_ch, dir, s, t, times[t], want);
+            fail_msg("one_to_many ch=%d dir=%d %u/%u: %u, dijkstra %u", use_ch, dir, s, t, times[t],
+                     want);
         }
       }
     }
@@ -115,7 +117,8 @@ static void check_places(geo_graph *g, geo_route_state *st, int queries) {
         e = geo_route(st, g, (geo_route_algo)algo, &a, &ts[i], &x);
         uint32_t got = e == GEO_OK ? x.time_ms : GEO_TIME_NONE;
         if (got != ref[i])
-          fail_msg("%s place query %d/%d: %u, dijkstra %u", geo_route_algo_name(algo), q, i, got, ref[i]);
+          fail_msg("%s place query %d/%d: %u, dijkstra %u", geo_route_algo_name(algo), q, i, got,
+                   ref[i]);
         if (e == GEO_OK) {
           size_t np = 0;
           geo_err pe = geo_route_polyline(st, g, NULL, 0, &np);
@@ -133,17 +136,21 @@ static void check_places(geo_graph *g, geo_route_state *st, int queries) {
     }
     for (int use_ch = 0; use_ch < 2; use_ch++) {
       assert_int_equal(geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_FROM_SOURCE, &a, ts, K,
-                                             GEO_TIME_NONE, times, NULL), GEO_OK);
+                                             GEO_TIME_NONE, times, NULL),
+                       GEO_OK);
       for (int i = 0; i < K; i++)
-        if (times[i] != ref[i]) fail_msg("one_to_many fwd ch=%d %d/%d: %u vs %u", use_ch, q, i, times[i], ref[i]);
+        if (times[i] != ref[i])
+          fail_msg("one_to_many fwd ch=%d %d/%d: %u vs %u", use_ch, q, i, times[i], ref[i]);
       /* reverse: each target to a, checked against Dijkstra target -> a */
       assert_int_equal(geo_route_one_to_many(st, g, use_ch, GEO_ROUTE_TO_SOURCE, &a, ts, K,
-                                             GEO_TIME_NONE, times, NULL), GEO_OK);
+                                             GEO_TIME_NONE, times, NULL),
+                       GEO_OK);
       for (int i = 0; i < K; i++) {
         geo_route_result r = {0};
         geo_err e = geo_route(st, g, GEO_ROUTE_DIJKSTRA, &ts[i], &a, &r);
         uint32_t want = e == GEO_OK ? r.time_ms : GEO_TIME_NONE;
-        if (times[i] != want) fail_msg("one_to_many rev ch=%d %d/%d: %u vs %u", use_ch, q, i, times[i], want);
+        if (times[i] != want)
+          fail_msg("one_to_many rev ch=%d %d/%d: %u vs %u", use_ch, q, i, times[i], want);
       }
     }
   }

@@ -16,8 +16,11 @@
 
 static geo_segment random_segment(uint64_t id, bool near_antimeridian) {
   geo_latlng a;
-  if (near_antimeridian) a = (geo_latlng){tu_uniform(-10, 10), tu_below(2) ? tu_uniform(179.9, 180) : tu_uniform(-180, -179.9)};
-  else a = (geo_latlng){tu_uniform(40.70, 40.88), tu_uniform(-74.02, -73.91)};
+  if (near_antimeridian)
+    a = (geo_latlng){tu_uniform(-10, 10),
+                     tu_below(2) ? tu_uniform(179.9, 180) : tu_uniform(-180, -179.9)};
+  else
+    a = (geo_latlng){tu_uniform(40.70, 40.88), tu_uniform(-74.02, -73.91)};
   geo_latlng b = geo_destination(a, tu_uniform(0, 360), tu_uniform(0, 300));
   if (tu_below(50) == 0) b = a; /* degenerate: a point */
   if (fabs(a.lng - b.lng) > 180) b = a;
@@ -79,7 +82,8 @@ static void check_against_scan(const geo_rtree *t, const geo_segment *segs, size
   idset got = {0}, want = {0};
   for (int k = 0; k < nq; k++) {
     bool am = tu_below(5) == 0;
-    geo_latlng p = am ? (geo_latlng){tu_uniform(-10, 10), tu_below(2) ? tu_uniform(179.8, 180) : tu_uniform(-180, -179.8)}
+    geo_latlng p = am ? (geo_latlng){tu_uniform(-10, 10), tu_below(2) ? tu_uniform(179.8, 180)
+                                                                      : tu_uniform(-180, -179.8)}
                       : (geo_latlng){tu_uniform(40.69, 40.89), tu_uniform(-74.03, -73.90)};
     if (tu_below(5) == 0) p = segs[tu_below(n)].a; /* exactly on an endpoint: ties */
     bool odd = tu_below(2) == 0;
@@ -189,7 +193,8 @@ static void test_rtree_blob_round_trip_answers_the_same(void **state) {
   assert_int_equal(geo_rtree_write_blob(t, buf, len), GEO_OK);
   assert_int_equal(geo_rtree_open_blob(buf, len, &r), GEO_OK);
   geo_rtree_hit h;
-  assert_int_equal(geo_rtree_nearest(r, (geo_latlng){0, 0}, INFINITY, NULL, NULL, &h), GEO_ENOTFOUND);
+  assert_int_equal(geo_rtree_nearest(r, (geo_latlng){0, 0}, INFINITY, NULL, NULL, &h),
+                   GEO_ENOTFOUND);
   geo_rtree_free(r);
   geo_rtree_free(t);
   free(buf);
@@ -219,7 +224,8 @@ static void test_rtree_open_blob_rejects_truncated_and_corrupt_blobs(void **stat
   for (int k = 0; k < 20000; k++) {
     memcpy(bad, good, len);
     int flips = 1 + (int)tu_below(4);
-    for (int f = 0; f < flips; f++) ((unsigned char *)bad)[tu_below(len)] ^= (unsigned char)(1u << tu_below(8));
+    for (int f = 0; f < flips; f++)
+      ((unsigned char *)bad)[tu_below(len)] ^= (unsigned char)(1u << tu_below(8));
     geo_err e = geo_rtree_open_blob(bad, len, &r);
     assert_true(e == GEO_OK || e == GEO_EFORMAT);
     if (e == GEO_OK) { /* a flip in a box or coordinate may be valid: it must still be safe */
@@ -250,15 +256,18 @@ static void test_rtree_rejects_bad_arguments(void **state) {
   bad = (geo_segment){{NAN, 0}, {0, 0}, 1};
   assert_int_equal(geo_rtree_insert(t, &bad), GEO_EINVAL);
   geo_rtree_hit h;
-  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){0, 0}, INFINITY, NULL, NULL, &h), GEO_ENOTFOUND);
+  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){0, 0}, INFINITY, NULL, NULL, &h),
+                   GEO_ENOTFOUND);
   assert_int_equal(geo_rtree_nearest(t, (geo_latlng){95, 0}, INFINITY, NULL, NULL, &h), GEO_EINVAL);
   geo_segment s = {{40.7, -74.0}, {40.7, -73.99}, 7};
   assert_int_equal(geo_rtree_insert(t, &s), GEO_OK);
-  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){40.701, -73.995}, INFINITY, NULL, NULL, &h), GEO_OK);
+  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){40.701, -73.995}, INFINITY, NULL, NULL, &h),
+                   GEO_OK);
   assert_int_equal(h.id, 7);
   assert_true(fabs(h.frac - 0.5) < 1e-9);
   assert_true(fabs(h.dist_m - 111.2) < 0.5); /* 0.001 degree of latitude */
-  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){40.701, -73.995}, 100.0, NULL, NULL, &h), GEO_ENOTFOUND);
+  assert_int_equal(geo_rtree_nearest(t, (geo_latlng){40.701, -73.995}, 100.0, NULL, NULL, &h),
+                   GEO_ENOTFOUND);
   assert_int_equal(geo_rtree_range(t, (geo_bbox){1, 0, 0, 1}, count_all, NULL), 0);
   geo_rtree_free(t);
   geo_rtree_free(NULL);
@@ -274,8 +283,10 @@ static void test_rtree_out_of_memory_at_every_allocation_leaves_it_valid(void **
     geo_rtree *t = NULL;
     geo_err e = geo_rtree_bulk_load(segs, n, &t);
     long calls = tu_a.calls;
-    if (e == GEO_OK) geo_rtree_free(t);
-    else assert_int_equal(e, GEO_ENOMEM);
+    if (e == GEO_OK)
+      geo_rtree_free(t);
+    else
+      assert_int_equal(e, GEO_ENOMEM);
     assert_int_equal(tu_a.live, 0);
     tu_alloc_restore();
     if (calls < fail) break;
@@ -296,8 +307,10 @@ static void test_rtree_out_of_memory_at_every_allocation_leaves_it_valid(void **
     geo_segment *in = malloc(n * sizeof *in);
     for (size_t i = 0; i < n; i++) {
       e = geo_rtree_insert(t, &segs[i]);
-      if (e == GEO_OK) in[inserted++] = segs[i];
-      else assert_int_equal(e, GEO_ENOMEM);
+      if (e == GEO_OK)
+        in[inserted++] = segs[i];
+      else
+        assert_int_equal(e, GEO_ENOMEM);
     }
     total = tu_a.calls;
     tu_alloc_disarm();

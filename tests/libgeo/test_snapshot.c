@@ -124,7 +124,7 @@ static void test_calibration_survives_round_trip(void **state) {
   assert_int_equal(geo_snapshot_load(tmp_path, &h), GEO_OK);
   const geo_graph_calibration *hc = geo_graph_get_calibration(h);
   assert_true(hc->class_factor[GEO_ROAD_RESIDENTIAL] == 2.5);
-  assert_true(geo_graph_eta_ms(h, 1000, 3, 0) == 750.0); /* Sunday 03:00 */
+  assert_true(geo_graph_eta_ms(h, 1000, 3, 0) == 750.0);  /* Sunday 03:00 */
   assert_true(geo_graph_eta_ms(h, 1000, 3, 2) == 1250.0); /* Tuesday 03:00 */
   assert_true(geo_graph_eta_ms(h, 1000, 3, 3) == 1000.0);
   assert_true(geo_graph_eta_ms(h, 1000, 24, 3) == 1000.0); /* out of range: no factor */
@@ -277,9 +277,11 @@ static void test_bad_indices_with_valid_checksum_are_refused(void **state) {
     }
     geo_snap sn;
     for (int k = 0; k < 4; k++)
-      geo_graph_snap(h, (geo_latlng){40.69 + 0.07 * fx_unit(), -74.02 + 0.07 * fx_unit()}, INFINITY, &sn);
+      geo_graph_snap(h, (geo_latlng){40.69 + 0.07 * fx_unit(), -74.02 + 0.07 * fx_unit()}, INFINITY,
+                     &sn);
     uint32_t times[8];
-    geo_route_one_to_many(st, h, geo_ch_present(h), GEO_ROUTE_TO_SOURCE, &all[0], all, 8, GEO_TIME_NONE, times, NULL);
+    geo_route_one_to_many(st, h, geo_ch_present(h), GEO_ROUTE_TO_SOURCE, &all[0], all, 8,
+                          GEO_TIME_NONE, times, NULL);
     geo_route_state_free(st);
     geo_graph_free(h);
   }

@@ -53,7 +53,8 @@ static tu_alloc tu_a;
 static inline void *tu_malloc(size_t n, void *ud) {
   (void)ud;
   tu_a.calls++;
-  if (tu_a.fail_at && (tu_a.calls == tu_a.fail_at || (tu_a.fail_after && tu_a.calls > tu_a.fail_at)))
+  if (tu_a.fail_at &&
+      (tu_a.calls == tu_a.fail_at || (tu_a.fail_after && tu_a.calls > tu_a.fail_at)))
     return NULL;
   void *p = malloc(n);
   if (p) tu_a.live++;

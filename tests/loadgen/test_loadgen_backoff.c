@@ -41,7 +41,7 @@ static void test_backoff_jitter_spreads_clients_over_the_range(void **state) {
 static void test_backoff_resets_only_after_a_stable_connection(void **state) {
   (void)state;
   lg_backoff_policy p = lg_backoff_default();
-  assert_int_equal(lg_backoff_next_failures(&p, 0, 0, 1000), 1);             /* never opened */
+  assert_int_equal(lg_backoff_next_failures(&p, 0, 0, 1000), 1); /* never opened */
   assert_int_equal(lg_backoff_next_failures(&p, 3, 0, 1000), 4);
   assert_int_equal(lg_backoff_next_failures(&p, 3, 1000, 1000 + 4999999), 4); /* open < 5 s */
   assert_int_equal(lg_backoff_next_failures(&p, 3, 1000, 1000 + 5000000), 0); /* open 5 s */

@@ -21,8 +21,7 @@
  * graph in the environment unless graph is given. */
 static run_result *lg(bool secret, const char *graph, const char *const *args) {
   char *argv[MAX_ARGS + 2] = {(char *)run_bin("meridian-loadgen")};
-  for (int i = 0; args[i] && i < MAX_ARGS; i++)
-    argv[i + 1] = (char *)args[i];
+  for (int i = 0; args[i] && i < MAX_ARGS; i++) argv[i + 1] = (char *)args[i];
   char g[512];
   snprintf(g, sizeof g, "MERIDIAN_GRAPH=%s", graph ? graph : "");
   const char *env[] = {secret ? "MERIDIAN_JWT_SECRET=test-secret" : "MERIDIAN_JWT_SECRET=", g,

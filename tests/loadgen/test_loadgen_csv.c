@@ -82,7 +82,8 @@ static void test_tlc_format_detected_and_duration_from_datetimes(void **state) {
       "pickup_longitude,pickup_latitude,RateCodeID,store_and_fwd_flag,dropoff_longitude,"
       "dropoff_latitude,payment_type,fare_amount\n"
       /* 2: good, 2015-01-15 was a Thursday */
-      "2,2015-01-15 19:05:39,2015-01-15 19:23:42,1,1.59,-73.993896,40.750111,1,N,-73.974785,40.750618,1,12\n"
+      "2,2015-01-15 19:05:39,2015-01-15 "
+      "19:23:42,1,1.59,-73.993896,40.750111,1,N,-73.974785,40.750618,1,12\n"
       /* 3: GPS zeros = missing */
       "1,2015-01-10 20:33:38,2015-01-10 20:53:28,1,3.30,0,0,1,N,0,0,1,17\n"
       /* 4: bad pickup time */
@@ -127,7 +128,8 @@ static void test_unknown_header_is_an_error(void **state) {
   assert_int_equal(lg_trips_parse(text, strlen(text), in_box, NULL, 1, &set, err, sizeof err), -1);
   assert_non_null(strstr(err, "longitude"));
   assert_int_equal(lg_trips_parse("", 0, in_box, NULL, 1, &set, err, sizeof err), -1);
-  assert_int_equal(lg_trips_load("/nonexistent/trips.csv", in_box, NULL, 1, &set, err, sizeof err), -1);
+  assert_int_equal(lg_trips_load("/nonexistent/trips.csv", in_box, NULL, 1, &set, err, sizeof err),
+                   -1);
   assert_non_null(strstr(err, "No such file"));
 }
 

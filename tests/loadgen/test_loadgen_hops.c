@@ -84,8 +84,8 @@ static void test_reads_every_series_of_a_family_by_label(void **state) {
   assert_int_equal(lg_prom_histograms(BEFORE, "meridian_nothing_seconds", "hop", &s), 0);
   assert_int_equal(s.n, 0);
   /* escaped quotes in another label value */
-  static const char esc[] =
-      "x_bucket{a=\"q\\\"uote\",hop=\"h1\",le=\"1\"} 3\nx_bucket{a=\"\",hop=\"h1\",le=\"+Inf\"} 4\n";
+  static const char esc[] = "x_bucket{a=\"q\\\"uote\",hop=\"h1\",le=\"1\"} "
+                            "3\nx_bucket{a=\"\",hop=\"h1\",le=\"+Inf\"} 4\n";
   assert_int_equal(lg_prom_histograms(esc, "x", "hop", &s), 0);
   assert_int_equal(s.n, 1);
   assert_true(s.h[0].n == 2 && s.h[0].cum[1] == 4);
@@ -94,11 +94,12 @@ static void test_reads_every_series_of_a_family_by_label(void **state) {
 static void test_refuses_malformed_lines_of_the_family(void **state) {
   (void)state;
   static const char *const bad[] = {
-      "x_bucket{hop=\"a\",le=\"1\"} many\n",                            /* not a number */
-      "x_bucket{hop=\"a\",le=\"2\"} 1\nx_bucket{hop=\"a\",le=\"1\"} 2\n", /* bounds not increasing */
-      "x_bucket{hop=\"a\",le=\"1} 1\n",                                 /* unterminated */
-      "x_bucket{hop=\"a\"} 1\n",                                        /* no le */
-      "x_bucket{hop=\"a\",le=\"one\"} 1\n",                             /* bad le */
+      "x_bucket{hop=\"a\",le=\"1\"} many\n",                              /* not a number */
+      "x_bucket{hop=\"a\",le=\"2\"} 1\nx_bucket{hop=\"a\",le=\"1\"} 2\n", /* bounds not increasing
+                                                                           */
+      "x_bucket{hop=\"a\",le=\"1} 1\n",                                   /* unterminated */
+      "x_bucket{hop=\"a\"} 1\n",                                          /* no le */
+      "x_bucket{hop=\"a\",le=\"one\"} 1\n",                               /* bad le */
   };
   lg_hist_set s;
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -112,8 +113,8 @@ static void test_quantiles_interpolate_inside_a_bucket(void **state) {
   (void)state;
   lg_hist h = {.n = 4, .le = {1, 2, 4, INFINITY}, .cum = {4, 10, 10, 10}, .sum = 14, .count = 10};
   assert_float_equal(lg_hist_quantile(&h, 0.5), 1.0 + (5.0 - 4.0) / 6.0, 1e-12);
-  assert_float_equal(lg_hist_quantile(&h, 0.2), 0.5, 1e-12);   /* first bucket from 0 */
-  assert_float_equal(lg_hist_quantile(&h, 0.4), 1.0, 1e-12);   /* exactly a bound */
+  assert_float_equal(lg_hist_quantile(&h, 0.2), 0.5, 1e-12); /* first bucket from 0 */
+  assert_float_equal(lg_hist_quantile(&h, 0.4), 1.0, 1e-12); /* exactly a bound */
   assert_float_equal(lg_hist_mean(&h), 1.4, 1e-12);
   lg_hist tail = {.n = 3, .le = {1, 2, INFINITY}, .cum = {1, 1, 10}, .count = 10};
   assert_float_equal(lg_hist_quantile(&tail, 0.99), 2.0, 1e-12); /* in +Inf: the last bound */

@@ -137,22 +137,29 @@ static geo_graph *grid(int n, uint64_t *rng) {
   uint32_t *id = calloc((size_t)(n * n), sizeof *id);
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++)
-      assert_int_equal(geo_graph_builder_add_node(b, i * n + j,
-                                                  (geo_latlng){40.70 + i * 0.0018, -74.0 + j * 0.0024},
-                                                  &id[i * n + j]),
-                       GEO_OK);
+      assert_int_equal(
+          geo_graph_builder_add_node(
+              b, i * n + j, (geo_latlng){40.70 + i * 0.0018, -74.0 + j * 0.0024}, &id[i * n + j]),
+          GEO_OK);
   for (int i = 0; i < n; i++)
     for (int j = 0; j < n; j++)
       for (int dir = 0; dir < 2; dir++) {
         int i2 = i + (dir == 0), j2 = j + (dir == 1);
         if (i2 >= n || j2 >= n) continue;
-        geo_latlng u = {40.70 + i * 0.0018, -74.0 + j * 0.0024}, v = {40.70 + i2 * 0.0018, -74.0 + j2 * 0.0024};
+        geo_latlng u = {40.70 + i * 0.0018, -74.0 + j * 0.0024},
+                   v = {40.70 + i2 * 0.0018, -74.0 + j2 * 0.0024};
         geo_latlng mid = {(u.lat + v.lat) / 2 + (double)(lg_mix64((*rng)++) % 100) * 1e-6,
                           (u.lng + v.lng) / 2 + (double)(lg_mix64((*rng)++) % 100) * 1e-6};
         uint32_t t = 10000 + (uint32_t)(lg_mix64((*rng)++) % 50000);
-        geo_graph_road r = {id[i * n + j], id[i2 * n + j2], t, t + 1000,
-                            geo_haversine_m(u, mid) + geo_haversine_m(mid, v), GEO_ROAD_RESIDENTIAL,
-                            i * 1000 + j * 2 + dir, &mid, 1};
+        geo_graph_road r = {id[i * n + j],
+                            id[i2 * n + j2],
+                            t,
+                            t + 1000,
+                            geo_haversine_m(u, mid) + geo_haversine_m(mid, v),
+                            GEO_ROAD_RESIDENTIAL,
+                            i * 1000 + j * 2 + dir,
+                            &mid,
+                            1};
         assert_int_equal(geo_graph_builder_add_road(b, &r), GEO_OK);
       }
   free(id);
@@ -175,8 +182,10 @@ static void test_random_routes_positions_on_route_arcs_and_times_match(void **st
   uint32_t m = geo_graph_arc_count(g);
   lg_path p = {0};
   for (int k = 0; k < 200; k++) {
-    geo_route_place from = {0, (uint32_t)(lg_mix64(rng++) % m), (double)(lg_mix64(rng++) % 1001) / 1000};
-    geo_route_place to = {0, (uint32_t)(lg_mix64(rng++) % m), (double)(lg_mix64(rng++) % 1001) / 1000};
+    geo_route_place from = {0, (uint32_t)(lg_mix64(rng++) % m),
+                            (double)(lg_mix64(rng++) % 1001) / 1000};
+    geo_route_place to = {0, (uint32_t)(lg_mix64(rng++) % m),
+                          (double)(lg_mix64(rng++) % 1001) / 1000};
     geo_route_result res;
     assert_int_equal(geo_route(st, g, GEO_ROUTE_DIJKSTRA, &from, &to, &res), GEO_OK);
     size_t na;

@@ -28,15 +28,26 @@ static void test_steps_parse_and_refuse_nonsense(void **state) {
   assert_true(p[0].speedup == 30);
   assert_int_equal(p[1].drivers, 1000);
   assert_true(p[1].speedup == 60.5);
-  static const char *const bad[] = {"", "500", "500:", ":30", "0:30", "1.5:30", "500:0",
-                                    "500:-1", "500:30,", "500:30;1000:60", "a:b", "500:20000",
+  static const char *const bad[] = {"",
+                                    "500",
+                                    "500:",
+                                    ":30",
+                                    "0:30",
+                                    "1.5:30",
+                                    "500:0",
+                                    "500:-1",
+                                    "500:30,",
+                                    "500:30;1000:60",
+                                    "a:b",
+                                    "500:20000",
                                     "1:1,2:2,3:3,4:4,5:5"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     if (lg_ramp_parse_steps(bad[i], p, 4, err, sizeof err) != -1) fail_msg("accepted [%s]", bad[i]);
   assert_true(strlen(err) > 0);
 }
 
-static lg_ramp_step step(double ups, double rps, double p99, size_t req, size_t matched, double dropped) {
+static lg_ramp_step step(double ups, double rps, double p99, size_t req, size_t matched,
+                         double dropped) {
   lg_ramp_step s;
   memset(&s, 0, sizeof s);
   s.drivers = (size_t)ups;
@@ -60,10 +71,8 @@ static void test_knee_is_the_last_passing_step_before_the_first_failure(void **s
   (void)state;
   lg_ramp_criteria c = {50, 95, 0};
   lg_ramp_step s[5] = {
-      step(1000, 5, 20, 100, 100, 0),
-      step(2000, 10, 30, 200, 196, 0),
-      step(4000, 20, 49.9, 400, 390, 0),
-      step(8000, 40, 80, 800, 790, 0),  /* p99 over */
+      step(1000, 5, 20, 100, 100, 0),     step(2000, 10, 30, 200, 196, 0),
+      step(4000, 20, 49.9, 400, 390, 0),  step(8000, 40, 80, 800, 790, 0), /* p99 over */
       step(16000, 80, 40, 1600, 1600, 0), /* passes again: not trusted */
   };
   assert_true(lg_ramp_step_ok(&s[2], &c));
@@ -143,8 +152,10 @@ static void test_plot_files_hold_every_step_and_process(void **state) {
   assert_non_null(fp);
   int rows = 0;
   while (fgets(line, sizeof line, fp))
-    if (line[0] != '#') rows++;
-    else assert_non_null(strstr(line, "cpu_gateway cpu_loadgen"));
+    if (line[0] != '#')
+      rows++;
+    else
+      assert_non_null(strstr(line, "cpu_gateway cpu_loadgen"));
   fclose(fp);
   assert_int_equal(rows, 2);
   unlink(path);

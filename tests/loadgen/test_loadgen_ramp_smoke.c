@@ -23,7 +23,10 @@
 
 static const char *env(const char *name) {
   const char *v = getenv(name);
-  if (!v || !*v) fail_msg("%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)", name);
+  if (!v || !*v)
+    fail_msg(
+        "%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)",
+        name);
   return v;
 }
 
@@ -39,7 +42,8 @@ static void test_ramp_prints_table_plot_and_knee_line(void **state) {
   snprintf(pidfile, sizeof pidfile, "%s/.run/pid/svc-gateway", src);
   FILE *pf = fopen(pidfile, "r");
   long gw_pid = 0;
-  if (pf && fscanf(pf, "%ld", &gw_pid) == 1) snprintf(pids, sizeof pids, "--pids gateway=%ld", gw_pid);
+  if (pf && fscanf(pf, "%ld", &gw_pid) == 1)
+    snprintf(pids, sizeof pids, "--pids gateway=%ld", gw_pid);
   if (pf) fclose(pf);
   snprintf(cmd, sizeof cmd,
            "'%s' ramp --trips '%s/data/trips/nyc-taxi-10k.csv' --steps 40:60,80:60 --hold 4 "
@@ -73,7 +77,8 @@ static void test_ramp_prints_table_plot_and_knee_line(void **state) {
   json_error_t je;
   json_t *k = json_loads(last, 0, &je);
   if (!k) fail_msg("last line is not one JSON object: %s (%s)", last, je.text);
-  json_t *ups = json_object_get(k, "knee_updates_per_s"), *rps = json_object_get(k, "knee_requests_per_s");
+  json_t *ups = json_object_get(k, "knee_updates_per_s"),
+         *rps = json_object_get(k, "knee_requests_per_s");
   assert_true(json_is_number(ups) && json_is_number(rps));
   assert_int_equal(json_integer_value(json_object_get(k, "steps")), 2);
   /* light steps under a loose bound: the knee is a step that carried load */

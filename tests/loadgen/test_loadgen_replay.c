@@ -23,7 +23,10 @@
 
 static const char *env(const char *name) {
   const char *v = getenv(name);
-  if (!v || !*v) fail_msg("%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)", name);
+  if (!v || !*v)
+    fail_msg(
+        "%s is not set: run with the stack up (scripts/test, or scripts/stack up and . .run/env)",
+        name);
   return v;
 }
 
@@ -40,7 +43,8 @@ static void check_hops(json_t *r, long requested) {
   json_t *hops = json_object_get(r, "hops_ms"), *traced = json_object_get(r, "traced_ms");
   assert_true(json_is_object(hops));
   assert_true(json_is_object(traced));
-  if (json_object_get(traced, "why")) fail_msg("no hops: %s", json_string_value(json_object_get(traced, "why")));
+  if (json_object_get(traced, "why"))
+    fail_msg("no hops: %s", json_string_value(json_object_get(traced, "why")));
   assert_int_equal(json_object_size(hops), 6);
   double sum_mean = 0, sum_p50 = 0;
   for (size_t i = 0; i < 6; i++) {
@@ -68,7 +72,8 @@ static void check_hops(json_t *r, long requested) {
 }
 
 #define SPEEDUP 600
-#define FAITHFUL_SIM_S 60.0 /* a rider's wait for his offer, in sim time, within which the replay is faithful */
+#define FAITHFUL_SIM_S                                                                             \
+  60.0 /* a rider's wait for his offer, in sim time, within which the replay is faithful */
 
 /* The match rate this run must reach. The replay runs sim time at SPEEDUP x wall time, so
  * each wall second of request -> offer is SPEEDUP sim seconds in which the offered drivers
@@ -117,7 +122,8 @@ static void test_short_replay_matches_completes_and_records_every_trip(void **st
   long completed = (long)json_integer_value(json_object_get(r, "completed"));
   long cancelled = (long)json_integer_value(json_object_get(r, "cancelled"));
   long no_driver = (long)json_integer_value(json_object_get(r, "no_driver"));
-  double offer_p50 = json_number_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p50"));
+  double offer_p50 =
+      json_number_value(json_object_get(json_object_get(r, "offer_latency_ms"), "p50"));
   printf("requested %ld matched %ld no_driver %ld completed %ld cancelled %ld; offer p50 %.1f ms\n",
          requested, matched, no_driver, completed, cancelled, offer_p50);
   assert_true(requested >= 190);

@@ -84,16 +84,18 @@ static void test_json_report_has_the_keys_scripts_read(void **state) {
   (void)state;
   lg_stats st = {0};
   st.requested = 10, st.matched = 9, st.no_driver = 1, st.completed = 8, st.cancelled = 1;
-  for (int i = 1; i <= 100; i++) lg_samples_add(&st.match_ms, i), lg_samples_add(&st.offer_ms, i / 2.0);
+  for (int i = 1; i <= 100; i++)
+    lg_samples_add(&st.match_ms, i), lg_samples_add(&st.offer_ms, i / 2.0);
   lg_samples_add(&st.pickup_eta_err_pct, -12);
-  for (int i = 1; i <= 20; i++) lg_samples_add(&st.wait_s, i * 10), lg_samples_add(&st.pickup_eta_s, 100);
+  for (int i = 1; i <= 20; i++)
+    lg_samples_add(&st.wait_s, i * 10), lg_samples_add(&st.pickup_eta_s, 100);
   st.updates_in_window = 500;
   st.replay_wall_s = 10;
   lg_stats_error(&st, "unknown_offer");
   size_t skipped[LG_SKIP_REASON_COUNT] = {0};
   uint32_t first[1] = {0};
   lg_report_info info = {"t.csv", "nyc-tlc", "ws://x:1", "r1", 5, 10, 0, 0, skipped, first, 0,
-                         60, 60, 0.9, 0.0, 0, 2, 1, 4, 30, 1.25, true};
+                         60,      60,        0.9,        0.0,  0, 2,  1, 4, 30,      1.25,  true};
   char path[] = "/tmp/lg_report_XXXXXX";
   int fd = mkstemp(path);
   assert_true(fd >= 0);
@@ -105,9 +107,12 @@ static void test_json_report_has_the_keys_scripts_read(void **state) {
   assert_non_null(o);
   const char *ints[] = {"requested", "matched", "no_driver", "cancelled", "completed"};
   long want[] = {10, 9, 1, 1, 8};
-  for (int i = 0; i < 5; i++) assert_int_equal(json_integer_value(json_object_get(o, ints[i])), want[i]);
-  assert_true(json_real_value(json_object_get(json_object_get(o, "match_latency_ms"), "p99")) == 99);
-  assert_true(json_real_value(json_object_get(json_object_get(o, "offer_latency_ms"), "p50")) == 25);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(json_integer_value(json_object_get(o, ints[i])), want[i]);
+  assert_true(json_real_value(json_object_get(json_object_get(o, "match_latency_ms"), "p99")) ==
+              99);
+  assert_true(json_real_value(json_object_get(json_object_get(o, "offer_latency_ms"), "p50")) ==
+              25);
   assert_true(json_is_object(json_object_get(json_object_get(o, "offer_latency_ms"), "p95")) == 0);
   assert_true(json_real_value(json_object_get(o, "updates_per_s")) == 50);
   assert_true(json_real_value(json_object_get(o, "eta_error_pct")) == 12);
@@ -117,7 +122,8 @@ static void test_json_report_has_the_keys_scripts_read(void **state) {
   assert_true(json_real_value(json_object_get(json_object_get(o, "wait_s"), "p95")) == 190);
   assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "wait_s"), "n")), 20);
   assert_true(json_real_value(json_object_get(json_object_get(o, "pickup_eta_s"), "mean")) == 100);
-  assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "errors"), "unknown_offer")), 1);
+  assert_int_equal(
+      json_integer_value(json_object_get(json_object_get(o, "errors"), "unknown_offer")), 1);
   /* the simulated ping period (asked, and as the wall-clock cap let it be) and the pace */
   json_t *cfg = json_object_get(o, "config");
   assert_true(json_real_value(json_object_get(cfg, "ping_period_s")) == 4);

@@ -54,15 +54,20 @@ static geo_graph *grid(void) {
   uint32_t id[16];
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 4; j++)
-      assert_int_equal(geo_graph_builder_add_node(b, i * 4 + j, (geo_latlng){40.75 + i * 0.002, -73.99 + j * 0.003}, &id[i * 4 + j]), GEO_OK);
+      assert_int_equal(
+          geo_graph_builder_add_node(
+              b, i * 4 + j, (geo_latlng){40.75 + i * 0.002, -73.99 + j * 0.003}, &id[i * 4 + j]),
+          GEO_OK);
   for (int i = 0; i < 4; i++)
     for (int j = 0; j < 4; j++) {
       if (i + 1 < 4) {
-        geo_graph_road r = {id[i * 4 + j], id[(i + 1) * 4 + j], 20000, 20000, 222, GEO_ROAD_RESIDENTIAL, i * 8 + j, NULL, 0};
+        geo_graph_road r = {id[i * 4 + j],        id[(i + 1) * 4 + j], 20000, 20000, 222,
+                            GEO_ROAD_RESIDENTIAL, i * 8 + j,           NULL,  0};
         assert_int_equal(geo_graph_builder_add_road(b, &r), GEO_OK);
       }
       if (j + 1 < 4) {
-        geo_graph_road r = {id[i * 4 + j], id[i * 4 + j + 1], 25000, 25000, 253, GEO_ROAD_RESIDENTIAL, 100 + i * 8 + j, NULL, 0};
+        geo_graph_road r = {id[i * 4 + j],        id[i * 4 + j + 1], 25000, 25000, 253,
+                            GEO_ROAD_RESIDENTIAL, 100 + i * 8 + j,   NULL,  0};
         assert_int_equal(geo_graph_builder_add_road(b, &r), GEO_OK);
       }
     }
@@ -121,7 +126,9 @@ static void test_drivers_ping_and_riders_request_at_their_time(void **state) {
   assert_non_null(strstr(f.log, "d0 {\"type\":\"status\",\"status\":\"available\""));
   assert_non_null(strstr(f.log, "\"seq\":1}"));
   assert_non_null(strstr(f.log, "\"seq\":3}"));
-  assert_non_null(strstr(f.log, "r0 {\"type\":\"request\",\"request_id\":\"qt-0\",\"pickup\":{\"lat\":40.752000,\"lon\":-73.987000}"));
+  assert_non_null(strstr(f.log, "r0 "
+                                "{\"type\":\"request\",\"request_id\":\"qt-0\",\"pickup\":{\"lat\":"
+                                "40.752000,\"lon\":-73.987000}"));
   assert_non_null(strstr(f.log, "r1 {\"type\":\"request\",\"request_id\":\"qt-1\""));
   /* the rider of 18:00:30 asks before the one of 18:01:10 */
   assert_true(strstr(f.log, "qt-0") < strstr(f.log, "qt-1"));
@@ -174,7 +181,8 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -197,10 +205,12 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
 
   /* an offer; he accepts after his human delay (2-8 s of sim time at 60x: < 150 ms) */
   char offer[600];
-  snprintf(offer, sizeof offer,
-           "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
-           "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_at\":%lld}",
-           (long long)(epoch0 + 10000));
+  snprintf(
+      offer, sizeof offer,
+      "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_"
+      "at\":%lld}",
+      (long long)(epoch0 + 10000));
   msg(s, LG_DRIVER, 0, offer, now);
   now = advance(s, &f, now, now + 300000, true, seen);
   assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-x-1\""), 1);
@@ -220,14 +230,16 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   const char *after = f.log + before;
   assert_non_null(strstr(after, "d0 {\"type\":\"status\",\"status\":\"available\""));
   assert_non_null(strstr(after, "d0 {\"type\":\"location\""));
-  assert_non_null(strstr(after, "\"type\":\"accept\",\"offer_id\":\"o0-x-1\"")); /* not acked: again */
+  assert_non_null(
+      strstr(after, "\"type\":\"accept\",\"offer_id\":\"o0-x-1\"")); /* not acked: again */
   assert_true(lg_sim_stats(s)->reconnects == 1 && lg_sim_stats(s)->resent == 1);
 
   /* acked this time: a second drop re-sends nothing but the status */
   const char *ref = strstr(after, "\"ref\":\"a");
   assert_non_null(ref);
   char ack[80];
-  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""), ref + 7);
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""),
+           ref + 7);
   msg(s, LG_DRIVER, 0, ack, now);
   lg_sim_on_closed(s, LG_DRIVER, 0, true, "closed", now);
   before = f.len;
@@ -240,15 +252,18 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
    * it to the drop-off and completes it */
   msg(s, LG_DRIVER, 0,
       "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1,"
-      "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.754,\"lon\":-73.984}}", now);
+      "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.754,\"lon\":-73.984}}",
+      now);
   assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
   now = advance(s, &f, now, now + 2000000, true, seen);
   assert_non_null(strstr(f.log, "{\"type\":\"complete\",\"trip_id\":\"t1-y\""));
   /* a late event of the trip he just completed is not a snapshot to take up, nor is an
    * unknown trip long after the reconnection */
-  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t1-y\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
   now = advance(s, &f, now, now + 3500000, true, seen);
-  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t1-w\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t1-w\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
   assert_int_equal(lg_sim_stats(s)->resync_adopted, 1);
   assert_int_equal(count(f.log, "\"type\":\"complete\",\"trip_id\":\"t1-y\""), 1);
 
@@ -258,17 +273,21 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   lg_sim_on_closed(s, LG_RIDER, 0, true, "closed", now); /* before the ack */
   now = advance(s, &f, now, now + 600000, true, seen);
   assert_int_equal(f.opened[LG_RIDER], 2);
-  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 2); /* the same id */
-  msg(s, LG_RIDER, 0, "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"redis\",\"ref\":\"r0\"}", now);
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""),
+                   2); /* the same id */
+  msg(s, LG_RIDER, 0,
+      "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"redis\",\"ref\":\"r0\"}", now);
   now = advance(s, &f, now, now + 900000, true, seen);
-  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 2); /* not before 1 s */
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""),
+                   2); /* not before 1 s */
   now = advance(s, &f, now, now + 200000, true, seen);
   assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 3);
   msg(s, LG_RIDER, 0, "{\"type\":\"ack\",\"ref\":\"r0\"}", now);
   lg_sim_on_closed(s, LG_RIDER, 0, true, "closed", now);
   now = advance(s, &f, now, now + 1100000, true, seen);
   assert_int_equal(f.opened[LG_RIDER], 3);
-  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""), 3); /* acked: not again */
+  assert_int_equal(count(f.log, "\"type\":\"request\",\"request_id\":\"qt-0\""),
+                   3); /* acked: not again */
   /* the snapshot of his ended trip ends him, counted once */
   msg(s, LG_RIDER, 0, "{\"type\":\"no_driver\",\"request_id\":\"qt-0\"}", now);
   msg(s, LG_RIDER, 0, "{\"type\":\"no_driver\",\"request_id\":\"qt-0\"}", now);
@@ -284,7 +303,8 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -299,8 +319,9 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   assert_non_null(s);
   int seen[2] = {0, 0};
   now = advance(s, &f, now, now + 20000, true, seen);
-  const char *offer1 = "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
-                       "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}";
+  const char *offer1 =
+      "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}";
   msg(s, LG_DRIVER, 0, offer1, now);
   now = advance(s, &f, now, now + 300000, true, seen);
   const char *ref = strstr(f.log, "\"ref\":\"a");
@@ -309,19 +330,20 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   int n = (int)strcspn(ref + 7, "\"");
   snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", n, ref + 7);
   snprintf(refused, sizeof refused,
-           "{\"type\":\"error\",\"code\":\"unknown_offer\",\"message\":\"gone\",\"ref\":\"%.*s\"}", n, ref + 7);
+           "{\"type\":\"error\",\"code\":\"unknown_offer\",\"message\":\"gone\",\"ref\":\"%.*s\"}",
+           n, ref + 7);
   msg(s, LG_DRIVER, 0, ack, now);
   msg(s, LG_DRIVER, 0, refused, now);
   msg(s, LG_DRIVER, 0,
       "{\"type\":\"offer\",\"offer_id\":\"o0-x-2\",\"trip_id\":\"t0-z\",\"pickup\":{\"lat\":40.752,"
-      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}", now);
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30}",
+      now);
   now = advance(s, &f, now, now + 300000, true, seen);
   assert_null(strstr(f.log, "decline"));
   assert_non_null(strstr(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-x-2\""));
   lg_sim_free(s);
   geo_graph_free(g);
 }
-
 
 /* Ack the latest message of the driver's log that carries `what` ("\"type\":\"complete\"").
  */
@@ -332,7 +354,8 @@ static void ack_latest(lg_sim *s, const fake *f, const char *what, int64_t now) 
   const char *ref = strstr(at, "\"ref\":\"");
   assert_non_null(ref);
   char ack[80];
-  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""), ref + 7);
+  snprintf(ack, sizeof ack, "{\"type\":\"ack\",\"ref\":\"%.*s\"}", (int)strcspn(ref + 7, "\""),
+           ref + 7);
   msg(s, LG_DRIVER, 0, ack, now);
 }
 
@@ -346,7 +369,8 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
   geo_graph *g = grid();
   static fake f;
   memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 30, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -365,23 +389,29 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
   int seen[2] = {0, 0};
   now = advance(s, &f, now, now + 20000, true, seen);
   char offer[600];
-  snprintf(offer, sizeof offer,
-           "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
-           "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_at\":%lld}",
-           (long long)(epoch0 + 10000));
+  snprintf(
+      offer, sizeof offer,
+      "{\"type\":\"offer\",\"offer_id\":\"o0-x-1\",\"trip_id\":\"t0-x\",\"pickup\":{\"lat\":40.752,"
+      "\"lon\":-73.987},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981},\"pickup_eta_s\":30,\"expires_"
+      "at\":%lld}",
+      (long long)(epoch0 + 10000));
   msg(s, LG_DRIVER, 0, offer, now);
   now = advance(s, &f, now, now + 300000, true, seen);
   ack_latest(s, &f, "\"type\":\"accept\"", now);
-  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"matched\",\"seq\":3,\"ts\":1}", now);
   /* he drives to the pickup, boards, drives to the drop-off; each step acked but the last */
-  const char *steps[] = {"\"type\":\"arrived\",\"trip_id\":\"t0-x\"", "\"type\":\"start\",\"trip_id\":\"t0-x\""};
+  const char *steps[] = {"\"type\":\"arrived\",\"trip_id\":\"t0-x\"",
+                         "\"type\":\"start\",\"trip_id\":\"t0-x\""};
   for (int k = 0; k < 2; k++) {
-    for (int n = 0; n < 2000 && !strstr(f.log, steps[k]); n++) now = advance(s, &f, now, now + 10000, true, seen);
+    for (int n = 0; n < 2000 && !strstr(f.log, steps[k]); n++)
+      now = advance(s, &f, now, now + 10000, true, seen);
     assert_non_null(strstr(f.log, steps[k]));
     ack_latest(s, &f, steps[k], now);
   }
   const char *complete = "\"type\":\"complete\",\"trip_id\":\"t0-x\"";
-  for (int n = 0; n < 3000 && !strstr(f.log, complete); n++) now = advance(s, &f, now, now + 10000, true, seen);
+  for (int n = 0; n < 3000 && !strstr(f.log, complete); n++)
+    now = advance(s, &f, now, now + 10000, true, seen);
   assert_int_equal(count(f.log, complete), 1);
   uint64_t resent0 = lg_sim_stats(s)->resent;
 
@@ -396,7 +426,8 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
   for (const char *p = strstr(f.log, complete); p; p = strstr(p + 1, complete)) at = p;
   const char *ref = strstr(at, "\"ref\":\"");
   char unavail[200];
-  snprintf(unavail, sizeof unavail, "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"x\",\"ref\":\"%.*s\"}",
+  snprintf(unavail, sizeof unavail,
+           "{\"type\":\"error\",\"code\":\"unavailable\",\"message\":\"x\",\"ref\":\"%.*s\"}",
            (int)strcspn(ref + 7, "\""), ref + 7);
   msg(s, LG_DRIVER, 0, unavail, now);
   now = advance(s, &f, now, now + 100000, true, seen);
@@ -409,10 +440,12 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
   now = advance(s, &f, now, now + 1100000, true, seen);
   assert_int_equal(f.opened[LG_DRIVER], 3);
   assert_int_equal(count(f.log, complete), 3);
-  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
   now = advance(s, &f, now, now + 100000, true, seen);
   assert_int_equal(count(f.log, complete), 4);
-  msg(s, LG_DRIVER, 0, "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
+  msg(s, LG_DRIVER, 0,
+      "{\"type\":\"trip\",\"trip_id\":\"t0-x\",\"status\":\"started\",\"seq\":5,\"ts\":1}", now);
   now = advance(s, &f, now, now + 100000, true, seen);
   assert_int_equal(count(f.log, complete), 4);
   assert_int_equal(count(f.log, "\"type\":\"arrived\""), 1);
@@ -426,7 +459,8 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
  * with cfg's speedup, pace and motion: the log in *f. */
 static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
   memset(f, 0, sizeof *f);
-  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg = *over;
   cfg.drivers = 3;
@@ -442,8 +476,10 @@ static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
   for (int k = 0; k < 500 && !lg_sim_done(s); k++) {
     lg_sim_tick(s, now);
     if (k == 0)
-      for (int i = 0; i < f->opened[LG_DRIVER]; i++) lg_sim_on_open(s, LG_DRIVER, f->open_idx[LG_DRIVER][i], now);
-    for (int i = 0; i < f->opened[LG_RIDER]; i++) lg_sim_on_open(s, LG_RIDER, f->open_idx[LG_RIDER][i], now);
+      for (int i = 0; i < f->opened[LG_DRIVER]; i++)
+        lg_sim_on_open(s, LG_DRIVER, f->open_idx[LG_DRIVER][i], now);
+    for (int i = 0; i < f->opened[LG_RIDER]; i++)
+      lg_sim_on_open(s, LG_RIDER, f->open_idx[LG_RIDER][i], now);
     f->opened[LG_RIDER] = 0;
     now += 10000;
   }
@@ -521,7 +557,8 @@ static void test_ping_period_pace_and_motion(void **state) {
   assert_null(strstr(f.log, "\"speed_mps\":"));
   /* a pace out of range is a bad setting */
   c.drive_pace = 0;
-  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_io io = {&f, f_open, f_send, f_close, NULL};
   char err[200];
@@ -546,7 +583,8 @@ static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us,
   static fake f;
   memset(&f, 0, sizeof f);
   memset(out, 0, sizeof *out);
-  lg_trip trips[1] = {{2, 1, 18, 0, 30, 1, 40.750, -73.990, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 30, 1, 40.750, -73.990, 40.756, -73.981, 300, 18 * 3600 + 30, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_config cfg;
   lg_config_defaults(&cfg);
@@ -563,25 +601,40 @@ static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us,
   assert_non_null(s);
   int seen[2] = {0, 0};
   now = advance(s, &f, now, now + 20000, true, seen);
-  const char *pq = "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981}";
-  const char *qx = "\"pickup\":{\"lat\":40.756,\"lon\":-73.981},\"dropoff\":{\"lat\":40.750,\"lon\":-73.981}";
+  const char *pq =
+      "\"pickup\":{\"lat\":40.750,\"lon\":-73.990},\"dropoff\":{\"lat\":40.756,\"lon\":-73.981}";
+  const char *qx =
+      "\"pickup\":{\"lat\":40.756,\"lon\":-73.981},\"dropoff\":{\"lat\":40.750,\"lon\":-73.981}";
   char m[400];
-  snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",\"request_id\":\"qc-0\",%s,\"pickup_eta_s\":30}", pq);
+  snprintf(m, sizeof m,
+           "{\"type\":\"offer\",\"offer_id\":\"o0-a-1\",\"trip_id\":\"t0-a\",\"request_id\":\"qc-"
+           "0\",%s,\"pickup_eta_s\":30}",
+           pq);
   msg(s, LG_DRIVER, 0, m, now);
   now = advance(s, &f, now, now + 300000, true, seen); /* the accept: 2-8 s of sim time at 60x */
   assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-a-1\""), 1);
-  snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-a\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", pq);
+  snprintf(m, sizeof m,
+           "{\"type\":\"trip\",\"trip_id\":\"t0-a\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,"
+           "\"pickup_eta_s\":30}",
+           pq);
   msg(s, LG_DRIVER, 0, m, now);
   bool offered = false, matched = false;
   for (int k = 0; k < 2000 && !out->complete_us; k++) {
-    if (match_at_us && !offered && now >= match_at_us - 250000) { /* driver 1: offer, accept, match */
-      snprintf(m, sizeof m, "{\"type\":\"offer\",\"offer_id\":\"o0-b-1\",\"trip_id\":\"t0-b\",%s,\"pickup_eta_s\":30}", qx);
+    if (match_at_us && !offered &&
+        now >= match_at_us - 250000) { /* driver 1: offer, accept, match */
+      snprintf(m, sizeof m,
+               "{\"type\":\"offer\",\"offer_id\":\"o0-b-1\",\"trip_id\":\"t0-b\",%s,\"pickup_eta_"
+               "s\":30}",
+               qx);
       msg(s, LG_DRIVER, 1, m, now);
       offered = true;
     }
     if (match_at_us && !matched && now >= match_at_us) {
       assert_int_equal(count(f.log, "\"type\":\"accept\",\"offer_id\":\"o0-b-1\""), 1);
-      snprintf(m, sizeof m, "{\"type\":\"trip\",\"trip_id\":\"t0-b\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%s,\"pickup_eta_s\":30}", qx);
+      snprintf(m, sizeof m,
+               "{\"type\":\"trip\",\"trip_id\":\"t0-b\",\"status\":\"matched\",\"seq\":2,\"ts\":1,%"
+               "s,\"pickup_eta_s\":30}",
+               qx);
       msg(s, LG_DRIVER, 1, m, now);
       matched = true;
     }
@@ -629,7 +682,8 @@ static void test_chain_estimate(void **state) {
    * driver) */
   const char *head = "qc-0,,dc-0,";
   assert_memory_equal(line, head, strlen(head));
-  assert_int_equal(sscanf(line + strlen(head), "%lf,%lf,%lf,%lf", &quoted, &drive, &actual, &line_m), 4);
+  assert_int_equal(
+      sscanf(line + strlen(head), "%lf,%lf,%lf,%lf", &quoted, &drive, &actual, &line_m), 4);
   assert_true(quoted == 30 && drive >= 0 && fabs(actual - drive) < 0.5 && line_m >= 0);
   assert_null(fgets(line, sizeof line, fp)); /* driver 1 has no rider of this run */
   fclose(fp);
@@ -658,7 +712,8 @@ static void test_chain_estimate(void **state) {
   lg_config_defaults(&c);
   c.chain_horizon_s = -1;
   static fake f;
-  lg_trip trips[1] = {{2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
   lg_io io = {&f, f_open, f_send, f_close, NULL};
   char err[200];

@@ -68,15 +68,16 @@ static void test_fares_bad_tariff_file_names_file_and_line(void **state) {
   const char bad[] = "name = x\nfirst_day = 2020-01-01\nflag_drop_cents = lots\n";
   assert_int_equal(write(fd, bad, sizeof bad - 1), (ssize_t)(sizeof bad - 1));
   close(fd);
-  run_result *r = ctl((const char *[]){"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
-                                       "--tariff", path, "--graph", "/nonexistent.graph", NULL});
+  run_result *r = ctl((const char *[]){"fares", "report", "--trips",
+                                       path_in_src("data/trips/tlc-fares-sample.csv"), "--tariff",
+                                       path, "--graph", "/nonexistent.graph", NULL});
   assert_int_equal(r->status, 1);
   assert_non_null(strstr(r->err, path));
   assert_non_null(strstr(r->err, "line 3: flag_drop_cents"));
   free(r);
   unlink(path);
-  r = ctl((const char *[]){"fares", "report", "--trips", "x.csv", "--tariff", "/nonexistent/t.tariff",
-                           "--graph", "/nonexistent.graph", NULL});
+  r = ctl((const char *[]){"fares", "report", "--trips", "x.csv", "--tariff",
+                           "/nonexistent/t.tariff", "--graph", "/nonexistent.graph", NULL});
   assert_int_equal(r->status, 1);
   assert_non_null(strstr(r->err, "/nonexistent/t.tariff"));
   free(r);
@@ -88,9 +89,11 @@ static void test_fares_bad_tariff_file_names_file_and_line(void **state) {
 }
 
 static json_t *report_json(const char *tariff) {
-  const char *args[] = {"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
-                        "--tariffs", path_in_src("data/tariffs"), "--json",
-                        tariff ? "--tariff" : NULL, tariff, NULL};
+  const char *args[] = {"fares",     "report",
+                        "--trips",   path_in_src("data/trips/tlc-fares-sample.csv"),
+                        "--tariffs", path_in_src("data/tariffs"),
+                        "--json",    tariff ? "--tariff" : NULL,
+                        tariff,      NULL};
   run_result *r = ctl(args);
   if (r->status != 0) fail_msg("fares report exited %d: %s", r->status, r->err);
   json_error_t je;
@@ -102,7 +105,8 @@ static json_t *report_json(const char *tariff) {
 
 static void test_fares_report_prices_the_sample_by_pickup_date(void **state) {
   (void)state;
-  if (!getenv("MERIDIAN_GRAPH")) fail_msg("MERIDIAN_GRAPH unset: run under scripts/test (the stack's .run/env)");
+  if (!getenv("MERIDIAN_GRAPH"))
+    fail_msg("MERIDIAN_GRAPH unset: run under scripts/test (the stack's .run/env)");
   json_t *j = report_json(NULL);
   size_t n = (size_t)json_integer_value(json_object_get(j, "n"));
   double med = json_number_value(json_object_get(j, "median_abs_pct"));
@@ -134,13 +138,17 @@ static void test_fares_report_prices_the_sample_by_pickup_date(void **state) {
  * duration): what the report's error holds is the ETA's. */
 static void test_fares_per_trip_lines(void **state) {
   (void)state;
-  if (!getenv("MERIDIAN_GRAPH")) fail_msg("MERIDIAN_GRAPH unset: run under scripts/test (the stack's .run/env)");
+  if (!getenv("MERIDIAN_GRAPH"))
+    fail_msg("MERIDIAN_GRAPH unset: run under scripts/test (the stack's .run/env)");
   char out[] = "/tmp/fares_per_trip_XXXXXX";
   int fd = mkstemp(out);
   assert_true(fd >= 0);
   close(fd);
-  const char *args[] = {"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
-                        "--tariffs", path_in_src("data/tariffs"), "--json", "--per-trip", out, NULL};
+  const char *args[] = {"fares",     "report",
+                        "--trips",   path_in_src("data/trips/tlc-fares-sample.csv"),
+                        "--tariffs", path_in_src("data/tariffs"),
+                        "--json",    "--per-trip",
+                        out,         NULL};
   run_result *r = ctl(args);
   if (r->status != 0) fail_msg("fares report exited %d: %s", r->status, r->err);
   json_error_t je;
@@ -177,9 +185,11 @@ static void test_fares_per_trip_lines(void **state) {
   assert_true(with_real > n / 2);
   assert_true(exact * 10 >= with_real * 7); /* the route and the meter are not the error */
   /* a file that cannot be written is an error */
-  const char *bad[] = {"fares", "report", "--trips", path_in_src("data/trips/tlc-fares-sample.csv"),
-                       "--tariffs", path_in_src("data/tariffs"), "--per-trip",
-                       "/nonexistent-dir/x.csv", NULL};
+  const char *bad[] = {"fares",      "report",
+                       "--trips",    path_in_src("data/trips/tlc-fares-sample.csv"),
+                       "--tariffs",  path_in_src("data/tariffs"),
+                       "--per-trip", "/nonexistent-dir/x.csv",
+                       NULL};
   r = ctl(bad);
   assert_int_equal(r->status, 1);
   assert_non_null(strstr(r->err, "/nonexistent-dir/x.csv"));

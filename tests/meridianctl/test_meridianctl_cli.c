@@ -20,8 +20,8 @@
 
 static run_result *mctl(char *a1, char *a2, char *a3, char *a4, char *a5, char *a6) {
   char *argv[] = {(char *)run_bin("meridianctl"), a1, a2, a3, a4, a5, a6, NULL};
-  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
-                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET,
+                       "MERIDIAN_JWT_SECRET_FILE=", "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
   return run_cmd(argv, env);
 }
 
@@ -68,10 +68,17 @@ static void test_token_bad_arguments_exit_2(void **state) {
 }
 
 static run_result *token_ttl(char *ttl) {
-  char *argv[] = {(char *)run_bin("meridianctl"), "token", "--role", "rider", "--sub", "r-1",
-                  "--ttl", ttl, NULL};
-  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
-                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
+  char *argv[] = {(char *)run_bin("meridianctl"),
+                  "token",
+                  "--role",
+                  "rider",
+                  "--sub",
+                  "r-1",
+                  "--ttl",
+                  ttl,
+                  NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET,
+                       "MERIDIAN_JWT_SECRET_FILE=", "MERIDIAN_GW_TOKEN_MAX_LIFETIME=24h", NULL};
   return run_cmd(argv, env);
 }
 
@@ -104,16 +111,24 @@ static void test_token_refuses_what_the_gateway_refuses(void **state) {
   assert_int_equal(r->status, 0);
   free(r);
   /* the maximum is the gateway's setting, read from the same variable */
-  char *argv[] = {(char *)run_bin("meridianctl"), "token", "--role", "rider", "--sub", "r-1",
-                  "--ttl", "7200", NULL};
-  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
-                       "MERIDIAN_GW_TOKEN_MAX_LIFETIME=1h", NULL};
+  char *argv[] = {(char *)run_bin("meridianctl"),
+                  "token",
+                  "--role",
+                  "rider",
+                  "--sub",
+                  "r-1",
+                  "--ttl",
+                  "7200",
+                  NULL};
+  const char *env[] = {"MERIDIAN_JWT_SECRET=" SECRET,
+                       "MERIDIAN_JWT_SECRET_FILE=", "MERIDIAN_GW_TOKEN_MAX_LIFETIME=1h", NULL};
   r = run_cmd(argv, env);
   assert_int_equal(r->status, 2);
   assert_non_null(strstr(r->err, "(3600 s"));
   free(r);
-  const char *env_bad[] = {"MERIDIAN_JWT_SECRET=" SECRET, "MERIDIAN_JWT_SECRET_FILE=",
-                           "MERIDIAN_GW_TOKEN_MAX_LIFETIME=forever", NULL};
+  const char *env_bad[] = {"MERIDIAN_JWT_SECRET=" SECRET,
+                           "MERIDIAN_JWT_SECRET_FILE=", "MERIDIAN_GW_TOKEN_MAX_LIFETIME=forever",
+                           NULL};
   r = run_cmd(argv, env_bad);
   assert_int_equal(r->status, 2);
   assert_non_null(strstr(r->err, "MERIDIAN_GW_TOKEN_MAX_LIFETIME"));

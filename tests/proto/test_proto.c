@@ -90,11 +90,11 @@ static void test_location_encode_refuses_invalid_fields(void **state) {
   };
   (void)cases;
   mrd_driver_location m;
-#define BAD(stmt)                                                                        \
-  do {                                                                                   \
-    m = sample_location();                                                               \
-    stmt;                                                                                \
-    assert_int_equal(mrd_driver_location_encode(&m, buf, sizeof buf, &len), MRD_PROTO_EINVAL); \
+#define BAD(stmt)                                                                                  \
+  do {                                                                                             \
+    m = sample_location();                                                                         \
+    stmt;                                                                                          \
+    assert_int_equal(mrd_driver_location_encode(&m, buf, sizeof buf, &len), MRD_PROTO_EINVAL);     \
   } while (0)
   BAD(m.driver_id[0] = '\0');
   BAD(strcpy(m.driver_id, "drv 42"));
@@ -342,15 +342,15 @@ static void test_event_requires_fields_by_type(void **state) {
   uint8_t buf[MRD_PROTO_MAX_SIZE];
   size_t len;
   mrd_dispatch_event e;
-#define EXPECT(rc, stmt)                                                                  \
-  do {                                                                                    \
-    e = sample_offer_event();                                                             \
-    stmt;                                                                                 \
-    assert_int_equal(mrd_dispatch_event_encode(&e, buf, sizeof buf, &len), rc);           \
+#define EXPECT(rc, stmt)                                                                           \
+  do {                                                                                             \
+    e = sample_offer_event();                                                                      \
+    stmt;                                                                                          \
+    assert_int_equal(mrd_dispatch_event_encode(&e, buf, sizeof buf, &len), rc);                    \
   } while (0)
   EXPECT(MRD_PROTO_OK, (void)0);
-  EXPECT(MRD_PROTO_EINVAL, e.offer_id[0] = '\0');      /* OFFERED needs the offer */
-  EXPECT(MRD_PROTO_EINVAL, e.expires_at_ms = 0);        /* and its expiry */
+  EXPECT(MRD_PROTO_EINVAL, e.offer_id[0] = '\0'); /* OFFERED needs the offer */
+  EXPECT(MRD_PROTO_EINVAL, e.expires_at_ms = 0);  /* and its expiry */
   EXPECT(MRD_PROTO_EINVAL, e.has_pickup_eta = false);
   EXPECT(MRD_PROTO_EINVAL, strcpy(e.trip_id, "t0-9f8e")); /* trip names another shard */
   EXPECT(MRD_PROTO_EINVAL, e.seq = 0);
@@ -361,7 +361,8 @@ static void test_event_requires_fields_by_type(void **state) {
   EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_MATCHED, e.status = MRD_TRIP_MATCHED));
   EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_MATCHED, e.rider_id[0] = '\0'));
   EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_MATCHED, e.has_driver_pos = false));
-  EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_ARRIVED, e.has_driver_pos = false, e.has_pickup_eta = false));
+  EXPECT(MRD_PROTO_OK,
+         (e.type = MRD_EV_ARRIVED, e.has_driver_pos = false, e.has_pickup_eta = false));
   EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_CANCELLED, e.driver_id[0] = '\0'));
   EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_NO_DRIVER, e.request_id[0] = '\0'));
   EXPECT(MRD_PROTO_EINVAL, e.type = (mrd_event_type)12);
@@ -369,9 +370,10 @@ static void test_event_requires_fields_by_type(void **state) {
   /* COMMAND_REJECTED: a code and exactly one addressee, trip optional */
   EXPECT(MRD_PROTO_OK, (e.type = MRD_EV_COMMAND_REJECTED, strcpy(e.error_code, "unknown_offer"),
                         e.rider_id[0] = '\0', e.trip_id[0] = '\0', e.seq = 0));
-  EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_COMMAND_REJECTED, strcpy(e.error_code, "unknown_offer")));
-  EXPECT(MRD_PROTO_EINVAL, (e.type = MRD_EV_COMMAND_REJECTED, strcpy(e.error_code, "oops"),
-                            e.rider_id[0] = '\0'));
+  EXPECT(MRD_PROTO_EINVAL,
+         (e.type = MRD_EV_COMMAND_REJECTED, strcpy(e.error_code, "unknown_offer")));
+  EXPECT(MRD_PROTO_EINVAL,
+         (e.type = MRD_EV_COMMAND_REJECTED, strcpy(e.error_code, "oops"), e.rider_id[0] = '\0'));
 #undef EXPECT
 }
 
@@ -477,11 +479,11 @@ static void test_fence_drops_a_lower_generation_per_shard(void **state) {
   (void)state;
   mrd_fence f = {0};
   assert_true(mrd_fence_admit(&f, 3, 5));
-  assert_true(mrd_fence_admit(&f, 3, 5)); /* the same holder again */
-  assert_true(mrd_fence_admit(&f, 3, 6)); /* a takeover */
+  assert_true(mrd_fence_admit(&f, 3, 5));  /* the same holder again */
+  assert_true(mrd_fence_admit(&f, 3, 6));  /* a takeover */
   assert_false(mrd_fence_admit(&f, 3, 5)); /* the old holder's late event */
   assert_int_equal(f.highest[3], 6);
-  assert_true(mrd_fence_admit(&f, 4, 1)); /* shards are independent */
+  assert_true(mrd_fence_admit(&f, 4, 1));  /* shards are independent */
   assert_true(mrd_fence_admit(&f, 3, 0));  /* no generation (before leases): used */
   assert_true(mrd_fence_admit(&f, 64, 1)); /* not a shard: not fenced */
   assert_true(mrd_fence_admit(NULL, 3, 1));

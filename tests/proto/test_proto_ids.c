@@ -25,7 +25,7 @@ static void test_id_valid_accepts_only_the_documented_alphabet(void **state) {
       {"has space", false},
       {"slash/no", false},
       {"caf\xc3\xa9", false},
-      {"0123456789012345678901234567890123456789012345678901234567890123", true}, /* 64 */
+      {"0123456789012345678901234567890123456789012345678901234567890123", true},   /* 64 */
       {"01234567890123456789012345678901234567890123456789012345678901234", false}, /* 65 */
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
@@ -41,10 +41,9 @@ static void test_sharded_ids_name_their_shard(void **state) {
     bool ok;
     uint32_t shard;
   } table[] = {
-      {"t0-a", true, 0},        {"t1-abc", true, 1},     {"t63-x", true, 63},
-      {"t64-x", false, 0},      {"t01-x", false, 0},     {"t-x", false, 0},
-      {"t1x", false, 0},        {"t1-", false, 0},       {"t1-a b", false, 0},
-      {"t123-x", false, 0},     {"o1-a", false, 0},      {"T1-a", false, 0},
+      {"t0-a", true, 0},         {"t1-abc", true, 1},  {"t63-x", true, 63}, {"t64-x", false, 0},
+      {"t01-x", false, 0},       {"t-x", false, 0},    {"t1x", false, 0},   {"t1-", false, 0},
+      {"t1-a b", false, 0},      {"t123-x", false, 0}, {"o1-a", false, 0},  {"T1-a", false, 0},
       {"t9-a.b:c_d-e", true, 9}, {"", false, 0},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

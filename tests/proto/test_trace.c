@@ -43,16 +43,16 @@ static void test_traceparent_refuses_what_the_spec_refuses(void **state) {
   (void)state;
   static const char *const bad[] = {
       "",
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",     /* short */
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",   /* 00 with more */
-      "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",    /* upper case */
-      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    /* version ff */
-      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",    /* zero trace-id */
-      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",    /* zero parent-id */
-      "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    /* separator */
-      "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",    /* not hex */
-      "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",    /* version not hex */
-      "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",   /* future, no '-' */
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",   /* short */
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", /* 00 with more */
+      "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  /* upper case */
+      "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  /* version ff */
+      "00-00000000000000000000000000000000-00f067aa0ba902b7-01",  /* zero trace-id */
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  /* zero parent-id */
+      "00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  /* separator */
+      "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",  /* not hex */
+      "0x-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  /* version not hex */
+      "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", /* future, no '-' */
   };
   mrd_traceparent tp;
   memset(&tp, 0xab, sizeof tp);
@@ -64,7 +64,8 @@ static void test_traceparent_refuses_what_the_spec_refuses(void **state) {
   /* a future version is read by its first 55 characters */
   assert_true(mrd_traceparent_parse(
       "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later", &tp));
-  assert_true(mrd_traceparent_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &tp));
+  assert_true(
+      mrd_traceparent_parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00", &tp));
   assert_int_equal(tp.flags, 0);
 }
 
@@ -185,8 +186,10 @@ static void test_command_carries_the_trace_and_its_wire_stamps(void **state) {
   assert_int_equal(mrd_command_decode(buf, len, &out), MRD_PROTO_OK);
   assert_true(out.trace.present);
   assert_memory_equal(&out.trace.tp, &in.trace.tp, sizeof in.trace.tp);
-  for (int i = 0; i < MRD_STAMP_WIRE_COUNT; i++) assert_true(out.trace.stamp_us[i] == in.trace.stamp_us[i]);
-  for (int i = MRD_STAMP_WIRE_COUNT; i < MRD_STAMP_COUNT; i++) assert_true(out.trace.stamp_us[i] == 0);
+  for (int i = 0; i < MRD_STAMP_WIRE_COUNT; i++)
+    assert_true(out.trace.stamp_us[i] == in.trace.stamp_us[i]);
+  for (int i = MRD_STAMP_WIRE_COUNT; i < MRD_STAMP_COUNT; i++)
+    assert_true(out.trace.stamp_us[i] == 0);
   /* without a trace: absent on the other side */
   in.trace.present = false;
   memset(&in.trace, 0, sizeof in.trace);
@@ -217,11 +220,11 @@ static void test_unreadable_trace_is_dropped_not_the_command(void **state) {
     const char *tp;
     int64_t received_us, produced_us;
   } cases[] = {
-      {2, W3C_EXAMPLE, 1, 2},                                                 /* other version */
-      {1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", 1, 2},      /* truncated */
-      {1, NULL, 1, 2},                                                        /* none */
-      {1, W3C_EXAMPLE, -5, 2},                                                /* negative */
-      {1, W3C_EXAMPLE, 0, 2},                                                 /* a gap */
+      {2, W3C_EXAMPLE, 1, 2},                                            /* other version */
+      {1, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7", 1, 2}, /* truncated */
+      {1, NULL, 1, 2},                                                   /* none */
+      {1, W3C_EXAMPLE, -5, 2},                                           /* negative */
+      {1, W3C_EXAMPLE, 0, 2},                                            /* a gap */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     Meridian__V1__Trace tr;

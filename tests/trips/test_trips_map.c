@@ -61,8 +61,7 @@ static void test_requested_fills_identity_and_leaves_steps_null(void **state) {
   assert_string_equal(r.trip[8], "SRID=4326;POINT(-73.9800000 40.7600000)");
   assert_string_equal(r.trip[P_SEQ], "1");
   assert_string_equal(r.trip[P_AT], "1700000000123");
-  for (int i = P_OFFERED; i < TRP_TRIP_PARAMS; i++)
-    assert_null(r.trip[i]);
+  for (int i = P_OFFERED; i < TRP_TRIP_PARAMS; i++) assert_null(r.trip[i]);
   assert_null(r.trip[P_DRIVER]);
   assert_null(r.trip[P_ETA]);
   assert_null(r.trip[P_REASON]);
@@ -151,7 +150,6 @@ static void test_rejections_are_skipped_and_incomplete_events_refused(void **sta
   e.status = MRD_TRIP_NONE;
   assert_int_equal(trp_map_event(&e, &r), TRP_INCOMPLETE);
 }
-
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -139,9 +139,12 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
    * fixed surcharges; the final fare over the real 1 s from STARTED to COMPLETED: a ride at
    * speed, every unit a fifth of a mile of the route, with the quote's surge, the weekday
    * peak surcharge (Tuesday 17:13) and the fixed surcharges */
-  expect(pg, "SELECT fare_quote_cents || '|' || surge_multiplier || '|' || fare_tariff FROM trips WHERE trip_id = $1",
+  expect(pg,
+         "SELECT fare_quote_cents || '|' || surge_multiplier || '|' || fare_tariff FROM trips "
+         "WHERE trip_id = $1",
          "1234|1.3|nyc-yellow-2022-12-19");
-  expect(pg, "SELECT (fare_estimate_cents >= 300 + 400)::text FROM trips WHERE trip_id = $1", "true");
+  expect(pg, "SELECT (fare_estimate_cents >= 300 + 400)::text FROM trips WHERE trip_id = $1",
+         "true");
   char *len = one(pg, "SELECT route_length_m::text FROM trips WHERE trip_id = $1");
   assert_true(fabs(strtod(len, NULL) - rr.length_m) < 0.1);
   free(len);
@@ -150,7 +153,8 @@ static void test_ride_recorded_once_and_replays_change_nothing(void **state) {
   long total = metered + lround(metered * 0.3) + 250 + 50 + 100 + 250;
   char want_fare[64];
   snprintf(want_fare, sizeof want_fare, "%ld|%ld", total, metered);
-  expect(pg, "SELECT fare_final_cents || '|' || fare_final_metered_cents FROM trips WHERE trip_id = $1",
+  expect(pg,
+         "SELECT fare_final_cents || '|' || fare_final_metered_cents FROM trips WHERE trip_id = $1",
          want_fare);
   char *eta = one(pg, "SELECT trip_eta_s::text FROM trips WHERE trip_id = $1");
   if (fabs(strtod(eta, NULL) - want_s) > 0.501) /* the column holds whole seconds */

@@ -66,9 +66,9 @@ typedef struct conn {
   buf cin, cout, uin, uout;
   expect *q;
   size_t qhead, qlen, qcap; /* ring */
-  bool opaque;             /* answers no longer read, only relayed */
-  bool held, release;      /* head fetch held; let the head fetch pass once */
-  int64_t deadline_us;     /* of the held fetch */
+  bool opaque;              /* answers no longer read, only relayed */
+  bool held, release;       /* head fetch held; let the head fetch pass once */
+  int64_t deadline_us;      /* of the held fetch */
   bool dead;
   struct conn *next;
 } conn;
@@ -82,7 +82,7 @@ typedef struct listener {
 struct dk_front {
   int ep;
   listener *ls;
-  size_t nls, lcap; /* listeners open, allocated */
+  size_t nls, lcap;   /* listeners open, allocated */
   int32_t *from, *to; /* port maps for Metadata answers: mock port -> front port */
   conn *conns;
   dk_offsets *ends;
@@ -93,8 +93,9 @@ struct dk_front {
 
 static void logf_(const char *level, const char *msg, const char *extra) {
   int64_t wall_ms = mrd_wall_ms();
-  fprintf(stderr, "ts=%lld.%03lld level=%s svc=devkafka msg=\"%s\"%s%s\n", (long long)(wall_ms / 1000),
-          (long long)(wall_ms % 1000), level, msg, extra ? " " : "", extra ? extra : "");
+  fprintf(stderr, "ts=%lld.%03lld level=%s svc=devkafka msg=\"%s\"%s%s\n",
+          (long long)(wall_ms / 1000), (long long)(wall_ms % 1000), level, msg, extra ? " " : "",
+          extra ? extra : "");
 }
 
 /* ---- buffers ---- */
@@ -342,7 +343,8 @@ static bool pump_responses(dk_front *f, conn *c) {
           if (n > 0) f->st.ports_rewritten += (uint64_t)n;
           if (n < 0 && !f->warned_rewrite) {
             f->warned_rewrite = true;
-            logf_("warn", "a broker list could not be rewritten: clients may bypass the front", NULL);
+            logf_("warn", "a broker list could not be rewritten: clients may bypass the front",
+                  NULL);
           }
         } else if (e.key == DK_API_VERSIONS) {
           (void)dk_clamp_api_versions(frame, size, e.ver);
@@ -463,7 +465,8 @@ static void accept_one(dk_front *f, listener *l) {
     c->cmask = c->umask = EPOLLIN;
     struct epoll_event ce = {.events = EPOLLIN, .data.ptr = &c->cref};
     struct epoll_event ue = {.events = EPOLLIN, .data.ptr = &c->uref};
-    if (epoll_ctl(f->ep, EPOLL_CTL_ADD, cfd, &ce) != 0 || epoll_ctl(f->ep, EPOLL_CTL_ADD, ufd, &ue) != 0) {
+    if (epoll_ctl(f->ep, EPOLL_CTL_ADD, cfd, &ce) != 0 ||
+        epoll_ctl(f->ep, EPOLL_CTL_ADD, ufd, &ue) != 0) {
       conn_free(c);
       continue;
     }
@@ -545,7 +548,8 @@ int dk_front_run(dk_front *f, volatile sig_atomic_t *stop) {
       }
       conn *c = r->obj;
       if (c->dead) continue;
-      bool ok = r->kind == REF_CLIENT ? on_client(f, c, evs[i].events) : on_upstream(f, c, evs[i].events);
+      bool ok =
+          r->kind == REF_CLIENT ? on_client(f, c, evs[i].events) : on_upstream(f, c, evs[i].events);
       if (!ok) conn_kill(c);
     }
     settle(f);

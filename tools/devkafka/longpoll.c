@@ -90,8 +90,10 @@ static void skip_tags(rd *r) {
   for (uint64_t i = 0; i < n && !r->bad; i++) {
     (void)uvarint(r); /* tag */
     uint64_t len = uvarint(r);
-    if (len > r->n) r->bad = true;
-    else skip(r, (size_t)len);
+    if (len > r->n)
+      r->bad = true;
+    else
+      skip(r, (size_t)len);
   }
 }
 static void put32(uint8_t *p, int32_t v) {
@@ -164,15 +166,14 @@ static int64_t records_in(const uint8_t *p, size_t n) {
   size_t off = 0;
   while (off < n) {
     rd r = {p, n, off, false};
-    (void)i64(&r);                /* baseOffset */
-    int32_t batch_len = i32(&r);  /* from partitionLeaderEpoch to the end */
-    (void)i32(&r);                /* partitionLeaderEpoch */
+    (void)i64(&r);               /* baseOffset */
+    int32_t batch_len = i32(&r); /* from partitionLeaderEpoch to the end */
+    (void)i32(&r);               /* partitionLeaderEpoch */
     int8_t magic = i8(&r);
     (void)i32(&r);                /* crc */
     (void)i16(&r);                /* attributes */
     int32_t last_delta = i32(&r); /* lastOffsetDelta */
-    if (r.bad || magic != 2 || batch_len < 49 || last_delta < 0 ||
-        (size_t)batch_len > n - off - 12)
+    if (r.bad || magic != 2 || batch_len < 49 || last_delta < 0 || (size_t)batch_len > n - off - 12)
       return -1;
     total += (int64_t)last_delta + 1;
     off += 12 + (size_t)batch_len;
@@ -207,7 +208,8 @@ long dk_produce_parse(const uint8_t *frame, size_t n, const dk_req_hdr *h, int16
         r.bad = true;
       }
       if (recs < 0) r.bad = true;
-      if (!r.bad && (size_t)np_total < cap) parts[np_total] = (dk_part){topic, tlen, partition, recs};
+      if (!r.bad && (size_t)np_total < cap)
+        parts[np_total] = (dk_part){topic, tlen, partition, recs};
       np_total++;
     }
   }
@@ -233,7 +235,7 @@ long dk_produce_response_parse(const uint8_t *frame, size_t n, int16_t version, 
       int32_t partition = i32(&r);
       int16_t err = i16(&r);
       int64_t base = i64(&r);
-      (void)i64(&r);                /* log_append_time_ms (v2+) */
+      (void)i64(&r);                   /* log_append_time_ms (v2+) */
       if (version >= 5) (void)i64(&r); /* log_start_offset */
       if (version >= 8) {
         int32_t nerr = count(&r, 6);
@@ -281,10 +283,10 @@ int dk_rewrite_ports(uint8_t *frame, size_t n, int16_t api_key, int16_t version,
   } else if (api_key == DK_API_FIND_COORDINATOR) {
     if (version < 0 || version > DK_FIND_COORDINATOR_MAX_VERSION) return -1;
     if (version >= 1) (void)i32(&r); /* throttle_time_ms */
-    (void)i16(&r);                    /* error_code */
-    if (version >= 1) skip_str(&r);   /* error_message */
-    (void)i32(&r);                    /* node_id */
-    skip_str(&r);                     /* host */
+    (void)i16(&r);                   /* error_code */
+    if (version >= 1) skip_str(&r);  /* error_message */
+    (void)i32(&r);                   /* node_id */
+    skip_str(&r);                    /* host */
     size_t at = r.off;
     int32_t port = i32(&r);
     int32_t np = r.bad ? -1 : mapped(port, from, to, nmap);
@@ -365,7 +367,8 @@ static const dk_topic_ends *find_topic(const dk_offsets *t, const char *name, si
   return NULL;
 }
 
-int64_t dk_offsets_end(const dk_offsets *t, const char *topic, size_t topic_len, int32_t partition) {
+int64_t dk_offsets_end(const dk_offsets *t, const char *topic, size_t topic_len,
+                       int32_t partition) {
   const dk_topic_ends *te = find_topic(t, topic, topic_len);
   if (te == NULL || partition < 0 || partition >= te->nparts) return 0;
   return te->end[partition];
@@ -412,7 +415,8 @@ bool dk_offsets_produced(dk_offsets *t, const char *topic, size_t topic_len, int
 void dk_offsets_distrust(dk_offsets *t) { t->untrusted = true; }
 bool dk_offsets_trusted(const dk_offsets *t) { return !t->untrusted; }
 
-bool dk_fetch_should_hold(const dk_offsets *t, const dk_fetch *f, const dk_part *parts, size_t cap) {
+bool dk_fetch_should_hold(const dk_offsets *t, const dk_fetch *f, const dk_part *parts,
+                          size_t cap) {
   if (t->untrusted || f->incremental || f->max_wait_ms <= 0 || f->nparts == 0 || f->nparts > cap)
     return false;
   for (size_t i = 0; i < f->nparts; i++)

@@ -25,8 +25,13 @@
 #include <stdint.h>
 
 /* Kafka API keys this reader knows. */
-enum { DK_API_PRODUCE = 0, DK_API_FETCH = 1, DK_API_METADATA = 3, DK_API_FIND_COORDINATOR = 10,
-       DK_API_VERSIONS = 18 };
+enum {
+  DK_API_PRODUCE = 0,
+  DK_API_FETCH = 1,
+  DK_API_METADATA = 3,
+  DK_API_FIND_COORDINATOR = 10,
+  DK_API_VERSIONS = 18
+};
 
 /* The highest version of each API the reader understands; ApiVersions answers are clamped
  * to these (dk_clamp_api_versions). Produce v9, Fetch v12, Metadata v9 and FindCoordinator

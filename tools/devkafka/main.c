@@ -37,17 +37,16 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: devkafka [options]\n"
-          "  --brokers N            brokers in the mock cluster (default 3)\n"
-          "  --partitions N         partitions of each topic (default 64)\n"
-          "  --topic NAME[:N]       a topic to create (repeatable; default: driver-locations,\n"
-          "                         dispatch-commands, dispatch-events, dispatch-events-dlq)\n"
-          "  --bootstrap-file FILE  write the bootstrap servers there (atomically)\n"
-          "  --no-long-poll         no front: clients talk to the mock brokers, whose Fetch\n"
-          "                         with no data waits its whole fetch.wait.max.ms\n"
-          "  --help                 this text\n"
-          "Prints the bootstrap servers on stdout, then runs until SIGTERM or SIGINT.\n");
+  fprintf(f, "usage: devkafka [options]\n"
+             "  --brokers N            brokers in the mock cluster (default 3)\n"
+             "  --partitions N         partitions of each topic (default 64)\n"
+             "  --topic NAME[:N]       a topic to create (repeatable; default: driver-locations,\n"
+             "                         dispatch-commands, dispatch-events, dispatch-events-dlq)\n"
+             "  --bootstrap-file FILE  write the bootstrap servers there (atomically)\n"
+             "  --no-long-poll         no front: clients talk to the mock brokers, whose Fetch\n"
+             "                         with no data waits its whole fetch.wait.max.ms\n"
+             "  --help                 this text\n"
+             "Prints the bootstrap servers on stdout, then runs until SIGTERM or SIGINT.\n");
 }
 
 static int parse_int(const char *s, int lo, int hi, int *out) {
@@ -99,13 +98,14 @@ typedef struct devkafka_opts {
 /* 0: go on; 1: --help was printed (exit 0); 2: bad usage, said on stderr. */
 static int parse_args(int argc, char **argv, devkafka_opts *o) {
   enum { OPT_BROKERS = 256, OPT_PARTITIONS, OPT_TOPIC, OPT_BOOTSTRAP_FILE, OPT_NO_LONG_POLL };
-  static const struct option longopts[] = {{"brokers", required_argument, NULL, OPT_BROKERS},
-                                           {"partitions", required_argument, NULL, OPT_PARTITIONS},
-                                           {"topic", required_argument, NULL, OPT_TOPIC},
-                                           {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
-                                           {"no-long-poll", no_argument, NULL, OPT_NO_LONG_POLL},
-                                           {"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {
+      {"brokers", required_argument, NULL, OPT_BROKERS},
+      {"partitions", required_argument, NULL, OPT_PARTITIONS},
+      {"topic", required_argument, NULL, OPT_TOPIC},
+      {"bootstrap-file", required_argument, NULL, OPT_BOOTSTRAP_FILE},
+      {"no-long-poll", no_argument, NULL, OPT_NO_LONG_POLL},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -133,7 +133,8 @@ static int parse_args(int argc, char **argv, devkafka_opts *o) {
     case OPT_BOOTSTRAP_FILE: o->bootstrap_file = optarg; break;
     case OPT_NO_LONG_POLL: o->long_poll = false; break;
     default:
-      fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n", argv[optind - 1]);
+      fprintf(stderr, "devkafka: unknown or incomplete argument \"%s\" (try --help)\n",
+              argv[optind - 1]);
       return 2;
     }
   }
@@ -311,7 +312,7 @@ int main(int argc, char **argv) {
     log_line("error", "front: epoll failed", NULL);
     rc = 1;
   }
-  while (rc == 0 && !g_stop) { /* no front: the mock's threads do the work */
+  while (rc == 0 && !g_stop) {               /* no front: the mock's threads do the work */
     struct timespec d = {0, 100 * 1000000L}; /* 100 ms */
     nanosleep(&d, NULL);
   }

@@ -67,7 +67,10 @@ static int migrate(PGconn *c, int dry_run) {
     char sum[17], have[65];
     checksum_hex(m->sql, sum);
     int found = applied_checksum(c, m->version, have);
-    if (found < 0) { rc = 1; break; }
+    if (found < 0) {
+      rc = 1;
+      break;
+    }
     if (found) {
       if (strcmp(have, sum) != 0) {
         fprintf(stderr,
@@ -85,7 +88,10 @@ static int migrate(PGconn *c, int dry_run) {
       continue;
     }
     fprintf(stderr, "meridianctl: applying %s\n", m->name);
-    if (exec_ok(c, "BEGIN", "begin") != 0) { rc = 1; break; }
+    if (exec_ok(c, "BEGIN", "begin") != 0) {
+      rc = 1;
+      break;
+    }
     PGresult *r = PQexec(c, m->sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
       fprintf(stderr, "meridianctl: migration %s failed, rolled back: %s", m->name,
@@ -99,7 +105,8 @@ static int migrate(PGconn *c, int dry_run) {
     char vbuf[16];
     snprintf(vbuf, sizeof vbuf, "%d", m->version);
     const char *params[3] = {vbuf, m->name, sum};
-    r = PQexecParams(c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+    r = PQexecParams(c,
+                     "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
                      3, NULL, params, NULL, NULL, 0);
     int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) fprintf(stderr, "meridianctl: recording %s: %s", m->name, PQerrorMessage(c));
@@ -124,11 +131,10 @@ static int migrate(PGconn *c, int dry_run) {
 }
 
 static void db_usage(FILE *f) {
-  fprintf(f,
-          "usage: meridianctl db <verb> [--dsn DSN]\n"
-          "  migrate   apply every pending migration, each once and in a transaction\n"
-          "  status    list the migrations not yet applied (changes nothing)\n"
-          "The database is MERIDIAN_PG_ADMIN_DSN (or MERIDIAN_PG_DSN) unless --dsn is given.\n");
+  fprintf(f, "usage: meridianctl db <verb> [--dsn DSN]\n"
+             "  migrate   apply every pending migration, each once and in a transaction\n"
+             "  status    list the migrations not yet applied (changes nothing)\n"
+             "The database is MERIDIAN_PG_ADMIN_DSN (or MERIDIAN_PG_DSN) unless --dsn is given.\n");
 }
 
 int mctl_db_main(int argc, char **argv) {
@@ -154,7 +160,9 @@ int mctl_db_main(int argc, char **argv) {
     return 2;
   }
   if (dsn == NULL || *dsn == '\0') {
-    fprintf(stderr, "meridianctl db: MERIDIAN_PG_ADMIN_DSN / MERIDIAN_PG_DSN is not set and no --dsn given\n");
+    fprintf(
+        stderr,
+        "meridianctl db: MERIDIAN_PG_ADMIN_DSN / MERIDIAN_PG_DSN is not set and no --dsn given\n");
     return 2;
   }
   PGconn *c = PQconnectdb(dsn);

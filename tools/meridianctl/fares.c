@@ -192,8 +192,7 @@ static int report(int argc, char **argv) {
     }
     geo_snap a, b;
     if (geo_graph_snap(g, (geo_latlng){t->pickup_lat, t->pickup_lon}, SNAP_MAX_M, &a) != GEO_OK ||
-        geo_graph_snap(g, (geo_latlng){t->dropoff_lat, t->dropoff_lon}, SNAP_MAX_M, &b) !=
-            GEO_OK) {
+        geo_graph_snap(g, (geo_latlng){t->dropoff_lat, t->dropoff_lon}, SNAP_MAX_M, &b) != GEO_OK) {
       skipped[SK_SNAP]++;
       continue;
     }
@@ -248,8 +247,8 @@ static int report(int argc, char **argv) {
     printf("{\"trips_file\":\"%s\",\"tariff\":\"%s\",\"rows\":%zu,\"n\":%zu,"
            "\"median_abs_pct\":%.2f,\"mean_abs_pct\":%.2f,\"p90_abs_pct\":%.2f,"
            "\"median_pct\":%.2f,\"skipped\":{",
-           trips, tariff ? one.name : "by_pickup_date", ts.rows, n, n ? med : 0.0,
-           n ? mean : 0.0, n ? p90 : 0.0, n ? med_signed : 0.0);
+           trips, tariff ? one.name : "by_pickup_date", ts.rows, n, n ? med : 0.0, n ? mean : 0.0,
+           n ? p90 : 0.0, n ? med_signed : 0.0);
     for (int k = 0; k < SK_COUNT; k++)
       printf("%s\"%s\":%zu", k ? "," : "", SK_NAMES[k], skipped[k]);
     printf(",\"out_of_file\":%zu},\"by_tariff\":{", ts.skipped_total);

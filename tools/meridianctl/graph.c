@@ -26,35 +26,38 @@
 #define MAPCONFIG "/usr/share/osm2pgrouting/mapconfig_for_cars.xml"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: meridianctl graph <subverb> [options]\n\n"
-          "subverbs:\n"
-          "  import FILE [--if-changed]    load OSM roads (.osm, .osm.gz, .osm.bz2, .osm.pbf) into\n"
-          "                                PostGIS with osmium + osm2pgrouting (car profile):\n"
-          "                                ways, ways_vertices_pgr, configuration. --if-changed\n"
-          "                                skips when the same file (checksum) is already imported\n"
-          "  export --out FILE [--if-stale] [--factors FILE|--no-calibration]\n"
-          "                                write the binary snapshot (largest SCC, CSR, CH, R-tree,\n"
-          "                                calibration from FILE, else graph_meta). --if-stale skips\n"
-          "                                when FILE matches the import and calibration\n"
-          "  calibrate [--trips CSV] [--out FILE]\n"
-          "                                fit the ETA model on the taxi trips' `train` rows (settings\n"
-          "                                chosen on a tuning fold of them); write it to FILE (as\n"
-          "                                data/eta-calibration.txt) or else store it in graph_meta\n"
-          "  eta-report [--trips CSV] [--factors FILE]\n"
-          "                                median absolute %% ETA error on the held-out `valid` rows:\n"
-          "                                raw speeds, the fitted model (and every setting tried),\n"
-          "                                constant-speed baselines; with --factors, FILE's model\n"
-          "                                measured without fitting\n"
-          "  status                        whether a graph is imported, from which file\n\n"
-          "options: --dsn DSN (default: MERIDIAN_PG_ADMIN_DSN, else MERIDIAN_PG_DSN)\n"
-          "exit codes: 0 ok, 1 failure, 2 bad usage\n");
+  fprintf(
+      f,
+      "usage: meridianctl graph <subverb> [options]\n\n"
+      "subverbs:\n"
+      "  import FILE [--if-changed]    load OSM roads (.osm, .osm.gz, .osm.bz2, .osm.pbf) into\n"
+      "                                PostGIS with osmium + osm2pgrouting (car profile):\n"
+      "                                ways, ways_vertices_pgr, configuration. --if-changed\n"
+      "                                skips when the same file (checksum) is already imported\n"
+      "  export --out FILE [--if-stale] [--factors FILE|--no-calibration]\n"
+      "                                write the binary snapshot (largest SCC, CSR, CH, R-tree,\n"
+      "                                calibration from FILE, else graph_meta). --if-stale skips\n"
+      "                                when FILE matches the import and calibration\n"
+      "  calibrate [--trips CSV] [--out FILE]\n"
+      "                                fit the ETA model on the taxi trips' `train` rows "
+      "(settings\n"
+      "                                chosen on a tuning fold of them); write it to FILE (as\n"
+      "                                data/eta-calibration.txt) or else store it in graph_meta\n"
+      "  eta-report [--trips CSV] [--factors FILE]\n"
+      "                                median absolute %% ETA error on the held-out `valid` rows:\n"
+      "                                raw speeds, the fitted model (and every setting tried),\n"
+      "                                constant-speed baselines; with --factors, FILE's model\n"
+      "                                measured without fitting\n"
+      "  status                        whether a graph is imported, from which file\n\n"
+      "options: --dsn DSN (default: MERIDIAN_PG_ADMIN_DSN, else MERIDIAN_PG_DSN)\n"
+      "exit codes: 0 ok, 1 failure, 2 bad usage\n");
 }
 
 PGconn *mctl_graph_connect(const char *dsn) {
   if (dsn == NULL) dsn = mctl_default_dsn();
   if (dsn == NULL || *dsn == 0) {
-    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_ADMIN_DSN or MERIDIAN_PG_DSN, or pass --dsn\n");
+    fprintf(stderr, "meridianctl graph: no database: set MERIDIAN_PG_ADMIN_DSN or MERIDIAN_PG_DSN, "
+                    "or pass --dsn\n");
     return NULL;
   }
   PGconn *c = PQconnectdb(dsn);
@@ -78,7 +81,8 @@ static bool exec_ok(PGconn *c, const char *sql, const char *what) {
 
 bool mctl_graph_meta_present(PGconn *c) {
   PGresult *r = PQexec(c, "SELECT to_regclass('graph_meta') IS NOT NULL");
-  bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+  bool ok =
+      PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
   if (PQresultStatus(r) != PGRES_TUPLES_OK)
     fprintf(stderr, "meridianctl graph: checking for graph_meta: %s", PQerrorMessage(c));
   else if (!ok)
@@ -102,10 +106,11 @@ char *mctl_graph_meta_get(PGconn *c, const char *key) {
 
 bool mctl_graph_meta_set(PGconn *c, const char *key, const char *value) {
   const char *params[2] = {key, value};
-  PGresult *r = PQexecParams(c,
-                             "INSERT INTO graph_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) "
-                             "DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-                             2, NULL, params, NULL, NULL, 0);
+  PGresult *r =
+      PQexecParams(c,
+                   "INSERT INTO graph_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) "
+                   "DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+                   2, NULL, params, NULL, NULL, 0);
   bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   if (!ok) fprintf(stderr, "meridianctl graph: writing graph_meta %s: %s", key, PQerrorMessage(c));
   PQclear(r);
@@ -227,8 +232,9 @@ typedef struct import_job {
 
 /* FILE [--if-changed] [--dsn DSN]; 0, or 2 after one line on stderr. */
 static int import_parse_args(int argc, char **argv, import_job *job) {
-  static const struct option longopts[] = {
-      {"if-changed", no_argument, NULL, 'c'}, {"dsn", required_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
+  static const struct option longopts[] = {{"if-changed", no_argument, NULL, 'c'},
+                                           {"dsn", required_argument, NULL, 'd'},
+                                           {NULL, 0, NULL, 0}};
   optind = 0; /* full re-initialisation of getopt: argv is a subverb's, not the process's */
   opterr = 0;
   int o;
@@ -247,7 +253,8 @@ static int import_parse_args(int argc, char **argv, import_job *job) {
     return 2;
   }
   if (job->file == NULL) {
-    fprintf(stderr, "meridianctl graph import: missing FILE (.osm, .osm.gz, .osm.bz2 or .osm.pbf)\n");
+    fprintf(stderr,
+            "meridianctl graph import: missing FILE (.osm, .osm.gz, .osm.bz2 or .osm.pbf)\n");
     return 2;
   }
   return 0;
@@ -273,7 +280,8 @@ static bool import_extract_highways(import_job *job, char *osm, size_t cap) {
   snprintf(osm, cap, "%s/roads.osm", job->dir);
   snprintf(log, sizeof log, "%s/osmium.log", job->dir);
   fprintf(stderr, "graph import: [1/3] osmium: highways of %s -> OSM XML\n", job->file);
-  char *av[] = {"osmium", "tags-filter", (char *)job->file, "w/highway", "-o", osm, "-O", "-f", "osm", NULL};
+  char *av[] = {"osmium", "tags-filter", (char *)job->file, "w/highway", "-o", osm, "-O", "-f",
+                "osm",    NULL};
   int r = run(av, log);
   if (r != 0) {
     fprintf(stderr, "meridianctl graph import: %s is not a readable OSM file (osmium exit %d):\n",
@@ -306,15 +314,31 @@ static bool import_run_osm2pgrouting(import_job *job, const char *osm) {
     PQfreemem(errmsg);
     return false;
   }
-  const char *host = conninfo_value(opts, "host") ? conninfo_value(opts, "host") : conninfo_value(opts, "hostaddr");
+  const char *host = conninfo_value(opts, "host") ? conninfo_value(opts, "host")
+                                                  : conninfo_value(opts, "hostaddr");
   const char *port = conninfo_value(opts, "port"), *user = conninfo_value(opts, "user");
   const char *db = conninfo_value(opts, "dbname"), *pw = conninfo_value(opts, "password");
   host = host ? host : PQhost(c);
   port = port ? port : PQport(c);
   user = user ? user : PQuser(c);
   db = db ? db : PQdb(c);
-  char *av[] = {"osm2pgrouting", "-f", (char *)osm, "-c", MAPCONFIG, "--schema", job->schema, "--clean",
-                "-d", (char *)db, "-h", (char *)host, "-p", (char *)port, "-U", (char *)user, NULL};
+  char *av[] = {"osm2pgrouting",
+                "-f",
+                (char *)osm,
+                "-c",
+                MAPCONFIG,
+                "--schema",
+                job->schema,
+                "--clean",
+                "-d",
+                (char *)db,
+                "-h",
+                (char *)host,
+                "-p",
+                (char *)port,
+                "-U",
+                (char *)user,
+                NULL};
   /* the password reaches osm2pgrouting's libpq through its environment, not its command
    * line (which every local user can read in /proc) */
   if (pw) setenv("PGPASSWORD", pw, 1);
@@ -341,14 +365,16 @@ static bool import_swap_in(import_job *job) {
   PGconn *c = job->c;
   const char *s = job->schema;
   char sql[256];
-  snprintf(sql, sizeof sql, "SELECT (SELECT count(*) FROM %s.ways), (SELECT count(*) FROM %s.ways_vertices_pgr)",
-           s, s);
+  snprintf(sql, sizeof sql,
+           "SELECT (SELECT count(*) FROM %s.ways), (SELECT count(*) FROM %s.ways_vertices_pgr)", s,
+           s);
   PGresult *r = PQexec(c, sql);
   long ways = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 0)) : 0;
   long verts = PQresultStatus(r) == PGRES_TUPLES_OK ? atol(PQgetvalue(r, 0, 1)) : 0;
   PQclear(r);
   if (ways == 0) {
-    fprintf(stderr, "meridianctl graph import: %s has no road a car may use: nothing imported\n", job->file);
+    fprintf(stderr, "meridianctl graph import: %s has no road a car may use: nothing imported\n",
+            job->file);
     return false;
   }
   fprintf(stderr, "graph import: [3/3] swapping in %ld ways, %ld vertices\n", ways, verts);
@@ -372,7 +398,8 @@ static bool import_swap_in(import_job *job) {
   snprintf(now, sizeof now, "%ld", (long)time(NULL));
   snprintf(counts, sizeof counts, "%ld", ways);
   /* a new import invalidates the calibration fitted on the old one */
-  if (!mctl_graph_meta_set(c, "source_file", base) || !mctl_graph_meta_set(c, "source_checksum", job->checksum) ||
+  if (!mctl_graph_meta_set(c, "source_file", base) ||
+      !mctl_graph_meta_set(c, "source_checksum", job->checksum) ||
       !mctl_graph_meta_set(c, "imported_at", now) || !mctl_graph_meta_set(c, "ways", counts) ||
       !exec_ok(c, "DELETE FROM graph_meta WHERE key = 'calibration'", "clearing calibration") ||
       !exec_ok(c, "COMMIT", "committing the import")) {
@@ -431,7 +458,8 @@ static int cmd_import(int argc, char **argv) {
 static int cmd_status(int argc, char **argv) {
   const char *dsn = NULL;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) dsn = argv[++i];
+    if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc)
+      dsn = argv[++i];
     else {
       fprintf(stderr, "meridianctl graph status: unexpected argument %s\n", argv[i]);
       return 2;
@@ -440,10 +468,12 @@ static int cmd_status(int argc, char **argv) {
   PGconn *c = mctl_graph_connect(dsn);
   if (c == NULL) return 1;
   bool present = graph_present(c);
-  char *file = mctl_graph_meta_get(c, "source_file"), *sum = mctl_graph_meta_get(c, "source_checksum");
+  char *file = mctl_graph_meta_get(c, "source_file"),
+       *sum = mctl_graph_meta_get(c, "source_checksum");
   char *at = mctl_graph_meta_get(c, "imported_at"), *cal = mctl_graph_meta_get(c, "calibration");
   printf("graph: %s\nsource_file: %s\nsource_checksum: %s\nimported_at: %s\ncalibrated: %s\n",
-         present ? "imported" : "absent", file ? file : "-", sum ? sum : "-", at ? at : "-", cal ? "yes" : "no");
+         present ? "imported" : "absent", file ? file : "-", sum ? sum : "-", at ? at : "-",
+         cal ? "yes" : "no");
   free(file);
   free(sum);
   free(at);
@@ -468,6 +498,7 @@ int mctl_graph_main(int argc, char **argv) {
   if (strcmp(sub, "status") == 0) return cmd_status(argc - 1, argv + 1);
   if (strcmp(sub, "calibrate") == 0) return mctl_graph_calibrate(argc - 1, argv + 1);
   if (strcmp(sub, "eta-report") == 0) return mctl_graph_eta_report(argc - 1, argv + 1);
-  fprintf(stderr, "meridianctl graph: unknown subverb \"%s\" (try meridianctl graph --help)\n", sub);
+  fprintf(stderr, "meridianctl graph: unknown subverb \"%s\" (try meridianctl graph --help)\n",
+          sub);
   return 2;
 }

@@ -18,8 +18,8 @@ int mctl_graph_main(int argc, char **argv);
 
 /* What an arc costs when a graph is read from PostGIS. */
 typedef enum mctl_cost {
-  MCTL_COST_TIME,    /* travel time from length and maxspeed (or the class default) */
-  MCTL_COST_LENGTH   /* length in decimetres, for shortest-distance routes */
+  MCTL_COST_TIME,  /* travel time from length and maxspeed (or the class default) */
+  MCTL_COST_LENGTH /* length in decimetres, for shortest-distance routes */
 } mctl_cost;
 
 /* Connect to dsn (or MERIDIAN_PG_DSN when NULL); prints the error and returns NULL on
@@ -80,7 +80,6 @@ geo_err mctl_model_apply(const mctl_eta_model *m, const geo_graph *raw, geo_grap
 /* The whole file at path as a NUL-terminated malloc'd string; NULL when unreadable or over
  * 16 MB. */
 char *mctl_read_text(const char *path);
-
 
 /* The calibrate and eta-report subverbs (graph_eta.c). */
 int mctl_graph_calibrate(int argc, char **argv);

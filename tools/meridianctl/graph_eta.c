@@ -109,8 +109,7 @@ static trip *load_trips(const char *path, size_t *n_out) {
       p = c + 1;
     }
     int maxc = 0;
-    for (int i = 0; i < 8; i++)
-      maxc = col[i] > maxc ? col[i] : maxc;
+    for (int i = 0; i < 8; i++) maxc = col[i] > maxc ? col[i] : maxc;
     if (nf <= maxc) continue;
     const char *split = field[col[0]];
     bool eval = strcmp(split, "valid") == 0;
@@ -154,8 +153,7 @@ static double weighted_median(wv *v, size_t n) {
   if (n == 0) return NAN;
   qsort(v, n, sizeof *v, cmp_wv);
   double total = 0, acc = 0;
-  for (size_t i = 0; i < n; i++)
-    total += v[i].w;
+  for (size_t i = 0; i < n; i++) total += v[i].w;
   for (size_t i = 0; i < n; i++) {
     acc += v[i].w;
     if (acc >= total / 2) return v[i].x;
@@ -163,9 +161,7 @@ static double weighted_median(wv *v, size_t n) {
   return v[n - 1].x;
 }
 
-static double clampd(double x, double lo, double hi) {
-  return x < lo ? lo : x > hi ? hi : x;
-}
+static double clampd(double x, double lo, double hi) { return x < lo ? lo : x > hi ? hi : x; }
 
 static double median(double *x, size_t n);
 
@@ -209,8 +205,7 @@ typedef struct cell_lists {
 static bool cell_lists_build(const trip *t, size_t n, size_t n_cells, cell_lists *cl) {
   cl->off = calloc(n_cells + 2, sizeof *cl->off);
   size_t total = 0;
-  for (size_t i = 0; i < n; i++)
-    total += t[i].n_parts;
+  for (size_t i = 0; i < n; i++) total += t[i].n_parts;
   cl->trip = malloc((total + 1) * sizeof *cl->trip);
   if (cl->off == NULL || cl->trip == NULL) return false;
   /* a trip is listed once per cell even when several classes share it */
@@ -218,21 +213,18 @@ static bool cell_lists_build(const trip *t, size_t n, size_t n_cells, cell_lists
     if (t[i].eval) continue;
     for (size_t k = 0; k < t[i].n_parts; k++) {
       bool first = true;
-      for (size_t j = 0; j < k; j++)
-        first &= t[i].parts[j].cell != t[i].parts[k].cell;
+      for (size_t j = 0; j < k; j++) first &= t[i].parts[j].cell != t[i].parts[k].cell;
       if (first) cl->off[t[i].parts[k].cell + 1]++;
     }
   }
-  for (size_t c = 0; c < n_cells; c++)
-    cl->off[c + 1] += cl->off[c];
+  for (size_t c = 0; c < n_cells; c++) cl->off[c + 1] += cl->off[c];
   size_t *at = calloc(n_cells + 1, sizeof *at);
   if (at == NULL) return false;
   for (size_t i = 0; i < n; i++) {
     if (t[i].eval) continue;
     for (size_t k = 0; k < t[i].n_parts; k++) {
       bool first = true;
-      for (size_t j = 0; j < k; j++)
-        first &= t[i].parts[j].cell != t[i].parts[k].cell;
+      for (size_t j = 0; j < k; j++) first &= t[i].parts[j].cell != t[i].parts[k].cell;
       uint32_t c = t[i].parts[k].cell;
       if (first) cl->trip[cl->off[c] + at[c]++] = (uint32_t)i;
     }
@@ -339,7 +331,8 @@ static void fit_hour_factors(const fit_job *j, double base) {
       if (s <= 0) continue;
       j->v[k++] = (wv){(t[i].dur_s - base) / s, s / t[i].dur_s};
     }
-    if (k >= 20) f->cal.hour_factor[gidx / 24][gidx % 24] = clampd(weighted_median(j->v, k), 0.2, 5);
+    if (k >= 20)
+      f->cal.hour_factor[gidx / 24][gidx % 24] = clampd(weighted_median(j->v, k), 0.2, 5);
   }
 }
 
@@ -364,12 +357,9 @@ static void fit_day_factors(const fit_job *j, double base) {
  * weekday/weekend difference). */
 static void normalise_day_factors(fit_state *f) {
   double wd = 0, we = (f->cal.day_factor[0] + f->cal.day_factor[6]) / 2;
-  for (int d = 1; d <= 5; d++)
-    wd += f->cal.day_factor[d] / 5;
-  for (int d = 0; d < 7; d++)
-    f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
-  for (int h = 0; h < 24; h++)
-    f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
+  for (int d = 1; d <= 5; d++) wd += f->cal.day_factor[d] / 5;
+  for (int d = 0; d < 7; d++) f->cal.day_factor[d] /= d == 0 || d == 6 ? we : wd;
+  for (int h = 0; h < 24; h++) f->cal.hour_factor[0][h] *= wd, f->cal.hour_factor[1][h] *= we;
 }
 
 /* Hours with too few trips: the mean of the fitted ones of that kind of day. */
@@ -381,8 +371,7 @@ static void fill_sparse_hours(const fit_job *j) {
     int cnt = 0, have[24] = {0};
     for (int h = 0; h < 24; h++) {
       size_t k = 0;
-      for (size_t i = 0; i < j->n; i++)
-        k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
+      for (size_t i = 0; i < j->n; i++) k += !t[i].eval && group_of(&t[i]) == w * 24 + h;
       if (k >= 20) sum += f->cal.hour_factor[w][h], cnt++, have[h] = 1;
     }
     for (int h = 0; h < 24; h++)
@@ -394,13 +383,10 @@ static void fill_sparse_hours(const fit_job *j) {
 static void normalise_hour_factors(fit_state *f) {
   double mean = 0;
   for (int w = 0; w < 2; w++)
-    for (int h = 0; h < 24; h++)
-      mean += f->cal.hour_factor[w][h] / 48;
+    for (int h = 0; h < 24; h++) mean += f->cal.hour_factor[w][h] / 48;
   for (int w = 0; w < 2; w++)
-    for (int h = 0; h < 24; h++)
-      f->cal.hour_factor[w][h] /= mean;
-  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
-    f->cal.class_factor[c] *= mean;
+    for (int h = 0; h < 24; h++) f->cal.hour_factor[w][h] /= mean;
+  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) f->cal.class_factor[c] *= mean;
   f->cal.arc_penalty_ms *= mean;
 }
 
@@ -418,15 +404,13 @@ static void rescale_to_median_error(const fit_job *j) {
       rel[k++] = (f->cal.trip_base_ms / 1000 + hour_of(&t[i], f) * trip_sum(&t[i], f)) / t[i].dur_s;
   double best = INFINITY, best_s = 1;
   for (double sc = 0.7; rel && e && sc <= 1.3; sc += 0.0025) {
-    for (size_t i = 0; i < k; i++)
-      e[i] = fabs(sc * rel[i] - 1);
+    for (size_t i = 0; i < k; i++) e[i] = fabs(sc * rel[i] - 1);
     double m = median(e, k);
     if (m < best) best = m, best_s = sc;
   }
   free(rel);
   free(e);
-  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++)
-    f->cal.class_factor[c] *= best_s;
+  for (int c = 0; c < GEO_ROAD_CLASS_COUNT; c++) f->cal.class_factor[c] *= best_s;
   f->cal.arc_penalty_ms *= best_s;
   f->cal.trip_base_ms *= best_s;
 }
@@ -531,8 +515,7 @@ static void route_all(const geo_graph *g, const geo_graph *raw, const cells *cs,
     size_t na = 0;
     const uint32_t *arcs = geo_route_path_arcs(st, &na);
     double this_total = 0;
-    for (size_t k = 0; k < na; k++)
-      this_total += geo_graph_arc_time_ms(g, arcs[k]);
+    for (size_t k = 0; k < na; k++) this_total += geo_graph_arc_time_ms(g, arcs[k]);
     /* partial first/last arcs: scale the decomposition to the route's real time */
     double scale = this_total > 0 ? r.time_ms / this_total : 0;
     for (size_t k = 0; k < na; k++)
@@ -547,8 +530,7 @@ static double median(double *x, size_t n) {
   for (size_t i = 1; i < n; i++) { /* insertion sort is fine for thousands */
     double v = x[i];
     size_t j = i;
-    while (j > 0 && x[j - 1] > v)
-      x[j] = x[j - 1], j--;
+    while (j > 0 && x[j - 1] > v) x[j] = x[j - 1], j--;
     x[j] = v;
   }
   return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
@@ -574,8 +556,7 @@ typedef struct eta_run {
 } eta_run;
 
 static void eta_run_free(eta_run *r) {
-  for (size_t i = 0; i < r->n; i++)
-    free(r->t[i].parts);
+  for (size_t i = 0; i < r->n; i++) free(r->t[i].parts);
   free(r->t);
   geo_route_state_free(r->st);
   geo_graph_free(r->raw);
@@ -644,8 +625,7 @@ static bool fit_model(eta_run *r, const fit_spec *spec, mctl_eta_model *model, g
   if (!cells_build(r->raw, spec->cell_precision, &cs)) goto out;
   f.cellf = malloc(cs.n * sizeof *f.cellf);
   if (f.cellf == NULL) goto out;
-  for (size_t c = 0; c < cs.n; c++)
-    f.cellf[c] = 1.0;
+  for (size_t c = 0; c < cs.n; c++) f.cellf[c] = 1.0;
   geo_graph_calibration_identity(&f.cal);
   route_all(r->raw, r->raw, &cs, r->st, r->t, r->n);
   for (int rd = 0; rd < FIT_ROUNDS; rd++) {
@@ -722,8 +702,7 @@ static const fit_spec candidates[] = {
 enum { N_CAND = sizeof candidates / sizeof candidates[0] };
 
 static void set_fit_rows(eta_run *r, bool tuning) {
-  for (size_t i = 0; i < r->n; i++)
-    r->t[i].eval = r->t[i].valid || (tuning && r->t[i].tune);
+  for (size_t i = 0; i < r->n; i++) r->t[i].eval = r->t[i].valid || (tuning && r->t[i].tune);
 }
 
 /* Choose the settings on the tuning fold (fit on the other training rows, the `valid`
@@ -849,8 +828,7 @@ int mctl_graph_eta_report(int argc, char **argv) {
   x = calloc(n + 1, sizeof *x);
   if (e == NULL || x == NULL) goto done;
   size_t n_eval = 0, n_fit = 0;
-  for (size_t i = 0; i < n; i++)
-    n_eval += t[i].eval, n_fit += !t[i].eval;
+  for (size_t i = 0; i < n; i++) n_eval += t[i].eval, n_fit += !t[i].eval;
   /* baselines: one constant each, fitted on the fit trips */
   double k_const[3];
   for (int m = 0; m < 3; m++) {

@@ -24,10 +24,16 @@
 /* km/h when a way has no maxspeed: osm2pgrouting's car profile values. */
 static double default_speed_kmh(geo_road_class c) {
   switch (c) {
-  case GEO_ROAD_MOTORWAY: case GEO_ROAD_MOTORWAY_LINK: return 130;
-  case GEO_ROAD_TRUNK: case GEO_ROAD_TRUNK_LINK: return 110;
-  case GEO_ROAD_PRIMARY: case GEO_ROAD_PRIMARY_LINK: case GEO_ROAD_SECONDARY:
-  case GEO_ROAD_SECONDARY_LINK: case GEO_ROAD_TERTIARY: case GEO_ROAD_TERTIARY_LINK:
+  case GEO_ROAD_MOTORWAY:
+  case GEO_ROAD_MOTORWAY_LINK: return 130;
+  case GEO_ROAD_TRUNK:
+  case GEO_ROAD_TRUNK_LINK: return 110;
+  case GEO_ROAD_PRIMARY:
+  case GEO_ROAD_PRIMARY_LINK:
+  case GEO_ROAD_SECONDARY:
+  case GEO_ROAD_SECONDARY_LINK:
+  case GEO_ROAD_TERTIARY:
+  case GEO_ROAD_TERTIARY_LINK:
   case GEO_ROAD_UNCLASSIFIED: return 90;
   case GEO_ROAD_LIVING_STREET: return 20;
   default: return 50;
@@ -90,10 +96,11 @@ geo_graph *mctl_graph_from_pg(PGconn *c, mctl_cost cost, geo_graph_stats *stats)
       goto fail;
     }
   }
-  rw = PQexec(c, "SELECT w.gid, w.source, w.target, w.length_m, w.cost_s, w.reverse_cost_s, "
-                 "w.maxspeed_forward, w.maxspeed_backward, coalesce(c.tag_value, ''), "
-                 "ST_AsText(w.the_geom) FROM ways w LEFT JOIN configuration c ON c.tag_id = w.tag_id "
-                 "ORDER BY w.gid");
+  rw = PQexec(c,
+              "SELECT w.gid, w.source, w.target, w.length_m, w.cost_s, w.reverse_cost_s, "
+              "w.maxspeed_forward, w.maxspeed_backward, coalesce(c.tag_value, ''), "
+              "ST_AsText(w.the_geom) FROM ways w LEFT JOIN configuration c ON c.tag_id = w.tag_id "
+              "ORDER BY w.gid");
   if (PQresultStatus(rw) != PGRES_TUPLES_OK) {
     fprintf(stderr, "meridianctl graph: reading ways: %s", PQerrorMessage(c));
     goto fail;
@@ -111,8 +118,10 @@ geo_graph *mctl_graph_from_pg(PGconn *c, mctl_cost cost, geo_graph_stats *stats)
       lo = 0, hi = nv;
       while (lo < hi) {
         long mid = (lo + hi) / 2;
-        if (ids[mid] < want[k]) lo = mid + 1;
-        else hi = mid;
+        if (ids[mid] < want[k])
+          lo = mid + 1;
+        else
+          hi = mid;
       }
       if (lo == nv || ids[lo] != want[k]) found = false;
       iv[k] = (uint32_t)lo;
@@ -135,7 +144,8 @@ geo_graph *mctl_graph_from_pg(PGconn *c, mctl_cost cost, geo_graph_stats *stats)
       skipped++;
       continue;
     }
-    geo_graph_road r = {iv[0], iv[1], fwd, bwd, len, cls, atoll(PQgetvalue(rw, i, 0)), pts + 1, (size_t)np - 2};
+    geo_graph_road r = {iv[0],   iv[1],         fwd, bwd, len, cls, atoll(PQgetvalue(rw, i, 0)),
+                        pts + 1, (size_t)np - 2};
     if (geo_graph_builder_add_road(b, &r) != GEO_OK) {
       skipped++;
       continue;
@@ -159,12 +169,14 @@ fail:
 
 /* What the snapshot was made from: the import and the whole calibration text. */
 static uint64_t source_tag(PGconn *c, const char *cal_text) {
-  char *sum = mctl_graph_meta_get(c, "source_checksum"), *at = mctl_graph_meta_get(c, "imported_at");
+  char *sum = mctl_graph_meta_get(c, "source_checksum"),
+       *at = mctl_graph_meta_get(c, "imported_at");
   char buf[1024];
   snprintf(buf, sizeof buf, "%s|%s|", sum ? sum : "", at ? at : "");
   free(sum);
   free(at);
-  uint64_t h = mrd_fnv1a64_str(MRD_FNV1A64_SEED, buf), cal = mrd_fnv1a64_str(MRD_FNV1A64_SEED, cal_text);
+  uint64_t h = mrd_fnv1a64_str(MRD_FNV1A64_SEED, buf),
+           cal = mrd_fnv1a64_str(MRD_FNV1A64_SEED, cal_text);
   return h ^ (cal * 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2));
 }
 
@@ -172,11 +184,16 @@ int mctl_graph_export(int argc, char **argv) {
   const char *out = NULL, *dsn = NULL, *factors = NULL;
   bool if_stale = false, no_cal = false;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
-    else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc) dsn = argv[++i];
-    else if (strcmp(argv[i], "--factors") == 0 && i + 1 < argc) factors = argv[++i];
-    else if (strcmp(argv[i], "--if-stale") == 0) if_stale = true;
-    else if (strcmp(argv[i], "--no-calibration") == 0) no_cal = true;
+    if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+      out = argv[++i];
+    else if (strcmp(argv[i], "--dsn") == 0 && i + 1 < argc)
+      dsn = argv[++i];
+    else if (strcmp(argv[i], "--factors") == 0 && i + 1 < argc)
+      factors = argv[++i];
+    else if (strcmp(argv[i], "--if-stale") == 0)
+      if_stale = true;
+    else if (strcmp(argv[i], "--no-calibration") == 0)
+      no_cal = true;
     else {
       fprintf(stderr, "meridianctl graph export: unexpected argument %s\n", argv[i]);
       return 2;
@@ -226,7 +243,8 @@ int mctl_graph_export(int argc, char **argv) {
   geo_graph_stats st;
   raw = mctl_graph_from_pg(c, MCTL_COST_TIME, &st);
   if (raw == NULL) {
-    fprintf(stderr, "meridianctl graph export: no graph (run meridianctl graph import FILE first)\n");
+    fprintf(stderr,
+            "meridianctl graph export: no graph (run meridianctl graph import FILE first)\n");
     goto done;
   }
   fprintf(stderr,
@@ -238,8 +256,8 @@ int mctl_graph_export(int argc, char **argv) {
     goto done;
   }
   if (cal_text)
-    fprintf(stderr, "graph export: calibration from %s applied (%zu area cells)\n", factors ? factors : "graph_meta",
-            model->n_cells);
+    fprintf(stderr, "graph export: calibration from %s applied (%zu area cells)\n",
+            factors ? factors : "graph_meta", model->n_cells);
   else
     fprintf(stderr, "graph export: calibration: none (raw speeds)\n");
   double t1 = mrd_mono_s();
@@ -250,7 +268,8 @@ int mctl_graph_export(int argc, char **argv) {
     goto done;
   }
   double t2 = mrd_mono_s();
-  fprintf(stderr, "graph export: contraction hierarchy: %u up + %u down edges, %u shortcuts (%.2f s)\n",
+  fprintf(stderr,
+          "graph export: contraction hierarchy: %u up + %u down edges, %u shortcuts (%.2f s)\n",
           cs.up_edges, cs.down_edges, cs.shortcuts, t2 - t1);
   e = geo_graph_build_rtree(g);
   if (e != GEO_OK) {
@@ -265,7 +284,8 @@ int mctl_graph_export(int argc, char **argv) {
   }
   struct stat sb;
   stat(out, &sb);
-  fprintf(stderr, "graph export: wrote %s (%.1f MB) in %.2f s\n", out, sb.st_size / 1e6, mrd_mono_s() - t0);
+  fprintf(stderr, "graph export: wrote %s (%.1f MB) in %.2f s\n", out, sb.st_size / 1e6,
+          mrd_mono_s() - t0);
   rc = 0;
 done:
   free(model);

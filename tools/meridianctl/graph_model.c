@@ -72,7 +72,8 @@ char *mctl_model_format(const mctl_eta_model *m, const char *header) {
     ok = appendf(&buf, &len, &cap, "day.%d=%s\n", d, exact(m->cal.day_factor[d], v1));
   if (ok)
     ok = appendf(&buf, &len, &cap, "arc_penalty_ms=%s\ntrip_base_ms=%s\ncell_precision=%d\n",
-                 exact(m->cal.arc_penalty_ms, v1), exact(m->cal.trip_base_ms, v2), m->cell_precision);
+                 exact(m->cal.arc_penalty_ms, v1), exact(m->cal.trip_base_ms, v2),
+                 m->cell_precision);
   for (size_t i = 0; ok && i < m->n_cells; i++)
     ok = appendf(&buf, &len, &cap, "cell.%s=%s\n", m->cell[i], exact(m->cell_factor[i], v1));
   if (!ok) {
@@ -86,12 +87,10 @@ bool mctl_model_parse(const char *text, mctl_eta_model *m) {
   mctl_model_identity(m);
   const char *p = text;
   while (*p) {
-    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
-      p++;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
     if (*p == 0) break;
     if (*p == '#') {
-      while (*p && *p != '\n')
-        p++;
+      while (*p && *p != '\n') p++;
       continue;
     }
     char key[64];
@@ -165,8 +164,7 @@ double *mctl_model_arc_factors(const mctl_eta_model *m, const geo_graph *g) {
     free(sorted);
     return NULL;
   }
-  for (size_t i = 0; i < m->n_cells; i++)
-    sorted[i] = (cell_ref){m->cell[i], i};
+  for (size_t i = 0; i < m->n_cells; i++) sorted[i] = (cell_ref){m->cell[i], i};
   qsort(sorted, m->n_cells, sizeof *sorted, cmp_cell);
   for (uint32_t a = 0; a < na; a++) {
     f[a] = 1.0;

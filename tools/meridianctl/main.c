@@ -26,7 +26,9 @@ static void usage(FILE *f) {
   fprintf(f, "usage: meridianctl <verb> [args]   (meridianctl <verb> --help for more)\n\nverbs:\n");
   for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
     fprintf(f, "  %-8s %s\n", VERBS[i].name, VERBS[i].help);
-  fprintf(f, "\nenvironment: MERIDIAN_PG_DSN, MERIDIAN_REDIS_URL, MERIDIAN_JWT_SECRET (see .run/env)\n");
+  fprintf(
+      f,
+      "\nenvironment: MERIDIAN_PG_DSN, MERIDIAN_REDIS_URL, MERIDIAN_JWT_SECRET (see .run/env)\n");
 }
 
 int main(int argc, char **argv) {
@@ -34,7 +36,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
     usage(stdout);
     return 0;
   }

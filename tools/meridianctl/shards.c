@@ -162,18 +162,30 @@ static void read_stats(mrd_redis *rd, shard_stats *st) {
       for (size_t i = 0; i + 1 < r->elements; i += 2) {
         const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
         if (!f || !v) continue;
-        if (!strcmp(f, "epoch")) s->epoch = strtoull(v, NULL, 10);
-        else if (!strcmp(f, "ts_ms")) s->ts_ms = strtoll(v, NULL, 10);
-        else if (!strcmp(f, "since_ms")) s->since_ms = strtoll(v, NULL, 10);
-        else if (!strcmp(f, "host")) snprintf(s->host, sizeof s->host, "%s", v);
-        else if (!strcmp(f, "pid")) s->pid = strtol(v, NULL, 10);
-        else if (!strcmp(f, "drivers")) s->drivers = strtol(v, NULL, 10);
-        else if (!strcmp(f, "open_trips")) s->open_trips = strtol(v, NULL, 10);
-        else if (!strcmp(f, "warmed")) s->warmed = strtol(v, NULL, 10);
-        else if (!strcmp(f, "warm_ms")) s->warm_ms = strtod(v, NULL);
-        else if (!strcmp(f, "updates_per_s")) s->updates_per_s = strtod(v, NULL);
-        else if (!strcmp(f, "requests_per_s")) s->requests_per_s = strtod(v, NULL);
-        else if (!strcmp(f, "ready")) s->ready = atoi(v) == 1;
+        if (!strcmp(f, "epoch"))
+          s->epoch = strtoull(v, NULL, 10);
+        else if (!strcmp(f, "ts_ms"))
+          s->ts_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(f, "since_ms"))
+          s->since_ms = strtoll(v, NULL, 10);
+        else if (!strcmp(f, "host"))
+          snprintf(s->host, sizeof s->host, "%s", v);
+        else if (!strcmp(f, "pid"))
+          s->pid = strtol(v, NULL, 10);
+        else if (!strcmp(f, "drivers"))
+          s->drivers = strtol(v, NULL, 10);
+        else if (!strcmp(f, "open_trips"))
+          s->open_trips = strtol(v, NULL, 10);
+        else if (!strcmp(f, "warmed"))
+          s->warmed = strtol(v, NULL, 10);
+        else if (!strcmp(f, "warm_ms"))
+          s->warm_ms = strtod(v, NULL);
+        else if (!strcmp(f, "updates_per_s"))
+          s->updates_per_s = strtod(v, NULL);
+        else if (!strcmp(f, "requests_per_s"))
+          s->requests_per_s = strtod(v, NULL);
+        else if (!strcmp(f, "ready"))
+          s->ready = atoi(v) == 1;
       }
       /* alive: reported within ALIVE_MS and consuming commands (past its restore and warm-up) */
       s->alive = now - s->ts_ms < ALIVE_MS && s->ready;
@@ -270,11 +282,12 @@ typedef struct run_row {
 
 static int read_run(PGconn *c, run_row *rr) {
   memset(rr, 0, sizeof *rr);
-  PGresult *r = q(c,
-                  "SELECT id, command, coalesce(plan_file, ''), coalesce(plan_hash, ''), steps, done, "
-                  "host, pid, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                  "coalesce(step::text, '') FROM shard_runs WHERE state = 'running'",
-                  0, NULL);
+  PGresult *r =
+      q(c,
+        "SELECT id, command, coalesce(plan_file, ''), coalesce(plan_hash, ''), steps, done, "
+        "host, pid, to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "coalesce(step::text, '') FROM shard_runs WHERE state = 'running'",
+        0, NULL);
   if (!r) return -1;
   if (PQntuples(r) == 1) {
     rr->present = true;
@@ -309,17 +322,20 @@ static int lock_held_elsewhere(PGconn *c) {
 /* ---------------------------------------------------------------- show */
 
 static void usage_show(FILE *f) {
-  fprintf(f, "usage: meridianctl shards show [--json]\n"
-             "  the current epoch, every range -> shard, per shard: alive (holder host, pid, since),\n"
-             "  drivers indexed, open trips, location updates/s and requests/s over the last minute,\n"
-             "  the imbalance (max/mean), and the move under way if any\n");
+  fprintf(f,
+          "usage: meridianctl shards show [--json]\n"
+          "  the current epoch, every range -> shard, per shard: alive (holder host, pid, since),\n"
+          "  drivers indexed, open trips, location updates/s and requests/s over the last minute,\n"
+          "  the imbalance (max/mean), and the move under way if any\n");
 }
 
 static int cmd_show(int argc, char **argv) {
   bool json = false;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--json")) json = true;
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_show(stdout), 0;
+    if (!strcmp(argv[i], "--json"))
+      json = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+      return usage_show(stdout), 0;
     else {
       say("show: unknown argument \"%s\" (try --help)", argv[i]);
       return 2;
@@ -382,13 +398,12 @@ static int cmd_show(int argc, char **argv) {
                         json_pack("{s:f,s:f}", "updates", imb_u, "requests", imb_r));
     if (run.present) {
       json_t *step = run.step[0] ? json_loads(run.step, 0, NULL) : NULL;
-      json_object_set_new(o, "moving",
-                          json_pack("{s:I,s:s,s:s,s:i,s:i,s:o,s:s,s:I,s:s,s:b}", "run",
-                                    (json_int_t)run.id, "command", run.command, "plan_file",
-                                    run.plan_file, "steps", run.steps, "done", run.done, "step",
-                                    step ? step : json_null(), "host", run.host, "pid",
-                                    (json_int_t)run.pid, "since", run.started, "interrupted",
-                                    held == 0));
+      json_object_set_new(
+          o, "moving",
+          json_pack("{s:I,s:s,s:s,s:i,s:i,s:o,s:s,s:I,s:s,s:b}", "run", (json_int_t)run.id,
+                    "command", run.command, "plan_file", run.plan_file, "steps", run.steps, "done",
+                    run.done, "step", step ? step : json_null(), "host", run.host, "pid",
+                    (json_int_t)run.pid, "since", run.started, "interrupted", held == 0));
     } else {
       json_object_set_new(o, "moving", json_null());
     }
@@ -404,8 +419,8 @@ static int cmd_show(int argc, char **argv) {
       range_str(m.r[i].start, m.r[i].end, rs, sizeof rs);
       printf("  %-24s %u\n", rs, m.r[i].shard);
     }
-    printf("\n  %-5s %-6s %-36s %8s %10s %10s %10s %7s\n", "shard", "alive", "holder (host pid since)",
-           "drivers", "open_trips", "updates/s", "requests/s", "ranges");
+    printf("\n  %-5s %-6s %-36s %8s %10s %10s %10s %7s\n", "shard", "alive",
+           "holder (host pid since)", "drivers", "open_trips", "updates/s", "requests/s", "ranges");
     for (int k = 0; k < MRD_SHARDS_MAX; k++) {
       if (!(listed & (UINT64_C(1) << k))) continue;
       const shard_stats *s = &st[k];
@@ -451,12 +466,14 @@ out_nomap:
 /* ---------------------------------------------------------------- plan */
 
 static void usage_plan(FILE *f) {
-  fprintf(f,
-          "usage: meridianctl shards plan --shards N [--by updates|requests|drivers] [--out FILE] [--json]\n"
-          "  proposes a map for N shards (1..64) from the load measured per geohash-6 cell over the\n"
-          "  last minute (default: location updates), balanced, moving as little as possible;\n"
-          "  prints each move and the load per shard before and after. --out writes the plan for\n"
-          "  `shards apply`; --json prints the plan itself on stdout.\n");
+  fprintf(
+      f,
+      "usage: meridianctl shards plan --shards N [--by updates|requests|drivers] [--out FILE] "
+      "[--json]\n"
+      "  proposes a map for N shards (1..64) from the load measured per geohash-6 cell over the\n"
+      "  last minute (default: location updates), balanced, moving as little as possible;\n"
+      "  prints each move and the load per shard before and after. --out writes the plan for\n"
+      "  `shards apply`; --json prints the plan itself on stdout.\n");
 }
 
 static json_t *plan_json(const mrd_plan *p, uint64_t epoch, load_by by, int shards) {
@@ -509,9 +526,12 @@ static int cmd_plan(int argc, char **argv) {
       }
     } else if (!strcmp(a, "--by") && i + 1 < argc) {
       const char *v = argv[++i];
-      if (!strcmp(v, "updates")) by = BY_UPDATES;
-      else if (!strcmp(v, "requests")) by = BY_REQUESTS;
-      else if (!strcmp(v, "drivers")) by = BY_DRIVERS;
+      if (!strcmp(v, "updates"))
+        by = BY_UPDATES;
+      else if (!strcmp(v, "requests"))
+        by = BY_REQUESTS;
+      else if (!strcmp(v, "drivers"))
+        by = BY_DRIVERS;
       else {
         say("plan: --by must be updates, requests or drivers, not \"%s\"", v);
         return 2;
@@ -550,8 +570,10 @@ static int cmd_plan(int argc, char **argv) {
   }
   const char *unit = by == BY_DRIVERS ? "drivers" : by == BY_UPDATES ? "updates/s" : "requests/s";
   FILE *h = json ? stderr : stdout;
-  fprintf(h, "plan: %ld shards from epoch %llu, by %s (%zu cells, %.1f %s in all, ideal %.1f per shard)\n",
-          shards, (unsigned long long)epoch, BY_NAMES[by], n, p.total_per_s, unit, p.ideal_per_s);
+  fprintf(
+      h,
+      "plan: %ld shards from epoch %llu, by %s (%zu cells, %.1f %s in all, ideal %.1f per shard)\n",
+      shards, (unsigned long long)epoch, BY_NAMES[by], n, p.total_per_s, unit, p.ideal_per_s);
   fprintf(h, "moves (%zu):\n", p.n_moves);
   for (size_t i = 0; i < p.n_moves; i++) {
     char rs[64];
@@ -565,7 +587,8 @@ static int cmd_plan(int argc, char **argv) {
     fprintf(h, "  %-5d %10.1f %10.1f\n", k, p.before_per_s[k], p.after_per_s[k]);
   }
   uint64_t before_mask = mrd_shardmap_shards(&m), after_mask = mrd_shardmap_shards(&p.map);
-  fprintf(h, "imbalance (max/mean): %.2f -> %.2f\n", mrd_plan_imbalance(p.before_per_s, before_mask),
+  fprintf(h, "imbalance (max/mean): %.2f -> %.2f\n",
+          mrd_plan_imbalance(p.before_per_s, before_mask),
           mrd_plan_imbalance(p.after_per_s, after_mask));
   json_t *pj = plan_json(&p, epoch, by, (int)shards);
   if (out) {
@@ -637,7 +660,8 @@ static long long commit_step(PGconn *c, const mrd_shard_move *mv, long run_id) {
   mrd_step_action a = mrd_plan_step(&m, epoch, mv, none);
   if (a != MRD_STEP_COMMIT) {
     rc = a == MRD_STEP_CONFLICT ? -1 : 0;
-    if (a == MRD_STEP_CONFLICT) say("the map changed under the plan (epoch %llu): re-plan", (unsigned long long)epoch);
+    if (a == MRD_STEP_CONFLICT)
+      say("the map changed under the plan (epoch %llu): re-plan", (unsigned long long)epoch);
     PQclear(PQexec(c, "ROLLBACK"));
     mrd_shardmap_close(&m);
     return rc;
@@ -653,16 +677,20 @@ static long long commit_step(PGconn *c, const mrd_shard_move *mv, long run_id) {
     char sh[12];
     snprintf(sh, sizeof sh, "%u", m.r[i].shard);
     const char *p[4] = {ep, m.r[i].start, m.r[i].end, sh};
-    PGresult *x = q(c, "INSERT INTO shard_map (epoch, range_start, range_end, shard) VALUES ($1, $2, $3, $4)", 4, p);
+    PGresult *x =
+        q(c, "INSERT INTO shard_map (epoch, range_start, range_end, shard) VALUES ($1, $2, $3, $4)",
+          4, p);
     if (!x) goto fail;
     PQclear(x);
   }
   const char *p2[3] = {ep, g_command, run};
-  PGresult *x = q(c, "INSERT INTO shard_epochs (epoch, command, run_id) VALUES ($1, $2, $3)", 3, p2);
+  PGresult *x =
+      q(c, "INSERT INTO shard_epochs (epoch, command, run_id) VALUES ($1, $2, $3)", 3, p2);
   if (!x) goto fail;
   PQclear(x);
-  snprintf(cmd_json, sizeof cmd_json, "{\"start\":\"%s\",\"end\":\"%s\",\"from\":%u,\"to\":%u,\"epoch\":%s}",
-           mv->start, mv->end, mv->from, mv->to, ep);
+  snprintf(cmd_json, sizeof cmd_json,
+           "{\"start\":\"%s\",\"end\":\"%s\",\"from\":%u,\"to\":%u,\"epoch\":%s}", mv->start,
+           mv->end, mv->from, mv->to, ep);
   const char *p3[2] = {run, cmd_json};
   x = q(c, "UPDATE shard_runs SET step = $2::jsonb, updated_at = now() WHERE id = $1", 2, p3);
   if (!x) goto fail;
@@ -715,7 +743,8 @@ static long available_in(mrd_redis *rd, const mrd_shard_move *mv) {
 
 /* Carry out steps[0..n) live, one epoch each. Run bookkeeping in shard_runs; the lock is
  * taken by the caller. Returns the exit code. */
-static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, size_t n, int already) {
+static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, size_t n,
+                     int already) {
   for (size_t i = 0; i < n; i++) {
     const mrd_shard_move *mv = &steps[i].mv;
     char rs[64];
@@ -746,8 +775,10 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     if (load < 0) load = 0;
     if (a == MRD_STEP_COMMIT) {
       if (!st[mv->to].alive) {
-        say("step %zu/%zu: shard %u is not alive (no dispatch process has reported for it in the last "
-            "%d s): start it first (scripts/stack up --shards N, or scale the dispatch StatefulSet); "
+        say("step %zu/%zu: shard %u is not alive (no dispatch process has reported for it in the "
+            "last "
+            "%d s): start it first (scripts/stack up --shards N, or scale the dispatch "
+            "StatefulSet); "
             "the map is left at epoch %llu",
             i + 1, n, mv->to, ALIVE_MS / 1000, (unsigned long long)epoch);
         return 1;
@@ -787,14 +818,16 @@ static int run_steps(PGconn *c, mrd_redis *rd, long run_id, const step *steps, s
     char run[24];
     snprintf(run, sizeof run, "%ld", run_id);
     const char *p[2] = {run, done};
-    PGresult *x = q(c, "UPDATE shard_runs SET done = $2::integer, updated_at = now() WHERE id = $1", 2, p);
+    PGresult *x =
+        q(c, "UPDATE shard_runs SET done = $2::integer, updated_at = now() WHERE id = $1", 2, p);
     if (x) PQclear(x);
-    fprintf(stderr,
-            "step %zu/%zu: %-22s shard %u -> %u  epoch %llu  %.1f load  shard %u warmed %ld drivers in "
-            "%.0f ms  confirmed in %.2f s  (%ld available at the move)\n",
-            i + 1 + (size_t)already, n + (size_t)already, rs, mv->from, mv->to,
-            (unsigned long long)epoch, load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
-            mrd_mono_s() - t0, available < 0 ? 0 : available);
+    fprintf(
+        stderr,
+        "step %zu/%zu: %-22s shard %u -> %u  epoch %llu  %.1f load  shard %u warmed %ld drivers in "
+        "%.0f ms  confirmed in %.2f s  (%ld available at the move)\n",
+        i + 1 + (size_t)already, n + (size_t)already, rs, mv->from, mv->to,
+        (unsigned long long)epoch, load, mv->to, st[mv->to].warmed, st[mv->to].warm_ms,
+        mrd_mono_s() - t0, available < 0 ? 0 : available);
   }
   return 0;
 }
@@ -830,10 +863,13 @@ static long begin_run(PGconn *c, const char *plan_file, const char *plan_hash, i
       char id[24];
       snprintf(id, sizeof id, "%ld", run.id);
       const char *p[3] = {id, host, pid};
-      PGresult *x = q(c, "UPDATE shard_runs SET host = $2, pid = $3::integer, updated_at = now() WHERE id = $1", 3, p);
+      PGresult *x = q(
+          c, "UPDATE shard_runs SET host = $2, pid = $3::integer, updated_at = now() WHERE id = $1",
+          3, p);
       if (!x) return -1;
       PQclear(x);
-      fprintf(stderr, "resuming run %ld (\"%s\", %d of %d steps were done, started %s by %s pid %ld)\n",
+      fprintf(stderr,
+              "resuming run %ld (\"%s\", %d of %d steps were done, started %s by %s pid %ld)\n",
               run.id, run.command, run.done, run.steps, run.started, run.host, run.pid);
       *already = 0; /* every step is re-checked against the map: done ones are skipped */
       return run.id;
@@ -843,13 +879,19 @@ static long begin_run(PGconn *c, const char *plan_file, const char *plan_hash, i
       char id[24];
       snprintf(id, sizeof id, "%ld", run.id);
       const char *p[1] = {id};
-      PGresult *x = q(c, "UPDATE shard_runs SET state = 'failed', message = 'interrupted; superseded by a later move', updated_at = now() WHERE id = $1", 1, p);
+      PGresult *x = q(c,
+                      "UPDATE shard_runs SET state = 'failed', message = 'interrupted; superseded "
+                      "by a later move', updated_at = now() WHERE id = $1",
+                      1, p);
       if (!x) return -1;
       PQclear(x);
-      fprintf(stderr, "closing the interrupted move \"%s\" (started %s by %s pid %ld); the map was consistent at every epoch\n",
+      fprintf(stderr,
+              "closing the interrupted move \"%s\" (started %s by %s pid %ld); the map was "
+              "consistent at every epoch\n",
               run.command, run.started, run.host, run.pid);
     } else {
-      say("an interrupted run is pending: \"%s\" (step %d of %d done, started %s by %s pid %ld); the "
+      say("an interrupted run is pending: \"%s\" (step %d of %d done, started %s by %s pid %ld); "
+          "the "
           "map is consistent; %s; refused, the map is unchanged",
           run.command, run.done, run.steps, run.started, run.host, run.pid,
           run.plan_file[0] ? "resume it first with `meridianctl shards apply` of its file"
@@ -872,17 +914,19 @@ static void end_run(PGconn *c, long id, bool ok, const char *msg) {
   char sid[24];
   snprintf(sid, sizeof sid, "%ld", id);
   const char *p[3] = {sid, ok ? "done" : "failed", msg};
-  PGresult *x = q(c, "UPDATE shard_runs SET state = $2, message = $3, updated_at = now() WHERE id = $1", 3, p);
+  PGresult *x = q(
+      c, "UPDATE shard_runs SET state = $2, message = $3, updated_at = now() WHERE id = $1", 3, p);
   if (x) PQclear(x);
   PQclear(PQexec(c, "SELECT pg_advisory_unlock(" SHARDS_LOCK_KEY ")"));
 }
 
 static void usage_apply(FILE *f) {
-  fprintf(f, "usage: meridianctl shards apply FILE [--dry-run]\n"
-             "  carries out a plan written by `shards plan --out FILE`, live, one move (one epoch)\n"
-             "  at a time, with a progress line per step. Re-running it after an interruption\n"
-             "  resumes: steps already carried out are skipped. --dry-run checks the plan and\n"
-             "  prints what each step would do, changing nothing.\n");
+  fprintf(f,
+          "usage: meridianctl shards apply FILE [--dry-run]\n"
+          "  carries out a plan written by `shards plan --out FILE`, live, one move (one epoch)\n"
+          "  at a time, with a progress line per step. Re-running it after an interruption\n"
+          "  resumes: steps already carried out are skipped. --dry-run checks the plan and\n"
+          "  prints what each step would do, changing nothing.\n");
 }
 
 /* Read and check a plan file: its target ranges must tile the world and its moves, applied
@@ -927,7 +971,8 @@ static int read_plan(const char *path, step **steps, size_t *n, char hash[17]) {
   mrd_shardmap_init(&base);
   json_t *ranges = json_object_get(o, "ranges"), *moves = json_object_get(o, "moves");
   if (!json_is_array(ranges) || !json_is_array(moves)) {
-    say("apply: %s: a plan has \"ranges\" and \"moves\" arrays (meridianctl shards plan --out)", path);
+    say("apply: %s: a plan has \"ranges\" and \"moves\" arrays (meridianctl shards plan --out)",
+        path);
     goto out;
   }
   size_t i;
@@ -937,14 +982,17 @@ static int read_plan(const char *path, step **steps, size_t *n, char hash[17]) {
     const char *e = json_string_value(json_object_get(v, "end"));
     json_t *sh = json_object_get(v, "shard");
     if (!s || !e || !json_is_integer(sh) || json_integer_value(sh) < 0 ||
-        json_integer_value(sh) >= MRD_SHARDS_MAX || mrd_shardmap_add(&target, s, e, (uint32_t)json_integer_value(sh))) {
-      say("apply: %s: range %zu needs a start, an end and a shard in [0, %d)", path, i, MRD_SHARDS_MAX);
+        json_integer_value(sh) >= MRD_SHARDS_MAX ||
+        mrd_shardmap_add(&target, s, e, (uint32_t)json_integer_value(sh))) {
+      say("apply: %s: range %zu needs a start, an end and a shard in [0, %d)", path, i,
+          MRD_SHARDS_MAX);
       goto out;
     }
   }
   char err[256];
   if (mrd_shardmap_check(&target, err, sizeof err) != 0) {
-    say("apply: %s: the plan's ranges do not tile the world: %s; refused, the map is unchanged", path, err);
+    say("apply: %s: the plan's ranges do not tile the world: %s; refused, the map is unchanged",
+        path, err);
     goto out;
   }
   *n = json_array_size(moves);
@@ -956,9 +1004,11 @@ static int read_plan(const char *path, step **steps, size_t *n, char hash[17]) {
     if (!s || !e || !mrd_range_key_valid(s) || !mrd_range_key_valid(e) || strcmp(s, e) >= 0 ||
         !json_is_integer(fr) || !json_is_integer(to) || json_integer_value(fr) < 0 ||
         json_integer_value(to) < 0 || json_integer_value(fr) >= MRD_SHARDS_MAX ||
-        json_integer_value(to) >= MRD_SHARDS_MAX || json_integer_value(fr) == json_integer_value(to)) {
+        json_integer_value(to) >= MRD_SHARDS_MAX ||
+        json_integer_value(fr) == json_integer_value(to)) {
       say("apply: %s: move %zu needs start < end (geohash prefixes, '' or '~') and two different "
-          "shards from, to in [0, %d)", path, i + 1, MRD_SHARDS_MAX);
+          "shards from, to in [0, %d)",
+          path, i + 1, MRD_SHARDS_MAX);
       free(*steps);
       *steps = NULL;
       goto out;
@@ -975,7 +1025,8 @@ static int read_plan(const char *path, step **steps, size_t *n, char hash[17]) {
       if (strcmp(r->end, s) <= 0 || strcmp(r->start, e) >= 0) continue;
       if (r->shard != st->mv.to) {
         say("apply: %s: move %zu gives %s:%s to shard %u but the plan's ranges give part of it to "
-            "shard %u; refused, the map is unchanged", path, i + 1, s, e, st->mv.to, r->shard);
+            "shard %u; refused, the map is unchanged",
+            path, i + 1, s, e, st->mv.to, r->shard);
         free(*steps);
         *steps = NULL;
         goto out;
@@ -1010,7 +1061,7 @@ static int execute(const char *plan_file, const char *hash, step *steps, size_t 
       char rs[64];
       range_str(steps[i].mv.start, steps[i].mv.end, rs, sizeof rs);
       mrd_step_action a = mrd_plan_step(&m, epoch, &steps[i].mv, conf);
-      const char *what = a == MRD_STEP_COMMIT ? "would move it (one new epoch)"
+      const char *what = a == MRD_STEP_COMMIT     ? "would move it (one new epoch)"
                          : a == MRD_STEP_CONFLICT ? "CONFLICT: part of it is on another shard now"
                                                   : "already carried out: skipped";
       bool dead = a == MRD_STEP_COMMIT && !st[steps[i].mv.to].alive;
@@ -1019,7 +1070,8 @@ static int execute(const char *plan_file, const char *hash, step *steps, size_t 
              dead ? " -- REFUSED: the receiving shard is not alive" : "");
       if (a == MRD_STEP_CONFLICT || dead) rc = 1;
       if (a == MRD_STEP_COMMIT)
-        mrd_shardmap_assign(&m, steps[i].mv.start, steps[i].mv.end, (int)steps[i].mv.from, steps[i].mv.to);
+        mrd_shardmap_assign(&m, steps[i].mv.start, steps[i].mv.end, (int)steps[i].mv.from,
+                            steps[i].mv.to);
     }
     printf("dry run: nothing changed (epoch %llu)\n", (unsigned long long)epoch);
     goto out_map;
@@ -1038,7 +1090,9 @@ static int execute(const char *plan_file, const char *hash, step *steps, size_t 
   snprintf(msg, sizeof msg, "%s at epoch %llu after %.1f s", rc == 0 ? "done" : "failed",
            (unsigned long long)e2, mrd_mono_s() - t0);
   end_run(c, run, rc == 0, msg);
-  if (rc == 0) fprintf(stderr, "done: %zu steps, the map is at epoch %llu (%.1f s)\n", n, (unsigned long long)e2, mrd_mono_s() - t0);
+  if (rc == 0)
+    fprintf(stderr, "done: %zu steps, the map is at epoch %llu (%.1f s)\n", n,
+            (unsigned long long)e2, mrd_mono_s() - t0);
 out_map:
   mrd_shardmap_close(&m);
 out:
@@ -1052,7 +1106,8 @@ static int cmd_apply(int argc, char **argv) {
   bool dry = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage_apply(stdout), 0;
-    if (!strcmp(argv[i], "--dry-run")) dry = true;
+    if (!strcmp(argv[i], "--dry-run"))
+      dry = true;
     else if (argv[i][0] == '-' || file) {
       say("apply: unknown argument \"%s\" (try --help)", argv[i]);
       return 2;
@@ -1074,10 +1129,11 @@ static int cmd_apply(int argc, char **argv) {
 }
 
 static void usage_move(FILE *f) {
-  fprintf(f, "usage: meridianctl shards move --range START:END --to K\n"
-             "  gives the geohash range [START, END) to shard K, live (START, END: geohash prefixes\n"
-             "  as `shards show` prints them, '' for the world's start, '~' for its end). Ranges\n"
-             "  the boundaries cut are split there; one step (one epoch) per shard giving a part.\n");
+  fprintf(f,
+          "usage: meridianctl shards move --range START:END --to K\n"
+          "  gives the geohash range [START, END) to shard K, live (START, END: geohash prefixes\n"
+          "  as `shards show` prints them, '' for the world's start, '~' for its end). Ranges\n"
+          "  the boundaries cut are split there; one step (one epoch) per shard giving a part.\n");
 }
 
 static int cmd_move(int argc, char **argv) {
@@ -1106,15 +1162,18 @@ static int cmd_move(int argc, char **argv) {
   }
   const char *colon = strchr(range, ':');
   char s[MRD_RANGE_KEY_MAX + 2] = "", e[MRD_RANGE_KEY_MAX + 2] = "";
-  if (!colon || (size_t)(colon - range) > MRD_RANGE_KEY_MAX || strlen(colon + 1) > MRD_RANGE_KEY_MAX) {
-    say("move: --range must be START:END (geohash prefixes of at most %d characters)", MRD_RANGE_KEY_MAX);
+  if (!colon || (size_t)(colon - range) > MRD_RANGE_KEY_MAX ||
+      strlen(colon + 1) > MRD_RANGE_KEY_MAX) {
+    say("move: --range must be START:END (geohash prefixes of at most %d characters)",
+        MRD_RANGE_KEY_MAX);
     return 2;
   }
   memcpy(s, range, (size_t)(colon - range));
   snprintf(e, sizeof e, "%s", colon + 1);
   if (!mrd_range_key_valid(s) || !mrd_range_key_valid(e) || strcmp(s, e) >= 0) {
     say("move: --range %s: START and END must be geohash prefixes ('' and '~' for the world's "
-        "ends) with START < END", range);
+        "ends) with START < END",
+        range);
     return 2;
   }
   PGconn *c = pg_connect();
@@ -1127,7 +1186,8 @@ static int cmd_move(int argc, char **argv) {
   mrd_shardmap_copy(&t, &m);
   mrd_shard_move *mv = NULL;
   size_t n = 0;
-  if (mrd_shardmap_assign(&t, s, e, -1, (uint32_t)to) != 0 || mrd_shardmap_diff(&m, &t, &mv, &n) != 0) {
+  if (mrd_shardmap_assign(&t, s, e, -1, (uint32_t)to) != 0 ||
+      mrd_shardmap_diff(&m, &t, &mv, &n) != 0) {
     say("move: out of memory");
     mrd_shardmap_close(&m);
     mrd_shardmap_close(&t);
@@ -1157,7 +1217,8 @@ static int cmd_move(int argc, char **argv) {
 static int cmd_history(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: meridianctl shards history\n  every epoch of the shard map: when, by which command, its ranges and shards\n");
+      printf("usage: meridianctl shards history\n  every epoch of the shard map: when, by which "
+             "command, its ranges and shards\n");
       return 0;
     }
     say("history: unknown argument \"%s\" (try --help)", argv[i]);
@@ -1165,17 +1226,18 @@ static int cmd_history(int argc, char **argv) {
   }
   PGconn *c = pg_connect();
   if (!c) return 1;
-  PGresult *r = q(c,
-                  "SELECT m.epoch, to_char(coalesce(e.created_at, min(m.created_at)) AT TIME ZONE 'UTC', "
-                  "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), coalesce(e.command, '(unrecorded)'), count(*), "
-                  "count(DISTINCT m.shard) FROM shard_map m LEFT JOIN shard_epochs e ON e.epoch = m.epoch "
-                  "GROUP BY m.epoch, e.created_at, e.command ORDER BY m.epoch",
-                  0, NULL);
+  PGresult *r =
+      q(c,
+        "SELECT m.epoch, to_char(coalesce(e.created_at, min(m.created_at)) AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), coalesce(e.command, '(unrecorded)'), count(*), "
+        "count(DISTINCT m.shard) FROM shard_map m LEFT JOIN shard_epochs e ON e.epoch = m.epoch "
+        "GROUP BY m.epoch, e.created_at, e.command ORDER BY m.epoch",
+        0, NULL);
   if (!r) return PQfinish(c), 1;
   printf("%-6s %-25s %-7s %-7s %s\n", "epoch", "when (UTC)", "ranges", "shards", "command");
   for (int i = 0; i < PQntuples(r); i++)
-    printf("%-6s %-25s %-7s %-7s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 3),
-           PQgetvalue(r, i, 4), PQgetvalue(r, i, 2));
+    printf("%-6s %-25s %-7s %-7s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+           PQgetvalue(r, i, 3), PQgetvalue(r, i, 4), PQgetvalue(r, i, 2));
   PQclear(r);
   PQfinish(c);
   return 0;
@@ -1184,14 +1246,18 @@ static int cmd_history(int argc, char **argv) {
 /* ---------------------------------------------------------------- the verb */
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: meridianctl shards <command> [args]   (docs/shards.md)\n"
-             "  show [--json]                                   the map, the shards, the move under way\n"
-             "  plan --shards N [--by updates|requests|drivers] [--out FILE] [--json]\n"
-             "  apply FILE [--dry-run]                          carry a plan out live (resumable)\n"
-             "  move --range START:END --to K                   one range to shard K, live\n"
-             "  history                                         every epoch: when, by which command\n"
-             "exit codes: 0 done, 1 failed (the map as it was or at a consistent later epoch), 2 bad usage\n"
-             "environment: MERIDIAN_PG_ADMIN_DSN (else MERIDIAN_PG_DSN), MERIDIAN_REDIS_URL (see .run/env)\n");
+  fprintf(
+      f,
+      "usage: meridianctl shards <command> [args]   (docs/shards.md)\n"
+      "  show [--json]                                   the map, the shards, the move under way\n"
+      "  plan --shards N [--by updates|requests|drivers] [--out FILE] [--json]\n"
+      "  apply FILE [--dry-run]                          carry a plan out live (resumable)\n"
+      "  move --range START:END --to K                   one range to shard K, live\n"
+      "  history                                         every epoch: when, by which command\n"
+      "exit codes: 0 done, 1 failed (the map as it was or at a consistent later epoch), 2 bad "
+      "usage\n"
+      "environment: MERIDIAN_PG_ADMIN_DSN (else MERIDIAN_PG_DSN), MERIDIAN_REDIS_URL (see "
+      ".run/env)\n");
 }
 
 int mctl_shards_main(int argc, char **argv) {

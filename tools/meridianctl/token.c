@@ -21,12 +21,11 @@
 #include "mrd/jwt.h"
 
 static void token_usage(FILE *f) {
-  fprintf(f,
-          "usage: meridianctl token --role driver|rider|ops --sub ID [--ttl SECONDS]\n"
-          "  prints an HS256 JWT signed with MERIDIAN_JWT_SECRET (or the file named by\n"
-          "  MERIDIAN_JWT_SECRET_FILE); --ttl defaults to 3600 s. Refuses what the gateway\n"
-          "  refuses: a sub outside [A-Za-z0-9_.:-] or longer than 64 bytes, a role other\n"
-          "  than driver, rider or ops, a ttl above MERIDIAN_GW_TOKEN_MAX_LIFETIME (24h)\n");
+  fprintf(f, "usage: meridianctl token --role driver|rider|ops --sub ID [--ttl SECONDS]\n"
+             "  prints an HS256 JWT signed with MERIDIAN_JWT_SECRET (or the file named by\n"
+             "  MERIDIAN_JWT_SECRET_FILE); --ttl defaults to 3600 s. Refuses what the gateway\n"
+             "  refuses: a sub outside [A-Za-z0-9_.:-] or longer than 64 bytes, a role other\n"
+             "  than driver, rider or ops, a ttl above MERIDIAN_GW_TOKEN_MAX_LIFETIME (24h)\n");
 }
 
 /* Reads the secret from the environment or the file it names; returns a heap string. */
@@ -52,8 +51,15 @@ static char *load_secret(void) {
 /* The gateway's maximum token lifetime in seconds, read as the gateway reads it. */
 static int max_lifetime_s(int64_t *out) {
   int64_t ms = 0;
-  mrd_config_opt opt = {"MERIDIAN_GW_TOKEN_MAX_LIFETIME", NULL, "24h", "longest token lifetime",
-                        MRD_CONFIG_DURATION_MS, 1000, 31622400000.0, false, &ms};
+  mrd_config_opt opt = {"MERIDIAN_GW_TOKEN_MAX_LIFETIME",
+                        NULL,
+                        "24h",
+                        "longest token lifetime",
+                        MRD_CONFIG_DURATION_MS,
+                        1000,
+                        31622400000.0,
+                        false,
+                        &ms};
   mrd_config_spec spec = {"meridianctl token", "", &opt, 1};
   char *argv0[] = {"meridianctl", NULL};
   bool help = false;
@@ -85,7 +91,9 @@ int mctl_token_main(int argc, char **argv) {
       errno = 0;
       ttl = strtoll(v, &end, 10);
       if (errno || end == v || *end || ttl <= 0 || ttl > 366LL * 86400) {
-        fprintf(stderr, "meridianctl token: --ttl: \"%s\" is not a number of seconds in [1, 31622400]\n", v);
+        fprintf(stderr,
+                "meridianctl token: --ttl: \"%s\" is not a number of seconds in [1, 31622400]\n",
+                v);
         return 2;
       }
       i++;
@@ -95,8 +103,10 @@ int mctl_token_main(int argc, char **argv) {
     }
   }
   mrd_role role = MRD_ROLE_ANY;
-  if (role_s == NULL || mrd_role_parse(role_s, &role) != 0 || gw_token_check("x", role, 1, 1) == GW_TOKEN_BAD_ROLE) {
-    fprintf(stderr, "meridianctl token: --role must be driver, rider or ops (the gateway's endpoints)\n");
+  if (role_s == NULL || mrd_role_parse(role_s, &role) != 0 ||
+      gw_token_check("x", role, 1, 1) == GW_TOKEN_BAD_ROLE) {
+    fprintf(stderr,
+            "meridianctl token: --role must be driver, rider or ops (the gateway's endpoints)\n");
     return 2;
   }
   if (sub == NULL || *sub == '\0') {
@@ -108,8 +118,9 @@ int mctl_token_main(int argc, char **argv) {
   gw_token_verdict v = gw_token_check(sub, role, ttl, max_s);
   if (v != GW_TOKEN_OK) {
     if (v == GW_TOKEN_TOO_LONG)
-      fprintf(stderr, "meridianctl token: --ttl %lld: %s (%lld s, MERIDIAN_GW_TOKEN_MAX_LIFETIME)\n",
-              ttl, gw_token_verdict_text(v), (long long)max_s);
+      fprintf(stderr,
+              "meridianctl token: --ttl %lld: %s (%lld s, MERIDIAN_GW_TOKEN_MAX_LIFETIME)\n", ttl,
+              gw_token_verdict_text(v), (long long)max_s);
     else
       fprintf(stderr, "meridianctl token: --sub \"%s\": %s; the gateway would refuse it\n", sub,
               gw_token_verdict_text(v));

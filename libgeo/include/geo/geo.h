@@ -26,13 +26,13 @@ extern "C" {
 /* Error codes. 0 is success; every other value names one kind of failure. */
 typedef enum geo_err {
   GEO_OK = 0,
-  GEO_EINVAL,    /* an argument is out of range, NaN, or NULL where it must not be */
-  GEO_ENOMEM,    /* an allocation failed; the structure is unchanged and still valid */
-  GEO_ENOTFOUND, /* the id, node or edge asked for does not exist */
-  GEO_EPARSE,    /* a string (geohash, ...) is malformed */
-  GEO_ERANGE,    /* a result would not fit the caller's buffer, or a value overflows */
-  GEO_EIO,       /* reading or writing a file failed (see errno) */
-  GEO_EFORMAT,   /* a file is truncated, corrupt, or of another version */
+  GEO_EINVAL,       /* an argument is out of range, NaN, or NULL where it must not be */
+  GEO_ENOMEM,       /* an allocation failed; the structure is unchanged and still valid */
+  GEO_ENOTFOUND,    /* the id, node or edge asked for does not exist */
+  GEO_EPARSE,       /* a string (geohash, ...) is malformed */
+  GEO_ERANGE,       /* a result would not fit the caller's buffer, or a value overflows */
+  GEO_EIO,          /* reading or writing a file failed (see errno) */
+  GEO_EFORMAT,      /* a file is truncated, corrupt, or of another version */
   GEO_EUNREACHABLE, /* no path exists between the two points */
   GEO_ERR_COUNT
 } geo_err;

@@ -54,8 +54,8 @@ GEO_EXPORT double geo_normalize_lng(double lng);
  * road-segment lengths, up to a few km). Writes the closest point on the segment to *proj,
  * its fraction along a->b in [0, 1] to *frac, and returns the haversine distance in metres
  * from p to *proj. proj and frac may be NULL. */
-GEO_EXPORT double geo_project_on_segment(geo_latlng p, geo_latlng a, geo_latlng b,
-                                         geo_latlng *proj, double *frac);
+GEO_EXPORT double geo_project_on_segment(geo_latlng p, geo_latlng a, geo_latlng b, geo_latlng *proj,
+                                         double *frac);
 
 #ifdef __cplusplus
 }

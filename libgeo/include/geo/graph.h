@@ -74,14 +74,14 @@ GEO_EXPORT void geo_graph_calibration_identity(geo_graph_calibration *cal);
 
 /* One road between two nodes, as given to the builder. */
 typedef struct geo_graph_road {
-  uint32_t from, to;        /* node indices returned by geo_graph_builder_add_node */
-  uint32_t fwd_time_ms;     /* from -> to travel time; GEO_TIME_NONE when closed */
-  uint32_t bwd_time_ms;     /* to -> from travel time; GEO_TIME_NONE when closed (one-way) */
-  double length_m;          /* length along the shape, >= 0 */
+  uint32_t from, to;    /* node indices returned by geo_graph_builder_add_node */
+  uint32_t fwd_time_ms; /* from -> to travel time; GEO_TIME_NONE when closed */
+  uint32_t bwd_time_ms; /* to -> from travel time; GEO_TIME_NONE when closed (one-way) */
+  double length_m;      /* length along the shape, >= 0 */
   geo_road_class road_class;
-  int64_t ext_id;           /* caller's id of the road (e.g. pgRouting's ways.gid) */
-  const geo_latlng *shape;  /* points strictly between from and to, in from -> to order */
-  size_t shape_len;         /* number of those points; 0 for a straight road */
+  int64_t ext_id;          /* caller's id of the road (e.g. pgRouting's ways.gid) */
+  const geo_latlng *shape; /* points strictly between from and to, in from -> to order */
+  size_t shape_len;        /* number of those points; 0 for a straight road */
 } geo_graph_road;
 
 /* Options of geo_graph_builder_build. */
@@ -104,8 +104,8 @@ GEO_EXPORT geo_err geo_graph_builder_new(geo_graph_builder **out);
 /* Add a node at pos with the caller's id ext_id (e.g. ways_vertices_pgr.id); writes its
  * builder index to *index (may be NULL). Errors: GEO_EINVAL (invalid position), GEO_ENOMEM,
  * GEO_ERANGE (more than 2^31 nodes). */
-GEO_EXPORT geo_err geo_graph_builder_add_node(geo_graph_builder *b, int64_t ext_id,
-                                              geo_latlng pos, uint32_t *index);
+GEO_EXPORT geo_err geo_graph_builder_add_node(geo_graph_builder *b, int64_t ext_id, geo_latlng pos,
+                                              uint32_t *index);
 
 /* Add a road (one or two arcs). The shape points are copied. Errors: GEO_EINVAL (unknown
  * node, negative or non-finite length, invalid shape point, no open direction, a time of
@@ -116,8 +116,8 @@ GEO_EXPORT geo_err geo_graph_builder_add_road(geo_graph_builder *b, const geo_gr
  * geo_graph_node_ext_id); stats (may be NULL) receives the counts. The builder can be
  * freed afterwards. Errors: GEO_EINVAL, GEO_ENOMEM, GEO_ENOTFOUND (no node left). */
 GEO_EXPORT geo_err geo_graph_builder_build(const geo_graph_builder *b,
-                                           const geo_graph_build_opts *opts,
-                                           geo_graph **out, geo_graph_stats *stats);
+                                           const geo_graph_build_opts *opts, geo_graph **out,
+                                           geo_graph_stats *stats);
 
 /* Free a builder; NULL is a no-op. */
 GEO_EXPORT void geo_graph_builder_free(geo_graph_builder *b);
@@ -127,8 +127,8 @@ GEO_EXPORT void geo_graph_builder_free(geo_graph_builder *b);
 GEO_EXPORT void geo_graph_free(geo_graph *g);
 
 /* A copy of g whose arc times are each arc's time scaled by cal->class_factor of its class
- * plus cal->arc_penalty_ms (rounded to the ms), with cal stored as its calibration. The copy has no contraction
- * hierarchy or R-tree yet. Errors: GEO_EINVAL, GEO_ENOMEM. */
+ * plus cal->arc_penalty_ms (rounded to the ms), with cal stored as its calibration. The copy has no
+ * contraction hierarchy or R-tree yet. Errors: GEO_EINVAL, GEO_ENOMEM. */
 GEO_EXPORT geo_err geo_graph_calibrated(const geo_graph *g, const geo_graph_calibration *cal,
                                         geo_graph **out);
 

@@ -69,16 +69,15 @@ GEO_EXPORT void geo_quadtree_free(geo_quadtree *qt);
 
 /* Insert id at pos with payload, or move it there (and replace its payload) if present.
  * A move within the point's current leaf cell allocates nothing and cannot fail.
- * Errors: GEO_EINVAL (NULL, invalid position, ts_ms out of range), GEO_ERANGE (more than 16,777,215 points on
- * one deepest cell), GEO_ENOMEM; on any error the tree is unchanged (the point, if it
+ * Errors: GEO_EINVAL (NULL, invalid position, ts_ms out of range), GEO_ERANGE (more than 16,777,215
+ * points on one deepest cell), GEO_ENOMEM; on any error the tree is unchanged (the point, if it
  * existed, stays where it was) and remains fully usable. */
 GEO_EXPORT geo_err geo_quadtree_upsert(geo_quadtree *qt, uint64_t id, geo_latlng pos,
                                        geo_qt_payload payload);
 
 /* Replace the payload of id, keeping its position. Errors: GEO_EINVAL (NULL, ts_ms out of
  * range), GEO_ENOTFOUND. */
-GEO_EXPORT geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id,
-                                            geo_qt_payload payload);
+GEO_EXPORT geo_err geo_quadtree_set_payload(geo_quadtree *qt, uint64_t id, geo_qt_payload payload);
 
 /* Remove id. Never allocates (a merge of leaves that cannot get memory is skipped).
  * Errors: GEO_EINVAL (NULL), GEO_ENOTFOUND. */
@@ -105,8 +104,8 @@ GEO_EXPORT geo_err geo_quadtree_knn(const geo_quadtree *qt, geo_latlng q, size_t
  * Errors: GEO_EINVAL (NULL tree or visit, invalid centre, negative or NaN radius). */
 GEO_EXPORT geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng centre,
                                               double radius_m, geo_qt_filter filter,
-                                              void *filter_ud, geo_qt_visit visit,
-                                              void *visit_ud, size_t *n_out);
+                                              void *filter_ud, geo_qt_visit visit, void *visit_ud,
+                                              size_t *n_out);
 
 /* Visit every point inside box (geo_bbox_contains: borders included; a box with
  * min_lng > max_lng crosses the antimeridian) that passes filter (NULL: all); dist_m is 0.
@@ -114,8 +113,7 @@ GEO_EXPORT geo_err geo_quadtree_within_radius(const geo_quadtree *qt, geo_latlng
  * Errors: GEO_EINVAL (NULL tree or visit, non-finite box, min_lat > max_lat). */
 GEO_EXPORT geo_err geo_quadtree_within_box(const geo_quadtree *qt, geo_bbox box,
                                            geo_qt_filter filter, void *filter_ud,
-                                           geo_qt_visit visit, void *visit_ud,
-                                           size_t *n_out);
+                                           geo_qt_visit visit, void *visit_ud, size_t *n_out);
 
 /* Bytes currently allocated by the tree (nodes, leaves, id table, handle): for capacity
  * planning and the bytes-per-driver benchmark. */

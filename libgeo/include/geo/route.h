@@ -26,9 +26,9 @@ typedef struct geo_route_state geo_route_state;
 /* The search algorithm of a point-to-point query. */
 typedef enum geo_route_algo {
   GEO_ROUTE_DIJKSTRA = 0,
-  GEO_ROUTE_ASTAR,  /* straight-line distance at the graph's top speed as the heuristic */
-  GEO_ROUTE_BIDIR,  /* bidirectional Dijkstra */
-  GEO_ROUTE_CH,     /* contraction hierarchy: needs geo_ch_build or a snapshot with one */
+  GEO_ROUTE_ASTAR, /* straight-line distance at the graph's top speed as the heuristic */
+  GEO_ROUTE_BIDIR, /* bidirectional Dijkstra */
+  GEO_ROUTE_CH,    /* contraction hierarchy: needs geo_ch_build or a snapshot with one */
   GEO_ROUTE_ALGO_COUNT
 } geo_route_algo;
 
@@ -46,9 +46,9 @@ GEO_EXPORT geo_route_place geo_route_place_node(uint32_t v);
 
 /* The outcome of a point-to-point query. */
 typedef struct geo_route_result {
-  uint32_t time_ms;  /* travel time of the route */
-  double length_m;   /* its length along the roads */
-  uint32_t settled;  /* nodes settled by the search (both directions), a cost measure */
+  uint32_t time_ms; /* travel time of the route */
+  double length_m;  /* its length along the roads */
+  uint32_t settled; /* nodes settled by the search (both directions), a cost measure */
 } geo_route_result;
 
 /* One direction of a one-to-many search. */
@@ -99,8 +99,7 @@ GEO_EXPORT geo_err geo_route_polyline(const geo_route_state *st, const geo_graph
 GEO_EXPORT geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_ch,
                                          geo_route_dir dir, const geo_route_place *source,
                                          const geo_route_place *targets, size_t k,
-                                         uint32_t bound_ms, uint32_t *times_ms,
-                                         uint32_t *settled);
+                                         uint32_t bound_ms, uint32_t *times_ms, uint32_t *settled);
 
 /* The name of an algorithm ("dijkstra", "astar", "bidir", "ch"). */
 GEO_EXPORT const char *geo_route_algo_name(geo_route_algo algo);

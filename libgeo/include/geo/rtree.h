@@ -26,10 +26,10 @@ typedef struct geo_segment {
 
 /* The answer of a nearest-segment query. */
 typedef struct geo_rtree_hit {
-  uint64_t id;       /* the segment's id */
-  double dist_m;     /* distance from the query point to proj */
-  geo_latlng proj;   /* the closest point on the segment */
-  double frac;       /* position of proj along a->b, in [0, 1] */
+  uint64_t id;     /* the segment's id */
+  double dist_m;   /* distance from the query point to proj */
+  geo_latlng proj; /* the closest point on the segment */
+  double frac;     /* position of proj along a->b, in [0, 1] */
 } geo_rtree_hit;
 
 /* Return true to accept segment id during a search (applied while searching). */

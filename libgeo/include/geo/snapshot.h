@@ -3,8 +3,8 @@
  * map into memory. One file holds a geo_graph: nodes, forward and reverse CSR, arc times,
  * lengths, classes, twins and shapes, the calibration, and when present its contraction
  * hierarchy and the R-tree of its segments. The format (docs/routing.md) is little-endian,
- * versioned (GEO_SNAPSHOT_VERSION) and checksummed (CRC-32 of the whole file, its checksum field read as 0);
- * opening checks the checksum and then every offset, index and count, so a truncated,
+ * versioned (GEO_SNAPSHOT_VERSION) and checksummed (CRC-32 of the whole file, its checksum field
+ * read as 0); opening checks the checksum and then every offset, index and count, so a truncated,
  * corrupt or foreign file is refused with GEO_EFORMAT, never a crash.
  *
  * This is libgeo's only file I/O; it uses POSIX open/mmap.

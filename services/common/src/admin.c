@@ -115,8 +115,7 @@ static int admin_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
   case LWS_CALLBACK_CLOSED_HTTP:
     if (s) mrd_http_response_free(&s->resp);
     return 0;
-  default:
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+  default: return lws_callback_http_dummy(wsi, reason, user, in, len);
   }
 }
 
@@ -125,8 +124,8 @@ int mrd_admin_start(const char *bind_addr, int port, const mrd_health *h, mrd_ad
   mrd_admin *a = calloc(1, sizeof *a);
   if (a == NULL) return MRD_ENOMEM;
   a->health = h;
-  a->protocols[0] = (struct lws_protocols){"mrd-admin", admin_callback, sizeof(admin_session), 0,
-                                           0, NULL, 0};
+  a->protocols[0] =
+      (struct lws_protocols){"mrd-admin", admin_callback, sizeof(admin_session), 0, 0, NULL, 0};
   mrd_log_hook_lws();
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);

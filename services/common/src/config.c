@@ -18,7 +18,8 @@
 
 #define MAX_SECRET_BYTES 65536
 
-static int fail(char *err, size_t err_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t err_len, const char *fmt, ...) {
   if (err && err_len) {
     va_list ap;
@@ -74,11 +75,16 @@ static int parse_duration_ms(const char *s, int64_t *out) {
   double v = strtod(s, &end);
   if (end == s || errno == ERANGE || !isfinite(v) || v < 0 || *s == ' ' || *s == '+') return -1;
   double mult;
-  if (*end == '\0' || strcmp(end, "ms") == 0) mult = 1;
-  else if (strcmp(end, "s") == 0) mult = 1000;
-  else if (strcmp(end, "m") == 0) mult = 60000;
-  else if (strcmp(end, "h") == 0) mult = 3600000;
-  else return -1;
+  if (*end == '\0' || strcmp(end, "ms") == 0)
+    mult = 1;
+  else if (strcmp(end, "s") == 0)
+    mult = 1000;
+  else if (strcmp(end, "m") == 0)
+    mult = 60000;
+  else if (strcmp(end, "h") == 0)
+    mult = 3600000;
+  else
+    return -1;
   double ms = v * mult;
   if (ms > 9.0e15) return -2;
   *out = (int64_t)llround(ms);
@@ -184,8 +190,7 @@ int mrd_config_parse(const mrd_config_spec *spec, int argc, char *const argv[],
     const mrd_config_opt *o = &spec->opts[i];
     if (o->env == NULL || o->dst == NULL)
       return fail(err, err_len, "config: option %zu has no variable name or destination", i);
-    if (o->secret && o->flag)
-      return fail(err, err_len, "%s: a secret cannot have a flag", o->env);
+    if (o->secret && o->flag) return fail(err, err_len, "%s: a secret cannot have a flag", o->env);
   }
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -213,9 +218,12 @@ int mrd_config_parse(const mrd_config_spec *spec, int argc, char *const argv[],
       break;
     }
     const char *val;
-    if (eq) val = eq + 1;
-    else if (o->type == MRD_CONFIG_BOOL) val = "true";
-    else if (i + 1 < argc) val = argv[++i];
+    if (eq)
+      val = eq + 1;
+    else if (o->type == MRD_CONFIG_BOOL)
+      val = "true";
+    else if (i + 1 < argc)
+      val = argv[++i];
     else {
       rc = fail(err, err_len, "%s: --%s needs a value", o->env, o->flag);
       break;
@@ -360,10 +368,11 @@ void mrd_config_log(const mrd_config_spec *spec) {
       break;
     case MRD_CONFIG_STRING: val = *(char **)o->dst ? *(char **)o->dst : ""; break;
     }
-    if (o->secret) val = (o->type == MRD_CONFIG_STRING && (*(char **)o->dst == NULL ||
-                                                          **(char **)o->dst == '\0'))
-                             ? "unset"
-                             : "***";
+    if (o->secret)
+      val =
+          (o->type == MRD_CONFIG_STRING && (*(char **)o->dst == NULL || **(char **)o->dst == '\0'))
+              ? "unset"
+              : "***";
     char *masked = NULL;
     if (!o->secret && o->type == MRD_CONFIG_STRING && (masked = malloc(strlen(val) + 4)) != NULL)
       val = mrd_config_mask_credentials(val, masked, strlen(val) + 4);

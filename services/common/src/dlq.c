@@ -10,9 +10,12 @@
 #include <time.h>
 
 static const char *const failure_names[MRD_FAIL_COUNT] = {
-    [MRD_FAIL_DECODE] = "decode",          [MRD_FAIL_INVALID] = "invalid",
-    [MRD_FAIL_CONSTRAINT] = "constraint",  [MRD_FAIL_DATA] = "data",
-    [MRD_FAIL_TRANSIENT] = "retries_exhausted", [MRD_FAIL_OUTAGE] = "outage",
+    [MRD_FAIL_DECODE] = "decode",
+    [MRD_FAIL_INVALID] = "invalid",
+    [MRD_FAIL_CONSTRAINT] = "constraint",
+    [MRD_FAIL_DATA] = "data",
+    [MRD_FAIL_TRANSIENT] = "retries_exhausted",
+    [MRD_FAIL_OUTAGE] = "outage",
 };
 
 const char *mrd_failure_name(mrd_failure f) {
@@ -56,8 +59,7 @@ mrd_retry_verdict mrd_retry_decide(const mrd_retry_policy *p, mrd_failure f, int
       return v;
     }
     break;
-  default: /* an outage, or a value out of range: never park */
-    break;
+  default: /* an outage, or a value out of range: never park */ break;
   }
   int64_t w = p->backoff_min_ms;
   for (int i = 1; i < attempts && w < p->backoff_max_ms; i++) w *= 2;
@@ -104,8 +106,8 @@ int mrd_dlq_park(mrd_kafka_producer *p, const mrd_dlq_record *r, void *msg_opaqu
   int n = mrd_dlq_headers(r, now_ms, h, buf);
   if (n < 0) return n;
   return mrd_kafka_produce_headers(p, MRD_TOPIC_DLQ, MRD_KAFKA_PARTITION_ANY,
-                                   r->key_len ? r->key : NULL, r->key_len, r->value,
-                                   r->value_len, h, (size_t)n, msg_opaque);
+                                   r->key_len ? r->key : NULL, r->key_len, r->value, r->value_len,
+                                   h, (size_t)n, msg_opaque);
 }
 
 int mrd_dlq_metrics(mrd_metrics *reg, const char *consumer, mrd_counter *out[MRD_FAIL_COUNT]) {

@@ -28,10 +28,14 @@ static const char *role_name(mrd_role role) {
 
 int mrd_role_parse(const char *s, mrd_role *out) {
   if (s == NULL) return MRD_EINVAL;
-  if (strcmp(s, "driver") == 0) *out = MRD_ROLE_DRIVER;
-  else if (strcmp(s, "rider") == 0) *out = MRD_ROLE_RIDER;
-  else if (strcmp(s, "ops") == 0) *out = MRD_ROLE_OPS;
-  else return MRD_EINVAL;
+  if (strcmp(s, "driver") == 0)
+    *out = MRD_ROLE_DRIVER;
+  else if (strcmp(s, "rider") == 0)
+    *out = MRD_ROLE_RIDER;
+  else if (strcmp(s, "ops") == 0)
+    *out = MRD_ROLE_OPS;
+  else
+    return MRD_EINVAL;
   return 0;
 }
 
@@ -107,8 +111,8 @@ int mrd_jwt_mint(const void *secret, size_t secret_len, const char *sub, mrd_rol
       (role != MRD_ROLE_DRIVER && role != MRD_ROLE_RIDER && role != MRD_ROLE_OPS))
     return MRD_EINVAL;
   static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-  json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "sub", sub, "role", role_name(role),
-                             "iat", (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s));
+  json_t *claims = json_pack("{s:s, s:s, s:I, s:I}", "sub", sub, "role", role_name(role), "iat",
+                             (json_int_t)now_s, "exp", (json_int_t)(now_s + ttl_s));
   if (claims == NULL) return MRD_ENOMEM; /* json_pack also fails on invalid UTF-8 in sub */
   char *payload = json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(claims);
@@ -174,9 +178,12 @@ int mrd_jwt_verify(const void *secret, size_t secret_len, const char *token, mrd
   int rc = decode_json(token, hlen, &hdr);
   if (rc != 0) return rc;
   json_t *alg = json_object_get(hdr, "alg");
-  if (!json_is_string(alg)) rc = MRD_EPARSE;
-  else if (strcmp(json_string_value(alg), "HS256") != 0) rc = MRD_EALG;
-  else if (json_object_get(hdr, "crit") != NULL) rc = MRD_EPARSE; /* no extension understood */
+  if (!json_is_string(alg))
+    rc = MRD_EPARSE;
+  else if (strcmp(json_string_value(alg), "HS256") != 0)
+    rc = MRD_EALG;
+  else if (json_object_get(hdr, "crit") != NULL)
+    rc = MRD_EPARSE; /* no extension understood */
   json_decref(hdr);
   if (rc != 0) return rc;
 
@@ -200,9 +207,9 @@ int mrd_jwt_verify(const void *secret, size_t secret_len, const char *token, mrd
   json_t *nbf = json_object_get(claims, "nbf");
   json_t *iat = json_object_get(claims, "iat");
   if ((iat && !json_is_integer(iat)) || !json_is_string(sub) || json_string_length(sub) == 0 ||
-      json_string_length(sub) >= MRD_JWT_MAX_SUB || strlen(json_string_value(sub)) !=
-                                                        json_string_length(sub) ||
-      !json_is_string(role) || !json_is_integer(exp) || (nbf && !json_is_integer(nbf))) {
+      json_string_length(sub) >= MRD_JWT_MAX_SUB ||
+      strlen(json_string_value(sub)) != json_string_length(sub) || !json_is_string(role) ||
+      !json_is_integer(exp) || (nbf && !json_is_integer(nbf))) {
     rc = MRD_EPARSE;
   } else if (now_s >= (int64_t)json_integer_value(exp) ||
              (nbf && now_s < (int64_t)json_integer_value(nbf))) {

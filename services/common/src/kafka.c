@@ -37,7 +37,8 @@ struct mrd_kafka_consumer {
   rd_kafka_queue_t *wake_q; /* the consumer queue, while a wake fd is set */
 };
 
-static void set_err(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void set_err(char *dst, size_t cap, const char *fmt, ...) {
   if (dst == NULL || cap == 0) return;
   va_list ap;
@@ -46,7 +47,8 @@ static void set_err(char *dst, size_t cap, const char *fmt, ...) {
   va_end(ap);
 }
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t err_len) {
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err,
+                    size_t err_len) {
   char e[256];
   if (rd_kafka_conf_set(conf, k, v, e, sizeof e) != RD_KAFKA_CONF_OK) {
     set_err(err, err_len, "kafka: %s=%s: %s", k, v, e);
@@ -123,7 +125,8 @@ int mrd_kafka_producer_new(const char *brokers, const mrd_kafka_producer_opts *o
   if (rc == 0) rc = conf_set(conf, "enable.idempotence", "true", err, err_len);
   if (rc == 0) rc = conf_set(conf, "partitioner", "murmur2_random", err, err_len);
   if (rc == 0) rc = conf_set_int(conf, "linger.ms", opts->linger_ms, err, err_len);
-  if (rc == 0) rc = conf_set_int(conf, "message.timeout.ms", opts->message_timeout_ms, err, err_len);
+  if (rc == 0)
+    rc = conf_set_int(conf, "message.timeout.ms", opts->message_timeout_ms, err, err_len);
   if (rc == 0)
     rc = conf_set_int(conf, "queue.buffering.max.messages", opts->queue_max_messages, err, err_len);
   if (rc == 0) rc = conf_extra(conf, opts->extra, err, err_len);
@@ -157,17 +160,15 @@ void mrd_kafka_producer_free(mrd_kafka_producer *p) {
   free(p);
 }
 
-int mrd_kafka_produce(mrd_kafka_producer *p, const char *topic, int32_t partition,
-                      const void *key, size_t key_len, const void *value, size_t value_len,
-                      void *msg_opaque) {
+int mrd_kafka_produce(mrd_kafka_producer *p, const char *topic, int32_t partition, const void *key,
+                      size_t key_len, const void *value, size_t value_len, void *msg_opaque) {
   return mrd_kafka_produce_headers(p, topic, partition, key, key_len, value, value_len, NULL, 0,
                                    msg_opaque);
 }
 
 int mrd_kafka_produce_headers(mrd_kafka_producer *p, const char *topic, int32_t partition,
-                              const void *key, size_t key_len, const void *value,
-                              size_t value_len, const mrd_kafka_header *headers,
-                              size_t n_headers, void *msg_opaque) {
+                              const void *key, size_t key_len, const void *value, size_t value_len,
+                              const mrd_kafka_header *headers, size_t n_headers, void *msg_opaque) {
   if (p == NULL || topic == NULL || *topic == '\0' || partition < MRD_KAFKA_PARTITION_ANY ||
       (value == NULL && value_len > 0) || (key == NULL && key_len > 0) ||
       (headers == NULL && n_headers > 0) || n_headers > MRD_KAFKA_HEADERS_MAX)
@@ -239,8 +240,8 @@ static int ping(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t cap) {
 
 /* Points queue's IO event at fd (or turns it off for fd < 0), keeping the queue handle
  * in *held while it is on. */
-static void wake_fd(rd_kafka_queue_t *(*get)(rd_kafka_t *), rd_kafka_t *rk,
-                    rd_kafka_queue_t **held, int fd) {
+static void wake_fd(rd_kafka_queue_t *(*get)(rd_kafka_t *), rd_kafka_t *rk, rd_kafka_queue_t **held,
+                    int fd) {
   if (fd < 0) {
     if (*held) {
       rd_kafka_queue_io_event_enable(*held, -1, NULL, 0);
@@ -359,8 +360,8 @@ int mrd_kafka_offsets_since(mrd_kafka_consumer *c, const char *topic, int32_t n_
 int mrd_kafka_narrow_since(mrd_kafka_consumer *c, const char *topic, int32_t n_partitions,
                            int64_t since_ms, int64_t slack, int round_ms, int max_rounds,
                            mrd_kafka_range *r) {
-  if (c == NULL || topic == NULL || *topic == '\0' || n_partitions < 1 || r == NULL ||
-      slack < 1 || round_ms < 1 || max_rounds < 0)
+  if (c == NULL || topic == NULL || *topic == '\0' || n_partitions < 1 || r == NULL || slack < 1 ||
+      round_ms < 1 || max_rounds < 0)
     return MRD_EINVAL;
   /* per partition: every message before lo is older than since_ms (as far as known); the
    * one at hi is not (or hi is the end); narrowing while hi - lo > 2 * slack */
@@ -400,8 +401,10 @@ int mrd_kafka_narrow_since(mrd_kafka_consumer *c, const char *topic, int32_t n_p
       if (p >= 0 && p < n_partitions && active[p] && !got[p] && m.offset == mid[p]) {
         got[p] = true;
         seen++;
-        if (m.timestamp_ms >= 0 && m.timestamp_ms < since_ms) lo[p] = mid[p] + 1;
-        else hi[p] = mid[p];
+        if (m.timestamp_ms >= 0 && m.timestamp_ms < since_ms)
+          lo[p] = mid[p] + 1;
+        else
+          hi[p] = mid[p];
       }
       mrd_kafka_msg_release(&m);
     }
@@ -457,8 +460,8 @@ int mrd_kafka_consumer_new(const char *brokers, const mrd_kafka_consumer_opts *o
   if (rc == 0) rc = conf_set(conf, "enable.auto.offset.store", "false", err, err_len);
   if (rc == 0) rc = conf_set(conf, "enable.partition.eof", "false", err, err_len);
   if (rc == 0)
-    rc = conf_set(conf, "auto.offset.reset", opts->reset_to_beginning ? "earliest" : "latest",
-                  err, err_len);
+    rc = conf_set(conf, "auto.offset.reset", opts->reset_to_beginning ? "earliest" : "latest", err,
+                  err_len);
   if (rc == 0) rc = conf_set_int(conf, "fetch.wait.max.ms", opts->fetch_wait_max_ms, err, err_len);
   if (rc == 0) rc = conf_extra(conf, opts->extra, err, err_len);
   if (rc != 0) {
@@ -543,7 +546,8 @@ int mrd_kafka_consume(mrd_kafka_consumer *c, int timeout_ms, mrd_kafka_msg *msg)
   if (m == NULL) return MRD_EAGAIN;
   if (m->err) {
     int rc = MRD_EKAFKA;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) rc = MRD_EAGAIN;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+      rc = MRD_EAGAIN;
     else
       set_err(c->errstr, sizeof c->errstr, "kafka consume %s/%d: %s",
               m->rkt ? rd_kafka_topic_name(m->rkt) : "-", (int)m->partition,
@@ -596,8 +600,8 @@ int mrd_kafka_commit_msg(mrd_kafka_consumer *c, const mrd_kafka_msg *msg) {
   return mrd_kafka_commit(c, msg->topic, msg->partition, msg->offset + 1);
 }
 
-int mrd_kafka_committed(mrd_kafka_consumer *c, const char *topic, int32_t partition,
-                        int timeout_ms, int64_t *next_offset) {
+int mrd_kafka_committed(mrd_kafka_consumer *c, const char *topic, int32_t partition, int timeout_ms,
+                        int64_t *next_offset) {
   if (c == NULL || topic == NULL || partition < 0 || next_offset == NULL) return MRD_EINVAL;
   if (!c->has_group) return MRD_ESTATE;
   rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);

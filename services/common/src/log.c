@@ -139,9 +139,9 @@ static void format_conversion(mrd__buf *b, const char **pp, va_list *ap) {
   size_t sl = 1;
   int stars[2];
   int nstars = 0;
-#define PUT(c)                                                                              \
-  do {                                                                                      \
-    if (sl < sizeof spec - 1) spec[sl++] = (c);                                            \
+#define PUT(c)                                                                                     \
+  do {                                                                                             \
+    if (sl < sizeof spec - 1) spec[sl++] = (c);                                                    \
   } while (0)
   while (*p && strchr("-+ #0", *p)) PUT(*p++);
   if (*p == '*') {
@@ -160,14 +160,33 @@ static void format_conversion(mrd__buf *b, const char **pp, va_list *ap) {
     }
   }
   enum { L_NONE, L_HH, L_H, L_L, L_LL, L_Z, L_J, L_T, L_BIGL } len = L_NONE;
-  if (p[0] == 'h' && p[1] == 'h') { len = L_HH; PUT(*p++); PUT(*p++); }
-  else if (p[0] == 'l' && p[1] == 'l') { len = L_LL; PUT(*p++); PUT(*p++); }
-  else if (*p == 'h') { len = L_H; PUT(*p++); }
-  else if (*p == 'l') { len = L_L; PUT(*p++); }
-  else if (*p == 'z') { len = L_Z; PUT(*p++); }
-  else if (*p == 'j') { len = L_J; PUT(*p++); }
-  else if (*p == 't') { len = L_T; PUT(*p++); }
-  else if (*p == 'L') { len = L_BIGL; PUT(*p++); }
+  if (p[0] == 'h' && p[1] == 'h') {
+    len = L_HH;
+    PUT(*p++);
+    PUT(*p++);
+  } else if (p[0] == 'l' && p[1] == 'l') {
+    len = L_LL;
+    PUT(*p++);
+    PUT(*p++);
+  } else if (*p == 'h') {
+    len = L_H;
+    PUT(*p++);
+  } else if (*p == 'l') {
+    len = L_L;
+    PUT(*p++);
+  } else if (*p == 'z') {
+    len = L_Z;
+    PUT(*p++);
+  } else if (*p == 'j') {
+    len = L_J;
+    PUT(*p++);
+  } else if (*p == 't') {
+    len = L_T;
+    PUT(*p++);
+  } else if (*p == 'L') {
+    len = L_BIGL;
+    PUT(*p++);
+  }
   char conv = *p;
   if (conv == '\0') {
     *pp = p;
@@ -181,11 +200,14 @@ static void format_conversion(mrd__buf *b, const char **pp, va_list *ap) {
   /* The spec text was built from the caller's own format, which the compiler checked. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-#define EMIT(val)                                                                           \
-  do {                                                                                      \
-    if (nstars == 2) mrd__buf_printf(b, spec, stars[0], stars[1], val);                    \
-    else if (nstars == 1) mrd__buf_printf(b, spec, stars[0], val);                          \
-    else mrd__buf_printf(b, spec, val);                                                     \
+#define EMIT(val)                                                                                  \
+  do {                                                                                             \
+    if (nstars == 2)                                                                               \
+      mrd__buf_printf(b, spec, stars[0], stars[1], val);                                           \
+    else if (nstars == 1)                                                                          \
+      mrd__buf_printf(b, spec, stars[0], val);                                                     \
+    else                                                                                           \
+      mrd__buf_printf(b, spec, val);                                                               \
   } while (0)
   switch (conv) {
   case 'd':
@@ -324,9 +346,7 @@ void mrd_log(mrd_log_level level, const char *msg, const char *fields, ...) {
   va_end(ap);
 }
 
-void mrd_log_msg(mrd_log_level level, const char *msg) {
-  emit(level, msg, NULL, NULL);
-}
+void mrd_log_msg(mrd_log_level level, const char *msg) { emit(level, msg, NULL, NULL); }
 
 /* Logs a library's message with trailing newlines and spaces trimmed. */
 static void log_library(mrd_log_level level, const char *lib, const char *fac, const char *text) {
@@ -406,7 +426,9 @@ static void rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const 
   log_library(lvl, "rdkafka", fac, buf);
 }
 
-void mrd_log_hook_rdkafka(struct rd_kafka_conf_s *conf) { rd_kafka_conf_set_log_cb(conf, rdkafka_log); }
+void mrd_log_hook_rdkafka(struct rd_kafka_conf_s *conf) {
+  rd_kafka_conf_set_log_cb(conf, rdkafka_log);
+}
 
 static void pq_notice(void *arg, const char *message) {
   (void)arg;

@@ -21,14 +21,20 @@ typedef struct series {
   struct family *fam;
   char *values[MRD_MAX_LABELS];
   struct series *next;
-  atomic_uint_least64_t count;                       /* counter value */
-  atomic_uint_least64_t bits;                        /* gauge value / histogram sum (double) */
+  atomic_uint_least64_t count;                        /* counter value */
+  atomic_uint_least64_t bits;                         /* gauge value / histogram sum (double) */
   atomic_uint_least64_t buckets[MRD_MAX_BUCKETS + 1]; /* per bucket, last is +Inf */
 } series;
 
-struct mrd_counter { series s; };
-struct mrd_gauge { series s; };
-struct mrd_histogram { series s; };
+struct mrd_counter {
+  series s;
+};
+struct mrd_gauge {
+  series s;
+};
+struct mrd_histogram {
+  series s;
+};
 
 typedef struct family {
   char *name;
@@ -178,8 +184,10 @@ static int get_series(mrd_metrics *m, enum kind kind, const char *name, const ch
       if (n_bounds) memcpy(f->bounds, bounds, n_bounds * sizeof *bounds);
       f->n_bounds = n_bounds;
     }
-    if (m->last) m->last->next = f;
-    else m->first = f;
+    if (m->last)
+      m->last->next = f;
+    else
+      m->first = f;
     m->last = f;
   }
 
@@ -195,8 +203,10 @@ static int get_series(mrd_metrics *m, enum kind kind, const char *name, const ch
     }
   }
   atomic_init(&s->bits, dbits(0.0));
-  if (f->last) f->last->next = s;
-  else f->first = s;
+  if (f->last)
+    f->last->next = s;
+  else
+    f->first = s;
   f->last = s;
   *out = s;
   return 0;
@@ -220,8 +230,8 @@ int mrd_metrics_counter(mrd_metrics *m, const char *name, const char *help,
   return rc;
 }
 
-int mrd_metrics_gauge(mrd_metrics *m, const char *name, const char *help,
-                      const char *const *labels, mrd_gauge **out) {
+int mrd_metrics_gauge(mrd_metrics *m, const char *name, const char *help, const char *const *labels,
+                      mrd_gauge **out) {
   series *s;
   int rc = get_locked(m, K_GAUGE, name, help, labels, NULL, 0, &s);
   if (rc == 0) *out = (mrd_gauge *)s;
@@ -290,10 +300,14 @@ static void put_double(mrd__buf *b, double v) {
 
 static void put_escaped(mrd__buf *b, const char *s, bool quote) {
   for (; *s; s++) {
-    if (*s == '\\') mrd__buf_puts(b, "\\\\");
-    else if (*s == '\n') mrd__buf_puts(b, "\\n");
-    else if (quote && *s == '"') mrd__buf_puts(b, "\\\"");
-    else mrd__buf_putc(b, *s);
+    if (*s == '\\')
+      mrd__buf_puts(b, "\\\\");
+    else if (*s == '\n')
+      mrd__buf_puts(b, "\\n");
+    else if (quote && *s == '"')
+      mrd__buf_puts(b, "\\\"");
+    else
+      mrd__buf_putc(b, *s);
   }
 }
 
@@ -327,9 +341,9 @@ static void render_family(mrd__buf *b, const family *f) {
     case K_COUNTER:
       mrd__buf_puts(b, f->name);
       put_labels(b, f, s, NULL);
-      mrd__buf_printf(b, " %llu\n",
-                      (unsigned long long)atomic_load_explicit(&((series *)s)->count,
-                                                               memory_order_relaxed));
+      mrd__buf_printf(
+          b, " %llu\n",
+          (unsigned long long)atomic_load_explicit(&((series *)s)->count, memory_order_relaxed));
       break;
     case K_GAUGE:
       mrd__buf_puts(b, f->name);
@@ -343,8 +357,10 @@ static void render_family(mrd__buf *b, const family *f) {
       for (size_t i = 0; i <= f->n_bounds; i++) {
         cum += atomic_load_explicit(&((series *)s)->buckets[i], memory_order_relaxed);
         mrd__buf t = {0};
-        if (i < f->n_bounds) put_double(&t, f->bounds[i]);
-        else mrd__buf_puts(&t, "+Inf");
+        if (i < f->n_bounds)
+          put_double(&t, f->bounds[i]);
+        else
+          mrd__buf_puts(&t, "+Inf");
         mrd__buf_printf(b, "%s_bucket", f->name);
         put_labels(b, f, s, t.oom ? "?" : t.data);
         mrd__buf_free(&t);

@@ -107,8 +107,8 @@ static int ensure(mrd_pg *pg) {
   pg->up = true;
   pg->connects++;
   pg->errstr[0] = '\0';
-  mrd_log(MRD_LOG_INFO, "pg_connected", "host=%s port=%s db=%s", PQhost(pg->conn),
-          PQport(pg->conn), PQdb(pg->conn));
+  mrd_log(MRD_LOG_INFO, "pg_connected", "host=%s port=%s db=%s", PQhost(pg->conn), PQport(pg->conn),
+          PQdb(pg->conn));
   return 0;
 }
 
@@ -175,8 +175,10 @@ int mrd_pg_exec(mrd_pg *pg, PGresult **res, const char *sql, int n_params,
     return MRD_EREPLY;
   }
   pg->errstr[0] = '\0';
-  if (res) *res = r;
-  else PQclear(r);
+  if (res)
+    *res = r;
+  else
+    PQclear(r);
   return 0;
 }
 

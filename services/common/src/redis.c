@@ -20,13 +20,13 @@ struct mrd_redis {
   char host[256];
   int port;
   int db;
-  char user[256];     /* ACL user ("" = default) */
+  char user[256]; /* ACL user ("" = default) */
   char password[256];
   mrd_redis_opts opts;
   mrd__backoff backoff;
   int pending; /* replies owed for appended commands */
   char errstr[512];
-  bool was_connected; /* to log the loss once */
+  bool was_connected;   /* to log the loss once */
   uint64_t connections; /* established so far */
 };
 
@@ -60,8 +60,7 @@ static int pct_decode(const char *src, size_t n, char *dst, size_t cap) {
 
 int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db,
                         char *password, size_t password_cap) {
-  return mrd_redis_parse_url_auth(url, host, host_cap, port, db, NULL, 0, password,
-                                  password_cap);
+  return mrd_redis_parse_url_auth(url, host, host_cap, port, db, NULL, 0, password, password_cap);
 }
 
 int mrd_redis_parse_url_auth(const char *url, char *host, size_t host_cap, int *port, int *db,
@@ -245,8 +244,10 @@ static int take_reply(mrd_redis *r, redisReply *rep, redisReply **out) {
     return MRD_EREPLY;
   }
   r->errstr[0] = '\0';
-  if (out) *out = rep;
-  else freeReplyObject(rep);
+  if (out)
+    *out = rep;
+  else
+    freeReplyObject(rep);
   return 0;
 }
 

@@ -12,7 +12,8 @@
 
 static const char GH_ALPHABET[] = "0123456789bcdefghjkmnpqrstuvwxyz";
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
+                                                         ...) {
   if (!err || !cap) return;
   va_list ap;
   va_start(ap, fmt);
@@ -73,8 +74,7 @@ int mrd_geohash_prefix_end(const char *p, char *out) {
 static int reserve(mrd_shard_range **r, size_t *cap, size_t need) {
   if (need <= *cap) return 0;
   size_t c = *cap ? *cap * 2 : 16;
-  while (c < need)
-    c *= 2;
+  while (c < need) c *= 2;
   mrd_shard_range *n = realloc(*r, c * sizeof *n);
   if (!n) return MRD_ENOMEM;
   *r = n;
@@ -143,8 +143,10 @@ uint32_t mrd_shardmap_lookup(const mrd_shardmap *m, const char *s) {
   size_t lo = 0, hi = m->n; /* the last range whose start <= s: the first starts at "" */
   while (hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (strcmp(m->r[mid].start, s) <= 0) lo = mid;
-    else hi = mid;
+    if (strcmp(m->r[mid].start, s) <= 0)
+      lo = mid;
+    else
+      hi = mid;
   }
   return m->r[lo].shard;
 }
@@ -193,8 +195,7 @@ int mrd_shardmap_assign(mrd_shardmap *m, const char *start, const char *end, int
     }
     bool moves = from < 0 || x->shard == (uint32_t)from;
     if (push(&r, &n, &cap, x->start, a, x->shard) ||
-        push(&r, &n, &cap, a, b, moves ? to : x->shard) ||
-        push(&r, &n, &cap, b, x->end, x->shard))
+        push(&r, &n, &cap, a, b, moves ? to : x->shard) || push(&r, &n, &cap, b, x->end, x->shard))
       goto nomem;
   }
   free(m->r);

@@ -18,7 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
+                                                         ...) {
   if (!err || !cap) return;
   va_list ap;
   va_start(ap, fmt);
@@ -41,7 +42,8 @@ static int by_cell(const void *a, const void *b) {
 static void plan_loads(const mrd_shardmap *m, const mrd_cell_load *cells, size_t n, double *out) {
   for (int k = 0; k < MRD_SHARDS_MAX; k++) out[k] = 0;
   for (size_t i = 0; i < n; i++)
-    if (isfinite(cells[i].load_per_s)) out[mrd_shardmap_lookup(m, cells[i].cell)] += cells[i].load_per_s;
+    if (isfinite(cells[i].load_per_s))
+      out[mrd_shardmap_lookup(m, cells[i].cell)] += cells[i].load_per_s;
 }
 
 double mrd_plan_imbalance(const double *load, uint64_t mask) {
@@ -95,8 +97,8 @@ int mrd_plan_make(const mrd_shardmap *cur, const mrd_cell_load *cells, size_t n,
     const mrd_cell_load *c = &cells[i];
     if (!c->cell[0] || strlen(c->cell) > MRD_CELL_MAX || !mrd_range_key_valid(c->cell) ||
         !isfinite(c->load_per_s) || c->load_per_s < 0) {
-      seterr(err, errcap, "cell %zu ('%.*s'): not a geohash cell with a load >= 0", i,
-             MRD_CELL_MAX, c->cell);
+      seterr(err, errcap, "cell %zu ('%.*s'): not a geohash cell with a load >= 0", i, MRD_CELL_MAX,
+             c->cell);
       free(pc);
       return MRD_EINVAL;
     }
@@ -115,8 +117,10 @@ int mrd_plan_make(const mrd_shardmap *cur, const mrd_cell_load *cells, size_t n,
   { /* duplicates add up */
     size_t w = 0;
     for (size_t i = 1; i < m; i++) {
-      if (strcmp(pc[i].start, pc[w].start) == 0) pc[w].load += pc[i].load;
-      else pc[++w] = pc[i];
+      if (strcmp(pc[i].start, pc[w].start) == 0)
+        pc[w].load += pc[i].load;
+      else
+        pc[++w] = pc[i];
     }
     m = m ? w + 1 : 0;
   }
@@ -171,7 +175,8 @@ int mrd_plan_make(const mrd_shardmap *cur, const mrd_cell_load *cells, size_t n,
         for (uint32_t k = 1; k < shards; k++)
           if (load[k] < load[r]) r = (int)k;
       }
-      bool take = r >= 0 && (removing || (c->load <= 2 * excess && c->load <= 2 * (ideal - load[r])));
+      bool take =
+          r >= 0 && (removing || (c->load <= 2 * excess && c->load <= 2 * (ideal - load[r])));
       if (!take) { /* too big for what is wanted: stays; a run cannot span it */
         if (lo) {
           if (mrd_shardmap_assign(&out->map, lo, hi, d, (uint32_t)rr)) goto fail;
@@ -243,12 +248,15 @@ mrd_step_action mrd_plan_step(const mrd_shardmap *cur, uint64_t epoch, const mrd
   for (size_t i = 0; i < cur->n; i++) {
     const mrd_shard_range *r = &cur->r[i];
     if (strcmp(r->end, mv->start) <= 0 || strcmp(r->start, mv->end) >= 0) continue;
-    if (r->shard == mv->to) any_to = true;
-    else if (r->shard == mv->from) any_from = true;
-    else other = true;
+    if (r->shard == mv->to)
+      any_to = true;
+    else if (r->shard == mv->from)
+      any_from = true;
+    else
+      other = true;
   }
   if (other) return MRD_STEP_CONFLICT;
-  if (any_from) return MRD_STEP_COMMIT; /* what is still on `from` moves (all of it, normally) */
+  if (any_from) return MRD_STEP_COMMIT;  /* what is still on `from` moves (all of it, normally) */
   if (!any_to) return MRD_STEP_CONFLICT; /* an empty range: cannot happen in a tiling */
   if (confirmed[mv->from] >= epoch && confirmed[mv->to] >= epoch) return MRD_STEP_DONE;
   return MRD_STEP_WAIT;

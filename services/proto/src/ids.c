@@ -11,8 +11,8 @@
 #include <string.h>
 
 static bool id_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == ':' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
 }
 
 /* Characters of [A-Za-z0-9_.:-] in s[0..n), n >= 1. */
@@ -25,8 +25,8 @@ static bool id_chars(const char *s, size_t n) {
 }
 
 bool mrd_latlon_valid(mrd_latlon p) {
-  return isfinite(p.lat) && isfinite(p.lon) && p.lat >= -90.0 && p.lat <= 90.0 &&
-         p.lon >= -180.0 && p.lon <= 180.0;
+  return isfinite(p.lat) && isfinite(p.lon) && p.lat >= -90.0 && p.lat <= 90.0 && p.lon >= -180.0 &&
+         p.lon <= 180.0;
 }
 
 bool mrd_id_valid(const char *s) {

@@ -144,8 +144,8 @@ static int pack(const ProtobufCMessage *msg, uint8_t *buf, size_t cap, size_t *l
 
 static int location_check(const mrd_driver_location *m) {
   if (!mrd_id_valid(m->driver_id) || !mrd_latlon_valid(m->pos)) return MRD_PROTO_EINVAL;
-  if (m->has_heading && !(isfinite(m->heading_deg) && m->heading_deg >= 0.0 &&
-                          m->heading_deg < 360.0))
+  if (m->has_heading &&
+      !(isfinite(m->heading_deg) && m->heading_deg >= 0.0 && m->heading_deg < 360.0))
     return MRD_PROTO_EINVAL;
   if (m->has_speed && !(isfinite(m->speed_mps) && m->speed_mps >= 0.0 && m->speed_mps <= 100.0))
     return MRD_PROTO_EINVAL;
@@ -417,7 +417,8 @@ int mrd_command_decode(const uint8_t *buf, size_t len, mrd_command *out) {
   switch (pb->body_case) {
   case MERIDIAN__V1__DISPATCH_COMMAND__BODY_REQUEST:
     out->kind = MRD_CMD_REQUEST;
-    ok = ok && pb->request && copy_str(out->request_id, sizeof out->request_id, pb->request->request_id) &&
+    ok = ok && pb->request &&
+         copy_str(out->request_id, sizeof out->request_id, pb->request->request_id) &&
          copy_str(out->rider_id, sizeof out->rider_id, pb->request->rider_id) &&
          latlon_from_pb(pb->request->pickup, &out->pickup) &&
          latlon_from_pb(pb->request->dropoff, &out->dropoff);
@@ -425,7 +426,8 @@ int mrd_command_decode(const uint8_t *buf, size_t len, mrd_command *out) {
     break;
   case MERIDIAN__V1__DISPATCH_COMMAND__BODY_CANCEL:
     out->kind = MRD_CMD_CANCEL;
-    ok = ok && pb->cancel && copy_str(out->request_id, sizeof out->request_id, pb->cancel->request_id) &&
+    ok = ok && pb->cancel &&
+         copy_str(out->request_id, sizeof out->request_id, pb->cancel->request_id) &&
          copy_str(out->rider_id, sizeof out->rider_id, pb->cancel->rider_id);
     break;
   case MERIDIAN__V1__DISPATCH_COMMAND__BODY_ACCEPT:
@@ -547,8 +549,7 @@ static int event_check(const mrd_dispatch_event *m) {
   }
 }
 
-int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t cap,
-                              size_t *len) {
+int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t cap, size_t *len) {
   if (!m || !buf || !len) return MRD_PROTO_EINVAL;
   int rc = event_check(m);
   if (rc) return rc;

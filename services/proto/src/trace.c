@@ -104,8 +104,7 @@ const char *mrd_trace_hop_name(mrd_trace_hop hop) {
 bool mrd_trace_check(const mrd_trace *t) {
   if (!t) return false;
   if (!t->present) {
-    if (!all_zero(t->tp.trace_id, 16) || !all_zero(t->tp.parent_id, 8) || t->tp.flags)
-      return false;
+    if (!all_zero(t->tp.trace_id, 16) || !all_zero(t->tp.parent_id, 8) || t->tp.flags) return false;
     for (int i = 0; i < MRD_STAMP_COUNT; i++)
       if (t->stamp_us[i]) return false;
     return true;
@@ -114,8 +113,10 @@ bool mrd_trace_check(const mrd_trace *t) {
   bool missing = false;
   for (int i = 0; i < MRD_STAMP_COUNT; i++) {
     if (t->stamp_us[i] < 0) return false;
-    if (t->stamp_us[i] == 0) missing = true;
-    else if (missing) return false; /* a stamp after a gap */
+    if (t->stamp_us[i] == 0)
+      missing = true;
+    else if (missing)
+      return false; /* a stamp after a gap */
   }
   return true;
 }
@@ -132,7 +133,6 @@ int mrd_trace_hops_ms(const mrd_trace *t, int64_t skew_us, double hops_ms[MRD_HO
     out[h] = d < 0 ? 0.0 : (double)d / 1000.0;
   }
   memcpy(hops_ms, out, sizeof out);
-  if (total_ms)
-    *total_ms = (double)(t->stamp_us[MRD_STAMP_COUNT - 1] - t->stamp_us[0]) / 1000.0;
+  if (total_ms) *total_ms = (double)(t->stamp_us[MRD_STAMP_COUNT - 1] - t->stamp_us[0]) / 1000.0;
   return MRD_TRACE_OK;
 }

@@ -5,9 +5,9 @@
  * Two ways to serve them:
  *  - mrd_admin_start(): a libwebsockets context of its own, bound to one address
  *    (127.0.0.1 by default; LWS_SERVER_OPTION_DISABLE_IPV6 is set, else lws listens on
- *    every address, IPv6 included, whatever address is asked for). It runs on the caller's thread: the service loop
- *    calls mrd_admin_service() every iteration (non-blocking), so the readiness callback
- *    may touch the service's own connections (Redis, PostgreSQL, Kafka handles are not
+ *    every address, IPv6 included, whatever address is asked for). It runs on the caller's thread:
+ * the service loop calls mrd_admin_service() every iteration (non-blocking), so the readiness
+ * callback may touch the service's own connections (Redis, PostgreSQL, Kafka handles are not
  *    thread-safe). A loop that stalls also stalls /healthz, which is what a liveness
  *    probe should see.
  *  - mrd_admin_respond(): the status, type and body for a path, for a service that already

@@ -41,12 +41,12 @@ extern "C" {
 /* Why a message could not be applied. The names (mrd_failure_name) are the `reason` label
  * of meridian_dlq_events_total and the dlq-reason header. */
 typedef enum mrd_failure {
-  MRD_FAIL_DECODE = 0,  /* "decode": the payload is not a message of the topic */
-  MRD_FAIL_INVALID,     /* "invalid": it decodes but lacks what the consumer needs */
-  MRD_FAIL_CONSTRAINT,  /* "constraint": SQLSTATE class 23 (unique, foreign key, check) */
-  MRD_FAIL_DATA,        /* "data": SQLSTATE class 22 (a value the database refuses) */
-  MRD_FAIL_TRANSIENT,   /* "retries_exhausted" once parked: may pass on a retry */
-  MRD_FAIL_OUTAGE,      /* "outage": a dependency is down for everyone; never parked */
+  MRD_FAIL_DECODE = 0, /* "decode": the payload is not a message of the topic */
+  MRD_FAIL_INVALID,    /* "invalid": it decodes but lacks what the consumer needs */
+  MRD_FAIL_CONSTRAINT, /* "constraint": SQLSTATE class 23 (unique, foreign key, check) */
+  MRD_FAIL_DATA,       /* "data": SQLSTATE class 22 (a value the database refuses) */
+  MRD_FAIL_TRANSIENT,  /* "retries_exhausted" once parked: may pass on a retry */
+  MRD_FAIL_OUTAGE,     /* "outage": a dependency is down for everyone; never parked */
   MRD_FAIL_COUNT
 } mrd_failure;
 
@@ -70,7 +70,8 @@ typedef struct mrd_retry_policy {
   int64_t backoff_max_ms; /* the longest wait: >= backoff_min_ms */
 } mrd_retry_policy;
 
-#define MRD_RETRY_POLICY_DEFAULT {5, 100, 5000}
+#define MRD_RETRY_POLICY_DEFAULT                                                                   \
+  { 5, 100, 5000 }
 
 /* Test API (no service calls it): tests/common/test_dlq.c. */
 /* True when p holds its invariants (the ranges above). */
@@ -98,9 +99,9 @@ MRD_EXPORT mrd_retry_verdict mrd_retry_decide(const mrd_retry_policy *p, mrd_fai
 typedef struct mrd_dlq_record {
   const char *consumer; /* "trips", "dispatch", "gateway" */
   mrd_failure reason;
-  const char *error;    /* the error's text (NULL: none); cut to 200 bytes */
-  int attempts;         /* attempts made before parking (>= 1) */
-  const char *topic;    /* where the message came from */
+  const char *error; /* the error's text (NULL: none); cut to 200 bytes */
+  int attempts;      /* attempts made before parking (>= 1) */
+  const char *topic; /* where the message came from */
   int32_t partition;
   int64_t offset;
   const void *key; /* the original key and value, written unchanged */

@@ -34,16 +34,16 @@ typedef enum mrd_role {
   MRD_ROLE_OPS = 3
 } mrd_role;
 
-#define MRD_JWT_MAX_SUB 128       /* bytes of sub, including the NUL */
-#define MRD_JWT_MAX_TOKEN 4096    /* longer tokens are refused as malformed */
+#define MRD_JWT_MAX_SUB 128    /* bytes of sub, including the NUL */
+#define MRD_JWT_MAX_TOKEN 4096 /* longer tokens are refused as malformed */
 
 /* The verified claims. */
 typedef struct mrd_jwt_claims {
   char sub[MRD_JWT_MAX_SUB]; /* subject: the driver, rider or operator id */
   mrd_role role;
-  int64_t exp_s;             /* expiry, Unix seconds */
-  bool has_iat;              /* the token carries `iat` */
-  int64_t iat_s;             /* issued at, Unix seconds (0 without iat) */
+  int64_t exp_s; /* expiry, Unix seconds */
+  bool has_iat;  /* the token carries `iat` */
+  int64_t iat_s; /* issued at, Unix seconds (0 without iat) */
 } mrd_jwt_claims;
 
 /* A token's lifetime in seconds: exp - iat, or exp - now_s when it has no iat (what is

@@ -52,26 +52,28 @@ typedef void (*mrd_kafka_delivery_fn)(void *ud, void *msg_opaque, int err, const
 
 /* Producer settings. Start from MRD_KAFKA_PRODUCER_OPTS_DEFAULT. */
 typedef struct mrd_kafka_producer_opts {
-  int linger_ms;             /* linger.ms: 1 (0 sends at once) */
-  int message_timeout_ms;    /* message.timeout.ms: 30000; a delivery error after that */
-  int queue_max_messages;    /* queue.buffering.max.messages: 100000; beyond -> MRD_EFULL */
+  int linger_ms;                     /* linger.ms: 1 (0 sends at once) */
+  int message_timeout_ms;            /* message.timeout.ms: 30000; a delivery error after that */
+  int queue_max_messages;            /* queue.buffering.max.messages: 100000; beyond -> MRD_EFULL */
   mrd_kafka_delivery_fn on_delivery; /* may be NULL */
   void *ud;                          /* passed to on_delivery */
-  const char *const *extra;  /* NULL or NULL-terminated librdkafka key, value pairs, last */
+  const char *const *extra;          /* NULL or NULL-terminated librdkafka key, value pairs, last */
 } mrd_kafka_producer_opts;
 
-#define MRD_KAFKA_PRODUCER_OPTS_DEFAULT {1, 30000, 100000, NULL, NULL, NULL}
+#define MRD_KAFKA_PRODUCER_OPTS_DEFAULT                                                            \
+  { 1, 30000, 100000, NULL, NULL, NULL }
 
 /* Consumer settings. Start from MRD_KAFKA_CONSUMER_OPTS_DEFAULT. */
 typedef struct mrd_kafka_consumer_opts {
-  const char *group_id;      /* committed offsets live under it; NULL: no commits */
-  int fetch_wait_max_ms;     /* fetch.wait.max.ms: 100 */
-  bool reset_to_beginning;   /* where STORED starts when the group has no offset yet:
-                                true = oldest (default, nothing missed), false = end */
-  const char *const *extra;  /* NULL or NULL-terminated librdkafka key, value pairs, last */
+  const char *group_id;     /* committed offsets live under it; NULL: no commits */
+  int fetch_wait_max_ms;    /* fetch.wait.max.ms: 100 */
+  bool reset_to_beginning;  /* where STORED starts when the group has no offset yet:
+                               true = oldest (default, nothing missed), false = end */
+  const char *const *extra; /* NULL or NULL-terminated librdkafka key, value pairs, last */
 } mrd_kafka_consumer_opts;
 
-#define MRD_KAFKA_CONSUMER_OPTS_DEFAULT {NULL, 100, true, NULL}
+#define MRD_KAFKA_CONSUMER_OPTS_DEFAULT                                                            \
+  { NULL, 100, true, NULL }
 
 /* One partition to read and where to start. */
 typedef struct mrd_kafka_tp {
@@ -172,8 +174,8 @@ MRD_EXPORT int mrd_kafka_consume(mrd_kafka_consumer *c, int timeout_ms, mrd_kafk
 /* Test API (no service calls it): tests/integration/dlq_tool.c. */
 /* The value of the last header called name of a consumed message: 0 with *value (borrowed
  * like the message; NULL for a null header) and *len, MRD_ENOTFOUND, MRD_EINVAL. */
-MRD_EXPORT int mrd_kafka_msg_header(const mrd_kafka_msg *msg, const char *name,
-                                    const void **value, size_t *len);
+MRD_EXPORT int mrd_kafka_msg_header(const mrd_kafka_msg *msg, const char *name, const void **value,
+                                    size_t *len);
 
 /* Gives the message back to librdkafka; msg is zeroed. Safe on a zeroed msg. */
 MRD_EXPORT void mrd_kafka_msg_release(mrd_kafka_msg *msg);

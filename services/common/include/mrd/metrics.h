@@ -26,7 +26,7 @@ typedef struct mrd_gauge mrd_gauge;         /* one gauge series */
 typedef struct mrd_histogram mrd_histogram; /* one histogram series */
 
 /* Latency buckets in seconds, 0.5 ms to 10 s: a sensible default for request timings. */
-#define MRD_BUCKETS_LATENCY_S \
+#define MRD_BUCKETS_LATENCY_S                                                                      \
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 #define MRD_MAX_BUCKETS 32
 #define MRD_MAX_LABELS 8

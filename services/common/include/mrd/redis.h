@@ -31,8 +31,8 @@ typedef struct mrd_redis mrd_redis;
 /* Compare-and-delete, the one script every service EVALs with one key and one argument:
  * KEYS[1] is deleted only while it still holds ARGV[1] (a pointer or key that another
  * writer has replaced stays). Replies 1 when deleted, 0 otherwise. */
-#define MRD_REDIS_CAD_LUA                                                                   \
-  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "   \
+#define MRD_REDIS_CAD_LUA                                                                          \
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "           \
   "return 0"
 
 /* Connection settings; a zero field takes the default shown. */
@@ -49,8 +49,8 @@ typedef struct mrd_redis_opts {
  * host_cap bytes for host (NUL included), password may be NULL when not wanted
  * (password_cap then ignored; a URL with a password is still accepted).
  * Returns 0, or MRD_EPARSE (another scheme, bad port or db, host too long). */
-MRD_EXPORT int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port,
-                                   int *db, char *password, size_t password_cap);
+MRD_EXPORT int mrd_redis_parse_url(const char *url, char *host, size_t host_cap, int *port, int *db,
+                                   char *password, size_t password_cap);
 
 /* Test API (no service calls it): tests/common/test_redis_url.c (the connect functions parse
  * with it). */

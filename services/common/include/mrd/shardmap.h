@@ -65,7 +65,8 @@ MRD_EXPORT int mrd_geohash_prefix_end(const char *p, char *out);
 
 /* Append a range (not checked: call mrd_shardmap_check). Returns 0, MRD_EINVAL (a boundary
  * too long), MRD_ENOMEM. */
-MRD_EXPORT int mrd_shardmap_add(mrd_shardmap *m, const char *start, const char *end, uint32_t shard);
+MRD_EXPORT int mrd_shardmap_add(mrd_shardmap *m, const char *start, const char *end,
+                                uint32_t shard);
 
 /* Sort by start, then check that the ranges tile the world: the first starts at "", each
  * ends where the next starts, the last ends at "~", start < end, boundaries valid, shards

@@ -40,12 +40,12 @@ typedef struct mrd_plan_move {
 
 /* A plan (caller-allocated; mrd_plan_close frees what mrd_plan_make filled in). */
 typedef struct mrd_plan {
-  uint32_t shards;           /* N */
-  mrd_shardmap map;          /* the proposed map (a tiling) */
-  mrd_plan_move *moves;      /* the steps, in string order */
+  uint32_t shards;      /* N */
+  mrd_shardmap map;     /* the proposed map (a tiling) */
+  mrd_plan_move *moves; /* the steps, in string order */
   size_t n_moves;
-  double total_per_s;        /* the measured load, all cells */
-  double ideal_per_s;        /* total / N */
+  double total_per_s;                  /* the measured load, all cells */
+  double ideal_per_s;                  /* total / N */
   double before_per_s[MRD_SHARDS_MAX]; /* load per shard under the current map */
   double after_per_s[MRD_SHARDS_MAX];  /* ... and under the proposed one */
 } mrd_plan;

@@ -22,13 +22,13 @@
 extern "C" {
 #endif
 
-#define MRD_PROTO_VERSION 1u   /* the payload version written and accepted */
-#define MRD_ID_MAX 64          /* bytes of an id (user, request, offer, trip), without NUL */
-#define MRD_REF_MAX 512        /* bytes of a client ref: 128 code points of <= 4 bytes */
-#define MRD_REASON_MAX 64      /* bytes of an event's reason */
-#define MRD_ERRCODE_MAX 32     /* bytes of a protocol error code */
-#define MRD_GEOHASH_MAX 12     /* characters of a geohash */
-#define MRD_SHARD_COUNT 64     /* shards are numbered 0..63 (= topic partitions) */
+#define MRD_PROTO_VERSION 1u    /* the payload version written and accepted */
+#define MRD_ID_MAX 64           /* bytes of an id (user, request, offer, trip), without NUL */
+#define MRD_REF_MAX 512         /* bytes of a client ref: 128 code points of <= 4 bytes */
+#define MRD_REASON_MAX 64       /* bytes of an event's reason */
+#define MRD_ERRCODE_MAX 32      /* bytes of a protocol error code */
+#define MRD_GEOHASH_MAX 12      /* characters of a geohash */
+#define MRD_SHARD_COUNT 64      /* shards are numbered 0..63 (= topic partitions) */
 #define MRD_PROTO_MAX_SIZE 2048 /* bytes: no valid payload encodes larger */
 
 /* The Kafka topics (exact names: every producer, consumer and devkafka uses these; k8s/
@@ -36,7 +36,7 @@ extern "C" {
 #define MRD_TOPIC_DRIVER_LOCATIONS "driver-locations"   /* mrd_driver_location, by shard */
 #define MRD_TOPIC_DISPATCH_COMMANDS "dispatch-commands" /* mrd_dispatch_command, by shard */
 #define MRD_TOPIC_DISPATCH_EVENTS "dispatch-events"     /* mrd_dispatch_event, key trip_id */
-#define MRD_TOPIC_DLQ "dispatch-events-dlq" /* the dead-letter topic (mrd/dlq.h) */
+#define MRD_TOPIC_DLQ "dispatch-events-dlq"             /* the dead-letter topic (mrd/dlq.h) */
 
 /* Errors: 0 on success, one of these (negative) otherwise. */
 enum {
@@ -88,23 +88,22 @@ typedef struct mrd_driver_location {
   char driver_id[MRD_ID_MAX + 1]; /* required: the JWT sub */
   mrd_latlon pos;                 /* required, valid */
   bool has_heading;
-  double heading_deg;             /* [0, 360) when has_heading */
+  double heading_deg; /* [0, 360) when has_heading */
   bool has_speed;
-  double speed_mps;               /* [0, 100] when has_speed */
-  int64_t ts_ms;                  /* required, >= 1: the client's clock */
-  uint64_t seq;                   /* the client's sequence number */
-  bool halo;                      /* true on a halo copy */
-  uint32_t owner_shard;           /* < 64 */
-  uint64_t epoch;                 /* shard-map epoch used to route, >= 1 */
+  double speed_mps;                  /* [0, 100] when has_speed */
+  int64_t ts_ms;                     /* required, >= 1: the client's clock */
+  uint64_t seq;                      /* the client's sequence number */
+  bool halo;                         /* true on a halo copy */
+  uint32_t owner_shard;              /* < 64 */
+  uint64_t epoch;                    /* shard-map epoch used to route, >= 1 */
   char geohash[MRD_GEOHASH_MAX + 1]; /* optional ("" = absent): base32 geohash of pos */
-  int64_t received_ms;            /* optional (0 = absent): gateway receive time */
+  int64_t received_ms;               /* optional (0 = absent): gateway receive time */
 } mrd_driver_location;
 
 /* Encode m into buf (cap bytes) and write the size to *len. Returns MRD_PROTO_OK,
  * MRD_PROTO_EINVAL when m breaks a rule above, MRD_PROTO_ERANGE when cap is too small
  * (MRD_PROTO_MAX_SIZE always suffices). */
-int mrd_driver_location_encode(const mrd_driver_location *m, uint8_t *buf, size_t cap,
-                               size_t *len);
+int mrd_driver_location_encode(const mrd_driver_location *m, uint8_t *buf, size_t cap, size_t *len);
 
 /* Decode len bytes into *out (zeroed first). Returns MRD_PROTO_OK, MRD_PROTO_EPARSE,
  * MRD_PROTO_EVERSION or MRD_PROTO_EINVAL; *out is unspecified on error. */
@@ -134,9 +133,9 @@ typedef enum mrd_driver_status {
  * the others must be empty / zero. */
 typedef struct mrd_command {
   mrd_cmd_kind kind;
-  uint32_t shard;  /* the target shard, < 64 */
-  uint64_t epoch;  /* shard-map epoch used to route, >= 1 */
-  int64_t ts_ms;   /* gateway receive time, >= 1 */
+  uint32_t shard;            /* the target shard, < 64 */
+  uint64_t epoch;            /* shard-map epoch used to route, >= 1 */
+  int64_t ts_ms;             /* gateway receive time, >= 1 */
   char ref[MRD_REF_MAX + 1]; /* optional: the client's ref */
   char request_id[MRD_ID_MAX + 1];
   char rider_id[MRD_ID_MAX + 1];
@@ -146,7 +145,8 @@ typedef struct mrd_command {
   mrd_latlon pickup;
   mrd_latlon dropoff;
   mrd_driver_status status;
-  bool resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
+  bool
+      resend; /* request: a client's retry of a request the gateway had seen (RideRequest.resend) */
   mrd_trace trace; /* optional (present = false: none): on a request, its trace so far.
                     * Encode refuses a trace that fails mrd_trace_check and writes its
                     * first MRD_STAMP_WIRE_COUNT stamps; decode reads a trace of another
@@ -228,15 +228,14 @@ typedef struct mrd_dispatch_event {
   char ref[MRD_REF_MAX + 1];
   uint64_t generation; /* the producing shard's lease generation; 0 = absent */
   mrd_trace trace;     /* optional: the trace of the request that made it (as in mrd_command) */
-  bool has_fare_quote;      /* fare_quote_cents, surge and tariff are set */
+  bool has_fare_quote; /* fare_quote_cents, surge and tariff are set */
   int64_t fare_quote_cents; /* >= 0 */
   double surge;             /* >= 1, finite */
   char tariff[MRD_TARIFF_MAX + 1];
 } mrd_dispatch_event;
 
 /* Encode / decode an event; same contract as mrd_driver_location_encode / _decode. */
-int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t cap,
-                              size_t *len);
+int mrd_dispatch_event_encode(const mrd_dispatch_event *m, uint8_t *buf, size_t cap, size_t *len);
 int mrd_dispatch_event_decode(const uint8_t *buf, size_t len, mrd_dispatch_event *out);
 
 /* Names used in the client protocol: "offered", "matched", ... for an event type and

@@ -21,8 +21,8 @@
 extern "C" {
 #endif
 
-#define MRD_TRACE_VERSION 1u      /* the Trace message's format version (field 1) */
-#define MRD_TRACEPARENT_LEN 55    /* characters of a version-00 traceparent, without NUL */
+#define MRD_TRACE_VERSION 1u   /* the Trace message's format version (field 1) */
+#define MRD_TRACEPARENT_LEN 55 /* characters of a version-00 traceparent, without NUL */
 
 /* A parsed traceparent: version-format-version 00 (the one this code writes). */
 typedef struct mrd_traceparent {
@@ -72,12 +72,12 @@ typedef enum mrd_trace_stamp {
 
 /* The hops: from stamp i to stamp i + 1. */
 typedef enum mrd_trace_hop {
-  MRD_HOP_GATEWAY_IN = 0,   /* received -> produced: parse, limits, Redis, routing, encode */
-  MRD_HOP_COMMANDS_KAFKA,   /* produced -> dispatch consumed: dispatch-commands */
-  MRD_HOP_DISPATCH_MATCH,   /* consumed -> matched: the core (index, routing, claim) */
-  MRD_HOP_DISPATCH_OUT,     /* matched -> event produced: the rest of dispatch's batch */
-  MRD_HOP_EVENTS_KAFKA,     /* event produced -> gateway consumed: dispatch-events */
-  MRD_HOP_GATEWAY_OUT,      /* gateway consumed -> sent: decode, format, the loop's writable turn */
+  MRD_HOP_GATEWAY_IN = 0, /* received -> produced: parse, limits, Redis, routing, encode */
+  MRD_HOP_COMMANDS_KAFKA, /* produced -> dispatch consumed: dispatch-commands */
+  MRD_HOP_DISPATCH_MATCH, /* consumed -> matched: the core (index, routing, claim) */
+  MRD_HOP_DISPATCH_OUT,   /* matched -> event produced: the rest of dispatch's batch */
+  MRD_HOP_EVENTS_KAFKA,   /* event produced -> gateway consumed: dispatch-events */
+  MRD_HOP_GATEWAY_OUT,    /* gateway consumed -> sent: decode, format, the loop's writable turn */
   MRD_HOP_COUNT
 } mrd_trace_hop;
 
