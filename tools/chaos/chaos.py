@@ -334,7 +334,7 @@ async def main_async(a):
 
 def main():
     ap = argparse.ArgumentParser(prog="scripts/chaos", description="chaos replay: faults during a taxi replay")
-    ap.add_argument("--long", action="store_true", help="every fault three times (about 12 min)")
+    ap.add_argument("--long", action="store_true", help="every fault three times (about 8 min)")
     ap.add_argument("--drivers", type=int, default=1000)
     ap.add_argument("--speedup", type=float, default=60)
     ap.add_argument("--gap", type=float, default=14.0, help="seconds between faults")
