@@ -74,6 +74,12 @@ static bool parse_num(const char *s, double lo, double hi, double *out) {
   return true;
 }
 
+/* A number in [lo, hi]: a unit too small to be a meter's (a fraction of a metre or a
+ * second) would price an ordinary trip at billions of units. */
+static bool parse_num_in(const char *s, double lo, double hi, double *out) {
+  return parse_num(s, 0, hi, out) && *out >= lo;
+}
+
 static bool parse_date(const char *s, int64_t *days) {
   int y, m, d, used = 0;
   if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 ||
@@ -239,16 +245,16 @@ int mrd_tariff_parse(const char *text, size_t len, mrd_tariff *out, char *err, s
                strcmp(key, "increment_distance_mi") == 0) {
       k = K_INC_DIST;
       bool mi = key[strlen(key) - 1] == 'i';
-      if (!parse_num(val, 0, mi ? 10 : 16093.44, &dv)) {
-        errf(err, errcap, "line %d: %s: not a number in (0, %s]", line, key,
+      if (!parse_num_in(val, mi ? 0.001 : 1, mi ? 10 : 16093.44, &dv)) {
+        errf(err, errcap, "line %d: %s: not a number in [%s, %s]", line, key, mi ? "0.001" : "1",
              mi ? "10" : "16093.44");
         goto done;
       }
       out->increment_distance_m = mi ? dv * MI_M : dv;
     } else if (strcmp(key, "increment_time_s") == 0) {
       k = K_INC_TIME;
-      if (!parse_num(val, 0, 3600, &dv)) {
-        errf(err, errcap, "line %d: %s: not a number in (0, 3600]", line, key);
+      if (!parse_num_in(val, 1, 3600, &dv)) {
+        errf(err, errcap, "line %d: %s: not a number in [1, 3600]", line, key);
         goto done;
       }
       out->increment_time_s = dv;

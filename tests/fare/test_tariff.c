@@ -85,6 +85,10 @@ static void test_tariff_rejects_malformed_lines_with_their_number(void **state) 
   expect_error(7, "increment_distance_mi = 0", "line 7: increment_distance_mi");
   expect_error(7, "increment_distance_mi = nan", "line 7: increment_distance_mi");
   expect_error(8, "increment_time_s = inf", "line 8: increment_time_s");
+  /* fuzz_tariff's finding: a unit of 5.5e-13 m priced a 1 km leg at 1.8e15 units */
+  expect_error(7, "increment_distance_mi = 0.000000000000342", "line 7: increment_distance_mi");
+  expect_error(7, "increment_distance_m = 0.5", "line 7: increment_distance_m");
+  expect_error(8, "increment_time_s = 0.2", "line 8: increment_time_s");
   expect_error(9, "slow_speed_mph = 1e999", "line 9: slow_speed_mph");
   expect_error(10, "surcharge = night all 20:00-20:00 50", "line 10: surcharge");
   expect_error(10, "surcharge = night mon-fry 20:00-06:00 50", "line 10: surcharge");
