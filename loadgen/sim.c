@@ -35,6 +35,10 @@ typedef struct link {
   uint32_t attempts;   /* connections tried, for the jitter's random stream */
   int64_t opened_us;   /* wall time the current connection opened */
   int64_t retry_at_us; /* CS_WAIT: connect again then */
+  /* for MERIDIAN_LOADGEN_DEBUG's end-of-run account of what did not finish */
+  uint32_t opens, n_rx;
+  int64_t last_rx_us;
+  char last_rx[24];
 } link;
 
 static bool up(const link *ln) { return ln->st == CS_OPEN; }
@@ -870,6 +874,39 @@ void lg_sim_free(lg_sim *s) {
   free(s);
 }
 
+/* MERIDIAN_LOADGEN_DEBUG: at the end, every rider whose request has no final outcome, and
+ * his driver, as the simulation saw them (states, connections, what waits to be sent). */
+static void debug_link(const char *who, const link *ln, int64_t now_us) {
+  fprintf(stderr, "debug:   %s link st=%d opens=%u failures=%u rx=%u last_rx=%s %.1f s ago\n", who,
+          (int)ln->st, ln->opens, ln->failures, ln->n_rx, ln->last_rx[0] ? ln->last_rx : "-",
+          ln->last_rx_us ? (double)(now_us - ln->last_rx_us) / 1e6 : -1.0);
+}
+
+static void debug_unfinished(const lg_sim *s, int64_t now_us) {
+  for (size_t i = 0; i < s->nr; i++) {
+    const rider *r = &s->r[i];
+    if (!r->requested || r->st == R_DONE) continue;
+    fprintf(stderr, "debug: unfinished rider %zu trip %s state %d outcome %d acked %d\n", i,
+            r->trip_id[0] ? r->trip_id : "-", (int)r->st, (int)r->outcome, (int)r->req_acked);
+    debug_link("rider", &r->ln, now_us);
+    if (r->eta_driver < 0 || (size_t)r->eta_driver >= s->cfg.drivers) continue;
+    const driver *d = &s->d[r->eta_driver];
+    fprintf(stderr,
+            "debug:   driver %ld st=%d trip=%s last_trip=%s last_completed=%d pending=%d "
+            "unacked=%d",
+            r->eta_driver, (int)d->st, d->trip_id[0] ? d->trip_id : "-",
+            d->last_trip_id[0] ? d->last_trip_id : "-", (int)d->last_completed, d->n_pending,
+            d->n_unacked);
+    for (int k = 0; k < d->n_pending; k++)
+      fprintf(stderr, " p%d:%d:%s", k, (int)d->pending[k].a, d->pending[k].id);
+    for (int k = 0; k < d->n_unacked; k++)
+      fprintf(stderr, " u%d:%d:%s:%llu", k, (int)d->unacked[k].a, d->unacked[k].id,
+              d->unacked[k].ref);
+    fprintf(stderr, "\n");
+    debug_link("driver", &d->ln, now_us);
+  }
+}
+
 void lg_sim_tick(lg_sim *s, int64_t now_us) {
   if (s->done) return;
   /* the replay clock starts settle_s after every driver is connected (their first positions
@@ -903,6 +940,7 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
       (all_done || s->stopped || now_us >= end_us + (int64_t)(s->cfg.drain_s * 1e6))) {
     s->done = true;
     s->st.total_wall_s = (double)(now_us - s->created_us) / 1e6;
+    if (getenv("MERIDIAN_LOADGEN_DEBUG")) debug_unfinished(s, now_us);
     for (uint32_t i = 0; i < s->nr; i++)
       if (s->r[i].st != R_DONE && s->r[i].st != R_WAIT) s->io.close(s->io.ud, LG_RIDER, i);
     /* drivers sign off, so that dispatch does not offer the next run's trips to them */
@@ -924,6 +962,7 @@ void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
   ln->st = CS_OPEN;
   ln->ever_open = true;
   ln->opened_us = now_us;
+  ln->opens++;
   if (again) s->st.reconnects++;
   if (role == LG_DRIVER) {
     driver *d = &s->d[idx];
@@ -1259,6 +1298,15 @@ void lg_sim_on_message(lg_sim *s, lg_role role, uint32_t idx, const char *text, 
   json_error_t je;
   json_t *m = json_loadb(text, len, 0, &je);
   const char *type = json_is_object(m) ? str(m, "type") : NULL;
+  link *ln = role == LG_DRIVER ? (idx < s->cfg.drivers ? &s->d[idx].ln : NULL)
+                               : (idx < s->nr ? &s->r[idx].ln : NULL);
+  if (ln) {
+    ln->n_rx++;
+    ln->last_rx_us = now_us;
+    const char *st = type ? str(m, "status") : NULL;
+    snprintf(ln->last_rx, sizeof ln->last_rx, "%s%s%s", type ? type : "?", st ? ":" : "",
+             st ? st : "");
+  }
   if (!type) {
     lg_stats_error(&s->st, "unreadable_message");
   } else if (role == LG_DRIVER) {

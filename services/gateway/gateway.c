@@ -515,6 +515,21 @@ int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char
   return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
+int gw_request_value_unconfirmed(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
+                                 size_t cap) {
+  int n = gw_request_value(shard, pickup, dropoff, out, cap);
+  if (n < 0 || (size_t)n + 2 > cap) return -1;
+  out[n] = GW_REQ_UNCONFIRMED_MARK;
+  out[n + 1] = '\0';
+  return n + 1;
+}
+
+/* The length of a value's places (from its '|' on), without the unconfirmed mark. */
+static size_t places_len(const char *bar) {
+  size_t n = strlen(bar);
+  return n > 0 && bar[n - 1] == GW_REQ_UNCONFIRMED_MARK ? n - 1 : n;
+}
+
 bool gw_request_shard(const char *value, uint32_t *shard) {
   const char *bar = strchr(value, '|');
   if (!bar || bar == value) return false;
@@ -533,8 +548,9 @@ gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *
   const char *bar = strchr(stored, '|');
   const char *vbar = strchr(value, '|');
   uint32_t k = 0;
-  if (!bar || !vbar || strcmp(bar, vbar) != 0 || !gw_request_shard(stored, &k))
+  if (!bar || !vbar || places_len(bar) != places_len(vbar) ||
+      memcmp(bar, vbar, places_len(bar)) != 0 || !gw_request_shard(stored, &k))
     return GW_REQ_CONFLICT;
   *shard = k;
-  return GW_REQ_RESEND;
+  return places_len(bar) == strlen(bar) ? GW_REQ_RESEND : GW_REQ_UNCONFIRMED;
 }

@@ -146,11 +146,16 @@ int gw_format_event(const mrd_dispatch_event *ev, gw_role role, char *buf, size_
 
 /* What the gateway knows of a (rider, request_id) when a request arrives. */
 typedef enum gw_req_seen {
-  GW_REQ_NEW = 0,     /* never seen (or its key expired): route by the pickup */
-  GW_REQ_RESEND = 1,  /* seen with the same pickup and drop-off: a retry, sent to the shard
-                         that holds it, flagged resend (it never makes a second trip) */
-  GW_REQ_CONFLICT = 2 /* seen with another pickup or drop-off (or an unreadable value):
-                         refused with invalid_state, nothing produced */
+  GW_REQ_NEW = 0,        /* never seen (or its key expired): route by the pickup */
+  GW_REQ_RESEND = 1,     /* seen with the same pickup and drop-off: a retry, sent to the shard
+                            that holds it, flagged resend (it never makes a second trip) */
+  GW_REQ_CONFLICT = 2,   /* seen with another pickup or drop-off (or an unreadable value):
+                           refused with invalid_state, nothing produced */
+  GW_REQ_UNCONFIRMED = 3 /* seen with the same places, but its first copy was never
+                            confirmed delivered (a gateway died between setting the key and
+                            Kafka's delivery report): sent to the stored shard as a new
+                            request, not flagged resend. The shard answers from the trip it
+                            holds if the first copy came, and makes the trip if it never did */
 } gw_req_seen;
 
 /* Longest value of the key, NUL included. */
@@ -161,9 +166,18 @@ typedef enum gw_req_seen {
  * JSON numbers gets the same text). Returns its length, or -1 when cap is too small. */
 int gw_request_value(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out, size_t cap);
 
-/* Compares the stored value (NULL: no key) with the value this request would store. On
- * GW_REQ_RESEND, *shard is the stored shard (where the request went the first time).
- * Pure. */
+/* The value a request's key is set to before its command is produced: gw_request_value's
+ * followed by GW_REQ_UNCONFIRMED_MARK. Kafka's delivery report turns it into the confirmed
+ * value (the mark dropped); a gateway that dies in between leaves the mark, and the client's
+ * retry is then GW_REQ_UNCONFIRMED, not a resend (schemas/redis.md). Returns its length, or
+ * -1 when cap is too small. */
+#define GW_REQ_UNCONFIRMED_MARK '*'
+int gw_request_value_unconfirmed(uint32_t shard, mrd_latlon pickup, mrd_latlon dropoff, char *out,
+                                 size_t cap);
+
+/* Compares the stored value (NULL: no key) with the value this request would store (either
+ * may carry the unconfirmed mark). On GW_REQ_RESEND and GW_REQ_UNCONFIRMED, *shard is the
+ * stored shard (where the request went the first time). Pure. */
 gw_req_seen gw_request_compare(const char *stored, const char *value, uint32_t *shard);
 
 /* The shard a stored value names (its digits before '|', below MRD_SHARD_COUNT): true with

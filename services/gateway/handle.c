@@ -257,8 +257,8 @@ static void plan_request(gw_plan *p, const char *user, const gw_shardmap *map,
   }
   char stored[GW_REQ_VALUE_MAX];
   bool existed = false;
-  if (gw_request_value(r.owner, m->pickup, m->dropoff, p->request_value, sizeof p->request_value) <
-          0 ||
+  if (gw_request_value_unconfirmed(r.owner, m->pickup, m->dropoff, p->request_value,
+                                   sizeof p->request_value) < 0 ||
       ports->request_claim(ports->ud, user, m->id, p->request_value, &existed, stored,
                            sizeof stored) != 0) {
     reply(p, GW_UNAVAILABLE, NULL, "ride requests are unavailable; try again");
@@ -277,8 +277,12 @@ static void plan_request(gw_plan *p, const char *user, const gw_shardmap *map,
   memset(&cmd, 0, sizeof cmd);
   cmd.kind = MRD_CMD_REQUEST;
   cmd.shard = shard;
+  if (seen == GW_REQ_UNCONFIRMED) /* the key as it is: confirmed or forgotten as written */
+    snprintf(p->request_value, sizeof p->request_value, "%s", stored);
   cmd.resend = seen == GW_REQ_RESEND;
   if (cmd.resend) p->notes |= GW_NOTE_REQUEST_RESEND;
+  /* a new request, or one whose first copy may never have reached Kafka (its key still
+   * unconfirmed): its key is confirmed on delivery, or forgotten if the delivery fails */
   memcpy(cmd.request_id, m->id, sizeof cmd.request_id);
   memcpy(cmd.rider_id, user, strlen(user) + 1);
   cmd.pickup = m->pickup;
@@ -288,7 +292,7 @@ static void plan_request(gw_plan *p, const char *user, const gw_shardmap *map,
   mrd_traceparent_root(rnd, &cmd.trace.tp); /* every request is traced (docs/architecture.md) */
   cmd.trace.present = true;
   cmd.trace.stamp_us[MRD_STAMP_GATEWAY_RECEIVED] = rx_us;
-  /* a new request that never reaches Kafka must not stay recorded: its retry is new */
+  /* a request that never reaches Kafka must not stay recorded: its retry is new */
   p->request_id = m->id;
   p->rider = user;
   add_command(p, &cmd, map, ports, m->id, true, !cmd.resend);

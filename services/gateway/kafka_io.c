@@ -35,7 +35,7 @@ typedef struct pending {
   bool want_ack;     /* the message had a ref: ack it on delivery */
   int64_t t0_us;     /* enqueued, mrd_mono_us */
   char ack[MRD_REF_MAX + 1];
-  /* a new ride request: its idempotency key, forgotten if the delivery fails */
+  /* a new ride request: its idempotency key, confirmed on delivery, forgotten if it fails */
   char undo_request_id[MRD_ID_MAX + 1], undo_rider[MRD_ID_MAX + 1];
   char undo_value[GW_REQ_VALUE_MAX];
 } pending;
@@ -68,10 +68,16 @@ static void on_delivery(void *ud, void *msg_opaque, int err, const char *errstr,
       memcpy(e.ref, p->ack, sizeof e.ref);
       gw_send_error(s, c, &e);
     }
-  } else if (c && p->want_ack) {
-    char buf[MRD_REF_MAX * 2 + 64];
-    int n = gw_format_ack(p->ack, buf, sizeof buf);
-    if (n > 0) gw_send(s, c, buf, (size_t)n, false);
+  } else {
+    if (c && p->want_ack) {
+      char buf[MRD_REF_MAX * 2 + 64];
+      int n = gw_format_ack(p->ack, buf, sizeof buf);
+      if (n > 0) gw_send(s, c, buf, (size_t)n, false);
+    }
+    if (p->undo_request_id[0]) { /* after the ack: a retry before it is answered the same */
+      gw_request_key k = {p->undo_request_id, p->undo_rider, p->undo_value};
+      gw_request_confirm(s, &k);
+    }
   }
   ref_release(p->ref);
   free(p);

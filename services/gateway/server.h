@@ -220,9 +220,10 @@ typedef struct gw_request_key {
 /* Produce payload to topic/partition with key; topic must be a string literal (kept
  * until the delivery report). When ack_ref is non-NULL the client gets
  * ack {ref} on delivery (or error unavailable on failure). forget (copied; may be NULL): a
- * new ride request's key, deleted (gw_request_forget) if the delivery fails, so that the
- * client's retry is new. Returns 0 or a negative MRD_E*: MRD_EFULL when the local queue is
- * full, MRD_ENOMEM, or the producer's error (logged). */
+ * new ride request's key, confirmed (gw_request_confirm) on delivery and deleted
+ * (gw_request_forget) if the delivery fails, so that the client's retry is new. Returns 0 or a
+ * negative MRD_E*: MRD_EFULL when the local queue is full, MRD_ENOMEM, or the producer's error
+ * (logged). */
 int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partition,
                      const char *key, const void *payload, size_t len, const char *ack_ref,
                      const gw_request_key *forget);
@@ -261,6 +262,11 @@ int gw_nearby(gw_server *s, mrd_latlon at, double radius_m, mrd_latlon *out, siz
  * recorded never reached Kafka, so the client's retry must count as new. Logs a failure (the
  * key then stays: a retry is a resend the shard refuses, never a second trip). */
 void gw_request_forget(gw_server *s, const gw_request_key *k);
+/* The request's command was delivered: the key's unconfirmed value k->value becomes the
+ * confirmed one (compare-and-set, Lua, keeping the TTL), so that a retry from now on is a
+ * resend. Logs a failure (the key then stays unconfirmed: a retry goes to the same shard
+ * unflagged, which answers from the trip it holds). */
+void gw_request_confirm(gw_server *s, const gw_request_key *k);
 /* handle.h's ports on s: the functions above, the wall clock and gw_random_bytes. */
 gw_ports gw_store_ports(gw_server *s);
 /* The latest event of the user's active trip (or, for a rider, of his trip that ended

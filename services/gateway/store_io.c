@@ -197,6 +197,28 @@ void gw_request_forget(gw_server *s, const gw_request_key *k) {
   freeReplyObject(rep);
 }
 
+/* KEYS[1] the key, ARGV[1] the unconfirmed value, ARGV[2] the confirmed one */
+#define CONFIRM_LUA                                                                                \
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then "                                                 \
+  "return redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') end return 0"
+
+void gw_request_confirm(gw_server *s, const gw_request_key *k) {
+  char key[2 * MRD_ID_MAX + 16], confirmed[GW_REQ_VALUE_MAX];
+  size_t n = strlen(k->value);
+  if (n == 0 || k->value[n - 1] != GW_REQ_UNCONFIRMED_MARK || n > sizeof confirmed) return;
+  memcpy(confirmed, k->value, n - 1);
+  confirmed[n - 1] = '\0';
+  request_key(key, sizeof key, k->rider, k->request_id);
+  const char *argv[] = {"EVAL", CONFIRM_LUA, "1", key, k->value, confirmed};
+  redisReply *rep = NULL;
+  if (mrd_redis_cmd(s->redis, &rep, 6, argv, NULL) != 0) {
+    mrd_log_warn("request_confirm_failed", "rider=%s request_id=%s err=%s", k->rider, k->request_id,
+                 mrd_redis_errstr(s->redis));
+    return;
+  }
+  freeReplyObject(rep);
+}
+
 int gw_request_get(gw_server *s, const char *rider, const char *request_id, char *value,
                    size_t cap) {
   char key[2 * MRD_ID_MAX + 16];

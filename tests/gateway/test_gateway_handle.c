@@ -428,8 +428,9 @@ test_request_checks_the_window_then_the_key_then_is_traced_to_the_pickup_shard(v
   ctx *c = *state;
   const gw_plan *p = plan(c, GW_ROLE_RIDER, "rider-1", REQUEST_JSON);
   assert_string_equal(c->f.calls, "window,claim");
-  char want[GW_REQ_VALUE_MAX];
-  gw_request_value(0, (mrd_latlon){40.75, -73.99}, (mrd_latlon){40.80, -73.95}, want, sizeof want);
+  char want[GW_REQ_VALUE_MAX]; /* set unconfirmed: confirmed by the delivery report */
+  gw_request_value_unconfirmed(0, (mrd_latlon){40.75, -73.99}, (mrd_latlon){40.80, -73.95}, want,
+                               sizeof want);
   assert_string_equal(c->f.claimed_value, want);
   assert_int_equal(p->n, 1);
   const gw_record *rec = record_at(p, 0);
@@ -502,6 +503,19 @@ static void test_request_resend_goes_to_the_first_shard_and_other_places_conflic
   assert_int_equal(error_at(p, 0)->code, GW_INVALID_STATE);
   assert_string_equal(error_at(p, 0)->field, "request_id");
   assert_int_equal(p->notes, GW_NOTE_REQUEST_CONFLICT);
+  /* left unconfirmed by a gateway that died before the delivery report: a new request to
+   * the stored shard, its key (as stored) confirmed on delivery or forgotten on failure */
+  char pending[GW_REQ_VALUE_MAX];
+  gw_request_value_unconfirmed(1, (mrd_latlon){40.75, -73.99}, (mrd_latlon){40.80, -73.95}, pending,
+                               sizeof pending);
+  c->f.claim_stored = pending;
+  p = plan(c, GW_ROLE_RIDER, "rider-1", REQUEST_JSON);
+  rec = record_at(p, 0);
+  assert_int_equal(rec->partition, 1);
+  assert_true(rec->forget);
+  assert_false(command_of(rec).resend);
+  assert_string_equal(p->request_value, pending);
+  assert_int_equal(p->notes, 0);
 }
 
 static void test_cancel_goes_to_the_recorded_shard_only_for_its_rider(void **state) {

@@ -11,6 +11,10 @@ Idempotency of (rider, request_id) across shards and time:
     that holds the request; PostgreSQL holds exactly one trip for it; trips keeps recording;
   - a resend that dispatch holds no trip for (it ended and was forgotten) is refused with
     invalid_state and makes no trip;
+  - a retry whose key a gateway left unconfirmed (killed between setting the key and Kafka's
+    delivery report: the first copy may never have reached dispatch; the chaos replay's
+    finding) makes the trip, once: the key is confirmed on delivery, a further resend is
+    acked and makes no other trip; a new request's key is confirmed once delivered;
   - the same request_id of two riders makes two trips (the id is the rider's).
 Poison messages, one per consumer, each followed by a good one:
   - trips: a payload that is not a DispatchEvent, then an event PostgreSQL refuses (a second
@@ -230,6 +234,53 @@ async def test_resend_forgotten():
     check(rows == [["0"]], f"nothing recorded for it: {rows}")
 
 
+def redis_cmd(*args):
+    url = os.environ["MERIDIAN_REDIS_ADMIN_URL"] if os.environ.get("MERIDIAN_REDIS_ADMIN_URL") \
+        else os.environ["MERIDIAN_REDIS_URL"]
+    out = subprocess.run(["redis-cli", "-u", url, "--no-auth-warning", *args], capture_output=True, text=True)
+    return out.stdout.strip() + (f" (stderr: {out.stderr.strip()})" if out.stderr.strip() else "")
+
+
+async def test_resend_unconfirmed():
+    """The key as a gateway killed before the delivery report leaves it: a retry is a new
+    request to the stored shard, not a resend refused as ended."""
+    rider, rid = f"rider-unc-{RUN}", f"U-{RUN}"
+    value = "0|%.6f,%.6f;%.6f,%.6f" % (PICKUP_S0["lat"], PICKUP_S0["lon"], DROPOFF["lat"], DROPOFF["lon"])
+    key = f"gw:req:{rider}:{rid}"
+    check(redis_cmd("SET", key, value + "*", "EX", "600") == "OK", "key set unconfirmed, as a killed gateway leaves it")
+    async with Client(rider) as c:
+        await c.send(type="request", request_id=rid, pickup=PICKUP_S0, dropoff=DROPOFF, ref="u1")
+        a = await c.wait(lambda m: m.get("ref") == "u1")
+        check(a is not None and a.get("type") == "ack", f"the retry is acked, not refused as ended: {a}")
+        t = await c.wait(trip_of(rid))
+        check(t is not None and t.get("trip_id", "").startswith("t0-"), f"... and makes the trip, on the stored shard: {t}")
+        trip_id = t.get("trip_id") if t else None
+        check(redis_cmd("GET", key) == value, f"the key is confirmed on delivery: {redis_cmd('GET', key)}")
+        await c.send(type="request", request_id=rid, pickup=PICKUP_S0, dropoff=DROPOFF, ref="u2")
+        a = await c.wait(ack("u2"))
+        check(a is not None, "a further resend is acked")
+        other = await c.wait(lambda m: m.get("type") == "trip" and m.get("request_id") == rid
+                             and m.get("trip_id") != trip_id, timeout=1.5)
+        check(other is None, f"... and makes no other trip: {other}")
+        # a new request's key: set unconfirmed, confirmed once delivered (acked)
+        rid2 = f"U2-{RUN}"
+        await c.send(type="request", request_id=rid2, pickup=PICKUP_S0, dropoff=DROPOFF, ref="u3")
+        a = await c.wait(ack("u3"))
+        check(a is not None, "a new request is acked")
+        got = redis_cmd("GET", f"gw:req:{rider}:{rid2}")
+        for _ in range(20):
+            if got == value:
+                break
+            time.sleep(0.1)
+            got = redis_cmd("GET", f"gw:req:{rider}:{rid2}")
+        check(got == value, f"a new request's key is confirmed once delivered: {got}")
+    rows = wait_sql(f"SELECT trip_id FROM trips WHERE rider_id = '{rider}' AND request_id = '{rid}'",
+                    lambda rows: len(rows) >= 1)
+    time.sleep(1.0)
+    rows = sql(f"SELECT trip_id FROM trips WHERE rider_id = '{rider}' AND request_id = '{rid}'")
+    check(len(rows) == 1 and rows[0][0] == trip_id, f"exactly one trip recorded for it: {rows}")
+
+
 async def test_same_id_two_riders():
     rid = f"S-{RUN}"
     trips = []
@@ -301,6 +352,7 @@ async def test_poison_command():
 async def main():
     await test_resend_other_shard()
     await test_resend_forgotten()
+    await test_resend_unconfirmed()
     await test_same_id_two_riders()
     await test_poison_events()
     await test_poison_command()
