@@ -119,8 +119,25 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_assign", "err=%s", mrd_strerror(MRD_ENOMEM));
     return MRD_ENOMEM;
   }
+  /* Where every partition ends now, asked before the gateway listens: an app that connects
+   * gets its trip's snapshot from Redis, and every event produced after this point reaches
+   * it. With OFFSET_END librdkafka looks the ends up only when it starts fetching, which on
+   * a busy machine came seconds after the gateway listened: a restarted gateway then skipped
+   * the events of those seconds, after the snapshots of the apps that reconnected at once
+   * (the chaos replay's riders that never learned their trip completed). */
+  mrd_kafka_range *ends = calloc((size_t)parts, sizeof *ends);
+  int erc = ends ? mrd_kafka_offsets_since(s->consumer, MRD_TOPIC_DISPATCH_EVENTS, parts,
+                                           mrd_wall_ms(), 10000, ends)
+                 : MRD_ENOMEM;
+  if (erc != 0)
+    mrd_log_warn("kafka_events_ends",
+                 "err=%s action=\"reading from each partition's end as "
+                 "the broker resolves it\"",
+                 erc == MRD_EKAFKA ? mrd_kafka_consumer_errstr(s->consumer) : mrd_strerror(erc));
   for (int32_t i = 0; i < parts; i++)
-    tps[i] = (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, MRD_KAFKA_OFFSET_END};
+    tps[i] =
+        (mrd_kafka_tp){MRD_TOPIC_DISPATCH_EVENTS, i, erc == 0 ? ends[i].end : MRD_KAFKA_OFFSET_END};
+  free(ends);
   rc = mrd_kafka_consumer_assign(s->consumer, tps, (size_t)parts);
   free(tps);
   if (rc) {
