@@ -35,6 +35,13 @@ static int limits_metrics_init(gw_metrics *m) {
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_replaced_total",
                             "connections closed 4002 for a newer one of the same user and role",
                             NULL, &m->closed_replaced);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_snapshots_recent_total",
+                            "connections shown the event last sent to their user, newer than "
+                            "the trip's snapshot in Redis",
+                            NULL, &m->snapshots_recent);
+  rc |= mrd_metrics_counter(m->reg, "meridian_gateway_recent_full_total",
+                            "events not kept for their users' next connection (table full)", NULL,
+                            &m->recent_full);
   rc |= mrd_metrics_counter(m->reg, "meridian_gateway_closed_bad_close_total",
                             "client close frames with an invalid code, answered 1002", NULL,
                             &m->closed_bad_close);

@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "gateway.h"
 #include "handle.h"
+#include "recent.h"
 #include "mrd/admin.h"
 #include "mrd/dlq.h"
 #include "mrd/kafka.h"
@@ -133,6 +134,9 @@ typedef struct gw_conn {
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
+/* recent.h: each user's latest event kept 30 s, for at most 16,384 users (~14 MB) */
+#define GW_RECENT_CAP 16384
+#define GW_RECENT_KEEP_MS 30000
 
 /* Metrics series, got once at start. */
 typedef struct gw_metrics {
@@ -155,8 +159,10 @@ typedef struct gw_metrics {
   mrd_counter *traces_ok, *traces_skewed, *traces_broken; /* finished traces by outcome */
   mrd_counter *refused[6]; /* upgrades refused: 401 403 404 429 503 431/400 */
   mrd_counter *closed_expired, *closed_replaced, *closed_bad_close, *rx_paused;
-  mrd_counter *unrouted; /* accept/complete... naming a shard not in the map */
-  mrd_gauge *budgets;    /* per-user budgets held */
+  mrd_counter *unrouted;         /* accept/complete... naming a shard not in the map */
+  mrd_counter *snapshots_recent; /* on connect, the event kept (recent.h) newer than Redis' */
+  mrd_counter *recent_full;      /* events not kept for a reconnection: the table was full */
+  mrd_gauge *budgets;            /* per-user budgets held */
 } gw_metrics;
 
 /* The gateway. */
@@ -188,6 +194,7 @@ typedef struct gw_server {
   mrd_fence fence;               /* highest lease generation seen per dispatch shard */
   gw_budgets *budgets;           /* per (role, user), shared by his connections */
   gw_iprate *iprate;             /* new connections per client address */
+  gw_recent *recent;             /* each user's latest event, for the snapshot on connect */
   int open_ws;                   /* WebSocket connections established and not yet closed */
   mrd_log_gate refusal_log;      /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
   lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */

@@ -232,8 +232,12 @@ void gw_send_error(gw_server *s, gw_conn *c, const gw_error *err) {
 void gw_deliver_event(gw_server *s, const mrd_dispatch_event *ev) {
   const char *ids[2];
   gw_event_targets(ev, &ids[GW_ROLE_RIDER], &ids[GW_ROLE_DRIVER]);
+  int64_t now = gw_now_ms();
   for (int role = 0; role < 2; role++) {
     if (!ids[role]) continue;
+    /* kept for his next connection, should he connect before Redis shows it (recent.h) */
+    if (gw_recent_put(s->recent, (gw_role)role, ids[role], ev, now) != 0)
+      mrd_counter_inc(s->m.recent_full);
     char buf[2048];
     int n = gw_format_event(ev, (gw_role)role, buf, sizeof buf);
     if (n <= 0) continue;
@@ -300,8 +304,9 @@ int gw_limits_start(gw_server *s) {
                                           k->flood_window_ms};
   s->budgets = gw_budgets_new(lim);
   s->iprate = gw_iprate_new(k->ip_conn_rate, k->ip_conn_burst);
+  s->recent = gw_recent_new(GW_RECENT_CAP, GW_RECENT_KEEP_MS);
   mrd_log_gate_init(&s->refusal_log, k->log_rate, k->log_rate < 1 ? 1 : k->log_rate, gw_now_ms());
-  if (!s->budgets || !s->iprate) {
+  if (!s->budgets || !s->iprate || !s->recent) {
     mrd_log_error("limits", "err=%s", "out of memory");
     return MRD_ENOMEM;
   }
@@ -311,8 +316,10 @@ int gw_limits_start(gw_server *s) {
 void gw_limits_stop(gw_server *s) {
   gw_budgets_free(s->budgets);
   gw_iprate_free(s->iprate);
+  gw_recent_free(s->recent);
   s->budgets = NULL;
   s->iprate = NULL;
+  s->recent = NULL;
 }
 
 /* Send what is queued for c, then a close frame code/reason (a literal, < 124 bytes), then
@@ -541,9 +548,14 @@ static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
   /* a client that comes back during a trip learns its state at once */
   mrd_dispatch_event ev;
   bool found = false;
-  if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) == 0 && found) {
+  if (gw_trip_snapshot(s, c->role, c->user, &ev, &found) != 0) found = false;
+  /* the event he was last sent, if Redis does not show it yet (recent.h) */
+  const mrd_dispatch_event *show =
+      gw_recent_pick(s->recent, c->role, c->user, found ? &ev : NULL, now);
+  if (show && show != &ev) mrd_counter_inc(s->m.snapshots_recent);
+  if (show) {
     char buf[2048];
-    int n = gw_format_snapshot(&ev, c->role, c->user, buf, sizeof buf);
+    int n = gw_format_snapshot(show, c->role, c->user, buf, sizeof buf);
     if (n > 0) gw_send(s, c, buf, (size_t)n, false);
   }
   return 0;
