@@ -136,6 +136,9 @@ typedef struct gw_conn {
 #define GW_REGISTRY_BUCKETS 4096
 /* recent.h: each user's latest event kept 30 s, for at most 16,384 users (~14 MB) */
 #define GW_RECENT_CAP 16384
+/* a connection closed by the gateway (replaced, expired, flooding) is cut after this many
+ * seconds if its queue and close frame have not gone out by then */
+#define GW_CLOSE_DRAIN_S 10
 #define GW_RECENT_KEEP_MS 30000
 
 /* Metrics series, got once at start. */

@@ -330,6 +330,11 @@ static void close_with(gw_conn *c, uint16_t code, const char *reason) {
   c->close_code = code;
   c->close_reason = reason;
   lws_callback_on_writable(c->wsi);
+  /* A connection being closed takes no more work and, once replaced, gets no events: it
+   * must not outlive this, whatever becomes of its writes (the close frame's own 5 s wait
+   * replaces this bound once the frame is out). The slow-consumer check only sees the
+   * registry, which a replaced connection has left. */
+  lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, GW_CLOSE_DRAIN_S);
 }
 
 /* The newest connection of a user and role wins: every older one leaves the registry at
