@@ -220,13 +220,9 @@ async def test_resend_forgotten():
     """A resend dispatch holds no trip for: refused, never a new trip. The key is set as the
     gateway would have set it for a request whose trip dispatch has since forgotten."""
     rider, rid = f"rider-fgt-{RUN}", f"F-{RUN}"
-    url = os.environ["MERIDIAN_REDIS_ADMIN_URL"] if os.environ.get("MERIDIAN_REDIS_ADMIN_URL") \
-        else os.environ["MERIDIAN_REDIS_URL"]
     value = "0|%.6f,%.6f;%.6f,%.6f" % (PICKUP_S0["lat"], PICKUP_S0["lon"], DROPOFF["lat"], DROPOFF["lon"])
-    out = subprocess.run(["redis-cli", "-u", url, "--no-auth-warning", "SET",
-                          f"gw:req:{rider}:{rid}", value, "EX", "600"],
-                         capture_output=True, text=True)
-    check(out.stdout.strip() == "OK", f"key set as for a forgotten trip: {out.stdout.strip()} {out.stderr.strip()}")
+    out = redis_cmd("SET", f"gw:req:{rider}:{rid}", value, "EX", "600")
+    check(out == "OK", f"key set as for a forgotten trip: {out}")
     async with Client(rider) as c:
         await c.send(type="request", request_id=rid, pickup=PICKUP_S0, dropoff=DROPOFF, ref="f")
         e = await c.wait(lambda m: m.get("ref") == "f" and m.get("type") == "error")
