@@ -49,6 +49,9 @@ static void add_limits(mrd_config_opt *o, size_t *n, gw_config *c) {
   ADDL("MERIDIAN_GW_LOG_RATE", "log-rate", "5",
        "log lines per second for refused upgrades and header errors (the rest counted)",
        MRD_CONFIG_DOUBLE, 0.01, 100000, &c->log_rate);
+  ADDL("MERIDIAN_GW_LOG_CONNS", "log-conns", "false",
+       "log every app connection opened and closed, with its message counts (diagnosis)",
+       MRD_CONFIG_BOOL, 0, 0, &c->log_conns);
 #undef ADDL
 }
 

@@ -15,8 +15,6 @@
 #include <string.h>
 
 #include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "mrd/log.h"
 #include "ops_io.h"
@@ -69,8 +67,12 @@ void gw_refuse_http(struct lws *wsi, int status) {
     break;
   case 503:
     line = "Service Unavailable";
-    body = "the gateway holds all the connections it may; retry later\n";
+    body = "the gateway cannot take this connection now; retry later\n";
     extra = "retry-after: 5\r\n";
+    break;
+  case 400:
+    line = "Bad Request";
+    body = "no such WebSocket subprotocol (send none)\n";
     break;
   case 431:
     line = "Request Header Fields Too Large";
@@ -88,6 +90,22 @@ void gw_refuse_http(struct lws *wsi, int status) {
                    status, line, extra, strlen(body), body);
   if (n > 0 && (size_t)n < sizeof buf - LWS_PRE)
     lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+}
+
+/* An upgrade bound to a protocol that is not a WebSocket endpoint ("http", "gw-kafka-wake"),
+ * refused before its 101: accepted, it would be a WebSocket nobody serves, unauthenticated
+ * and outside the connection cap, its pings answered and its messages dropped. A client
+ * gets there by naming such a protocol in Sec-WebSocket-Protocol (400), or by sending none
+ * while a gateway starts: lws applies the vhost's default protocol (pvo "default") on its
+ * loop's first turn, and upgrades already waiting on the listening socket (every app
+ * reconnecting after a restart) can be read before that and bound to protocols[0] (503:
+ * the app retries and lands on "meridian"). The chaos replay's lost trips were such apps. */
+void gw_refuse_not_ours(gw_server *s, struct lws *wsi) {
+  bool named = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0;
+  gw_refuse_http(wsi, named ? 400 : 503);
+  gw_log_refusal(s, wsi, named ? 400 : 503,
+                 named ? "not a WebSocket subprotocol of the gateway"
+                       : "upgrade before the WebSocket protocol was ready");
 }
 
 /* The bytes the kernel received on c's socket so far (frames of every kind and the
@@ -210,6 +228,10 @@ int gw_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     break;
   case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
     return gw_refuse_large_headers(s, wsi, c ? c->rx_base : 0) ? -1 : 0;
+  case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: gw_refuse_not_ours(s, wsi); return -1;
+  case LWS_CALLBACK_ESTABLISHED: /* cannot happen (refused above); never serve it if it does */
+    mrd_log_warn("ws_on_http_protocol", "fd=%d", lws_get_socket_fd(wsi));
+    return -1;
   default: break;
   }
   return 0;

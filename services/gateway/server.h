@@ -66,6 +66,7 @@ typedef struct gw_config {
   double log_rate;                      /* 5 lines/s for refused upgrades, header errors */
   int64_t drain_ms;       /* on SIGTERM: how long to wait for clients to close: 10 s */
   int64_t request_ttl_ms; /* how long a (rider, request_id) is remembered: 24 h */
+  bool log_conns;         /* one log line per app connection opened and closed: false */
 } gw_config;
 
 /* Parse argv and the environment into cfg; on error prints one line and exits 2. */
@@ -112,6 +113,9 @@ typedef struct gw_conn {
   uint64_t rx_bytes_seen;         /* the socket's bytes received when last charged */
   int64_t rx_checked_ms;          /* when last charged */
   bool rx_paused;                 /* reading stopped: the user's byte budget is in debt */
+  int64_t opened_ms;              /* when the upgrade completed */
+  uint32_t n_in, n_out;           /* messages taken in, messages queued to it */
+  int64_t last_in_ms;             /* when the last message was taken in (0: none) */
   /* receive */
   char rx[GW_MAX_MESSAGE_BYTES];
   size_t rx_len;
@@ -296,6 +300,8 @@ int gw_ready(void *ud, char *reason, size_t cap);
 /* Write a whole raw HTTP/1.1 answer of status (401 403 404 429 503 431) before the upgrade;
  * the caller then closes. */
 void gw_refuse_http(struct lws *wsi, int status);
+/* Refuse an upgrade bound to a protocol that is no WebSocket endpoint (http_server.c). */
+void gw_refuse_not_ours(gw_server *s, struct lws *wsi);
 /* Count a refusal in /metrics and log it, at most MERIDIAN_GW_LOG_RATE lines a second. */
 void gw_log_refusal(gw_server *s, struct lws *wsi, int status, const char *why);
 /* The bytes the kernel received and sent on wsi's socket (TCP_INFO); false when it cannot say. */

@@ -160,6 +160,7 @@ static void send_traced(gw_server *s, gw_conn *c, const char *json, size_t len, 
   if (trace && (t = malloc(sizeof *t)) != NULL) *t = *trace; /* no memory: sent untraced */
   c->q[(c->q_head + c->q_len) % cap] = (gw_out){buf, len, droppable, t};
   c->q_len++;
+  c->n_out++;
   if (c->q_len == cap && !c->blocked_since_ms) c->blocked_since_ms = gw_now_ms();
   mrd_counter_inc(s->m.out_by_type[out_kind(json)]);
   lws_callback_on_writable(c->wsi);
@@ -454,6 +455,8 @@ static int on_message(gw_server *s, gw_conn *c) {
   int64_t rx_us = gw_now_us();
   gw_msg m;
   gw_error e;
+  c->n_in++;
+  c->last_in_ms = rx_us / 1000;
   gw_intake in = gw_intake_frame(c->rx, c->rx_len, c->rx_too_large, c->rx_binary, c->role, s->area,
                                  c->budget, rx_us / 1000, &m, &e);
   mrd_counter_inc(s->m.in[in.counted]);
@@ -525,7 +528,10 @@ static int filter_upgrade(gw_server *s, struct lws *wsi, gw_conn *c) {
  * stream; an app's gets its send queue and its user's budget, replaces the user's older
  * connection, and learns the state of its trip if one is under way. -1 closes. */
 static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
-  if (!c || !c->authenticated) return -1; /* every upgrade is filtered first */
+  if (!c || !c->authenticated) { /* every upgrade is filtered first */
+    if (s->cfg->log_conns) mrd_log_warn("conn_unfiltered", "session=%d", c != NULL);
+    return -1;
+  }
   c->wsi = wsi;
   if (c->is_ops) return gw_ops_io_open(s, c) == 0 ? 0 : -1;
   int64_t now = gw_now_ms();
@@ -533,6 +539,7 @@ static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
   c->q = calloc((size_t)s->cfg->sendq, sizeof *c->q);
   c->budget = c->ref && c->q ? gw_budgets_acquire(s->budgets, c->role, c->user, now) : NULL;
   if (!c->budget) { /* out of memory: nothing of it is kept (c->ws stays false) */
+    if (s->cfg->log_conns) mrd_log_warn("conn_no_memory", "user=%s", c->user);
     free(c->ref);
     free(c->q);
     c->ref = NULL;
@@ -545,7 +552,17 @@ static int on_established(gw_server *s, gw_conn *c, struct lws *wsi) {
   uint64_t sent = 0;
   gw_socket_bytes(wsi, &c->rx_bytes_seen, &sent); /* the handshake is not charged */
   c->rx_checked_ms = now;
+  c->opened_ms = now;
   s->open_ws++;
+  if (s->cfg->log_conns) {
+    struct sockaddr_in peer;
+    socklen_t pl = sizeof peer;
+    int port = getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&peer, &pl) == 0
+                   ? ntohs(peer.sin_port)
+                   : -1;
+    mrd_log_info("conn_open", "role=%s user=%s port=%d",
+                 c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user, port);
+  }
   replace_older(s, c);
   registry_add(s, c);
   c->in_registry = true;
@@ -628,6 +645,17 @@ static void on_closed(gw_server *s, gw_conn *c) {
   else if (!c || !c->ws)
     return;
   else {
+    if (s->cfg->log_conns) {
+      int64_t now = gw_now_ms();
+      mrd_log_info("conn_closed",
+                   "role=%s user=%s open_s=%.1f in=%u out=%u last_in_s=%.1f queued=%d paused=%d "
+                   "replaced=%d closing=%d close_code=%u",
+                   c->role == GW_ROLE_DRIVER ? "driver" : "rider", c->user,
+                   (double)(now - c->opened_ms) / 1000.0, c->n_in, c->n_out,
+                   c->last_in_ms ? (double)(now - c->last_in_ms) / 1000.0 : -1.0, c->q_len,
+                   (int)c->rx_paused, (int)!c->in_registry, (int)c->closing,
+                   (unsigned)c->close_code);
+    }
     if (c->in_registry) registry_remove(s, c);
     c->in_registry = false;
     gw_budgets_release(s->budgets, c->budget);
@@ -760,8 +788,13 @@ static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   (void)user;
   (void)in;
   (void)len;
-  if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
   gw_server *s = lws_context_user(lws_get_context(wsi));
+  if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) { /* a client naming this protocol */
+    gw_refuse_not_ours(s, wsi);
+    return -1;
+  }
+  if (reason == LWS_CALLBACK_ESTABLISHED) return -1; /* never: refused above */
+  if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
   char buf[256];
   while (read(lws_get_socket_fd(wsi), buf, sizeof buf) > 0) {
   }

@@ -12,7 +12,11 @@ never reads (it cannot answer a close frame), then sends SIGTERM. Checks:
   refused with 503 (the client retries elsewhere), /healthz still answers;
 - the gateway exits 0 after the drain time (not at once, not at the kill), and its log
   says how many connections it drained;
-- a client reconnects to a fresh gateway on the same port after the restart.
+- a client reconnects to a fresh gateway on the same port after the restart;
+- a storm of apps waiting for the port while a gateway starts (what every app does after a
+  restart) is served or refused, never left on a WebSocket nobody serves: upgrades read
+  before lws applied the vhost's default protocol used to bind to the HTTP protocol, were
+  answered 101 and then dropped every message (the chaos replay's lost trips).
 Prints a pass/fail count; exits 1 on any failure.
 Usage: integration_gateway_drain.py --gateway BIN --root SRC
 """
@@ -163,6 +167,79 @@ async def reconnect(port, secret):
         return reply.get("type")
 
 
+def ws_frame(text):
+    """One masked client text frame (RFC 6455 5.2), for a payload under 126 bytes."""
+    data = text.encode()
+    mask = os.urandom(4)
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def storm_client(port, tok, deadline):
+    """Connect (retrying while nothing listens), upgrade, ask something the gateway answers
+    itself. Returns 'served', 'refused <status>' or 'silent' (101, then no answer in 5 s)."""
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.005)
+            continue
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            writer.write((f"GET /v1/driver?token={tok} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                          f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                          f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            status = head.split(b" ", 2)[1].decode()
+            if status != "101":
+                return f"refused {status}"
+            writer.write(ws_frame(json.dumps({"type": "no-such-type", "ref": "s1"})))
+            await writer.drain()
+            try:
+                first = await asyncio.wait_for(reader.readexactly(2), 5)
+            except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+                return "silent"
+            return "served" if first[0] & 0x0f == 1 else f"frame {first[0]:#x}"
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+            return "dropped"
+        finally:
+            writer.close()
+    return "never connected"
+
+
+async def named_protocol(port, tok, proto):
+    """Upgrade naming Sec-WebSocket-Protocol proto: the status, and for a 101 whether the
+    gateway then answers a message ('served') or not ('silent')."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write((f"GET /v1/driver?token={tok} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n").encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status = head.split(b" ", 2)[1].decode()
+        if status != "101":
+            return status
+        writer.write(ws_frame(json.dumps({"type": "no-such-type", "ref": "p1"})))
+        try:
+            await asyncio.wait_for(reader.readexactly(2), 3)
+            return "101 served"
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+            return "101 silent"
+    finally:
+        writer.close()
+
+
+async def storm(port, secret, n, start):
+    """n apps hammer the port, then the gateway starts (start()): the outcome of each."""
+    deadline = time.monotonic() + 60
+    tasks = [asyncio.create_task(storm_client(port, token(f"drv-storm-{i}", "driver", secret), deadline))
+             for i in range(n)]
+    await asyncio.sleep(0.3)  # every client is retrying against the closed port
+    proc = await asyncio.get_running_loop().run_in_executor(None, start)
+    return proc, await asyncio.gather(*tasks)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
@@ -177,8 +254,8 @@ def main():
                MERIDIAN_SERVICE_AREA=os.path.join(args.root, "data/roads/manhattan-boundary.geojson"))
     secret = os.environ["MERIDIAN_JWT_SECRET"]
     tmp = os.environ.get("TMPDIR", "/tmp")
-    logs = [os.path.join(tmp, f"gw-drain-{os.getpid()}-{i}.log") for i in (1, 2)]
-    gw = gw2 = None
+    logs = [os.path.join(tmp, f"gw-drain-{os.getpid()}-{i}.log") for i in (1, 2, 3)]
+    gw = gw2 = gw3 = None
     try:
         with open(logs[0], "w") as log:
             gw = start_gateway(args, env, log)
@@ -188,8 +265,26 @@ def main():
             gw2 = start_gateway(args, env, log)
             kind = asyncio.run(reconnect(port, secret))
             check(kind == "error", f"a client reconnects to the restarted gateway and is served (answer: {kind})")
+        # the gateway's other lws protocols are no WebSocket endpoints: bound to one (named
+        # by the client, or by default while a gateway starts) an upgrade is refused, never
+        # left open unauthenticated and unserved
+        tok = token("drv-proto", "driver", secret)
+        for proto, want in (("http", "400"), ("gw-kafka-wake", "400"), ("meridian", "101 served")):
+            got = asyncio.run(named_protocol(port, tok, proto))
+            check(got == want, f"an upgrade naming subprotocol {proto!r} gets {want} (got {got})")
+        gw2.send_signal(signal.SIGTERM)
+        gw2.wait(timeout=20)
+        with open(logs[2], "w") as log:
+            gw3, outcomes = asyncio.run(storm(port, secret, int(os.environ.get("STORM_N", "300")), lambda: start_gateway(args, env, log)))
+        tally = {}
+        for o in outcomes:
+            tally[o.split(" ")[0]] = tally.get(o.split(" ")[0], 0) + 1
+        print(f"storm of 300 apps at a gateway's start: {tally}")
+        check(tally.get("served", 0) > 0 and tally.get("silent", 0) == 0 and
+              tally.get("served", 0) + tally.get("refused", 0) == len(outcomes),
+              f"a storm of apps at a gateway's start: each served or refused, none left on a silent WebSocket ({tally})")
     finally:
-        for p in (gw, gw2):
+        for p in (gw, gw2, gw3):
             if p and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
