@@ -871,6 +871,28 @@ static int produce(dsvc *s, const mrd_dispatch_event *ev, const char *key) {
  * reconnection counts as a failure even when no write of ours failed: Redis may have
  * restarted between two of our calls, and the one that failed may have been a claim or a
  * read, which do not set redis_lost. */
+/* Before the kept snapshots are written again: of a rider's ended trips kept here, only the
+ * one that ended last may name itself his latest (trip:last:rider:), whatever order the
+ * table is walked in. */
+static void mark_latest_of_riders(dsvc *s) {
+  dsp_strmap latest;
+  dsp_strmap_init(&latest);
+  for (size_t i = 0; i < s->pending.cap; i++) {
+    dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+    if (!p || p->live || !p->rider_id[0]) continue;
+    p->not_last = false;
+    dsvc_pending *q = dsp_strmap_get(&latest, p->rider_id);
+    if (!q) {
+      if (dsp_strmap_put(&latest, p->rider_id, p) != 0) p->not_last = true; /* no memory */
+      continue;
+    }
+    dsvc_pending *older = q->gone_ms <= p->gone_ms ? q : p;
+    older->not_last = true;
+    if (older == q) dsp_strmap_put(&latest, p->rider_id, p);
+  }
+  dsp_strmap_close(&latest);
+}
+
 static void redis_resync(dsvc *s, int64_t now_ms) {
   if (!s->redis_lost && now_ms - s->redis_checked_ms >= 1000) {
     /* a quiet shard sends nothing for a while: a PING a second finds a restart (its
@@ -888,6 +910,7 @@ static void redis_resync(dsvc *s, int64_t now_ms) {
   s->redis_connections = mrd_redis_connections(s->redis);
   size_t reclaimed = dsp_claims_reassert(s->shard, now_ms);
   size_t n = 0;
+  mark_latest_of_riders(s);
   for (size_t i = 0; i < s->pending.cap; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
     if (p && !p->dirty) {
@@ -913,10 +936,33 @@ static void redis_failed(dsvc *s, const char *what, size_t n) {
   }
 }
 
-/* Write every dirty snapshot (one pipeline). Live trips' entries are kept (a Redis that
- * restarted empty gets them again); ended trips' are forgotten once written. */
+/* Forget the ended trips whose keys have expired in Redis: nothing is left to write again. */
+static void forget_expired(dsvc *s, int64_t now_ms) {
+  if (now_ms - s->expired_swept_ms < 1000) return;
+  s->expired_swept_ms = now_ms;
+  for (;;) { /* collect first: deleting while iterating moves entries */
+    dsvc_pending *gone[512];
+    size_t n_gone = 0;
+    for (size_t i = 0; i < s->pending.cap && n_gone < sizeof gone / sizeof gone[0]; i++) {
+      dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
+      if (p && !p->live && !p->dirty && p->gone_ms && p->gone_ms <= now_ms) gone[n_gone++] = p;
+    }
+    for (size_t i = 0; i < n_gone; i++) {
+      dsp_strmap_del(&s->pending, gone[i]->trip_id);
+      free(gone[i]);
+    }
+    if (n_gone < sizeof gone / sizeof gone[0]) return;
+  }
+}
+
+/* Write every dirty snapshot (one pipeline). Every entry stays after it is written, a live
+ * trip's until it ends, an ended trip's until its keys expire in Redis (forget_expired), so
+ * that a Redis that restarted empty gets them all again: a rider cut off when his trip ended
+ * still learns its end when he connects. */
 static void write_snapshots(dsvc *s) {
-  redis_resync(s, mrd_wall_ms());
+  int64_t now_ms = mrd_wall_ms();
+  redis_resync(s, now_ms);
+  forget_expired(s, now_ms);
   if (s->n_dirty == 0) return;
   int queued = 0;
   bool fail = false;
@@ -924,8 +970,11 @@ static void write_snapshots(dsvc *s) {
   for (size_t i = 0; i < s->pending.cap && !fail; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
     if (!p || !p->dirty) continue;
+    if (!p->live && !p->gone_ms) p->gone_ms = now_ms + p->keep_ms; /* its first write */
+    int64_t keep_ms = p->live ? 21600000 : p->gone_ms - now_ms;
+    if (keep_ms < 1) keep_ms = 1;
     snprintf(key, sizeof key, "trip:snap:%s", p->trip_id);
-    snprintf(keep, sizeof keep, "%lld", (long long)(p->live ? 21600000 : p->keep_ms));
+    snprintf(keep, sizeof keep, "%lld", (long long)keep_ms);
     const char *a[] = {"SET", key, (const char *)p->bytes, "PX", keep};
     size_t al[] = {3, strlen(key), p->len, 2, strlen(keep)};
     fail |= mrd_redis_append(s->redis, 5, a, al) != 0;
@@ -956,11 +1005,14 @@ static void write_snapshots(dsvc *s) {
               mrd_redis_append(s->redis, 5, a2, NULL) != 0;
       /* the rider's latest trip, for as long as its final snapshot is kept: a rider who
        * was cut off when it ended learns the end when he connects again */
-      char last[DSP_ID_MAX + 32];
-      snprintf(last, sizeof last, "trip:last:rider:%s", p->rider_id);
-      const char *a3[] = {"SET", last, p->trip_id, "PX", keep};
-      fail |= mrd_redis_append(s->redis, 5, a3, NULL) != 0;
-      queued += 3;
+      queued += 2;
+      if (!p->not_last) {
+        char last[DSP_ID_MAX + 32];
+        snprintf(last, sizeof last, "trip:last:rider:%s", p->rider_id);
+        const char *a3[] = {"SET", last, p->trip_id, "PX", keep};
+        fail |= mrd_redis_append(s->redis, 5, a3, NULL) != 0;
+        queued++;
+      }
     }
   }
   while (mrd_redis_pending(s->redis) > 0) {
@@ -973,19 +1025,11 @@ static void write_snapshots(dsvc *s) {
     return;
   }
   mrd_counter_add(s->m.snapshots_written, s->n_dirty);
-  /* collect first: deleting while iterating moves entries */
-  dsvc_pending *done[512];
-  size_t n_done = 0;
   for (size_t i = 0; i < s->pending.cap; i++) {
     dsvc_pending *p = s->pending.slots[i].key ? s->pending.slots[i].value : NULL;
     if (!p || !p->dirty) continue;
     p->dirty = false;
     p->n_released = 0;
-    if (!p->live && n_done < sizeof done / sizeof done[0]) done[n_done++] = p;
-  }
-  for (size_t i = 0; i < n_done; i++) {
-    dsp_strmap_del(&s->pending, done[i]->trip_id);
-    free(done[i]);
   }
   s->n_dirty = 0;
   (void)queued;

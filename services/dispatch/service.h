@@ -99,7 +99,9 @@ typedef struct dsvc_map {
 #define DSVC_MAX_REFS 64
 #define DSVC_MAX_TRACES 256 /* traced events per batch; beyond, events go out untraced */
 
-/* A trip's snapshot waiting to be written to Redis. */
+/* A trip's snapshot for Redis: waiting to be written (dirty), or written and kept so that a
+ * Redis that restarted empty gets it again: a live trip's until it ends, an ended trip's
+ * until its keep time in Redis is over (gone_ms). */
 typedef struct dsvc_pending {
   char trip_id[DSP_ID_MAX + 1];
   uint8_t bytes[2048]; /* the encoded DispatchEvent */
@@ -110,7 +112,9 @@ typedef struct dsvc_pending {
   char driver_id[DSP_ID_MAX + 1]; /* set: his pointer names this trip */
   char released[4][DSP_ID_MAX + 1];
   int n_released;
-  bool dirty; /* not written since its last change */
+  bool dirty;      /* not written since its last change */
+  int64_t gone_ms; /* ended: when its keys expire in Redis (wall ms; 0 until first written) */
+  bool not_last;   /* ended, and not the rider's latest ended trip here: no trip:last */
 } dsvc_pending;
 
 typedef struct dsvc {
@@ -170,6 +174,7 @@ typedef struct dsvc {
   uint64_t redis_connections; /* mrd_redis_connections when last in sync: a new connection
                                * may reach a Redis that restarted empty */
   int64_t redis_checked_ms;   /* last PING that looks for such a restart */
+  int64_t expired_swept_ms;   /* last pass over ended trips whose snapshots expired */
   int64_t last_redis_log_s;
   char live_key[64]; /* dispatch:live:<shard> */
   /* requests of the current batch, for the match latency */

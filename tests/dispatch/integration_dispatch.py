@@ -341,6 +341,31 @@ async def redis_restart_claims():
             await d.send(type=step, trip_id=off["trip_id"])
             await asyncio.sleep(0.3)
         check(await r.wait(typ("trip", status="completed")) is not None, "redis_restart: ride completed")
+        # Redis restarts empty again after the end: the ended trip's snapshot and the rider's
+        # pointer to it come back too, so that a rider cut off when it ended still learns it
+        for _ in range(40):
+            if rcli("GET", f"trip:last:rider:{r.sub}") == off["trip_id"]:
+                break
+            await asyncio.sleep(0.25)
+        await r.close()
+        rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
+                            text=True, env=env)
+        check(rs.returncode == 0 and rcli("EXISTS", f"trip:last:rider:{r.sub}") == "0",
+              "redis_restart: Redis restarted empty after the end")
+        back = None
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            ttl = rcli("PTTL", f"trip:snap:{off['trip_id']}")
+            if rcli("GET", f"trip:last:rider:{r.sub}") == off["trip_id"] and ttl.isdigit():
+                back = int(ttl)
+                break
+        check(back is not None and 0 < back <= 600000,
+              f"redis_restart: the ended trip's snapshot and trip:last are back, with what is left of their keep time ({back} ms)")
+        r.msgs.clear()
+        await r.connect()
+        end = await r.wait(typ("trip", trip_id=off["trip_id"]), 5)
+        check(end is not None and end["status"] == "completed",
+              "redis_restart: the rider reconnecting after the restart is shown the end (trip completed)")
     finally:
         await d.offline()
         await r.close()
