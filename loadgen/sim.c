@@ -876,10 +876,15 @@ void lg_sim_free(lg_sim *s) {
 
 /* MERIDIAN_LOADGEN_DEBUG: at the end, every rider whose request has no final outcome, and
  * his driver, as the simulation saw them (states, connections, what waits to be sent). */
-static void debug_link(const char *who, const link *ln, int64_t now_us) {
-  fprintf(stderr, "debug:   %s link st=%d opens=%u failures=%u rx=%u last_rx=%s %.1f s ago\n", who,
-          (int)ln->st, ln->opens, ln->failures, ln->n_rx, ln->last_rx[0] ? ln->last_rx : "-",
-          ln->last_rx_us ? (double)(now_us - ln->last_rx_us) / 1e6 : -1.0);
+static void debug_link(const lg_sim *s, lg_role role, uint32_t idx, const link *ln,
+                       int64_t now_us) {
+  char sock[400] = "-";
+  if (s->io.describe) s->io.describe(s->io.ud, role, idx, sock, sizeof sock);
+  fprintf(stderr,
+          "debug:   %s link st=%d opens=%u failures=%u rx=%u last_rx=%s %.1f s ago; socket %s\n",
+          role == LG_DRIVER ? "driver" : "rider", (int)ln->st, ln->opens, ln->failures, ln->n_rx,
+          ln->last_rx[0] ? ln->last_rx : "-",
+          ln->last_rx_us ? (double)(now_us - ln->last_rx_us) / 1e6 : -1.0, sock);
 }
 
 static void debug_unfinished(const lg_sim *s, int64_t now_us) {
@@ -888,7 +893,7 @@ static void debug_unfinished(const lg_sim *s, int64_t now_us) {
     if (!r->requested || r->st == R_DONE) continue;
     fprintf(stderr, "debug: unfinished rider %zu trip %s state %d outcome %d acked %d\n", i,
             r->trip_id[0] ? r->trip_id : "-", (int)r->st, (int)r->outcome, (int)r->req_acked);
-    debug_link("rider", &r->ln, now_us);
+    debug_link(s, LG_RIDER, (uint32_t)i, &r->ln, now_us);
     if (r->eta_driver < 0 || (size_t)r->eta_driver >= s->cfg.drivers) continue;
     const driver *d = &s->d[r->eta_driver];
     fprintf(stderr,
@@ -903,7 +908,7 @@ static void debug_unfinished(const lg_sim *s, int64_t now_us) {
       fprintf(stderr, " u%d:%d:%s:%llu", k, (int)d->unacked[k].a, d->unacked[k].id,
               d->unacked[k].ref);
     fprintf(stderr, "\n");
-    debug_link("driver", &d->ln, now_us);
+    debug_link(s, LG_DRIVER, (uint32_t)r->eta_driver, &d->ln, now_us);
   }
 }
 

@@ -84,6 +84,8 @@ typedef struct lg_io {
   void (*close)(void *ud, lg_role role, uint32_t idx);
   /* messages queued on it and not yet written (may be NULL: never any) */
   size_t (*queued)(void *ud, lg_role role, uint32_t idx);
+  /* one line of the socket's own state, for MERIDIAN_LOADGEN_DEBUG (may be NULL) */
+  void (*describe)(void *ud, lg_role role, uint32_t idx, char *buf, size_t cap);
 } lg_io;
 
 typedef struct lg_sim lg_sim;

@@ -10,6 +10,8 @@
 #include "mrd/clock.h"
 
 #include <libwebsockets.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +38,23 @@ typedef struct conn {
   size_t rx_len, rx_cap;
   bool rx_drop;
   struct conn *next_queued;
+  /* for MERIDIAN_LOADGEN_DEBUG: this connection's sockets and their traffic */
+  uint32_t n_wsi, n_tx, n_rx, n_stale;
+  int64_t last_tx_us, last_rx_us, open_us;
+  struct {
+    char what;
+    int64_t at_us;
+  } hist[12]; /* the last socket events, a ring: O queued to open, C connecting, E established,
+                 X connect error, L closed, D destroyed, c closed by the simulation */
+  uint32_t n_hist;
+  int local_port; /* of the socket at its last establishment */
 } conn;
+
+static void note(conn *c, char what) {
+  c->hist[c->n_hist % 12].what = what;
+  c->hist[c->n_hist % 12].at_us = lg_now_us();
+  c->n_hist++;
+}
 
 /* The run: the context, the simulation and the connections. */
 typedef struct run {
@@ -129,6 +147,7 @@ static int io_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
   c->role = role;
   c->idx = idx;
   c->st = C_QUEUED;
+  note(c, 'O');
   c->in_queue = true;
   c->next_queued = NULL;
   if (r->queue_tail)
@@ -166,6 +185,7 @@ static void io_close(void *ud, lg_role role, uint32_t idx) {
   run *r = ud;
   conn *c = conn_of(r, role, idx);
   if (!c) return;
+  note(c, 'c');
   if (c->st == C_OPEN || c->st == C_CONNECTING) {
     c->closing = true;
     if (c->wsi) lws_callback_on_writable(c->wsi);
@@ -177,6 +197,29 @@ static void io_close(void *ud, lg_role role, uint32_t idx) {
 static size_t io_queued(void *ud, lg_role role, uint32_t idx) {
   conn *c = conn_of(ud, role, idx);
   return c && c->st == C_OPEN ? c->qlen : 0;
+}
+
+/* The socket's side of a link, for MERIDIAN_LOADGEN_DEBUG's account of the unfinished:
+ * state, traffic, and its last events with how long ago each was (s). */
+static void io_describe(void *ud, lg_role role, uint32_t idx, char *buf, size_t cap) {
+  conn *c = conn_of(ud, role, idx);
+  if (!c) {
+    snprintf(buf, cap, "none");
+    return;
+  }
+  int64_t now = lg_now_us();
+#define AGO(t) ((t) ? (double)(now - (t)) / 1e6 : -1.0)
+  snprintf(buf, cap,
+           "st=%d wsi=%s port=%d closing=%d queued=%zu sockets=%u stale=%u open %.1f s ago tx=%u "
+           "last %.1f s ago rx=%u last %.1f s ago",
+           (int)c->st, c->wsi ? "yes" : "no", c->local_port, (int)c->closing, c->qlen, c->n_wsi,
+           c->n_stale, AGO(c->open_us), c->n_tx, AGO(c->last_tx_us), c->n_rx, AGO(c->last_rx_us));
+  size_t len = strlen(buf);
+  uint32_t from = c->n_hist > 12 ? c->n_hist - 12 : 0;
+  for (uint32_t k = from; k < c->n_hist && len + 24 < cap; k++)
+    len += (size_t)snprintf(buf + len, cap - len, " %c%.1f", c->hist[k % 12].what,
+                            AGO(c->hist[k % 12].at_us));
+#undef AGO
 }
 
 /* ---- connecting ---- */
@@ -208,6 +251,8 @@ static void start_connects(run *r) {
     i.pwsi = &c->wsi;
     i.retry_and_idle_policy = &idle_policy;
     c->st = C_CONNECTING;
+    c->n_wsi++;
+    note(c, 'C');
     r->connecting++;
     r->live_wsi++;
     if (!lws_client_connect_via_info(&i)) {
@@ -231,11 +276,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   run *r = g_run;
   conn *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
   (void)user;
+  if (c && c->wsi && wsi != c->wsi &&
+      (reason == LWS_CALLBACK_CLIENT_ESTABLISHED || reason == LWS_CALLBACK_CLIENT_RECEIVE ||
+       reason == LWS_CALLBACK_CLIENT_WRITEABLE || reason == LWS_CALLBACK_CLIENT_CLOSED ||
+       reason == LWS_CALLBACK_WSI_DESTROY || reason == LWS_CALLBACK_CLIENT_CONNECTION_ERROR)) {
+    c->n_stale++; /* a callback of a socket that is not the connection's current one */
+    if (getenv("MERIDIAN_LOADGEN_DEBUG"))
+      fprintf(stderr, "debug: %s %u: callback %d of an older socket\n",
+              c->role == LG_DRIVER ? "driver" : "rider", c->idx, (int)reason);
+  }
   switch (reason) {
   case LWS_CALLBACK_CLIENT_ESTABLISHED:
     if (!c) break;
+    note(c, 'E');
+    {
+      struct sockaddr_in me;
+      socklen_t ml = sizeof me;
+      c->local_port = getsockname(lws_get_socket_fd(wsi), (struct sockaddr *)&me, &ml) == 0
+                          ? ntohs(me.sin_port)
+                          : -1;
+    }
     r->connecting--;
     c->st = C_OPEN;
+    c->open_us = lg_now_us();
     if (c->closing) {
       lws_callback_on_writable(wsi);
       break;
@@ -243,6 +306,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     lg_sim_on_open(r->sim, c->role, c->idx, lg_now_us());
     break;
   case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+    if (c) note(c, 'X');
     if (!c || c->st != C_CONNECTING) break;
     r->connecting--;
     c->st = C_DONE;
@@ -252,6 +316,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
   case LWS_CALLBACK_CLIENT_RECEIVE:
     if (!c || c->st != C_OPEN) break;
     if (lws_is_first_fragment(wsi)) c->rx_len = 0, c->rx_drop = false;
+    c->n_rx++;
+    c->last_rx_us = lg_now_us();
     if (!c->rx_drop) {
       if (c->rx_len + len + 1 > MAX_MESSAGE) {
         c->rx_drop = true;
@@ -286,6 +352,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
       c->qlen--;
       int w = lws_write(wsi, (unsigned char *)m + LWS_PRE, n, LWS_WRITE_TEXT);
       free(m);
+      c->n_tx++;
+      c->last_tx_us = lg_now_us();
       if (w < (int)n) return -1;
       if (c->qlen || c->closing) lws_callback_on_writable(wsi);
       break;
@@ -297,6 +365,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     break;
   case LWS_CALLBACK_CLIENT_CLOSED:
     if (!c) break;
+    note(c, 'L');
     if (c->st == C_OPEN) {
       c->st = C_DONE;
       if (!c->closing)
@@ -307,6 +376,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     break;
   case LWS_CALLBACK_WSI_DESTROY:
     if (!c) break;
+    note(c, 'D');
     if (c->st == C_CONNECTING) { /* destroyed without an error callback */
       r->connecting--;
       c->st = C_DONE;
@@ -374,7 +444,7 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
     snprintf(err, errcap, "cannot create the libwebsockets context");
     goto fail;
   }
-  lg_io io = {&r, io_open, io_send, io_close, io_queued};
+  lg_io io = {&r, io_open, io_send, io_close, io_queued, io_describe};
   r.sim = make_sim(ud, &io, err, errcap);
   if (!r.sim) goto fail;
   lws_sul_schedule(r.ctx, 0, &r.sul, tick, 1);

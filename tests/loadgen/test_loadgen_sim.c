@@ -93,7 +93,7 @@ static void run(const geo_graph *g, uint64_t seed, fake *f) {
   cfg.duration_s = 3;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {f, f_open, f_send, f_close, NULL};
+  lg_io io = {f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -192,7 +192,7 @@ static void test_dropped_connections_reconnect_with_backoff_and_resync(void **st
   cfg.duration_s = 30;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   const int64_t epoch0 = 1700000000000;
@@ -312,7 +312,7 @@ static void test_accept_refused_after_its_ack_frees_the_driver(void **state) {
   cfg.accept_prob = 1.0;
   cfg.duration_s = 30;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -380,7 +380,7 @@ static void test_trip_steps_lost_with_the_connection_are_sent_again(void **state
   cfg.duration_s = 60;
   cfg.drain_s = 1;
   snprintf(cfg.run_id, sizeof cfg.run_id, "t");
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   const int64_t epoch0 = 1700000000000;
@@ -468,7 +468,7 @@ static void run_drivers(const geo_graph *g, const lg_config *over, fake *f) {
   cfg.drain_s = 1;
   cfg.cancel_prob = 0;
   snprintf(cfg.run_id, sizeof cfg.run_id, "m");
-  lg_io io = {f, f_open, f_send, f_close, NULL};
+  lg_io io = {f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -560,7 +560,7 @@ static void test_ping_period_pace_and_motion(void **state) {
   lg_trip trips[1] = {
       {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
   assert_non_null(strstr(err, "pace"));
@@ -594,7 +594,7 @@ static void chain_run(const geo_graph *g, double horizon_s, int64_t match_at_us,
   cfg.duration_s = 30;
   cfg.chain_horizon_s = horizon_s;
   snprintf(cfg.run_id, sizeof cfg.run_id, "c");
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   int64_t now = 1000000;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, now, 1700000000000, err, sizeof err);
@@ -715,7 +715,7 @@ static void test_chain_estimate(void **state) {
   lg_trip trips[1] = {
       {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
-  lg_io io = {&f, f_open, f_send, f_close, NULL};
+  lg_io io = {&f, f_open, f_send, f_close, NULL, NULL};
   char err[200];
   assert_null(lg_sim_new(&c, g, &set, NULL, NULL, &io, 1, 1, err, sizeof err));
   assert_non_null(strstr(err, "chain horizon"));
