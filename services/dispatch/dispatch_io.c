@@ -890,9 +890,9 @@ static void mark_latest_of_riders(dsvc *s) {
 /* After Redis failed, and once it answers again: it may have restarted empty, so every
  * kept snapshot (live trips' and recently ended ones', with their pointers) and every
  * hot-cell entry are written again, and every claim this shard holds is taken again (else
- * another shard could claim its drivers). A reconnection counts as a failure even when no write of ours failed: Redis may have
- * restarted between two of our calls, and the one that failed may have been a claim or a
- * read, which do not set redis_lost. */
+ * another shard could claim its drivers). A reconnection counts as a failure even when no
+ * write of ours failed: Redis may have restarted between two of our calls, and the one that
+ * failed may have been a claim or a read, which do not set redis_lost. */
 static void redis_resync(dsvc *s, int64_t now_ms) {
   if (!s->redis_lost && now_ms - s->redis_checked_ms >= 1000) {
     /* a quiet shard sends nothing for a while: a PING a second finds a restart (its

@@ -788,13 +788,13 @@ static int wake_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
   (void)user;
   (void)in;
   (void)len;
-  gw_server *s = lws_context_user(lws_get_context(wsi));
   if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) { /* a client naming this protocol */
-    gw_refuse_not_ours(s, wsi);
+    gw_refuse_not_ours(lws_context_user(lws_get_context(wsi)), wsi);
     return -1;
   }
   if (reason == LWS_CALLBACK_ESTABLISHED) return -1; /* never: refused above */
   if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
+  gw_server *s = lws_context_user(lws_get_context(wsi));
   char buf[256];
   while (read(lws_get_socket_fd(wsi), buf, sizeof buf) > 0) {
   }
