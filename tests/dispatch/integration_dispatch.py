@@ -324,18 +324,26 @@ async def redis_restart_claims():
         env = dict(os.environ)
         if "MERIDIAN_BUILD" not in env and "MERIDIAN_BIN_DIR" in env:
             env["MERIDIAN_BUILD"] = os.path.basename(os.path.dirname(env["MERIDIAN_BIN_DIR"].rstrip("/")))
-        rcli("SET", f"it-marker-{RUN}", "1")
-        rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
-                            text=True, env=env)
-        check(rs.returncode == 0 and rcli("EXISTS", f"it-marker-{RUN}") == "0",
-              "redis_restart: Redis restarted empty (scripts/stack restart redis)")
-        back = None
-        for _ in range(40):
-            await asyncio.sleep(0.25)
-            if (rcli("GET", f"claim:{d.sub}") == owner and rcli("GET", f"trip:active:driver:{d.sub}") == off["trip_id"]
-                    and rcli("EXISTS", f"trip:snap:{off['trip_id']}") == "1"):
-                back = True
-                break
+
+        async def restart_empty(what):
+            """scripts/stack restart redis, checked empty by a marker key."""
+            rcli("SET", f"it-marker-{RUN}", "1")
+            rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
+                                text=True, env=env)
+            check(rs.returncode == 0 and rcli("EXISTS", f"it-marker-{RUN}") == "0", f"redis_restart: {what}")
+
+        async def until_back(probe):
+            """probe() every 0.25 s for 10 s: its first true value, or None."""
+            for _ in range(40):
+                await asyncio.sleep(0.25)
+                got = probe()
+                if got:
+                    return got
+            return None
+        await restart_empty("Redis restarted empty (scripts/stack restart redis)")
+        back = await until_back(lambda: rcli("GET", f"claim:{d.sub}") == owner
+                                and rcli("GET", f"trip:active:driver:{d.sub}") == off["trip_id"]
+                                and rcli("EXISTS", f"trip:snap:{off['trip_id']}") == "1")
         check(back is True, "redis_restart: the claim, the trip's pointer and snapshot are back without any new event")
         for step in ("arrived", "start", "complete"):
             await d.send(type=step, trip_id=off["trip_id"])
@@ -348,17 +356,12 @@ async def redis_restart_claims():
                 break
             await asyncio.sleep(0.25)
         await r.close()
-        rs = subprocess.run([os.path.join(ROOT, "scripts", "stack"), "restart", "redis"], capture_output=True,
-                            text=True, env=env)
-        check(rs.returncode == 0 and rcli("EXISTS", f"trip:last:rider:{r.sub}") == "0",
-              "redis_restart: Redis restarted empty after the end")
-        back = None
-        for _ in range(40):
-            await asyncio.sleep(0.25)
+        await restart_empty("Redis restarted empty after the end")
+
+        def ended_back():
             ttl = rcli("PTTL", f"trip:snap:{off['trip_id']}")
-            if rcli("GET", f"trip:last:rider:{r.sub}") == off["trip_id"] and ttl.isdigit():
-                back = int(ttl)
-                break
+            return int(ttl) if rcli("GET", f"trip:last:rider:{r.sub}") == off["trip_id"] and ttl.isdigit() else None
+        back = await until_back(ended_back)
         check(back is not None and 0 < back <= 600000,
               f"redis_restart: the ended trip's snapshot and trip:last are back, with what is left of their keep time ({back} ms)")
         r.msgs.clear()
