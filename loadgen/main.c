@@ -72,7 +72,8 @@ static void usage(FILE *fp) {
       "  --quiet             no progress lines\n"
       "       meridian-loadgen ramp --trips FILE [options]   (capacity: meridian-loadgen ramp "
       "--help)\n"
-      "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens.\n");
+      "Environment: MERIDIAN_JWT_SECRET (required) signs the simulated users' tokens;\n"
+      "MERIDIAN_LOADGEN_EVENT_LOOP epoll (default) or poll (lws's own loop).\n");
 }
 
 static bool area_fn(void *ud, double lat, double lon) { return gw_area_contains(ud, lat, lon); }
@@ -395,7 +396,8 @@ static void replay_process_setup(void) {
  * counted too). 0, or the exit code after one line (1 the run failed, 2 bad settings). */
 static int replay_run(const replay_opts *o, ctx *c, const char *secret, const char *host, int port,
                       const char *prefix, lg_sim **sim) {
-  lg_ws_opts wo = {host, port, prefix, secret, 100, 10, !o->quiet};
+  lg_ws_opts wo = {host, port, prefix,    secret,
+                   100,  10,   !o->quiet, getenv("MERIDIAN_LOADGEN_EVENT_LOOP")};
   fprintf(stderr,
           "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s; a location every "
           "%g s of sim time; pace %.3f\n",

@@ -1,6 +1,7 @@
 /*
  * ws.c: libwebsockets client connections for the simulation (ws.h). One context, one
- * thread; a sorted-usec-list timer ticks the simulation; each connection has a queue of
+ * thread, on an epoll loop (libev, through lws's libev plugin, as the gateway runs) or on
+ * lws's own poll() loop; a timer ticks the simulation; each connection has a queue of
  * outgoing text messages written one per WRITEABLE callback, and a buffer that puts
  * fragmented messages together.
  */
@@ -9,6 +10,7 @@
 
 #include "mrd/clock.h"
 
+#include <ev.h>
 #include <libwebsockets.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -66,7 +68,9 @@ typedef struct run {
   conn *queue_head, *queue_tail; /* waiting to connect */
   int connecting;
   size_t live_wsi;
-  lws_sorted_usec_list_t sul;
+  lws_sorted_usec_list_t sul; /* the tick on lws's poll() loop */
+  struct ev_loop *loop;       /* the epoll loop, or NULL on lws's poll() loop */
+  ev_timer ev_tick;           /* the tick on the epoll loop */
   int64_t last_progress_us;
   volatile int *stop;
   bool finished;
@@ -398,10 +402,8 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-static void tick(lws_sorted_usec_list_t *sul) {
-  run *r = lws_container_of(sul, run, sul);
+static void tick_run(run *r) {
   int64_t now = lg_now_us();
-  lws_sul_schedule(r->ctx, 0, &r->sul, tick, (lws_usec_t)r->o->tick_ms * LWS_US_PER_MS);
   if (r->finished) return; /* only keeps the loop waking up while the closes go out */
   if (*r->stop) lg_sim_stop(r->sim);
   lg_sim_tick(r->sim, now);
@@ -413,6 +415,42 @@ static void tick(lws_sorted_usec_list_t *sul) {
     r->last_progress_us = now;
   }
   if (lg_sim_done(r->sim)) r->finished = true;
+}
+
+static void tick(lws_sorted_usec_list_t *sul) {
+  run *r = lws_container_of(sul, run, sul);
+  lws_sul_schedule(r->ctx, 0, &r->sul, tick, (lws_usec_t)r->o->tick_ms * LWS_US_PER_MS);
+  tick_run(r);
+}
+
+/* On the epoll loop the tick is a libev timer: lws 4.1.6's libev glue arms its own timer only
+ * after I/O, so lws's timeouts (connect, idle pings) run when lws_cancel_service wakes it. */
+static void on_ev_tick(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  run *r = w->data;
+  tick_run(r);
+  lws_cancel_service(r->ctx);
+}
+
+/* The loop: "epoll" (default, or NULL) or "poll". 0, or -1 for another name. */
+static int loop_setup(run *r, struct lws_context_creation_info *info, void **foreign) {
+  const char *name = r->o->event_loop ? r->o->event_loop : "epoll";
+  if (strcmp(name, "poll") == 0) return 0;
+  if (strcmp(name, "epoll") != 0) return -1;
+  r->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+  if (!r->loop) return -1;
+  foreign[0] = r->loop;
+  info->foreign_loops = foreign;
+  info->options |= LWS_SERVER_OPTION_LIBEV;
+  return 0;
+}
+
+static void loop_once(run *r) {
+  if (r->loop)
+    ev_run(r->loop, EVRUN_ONCE);
+  else
+    lws_service(r->ctx, 0);
 }
 
 int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
@@ -438,6 +476,12 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
   info.protocols = protocols;
   info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
   info.fd_limit_per_thread = (unsigned int)(drivers + max_riders + 64);
+  void *foreign[1] = {NULL};
+  if (loop_setup(&r, &info, foreign) != 0) {
+    snprintf(err, errcap, "event loop \"%s\": neither epoll nor poll, or no epoll loop",
+             o->event_loop ? o->event_loop : "epoll");
+    goto fail;
+  }
   g_run = &r;
   r.ctx = lws_create_context(&info);
   if (!r.ctx) {
@@ -447,14 +491,25 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
   lg_io io = {&r, io_open, io_send, io_close, io_queued, io_describe};
   r.sim = make_sim(ud, &io, err, errcap);
   if (!r.sim) goto fail;
-  lws_sul_schedule(r.ctx, 0, &r.sul, tick, 1);
-  while (!r.finished)
-    if (lws_service(r.ctx, 0) < 0) break;
+  if (r.loop) {
+    double tick_s = (double)o->tick_ms / 1e3;
+    ev_timer_init(&r.ev_tick, on_ev_tick, 1e-6, tick_s);
+    r.ev_tick.data = &r;
+    ev_timer_start(r.loop, &r.ev_tick);
+    while (!r.finished) ev_run(r.loop, EVRUN_ONCE);
+  } else {
+    lws_sul_schedule(r.ctx, 0, &r.sul, tick, 1);
+    while (!r.finished)
+      if (lws_service(r.ctx, 0) < 0) break;
+  }
   /* let the closes go out, then stop (at most 3 s) */
   int64_t until = lg_now_us() + 3000000;
-  while (r.live_wsi > 0 && lg_now_us() < until) lws_service(r.ctx, 0);
+  while (r.live_wsi > 0 && lg_now_us() < until) loop_once(&r);
+  if (r.loop) ev_timer_stop(r.loop, &r.ev_tick);
   lws_context_destroy(r.ctx);
   r.ctx = NULL;
+  if (r.loop) ev_loop_destroy(r.loop);
+  r.loop = NULL;
   for (size_t i = 0; i < r.n_drivers; i++) conn_reset(&r.drivers[i]);
   for (size_t i = 0; i < r.n_riders; i++) conn_reset(&r.riders[i]);
   free(r.drivers);
@@ -464,6 +519,7 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
   return 0;
 fail:
   if (r.ctx) lws_context_destroy(r.ctx);
+  if (r.loop) ev_loop_destroy(r.loop);
   lg_sim_free(r.sim);
   if (r.drivers)
     for (size_t i = 0; i < r.n_drivers; i++) conn_reset(&r.drivers[i]);

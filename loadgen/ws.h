@@ -1,8 +1,8 @@
 /*
  * ws.h: the load generator's socket layer: every simulated driver and rider is one
  * libwebsockets client connection on one lws context, served by one thread's event loop
- * (no thread per connection). It implements the simulation's lg_io (open, send, close),
- * feeds it what arrives, and ticks it on a timer. It knows no message but the frames.
+ * (no thread per connection; epoll by default). It implements the simulation's lg_io (open, send,
+ * close), feeds it what arrives, and ticks it on a timer. It knows no message but the frames.
  */
 #ifndef LG_WS_H
 #define LG_WS_H
@@ -18,9 +18,11 @@ typedef struct lg_ws_opts {
   int port;
   const char *base_path; /* "" or a prefix before /v1/... */
   const char *jwt_secret;
-  int max_connecting; /* handshakes in flight at once */
-  int tick_ms;        /* simulation tick */
-  int progress;       /* print a progress line on stderr every second */
+  int max_connecting;     /* handshakes in flight at once */
+  int tick_ms;            /* simulation tick */
+  int progress;           /* print a progress line on stderr every second */
+  const char *event_loop; /* "epoll" (libev under lws; NULL means it) or "poll" (lws's own:
+                             every wake-up polls every socket) */
 } lg_ws_opts;
 
 /* Parse "ws://host:port[/prefix]" into host (hostcap bytes), *port and prefix. Returns 0 or
