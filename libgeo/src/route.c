@@ -59,6 +59,14 @@ typedef struct tentry {
   uint32_t next, idx, off;
 } tentry;
 
+/* A CH route found but not yet unpacked (route.c: ch_route_prepare, ch_materialize). */
+typedef struct ch_lazy {
+  bool pending;
+  const geo_graph *g;
+  uint32_t meet;                /* query id where the two searches met */
+  uint32_t first_arc, last_arc; /* the partly traversed end arcs, if any */
+} ch_lazy;
+
 struct geo_route_state {
   uint32_t n;
   dir_state d[2];
@@ -69,6 +77,7 @@ struct geo_route_state {
   size_t path_len, path_cap;
   double first_frac, last_frac; /* fraction where the route starts on path[0] / ends on last */
   bool first_partial, last_partial;
+  ch_lazy lazy;
   uint32_t *stack;
   size_t stack_cap;
   /* one-to-many: registrations per node (stamped heads) and bucket entries */
@@ -566,72 +575,76 @@ static inline const geo_ch_edge *ch_edge(const geo_ch_data *ch, uint32_t id) {
   return id < ch->n_up ? &ch->up[id] : &ch->dn[id - ch->n_up];
 }
 
-/* Append the original arcs of CH edge id, in travel order. */
-static bool ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id) {
+/* Append the original arcs of CH edge id, in travel order, or in reverse when rev. The
+ * caller reserved the room (ch_route_prepare): path for every arc, stack for the nesting
+ * depth (the second half waits on the stack while the first is unpacked). */
+static void ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id, bool rev) {
   size_t sp = 0;
-  if (!stack_reserve(st, 1)) return false;
   st->stack[sp++] = id;
   while (sp > 0) {
     const geo_ch_edge *e = ch_edge(ch, st->stack[--sp]);
     if (e->b == GEO_ARC_NONE) {
-      if (!path_push(st, e->a)) return false;
+      st->path[st->path_len++] = e->a;
       continue;
     }
-    if (!stack_reserve(st, sp + 2)) return false;
-    st->stack[sp++] = e->b; /* second half after the first */
-    st->stack[sp++] = e->a;
+    st->stack[sp++] = rev ? e->a : e->b; /* the half that comes second */
+    st->stack[sp++] = rev ? e->b : e->a;
   }
+}
+
+/* A CH route is found as labels; its length and arc count come from the query layout's
+ * per-arc sums, and its arcs are unpacked only when asked for (ch_materialize). This notes
+ * the route in st and reserves everything unpacking needs, so that it cannot fail later.
+ * *len_m receives the length. False when out of memory. */
+static bool ch_route_prepare(geo_route_state *st, const geo_graph *g, const seeds *ss,
+                             const seeds *ts, uint32_t meet, double *len_m) {
+  const geo_ch_query *q = &g->chq;
+  const label *lf = st->d[0].lab, *lb = st->d[1].lab;
+  size_t n_arcs = 0;
+  double len = 0;
+  uint32_t x = meet;
+  while (lf[x].pred < SEED_BASE) {
+    uint32_t k = lf[x].pred;
+    n_arcs += q->n_arcs[k], len += q->len_m[k], x = q->src[k];
+  }
+  const seed *s = &ss->s[lf[x].pred - SEED_BASE];
+  for (x = meet; lb[x].pred < SEED_BASE;) {
+    uint32_t k = lb[x].pred;
+    n_arcs += q->n_arcs[k], len += q->len_m[k], x = q->src[k];
+  }
+  const seed *t = &ts->s[lb[x].pred - SEED_BASE];
+  st->first_partial = s->arc != GEO_ARC_NONE;
+  st->first_frac = s->frac;
+  st->last_partial = t->arc != GEO_ARC_NONE;
+  st->last_frac = t->frac;
+  if (st->first_partial) n_arcs++, len += (1.0 - s->frac) * g->len_m[s->arc];
+  if (st->last_partial) n_arcs++, len += t->frac * g->len_m[t->arc];
+  if (!path_reserve(st, n_arcs) || !stack_reserve(st, (size_t)q->max_depth + 1)) return false;
+  st->path_len = 0;
+  st->lazy = (ch_lazy){true, g, meet, s->arc, t->arc};
+  *len_m = len;
   return true;
 }
 
-/* The graph node where CH edge id starts (forward) or ends (backward): the first arc's
- * tail, or the last arc's head, of its unpacking. */
-static uint32_t ch_edge_end(const geo_graph *g, uint32_t id, bool forward) {
-  const geo_ch_edge *e = ch_edge(&g->ch, id);
-  while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, forward ? e->a : e->b);
-  return forward ? g->tail[e->a] : g->head[e->a];
-}
-
-/* The forward chain from query id v back to its seed, unpacked in travel order. */
-static bool ch_fwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
-  const dir_state *d = &st->d[0];
+/* Unpack the CH route ch_route_prepare noted (a no-op for any other). Only reads the labels
+ * of the query that found it, which stay until the next query. */
+static void ch_materialize(geo_route_state *st) {
+  if (!st->lazy.pending) return;
+  st->lazy.pending = false;
+  const geo_graph *g = st->lazy.g;
   const geo_ch_query *q = &g->chq;
-  /* collect the edges from v back to the seed, then unpack them in travel order */
-  size_t n_edges = 0;
-  uint32_t x = v;
-  while (d->lab[x].pred < SEED_BASE) {
-    uint32_t id = q->edge[d->lab[x].pred];
-    if (!stack_reserve(st, n_edges + 1)) return false;
-    st->stack[n_edges++] = id;
-    x = q->cid[ch_edge_end(g, id, true)];
-  }
-  /* st->stack doubles as the unpack stack: copy the edge list out first. */
+  const label *lf = st->d[0].lab, *lb = st->d[1].lab;
+  st->path_len = 0;
+  if (st->first_partial) st->path[st->path_len++] = st->lazy.first_arc;
+  /* the forward chain runs from the meeting node back to the source: unpack each edge
+   * backwards, then turn the whole chain around */
   size_t start = st->path_len;
-  for (size_t i = 0; i < n_edges; i++)
-    if (!path_push(st, st->stack[i])) return false;
-  size_t end = st->path_len;
-  /* edges are now at path[start, end), last edge first; unpack them in reverse */
-  for (size_t i = end; i-- > start;) {
-    uint32_t id = st->path[i];
-    if (!ch_unpack(st, &g->ch, id)) return false;
-  }
-  /* drop the edge ids, keep the unpacked arcs */
-  memmove(st->path + start, st->path + end, (st->path_len - end) * sizeof *st->path);
-  st->path_len -= end - start;
-  return true;
-}
-
-/* The backward chain from query id v to its seed, unpacked in travel order. */
-static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
-  const dir_state *d = &st->d[1];
-  const geo_ch_query *q = &g->chq;
-  uint32_t x = v;
-  while (d->lab[x].pred < SEED_BASE) {
-    uint32_t id = q->edge[d->lab[x].pred];
-    if (!ch_unpack(st, &g->ch, id)) return false;
-    x = q->cid[g->head[st->path[st->path_len - 1]]];
-  }
-  return true;
+  for (uint32_t x = st->lazy.meet; lf[x].pred < SEED_BASE; x = q->src[lf[x].pred])
+    ch_unpack(st, &g->ch, q->edge[lf[x].pred], true);
+  path_reverse(st, start);
+  for (uint32_t x = st->lazy.meet; lb[x].pred < SEED_BASE; x = q->src[lb[x].pred])
+    ch_unpack(st, &g->ch, q->edge[lb[x].pred], false);
+  if (st->last_partial) st->path[st->path_len++] = st->lazy.last_arc;
 }
 
 /* ---- point-to-point entry --------------------------------------------------------------- */
@@ -642,13 +655,6 @@ static int seed_of(const dir_state *d, uint32_t v, const geo_graph *g, bool forw
   return (int)(d->lab[v].pred - SEED_BASE);
 }
 
-/* The seed index a CH search's label at query id v descends from. */
-static int ch_seed_of(const geo_graph *g, const dir_state *d, uint32_t v, bool forward) {
-  while (d->lab[v].pred < SEED_BASE)
-    v = g->chq.cid[ch_edge_end(g, g->chq.edge[d->lab[v].pred], forward)];
-  return (int)(d->lab[v].pred - SEED_BASE);
-}
-
 geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
                   const geo_route_place *from, const geo_route_place *to, geo_route_result *out) {
   if (st == NULL || g == NULL || out == NULL || st->n != g->n) return GEO_EINVAL;
@@ -656,6 +662,7 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   if ((unsigned)algo >= GEO_ROUTE_ALGO_COUNT || (algo == GEO_ROUTE_CH && !g->has_ch))
     return GEO_EINVAL;
   st->has_path = false;
+  st->lazy.pending = false;
   seeds ss, ts;
   source_seeds(g, from, &ss);
   target_seeds(g, to, &ts);
@@ -675,6 +682,7 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   }
   if (best == INF && direct == INF) return GEO_EUNREACHABLE;
   st->path_len = 0;
+  double len_m = 0;
   if (direct <= best) {
     st->first_partial = st->last_partial = darc != GEO_ARC_NONE;
     st->first_frac = f0;
@@ -692,15 +700,13 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
       ok = path_begin(st, &ss.s[s]) && append_fwd_chain(st, g, &st->d[0], meet) &&
            append_bwd_chain(st, g, &st->d[1], meet) && path_end(st, &ts.s[t]);
     } else {
-      int s = ch_seed_of(g, &st->d[0], meet, true), t = ch_seed_of(g, &st->d[1], meet, false);
-      ok = path_begin(st, &ss.s[s]) && ch_fwd_chain(st, g, meet) && ch_bwd_chain(st, g, meet) &&
-           path_end(st, &ts.s[t]);
+      ok = ch_route_prepare(st, g, &ss, &ts, meet, &len_m);
     }
     if (!ok) return GEO_ENOMEM;
   }
   st->has_path = true;
   out->time_ms = best;
-  out->length_m = path_length(st, g);
+  out->length_m = st->lazy.pending ? len_m : path_length(st, g);
   out->settled = settled;
   return GEO_OK;
 }
@@ -716,6 +722,9 @@ const uint32_t *geo_route_path_arcs(const geo_route_state *st, size_t *n) {
     if (n) *n = 0;
     return NULL;
   }
+  /* st is logically unchanged: a CH route's arcs are unpacked now (room reserved, no
+   * failure), the first time they are asked for */
+  ch_materialize((geo_route_state *)st);
   if (n) *n = st->path_len;
   return st->path;
 }
@@ -774,6 +783,7 @@ static size_t emit_arc(const geo_graph *g, uint32_t a, double f0, double f1, geo
 geo_err geo_route_polyline(const geo_route_state *st, const geo_graph *g, geo_latlng *buf,
                            size_t cap, size_t *n_points) {
   if (st == NULL || g == NULL || n_points == NULL || !st->has_path) return GEO_EINVAL;
+  ch_materialize((geo_route_state *)st); /* as in geo_route_path_arcs */
   size_t n = 0;
   if (st->path_len == 0) {
     /* a route that stays at one node */
@@ -932,6 +942,7 @@ geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_
     if (!place_valid(g, &targets[i])) return GEO_EINVAL;
   if (!tent_reserve(st, k * MAX_SEEDS + 1) || !pend_reserve(st, k + 1)) return GEO_ENOMEM;
   st->has_path = false;
+  st->lazy.pending = false;
   bool rev = dir == GEO_ROUTE_TO_SOURCE;
   /* The search starts where the source is left (forward) or reached (reverse); target seeds
    * go into a bounded stack buffer, in chunks, so that nothing is allocated per query. */
