@@ -163,8 +163,12 @@ static void dir_reset(dir_state *d, uint32_t n) {
   }
 }
 
+/* v's distance, INF when its label is stale. A mask, not a branch: whether a neighbour was
+ * reached is data, and the compilers turned the conditional into a mispredicted jump. */
 static inline uint32_t dist_of(const dir_state *d, uint32_t v) {
-  return d->lab[v].stamp == d->gen ? d->lab[v].dist : INF;
+  const label *l = &d->lab[v];
+  uint32_t valid = 0u - (uint32_t)(l->stamp == d->gen); /* all ones when valid */
+  return (l->dist & valid) | ~valid;
 }
 
 static inline uint32_t heap_min_key(const dir_state *d) { return (uint32_t)(d->heap[0] >> 32); }
@@ -514,18 +518,17 @@ static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uin
   uint32_t key;
   uint32_t v = heap_pop(d, &key);
   uint32_t dv = d->lab[v].dist;
-  uint32_t ov = dist_of(o, v);
-  if (ov != INF) {
-    uint32_t c = geo__sat_add(dv, ov);
-    if (c < *mu) *mu = c, *meet = v;
-  }
+  uint64_t c = (uint64_t)dv + dist_of(o, v); /* 64 bits: INF stays above every mu */
+  if (c < *mu) *mu = (uint32_t)c, *meet = v;
   const uint32_t *off = q->off + 2 * (size_t)v;
   /* this direction's arcs, then the other direction's (read for the stall test) */
   uint32_t rb = off[dir], re = off[dir + 1], sb = off[1 - dir], se = off[2 - dir];
-  for (uint32_t i = sb; i < se; i++) {
-    uint32_t du = dist_of(d, q->arc[i].node);
-    if (du != INF && geo__sat_add(du, q->arc[i].weight_ms) < dv) return v; /* stalled */
-  }
+  /* stalled when a higher neighbour reaches v more cheaply: every arc is tested, without
+   * an early exit, so that the only branch is the loop's */
+  bool stalled = false;
+  for (uint32_t i = sb; i < se; i++)
+    stalled |= (uint64_t)dist_of(d, q->arc[i].node) + q->arc[i].weight_ms < dv;
+  if (stalled) return v;
   for (uint32_t i = rb; i < re; i++) {
     uint32_t w = q->arc[i].node, nd = geo__sat_add(dv, q->arc[i].weight_ms);
     if (nd < dist_of(d, w)) relax_to(d, w, nd, i, nd);
