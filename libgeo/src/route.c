@@ -1,7 +1,7 @@
 /*
  * route.c: point-to-point searches (Dijkstra, A*, bidirectional Dijkstra, contraction
- * hierarchy queries), one-to-many searches (plain and CH buckets), path recovery and
- * polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
+ * hierarchy queries), one-to-many searches (plain, and CH with pruned target searches), path
+ * recovery and polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
  *
  * Labels live in per-direction arrays sized to the graph, one 16-byte record a node
  * {stamp, dist, pred, heap slot}; a label is valid only when its stamp equals the
@@ -80,7 +80,7 @@ struct geo_route_state {
   ch_lazy lazy;
   uint32_t *stack;
   size_t stack_cap;
-  /* one-to-many: registrations per node (stamped heads) and bucket entries */
+  /* plain one-to-many: registrations of targets per node (stamped heads), their entries */
   uint32_t *thead, *tstamp, tgen;
   tentry *tent;
   size_t tent_cap;
@@ -509,17 +509,21 @@ static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seed
 /* ---- contraction hierarchy query -------------------------------------------------------- */
 
 /* One step of an upward search in direction dir (0: up arcs, forward; 1: down arcs,
- * backward) on the query layout (labels indexed by query id, preds are arc indices of q).
- * Returns the settled node; updates mu/meet against the other direction. Stall-on-demand:
- * a node reached more cheaply through a higher neighbour is not expanded. */
-static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uint32_t *mu,
-                        uint32_t *meet) {
-  dir_state *d = &st->d[dir], *o = &st->d[1 - dir];
-  uint32_t key;
-  uint32_t v = heap_pop(d, &key);
-  uint32_t dv = d->lab[v].dist;
-  uint64_t c = (uint64_t)dv + dist_of(o, v); /* 64 bits: INF stays above every mu */
-  if (c < *mu) *mu = (uint32_t)c, *meet = v;
+ * backward) on the query layout (labels indexed by query id, preds are arc indices of q):
+ * settles the heap's minimum, *v, at distance *dv. When meeting, updates mu/meet against
+ * the other direction. Stall-on-demand: a node reached more cheaply through a higher
+ * neighbour is not expanded, and false says so; its label is then not its distance, so it
+ * can be no meeting node of a shortest route (an exact label is never stalled). */
+static inline bool ch_step(geo_route_state *st, const geo_ch_query *q, int dir, bool meeting,
+                           uint32_t *mu, uint32_t *meet, uint32_t *v_out, uint32_t *dv_out) {
+  dir_state *d = &st->d[dir];
+  uint32_t dv;
+  uint32_t v = heap_pop(d, &dv);
+  *v_out = v, *dv_out = dv;
+  if (meeting) {
+    uint64_t c = (uint64_t)dv + dist_of(&st->d[1 - dir], v); /* 64 bits: INF stays above mu */
+    if (c < *mu) *mu = (uint32_t)c, *meet = v;
+  }
   const uint32_t *off = q->off + 2 * (size_t)v;
   /* this direction's arcs, then the other direction's (read for the stall test) */
   uint32_t rb = off[dir], re = off[dir + 1], sb = off[1 - dir], se = off[2 - dir];
@@ -528,12 +532,12 @@ static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uin
   bool stalled = false;
   for (uint32_t i = sb; i < se; i++)
     stalled |= (uint64_t)dist_of(d, q->arc[i].node) + q->arc[i].weight_ms < dv;
-  if (stalled) return v;
+  if (stalled) return false;
   for (uint32_t i = rb; i < re; i++) {
     uint32_t w = q->arc[i].node, nd = geo__sat_add(dv, q->arc[i].weight_ms);
     if (nd < dist_of(d, w)) relax_to(d, w, nd, i, nd);
   }
-  return v;
+  return true;
 }
 
 /* Seed direction d with the seeds of ss, at their query ids. */
@@ -560,7 +564,8 @@ static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *
     bool fo = f->hsize > 0 && heap_min_key(f)<mu, bo = b->hsize> 0 && heap_min_key(b) < mu;
     if (!fo && !bo) break;
     int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
-    ch_step(st, q, dir, &mu, meet);
+    uint32_t v, dv;
+    ch_step(st, q, dir, true, &mu, meet, &v, &dv);
     count++;
   }
   *settled = count;
@@ -881,53 +886,34 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
   return GEO_OK;
 }
 
-/* CH buckets. The per-target upward searches run in direction tdir (0 = up[], when the
- * targets are the origins), the source's in the other. */
+/* CH one-to-many: the source's upward search runs first and runs out (up to the bound),
+ * in direction 1 - tdir; then each target's upward search, in direction tdir (0 = up arcs,
+ * when the targets are the origins), meets the source's labels as a point-to-point query
+ * would, and stops as soon as its heap's minimum reaches the best time found for it (or
+ * the bound): the source's side being complete, no later node can do better. Exact: a
+ * source label is the length of a real path, and the best meeting node's is its distance.
+ * times[] comes in with the direct routes, which bound the searches too. */
 static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const seeds *src,
                        const seeds *tsd, size_t k, uint32_t bound, uint32_t *times,
                        uint32_t *settled) {
   const geo_ch_query *q = &g->chq;
-  dir_state *d = &st->d[tdir];
-  dir_state *other = &st->d[1 - tdir];
-  /* the other direction is idle during the target searches: an empty generation keeps
-   * ch_step's meeting check inert */
-  dir_reset(other, st->n);
-  tent_new_gen(st);
-  size_t n_ent = 0;
-  uint32_t count = 0, mu_dummy = INF, meet_dummy = 0;
-  for (size_t i = 0; i < k; i++) {
-    dir_reset(d, st->n);
-    ch_seed(d, q, &tsd[i]);
-    while (d->hsize > 0 && heap_min_key(d) <= bound) {
-      uint32_t dv = heap_min_key(d);
-      uint32_t v = ch_step(st, q, tdir, &mu_dummy, &meet_dummy);
-      count++;
-      if (!tent_reserve(st, n_ent + 1)) return GEO_ENOMEM;
-      tent_add(st, &n_ent, v, (uint32_t)i, dv);
-    }
-  }
-  /* the source's search scans the buckets */
-  dir_state *s = &st->d[1 - tdir];
-  dir_reset(d, st->n); /* make the target side inert for ch_step's meeting check */
+  dir_state *s = &st->d[1 - tdir], *d = &st->d[tdir];
+  uint32_t count = 0, v, dv, meet;
   dir_reset(s, st->n);
   ch_seed(s, q, src);
-  uint32_t worst = INF; /* max over targets of times[], once all are finite */
-  while (s->hsize > 0 && heap_min_key(s) <= bound && heap_min_key(s) < worst) {
-    uint32_t dv = heap_min_key(s);
-    uint32_t v = ch_step(st, q, 1 - tdir, &mu_dummy, &meet_dummy);
+  while (s->hsize > 0 && heap_min_key(s) <= bound) {
     count++;
-    if (st->tstamp[v] == st->tgen) {
-      bool changed = false;
-      for (uint32_t e = st->thead[v]; e != UINT32_MAX; e = st->tent[e].next) {
-        uint32_t c = geo__sat_add(dv, st->tent[e].off);
-        if (c < times[st->tent[e].idx]) times[st->tent[e].idx] = c, changed = true;
-      }
-      if (changed) {
-        worst = 0;
-        for (size_t i = 0; i < k && worst != INF; i++)
-          if (times[i] > worst) worst = times[i];
-      }
+    ch_step(st, q, 1 - tdir, false, NULL, NULL, &v, &dv);
+  }
+  for (size_t i = 0; i < k; i++) {
+    uint32_t mu = times[i];
+    dir_reset(d, st->n);
+    ch_seed(d, q, &tsd[i]);
+    while (d->hsize > 0 && heap_min_key(d) <= bound && heap_min_key(d) < mu) {
+      count++;
+      ch_step(st, q, tdir, true, &mu, &meet, &v, &dv);
     }
+    times[i] = mu;
   }
   *settled = count;
   return GEO_OK;
