@@ -95,10 +95,19 @@ static void dir_free(dir_state *d) {
   geo__free(d->heap);
 }
 
+/* The heap has HEAP_PAD slots more than nodes, and every slot from hsize on holds
+ * HEAP_EMPTY, above every entry: heap_down compares a node's four children without asking
+ * how many there are. */
+#define HEAP_PAD 4
+#define HEAP_EMPTY UINT64_MAX
+
 static bool dir_init(dir_state *d, uint32_t n) {
   d->lab = geo__calloc(n, sizeof *d->lab);
-  d->heap = geo__calloc(n, sizeof *d->heap);
+  d->heap = geo__calloc((size_t)n + HEAP_PAD, sizeof *d->heap);
   d->gen = 0;
+  d->hsize = 0;
+  if (d->heap)
+    for (size_t i = 0; i < (size_t)n + HEAP_PAD; i++) d->heap[i] = HEAP_EMPTY;
   return d->lab && d->heap;
 }
 
@@ -156,6 +165,7 @@ geo_route_place geo_route_place_node(uint32_t v) { return (geo_route_place){v, G
 /* ---- labels and heap ------------------------------------------------------------------ */
 
 static void dir_reset(dir_state *d, uint32_t n) {
+  for (uint32_t i = 0; i < d->hsize; i++) d->heap[i] = HEAP_EMPTY; /* a search's leftovers */
   d->hsize = 0;
   if (++d->gen == 0) { /* wrapped: make every old stamp stale */
     for (uint32_t v = 0; v < n; v++) d->lab[v].stamp = 0;
@@ -192,13 +202,15 @@ static inline void heap_down(dir_state *d, uint32_t i) {
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
-    uint32_t best = c, end = c + 4 < n ? c + 4 : n;
-    uint64_t bx = d->heap[c];
-    for (uint32_t j = c + 1; j < end; j++) {
-      uint64_t y = d->heap[j];
-      best = y < bx ? j : best; /* selects, not branches: the order is data, not pattern */
-      bx = y < bx ? y : bx;
-    }
+    /* the least of four children (missing ones are HEAP_EMPTY), chosen with masks, not
+     * branches: the order is data, not pattern, and compilers branch on a plain select */
+    const uint64_t *h = d->heap + c;
+    uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
+    uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
+    uint64_t k = 0 - (uint64_t)(m23 < m01);
+    uint64_t bx = m01 ^ ((m01 ^ m23) & k);
+    uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
+    uint32_t best = c + (j01 ^ ((j01 ^ j23) & (uint32_t)k));
     if (bx >= x) break;
     d->heap[i] = bx;
     d->lab[(uint32_t)bx].hpos = i;
@@ -211,13 +223,11 @@ static inline void heap_down(dir_state *d, uint32_t i) {
 /* Set v's label to dist (with pred) and queue it with key; the caller checked improvement. */
 static inline void relax_to(dir_state *d, uint32_t v, uint32_t dist, uint32_t pred, uint32_t key) {
   label *l = &d->lab[v];
-  if (l->stamp != d->gen) {
-    l->stamp = d->gen;
-    l->hpos = NOT_IN_HEAP;
-  }
+  uint32_t hpos = l->hpos | ~(0u - (uint32_t)(l->stamp == d->gen)); /* stale: NOT_IN_HEAP */
+  l->stamp = d->gen;
   l->dist = dist;
   l->pred = pred;
-  uint32_t i = l->hpos == NOT_IN_HEAP ? d->hsize++ : l->hpos;
+  uint32_t i = hpos == NOT_IN_HEAP ? d->hsize++ : hpos;
   d->heap[i] = (uint64_t)key << 32 | v;
   heap_up(d, i);
 }
@@ -227,8 +237,10 @@ static inline uint32_t heap_pop(dir_state *d, uint32_t *key) {
   uint32_t v = (uint32_t)x;
   *key = (uint32_t)(x >> 32);
   d->lab[v].hpos = NOT_IN_HEAP;
-  if (--d->hsize > 0) {
-    d->heap[0] = d->heap[d->hsize];
+  uint64_t last = d->heap[--d->hsize];
+  d->heap[d->hsize] = HEAP_EMPTY;
+  if (d->hsize > 0) {
+    d->heap[0] = last;
     heap_down(d, 0);
   }
   return v;
