@@ -79,7 +79,9 @@ GEO_EXPORT geo_err geo_route_nodes(geo_route_state *st, const geo_graph *g, geo_
 
 /* The arcs the last successful route traverses, in order, including a partly traversed
  * first and last arc; a borrowed pointer valid until the next query on st. *n = 0 for a
- * route that stays at one node. */
+ * route that stays at one node. A CH route's arcs are unpacked at the first call here or to
+ * geo_route_polyline (room reserved by geo_route: this cannot fail), so its graph must still
+ * be alive; geo_route itself gives its time and length without unpacking. */
 GEO_EXPORT const uint32_t *geo_route_path_arcs(const geo_route_state *st, size_t *n);
 
 /* The polyline of the last successful route, from the exact start point to the exact end
