@@ -13,6 +13,7 @@
  * bench/README.md. Not a test: it asserts nothing.
  *
  * usage: route_bench [--pairs N] [--pg-pairs N] [--trips CSV]
+ * --pg-pairs 0 skips pgRouting (no DSN needed; the ratios to it are then not printed).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <libpq-fe.h>
@@ -103,6 +104,54 @@ static size_t load_pairs(const geo_graph *g, const char *path, pair *out, size_t
   return n;
 }
 
+/* pgr_dijkstra and pgr_aStar on the first pq pairs, one SQL round trip a query, as rows
+ * "pgrouting". False (with a message) when PostgreSQL fails. */
+static bool pg_anchor(const geo_graph *g, const char *dsn, const pair *pairs, size_t pq) {
+  double *v = calloc(pq + 1, sizeof *v);
+  size_t k;
+  if (v == NULL) return false;
+  PGconn *c = PQconnectdb(dsn);
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "route_bench: PostgreSQL: %s", PQerrorMessage(c));
+    PQfinish(c);
+    free(v);
+    return false;
+  }
+  const char *sql[2] = {
+      "SELECT max(agg_cost) FROM pgr_dijkstra('SELECT gid AS id, source, target, cost_s AS cost, "
+      "reverse_cost_s AS reverse_cost FROM ways', $1::bigint, $2::bigint, directed := true)",
+      "SELECT max(agg_cost) FROM pgr_aStar('SELECT gid AS id, source, target, cost_s AS cost, "
+      "reverse_cost_s AS reverse_cost, x1, y1, x2, y2 FROM ways', $1::bigint, $2::bigint, directed "
+      ":= true)"};
+  for (int a = 0; a < 2; a++) {
+    k = 0;
+    fprintf(stderr, "route_bench: pgRouting %s on %zu pairs...\n", a ? "pgr_aStar" : "pgr_dijkstra",
+            pq);
+    for (size_t i = 0; i < pq; i++) {
+      char s1[32], s2[32];
+      snprintf(s1, sizeof s1, "%lld", (long long)geo_graph_node_ext_id(g, pairs[i].a));
+      snprintf(s2, sizeof s2, "%lld", (long long)geo_graph_node_ext_id(g, pairs[i].b));
+      const char *params[2] = {s1, s2};
+      double t0 = now_us();
+      PGresult *r = PQexecParams(c, sql[a], 2, NULL, params, NULL, NULL, 0);
+      double t1 = now_us();
+      if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "route_bench: pgRouting: %s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+        free(v);
+        return false;
+      }
+      PQclear(r);
+      v[k++] = t1 - t0;
+    }
+    add_row(a ? "p2p_astar" : "p2p_dijkstra", "pgrouting", "us", v, k);
+  }
+  PQfinish(c);
+  free(v);
+  return true;
+}
+
 int main(int argc, char **argv) {
   size_t want = 1000, pg_want = 1000;
   const char *trips = "data/trips/nyc-taxi-10k.csv";
@@ -122,8 +171,9 @@ int main(int argc, char **argv) {
    * owner's DSN when .run/env has it (docs/security.md) */
   const char *path = getenv("MERIDIAN_GRAPH"), *dsn = getenv("MERIDIAN_PG_ADMIN_DSN");
   if (dsn == NULL || *dsn == '\0') dsn = getenv("MERIDIAN_PG_DSN");
-  if (path == NULL || dsn == NULL) {
-    fprintf(stderr, "route_bench: set MERIDIAN_GRAPH and MERIDIAN_PG_DSN (source .run/env)\n");
+  if (path == NULL || (dsn == NULL && pg_want > 0)) {
+    fprintf(stderr, "route_bench: set MERIDIAN_GRAPH and MERIDIAN_PG_DSN (source .run/env), or "
+                    "pass --pg-pairs 0\n");
     return 2;
   }
   /* snapshot_load */
@@ -217,42 +267,8 @@ int main(int argc, char **argv) {
   }
   add_row("one_to_many_16_dijkstra", "meridian", "us", v, k);
 
-  /* pgRouting through libpq */
-  PGconn *c = PQconnectdb(dsn);
-  if (PQstatus(c) != CONNECTION_OK) {
-    fprintf(stderr, "route_bench: PostgreSQL: %s", PQerrorMessage(c));
-    return 1;
-  }
-  const char *sql[2] = {
-      "SELECT max(agg_cost) FROM pgr_dijkstra('SELECT gid AS id, source, target, cost_s AS cost, "
-      "reverse_cost_s AS reverse_cost FROM ways', $1::bigint, $2::bigint, directed := true)",
-      "SELECT max(agg_cost) FROM pgr_aStar('SELECT gid AS id, source, target, cost_s AS cost, "
-      "reverse_cost_s AS reverse_cost, x1, y1, x2, y2 FROM ways', $1::bigint, $2::bigint, directed "
-      ":= true)"};
-  size_t pq = pg_want < nq ? pg_want : nq;
-  for (int a = 0; a < 2; a++) {
-    k = 0;
-    fprintf(stderr, "route_bench: pgRouting %s on %zu pairs...\n", a ? "pgr_aStar" : "pgr_dijkstra",
-            pq);
-    for (size_t i = 0; i < pq; i++) {
-      char s1[32], s2[32];
-      snprintf(s1, sizeof s1, "%lld", (long long)geo_graph_node_ext_id(g, pairs[i].a));
-      snprintf(s2, sizeof s2, "%lld", (long long)geo_graph_node_ext_id(g, pairs[i].b));
-      const char *params[2] = {s1, s2};
-      double t0 = now_us();
-      PGresult *r = PQexecParams(c, sql[a], 2, NULL, params, NULL, NULL, 0);
-      double t1 = now_us();
-      if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fprintf(stderr, "route_bench: pgRouting: %s", PQerrorMessage(c));
-        PQclear(r);
-        return 1;
-      }
-      PQclear(r);
-      v[k++] = t1 - t0;
-    }
-    add_row(a ? "p2p_astar" : "p2p_dijkstra", "pgrouting", "us", v, k);
-  }
-  PQfinish(c);
+  /* pgRouting through libpq, unless skipped */
+  if (pg_want > 0 && !pg_anchor(g, dsn, pairs, pg_want < nq ? pg_want : nq)) return 1;
   /* ratios */
   double pg_astar = 0, pg_dij = 0, ch = 0, m_dij = 0, otm = 0;
   for (int i = 0; i < n_rows; i++) {
@@ -267,11 +283,12 @@ int main(int argc, char **argv) {
     if (!strcmp(rows[i].impl, "meridian") && !strcmp(rows[i].workload, "one_to_many_16"))
       otm = rows[i].median;
   }
-  fprintf(
-      stderr,
-      "ratios (median): p2p_dijkstra pgRouting/Meridian %.0fx; p2p_astar pgRouting/Meridian %.0fx; "
-      "pgRouting astar / Meridian CH %.0fx; one_to_many_16 / p2p_astar %.2f\n",
-      pg_dij / m_dij, pg_astar / astar_median, pg_astar / ch, otm / astar_median);
+  if (pg_want > 0)
+    fprintf(stderr,
+            "ratios (median): p2p_dijkstra pgRouting/Meridian %.0fx; p2p_astar pgRouting/Meridian "
+            "%.0fx; pgRouting astar / Meridian CH %.0fx; ",
+            pg_dij / m_dij, pg_astar / astar_median, pg_astar / ch);
+  fprintf(stderr, "one_to_many_16 / p2p_astar %.2f\n", otm / astar_median);
   char m[512];
   bench_machine(m, sizeof m);
   printf("{\"bench\": \"route_bench\", \"machine\": \"%s\", \"rows\": [", m);

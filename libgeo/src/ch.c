@@ -463,6 +463,9 @@ void geo__ch_query_free(geo_ch_query *q) {
   geo__free(q->off);
   geo__free(q->arc);
   geo__free(q->edge);
+  geo__free(q->src);
+  geo__free(q->n_arcs);
+  geo__free(q->len_m);
   *q = (geo_ch_query){0};
 }
 
@@ -474,24 +477,60 @@ static uint32_t query_fill_node(const geo_ch_data *ch, geo_ch_query *q, uint32_t
   for (uint32_t i = ch->up_off[v]; i < ch->up_off[v + 1]; i++, k++) {
     q->arc[k] = (geo_ch_arc){q->cid[ch->up[i].node], ch->up[i].weight};
     q->edge[k] = i;
+    q->src[k] = qid;
   }
   q->off[2 * (size_t)qid + 1] = k;
   for (uint32_t i = ch->dn_off[v]; i < ch->dn_off[v + 1]; i++, k++) {
     q->arc[k] = (geo_ch_arc){q->cid[ch->dn[i].node], ch->dn[i].weight};
     q->edge[k] = ch->n_up + i;
+    q->src[k] = qid;
   }
   return k;
 }
 
-geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, geo_ch_query *out) {
-  size_t nn = n ? n : 1, total = (size_t)ch->n_up + ch->n_dn;
+/* Arc counts, lengths and nesting depths of every arc's CH edge. A shortcut's halves are
+ * edges of its middle node, which has a lower rank (a higher query id) than both its ends:
+ * going through query ids downwards meets the halves first. depth (scratch, per arc) and
+ * at (scratch, per CH edge: its arc) have n_up + n_dn elements. */
+static void query_fill_lengths(const geo_ch_data *ch, uint32_t n, const float *len_m,
+                               geo_ch_query *q, uint32_t *depth, uint32_t *at) {
+  size_t total = (size_t)ch->n_up + ch->n_dn;
+  for (size_t k = 0; k < total; k++) at[q->edge[k]] = (uint32_t)k;
+  q->max_depth = 0;
+  for (uint32_t qid = n; qid-- > 0;) {
+    for (uint32_t k = q->off[2 * (size_t)qid]; k < q->off[2 * (size_t)qid + 2]; k++) {
+      uint32_t id = q->edge[k];
+      const geo_ch_edge *e = id < ch->n_up ? &ch->up[id] : &ch->dn[id - ch->n_up];
+      if (e->b == GEO_ARC_NONE) {
+        q->n_arcs[k] = 1, q->len_m[k] = len_m[e->a], depth[k] = 1;
+      } else {
+        uint32_t ka = at[e->a], kb = at[e->b];
+        q->n_arcs[k] = geo__sat_add(q->n_arcs[ka], q->n_arcs[kb]);
+        q->len_m[k] = q->len_m[ka] + q->len_m[kb];
+        depth[k] = 1 + (depth[ka] > depth[kb] ? depth[ka] : depth[kb]);
+      }
+      if (depth[k] > q->max_depth) q->max_depth = depth[k];
+    }
+  }
+}
+
+geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, const float *len_m,
+                           geo_ch_query *out) {
+  size_t nn = n ? n : 1, total = (size_t)ch->n_up + ch->n_dn, nt = total ? total : 1;
   geo_ch_query q = {0};
   q.cid = geo__calloc(nn, sizeof *q.cid);
   q.node = geo__calloc(nn, sizeof *q.node);
   q.off = geo__calloc(2 * (size_t)n + 1, sizeof *q.off);
-  q.arc = geo__calloc(total ? total : 1, sizeof *q.arc);
-  q.edge = geo__calloc(total ? total : 1, sizeof *q.edge);
-  if (!q.cid || !q.node || !q.off || !q.arc || !q.edge) {
+  q.arc = geo__calloc(nt, sizeof *q.arc);
+  q.edge = geo__calloc(nt, sizeof *q.edge);
+  q.src = geo__calloc(nt, sizeof *q.src);
+  q.n_arcs = geo__calloc(nt, sizeof *q.n_arcs);
+  q.len_m = geo__calloc(nt, sizeof *q.len_m);
+  uint32_t *depth = geo__calloc(nt, sizeof *depth), *at = geo__calloc(nt, sizeof *at);
+  if (!q.cid || !q.node || !q.off || !q.arc || !q.edge || !q.src || !q.n_arcs || !q.len_m ||
+      !depth || !at) {
+    geo__free(depth);
+    geo__free(at);
     geo__ch_query_free(&q);
     return GEO_ENOMEM;
   }
@@ -502,6 +541,9 @@ geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, geo_ch_query *out)
   uint32_t k = 0;
   for (uint32_t qid = 0; qid < n; qid++) k = query_fill_node(ch, &q, qid, k);
   q.off[2 * (size_t)n] = k;
+  query_fill_lengths(ch, n, len_m, &q, depth, at);
+  geo__free(depth);
+  geo__free(at);
   *out = q;
   return GEO_OK;
 }
@@ -511,6 +553,7 @@ static bool query_arc_ok(const geo_ch_data *ch, uint32_t n, const geo_ch_query *
                          uint32_t k, bool up) {
   uint32_t id = q->edge[k], v = q->node[qid];
   if (q->arc[k].node >= qid) return false; /* a higher rank is a lower query id */
+  if (q->src[k] != qid || q->n_arcs[k] == 0 || !(q->len_m[k] >= 0)) return false;
   if (up ? id >= ch->n_up : id < ch->n_up || id - ch->n_up >= ch->n_dn) return false;
   const uint32_t *off = up ? ch->up_off : ch->dn_off;
   uint32_t i = up ? id : id - ch->n_up;
@@ -570,7 +613,7 @@ geo_err geo_ch_build(geo_graph *g, geo_ch_stats *stats) {
   if ((err = flatten(&b, &h)) != GEO_OK) goto fail;
   geo_ch_data data = {rank, h.up_off, h.up, h.dn_off, h.dn, (uint32_t)h.n_up, (uint32_t)h.n_dn};
   geo_ch_query q;
-  if ((err = geo__ch_query_make(&data, g->n, &q)) != GEO_OK) goto fail;
+  if ((err = geo__ch_query_make(&data, g->n, g->len_m, &q)) != GEO_OK) goto fail;
   attach(g, rank, &h, &q);
   if (stats) *stats = (geo_ch_stats){(uint32_t)h.n_up, (uint32_t)h.n_dn, h.n_short};
   rank = NULL;

@@ -43,7 +43,9 @@ typedef struct geo_ch_arc {
  * (from higher ranks, the backward search; each direction reads the other's for its
  * stall-on-demand test). Invariants (geo__ch_query_check): cid and node are inverse
  * permutations; off rises from 0 to n_up + n_dn; every arc leads to a lower query id and
- * names, in edge[], the CH edge it copies (same ends and weight), each CH edge exactly once. */
+ * names, in edge[], the CH edge it copies (same ends and weight), each CH edge exactly once;
+ * src[k] is the query id whose range holds arc k; every arc stands for at least one original
+ * arc, and a shortcut's count and length are the sums of its halves'. */
 typedef struct geo_ch_query {
   uint32_t *cid;  /* n: graph node -> query id */
   uint32_t *node; /* n: query id -> graph node */
@@ -51,11 +53,18 @@ typedef struct geo_ch_query {
       *off; /* 2n + 1: query id q's up arcs [off[2q], off[2q+1]), down [off[2q+1], off[2q+2]) */
   geo_ch_arc *arc; /* n_up + n_dn */
   uint32_t *edge;  /* n_up + n_dn: the CH edge id (up[] then dn[]) of each arc, for paths */
+  /* per arc, so that a route's length and arc count need no unpacking (route.c): */
+  uint32_t *src;      /* n_up + n_dn: the query id the arc belongs to (a pred's other end) */
+  uint32_t *n_arcs;   /* n_up + n_dn: original arcs the CH edge unpacks to (saturated) */
+  double *len_m;      /* n_up + n_dn: their total length */
+  uint32_t max_depth; /* the deepest shortcut nesting: unpacking needs max_depth + 1 slots */
 } geo_ch_query;
 
 /* The query layout of hierarchy ch on n nodes into *q (owned arrays; *q untouched on
- * failure). Errors: GEO_ENOMEM. A pure function of ch. */
-geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, geo_ch_query *q);
+ * failure), with lengths from the graph's arc lengths len_m. ch must be valid (built, or
+ * passed by the snapshot's check: a shortcut's halves meet at a lower rank). Errors:
+ * GEO_ENOMEM. A pure function of ch and len_m. */
+geo_err geo__ch_query_make(const geo_ch_data *ch, uint32_t n, const float *len_m, geo_ch_query *q);
 /* Free q's arrays and zero it. */
 void geo__ch_query_free(geo_ch_query *q);
 /* GEO_OK when q satisfies its invariants against ch, else GEO_EFORMAT. */

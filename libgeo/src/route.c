@@ -1,7 +1,7 @@
 /*
  * route.c: point-to-point searches (Dijkstra, A*, bidirectional Dijkstra, contraction
- * hierarchy queries), one-to-many searches (plain and CH buckets), path recovery and
- * polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
+ * hierarchy queries), one-to-many searches (plain, and CH with pruned target searches), path
+ * recovery and polylines. The hierarchy itself is built in ch.c; snapping is in snap.c.
  *
  * Labels live in per-direction arrays sized to the graph, one 16-byte record a node
  * {stamp, dist, pred, heap slot}; a label is valid only when its stamp equals the
@@ -59,6 +59,14 @@ typedef struct tentry {
   uint32_t next, idx, off;
 } tentry;
 
+/* A CH route found but not yet unpacked (route.c: ch_route_prepare, ch_materialize). */
+typedef struct ch_lazy {
+  bool pending;
+  const geo_graph *g;
+  uint32_t meet;                /* query id where the two searches met */
+  uint32_t first_arc, last_arc; /* the partly traversed end arcs, if any */
+} ch_lazy;
+
 struct geo_route_state {
   uint32_t n;
   dir_state d[2];
@@ -69,9 +77,10 @@ struct geo_route_state {
   size_t path_len, path_cap;
   double first_frac, last_frac; /* fraction where the route starts on path[0] / ends on last */
   bool first_partial, last_partial;
+  ch_lazy lazy;
   uint32_t *stack;
   size_t stack_cap;
-  /* one-to-many: registrations per node (stamped heads) and bucket entries */
+  /* plain one-to-many: registrations of targets per node (stamped heads), their entries */
   uint32_t *thead, *tstamp, tgen;
   tentry *tent;
   size_t tent_cap;
@@ -86,10 +95,19 @@ static void dir_free(dir_state *d) {
   geo__free(d->heap);
 }
 
+/* The heap has HEAP_PAD slots more than nodes, and every slot from hsize on holds
+ * HEAP_EMPTY, above every entry: heap_down compares a node's four children without asking
+ * how many there are. */
+#define HEAP_PAD 4
+#define HEAP_EMPTY UINT64_MAX
+
 static bool dir_init(dir_state *d, uint32_t n) {
   d->lab = geo__calloc(n, sizeof *d->lab);
-  d->heap = geo__calloc(n, sizeof *d->heap);
+  d->heap = geo__calloc((size_t)n + HEAP_PAD, sizeof *d->heap);
   d->gen = 0;
+  d->hsize = 0;
+  if (d->heap)
+    for (size_t i = 0; i < (size_t)n + HEAP_PAD; i++) d->heap[i] = HEAP_EMPTY;
   return d->lab && d->heap;
 }
 
@@ -147,6 +165,7 @@ geo_route_place geo_route_place_node(uint32_t v) { return (geo_route_place){v, G
 /* ---- labels and heap ------------------------------------------------------------------ */
 
 static void dir_reset(dir_state *d, uint32_t n) {
+  for (uint32_t i = 0; i < d->hsize; i++) d->heap[i] = HEAP_EMPTY; /* a search's leftovers */
   d->hsize = 0;
   if (++d->gen == 0) { /* wrapped: make every old stamp stale */
     for (uint32_t v = 0; v < n; v++) d->lab[v].stamp = 0;
@@ -154,8 +173,12 @@ static void dir_reset(dir_state *d, uint32_t n) {
   }
 }
 
+/* v's distance, INF when its label is stale. A mask, not a branch: whether a neighbour was
+ * reached is data, and the compilers turned the conditional into a mispredicted jump. */
 static inline uint32_t dist_of(const dir_state *d, uint32_t v) {
-  return d->lab[v].stamp == d->gen ? d->lab[v].dist : INF;
+  const label *l = &d->lab[v];
+  uint32_t valid = 0u - (uint32_t)(l->stamp == d->gen); /* all ones when valid */
+  return (l->dist & valid) | ~valid;
 }
 
 static inline uint32_t heap_min_key(const dir_state *d) { return (uint32_t)(d->heap[0] >> 32); }
@@ -179,13 +202,15 @@ static inline void heap_down(dir_state *d, uint32_t i) {
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
-    uint32_t best = c, end = c + 4 < n ? c + 4 : n;
-    uint64_t bx = d->heap[c];
-    for (uint32_t j = c + 1; j < end; j++) {
-      uint64_t y = d->heap[j];
-      best = y < bx ? j : best; /* selects, not branches: the order is data, not pattern */
-      bx = y < bx ? y : bx;
-    }
+    /* the least of four children (missing ones are HEAP_EMPTY), chosen with masks, not
+     * branches: the order is data, not pattern, and compilers branch on a plain select */
+    const uint64_t *h = d->heap + c;
+    uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
+    uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
+    uint64_t k = 0 - (uint64_t)(m23 < m01);
+    uint64_t bx = m01 ^ ((m01 ^ m23) & k);
+    uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
+    uint32_t best = c + (j01 ^ ((j01 ^ j23) & (uint32_t)k));
     if (bx >= x) break;
     d->heap[i] = bx;
     d->lab[(uint32_t)bx].hpos = i;
@@ -198,13 +223,11 @@ static inline void heap_down(dir_state *d, uint32_t i) {
 /* Set v's label to dist (with pred) and queue it with key; the caller checked improvement. */
 static inline void relax_to(dir_state *d, uint32_t v, uint32_t dist, uint32_t pred, uint32_t key) {
   label *l = &d->lab[v];
-  if (l->stamp != d->gen) {
-    l->stamp = d->gen;
-    l->hpos = NOT_IN_HEAP;
-  }
+  uint32_t hpos = l->hpos | ~(0u - (uint32_t)(l->stamp == d->gen)); /* stale: NOT_IN_HEAP */
+  l->stamp = d->gen;
   l->dist = dist;
   l->pred = pred;
-  uint32_t i = l->hpos == NOT_IN_HEAP ? d->hsize++ : l->hpos;
+  uint32_t i = hpos == NOT_IN_HEAP ? d->hsize++ : hpos;
   d->heap[i] = (uint64_t)key << 32 | v;
   heap_up(d, i);
 }
@@ -214,8 +237,10 @@ static inline uint32_t heap_pop(dir_state *d, uint32_t *key) {
   uint32_t v = (uint32_t)x;
   *key = (uint32_t)(x >> 32);
   d->lab[v].hpos = NOT_IN_HEAP;
-  if (--d->hsize > 0) {
-    d->heap[0] = d->heap[d->hsize];
+  uint64_t last = d->heap[--d->hsize];
+  d->heap[d->hsize] = HEAP_EMPTY;
+  if (d->hsize > 0) {
+    d->heap[0] = last;
     heap_down(d, 0);
   }
   return v;
@@ -496,32 +521,35 @@ static uint32_t search_bidir(geo_route_state *st, const geo_graph *g, const seed
 /* ---- contraction hierarchy query -------------------------------------------------------- */
 
 /* One step of an upward search in direction dir (0: up arcs, forward; 1: down arcs,
- * backward) on the query layout (labels indexed by query id, preds are arc indices of q).
- * Returns the settled node; updates mu/meet against the other direction. Stall-on-demand:
- * a node reached more cheaply through a higher neighbour is not expanded. */
-static uint32_t ch_step(geo_route_state *st, const geo_ch_query *q, int dir, uint32_t *mu,
-                        uint32_t *meet) {
-  dir_state *d = &st->d[dir], *o = &st->d[1 - dir];
-  uint32_t key;
-  uint32_t v = heap_pop(d, &key);
-  uint32_t dv = d->lab[v].dist;
-  uint32_t ov = dist_of(o, v);
-  if (ov != INF) {
-    uint32_t c = geo__sat_add(dv, ov);
-    if (c < *mu) *mu = c, *meet = v;
+ * backward) on the query layout (labels indexed by query id, preds are arc indices of q):
+ * settles the heap's minimum, *v, at distance *dv. When meeting, updates mu/meet against
+ * the other direction. Stall-on-demand: a node reached more cheaply through a higher
+ * neighbour is not expanded, and false says so; its label is then not its distance, so it
+ * can be no meeting node of a shortest route (an exact label is never stalled). */
+static inline bool ch_step(geo_route_state *st, const geo_ch_query *q, int dir, bool meeting,
+                           uint32_t *mu, uint32_t *meet, uint32_t *v_out, uint32_t *dv_out) {
+  dir_state *d = &st->d[dir];
+  uint32_t dv;
+  uint32_t v = heap_pop(d, &dv);
+  *v_out = v, *dv_out = dv;
+  if (meeting) {
+    uint64_t c = (uint64_t)dv + dist_of(&st->d[1 - dir], v); /* 64 bits: INF stays above mu */
+    if (c < *mu) *mu = (uint32_t)c, *meet = v;
   }
   const uint32_t *off = q->off + 2 * (size_t)v;
   /* this direction's arcs, then the other direction's (read for the stall test) */
   uint32_t rb = off[dir], re = off[dir + 1], sb = off[1 - dir], se = off[2 - dir];
-  for (uint32_t i = sb; i < se; i++) {
-    uint32_t du = dist_of(d, q->arc[i].node);
-    if (du != INF && geo__sat_add(du, q->arc[i].weight_ms) < dv) return v; /* stalled */
-  }
+  /* stalled when a higher neighbour reaches v more cheaply: every arc is tested, without
+   * an early exit, so that the only branch is the loop's */
+  bool stalled = false;
+  for (uint32_t i = sb; i < se; i++)
+    stalled |= (uint64_t)dist_of(d, q->arc[i].node) + q->arc[i].weight_ms < dv;
+  if (stalled) return false;
   for (uint32_t i = rb; i < re; i++) {
     uint32_t w = q->arc[i].node, nd = geo__sat_add(dv, q->arc[i].weight_ms);
     if (nd < dist_of(d, w)) relax_to(d, w, nd, i, nd);
   }
-  return v;
+  return true;
 }
 
 /* Seed direction d with the seeds of ss, at their query ids. */
@@ -548,7 +576,8 @@ static uint32_t search_ch(geo_route_state *st, const geo_graph *g, const seeds *
     bool fo = f->hsize > 0 && heap_min_key(f)<mu, bo = b->hsize> 0 && heap_min_key(b) < mu;
     if (!fo && !bo) break;
     int dir = fo && bo ? (turn = !turn) : (fo ? 0 : 1);
-    ch_step(st, q, dir, &mu, meet);
+    uint32_t v, dv;
+    ch_step(st, q, dir, true, &mu, meet, &v, &dv);
     count++;
   }
   *settled = count;
@@ -566,72 +595,76 @@ static inline const geo_ch_edge *ch_edge(const geo_ch_data *ch, uint32_t id) {
   return id < ch->n_up ? &ch->up[id] : &ch->dn[id - ch->n_up];
 }
 
-/* Append the original arcs of CH edge id, in travel order. */
-static bool ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id) {
+/* Append the original arcs of CH edge id, in travel order, or in reverse when rev. The
+ * caller reserved the room (ch_route_prepare): path for every arc, stack for the nesting
+ * depth (the second half waits on the stack while the first is unpacked). */
+static void ch_unpack(geo_route_state *st, const geo_ch_data *ch, uint32_t id, bool rev) {
   size_t sp = 0;
-  if (!stack_reserve(st, 1)) return false;
   st->stack[sp++] = id;
   while (sp > 0) {
     const geo_ch_edge *e = ch_edge(ch, st->stack[--sp]);
     if (e->b == GEO_ARC_NONE) {
-      if (!path_push(st, e->a)) return false;
+      st->path[st->path_len++] = e->a;
       continue;
     }
-    if (!stack_reserve(st, sp + 2)) return false;
-    st->stack[sp++] = e->b; /* second half after the first */
-    st->stack[sp++] = e->a;
+    st->stack[sp++] = rev ? e->a : e->b; /* the half that comes second */
+    st->stack[sp++] = rev ? e->b : e->a;
   }
+}
+
+/* A CH route is found as labels; its length and arc count come from the query layout's
+ * per-arc sums, and its arcs are unpacked only when asked for (ch_materialize). This notes
+ * the route in st and reserves everything unpacking needs, so that it cannot fail later.
+ * *len_m receives the length. False when out of memory. */
+static bool ch_route_prepare(geo_route_state *st, const geo_graph *g, const seeds *ss,
+                             const seeds *ts, uint32_t meet, double *len_m) {
+  const geo_ch_query *q = &g->chq;
+  const label *lf = st->d[0].lab, *lb = st->d[1].lab;
+  size_t n_arcs = 0;
+  double len = 0;
+  uint32_t x = meet;
+  while (lf[x].pred < SEED_BASE) {
+    uint32_t k = lf[x].pred;
+    n_arcs += q->n_arcs[k], len += q->len_m[k], x = q->src[k];
+  }
+  const seed *s = &ss->s[lf[x].pred - SEED_BASE];
+  for (x = meet; lb[x].pred < SEED_BASE;) {
+    uint32_t k = lb[x].pred;
+    n_arcs += q->n_arcs[k], len += q->len_m[k], x = q->src[k];
+  }
+  const seed *t = &ts->s[lb[x].pred - SEED_BASE];
+  st->first_partial = s->arc != GEO_ARC_NONE;
+  st->first_frac = s->frac;
+  st->last_partial = t->arc != GEO_ARC_NONE;
+  st->last_frac = t->frac;
+  if (st->first_partial) n_arcs++, len += (1.0 - s->frac) * g->len_m[s->arc];
+  if (st->last_partial) n_arcs++, len += t->frac * g->len_m[t->arc];
+  if (!path_reserve(st, n_arcs) || !stack_reserve(st, (size_t)q->max_depth + 1)) return false;
+  st->path_len = 0;
+  st->lazy = (ch_lazy){true, g, meet, s->arc, t->arc};
+  *len_m = len;
   return true;
 }
 
-/* The graph node where CH edge id starts (forward) or ends (backward): the first arc's
- * tail, or the last arc's head, of its unpacking. */
-static uint32_t ch_edge_end(const geo_graph *g, uint32_t id, bool forward) {
-  const geo_ch_edge *e = ch_edge(&g->ch, id);
-  while (e->b != GEO_ARC_NONE) e = ch_edge(&g->ch, forward ? e->a : e->b);
-  return forward ? g->tail[e->a] : g->head[e->a];
-}
-
-/* The forward chain from query id v back to its seed, unpacked in travel order. */
-static bool ch_fwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
-  const dir_state *d = &st->d[0];
+/* Unpack the CH route ch_route_prepare noted (a no-op for any other). Only reads the labels
+ * of the query that found it, which stay until the next query. */
+static void ch_materialize(geo_route_state *st) {
+  if (!st->lazy.pending) return;
+  st->lazy.pending = false;
+  const geo_graph *g = st->lazy.g;
   const geo_ch_query *q = &g->chq;
-  /* collect the edges from v back to the seed, then unpack them in travel order */
-  size_t n_edges = 0;
-  uint32_t x = v;
-  while (d->lab[x].pred < SEED_BASE) {
-    uint32_t id = q->edge[d->lab[x].pred];
-    if (!stack_reserve(st, n_edges + 1)) return false;
-    st->stack[n_edges++] = id;
-    x = q->cid[ch_edge_end(g, id, true)];
-  }
-  /* st->stack doubles as the unpack stack: copy the edge list out first. */
+  const label *lf = st->d[0].lab, *lb = st->d[1].lab;
+  st->path_len = 0;
+  if (st->first_partial) st->path[st->path_len++] = st->lazy.first_arc;
+  /* the forward chain runs from the meeting node back to the source: unpack each edge
+   * backwards, then turn the whole chain around */
   size_t start = st->path_len;
-  for (size_t i = 0; i < n_edges; i++)
-    if (!path_push(st, st->stack[i])) return false;
-  size_t end = st->path_len;
-  /* edges are now at path[start, end), last edge first; unpack them in reverse */
-  for (size_t i = end; i-- > start;) {
-    uint32_t id = st->path[i];
-    if (!ch_unpack(st, &g->ch, id)) return false;
-  }
-  /* drop the edge ids, keep the unpacked arcs */
-  memmove(st->path + start, st->path + end, (st->path_len - end) * sizeof *st->path);
-  st->path_len -= end - start;
-  return true;
-}
-
-/* The backward chain from query id v to its seed, unpacked in travel order. */
-static bool ch_bwd_chain(geo_route_state *st, const geo_graph *g, uint32_t v) {
-  const dir_state *d = &st->d[1];
-  const geo_ch_query *q = &g->chq;
-  uint32_t x = v;
-  while (d->lab[x].pred < SEED_BASE) {
-    uint32_t id = q->edge[d->lab[x].pred];
-    if (!ch_unpack(st, &g->ch, id)) return false;
-    x = q->cid[g->head[st->path[st->path_len - 1]]];
-  }
-  return true;
+  for (uint32_t x = st->lazy.meet; lf[x].pred < SEED_BASE; x = q->src[lf[x].pred])
+    ch_unpack(st, &g->ch, q->edge[lf[x].pred], true);
+  path_reverse(st, start);
+  for (uint32_t x = st->lazy.meet; lb[x].pred < SEED_BASE; x = q->src[lb[x].pred])
+    ch_unpack(st, &g->ch, q->edge[lb[x].pred], false);
+  if (st->last_partial) st->path[st->path_len++] = st->lazy.last_arc;
 }
 
 /* ---- point-to-point entry --------------------------------------------------------------- */
@@ -642,13 +675,6 @@ static int seed_of(const dir_state *d, uint32_t v, const geo_graph *g, bool forw
   return (int)(d->lab[v].pred - SEED_BASE);
 }
 
-/* The seed index a CH search's label at query id v descends from. */
-static int ch_seed_of(const geo_graph *g, const dir_state *d, uint32_t v, bool forward) {
-  while (d->lab[v].pred < SEED_BASE)
-    v = g->chq.cid[ch_edge_end(g, g->chq.edge[d->lab[v].pred], forward)];
-  return (int)(d->lab[v].pred - SEED_BASE);
-}
-
 geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
                   const geo_route_place *from, const geo_route_place *to, geo_route_result *out) {
   if (st == NULL || g == NULL || out == NULL || st->n != g->n) return GEO_EINVAL;
@@ -656,6 +682,7 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   if ((unsigned)algo >= GEO_ROUTE_ALGO_COUNT || (algo == GEO_ROUTE_CH && !g->has_ch))
     return GEO_EINVAL;
   st->has_path = false;
+  st->lazy.pending = false;
   seeds ss, ts;
   source_seeds(g, from, &ss);
   target_seeds(g, to, &ts);
@@ -675,6 +702,7 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
   }
   if (best == INF && direct == INF) return GEO_EUNREACHABLE;
   st->path_len = 0;
+  double len_m = 0;
   if (direct <= best) {
     st->first_partial = st->last_partial = darc != GEO_ARC_NONE;
     st->first_frac = f0;
@@ -692,15 +720,13 @@ geo_err geo_route(geo_route_state *st, const geo_graph *g, geo_route_algo algo,
       ok = path_begin(st, &ss.s[s]) && append_fwd_chain(st, g, &st->d[0], meet) &&
            append_bwd_chain(st, g, &st->d[1], meet) && path_end(st, &ts.s[t]);
     } else {
-      int s = ch_seed_of(g, &st->d[0], meet, true), t = ch_seed_of(g, &st->d[1], meet, false);
-      ok = path_begin(st, &ss.s[s]) && ch_fwd_chain(st, g, meet) && ch_bwd_chain(st, g, meet) &&
-           path_end(st, &ts.s[t]);
+      ok = ch_route_prepare(st, g, &ss, &ts, meet, &len_m);
     }
     if (!ok) return GEO_ENOMEM;
   }
   st->has_path = true;
   out->time_ms = best;
-  out->length_m = path_length(st, g);
+  out->length_m = st->lazy.pending ? len_m : path_length(st, g);
   out->settled = settled;
   return GEO_OK;
 }
@@ -716,6 +742,9 @@ const uint32_t *geo_route_path_arcs(const geo_route_state *st, size_t *n) {
     if (n) *n = 0;
     return NULL;
   }
+  /* st is logically unchanged: a CH route's arcs are unpacked now (room reserved, no
+   * failure), the first time they are asked for */
+  ch_materialize((geo_route_state *)st);
   if (n) *n = st->path_len;
   return st->path;
 }
@@ -774,6 +803,7 @@ static size_t emit_arc(const geo_graph *g, uint32_t a, double f0, double f1, geo
 geo_err geo_route_polyline(const geo_route_state *st, const geo_graph *g, geo_latlng *buf,
                            size_t cap, size_t *n_points) {
   if (st == NULL || g == NULL || n_points == NULL || !st->has_path) return GEO_EINVAL;
+  ch_materialize((geo_route_state *)st); /* as in geo_route_path_arcs */
   size_t n = 0;
   if (st->path_len == 0) {
     /* a route that stays at one node */
@@ -868,53 +898,34 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
   return GEO_OK;
 }
 
-/* CH buckets. The per-target upward searches run in direction tdir (0 = up[], when the
- * targets are the origins), the source's in the other. */
+/* CH one-to-many: the source's upward search runs first and runs out (up to the bound),
+ * in direction 1 - tdir; then each target's upward search, in direction tdir (0 = up arcs,
+ * when the targets are the origins), meets the source's labels as a point-to-point query
+ * would, and stops as soon as its heap's minimum reaches the best time found for it (or
+ * the bound): the source's side being complete, no later node can do better. Exact: a
+ * source label is the length of a real path, and the best meeting node's is its distance.
+ * times[] comes in with the direct routes, which bound the searches too. */
 static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const seeds *src,
                        const seeds *tsd, size_t k, uint32_t bound, uint32_t *times,
                        uint32_t *settled) {
   const geo_ch_query *q = &g->chq;
-  dir_state *d = &st->d[tdir];
-  dir_state *other = &st->d[1 - tdir];
-  /* the other direction is idle during the target searches: an empty generation keeps
-   * ch_step's meeting check inert */
-  dir_reset(other, st->n);
-  tent_new_gen(st);
-  size_t n_ent = 0;
-  uint32_t count = 0, mu_dummy = INF, meet_dummy = 0;
-  for (size_t i = 0; i < k; i++) {
-    dir_reset(d, st->n);
-    ch_seed(d, q, &tsd[i]);
-    while (d->hsize > 0 && heap_min_key(d) <= bound) {
-      uint32_t dv = heap_min_key(d);
-      uint32_t v = ch_step(st, q, tdir, &mu_dummy, &meet_dummy);
-      count++;
-      if (!tent_reserve(st, n_ent + 1)) return GEO_ENOMEM;
-      tent_add(st, &n_ent, v, (uint32_t)i, dv);
-    }
-  }
-  /* the source's search scans the buckets */
-  dir_state *s = &st->d[1 - tdir];
-  dir_reset(d, st->n); /* make the target side inert for ch_step's meeting check */
+  dir_state *s = &st->d[1 - tdir], *d = &st->d[tdir];
+  uint32_t count = 0, v, dv, meet;
   dir_reset(s, st->n);
   ch_seed(s, q, src);
-  uint32_t worst = INF; /* max over targets of times[], once all are finite */
-  while (s->hsize > 0 && heap_min_key(s) <= bound && heap_min_key(s) < worst) {
-    uint32_t dv = heap_min_key(s);
-    uint32_t v = ch_step(st, q, 1 - tdir, &mu_dummy, &meet_dummy);
+  while (s->hsize > 0 && heap_min_key(s) <= bound) {
     count++;
-    if (st->tstamp[v] == st->tgen) {
-      bool changed = false;
-      for (uint32_t e = st->thead[v]; e != UINT32_MAX; e = st->tent[e].next) {
-        uint32_t c = geo__sat_add(dv, st->tent[e].off);
-        if (c < times[st->tent[e].idx]) times[st->tent[e].idx] = c, changed = true;
-      }
-      if (changed) {
-        worst = 0;
-        for (size_t i = 0; i < k && worst != INF; i++)
-          if (times[i] > worst) worst = times[i];
-      }
+    ch_step(st, q, 1 - tdir, false, NULL, NULL, &v, &dv);
+  }
+  for (size_t i = 0; i < k; i++) {
+    uint32_t mu = times[i];
+    dir_reset(d, st->n);
+    ch_seed(d, q, &tsd[i]);
+    while (d->hsize > 0 && heap_min_key(d) <= bound && heap_min_key(d) < mu) {
+      count++;
+      ch_step(st, q, tdir, true, &mu, &meet, &v, &dv);
     }
+    times[i] = mu;
   }
   *settled = count;
   return GEO_OK;
@@ -932,6 +943,7 @@ geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_
     if (!place_valid(g, &targets[i])) return GEO_EINVAL;
   if (!tent_reserve(st, k * MAX_SEEDS + 1) || !pend_reserve(st, k + 1)) return GEO_ENOMEM;
   st->has_path = false;
+  st->lazy.pending = false;
   bool rev = dir == GEO_ROUTE_TO_SOURCE;
   /* The search starts where the source is left (forward) or reached (reverse); target seeds
    * go into a bounded stack buffer, in chunks, so that nothing is allocated per query. */

@@ -416,7 +416,7 @@ static geo_err open_buffer(const uint8_t *buf, size_t len, geo_graph *g) {
                           sec[S_CH_DN],   mt.n_up,          mt.n_dn};
     if ((err = check_ch(g)) != GEO_OK) return err;
     /* the query layout is derived, not stored: a checked hierarchy always makes one */
-    if ((err = geo__ch_query_make(&g->ch, g->n, &g->chq)) != GEO_OK) return err;
+    if ((err = geo__ch_query_make(&g->ch, g->n, g->len_m, &g->chq)) != GEO_OK) return err;
     g->has_ch = true;
   }
   if (h.flags & FLAG_RTREE) {

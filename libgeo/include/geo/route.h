@@ -6,8 +6,8 @@
  * Every search runs in a geo_route_state made once per graph and thread: its arrays are
  * sized to the graph when it is made and reused by every query (labels are invalidated by
  * a generation stamp, not cleared), so a query allocates nothing. The only exceptions are
- * buffers that grow to the largest query seen (path arcs, one-to-many buckets), after which
- * they are reused too. All algorithms give exactly the same travel time (integer ms); they
+ * buffers that grow to the largest query seen (path arcs, one-to-many target registrations), after
+ * which they are reused too. All algorithms give exactly the same travel time (integer ms); they
  * may return different routes of equal time.
  *
  * This module does no I/O and keeps no global state.
@@ -79,7 +79,9 @@ GEO_EXPORT geo_err geo_route_nodes(geo_route_state *st, const geo_graph *g, geo_
 
 /* The arcs the last successful route traverses, in order, including a partly traversed
  * first and last arc; a borrowed pointer valid until the next query on st. *n = 0 for a
- * route that stays at one node. */
+ * route that stays at one node. A CH route's arcs are unpacked at the first call here or to
+ * geo_route_polyline (room reserved by geo_route: this cannot fail), so its graph must still
+ * be alive; geo_route itself gives its time and length without unpacking. */
 GEO_EXPORT const uint32_t *geo_route_path_arcs(const geo_route_state *st, size_t *n);
 
 /* The polyline of the last successful route, from the exact start point to the exact end
@@ -92,10 +94,11 @@ GEO_EXPORT geo_err geo_route_polyline(const geo_route_state *st, const geo_graph
 /* One search ranks K targets: times_ms[i] is the travel time between source and
  * targets[i] in direction dir, or GEO_TIME_NONE when unreachable or above bound_ms (pass
  * GEO_TIME_NONE for no bound). The search stops as soon as every target is settled or the
- * bound is passed. With use_ch the contraction hierarchy answers (bucket method: one upward
- * search per target and one from the source), else one Dijkstra on the forward or reverse
- * graph. settled (may be NULL) receives the nodes settled. Errors: GEO_EINVAL (bad place,
- * use_ch without hierarchy), GEO_ENOMEM (a bucket buffer could not grow). */
+ * bound is passed. With use_ch the contraction hierarchy answers (one complete upward
+ * search from the source, then one upward search per target that stops as soon as it cannot
+ * beat the best meeting found), else one Dijkstra on the forward or reverse graph. settled (may be
+ * NULL) receives the nodes settled. Errors: GEO_EINVAL (bad place, use_ch without hierarchy),
+ * GEO_ENOMEM (a registration buffer could not grow). */
 GEO_EXPORT geo_err geo_route_one_to_many(geo_route_state *st, const geo_graph *g, bool use_ch,
                                          geo_route_dir dir, const geo_route_place *source,
                                          const geo_route_place *targets, size_t k,
