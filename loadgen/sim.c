@@ -959,6 +959,18 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
   }
 }
 
+/* Real apps ping on clocks of their own. Drivers that connected in the same instant (a
+ * replay's start, a gateway restart) would otherwise ping together every period, a burst
+ * no city sends: every message of the stack queued behind a second's pings at once. After
+ * the first ping on connecting, each driver's period starts at a phase of its own (fixed
+ * by the seed and the driver). */
+static void ping_phase(lg_sim *s, uint32_t i, driver *d) {
+  double f = (double)(lg_mix64(s->cfg.seed ^ lg_mix64(0x9a5e0000ULL + i)) >> 11) * 0x1p-53;
+  double gap_wall_us = lg_ping_gap_s(&s->cfg) / s->cfg.speedup * 1e6;
+  d->next_ping_ms -= f * s->cfg.ping_interval_s * 1000.0;
+  d->last_ping_us -= (int64_t)(f * gap_wall_us);
+}
+
 void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
   s->st.open_now++;
   if (s->st.open_now > s->st.peak_open) s->st.peak_open = s->st.open_now;
@@ -983,6 +995,7 @@ void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
     }
     send_action(s, idx, d, now_us);
     send_ping(s, idx, d, now_us);
+    ping_phase(s, idx, d);
   } else {
     rider *r = &s->r[idx];
     if (!again) s->st.riders_connected++;

@@ -27,7 +27,10 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   g_opts[n++] = (mrd_config_opt)MRD_OPT_PG_DSN(&c->pg_dsn);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_REDIS_URL(&c->redis_url);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_BROKERS(&c->kafka_brokers);
-  g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_LINGER_MS(&c->kafka_linger_ms);
+  /* not the shared default (1 ms): dispatch produces events, a few per request, and waits for
+   * each batch's delivery before its next turn; a linger would be added to every offer */
+  ADD("MERIDIAN_KAFKA_LINGER_MS", "kafka-linger-ms", "0", "producer linger.ms (events)",
+      MRD_CONFIG_INT, 0, 10000, &c->kafka_linger_ms);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_KAFKA_FETCH_WAIT_MS(&c->kafka_fetch_wait_ms);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_LOG_LEVEL(&c->log_level);
   g_opts[n++] = (mrd_config_opt)MRD_OPT_ADMIN_PORT("9100", &c->admin_port);
@@ -51,6 +54,10 @@ void dsvc_config_load(dsvc_config *c, int argc, char **argv) {
   ADD("MERIDIAN_DISPATCH_HOT_INTERVAL", "hot-interval", "500ms",
       "hot cells are written this often (what changed)", MRD_CONFIG_DURATION_MS, 50, 60000,
       &c->hot_interval_ms);
+  ADD("MERIDIAN_DISPATCH_LOCATIONS_COMMIT", "locations-commit", "1s",
+      "driver-locations offsets are committed this often at most (a restart re-reads that much "
+      "more; commands are committed as soon as their events are out)",
+      MRD_CONFIG_DURATION_MS, 0, 60000, &c->loc_commit_ms);
   ADD("MERIDIAN_DISPATCH_WARMUP", "warmup", "5s",
       "after a start, pings only for this long before commands (drivers ping every 4 s)",
       MRD_CONFIG_DURATION_MS, 0, 120000, &c->warmup_ms);

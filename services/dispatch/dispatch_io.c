@@ -1128,10 +1128,14 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
    * holder took over; the snapshots and offsets wait for the renew to say who holds. */
   if (!dsvc_may_act(s)) return 0;
   write_snapshots(s);
-  /* then the offsets of what was consumed */
-  if (s->loc_next > s->loc_committed) {
+  /* then the offsets of what was consumed. A commit is a round trip to the group coordinator
+   * that no message is consumed during: pings (a thousand a second) are committed at most
+   * every MERIDIAN_DISPATCH_LOCATIONS_COMMIT, or a command would wait behind a commit on most
+   * turns of the loop (docs/capacity.md); a restart re-reads those pings, which are idempotent */
+  if (s->loc_next > s->loc_committed && now_ms >= s->loc_commit_due_ms) {
     if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, s->loc_next) == 0)
       s->loc_committed = s->loc_next;
+    s->loc_commit_due_ms = now_ms + s->cfg->loc_commit_ms;
   }
   if (s->cmd_next > s->cmd_committed) {
     if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, s->cmd_next) == 0)

@@ -47,6 +47,7 @@ typedef struct dsvc_config {
   double snap_max_m;  /* service area: how far from the road graph a point may be */
   int64_t offer_timeout_ms, driver_ttl_ms, tick_ms, hot_interval_ms, warmup_ms;
   int64_t epoch_check_ms;
+  int64_t loc_commit_ms; /* driver-locations offsets committed this often at most */
   int64_t lease_ttl_ms, lease_renew_ms, lease_retry_ms, lease_margin_ms; /* docs/shards.md */
   int64_t restore_window_ms, restore_timeout_ms; /* restart: events read back, time limit */
   int k_candidates, max_offers;
@@ -166,6 +167,7 @@ typedef struct dsvc {
   bool commands_assigned;
   int64_t loc_next, cmd_next;           /* next offsets to commit (-1: nothing consumed) */
   int64_t loc_committed, cmd_committed; /* what was committed */
+  int64_t loc_commit_due_ms;            /* the next driver-locations commit, not before */
   int in_flight;                        /* events produced, not yet reported */
   int delivery_failures;                /* since the last flush */
   dsp_strmap pending;         /* trip id -> dsvc_pending: live trips, and ended ones unwritten */

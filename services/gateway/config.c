@@ -110,6 +110,10 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
       MRD_CONFIG_DURATION_MS, 10, 3600000, &c->epoch_check_ms);
   ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "1", "producer linger.ms", MRD_CONFIG_INT, 0, 10000,
       &c->linger_ms);
+  ADD("MERIDIAN_GW_COMMANDS_LINGER_MS", "commands-linger-ms", "0",
+      "linger.ms of the producer of dispatch-commands (requests and trip steps: a few a second, "
+      "each one awaited; locations keep MERIDIAN_KAFKA_LINGER_MS)",
+      MRD_CONFIG_INT, 0, 10000, &c->commands_linger_ms);
   ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "100", "consumer fetch.wait.max.ms",
       MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000",

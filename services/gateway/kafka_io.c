@@ -100,6 +100,14 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_producer", "err=%s", err);
     return rc;
   }
+  /* Commands on a producer (and connections) of their own: a request does not wait out the
+   * locations' linger, nor sit behind their produce requests on a broker connection */
+  po.linger_ms = s->cfg->commands_linger_ms;
+  rc = mrd_kafka_producer_new(s->cfg->brokers, &po, &s->cmd_producer, err, sizeof err);
+  if (rc) {
+    mrd_log_error("kafka_producer", "which=commands err=%s", err);
+    return rc;
+  }
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
   co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
   rc = mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err);
@@ -153,10 +161,12 @@ int gw_kafka_start(gw_server *s) {
     return rc;
   }
   mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
+  mrd_kafka_producer_wake_fd(s->cmd_producer, s->wake_fd[1]);
   mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);
   s->kafka_ready = true;
-  mrd_log_info("kafka_ready", "events_partitions=%d linger_ms=%d fetch_wait_ms=%d", (int)parts,
-               s->cfg->linger_ms, s->cfg->fetch_wait_ms);
+  mrd_log_info("kafka_ready",
+               "events_partitions=%d linger_ms=%d commands_linger_ms=%d fetch_wait_ms=%d",
+               (int)parts, s->cfg->linger_ms, s->cfg->commands_linger_ms, s->cfg->fetch_wait_ms);
   return 0;
 }
 
@@ -167,6 +177,7 @@ bool gw_kafka_poll(gw_server *s) {
     gw_epoch_notified(s);
   }
   if (s->producer) mrd_kafka_producer_poll(s->producer, 0); /* serves all queued reports */
+  if (s->cmd_producer) mrd_kafka_producer_poll(s->cmd_producer, 0);
   if (!s->consumer) return false;
   for (int i = 0; i < 512; i++) { /* bounded: the loop has other work */
     mrd_kafka_msg m;
@@ -221,17 +232,22 @@ bool gw_kafka_poll(gw_server *s) {
 
 void gw_kafka_wake_off(gw_server *s) {
   mrd_kafka_producer_wake_fd(s->producer, -1);
+  mrd_kafka_producer_wake_fd(s->cmd_producer, -1);
   mrd_kafka_consumer_wake_fd(s->consumer, -1);
 }
 
+static void producer_stop(mrd_kafka_producer **p, int timeout_ms) {
+  if (!*p) return;
+  if (mrd_kafka_flush(*p, timeout_ms))
+    mrd_log_warn("kafka_flush", "err=%s left=%d", mrd_kafka_producer_errstr(*p),
+                 mrd_kafka_outq_len(*p));
+  mrd_kafka_producer_free(*p); /* what is left is reported as failed, then freed */
+  *p = NULL;
+}
+
 void gw_kafka_stop(gw_server *s, int timeout_ms) {
-  if (s->producer) {
-    if (mrd_kafka_flush(s->producer, timeout_ms))
-      mrd_log_warn("kafka_flush", "err=%s left=%d", mrd_kafka_producer_errstr(s->producer),
-                   mrd_kafka_outq_len(s->producer));
-    mrd_kafka_producer_free(s->producer); /* what is left is reported as failed, then freed */
-    s->producer = NULL;
-  }
+  producer_stop(&s->cmd_producer, timeout_ms); /* the awaited first */
+  producer_stop(&s->producer, timeout_ms);
   mrd_kafka_consumer_free(s->consumer);
   s->consumer = NULL;
   if (s->wake_fd[1] >= 0) close(s->wake_fd[1]);
@@ -258,13 +274,16 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
     p->want_ack = true;
     snprintf(p->ack, sizeof p->ack, "%s", ack_ref);
   }
-  int rc = mrd_kafka_produce(s->producer, topic, partition, key, strlen(key), payload, len, p);
+  mrd_kafka_producer *pr = strcmp(topic, MRD_TOPIC_DISPATCH_COMMANDS) == 0 && s->cmd_producer
+                               ? s->cmd_producer
+                               : s->producer;
+  int rc = mrd_kafka_produce(pr, topic, partition, key, strlen(key), payload, len, p);
   if (rc) {
     ref_release(p->ref);
     free(p);
     if (rc != MRD_EFULL) /* a full queue is the client's answer (unavailable), not news */
       mrd_log_warn("kafka_produce", "topic=%s partition=%d err=%s", topic, (int)partition,
-                   mrd_kafka_producer_errstr(s->producer));
+                   mrd_kafka_producer_errstr(pr));
     return rc;
   }
   return 0;

@@ -52,6 +52,7 @@ typedef struct gw_config {
   char *nearby_key;                   /* Redis GEO set of available drivers */
   int64_t epoch_check_ms;             /* 1 s: max(epoch) re-read (NOTIFY is the fast path) */
   int linger_ms;                      /* Kafka producer linger: 1 ms */
+  int commands_linger_ms;             /* the commands' producer's linger: 0 ms */
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 100 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
@@ -180,7 +181,9 @@ typedef struct gw_server {
   struct lws_vhost *vhost;
   gw_area *area;
   gw_shardmap *map;
-  mrd_kafka_producer *producer;
+  mrd_kafka_producer *producer; /* driver-locations (and the DLQ) */
+  mrd_kafka_producer
+      *cmd_producer; /* dispatch-commands: few, each one a rider or driver waits on */
   mrd_kafka_consumer *consumer;
   int wake_fd[2]; /* pipe librdkafka writes to when a Kafka queue gets work; the read
                      end is adopted by the lws loop (-1 when not made) */
