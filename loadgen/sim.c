@@ -308,9 +308,15 @@ static void motion_fields(const lg_sim *s, const driver *d, double now_ms, geo_l
     snprintf(buf, cap, "\"heading\":%.1f,", heading);
 }
 
+/* p as the wire carries it ("%.6f"): a point within 0.1 m of the area's edge is judged where
+ * the gateway will see it, not a hair inside while the sent one is a hair outside. */
+static geo_latlng wire_pos(geo_latlng p) {
+  return (geo_latlng){round(p.lat * 1e6) / 1e6, round(p.lng * 1e6) / 1e6};
+}
+
 static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   double now = sim_ms(s, now_us);
-  geo_latlng p = driver_pos(s, d, now, NULL);
+  geo_latlng p = wire_pos(driver_pos(s, d, now, NULL));
   bool held = false; /* p is not where he is: no motion to report */
   if (!s->in_area || s->in_area(s->area_ud, p.lat, p.lng)) {
     d->last_in_area = p;
