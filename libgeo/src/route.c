@@ -86,7 +86,17 @@ struct geo_route_state {
   size_t tent_cap;
   uint32_t *pend;
   size_t pend_cap;
+  /* CH one-to-many (many_ch): the source's distances, dense (INF where unreached), and the
+   * target searches' labels, with the nodes each search touched, reset after it */
+  uint32_t *sdist, *slist, *tlist;
+  struct tlab *tlab;
 };
+
+/* A CH one-to-many target search's label: no stamp (reset through the touched list) and no
+ * pred (only times are returned), 8 bytes a node. */
+typedef struct tlab {
+  uint32_t dist, hpos;
+} tlab;
 
 /* ---- state --------------------------------------------------------------------------- */
 
@@ -121,9 +131,18 @@ geo_err geo_route_state_new(const geo_graph *g, geo_route_state **out) {
   st->xyz = geo__calloc((size_t)n * 3, sizeof *st->xyz);
   st->thead = geo__calloc(n, sizeof *st->thead);
   st->tstamp = geo__calloc(n, sizeof *st->tstamp);
-  if (!ok || !st->xyz || !st->thead || !st->tstamp) {
+  st->sdist = geo__calloc(n, sizeof *st->sdist);
+  st->slist = geo__calloc(n, sizeof *st->slist);
+  st->tlist = geo__calloc(n, sizeof *st->tlist);
+  st->tlab = geo__calloc(n, sizeof *st->tlab);
+  if (!ok || !st->xyz || !st->thead || !st->tstamp || !st->sdist || !st->slist || !st->tlist ||
+      !st->tlab) {
     geo_route_state_free(st);
     return GEO_ENOMEM;
+  }
+  for (uint32_t v = 0; v < n; v++) {
+    st->sdist[v] = INF;
+    st->tlab[v] = (tlab){INF, NOT_IN_HEAP};
   }
   const double rad = 3.14159265358979323846 / 180.0;
   for (uint32_t v = 0; v < g->n; v++) {
@@ -147,6 +166,10 @@ void geo_route_state_free(geo_route_state *st) {
   geo__free(st->tstamp);
   geo__free(st->tent);
   geo__free(st->pend);
+  geo__free(st->sdist);
+  geo__free(st->slist);
+  geo__free(st->tlist);
+  geo__free(st->tlab);
   geo__free(st);
 }
 
@@ -901,6 +924,41 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
 /* How many arcs a one-to-many target search's stall test reads (many_ch). */
 #define STALL_ARCS 4
 
+/* The target searches' heap: dir_state's heap array, positions in tlab. */
+static inline void theap_up(uint64_t *heap, tlab *tl, uint32_t i) {
+  uint64_t x = heap[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 4;
+    if (heap[p] <= x) break;
+    heap[i] = heap[p];
+    tl[(uint32_t)heap[i]].hpos = i;
+    i = p;
+  }
+  heap[i] = x;
+  tl[(uint32_t)x].hpos = i;
+}
+
+static inline void theap_down(uint64_t *heap, tlab *tl, uint32_t n, uint32_t i) {
+  uint64_t x = heap[i];
+  for (;;) {
+    uint32_t c = 4 * i + 1;
+    if (c >= n) break;
+    const uint64_t *h = heap + c; /* as heap_down: four children, masks */
+    uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
+    uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
+    uint64_t k = 0 - (uint64_t)(m23 < m01);
+    uint64_t bx = m01 ^ ((m01 ^ m23) & k);
+    uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
+    uint32_t best = c + (j01 ^ ((j01 ^ j23) & (uint32_t)k));
+    if (bx >= x) break;
+    heap[i] = bx;
+    tl[(uint32_t)bx].hpos = i;
+    i = best;
+  }
+  heap[i] = x;
+  tl[(uint32_t)x].hpos = i;
+}
+
 /* CH one-to-many: the source's upward search runs first and runs out (up to the bound),
  * in direction 1 - tdir; then each target's upward search, in direction tdir (0 = up arcs,
  * when the targets are the origins), meets the source's labels as a point-to-point query
@@ -908,29 +966,59 @@ static geo_err many_dijkstra(geo_route_state *st, const geo_graph *g, bool rever
  * the bound): the source's side being complete, no later node can do better. Exact: a
  * source label is the length of a real path, and the best meeting node's is its distance.
  * times[] comes in with the direct routes, which bound the searches too. The target step
- * is ch_step's, written out: it prunes at mu and reads fewer arcs for the stall test. */
+ * is ch_step's, written out: it prunes at mu and reads fewer arcs for the stall test. The
+ * source's settled distances are copied to a dense array (sdist) and the target searches
+ * keep 8-byte labels without stamp or pred (tlab), both reset through lists of the nodes
+ * written: the meeting and stall tests read 4 and 8 bytes a node instead of a 16-byte
+ * record and its stamp. A source node left in the heap at the bound is not copied: its
+ * label is above the bound, so no time through it is kept. */
 static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const seeds *src,
                        const seeds *tsd, size_t k, uint32_t bound, uint32_t *times,
                        uint32_t *settled) {
   const geo_ch_query *q = &g->chq;
   dir_state *s = &st->d[1 - tdir], *d = &st->d[tdir];
-  uint32_t count = 0, v, dv;
+  uint32_t count = 0, v, dv, ns = 0;
+  uint32_t *sdist = st->sdist, *slist = st->slist, *tlist = st->tlist;
+  tlab *tl = st->tlab;
   dir_reset(s, st->n);
   ch_seed(s, q, src);
   while (s->hsize > 0 && heap_min_key(s) <= bound) {
     count++;
     ch_step(st, q, 1 - tdir, false, NULL, NULL, &v, &dv);
+    sdist[v] = dv;
+    slist[ns++] = v;
   }
+  uint64_t *heap = d->heap;
+  const geo_ch_arc *arc = q->arc;
+  for (uint32_t j = 0; j < d->hsize; j++) heap[j] = HEAP_EMPTY; /* an earlier search's */
+  d->hsize = 0;
   for (size_t i = 0; i < k; i++) {
-    uint32_t mu = times[i];
-    dir_reset(d, st->n);
-    ch_seed(d, q, &tsd[i]);
-    while (d->hsize > 0) {
-      uint32_t key = heap_min_key(d);
+    uint32_t mu = times[i], hsize = 0, nt = 0;
+    for (int j = 0; j < tsd[i].n; j++) {
+      uint32_t w = q->cid[tsd[i].s[j].node], o = tsd[i].s[j].off;
+      if (o < tl[w].dist) {
+        if (tl[w].dist == INF) tlist[nt++] = w;
+        tl[w].dist = o;
+        uint32_t hp = tl[w].hpos == NOT_IN_HEAP ? hsize++ : tl[w].hpos;
+        heap[hp] = (uint64_t)o << 32 | w;
+        theap_up(heap, tl, hp);
+      }
+    }
+    while (hsize > 0) {
+      uint32_t key = (uint32_t)(heap[0] >> 32);
       if (key > bound || key >= mu) break;
       count++;
-      v = heap_pop(d, &dv);
-      uint64_t c = (uint64_t)dv + dist_of(s, v); /* 64 bits: INF stays above mu */
+      /* pop */
+      v = (uint32_t)heap[0];
+      dv = key;
+      tl[v].hpos = NOT_IN_HEAP;
+      uint64_t last = heap[--hsize];
+      heap[hsize] = HEAP_EMPTY;
+      if (hsize > 0) {
+        heap[0] = last;
+        theap_down(heap, tl, hsize, 0);
+      }
+      uint64_t c = (uint64_t)dv + sdist[v]; /* 64 bits: INF stays above mu */
       if (c < mu) mu = (uint32_t)c;
       const uint32_t *off = q->off + 2 * (size_t)v;
       uint32_t rb = off[tdir], re = off[tdir + 1], sb = off[1 - tdir], se = off[2 - tdir];
@@ -941,19 +1029,30 @@ static geo_err many_ch(geo_route_state *st, const geo_graph *g, int tdir, const 
       se = se - sb > STALL_ARCS ? sb + STALL_ARCS : se;
       bool stalled = false;
       for (uint32_t a = sb; a < se; a++)
-        stalled |= (uint64_t)dist_of(d, q->arc[a].node) + q->arc[a].weight_ms < dv;
+        stalled |= (uint64_t)tl[arc[a].node].dist + arc[a].weight_ms < dv;
       /* a stalled node relaxes nothing: an empty arc range, not a jump (a quarter of the
        * target searches' nodes are stalled, in no pattern) */
       re = stalled ? rb : re;
       /* a head reached at mu or later is never settled (the loop stops at mu): not queued */
       for (uint32_t a = rb; a < re; a++) {
-        uint32_t w = q->arc[a].node, nd = geo__sat_add(dv, q->arc[a].weight_ms);
-        uint32_t dw = dist_of(d, w), lim = dw < mu ? dw : mu; /* one test, not two */
-        if (nd < lim) relax_to(d, w, nd, a, nd);
+        uint32_t w = arc[a].node, nd = geo__sat_add(dv, arc[a].weight_ms);
+        uint32_t dw = tl[w].dist, lim = dw < mu ? dw : mu; /* one test, not two */
+        if (nd < lim) {
+          tlist[nt] = w; /* counted only when new: a store, not a jump */
+          nt += dw == INF;
+          tl[w].dist = nd;
+          uint32_t hp = tl[w].hpos == NOT_IN_HEAP ? hsize++ : tl[w].hpos;
+          heap[hp] = (uint64_t)nd << 32 | w;
+          theap_up(heap, tl, hp);
+        }
       }
     }
     times[i] = mu;
+    for (uint32_t j = 0; j < hsize; j++) heap[j] = HEAP_EMPTY; /* the search's leftovers */
+    for (uint32_t j = 0; j < nt; j++) tl[tlist[j]] = (tlab){INF, NOT_IN_HEAP};
   }
+  for (uint32_t j = 0; j < ns; j++) sdist[slist[j]] = INF;
+  d->hsize = 0;
   *settled = count;
   return GEO_OK;
 }
