@@ -219,21 +219,26 @@ static inline void heap_up(dir_state *d, uint32_t i) {
   d->lab[(uint32_t)x].hpos = i;
 }
 
+/* The least of four heap entries h[0..3] (missing children are HEAP_EMPTY) into *least, and
+ * its index 0-3, chosen with masks, not branches: the order is data, not pattern, and
+ * compilers branch on a plain select. */
+static inline uint32_t least_of_four(const uint64_t *h, uint64_t *least) {
+  uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
+  uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
+  uint64_t k = 0 - (uint64_t)(m23 < m01);
+  *least = m01 ^ ((m01 ^ m23) & k);
+  uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
+  return j01 ^ ((j01 ^ j23) & (uint32_t)k);
+}
+
 static inline void heap_down(dir_state *d, uint32_t i) {
   uint64_t x = d->heap[i];
   uint32_t n = d->hsize;
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
-    /* the least of four children (missing ones are HEAP_EMPTY), chosen with masks, not
-     * branches: the order is data, not pattern, and compilers branch on a plain select */
-    const uint64_t *h = d->heap + c;
-    uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
-    uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
-    uint64_t k = 0 - (uint64_t)(m23 < m01);
-    uint64_t bx = m01 ^ ((m01 ^ m23) & k);
-    uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
-    uint32_t best = c + (j01 ^ ((j01 ^ j23) & (uint32_t)k));
+    uint64_t bx;
+    uint32_t best = c + least_of_four(d->heap + c, &bx);
     if (bx >= x) break;
     d->heap[i] = bx;
     d->lab[(uint32_t)bx].hpos = i;
@@ -943,13 +948,8 @@ static inline void theap_down(uint64_t *heap, tlab *tl, uint32_t n, uint32_t i) 
   for (;;) {
     uint32_t c = 4 * i + 1;
     if (c >= n) break;
-    const uint64_t *h = heap + c; /* as heap_down: four children, masks */
-    uint64_t k01 = 0 - (uint64_t)(h[1] < h[0]), k23 = 0 - (uint64_t)(h[3] < h[2]);
-    uint64_t m01 = h[0] ^ ((h[0] ^ h[1]) & k01), m23 = h[2] ^ ((h[2] ^ h[3]) & k23);
-    uint64_t k = 0 - (uint64_t)(m23 < m01);
-    uint64_t bx = m01 ^ ((m01 ^ m23) & k);
-    uint32_t j01 = (uint32_t)k01 & 1u, j23 = 2u + ((uint32_t)k23 & 1u);
-    uint32_t best = c + (j01 ^ ((j01 ^ j23) & (uint32_t)k));
+    uint64_t bx;
+    uint32_t best = c + least_of_four(heap + c, &bx);
     if (bx >= x) break;
     heap[i] = bx;
     tl[(uint32_t)bx].hpos = i;
