@@ -114,6 +114,11 @@ static int metrics_init(dsvc *s) {
   rc |= mrd_metrics_counter(m->reg, "meridian_shard_lease_acquired_total",
                             "leases this process acquired (became the shard's holder)", lab,
                             &m->lease_acquired);
+  static const double store_s[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5};
+  rc |= mrd_metrics_histogram(m->reg, "meridian_shard_lease_store_seconds",
+                              "a lease statement on PostgreSQL (acquire or renew), run off the "
+                              "loop on the lease's own thread and connection",
+                              lab, store_s, sizeof store_s / sizeof store_s[0], &m->lease_store_s);
 #undef C
 #undef G
   return rc ? -1 : 0;
@@ -313,9 +318,9 @@ int dsvc_open(dsvc *s, dsvc_config *cfg) {
   char host[128] = "unknown";
   if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
   host[sizeof host - 1] = '\0';
-  if (dsp_lease_pg_init(&s->lease_store, s->pg, cfg->shard, host, (int)getpid(),
-                        cfg->lease_ttl_ms) != DSP_OK)
-    return -1;
+  if (dsp_lease_worker_start(cfg->pg_dsn, cfg->shard, host, (int)getpid(), cfg->lease_ttl_ms,
+                             &s->lease_store) != DSP_OK)
+    return mrd_log_error("lease_store", "err=%s", "cannot start the lease's thread"), -1;
   if (core_new(s) != 0) return -1;
   if (dsvc_pricing_open(&s->pricing,
                         &(dsvc_pricing_config){cfg->tariff_path, cfg->surge, cfg->surge_interval_ms,
@@ -1187,6 +1192,8 @@ void dsvc_close(dsvc *s, int timeout_ms) {
   dsp_claims_redis_free(s->claims);
   mrd_redis_free(s->redis);
   mrd_pg_free(s->pg);
+  dsp_lease_worker_stop(s->lease_store);
+  s->lease_store = NULL;
   dsvc_map_release(&s->map);
   mrd_shardmap_close(&s->hmap);
   dsp_graph_router_free(s->router);
@@ -1256,35 +1263,40 @@ static void step_down(dsvc *s, const char *why) {
   dsp_warmup_init(&s->warm, s->warm_since_ms, s->cfg->warmup_ms);
 }
 
+/* An answer of the lease store (lease_worker.h): logged, then reported to the lease. */
+static void lease_answered(dsvc *s, const dsp_lease_result *r) {
+  static char last_holder[200];
+  if (r->op == DSP_LEASE_OP_ACQUIRE && r->answer == DSP_LEASE_TAKEN &&
+      strcmp(last_holder, r->holder) != 0) {
+    snprintf(last_holder, sizeof last_holder, "%s", r->holder);
+    mrd_log_info("standby", "shard=%d holder=%s action=%s", s->cfg->shard, r->holder,
+                 "waiting for the lease to lapse");
+  }
+  if (r->op == DSP_LEASE_OP_RENEW && r->answer == DSP_LEASE_GRANTED)
+    s->fence_raised = false; /* Redis may have restarted empty */
+  static int64_t last_warn_ms;
+  int64_t mono = mrd_mono_ms();
+  if (r->answer == DSP_LEASE_UNREACHABLE && (last_warn_ms == 0 || mono - last_warn_ms >= 5000)) {
+    last_warn_ms = mono; /* once per 5 s, not per retry */
+    mrd_log_warn("lease_store", "op=%s may_act=%d err=%s",
+                 r->op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew", (int)dsvc_may_act(s), r->err);
+  }
+  mrd_histogram_observe(s->m.lease_store_s, r->took_ms / 1e3);
+  dsp_lease_change ch =
+      dsp_lease_answered(&s->lease, r->op, r->sent_ms, mono, r->answer, r->generation);
+  if (ch == DSP_LEASE_ACQUIRED)
+    take_over(s, mrd_wall_ms());
+  else if (ch == DSP_LEASE_LOST)
+    step_down(s, "renew found another generation in shard_leases");
+}
+
 void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
-  dsp_lease_op op = dsp_lease_due(&s->lease, mono);
-  if (op != DSP_LEASE_OP_NONE) {
-    uint64_t gen = 0;
-    dsp_lease_answer a;
-    if (op == DSP_LEASE_OP_ACQUIRE) {
-      a = dsp_lease_pg_acquire(&s->lease_store, &gen);
-      static char last_holder[200];
-      if (a == DSP_LEASE_TAKEN && strcmp(last_holder, s->lease_store.holder) != 0) {
-        snprintf(last_holder, sizeof last_holder, "%s", s->lease_store.holder);
-        mrd_log_info("standby", "shard=%d holder=%s action=%s", s->cfg->shard,
-                     s->lease_store.holder, "waiting for the lease to lapse");
-      }
-    } else {
-      a = dsp_lease_pg_renew(&s->lease_store, s->lease.generation);
-      if (a == DSP_LEASE_GRANTED) s->fence_raised = false; /* Redis may have restarted empty */
-    }
-    static int64_t last_warn_ms;
-    if (a == DSP_LEASE_UNREACHABLE && (last_warn_ms == 0 || mono - last_warn_ms >= 5000)) {
-      last_warn_ms = mono; /* once per 5 s, not per retry */
-      mrd_log_warn("lease_store", "op=%s may_act=%d err=%s",
-                   op == DSP_LEASE_OP_ACQUIRE ? "acquire" : "renew", (int)dsvc_may_act(s),
-                   mrd_pg_errstr(s->pg));
-    }
-    dsp_lease_change ch = dsp_lease_answered(&s->lease, op, mono, mrd_mono_ms(), a, gen);
-    if (ch == DSP_LEASE_ACQUIRED)
-      take_over(s, now_ms);
-    else if (ch == DSP_LEASE_LOST)
-      step_down(s, "renew found another generation in shard_leases");
+  dsp_lease_result r;
+  if (dsp_lease_worker_take(s->lease_store, &r)) lease_answered(s, &r);
+  if (!dsp_lease_worker_busy(s->lease_store)) {
+    dsp_lease_op op = dsp_lease_due(&s->lease, mono);
+    if (op != DSP_LEASE_OP_NONE)
+      (void)dsp_lease_worker_post(s->lease_store, op, s->lease.generation, mono);
   }
   fence_raise(s);
   bool holder = s->lease.role == DSP_LEASE_HOLDER, act = dsvc_may_act(s);
@@ -1310,8 +1322,11 @@ void dsvc_lease_step(dsvc *s, int64_t mono, int64_t now_ms) {
 }
 
 void dsvc_lease_release(dsvc *s) {
+  dsp_lease_result r; /* an answer on its way first: an acquire granted is ours to give back */
+  if (dsp_lease_worker_wait(s->lease_store, 2000, &r))
+    (void)dsp_lease_answered(&s->lease, r.op, r.sent_ms, mrd_mono_ms(), r.answer, r.generation);
   if (s->lease.role != DSP_LEASE_HOLDER) return;
-  if (dsp_lease_pg_release(&s->lease_store, s->lease.generation) == 0)
+  if (dsp_lease_worker_release(s->lease_store, s->lease.generation, 2000) == DSP_OK)
     mrd_log_info("lease_released", "shard=%d generation=%llu", s->cfg->shard,
                  (unsigned long long)s->lease.generation);
   dsp_lease_released(&s->lease, mrd_mono_ms());

@@ -21,6 +21,7 @@
 #include "index_quadtree.h"
 #include "lease.h"
 #include "lease_pg.h"
+#include "lease_worker.h"
 #include "mrd/admin.h"
 #include "mrd/dlq.h"
 #include "mrd/kafka.h"
@@ -81,7 +82,8 @@ typedef struct dsvc_metrics {
   /* ownership (labelled {shard}): the on-call alerts' series */
   mrd_gauge *lease_held, *lease_generation;
   mrd_counter *lease_lost, *lease_acquired, *claims_fenced, *outputs_dropped;
-  mrd_counter *outputs_lost; /* dsp_stats.outputs_lost: outputs the core had no memory for */
+  mrd_histogram *lease_store_s; /* a lease statement, on the lease's thread */
+  mrd_counter *outputs_lost;    /* dsp_stats.outputs_lost: outputs the core had no memory for */
 } dsvc_metrics;
 
 /* One range of the shard map: geohash strings s with start <= s < end belong to shard. */
@@ -155,9 +157,9 @@ typedef struct dsvc {
   int64_t next_notify_ms, next_epoch_ms;
   /* ownership: docs/shards.md */
   dsp_lease lease;
-  dsp_lease_pg lease_store;
-  char fence_key[32];    /* dispatch:fence:<shard> */
-  bool fence_raised;     /* the fence key holds our generation */
+  dsp_lease_worker *lease_store; /* the lease's statements, off the loop (lease_worker.h) */
+  char fence_key[32];            /* dispatch:fence:<shard> */
+  bool fence_raised;             /* the fence key holds our generation */
   bool paused;           /* holder, but its lease is unconfirmed past the margin: not acting */
   int64_t warm_since_ms; /* pings read since (wall ms): a standby's warm index */
   int64_t warm_until_ms; /* holder: commands from then on */
