@@ -114,6 +114,10 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
       "linger.ms of the producer of dispatch-commands (requests and trip steps: a few a second, "
       "each one awaited; locations keep MERIDIAN_KAFKA_LINGER_MS)",
       MRD_CONFIG_INT, 0, 10000, &c->commands_linger_ms);
+  ADD("MERIDIAN_GW_SLOW_TRACE_MS", "slow-trace-ms", "15",
+      "a traced ride request whose first answer took at least this long (gateway received -> "
+      "sent) is logged as slow_request with its traceparent and hops; 0: never",
+      MRD_CONFIG_INT, 0, 600000, &c->slow_trace_ms);
   ADD("MERIDIAN_KAFKA_FETCH_WAIT_MS", "fetch-wait-ms", "100", "consumer fetch.wait.max.ms",
       MRD_CONFIG_INT, 1, 10000, &c->fetch_wait_ms);
   ADD("MERIDIAN_GW_KAFKA_QUEUE", "kafka-queue", "100000",

@@ -52,6 +52,7 @@ typedef struct gw_config {
   char *nearby_key;                   /* Redis GEO set of available drivers */
   int64_t epoch_check_ms;             /* 1 s: max(epoch) re-read (NOTIFY is the fast path) */
   int linger_ms;                      /* Kafka producer linger: 1 ms */
+  int slow_trace_ms;                  /* log a traced request this slow (0: never): 15 */
   int commands_linger_ms;             /* the commands' producer's linger: 0 ms */
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 100 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */

@@ -79,6 +79,17 @@ void gw_trace_finish(gw_server *s, mrd_trace *t, int64_t sent_us) {
   for (int h = 0; h < MRD_HOP_COUNT; h++) mrd_histogram_observe(s->m.hop[h], hops[h] / 1000.0);
   mrd_histogram_observe(s->m.traced, total / 1000.0);
   mrd_counter_inc(s->m.traces_ok);
+  if (s->cfg->slow_trace_ms > 0 && total >= s->cfg->slow_trace_ms) {
+    /* the slow request log: which hop took the time, under the id a tracing tool knows */
+    char tp[64];
+    if (mrd_traceparent_format(&t->tp, tp, sizeof tp) < 0) snprintf(tp, sizeof tp, "-");
+    mrd_log_warn("slow_request",
+                 "traceparent=%s total_ms=%.2f gateway_in=%.2f commands_kafka=%.2f "
+                 "dispatch_match=%.2f dispatch_out=%.2f events_kafka=%.2f gateway_out=%.2f",
+                 tp, total, hops[MRD_HOP_GATEWAY_IN], hops[MRD_HOP_COMMANDS_KAFKA],
+                 hops[MRD_HOP_DISPATCH_MATCH], hops[MRD_HOP_DISPATCH_OUT],
+                 hops[MRD_HOP_EVENTS_KAFKA], hops[MRD_HOP_GATEWAY_OUT]);
+  }
 }
 
 /* ---- registry of connections by (role, user) ---------------------------------------- */
