@@ -100,6 +100,7 @@ typedef struct driver {
   int64_t seq;
   double next_ping_ms;  /* sim */
   int64_t last_ping_us; /* wall */
+  double ping_phase;    /* [0, 1): where in each period his pings fall (ping_phase) */
   double tokens;        /* control token bucket */
   int64_t tokens_us;
   geo_latlng last_in_area;
@@ -314,7 +315,9 @@ static geo_latlng wire_pos(geo_latlng p) {
   return (geo_latlng){round(p.lat * 1e6) / 1e6, round(p.lng * 1e6) / 1e6};
 }
 
-static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
+/* first: the location sent on connecting, which goes out even behind the status (or the
+ * resync) queued just before it: that is no backlog of positions */
+static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us, bool first) {
   double now = sim_ms(s, now_us);
   geo_latlng p = wire_pos(driver_pos(s, d, now, NULL));
   bool held = false; /* p is not where he is: no motion to report */
@@ -327,7 +330,7 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   } else {
     return;
   }
-  if (s->io.queued && s->io.queued(s->io.ud, LG_DRIVER, i) > 0) {
+  if (!first && s->io.queued && s->io.queued(s->io.ud, LG_DRIVER, i) > 0) {
     /* the last position has not gone out yet (the gateway reads slowly): an app sends
      * its latest position, not a backlog of stale ones that arrive in a burst */
     d->last_ping_us = now_us;
@@ -342,6 +345,10 @@ static void send_ping(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   send_text(s, LG_DRIVER, i, buf);
   d->last_ping_us = now_us;
   d->next_ping_ms = now + s->cfg.ping_interval_s * 1000.0;
+  /* Until the replay starts its clock stands still (at --start): a ping sent meanwhile (a
+   * keepalive) would put every driver's next one at the same instant of the replay, and
+   * all of them in step from then on. He keeps his phase instead. */
+  if (!s->t0_us) d->next_ping_ms -= d->ping_phase * s->cfg.ping_interval_s * 1000.0;
   s->st.updates++;
   lg_second *sec = second(s, now_us);
   if (sec) sec->updates++;
@@ -698,7 +705,7 @@ static void tick_driver(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   if (!up(&d->ln)) return;
   if ((now >= d->next_ping_ms && now_us - d->last_ping_us >= min_gap_us) ||
       now_us - d->last_ping_us >= PING_KEEPALIVE_US)
-    send_ping(s, i, d, now_us);
+    send_ping(s, i, d, now_us, false);
 }
 
 /* ---- riders ---- */
@@ -970,11 +977,13 @@ void lg_sim_tick(lg_sim *s, int64_t now_us) {
  * no city sends: every message of the stack queued behind a second's pings at once. After
  * the first ping on connecting, each driver's period starts at a phase of its own (fixed
  * by the seed and the driver). */
-static void ping_phase(lg_sim *s, uint32_t i, driver *d) {
+static void ping_phase(lg_sim *s, uint32_t i, driver *d, int64_t now_us) {
   double f = (double)(lg_mix64(s->cfg.seed ^ lg_mix64(0x9a5e0000ULL + i)) >> 11) * 0x1p-53;
   double gap_wall_us = lg_ping_gap_s(&s->cfg) / s->cfg.speedup * 1e6;
-  d->next_ping_ms -= f * s->cfg.ping_interval_s * 1000.0;
-  d->last_ping_us -= (int64_t)(f * gap_wall_us);
+  d->ping_phase = f;
+  /* set, not shifted: the first location may not have gone out (nothing else moved them) */
+  d->next_ping_ms = sim_ms(s, now_us) + (1 - f) * s->cfg.ping_interval_s * 1000.0;
+  d->last_ping_us = now_us - (int64_t)(f * gap_wall_us);
 }
 
 void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
@@ -1000,8 +1009,8 @@ void lg_sim_on_open(lg_sim *s, lg_role role, uint32_t idx, int64_t now_us) {
       d->fresh = true;
     }
     send_action(s, idx, d, now_us);
-    send_ping(s, idx, d, now_us);
-    ping_phase(s, idx, d);
+    send_ping(s, idx, d, now_us, true);
+    ping_phase(s, idx, d, now_us);
   } else {
     rider *r = &s->r[idx];
     if (!again) s->st.riders_connected++;

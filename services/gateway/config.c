@@ -108,12 +108,18 @@ void gw_config_load(gw_config *c, int argc, char **argv) {
       "how often max(epoch) of shard_map is re-read (the fallback of LISTEN shard_map) and blocked "
       "clients are looked for",
       MRD_CONFIG_DURATION_MS, 10, 3600000, &c->epoch_check_ms);
-  ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "1", "producer linger.ms", MRD_CONFIG_INT, 0, 10000,
-      &c->linger_ms);
+  ADD("MERIDIAN_KAFKA_LINGER_MS", "linger-ms", "5",
+      "linger.ms of the locations' producer: a few ms gather a partition's pings into one "
+      "produce request (docs/capacity.md)",
+      MRD_CONFIG_INT, 0, 10000, &c->linger_ms);
   ADD("MERIDIAN_GW_COMMANDS_LINGER_MS", "commands-linger-ms", "0",
       "linger.ms of the producer of dispatch-commands (requests and trip steps: a few a second, "
       "each one awaited; locations keep MERIDIAN_KAFKA_LINGER_MS)",
       MRD_CONFIG_INT, 0, 10000, &c->commands_linger_ms);
+  ADD("MERIDIAN_GW_ACKED_LINGER_MS", "acked-linger-ms", "1",
+      "linger.ms of the producer of the locations sent with a ref (the app waits for their ack; "
+      "those without one are batched with MERIDIAN_KAFKA_LINGER_MS)",
+      MRD_CONFIG_INT, 0, 10000, &c->acked_linger_ms);
   ADD("MERIDIAN_GW_SLOW_TRACE_MS", "slow-trace-ms", "15",
       "a traced ride request whose first answer took at least this long (gateway received -> "
       "sent) is logged as slow_request with its traceparent and hops; 0: never",

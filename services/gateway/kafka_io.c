@@ -108,6 +108,16 @@ int gw_kafka_start(gw_server *s) {
     mrd_log_error("kafka_producer", "which=commands err=%s", err);
     return rc;
   }
+  /* Locations sent with a ref: the app waits for each ack, which the locations' linger (a
+   * few ms, to batch the fire-and-forget pings) would delay; the same topic and partitions,
+   * so a driver's acked and unacked pings may arrive out of order: dispatch keeps the
+   * newest by seq (dsp_on_location) */
+  po.linger_ms = s->cfg->acked_linger_ms;
+  rc = mrd_kafka_producer_new(s->cfg->brokers, &po, &s->acked_producer, err, sizeof err);
+  if (rc) {
+    mrd_log_error("kafka_producer", "which=acked_locations err=%s", err);
+    return rc;
+  }
   mrd_kafka_consumer_opts co = MRD_KAFKA_CONSUMER_OPTS_DEFAULT;
   co.fetch_wait_max_ms = s->cfg->fetch_wait_ms;
   rc = mrd_kafka_consumer_new(s->cfg->brokers, &co, &s->consumer, err, sizeof err);
@@ -162,11 +172,14 @@ int gw_kafka_start(gw_server *s) {
   }
   mrd_kafka_producer_wake_fd(s->producer, s->wake_fd[1]);
   mrd_kafka_producer_wake_fd(s->cmd_producer, s->wake_fd[1]);
+  mrd_kafka_producer_wake_fd(s->acked_producer, s->wake_fd[1]);
   mrd_kafka_consumer_wake_fd(s->consumer, s->wake_fd[1]);
   s->kafka_ready = true;
   mrd_log_info("kafka_ready",
-               "events_partitions=%d linger_ms=%d commands_linger_ms=%d fetch_wait_ms=%d",
-               (int)parts, s->cfg->linger_ms, s->cfg->commands_linger_ms, s->cfg->fetch_wait_ms);
+               "events_partitions=%d linger_ms=%d commands_linger_ms=%d acked_linger_ms=%d "
+               "fetch_wait_ms=%d",
+               (int)parts, s->cfg->linger_ms, s->cfg->commands_linger_ms, s->cfg->acked_linger_ms,
+               s->cfg->fetch_wait_ms);
   return 0;
 }
 
@@ -178,6 +191,7 @@ bool gw_kafka_poll(gw_server *s) {
   }
   if (s->producer) mrd_kafka_producer_poll(s->producer, 0); /* serves all queued reports */
   if (s->cmd_producer) mrd_kafka_producer_poll(s->cmd_producer, 0);
+  if (s->acked_producer) mrd_kafka_producer_poll(s->acked_producer, 0);
   if (!s->consumer) return false;
   for (int i = 0; i < 512; i++) { /* bounded: the loop has other work */
     mrd_kafka_msg m;
@@ -233,6 +247,7 @@ bool gw_kafka_poll(gw_server *s) {
 void gw_kafka_wake_off(gw_server *s) {
   mrd_kafka_producer_wake_fd(s->producer, -1);
   mrd_kafka_producer_wake_fd(s->cmd_producer, -1);
+  mrd_kafka_producer_wake_fd(s->acked_producer, -1);
   mrd_kafka_consumer_wake_fd(s->consumer, -1);
 }
 
@@ -247,6 +262,7 @@ static void producer_stop(mrd_kafka_producer **p, int timeout_ms) {
 
 void gw_kafka_stop(gw_server *s, int timeout_ms) {
   producer_stop(&s->cmd_producer, timeout_ms); /* the awaited first */
+  producer_stop(&s->acked_producer, timeout_ms);
   producer_stop(&s->producer, timeout_ms);
   mrd_kafka_consumer_free(s->consumer);
   s->consumer = NULL;
@@ -274,9 +290,11 @@ int gw_kafka_produce(gw_server *s, gw_conn *c, const char *topic, int32_t partit
     p->want_ack = true;
     snprintf(p->ack, sizeof p->ack, "%s", ack_ref);
   }
-  mrd_kafka_producer *pr = strcmp(topic, MRD_TOPIC_DISPATCH_COMMANDS) == 0 && s->cmd_producer
-                               ? s->cmd_producer
-                               : s->producer;
+  mrd_kafka_producer *pr = s->producer;
+  if (strcmp(topic, MRD_TOPIC_DISPATCH_COMMANDS) == 0 && s->cmd_producer)
+    pr = s->cmd_producer;
+  else if (ack_ref && s->acked_producer)
+    pr = s->acked_producer;
   int rc = mrd_kafka_produce(pr, topic, partition, key, strlen(key), payload, len, p);
   if (rc) {
     ref_release(p->ref);

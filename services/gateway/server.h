@@ -51,9 +51,10 @@ typedef struct gw_config {
   int nearby_max;                     /* 20 */
   char *nearby_key;                   /* Redis GEO set of available drivers */
   int64_t epoch_check_ms;             /* 1 s: max(epoch) re-read (NOTIFY is the fast path) */
-  int linger_ms;                      /* Kafka producer linger: 1 ms */
+  int linger_ms;                      /* the locations' producer linger: 5 ms */
   int slow_trace_ms;                  /* log a traced request this slow (0: never): 15 */
   int commands_linger_ms;             /* the commands' producer's linger: 0 ms */
+  int acked_linger_ms;                /* the acked locations' producer's linger: 1 ms */
   int fetch_wait_ms;                  /* Kafka consumer fetch.wait.max.ms: 100 ms */
   int queue_max;                      /* producer local queue, messages: 100000 */
   int64_t poll_us;                    /* fallback Kafka poll period on the loop: 100000 us */
@@ -185,6 +186,7 @@ typedef struct gw_server {
   mrd_kafka_producer *producer; /* driver-locations (and the DLQ) */
   mrd_kafka_producer
       *cmd_producer; /* dispatch-commands: few, each one a rider or driver waits on */
+  mrd_kafka_producer *acked_producer; /* driver-locations sent with a ref: the app awaits the ack */
   mrd_kafka_consumer *consumer;
   int wake_fd[2]; /* pipe librdkafka writes to when a Kafka queue gets work; the read
                      end is adopted by the lws loop (-1 when not made) */

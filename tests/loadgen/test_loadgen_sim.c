@@ -582,6 +582,101 @@ static void test_pings_spread_over_the_period(void **state) {
   if (early < 8 || early > 32) fail_msg("%d of 40 in the period's first half", early);
 }
 
+/* The same drivers, as the real socket layer has them: the status queued on connecting is
+ * not yet written when the first location goes (queued > 0 during the open), and the replay
+ * clock starts 12 s later (a long settle), so that every driver sends a keepalive location
+ * while that clock stands still. Neither may put them in step: once the replay runs, their
+ * locations still spread over the period. (Both did: 2,000 drivers then pinged within one
+ * 10 ms tick of every second, and the whole stack's latency had a burst a second.) */
+typedef struct phase_fake2 {
+  int64_t now_us;
+  bool in_open;
+  uint32_t opened[64];
+  int n_opened, n_loc[64];
+  int64_t loc_us[64][64];
+} phase_fake2;
+
+static int p2_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
+  phase_fake2 *f = ud;
+  (void)sub;
+  if (role == LG_DRIVER && f->n_opened < 64) f->opened[f->n_opened++] = idx;
+  return 0;
+}
+
+static int p2_send(void *ud, lg_role role, uint32_t idx, const char *text, size_t len) {
+  phase_fake2 *f = ud;
+  char line[512];
+  snprintf(line, sizeof line, "%.*s", (int)len, text);
+  if (role == LG_DRIVER && idx < 64 && strstr(line, "\"type\":\"location\"") && f->n_loc[idx] < 64)
+    f->loc_us[idx][f->n_loc[idx]++] = f->now_us;
+  return 0;
+}
+
+static size_t p2_queued(void *ud, lg_role role, uint32_t idx) {
+  phase_fake2 *f = ud;
+  (void)role;
+  (void)idx;
+  return f->in_open ? 1 : 0; /* what on_open queued goes out at the loop's next turn */
+}
+
+static void test_pings_stay_spread_behind_status_and_late_start(void **state) {
+  (void)state;
+  geo_graph *g = grid();
+  static phase_fake2 f;
+  memset(&f, 0, sizeof f);
+  lg_trip trips[1] = {
+      {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
+  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
+  lg_config cfg;
+  lg_config_defaults(&cfg);
+  cfg.speedup = 4;
+  cfg.ping_max_hz = 1;
+  cfg.drivers = 40;
+  cfg.duration_s = 3;
+  cfg.drain_s = 1;
+  cfg.settle_s = 12; /* past the 10 s keepalive */
+  cfg.cancel_prob = 0;
+  snprintf(cfg.run_id, sizeof cfg.run_id, "q");
+  lg_io io = {&f, p2_open, p2_send, f_close, p2_queued, NULL};
+  char err[200];
+  int64_t t0 = 1000000;
+  f.now_us = t0;
+  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, t0, 1700000000000, err, sizeof err);
+  assert_non_null(s);
+  for (int k = 0; k < 1700; k++, f.now_us += 10000) {
+    lg_sim_tick(s, f.now_us);
+    if (k == 0) {
+      f.in_open = true;
+      for (int i = 0; i < f.n_opened; i++) lg_sim_on_open(s, LG_DRIVER, f.opened[i], f.now_us);
+      f.in_open = false;
+    }
+  }
+  lg_sim_free(s);
+  geo_graph_free(g);
+  assert_int_equal(f.n_opened, 40);
+  /* the replay's clock starts 12 s after the open (+ a tick); its second period: */
+  const int64_t from = t0 + 13020000, to = from + 1000000;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  int early = 0;
+  for (int i = 0; i < f.n_opened; i++) {
+    uint32_t d = f.opened[i];
+    assert_true(f.n_loc[d] >= 3);
+    assert_true(f.loc_us[d][0] == t0); /* the first location went on connecting */
+    int in_period = 0;
+    for (int k = 0; k < f.n_loc[d]; k++) {
+      int64_t at = f.loc_us[d][k];
+      if (at < from || at >= to) continue;
+      in_period++;
+      if (at < lo) lo = at;
+      if (at > hi) hi = at;
+      early += at - from < 500000;
+    }
+    if (in_period != 1) fail_msg("driver %u: %d locations in one period", d, in_period);
+  }
+  if (hi - lo < 700000) fail_msg("locations within %.3f s of each other", (hi - lo) / 1e6);
+  if (early < 8 || early > 32) fail_msg("%d of 40 in the period's first half", early);
+}
+
 static void test_ping_period_pace_and_motion(void **state) {
   (void)state;
   lg_config c;
@@ -814,6 +909,7 @@ int main(void) {
       cmocka_unit_test(test_trip_steps_lost_with_the_connection_are_sent_again),
       cmocka_unit_test(test_ping_period_pace_and_motion),
       cmocka_unit_test(test_pings_spread_over_the_period),
+      cmocka_unit_test(test_pings_stay_spread_behind_status_and_late_start),
       cmocka_unit_test(test_chain_estimate),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
