@@ -141,6 +141,7 @@ typedef struct gw_conn {
 } gw_conn;
 
 #define GW_REGISTRY_BUCKETS 4096
+#define GW_RX_SLICES 8 /* the byte budgets are charged a registry slice at a time */
 /* recent.h: each user's latest event kept 30 s, for at most 16,384 users (~14 MB) */
 #define GW_RECENT_CAP 16384
 /* a connection closed by the gateway (replaced, expired, flooding) is cut after this many
@@ -211,6 +212,7 @@ typedef struct gw_server {
   int open_ws;                   /* WebSocket connections established and not yet closed */
   mrd_log_gate refusal_log;      /* 401/403/429/503 and header errors, MERIDIAN_GW_LOG_RATE */
   lws_sorted_usec_list_t sul_rx; /* rx byte accounting on lws's poll() loop */
+  int rx_slice;                  /* the registry slice charged next (rx_check_slice) */
   ev_timer ev_rx;                /* the same on the libev loop */
   struct gw_ops_io *ops;         /* the ops stream (ops_io.c); NULL until started */
   uint64_t rng;                  /* splitmix64 state for trace and span ids, seeded at start */

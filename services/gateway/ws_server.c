@@ -391,11 +391,24 @@ static void rx_charge(gw_server *s, gw_conn *c, int64_t now) {
   }
 }
 
-/* Every MERIDIAN_GW_RX_CHECK_MS: charge every connection (a ping flood raises no callback). */
-static void rx_check_all(gw_server *s) {
+/* Every MERIDIAN_GW_RX_CHECK_MS / GW_RX_SLICES: charge the connections of the registry's next
+ * slice (a ping flood raises no callback), each one a getsockopt. A slice at a time: a sweep
+ * of every socket at once stopped the loop for milliseconds at thousands of connections (a
+ * system call each), and a request that came meanwhile waited. One charged by its own message
+ * within half the period is skipped: it is charged again soon enough either way. */
+static int64_t rx_slice_us(const gw_server *s) {
+  int64_t us = s->cfg->rx_check_ms * 1000 / GW_RX_SLICES;
+  return us > 1000 ? us : 1000;
+}
+
+static void rx_check_slice(gw_server *s) {
   int64_t now = gw_now_ms();
-  for (size_t b = 0; b < GW_REGISTRY_BUCKETS; b++)
-    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket) rx_charge(s, c, now);
+  const size_t per = GW_REGISTRY_BUCKETS / GW_RX_SLICES;
+  const size_t b0 = (size_t)s->rx_slice * per;
+  for (size_t b = b0; b < b0 + per; b++)
+    for (gw_conn *c = s->registry[b]; c; c = c->next_in_bucket)
+      if (now - c->rx_checked_ms >= s->cfg->rx_check_ms / 2) rx_charge(s, c, now);
+  s->rx_slice = (s->rx_slice + 1) % GW_RX_SLICES;
 }
 
 /* A connection whose token's exp has passed is closed with 4001 after what it has queued. */
@@ -777,14 +790,14 @@ static void on_ev_poll(struct ev_loop *loop, ev_timer *w, int revents) {
 
 static void on_rx(lws_sorted_usec_list_t *sul) {
   gw_server *s = lws_container_of(sul, gw_server, sul_rx);
-  rx_check_all(s);
-  lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, s->cfg->rx_check_ms * LWS_US_PER_MS);
+  rx_check_slice(s);
+  lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, rx_slice_us(s));
 }
 
 static void on_ev_rx(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;
   (void)revents;
-  rx_check_all(w->data);
+  rx_check_slice(w->data);
 }
 
 static void on_ev_housekeeping(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -902,12 +915,12 @@ int gw_ws_start(gw_server *s) {
     ev_timer_init(&s->ev_housekeeping, on_ev_housekeeping, hk_s, hk_s);
     s->ev_housekeeping.data = s;
     ev_timer_start(s->loop, &s->ev_housekeeping);
-    double rx_s = (double)s->cfg->rx_check_ms / 1e3;
+    double rx_s = (double)rx_slice_us(s) / 1e6;
     ev_timer_init(&s->ev_rx, on_ev_rx, rx_s, rx_s);
     s->ev_rx.data = s;
     ev_timer_start(s->loop, &s->ev_rx);
   } else {
-    lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, s->cfg->rx_check_ms * LWS_US_PER_MS);
+    lws_sul_schedule(s->ctx, 0, &s->sul_rx, on_rx, rx_slice_us(s));
     lws_sul_schedule(s->ctx, 0, &s->sul_poll, on_poll, s->cfg->poll_us);
     lws_sul_schedule(s->ctx, 0, &s->sul_housekeeping, on_housekeeping,
                      s->cfg->epoch_check_ms * LWS_US_PER_MS);
