@@ -119,6 +119,16 @@ static int metrics_init(dsvc *s) {
                               "a lease statement on PostgreSQL (acquire or renew), run off the "
                               "loop on the lease's own thread and connection",
                               lab, store_s, sizeof store_s / sizeof store_s[0], &m->lease_store_s);
+  static const double wait_s[] = {0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005,
+                                  0.01,   0.02,   0.05,   0.1,   0.5};
+  static const char *const parts[] = {"delivery", "snapshots", "commit"};
+  for (int i = 0; i < 3; i++)
+    rc |= mrd_metrics_histogram(
+        m->reg, "meridian_dispatch_flush_wait_seconds",
+        "time a flush keeps the loop from consuming: the events' delivery awaited (durable "
+        "before anything follows), the trip snapshots' Redis batch, the offsets' commits",
+        (const char *[]){"part", parts[i], NULL}, wait_s, sizeof wait_s / sizeof wait_s[0],
+        &m->flush_wait[i]);
 #undef C
 #undef G
   return rc ? -1 : 0;
@@ -1127,27 +1137,41 @@ int dsvc_flush(dsvc *s, int64_t now_ms) {
   s->n_refs = 0;
   s->n_traces = 0;
   /* durable first: every event delivered (the idempotent producer retries by itself) */
+  int64_t t0_us = mrd_mono_us();
+  bool awaited = s->in_flight > 0;
   while (s->in_flight > 0 && !s->delivery_failures) mrd_kafka_producer_poll(s->producer, 5);
+  if (awaited)
+    mrd_histogram_observe(s->m.flush_wait[DSVC_FLUSH_DELIVERY], (mrd_mono_us() - t0_us) / 1e6);
   if (s->delivery_failures) return -1;
   /* Paused while waiting (SIGSTOP): the events are out, fenced downstream if another
    * holder took over; the snapshots and offsets wait for the renew to say who holds. */
   if (!dsvc_may_act(s)) return 0;
-  write_snapshots(s);
+  if (s->n_dirty > 0) {
+    t0_us = mrd_mono_us();
+    write_snapshots(s);
+    mrd_histogram_observe(s->m.flush_wait[DSVC_FLUSH_SNAPSHOTS], (mrd_mono_us() - t0_us) / 1e6);
+  }
+  t0_us = mrd_mono_us();
+  bool committed = false;
   /* then the offsets of what was consumed. A commit is a round trip to the group coordinator
    * that no message is consumed during: pings (a thousand a second) are committed at most
    * every MERIDIAN_DISPATCH_LOCATIONS_COMMIT, or a command would wait behind a commit on most
    * turns of the loop (docs/capacity.md); a restart re-reads those pings, which are idempotent */
   if (s->loc_next > s->loc_committed && now_ms >= s->loc_commit_due_ms) {
+    committed = true;
     if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DRIVER_LOCATIONS, s->cfg->shard, s->loc_next) == 0)
       s->loc_committed = s->loc_next;
     s->loc_commit_due_ms = now_ms + s->cfg->loc_commit_ms;
   }
   if (s->cmd_next > s->cmd_committed) {
+    committed = true;
     if (mrd_kafka_commit(s->consumer, MRD_TOPIC_DISPATCH_COMMANDS, s->cfg->shard, s->cmd_next) == 0)
       s->cmd_committed = s->cmd_next;
     else
       mrd_log_warn("kafka_commit", "err=%s", mrd_kafka_consumer_errstr(s->consumer));
   }
+  if (committed)
+    mrd_histogram_observe(s->m.flush_wait[DSVC_FLUSH_COMMIT], (mrd_mono_us() - t0_us) / 1e6);
   return 0;
 }
 

@@ -84,7 +84,12 @@ typedef struct dsvc_metrics {
   mrd_counter *lease_lost, *lease_acquired, *claims_fenced, *outputs_dropped;
   mrd_histogram *lease_store_s; /* a lease statement, on the lease's thread */
   mrd_counter *outputs_lost;    /* dsp_stats.outputs_lost: outputs the core had no memory for */
+  /* what a flush keeps the loop from consuming: the events' delivery awaited, the snapshots'
+   * Redis batch, the offsets' commits (meridian_dispatch_flush_wait_seconds{part}) */
+  mrd_histogram *flush_wait[3];
 } dsvc_metrics;
+
+enum { DSVC_FLUSH_DELIVERY, DSVC_FLUSH_SNAPSHOTS, DSVC_FLUSH_COMMIT };
 
 /* One range of the shard map: geohash strings s with start <= s < end belong to shard. */
 typedef struct dsvc_range {

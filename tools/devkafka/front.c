@@ -476,11 +476,23 @@ static void accept_one(dk_front *f, listener *l) {
   }
 }
 
+/* Acknowledge what was just read at once. The mock's sockets keep Nagle: an answer it writes
+ * while its previous one is unacknowledged waits for our ACK, which the kernel delays up to
+ * 40 ms when we have nothing to send back, as with pipelined requests (an idempotent producer
+ * keeps up to 5 in flight). A client that keeps Nagle is spared the same way. Quick-ack mode
+ * does not stay on by itself: it is asked for after every read. */
+static void quickack(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 /* Client side ready: flush answers, read requests and pass them on. false: close c. */
 static bool on_client(dk_front *f, conn *c, uint32_t ev) {
   if (ev & EPOLLOUT && !buf_flush(&c->cout, c->cfd)) return false;
   if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-    if (buf_read(&c->cin, c->cfd) < 0) return false;
+    int r = buf_read(&c->cin, c->cfd);
+    if (r < 0) return false;
+    if (r > 0) quickack(c->cfd);
     if (!pump_requests(f, c) || !buf_flush(&c->uout, c->ufd)) return false;
   }
   return true;
@@ -491,6 +503,7 @@ static bool on_upstream(dk_front *f, conn *c, uint32_t ev) {
   if (ev & EPOLLOUT && !buf_flush(&c->uout, c->ufd)) return false;
   if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
     int r = buf_read(&c->uin, c->ufd);
+    if (r > 0) quickack(c->ufd);
     if (!pump_responses(f, c) || !buf_flush(&c->cout, c->cfd)) return false;
     if (r < 0) return false; /* the broker closed: what it said is passed on first */
   }
