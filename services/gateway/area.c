@@ -1,7 +1,12 @@
 /*
  * area.c: the service area from GeoJSON (see area.h). Each polygon keeps its rings as flat
  * lon/lat arrays and a bounding box that answers most points without touching the rings.
- * The point-in-polygon test is the classic crossing-number (even-odd) ray cast.
+ * The point-in-polygon test is the classic crossing-number (even-odd) ray cast. A long ring
+ * also keeps its edges sorted into latitude strips: a point's ray can only cross an edge that
+ * spans its latitude, so the test reads the edges of the point's strip, not all of them
+ * (the Manhattan boundary, 1,523 positions: 0.81 us a point scanning, 0.029 us by strips,
+ * paid once per location by the gateway and once by the load generator).
+ * gw_area_contains_scan reads every edge: the reference.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "area.h"
@@ -10,6 +15,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +23,15 @@
 typedef struct ring {
   size_t n;   /* positions, the closing one included */
   double *xy; /* lon, lat pairs */
+  /* Latitude strips (none for a short ring): strip k covers [y0 + k / inv_h, y0 + (k + 1) /
+   * inv_h); strip_edge[strip_off[k] .. strip_off[k + 1]) are the edges whose latitude range
+   * meets it, edge i joining position i - 1 (n - 1 for i = 0) to position i. */
+  uint32_t nstrips;
+  double y0, y1, inv_h;
+  uint32_t *strip_off, *strip_edge;
 } ring;
+
+enum { RING_STRIP_MIN_N = 32 }; /* shorter rings are scanned whole */
 
 typedef struct polygon {
   size_t nrings;
@@ -45,11 +59,61 @@ __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, 
 void gw_area_free(gw_area *area) {
   if (!area) return;
   for (size_t i = 0; i < area->npolys; i++) {
-    for (size_t r = 0; r < area->polys[i].nrings; r++) free(area->polys[i].rings[r].xy);
+    for (size_t r = 0; r < area->polys[i].nrings; r++) {
+      free(area->polys[i].rings[r].xy);
+      free(area->polys[i].rings[r].strip_off);
+      free(area->polys[i].rings[r].strip_edge);
+    }
     free(area->polys[i].rings);
   }
   free(area->polys);
   free(area);
+}
+
+static uint32_t strip_of(const ring *r, double y) {
+  double k = floor((y - r->y0) * r->inv_h); /* monotone in y: an edge's strips hold its points */
+  if (!(k > 0)) return 0;
+  return k >= (double)(r->nstrips - 1) ? r->nstrips - 1 : (uint32_t)k;
+}
+
+/* Sort r's edges into latitude strips, about one per two edges. -1: out of memory. */
+static int build_strips(ring *r) {
+  if (r->n < RING_STRIP_MIN_N || r->n > UINT32_MAX / 4) return 0;
+  double y0 = INFINITY, y1 = -INFINITY;
+  for (size_t i = 0; i < r->n; i++) {
+    double y = r->xy[2 * i + 1];
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  }
+  if (!(y1 > y0)) return 0;
+  r->nstrips = (uint32_t)(r->n / 2);
+  r->y0 = y0;
+  r->y1 = y1;
+  r->inv_h = r->nstrips / (y1 - y0);
+  r->strip_off = calloc((size_t)r->nstrips + 1, sizeof *r->strip_off);
+  if (!r->strip_off) return -1;
+  /* two passes: count each strip's edges, then place them */
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0, j = r->n - 1; i < r->n; j = i++) {
+      double a = r->xy[2 * j + 1], b = r->xy[2 * i + 1];
+      uint32_t k0 = strip_of(r, a < b ? a : b), k1 = strip_of(r, a < b ? b : a);
+      for (uint32_t k = k0; k <= k1; k++) {
+        if (pass == 0)
+          r->strip_off[k + 1]++;
+        else
+          r->strip_edge[r->strip_off[k]++] = (uint32_t)i;
+      }
+    }
+    if (pass == 0) {
+      for (uint32_t k = 0; k < r->nstrips; k++) r->strip_off[k + 1] += r->strip_off[k];
+      r->strip_edge = malloc((size_t)r->strip_off[r->nstrips] * sizeof *r->strip_edge);
+      if (!r->strip_edge) return -1;
+    }
+  }
+  /* the second pass advanced each start to the next strip's: shift them back */
+  for (uint32_t k = r->nstrips; k > 0; k--) r->strip_off[k] = r->strip_off[k - 1];
+  r->strip_off[0] = 0;
+  return 0;
 }
 
 /* Append the polygon given as GeoJSON coordinates (an array of rings). */
@@ -113,6 +177,10 @@ static int add_polygon(gw_area *a, json_t *coords, char *err, size_t errcap) {
       if (x > p->max_lon) p->max_lon = x;
       if (y < p->min_lat) p->min_lat = y;
       if (y > p->max_lat) p->max_lat = y;
+    }
+    if (build_strips(r) != 0) {
+      seterr(err, errcap, "out of memory");
+      return -1;
     }
     a->nvertices += n;
   }
@@ -235,29 +303,51 @@ gw_area *gw_area_load(const char *path, char *err, size_t errcap) {
   return a;
 }
 
-/* Crossing number of a horizontal ray from (x, y) to +infinity with ring r. */
-static bool ring_odd(const ring *r, double x, double y) {
+/* Does the horizontal ray from (x, y) to +infinity cross edge i of r (from position j)? */
+static inline bool crosses(const double *v, size_t i, size_t j, double x, double y) {
+  double xi = v[2 * i], yi = v[2 * i + 1], xj = v[2 * j], yj = v[2 * j + 1];
+  return (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi;
+}
+
+/* Crossing number of that ray with ring r, odd or even: every edge (scan), or only those of
+ * y's strip, which are all the edges the ray can cross (the same arithmetic, edge by edge). */
+static bool ring_odd(const ring *r, double x, double y, bool scan) {
   bool in = false;
   const double *v = r->xy;
-  for (size_t i = 0, j = r->n - 1; i < r->n; j = i++) {
-    double xi = v[2 * i], yi = v[2 * i + 1], xj = v[2 * j], yj = v[2 * j + 1];
-    if ((yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi) in = !in;
+  if (scan || r->nstrips == 0) {
+    for (size_t i = 0, j = r->n - 1; i < r->n; j = i++)
+      if (crosses(v, i, j, x, y)) in = !in;
+    return in;
+  }
+  if (y < r->y0 || y > r->y1) return false;
+  uint32_t k = strip_of(r, y);
+  for (uint32_t e = r->strip_off[k]; e < r->strip_off[k + 1]; e++) {
+    size_t i = r->strip_edge[e];
+    if (crosses(v, i, i ? i - 1 : r->n - 1, x, y)) in = !in;
   }
   return in;
 }
 
-bool gw_area_contains(const gw_area *area, double lat, double lon) {
+static bool contains(const gw_area *area, double lat, double lon, bool scan) {
   if (!area || !isfinite(lat) || !isfinite(lon)) return false;
   for (size_t i = 0; i < area->npolys; i++) {
     const polygon *p = &area->polys[i];
     if (lon < p->min_lon || lon > p->max_lon || lat < p->min_lat || lat > p->max_lat) continue;
     bool in = false;
     for (size_t r = 0; r < p->nrings; r++) {
-      if (ring_odd(&p->rings[r], lon, lat)) in = !in;
+      if (ring_odd(&p->rings[r], lon, lat, scan)) in = !in;
     }
     if (in) return true;
   }
   return false;
+}
+
+bool gw_area_contains(const gw_area *area, double lat, double lon) {
+  return contains(area, lat, lon, false);
+}
+
+bool gw_area_contains_scan(const gw_area *area, double lat, double lon) {
+  return contains(area, lat, lon, true);
 }
 
 size_t gw_area_polygon_count(const gw_area *area) { return area ? area->npolys : 0; }

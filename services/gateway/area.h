@@ -27,6 +27,9 @@ gw_area *gw_area_load(const char *path, char *err, size_t errcap);
 
 /* True when (lat, lon) is inside the area (points exactly on an edge may go either way). */
 bool gw_area_contains(const gw_area *area, double lat, double lon);
+/* The same answer from every edge of every ring (no latitude strips): the reference that
+ * gw_area_contains is tested against. */
+bool gw_area_contains_scan(const gw_area *area, double lat, double lon);
 
 /* Number of polygons and of vertices in all rings (for the startup log line). */
 size_t gw_area_polygon_count(const gw_area *area);
