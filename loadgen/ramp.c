@@ -47,6 +47,14 @@ static double match_pct(const lg_ramp_step *s) {
   return s->requested ? 100.0 * (double)s->matched / (double)s->requested : NAN;
 }
 
+int lg_ramp_procs_for(size_t drivers) {
+  size_t n = (drivers + LG_RAMP_DRIVERS_PER_PROC - 1) / LG_RAMP_DRIVERS_PER_PROC;
+  if (n < 2) n = 2;
+  if (n > LG_RAMP_MAX_LOAD_PROCS) n = LG_RAMP_MAX_LOAD_PROCS;
+  if (n > drivers) n = drivers ? drivers : 1;
+  return (int)n;
+}
+
 bool lg_ramp_step_ok(const lg_ramp_step *s, const lg_ramp_criteria *c) {
   if (!s->requested || !isfinite(s->offer_p99_ms)) return false;
   return s->offer_p99_ms < c->p99_max_ms && match_pct(s) >= c->match_min_pct &&

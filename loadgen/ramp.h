@@ -62,6 +62,15 @@ typedef struct lg_ramp_criteria {
 /* True when step s keeps every bound (a step with no request fails: nothing was shown). */
 bool lg_ramp_step_ok(const lg_ramp_step *s, const lg_ramp_criteria *c);
 
+/* The load processes a step of `drivers` runs when --procs is not given: one per
+ * LG_RAMP_DRIVERS_PER_PROC drivers, at least 2 (never more than the drivers), at most
+ * LG_RAMP_MAX_LOAD_PROCS. libwebsockets keeps every connection's timers in one sorted list a
+ * process, inserted into by walking it: at 3,000 connections a process that walk took half
+ * of the load generator's CPU (perf), and the load generator, not the system, set the knee. */
+#define LG_RAMP_DRIVERS_PER_PROC 1000
+#define LG_RAMP_MAX_LOAD_PROCS 64
+int lg_ramp_procs_for(size_t drivers);
+
 /* The knee: the index of the last step of the run of passing steps that starts at step 0
  * (a later step that passes again after a failure is not trusted); -1 when step 0 fails. */
 int lg_ramp_knee(const lg_ramp_step *steps, size_t n, const lg_ramp_criteria *c);

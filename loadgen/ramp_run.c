@@ -44,7 +44,8 @@ static void usage(FILE *fp) {
       "  --trips FILE         trips CSV (as replay)\n"
       "  --steps LIST         DRIVERS:SPEEDUP,... (default " DEFAULT_STEPS ")\n"
       "  --hold S             wall seconds of requests per step (default 20)\n"
-      "  --procs N            load processes per step, drivers and trips split (default 2)\n"
+      "  --procs N            load processes per step, drivers and trips split (default: one\n"
+      "                       per 1,000 drivers, at least 2)\n"
       "  --ping-max-hz H      location messages per driver per second at most (default 1)\n"
       "  --drain S            wall seconds a step waits for trips to finish (default 3)\n"
       "  --pids NAME=PID,...  stack processes whose CPU to report (scripts/capacity passes them)\n"
@@ -121,8 +122,9 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
   double cpu0[LG_RAMP_MAX_PROCS];
   for (size_t k = 0; k < o->n_pids; k++) cpu0[k] = proc_cpu_s(o->pid[k]);
   double t0 = mrd_mono_s();
-  pid_t kids[64];
-  int n = o->procs;
+  pid_t kids[LG_RAMP_MAX_LOAD_PROCS];
+  const int want = o->procs ? o->procs : lg_ramp_procs_for(plan->drivers);
+  int n = want;
   size_t per = plan->drivers / (size_t)n, extra = plan->drivers % (size_t)n;
   for (int k = 0; k < n; k++) {
     char drivers[32], speedup[32], hold[32], hz[32], drain[32], part[32], run[40], json[4096],
@@ -197,7 +199,7 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
     }
     kids[k] = p;
   }
-  int rc = n == o->procs ? 0 : -1;
+  int rc = n == want ? 0 : -1;
   double lg_cpu = 0;
   for (int k = 0; k < n; k++) {
     int status = 0;
@@ -355,7 +357,7 @@ static bool ramp_option(int opt, const char *v, ramp_opts *o, const char **steps
   case RO_STEPS: *steps = v; return true;
   case RO_HOLD: return num_arg(v, 1, 3600, &o->hold_s);
   case RO_PROCS:
-    if (!num_arg(v, 1, 64, &x) || x != floor(x)) return false;
+    if (!num_arg(v, 1, LG_RAMP_MAX_LOAD_PROCS, &x) || x != floor(x)) return false;
     o->procs = (int)x;
     return true;
   case RO_PING_MAX_HZ: return num_arg(v, 0.01, 5, &o->ping_hz);
@@ -383,7 +385,7 @@ static int ramp_parse_args(int argc, char **argv, ramp_opts *o, const char **ste
   if (!o->url || !*o->url) o->url = "ws://127.0.0.1:8080";
   o->out = "out/capacity";
   o->hold_s = 20;
-  o->procs = 2;
+  o->procs = 0; /* lg_ramp_procs_for each step */
   o->ping_hz = 1;
   o->drain_s = 3;
   *steps = DEFAULT_STEPS;
@@ -434,7 +436,7 @@ static int ramp_prepare(const ramp_opts *o, const char *steps_s, lg_ramp_plan_st
     return -1;
   }
   for (int s = 0; s < n_steps; s++)
-    if (plan[s].drivers < (size_t)o->procs) {
+    if (o->procs && plan[s].drivers < (size_t)o->procs) {
       fprintf(stderr, "meridian-loadgen ramp: step %d has fewer drivers than --procs\n", s + 1);
       return -1;
     }
@@ -462,7 +464,8 @@ static size_t ramp_run_steps(const ramp_opts *o, const char *self, const char *h
   for (int s = 0; s < n_steps; s++) {
     fprintf(stderr,
             "meridian-loadgen ramp: step %d/%d: %zu drivers, speedup %g, %d processes, hold %g s\n",
-            s + 1, n_steps, plan[s].drivers, plan[s].speedup, o->procs, o->hold_s);
+            s + 1, n_steps, plan[s].drivers, plan[s].speedup,
+            o->procs ? o->procs : lg_ramp_procs_for(plan[s].drivers), o->hold_s);
     if (run_step(o, self, host, port, run_base, (size_t)s, &plan[s], &steps[s]) != 0) {
       *rc = 1;
       break;
@@ -481,9 +484,14 @@ static size_t ramp_run_steps(const ramp_opts *o, const char *self, const char *h
 /* The table, the plot (gnuplot) and the knee line. */
 static void ramp_report(const ramp_opts *o, const lg_ramp_step *steps, size_t done, int n_steps,
                         const lg_ramp_criteria *crit) {
-  printf(
-      "Meridian capacity ramp: %zu of %d steps, hold %g s, %d load processes, ping at most %g/s\n",
-      done, n_steps, o->hold_s, o->procs, o->ping_hz);
+  char procs[64];
+  if (o->procs)
+    snprintf(procs, sizeof procs, "%d load processes", o->procs);
+  else
+    snprintf(procs, sizeof procs, "a load process per %d drivers (at least 2)",
+             LG_RAMP_DRIVERS_PER_PROC);
+  printf("Meridian capacity ramp: %zu of %d steps, hold %g s, %s, ping at most %g/s\n", done,
+         n_steps, o->hold_s, procs, o->ping_hz);
   printf("criteria: request -> offer p99 < %g ms, match >= %g%%, no update dropped; CPU in %% of "
          "one core over each step\n\n",
          crit->p99_max_ms, crit->match_min_pct);

@@ -67,6 +67,19 @@ static lg_ramp_step step(double ups, double rps, double p99, size_t req, size_t 
   return s;
 }
 
+/* Without --procs: a process per 1,000 drivers, at least 2, never more than the drivers. */
+static void test_load_processes_follow_the_drivers(void **state) {
+  (void)state;
+  assert_int_equal(lg_ramp_procs_for(1), 1);
+  assert_int_equal(lg_ramp_procs_for(2), 2);
+  assert_int_equal(lg_ramp_procs_for(1000), 2);
+  assert_int_equal(lg_ramp_procs_for(2000), 2);
+  assert_int_equal(lg_ramp_procs_for(2001), 3);
+  assert_int_equal(lg_ramp_procs_for(6000), 6);
+  assert_int_equal(lg_ramp_procs_for(20000), 20);
+  assert_int_equal(lg_ramp_procs_for(1000000), LG_RAMP_MAX_LOAD_PROCS);
+}
+
 static void test_knee_is_the_last_passing_step_before_the_first_failure(void **state) {
   (void)state;
   lg_ramp_criteria c = {50, 95, 0};
@@ -173,6 +186,7 @@ static void test_plot_files_hold_every_step_and_process(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_steps_parse_and_refuse_nonsense),
+      cmocka_unit_test(test_load_processes_follow_the_drivers),
       cmocka_unit_test(test_knee_is_the_last_passing_step_before_the_first_failure),
       cmocka_unit_test(test_last_line_is_one_json_object_with_the_knee),
       cmocka_unit_test(test_plot_files_hold_every_step_and_process),
