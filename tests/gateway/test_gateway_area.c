@@ -79,13 +79,19 @@ static void test_bad_geojson_is_refused_with_a_reason(void **state) {
   gw_area_free(NULL);
 }
 
-static void test_manhattan_boundary_holds_manhattan_only(void **state) {
-  (void)state;
+/* The shipped Manhattan boundary (data/roads, under MERIDIAN_SOURCE_DIR). */
+static gw_area *manhattan(void) {
   const char *src = getenv("MERIDIAN_SOURCE_DIR");
   char path[1024], err[200];
   snprintf(path, sizeof path, "%s/data/roads/manhattan-boundary.geojson", src ? src : ".");
   gw_area *a = gw_area_load(path, err, sizeof err);
   if (!a) fail_msg("%s", err);
+  return a;
+}
+
+static void test_manhattan_boundary_holds_manhattan_only(void **state) {
+  (void)state;
+  gw_area *a = manhattan();
   assert_int_equal(gw_area_polygon_count(a), 8);
   static const struct {
     const char *name;
@@ -177,11 +183,7 @@ static void test_strips_answer_as_the_scan(void **state) {
 
 static void test_manhattan_strips_answer_as_the_scan(void **state) {
   (void)state;
-  const char *src = getenv("MERIDIAN_SOURCE_DIR");
-  char path[1024], err[200];
-  snprintf(path, sizeof path, "%s/data/roads/manhattan-boundary.geojson", src ? src : ".");
-  gw_area *a = gw_area_load(path, err, sizeof err);
-  if (!a) fail_msg("%s", err);
+  gw_area *a = manhattan();
   /* the places of the test above, and every latitude of the box's corners, as vertices */
   static const double vlat[] = {40.7580, 40.7829, 40.7060, 40.8677, 40.6782, 40.7447, 40.70, 40.88},
                       vlon[] = {-73.9855, -73.9654, -74.0086, -73.9212,

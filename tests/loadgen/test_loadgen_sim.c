@@ -507,12 +507,15 @@ static size_t speeds(const fake *f, double *med, double *hi) {
   return n;
 }
 
-/* What the phase test's socket layer saw: when each driver sent his second location. */
+/* What the phase tests' socket layer saw: when each driver sent each location. in_open: the
+ * status queued on connecting is not yet written while lg_sim_on_open runs (queued > 0), as
+ * with the real socket layer. */
 typedef struct phase_fake {
   int64_t now_us;
+  bool in_open;
   uint32_t opened[64];
   int n_opened, n_loc[64];
-  int64_t second_us[64];
+  int64_t loc_us[64][64];
 } phase_fake;
 
 static int p_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
@@ -526,20 +529,23 @@ static int p_send(void *ud, lg_role role, uint32_t idx, const char *text, size_t
   phase_fake *f = ud;
   char line[512];
   snprintf(line, sizeof line, "%.*s", (int)len, text);
-  if (role == LG_DRIVER && idx < 64 && strstr(line, "\"type\":\"location\"") &&
-      ++f->n_loc[idx] == 2)
-    f->second_us[idx] = f->now_us;
+  if (role == LG_DRIVER && idx < 64 && strstr(line, "\"type\":\"location\"") && f->n_loc[idx] < 64)
+    f->loc_us[idx][f->n_loc[idx]++] = f->now_us;
   return 0;
 }
 
-/* Drivers who connect in the same instant (a replay's start, a gateway restart) ping at
- * once, then each on a phase of his own: their second locations spread over the period
- * (1 wall second here) instead of arriving together, as real apps' do. */
-static void test_pings_spread_over_the_period(void **state) {
-  (void)state;
+static size_t p_queued(void *ud, lg_role role, uint32_t idx) {
+  phase_fake *f = ud;
+  (void)role;
+  (void)idx;
+  return f->in_open ? 1 : 0; /* what on_open queued goes out at the loop's next turn */
+}
+
+/* 40 drivers at 4x pinging once a wall second (the real 4 s period), all connecting in the
+ * first tick at t0; the replay clock starts settle_s later; `ticks` ticks of 10 ms. */
+static void phase_run(phase_fake *f, int64_t t0, double settle_s, bool queued_on_open, int ticks) {
   geo_graph *g = grid();
-  static phase_fake f;
-  memset(&f, 0, sizeof f);
+  memset(f, 0, sizeof *f);
   lg_trip trips[1] = {
       {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
   lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
@@ -550,28 +556,41 @@ static void test_pings_spread_over_the_period(void **state) {
   cfg.drivers = 40;
   cfg.duration_s = 3;
   cfg.drain_s = 1;
+  cfg.settle_s = settle_s;
   cfg.cancel_prob = 0;
   snprintf(cfg.run_id, sizeof cfg.run_id, "p");
-  lg_io io = {&f, p_open, p_send, f_close, NULL, NULL};
+  lg_io io = {f, p_open, p_send, f_close, queued_on_open ? p_queued : NULL, NULL};
   char err[200];
-  int64_t t0 = 1000000;
-  f.now_us = t0;
+  f->now_us = t0;
   lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, t0, 1700000000000, err, sizeof err);
   assert_non_null(s);
-  for (int k = 0; k < 250; k++, f.now_us += 10000) {
-    lg_sim_tick(s, f.now_us);
-    if (k == 0)
-      for (int i = 0; i < f.n_opened; i++) lg_sim_on_open(s, LG_DRIVER, f.opened[i], f.now_us);
+  for (int k = 0; k < ticks; k++, f->now_us += 10000) {
+    lg_sim_tick(s, f->now_us);
+    if (k == 0) {
+      f->in_open = queued_on_open;
+      for (int i = 0; i < f->n_opened; i++) lg_sim_on_open(s, LG_DRIVER, f->opened[i], f->now_us);
+      f->in_open = false;
+    }
   }
   lg_sim_free(s);
   geo_graph_free(g);
+}
+
+/* Drivers who connect in the same instant (a replay's start, a gateway restart) ping at
+ * once, then each on a phase of his own: their second locations spread over the period
+ * (1 wall second here) instead of arriving together, as real apps' do. */
+static void test_pings_spread_over_the_period(void **state) {
+  (void)state;
+  static phase_fake f;
+  const int64_t t0 = 1000000;
+  phase_run(&f, t0, 0, false, 250);
   assert_int_equal(f.n_opened, 40);
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   int early = 0;
   for (int i = 0; i < f.n_opened; i++) {
     uint32_t d = f.opened[i];
     assert_true(f.n_loc[d] >= 2);
-    int64_t gap = f.second_us[d] - t0;
+    int64_t gap = f.loc_us[d][1] - t0;
     assert_true(gap > 0 && gap <= 1000000 + 10000); /* never later than the period */
     if (gap < lo) lo = gap;
     if (gap > hi) hi = gap;
@@ -584,75 +603,16 @@ static void test_pings_spread_over_the_period(void **state) {
 
 /* The same drivers, as the real socket layer has them: the status queued on connecting is
  * not yet written when the first location goes (queued > 0 during the open), and the replay
- * clock starts 12 s later (a long settle), so that every driver sends a keepalive location
- * while that clock stands still. Neither may put them in step: once the replay runs, their
- * locations still spread over the period. (Both did: 2,000 drivers then pinged within one
- * 10 ms tick of every second, and the whole stack's latency had a burst a second.) */
-typedef struct phase_fake2 {
-  int64_t now_us;
-  bool in_open;
-  uint32_t opened[64];
-  int n_opened, n_loc[64];
-  int64_t loc_us[64][64];
-} phase_fake2;
-
-static int p2_open(void *ud, lg_role role, uint32_t idx, const char *sub) {
-  phase_fake2 *f = ud;
-  (void)sub;
-  if (role == LG_DRIVER && f->n_opened < 64) f->opened[f->n_opened++] = idx;
-  return 0;
-}
-
-static int p2_send(void *ud, lg_role role, uint32_t idx, const char *text, size_t len) {
-  phase_fake2 *f = ud;
-  char line[512];
-  snprintf(line, sizeof line, "%.*s", (int)len, text);
-  if (role == LG_DRIVER && idx < 64 && strstr(line, "\"type\":\"location\"") && f->n_loc[idx] < 64)
-    f->loc_us[idx][f->n_loc[idx]++] = f->now_us;
-  return 0;
-}
-
-static size_t p2_queued(void *ud, lg_role role, uint32_t idx) {
-  phase_fake2 *f = ud;
-  (void)role;
-  (void)idx;
-  return f->in_open ? 1 : 0; /* what on_open queued goes out at the loop's next turn */
-}
-
+ * clock starts 12 s later (a long settle, past the 10 s keepalive), so that every driver
+ * sends a keepalive location while that clock stands still. Neither may put them in step:
+ * once the replay runs, their locations still spread over the period. (Both did: 2,000
+ * drivers then pinged within one 10 ms tick of every second, and the whole stack's latency
+ * had a burst a second.) */
 static void test_pings_stay_spread_behind_status_and_late_start(void **state) {
   (void)state;
-  geo_graph *g = grid();
-  static phase_fake2 f;
-  memset(&f, 0, sizeof f);
-  lg_trip trips[1] = {
-      {2, 1, 18, 0, 1, 1, 40.752, -73.987, 40.756, -73.981, 300, 18 * 3600 + 1, 0, 0, -1, -1}};
-  lg_trip_set set = {trips, 1, LG_CSV_SAMPLE, 1, {0}, 0, {0}, 0, 0};
-  lg_config cfg;
-  lg_config_defaults(&cfg);
-  cfg.speedup = 4;
-  cfg.ping_max_hz = 1;
-  cfg.drivers = 40;
-  cfg.duration_s = 3;
-  cfg.drain_s = 1;
-  cfg.settle_s = 12; /* past the 10 s keepalive */
-  cfg.cancel_prob = 0;
-  snprintf(cfg.run_id, sizeof cfg.run_id, "q");
-  lg_io io = {&f, p2_open, p2_send, f_close, p2_queued, NULL};
-  char err[200];
-  int64_t t0 = 1000000;
-  f.now_us = t0;
-  lg_sim *s = lg_sim_new(&cfg, g, &set, NULL, NULL, &io, t0, 1700000000000, err, sizeof err);
-  assert_non_null(s);
-  for (int k = 0; k < 1700; k++, f.now_us += 10000) {
-    lg_sim_tick(s, f.now_us);
-    if (k == 0) {
-      f.in_open = true;
-      for (int i = 0; i < f.n_opened; i++) lg_sim_on_open(s, LG_DRIVER, f.opened[i], f.now_us);
-      f.in_open = false;
-    }
-  }
-  lg_sim_free(s);
-  geo_graph_free(g);
+  static phase_fake f;
+  const int64_t t0 = 1000000;
+  phase_run(&f, t0, 12, true, 1700);
   assert_int_equal(f.n_opened, 40);
   /* the replay's clock starts 12 s after the open (+ a tick); its second period: */
   const int64_t from = t0 + 13020000, to = from + 1000000;
