@@ -21,6 +21,8 @@
 //     stack's page directory (removed at the end), and both are measured with the stream,
 //     alternately, --rounds times each (baseline, current, baseline, current, ...), each
 //     block --seconds long, so that a change in the machine's load weighs on both alike.
+//     A third anchor, after the blocks: the current page with its drivers canvas hidden,
+//     drawing as usual but composited never: what the page's own work costs a frame.
 //     Besides the frame times, each block counts how often the drivers moved on screen
 //     (draws of the drivers per second: the old page rebuilt a GeoJSON source, the current
 //     one draws its own layer).
@@ -235,6 +237,20 @@ try {
       blocks.push(block);
     }
   }
+  // the third anchor: the current page doing all its work (the drivers projected and drawn
+  // at every frame they glide), with its drivers canvas hidden, so that nothing it draws is
+  // composited: what the page's own work costs a frame, without the compositor's share
+  let uncomposited = null;
+  if (page) {
+    await page.goto(`${gatewayHttp()}/ops/?token=${token('ops', `${tag}-page`)}`, 180000);
+    await until(tolerant(async () => (await page.evaluate('window.meridianOps.counts().drivers')) >= ops.city.drivers.size * 0.9),
+      180000, 'the page to draw the drivers (uncomposited anchor)');
+    await sleep(5000);
+    await page.evaluate("window.meridianOps.drivers.canvas.style.display = 'none'");
+    log(`current page, drivers canvas hidden (anchor): measuring for ${seconds} s`);
+    uncomposited = await frameTimes(page, seconds * 1000);
+    log(`current page, drivers drawn but not composited (anchor): ${JSON.stringify(uncomposited)}`);
+  }
   const secs = (Date.now() - m0) / 1000;
   offStats();
   const streamBps = (ops.city.bytes - b0) / secs;
@@ -261,7 +277,7 @@ try {
     },
     page: page && {
       current, baseline: before, baseline_ref: baseline || null, blocks,
-      anchor_idle: idle, anchor_repaint_every_frame: repaint,
+      anchor_idle: idle, anchor_repaint_every_frame: repaint, anchor_uncomposited: uncomposited,
       p50_ratio_baseline_to_current: before && current.p50_ms ? +(before.p50_ms / current.p50_ms).toFixed(2) : null,
       p50_ratio_to_idle: idle.p50_ms ? +(current.p50_ms / idle.p50_ms).toFixed(2) : null,
       p50_ratio_to_repaint: repaint.p50_ms ? +(current.p50_ms / repaint.p50_ms).toFixed(2) : null,
@@ -282,6 +298,7 @@ try {
     rows.push(row(`page_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.p50_ms, repaint.p95_ms, 1));
     rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'meridian', 'ms', current.browser_cpu_ms_per_frame, null, current.blocks));
     rows.push(row(`page_cpu_per_frame_${drivers}_drivers`, 'repaint-map', 'ms', repaint.browser_cpu_ms_per_frame, null, 1));
+    rows.push(row(`page_frame_${drivers}_drivers`, 'uncomposited', 'ms', uncomposited.p50_ms, uncomposited.p95_ms, 1));
   }
   if (before) {
     rows.push(row(`page_frame_${drivers}_drivers`, `page-${baseline}`, 'ms', before.p50_ms, before.p95_ms, before.blocks));
