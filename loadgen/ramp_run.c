@@ -8,6 +8,7 @@
 
 #include "mrd/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -57,23 +58,44 @@ static void usage(FILE *fp) {
       "Environment: MERIDIAN_JWT_SECRET (required), MERIDIAN_GATEWAY_URL, MERIDIAN_GRAPH.\n");
 }
 
-/* CPU seconds (user + system) of pid so far, from /proc/<pid>/stat; NAN when unreadable. */
-static double proc_cpu_s(long pid) {
+/* The CPU ticks (user + system, and those of its children it has reaped) of pid so far and
+ * its parent, from /proc/<pid>/stat; false when unreadable. */
+static bool proc_ticks(long pid, unsigned long long *ticks, long *ppid) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%ld/stat", pid);
   FILE *fp = fopen(path, "r");
-  if (!fp) return NAN;
+  if (!fp) return false;
   size_t n = fread(buf, 1, sizeof buf - 1, fp);
   fclose(fp);
   buf[n] = '\0';
   char *p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
-  if (!p) return NAN;
-  unsigned long long ut = 0, st = 0;
-  /* after ")": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14)
-   * stime(15) */
-  if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-    return NAN;
-  return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  if (!p) return false;
+  unsigned long long ut = 0, st = 0, cut = 0, cst = 0;
+  /* after ")": state(3) ppid(4) pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+   * utime(14) stime(15) cutime(16) cstime(17) */
+  if (sscanf(p + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", ppid, &ut,
+             &st, &cut, &cst) != 5)
+    return false;
+  *ticks = ut + st + cut + cst;
+  return true;
+}
+
+/* CPU seconds of pid so far with its children's: those alive (PostgreSQL's backends are the
+ * postmaster's children) and those it has reaped. A child that ends between two readings
+ * moves from the first sum to the second, so a difference of readings counts it once.
+ * NAN when pid is unreadable. */
+static double proc_cpu_s(long pid) {
+  unsigned long long total = 0, t = 0;
+  long ppid = 0;
+  if (!proc_ticks(pid, &total, &ppid)) return NAN;
+  DIR *d = opendir("/proc");
+  for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    long child = strtol(e->d_name, NULL, 10);
+    if (child != pid && proc_ticks(child, &t, &ppid) && ppid == pid) total += t;
+  }
+  if (d) closedir(d);
+  return (double)total / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* One counter sample `name{label="value"} N` (label NULL: no labels) from Prometheus text;

@@ -1,7 +1,9 @@
 /* test_pg_adapter.c: the PostgreSQL adapter against the stack's PostGIS: parameterised
  * round trips (hostile strings stay data), SQL errors with their SQLSTATE, reconnection
- * after pg_terminate_backend (also inside a transaction), and a PostGIS KNN query checked
- * against a brute-force answer. Random points print their seed; SEED= replays. */
+ * after pg_terminate_backend (also inside a transaction), statements with parameters
+ * prepared once per connection (and again after a reconnect or a table change), and a
+ * PostGIS KNN query checked against a brute-force answer. Random points print their seed;
+ * SEED= replays. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +130,73 @@ static void test_pg_reconnects_after_backend_terminated(void **state) {
   assert_string_not_equal(before, after);
   free(before);
   free(after);
+  mrd_pg_free(pg);
+}
+
+/* The value of a one-row, one-column query with one parameter, as an int (-1 on error). */
+static int int_of(mrd_pg *pg, const char *sql, const char *param) {
+  PGresult *res = NULL;
+  if (mrd_pg_exec(pg, &res, sql, 1, (const char *[]){param}) != 0) return -1;
+  int v = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : -1;
+  PQclear(res);
+  return v;
+}
+
+static void test_pg_parameterised_statements_prepared_once_per_connection(void **state) {
+  (void)state;
+  mrd_pg *pg = connect_stack();
+  const char *ins = "INSERT INTO prep_t VALUES ($1, $2)";
+  const char *count_prepared = "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1";
+  assert_int_equal(mrd_pg_exec(pg, NULL, "CREATE TEMP TABLE prep_t (a int, b text)", 0, NULL), 0);
+  for (int i = 0; i < 100; i++) {
+    char a[16];
+    snprintf(a, sizeof a, "%d", i);
+    assert_int_equal(mrd_pg_exec(pg, NULL, ins, 2, (const char *[]){a, i % 2 ? NULL : "x"}), 0);
+  }
+  assert_int_equal(int_of(pg, "SELECT count(*) FROM prep_t WHERE a >= $1::int", "0"), 100);
+  assert_int_equal(int_of(pg, "SELECT count(*) FROM prep_t WHERE b IS NULL AND a >= $1::int", "0"),
+                   50);
+  /* on the server once, under the adapter's name */
+  assert_int_equal(int_of(pg, count_prepared, ins), 1);
+  assert_int_equal(
+      int_of(pg, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE $1", "mrd\\_%"), 5);
+
+  /* a table changed under a prepared SELECT *: that call fails, the next prepares it again */
+  PGresult *res = NULL;
+  const char *star = "SELECT * FROM prep_t WHERE a = $1::int";
+  assert_int_equal(mrd_pg_exec(pg, &res, star, 1, (const char *[]){"4"}), 0);
+  assert_int_equal(PQnfields(res), 2);
+  PQclear(res);
+  assert_int_equal(mrd_pg_exec(pg, NULL, "ALTER TABLE prep_t ADD COLUMN c int", 0, NULL), 0);
+  assert_int_equal(mrd_pg_exec(pg, &res, star, 1, (const char *[]){"4"}), MRD_EREPLY);
+  assert_string_equal(mrd_pg_sqlstate(pg), "0A000");
+  assert_int_equal(mrd_pg_exec(pg, &res, star, 1, (const char *[]){"4"}), 0);
+  assert_int_equal(PQnfields(res), 3);
+  assert_int_equal(PQntuples(res), 1);
+  PQclear(res);
+
+  /* a statement the server refuses is refused each time, cleanly */
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(mrd_pg_exec(pg, NULL, "SELEC $1", 1, (const char *[]){"1"}), MRD_EREPLY);
+    assert_string_equal(mrd_pg_sqlstate(pg), "42601");
+  }
+
+  /* more distinct statements than the handle keeps prepared: the rest run unprepared */
+  for (int k = 0; k < 80; k++) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT $1::int + %d", k);
+    assert_int_equal(int_of(pg, sql, "1"), 1 + k);
+  }
+
+  /* a reconnect drops every prepared statement: they are prepared again on the new one */
+  char *before = backend_pid(pg);
+  terminate(before);
+  free(before);
+  assert_int_equal(mrd_pg_exec(pg, NULL, "SELECT 1", 0, NULL), MRD_ECONN);
+  int64_t t0 = itest_now_ms();
+  while (mrd_pg_ping(pg) != 0 && itest_now_ms() - t0 < 5000) itest_sleep_ms(10);
+  assert_int_equal(int_of(pg, "SELECT $1::int + 1", "41"), 42);
+  assert_int_equal(int_of(pg, count_prepared, "SELECT $1::int + 1"), 1);
   mrd_pg_free(pg);
 }
 
@@ -317,6 +386,7 @@ int main(void) {
       cmocka_unit_test(test_pg_sql_error_gives_message_and_sqlstate),
       cmocka_unit_test(test_pg_transaction_commit_and_rollback),
       cmocka_unit_test(test_pg_reconnects_after_backend_terminated),
+      cmocka_unit_test(test_pg_parameterised_statements_prepared_once_per_connection),
       cmocka_unit_test(test_pg_connection_lost_in_transaction_refuses_rest),
       cmocka_unit_test(test_pg_listen_gets_notifications_also_after_a_reconnect),
       cmocka_unit_test(test_pg_unreachable_server_is_an_error),

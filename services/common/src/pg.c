@@ -1,16 +1,33 @@
 /*
  * pg.c: the libpq adapter of pg.h. The PGconn is created once and PQreset on loss, so the
  * notice processor and settings stay with it; `ensure` gates reconnects by the backoff.
+ * Statements with parameters are prepared once per connection (`stmt`): a service runs the
+ * same few statements thousands of times, and the server then parses, analyses and plans
+ * each once instead of at every call.
  */
 #include "mrd/pg.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mrd/log.h"
 #include "mrd_internal.h"
+
+/* A statement prepared on the server as "mrd_<slot>_<gen>", on the connection numbered
+ * `on` (mrd_pg.connects: a reconnect drops every prepared statement). gen changes when the
+ * slot must be prepared afresh while the old name may still exist on the server. */
+typedef struct stmt {
+  char *sql;
+  uint64_t hash;
+  int n_params;
+  unsigned on; /* 0: not prepared on any connection */
+  unsigned gen;
+} stmt;
+
+#define PG_STMTS 64 /* statements kept prepared; more run unprepared */
 
 struct mrd_pg {
   PGconn *conn; /* NULL until the first connect attempt made one */
@@ -25,6 +42,8 @@ struct mrd_pg {
   char channels[MRD_PG_MAX_CHANNELS][64]; /* LISTENed again after each connect */
   int n_channels;
   unsigned connects;
+  stmt stmts[PG_STMTS];
+  int n_stmts;
 };
 
 static bool channel_ok(const char *c) {
@@ -138,24 +157,39 @@ int mrd_pg_new(const char *dsn, const mrd_pg_opts *opts, mrd_pg **out) {
 
 void mrd_pg_free(mrd_pg *pg) {
   if (pg == NULL) return;
+  for (int i = 0; i < pg->n_stmts; i++) free(pg->stmts[i].sql);
   if (pg->conn) PQfinish(pg->conn);
   free(pg->dsn);
   free(pg);
 }
 
-int mrd_pg_exec(mrd_pg *pg, PGresult **res, const char *sql, int n_params,
-                const char *const *params) {
-  if (res) *res = NULL;
-  if (pg == NULL || sql == NULL || n_params < 0 || (n_params > 0 && params == NULL))
-    return MRD_EINVAL;
-  pg->sqlstate[0] = '\0';
-  if (pg->tx_lost) {
-    set_err(pg, "postgres: connection lost inside a transaction: roll back and retry it");
-    return MRD_ECONN;
+static uint64_t fnv1a(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* The cache slot of sql (added when new and there is room), or NULL: run it unprepared. */
+static stmt *stmt_slot(mrd_pg *pg, const char *sql, int n_params) {
+  uint64_t h = fnv1a(sql);
+  for (int i = 0; i < pg->n_stmts; i++) {
+    stmt *s = &pg->stmts[i];
+    if (s->hash == h && s->n_params == n_params && strcmp(s->sql, sql) == 0) return s;
   }
-  int rc = ensure(pg);
-  if (rc != 0) return rc;
-  PGresult *r = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
+  if (pg->n_stmts == PG_STMTS) return NULL;
+  char *copy = strdup(sql);
+  if (copy == NULL) return NULL;
+  pg->stmts[pg->n_stmts] = (stmt){.sql = copy, .hash = h, .n_params = n_params};
+  return &pg->stmts[pg->n_stmts++];
+}
+
+static void stmt_name(const mrd_pg *pg, const stmt *s, char *out, size_t cap) {
+  snprintf(out, cap, "mrd_%d_%u", (int)(s - pg->stmts), s->gen);
+}
+
+/* 0 when r succeeded (r kept), else the error (r cleared): MRD_ECONN (connection lost),
+ * MRD_ENOMEM, MRD_EREPLY with the server's message and SQLSTATE. */
+static int result_rc(mrd_pg *pg, PGresult *r) {
   if (PQstatus(pg->conn) != CONNECTION_OK) {
     PQclear(r);
     lost(pg);
@@ -173,6 +207,47 @@ int mrd_pg_exec(mrd_pg *pg, PGresult **res, const char *sql, int n_params,
     set_err(pg, "postgres: %s", msg ? msg : PQresultErrorMessage(r));
     PQclear(r);
     return MRD_EREPLY;
+  }
+  return 0;
+}
+
+int mrd_pg_exec(mrd_pg *pg, PGresult **res, const char *sql, int n_params,
+                const char *const *params) {
+  if (res) *res = NULL;
+  if (pg == NULL || sql == NULL || n_params < 0 || (n_params > 0 && params == NULL))
+    return MRD_EINVAL;
+  pg->sqlstate[0] = '\0';
+  if (pg->tx_lost) {
+    set_err(pg, "postgres: connection lost inside a transaction: roll back and retry it");
+    return MRD_ECONN;
+  }
+  int rc = ensure(pg);
+  if (rc != 0) return rc;
+  stmt *sp = n_params > 0 ? stmt_slot(pg, sql, n_params) : NULL;
+  PGresult *r = NULL;
+  if (sp && sp->on != pg->connects) {
+    char name[32];
+    stmt_name(pg, sp, name, sizeof name);
+    r = PQprepare(pg->conn, name, sql, n_params, NULL);
+    if ((rc = result_rc(pg, r)) != 0) return rc;
+    PQclear(r);
+    sp->on = pg->connects;
+  }
+  if (sp) {
+    char name[32];
+    stmt_name(pg, sp, name, sizeof name);
+    r = PQexecPrepared(pg->conn, name, n_params, params, NULL, NULL, 0);
+  } else {
+    r = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
+  }
+  if ((rc = result_rc(pg, r)) != 0) {
+    /* "cached plan must not change result type" (a table changed under it): this call
+     * fails, the next prepares the statement again under a new name */
+    if (sp && rc == MRD_EREPLY && strcmp(pg->sqlstate, "0A000") == 0) {
+      sp->on = 0;
+      sp->gen++;
+    }
+    return rc;
   }
   pg->errstr[0] = '\0';
   if (res)

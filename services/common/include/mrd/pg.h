@@ -3,11 +3,16 @@
  *
  * Every statement goes through PQexecParams with text parameters ($1, $2 ...), so values
  * are never spliced into SQL and a string holding several statements is refused by the
- * server. A connection found broken (CONNECTION_BAD: server restarted,
- * pg_terminate_backend, network) fails the call with MRD_ECONN; the next call reconnects
- * (PQreset), immediately the first time, then with an exponential backoff (100 ms doubling
- * to 5 s by default) during which calls fail fast. A failed statement is not retried.
- * A connection lost inside a transaction leaves the handle refusing statements with
+ * server. A statement with parameters is prepared once per connection (PQprepare, then
+ * PQexecPrepared; the first 64 distinct texts of a handle, named mrd_<n>_<gen>): the server
+ * parses and plans it once. Should a table change under a prepared statement so that its
+ * result type changes, that call fails (SQLSTATE 0A000) and the next prepares it again.
+ * Behind a pooler in transaction mode, the pooler must track protocol-level prepared
+ * statements (PgBouncer >= 1.21, max_prepared_statements). A connection found broken
+ * (CONNECTION_BAD: server restarted, pg_terminate_backend, network) fails the call with MRD_ECONN;
+ * the next call reconnects (PQreset), immediately the first time, then with an exponential backoff
+ * (100 ms doubling to 5 s by default) during which calls fail fast. A failed statement is not
+ * retried. A connection lost inside a transaction leaves the handle refusing statements with
  * MRD_ECONN until mrd_pg_rollback(), so the rest of a transaction can never run outside
  * one. Server notices are logged through mrd_log. LISTEN/NOTIFY: channels given to
  * mrd_pg_listen are listened to again after every reconnect, and mrd_pg_notifications
