@@ -61,6 +61,10 @@ static void usage(FILE *fp) {
       "calibrated\n"
       "                      pace of the hour dispatch quotes for (now, in MERIDIAN_TIMEZONE)\n"
       "  --no-motion         locations without heading and speed_mps\n"
+      "  --keepalive S       WebSocket ping on a connection the server has sent nothing on for S "
+      "s,\n"
+      "                      hang up after 2 S (default 5: a half-open socket is found within 10 "
+      "s)\n"
       "  --chain-horizon S   estimate chained trips: drivers ending a trip within S sim seconds\n"
       "                      timed to each matched pickup (default 120; 0: off; not dispatched)\n"
       "  --drain S           wall seconds at most to let trips finish (default: 1 h of sim time, "
@@ -106,6 +110,7 @@ typedef struct replay_opts {
   const char *trips, *json, *plot, *outcomes, *run_id, *samples, *eta_samples;
   const char *url, *graph, *area_path;
   unsigned part, parts;
+  double keepalive_s; /* lg_ws_opts.keepalive_s */
   bool quiet, have_drivers, speedup_auto, pace_auto;
 } replay_opts;
 
@@ -136,6 +141,7 @@ enum {
   OPT_GRAPH,
   OPT_AREA,
   OPT_QUIET,
+  OPT_KEEPALIVE,
 };
 
 static const struct option replay_longopts[] = {
@@ -165,6 +171,7 @@ static const struct option replay_longopts[] = {
     {"graph", required_argument, NULL, OPT_GRAPH},
     {"area", required_argument, NULL, OPT_AREA},
     {"quiet", no_argument, NULL, OPT_QUIET},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
     {NULL, 0, NULL, 0},
 };
 
@@ -225,6 +232,7 @@ static bool replay_option(int opt, const char *v, lg_config *cfg, replay_opts *o
   case OPT_GRAPH: o->graph = v; return true;
   case OPT_AREA: o->area_path = v; return true;
   case OPT_QUIET: o->quiet = true; return true;
+  case OPT_KEEPALIVE: return num_arg(v, 1, 3600, &o->keepalive_s);
   }
   return false;
 }
@@ -396,8 +404,9 @@ static void replay_process_setup(void) {
  * counted too). 0, or the exit code after one line (1 the run failed, 2 bad settings). */
 static int replay_run(const replay_opts *o, ctx *c, const char *secret, const char *host, int port,
                       const char *prefix, lg_sim **sim) {
-  lg_ws_opts wo = {host, port, prefix,    secret,
-                   100,  10,   !o->quiet, getenv("MERIDIAN_LOADGEN_EVENT_LOOP")};
+  lg_ws_opts wo = {host,          port, prefix,    secret,
+                   100,           10,   !o->quiet, getenv("MERIDIAN_LOADGEN_EVENT_LOOP"),
+                   o->keepalive_s};
   fprintf(stderr,
           "meridian-loadgen: run %s: %zu drivers against %s, speedup %gx, %g s; a location every "
           "%g s of sim time; pace %.3f\n",

@@ -48,6 +48,8 @@ static void usage(FILE *fp) {
       "  --procs N            load processes per step, drivers and trips split (default: one\n"
       "                       per 1,000 drivers, at least 2)\n"
       "  --ping-max-hz H      location messages per driver per second at most (default 1)\n"
+      "  --keepalive S        the apps' WebSocket ping after S s without traffic (default 30, as\n"
+      "                       mobile apps; replay's default 5 is for its fault tests)\n"
       "  --drain S            wall seconds a step waits for trips to finish (default 3)\n"
       "  --pids NAME=PID,...  stack processes whose CPU to report (scripts/capacity passes them)\n"
       "  --out DIR            children's reports and the plot data (default out/capacity)\n"
@@ -124,7 +126,7 @@ static int read_samples(const char *path, lg_samples *out) {
 
 typedef struct ramp_opts {
   const char *trips, *url, *graph, *area, *out, *plot, *start, *seed;
-  double hold_s, ping_hz, drain_s;
+  double hold_s, ping_hz, drain_s, keepalive_s;
   int procs;
   size_t n_pids;
   char pid_name[LG_RAMP_MAX_PROCS][LG_RAMP_NAME_MAX];
@@ -150,11 +152,12 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
   size_t per = plan->drivers / (size_t)n, extra = plan->drivers % (size_t)n;
   for (int k = 0; k < n; k++) {
     char drivers[32], speedup[32], hold[32], hz[32], drain[32], part[32], run[40], json[4096],
-        samples[4096];
+        samples[4096], keepalive[32];
     snprintf(drivers, sizeof drivers, "%zu", per + ((size_t)k < extra ? 1 : 0));
     snprintf(speedup, sizeof speedup, "%g", plan->speedup);
     snprintf(hold, sizeof hold, "%g", o->hold_s);
     snprintf(hz, sizeof hz, "%g", o->ping_hz);
+    snprintf(keepalive, sizeof keepalive, "%g", o->keepalive_s);
     snprintf(drain, sizeof drain, "%g", o->drain_s);
     snprintf(part, sizeof part, "%d/%d", k, n);
     snprintf(run, sizeof run, "%ss%zup%d", run_base, i + 1, k);
@@ -174,6 +177,8 @@ static int run_step(const ramp_opts *o, const char *self, const char *host, int 
     argv[a++] = hold;
     argv[a++] = "--ping-max-hz";
     argv[a++] = hz;
+    argv[a++] = "--keepalive";
+    argv[a++] = keepalive;
     argv[a++] = "--drain";
     argv[a++] = drain;
     argv[a++] = "--part";
@@ -329,6 +334,7 @@ enum {
   RO_START,
   RO_SEED,
   RO_PIDS,
+  RO_KEEPALIVE,
 };
 
 static const struct option ramp_longopts[] = {
@@ -337,6 +343,7 @@ static const struct option ramp_longopts[] = {
     {"hold", required_argument, NULL, RO_HOLD},
     {"procs", required_argument, NULL, RO_PROCS},
     {"ping-max-hz", required_argument, NULL, RO_PING_MAX_HZ},
+    {"keepalive", required_argument, NULL, RO_KEEPALIVE},
     {"drain", required_argument, NULL, RO_DRAIN},
     {"out", required_argument, NULL, RO_OUT},
     {"plot", required_argument, NULL, RO_PLOT},
@@ -383,6 +390,7 @@ static bool ramp_option(int opt, const char *v, ramp_opts *o, const char **steps
     o->procs = (int)x;
     return true;
   case RO_PING_MAX_HZ: return num_arg(v, 0.01, 5, &o->ping_hz);
+  case RO_KEEPALIVE: return num_arg(v, 1, 3600, &o->keepalive_s);
   case RO_DRAIN: return num_arg(v, 0, 3600, &o->drain_s);
   case RO_OUT: o->out = v; return true;
   case RO_PLOT: o->plot = v; return true;
@@ -409,6 +417,7 @@ static int ramp_parse_args(int argc, char **argv, ramp_opts *o, const char **ste
   o->hold_s = 20;
   o->procs = 0; /* lg_ramp_procs_for each step */
   o->ping_hz = 1;
+  o->keepalive_s = 30;
   o->drain_s = 3;
   *steps = DEFAULT_STEPS;
   *crit = (lg_ramp_criteria){50, 95, 0};

@@ -12,6 +12,7 @@
 
 #include <ev.h>
 #include <libwebsockets.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -61,6 +62,7 @@ static void note(conn *c, char what) {
 /* The run: the context, the simulation and the connections. */
 typedef struct run {
   const lg_ws_opts *o;
+  lws_retry_bo_t idle_policy; /* idle_policy_for(o) */
   struct lws_context *ctx;
   lg_sim *sim;
   conn *drivers, *riders;
@@ -230,10 +232,16 @@ static void io_describe(void *ud, lg_role role, uint32_t idx, char *buf, size_t 
 
 /* A connection that went silent without a close seen (its server killed -9 with the FIN
  * lost on a busy machine, a half-open socket) would swallow every message sent on it, and the
- * app would wait forever: WebSocket pings after 5 s without traffic, hang up after 10 s, and
- * the app reconnects and resynchronises as for any dropped connection. */
-static const lws_retry_bo_t idle_policy = {.secs_since_valid_ping = 5,
-                                           .secs_since_valid_hangup = 10};
+ * app would wait forever: WebSocket pings after keepalive_s (5 s) without traffic from the
+ * server, hang up after twice that, and the app reconnects and resynchronises as for any
+ * dropped connection. A driver's connection carries nothing from the server between offers,
+ * so each is pinged every keepalive_s: at 5 s, 1,000 drivers are 200 ping/pong exchanges a
+ * second on the gateway (the capacity ramp uses 30 s, as mobile apps do). */
+static lws_retry_bo_t idle_policy_for(const lg_ws_opts *o) {
+  double s = o->keepalive_s > 0 ? o->keepalive_s : 5;
+  return (lws_retry_bo_t){.secs_since_valid_ping = (uint16_t)lround(s),
+                          .secs_since_valid_hangup = (uint16_t)lround(2 * s)};
+}
 
 static void start_connects(run *r) {
   while (r->queue_head && r->connecting < r->o->max_connecting) {
@@ -253,7 +261,7 @@ static void start_connects(run *r) {
     i.protocol = NULL;
     i.opaque_user_data = c;
     i.pwsi = &c->wsi;
-    i.retry_and_idle_policy = &idle_policy;
+    i.retry_and_idle_policy = &r->idle_policy;
     c->st = C_CONNECTING;
     c->n_wsi++;
     note(c, 'C');
@@ -459,6 +467,7 @@ int lg_ws_run(const lg_ws_opts *o, size_t drivers, size_t max_riders,
   run r;
   memset(&r, 0, sizeof r);
   r.o = o;
+  r.idle_policy = idle_policy_for(o);
   r.stop = stop_flag;
   *out_sim = NULL;
   r.drivers = calloc(drivers ? drivers : 1, sizeof *r.drivers);

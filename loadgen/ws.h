@@ -23,6 +23,8 @@ typedef struct lg_ws_opts {
   int progress;           /* print a progress line on stderr every second */
   const char *event_loop; /* "epoll" (libev under lws; NULL means it) or "poll" (lws's own:
                              every wake-up polls every socket) */
+  double keepalive_s;     /* WebSocket ping on a connection silent this long, hang up at twice
+                             it (0 means 5 s) */
 } lg_ws_opts;
 
 /* Parse "ws://host:port[/prefix]" into host (hostcap bytes), *port and prefix. Returns 0 or
