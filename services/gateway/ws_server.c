@@ -843,6 +843,19 @@ static const struct lws_protocols protocols[] = {
     {"gw-kafka-wake", wake_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0}};
 
+/* No lws "validity" timer on the apps' connections: lws re-arms it on every frame received,
+ * and its timers are one sorted list that each re-arm walks, O(connections): 8-10% of the
+ * gateway's CPU at 6,000 drivers (perf, docs/capacity.md). A peer that vanished is found by
+ * TCP keepalive instead, kept by the kernel at no cost per frame: probes after
+ * GW_TCP_KEEPALIVE_IDLE_S without traffic, closed after GW_TCP_KEEPALIVE_PROBES unanswered
+ * probes GW_TCP_KEEPALIVE_INTERVAL_S apart (lws's own default was a ping after 300 s without
+ * traffic and a hang-up at 310 s). */
+static const lws_retry_bo_t no_validity_timer = {.secs_since_valid_ping = 0,
+                                                 .secs_since_valid_hangup = 0};
+#define GW_TCP_KEEPALIVE_IDLE_S 300
+#define GW_TCP_KEEPALIVE_INTERVAL_S 10
+#define GW_TCP_KEEPALIVE_PROBES 3
+
 static const struct lws_protocol_vhost_options pvo_default = {NULL, NULL, "default", "1"};
 static const struct lws_protocol_vhost_options pvo_meridian = {NULL, &pvo_default, "meridian", ""};
 
@@ -860,6 +873,10 @@ int gw_ws_start(gw_server *s) {
   info.max_http_header_data = 0; /* use data2: the 431 check is ours (refuse_large_headers) */
   info.max_http_header_data2 = GW_LWS_HEADER_BUFFER;
   info.fd_limit_per_thread = 0;
+  info.retry_and_idle_policy = &no_validity_timer;
+  info.ka_time = GW_TCP_KEEPALIVE_IDLE_S;
+  info.ka_interval = GW_TCP_KEEPALIVE_INTERVAL_S;
+  info.ka_probes = GW_TCP_KEEPALIVE_PROBES;
   /* lws's own loop poll()s every descriptor on each wake-up: O(connections), the largest
    * cost with 1000 busy connections (bench/README.md, gateway_bench). On epoll, through
    * lws's libev plugin with a loop of ours ("foreign"), a wake-up costs O(ready). Being

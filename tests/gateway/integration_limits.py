@@ -13,7 +13,8 @@ newer); the rate budget is the user's, not the connection's; 503 at the connecti
 429 over the address rate, at the upgrade; a ping flood is closed 1008 while another client
 is served; oversized headers get 431; refused upgrades log at a bounded rate;
 `accept o5-x` / `complete t63-x` answered unknown_offer / invalid_state and not produced;
-close frames with invalid codes answered 1002. Prints a pass/fail count; exits 1 on failure.
+close frames with invalid codes answered 1002; the apps' sockets carry TCP keepalive. Prints
+a pass/fail count; exits 1 on failure.
 Usage: integration_limits.py --gateway BIN --tool gw_kafka_tool --root SRC
 """
 import argparse
@@ -309,6 +310,21 @@ async def test_ping_flood(port, base, secret):
     return sent[0]
 
 
+async def test_tcp_keepalive(port, base, secret):
+    """An app's connection is watched by TCP keepalive (lws's per-frame validity timer is off):
+    the gateway's end of the socket carries the kernel's keepalive timer, due within 300 s."""
+    async with websockets.connect(f"{base}/v1/driver?token={token('drv-ka', 'driver', secret)}") as ws:
+        client_port = ws.transport.get_extra_info("sockname")[1]
+        out = subprocess.run(["ss", "-tnoH", "state", "established",
+                              f"( sport = :{port} and dport = :{client_port} )"],
+                             capture_output=True, text=True, timeout=10).stdout
+        timer = out[out.find("timer:("):].split(")")[0] if "timer:(" in out else ""
+        check(timer.startswith("timer:(keepalive,"), f"the gateway's socket has a keepalive timer: {timer!r}")
+        mins = timer.split(",")[1] if timer.count(",") >= 1 else ""
+        check(mins.endswith("sec") and ("min" not in mins or int(mins.split("min")[0]) < 5),
+              f"keepalive probes within 300 s of silence ({mins})")
+
+
 # ---- item 5: smaller ones ---------------------------------------------------------------------
 
 def test_oversized_headers(port, secret):
@@ -419,6 +435,7 @@ async def main_async(args, secret, brokers, base_port):
         test_oversized_headers(gw.port, secret)
         await test_refusals_logged_at_a_bounded_rate(gw, base)
         await test_ping_flood(gw.port, base, secret)
+        await test_tcp_keepalive(gw.port, base, secret)
     finally:
         gw.stop()
 
