@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mrd/hash.h"
 #include "mrd/log.h"
 #include "mrd_internal.h"
 
@@ -163,15 +164,9 @@ void mrd_pg_free(mrd_pg *pg) {
   free(pg);
 }
 
-static uint64_t fnv1a(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
-
 /* The cache slot of sql (added when new and there is room), or NULL: run it unprepared. */
 static stmt *stmt_slot(mrd_pg *pg, const char *sql, int n_params) {
-  uint64_t h = fnv1a(sql);
+  uint64_t h = mrd_fnv1a64_str(MRD_FNV1A64_SEED, sql);
   for (int i = 0; i < pg->n_stmts; i++) {
     stmt *s = &pg->stmts[i];
     if (s->hash == h && s->n_params == n_params && strcmp(s->sql, sql) == 0) return s;
@@ -224,22 +219,17 @@ int mrd_pg_exec(mrd_pg *pg, PGresult **res, const char *sql, int n_params,
   int rc = ensure(pg);
   if (rc != 0) return rc;
   stmt *sp = n_params > 0 ? stmt_slot(pg, sql, n_params) : NULL;
+  char name[32] = "";
+  if (sp) stmt_name(pg, sp, name, sizeof name);
   PGresult *r = NULL;
   if (sp && sp->on != pg->connects) {
-    char name[32];
-    stmt_name(pg, sp, name, sizeof name);
     r = PQprepare(pg->conn, name, sql, n_params, NULL);
     if ((rc = result_rc(pg, r)) != 0) return rc;
     PQclear(r);
     sp->on = pg->connects;
   }
-  if (sp) {
-    char name[32];
-    stmt_name(pg, sp, name, sizeof name);
-    r = PQexecPrepared(pg->conn, name, n_params, params, NULL, NULL, 0);
-  } else {
-    r = PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
-  }
+  r = sp ? PQexecPrepared(pg->conn, name, n_params, params, NULL, NULL, 0)
+         : PQexecParams(pg->conn, sql, n_params, NULL, params, NULL, NULL, 0);
   if ((rc = result_rc(pg, r)) != 0) {
     /* "cached plan must not change result type" (a table changed under it): this call
      * fails, the next prepares the statement again under a new name */
